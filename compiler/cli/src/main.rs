@@ -1,0 +1,229 @@
+//! `gatefold`: validate, compile, explain and list capabilities.
+//!
+//! Exit codes: 0 ok, 1 user error (bad spec, failed check), 2 drift found,
+//! greater than 2 internal error.
+
+#![forbid(unsafe_code)]
+
+mod explain;
+mod targets;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gatefold_compiler::diag::Diagnostics;
+use gatefold_compiler::ir::PolicyKind;
+use gatefold_compiler::target::Options;
+use gatefold_compiler::{compile_path, Compiled};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gatefold",
+    version,
+    about = "One policy language, every API gateway."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Default, PartialEq, Eq, ValueEnum)]
+enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Copy, Clone, Default, PartialEq, Eq, ValueEnum)]
+enum MatrixFormat {
+    #[default]
+    Md,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a spec (file or folder); exit 1 with diagnostics when it is wrong.
+    Validate {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Compile a spec into a target's native configuration.
+    Compile {
+        spec: PathBuf,
+        /// kong | nginx | envoy | cloudflare | reference | all
+        #[arg(long)]
+        target: String,
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Fail when a target cannot express a policy.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show each route's matcher and effective policy chain, with origins.
+    Explain {
+        spec: PathBuf,
+        /// Only this route: API.ROUTE
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The capability matrix: how each target carries out each policy kind.
+    Capabilities {
+        #[arg(long, value_enum, default_value_t)]
+        format: MatrixFormat,
+    },
+}
+
+/// Exit code for a user error (bad spec, failed check).
+const USER_ERROR: u8 = 1;
+/// Exit code for an internal error (cannot write output, ...).
+const INTERNAL_ERROR: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { spec, format } => validate(&spec, format),
+        Command::Compile {
+            spec,
+            target,
+            out,
+            strict,
+            format,
+        } => compile(&spec, &target, &out, strict, format),
+        Command::Explain {
+            spec,
+            route,
+            format,
+        } => explain::run(&spec, route.as_deref(), format == Format::Json),
+        Command::Capabilities { format } => {
+            match format {
+                MatrixFormat::Md => print!("{}", targets::matrix_markdown()),
+                MatrixFormat::Json => println!("{}", targets::matrix_json()),
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Prints diagnostics to stderr (text) or a JSON report to stdout.
+fn report(compiled: &Compiled, extra: &Diagnostics, format: Format, ok_fields: serde_json::Value) {
+    let mut all = compiled.diagnostics.clone();
+    all.extend(extra.clone());
+    match format {
+        Format::Text => {
+            let text = all.render(&compiled.sources);
+            if !text.is_empty() {
+                eprint!("{text}");
+            }
+        }
+        Format::Json => {
+            let mut out = serde_json::json!({
+                "ok": !all.has_errors(),
+                "diagnostics": all.to_json(&compiled.sources),
+            });
+            if let (Some(obj), Some(extra)) = (out.as_object_mut(), ok_fields.as_object()) {
+                obj.extend(extra.clone());
+            }
+            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        }
+    }
+}
+
+fn validate(spec: &Path, format: Format) -> ExitCode {
+    let compiled = compile_path(spec);
+    let fields = match &compiled.ir {
+        Some(ir) => serde_json::json!({ "hash": ir.hash, "routes": ir.routes.len() }),
+        None => serde_json::json!({}),
+    };
+    report(&compiled, &Diagnostics::new(), format, fields);
+    match &compiled.ir {
+        Some(ir) => {
+            if format == Format::Text {
+                eprintln!("ok: {} route(s), hash {}", ir.routes.len(), ir.hash.short());
+            }
+            ExitCode::SUCCESS
+        }
+        None => {
+            if format == Format::Text {
+                eprintln!("{} error(s)", compiled.diagnostics.error_count());
+            }
+            ExitCode::from(USER_ERROR)
+        }
+    }
+}
+
+fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) -> ExitCode {
+    let chosen = match targets::select(target) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(USER_ERROR);
+        }
+    };
+    let compiled = compile_path(spec);
+    let Some(ir) = &compiled.ir else {
+        report(
+            &compiled,
+            &Diagnostics::new(),
+            format,
+            serde_json::json!({}),
+        );
+        return ExitCode::from(USER_ERROR);
+    };
+    let options = Options { strict };
+    let nested = chosen.len() > 1;
+    let mut extra = Diagnostics::new();
+    let mut written = Vec::new();
+    let mut outputs = Vec::new();
+    for t in &chosen {
+        let artifacts = t.emit(ir, &options);
+        extra.extend(artifacts.diagnostics);
+        let dir = if nested {
+            out.join(t.kind().as_str())
+        } else {
+            out.to_path_buf()
+        };
+        outputs.push((dir, artifacts.files));
+    }
+    if extra.has_errors() {
+        report(&compiled, &extra, format, serde_json::json!({}));
+        return ExitCode::from(USER_ERROR);
+    }
+    for (dir, files) in outputs {
+        for f in files {
+            let path = dir.join(&f.path);
+            let result = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|_| std::fs::write(&path, &f.contents));
+            if let Err(e) = result {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                return ExitCode::from(INTERNAL_ERROR);
+            }
+            written.push(path.display().to_string());
+        }
+    }
+    report(
+        &compiled,
+        &extra,
+        format,
+        serde_json::json!({ "hash": ir.hash, "files": written }),
+    );
+    if format == Format::Text {
+        for w in &written {
+            eprintln!("wrote {w}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Kinds in execution order, for the matrix rows.
+fn all_kinds() -> impl Iterator<Item = PolicyKind> {
+    PolicyKind::ALL.into_iter()
+}

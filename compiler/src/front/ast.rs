@@ -1,0 +1,120 @@
+//! The spec as written, decoded and checked value by value, with the place of
+//! everything that later stages may need to point at.
+
+use crate::ir::policy::{Policy, PolicyKind};
+use crate::ir::values::{ByteSize, Duration, Method, Name};
+use crate::ir::{BasicCredential, Secret};
+use crate::ir::{HostPattern, PathPattern, Upstream};
+use crate::source::Span;
+use std::collections::BTreeSet;
+
+/// A definition: a name given in the spec, where it is, and what it defines.
+#[derive(Clone, Debug)]
+pub struct Def<T> {
+    pub name: Name,
+    pub span: Span,
+    pub value: T,
+}
+
+/// A name used to refer to a definition, with where it is used.
+#[derive(Clone, Debug)]
+pub struct NameRef {
+    pub name: Name,
+    pub span: Span,
+}
+
+/// What a [`NameRef`] inside a policy's options points at.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    Upstream,
+    Group,
+}
+
+/// One policy as written (inline or as a named definition).
+#[derive(Clone, Debug)]
+pub struct PolicyAst {
+    pub policy: Policy,
+    /// The `kind:` key.
+    pub kind_span: Span,
+    /// Names its options refer to (traffic-split upstreams, acl groups).
+    pub refs: Vec<(RefKind, NameRef)>,
+}
+
+impl PolicyAst {
+    pub fn kind(&self) -> PolicyKind {
+        self.policy.kind()
+    }
+}
+
+/// An entry of a `policies:` list.
+#[derive(Clone, Debug)]
+pub enum PolicyRef {
+    Named(NameRef),
+    Inline(PolicyAst),
+}
+
+/// A named entry of the top-level `policies:` section.
+#[derive(Clone, Debug)]
+pub enum PolicyDef {
+    Single(PolicyAst),
+    /// A list of policy references applied together.
+    Bundle(Vec<PolicyRef>),
+}
+
+/// `disable: [kind]` entries.
+pub type Disable = Vec<(PolicyKind, Span)>;
+
+/// `gateway:`.
+#[derive(Clone, Debug)]
+pub struct GatewayAst {
+    pub span: Span,
+    pub name: Option<Name>,
+    pub listen: Option<u16>,
+    pub request_id: Option<bool>,
+    pub max_body: Option<ByteSize>,
+    pub connect_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    pub server_header: Option<bool>,
+    pub policies: Vec<PolicyRef>,
+}
+
+/// `consumers.NAME`.
+#[derive(Clone, Debug)]
+pub struct ConsumerAst {
+    pub groups: BTreeSet<Name>,
+    pub keys: Vec<Secret>,
+    pub basic: Option<BasicCredential>,
+}
+
+/// `apis.NAME`.
+#[derive(Clone, Debug)]
+pub struct ApiAst {
+    pub hosts: Vec<HostPattern>,
+    pub base_path: PathPattern,
+    pub strip_base_path: bool,
+    pub upstream: Option<NameRef>,
+    pub policies: Vec<PolicyRef>,
+    pub disable: Disable,
+    pub routes: Vec<Def<RouteAst>>,
+}
+
+/// `apis.NAME.routes.NAME`.
+#[derive(Clone, Debug)]
+pub struct RouteAst {
+    pub path: PathPattern,
+    pub path_span: Span,
+    pub methods: Option<BTreeSet<Method>>,
+    pub upstream: Option<NameRef>,
+    pub policies: Vec<PolicyRef>,
+    pub disable: Disable,
+}
+
+/// A whole spec: every file's sections merged.
+#[derive(Clone, Debug, Default)]
+pub struct SpecAst {
+    pub gateway: Option<GatewayAst>,
+    pub upstreams: Vec<Def<Upstream>>,
+    pub consumers: Vec<Def<ConsumerAst>>,
+    pub policies: Vec<Def<PolicyDef>>,
+    pub apis: Vec<Def<ApiAst>>,
+}

@@ -1,0 +1,693 @@
+//! Decoding the sections of a spec file: `gatefold`, `gateway`, `upstreams`,
+//! `consumers`, `policies`, `apis`.
+
+use super::ast::*;
+use super::decode::{Cx, Fields};
+use super::policy::{decode_policy_object, decode_secret};
+use super::yaml::{Node, Value};
+use crate::diag::Diagnostic;
+use crate::ir::policy::{PolicyKind, Retry, RetryOn, Timeout};
+use crate::ir::values::{Duration, HeaderName, Method, Name};
+use crate::ir::{Balance, BasicCredential, HealthCheck, OriginUrl, Upstream, UpstreamTarget};
+use std::collections::BTreeSet;
+
+const TOP: &[&str] = &[
+    "gatefold",
+    "gateway",
+    "upstreams",
+    "consumers",
+    "policies",
+    "apis",
+];
+
+/// Decodes one file into `spec`, reporting names defined twice across files.
+pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
+    if root.value == Value::Null {
+        cx.error(
+            "empty-spec",
+            root.span,
+            "this spec file is empty",
+            "start it with `gatefold: 1`",
+        );
+        return;
+    }
+    let Some(f) = cx.fields(root, "the spec", TOP, "gatefold: 1") else {
+        return;
+    };
+    match f.get("gatefold") {
+        None => cx.error(
+            "missing-version",
+            root.span,
+            "a spec file must say which language version it is written in",
+            "add `gatefold: 1` as its first line",
+        ),
+        Some(n) if n.value == Value::Int(1) => {}
+        Some(n) => cx.error(
+            "unsupported-version",
+            n.span,
+            "this gatefold understands language version 1 only",
+            "write `gatefold: 1`",
+        ),
+    }
+    if let Some(n) = f.get("gateway") {
+        if let Some(gw) = decode_gateway(cx, n) {
+            match &spec.gateway {
+                Some(first) => cx.diags.push(
+                    Diagnostic::error("duplicate-definition", n.span, "`gateway` is defined twice")
+                        .with_related(first.span, "first defined here")
+                        .with_help("keep one `gateway:` section in the spec"),
+                ),
+                None => spec.gateway = Some(gw),
+            }
+        }
+    }
+    if let Some(n) = f.get("upstreams") {
+        named(
+            cx,
+            n,
+            "upstreams",
+            "upstream",
+            &mut spec.upstreams,
+            decode_upstream,
+        );
+    }
+    if let Some(n) = f.get("consumers") {
+        named(
+            cx,
+            n,
+            "consumers",
+            "consumer",
+            &mut spec.consumers,
+            decode_consumer,
+        );
+    }
+    if let Some(n) = f.get("policies") {
+        named(
+            cx,
+            n,
+            "policies",
+            "policy",
+            &mut spec.policies,
+            decode_policy_def,
+        );
+    }
+    if let Some(n) = f.get("apis") {
+        named(cx, n, "apis", "api", &mut spec.apis, decode_api);
+    }
+}
+
+/// Checks a name written as a mapping key.
+pub fn name_at(cx: &mut Cx<'_>, text: &str, span: crate::source::Span, what: &str) -> Option<Name> {
+    match text.parse::<Name>() {
+        Ok(n) => Some(n),
+        Err(msg) => {
+            cx.error(
+                "invalid-name",
+                span,
+                format!("{what} name: {msg}"),
+                "for example `pets-v2`",
+            );
+            None
+        }
+    }
+}
+
+/// A `NAME: definition` section, appended to `out`; a name already defined
+/// (in this or another file) is an error naming both places.
+fn named<T>(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    section: &str,
+    what: &str,
+    out: &mut Vec<Def<T>>,
+    decode: impl Fn(&mut Cx<'_>, &Node, &Name) -> Option<T>,
+) {
+    let example = format!("{section}: {{ my-{what}: ... }}");
+    let Some(entries) = cx.map(node, &format!("`{section}`"), &example) else {
+        return;
+    };
+    for e in entries {
+        let Some(name) = name_at(cx, &e.key, e.key_span, what) else {
+            continue;
+        };
+        if let Some(first) = out.iter().find(|d| d.name == name) {
+            cx.diags.push(
+                Diagnostic::error(
+                    "duplicate-definition",
+                    e.key_span,
+                    format!("{what} `{name}` is defined twice"),
+                )
+                .with_related(first.span, "first defined here")
+                .with_help(format!("rename one of them or remove the second `{name}`")),
+            );
+            continue;
+        }
+        if let Some(value) = decode(cx, &e.value, &name) {
+            out.push(Def {
+                name,
+                span: e.key_span,
+                value,
+            });
+        }
+    }
+}
+
+fn duration(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str, what: &str) -> Option<Duration> {
+    f.get(key)
+        .and_then(|n| cx.parse(n, &format!("{what} `{key}`"), "invalid-duration", "5s"))
+}
+
+fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
+    let f = cx.fields(
+        node,
+        "`gateway`",
+        &["name", "listen", "baseline", "policies"],
+        "gateway: { name: edge, listen: 8080 }",
+    )?;
+    let mut gw = GatewayAst {
+        span: f.key_span("name").unwrap_or(node.span),
+        name: f
+            .get("name")
+            .and_then(|n| cx.parse(n, "gateway `name`", "invalid-name", "edge")),
+        listen: f
+            .get("listen")
+            .and_then(|n| cx.int(n, "gateway `listen`", 1, 65535))
+            .map(|p| p as u16),
+        request_id: None,
+        max_body: None,
+        connect_timeout: None,
+        read_timeout: None,
+        server_header: None,
+        policies: f
+            .get("policies")
+            .map(|n| decode_policy_list(cx, n))
+            .unwrap_or_default(),
+    };
+    gw.span = node.span;
+    if let Some(b) = f.get("baseline") {
+        if let Some(bf) = cx.fields(
+            b,
+            "`baseline`",
+            &["request-id", "max-body", "timeouts", "server-header"],
+            "baseline: { request-id: true, max-body: 1MiB }",
+        ) {
+            gw.request_id = bf
+                .get("request-id")
+                .and_then(|n| cx.bool(n, "`request-id`"));
+            gw.server_header = bf
+                .get("server-header")
+                .and_then(|n| cx.bool(n, "`server-header`"));
+            gw.max_body = bf
+                .get("max-body")
+                .and_then(|n| cx.parse(n, "`max-body`", "invalid-size", "1MiB"));
+            if let Some(t) = bf.get("timeouts") {
+                if let Some(tf) = cx.fields(
+                    t,
+                    "baseline `timeouts`",
+                    &["connect", "read"],
+                    "timeouts: { connect: 5s, read: 30s }",
+                ) {
+                    gw.connect_timeout = duration(cx, &tf, "connect", "timeout");
+                    gw.read_timeout = duration(cx, &tf, "read", "timeout");
+                }
+            }
+        }
+    }
+    Some(gw)
+}
+
+/// `on: [connect-failure, 502]` of retries.
+pub fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn> {
+    let names: Vec<&str> = RetryOn::ALL.iter().map(|(n, _)| *n).collect();
+    let Some(items) = cx.list(node, "retry `on`", "on: [connect-failure, 502, 503]") else {
+        return BTreeSet::new();
+    };
+    let mut out = BTreeSet::new();
+    for item in items {
+        let text = match &item.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            _ => String::new(),
+        };
+        match RetryOn::ALL.iter().find(|(n, _)| *n == text) {
+            Some((_, on)) => {
+                out.insert(*on);
+            }
+            None => cx.error(
+                "invalid-retry-condition",
+                item.span,
+                format!("`{text}` is not a retry condition"),
+                super::decode::did_you_mean(&text, &names),
+            ),
+        }
+    }
+    out
+}
+
+/// `{attempts, on}` of an upstream's `retries` or a `retry` policy.
+pub fn decode_retry(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Retry> {
+    let f = cx.fields(
+        node,
+        what,
+        &["attempts", "on"],
+        "{ attempts: 2, on: [connect-failure, 502] }",
+    )?;
+    let attempts = match cx.required(&f, "attempts", what, "attempts: 2") {
+        Some(n) => cx.int(n, "`attempts`", 0, 10)? as u32,
+        None => return None,
+    };
+    let on = match f.get("on") {
+        Some(n) => decode_retry_on(cx, n),
+        None => [RetryOn::ConnectFailure].into_iter().collect(),
+    };
+    Some(Retry { attempts, on })
+}
+
+/// `{connect, read}` of an upstream's `timeouts` or a `timeout` policy.
+pub fn decode_timeouts(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Timeout> {
+    let f = cx.fields(
+        node,
+        what,
+        &["connect", "read"],
+        "{ connect: 2s, read: 10s }",
+    )?;
+    let t = Timeout {
+        connect: duration(cx, &f, "connect", "timeout"),
+        read: duration(cx, &f, "read", "timeout"),
+    };
+    if f.entries.is_empty() {
+        cx.error(
+            "missing-key",
+            f.span,
+            format!("{what} sets no timeout"),
+            "add `connect: 2s` or `read: 10s`",
+        );
+    }
+    Some(t)
+}
+
+fn decode_upstream(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Upstream> {
+    let what = format!("upstream `{name}`");
+    let f = cx.fields(
+        node,
+        &what,
+        &["targets", "balance", "health", "retries", "timeouts"],
+        "{ targets: [{ url: \"http://127.0.0.1:9001\" }] }",
+    )?;
+    let mut targets = Vec::new();
+    if let Some(t) = cx.required(
+        &f,
+        "targets",
+        &what,
+        "targets: [{ url: \"http://127.0.0.1:9001\" }]",
+    ) {
+        for item in cx
+            .list(t, "`targets`", "[{ url: \"http://127.0.0.1:9001\" }]")
+            .unwrap_or(&[])
+        {
+            let Some(tf) = cx.fields(
+                item,
+                "an upstream target",
+                &["url", "weight"],
+                "{ url: \"http://127.0.0.1:9001\", weight: 1 }",
+            ) else {
+                continue;
+            };
+            let url = cx
+                .required(
+                    &tf,
+                    "url",
+                    "an upstream target",
+                    "url: \"http://127.0.0.1:9001\"",
+                )
+                .and_then(|n| {
+                    cx.parse::<OriginUrl>(n, "target `url`", "invalid-url", "http://127.0.0.1:9001")
+                });
+            let weight = match tf.get("weight") {
+                Some(n) => cx.int(n, "`weight`", 1, 1000).map(|w| w as u32),
+                None => Some(1),
+            };
+            if let (Some(url), Some(weight)) = (url, weight) {
+                targets.push(UpstreamTarget { url, weight });
+            }
+        }
+        if targets.is_empty() && matches!(&t.value, Value::Seq(s) if s.is_empty()) {
+            cx.error(
+                "empty-list",
+                t.span,
+                format!("{what} has no targets"),
+                "add `- url: \"http://127.0.0.1:9001\"`",
+            );
+        }
+    }
+    let balance = match f.get("balance") {
+        None => Balance::RoundRobin,
+        Some(n) => {
+            let text = cx.str(n, "`balance`", "round-robin")?;
+            match text {
+                "round-robin" => Balance::RoundRobin,
+                "least-request" => Balance::LeastRequest,
+                _ => match text
+                    .strip_prefix("hash-header:")
+                    .map(str::parse::<HeaderName>)
+                {
+                    Some(Ok(h)) => Balance::HashHeader(h),
+                    _ => {
+                        cx.error(
+                            "invalid-balance",
+                            n.span,
+                            format!("`{text}` is not a balancing method"),
+                            "use `round-robin`, `least-request` or `hash-header:x-user`",
+                        );
+                        return None;
+                    }
+                },
+            }
+        }
+    };
+    let health = f.get("health").and_then(|n| {
+        let hf = cx.fields(
+            n,
+            "`health`",
+            &[
+                "path",
+                "interval",
+                "timeout",
+                "unhealthy-after",
+                "healthy-after",
+            ],
+            "health: { path: /healthz, interval: 10s }",
+        )?;
+        let path = cx.required(&hf, "path", "`health`", "path: /healthz")?;
+        let path = cx.str(path, "health `path`", "/healthz").and_then(|p| {
+            if p.starts_with('/') && !p.contains(char::is_whitespace) {
+                Some(p.to_string())
+            } else {
+                cx.error(
+                    "invalid-path",
+                    path.span,
+                    format!("health `path` `{p}` must start with `/` and hold no spaces"),
+                    "path: /healthz",
+                );
+                None
+            }
+        })?;
+        let count = |cx: &mut Cx<'_>, key: &str, default: u32| match hf.get(key) {
+            Some(n) => cx.int(n, &format!("`{key}`"), 1, 100).map(|v| v as u32),
+            None => Some(default),
+        };
+        Some(HealthCheck {
+            path,
+            interval: duration(cx, &hf, "interval", "health").unwrap_or(Duration::from_secs(10)),
+            timeout: duration(cx, &hf, "timeout", "health").unwrap_or(Duration::from_secs(2)),
+            unhealthy_after: count(cx, "unhealthy-after", 3)?,
+            healthy_after: count(cx, "healthy-after", 2)?,
+        })
+    });
+    let retries = f
+        .get("retries")
+        .and_then(|n| decode_retry(cx, n, "`retries`"));
+    let timeouts = f
+        .get("timeouts")
+        .and_then(|n| decode_timeouts(cx, n, "upstream `timeouts`"));
+    if targets.is_empty() {
+        return None;
+    }
+    Some(Upstream {
+        targets,
+        balance,
+        health,
+        retries,
+        timeouts,
+    })
+}
+
+fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ConsumerAst> {
+    let what = format!("consumer `{name}`");
+    let f = cx.fields(
+        node,
+        &what,
+        &["groups", "credentials"],
+        "{ groups: [gold], credentials: { key: { env: ACME_KEY } } }",
+    )?;
+    let groups = f
+        .get("groups")
+        .map(|n| cx.parse_list::<Name>(n, "consumer `groups`", "invalid-name", "gold"))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut consumer = ConsumerAst {
+        groups,
+        keys: Vec::new(),
+        basic: None,
+    };
+    if let Some(c) = f.get("credentials") {
+        let cf = cx.fields(
+            c,
+            "`credentials`",
+            &["key", "keys", "basic"],
+            "credentials: { key: { env: ACME_KEY } }",
+        )?;
+        if let (Some(_), Some(keys)) = (cf.get("key"), cf.get("keys")) {
+            cx.error(
+                "conflicting-keys",
+                keys.span,
+                "give `key` or `keys`, not both",
+                "use `keys: [...]` while rotating, `key:` otherwise",
+            );
+        }
+        if let Some(k) = cf.get("key") {
+            consumer.keys.extend(decode_secret(cx, k, "`key`"));
+        }
+        if let Some(ks) = cf.get("keys") {
+            for k in cx
+                .list(ks, "`keys`", "keys: [{ env: KEY_OLD }, { env: KEY_NEW }]")
+                .unwrap_or(&[])
+            {
+                consumer.keys.extend(decode_secret(cx, k, "a key"));
+            }
+        }
+        if let Some(b) = cf.get("basic") {
+            let bf = cx.fields(
+                b,
+                "`basic`",
+                &["user", "password"],
+                "basic: { user: acme, password: { env: ACME_PASS } }",
+            )?;
+            let user = cx
+                .required(&bf, "user", "`basic`", "user: acme")
+                .and_then(|n| cx.str(n, "`user`", "acme"))
+                .map(str::to_string);
+            let password = cx
+                .required(&bf, "password", "`basic`", "password: { env: ACME_PASS }")
+                .and_then(|n| decode_secret(cx, n, "`password`"));
+            if let (Some(user), Some(password)) = (user, password) {
+                if user.is_empty() || user.contains(':') {
+                    cx.error(
+                        "invalid-user",
+                        b.span,
+                        "a basic-auth user may not be empty or contain `:`",
+                        "user: acme",
+                    );
+                }
+                consumer.basic = Some(BasicCredential { user, password });
+            }
+        }
+    }
+    Some(consumer)
+}
+
+/// A `policies:` list: names and inline one-key objects.
+pub fn decode_policy_list(cx: &mut Cx<'_>, node: &Node) -> Vec<PolicyRef> {
+    let Some(items) = cx.list(
+        node,
+        "`policies`",
+        "policies: [require-key, { cors: { origins: [\"*\"] } }]",
+    ) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| decode_policy_ref(cx, item))
+        .collect()
+}
+
+fn decode_policy_ref(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyRef> {
+    match &node.value {
+        Value::Str(s) => {
+            let name = name_at(cx, s, node.span, "policy")?;
+            Some(PolicyRef::Named(NameRef {
+                name,
+                span: node.span,
+            }))
+        }
+        Value::Map(_) => decode_policy_object(cx, node).map(PolicyRef::Inline),
+        _ => {
+            cx.error(
+                "wrong-type",
+                node.span,
+                format!(
+                    "a policy entry must be a policy name or a one-key object, found {}",
+                    node.value.describe()
+                ),
+                "write `- require-key` or `- rate-limit: { requests: 100, per: 1m }`",
+            );
+            None
+        }
+    }
+}
+
+fn decode_policy_def(cx: &mut Cx<'_>, node: &Node, _name: &Name) -> Option<PolicyDef> {
+    match &node.value {
+        Value::Seq(_) => Some(PolicyDef::Bundle(decode_policy_list(cx, node))),
+        _ => decode_policy_object(cx, node).map(PolicyDef::Single),
+    }
+}
+
+fn decode_disable(cx: &mut Cx<'_>, node: &Node) -> Disable {
+    let kinds: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.as_str()).collect();
+    let Some(items) = cx.list(node, "`disable`", "disable: [rate-limit]") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = cx.str(item, "a `disable` entry", "rate-limit") else {
+            continue;
+        };
+        match PolicyKind::parse(text) {
+            Some(k) => out.push((k, item.span)),
+            None => cx.error(
+                "unknown-policy-kind",
+                item.span,
+                format!("`{text}` is not a policy kind"),
+                super::decode::did_you_mean(text, &kinds),
+            ),
+        }
+    }
+    out
+}
+
+fn name_ref(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<NameRef> {
+    let text = cx.str(node, what, "pets")?;
+    let name = name_at(cx, text, node.span, what)?;
+    Some(NameRef {
+        name,
+        span: node.span,
+    })
+}
+
+fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
+    let what = format!("api `{name}`");
+    let f = cx.fields(
+        node,
+        &what,
+        &[
+            "hosts",
+            "base-path",
+            "strip-base-path",
+            "upstream",
+            "policies",
+            "disable",
+            "routes",
+        ],
+        "{ base-path: /pets, upstream: pets, routes: { list: { path: / } } }",
+    )?;
+    let hosts = f
+        .get("hosts")
+        .map(|n| cx.parse_list(n, "`hosts`", "invalid-host", "api.example.com"))
+        .unwrap_or_default();
+    let base_path = match f.get("base-path") {
+        None => "/".parse().expect("root path"),
+        Some(n) => {
+            let p: crate::ir::PathPattern = cx.parse(n, "`base-path`", "invalid-path", "/pets")?;
+            if p.kind() != crate::ir::PathKind::Exact {
+                cx.error(
+                    "invalid-path",
+                    n.span,
+                    "`base-path` must be a literal path, without `{params}` or `/*`",
+                    "base-path: /pets",
+                );
+                return None;
+            }
+            p
+        }
+    };
+    let strip_base_path = f
+        .get("strip-base-path")
+        .and_then(|n| cx.bool(n, "`strip-base-path`"))
+        .unwrap_or(false);
+    let upstream = f
+        .get("upstream")
+        .and_then(|n| name_ref(cx, n, "`upstream`"));
+    let policies = f
+        .get("policies")
+        .map(|n| decode_policy_list(cx, n))
+        .unwrap_or_default();
+    let disable = f
+        .get("disable")
+        .map(|n| decode_disable(cx, n))
+        .unwrap_or_default();
+    let mut routes = Vec::new();
+    match cx.required(
+        &f,
+        "routes",
+        &what,
+        "routes: { list: { path: /, methods: [GET] } }",
+    ) {
+        Some(r) => named(cx, r, "routes", "route", &mut routes, decode_route),
+        None => return None,
+    }
+    Some(ApiAst {
+        hosts,
+        base_path,
+        strip_base_path,
+        upstream,
+        policies,
+        disable,
+        routes,
+    })
+}
+
+fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
+    let what = format!("route `{name}`");
+    let f = cx.fields(
+        node,
+        &what,
+        &["path", "methods", "upstream", "policies", "disable"],
+        "{ path: \"/{id}\", methods: [GET] }",
+    )?;
+    let path_node = cx.required(&f, "path", &what, "path: /")?;
+    let path = cx.parse(path_node, "route `path`", "invalid-path", "/items/{id}")?;
+    let methods = match f.get("methods") {
+        None => None,
+        Some(n) => {
+            let list: Vec<Method> = cx.parse_list(n, "`methods`", "invalid-method", "GET");
+            if list.is_empty() {
+                cx.error(
+                    "empty-list",
+                    n.span,
+                    "`methods` is empty, so the route would match nothing",
+                    "list methods, or remove `methods` to take them all",
+                );
+                return None;
+            }
+            Some(list.into_iter().collect())
+        }
+    };
+    Some(RouteAst {
+        path,
+        path_span: path_node.span,
+        methods,
+        upstream: f
+            .get("upstream")
+            .and_then(|n| name_ref(cx, n, "`upstream`")),
+        policies: f
+            .get("policies")
+            .map(|n| decode_policy_list(cx, n))
+            .unwrap_or_default(),
+        disable: f
+            .get("disable")
+            .map(|n| decode_disable(cx, n))
+            .unwrap_or_default(),
+    })
+}

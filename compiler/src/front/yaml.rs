@@ -1,0 +1,447 @@
+//! YAML to a tree of nodes that remember where they came from.
+//!
+//! serde-style deserialisation loses positions, and every diagnostic needs
+//! `file:line:col`, so the front end reads parser events (saphyr-parser) into
+//! its own small tree. Anchors, aliases and merge keys (`<<`) are expanded
+//! here, under a budget: an alias bomb ("billion laughs") is refused as soon
+//! as its expansion passes [`ALIAS_BUDGET`] nodes, long before it costs memory.
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::source::{FileId, Pos, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle};
+use std::collections::HashMap;
+
+/// Most nodes that alias expansion may add to one file.
+pub const ALIAS_BUDGET: usize = 1_000_000;
+/// Deepest nesting accepted; real specs stay far below it.
+pub const MAX_DEPTH: usize = 64;
+
+/// A YAML value with its place in the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+}
+
+/// The value of a node, typed by the YAML 1.2 core schema.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string, whether quoted or plain.
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<Entry>),
+}
+
+/// One `key: value` pair of a mapping, in source order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub key_span: Span,
+    pub value: Node,
+}
+
+impl Value {
+    /// What the value is, in words, for "expected X, found Y" messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Value::Null => "nothing (null)",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "a number",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl Node {
+    fn size(&self) -> usize {
+        1 + match &self.value {
+            Value::Seq(items) => items.iter().map(Node::size).sum(),
+            Value::Map(entries) => entries.iter().map(|e| 1 + e.value.size()).sum(),
+            _ => 0,
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        start: Pos,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<Entry>,
+        /// Keys merged in through `<<`, applied when the mapping ends so that
+        /// explicit keys win wherever they appear.
+        merged: Vec<Entry>,
+        key: Option<(String, Span)>,
+        start: Pos,
+        anchor: usize,
+    },
+}
+
+struct Loader {
+    file: FileId,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, (Node, usize)>,
+    budget: usize,
+    root: Option<Node>,
+    documents: usize,
+}
+
+fn pos(m: &saphyr_parser::Marker) -> Pos {
+    Pos {
+        line: m.line() as u32,
+        col: m.col() as u32 + 1,
+    }
+}
+
+/// Parses one YAML document. An empty file gives `Value::Null`.
+pub fn parse(file: FileId, text: &str) -> Result<Node, Diagnostics> {
+    let mut loader = Loader {
+        file,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        budget: ALIAS_BUDGET,
+        root: None,
+        documents: 0,
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut diags = Diagnostics::new();
+    while let Some(item) = parser.next_event() {
+        match item {
+            Ok((event, span)) => {
+                let at = Span {
+                    file,
+                    start: pos(&span.start),
+                    end: pos(&span.end),
+                };
+                if let Err(d) = loader.event(event, at) {
+                    diags.push(d);
+                    return Err(diags);
+                }
+            }
+            Err(e) => {
+                let at = Span::point(file, pos(e.marker()));
+                diags.push(
+                    Diagnostic::error("yaml-syntax", at, format!("invalid YAML: {}", e.info()))
+                        .with_help("check the indentation and quoting around this place"),
+                );
+                return Err(diags);
+            }
+        }
+    }
+    Ok(loader.root.unwrap_or(Node {
+        value: Value::Null,
+        span: Span::point(file, Pos { line: 1, col: 1 }),
+    }))
+}
+
+impl Loader {
+    fn event(&mut self, event: Event<'_>, at: Span) -> Result<(), Diagnostic> {
+        match event {
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(Diagnostic::error(
+                        "yaml-multiple-documents",
+                        at,
+                        "a spec file holds one YAML document; found a second one",
+                    )
+                    .with_help("remove the `---` line, or put the second document in its own file of the spec folder"));
+                }
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let force_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
+                let value = if style == ScalarStyle::Plain && !force_str {
+                    plain_scalar(&text)
+                } else {
+                    Value::Str(text.into_owned())
+                };
+                let node = Node { value, span: at };
+                if anchor != 0 {
+                    self.anchors.insert(anchor, (node.clone(), 1));
+                }
+                self.value(node)?;
+            }
+            Event::Alias(id) => {
+                let Some((node, size)) = self.anchors.get(&id) else {
+                    return Err(Diagnostic::error(
+                        "yaml-unknown-alias",
+                        at,
+                        "this alias names no anchor defined before it",
+                    )
+                    .with_help("define the anchor (`&name`) before using `*name`"));
+                };
+                if *size > self.budget {
+                    return Err(Diagnostic::error(
+                        "yaml-alias-bomb",
+                        at,
+                        format!("aliases in this file expand to more than {ALIAS_BUDGET} nodes"),
+                    )
+                    .with_help("this looks like an alias bomb; write the repeated parts out, or reuse them with named policies and bundles"));
+                }
+                self.budget -= size;
+                let mut node = node.clone();
+                node.span = at;
+                self.value(node)?;
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.check_depth(at)?;
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    start: at.start,
+                    anchor,
+                });
+            }
+            Event::MappingStart(anchor, _) => {
+                self.check_depth(at)?;
+                self.stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    merged: Vec::new(),
+                    key: None,
+                    start: at.start,
+                    anchor,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let frame = self
+                    .stack
+                    .pop()
+                    .expect("parser balances start and end events");
+                let (value, start, anchor) = match frame {
+                    Frame::Seq {
+                        items,
+                        start,
+                        anchor,
+                    } => (Value::Seq(items), start, anchor),
+                    Frame::Map {
+                        mut entries,
+                        merged,
+                        start,
+                        anchor,
+                        ..
+                    } => {
+                        for m in merged {
+                            if !entries.iter().any(|e| e.key == m.key) {
+                                entries.push(m);
+                            }
+                        }
+                        (Value::Map(entries), start, anchor)
+                    }
+                };
+                let node = Node {
+                    value,
+                    span: Span {
+                        file: self.file,
+                        start,
+                        end: at.end,
+                    },
+                };
+                if anchor != 0 {
+                    let size = node.size();
+                    self.anchors.insert(anchor, (node.clone(), size));
+                }
+                self.value(node)?;
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn check_depth(&self, at: Span) -> Result<(), Diagnostic> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Diagnostic::error(
+                "yaml-too-deep",
+                at,
+                format!("nesting is deeper than {MAX_DEPTH} levels"),
+            )
+            .with_help("a gatefold spec needs only a few levels of nesting"));
+        }
+        Ok(())
+    }
+
+    /// Places a finished node into whatever contains it.
+    fn value(&mut self, node: Node) -> Result<(), Diagnostic> {
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                merged,
+                key,
+                ..
+            }) => match key.take() {
+                None => {
+                    let text = match node.value {
+                        Value::Str(s) => s,
+                        Value::Int(i) => i.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::Null => String::new(),
+                        Value::Float(f) => f.to_string(),
+                        Value::Seq(_) | Value::Map(_) => {
+                            return Err(Diagnostic::error(
+                                "yaml-complex-key",
+                                node.span,
+                                "a mapping key must be a plain name, not a list or mapping",
+                            )
+                            .with_help("write `name: value`"))
+                        }
+                    };
+                    if text != "<<" {
+                        if let Some(first) = entries.iter().find(|e| e.key == text) {
+                            return Err(Diagnostic::error(
+                                "duplicate-key",
+                                node.span,
+                                format!("`{text}` is given twice in this mapping"),
+                            )
+                            .with_related(first.key_span, "first given here")
+                            .with_help("keep one of them"));
+                        }
+                    }
+                    *key = Some((text, node.span));
+                }
+                Some((k, key_span)) if k == "<<" => merge_into(merged, node, key_span)?,
+                Some((k, key_span)) => entries.push(Entry {
+                    key: k,
+                    key_span,
+                    value: node,
+                }),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// `<<: *base` or `<<: [*a, *b]`: earlier sources win over later ones.
+fn merge_into(merged: &mut Vec<Entry>, node: Node, key_span: Span) -> Result<(), Diagnostic> {
+    let sources = match node.value {
+        Value::Map(entries) => vec![entries],
+        Value::Seq(items) => {
+            let mut maps = Vec::new();
+            for item in items {
+                match item.value {
+                    Value::Map(entries) => maps.push(entries),
+                    other => return Err(merge_error(item.span, other.describe())),
+                }
+            }
+            maps
+        }
+        other => return Err(merge_error(key_span, other.describe())),
+    };
+    for entries in sources {
+        for e in entries {
+            if !merged.iter().any(|m| m.key == e.key) {
+                merged.push(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn merge_error(at: Span, found: &str) -> Diagnostic {
+    Diagnostic::error(
+        "yaml-bad-merge",
+        at,
+        format!("a merge key `<<` takes a mapping or a list of mappings, found {found}"),
+    )
+    .with_help("write `<<: *anchor` where `&anchor` marks a mapping")
+}
+
+/// Types a plain (unquoted) scalar by the YAML 1.2 core schema.
+fn plain_scalar(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Int(i);
+        }
+        if let Some(hex) = text.strip_prefix("0x") {
+            if let Ok(i) = i64::from_str_radix(hex, 16) {
+                return Value::Int(i);
+            }
+        }
+        if let Some(oct) = text.strip_prefix("0o") {
+            if let Ok(i) = i64::from_str_radix(oct, 8) {
+                return Value::Int(i);
+            }
+        }
+        let is_float_shaped = text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+        if is_float_shaped {
+            if let Ok(f) = text.parse::<f64>() {
+                return Value::Float(f);
+            }
+        }
+    }
+    match text {
+        ".inf" | ".Inf" | ".INF" | "+.inf" => Value::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => Value::Float(f64::NAN),
+        _ => Value::Str(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Node, Diagnostics> {
+        parse(FileId(0), text)
+    }
+
+    #[test]
+    fn merge_keys_fill_missing_keys_only() {
+        let n = load("base: &b { a: 1, b: 2 }\nx:\n  <<: *b\n  b: 3\n").unwrap();
+        let Value::Map(top) = n.value else { panic!() };
+        let Value::Map(x) = &top[1].value.value else {
+            panic!()
+        };
+        let pairs: Vec<_> = x
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.value.clone()))
+            .collect();
+        assert_eq!(pairs, vec![("b", Value::Int(3)), ("a", Value::Int(1))]);
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = load(&text).unwrap_err();
+        assert_eq!(err.iter().next().unwrap().code, "yaml-alias-bomb");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let err = load("a: 1\nb: 2\na: 3\n").unwrap_err();
+        let d = err.iter().next().unwrap();
+        assert_eq!(d.code, "duplicate-key");
+        assert_eq!(d.span.unwrap().start, Pos { line: 3, col: 1 });
+    }
+
+    #[test]
+    fn quoted_numbers_stay_strings() {
+        let n = load("a: \"8080\"\nb: 8080\n").unwrap();
+        let Value::Map(m) = n.value else { panic!() };
+        assert_eq!(m[0].value.value, Value::Str("8080".into()));
+        assert_eq!(m[1].value.value, Value::Int(8080));
+    }
+}

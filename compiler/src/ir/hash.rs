@@ -1,0 +1,81 @@
+//! The content hash: identifies a compiled version by its meaning.
+
+use super::{Consumer, Gateway, Ir, Name, Route, Upstream, IR_FORMAT};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `sha256:<hex>` over the canonical JSON of everything but the source map.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContentHash(String);
+
+/// The part of the IR that is meaning. Field order is fixed and every map
+/// is ordered, so its JSON is canonical.
+#[derive(Serialize)]
+struct Meaning<'a> {
+    format: u32,
+    gateway: &'a Gateway,
+    upstreams: &'a BTreeMap<Name, Upstream>,
+    consumers: &'a BTreeMap<Name, Consumer>,
+    routes: &'a [Route],
+}
+
+impl ContentHash {
+    pub fn of(ir: &Ir) -> ContentHash {
+        Self::compute(&ir.gateway, &ir.upstreams, &ir.consumers, &ir.routes)
+    }
+
+    pub(crate) fn compute(
+        gateway: &Gateway,
+        upstreams: &BTreeMap<Name, Upstream>,
+        consumers: &BTreeMap<Name, Consumer>,
+        routes: &[Route],
+    ) -> ContentHash {
+        let meaning = Meaning {
+            format: IR_FORMAT,
+            gateway,
+            upstreams,
+            consumers,
+            routes,
+        };
+        let mut hasher = Sha256::new();
+        serde_json::to_writer(HashWriter(&mut hasher), &meaning).expect("IR serializes");
+        let digest = hasher.finalize();
+        let mut hex = String::with_capacity(7 + 64);
+        hex.push_str("sha256:");
+        for b in digest {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        ContentHash(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for display.
+    pub fn short(&self) -> &str {
+        &self.0[7..19.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Streams JSON straight into the hasher instead of building a string.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

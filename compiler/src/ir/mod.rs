@@ -1,0 +1,361 @@
+//! The gatefold IR: what a spec *means*, resolved and target-neutral.
+//!
+//! Every back end reads only this; none reads YAML. It is what the reference
+//! gateway executes and what the fleet tool diffs.
+//!
+//! # Meaning
+//!
+//! * **Routes.** [`Ir::routes`] holds every route of every api, sorted by
+//!   match precedence: a request goes to the *first* route in this list whose
+//!   [`Matcher`] takes its host, path and method. That order already encodes
+//!   the rules: exact paths before templates, templates with more literal
+//!   segments first, longer prefixes before shorter ones, and ties in the
+//!   order the spec lists the routes. If some route takes the path but none
+//!   the method, the answer is 405 with an `allow` header naming the methods
+//!   of the routes that take the path; if no route takes the path, 404 with
+//!   `{"error":"no route"}`.
+//! * **Paths** are full request paths (the api's base path joined in). When a
+//!   route has [`Route::strip_prefix`], that literal prefix is removed before
+//!   the request goes upstream.
+//! * **Policy chains.** [`Route::chain`] is the effective chain: gateway,
+//!   then api, then route policies, where a kind given at a lower level
+//!   replaced the inherited one and `disable` removed kinds. It is sorted by
+//!   [`PolicyKind`], which is execution order ([`Phase`]). Authentication
+//!   kinds admit a request when any one of them passes.
+//! * **Baseline** ([`Baseline`]) applies to every route whatever its chain.
+//! * **Upstream.** A route proxies to [`Route::upstream`] unless a
+//!   `traffic-split` picks another, or a `mock`/`redirect` answers first.
+//! * **Secrets** are references ([`Secret`]), never values.
+//!
+//! # Identity
+//!
+//! Entities are named by the spec: routes by [`RouteId`] (`api.route`),
+//! upstreams and consumers by name. Generated names in every target derive
+//! from these only. [`SourceMap`] points each entity and each chain step back
+//! to its spec line and says where the step came from (gateway, api, route,
+//! which named policy). [`Ir::hash`] covers the meaning only (not sources),
+//! so reformatting a spec leaves it unchanged.
+
+mod hash;
+pub mod matcher;
+pub mod policy;
+mod source_map;
+pub mod values;
+
+pub use hash::ContentHash;
+pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
+pub use policy::{Phase, Policy, PolicyKind, TargetKind};
+pub use source_map::{Level, Loc, RouteSources, SourceMap, StepSource};
+pub use values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Version of the IR format; bumped when its meaning or shape changes.
+pub const IR_FORMAT: u32 = 1;
+
+/// A compiled spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Ir {
+    pub format: u32,
+    /// Hash of the meaning: gateway, upstreams, consumers and routes.
+    pub hash: ContentHash,
+    pub gateway: Gateway,
+    pub upstreams: BTreeMap<Name, Upstream>,
+    pub consumers: BTreeMap<Name, Consumer>,
+    /// In match precedence order; see the module docs.
+    pub routes: Vec<Route>,
+    pub sources: SourceMap,
+}
+
+/// Gateway-wide settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Gateway {
+    /// Names generated objects on every target.
+    pub name: Name,
+    /// The port each target serves on.
+    pub listen: u16,
+    pub baseline: Baseline,
+}
+
+/// What every gateway does even with no policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Baseline {
+    /// Keep an incoming `x-request-id` or make one; send it upstream and back.
+    pub request_id: bool,
+    /// Larger request bodies get 413.
+    pub max_body: ByteSize,
+    pub timeouts: Timeouts,
+    /// Whether the gateway may advertise itself in `server`.
+    pub server_header: bool,
+}
+
+/// Upstream connect and read timeouts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+}
+
+/// A named pool of origin servers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Upstream {
+    pub targets: Vec<UpstreamTarget>,
+    pub balance: Balance,
+    pub health: Option<HealthCheck>,
+    pub retries: Option<policy::Retry>,
+    /// Unset fields fall back to the baseline timeouts.
+    pub timeouts: Option<policy::Timeout>,
+}
+
+/// One origin server of an upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpstreamTarget {
+    pub url: OriginUrl,
+    pub weight: u32,
+}
+
+/// `http(s)://host:port` of an origin; the port is always explicit here.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OriginUrl {
+    pub tls: bool,
+    /// A DNS name, an IPv4 address, or an IPv6 address in brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for OriginUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for OriginUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OriginUrl, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(format!(
+                "`{s}` must start with `http://` or `https://`, like `http://127.0.0.1:9001`"
+            ));
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(format!("`{s}`: an upstream target is scheme, host and port only; put paths in a `rewrite` policy"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: an IPv6 address needs a closing `]`"))?;
+            addr.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("`{s}`: `{addr}` is not an IPv6 address"))?;
+            (format!("[{addr}]"), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("`{s}`: `{p}` is not a port (1-65535)"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        if !host.starts_with('[') {
+            host.parse::<HostPattern>()
+                .ok()
+                .filter(|h| matches!(h, HostPattern::Exact(_)))
+                .ok_or_else(|| format!("`{s}`: `{host}` is not a host name or address"))?;
+        }
+        Ok(OriginUrl {
+            tls,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl Serialize for OriginUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for OriginUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How requests spread over an upstream's targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    RoundRobin,
+    LeastRequest,
+    /// Same header value, same target (while it is healthy).
+    HashHeader(HeaderName),
+}
+
+/// Active health checks: `GET path` every `interval`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_after: u32,
+    pub healthy_after: u32,
+}
+
+/// A client the gateway knows, with its groups and credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Consumer {
+    pub groups: BTreeSet<Name>,
+    /// For `key-auth`; several while rotating.
+    pub keys: Vec<Secret>,
+    /// For `basic-auth`.
+    pub basic: Option<BasicCredential>,
+}
+
+/// A `basic-auth` user and password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BasicCredential {
+    pub user: String,
+    pub password: Secret,
+}
+
+/// The identity of a route: `api.route`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteId {
+    pub api: Name,
+    pub route: Name,
+}
+
+impl fmt::Display for RouteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.api, self.route)
+    }
+}
+
+impl std::str::FromStr for RouteId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RouteId, String> {
+        let (a, r) = s
+            .split_once('.')
+            .ok_or_else(|| format!("`{s}` is not a route: write `API.ROUTE`"))?;
+        Ok(RouteId {
+            api: a.parse()?,
+            route: r.parse()?,
+        })
+    }
+}
+
+impl Serialize for RouteId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for RouteId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A route with everything a target needs to serve it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Route {
+    pub id: RouteId,
+    pub matcher: Matcher,
+    /// Where the request goes after the chain; `None` only when the chain
+    /// answers itself (`mock`, `redirect`) or a `traffic-split` picks it.
+    pub upstream: Option<Name>,
+    /// Literal prefix removed from the path before proxying (`strip-base-path`).
+    pub strip_prefix: Option<String>,
+    /// The effective policy chain, in execution order.
+    pub chain: Vec<Policy>,
+}
+
+impl Route {
+    pub fn policy(&self, kind: PolicyKind) -> Option<&Policy> {
+        self.chain.iter().find(|p| p.kind() == kind)
+    }
+}
+
+impl Ir {
+    pub fn route(&self, id: &RouteId) -> Option<&Route> {
+        self.routes.iter().find(|r| &r.id == id)
+    }
+}
+
+/// An IR that passed validation. Back ends take only this, so they report
+/// only "this target cannot express that", never "this spec is wrong".
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidIr(Ir);
+
+impl ValidIr {
+    /// Only the compiler makes one (and [`ValidIr::from_json`], which checks the hash).
+    pub(crate) fn new(ir: Ir) -> ValidIr {
+        ValidIr(ir)
+    }
+
+    /// Loads a compiled `gatefold.ir.json`, refusing one whose format is
+    /// unknown or whose content no longer matches its hash (edited by hand).
+    pub fn from_json(text: &str) -> Result<ValidIr, String> {
+        let ir: Ir =
+            serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))?;
+        if ir.format != IR_FORMAT {
+            return Err(format!(
+                "IR format {} is not supported (this gatefold reads format {IR_FORMAT}); recompile the spec",
+                ir.format
+            ));
+        }
+        let actual = ContentHash::of(&ir);
+        if actual != ir.hash {
+            return Err(format!(
+                "the IR's content does not match its hash ({} != {}): it was edited after compilation; recompile the spec instead",
+                actual, ir.hash
+            ));
+        }
+        Ok(ValidIr(ir))
+    }
+
+    pub fn ir(&self) -> &Ir {
+        &self.0
+    }
+
+    /// Deterministic pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(&self.0).expect("IR serializes");
+        s.push('\n');
+        s
+    }
+}
+
+impl std::ops::Deref for ValidIr {
+    type Target = Ir;
+    fn deref(&self) -> &Ir {
+        &self.0
+    }
+}

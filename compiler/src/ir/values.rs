@@ -1,0 +1,333 @@
+//! Checked value types the IR is made of. Each serializes to one canonical
+//! string or number, so two specs that mean the same serialize the same.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A name the spec gives to an api, route, upstream, consumer, policy or group:
+/// `[A-Za-z0-9][A-Za-z0-9_-]*`, at most 63 characters, so it is safe in every
+/// target's identifiers once mangled.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(String);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Name {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Name, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Name(s.to_string()))
+        } else {
+            Err(format!("`{s}` is not a valid name: use letters, digits, `-` and `_`, starting with a letter or digit (at most 63)"))
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_serde!(Name);
+
+/// A length of time, kept in milliseconds; written in the largest unit that is exact.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration {
+    pub millis: u64,
+}
+
+impl Duration {
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.millis)
+    }
+    pub fn from_secs(s: u64) -> Duration {
+        Duration { millis: s * 1000 }
+    }
+    pub fn as_secs_ceil(self) -> u64 {
+        self.millis.div_ceil(1000)
+    }
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Duration, String> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, unit) = s.split_at(digits);
+        let factor = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(format!("`{s}` is not a duration: write a whole number and a unit, like `250ms`, `5s`, `1m` or `2h`")),
+        };
+        let n: u64 = num.parse().map_err(|_| {
+            format!("`{s}` is not a duration: it needs a whole number before the unit, like `5s`")
+        })?;
+        n.checked_mul(factor)
+            .filter(|m| *m <= 365 * 24 * 3_600_000)
+            .map(|millis| Duration { millis })
+            .ok_or_else(|| format!("`{s}` is too long: at most a year"))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.millis;
+        match m {
+            0 => write!(f, "0s"),
+            _ if m % 3_600_000 == 0 => write!(f, "{}h", m / 3_600_000),
+            _ if m % 60_000 == 0 => write!(f, "{}m", m / 60_000),
+            _ if m % 1_000 == 0 => write!(f, "{}s", m / 1_000),
+            _ => write!(f, "{m}ms"),
+        }
+    }
+}
+string_serde!(Duration);
+
+/// A size in bytes. The spec writes `512KiB`, `1MiB`, `10MB`; the IR holds bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ByteSize, String> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, unit) = s.split_at(digits);
+        let factor: u64 = match unit {
+            "B" => 1,
+            "KB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            _ => return Err(format!("`{s}` is not a size: write a whole number and a unit, like `512KiB`, `1MiB` or `10MB`")),
+        };
+        let n: u64 = num.parse().map_err(|_| {
+            format!("`{s}` is not a size: it needs a whole number before the unit, like `1MiB`")
+        })?;
+        n.checked_mul(factor)
+            .filter(|b| *b <= 1 << 40)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{s}` is too large: at most 1TiB"))
+    }
+}
+
+/// An HTTP method.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Trace,
+}
+
+impl Method {
+    pub const ALL: [Method; 8] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+        Method::Trace,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+        }
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Method, String> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                let upper = s.to_ascii_uppercase();
+                if Method::ALL.iter().any(|m| m.as_str() == upper) {
+                    format!("methods are written in capitals: `{upper}`")
+                } else {
+                    format!("`{s}` is not an HTTP method: use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or TRACE")
+                }
+            })
+    }
+}
+
+/// An HTTP header name, kept lower-case (header names ignore case).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeaderName(String);
+
+impl HeaderName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HeaderName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HeaderName, String> {
+        let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b);
+        if !s.is_empty() && s.len() <= 256 && s.bytes().all(is_tchar) {
+            Ok(HeaderName(s.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "`{s}` is not a header name: use letters, digits and `-` (an HTTP token)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_serde!(HeaderName);
+
+/// A header value: printable ASCII and tabs, no line breaks, so it cannot
+/// smuggle a second header into any target.
+pub fn check_header_value(v: &str) -> Result<(), String> {
+    if v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        Ok(())
+    } else {
+        Err(
+            "a header value may hold printable ASCII only: no line breaks or control characters"
+                .into(),
+        )
+    }
+}
+
+/// A calendar date, `YYYY-MM-DD`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    /// Days since 1970-01-01 (proleptic Gregorian), for HTTP dates.
+    pub fn days_since_epoch(self) -> i64 {
+        // Howard Hinnant's days_from_civil.
+        let (m, d) = (self.month as i64, self.day as i64);
+        let y = self.year as i64 - if m <= 2 { 1 } else { 0 };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+}
+
+impl FromStr for Date {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Date, String> {
+        let bad = || format!("`{s}` is not a date: write `YYYY-MM-DD`, like `2026-12-31`");
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(bad());
+        }
+        let year: u16 = s[0..4].parse().map_err(|_| bad())?;
+        let month: u8 = s[5..7].parse().map_err(|_| bad())?;
+        let day: u8 = s[8..10].parse().map_err(|_| bad())?;
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return Err(format!("`{s}` has no month {month}")),
+        };
+        if day == 0 || day > days {
+            return Err(format!("`{s}`: month {month} of {year} has no day {day}"));
+        }
+        Ok(Date { year, month, day })
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+string_serde!(Date);
+
+/// A secret is never a literal: it names where the target reads it at run time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Secret {
+    /// An environment variable of the gateway process (or the target's secret store).
+    Env(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_canonical() {
+        assert_eq!("60s".parse::<Duration>().unwrap().to_string(), "1m");
+        assert_eq!("1500ms".parse::<Duration>().unwrap().to_string(), "1500ms");
+        assert!("5".parse::<Duration>().is_err());
+        assert!("5 s".parse::<Duration>().is_err());
+        assert!("99999999999999h".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn sizes_use_binary_and_decimal_units() {
+        assert_eq!("1MiB".parse::<ByteSize>().unwrap(), ByteSize(1 << 20));
+        assert_eq!("10MB".parse::<ByteSize>().unwrap(), ByteSize(10_000_000));
+        assert!("1mb".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn dates_are_checked() {
+        assert!("2024-02-29".parse::<Date>().is_ok());
+        assert!("2025-02-29".parse::<Date>().is_err());
+        assert_eq!("1970-01-02".parse::<Date>().unwrap().days_since_epoch(), 1);
+    }
+}

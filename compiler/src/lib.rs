@@ -1,0 +1,173 @@
+//! gatefold's compiler: spec files in, a validated [`ir::ValidIr`] out.
+//!
+//! The pipeline is `front` (YAML to a decoded spec, with spans) ->
+//! `resolve` (names, inheritance, chains) -> `valid` (graph and route
+//! table checks) -> [`ir`]. Back ends implement [`target::Target`] and read
+//! only the IR.
+
+#![forbid(unsafe_code)]
+
+pub mod diag;
+pub mod front;
+pub mod ir;
+mod resolve;
+pub mod source;
+pub mod target;
+mod valid;
+
+use diag::{Diagnostic, Diagnostics};
+use ir::{ContentHash, Ir, SourceMap, ValidIr, IR_FORMAT};
+use source::{SourceFile, Sources};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The outcome of compiling a spec: the IR when there were no errors, and
+/// every diagnostic (warnings included) either way.
+pub struct Compiled {
+    pub ir: Option<ValidIr>,
+    pub diagnostics: Diagnostics,
+    pub sources: Sources,
+}
+
+impl Compiled {
+    /// Diagnostics rendered as text, with source excerpts.
+    pub fn render(&self) -> String {
+        self.diagnostics.render(&self.sources)
+    }
+}
+
+/// Compiles a spec file, or a folder whose `*.yaml` files are merged.
+pub fn compile_path(path: &Path) -> Compiled {
+    let mut sources = Sources::new();
+    let mut dirs = Vec::new();
+    let files = match source::spec_files(path) {
+        Ok(f) => f,
+        Err(e) => return unreadable(sources, path, &e),
+    };
+    if files.is_empty() {
+        let mut diagnostics = Diagnostics::new();
+        diagnostics.push(
+            Diagnostic::global(
+                "no-spec-files",
+                format!("`{}` holds no `*.yaml` files", path.display()),
+            )
+            .with_help("point at a spec file, or a folder of them"),
+        );
+        return Compiled {
+            ir: None,
+            diagnostics,
+            sources,
+        };
+    }
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => {
+                sources.add(SourceFile::new(f.display().to_string(), text));
+                dirs.push(f.parent().map(Path::to_path_buf).unwrap_or_default());
+            }
+            Err(e) => return unreadable(sources, &f, &e),
+        }
+    }
+    compile_sources(sources, |id| dirs[id.0 as usize].clone())
+}
+
+/// Compiles one in-memory file (tests, fuzzing, benchmarks). Files it names
+/// (JWT public keys) are looked up relative to the current directory.
+pub fn compile_str(name: &str, text: &str) -> Compiled {
+    let mut sources = Sources::new();
+    sources.add(SourceFile::new(name, text));
+    compile_sources(sources, |_| PathBuf::from("."))
+}
+
+fn unreadable(sources: Sources, path: &Path, e: &std::io::Error) -> Compiled {
+    let mut diagnostics = Diagnostics::new();
+    diagnostics.push(
+        Diagnostic::global(
+            "unreadable-spec",
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+        .with_help("check the path"),
+    );
+    Compiled {
+        ir: None,
+        diagnostics,
+        sources,
+    }
+}
+
+/// Runs the whole pipeline over loaded sources.
+pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> PathBuf) -> Compiled {
+    let (spec, mut diagnostics) = front::load(&sources, base_dir);
+    let (gateway, mut routes, resolve_diags) = resolve::resolve(&spec);
+    diagnostics.extend(resolve_diags);
+    valid::order_and_check_routes(&mut routes, &mut diagnostics);
+    valid::check_graph(&spec, &routes, &mut diagnostics);
+    diagnostics.sort();
+    if diagnostics.has_errors() {
+        return Compiled {
+            ir: None,
+            diagnostics,
+            sources,
+        };
+    }
+
+    let mut source_map = SourceMap {
+        files: sources.iter().map(|(_, f)| f.name.clone()).collect(),
+        ..SourceMap::default()
+    };
+    for d in &spec.upstreams {
+        source_map
+            .upstreams
+            .insert(d.name.clone(), resolve::loc(d.span));
+    }
+    for d in &spec.consumers {
+        source_map
+            .consumers
+            .insert(d.name.clone(), resolve::loc(d.span));
+    }
+    let mut ir_routes = Vec::with_capacity(routes.len());
+    for r in routes {
+        source_map.routes.insert(
+            r.route.id.clone(),
+            ir::RouteSources {
+                at: resolve::loc(r.span),
+                chain: r.steps.iter().map(|s| s.source.clone()).collect(),
+            },
+        );
+        ir_routes.push(r.route);
+    }
+    let upstreams: BTreeMap<_, _> = spec
+        .upstreams
+        .into_iter()
+        .map(|d| (d.name, d.value))
+        .collect();
+    let consumers: BTreeMap<_, _> = spec
+        .consumers
+        .into_iter()
+        .map(|d| {
+            (
+                d.name,
+                ir::Consumer {
+                    groups: d.value.groups,
+                    keys: d.value.keys,
+                    basic: d.value.basic,
+                },
+            )
+        })
+        .collect();
+    let hash = ContentHash::compute(&gateway, &upstreams, &consumers, &ir_routes);
+    let ir = Ir {
+        format: IR_FORMAT,
+        hash,
+        gateway,
+        upstreams,
+        consumers,
+        routes: ir_routes,
+        sources: source_map,
+    };
+    Compiled {
+        ir: Some(ValidIr::new(ir)),
+        diagnostics,
+        sources,
+    }
+}
