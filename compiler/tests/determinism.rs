@@ -1,0 +1,153 @@
+//! Same meaning, same bytes: compiling twice is byte-identical, and
+//! reformatting a spec (key order, quoting, comments, flow vs block style)
+//! leaves the content hash unchanged.
+
+use gatefold_compiler::source::{SourceFile, Sources};
+use gatefold_compiler::{compile_path, compile_sources, compile_str};
+use std::path::{Path, PathBuf};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// Reverses the key order of every mapping except `routes:` (whose order is
+/// the documented tie-break among equally specific routes).
+fn reorder(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::Mapping(m) => {
+            let mut entries: Vec<_> = std::mem::take(m).into_iter().collect();
+            for (k, v) in &mut entries {
+                if k.as_str() != Some("routes") {
+                    reorder(v);
+                } else if let serde_yaml::Value::Mapping(routes) = v {
+                    for (_, r) in routes.iter_mut() {
+                        reorder(r);
+                    }
+                }
+            }
+            entries.reverse();
+            m.extend(entries);
+        }
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(reorder),
+        _ => {}
+    }
+}
+
+/// The IR's JSON without the source map: what the hash covers.
+fn meaning(ir: &gatefold_compiler::ir::ValidIr) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&ir.to_json()).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    obj.remove("sources");
+    obj.remove("hash");
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+#[test]
+fn compiling_twice_is_byte_identical() {
+    let a = compile_path(&example("petstore")).ir.expect("compiles");
+    let b = compile_path(&example("petstore")).ir.expect("compiles");
+    assert_eq!(a.to_json(), b.to_json());
+}
+
+#[test]
+fn reformatting_keeps_the_hash() {
+    for name in ["petstore", "kitchen-sink", "quickstart"] {
+        let file = example(name).join("gatefold.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let original = compile_path(&file).ir.expect("compiles");
+
+        let mut value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        value.apply_merge().unwrap();
+        reorder(&mut value);
+        // serde_yaml writes block style, its own quoting and no comments.
+        let rewritten = serde_yaml::to_string(&value).unwrap();
+        assert_ne!(rewritten, text);
+        let mut sources = Sources::new();
+        sources.add(SourceFile::new("rewritten.yaml", rewritten));
+        let dir = example(name);
+        let compiled = compile_sources(sources, |_| dir.clone());
+        let ir = compiled
+            .ir
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} rewritten fails:\n{}", compiled.render()));
+        if ir.hash != original.hash {
+            let (a, b) = (meaning(&original), meaning(ir));
+            let first = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+            let context = |t: &str| {
+                t.lines()
+                    .skip(first.unwrap_or(0).saturating_sub(5))
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "{name}: hash changed by reformatting; first difference:\n{}\n---\n{}",
+                context(&a),
+                context(&b)
+            );
+        }
+    }
+}
+
+#[test]
+fn meaning_changes_change_the_hash() {
+    let file = example("petstore").join("gatefold.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let original = compile_path(&file).ir.expect("compiles");
+    let changed = text.replacen("requests: 100", "requests: 101", 1);
+    assert_ne!(changed, text, "the example has a rate limit to change");
+    let ir = compile_str("changed.yaml", &changed).ir.expect("compiles");
+    assert_ne!(ir.hash, original.hash);
+}
+
+#[test]
+fn the_ir_file_round_trips_and_refuses_edits() {
+    let ir = compile_path(&example("petstore")).ir.expect("compiles");
+    let json = ir.to_json();
+    let back = gatefold_compiler::ir::ValidIr::from_json(&json).expect("loads");
+    assert_eq!(back.to_json(), json);
+    let edited = json.replacen("\"requests\": 100", "\"requests\": 5", 1);
+    assert_ne!(edited, json);
+    let err = gatefold_compiler::ir::ValidIr::from_json(&edited).unwrap_err();
+    assert!(err.contains("does not match its hash"), "{err}");
+}
+
+const TWO_APIS_A_FIRST: &str = r#"gatefold: 1
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one: { path: "/x/{id}", methods: [GET] }
+      two: { path: "/{kind}/y", methods: [GET] }
+  b:
+    upstream: u
+    routes:
+      three: { path: /z, methods: [GET] }
+"#;
+
+#[test]
+fn listing_order_counts_only_where_routes_compete() {
+    let base = compile_str("s.yaml", TWO_APIS_A_FIRST)
+        .ir
+        .expect("compiles");
+    // Moving api `b` first: no route of `b` competes with one of `a`.
+    let (head, tail) = TWO_APIS_A_FIRST.split_at(TWO_APIS_A_FIRST.find("  a:").unwrap());
+    let (api_a, api_b) = tail.split_at(tail.find("  b:").unwrap());
+    let moved = format!("{head}{api_b}{api_a}");
+    let ir = compile_str("s.yaml", &moved).ir.expect("compiles");
+    assert_eq!(ir.hash, base.hash);
+    // Swapping `one` and `two` changes which wins `GET /x/y`: a new meaning.
+    let swapped = TWO_APIS_A_FIRST
+        .replace("      one: { path: \"/x/{id}\", methods: [GET] }\n", "")
+        .replace(
+            "      two: { path: \"/{kind}/y\", methods: [GET] }\n",
+            "      two: { path: \"/{kind}/y\", methods: [GET] }\n      one: { path: \"/x/{id}\", methods: [GET] }\n",
+        );
+    let ir2 = compile_str("s.yaml", &swapped).ir.expect("compiles");
+    assert_ne!(ir2.hash, base.hash);
+    let first: Vec<String> = ir2.routes.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(first, ["b.three", "a.two", "a.one"]);
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotently), then runs
+# every test. CI (.ci/run) calls exactly this; so can anyone on a fresh
+# machine with the Rust toolchain, Python 3, Node.js and apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== formatting"
+cargo fmt --all -- --check
+
+echo "== build"
+cargo build --locked --workspace --all-targets
+
+echo "== tests"
+cargo test --locked --workspace
+
+echo "== examples validate"
+for example in examples/*/; do
+  cargo run --quiet --locked -p gatefold -- validate "$example"
+done
