@@ -1,0 +1,153 @@
+//! The CLI contract: exit codes, diagnostics with file:line:col, byte-identical
+//! output, explain's phase order and origins, the generated capability matrix.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn gatefold(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatefold"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("gatefold runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatefold-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn examples_validate() {
+    for e in [
+        "examples/quickstart",
+        "examples/petstore",
+        "examples/kitchen-sink",
+    ] {
+        let out = gatefold(&["validate", e]);
+        assert_eq!(out.status.code(), Some(0), "{e}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn a_bad_spec_exits_1_with_its_place() {
+    let dir = scratch("bad");
+    let spec = dir.join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:9\" }] }\napis:\n  a:\n    upstream: u\n    routes:\n      list:\n        path: /x\n        method: [GET]\n",
+    )
+    .unwrap();
+    let out = gatefold(&["validate", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:10:9", spec.display())), "{err}");
+    assert!(err.contains("did you mean `methods`?"), "{err}");
+
+    let out = gatefold(&["validate", spec.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["diagnostics"][0]["code"], "unknown-key");
+    assert_eq!(report["diagnostics"][0]["line"], 10);
+    assert_eq!(report["diagnostics"][0]["column"], 9);
+}
+
+#[test]
+fn compile_is_byte_identical() {
+    let dir = scratch("compile");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for out in [&a, &b] {
+        let o = gatefold(&[
+            "compile",
+            "examples/petstore",
+            "--target",
+            "reference",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let read = |d: &Path| std::fs::read(d.join("gatefold.ir.json")).unwrap();
+    assert!(!read(&a).is_empty());
+    assert_eq!(read(&a), read(&b));
+}
+
+#[test]
+fn unknown_targets_are_user_errors() {
+    let dir = scratch("target");
+    let o = gatefold(&[
+        "compile",
+        "examples/petstore",
+        "--target",
+        "apache",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("`apache` is not a target"));
+}
+
+#[test]
+fn explain_shows_the_chain_in_phase_order_with_origins() {
+    let out = gatefold(&[
+        "explain",
+        "examples/petstore",
+        "--route",
+        "pets.delete",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chain = routes[0]["chain"].as_array().unwrap();
+    let kinds: Vec<&str> = chain.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    // cors (phase 2) < key-auth (4) < acl (5) < rate-limit (6) < request-headers (10) < response-headers (13)
+    let position = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
+    };
+    assert!(position("cors") < position("key-auth"));
+    assert!(position("key-auth") < position("acl"));
+    assert!(position("acl") < position("rate-limit"));
+    assert!(position("rate-limit") < position("request-headers"));
+    assert!(position("request-headers") < position("response-headers"));
+    let acl = &chain[position("acl")];
+    assert_eq!(acl["level"], "route");
+    assert_eq!(acl["via"][0], "staff-only");
+    assert_eq!(chain[position("key-auth")]["level"], "api");
+
+    let out = gatefold(&["explain", "examples/petstore", "--route", "pets.delete"]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("acl") && shown.contains("route via staff-only"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_capability_matrix_in_docs_is_generated() {
+    let out = gatefold(&["capabilities"]);
+    assert_eq!(out.status.code(), Some(0));
+    let matrix = text(&out.stdout);
+    let doc = std::fs::read_to_string(repo().join("docs/capabilities.md")).unwrap();
+    assert!(
+        doc.contains(&matrix),
+        "docs/capabilities.md is stale: regenerate its table with `gatefold capabilities`"
+    );
+    let json = gatefold(&["capabilities", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["reference"]["mock"], "native");
+}
