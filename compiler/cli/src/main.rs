@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod explain;
+mod serve;
 mod targets;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -78,6 +79,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: MatrixFormat,
     },
+    /// Run the reference gateway on a spec (or a compiled gatefold.ir.json).
+    Serve {
+        spec: PathBuf,
+        /// Where to serve requests [default: 127.0.0.1:<gateway.listen>]
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where to serve the admin API [default: 127.0.0.1:9901]
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// Reload when the spec changes (a broken edit keeps the last good config).
+        #[arg(long)]
+        watch: bool,
+        /// Do not write the JSON access log to stdout.
+        #[arg(long)]
+        no_access_log: bool,
+    },
 }
 
 /// Exit code for a user error (bad spec, failed check).
@@ -108,6 +125,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Serve {
+            spec,
+            listen,
+            admin,
+            watch,
+            no_access_log,
+        } => serve::run(&spec, listen, admin, watch, !no_access_log),
     }
 }
 

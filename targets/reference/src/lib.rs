@@ -1,7 +1,9 @@
 //! The reference target: the IR itself, as `gatefold.ir.json`, which the
-//! reference gateway (`gatefold serve`) executes natively.
+//! reference gateway ([`gateway`], `gatefold serve`) executes natively.
 
 #![forbid(unsafe_code)]
+
+pub mod gateway;
 
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{

@@ -1,0 +1,64 @@
+//! `gatefold serve SPEC [--listen ADDR] [--admin ADDR] [--watch]`: the
+//! reference gateway in the foreground until SIGTERM or Ctrl-C.
+//!
+//! SPEC is a spec file or folder, or a compiled `gatefold.ir.json`.
+//! Defaults: requests on `127.0.0.1:<gateway.listen>`, the admin API on
+//! `127.0.0.1:9901`. `--listen` and `--admin` hold across config pushes
+//! (a pushed config's `gateway.listen` does not move a running listener).
+//! `GATEFOLD_ADMIN_TOKEN`, when set, is the admin API's bearer token; it is
+//! required when the admin API binds beyond loopback. Secrets (`{ env: NAME
+//! }`) are read from the environment whenever a config is loaded; a missing
+//! or empty one refuses the config (at start-up: the gateway does not start).
+
+use gatefold_target_reference::gateway::{self, access_log::AccessLog, watch::Source, Options};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Default address of the admin API.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+
+pub fn run(
+    spec: &Path,
+    listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    watch: bool,
+    access_log: bool,
+) -> ExitCode {
+    let source = Source {
+        path: spec.to_path_buf(),
+        interval: Duration::from_millis(500),
+    };
+    let ir = match gateway::watch::load(&source) {
+        Ok(ir) => ir,
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            if !diagnostics.ends_with('\n') {
+                eprintln!();
+            }
+            eprintln!("error: `{}` cannot be served", spec.display());
+            return ExitCode::from(1);
+        }
+    };
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], ir.gateway.listen)));
+    let admin = admin.or_else(|| DEFAULT_ADMIN.parse().ok());
+    let mut opts = Options::new(listen);
+    opts.admin = admin;
+    opts.admin_token = std::env::var("GATEFOLD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    opts.access_log = if access_log {
+        AccessLog::stdout()
+    } else {
+        AccessLog::Off
+    };
+    opts.watch = watch.then_some(source);
+    match gateway::run(ir, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Prometheus metrics: requests by route and status, a latency histogram per
+//! route, rate-limit rejections, upstream target health, config reloads.
+//!
+//! Per-route counters are plain atomics the request path reaches through its
+//! compiled route (no map lookup per request). They are kept by route id
+//! across config swaps, so counters only ever grow.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Status codes with their own slot; others share a locked map.
+const COMMON: [u16; 24] = [
+    200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410, 413,
+    429, 500, 502, 503, 504,
+];
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+pub struct RouteMetrics {
+    statuses: [AtomicU64; COMMON.len()],
+    other: Mutex<BTreeMap<u16, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+impl RouteMetrics {
+    pub fn observe(&self, status: u16, latency: Duration) {
+        match COMMON.iter().position(|s| *s == status) {
+            Some(i) => {
+                self.statuses[i].fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                *self
+                    .other
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(status)
+                    .or_default() += 1;
+            }
+        }
+        let secs = latency.as_secs_f64();
+        if let Some(b) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every metric of a gateway process.
+#[derive(Default)]
+pub struct Metrics {
+    routes: Mutex<HashMap<String, Arc<RouteMetrics>>>,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub access_log_dropped: AtomicU64,
+}
+
+/// One target's health, as sampled when metrics are read.
+pub struct TargetHealth {
+    pub upstream: String,
+    pub target: String,
+    pub healthy: bool,
+    pub inflight: u32,
+}
+
+/// The label for requests that matched no route.
+pub const NO_ROUTE: &str = "";
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// The counters of a route id, created on first use.
+    pub fn route(&self, id: &str) -> Arc<RouteMetrics> {
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, health: &[TargetHealth]) -> String {
+        let routes: BTreeMap<String, Arc<RouteMetrics>> = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = String::new();
+        out.push_str("# HELP gatefold_requests_total Requests answered, by route and status.\n");
+        out.push_str("# TYPE gatefold_requests_total counter\n");
+        for (id, m) in &routes {
+            let id = escape(id);
+            let mut rows: BTreeMap<u16, u64> = COMMON
+                .iter()
+                .zip(&m.statuses)
+                .map(|(s, c)| (*s, c.load(Ordering::Relaxed)))
+                .filter(|(_, c)| *c > 0)
+                .collect();
+            rows.extend(m.other.lock().unwrap_or_else(|e| e.into_inner()).iter());
+            for (status, n) in rows {
+                let _ = writeln!(
+                    out,
+                    "gatefold_requests_total{{route=\"{id}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP gatefold_request_duration_seconds Time from request to response head.\n",
+        );
+        out.push_str("# TYPE gatefold_request_duration_seconds histogram\n");
+        for (id, m) in &routes {
+            let count = m.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let id = escape(id);
+            let mut cumulative = 0;
+            for (le, b) in BUCKETS.iter().zip(&m.buckets) {
+                cumulative += b.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "gatefold_request_duration_seconds_bucket{{route=\"{id}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "gatefold_request_duration_seconds_bucket{{route=\"{id}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "gatefold_request_duration_seconds_sum{{route=\"{id}\"}} {}",
+                m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "gatefold_request_duration_seconds_count{{route=\"{id}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP gatefold_rate_limited_total Requests refused by rate-limit (429).\n");
+        out.push_str("# TYPE gatefold_rate_limited_total counter\n");
+        for (id, m) in &routes {
+            let n = m.rate_limited.load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "gatefold_rate_limited_total{{route=\"{}\"}} {n}",
+                    escape(id)
+                );
+            }
+        }
+        out.push_str("# HELP gatefold_upstream_healthy Whether an upstream target is in rotation (1) or not (0).\n");
+        out.push_str("# TYPE gatefold_upstream_healthy gauge\n");
+        for h in health {
+            let _ = writeln!(
+                out,
+                "gatefold_upstream_healthy{{upstream=\"{}\",target=\"{}\"}} {}",
+                escape(&h.upstream),
+                escape(&h.target),
+                u8::from(h.healthy)
+            );
+        }
+        out.push_str("# HELP gatefold_upstream_inflight Requests in flight per upstream target.\n");
+        out.push_str("# TYPE gatefold_upstream_inflight gauge\n");
+        for h in health {
+            let _ = writeln!(
+                out,
+                "gatefold_upstream_inflight{{upstream=\"{}\",target=\"{}\"}} {}",
+                escape(&h.upstream),
+                escape(&h.target),
+                h.inflight
+            );
+        }
+        out.push_str("# HELP gatefold_config_reloads_total Config loads, by result.\n");
+        out.push_str("# TYPE gatefold_config_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "gatefold_config_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "gatefold_config_reloads_total{{result=\"rejected\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP gatefold_access_log_dropped_total Access log lines dropped because stdout could not keep up.\n");
+        out.push_str("# TYPE gatefold_access_log_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "gatefold_access_log_dropped_total {}",
+            self.access_log_dropped.load(Ordering::Relaxed)
+        );
+        out
+    }
+}

@@ -1,0 +1,463 @@
+//! The reference gateway: executes a [`ValidIr`] natively over HTTP/1.1 and
+//! HTTP/2 (h2c), with an admin API, metrics, an access log and hot reload.
+//!
+//! Shape: a [`Runtime`] is built once per config and swapped atomically
+//! (`arc-swap`); each request holds the runtime it started with. The request
+//! path is [`service::handle`]: route lookup, then the route's policies in
+//! phase order ([`phases`]), then the proxy. Every config change (start-up,
+//! `PUT /config`, rollback, `--watch`) goes through [`Shared::apply`].
+
+pub mod access_log;
+pub mod admin;
+pub mod clock;
+pub mod context;
+pub mod metrics;
+pub mod path;
+pub mod phases;
+pub mod policies;
+pub mod proxy;
+pub mod respond;
+mod rewind;
+pub mod router;
+pub mod runtime;
+pub mod secrets;
+pub mod service;
+pub mod upstream;
+pub mod watch;
+
+use access_log::AccessLog;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use clock::{Clock, SystemClock};
+use gatefold_compiler::ir::ValidIr;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use metrics::Metrics;
+use runtime::{BuildEnv, Runtime};
+use secrets::{EnvSecrets, SecretSource};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+use upstream::client::Clients;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body the gateway sends.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// How many earlier configs `POST /rollback` can go back to.
+const HISTORY: usize = 16;
+
+/// How a gateway process runs.
+pub struct Options {
+    /// Where requests are served.
+    pub listen: SocketAddr,
+    /// Where the admin API is served; `None`: no admin API.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token for the admin API; required when it is not on loopback.
+    pub admin_token: Option<String>,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub access_log: AccessLog,
+    /// A client must send a request's headers within this time (slowloris).
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (HTTP/1 buffer and HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub drain_timeout: Duration,
+    /// Reload from this spec when it changes.
+    pub watch: Option<watch::Source>,
+}
+
+impl Options {
+    /// Defaults for serving on `listen`: no admin API, system clock, secrets
+    /// from the environment, access log on stdout.
+    pub fn new(listen: SocketAddr) -> Options {
+        Options {
+            listen,
+            admin: None,
+            admin_token: None,
+            clock: Arc::new(SystemClock),
+            secrets: Arc::new(EnvSecrets),
+            access_log: AccessLog::Off,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            drain_timeout: Duration::from_secs(30),
+            watch: None,
+        }
+    }
+}
+
+/// What every connection and the admin API share.
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    history: Mutex<Vec<Arc<ValidIr>>>,
+    apply_lock: Mutex<()>,
+    pub metrics: Metrics,
+    pub clients: Clients,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub access_log: AccessLog,
+    pub started: Instant,
+    pub admin_token: Option<String>,
+}
+
+impl Shared {
+    fn build(&self, ir: ValidIr, previous: Option<&Runtime>) -> Result<Runtime, Vec<String>> {
+        Runtime::build(
+            ir,
+            &BuildEnv {
+                secrets: &*self.secrets,
+                clock: self.clock.clone(),
+                metrics: &self.metrics,
+                clients: &self.clients,
+                previous,
+            },
+        )
+    }
+
+    /// Builds a runtime for `ir` and swaps it in; the one it replaces goes
+    /// into the rollback history. A config equal to the running one (same
+    /// hash) changes nothing. On error the running config stays.
+    pub fn apply(&self, ir: ValidIr) -> Result<Arc<Runtime>, Vec<String>> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.runtime.load_full();
+        if current.ir.hash == ir.hash {
+            return Ok(current);
+        }
+        let rt = self.swap_in(ir, &current)?;
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.push(current.ir.clone());
+        if h.len() > HISTORY {
+            h.remove(0);
+        }
+        Ok(rt)
+    }
+
+    /// Goes back to the config before the running one.
+    pub fn rollback(&self) -> Result<Arc<Runtime>, Vec<String>> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.runtime.load_full();
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(previous) = h.last().cloned() else {
+            return Err(vec!["there is no earlier config to roll back to".into()]);
+        };
+        let rt = self.swap_in((*previous).clone(), &current)?;
+        h.pop();
+        Ok(rt)
+    }
+
+    fn swap_in(&self, ir: ValidIr, current: &Arc<Runtime>) -> Result<Arc<Runtime>, Vec<String>> {
+        match self.build(ir, Some(current)) {
+            Ok(rt) => {
+                let rt = Arc::new(rt);
+                self.runtime.store(rt.clone());
+                self.metrics
+                    .reloads_ok
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                eprintln!(
+                    "gatefold: serving config {} ({} routes)",
+                    rt.ir.hash.short(),
+                    rt.routes.len()
+                );
+                Ok(rt)
+            }
+            Err(e) => {
+                self.metrics
+                    .reloads_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// The number of earlier configs that rollback can reach.
+    pub fn history_len(&self) -> usize {
+        self.history.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listen_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    stop: signal::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+impl Gateway {
+    /// Loads `ir`, binds the listeners and starts serving. Fails without
+    /// serving anything when the config cannot be loaded (a missing secret),
+    /// an address cannot be bound, or the admin API would be exposed beyond
+    /// loopback without a token.
+    pub async fn start(ir: ValidIr, opts: Options) -> Result<Gateway, String> {
+        if let Some(admin) = opts.admin {
+            if !is_loopback(&admin) && opts.admin_token.is_none() {
+                return Err(format!(
+                    "the admin API on {admin} is reachable beyond this machine: set GATEFOLD_ADMIN_TOKEN to a bearer token, or bind it to 127.0.0.1"
+                ));
+            }
+        }
+        let metrics = Metrics::default();
+        let clients = Clients::default();
+        let first = Runtime::build(
+            ir,
+            &BuildEnv {
+                secrets: &*opts.secrets,
+                clock: opts.clock.clone(),
+                metrics: &metrics,
+                clients: &clients,
+                previous: None,
+            },
+        )
+        .map_err(|e| format!("the config cannot be loaded:\n  {}", e.join("\n  ")))?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        let listen_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin_listener = match opts.admin {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
+            ),
+            None => None,
+        };
+        let admin_addr = match &admin_listener {
+            Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(first),
+            history: Mutex::new(Vec::new()),
+            apply_lock: Mutex::new(()),
+            metrics,
+            clients,
+            clock: opts.clock.clone(),
+            secrets: opts.secrets.clone(),
+            access_log: opts.access_log.clone(),
+            started: Instant::now(),
+            admin_token: opts.admin_token.clone(),
+        });
+        let (stop, stopped) = signal::channel(false);
+        let conn = ConnSettings {
+            header_read_timeout: opts.header_read_timeout,
+            max_header_bytes: opts.max_header_bytes,
+        };
+        let mut tasks = vec![tokio::spawn(serve(
+            listener,
+            shared.clone(),
+            conn,
+            stopped.clone(),
+            opts.drain_timeout,
+        ))];
+        if let Some(l) = admin_listener {
+            tasks.push(tokio::spawn(admin::serve(
+                l,
+                shared.clone(),
+                stopped.clone(),
+            )));
+        }
+        if let Some(source) = opts.watch {
+            tasks.push(tokio::spawn(watch::run(source, shared.clone(), stopped)));
+        }
+        Ok(Gateway {
+            shared,
+            listen_addr,
+            admin_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Swaps in a new config (as `PUT /config` does).
+    pub fn apply(&self, ir: ValidIr) -> Result<(), Vec<String>> {
+        self.shared.apply(ir).map(|_| ())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain
+    /// timeout), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ConnSettings {
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
+}
+
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    conn: ConnSettings,
+    mut stopped: signal::Receiver<bool>,
+    drain: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off a
+                        // little instead of spinning.
+                        eprintln!("gatefold: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let watcher = graceful.watcher();
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    serve_connection(stream, peer, shared, conn, watcher).await;
+                });
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(drain) => {
+            eprintln!("gatefold: drain timeout; closing the connections left");
+        }
+    }
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads enough of a connection to tell HTTP/2 prior knowledge from
+/// HTTP/1, under the header read timeout (hyper's own HTTP/1 timeout starts
+/// only once it owns the connection).
+async fn sniff(stream: &mut TcpStream, limit: Duration) -> Option<(bool, Bytes)> {
+    let mut buf = vec![0u8; H2_PREFACE.len()];
+    let mut n = 0;
+    let read = async {
+        loop {
+            let got = stream.read(&mut buf[n..]).await.ok()?;
+            if got == 0 {
+                return None;
+            }
+            n += got;
+            if buf[..n] != H2_PREFACE[..n] {
+                return Some(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(true);
+            }
+        }
+    };
+    let h2 = tokio::time::timeout(limit, read).await.ok()??;
+    buf.truncate(n);
+    Some((h2, Bytes::from(buf)))
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    conn: ConnSettings,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let Some((h2, prefix)) = sniff(&mut stream, conn.header_read_timeout).await else {
+        return;
+    };
+    let io = TokioIo::new(rewind::Rewind::new(stream, prefix));
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(service::handle(shared, peer, req).await) }
+    });
+    if h2 {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_header_list_size(conn.max_header_bytes as u32)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
+        let _ = watcher.watch(b.serve_connection(io, svc)).await;
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(conn.header_read_timeout)
+            .max_buf_size(conn.max_header_bytes.max(8192));
+        let _ = watcher.watch(b.serve_connection(io, svc)).await;
+    }
+}
+
+/// Runs a gateway until SIGTERM or Ctrl-C, then drains (the `gatefold serve`
+/// entry point; builds its own tokio runtime).
+pub fn run(ir: ValidIr, opts: Options) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let gw = Gateway::start(ir, opts).await?;
+        let rt = gw.shared.runtime.load();
+        eprintln!(
+            "gatefold: serving {} routes (config {}) on http://{}",
+            rt.routes.len(),
+            rt.ir.hash.short(),
+            gw.listen_addr
+        );
+        drop(rt);
+        if let Some(a) = gw.admin_addr {
+            eprintln!("gatefold: admin API on http://{a}");
+        }
+        wait_for_stop().await;
+        eprintln!("gatefold: stopping; draining in-flight requests");
+        gw.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,131 @@
+//! Authentication (phase 4): `key-auth`, `basic-auth` and `jwt` share the
+//! phase. They are tried in that order; the first that passes admits the
+//! request and decides its consumer; if none passes, 401 (with
+//! `www-authenticate` when `basic-auth` is in the chain). Each method removes
+//! the credential it read before the request goes upstream (a JSON Web Token
+//! is forwarded unchanged).
+
+use crate::gateway::context::{ConsumerRt, Ctx};
+use crate::gateway::phases::{Flow, Policy, UpstreamRequest};
+use crate::gateway::respond;
+use http::header::WWW_AUTHENTICATE;
+use http::{request, HeaderValue};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What one authentication method says about a request.
+pub enum Verdict {
+    /// Passed, with the consumer it identified (a JWT may name none).
+    Admit(Option<Arc<ConsumerRt>>),
+    Refuse,
+}
+
+/// One authentication method.
+pub trait Authenticator: Send + Sync {
+    fn authenticate(&self, req: &request::Parts, ctx: &mut Ctx) -> Verdict;
+    /// Phase 10: remove the credential this method read; `admitted` says
+    /// whether this method is the one that passed.
+    fn upstream_request(&self, up: &mut UpstreamRequest, ctx: &Ctx, admitted: bool);
+}
+
+/// The consumers of a config, indexed for each credential type.
+#[derive(Default)]
+pub struct Consumers {
+    pub by_name: HashMap<String, Arc<ConsumerRt>>,
+    pub by_key: HashMap<String, Arc<ConsumerRt>>,
+    /// user -> (password, consumer)
+    pub by_user: HashMap<String, (String, Arc<ConsumerRt>)>,
+}
+
+/// The phase-4 policy: every authentication method of a route's chain.
+pub struct Authentication {
+    methods: Vec<Box<dyn Authenticator>>,
+    challenge: Option<HeaderValue>,
+}
+
+impl Authentication {
+    pub fn new(methods: Vec<Box<dyn Authenticator>>, basic_realm: Option<&str>) -> Authentication {
+        Authentication {
+            methods,
+            challenge: basic_realm
+                .and_then(|r| HeaderValue::from_str(&format!("Basic realm=\"{r}\"")).ok()),
+        }
+    }
+}
+
+impl Policy for Authentication {
+    fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
+        for (i, m) in self.methods.iter().enumerate() {
+            if let Verdict::Admit(consumer) = m.authenticate(req, ctx) {
+                ctx.consumer = consumer;
+                ctx.authenticated_by = Some(i);
+                return Flow::Continue;
+            }
+        }
+        let mut resp = respond::unauthorized();
+        if let Some(c) = &self.challenge {
+            resp.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
+        }
+        Flow::Stop(resp)
+    }
+
+    fn upstream_request(&self, up: &mut UpstreamRequest, ctx: &Ctx) {
+        for (i, m) in self.methods.iter().enumerate() {
+            m.upstream_request(up, ctx, ctx.authenticated_by == Some(i));
+        }
+    }
+}
+
+/// Compares secrets without stopping at the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Indexes the consumers of a config by credential, reading every secret.
+/// Fails (naming each variable) when a secret is unset or empty, or when two
+/// consumers turn out to share a key.
+pub fn build_consumers(
+    ir: &gatefold_compiler::ir::Ir,
+    secrets_src: &dyn crate::gateway::secrets::SecretSource,
+) -> Result<Consumers, Vec<String>> {
+    use crate::gateway::secrets::resolve;
+    let mut c = Consumers::default();
+    let mut errors = Vec::new();
+    for (name, def) in &ir.consumers {
+        let rt = Arc::new(ConsumerRt {
+            name: name.as_str().into(),
+            groups: def.groups.iter().map(|g| g.to_string()).collect(),
+        });
+        c.by_name.insert(name.to_string(), rt.clone());
+        for k in &def.keys {
+            match resolve(secrets_src, k) {
+                Ok(v) => match c.by_key.get(&v) {
+                    Some(other) if other.name != rt.name => errors.push(format!(
+                        "consumers `{}` and `{name}` have the same key value; keys must identify one consumer",
+                        other.name
+                    )),
+                    _ => {
+                        c.by_key.insert(v, rt.clone());
+                    }
+                },
+                Err(e) => errors.push(format!("consumer `{name}`: {e}")),
+            }
+        }
+        if let Some(b) = &def.basic {
+            match resolve(secrets_src, &b.password) {
+                Ok(p) => {
+                    c.by_user.insert(b.user.clone(), (p, rt.clone()));
+                }
+                Err(e) => errors.push(format!("consumer `{name}`: {e}")),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(c)
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,55 @@
+//! `basic-auth`: `authorization: Basic ...` with a consumer's user and password.
+
+use super::auth::{constant_time_eq, Authenticator, Consumers, Verdict};
+use crate::gateway::context::Ctx;
+use crate::gateway::phases::UpstreamRequest;
+use base64::Engine;
+use http::header::AUTHORIZATION;
+use http::{request, HeaderMap};
+use std::sync::Arc;
+
+pub struct BasicAuthMethod {
+    consumers: Arc<Consumers>,
+}
+
+impl BasicAuthMethod {
+    pub fn new(consumers: Arc<Consumers>) -> BasicAuthMethod {
+        BasicAuthMethod { consumers }
+    }
+}
+
+/// The base64 part of `authorization: Basic <b64>` (scheme case-insensitive).
+fn basic_credential(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
+}
+
+impl Authenticator for BasicAuthMethod {
+    fn authenticate(&self, req: &request::Parts, _ctx: &mut Ctx) -> Verdict {
+        let Some(b64) = basic_credential(&req.headers) else {
+            return Verdict::Refuse;
+        };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            return Verdict::Refuse;
+        };
+        let Ok(text) = String::from_utf8(decoded) else {
+            return Verdict::Refuse;
+        };
+        let Some((user, password)) = text.split_once(':') else {
+            return Verdict::Refuse;
+        };
+        match self.consumers.by_user.get(user) {
+            Some((expected, c)) if constant_time_eq(expected.as_bytes(), password.as_bytes()) => {
+                Verdict::Admit(Some(c.clone()))
+            }
+            _ => Verdict::Refuse,
+        }
+    }
+
+    fn upstream_request(&self, up: &mut UpstreamRequest, _ctx: &Ctx, _admitted: bool) {
+        if basic_credential(&up.headers).is_some() {
+            up.headers.remove(AUTHORIZATION);
+        }
+    }
+}

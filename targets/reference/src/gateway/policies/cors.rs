@@ -1,0 +1,118 @@
+//! `cors` (phase 2): answer preflights 204 (never proxied) and mark responses
+//! to allowed origins. Requests from other origins get no CORS headers; the
+//! browser enforces CORS, not the gateway.
+
+use crate::gateway::context::Ctx;
+use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::respond;
+use gatefold_compiler::ir::policy::Cors;
+use gatefold_compiler::ir::Method;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ORIGIN, VARY,
+};
+use http::{request, HeaderValue, StatusCode};
+
+pub struct CorsPolicy {
+    any_origin: bool,
+    origins: Vec<String>,
+    methods: HeaderValue,
+    /// `None`: echo the preflight's `access-control-request-headers`.
+    headers: Option<HeaderValue>,
+    expose: Option<HeaderValue>,
+    credentials: bool,
+    max_age: Option<HeaderValue>,
+}
+
+const DEFAULT_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+fn joined<T: AsRef<str>>(items: &[T]) -> Option<HeaderValue> {
+    if items.is_empty() {
+        return None;
+    }
+    let s = items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    HeaderValue::from_str(&s).ok()
+}
+
+impl CorsPolicy {
+    pub fn new(cfg: &Cors) -> CorsPolicy {
+        let methods: Vec<&str> = cfg.methods.iter().map(|m: &Method| m.as_str()).collect();
+        CorsPolicy {
+            any_origin: cfg.origins.iter().any(|o| o == "*"),
+            origins: cfg.origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+            methods: joined(&methods).unwrap_or(HeaderValue::from_static(DEFAULT_METHODS)),
+            headers: joined(&cfg.headers.iter().map(|h| h.as_str()).collect::<Vec<_>>()),
+            expose: joined(&cfg.expose.iter().map(|h| h.as_str()).collect::<Vec<_>>()),
+            credentials: cfg.credentials,
+            max_age: cfg.max_age.map(|d| HeaderValue::from(d.millis / 1000)),
+        }
+    }
+
+    fn allowed<'a>(&self, req: &'a request::Parts) -> Option<&'a HeaderValue> {
+        let origin = req.headers.get(ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        (self.any_origin || self.origins.iter().any(|o| o.eq_ignore_ascii_case(text)))
+            .then_some(origin)
+    }
+
+    fn allow_origin(&self, origin: &HeaderValue) -> HeaderValue {
+        if self.any_origin {
+            HeaderValue::from_static("*")
+        } else {
+            origin.clone()
+        }
+    }
+}
+
+impl Policy for CorsPolicy {
+    fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
+        let origin = self.allowed(req);
+        if ctx.preflight {
+            let mut resp = respond::empty(StatusCode::NO_CONTENT);
+            if let Some(origin) = origin {
+                let h = resp.headers_mut();
+                h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, self.allow_origin(origin));
+                if !self.any_origin {
+                    h.append(VARY, HeaderValue::from_static("origin"));
+                }
+                h.insert(ACCESS_CONTROL_ALLOW_METHODS, self.methods.clone());
+                let echoed = req.headers.get(ACCESS_CONTROL_REQUEST_HEADERS);
+                if let Some(allow) = self.headers.as_ref().or(echoed) {
+                    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow.clone());
+                }
+                if self.credentials {
+                    h.insert(
+                        ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                        HeaderValue::from_static("true"),
+                    );
+                }
+                if let Some(age) = &self.max_age {
+                    h.insert(ACCESS_CONTROL_MAX_AGE, age.clone());
+                }
+            }
+            return Flow::Stop(resp);
+        }
+        if let Some(origin) = origin {
+            let p = &mut ctx.promised;
+            p.insert(ACCESS_CONTROL_ALLOW_ORIGIN, self.allow_origin(origin));
+            if !self.any_origin {
+                p.append(VARY, HeaderValue::from_static("origin"));
+            }
+            if self.credentials {
+                p.insert(
+                    ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
+            if let Some(expose) = &self.expose {
+                p.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+            }
+        }
+        Flow::Continue
+    }
+}

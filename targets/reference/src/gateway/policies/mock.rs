@@ -1,0 +1,49 @@
+//! `mock` (phase 9): the gateway answers without contacting any upstream.
+
+use crate::gateway::context::Ctx;
+use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::respond;
+use bytes::Bytes;
+use gatefold_compiler::ir::policy::{Mock, MockBody};
+use http::header::CONTENT_TYPE;
+use http::{request, HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+pub struct MockPolicy {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl MockPolicy {
+    pub fn new(cfg: &Mock) -> Result<MockPolicy, String> {
+        let status = StatusCode::from_u16(cfg.status).map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        let (body, default_type) = match &cfg.body {
+            MockBody::Empty => (Bytes::new(), None),
+            MockBody::Text(t) => (Bytes::from(t.clone()), Some("text/plain; charset=utf-8")),
+            MockBody::Json(v) => (Bytes::from(v.to_string()), Some("application/json")),
+        };
+        if let Some(t) = default_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(t));
+        }
+        for (k, v) in &cfg.headers {
+            headers.insert(
+                HeaderName::from_bytes(k.as_str().as_bytes()).map_err(|e| e.to_string())?,
+                HeaderValue::from_str(v).map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(MockPolicy {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Policy for MockPolicy {
+    fn request_filter(&self, _req: &request::Parts, _ctx: &mut Ctx) -> Flow {
+        let mut resp = respond::with_body(self.status, self.body.clone());
+        *resp.headers_mut() = self.headers.clone();
+        Flow::Answer(resp)
+    }
+}

@@ -1,0 +1,136 @@
+//! `rate-limit` (phase 6): fixed windows aligned to multiples of `per` since
+//! the Unix epoch. Over the limit: 429 with `retry-after`. Every response of
+//! a counted request carries `x-ratelimit-limit`, `-remaining` and `-reset`.
+//!
+//! Counters belong to the place the policy is attached (see
+//! [`crate::gateway::runtime`]); a config reload that keeps the same policy in
+//! the same place keeps its counters, so a reload never resets a limit.
+
+use crate::gateway::clock::Clock;
+use crate::gateway::context::Ctx;
+use crate::gateway::metrics::RouteMetrics;
+use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::respond;
+use gatefold_compiler::ir::policy::{RateKey, RateLimit};
+use http::header::RETRY_AFTER;
+use http::{request, HeaderName, HeaderValue, StatusCode};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// What one request is counted by.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Global,
+    Ip(IpAddr),
+    Text(Box<str>),
+}
+
+const SHARDS: usize = 16;
+
+/// The counters of one attached rate-limit policy.
+pub struct FixedWindow {
+    pub requests: u64,
+    pub per_secs: u64,
+    shards: [Mutex<Shard>; SHARDS],
+    hasher: RandomState,
+}
+
+#[derive(Default)]
+struct Shard {
+    window: u64,
+    counts: HashMap<Key, u64>,
+}
+
+impl FixedWindow {
+    pub fn new(cfg: &RateLimit) -> FixedWindow {
+        FixedWindow {
+            requests: cfg.requests,
+            per_secs: (cfg.per.millis / 1000).max(1),
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Counts one request at `now_ms`; returns (count so far, ms until the window ends).
+    fn hit(&self, key: Key, now_ms: u64) -> (u64, u64) {
+        let per_ms = self.per_secs * 1000;
+        let window = now_ms / per_ms;
+        let left = per_ms - now_ms % per_ms;
+        let shard_index = self.hasher.hash_one(&key) as usize % SHARDS;
+        let mut shard = self.shards[shard_index]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if shard.window != window {
+            // A new window: every old count is void. Clearing keeps memory
+            // bounded by the keys seen in one window.
+            shard.window = window;
+            shard.counts.clear();
+        }
+        let n = shard.counts.entry(key).or_insert(0);
+        *n += 1;
+        (*n, left)
+    }
+}
+
+pub struct RateLimitPolicy {
+    key: RateKey,
+    counters: Arc<FixedWindow>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<RouteMetrics>,
+    limit_value: HeaderValue,
+}
+
+impl RateLimitPolicy {
+    pub fn new(
+        cfg: &RateLimit,
+        counters: Arc<FixedWindow>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<RouteMetrics>,
+    ) -> RateLimitPolicy {
+        RateLimitPolicy {
+            key: cfg.key.clone(),
+            limit_value: HeaderValue::from(counters.requests),
+            counters,
+            clock,
+            metrics,
+        }
+    }
+}
+
+impl Policy for RateLimitPolicy {
+    fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
+        let ip = || Key::Ip(ctx.client_ip());
+        let key = match &self.key {
+            RateKey::Global => Key::Global,
+            RateKey::Ip => ip(),
+            RateKey::Consumer => match &ctx.consumer {
+                Some(c) => Key::Text(c.name.as_ref().into()),
+                None => ip(),
+            },
+            RateKey::Header(h) => match req.headers.get(h.as_str()) {
+                Some(v) => Key::Text(String::from_utf8_lossy(v.as_bytes()).into()),
+                None => ip(),
+            },
+        };
+        let (count, left_ms) = self.counters.hit(key, self.clock.now().as_millis() as u64);
+        let reset = HeaderValue::from(left_ms.div_ceil(1000));
+        let remaining = self.counters.requests.saturating_sub(count);
+        let p = &mut ctx.promised;
+        p.insert(LIMIT.clone(), self.limit_value.clone());
+        p.insert(REMAINING.clone(), HeaderValue::from(remaining));
+        p.insert(RESET.clone(), reset.clone());
+        if count > self.counters.requests {
+            self.metrics.rate_limited();
+            let mut resp = respond::error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+            resp.headers_mut().insert(RETRY_AFTER, reset);
+            return Flow::Stop(resp);
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,76 @@
+//! `redirect` (phase 9): an empty answer with `location`; `{param}` takes the
+//! route's parameter and the request's query string is appended.
+
+use crate::gateway::context::Ctx;
+use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::respond;
+use gatefold_compiler::ir::policy::Redirect;
+use gatefold_compiler::ir::PathPattern;
+use http::header::LOCATION;
+use http::{request, HeaderValue, StatusCode};
+
+pub struct RedirectPolicy {
+    to: String,
+    status: StatusCode,
+    /// The route's own path, to bind `{params}`.
+    route_path: PathPattern,
+}
+
+impl RedirectPolicy {
+    pub fn new(cfg: &Redirect, route_path: &PathPattern) -> Result<RedirectPolicy, String> {
+        Ok(RedirectPolicy {
+            to: cfg.to.clone(),
+            status: StatusCode::from_u16(cfg.status).map_err(|e| e.to_string())?,
+            route_path: route_path.clone(),
+        })
+    }
+}
+
+/// Replaces `{name}` in `template` with the bound params.
+pub fn fill(template: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match params.iter().find(|(n, _)| *n == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Policy for RedirectPolicy {
+    fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
+        let params = self.route_path.matches(&ctx.path).unwrap_or_default();
+        let mut location = fill(&self.to, &params);
+        if let Some(q) = &ctx.query {
+            location.push(if location.contains('?') { '&' } else { '?' });
+            location.push_str(q);
+        }
+        let mut resp = respond::empty(self.status);
+        match HeaderValue::from_str(&location) {
+            Ok(v) => {
+                resp.headers_mut().insert(LOCATION, v);
+                Flow::Answer(resp)
+            }
+            Err(_) => Flow::Stop(respond::bad_request()),
+        }
+    }
+}

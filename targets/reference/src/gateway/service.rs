@@ -1,0 +1,305 @@
+//! One request through the phases: route lookup, the route's policies, the
+//! proxy, and the baseline (request id, metrics, access log) around them.
+
+use super::access_log::Line;
+use super::clock::rfc3339;
+use super::context::Ctx;
+use super::path;
+use super::phases::{Flow, UpstreamRequest};
+use super::policies::request_size_limit;
+use super::proxy::{self, strip_hop_by_hop};
+use super::respond;
+use super::router::{allow_header, Lookup};
+use super::runtime::{RouteRt, Runtime};
+use super::{Body, Shared};
+use gatefold_compiler::ir::Method as IrMethod;
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, HOST, ORIGIN, SERVER, VARY};
+use http::{request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+fn ir_method(m: &Method) -> Option<IrMethod> {
+    Some(match *m {
+        Method::GET => IrMethod::Get,
+        Method::HEAD => IrMethod::Head,
+        Method::POST => IrMethod::Post,
+        Method::PUT => IrMethod::Put,
+        Method::PATCH => IrMethod::Patch,
+        Method::DELETE => IrMethod::Delete,
+        Method::OPTIONS => IrMethod::Options,
+        Method::TRACE => IrMethod::Trace,
+        _ => return None,
+    })
+}
+
+/// Keeps a well-formed incoming `x-request-id` (1-128 of `A-Z a-z 0-9 . _ : -`),
+/// otherwise makes a random UUID.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if (1..=128).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+        {
+            return v.clone();
+        }
+    }
+    let r = fastrand::u128(..);
+    // Version 4, variant 1.
+    let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let h = format!("{r:032x}");
+    let s = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Adds the headers earlier phases promised.
+fn apply_promised(h: &mut HeaderMap, promised: &HeaderMap) {
+    for k in promised.keys() {
+        if k != VARY {
+            h.remove(k);
+        }
+        for v in promised.get_all(k) {
+            h.append(k.clone(), v.clone());
+        }
+    }
+}
+
+/// A response made before phase 9: promised headers only.
+fn early(mut resp: Response<Body>, ctx: &Ctx) -> Response<Body> {
+    apply_promised(resp.headers_mut(), &ctx.promised);
+    resp
+}
+
+/// A response from phase 9 on: promised headers, then phase 13.
+fn late(resp: Response<Body>, route: &RouteRt, ctx: &Ctx) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    apply_promised(&mut parts.headers, &ctx.promised);
+    for p in &route.policies {
+        p.response_filter(&mut parts, ctx);
+    }
+    Response::from_parts(parts, body)
+}
+
+/// Serves one request on the runtime current when it arrived.
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let rt = shared.runtime.load_full();
+    let mut ctx = Ctx::new(peer, Instant::now());
+    let (mut head, body) = req.into_parts();
+    if rt.request_id {
+        let id = request_id(&head.headers);
+        ctx.promised.insert(X_REQUEST_ID.clone(), id.clone());
+        ctx.request_id = Some(id);
+    }
+    let method = head.method.clone();
+    let (route, mut resp) = pipeline(&rt, &mut head, body, &mut ctx).await;
+    if rt.server_header && !resp.headers().contains_key(SERVER) {
+        resp.headers_mut().insert(
+            SERVER,
+            HeaderValue::from_static(concat!("gatefold/", env!("CARGO_PKG_VERSION"))),
+        );
+    }
+    let latency = ctx.started.elapsed();
+    let status = resp.status().as_u16();
+    match route {
+        Some(i) => rt.routes[i].metrics.observe(status, latency),
+        None => rt.no_route.observe(status, latency),
+    }
+    if shared.access_log.enabled() {
+        let line = Line {
+            time: rfc3339(shared.clock.now()),
+            request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
+            client: ctx.client_ip().to_string(),
+            method: method.as_str(),
+            host: ctx.host.as_deref(),
+            path: if ctx.path.is_empty() {
+                head.uri.path()
+            } else {
+                &ctx.path
+            },
+            route: route.map(|i| &*rt.routes[i].id),
+            consumer: ctx.consumer.as_ref().map(|c| &*c.name),
+            status,
+            upstream: ctx.upstream.as_deref(),
+            target: ctx.target.as_deref(),
+            cache: route.filter(|i| rt.routes[*i].cache.is_some()).map(|_| {
+                if ctx.cache_hit {
+                    "hit"
+                } else {
+                    "miss"
+                }
+            }),
+            latency_ms: latency.as_secs_f64() * 1000.0,
+        };
+        if !shared.access_log.write(&line) {
+            shared
+                .metrics
+                .access_log_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    resp
+}
+
+async fn pipeline(
+    rt: &Runtime,
+    head: &mut request::Parts,
+    body: Incoming,
+    ctx: &mut Ctx,
+) -> (Option<usize>, Response<Body>) {
+    let Ok(path) = path::normalize(head.uri.path()) else {
+        return (None, early(respond::bad_request(), ctx));
+    };
+    ctx.path = path.into_owned();
+    ctx.query = head.uri.query().map(str::to_string);
+    ctx.host = head
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            head.headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        });
+    let host = ctx.host.as_deref();
+
+    // A CORS preflight is routed by the method it asks about, if the route
+    // it finds has cors; otherwise as an ordinary OPTIONS request.
+    let mut found = None;
+    if head.method == Method::OPTIONS && head.headers.contains_key(ORIGIN) {
+        if let Some(asked) = head.headers.get(ACCESS_CONTROL_REQUEST_METHOD) {
+            let asked = asked
+                .to_str()
+                .ok()
+                .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+            if let Some(asked) = asked {
+                if let Lookup::Found(i) = rt.router.lookup(host, &ctx.path, ir_method(&asked)) {
+                    if rt.routes[i].has_cors {
+                        ctx.preflight = true;
+                        found = Some(i);
+                    }
+                }
+            }
+        }
+    }
+    let i = match found {
+        Some(i) => i,
+        None => match rt.router.lookup(host, &ctx.path, ir_method(&head.method)) {
+            Lookup::Found(i) => i,
+            Lookup::MethodNotAllowed(set) => {
+                let mut resp = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                if let Ok(v) = HeaderValue::from_str(&allow_header(set)) {
+                    resp.headers_mut().insert(ALLOW, v);
+                }
+                return (None, early(resp, ctx));
+            }
+            Lookup::NotFound => {
+                return (
+                    None,
+                    early(respond::error(StatusCode::NOT_FOUND, "no route"), ctx),
+                );
+            }
+        },
+    };
+    let route = &rt.routes[i];
+    (Some(i), run_route(route, head, body, ctx).await)
+}
+
+async fn run_route(
+    route: &RouteRt,
+    head: &mut request::Parts,
+    body: Incoming,
+    ctx: &mut Ctx,
+) -> Response<Body> {
+    // Phases 1-2.
+    for p in &route.policies[..route.after_body] {
+        match p.request_filter(head, ctx) {
+            Flow::Continue => {}
+            Flow::Stop(r) => return early(r, ctx),
+            Flow::Answer(r) => return late(r, route, ctx),
+        }
+    }
+    // Phase 3.
+    let body = match request_size_limit::enforce(&head.headers, body, route.max_body).await {
+        Ok(b) => b,
+        Err(r) => return early(r, ctx),
+    };
+    // Phases 4-9.
+    for p in &route.policies[route.after_body..] {
+        match p.request_filter(head, ctx) {
+            Flow::Continue => {}
+            Flow::Stop(r) => return early(r, ctx),
+            Flow::Answer(r) => return late(r, route, ctx),
+        }
+    }
+    let Some(plan) = &route.proxy else {
+        // Only routes that always answer at phase 9 have no upstream.
+        return late(respond::bad_gateway(), route, ctx);
+    };
+    // Phase 11, lookup: keyed by the request as received.
+    let cache_key = route.cache.as_ref().and_then(|c| c.key(head, ctx));
+    if let (Some(cache), Some(key)) = (&route.cache, &cache_key) {
+        if let Some(hit) = cache.lookup(key) {
+            ctx.cache_hit = true;
+            return late(hit, route, ctx);
+        }
+    }
+    // Phase 10.
+    let mut headers = std::mem::take(&mut head.headers);
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    if let Some(h) = ctx
+        .host
+        .as_deref()
+        .and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), h);
+    }
+    let ip = ctx.client_ip().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Some(id) = &ctx.request_id {
+        headers.insert(X_REQUEST_ID.clone(), id.clone());
+    }
+    let mut up = UpstreamRequest {
+        path: ctx.path.clone(),
+        query: ctx.query.clone(),
+        headers,
+    };
+    for p in &route.policies {
+        p.upstream_request(&mut up, ctx);
+    }
+    // Phase 12.
+    let resp = proxy::forward(plan, &head.method, up, body, ctx).await;
+    // Phase 11, store.
+    let resp = match (&route.cache, cache_key) {
+        (Some(cache), Some(key)) if ctx.target.is_some() => cache.store(key, resp),
+        _ => resp,
+    };
+    late(resp, route, ctx)
+}

@@ -1,0 +1,6 @@
+//! Upstream pools: targets, balancing, health, and the pooled HTTP client.
+
+pub mod balance;
+pub mod client;
+pub mod health;
+pub mod pool;

@@ -1,0 +1,115 @@
+//! `--watch`: reload when the spec changes. A broken edit logs its
+//! diagnostics and the last good config keeps serving.
+//!
+//! Polling, not file-system events: a spec is a handful of small files, so a
+//! `stat` of each per interval costs nothing, and polling sees every way a
+//! file can change (editors that write a temporary file and rename it,
+//! `git checkout`, bind mounts and network file systems where inotify is
+//! silent) with no extra dependency. A change is acted on once the files
+//! have stayed the same for one more interval, so a half-written save is not
+//! compiled.
+
+use super::Shared;
+use gatefold_compiler::ir::ValidIr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// What to watch.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// A spec file or folder, or a compiled `gatefold.ir.json`.
+    pub path: PathBuf,
+    /// How often to look.
+    pub interval: Duration,
+}
+
+impl Source {
+    fn is_ir(&self) -> bool {
+        self.path.extension().is_some_and(|e| e == "json")
+    }
+}
+
+/// Name, modification time and length of every file that makes the spec.
+fn fingerprint(src: &Source) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let files = if src.is_ir() {
+        vec![src.path.clone()]
+    } else {
+        gatefold_compiler::source::spec_files(&src.path).unwrap_or_default()
+    };
+    let mut out: Vec<_> = files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map_or(0, |m| m.len());
+            (f, modified, len)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Loads the spec (or IR) at `src`, or the rendered reasons it cannot be.
+pub fn load(src: &Source) -> Result<ValidIr, String> {
+    if src.is_ir() {
+        let text = std::fs::read_to_string(&src.path)
+            .map_err(|e| format!("cannot read `{}`: {e}", src.path.display()))?;
+        return ValidIr::from_json(&text);
+    }
+    let compiled = gatefold_compiler::compile_path(&src.path);
+    match compiled.ir {
+        Some(ir) => Ok(ir),
+        None => Err(compiled.render()),
+    }
+}
+
+pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut seen = fingerprint(&src);
+    let mut pending: Option<Vec<(PathBuf, Option<SystemTime>, u64)>> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(src.interval) => {}
+            _ = stopped.changed() => return,
+        }
+        let now = fingerprint(&src);
+        if now == seen {
+            pending = None;
+            continue;
+        }
+        if pending.as_ref() != Some(&now) {
+            // Changed since the last look: wait one more interval for it to settle.
+            pending = Some(now);
+            continue;
+        }
+        seen = now;
+        pending = None;
+        let loaded = {
+            let src = src.clone();
+            tokio::task::spawn_blocking(move || load(&src)).await
+        };
+        match loaded {
+            Ok(Ok(ir)) => {
+                if let Err(errors) = shared.apply(ir) {
+                    eprintln!(
+                        "gatefold: {} changed but cannot be loaded; still serving the last good config:\n  {}",
+                        src.path.display(),
+                        errors.join("\n  ")
+                    );
+                }
+            }
+            Ok(Err(diagnostics)) => {
+                shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                eprintln!(
+                    "gatefold: {} changed but does not compile; still serving the last good config:\n{diagnostics}",
+                    src.path.display()
+                );
+            }
+            Err(e) => eprintln!("gatefold: reload failed: {e}"),
+        }
+    }
+}
