@@ -126,6 +126,11 @@ impl ResponseCache {
             return resp;
         }
         let (parts, body) = resp.into_parts();
+        if body.is_end_stream() {
+            // An empty body (HEAD, or zero length) is never polled.
+            self.insert(key, parts.status, parts.headers.clone(), Bytes::new());
+            return Response::from_parts(parts, body);
+        }
         let tee = TeeBody {
             inner: body,
             buf: Some(BytesMut::new()),
@@ -183,6 +188,15 @@ struct TeeBody {
     cache: Arc<ResponseCache>,
 }
 
+impl TeeBody {
+    /// The whole body went through: store it (once).
+    fn finish(&mut self) {
+        if let (Some(buf), Some((key, status, headers))) = (self.buf.take(), self.pending.take()) {
+            self.cache.insert(key, status, headers, buf.freeze());
+        }
+    }
+}
+
 impl HttpBody for TeeBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -203,25 +217,23 @@ impl HttpBody for TeeBody {
                             buf.extend_from_slice(data);
                         }
                     }
+                    // A server stops polling once a body of known length
+                    // is complete, so the end may never be seen as `None`.
+                    if this.inner.is_end_stream() {
+                        this.finish();
+                    }
                 }
                 // Trailers: not stored.
                 None => this.buf = None,
             },
             Some(Err(_)) => this.buf = None,
-            None => {
-                if let (Some(buf), Some((key, status, headers))) =
-                    (this.buf.take(), this.pending.take())
-                {
-                    this.cache.insert(key, status, headers, buf.freeze());
-                }
-            }
+            None => this.finish(),
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        // Report the end only through `poll_frame`, so the store happens.
-        false
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

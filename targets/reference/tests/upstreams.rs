@@ -1,0 +1,356 @@
+//! Load balancing, health checks, retries, timeouts, traffic splits and the
+//! gateway's 502/503/504 (policy-spec "upstreams", `retry`, `timeout`,
+//! `traffic-split`).
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+async fn spread(gw: &Gw, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let r = gw.send("GET", "/", headers, None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        *seen
+            .entry(r.header("x-upstream").unwrap().to_string())
+            .or_default() += 1;
+    }
+    seen
+}
+
+fn pool_spec(targets: &[(&Upstream, u32)], extra: &str) -> String {
+    let list: Vec<String> = targets
+        .iter()
+        .map(|(u, w)| format!("{{ url: {}, weight: {w} }}", u.url()))
+        .collect();
+    format!(
+        "gatefold: 1
+upstreams:
+  pool:
+    targets: [{}]
+{extra}
+apis:
+  a:
+    upstream: pool
+    routes:
+      r: {{ path: /* }}
+",
+        list.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn weighted_round_robin() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let gw = gateway(&pool_spec(&[(&a, 3), (&b, 1)], "")).await;
+    let seen = spread(&gw, 40, &[]).await;
+    assert_eq!(seen["a"], 30);
+    assert_eq!(seen["b"], 10);
+}
+
+#[tokio::test]
+async fn least_request_prefers_the_idle_target() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let gw = gateway(&pool_spec(
+        &[(&a, 1), (&b, 1)],
+        "    balance: least-request",
+    ))
+    .await;
+    // Two slow requests in flight; the next ones go to whichever is free.
+    let addr = gw.addr;
+    let slow =
+        tokio::spawn(
+            async move { send(addr, "GET", "/", &[("x-test-delay-ms", "400")], None).await },
+        );
+    eventually("the slow request reached an upstream", || async {
+        a.hits() + b.hits() == 1
+    })
+    .await;
+    let busy = if a.hits() == 1 { "a" } else { "b" };
+    let seen = spread(&gw, 6, &[]).await;
+    assert!(!seen.contains_key(busy), "{seen:?} while {busy} is busy");
+    assert_eq!(slow.await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn hash_header_keeps_a_key_on_one_target() {
+    let ups = [
+        Upstream::start("a").await,
+        Upstream::start("b").await,
+        Upstream::start("c").await,
+    ];
+    let gw = gateway(&pool_spec(
+        &[(&ups[0], 1), (&ups[1], 1), (&ups[2], 1)],
+        "    balance: hash-header:x-user-id",
+    ))
+    .await;
+    let mut owners = BTreeMap::new();
+    for user in ["u1", "u2", "u3", "u4", "u5", "u6"] {
+        let seen = spread(&gw, 5, &[("x-user-id", user)]).await;
+        assert_eq!(seen.len(), 1, "{user} moved: {seen:?}");
+        owners.insert(user, seen.into_keys().next().unwrap());
+    }
+    assert!(
+        owners
+            .values()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+    );
+    // Without the header: round robin.
+    assert_eq!(spread(&gw, 6, &[]).await.len(), 3);
+}
+
+#[tokio::test]
+async fn active_health_checks_take_targets_out_and_back() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let health = "    health: { path: /healthz, interval: 20ms, timeout: 500ms, unhealthy-after: 2, healthy-after: 2 }";
+    let gw = gateway(&pool_spec(&[(&a, 1), (&b, 1)], health)).await;
+    assert_eq!(spread(&gw, 4, &[]).await.len(), 2);
+    a.healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let admin = gw.admin();
+    let gauge = format!(
+        "gatefold_upstream_healthy{{upstream=\"pool\",target=\"{}\"}}",
+        a.url()
+    );
+    eventually("a is taken out", || {
+        let g = gauge.clone();
+        async move {
+            get(admin, "/metrics")
+                .await
+                .text()
+                .contains(&format!("{g} 0"))
+        }
+    })
+    .await;
+    assert_eq!(spread(&gw, 6, &[]).await.keys().collect::<Vec<_>>(), ["b"]);
+    // Every target unhealthy: 503.
+    b.healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("no healthy target", || {
+        let addr = gw.addr;
+        async move { get(addr, "/").await.status == 503 }
+    })
+    .await;
+    gw.get("/").await.assert_error(503, "no healthy upstream");
+    a.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("a is back", || {
+        let addr = gw.addr;
+        async move { get(addr, "/").await.status == 200 }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn passive_ejection_on_live_failures() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    // Checks are rare, so only live traffic can take `b` out.
+    let health = "    health: { path: /healthz, interval: 1h, unhealthy-after: 2 }\n    retries: { attempts: 1 }";
+    let gw = gateway(&pool_spec(&[(&a, 1), (&b, 1)], health)).await;
+    b.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Connect failures are retried on the other target, and count against b.
+    for _ in 0..6 {
+        assert_eq!(gw.get("/").await.status, 200);
+    }
+    let metrics = get(gw.admin(), "/metrics").await.text();
+    assert!(
+        metrics.contains(&format!(
+            "gatefold_upstream_healthy{{upstream=\"pool\",target=\"{}\"}} 0",
+            b.url()
+        )),
+        "{metrics}"
+    );
+    let log = gw.log_lines();
+    assert!(log.iter().all(|l| l["target"] == a.url().as_str()));
+}
+
+#[tokio::test]
+async fn connect_failures_are_502_and_retried_for_any_method() {
+    let a = Upstream::start("a").await;
+    let dead = Upstream::start("dead").await;
+    dead.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let without = pool_spec(&[(&dead, 1)], "");
+    let gw = gateway(&without).await;
+    gw.get("/").await.assert_error(502, "bad gateway");
+    let with = pool_spec(
+        &[(&dead, 1), (&a, 1)],
+        "    retries: { attempts: 1, on: [connect-failure] }",
+    );
+    let gw = gateway(&with).await;
+    for _ in 0..4 {
+        let r = gw.send("POST", "/", &[], Some("payload")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["body"], "payload");
+    }
+}
+
+#[tokio::test]
+async fn status_retries_only_for_idempotent_methods_and_pass_the_last_answer() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let spec = format!(
+        "gatefold: 1
+upstreams:
+  pool:
+    targets: [{{ url: {} }}, {{ url: {} }}]
+apis:
+  x:
+    upstream: pool
+    routes:
+      r: {{ path: /*, policies: [{{ retry: {{ attempts: 2, on: [503] }} }}] }}
+",
+        a.url(),
+        b.url()
+    );
+    let gw = gateway(&spec).await;
+    let r = gw.send("GET", "/", &[("x-test-status", "503")], None).await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.header("x-upstream").is_some(),
+        "the upstream's own answer"
+    );
+    assert_eq!(a.hits() + b.hits(), 3);
+    // Each retry prefers a target not tried yet.
+    assert!(a.hits() >= 1 && b.hits() >= 1);
+    let r = gw
+        .send("POST", "/", &[("x-test-status", "503")], None)
+        .await;
+    assert_eq!(r.status, 503);
+    assert_eq!(a.hits() + b.hits(), 4);
+    // 500 is not in `on`.
+    gw.send("GET", "/", &[("x-test-status", "500")], None).await;
+    assert_eq!(a.hits() + b.hits(), 5);
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_is_504_after_the_read_timeout() {
+    let a = Upstream::start("a").await;
+    let spec = format!(
+        "gatefold: 1
+upstreams:
+  slow:
+    targets: [{{ url: {} }}]
+    timeouts: {{ read: 10s }}
+apis:
+  x:
+    upstream: slow
+    routes:
+      r: {{ path: /*, policies: [{{ timeout: {{ read: 150ms }} }}, {{ retry: {{ attempts: 1, on: [timeout] }} }}] }}
+",
+        a.url()
+    );
+    let gw = gateway(&spec).await;
+    let started = std::time::Instant::now();
+    gw.send("GET", "/", &[("x-test-hang", "1")], None)
+        .await
+        .assert_error(504, "upstream timeout");
+    assert_eq!(a.hits(), 2, "retried once on timeout");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // A body that stops mid-way is cut off after the read timeout.
+    let r = gw
+        .send("GET", "/", &[("x-test-stall-body", "1")], None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() < 20, "truncated: {:?}", r.text());
+    // The upstream's own timeout applies when the route sets none.
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn an_upstream_that_resets_is_502() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            // Read the request, then close with a reset (linger 0).
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.set_zero_linger();
+            drop(s);
+        }
+    });
+    let spec = format!(
+        "gatefold: 1
+upstreams:
+  r: {{ targets: [{{ url: http://{addr} }}] }}
+apis:
+  x:
+    upstream: r
+    routes:
+      r: {{ path: /* }}
+"
+    );
+    let gw = gateway(&spec).await;
+    gw.get("/").await.assert_error(502, "bad gateway");
+    // A garbage answer is a bad gateway too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+        }
+    });
+    let spec = spec.replace(&addr.to_string(), &garbage.to_string());
+    let gw = gateway(&spec).await;
+    gw.get("/").await.assert_error(502, "bad gateway");
+}
+
+#[tokio::test]
+async fn traffic_split_header_match_then_weights() {
+    let (v1, v2) = (Upstream::start("v1").await, Upstream::start("v2").await);
+    let spec = format!(
+        "gatefold: 1
+upstreams:
+  v1: {{ targets: [{{ url: {} }}] }}
+  v2: {{ targets: [{{ url: {} }}] }}
+apis:
+  x:
+    routes:
+      r:
+        path: /*
+        policies:
+          - traffic-split:
+              header-match: [{{ name: x-canary, value: always, upstream: v2 }}]
+              to: [{{ upstream: v1, weight: 1 }}, {{ upstream: v2, weight: 0 }}]
+",
+        v1.url(),
+        v2.url()
+    );
+    let gw = gateway(&spec).await;
+    assert_eq!(
+        spread(&gw, 10, &[]).await.keys().collect::<Vec<_>>(),
+        ["v1"]
+    );
+    assert_eq!(
+        spread(&gw, 3, &[("x-canary", "always")])
+            .await
+            .keys()
+            .collect::<Vec<_>>(),
+        ["v2"]
+    );
+    assert_eq!(
+        spread(&gw, 3, &[("x-canary", "Always")])
+            .await
+            .keys()
+            .collect::<Vec<_>>(),
+        ["v1"]
+    );
+    assert_eq!(gw.log_lines().last().unwrap()["upstream"], "v1");
+
+    let spec = spec.replace("weight: 0", "weight: 1");
+    let gw = gateway(&spec).await;
+    let seen = spread(&gw, 200, &[]).await;
+    assert!(seen["v1"] > 60 && seen["v2"] > 60, "{seen:?}");
+}
