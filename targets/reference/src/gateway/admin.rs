@@ -43,7 +43,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watc
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -102,12 +102,12 @@ pub fn parse_config(text: &str) -> Result<ValidIr, (Vec<String>, Value)> {
     }
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return json_response(StatusCode::OK, &json!({ "status": "ok" }));
     }
-    if !authorized(shared, &req) {
+    if !authorized(&shared, &req) {
         let mut r = respond::unauthorized();
         r.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
@@ -157,29 +157,33 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                     &json!({ "ok": false, "errors": ["the config is not UTF-8 text"] }),
                 );
             };
-            let ir = match parse_config(text) {
-                Ok(ir) => ir,
+            // Compiling and building take a while for large configs (and
+            // building spawns health checks): off the async workers.
+            let text = text.to_string();
+            let worker = shared.clone();
+            let outcome = tokio::task::spawn_blocking(move || match parse_config(&text) {
+                Ok(ir) => worker.apply(ir).map_err(|errors| (errors, json!([]))),
                 Err((errors, diagnostics)) => {
-                    shared
+                    worker
                         .metrics
                         .reloads_failed
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return json_response(
-                        StatusCode::BAD_REQUEST,
-                        &json!({ "ok": false, "errors": errors, "diagnostics": diagnostics }),
-                    );
+                    Err((errors, diagnostics))
                 }
-            };
-            // Building spawns health checks and may take a while for large
-            // configs: keep it off the async workers.
-            match tokio::task::block_in_place(|| shared.apply(ir)) {
-                Ok(rt) => json_response(
+            })
+            .await;
+            match outcome {
+                Ok(Ok(rt)) => json_response(
                     StatusCode::OK,
                     &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
                 ),
-                Err(errors) => json_response(
+                Ok(Err((errors, diagnostics))) => json_response(
                     StatusCode::BAD_REQUEST,
-                    &json!({ "ok": false, "errors": errors, "diagnostics": [] }),
+                    &json!({ "ok": false, "errors": errors, "diagnostics": diagnostics }),
+                ),
+                Err(e) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({ "ok": false, "errors": [e.to_string()] }),
                 ),
             }
         }

@@ -1,0 +1,442 @@
+//! Operating the gateway: the admin API, hot swaps under load, `--watch`,
+//! graceful shutdown, the access log, and hostile clients.
+
+mod common;
+use common::*;
+use gatefold_target_reference::gateway::watch::Source;
+use gatefold_target_reference::gateway::{Gateway, Options};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn mock_spec(body: &str) -> String {
+    format!(
+        "gatefold: 1
+apis:
+  a:
+    routes:
+      r: {{ path: /, policies: [{{ mock: {{ body: {body} }} }}] }}
+"
+    )
+}
+
+async fn put_config(admin: std::net::SocketAddr, body: &str, token: Option<&str>) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    send(admin, "PUT", "/config", &headers, Some(body)).await
+}
+
+#[tokio::test]
+async fn admin_status_config_metrics_and_healthz() {
+    let gw = gateway(&mock_spec("one")).await;
+    let admin = gw.admin();
+    gw.get("/").await;
+    gw.get("/missing").await;
+    let status = get(admin, "/status").await.json();
+    let hash = gw.gw.shared().runtime.load().ir.hash.to_string();
+    assert_eq!(status["config_hash"], hash);
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["routes"], 1);
+    assert_eq!(status["loaded_at"], "2027-01-15T08:00:00.000Z");
+    assert!(status["uptime_seconds"].is_u64());
+    let config = get(admin, "/config").await;
+    assert_eq!(config.header("content-type"), Some("application/json"));
+    assert_eq!(config.text(), compile(&mock_spec("one")).to_json());
+    assert_eq!(
+        get(admin, "/healthz").await.json(),
+        json!({ "status": "ok" })
+    );
+    let metrics = get(admin, "/metrics").await.text();
+    assert!(
+        metrics.contains("gatefold_requests_total{route=\"a.r\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gatefold_requests_total{route=\"\",status=\"404\"} 1"));
+    assert!(metrics.contains("gatefold_request_duration_seconds_count{route=\"a.r\"} 1"));
+    assert_eq!(get(admin, "/nope").await.status, 404);
+    assert_eq!(
+        send(admin, "DELETE", "/config", &[], None).await.status,
+        405
+    );
+}
+
+#[tokio::test]
+async fn admin_put_rejects_bad_configs_and_rolls_back() {
+    let gw = gateway(&mock_spec("one")).await;
+    let admin = gw.admin();
+    // A spec in YAML.
+    let r = put_config(admin, &mock_spec("two"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["ok"], true);
+    assert_eq!(gw.get("/").await.text(), "two");
+    // A broken spec: 400 with diagnostics, and the old config keeps serving.
+    let r = put_config(
+        admin,
+        "gatefold: 1\napis:\n  a:\n    routes:\n      r: { path: nope }\n",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let body = r.json();
+    assert_eq!(body["ok"], false);
+    assert!(
+        !body["diagnostics"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+    assert!(body["diagnostics"][0]["line"].is_u64(), "{body}");
+    assert_eq!(gw.get("/").await.text(), "two");
+    // A valid spec the gateway cannot load (secret not set): 400, names it.
+    let needs_secret = "gatefold: 1
+consumers:
+  c: { credentials: { key: { env: NOT_SET_ANYWHERE } } }
+apis:
+  a:
+    policies: [{ key-auth: {} }]
+    routes:
+      r: { path: /, policies: [{ mock: { body: three } }] }
+";
+    let r = put_config(admin, needs_secret, None).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("NOT_SET_ANYWHERE"), "{}", r.text());
+    // A compiled IR; a hand-edited one is refused.
+    let ir = compile(&mock_spec("four")).to_json();
+    assert_eq!(put_config(admin, &ir, None).await.status, 200);
+    assert_eq!(gw.get("/").await.text(), "four");
+    let r = put_config(admin, &ir.replace("four", "evil"), None).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("hash"), "{}", r.text());
+    // Rollback walks back through the configs that served.
+    assert_eq!(get(admin, "/status").await.json()["rollback_depth"], 2);
+    assert_eq!(
+        send(admin, "POST", "/rollback", &[], None).await.status,
+        200
+    );
+    assert_eq!(gw.get("/").await.text(), "two");
+    assert_eq!(
+        send(admin, "POST", "/rollback", &[], None).await.status,
+        200
+    );
+    assert_eq!(gw.get("/").await.text(), "one");
+    let r = send(admin, "POST", "/rollback", &[], None).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(gw.get("/").await.text(), "one");
+    let metrics = get(admin, "/metrics").await.text();
+    assert!(
+        metrics.contains("gatefold_config_reloads_total{result=\"rejected\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn admin_token_is_required_when_set_and_beyond_loopback() {
+    let gw = gateway_with(&mock_spec("one"), &[], |o| {
+        o.admin_token = Some("t0ken".into())
+    })
+    .await;
+    let admin = gw.admin();
+    assert_eq!(get(admin, "/status").await.status, 401);
+    assert_eq!(
+        send(
+            admin,
+            "GET",
+            "/status",
+            &[("authorization", "Bearer wrong")],
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        send(
+            admin,
+            "GET",
+            "/status",
+            &[("authorization", "Bearer t0ken")],
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(put_config(admin, &mock_spec("x"), None).await.status, 401);
+    assert_eq!(
+        put_config(admin, &mock_spec("x"), Some("t0ken"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(get(admin, "/healthz").await.status, 200);
+
+    let mut opts = Options::new("127.0.0.1:0".parse().unwrap());
+    opts.admin = Some("0.0.0.0:0".parse().unwrap());
+    let Err(e) = Gateway::start(compile(&mock_spec("x")), opts).await else {
+        panic!("an exposed admin API without a token must not start");
+    };
+    assert!(e.contains("GATEFOLD_ADMIN_TOKEN"), "{e}");
+}
+
+#[tokio::test]
+async fn a_hot_swap_under_load_drops_no_request() {
+    let up = Upstream::start("up").await;
+    let spec = |tag: &str| {
+        format!(
+            "gatefold: 1
+upstreams:
+  up: {{ targets: [{{ url: {} }}] }}
+apis:
+  a:
+    upstream: up
+    policies: [{{ request-headers: {{ set: {{ x-config: {tag} }} }} }}]
+    routes:
+      r: {{ path: /* }}
+",
+            up.url()
+        )
+    };
+    let gw = gateway(&spec("a")).await;
+    let (a, b) = (compile(&spec("a")), compile(&spec("b")));
+    // A slow request that starts on config `a` finishes on it.
+    let addr = gw.addr;
+    let slow =
+        tokio::spawn(
+            async move { send(addr, "GET", "/", &[("x-test-delay-ms", "300")], None).await },
+        );
+    eventually("the slow request is in flight", || async { up.hits() == 1 }).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            // Keep-alive connections, as a real client would.
+            let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
+            while !stop.load(Ordering::SeqCst) {
+                let uri = format!("http://{addr}/load").parse().unwrap();
+                match client.get(uri).await {
+                    Ok(r) if r.status() == 200 => {
+                        use http_body_util::BodyExt;
+                        match r.into_body().collect().await {
+                            Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
+                            Err(_) => failed.fetch_add(1, Ordering::SeqCst),
+                        };
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    for i in 0..40 {
+        gw.gw
+            .apply(if i % 2 == 0 { b.clone() } else { a.clone() })
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.gw.apply(b.clone()).unwrap();
+    let r = slow.await.unwrap();
+    assert_eq!(r.upstream_header("x-config").as_deref(), Some("a"));
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    assert!(
+        ok.load(Ordering::SeqCst) > 100,
+        "only {} requests",
+        ok.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        gw.get("/").await.upstream_header("x-config").as_deref(),
+        Some("b")
+    );
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gatefold-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test]
+async fn watch_reloads_good_edits_and_keeps_the_last_good_config() {
+    let dir = temp_dir("watch");
+    let file = dir.join("gatefold.yaml");
+    std::fs::write(&file, mock_spec("one")).unwrap();
+    let src = Source {
+        path: dir.clone(),
+        interval: Duration::from_millis(20),
+    };
+    let gw = gateway_with(&mock_spec("one"), &[], |o| o.watch = Some(src)).await;
+    assert_eq!(gw.get("/").await.text(), "one");
+    std::fs::write(&file, mock_spec("two")).unwrap();
+    eventually("the edit is served", || {
+        let addr = gw.addr;
+        async move { get(addr, "/").await.text() == "two" }
+    })
+    .await;
+    std::fs::write(&file, "gatefold: 1\napis: [broken\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gw.get("/").await.text(), "two");
+    // A second file joins the folder.
+    std::fs::write(&file, mock_spec("three")).unwrap();
+    std::fs::write(
+        dir.join("more.yaml"),
+        "gatefold: 1\napis:\n  b:\n    routes:\n      r: { path: /more, policies: [{ mock: { body: more } }] }\n",
+    )
+    .unwrap();
+    eventually("the folder is served", || {
+        let addr = gw.addr;
+        async move {
+            get(addr, "/more").await.text() == "more" && get(addr, "/").await.text() == "three"
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_requests() {
+    let up = Upstream::start("up").await;
+    let gw = gateway(&proxy_spec(&up, "")).await;
+    let addr = gw.addr;
+    let slow =
+        tokio::spawn(
+            async move { send(addr, "GET", "/", &[("x-test-delay-ms", "300")], None).await },
+        );
+    eventually("in flight", || async { up.hits() == 1 }).await;
+    let started = std::time::Instant::now();
+    gw.gw.shutdown().await;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(slow.await.unwrap().status, 200);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn access_log_has_one_json_line_per_request() {
+    let up = Upstream::start("up").await;
+    let spec = format!(
+        "gatefold: 1
+upstreams:
+  up: {{ targets: [{{ url: {} }}] }}
+consumers:
+  acme: {{ credentials: {{ key: {{ env: K }} }} }}
+apis:
+  a:
+    upstream: up
+    policies: [{{ key-auth: {{}} }}]
+    routes:
+      r: {{ path: /* }}
+",
+        up.url()
+    );
+    let gw = gateway_with(&spec, &[("K", "k")], |_| {}).await;
+    gw.send(
+        "GET",
+        "/x?y=1",
+        &[("x-api-key", "k"), ("x-request-id", "req-1")],
+        None,
+    )
+    .await;
+    gw.get("/x").await;
+    let lines = gw.log_lines();
+    assert_eq!(lines.len(), 2);
+    let l = &lines[0];
+    assert_eq!(l["request_id"], "req-1");
+    assert_eq!(l["route"], "a.r");
+    assert_eq!(l["consumer"], "acme");
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["upstream"], "up");
+    assert_eq!(l["target"], up.url());
+    assert_eq!(l["method"], "GET");
+    assert_eq!(l["path"], "/x");
+    assert_eq!(l["client"], "127.0.0.1");
+    assert_eq!(l["time"], "2027-01-15T08:00:00.000Z");
+    assert!(l["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(lines[1]["status"], 401);
+    assert_eq!(lines[1]["consumer"], json!(null));
+}
+
+/// Reads until the peer closes (or 3s pass), returning what arrived.
+async fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn slow_clients_do_not_hold_the_gateway() {
+    let gw = gateway(&mock_spec("ok")).await;
+    // Headers trickling in, one byte at a time: cut off at the header read
+    // timeout (300ms here) while other clients are served.
+    let mut trickle = TcpStream::connect(gw.addr).await.unwrap();
+    trickle
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let dripper = tokio::spawn(async move {
+        for _ in 0..50 {
+            if trickle.write_all(b"x").await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        started.elapsed()
+    });
+    for _ in 0..5 {
+        assert_eq!(gw.get("/").await.text(), "ok");
+    }
+    let held = dripper.await.unwrap();
+    assert!(held < Duration::from_secs(2), "held for {held:?}");
+    // A client that connects and sends nothing is closed too.
+    let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let got = read_all(&mut idle).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(!got.contains("200"), "{got}");
+}
+
+#[tokio::test]
+async fn malformed_requests_and_oversized_heads_are_refused() {
+    let gw = gateway(&mock_spec("ok")).await;
+    for raw in [
+        "GARBAGE\r\n\r\n".to_string(),
+        "GET / HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n".to_string(),
+        "GET / HTTP/1.1\r\nbad header line\r\n\r\n".to_string(),
+    ] {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let got = read_all(&mut s).await;
+        assert!(got.starts_with("HTTP/1.1 400"), "{raw:?} -> {got:?}");
+    }
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let big = format!(
+        "GET / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let _ = s.write_all(big.as_bytes()).await;
+    let got = read_all(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 431"), "{got:?}");
+    // A path that is not origin-form.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"OPTIONS * HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_all(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 400"), "{got:?}");
+    assert!(got.contains(r#"{"error":"bad request"}"#), "{got:?}");
+    // Still serving.
+    assert_eq!(gw.get("/").await.text(), "ok");
+}
