@@ -1,6 +1,7 @@
 //! The spec as written, decoded and checked value by value, with the place of
 //! everything that later stages may need to point at.
 
+use super::yaml::Node;
 use crate::ir::policy::{Policy, PolicyKind};
 use crate::ir::values::{ByteSize, Duration, Method, Name};
 use crate::ir::{BasicCredential, Secret};
@@ -38,6 +39,9 @@ pub struct PolicyAst {
     pub kind_span: Span,
     /// Names its options refer to (traffic-split upstreams, acl groups).
     pub refs: Vec<(RefKind, NameRef)>,
+    /// The option a route-dependent check points at: a rewrite's `path`
+    /// (or `strip-prefix`), a redirect's `to`.
+    pub template: Option<Box<Node>>,
 }
 
 impl PolicyAst {
@@ -82,8 +86,12 @@ pub struct GatewayAst {
 #[derive(Clone, Debug)]
 pub struct ConsumerAst {
     pub groups: BTreeSet<Name>,
+    /// Each `groups` entry as written, for diagnostics.
+    pub group_refs: Vec<NameRef>,
     pub keys: Vec<Secret>,
     pub basic: Option<BasicCredential>,
+    /// Where `basic.user` is written.
+    pub basic_user_span: Option<Span>,
 }
 
 /// `apis.NAME`.
@@ -92,6 +100,8 @@ pub struct ApiAst {
     pub hosts: Vec<HostPattern>,
     pub base_path: PathPattern,
     pub strip_base_path: bool,
+    /// Where `strip-base-path: true` is written.
+    pub strip_base_path_span: Option<Span>,
     pub upstream: Option<NameRef>,
     pub policies: Vec<PolicyRef>,
     pub disable: Disable,
@@ -117,4 +127,12 @@ pub struct SpecAst {
     pub consumers: Vec<Def<ConsumerAst>>,
     pub policies: Vec<Def<PolicyDef>>,
     pub apis: Vec<Def<ApiAst>>,
+    /// Upstreams and policies that are defined but could not be decoded
+    /// (already reported): references to them do not dangle.
+    pub undecoded_upstreams: BTreeSet<Name>,
+    pub undecoded_policies: BTreeSet<Name>,
+    /// Whether decoding reported errors. Parts of the spec may then be
+    /// missing, so checks that look for what is absent (unused
+    /// definitions, missing credentials) would only repeat those errors.
+    pub decode_errors: bool,
 }

@@ -3,7 +3,10 @@
 
 use super::yaml::{Entry, Node, Value};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::source::Span;
+use crate::ir::values::{ByteSize, Duration};
+use crate::ir::PathPattern;
+use crate::source::{Pos, Span};
+use std::ops::Range;
 use std::str::FromStr;
 
 /// The decoding context: where diagnostics go.
@@ -40,6 +43,37 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// The place of `text[range]` (byte offsets) inside the scalar `node` whose
+/// value is `text`, so a diagnostic can point at the offending part; the
+/// whole node when the scalar is not written on one line as-is (escapes,
+/// folding).
+pub fn span_within(node: &Node, text: &str, range: Range<usize>) -> Span {
+    let s = node.span;
+    let chars = text.chars().count() as u32;
+    let width = s.end.col.saturating_sub(s.start.col);
+    // Plain scalars span exactly their text; quoted ones also their quotes
+    // and any blanks up to the next token.
+    let lead = match width {
+        _ if s.start.line != s.end.line => return s,
+        w if w == chars => 0,
+        w if w >= chars + 2 => 1,
+        _ => return s,
+    };
+    let col = s.start.col + lead + text[..range.start].chars().count() as u32;
+    let len = text[range].chars().count() as u32;
+    Span {
+        file: s.file,
+        start: Pos {
+            line: s.start.line,
+            col,
+        },
+        end: Pos {
+            line: s.start.line,
+            col: col + len,
+        },
+    }
 }
 
 /// `did you mean `x`?` when there is a close candidate, else the list of choices.
@@ -129,8 +163,18 @@ impl Cx<'_> {
     }
 
     pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
-        match node.value {
-            Value::Bool(b) => Some(b),
+        match &node.value {
+            Value::Bool(b) => Some(*b),
+            Value::Str(s) if yaml11_bool(s).is_some() => {
+                let b = yaml11_bool(s).expect("checked");
+                self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be `true` or `false`; `{s}` is a string in YAML 1.2, which specs are read as"),
+                    format!("write `{b}`"),
+                );
+                None
+            }
             _ => {
                 self.expected(node, what, "`true` or `false`", "true");
                 None
@@ -198,8 +242,120 @@ impl Cx<'_> {
             .collect()
     }
 
+    /// A path as routes, base paths and rewrites write it: the grammar of
+    /// [`PathPattern`], after the checks only the written text allows
+    /// (dot segments, escapes, partial parameters), reported at the segment.
+    pub fn path(&mut self, node: &Node, what: &str, example: &str) -> Option<PathPattern> {
+        let text = self.str(node, what, example)?;
+        if let Some((range, msg, help)) = path_text_problem(text) {
+            self.error(
+                "invalid-path",
+                span_within(node, text, range),
+                format!("{what} `{text}`: {msg}"),
+                help,
+            );
+            return None;
+        }
+        self.parse(node, what, "invalid-path", example)
+    }
+
+    /// A duration; an invalid one is reported with the spelling that means
+    /// what was probably meant (`1.5s` -> `1500ms`).
+    pub fn duration(&mut self, node: &Node, what: &str, example: &str) -> Option<Duration> {
+        let text = self.str(node, what, example)?;
+        match text.parse::<Duration>() {
+            Ok(d) => Some(d),
+            Err(msg) => {
+                let help = match duration_fix(text) {
+                    Some(fix) => format!("write `{fix}`"),
+                    None => format!("for example `{example}`"),
+                };
+                self.error(
+                    "invalid-duration",
+                    node.span,
+                    format!("{what}: {msg}"),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    /// A duration that must be above zero (time limits, windows, intervals, TTLs).
+    pub fn positive_duration(
+        &mut self,
+        node: &Node,
+        what: &str,
+        example: &str,
+    ) -> Option<Duration> {
+        let d = self.duration(node, what, example)?;
+        if d.millis == 0 {
+            self.error(
+                "invalid-duration",
+                node.span,
+                format!("{what} is `0s`, but it must be above zero"),
+                format!("give a time above zero, like `{example}`"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A size that must be above zero.
+    pub fn positive_size(&mut self, node: &Node, what: &str, example: &str) -> Option<ByteSize> {
+        let text = self.str(node, what, example)?;
+        let s = match text.parse::<ByteSize>() {
+            Ok(s) => s,
+            Err(msg) => {
+                let help = match size_fix(text) {
+                    Some(fix) => format!("write `{fix}`"),
+                    None => format!("for example `{example}`"),
+                };
+                self.error("invalid-size", node.span, format!("{what}: {msg}"), help);
+                return None;
+            }
+        };
+        if s.0 == 0 {
+            self.error(
+                "invalid-size",
+                node.span,
+                format!("{what} is zero, which would refuse every request with a body"),
+                format!("give a size above zero, like `{example}`"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    /// Reports an empty list or mapping where at least one entry is needed;
+    /// `why` says what the empty value would mean.
+    pub fn non_empty(&mut self, node: &Node, what: &str, why: &str, help: &str) -> bool {
+        let empty = match &node.value {
+            Value::Seq(items) => items.is_empty(),
+            Value::Map(entries) => entries.is_empty(),
+            _ => false,
+        };
+        if empty {
+            self.error(
+                "empty-list",
+                node.span,
+                format!("{what} is empty: {why}"),
+                help,
+            );
+        }
+        !empty
+    }
+
     /// Reports a required key that is missing.
     pub fn missing(&mut self, fields: &Fields<'_>, key: &str, what: &str, example: &str) {
+        // A misspelt `key` is already reported as unknown, with `key` suggested.
+        let misspelt = fields
+            .entries
+            .iter()
+            .any(|e| suggest(&e.key, [key]).is_some());
+        if misspelt {
+            return;
+        }
         self.error(
             "missing-key",
             fields.span,
@@ -221,5 +377,156 @@ impl Cx<'_> {
             self.missing(fields, key, what, example);
         }
         node
+    }
+}
+
+/// The valid spelling of a duration written with fractions, several units
+/// or long unit names (`1.5s`, `1m30s`, `10sec`), if it is a whole number
+/// of milliseconds.
+fn duration_fix(text: &str) -> Option<String> {
+    let mut rest = text.trim();
+    let mut millis = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = rest[num_len..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let factor = match rest[..unit_len].to_ascii_lowercase().as_str() {
+            "ms" | "msec" | "millis" | "milliseconds" => 1.0,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1_000.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60_000.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000.0,
+            _ => return None,
+        };
+        millis += value * factor;
+        rest = rest[unit_len..].trim_start();
+    }
+    let whole = millis.round();
+    if (millis - whole).abs() > 1e-6 || whole < 0.0 {
+        return None;
+    }
+    let fixed = Duration {
+        millis: whole as u64,
+    };
+    Some(fixed.to_string()).filter(|f| f != text)
+}
+
+/// The valid spelling of a size whose unit is in the wrong case (`10mb`).
+fn size_fix(text: &str) -> Option<String> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = text.split_at(digits);
+    let unit = unit.trim();
+    let fixed = ["B", "KB", "KiB", "MB", "MiB", "GB", "GiB"]
+        .into_iter()
+        .find(|u| u.eq_ignore_ascii_case(unit))?;
+    (!num.is_empty()).then(|| format!("{num}{fixed}"))
+}
+
+/// The boolean a YAML 1.1 reader would make of `yes`, `off` and the like.
+fn yaml11_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "y" | "on" => Some(true),
+        "no" | "n" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The first problem in a path's segments that [`PathPattern`]'s grammar
+/// does not name precisely: where it is, what is wrong, what to write.
+fn path_text_problem(text: &str) -> Option<(Range<usize>, String, String)> {
+    let body = text.strip_prefix('/')?;
+    let mut offset = 1;
+    for seg in body.split('/') {
+        let here = offset..offset + seg.len();
+        offset += seg.len() + 1;
+        if seg == "." || seg == ".." {
+            // Requests are normalized before matching, so such a route never matches.
+            return Some((
+                here,
+                format!("a `{seg}` segment can never match: the gateway resolves `.` and `..` in request paths before matching"),
+                format!("remove the `{seg}` segment and write the path it stands for"),
+            ));
+        }
+        let whole_param = seg.starts_with('{') && seg.ends_with('}') && seg.len() > 2;
+        if seg.contains(['{', '}']) && !whole_param {
+            return Some((
+                here,
+                format!("the parameter in `{seg}` must fill a whole segment"),
+                "give the parameter its own segment, like `/files/{name}`; v1 has no partial-segment parameters".to_string(),
+            ));
+        }
+        if let Some(problem) = escape_problem(seg) {
+            let (at, msg, help) = problem;
+            let start = here.start + at;
+            return Some((start..(start + 3).min(here.end), msg, help));
+        }
+    }
+    None
+}
+
+/// A `%` that is not a `%XX` escape, or an escape of a character the gateway
+/// decodes before matching (so the literal could never match).
+fn escape_problem(seg: &str) -> Option<(usize, String, String)> {
+    let bytes = seg.as_bytes();
+    for (i, _) in seg.match_indices('%') {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+            return Some((
+                i,
+                "`%` must start a `%XX` escape (two hex digits)".to_string(),
+                "write a literal `%` as `%25`".to_string(),
+            ));
+        };
+        let c = value as char;
+        if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+            let esc = &seg[i..i + 3];
+            return Some((
+                i,
+                format!("`{esc}` is `{c}`, which the gateway decodes in request paths before matching, so this path could never match"),
+                format!("write `{c}` instead of `{esc}`"),
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_respelled() {
+        assert_eq!(duration_fix("1.5s").as_deref(), Some("1500ms"));
+        assert_eq!(duration_fix("1m30s").as_deref(), Some("90s"));
+        assert_eq!(duration_fix("10sec").as_deref(), Some("10s"));
+        assert_eq!(duration_fix("0.5ms"), None);
+        assert_eq!(duration_fix("soon"), None);
+    }
+
+    #[test]
+    fn sizes_are_respelled() {
+        assert_eq!(size_fix("10mb").as_deref(), Some("10MB"));
+        assert_eq!(size_fix("512kib").as_deref(), Some("512KiB"));
+        assert_eq!(size_fix("mb"), None);
+    }
+
+    #[test]
+    fn path_problems_point_at_the_segment() {
+        let (at, ..) = path_text_problem("/a/../b").unwrap();
+        assert_eq!(at, 3..5);
+        let (at, ..) = path_text_problem("/x/{id}.json").unwrap();
+        assert_eq!(at, 3..12);
+        let (at, ..) = path_text_problem("/%7Eme").unwrap();
+        assert_eq!(at, 1..4);
+        assert!(path_text_problem("/a%2Fb").is_none());
+        assert!(path_text_problem("/a%zz").is_some());
+        assert!(path_text_problem("/pets/{id}").is_none());
+        assert!(path_text_problem("/").is_none());
     }
 }

@@ -4,10 +4,36 @@ use super::ast::{NameRef, PolicyAst, RefKind};
 use super::decode::{did_you_mean, Cx, Fields};
 use super::spec::{decode_retry, decode_timeouts, name_at};
 use super::yaml::{Node, Value};
+use crate::diag::Diagnostic;
 use crate::ir::policy::*;
 use crate::ir::values::{check_header_value, Date, Duration, HeaderName, Method, Name, Secret};
 use crate::ir::PathPattern;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// `cors` `methods` when none are given.
+const CORS_DEFAULT_METHODS: [Method; 7] = [
+    Method::Get,
+    Method::Head,
+    Method::Post,
+    Method::Put,
+    Method::Patch,
+    Method::Delete,
+    Method::Options,
+];
+
+/// Headers that belong to one connection, not to the message: each hop
+/// sets them itself, so a policy that changed them would break framing.
+const CONNECTION_HEADERS: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+];
 
 /// `{ env: NAME }`: the only way to write a secret.
 pub fn decode_secret(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Secret> {
@@ -68,10 +94,23 @@ pub fn decode_policy_object(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyAst> {
     let mut refs = Vec::new();
     let opts = &entry.value;
     let policy = decode_options(cx, kind, opts, &mut refs)?;
+    let template_keys: &[&str] = match kind {
+        PolicyKind::Rewrite => &["path", "strip-prefix"],
+        PolicyKind::Redirect => &["to"],
+        _ => &[],
+    };
+    let template = match &opts.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|e| template_keys.contains(&e.key.as_str()))
+            .map(|e| Box::new(e.value.clone())),
+        _ => None,
+    };
     Some(PolicyAst {
         policy,
         kind_span: entry.key_span,
         refs,
+        template,
     })
 }
 
@@ -98,7 +137,7 @@ fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, 
         let name = match e.key.parse::<HeaderName>() {
             Ok(h) => h,
             Err(msg) => {
-                cx.error("invalid-header", e.key_span, msg, "for example `x-source`");
+                cx.error("invalid-header", e.key_span, msg, header_name_help(&e.key));
                 continue;
             }
         };
@@ -120,12 +159,12 @@ fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, 
             }
         };
         if let Err(msg) = check_header_value(&value) {
-            cx.error(
-                "invalid-header-value",
-                e.value.span,
-                msg,
-                "keep header values on one line",
-            );
+            let help = if value.contains(['\n', '\r']) {
+                "keep header values on one line"
+            } else {
+                "use printable ASCII only; percent-encode other characters"
+            };
+            cx.error("invalid-header-value", e.value.span, msg, help);
             continue;
         }
         out.insert(name, value);
@@ -134,14 +173,37 @@ fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, 
 }
 
 fn header_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> Vec<HeaderName> {
-    f.get(key)
-        .map(|n| cx.parse_list(n, &format!("`{key}`"), "invalid-header", "x-request-id"))
-        .unwrap_or_default()
+    let Some(n) = f.get(key) else {
+        return Vec::new();
+    };
+    let items = cx
+        .list(n, &format!("`{key}`"), "[x-request-id]")
+        .unwrap_or(&[]);
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = cx.str(item, "a header name", "x-request-id") else {
+            continue;
+        };
+        match text.parse::<HeaderName>() {
+            Ok(h) => out.push(h),
+            Err(msg) => cx.error("invalid-header", item.span, msg, header_name_help(text)),
+        }
+    }
+    out
+}
+
+/// What to write instead of an invalid header name.
+fn header_name_help(text: &str) -> String {
+    let fixed: String = text.trim().trim_end_matches(':').trim().replace(' ', "-");
+    if !fixed.is_empty() && fixed != text && fixed.parse::<HeaderName>().is_ok() {
+        return format!("write `{fixed}`");
+    }
+    "use letters, digits and `-`, like `x-request-id`".to_string()
 }
 
 fn opt_duration(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> Option<Duration> {
     f.get(key)
-        .and_then(|n| cx.parse(n, &format!("`{key}`"), "invalid-duration", "5s"))
+        .and_then(|n| cx.duration(n, &format!("`{key}`"), "5s"))
 }
 
 fn opt_string(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str, example: &str) -> Option<String> {
@@ -150,8 +212,66 @@ fn opt_string(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str, example: &str) -> Opti
         .map(str::to_string)
 }
 
+/// An `ip-filter` list: addresses and blocks, none with host bits set.
+fn cidrs(cx: &mut Cx<'_>, node: &Node, key: &str) -> Vec<ipnet::IpNet> {
+    let why = if key == "allow" {
+        "leave `allow` out to let every address through, or list the addresses that may pass"
+    } else {
+        "leave `deny` out, or list the addresses to refuse"
+    };
+    if !cx.non_empty(node, &format!("`{key}`"), "it would match no address", why) {
+        return Vec::new();
+    }
+    let items = cx
+        .list(node, &format!("`{key}`"), "[10.0.0.0/8]")
+        .unwrap_or(&[]);
+    items.iter().filter_map(|item| cidr(cx, item)).collect()
+}
+
+fn cidr(cx: &mut Cx<'_>, item: &Node) -> Option<ipnet::IpNet> {
+    let text = cx.str(item, "an address", "10.0.0.0/8")?;
+    let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    });
+    let Some(net) = net else {
+        cx.error(
+            "invalid-cidr",
+            item.span,
+            format!("`{text}` is not an IP address or CIDR block"),
+            "write `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32`",
+        );
+        return None;
+    };
+    if net != net.trunc() {
+        // Silently truncating would hide a typo that widens or moves the block.
+        cx.error(
+            "invalid-cidr",
+            item.span,
+            format!(
+                "`{text}` has bits set below its /{} prefix, so it is not the start of a block",
+                net.prefix_len()
+            ),
+            format!(
+                "write the block as `{}`, or the single address as `{}`",
+                net.trunc(),
+                net.addr()
+            ),
+        );
+        return None;
+    }
+    Some(net)
+}
+
 fn group_refs(cx: &mut Cx<'_>, node: &Node, refs: &mut Vec<(RefKind, NameRef)>) -> BTreeSet<Name> {
     let mut out = BTreeSet::new();
+    cx.non_empty(
+        node,
+        "the `acl` group list",
+        "it names no group",
+        "list groups, like `allow: [gold]`",
+    );
     for item in cx.list(node, "groups", "[gold]").unwrap_or(&[]) {
         let Some(text) = cx.str(item, "a group", "gold") else {
             continue;
@@ -186,37 +306,14 @@ fn decode_options(
                 &["allow", "deny"],
                 "ip-filter: { allow: [10.0.0.0/8] }",
             )?;
-            let mut nets = |key: &str| -> Vec<ipnet::IpNet> {
-                f.get(key)
-                    .map(|n| {
-                        let items = cx
-                            .list(n, &format!("`{key}`"), "[10.0.0.0/8]")
-                            .unwrap_or(&[]);
-                        items
-                            .iter()
-                            .filter_map(|item| {
-                                let text = cx.str(item, "an address", "10.0.0.0/8")?;
-                                let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
-                                    text.parse::<std::net::IpAddr>()
-                                        .ok()
-                                        .map(ipnet::IpNet::from)
-                                });
-                                if net.is_none() {
-                                    cx.error(
-                                        "invalid-cidr",
-                                        item.span,
-                                        format!("`{text}` is not an IP address or CIDR range"),
-                                        "write `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32`",
-                                    );
-                                }
-                                net.map(|n| n.trunc())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let allow = nets("allow");
-            let deny = nets("deny");
+            let allow = f
+                .get("allow")
+                .map(|n| cidrs(cx, n, "allow"))
+                .unwrap_or_default();
+            let deny = f
+                .get("deny")
+                .map(|n| cidrs(cx, n, "deny"))
+                .unwrap_or_default();
             if f.get("allow").is_none() && f.get("deny").is_none() {
                 cx.missing(&f, "allow", &what, "allow: [10.0.0.0/8]");
                 return None;
@@ -245,17 +342,32 @@ fn decode_options(
                 &what,
                 "origins: [\"https://app.example.com\"]",
             ) {
-                for item in cx
+                cx.non_empty(
+                    n,
+                    "`origins`",
+                    "no browser origin would be allowed",
+                    "list origins, like `origins: [\"https://app.example.com\"]`, or `[\"*\"]` for any",
+                );
+                let items = cx
                     .list(n, "`origins`", "[\"https://app.example.com\"]")
-                    .unwrap_or(&[])
-                {
+                    .unwrap_or(&[]);
+                for item in items {
                     let Some(o) = cx.str(item, "an origin", "https://app.example.com") else {
                         continue;
                     };
-                    if o == "*" || is_origin(o) {
-                        origins.push(o.to_string());
-                    } else {
-                        cx.error("invalid-origin", item.span, format!("`{o}` is not an origin"), "write `*` or `https://app.example.com` (scheme, host, optional port; no path)");
+                    match origin_problem(o).filter(|_| o != "*") {
+                        None => origins.push(o.to_string()),
+                        Some((msg, help)) => cx.error("invalid-origin", item.span, msg, help),
+                    }
+                }
+                if let Some(star) = items.iter().find(|i| i.value == Value::Str("*".into())) {
+                    if items.len() > 1 {
+                        cx.error(
+                            "cors-wildcard-with-origins",
+                            star.span,
+                            "`*` allows every origin, so the other origins listed beside it mean nothing",
+                            "keep `\"*\"` alone, or remove it and list only the origins to allow",
+                        );
                     }
                 }
             }
@@ -271,16 +383,26 @@ fn decode_options(
                     "list the allowed origins explicitly",
                 );
             }
+            let max_age = opt_duration(cx, &f, "max-age");
+            if let Some(age) = max_age.filter(|a| a.millis % 1000 != 0) {
+                cx.error(
+                    "invalid-duration",
+                    f.get("max-age").map_or(f.span, |n| n.span),
+                    format!("`max-age: {age}` is not whole seconds: browsers read `access-control-max-age` in seconds"),
+                    format!("write `max-age: {}s`", age.as_secs_ceil()),
+                );
+            }
+            let methods = match f.get("methods") {
+                Some(n) => cx.parse_list::<Method>(n, "`methods`", "invalid-method", "GET"),
+                None => CORS_DEFAULT_METHODS.to_vec(),
+            };
             Policy::Cors(Cors {
                 origins,
-                methods: f
-                    .get("methods")
-                    .map(|n| cx.parse_list::<Method>(n, "`methods`", "invalid-method", "GET"))
-                    .unwrap_or_default(),
+                methods,
                 headers: header_list(cx, &f, "headers"),
                 expose: header_list(cx, &f, "expose"),
                 credentials,
-                max_age: opt_duration(cx, &f, "max-age"),
+                max_age,
             })
         }
         PolicyKind::RequestSizeLimit => {
@@ -293,7 +415,7 @@ fn decode_options(
             )?;
             let n = cx.required(&f, "max", &what, "max: 1MiB")?;
             Policy::RequestSizeLimit(RequestSizeLimit {
-                max: cx.parse(n, "`max`", "invalid-size", "1MiB")?,
+                max: cx.positive_size(n, "`max`", "1MiB")?,
             })
         }
         PolicyKind::KeyAuth => {
@@ -407,7 +529,7 @@ fn decode_options(
                 .and_then(|n| cx.int(n, "`requests`", 1, 1_000_000_000));
             let per = cx
                 .required(&f, "per", &what, "per: 1m")
-                .and_then(|n| cx.parse::<Duration>(n, "`per`", "invalid-duration", "1m"));
+                .and_then(|n| cx.duration(n, "`per`", "1m"));
             let key = match f.get("key") {
                 None => RateKey::Ip,
                 Some(n) => {
@@ -432,14 +554,27 @@ fn decode_options(
                 }
             };
             let per = per?;
+            let per_span = f.get("per").map_or(f.span, |n| n.span);
             if per.millis < 1000 {
                 cx.error(
                     "invalid-option",
-                    f.get("per").map_or(f.span, |n| n.span),
-                    "a rate-limit window is at least one second",
-                    "per: 1s",
+                    per_span,
+                    format!(
+                        "`per: {per}` is shorter than one second, the smallest rate-limit window"
+                    ),
+                    "write `per: 1s` (and adjust `requests`)",
                 );
-                return None;
+            } else if per.millis % 1000 != 0 {
+                // Windows align to whole seconds since the epoch on every target.
+                cx.error(
+                    "invalid-option",
+                    per_span,
+                    format!("`per: {per}` is not a whole number of seconds"),
+                    format!(
+                        "write `per: {}s` (and adjust `requests`)",
+                        per.as_secs_ceil()
+                    ),
+                );
             }
             Policy::RateLimit(RateLimit {
                 requests: requests? as u64,
@@ -462,7 +597,12 @@ fn decode_options(
             };
             let link = opt_string(cx, &f, "link", "https://example.com/migrate");
             if let Some(l) = &link {
-                if !(l.starts_with("https://") || l.starts_with("http://"))
+                let host = l
+                    .strip_prefix("https://")
+                    .or_else(|| l.strip_prefix("http://"))
+                    .and_then(|r| r.split(['/', '?', '#']).next())
+                    .unwrap_or("");
+                if host.is_empty()
                     || check_header_value(l).is_err()
                     || l.contains(['<', '>', ' ', '"'])
                 {
@@ -475,9 +615,24 @@ fn decode_options(
                     return None;
                 }
             }
+            let since = date(cx, "since");
+            let sunset = date(cx, "sunset");
+            if let (Some(since), Some(sunset)) = (since, sunset) {
+                if sunset < since {
+                    cx.diags.push(
+                        Diagnostic::error(
+                            "deprecation-order",
+                            f.get("sunset").map_or(f.span, |n| n.span),
+                            format!("`sunset: {sunset}` is before `since: {since}`: an api is deprecated before it goes away"),
+                        )
+                        .with_related(f.get("since").map_or(f.span, |n| n.span), "deprecated from here")
+                        .with_help("check both dates; `sunset` is the day the route stops working"),
+                    );
+                }
+            }
             Policy::Deprecation(Deprecation {
-                since: date(cx, "since"),
-                sunset: date(cx, "sunset"),
+                since,
+                sunset,
                 link,
             })
         }
@@ -531,6 +686,23 @@ fn decode_options(
                 (None, Some(j)) => MockBody::Json(to_json(j)),
                 (None, None) => MockBody::Empty,
             };
+            let body_node = f.get("body").or(f.get("json"));
+            if let Some(b) = body_node.filter(|_| no_body_status(status)) {
+                cx.diags.push(
+                    Diagnostic::error(
+                        "mock-body-not-allowed",
+                        b.span,
+                        format!("a {status} response has no body, so this one could not be sent"),
+                    )
+                    .with_related(
+                        f.get("status").map_or(f.span, |n| n.span),
+                        "status given here",
+                    )
+                    .with_help(
+                        "remove the body, or use a status that carries one, like 200 or 410",
+                    ),
+                );
+            }
             Policy::Mock(Mock {
                 status,
                 headers,
@@ -549,24 +721,32 @@ fn decode_options(
             let to = cx
                 .str(to_node, "`to`", "https://example.com/new")?
                 .to_string();
-            let absolute = to.starts_with("https://") || to.starts_with("http://");
-            if !(absolute || to.starts_with('/'))
+            if to.starts_with("//") {
+                // A scheme-relative `//host` would send clients to another site.
+                cx.error(
+                    "invalid-url",
+                    to_node.span,
+                    format!("`{to}` starts with `//`, which browsers read as another host"),
+                    "write an absolute URL with its scheme (`https://example.com/new`) or a path with one leading `/`",
+                );
+            } else if !(to.starts_with("https://")
+                || to.starts_with("http://")
+                || to.starts_with('/'))
                 || check_header_value(&to).is_err()
                 || to.contains(' ')
             {
                 cx.error("invalid-url", to_node.span, format!("`{to}` is not a redirect target"), "write an absolute URL (`https://example.com/new`) or a path (`/v2/items/{id}`)");
-                return None;
             }
             let status = match f.get("status") {
                 None => 302,
-                Some(n) => match cx.int(n, "`status`", 300, 399)? {
+                Some(n) => match cx.int(n, "`status`", 100, 599)? {
                     s @ (301 | 302 | 307 | 308) => s as u16,
                     s => {
                         cx.error(
                             "invalid-option",
                             n.span,
-                            format!("redirect status {s} is not supported"),
-                            "use 301, 302, 307 or 308",
+                            format!("redirect `status: {s}` is not supported"),
+                            "use 301 or 308 (permanent), 302 or 307 (temporary)",
                         );
                         return None;
                     }
@@ -597,6 +777,15 @@ fn decode_options(
                 cx.missing(&f, "set", &what, "set: { x-source: gateway }");
                 return None;
             }
+            for e in f.entries {
+                cx.non_empty(
+                    &e.value,
+                    &format!("`{}`", e.key),
+                    "it changes no header",
+                    &format!("list headers under `{}`, or remove it", e.key),
+                );
+            }
+            check_header_targets(cx, kind, &f);
             if kind == PolicyKind::RequestHeaders {
                 Policy::RequestHeaders(t)
             } else {
@@ -615,7 +804,7 @@ fn decode_options(
                 let Some(n) = f.get(key) else {
                     return Some(None);
                 };
-                let p: PathPattern = cx.parse(n, &format!("`{key}`"), "invalid-path", "/v1")?;
+                let p: PathPattern = cx.path(n, &format!("`{key}`"), "/v1")?;
                 if p.kind() != crate::ir::PathKind::Exact || p.segments.is_empty() {
                     cx.error(
                         "invalid-path",
@@ -638,8 +827,18 @@ fn decode_options(
                         );
                         return None;
                     }
-                    let p: PathPattern =
-                        cx.parse(n, "rewrite `path`", "invalid-path", "/v2/items/{id}")?;
+                    if let Value::Str(text) = &n.value {
+                        if text.len() > 1 && text.ends_with('/') {
+                            cx.error(
+                                "invalid-path",
+                                n.span,
+                                format!("rewrite `path` `{text}` ends in `/`; v1 cannot send a trailing slash upstream"),
+                                format!("write `path: \"{}\"`", text.trim_end_matches('/')),
+                            );
+                            return None;
+                        }
+                    }
+                    let p: PathPattern = cx.path(n, "rewrite `path`", "/v2/items/{id}")?;
                     if p.prefix {
                         cx.error(
                             "invalid-path",
@@ -672,7 +871,7 @@ fn decode_options(
             )?;
             let ttl = cx
                 .required(&f, "ttl", &what, "ttl: 30s")
-                .and_then(|n| cx.parse(n, "`ttl`", "invalid-duration", "30s"))?;
+                .and_then(|n| cx.positive_duration(n, "`ttl`", "30s"))?;
             let methods: BTreeSet<Method> = match f.get("methods") {
                 None => [Method::Get, Method::Head].into_iter().collect(),
                 Some(n) => {
@@ -716,6 +915,12 @@ fn decode_options(
             if let Some(list) =
                 cx.required(&f, "to", &what, "to: [{ upstream: pets, weight: 100 }]")
             {
+                cx.non_empty(
+                    list,
+                    "`to`",
+                    "no request could be sent anywhere",
+                    "add a destination: `to: [{ upstream: pets, weight: 100 }]`",
+                );
                 for item in cx
                     .list(list, "`to`", "[{ upstream: pets, weight: 100 }]")
                     .unwrap_or(&[])
@@ -806,11 +1011,18 @@ fn decode_options(
             )?;
             let mut per_target = BTreeMap::new();
             for e in f.entries {
-                if let Some(t) = TargetKind::parse(&e.key) {
+                let Some(t) = TargetKind::parse(&e.key) else {
+                    continue;
+                };
+                let example = format!("{}: {{ ... }}", e.key);
+                if cx
+                    .map(&e.value, &format!("`native` `{}`", e.key), &example)
+                    .is_some()
+                {
                     per_target.insert(t, to_json(&e.value));
                 }
             }
-            if per_target.is_empty() {
+            if f.entries.is_empty() {
                 cx.missing(
                     &f,
                     "kong",
@@ -870,9 +1082,25 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
         return None;
     }
     let hmac = algorithms.contains(&JwtAlgorithm::HS256);
+    if algorithms.len() > 1 {
+        let help = if f.get("secret").is_some() {
+            "a `secret` is for HS256 only: `algorithms: [HS256]`"
+        } else {
+            "keep the one that fits the key: `algorithms: [RS256]` for an RSA key, `[ES256]` for a P-256 key"
+        };
+        cx.error(
+            "jwt-key-mismatch",
+            alg_node.span,
+            format!(
+                "`algorithms` lists {} algorithms, but one key verifies one algorithm",
+                algorithms.len()
+            ),
+            help,
+        );
+    }
     let key = match (f.get("secret"), f.get("public-key")) {
         (Some(s), None) => {
-            if algorithms.len() > 1 || !hmac {
+            if !hmac {
                 cx.error(
                     "jwt-key-mismatch",
                     s.span,
@@ -901,26 +1129,8 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             )?;
             match (pf.get("file"), pf.get("env")) {
                 (Some(file), None) => {
-                    let rel = cx.str(file, "`file`", "keys/jwt.pub")?;
-                    let path = cx.base_dir.join(rel);
-                    match std::fs::read_to_string(&path) {
-                        Ok(pem) if pem.contains("-----BEGIN PUBLIC KEY-----") => {
-                            JwtKey::PublicKeyPem(pem)
-                        }
-                        Ok(_) => {
-                            cx.error("invalid-public-key", file.span, format!("`{rel}` holds no PEM public key (`-----BEGIN PUBLIC KEY-----`)"), "export it with `openssl rsa -pubout` or `openssl ec -pubout`");
-                            return None;
-                        }
-                        Err(e) => {
-                            cx.error(
-                                "unreadable-file",
-                                file.span,
-                                format!("cannot read `{rel}`: {e}"),
-                                "the path is relative to this spec file",
-                            );
-                            return None;
-                        }
-                    }
+                    let alg = *algorithms.first().expect("checked non-empty");
+                    JwtKey::PublicKeyPem(public_key_file(cx, file, alg)?)
                 }
                 (None, Some(_)) => match decode_secret(cx, p, "`public-key`")? {
                     Secret::Env(v) => JwtKey::PublicKeyEnv(v),
@@ -988,17 +1198,278 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
     }))
 }
 
-/// `scheme://host[:port]`, no path.
-fn is_origin(o: &str) -> bool {
-    let rest = o
-        .strip_prefix("https://")
-        .or_else(|| o.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        let host = crate::ir::matcher::host_without_port(r);
-        !host.is_empty()
-            && !r.contains(['/', '?', '#', '@', ' '])
-            && host.parse::<crate::ir::HostPattern>().is_ok()
-    })
+/// Reads a `public-key: { file }` and checks that it is a PEM public key
+/// that fits `alg`: RSA for RS256, P-256 for ES256.
+fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<String> {
+    let rel = cx.str(file, "`file`", "keys/jwt.pub")?;
+    let pem = match std::fs::read_to_string(cx.base_dir.join(rel)) {
+        Ok(pem) => pem,
+        Err(e) => {
+            cx.error(
+                "unreadable-file",
+                file.span,
+                format!("cannot read `{rel}`: {e}"),
+                "the path is relative to the folder of this spec file",
+            );
+            return None;
+        }
+    };
+    let problem = match pem_key_type(&pem) {
+        Ok(found) if found == alg => return Some(pem),
+        Ok(found) => {
+            let (kind, fits) = match found {
+                JwtAlgorithm::ES256 => ("a P-256 (EC)", "ES256"),
+                _ => ("an RSA", "RS256"),
+            };
+            (
+                format!("`{rel}` holds {kind} public key, which cannot verify {alg:?}"),
+                format!("write `algorithms: [{fits}]`, or point at the issuer's {alg:?} key"),
+            )
+        }
+        Err((msg, help)) => (format!("`{rel}` {msg}"), help),
+    };
+    cx.error("invalid-public-key", file.span, problem.0, problem.1);
+    None
+}
+
+/// The algorithm a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) serves, read from
+/// its algorithm identifier; or what is wrong with the text, as (message, help).
+fn pem_key_type(pem: &str) -> Result<JwtAlgorithm, (String, String)> {
+    const RSA: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    const EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let export = "export the public half: `openssl pkey -in key.pem -pubout -out key.pub`";
+    if pem.contains("PRIVATE KEY-----") {
+        return Err((
+            "holds a private key; the gateway needs only the public key, and the private one must not be shared".into(),
+            export.into(),
+        ));
+    }
+    if pem.contains("-----BEGIN RSA PUBLIC KEY-----") {
+        return Err((
+            "holds a PKCS#1 `RSA PUBLIC KEY`; a `PUBLIC KEY` (SubjectPublicKeyInfo) is needed"
+                .into(),
+            "convert it: `openssl rsa -RSAPublicKey_in -in key.pem -pubout -out key.pub`".into(),
+        ));
+    }
+    let body = pem
+        .split_once("-----BEGIN PUBLIC KEY-----")
+        .and_then(|(_, rest)| rest.split_once("-----END PUBLIC KEY-----"))
+        .map(|(body, _)| body);
+    let der = body.and_then(base64_decode).ok_or_else(|| {
+        (
+            "holds no PEM public key (`-----BEGIN PUBLIC KEY-----`)".to_string(),
+            export.to_string(),
+        )
+    })?;
+    let has = |oid: &[u8]| der.windows(oid.len()).any(|w| w == oid);
+    if has(RSA) {
+        Ok(JwtAlgorithm::RS256)
+    } else if has(EC) && has(P256) {
+        Ok(JwtAlgorithm::ES256)
+    } else if has(EC) {
+        Err((
+            "holds an EC key on a curve other than P-256, which ES256 requires".into(),
+            "use a P-256 (prime256v1) key".into(),
+        ))
+    } else {
+        Err((
+            "holds a public key that is neither RSA nor EC P-256".into(),
+            "use an RSA key (RS256) or a P-256 key (ES256)".into(),
+        ))
+    }
+}
+
+/// Standard base64 with padding, whitespace ignored; `None` if malformed.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let chars: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let data = chars
+        .strip_suffix(b"==")
+        .or_else(|| chars.strip_suffix(b"="))
+        .unwrap_or(&chars);
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in data {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// What is wrong with a cors origin other than `*`, as (message, help):
+/// browsers send `scheme://host[:port]` in lowercase, without a default port.
+fn origin_problem(o: &str) -> Option<(String, String)> {
+    let lower = o.to_ascii_lowercase();
+    if lower != o {
+        return Some((
+            format!("origin `{o}` has capitals; browsers send origins in lowercase"),
+            format!("write `{lower}`"),
+        ));
+    }
+    let example = "write `https://app.example.com` (scheme, host, optional port)";
+    let (scheme, rest) = match o.split_once("://") {
+        Some(("http", r)) => ("http", r),
+        Some(("https", r)) => ("https", r),
+        _ => {
+            return Some((
+                format!("origin `{o}` must start with `https://` or `http://`"),
+                example.to_string(),
+            ))
+        }
+    };
+    if let Some(bare) = rest.strip_suffix('/').filter(|b| !b.contains('/')) {
+        return Some((
+            format!("origin `{o}` ends in `/`, but browsers send origins without a path"),
+            format!("write `{scheme}://{bare}`"),
+        ));
+    }
+    if rest.contains(['/', '?', '#', '@', ' ']) {
+        return Some((
+            format!("origin `{o}` holds more than scheme, host and port"),
+            example.to_string(),
+        ));
+    }
+    let host = crate::ir::matcher::host_without_port(rest);
+    let port = rest[host.len()..].strip_prefix(':');
+    if host.starts_with("*.") {
+        return Some((
+            format!("origin `{o}` has a wildcard; browsers send one exact origin, which is compared as written"),
+            "list each origin, or allow any with `origins: [\"*\"]`".to_string(),
+        ));
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => matches!(
+            host.parse::<crate::ir::HostPattern>(),
+            Ok(crate::ir::HostPattern::Exact(_))
+        ),
+    };
+    if !host_ok {
+        return Some((
+            format!("origin `{o}` has no valid host"),
+            example.to_string(),
+        ));
+    }
+    match port.map(|p| p.parse::<u16>()) {
+        None => None,
+        Some(Ok(p)) if (scheme, p) == ("https", 443) || (scheme, p) == ("http", 80) => Some((
+            format!("origin `{o}` names its scheme's default port, which browsers leave out"),
+            format!("write `{scheme}://{host}`"),
+        )),
+        Some(Ok(p)) if p > 0 => None,
+        _ => Some((
+            format!("origin `{o}` has an invalid port"),
+            "write a port from 1 to 65535, like `http://localhost:3000`".to_string(),
+        )),
+    }
+}
+
+/// Statuses whose responses never carry a body (RFC 9110).
+fn no_body_status(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// Checks the headers a `request-headers`/`response-headers` policy names:
+/// each in one of `set`/`add`/`remove` only, and none that belongs to the
+/// connection. `host` may only be `set`, and only on the request.
+fn check_header_targets(cx: &mut Cx<'_>, kind: PolicyKind, f: &Fields<'_>) {
+    let mut seen: Vec<(HeaderName, &str, crate::source::Span)> = Vec::new();
+    for section in ["set", "add", "remove"] {
+        let Some(node) = f.get(section) else { continue };
+        let named: Vec<(&str, crate::source::Span, Option<&str>)> = match &node.value {
+            Value::Map(entries) => entries
+                .iter()
+                .map(|e| match &e.value.value {
+                    Value::Str(v) => (e.key.as_str(), e.key_span, Some(v.as_str())),
+                    _ => (e.key.as_str(), e.key_span, None),
+                })
+                .collect(),
+            Value::Seq(items) => items
+                .iter()
+                .filter_map(|i| match &i.value {
+                    Value::Str(t) => Some((t.as_str(), i.span, None)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (text, span, value) in named {
+            let Ok(name) = text.parse::<HeaderName>() else {
+                continue;
+            };
+            if let Some((_, first, first_span)) = seen.iter().find(|(n, ..)| *n == name) {
+                let msg = if *first == section {
+                    format!(
+                        "header `{name}` is given twice in `{section}` (header names ignore case)"
+                    )
+                } else {
+                    format!("header `{name}` is in both `{first}` and `{section}`")
+                };
+                cx.diags.push(
+                    Diagnostic::error("header-conflict", span, msg)
+                        .with_related(*first_span, format!("first in `{first}` here"))
+                        .with_help("keep it in one place: `set` replaces a header, `add` appends a line, `remove` deletes it"),
+                );
+                continue;
+            }
+            check_connection_header(cx, kind, section, &name, span, value);
+            seen.push((name, section, span));
+        }
+    }
+}
+
+/// Reports a connection-level header in a header transform.
+fn check_connection_header(
+    cx: &mut Cx<'_>,
+    kind: PolicyKind,
+    section: &str,
+    name: &HeaderName,
+    span: crate::source::Span,
+    value: Option<&str>,
+) {
+    let n = name.as_str();
+    if !CONNECTION_HEADERS.contains(&n) {
+        return;
+    }
+    let (msg, help) = match n {
+        "host" if kind == PolicyKind::RequestHeaders && section == "set" => return,
+        "host" if kind == PolicyKind::RequestHeaders => (
+            format!("`host` cannot be `{section}`: a request has exactly one host"),
+            format!(
+                "to choose the host the upstream sees, write `set: {{ host: {} }}`",
+                value.unwrap_or("api.internal.example")
+            ),
+        ),
+        "host" => (
+            "`host` is a request header; responses do not carry it".to_string(),
+            "remove it".to_string(),
+        ),
+        "content-length" => (
+            "`content-length` cannot be changed: the gateway sets it from the body it sends".to_string(),
+            "remove it".to_string(),
+        ),
+        _ => (
+            format!("`{n}` is a connection-level header: each hop sets its own, so `{kind}` cannot change it"),
+            "remove it; the gateway manages connection headers itself".to_string(),
+        ),
+    };
+    cx.error("connection-header", span, msg, help);
 }
 
 /// A YAML node as JSON (mock bodies, native pass-through).

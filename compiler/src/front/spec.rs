@@ -32,12 +32,13 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
         return;
     }
     let Some(f) = cx.fields(root, "the spec", TOP, "gatefold: 1") else {
+        spec.decode_errors = true;
         return;
     };
     match f.get("gatefold") {
         None => cx.error(
             "missing-version",
-            root.span,
+            f.entries.first().map_or(root.span, |e| e.key_span),
             "a spec file must say which language version it is written in",
             "add `gatefold: 1` as its first line",
         ),
@@ -51,18 +52,19 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
     }
     if let Some(n) = f.get("gateway") {
         if let Some(gw) = decode_gateway(cx, n) {
+            let at = f.key_span("gateway").unwrap_or(n.span);
             match &spec.gateway {
                 Some(first) => cx.diags.push(
-                    Diagnostic::error("duplicate-definition", n.span, "`gateway` is defined twice")
+                    Diagnostic::error("duplicate-definition", at, "`gateway` is defined twice")
                         .with_related(first.span, "first defined here")
                         .with_help("keep one `gateway:` section in the spec"),
                 ),
-                None => spec.gateway = Some(gw),
+                None => spec.gateway = Some(GatewayAst { span: at, ..gw }),
             }
         }
     }
     if let Some(n) = f.get("upstreams") {
-        named(
+        let failed = named(
             cx,
             n,
             "upstreams",
@@ -70,6 +72,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             &mut spec.upstreams,
             decode_upstream,
         );
+        spec.undecoded_upstreams.extend(failed);
     }
     if let Some(n) = f.get("consumers") {
         named(
@@ -82,7 +85,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
         );
     }
     if let Some(n) = f.get("policies") {
-        named(
+        let failed = named(
             cx,
             n,
             "policies",
@@ -90,10 +93,12 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             &mut spec.policies,
             decode_policy_def,
         );
+        spec.undecoded_policies.extend(failed);
     }
     if let Some(n) = f.get("apis") {
         named(cx, n, "apis", "api", &mut spec.apis, decode_api);
     }
+    spec.decode_errors |= cx.diags.has_errors();
 }
 
 /// Checks a name written as a mapping key.
@@ -113,7 +118,8 @@ pub fn name_at(cx: &mut Cx<'_>, text: &str, span: crate::source::Span, what: &st
 }
 
 /// A `NAME: definition` section, appended to `out`; a name already defined
-/// (in this or another file) is an error naming both places.
+/// (in this or another file) is an error naming both places. Returns the
+/// names whose definitions could not be decoded.
 fn named<T>(
     cx: &mut Cx<'_>,
     node: &Node,
@@ -121,10 +127,11 @@ fn named<T>(
     what: &str,
     out: &mut Vec<Def<T>>,
     decode: impl Fn(&mut Cx<'_>, &Node, &Name) -> Option<T>,
-) {
+) -> Vec<Name> {
+    let mut failed = Vec::new();
     let example = format!("{section}: {{ my-{what}: ... }}");
     let Some(entries) = cx.map(node, &format!("`{section}`"), &example) else {
-        return;
+        return failed;
     };
     for e in entries {
         let Some(name) = name_at(cx, &e.key, e.key_span, what) else {
@@ -142,19 +149,42 @@ fn named<T>(
             );
             continue;
         }
-        if let Some(value) = decode(cx, &e.value, &name) {
-            out.push(Def {
+        if let Some(other) = out
+            .iter()
+            .find(|d| d.name.as_str().eq_ignore_ascii_case(name.as_str()))
+        {
+            cx.diags.push(
+                Diagnostic::error(
+                    "name-case-clash",
+                    e.key_span,
+                    format!(
+                        "{what} `{name}` differs from {what} `{}` only in case",
+                        other.name
+                    ),
+                )
+                .with_related(other.span, format!("`{}` is defined here", other.name))
+                .with_help(format!(
+                    "some targets name generated objects without regard to case, so `{name}` and `{}` would collide; rename one of them",
+                    other.name
+                )),
+            );
+        }
+        match decode(cx, &e.value, &name) {
+            Some(value) => out.push(Def {
                 name,
                 span: e.key_span,
                 value,
-            });
+            }),
+            None => failed.push(name),
         }
     }
+    failed
 }
 
+/// A time limit or interval: above zero.
 fn duration(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str, what: &str) -> Option<Duration> {
     f.get(key)
-        .and_then(|n| cx.parse(n, &format!("{what} `{key}`"), "invalid-duration", "5s"))
+        .and_then(|n| cx.positive_duration(n, &format!("{what} `{key}`"), "5s"))
 }
 
 fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
@@ -199,7 +229,7 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
                 .and_then(|n| cx.bool(n, "`server-header`"));
             gw.max_body = bf
                 .get("max-body")
-                .and_then(|n| cx.parse(n, "`max-body`", "invalid-size", "1MiB"));
+                .and_then(|n| cx.positive_size(n, "`max-body`", "1MiB"));
             if let Some(t) = bf.get("timeouts") {
                 if let Some(tf) = cx.fields(
                     t,
@@ -222,6 +252,12 @@ pub fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn> {
     let Some(items) = cx.list(node, "retry `on`", "on: [connect-failure, 502, 503]") else {
         return BTreeSet::new();
     };
+    cx.non_empty(
+        node,
+        "retry `on`",
+        "nothing would ever be retried",
+        "list what triggers a retry, like `on: [connect-failure]`, or set `attempts: 0`",
+    );
     let mut out = BTreeSet::new();
     for item in items {
         let text = match &item.value {
@@ -320,9 +356,7 @@ fn decode_upstream(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Upstream
                     "an upstream target",
                     "url: \"http://127.0.0.1:9001\"",
                 )
-                .and_then(|n| {
-                    cx.parse::<OriginUrl>(n, "target `url`", "invalid-url", "http://127.0.0.1:9001")
-                });
+                .and_then(|n| origin_url(cx, n));
             let weight = match tf.get("weight") {
                 Some(n) => cx.int(n, "`weight`", 1, 1000).map(|w| w as u32),
                 None => Some(1),
@@ -422,6 +456,38 @@ fn decode_upstream(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Upstream
     })
 }
 
+/// An upstream target's `url`: scheme, host and port only.
+fn origin_url(cx: &mut Cx<'_>, node: &Node) -> Option<OriginUrl> {
+    let text = cx.str(node, "target `url`", "http://127.0.0.1:9001")?;
+    let Some((scheme, authority)) = text.split_once("://") else {
+        cx.error(
+            "invalid-url",
+            node.span,
+            format!("target `url` `{text}` has no scheme"),
+            format!("write `url: http://{text}` (or `https://`)"),
+        );
+        return None;
+    };
+    if let Some((host, path)) = authority.split_once('/') {
+        let (msg, help) = if path.is_empty() {
+            (
+                format!(
+                    "target `url` `{text}` ends in `/`: a target is scheme, host and port only"
+                ),
+                format!("write `url: {scheme}://{host}`"),
+            )
+        } else {
+            (
+                format!("target `url` `{text}` has a path: a target is scheme, host and port only"),
+                format!("write `url: {scheme}://{host}`, and add `/{path}` to the path sent upstream with `rewrite: {{ add-prefix: /{path} }}`"),
+            )
+        };
+        cx.error("invalid-url", node.span, msg, help);
+        return None;
+    }
+    cx.parse::<OriginUrl>(node, "target `url`", "invalid-url", "http://127.0.0.1:9001")
+}
+
 fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ConsumerAst> {
     let what = format!("consumer `{name}`");
     let f = cx.fields(
@@ -430,16 +496,19 @@ fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Consumer
         &["groups", "credentials"],
         "{ groups: [gold], credentials: { key: { env: ACME_KEY } } }",
     )?;
-    let groups = f
+    let group_refs: Vec<NameRef> = f
         .get("groups")
-        .map(|n| cx.parse_list::<Name>(n, "consumer `groups`", "invalid-name", "gold"))
-        .unwrap_or_default()
-        .into_iter()
+        .and_then(|n| cx.list(n, "consumer `groups`", "groups: [gold]"))
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|n| name_ref(cx, n, "group"))
         .collect();
     let mut consumer = ConsumerAst {
-        groups,
+        groups: group_refs.iter().map(|r| r.name.clone()).collect(),
+        group_refs,
         keys: Vec::new(),
         basic: None,
+        basic_user_span: None,
     };
     if let Some(c) = f.get("credentials") {
         let cf = cx.fields(
@@ -460,6 +529,12 @@ fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Consumer
             consumer.keys.extend(decode_secret(cx, k, "`key`"));
         }
         if let Some(ks) = cf.get("keys") {
+            cx.non_empty(
+                ks,
+                "`keys`",
+                "this consumer would have no key",
+                "list at least one key: `keys: [{ env: ACME_API_KEY }]`",
+            );
             for k in cx
                 .list(ks, "`keys`", "keys: [{ env: KEY_OLD }, { env: KEY_NEW }]")
                 .unwrap_or(&[])
@@ -474,23 +549,24 @@ fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Consumer
                 &["user", "password"],
                 "basic: { user: acme, password: { env: ACME_PASS } }",
             )?;
-            let user = cx
-                .required(&bf, "user", "`basic`", "user: acme")
+            let user_node = cx.required(&bf, "user", "`basic`", "user: acme");
+            let user = user_node
                 .and_then(|n| cx.str(n, "`user`", "acme"))
                 .map(str::to_string);
             let password = cx
                 .required(&bf, "password", "`basic`", "password: { env: ACME_PASS }")
                 .and_then(|n| decode_secret(cx, n, "`password`"));
-            if let (Some(user), Some(password)) = (user, password) {
-                if user.is_empty() || user.contains(':') {
+            if let (Some(user), Some(password), Some(at)) = (user, password, user_node) {
+                if user.is_empty() || user.contains(':') || user.contains(char::is_control) {
                     cx.error(
                         "invalid-user",
-                        b.span,
-                        "a basic-auth user may not be empty or contain `:`",
+                        at.span,
+                        format!("basic-auth user `{user}` may not be empty or contain `:` or control characters"),
                         "user: acme",
                     );
                 }
                 consumer.basic = Some(BasicCredential { user, password });
+                consumer.basic_user_span = Some(at.span);
             }
         }
     }
@@ -592,14 +668,11 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
         ],
         "{ base-path: /pets, upstream: pets, routes: { list: { path: / } } }",
     )?;
-    let hosts = f
-        .get("hosts")
-        .map(|n| cx.parse_list(n, "`hosts`", "invalid-host", "api.example.com"))
-        .unwrap_or_default();
+    let hosts = f.get("hosts").map(|n| hosts(cx, n)).unwrap_or_default();
     let base_path = match f.get("base-path") {
         None => "/".parse().expect("root path"),
         Some(n) => {
-            let p: crate::ir::PathPattern = cx.parse(n, "`base-path`", "invalid-path", "/pets")?;
+            let p = cx.path(n, "`base-path`", "/pets")?;
             if p.kind() != crate::ir::PathKind::Exact {
                 cx.error(
                     "invalid-path",
@@ -634,18 +707,61 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
         &what,
         "routes: { list: { path: /, methods: [GET] } }",
     ) {
-        Some(r) => named(cx, r, "routes", "route", &mut routes, decode_route),
+        Some(r) => {
+            let why = "the api would answer no request";
+            if !cx.non_empty(
+                r,
+                "`routes`",
+                why,
+                "add a route: `routes: { list: { path: / } }`",
+            ) {
+                return None;
+            }
+            named(cx, r, "routes", "route", &mut routes, decode_route);
+        }
         None => return None,
     }
     Some(ApiAst {
         hosts,
         base_path,
         strip_base_path,
+        strip_base_path_span: f.get("strip-base-path").map(|n| n.span),
         upstream,
         policies,
         disable,
         routes,
     })
+}
+
+/// An api's `hosts`: at least one, each a lowercase host name.
+fn hosts(cx: &mut Cx<'_>, node: &Node) -> Vec<crate::ir::HostPattern> {
+    if !cx.non_empty(
+        node,
+        "`hosts`",
+        "an api answers the hosts listed, or any host when `hosts` is left out",
+        "list hosts, like `hosts: [api.example.com]`, or remove `hosts` to answer any host",
+    ) {
+        return Vec::new();
+    }
+    let items = cx.list(node, "`hosts`", "[api.example.com]").unwrap_or(&[]);
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = cx.str(item, "a host", "api.example.com") else {
+            continue;
+        };
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            // Hosts match case-insensitively; one spelling keeps generated configs stable.
+            cx.error(
+                "invalid-host",
+                item.span,
+                format!("host `{text}` has capitals; hosts are written in lowercase"),
+                format!("write `{}`", text.to_ascii_lowercase()),
+            );
+            continue;
+        }
+        out.extend(cx.parse(item, "a host", "invalid-host", "api.example.com"));
+    }
+    out
 }
 
 fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
@@ -657,12 +773,12 @@ fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
         "{ path: \"/{id}\", methods: [GET] }",
     )?;
     let path_node = cx.required(&f, "path", &what, "path: /")?;
-    let path = cx.parse(path_node, "route `path`", "invalid-path", "/items/{id}")?;
+    let path = cx.path(path_node, "route `path`", "/items/{id}")?;
     let methods = match f.get("methods") {
         None => None,
         Some(n) => {
             let list: Vec<Method> = cx.parse_list(n, "`methods`", "invalid-method", "GET");
-            if list.is_empty() {
+            if matches!(&n.value, Value::Seq(items) if items.is_empty()) {
                 cx.error(
                     "empty-list",
                     n.span,
