@@ -1,13 +1,15 @@
-//! The reference graph of a spec: apis, routes, named policies, upstreams and
-//! consumers, with an edge for every use. Finds bundle cycles (errors) and
-//! definitions nothing uses (warnings). Dangling names are reported during
+//! The reference graph of a spec's named policies: the gateway, apis (with
+//! their routes) and named policies and bundles, with an edge for every
+//! reference. Finds bundle cycles (errors) and policies nothing references;
+//! with the resolved routes, upstreams no route reaches and consumers no
+//! route can identify (warnings). Dangling names are reported during
 //! resolution, where the spelling suggestions are at hand.
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
+use crate::ir::policy::PolicyKind;
 use crate::ir::values::Name;
 use crate::resolve::ResolvedRoute;
-use crate::source::Span;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
@@ -18,8 +20,6 @@ enum Entity<'a> {
     Gateway,
     Api(&'a Name),
     Policy(&'a Name),
-    Upstream(&'a Name),
-    Consumer(&'a Name),
 }
 
 struct Graph<'a> {
@@ -39,17 +39,8 @@ impl<'a> Graph<'a> {
 
     fn policy_refs(&mut self, from: Entity<'a>, refs: &'a [PolicyRef]) {
         for r in refs {
-            match r {
-                PolicyRef::Named(n) => self.edge(from, Entity::Policy(&n.name)),
-                PolicyRef::Inline(p) => self.option_refs(from, p),
-            }
-        }
-    }
-
-    fn option_refs(&mut self, from: Entity<'a>, p: &'a PolicyAst) {
-        for (kind, r) in &p.refs {
-            if *kind == RefKind::Upstream {
-                self.edge(from, Entity::Upstream(&r.name));
+            if let PolicyRef::Named(n) = r {
+                self.edge(from, Entity::Policy(&n.name));
             }
         }
     }
@@ -68,143 +59,191 @@ pub fn check_graph(spec: &SpecAst, routes: &[ResolvedRoute<'_>], diags: &mut Dia
     for d in &spec.policies {
         let me = Entity::Policy(&d.name);
         g.node(me);
-        match &d.value {
-            PolicyDef::Single(p) => g.option_refs(me, p),
-            PolicyDef::Bundle(items) => g.policy_refs(me, items),
+        if let PolicyDef::Bundle(items) = &d.value {
+            g.policy_refs(me, items);
         }
-    }
-    for d in &spec.upstreams {
-        g.node(Entity::Upstream(&d.name));
-    }
-    for d in &spec.consumers {
-        g.node(Entity::Consumer(&d.name));
     }
     for api in &spec.apis {
         let me = Entity::Api(&api.name);
         g.edge(Entity::Gateway, me);
-        if let Some(u) = &api.value.upstream {
-            g.edge(me, Entity::Upstream(&u.name));
-        }
         g.policy_refs(me, &api.value.policies);
         // Routes hang off their api: what a route uses, its api uses.
         for r in &api.value.routes {
-            if let Some(u) = &r.value.upstream {
-                g.edge(me, Entity::Upstream(&u.name));
-            }
             g.policy_refs(me, &r.value.policies);
         }
     }
 
     report_cycles(spec, &g, diags);
-
-    let spans: HashMap<Entity<'_>, Span> = spec
-        .policies
-        .iter()
-        .map(|d| (Entity::Policy(&d.name), d.span))
-        .chain(
-            spec.upstreams
-                .iter()
-                .map(|d| (Entity::Upstream(&d.name), d.span)),
-        )
-        .collect();
-    let mut unused: Vec<(Span, Entity<'_>)> =
-        g.g.node_indices()
-            .filter(|i| {
-                g.g.neighbors_directed(*i, Direction::Incoming)
-                    .next()
-                    .is_none()
-            })
-            .filter_map(|i| spans.get(&g.g[i]).map(|s| (*s, g.g[i])))
-            .collect();
-    unused.sort_by_key(|(s, _)| *s);
-    for (span, e) in unused {
-        let (what, name) = match e {
-            Entity::Policy(n) => ("policy", n),
-            Entity::Upstream(n) => ("upstream", n),
-            _ => continue,
-        };
-        diags.push(
-            Diagnostic::warning(
-                "unused-definition",
-                span,
-                format!("{what} `{name}` is defined but never used"),
-            )
-            .with_help("attach it somewhere, or remove it"),
-        );
+    // With parts of the spec undecoded, "unused" would often mean "its user
+    // failed to decode"; with any error, chains may lack their authentication.
+    if !spec.decode_errors {
+        report_unused_policies(spec, &g, diags);
+        report_unreached_upstreams(spec, routes, diags);
     }
+    if !diags.has_errors() {
+        report_unidentified_consumers(spec, routes, diags);
+    }
+}
 
-    // Consumers matter only where some route authenticates.
-    let authenticates = routes
-        .iter()
-        .any(|r| r.route.chain.iter().any(|p| p.kind().is_authentication()));
-    if !authenticates {
-        if let Some(c) = spec.consumers.first() {
+/// Named policies and bundles that nothing references.
+fn report_unused_policies(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics) {
+    for d in &spec.policies {
+        let i = g.index[&Entity::Policy(&d.name)];
+        let used =
+            g.g.neighbors_directed(i, Direction::Incoming)
+                .any(|from| from != i);
+        if !used {
             diags.push(
                 Diagnostic::warning(
                     "unused-definition",
-                    c.span,
-                    "consumers are defined but no route authenticates, so none is ever identified",
+                    d.span,
+                    format!("policy `{}` is defined but never used", d.name),
                 )
-                .with_help("add `key-auth`, `basic-auth` or `jwt` where consumers should be known"),
+                .with_help("attach it somewhere (`policies: [name]`), or remove it"),
             );
-        }
-    }
-    let groups: BTreeSet<&Name> = spec
-        .consumers
-        .iter()
-        .flat_map(|c| &c.value.groups)
-        .collect();
-    let mut seen = BTreeSet::new();
-    for step in routes.iter().flat_map(|r| &r.steps) {
-        for (kind, r) in &step.policy.refs {
-            if *kind == RefKind::Group
-                && !groups.contains(&r.name)
-                && seen.insert((r.span, &r.name))
-            {
-                diags.push(
-                    Diagnostic::warning(
-                        "unknown-group",
-                        r.span,
-                        format!("no consumer is in group `{}`", r.name),
-                    )
-                    .with_help("add the group to a consumer's `groups:`, or check the spelling"),
-                );
-            }
         }
     }
 }
 
+/// Upstreams that no route sends requests to, through `upstream` or a `traffic-split`.
+fn report_unreached_upstreams(
+    spec: &SpecAst,
+    routes: &[ResolvedRoute<'_>],
+    diags: &mut Diagnostics,
+) {
+    let mut reached: BTreeSet<&str> = BTreeSet::new();
+    for r in routes {
+        reached.extend(r.route.upstream.as_ref().map(Name::as_str));
+        for step in &r.steps {
+            for (kind, n) in &step.policy.refs {
+                if *kind == RefKind::Upstream {
+                    reached.insert(n.name.as_str());
+                }
+            }
+        }
+    }
+    for d in &spec.upstreams {
+        if !reached.contains(d.name.as_str()) {
+            diags.push(
+                Diagnostic::warning(
+                    "unused-definition",
+                    d.span,
+                    format!("upstream `{}` is defined but no route sends requests to it", d.name),
+                )
+                .with_help("name it in an api's or route's `upstream:` (or a `traffic-split`), or remove it"),
+            );
+        }
+    }
+}
+
+/// Consumers that no authentication policy in any route could identify.
+fn report_unidentified_consumers(
+    spec: &SpecAst,
+    routes: &[ResolvedRoute<'_>],
+    diags: &mut Diagnostics,
+) {
+    let used = |k: PolicyKind| routes.iter().any(|r| r.route.policy(k).is_some());
+    let (key_auth, basic_auth, jwt) = (
+        used(PolicyKind::KeyAuth),
+        used(PolicyKind::BasicAuth),
+        used(PolicyKind::Jwt),
+    );
+    for c in &spec.consumers {
+        let v = &c.value;
+        // A jwt identifies any consumer by name through its consumer claim.
+        let identified =
+            jwt || (key_auth && !v.keys.is_empty()) || (basic_auth && v.basic.is_some());
+        if identified {
+            continue;
+        }
+        let (why, help) = match (!v.keys.is_empty(), v.basic.is_some()) {
+            _ if !key_auth && !basic_auth => (
+                "no route authenticates".to_string(),
+                "add `key-auth`, `basic-auth` or `jwt` to the routes this consumer calls",
+            ),
+            (true, _) => (
+                "its key is checked by no route: no route uses `key-auth`".to_string(),
+                "add `key-auth` to the routes this consumer calls",
+            ),
+            (false, true) => (
+                "its basic credentials are checked by no route: no route uses `basic-auth`"
+                    .to_string(),
+                "add `basic-auth` to the routes this consumer calls",
+            ),
+            (false, false) => (
+                "it has no credentials, and no route uses `jwt` to identify it by name".to_string(),
+                "give it `credentials:` that a route's authentication checks",
+            ),
+        };
+        diags.push(
+            Diagnostic::warning(
+                "unused-definition",
+                c.span,
+                format!("consumer `{}` can never be identified: {why}", c.name),
+            )
+            .with_help(help),
+        );
+    }
+}
+
+/// Reports each bundle cycle once, as the path it takes: `a -> b -> a`.
 fn report_cycles(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics) {
     for scc in tarjan_scc(&g.g) {
         let cyclic = scc.len() > 1 || g.g.contains_edge(scc[0], scc[0]);
         if !cyclic {
             continue;
         }
-        let mut names: Vec<&Name> = scc
+        let members: BTreeSet<&Name> = scc
             .iter()
             .filter_map(|i| match g.g[*i] {
                 Entity::Policy(n) => Some(n),
                 _ => None,
             })
             .collect();
-        names.sort();
-        let Some(first) = spec.policies.iter().find(|d| names.contains(&&d.name)) else {
+        let defs: HashMap<&Name, &Def<PolicyDef>> =
+            spec.policies.iter().map(|d| (&d.name, d)).collect();
+        // Walk from the first member in spec order, always into the first
+        // bundle entry that stays in the cycle, until a bundle repeats.
+        let Some(start) = spec.policies.iter().find(|d| members.contains(&d.name)) else {
             continue;
         };
-        let list = names
+        let mut path: Vec<(&Name, Option<&NameRef>)> = vec![(&start.name, None)];
+        loop {
+            let (current, _) = path[path.len() - 1];
+            let Some(PolicyDef::Bundle(items)) = defs.get(current).map(|d| &d.value) else {
+                break;
+            };
+            let next = items.iter().find_map(|r| match r {
+                PolicyRef::Named(n) if members.contains(&n.name) => Some(n),
+                _ => None,
+            });
+            let Some(next) = next else { break };
+            let repeat = path.iter().position(|(n, _)| **n == next.name);
+            path.push((&next.name, Some(next)));
+            if let Some(at) = repeat {
+                path.drain(..at);
+                break;
+            }
+        }
+        let text = path
             .iter()
-            .map(|n| format!("`{n}`"))
+            .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>()
             .join(" -> ");
-        diags.push(
-            Diagnostic::error(
-                "policy-cycle",
-                first.span,
-                format!("policy bundles include each other in a cycle: {list}"),
-            )
-            .with_help(
-                "a bundle may include other bundles, but never itself, directly or through others",
-            ),
+        let first = defs[path[0].0];
+        let mut d = Diagnostic::error(
+            "policy-cycle",
+            first.span,
+            format!("policy bundles include each other in a cycle: `{text}`"),
+        )
+        .with_help(
+            "a bundle may include other bundles, but never itself, directly or through others; remove one of these entries",
         );
+        for (name, r) in &path[1..] {
+            if let Some(r) = r {
+                d = d.with_related(r.span, format!("includes `{name}`"));
+            }
+        }
+        diags.push(d);
     }
 }

@@ -58,7 +58,10 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
         if !hosts_covered {
             continue;
         }
-        if am.hosts == bm.hosts && am.methods == bm.methods {
+        // Host lists are sets: their order means nothing.
+        let same_hosts =
+            am.hosts.iter().collect::<BTreeSet<_>>() == bm.hosts.iter().collect::<BTreeSet<_>>();
+        if same_hosts && am.methods == bm.methods {
             diags.push(
                 Diagnostic::error(
                     "duplicate-route",
