@@ -45,7 +45,6 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
-use upstream::client::Clients;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every body the gateway sends.
@@ -73,6 +72,9 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Reload from this spec when it changes.
     pub watch: Option<watch::Source>,
+    /// Worker threads serving requests, each with its own listener
+    /// (`SO_REUSEPORT`), event loop and upstream connection pool.
+    pub workers: usize,
 }
 
 impl Options {
@@ -90,6 +92,7 @@ impl Options {
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
             watch: None,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -100,7 +103,6 @@ pub struct Shared {
     history: Mutex<Vec<Arc<ValidIr>>>,
     apply_lock: Mutex<()>,
     pub metrics: Metrics,
-    pub clients: Clients,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn SecretSource>,
     pub access_log: AccessLog,
@@ -116,7 +118,6 @@ impl Shared {
                 secrets: &*self.secrets,
                 clock: self.clock.clone(),
                 metrics: &self.metrics,
-                clients: &self.clients,
                 previous,
             },
         )
@@ -210,22 +211,27 @@ impl Gateway {
             }
         }
         let metrics = Metrics::default();
-        let clients = Clients::default();
         let first = Runtime::build(
             ir,
             &BuildEnv {
                 secrets: &*opts.secrets,
                 clock: opts.clock.clone(),
                 metrics: &metrics,
-                clients: &clients,
                 previous: None,
             },
         )
         .map_err(|e| format!("the config cannot be loaded:\n  {}", e.join("\n  ")))?;
-        let listener = TcpListener::bind(opts.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-        let listen_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // One listener per worker on the same address; the kernel spreads
+        // connections over them.
+        let first_listener =
+            bind(opts.listen).map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        let listen_addr = first_listener.local_addr().map_err(|e| e.to_string())?;
+        let mut listeners = vec![first_listener];
+        for _ in 1..opts.workers.max(1) {
+            listeners.push(
+                bind(listen_addr).map_err(|e| format!("cannot listen on {listen_addr}: {e}"))?,
+            );
+        }
         let admin_listener = match opts.admin {
             Some(a) => Some(
                 TcpListener::bind(a)
@@ -243,7 +249,6 @@ impl Gateway {
             history: Mutex::new(Vec::new()),
             apply_lock: Mutex::new(()),
             metrics,
-            clients,
             clock: opts.clock.clone(),
             secrets: opts.secrets.clone(),
             access_log: opts.access_log.clone(),
@@ -255,13 +260,31 @@ impl Gateway {
             header_read_timeout: opts.header_read_timeout,
             max_header_bytes: opts.max_header_bytes,
         };
-        let mut tasks = vec![tokio::spawn(serve(
-            listener,
-            shared.clone(),
-            conn,
-            stopped.clone(),
-            opts.drain_timeout,
-        ))];
+        let mut tasks = Vec::new();
+        for (n, listener) in listeners.into_iter().enumerate() {
+            let (shared, stopped) = (shared.clone(), stopped.clone());
+            let drain = opts.drain_timeout;
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("gatefold-worker-{n}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a worker runtime");
+                    rt.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => serve(l, shared, conn, stopped, drain).await,
+                            Err(e) => eprintln!("gatefold: worker {n} cannot listen: {e}"),
+                        }
+                    });
+                    let _ = done.send(());
+                })
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+            tasks.push(tokio::spawn(async move {
+                let _ = finished.await;
+            }));
+        }
         if let Some(l) = admin_listener {
             tasks.push(tokio::spawn(admin::serve(
                 l,
@@ -306,6 +329,20 @@ impl Gateway {
             let _ = t.await;
         }
     }
+}
+
+/// A listening socket with `SO_REUSEPORT`, handed to a worker thread.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)?.into_std()
 }
 
 #[derive(Clone, Copy)]
@@ -416,7 +453,9 @@ async fn serve_connection(
 /// Runs a gateway until SIGTERM or Ctrl-C, then drains (the `gatefold serve`
 /// entry point; builds its own tokio runtime).
 pub fn run(ir: ValidIr, opts: Options) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The control plane (admin API, health checks, --watch); requests are
+    // served by the worker threads `Gateway::start` makes.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;

@@ -14,6 +14,7 @@ use super::context::Ctx;
 use super::phases::UpstreamRequest;
 use super::policies::request_size_limit::RequestBody;
 use super::runtime::{Dest, ProxyPlan};
+use super::upstream::client;
 use super::upstream::pool::InflightGuard;
 use super::{respond, Body, BoxError};
 use gatefold_compiler::ir::policy::RetryOn;
@@ -165,7 +166,7 @@ pub async fn forward(
             Err(_) => return respond::bad_request(),
         }
         let guard = dest.pool.begin(i);
-        let result = timeout(dest.read, dest.client.request(req)).await;
+        let result = timeout(dest.read, client::request(dest.connect, req)).await;
         match result {
             Ok(Ok(resp)) => {
                 dest.pool.record_live(i, true);

@@ -21,7 +21,6 @@ use super::policies::{
 };
 use super::router::Router;
 use super::secrets::SecretSource;
-use super::upstream::client::{Clients, HttpClient};
 use super::upstream::pool::Pool;
 use gatefold_compiler::ir::policy::{Retry, Timeout};
 use gatefold_compiler::ir::{Level, Phase, Policy as IrPolicy, Route, ValidIr};
@@ -33,7 +32,6 @@ use std::time::Duration;
 /// timeouts and retries.
 pub struct Dest {
     pub pool: Arc<Pool>,
-    pub client: HttpClient,
     pub connect: Duration,
     pub read: Duration,
     pub retry: Option<Retry>,
@@ -81,7 +79,6 @@ pub struct BuildEnv<'a> {
     pub secrets: &'a dyn SecretSource,
     pub clock: Arc<dyn Clock>,
     pub metrics: &'a Metrics,
-    pub clients: &'a Clients,
     pub previous: Option<&'a Runtime>,
 }
 
@@ -294,7 +291,6 @@ impl Runtime {
                     baseline.timeouts.read,
                 );
                 Some(Dest {
-                    client: env.clients.get(connect),
                     connect,
                     read,
                     retry: retry.cloned().or_else(|| pool.def.retries.clone()),

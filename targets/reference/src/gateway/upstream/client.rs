@@ -1,30 +1,34 @@
-//! The upstream HTTP client: hyper's pooled client, one per connect timeout
-//! (the connector holds the timeout). Clients outlive config swaps, so a
-//! reload keeps warm connections.
+//! The upstream HTTP client: hyper's pooled client, one per worker thread
+//! and connect timeout (the connector holds the timeout). Each worker keeps
+//! its own pool, so a request and its upstream connection live on one thread
+//! (no cross-thread wake-ups), and pools outlive config swaps, so a reload
+//! keeps warm connections.
 
 use crate::gateway::Body;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::cell::RefCell;
 use std::time::Duration;
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
-/// Clients by connect timeout.
-#[derive(Default)]
-pub struct Clients {
-    by_connect: Mutex<HashMap<Duration, HttpClient>>,
+thread_local! {
+    static LOCAL: RefCell<Vec<(Duration, HttpClient)>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Clients {
-    pub fn get(&self, connect: Duration) -> HttpClient {
-        let mut map = self.by_connect.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(connect)
-            .or_insert_with(|| build(connect, 1024))
-            .clone()
-    }
+/// Sends `req` with this thread's client for `connect`.
+pub fn request(connect: Duration, req: http::Request<Body>) -> ResponseFuture {
+    LOCAL.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        if let Some((_, c)) = clients.iter().find(|(d, _)| *d == connect) {
+            return c.request(req);
+        }
+        let c = build(connect, 1024);
+        let fut = c.request(req);
+        clients.push((connect, c));
+        fut
+    })
 }
 
 /// A client whose connections time out after `connect`, keeping up to

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Benchmark of the reference gateway against NGINX with the same routes and
+# policies, measured in the same run on this machine. Not a test.
+#
+#   bench/run.sh                 # DURATION=10s CONNECTIONS=50 THREADS=2 by default
+#
+# Installs wrk and nginx (Debian packages) when missing, builds gatefold in
+# release mode, starts an upstream (nginx answering `200 ok`), the reference
+# gateway and an nginx gateway on 127.0.0.1, and runs wrk against each:
+#
+#   A  plain proxy
+#   B  key-auth + rate-limit (high enough never to refuse) + one request header
+#
+# Then: RSS of `gatefold serve` with 1,000 routes loaded, and the time
+# `PUT /config` takes for 10,000 routes (as a spec, and as a compiled IR).
+# Everything it starts listens on loopback and is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-50}
+THREADS=${THREADS:-2}
+UP_PORT=19000
+REF_PORT=19100
+REF_ADMIN=19101
+NGX_PORT=19200
+WORK=$(mktemp -d /tmp/gatefold-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx-up/nginx.pid" ] && kill "$(cat "$WORK/nginx-up/nginx.pid")" 2>/dev/null || true
+  [ -f "$WORK/nginx-gw/nginx.pid" ] && kill "$(cat "$WORK/nginx-gw/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || need_apt+=(nginx-light)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "== building gatefold (release)"
+cargo build --quiet --release -p gatefold
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+# --- the upstream: nginx answering 200 with a small body ---------------------
+mkdir -p "$WORK/nginx-up" "$WORK/nginx-gw"
+cat >"$WORK/nginx-up/nginx.conf" <<NGX
+worker_processes 1;
+pid $WORK/nginx-up/nginx.pid;
+error_log $WORK/nginx-up/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP_PORT reuseport;
+    location / { return 200 "ok\n"; }
+  }
+}
+NGX
+"$NGINX" -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf"
+wait_port $UP_PORT
+
+# --- the reference gateway: both profiles in one spec ------------------------
+cat >"$WORK/bench.yaml" <<YAML
+gatefold: 1
+gateway: { name: bench, listen: $REF_PORT }
+upstreams:
+  up: { targets: [{ url: http://127.0.0.1:$UP_PORT }] }
+consumers:
+  bench: { credentials: { key: { env: BENCH_KEY } } }
+apis:
+  plain:
+    base-path: /a
+    upstream: up
+    routes:
+      all: { path: /* }
+  policed:
+    base-path: /b
+    upstream: up
+    policies:
+      - key-auth: {}
+      - rate-limit: { requests: 1000000000, per: 1m, key: consumer }
+      - request-headers: { set: { x-bench: "1" } }
+    routes:
+      all: { path: /* }
+YAML
+export BENCH_KEY=bench-key-0123456789
+"$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$REF_PORT --admin 127.0.0.1:$REF_ADMIN \
+  >"$WORK/ref-access.log" 2>"$WORK/ref.err" &
+PIDS+=($!)
+wait_port $REF_PORT
+
+# --- nginx with the same routes and policies ---------------------------------
+# Request id as the baseline defines it (keep a well-formed incoming one),
+# x-forwarded-*, hop-by-hop headers dropped, no server tokens, a JSON access
+# log. Profile B: the key checked against the consumer's (and not sent on),
+# limit_req set far above the offered load, one header added.
+cat >"$WORK/nginx-gw/nginx.conf" <<NGX
+worker_processes auto;
+pid $WORK/nginx-gw/nginx.pid;
+error_log $WORK/nginx-gw/error.log warn;
+events { worker_connections 4096; }
+http {
+  server_tokens off;
+  keepalive_requests 1000000;
+  log_format json escape=json '{"time":"\$time_iso8601","request_id":"\$req_id","client":"\$remote_addr",'
+    '"method":"\$request_method","host":"\$host","path":"\$uri","status":\$status,'
+    '"upstream":"\$upstream_addr","latency_ms":\$request_time}';
+  access_log $WORK/nginx-access.log json;
+  map \$http_x_request_id \$req_id {
+    "~^[A-Za-z0-9._:-]{1,128}\$" \$http_x_request_id;
+    default \$request_id;
+  }
+  map \$http_x_api_key \$consumer { "$BENCH_KEY" bench; default ""; }
+  limit_req_zone \$consumer zone=perconsumer:10m rate=1000000000r/m;
+  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGX_PORT reuseport;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$proxy_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Host \$http_host;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Request-ID \$req_id;
+    add_header X-Request-ID \$req_id always;
+    location /a/ { proxy_pass http://up; }
+    location /b/ {
+      if (\$consumer = "") { return 401 '{"error":"unauthorized"}'; }
+      limit_req zone=perconsumer burst=1000000 nodelay;
+      proxy_set_header X-Api-Key "";
+      proxy_set_header X-Bench "1";
+      # proxy_set_header in a location replaces the server's: repeat them.
+      proxy_set_header Connection "";
+      proxy_set_header Host \$proxy_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Request-ID \$req_id;
+      proxy_pass http://up;
+    }
+  }
+}
+NGX
+"$NGINX" -p "$WORK/nginx-gw" -c "$WORK/nginx-gw/nginx.conf"
+wait_port $NGX_PORT
+
+# Both answer the same before anything is measured.
+for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
+  test "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200
+  test "$(curl -s -o /dev/null -w '%{http_code}' "${url/\/a\//\/b\/}")" = 401
+  test "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $BENCH_KEY" "${url/\/a\//\/b\/}")" = 200
+done
+
+# wrk's summary -> "req/s p99_ms"
+measure() {
+  local url=$1; shift
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null   # warm-up
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out"
+  local rps p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' "$WORK/wrk.out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/wrk.out")
+  if [ -n "$errors" ]; then echo "   wrk reported: $errors" >&2; fi
+  echo "$rps $p99"
+}
+
+echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION (each after a 2s warm-up)"
+declare -A RESULT
+for profile in A B; do
+  path=/a/bench; hdr=()
+  if [ $profile = B ]; then path=/b/bench; hdr=(-H "x-api-key: $BENCH_KEY"); fi
+  RESULT[ref$profile]=$(measure "http://127.0.0.1:$REF_PORT$path" "${hdr[@]}")
+  RESULT[ngx$profile]=$(measure "http://127.0.0.1:$NGX_PORT$path" "${hdr[@]}")
+done
+
+printf '\n%-28s %12s %10s\n' "profile / gateway" "req/s" "p99 ms"
+for profile in A B; do
+  name="A plain proxy"; [ $profile = B ] && name="B key-auth+rate-limit+header"
+  read -r rrps rp99 <<<"${RESULT[ref$profile]}"
+  read -r nrps np99 <<<"${RESULT[ngx$profile]}"
+  printf '%-28s %12s %10s\n' "$name: reference" "$rrps" "$rp99"
+  printf '%-28s %12s %10s\n' "$name: nginx" "$nrps" "$np99"
+  awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" \
+    'BEGIN { printf "%-28s %11.2fx %9.2fx\n", "  reference / nginx", r/n, rp/np }'
+done
+
+# --- RSS with 1,000 routes ----------------------------------------------------
+echo
+echo "== memory and reload"
+python3 bench/gen_spec.py 1000 "http://127.0.0.1:$UP_PORT" >"$WORK/r1000.yaml"
+python3 bench/gen_spec.py 10000 "http://127.0.0.1:$UP_PORT" >"$WORK/r10000.yaml"
+"$BIN" serve "$WORK/r1000.yaml" --listen 127.0.0.1:19300 --admin 127.0.0.1:19301 --no-access-log \
+  >/dev/null 2>"$WORK/r1000.err" &
+R1000=$!
+PIDS+=($R1000)
+wait_port 19300
+# Touch a few routes so the numbers include a warm process.
+for i in 0 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:19300/api$i/r1"; done
+rss_kb=$(awk '/^VmRSS:/ {print $2}' /proc/$R1000/status)
+echo "RSS of gatefold serve with 1,000 routes: $((rss_kb / 1024)) MiB ($rss_kb kB)"
+
+# --- PUT /config with 10,000 routes ---------------------------------------------
+"$BIN" compile "$WORK/r10000.yaml" --target reference --out "$WORK/ir10000" >/dev/null 2>&1
+put_time() {
+  curl -s -o "$WORK/put.out" -w '%{http_code} %{time_total}' -X PUT --data-binary @"$1" \
+    "http://127.0.0.1:19301/config"
+}
+read -r code t_spec <<<"$(put_time "$WORK/r10000.yaml")"
+[ "$code" = 200 ] || { echo "PUT (spec) answered $code: $(head -c 400 "$WORK/put.out")"; exit 1; }
+# Back to 1,000 routes, so the IR push is a real swap too.
+put_time "$WORK/r1000.yaml" >/dev/null
+read -r code t_ir <<<"$(put_time "$WORK/ir10000/gatefold.ir.json")"
+[ "$code" = 200 ] || { echo "PUT (IR) answered $code: $(head -c 400 "$WORK/put.out")"; exit 1; }
+rss10_kb=$(awk '/^VmRSS:/ {print $2}' /proc/$R1000/status)
+printf 'PUT /config, 10,000 routes as a spec (%s KiB): %.0f ms\n' "$(( $(stat -c %s "$WORK/r10000.yaml") / 1024 ))" "$(awk -v t="$t_spec" 'BEGIN{print t*1000}')"
+printf 'PUT /config, 10,000 routes as a compiled IR (%s KiB): %.0f ms\n' "$(( $(stat -c %s "$WORK/ir10000/gatefold.ir.json") / 1024 ))" "$(awk -v t="$t_ir" 'BEGIN{print t*1000}')"
+echo "RSS after serving 10,000 routes: $((rss10_kb / 1024)) MiB"
