@@ -233,8 +233,10 @@ pub struct IpFilter {
 pub struct Cors {
     /// `*` or `scheme://host[:port]`.
     pub origins: Vec<String>,
-    /// Empty: the route's methods.
+    /// Methods a preflight may ask for; the front end fills in the default
+    /// (every method but TRACE) when the spec gives none.
     pub methods: Vec<Method>,
+    /// Request headers a preflight may ask for; empty: echo what it asks.
     pub headers: Vec<HeaderName>,
     pub expose: Vec<HeaderName>,
     pub credentials: bool,
