@@ -2,7 +2,7 @@
 # Benchmark of the reference gateway against NGINX with the same routes and
 # policies, measured in the same run on this machine. Not a test.
 #
-#   bench/run.sh                 # DURATION=10s CONNECTIONS=50 THREADS=2 by default
+#   bench/run.sh        # DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=3 by default
 #
 # Installs wrk and nginx (Debian packages) when missing, builds gatefold in
 # release mode, starts an upstream (nginx answering `200 ok`), the reference
@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=${DURATION:-10s}
+# Rounds per gateway and profile, alternating which goes first; the median
+# is reported (a shared 2-core machine is noisy).
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 UP_PORT=19000
@@ -184,24 +187,36 @@ measure() {
   echo "$rps $p99"
 }
 
-echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION (each after a 2s warm-up)"
+echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 declare -A RESULT
 for profile in A B; do
   path=/a/bench; hdr=()
   if [ $profile = B ]; then path=/b/bench; hdr=(-H "x-api-key: $BENCH_KEY"); fi
-  RESULT[ref$profile]=$(measure "http://127.0.0.1:$REF_PORT$path" "${hdr[@]}")
-  RESULT[ngx$profile]=$(measure "http://127.0.0.1:$NGX_PORT$path" "${hdr[@]}")
+  : >"$WORK/ref$profile.runs"; : >"$WORK/ngx$profile.runs"
+  for round in $(seq 1 "$ROUNDS"); do
+    order="ref ngx"; [ $((round % 2)) = 0 ] && order="ngx ref"
+    for gw in $order; do
+      port=$REF_PORT; [ $gw = ngx ] && port=$NGX_PORT
+      m=$(measure "http://127.0.0.1:$port$path" "${hdr[@]}")
+      echo "   $profile $gw round $round: $m (req/s p99_ms)"
+      echo "$m" >>"$WORK/$gw$profile.runs"
+    done
+  done
+  for gw in ref ngx; do
+    RESULT[$gw$profile]="$(awk '{print $1}' "$WORK/$gw$profile.runs" | median) $(awk '{print $2}' "$WORK/$gw$profile.runs" | median)"
+  done
 done
 
-printf '\n%-28s %12s %10s\n' "profile / gateway" "req/s" "p99 ms"
+printf '\n%-40s %12s %10s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms"
 for profile in A B; do
   name="A plain proxy"; [ $profile = B ] && name="B key-auth+rate-limit+header"
   read -r rrps rp99 <<<"${RESULT[ref$profile]}"
   read -r nrps np99 <<<"${RESULT[ngx$profile]}"
-  printf '%-28s %12s %10s\n' "$name: reference" "$rrps" "$rp99"
-  printf '%-28s %12s %10s\n' "$name: nginx" "$nrps" "$np99"
+  printf '%-40s %12s %10s\n' "$name: reference" "$rrps" "$rp99"
+  printf '%-40s %12s %10s\n' "$name: nginx" "$nrps" "$np99"
   awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" \
-    'BEGIN { printf "%-28s %11.2fx %9.2fx\n", "  reference / nginx", r/n, rp/np }'
+    'BEGIN { printf "%-40s %11.2fx %9.2fx\n", "  reference / nginx", r/n, rp/np }'
 done
 
 # --- RSS with 1,000 routes ----------------------------------------------------

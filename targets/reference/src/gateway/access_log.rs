@@ -1,10 +1,13 @@
-//! The access log: one JSON line per request on stdout, written by a
-//! dedicated thread so a slow stdout never blocks a request (lines are
-//! dropped, and counted, when it falls 64k lines behind).
+//! The access log: one JSON line per request on stdout.
+//!
+//! Each worker thread appends lines to its own buffer and writes the buffer
+//! to stdout once it holds 32 KiB, and at least every 200ms (a flush task per
+//! worker), so logging costs no lock, no cross-thread hand-off and few
+//! syscalls per request.
 
 use serde::Serialize;
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 /// One access log line.
@@ -30,55 +33,69 @@ pub struct Line<'a> {
 #[derive(Clone)]
 pub enum AccessLog {
     Off,
-    Stdout(SyncSender<String>),
+    Stdout,
     /// Kept in memory (tests).
     Memory(Arc<Mutex<Vec<String>>>),
 }
 
+/// Bytes buffered per worker before they are written.
+const FLUSH_AT: usize = 32 * 1024;
+/// The longest a line waits in a buffer.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl AccessLog {
-    /// Lines to stdout through a writer thread.
+    /// Lines to stdout.
     pub fn stdout() -> AccessLog {
-        let (tx, rx) = sync_channel::<String>(65_536);
-        std::thread::Builder::new()
-            .name("gatefold-access-log".into())
-            .spawn(move || write_lines(rx))
-            .map(|_| AccessLog::Stdout(tx))
-            .unwrap_or(AccessLog::Off)
+        AccessLog::Stdout
     }
 
     pub fn enabled(&self) -> bool {
         !matches!(self, AccessLog::Off)
     }
 
-    /// Writes a line; returns false when it had to be dropped.
+    /// Writes a line; returns false when it could not be written.
     pub fn write(&self, line: &Line<'_>) -> bool {
-        let text = match serde_json::to_string(line) {
-            Ok(t) => t,
-            Err(_) => return false,
-        };
         match self {
             AccessLog::Off => true,
-            AccessLog::Stdout(tx) => !matches!(tx.try_send(text), Err(TrySendError::Full(_))),
-            AccessLog::Memory(m) => {
-                m.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-                true
-            }
+            AccessLog::Stdout => BUFFER.with(|b| {
+                let mut b = b.borrow_mut();
+                if serde_json::to_writer(&mut *b, line).is_err() {
+                    return false;
+                }
+                b.push(b'\n');
+                if b.len() >= FLUSH_AT {
+                    write_out(&mut b)
+                } else {
+                    true
+                }
+            }),
+            AccessLog::Memory(m) => match serde_json::to_string(line) {
+                Ok(text) => {
+                    m.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Writes out what this thread has buffered.
+    pub fn flush(&self) {
+        if matches!(self, AccessLog::Stdout) {
+            BUFFER.with(|b| write_out(&mut b.borrow_mut()));
         }
     }
 }
 
-fn write_lines(rx: Receiver<String>) {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.write_all(b"\n");
-        // Flush when caught up, so lines appear promptly at low traffic and
-        // in batches under load.
-        while let Ok(more) = rx.try_recv() {
-            let _ = out.write_all(more.as_bytes());
-            let _ = out.write_all(b"\n");
-        }
-        let _ = out.flush();
+fn write_out(buf: &mut Vec<u8>) -> bool {
+    if buf.is_empty() {
+        return true;
     }
+    let ok = std::io::stdout().lock().write_all(buf).is_ok();
+    buf.clear();
+    ok
 }

@@ -204,7 +204,7 @@ impl Metrics {
             "gatefold_config_reloads_total{{result=\"rejected\"}} {}",
             self.reloads_failed.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP gatefold_access_log_dropped_total Access log lines dropped because stdout could not keep up.\n");
+        out.push_str("# HELP gatefold_access_log_dropped_total Access log lines that could not be written to stdout.\n");
         out.push_str("# TYPE gatefold_access_log_dropped_total counter\n");
         let _ = writeln!(
             out,

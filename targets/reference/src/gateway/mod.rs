@@ -359,6 +359,15 @@ async fn serve(
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
+    let flusher = shared.access_log.enabled().then(|| {
+        let log = shared.access_log.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(access_log::FLUSH_EVERY).await;
+                log.flush();
+            }
+        })
+    });
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -389,6 +398,10 @@ async fn serve(
             eprintln!("gatefold: drain timeout; closing the connections left");
         }
     }
+    if let Some(f) = flusher {
+        f.abort();
+    }
+    shared.access_log.flush();
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

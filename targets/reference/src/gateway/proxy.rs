@@ -18,7 +18,7 @@ use super::upstream::client;
 use super::upstream::pool::InflightGuard;
 use super::{respond, Body, BoxError};
 use gatefold_compiler::ir::policy::RetryOn;
-use http::header::{CONNECTION, HOST};
+use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
@@ -28,20 +28,27 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{sleep, timeout, Sleep};
 
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Headers that describe one connection, never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    n == CONNECTION
+        || n == TE
+        || n == TRAILER
+        || n == TRANSFER_ENCODING
+        || n == UPGRADE
+        || n == PROXY_AUTHENTICATE
+        || n == KEEP_ALIVE
+        || n == PROXY_CONNECTION
+}
 
 /// Removes hop-by-hop headers, including those `connection` names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages have none: one pass over the names, no lookups.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(named) = h.get(CONNECTION) {
         let named: Vec<HeaderName> = named
             .to_str()
@@ -53,7 +60,16 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in HOP_BY_HOP {
+    for n in [
+        &CONNECTION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+        &PROXY_AUTHENTICATE,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+    ] {
         h.remove(n);
     }
 }

@@ -28,6 +28,7 @@ static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 enum Key {
     Global,
     Ip(IpAddr),
+    Consumer(Arc<str>),
     Text(Box<str>),
 }
 
@@ -110,7 +111,7 @@ impl Policy for RateLimitPolicy {
             RateKey::Global => Key::Global,
             RateKey::Ip => ip(),
             RateKey::Consumer => match &ctx.consumer {
-                Some(c) => Key::Text(c.name.as_ref().into()),
+                Some(c) => Key::Consumer(c.name.clone()),
                 None => ip(),
             },
             RateKey::Header(h) => match req.headers.get(h.as_str()) {
