@@ -12,6 +12,7 @@ pub mod front;
 pub mod ir;
 mod resolve;
 pub mod source;
+pub mod synth;
 pub mod target;
 mod valid;
 
