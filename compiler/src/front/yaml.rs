@@ -4,7 +4,10 @@
 //! `file:line:col`, so the front end reads parser events (saphyr-parser) into
 //! its own small tree. Anchors, aliases and merge keys (`<<`) are expanded
 //! here, under a budget: an alias bomb ("billion laughs") is refused as soon
-//! as its expansion passes [`ALIAS_BUDGET`] nodes, long before it costs memory.
+//! as its expansion passes [`ALIAS_BUDGET`] nodes, long before it costs memory,
+//! and an alias may not nest the tree deeper than [`MAX_DEPTH`] either.
+//! Keys are checked for duplicates through a hash index once a mapping is
+//! long, so huge mappings load in linear time.
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::source::{FileId, Pos, Span};
@@ -13,8 +16,10 @@ use std::collections::HashMap;
 
 /// Most nodes that alias expansion may add to one file.
 pub const ALIAS_BUDGET: usize = 1_000_000;
-/// Deepest nesting accepted; real specs stay far below it.
+/// Deepest nesting accepted, aliases expanded; real specs stay far below it.
 pub const MAX_DEPTH: usize = 64;
+/// Mappings with more keys than this look keys up through a hash index.
+const INDEX_AFTER: usize = 16;
 
 /// A YAML value with its place in the source.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,12 +65,59 @@ impl Value {
 }
 
 impl Node {
-    fn size(&self) -> usize {
-        1 + match &self.value {
-            Value::Seq(items) => items.iter().map(Node::size).sum(),
-            Value::Map(entries) => entries.iter().map(|e| 1 + e.value.size()).sum(),
-            _ => 0,
+    /// How many nodes the tree holds (keys count as one each) and how deep
+    /// it is (a scalar is 0 deep, `[x]` 1). The loader keeps trees at most
+    /// [`MAX_DEPTH`] deep, so the recursion is bounded.
+    fn measure(&self) -> (usize, usize) {
+        let (mut size, mut depth) = (1, 0);
+        let mut add = |n: &Node, extra: usize| {
+            let (s, d) = n.measure();
+            size += s + extra;
+            depth = depth.max(d + 1);
+        };
+        match &self.value {
+            Value::Seq(items) => items.iter().for_each(|n| add(n, 0)),
+            Value::Map(entries) => entries.iter().for_each(|e| add(&e.value, 1)),
+            _ => {}
         }
+        (size, depth)
+    }
+}
+
+/// The entries of a mapping being built, in source order, with a hash index
+/// of their keys once there are many.
+#[derive(Default)]
+struct Entries {
+    list: Vec<Entry>,
+    index: Option<HashMap<String, usize>>,
+}
+
+impl Entries {
+    fn find(&self, key: &str) -> Option<&Entry> {
+        match &self.index {
+            Some(index) => index.get(key).map(|&i| &self.list[i]),
+            None => self.list.iter().find(|e| e.key == key),
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        match &mut self.index {
+            Some(index) => {
+                index.insert(entry.key.clone(), self.list.len());
+            }
+            None if self.list.len() >= INDEX_AFTER => {
+                let index = self
+                    .list
+                    .iter()
+                    .chain(std::iter::once(&entry))
+                    .enumerate()
+                    .map(|(i, e)| (e.key.clone(), i))
+                    .collect();
+                self.index = Some(index);
+            }
+            None => {}
+        }
+        self.list.push(entry);
     }
 }
 
@@ -76,10 +128,10 @@ enum Frame {
         anchor: usize,
     },
     Map {
-        entries: Vec<Entry>,
+        entries: Entries,
         /// Keys merged in through `<<`, applied when the mapping ends so that
         /// explicit keys win wherever they appear.
-        merged: Vec<Entry>,
+        merged: Entries,
         key: Option<(String, Span)>,
         start: Pos,
         anchor: usize,
@@ -89,7 +141,8 @@ enum Frame {
 struct Loader {
     file: FileId,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Each anchored node with its size and depth (see [`Node::measure`]).
+    anchors: HashMap<usize, (Node, usize, usize)>,
     budget: usize,
     root: Option<Node>,
     documents: usize,
@@ -166,12 +219,12 @@ impl Loader {
                 };
                 let node = Node { value, span: at };
                 if anchor != 0 {
-                    self.anchors.insert(anchor, (node.clone(), 1));
+                    self.anchors.insert(anchor, (node.clone(), 1, 0));
                 }
                 self.value(node)?;
             }
             Event::Alias(id) => {
-                let Some((node, size)) = self.anchors.get(&id) else {
+                let Some((node, size, depth)) = self.anchors.get(&id) else {
                     return Err(Diagnostic::error(
                         "yaml-unknown-alias",
                         at,
@@ -186,6 +239,9 @@ impl Loader {
                         format!("aliases in this file expand to more than {ALIAS_BUDGET} nodes"),
                     )
                     .with_help("this looks like an alias bomb; write the repeated parts out, or reuse them with named policies and bundles"));
+                }
+                if self.stack.len() + depth > MAX_DEPTH {
+                    return Err(too_deep(at));
                 }
                 self.budget -= size;
                 let mut node = node.clone();
@@ -203,8 +259,8 @@ impl Loader {
             Event::MappingStart(anchor, _) => {
                 self.check_depth(at)?;
                 self.stack.push(Frame::Map {
-                    entries: Vec::new(),
-                    merged: Vec::new(),
+                    entries: Entries::default(),
+                    merged: Entries::default(),
                     key: None,
                     start: at.start,
                     anchor,
@@ -228,12 +284,12 @@ impl Loader {
                         anchor,
                         ..
                     } => {
-                        for m in merged {
-                            if !entries.iter().any(|e| e.key == m.key) {
+                        for m in merged.list {
+                            if entries.find(&m.key).is_none() {
                                 entries.push(m);
                             }
                         }
-                        (Value::Map(entries), start, anchor)
+                        (Value::Map(entries.list), start, anchor)
                     }
                 };
                 let node = Node {
@@ -245,8 +301,8 @@ impl Loader {
                     },
                 };
                 if anchor != 0 {
-                    let size = node.size();
-                    self.anchors.insert(anchor, (node.clone(), size));
+                    let (size, depth) = node.measure();
+                    self.anchors.insert(anchor, (node.clone(), size, depth));
                 }
                 self.value(node)?;
             }
@@ -257,12 +313,7 @@ impl Loader {
 
     fn check_depth(&self, at: Span) -> Result<(), Diagnostic> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(Diagnostic::error(
-                "yaml-too-deep",
-                at,
-                format!("nesting is deeper than {MAX_DEPTH} levels"),
-            )
-            .with_help("a gatefold spec needs only a few levels of nesting"));
+            return Err(too_deep(at));
         }
         Ok(())
     }
@@ -295,7 +346,7 @@ impl Loader {
                         }
                     };
                     if text != "<<" {
-                        if let Some(first) = entries.iter().find(|e| e.key == text) {
+                        if let Some(first) = entries.find(&text) {
                             return Err(Diagnostic::error(
                                 "duplicate-key",
                                 node.span,
@@ -319,8 +370,17 @@ impl Loader {
     }
 }
 
+fn too_deep(at: Span) -> Diagnostic {
+    Diagnostic::error(
+        "yaml-too-deep",
+        at,
+        format!("nesting is deeper than {MAX_DEPTH} levels"),
+    )
+    .with_help("a gatefold spec needs only a few levels of nesting")
+}
+
 /// `<<: *base` or `<<: [*a, *b]`: earlier sources win over later ones.
-fn merge_into(merged: &mut Vec<Entry>, node: Node, key_span: Span) -> Result<(), Diagnostic> {
+fn merge_into(merged: &mut Entries, node: Node, key_span: Span) -> Result<(), Diagnostic> {
     let sources = match node.value {
         Value::Map(entries) => vec![entries],
         Value::Seq(items) => {
@@ -337,7 +397,7 @@ fn merge_into(merged: &mut Vec<Entry>, node: Node, key_span: Span) -> Result<(),
     };
     for entries in sources {
         for e in entries {
-            if !merged.iter().any(|m| m.key == e.key) {
+            if merged.find(&e.key).is_none() {
                 merged.push(e);
             }
         }
