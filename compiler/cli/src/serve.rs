@@ -9,6 +9,8 @@
 //! required when the admin API binds beyond loopback. Secrets (`{ env: NAME
 //! }`) are read from the environment whenever a config is loaded; a missing
 //! or empty one refuses the config (at start-up: the gateway does not start).
+//! `https://` upstream targets are verified against the system's trust
+//! store; `SSL_CERT_FILE` / `SSL_CERT_DIR` point it elsewhere.
 
 use gatefold_target_reference::gateway::{self, access_log::AccessLog, watch::Source, Options};
 use std::net::SocketAddr;

@@ -72,6 +72,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Reload from this spec when it changes.
     pub watch: Option<watch::Source>,
+    /// Extra trusted roots (PEM) for https upstreams, beside the system's.
+    pub upstream_ca: Option<String>,
     /// Worker threads serving requests, each with its own listener
     /// (`SO_REUSEPORT`), event loop and upstream connection pool.
     pub workers: usize,
@@ -92,6 +94,7 @@ impl Options {
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
             watch: None,
+            upstream_ca: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -103,6 +106,7 @@ pub struct Shared {
     history: Mutex<Vec<Arc<ValidIr>>>,
     apply_lock: Mutex<()>,
     pub metrics: Metrics,
+    pub tls: Arc<rustls::ClientConfig>,
     pub clock: Arc<dyn Clock>,
     pub secrets: Arc<dyn SecretSource>,
     pub access_log: AccessLog,
@@ -118,6 +122,7 @@ impl Shared {
                 secrets: &*self.secrets,
                 clock: self.clock.clone(),
                 metrics: &self.metrics,
+                tls: self.tls.clone(),
                 previous,
             },
         )
@@ -211,12 +216,14 @@ impl Gateway {
             }
         }
         let metrics = Metrics::default();
+        let tls = upstream::tls::client_config(opts.upstream_ca.as_deref())?;
         let first = Runtime::build(
             ir,
             &BuildEnv {
                 secrets: &*opts.secrets,
                 clock: opts.clock.clone(),
                 metrics: &metrics,
+                tls: tls.clone(),
                 previous: None,
             },
         )
@@ -249,6 +256,7 @@ impl Gateway {
             history: Mutex::new(Vec::new()),
             apply_lock: Mutex::new(()),
             metrics,
+            tls,
             clock: opts.clock.clone(),
             secrets: opts.secrets.clone(),
             access_log: opts.access_log.clone(),

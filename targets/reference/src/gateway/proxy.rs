@@ -182,7 +182,7 @@ pub async fn forward(
             Err(_) => return respond::bad_request(),
         }
         let guard = dest.pool.begin(i);
-        let result = timeout(dest.read, client::request(dest.connect, req)).await;
+        let result = timeout(dest.read, client::request(dest.connect, &dest.tls, req)).await;
         match result {
             Ok(Ok(resp)) => {
                 dest.pool.record_live(i, true);

@@ -32,6 +32,7 @@ use std::time::Duration;
 /// timeouts and retries.
 pub struct Dest {
     pub pool: Arc<Pool>,
+    pub tls: Arc<rustls::ClientConfig>,
     pub connect: Duration,
     pub read: Duration,
     pub retry: Option<Retry>,
@@ -79,6 +80,8 @@ pub struct BuildEnv<'a> {
     pub secrets: &'a dyn SecretSource,
     pub clock: Arc<dyn Clock>,
     pub metrics: &'a Metrics,
+    /// TLS settings for https upstreams.
+    pub tls: Arc<rustls::ClientConfig>,
     pub previous: Option<&'a Runtime>,
 }
 
@@ -132,7 +135,7 @@ impl Runtime {
                 Some(p) => {
                     pools.insert(name.to_string(), p.clone());
                 }
-                None => match Pool::start(name.as_str(), def) {
+                None => match Pool::start(name.as_str(), def, &env.tls) {
                     Ok(p) => {
                         pools.insert(name.to_string(), p);
                     }
@@ -291,6 +294,7 @@ impl Runtime {
                     baseline.timeouts.read,
                 );
                 Some(Dest {
+                    tls: env.tls.clone(),
                     connect,
                     read,
                     retry: retry.cloned().or_else(|| pool.def.retries.clone()),

@@ -9,15 +9,16 @@ use gatefold_compiler::ir::HealthCheck;
 use http::header::HOST;
 use http::Request;
 use http_body_util::Empty;
-use std::sync::Weak;
+use rustls::ClientConfig;
+use std::sync::{Arc, Weak};
 use tokio::task::AbortHandle;
 use tokio::time::{interval, timeout, MissedTickBehavior};
 
 /// Checks target `i` of `pool` until the pool is dropped.
-pub fn spawn(pool: Weak<Pool>, i: usize, cfg: HealthCheck) -> AbortHandle {
+pub fn spawn(pool: Weak<Pool>, i: usize, cfg: HealthCheck, tls: Arc<ClientConfig>) -> AbortHandle {
     tokio::spawn(async move {
         let limit = cfg.timeout.as_std();
-        let client = client::build::<Empty<Bytes>>(limit, 0);
+        let client = client::build::<Empty<Bytes>>(limit, 0, &tls);
         let mut tick = interval(cfg.interval.as_std());
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;

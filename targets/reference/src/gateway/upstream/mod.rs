@@ -4,3 +4,4 @@ pub mod balance;
 pub mod client;
 pub mod health;
 pub mod pool;
+pub mod tls;

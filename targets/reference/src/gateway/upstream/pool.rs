@@ -12,12 +12,13 @@ use super::balance::Balancer;
 use super::health;
 use gatefold_compiler::ir::Upstream;
 use http::{HeaderMap, HeaderValue};
+use rustls::ClientConfig;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::task::AbortHandle;
 
 pub struct Target {
-    /// `http://host:port`, for logs and metrics.
+    /// `http(s)://host:port`: the base of the URIs sent, and the name in logs and metrics.
     pub label: Arc<str>,
     /// `host:port`, sent as `host` upstream.
     pub authority: HeaderValue,
@@ -61,18 +62,13 @@ pub struct Pool {
 
 impl Pool {
     /// Builds the pool and starts its health checks (inside a tokio runtime).
-    pub fn start(name: &str, def: &Upstream) -> Result<Arc<Pool>, String> {
+    pub fn start(name: &str, def: &Upstream, tls: &Arc<ClientConfig>) -> Result<Arc<Pool>, String> {
         let mut targets = Vec::with_capacity(def.targets.len());
         for t in &def.targets {
-            if t.url.tls {
-                return Err(format!(
-                    "upstream `{name}`: `{}` is https; the reference gateway speaks plain HTTP to upstreams in this version",
-                    t.url
-                ));
-            }
             let authority = format!("{}:{}", t.url.host, t.url.port);
+            let scheme = if t.url.tls { "https" } else { "http" };
             targets.push(Target {
-                label: format!("http://{authority}").into(),
+                label: format!("{scheme}://{authority}").into(),
                 authority: HeaderValue::from_str(&authority).map_err(|e| e.to_string())?,
                 weight: t.weight.max(1),
                 healthy: AtomicBool::new(true),
@@ -91,7 +87,7 @@ impl Pool {
         });
         if let Some(h) = &def.health {
             let tasks = (0..pool.targets.len())
-                .map(|i| health::spawn(Arc::downgrade(&pool), i, h.clone()))
+                .map(|i| health::spawn(Arc::downgrade(&pool), i, h.clone(), tls.clone()))
                 .collect();
             *pool.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         }
