@@ -1,0 +1,3 @@
+//! Fuzzing gatefold's front end: see `fuzz/README.md`.
+
+pub mod harness;
