@@ -313,7 +313,10 @@ impl fmt::Display for HostPattern {
 
 impl Serialize for HostPattern {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self {
+            HostPattern::Exact(h) => s.serialize_str(h),
+            HostPattern::Wildcard(_) => s.collect_str(self),
+        }
     }
 }
 impl<'de> Deserialize<'de> for HostPattern {

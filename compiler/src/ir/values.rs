@@ -5,19 +5,33 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
+/// Serializes through `Display` (or, given `as_str`, straight from the text
+/// it holds, which is the same string without the formatting machinery) and
+/// deserializes through `FromStr`.
 macro_rules! string_serde {
-    ($t:ty) => {
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
+    (@de $t:ty) => {
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(d)?;
                 text.parse().map_err(serde::de::Error::custom)
             }
         }
+    };
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        string_serde!(@de $t);
+    };
+    ($t:ty, as_str) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        string_serde!(@de $t);
     };
 }
 
@@ -54,7 +68,7 @@ impl fmt::Display for Name {
         f.write_str(&self.0)
     }
 }
-string_serde!(Name);
+string_serde!(Name, as_str);
 
 /// A length of time, kept in milliseconds; written in the largest unit that is exact.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -226,7 +240,7 @@ impl fmt::Display for HeaderName {
         f.write_str(&self.0)
     }
 }
-string_serde!(HeaderName);
+string_serde!(HeaderName, as_str);
 
 /// A header value: printable ASCII and tabs, no line breaks, so it cannot
 /// smuggle a second header into any target.
