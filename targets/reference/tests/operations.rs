@@ -409,6 +409,27 @@ async fn slow_clients_do_not_hold_the_gateway() {
 }
 
 #[tokio::test]
+async fn a_client_that_stalls_mid_body_is_cut_off() {
+    let up = Upstream::start("up").await;
+    let gw = gateway(&proxy_spec(&up, "")).await;
+    for head in [
+        // Read whole at phase 3 (no content-length).
+        "POST /x HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        // Streamed to the upstream as it arrives.
+        "POST /x HTTP/1.1\r\nhost: h\r\ncontent-length: 100\r\n\r\nhello",
+    ] {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let got = read_all(&mut s).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{head:?}");
+        assert!(got.starts_with("HTTP/1.1 400"), "{head:?} -> {got:?}");
+    }
+    // Still serving, and the target was not blamed.
+    assert_eq!(gw.get("/x").await.status, 200);
+}
+
+#[tokio::test]
 async fn malformed_requests_and_oversized_heads_are_refused() {
     let gw = gateway(&mock_spec("ok")).await;
     for raw in [

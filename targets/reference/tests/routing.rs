@@ -184,6 +184,19 @@ async fn forwarded_headers_request_id_and_hop_by_hop() {
     assert_eq!(r.header("server"), None);
     assert_eq!(r.header("x-upstream"), Some("up"));
 
+    // Every earlier x-forwarded-for line is kept, in order.
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /xff HTTP/1.1\r\nhost: h\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.contains(r#""x-forwarded-for":["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"]"#),
+        "{out}"
+    );
+
     // A malformed incoming id is replaced by a UUID.
     let r = gw
         .send("GET", "/x", &[("x-request-id", "bad id!")], None)

@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod admin;
 pub mod clock;
 pub mod context;
+mod idle;
 pub mod metrics;
 pub mod path;
 pub mod phases;
@@ -66,6 +67,8 @@ pub struct Options {
     pub access_log: AccessLog,
     /// A client must send a request's headers within this time (slowloris).
     pub header_read_timeout: Duration,
+    /// A client that sends nothing of its request body for this long is cut off.
+    pub body_read_timeout: Duration,
     /// Largest request head accepted (HTTP/1 buffer and HTTP/2 header list).
     pub max_header_bytes: usize,
     /// On shutdown, how long in-flight requests may take to finish.
@@ -91,6 +94,7 @@ impl Options {
             secrets: Arc::new(EnvSecrets),
             access_log: AccessLog::Off,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
             watch: None,
@@ -112,6 +116,7 @@ pub struct Shared {
     pub access_log: AccessLog,
     pub started: Instant,
     pub admin_token: Option<String>,
+    pub body_read_timeout: Duration,
 }
 
 impl Shared {
@@ -262,6 +267,7 @@ impl Gateway {
             access_log: opts.access_log.clone(),
             started: Instant::now(),
             admin_token: opts.admin_token.clone(),
+            body_read_timeout: opts.body_read_timeout,
         });
         let (stop, stopped) = signal::channel(false);
         let conn = ConnSettings {

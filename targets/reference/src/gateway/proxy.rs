@@ -11,22 +11,20 @@
 //! body is read whole before the first try only when retries are possible.
 
 use super::context::Ctx;
+use super::idle::IdleTimeout;
 use super::phases::UpstreamRequest;
 use super::policies::request_size_limit::RequestBody;
 use super::runtime::{Dest, ProxyPlan};
 use super::upstream::client;
 use super::upstream::pool::InflightGuard;
-use super::{respond, Body, BoxError};
+use super::{respond, Body};
 use gatefold_compiler::ir::policy::RetryOn;
 use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use hyper::body::Incoming;
 use std::time::Duration;
-use tokio::time::{sleep, timeout, Sleep};
+use tokio::time::timeout;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -92,9 +90,29 @@ fn status_retry(s: StatusCode) -> Option<RetryOn> {
 }
 
 enum Failure {
-    Connect { timed_out: bool },
+    Connect {
+        timed_out: bool,
+    },
     ReadTimeout,
+    /// The client's request body failed (it stalled or broke off): the
+    /// client's fault, answered 400 and not held against the target.
+    ClientBody,
     Other,
+}
+
+/// Whether hyper failed because the request body we were sending failed.
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -116,7 +134,7 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 pub async fn forward(
     plan: &ProxyPlan,
     method: &Method,
-    up: UpstreamRequest,
+    mut up: UpstreamRequest,
     mut body: RequestBody,
     ctx: &mut Ctx,
 ) -> Response<Body> {
@@ -135,12 +153,8 @@ pub async fn forward(
             Err(r) => return r,
         };
     }
-    let path_and_query = match &up.query {
-        Some(q) => format!("{}?{q}", up.path),
-        None => up.path.clone(),
-    };
     let host_set = up.headers.contains_key(HOST);
-    let mut headers = Some(up.headers);
+    let mut headers = Some(std::mem::take(&mut up.headers));
     let mut tried: Vec<usize> = Vec::new();
     let mut last_failure = Failure::Other;
     loop {
@@ -169,7 +183,7 @@ pub async fn forward(
             RequestBody::Empty => respond::empty_body(),
             RequestBody::Bytes(bytes) => respond::full(bytes.clone()),
             RequestBody::Stream(_) => match std::mem::replace(&mut body, RequestBody::Empty) {
-                RequestBody::Stream(s) => s.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
+                RequestBody::Stream(s) => s.boxed_unsync(),
                 _ => respond::empty_body(),
             },
         };
@@ -177,7 +191,16 @@ pub async fn forward(
         *req.method_mut() = method.clone();
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = h;
-        match format!("{}{}", target.label, path_and_query).parse() {
+        let mut uri = String::with_capacity(
+            target.label.len() + up.path.len() + up.query.as_ref().map_or(0, |q| q.len() + 1),
+        );
+        uri.push_str(&target.label);
+        uri.push_str(&up.path);
+        if let Some(q) = &up.query {
+            uri.push('?');
+            uri.push_str(q);
+        }
+        match http::Uri::from_maybe_shared(bytes::Bytes::from(uri)) {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return respond::bad_request(),
         }
@@ -196,14 +219,18 @@ pub async fn forward(
                 return wrap(resp, guard, dest.read);
             }
             Ok(Err(e)) => {
-                dest.pool.record_live(i, false);
                 last_failure = if e.is_connect() {
                     Failure::Connect {
                         timed_out: is_timeout(&e),
                     }
+                } else if client_body_failed(&e) {
+                    Failure::ClientBody
                 } else {
                     Failure::Other
                 };
+                if !matches!(last_failure, Failure::ClientBody) {
+                    dest.pool.record_live(i, false);
+                }
                 let retry = matches!(last_failure, Failure::Connect { .. })
                     && on.contains(&RetryOn::ConnectFailure)
                     && body.replayable();
@@ -230,6 +257,7 @@ fn failure_response(f: &Failure) -> Response<Body> {
     match f {
         Failure::Connect { timed_out: true } | Failure::ReadTimeout => respond::upstream_timeout(),
         Failure::Connect { timed_out: false } | Failure::Other => respond::bad_gateway(),
+        Failure::ClientBody => respond::bad_request(),
     }
 }
 
@@ -239,54 +267,6 @@ fn wrap(resp: Response<Incoming>, guard: InflightGuard, read: Duration) -> Respo
     // The client's connection has its own version; an HTTP/1.0 upstream
     // must not turn it into HTTP/1.0.
     parts.version = Version::default();
-    let body = UpstreamBody {
-        inner: body,
-        read,
-        idle: None,
-        _guard: guard,
-    };
+    let body = IdleTimeout::new(body, read, "upstream read timeout", guard);
     Response::from_parts(parts, body.boxed_unsync())
-}
-
-/// An upstream response body with the read timeout between two reads; it
-/// keeps the target's in-flight count until the body is done.
-struct UpstreamBody {
-    inner: Incoming,
-    read: Duration,
-    idle: Option<Pin<Box<Sleep>>>,
-    _guard: InflightGuard,
-}
-
-impl HttpBody for UpstreamBody {
-    type Data = bytes::Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(f) => {
-                this.idle = None;
-                Poll::Ready(f.map(|r| r.map_err(|e| -> BoxError { Box::new(e) })))
-            }
-            Poll::Pending => {
-                let read = this.read;
-                let idle = this.idle.get_or_insert_with(|| Box::pin(sleep(read)));
-                match idle.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err("upstream read timeout".into()))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

@@ -16,6 +16,7 @@ use gatefold_compiler::ir::Method as IrMethod;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, HOST, ORIGIN, SERVER, VARY};
 use http::{request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -112,7 +113,7 @@ pub async fn handle(
         ctx.request_id = Some(id);
     }
     let method = head.method.clone();
-    let (route, mut resp) = pipeline(&rt, &mut head, body, &mut ctx).await;
+    let (route, mut resp) = pipeline(&rt, &shared, &mut head, body, &mut ctx).await;
     if rt.server_header && !resp.headers().contains_key(SERVER) {
         resp.headers_mut().insert(
             SERVER,
@@ -163,6 +164,7 @@ pub async fn handle(
 
 async fn pipeline(
     rt: &Runtime,
+    shared: &Shared,
     head: &mut request::Parts,
     body: Incoming,
     ctx: &mut Ctx,
@@ -223,11 +225,12 @@ async fn pipeline(
         },
     };
     let route = &rt.routes[i];
-    (Some(i), run_route(route, head, body, ctx).await)
+    (Some(i), run_route(route, shared, head, body, ctx).await)
 }
 
 async fn run_route(
     route: &RouteRt,
+    shared: &Shared,
     head: &mut request::Parts,
     body: Incoming,
     ctx: &mut Ctx,
@@ -241,7 +244,14 @@ async fn run_route(
         }
     }
     // Phase 3.
-    let body = match request_size_limit::enforce(&head.headers, body, route.max_body).await {
+    let body = match request_size_limit::enforce(
+        &head.headers,
+        body,
+        route.max_body,
+        shared.body_read_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return early(r, ctx),
     };
@@ -268,20 +278,27 @@ async fn run_route(
     // Phase 10.
     let mut headers = std::mem::take(&mut head.headers);
     strip_hop_by_hop(&mut headers);
-    headers.remove(HOST);
-    if let Some(h) = ctx
-        .host
-        .as_deref()
-        .and_then(|h| HeaderValue::from_str(h).ok())
-    {
+    // The client's host goes on as x-forwarded-host (the Host header as is,
+    // unless the request line carried an authority, which wins); the
+    // target's host replaces it at phase 12.
+    let client_host = headers.remove(HOST);
+    let client_host = match head.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => client_host,
+    };
+    if let Some(h) = client_host {
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
-    let ip = ctx.client_ip().to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    // x-forwarded-for: every earlier hop, then the client.
+    let mut xff = String::with_capacity(48);
+    for prev in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(p) = prev.to_str() {
+            xff.push_str(p);
+            xff.push_str(", ");
+        }
+    }
+    let _ = write!(xff, "{}", ctx.client_ip());
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));

@@ -341,7 +341,7 @@ impl Gw {
 
 /// Starts a gateway for `yaml` with these secrets and the test defaults
 /// (manual clock at [`T0`], admin API on a free port, access log kept in
-/// memory, 300ms header read timeout).
+/// memory, 300ms header and body read timeouts).
 pub async fn gateway_with(
     yaml: &str,
     secrets: &[(&str, &str)],
@@ -364,6 +364,7 @@ pub async fn gateway_ir(
     opts.secrets = Arc::new(MapSecrets::new(secrets.iter().copied()));
     opts.access_log = AccessLog::Memory(log.clone());
     opts.header_read_timeout = Duration::from_millis(300);
+    opts.body_read_timeout = Duration::from_millis(300);
     opts.drain_timeout = Duration::from_secs(5);
     tweak(&mut opts);
     let gw = Gateway::start(ir, opts).await.expect("the gateway starts");

@@ -3,6 +3,7 @@
 //! `content-length`, or the bytes actually received for a body without one
 //! (those are read, up to the limit, before phase 4 runs).
 
+use crate::gateway::idle::IdleTimeout;
 use crate::gateway::respond;
 use crate::gateway::Body;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
+use std::time::Duration;
 
 /// The limit for a route: its `request-size-limit`, else the baseline's.
 pub fn effective_max(route: &Route, baseline: u64) -> u64 {
@@ -29,7 +31,7 @@ pub enum RequestBody {
     /// No body at all.
     Empty,
     /// Streamed as it arrives (its `content-length` is within the limit).
-    Stream(Incoming),
+    Stream(IdleTimeout<Incoming>),
     /// Read whole: a body without `content-length`, or one kept to replay on retries.
     Bytes(Bytes),
 }
@@ -53,15 +55,17 @@ impl RequestBody {
 }
 
 /// Checks the body against `max`: 413 when it is larger, 400 when the client
-/// breaks off while it is read.
+/// breaks off while it is read or sends nothing for `idle`.
 pub async fn enforce(
     headers: &HeaderMap,
     body: Incoming,
     max: u64,
+    idle: Duration,
 ) -> Result<RequestBody, Response<Body>> {
     if body.is_end_stream() {
         return Ok(RequestBody::Empty);
     }
+    let body = IdleTimeout::new(body, idle, "client body read timeout", ());
     if let Some(len) = headers.get(CONTENT_LENGTH) {
         // hyper has already refused a malformed content-length.
         let len: u64 = len
