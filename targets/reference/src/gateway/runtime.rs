@@ -302,15 +302,10 @@ impl Runtime {
                 })
             };
             let proxy = if let Some(s) = split_cfg {
-                let mut names: Vec<&str> = s
-                    .header_match
-                    .iter()
-                    .map(|m| m.upstream.as_str())
-                    .chain(s.to.iter().map(|w| w.upstream.as_str()))
-                    .collect();
-                names.dedup();
+                // Each upstream the split names, once, in first-named order.
                 let mut uniq: Vec<&str> = Vec::new();
-                for n in names {
+                let named = s.header_match.iter().map(|m| m.upstream.as_str());
+                for n in named.chain(s.to.iter().map(|w| w.upstream.as_str())) {
                     if !uniq.contains(&n) {
                         uniq.push(n);
                     }
