@@ -15,6 +15,9 @@ echo "== tests"
 cargo test --locked --workspace
 
 echo "== examples validate"
+# The binary the workspace build just made: `cargo run -p` would rebuild
+# dependencies with a different feature set.
+gatefold="${CARGO_TARGET_DIR:-target}/debug/gatefold"
 for example in examples/*/; do
-  cargo run --quiet --locked -p gatefold -- validate "$example"
+  "$gatefold" validate "$example"
 done
