@@ -11,7 +11,9 @@
 #   A  plain proxy
 #   B  key-auth + rate-limit (high enough never to refuse) + one request header
 #
-# Then: RSS of `gatefold serve` with 1,000 routes loaded, and the time
+# For each run it also reports the gateway's CPU time per request (user +
+# system, from /proc), which the machine's other load disturbs much less than
+# req/s. Then: RSS of `gatefold serve` with 1,000 routes loaded, and the time
 # `PUT /config` takes for 10,000 routes (as a spec, and as a compiled IR).
 # Everything it starts listens on loopback and is stopped on exit.
 set -euo pipefail
@@ -109,7 +111,8 @@ YAML
 export BENCH_KEY=bench-key-0123456789
 "$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$REF_PORT --admin 127.0.0.1:$REF_ADMIN \
   >"$WORK/ref-access.log" 2>"$WORK/ref.err" &
-PIDS+=($!)
+REF_PID=$!
+PIDS+=($REF_PID)
 wait_port $REF_PORT
 
 # --- nginx with the same routes and policies ---------------------------------
@@ -166,6 +169,7 @@ http {
 NGX
 "$NGINX" -p "$WORK/nginx-gw" -c "$WORK/nginx-gw/nginx.conf"
 wait_port $NGX_PORT
+NGX_PID=$(cat "$WORK/nginx-gw/nginx.pid")
 
 # Both answer the same before anything is measured.
 for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
@@ -174,17 +178,33 @@ for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
   test "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $BENCH_KEY" "${url/\/a\//\/b\/}")" = 200
 done
 
-# wrk's summary -> "req/s p99_ms"
+# CPU time (user + system, in clock ticks) of a process and its children
+# (nginx's workers are children of its master).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@" $(pgrep -P "$1" 2>/dev/null); do
+    [ -r /proc/$pid/stat ] || continue
+    total=$((total + $(awk '{print $14 + $15}' /proc/$pid/stat)))
+  done
+  echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# wrk's summary -> "req/s p99_ms cpu_us_per_request"
 measure() {
-  local url=$1; shift
+  local url=$1 pid=$2; shift 2
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null   # warm-up
+  local before after
+  before=$(cpu_ticks "$pid")
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out"
-  local rps p99 errors
+  after=$(cpu_ticks "$pid")
+  local rps p99 n errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' "$WORK/wrk.out")
+  n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/wrk.out")
   if [ -n "$errors" ]; then echo "   wrk reported: $errors" >&2; fi
-  echo "$rps $p99"
+  echo "$rps $p99 $(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * us / n}')"
 }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
@@ -197,26 +217,28 @@ for profile in A B; do
   for round in $(seq 1 "$ROUNDS"); do
     order="ref ngx"; [ $((round % 2)) = 0 ] && order="ngx ref"
     for gw in $order; do
-      port=$REF_PORT; [ $gw = ngx ] && port=$NGX_PORT
-      m=$(measure "http://127.0.0.1:$port$path" "${hdr[@]}")
-      echo "   $profile $gw round $round: $m (req/s p99_ms)"
+      port=$REF_PORT; pid=$REF_PID
+      [ $gw = ngx ] && { port=$NGX_PORT; pid=$NGX_PID; }
+      m=$(measure "http://127.0.0.1:$port$path" "$pid" "${hdr[@]}")
+      echo "   $profile $gw round $round: $m (req/s, p99 ms, gateway CPU us/request)"
       echo "$m" >>"$WORK/$gw$profile.runs"
     done
   done
   for gw in ref ngx; do
-    RESULT[$gw$profile]="$(awk '{print $1}' "$WORK/$gw$profile.runs" | median) $(awk '{print $2}' "$WORK/$gw$profile.runs" | median)"
+    runs="$WORK/$gw$profile.runs"
+    RESULT[$gw$profile]="$(awk '{print $1}' "$runs" | median) $(awk '{print $2}' "$runs" | median) $(awk '{print $3}' "$runs" | median)"
   done
 done
 
-printf '\n%-40s %12s %10s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms"
+printf '\n%-40s %12s %10s %14s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms" "CPU us/req"
 for profile in A B; do
   name="A plain proxy"; [ $profile = B ] && name="B key-auth+rate-limit+header"
-  read -r rrps rp99 <<<"${RESULT[ref$profile]}"
-  read -r nrps np99 <<<"${RESULT[ngx$profile]}"
-  printf '%-40s %12s %10s\n' "$name: reference" "$rrps" "$rp99"
-  printf '%-40s %12s %10s\n' "$name: nginx" "$nrps" "$np99"
-  awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" \
-    'BEGIN { printf "%-40s %11.2fx %9.2fx\n", "  reference / nginx", r/n, rp/np }'
+  read -r rrps rp99 rcpu <<<"${RESULT[ref$profile]}"
+  read -r nrps np99 ncpu <<<"${RESULT[ngx$profile]}"
+  printf '%-40s %12s %10s %14s\n' "$name: reference" "$rrps" "$rp99" "$rcpu"
+  printf '%-40s %12s %10s %14s\n' "$name: nginx" "$nrps" "$np99" "$ncpu"
+  awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" -v rc="$rcpu" -v nc="$ncpu" \
+    'BEGIN { printf "%-40s %11.2fx %9.2fx %13.2fx\n", "  reference / nginx", r/n, rp/np, rc/nc }'
 done
 
 # --- RSS with 1,000 routes ----------------------------------------------------
