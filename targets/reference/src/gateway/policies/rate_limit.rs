@@ -27,12 +27,18 @@ static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
     Global,
+    /// Every new key once its shard is full: they share the shard's overflow
+    /// counter, so a flood of distinct keys is limited together (failing
+    /// closed) instead of growing memory.
+    Overflow,
     Ip(IpAddr),
     Consumer(Arc<str>),
     Text(Box<str>),
 }
 
 const SHARDS: usize = 16;
+/// Distinct keys counted per shard and window (a million per policy).
+const MAX_KEYS_PER_SHARD: usize = 65_536;
 
 /// The counters of one attached rate-limit policy.
 pub struct FixedWindow {
@@ -40,6 +46,7 @@ pub struct FixedWindow {
     pub per_secs: u64,
     shards: [Mutex<Shard>; SHARDS],
     hasher: RandomState,
+    max_keys_per_shard: usize,
 }
 
 #[derive(Default)]
@@ -55,6 +62,7 @@ impl FixedWindow {
             per_secs: (cfg.per.millis / 1000).max(1),
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
             hasher: RandomState::new(),
+            max_keys_per_shard: MAX_KEYS_PER_SHARD,
         }
     }
 
@@ -73,6 +81,12 @@ impl FixedWindow {
             shard.window = window;
             shard.counts.clear();
         }
+        let key =
+            if shard.counts.len() >= self.max_keys_per_shard && !shard.counts.contains_key(&key) {
+                Key::Overflow
+            } else {
+                key
+            };
         let n = shard.counts.entry(key).or_insert(0);
         *n += 1;
         (*n, left)
@@ -133,5 +147,39 @@ impl Policy for RateLimitPolicy {
             return Flow::Stop(resp);
         }
         Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatefold_compiler::ir::Duration;
+
+    #[test]
+    fn windows_reset_and_new_keys_past_the_cap_share_a_counter() {
+        let mut w = FixedWindow::new(&RateLimit {
+            requests: 2,
+            per: Duration::from_secs(10),
+            key: RateKey::Ip,
+        });
+        w.max_keys_per_shard = 4;
+        let k = |i: u32| Key::Text(i.to_string().into());
+        assert_eq!(w.hit(k(1), 1_000), (1, 9_000));
+        assert_eq!(w.hit(k(1), 9_999).0, 2);
+        assert_eq!(w.hit(k(1), 10_000), (1, 10_000));
+        // Fill every shard; unseen keys then land on overflow counters.
+        for i in 0..(SHARDS * 4 * 4) as u32 {
+            w.hit(k(i + 10), 10_000);
+        }
+        for shard in &w.shards {
+            let n = shard.lock().unwrap().counts.len();
+            assert!(n <= 5, "bounded: 4 keys and the overflow, not {n}");
+        }
+        let fresh: Vec<u64> = (0..64)
+            .map(|i| w.hit(Key::Text(format!("fresh-{i}").into()), 10_000).0)
+            .collect();
+        assert!(fresh.iter().all(|n| *n > 1), "{fresh:?}");
+        // A key counted before the shards filled keeps its own count.
+        assert_eq!(w.hit(k(1), 10_001).0, 2);
     }
 }
