@@ -180,6 +180,17 @@ async fn admin_token_is_required_when_set_and_beyond_loopback() {
 }
 
 #[tokio::test]
+async fn a_second_gateway_cannot_take_a_port_in_use() {
+    let gw = gateway(&mock_spec("one")).await;
+    let opts = Options::new(gw.addr);
+    let Err(e) = Gateway::start(compile(&mock_spec("two")), opts).await else {
+        panic!("two gateways must not share {}", gw.addr);
+    };
+    assert!(e.contains("cannot listen"), "{e}");
+    assert_eq!(gw.get("/").await.text(), "one");
+}
+
+#[tokio::test]
 async fn a_hot_swap_under_load_drops_no_request() {
     let up = Upstream::start("up").await;
     let spec = |tag: &str| {

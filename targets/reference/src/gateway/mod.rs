@@ -235,11 +235,10 @@ impl Gateway {
         .map_err(|e| format!("the config cannot be loaded:\n  {}", e.join("\n  ")))?;
         // One listener per worker on the same address; the kernel spreads
         // connections over them.
-        let first_listener =
-            bind(opts.listen).map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-        let listen_addr = first_listener.local_addr().map_err(|e| e.to_string())?;
-        let mut listeners = vec![first_listener];
-        for _ in 1..opts.workers.max(1) {
+        let listen_addr =
+            claim(opts.listen).map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        let mut listeners = Vec::new();
+        for _ in 0..opts.workers.max(1) {
             listeners.push(
                 bind(listen_addr).map_err(|e| format!("cannot listen on {listen_addr}: {e}"))?,
             );
@@ -343,6 +342,20 @@ impl Gateway {
             let _ = t.await;
         }
     }
+}
+
+/// Checks that no one serves `addr` yet (and picks the port for port 0): a
+/// plain bind fails where another process listens, whereas `SO_REUSEPORT`
+/// alone would let a second gateway silently share the port.
+fn claim(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.local_addr()
 }
 
 /// A listening socket with `SO_REUSEPORT`, handed to a worker thread.
