@@ -61,8 +61,12 @@ pub fn span_within(node: &Node, text: &str, range: Range<usize>) -> Span {
         w if w >= chars + 2 => 1,
         _ => return s,
     };
-    let col = s.start.col + lead + text[..range.start].chars().count() as u32;
-    let len = text[range].chars().count() as u32;
+    // A range that does not fall on character boundaries cannot be placed.
+    let (Some(before), Some(part)) = (text.get(..range.start), text.get(range)) else {
+        return s;
+    };
+    let col = s.start.col + lead + before.chars().count() as u32;
+    let len = part.chars().count() as u32;
     Span {
         file: s.file,
         start: Pos {
@@ -459,35 +463,38 @@ fn path_text_problem(text: &str) -> Option<(Range<usize>, String, String)> {
                 "give the parameter its own segment, like `/files/{name}`; v1 has no partial-segment parameters".to_string(),
             ));
         }
-        if let Some(problem) = escape_problem(seg) {
-            let (at, msg, help) = problem;
-            let start = here.start + at;
-            return Some((start..(start + 3).min(here.end), msg, help));
+        if let Some((at, msg, help)) = escape_problem(seg) {
+            return Some((here.start + at.start..here.start + at.end, msg, help));
         }
     }
     None
 }
 
 /// A `%` that is not a `%XX` escape, or an escape of a character the gateway
-/// decodes before matching (so the literal could never match).
-fn escape_problem(seg: &str) -> Option<(usize, String, String)> {
-    let bytes = seg.as_bytes();
+/// decodes before matching (so the literal could never match). The range is
+/// in `seg`, on character boundaries: the `%` and up to two characters after it.
+fn escape_problem(seg: &str) -> Option<(Range<usize>, String, String)> {
     for (i, _) in seg.match_indices('%') {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+        let after = &seg[i + 1..];
+        // `%` and the (at most) two characters that should be its hex digits.
+        let end = i + 1 + after.char_indices().nth(2).map_or(after.len(), |(j, _)| j);
+        let digits = after
+            .as_bytes()
+            .get(..2)
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit));
+        let Some(digits) = digits else {
             return Some((
-                i,
+                i..end,
                 "`%` must start a `%XX` escape (two hex digits)".to_string(),
                 "write a literal `%` as `%25`".to_string(),
             ));
         };
-        let c = value as char;
+        let hex = std::str::from_utf8(digits).expect("ASCII hex digits");
+        let c = u8::from_str_radix(hex, 16).expect("two hex digits") as char;
         if c.is_ascii_alphanumeric() || "-._~".contains(c) {
-            let esc = &seg[i..i + 3];
+            let esc = &seg[i..end];
             return Some((
-                i,
+                i..end,
                 format!("`{esc}` is `{c}`, which the gateway decodes in request paths before matching, so this path could never match"),
                 format!("write `{c}` instead of `{esc}`"),
             ));
@@ -526,6 +533,13 @@ mod tests {
         assert_eq!(at, 1..4);
         assert!(path_text_problem("/a%2Fb").is_none());
         assert!(path_text_problem("/a%zz").is_some());
+        // `from_str_radix` alone would take `+1` as a number.
+        assert!(path_text_problem("/a%+1").is_some());
+        // The marked range ends on a character boundary.
+        let (at, ..) = path_text_problem("/%aé").unwrap();
+        assert_eq!(at, 1..5);
+        let (at, ..) = path_text_problem("/x%é").unwrap();
+        assert_eq!(at, 2..5);
         assert!(path_text_problem("/pets/{id}").is_none());
         assert!(path_text_problem("/").is_none());
     }

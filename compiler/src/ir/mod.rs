@@ -160,7 +160,13 @@ impl std::str::FromStr for OriginUrl {
                 .ok_or_else(|| format!("`{s}`: an IPv6 address needs a closing `]`"))?;
             addr.parse::<std::net::Ipv6Addr>()
                 .map_err(|_| format!("`{s}`: `{addr}` is not an IPv6 address"))?;
-            (format!("[{addr}]"), after.strip_prefix(':'))
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                    format!("`{s}`: `{after}` follows the IPv6 address; only `:PORT` may, like `http://[{addr}]:8080`")
+                })?),
+            };
+            (format!("[{addr}]"), port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_string(), Some(p)),
