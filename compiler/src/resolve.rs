@@ -8,7 +8,7 @@ use crate::ir::policy::{Policy, PolicyKind, Rewrite};
 use crate::ir::values::{ByteSize, Duration, Name};
 use crate::ir::*;
 use crate::source::Span;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// One policy of an effective chain, with where it came from.
 #[derive(Clone)]
@@ -324,35 +324,50 @@ impl<'a> Resolver<'a> {
 
     /// The steps one level's `policies:` list contributes, bundles expanded.
     fn level_steps(&mut self, refs: &'a [PolicyRef], level: Level) -> Vec<Step<'a>> {
-        let mut out = Vec::new();
-        self.expand(refs, level, &mut Vec::new(), &mut out);
+        let out = self.expand(refs, level);
         // The same kind twice at one level is ambiguous: which one wins?
         let mut seen: HashMap<PolicyKind, &Step<'a>> = HashMap::new();
+        // Each pair of places once: a bundle that includes another twice
+        // reaches the same policy many times.
+        let mut reported: BTreeSet<(Span, Span)> = BTreeSet::new();
         let mut dups = Vec::new();
         for step in &out {
-            if let Some(first) = seen.get(&step.policy.kind()) {
-                let through = match first.source.via.first() {
-                    Some(bundle) => format!("also attached here, through `{bundle}`"),
-                    None => "also attached here".to_string(),
-                };
-                dups.push(
-                    Diagnostic::error(
-                        "duplicate-policy-kind",
-                        step.policy.kind_span,
-                        format!(
-                            "`{}` is attached twice at the same level",
-                            step.policy.kind()
-                        ),
-                    )
-                    .with_related(first.policy.kind_span, through)
-                    .with_help(format!(
-                        "keep one of them; one level holds each kind once, and a `{}` at a lower level (api, route) replaces this one",
-                        step.policy.kind()
-                    )),
-                );
-            } else {
-                seen.insert(step.policy.kind(), step);
+            let kind = step.policy.kind();
+            let Some(first) = seen.get(&kind) else {
+                seen.insert(kind, step);
+                continue;
+            };
+            let (at, first_at) = (step.policy.kind_span, first.policy.kind_span);
+            if !reported.insert((at, first_at)) {
+                continue;
             }
+            let through = |s: &Step<'a>| match s.source.via.first() {
+                Some(bundle) => format!(", through `{bundle}`"),
+                None => String::new(),
+            };
+            let d = if at == first_at {
+                // One definition, reached twice through bundles.
+                let name = step.source.via.last().map_or("", Name::as_str);
+                Diagnostic::error(
+                    "duplicate-policy-kind",
+                    at,
+                    format!("`{kind}` policy `{name}` is attached twice at the same level{}", through(step)),
+                )
+                .with_help(format!(
+                    "include `{name}` once; one level holds each kind once, and a `{kind}` at a lower level (api, route) replaces this one"
+                ))
+            } else {
+                Diagnostic::error(
+                    "duplicate-policy-kind",
+                    at,
+                    format!("`{kind}` is attached twice at the same level"),
+                )
+                .with_related(first_at, format!("also attached here{}", through(first)))
+                .with_help(format!(
+                    "keep one of them; one level holds each kind once, and a `{kind}` at a lower level (api, route) replaces this one"
+                ))
+            };
+            dups.push(d);
         }
         for d in dups {
             self.diags.push(d);
@@ -360,60 +375,118 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    fn expand(
-        &mut self,
-        refs: &'a [PolicyRef],
-        level: Level,
-        via: &mut Vec<Name>,
-        out: &mut Vec<Step<'a>>,
-    ) {
-        for r in refs {
-            match r {
-                PolicyRef::Inline(p) => out.push(Step {
-                    policy: p,
-                    source: StepSource {
-                        level,
-                        via: via.clone(),
-                        at: loc(p.kind_span),
-                    },
-                }),
+    /// Expands one level's list depth-first, bundles in place. A level
+    /// holds each policy kind at most once, so a bundle that expands to more
+    /// steps than there are kinds is an error (reported here, naming it);
+    /// expansion stops there, which bounds the work however bundles nest
+    /// (each including the previous one twice doubles the size per line).
+    fn expand(&mut self, refs: &'a [PolicyRef], level: Level) -> Vec<Step<'a>> {
+        let bound = PolicyKind::ALL.len();
+        let mut out = Vec::new();
+        // The lists being expanded, innermost last; `via[i]` names the bundle
+        // whose list is `stack[i + 1]`. An explicit stack: bundles may nest
+        // deeper than the call stack could.
+        let mut stack: Vec<std::slice::Iter<'a, PolicyRef>> = vec![refs.iter()];
+        let mut via: Vec<Name> = Vec::new();
+        let mut on_path: HashSet<&'a Name> = HashSet::new();
+        // The reference written at this level that is being expanded, and
+        // how many steps there were before it.
+        let mut outer: Option<(&'a NameRef, usize)> = None;
+        while let Some(items) = stack.last_mut() {
+            let Some(r) = items.next() else {
+                stack.pop();
+                if let Some(done) = via.pop() {
+                    on_path.remove(&done);
+                }
+                continue;
+            };
+            let (policy, name) = match r {
+                PolicyRef::Inline(p) => (p, None),
                 PolicyRef::Named(n) => {
                     let Some(def) = self.policies.get(&n.name).copied() else {
-                        if self.spec.undecoded_policies.contains(&n.name) {
-                            continue;
-                        }
-                        let names: Vec<&str> =
-                            self.spec.policies.iter().map(|d| d.name.as_str()).collect();
-                        self.diags.push(
-                            Diagnostic::error("unknown-policy", n.span, format!("no policy is named `{}`", n.name)).with_help(
-                                if names.is_empty() {
-                                    "define it under `policies:`, or write the policy inline: `- rate-limit: { ... }`".to_string()
-                                } else {
-                                    did_you_mean(n.name.as_str(), &names)
-                                },
-                            ),
-                        );
+                        self.unknown_policy(n);
                         continue;
                     };
-                    if via.contains(&n.name) {
+                    if on_path.contains(&n.name) {
                         continue; // a bundle cycle; reported by validation
                     }
-                    via.push(n.name.clone());
-                    match &def.value {
-                        PolicyDef::Single(p) => out.push(Step {
-                            policy: p,
-                            source: StepSource {
-                                level,
-                                via: via.clone(),
-                                at: loc(p.kind_span),
-                            },
-                        }),
-                        PolicyDef::Bundle(items) => self.expand(items, level, via, out),
+                    if stack.len() == 1 {
+                        outer = Some((n, out.len()));
                     }
-                    via.pop();
+                    match &def.value {
+                        PolicyDef::Single(p) => (p, Some(&n.name)),
+                        PolicyDef::Bundle(items) => {
+                            via.push(n.name.clone());
+                            on_path.insert(&def.name);
+                            stack.push(items.iter());
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some((bundle, before)) = outer.filter(|_| stack.len() > 1) {
+                if out.len() - before == bound {
+                    self.too_many_steps(bundle);
+                    // Skip the rest of this bundle; go on with the level's list.
+                    stack.truncate(1);
+                    via.clear();
+                    on_path.clear();
+                    continue;
                 }
             }
+            let mut step_via = via.clone();
+            step_via.extend(name.cloned());
+            out.push(Step {
+                policy,
+                source: StepSource {
+                    level,
+                    via: step_via,
+                    at: loc(policy.kind_span),
+                },
+            });
         }
+        out
+    }
+
+    fn unknown_policy(&mut self, n: &NameRef) {
+        if self.spec.undecoded_policies.contains(&n.name) {
+            return;
+        }
+        let names: Vec<&str> = self.spec.policies.iter().map(|d| d.name.as_str()).collect();
+        self.diags.push(
+            Diagnostic::error(
+                "unknown-policy",
+                n.span,
+                format!("no policy is named `{}`", n.name),
+            )
+            .with_help(if names.is_empty() {
+                "define it under `policies:`, or write the policy inline: `- rate-limit: { ... }`"
+                    .to_string()
+            } else {
+                did_you_mean(n.name.as_str(), &names)
+            }),
+        );
+    }
+
+    /// A bundle attached at `at` expands past what one level can hold.
+    fn too_many_steps(&mut self, at: &NameRef) {
+        let kinds = PolicyKind::ALL.len();
+        let mut d = Diagnostic::error(
+            "bundle-too-large",
+            at.span,
+            format!(
+                "bundle `{}` expands to more than {kinds} policies, but one level holds each of the {kinds} policy kinds at most once",
+                at.name
+            ),
+        )
+        .with_help(format!(
+            "a bundle must not include a kind twice: look for a bundle listed twice in `{}` or in the bundles it includes",
+            at.name
+        ));
+        if let Some(def) = self.policies.get(&at.name) {
+            d = d.with_related(def.span, format!("`{}` is defined here", at.name));
+        }
+        self.diags.push(d);
     }
 
     /// Inherited steps, overridden by `lower` kind by kind, minus `disable`.

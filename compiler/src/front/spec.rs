@@ -9,7 +9,7 @@ use crate::diag::Diagnostic;
 use crate::ir::policy::{PolicyKind, Retry, RetryOn, Timeout};
 use crate::ir::values::{Duration, HeaderName, Method, Name};
 use crate::ir::{Balance, BasicCredential, HealthCheck, OriginUrl, Upstream, UpstreamTarget};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 const TOP: &[&str] = &[
     "gatefold",
@@ -133,11 +133,21 @@ fn named<T>(
     let Some(entries) = cx.map(node, &format!("`{section}`"), &example) else {
         return failed;
     };
+    // Indexes of `out` by name and by lower-case name (the first of each),
+    // so long sections are checked in linear time.
+    let mut exact: HashMap<String, usize> = HashMap::new();
+    let mut folded: HashMap<String, usize> = HashMap::new();
+    for (i, d) in out.iter().enumerate() {
+        exact.entry(d.name.as_str().to_string()).or_insert(i);
+        folded
+            .entry(d.name.as_str().to_ascii_lowercase())
+            .or_insert(i);
+    }
     for e in entries {
         let Some(name) = name_at(cx, &e.key, e.key_span, what) else {
             continue;
         };
-        if let Some(first) = out.iter().find(|d| d.name == name) {
+        if let Some(first) = exact.get(name.as_str()).map(|&i| &out[i]) {
             cx.diags.push(
                 Diagnostic::error(
                     "duplicate-definition",
@@ -149,10 +159,8 @@ fn named<T>(
             );
             continue;
         }
-        if let Some(other) = out
-            .iter()
-            .find(|d| d.name.as_str().eq_ignore_ascii_case(name.as_str()))
-        {
+        let lower = name.as_str().to_ascii_lowercase();
+        if let Some(other) = folded.get(&lower).map(|&i| &out[i]) {
             cx.diags.push(
                 Diagnostic::error(
                     "name-case-clash",
@@ -170,11 +178,15 @@ fn named<T>(
             );
         }
         match decode(cx, &e.value, &name) {
-            Some(value) => out.push(Def {
-                name,
-                span: e.key_span,
-                value,
-            }),
+            Some(value) => {
+                exact.insert(name.as_str().to_string(), out.len());
+                folded.entry(lower).or_insert(out.len());
+                out.push(Def {
+                    name,
+                    span: e.key_span,
+                    value,
+                });
+            }
             None => failed.push(name),
         }
     }

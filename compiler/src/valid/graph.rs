@@ -10,7 +10,7 @@ use crate::front::ast::*;
 use crate::ir::policy::PolicyKind;
 use crate::ir::values::Name;
 use crate::resolve::ResolvedRoute;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use std::collections::{BTreeSet, HashMap};
@@ -188,7 +188,7 @@ fn report_unidentified_consumers(
 
 /// Reports each bundle cycle once, as the path it takes: `a -> b -> a`.
 fn report_cycles(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics) {
-    for scc in tarjan_scc(&g.g) {
+    for scc in kosaraju_scc(&g.g) {
         let cyclic = scc.len() > 1 || g.g.contains_edge(scc[0], scc[0]);
         if !cyclic {
             continue;

@@ -1,0 +1,39 @@
+//! Regressions from the compiler review: each test pins one fixed bug.
+//! Diagnostics that a user sees are snapshotted in `bad-specs/` instead;
+//! these cover what a snapshot cannot (speed, hashes, the IR itself).
+
+use gatefold_compiler::compile_str;
+
+fn codes(text: &str) -> Vec<&'static str> {
+    let c = compile_str("review.yaml", text);
+    c.diagnostics.iter().map(|d| d.code).collect()
+}
+
+/// Bundles that each include the previous one twice: 2^levels copies of one
+/// policy. Expansion stops once a level holds more steps than there are
+/// policy kinds, so this returns at once instead of expanding 2^40 steps.
+#[test]
+fn a_bundle_bomb_stops_at_the_kind_bound() {
+    let mut text = String::from("gatefold: 1\npolicies:\n  b0: { cors: { origins: [\"*\"] } }\n");
+    for i in 1..=40 {
+        text.push_str(&format!("  b{i}: [b{p}, b{p}]\n", p = i - 1));
+    }
+    text.push_str(
+        "gateway: { policies: [b40] }\napis:\n  a:\n    routes:\n      r: { path: /, policies: [{ mock: {} }] }\n",
+    );
+    let found = codes(&text);
+    assert_eq!(
+        found.iter().filter(|c| **c == "bundle-too-large").count(),
+        1,
+        "{found:?}"
+    );
+    // The repeated kind is reported once, not once per copy.
+    assert_eq!(
+        found
+            .iter()
+            .filter(|c| **c == "duplicate-policy-kind")
+            .count(),
+        1,
+        "{found:?}"
+    );
+}
