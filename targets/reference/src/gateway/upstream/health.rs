@@ -18,7 +18,7 @@ use tokio::time::{interval, timeout, MissedTickBehavior};
 pub fn spawn(pool: Weak<Pool>, i: usize, cfg: HealthCheck, tls: Arc<ClientConfig>) -> AbortHandle {
     tokio::spawn(async move {
         let limit = cfg.timeout.as_std();
-        let client = client::build::<Empty<Bytes>>(limit, 0, &tls);
+        let client = client::build_https::<Empty<Bytes>>(limit, 0, &tls);
         let mut tick = interval(cfg.interval.as_std());
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
