@@ -99,6 +99,14 @@ fn unreadable(sources: Sources, path: &Path, e: &std::io::Error) -> Compiled {
 /// Runs the whole pipeline over loaded sources.
 pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> PathBuf) -> Compiled {
     let (spec, mut diagnostics) = front::load(&sources, base_dir);
+    if spec.unparsed_file {
+        diagnostics.sort();
+        return Compiled {
+            ir: None,
+            diagnostics,
+            sources,
+        };
+    }
     let (gateway, mut routes, resolve_diags) = resolve::resolve(&spec);
     diagnostics.extend(resolve_diags);
     valid::order_and_check_routes(&mut routes, &mut diagnostics);

@@ -135,4 +135,9 @@ pub struct SpecAst {
     /// missing, so checks that look for what is absent (unused
     /// definitions, missing credentials) would only repeat those errors.
     pub decode_errors: bool,
+    /// Whether a file could not be parsed at all. What it defines is then
+    /// unknown, so checks across files (dangling names, unused definitions,
+    /// routes and chains) would report false problems: only each file's own
+    /// problems are reported.
+    pub unparsed_file: bool,
 }

@@ -28,7 +28,10 @@ pub fn load(
                 };
                 spec::decode_file(&mut cx, &root, &mut spec);
             }
-            Err(d) => diags.extend(d),
+            Err(d) => {
+                spec.unparsed_file = true;
+                diags.extend(d);
+            }
         }
     }
     (spec, diags)
