@@ -63,7 +63,9 @@ pub fn compile_path(path: &Path) -> Compiled {
     for f in files {
         match std::fs::read_to_string(&f) {
             Ok(text) => {
-                sources.add(SourceFile::new(f.display().to_string(), text));
+                let file = SourceFile::new(f.display().to_string(), text)
+                    .with_spec_path(source::spec_path(path, &f));
+                sources.add(file);
                 dirs.push(f.parent().map(Path::to_path_buf).unwrap_or_default());
             }
             Err(e) => return unreadable(sources, &f, &e),
@@ -122,7 +124,7 @@ pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> Pa
     }
 
     let mut source_map = SourceMap {
-        files: sources.iter().map(|(_, f)| f.name.clone()).collect(),
+        files: sources.iter().map(|(_, f)| f.spec_path.clone()).collect(),
         ..SourceMap::default()
     };
     for d in &spec.upstreams {

@@ -39,6 +39,10 @@ impl Span {
 pub struct SourceFile {
     /// The path as the user gave it (or as found in the folder), used in messages.
     pub name: String,
+    /// The path from the spec's root: a folder's files relative to the
+    /// folder, a single file by its file name. The IR records this one, so
+    /// it does not depend on how the spec path was typed.
+    pub spec_path: String,
     pub text: String,
     line_starts: Vec<usize>,
 }
@@ -49,11 +53,19 @@ impl SourceFile {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let name = name.into();
         SourceFile {
-            name: name.into(),
+            spec_path: name.clone(),
+            name,
             text,
             line_starts,
         }
+    }
+
+    /// Sets [`SourceFile::spec_path`] (by default the name).
+    pub fn with_spec_path(mut self, spec_path: impl Into<String>) -> SourceFile {
+        self.spec_path = spec_path.into();
+        self
     }
 
     /// Byte offset of a position (clamped to the text).
@@ -112,6 +124,20 @@ impl Sources {
             span.start.col
         )
     }
+}
+
+/// The [`SourceFile::spec_path`] of `file`, one of [`spec_files`]`(root)`:
+/// relative to `root` when it is a folder, else the file name; always with
+/// `/` between folders.
+pub fn spec_path(root: &Path, file: &Path) -> String {
+    let rel = match file.strip_prefix(root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel,
+        _ => file.file_name().map_or(file, Path::new),
+    };
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Lists the spec files of a path: the file itself, or a folder's `*.yaml`/`*.yml` files sorted by name.

@@ -37,3 +37,23 @@ fn a_bundle_bomb_stops_at_the_kind_bound() {
         "{found:?}"
     );
 }
+
+/// The IR names spec files from the spec's root, not as the path was typed.
+#[test]
+fn the_ir_does_not_depend_on_how_the_spec_path_is_typed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let plain = root.join("examples/petstore");
+    let dotted = root.join("./examples/../examples/petstore/");
+    let a = gatefold_compiler::compile_path(&plain)
+        .ir
+        .expect("compiles");
+    let b = gatefold_compiler::compile_path(&dotted)
+        .ir
+        .expect("compiles");
+    assert_eq!(a.sources.files, ["gatefold.yaml"]);
+    assert_eq!(a.to_json(), b.to_json());
+    let file = gatefold_compiler::compile_path(&plain.join("gatefold.yaml"))
+        .ir
+        .expect("compiles");
+    assert_eq!(file.to_json(), a.to_json());
+}

@@ -84,6 +84,25 @@ fn compile_is_byte_identical() {
 }
 
 #[test]
+fn the_ir_does_not_depend_on_how_the_spec_path_is_typed() {
+    let dir = scratch("spelling");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for (spec, out) in [("examples/petstore", &a), ("./examples/petstore/", &b)] {
+        let o = gatefold(&[
+            "compile",
+            spec,
+            "--target",
+            "reference",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let read = |d: &Path| std::fs::read(d.join("gatefold.ir.json")).unwrap();
+    assert_eq!(read(&a), read(&b));
+}
+
+#[test]
 fn unknown_targets_are_user_errors() {
     let dir = scratch("target");
     let o = gatefold(&[

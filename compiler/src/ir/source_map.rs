@@ -46,7 +46,9 @@ pub struct RouteSources {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SourceMap {
-    /// Spec file names as given to the compiler.
+    /// Spec file paths from the spec's root (a folder's files relative to
+    /// it, a single file by its name), so the IR does not depend on how the
+    /// spec path was typed.
     pub files: Vec<String>,
     pub routes: BTreeMap<RouteId, RouteSources>,
     pub upstreams: BTreeMap<Name, Loc>,
