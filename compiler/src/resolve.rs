@@ -4,7 +4,7 @@
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
 use crate::front::decode::did_you_mean;
-use crate::ir::policy::{Policy, PolicyKind, Rewrite};
+use crate::ir::policy::{Policy, PolicyKind, RateScope, Rewrite};
 use crate::ir::values::{ByteSize, Duration, Name};
 use crate::ir::*;
 use crate::source::Span;
@@ -573,6 +573,7 @@ impl<'a> Resolver<'a> {
         self.check_strip_and_rewrite(&id, api, &steps);
         let strip_prefix = (a.strip_base_path && !a.base_path.segments.is_empty())
             .then(|| a.base_path.to_string());
+        let chain = steps.iter().map(|s| chain_policy(s, &id)).collect();
         Some(ResolvedRoute {
             route: Route {
                 id,
@@ -583,7 +584,7 @@ impl<'a> Resolver<'a> {
                 },
                 upstream,
                 strip_prefix,
-                chain: steps.iter().map(|s| s.policy.policy.clone()).collect(),
+                chain,
             },
             span: route.span,
             path_span: rt.path_span,
@@ -795,6 +796,20 @@ impl<'a> Resolver<'a> {
             );
         }
     }
+}
+
+/// A step's policy as the chain of route `id` holds it: what depends on
+/// where it is attached (a rate limit's counters) filled in.
+fn chain_policy(step: &Step<'_>, id: &RouteId) -> Policy {
+    let mut policy = step.policy.policy.clone();
+    if let Policy::RateLimit(limit) = &mut policy {
+        limit.scope = match step.source.level {
+            Level::Gateway => RateScope::Gateway,
+            Level::Api => RateScope::Api(id.api.clone()),
+            Level::Route => RateScope::Route(id.clone()),
+        };
+    }
+    policy
 }
 
 /// `{name}` placeholders in a template string, with their byte ranges.

@@ -580,6 +580,8 @@ fn decode_options(
                 requests: requests? as u64,
                 per,
                 key,
+                // Resolution sets where it is attached.
+                scope: RateScope::Gateway,
             })
         }
         PolicyKind::Deprecation => {

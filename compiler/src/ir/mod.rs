@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Version of the IR format; bumped when its meaning or shape changes.
-pub const IR_FORMAT: u32 = 1;
+pub const IR_FORMAT: u32 = 2;
 
 /// A compiled spec.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

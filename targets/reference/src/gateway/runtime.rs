@@ -197,7 +197,9 @@ impl Runtime {
                     }
                     IrPolicy::Acl(c) => policies.push(Box::new(AclPolicy::new(c))),
                     IrPolicy::RateLimit(c) => {
-                        let key = place_key(&ir, route, step, p);
+                        // Counters by the IR's scope (where the limit is
+                        // attached) and options: changed options, new counters.
+                        let key = serde_json::to_string(c).unwrap_or_default();
                         let counters = limiters
                             .entry(key.clone())
                             .or_insert_with(|| {
