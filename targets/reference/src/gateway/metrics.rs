@@ -2,9 +2,12 @@
 //! route, rate-limit rejections, upstream target health, config reloads.
 //!
 //! Per-route counters are plain atomics the request path reaches through its
-//! compiled route (no map lookup per request). They are kept by route id
-//! across config swaps, so counters only ever grow.
+//! compiled route (no map lookup per request), one cache-line-aligned shard
+//! per worker thread so workers never write the same line; a scrape adds the
+//! shards up. They are kept by route id across config swaps, so counters
+//! only ever grow.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,21 +25,56 @@ pub const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+thread_local! {
+    /// Which shard this thread's updates go to (0: not a worker).
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as worker `n`.
+pub fn set_worker(n: usize) {
+    SHARD.with(|s| s.set(n + 1));
+}
+
+/// One worker's counters for a route, on cache lines of its own.
+#[repr(align(128))]
 #[derive(Default)]
-pub struct RouteMetrics {
+struct Shard {
     statuses: [AtomicU64; COMMON.len()],
-    other: Mutex<BTreeMap<u16, u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
     rate_limited: AtomicU64,
 }
 
+pub struct RouteMetrics {
+    shards: Box<[Shard]>,
+    other: Mutex<BTreeMap<u16, u64>>,
+}
+
 impl RouteMetrics {
+    fn new(shards: usize) -> RouteMetrics {
+        RouteMetrics {
+            shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
+            other: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn shard(&self) -> &Shard {
+        &self.shards[SHARD.with(Cell::get) % self.shards.len()]
+    }
+
+    fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| f(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
     pub fn observe(&self, status: u16, latency: Duration) {
+        let shard = self.shard();
         match COMMON.iter().position(|s| *s == status) {
             Some(i) => {
-                self.statuses[i].fetch_add(1, Ordering::Relaxed);
+                shard.statuses[i].fetch_add(1, Ordering::Relaxed);
             }
             None => {
                 *self
@@ -49,21 +87,23 @@ impl RouteMetrics {
         }
         let secs = latency.as_secs_f64();
         if let Some(b) = BUCKETS.iter().position(|le| secs <= *le) {
-            self.buckets[b].fetch_add(1, Ordering::Relaxed);
+            shard.buckets[b].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
+        shard.count.fetch_add(1, Ordering::Relaxed);
+        shard
+            .sum_micros
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn rate_limited(&self) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.shard().rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Every metric of a gateway process.
-#[derive(Default)]
 pub struct Metrics {
+    /// Shards per route: one per worker, and one for other threads.
+    shards: usize,
     routes: Mutex<HashMap<String, Arc<RouteMetrics>>>,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
@@ -88,13 +128,24 @@ fn escape(v: &str) -> String {
 }
 
 impl Metrics {
+    /// Metrics for a gateway with `workers` worker threads.
+    pub fn new(workers: usize) -> Metrics {
+        Metrics {
+            shards: workers + 1,
+            routes: Mutex::default(),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            access_log_dropped: AtomicU64::new(0),
+        }
+    }
+
     /// The counters of a route id, created on first use.
     pub fn route(&self, id: &str) -> Arc<RouteMetrics> {
         self.routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(id.to_string())
-            .or_default()
+            .or_insert_with(|| Arc::new(RouteMetrics::new(self.shards)))
             .clone()
     }
 
@@ -114,8 +165,8 @@ impl Metrics {
             let id = escape(id);
             let mut rows: BTreeMap<u16, u64> = COMMON
                 .iter()
-                .zip(&m.statuses)
-                .map(|(s, c)| (*s, c.load(Ordering::Relaxed)))
+                .enumerate()
+                .map(|(i, s)| (*s, m.sum(|sh| &sh.statuses[i])))
                 .filter(|(_, c)| *c > 0)
                 .collect();
             rows.extend(m.other.lock().unwrap_or_else(|e| e.into_inner()).iter());
@@ -131,14 +182,14 @@ impl Metrics {
         );
         out.push_str("# TYPE gatefold_request_duration_seconds histogram\n");
         for (id, m) in &routes {
-            let count = m.count.load(Ordering::Relaxed);
+            let count = m.sum(|sh| &sh.count);
             if count == 0 {
                 continue;
             }
             let id = escape(id);
             let mut cumulative = 0;
-            for (le, b) in BUCKETS.iter().zip(&m.buckets) {
-                cumulative += b.load(Ordering::Relaxed);
+            for (i, le) in BUCKETS.iter().enumerate() {
+                cumulative += m.sum(|sh| &sh.buckets[i]);
                 let _ = writeln!(
                     out,
                     "gatefold_request_duration_seconds_bucket{{route=\"{id}\",le=\"{le}\"}} {cumulative}"
@@ -151,7 +202,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "gatefold_request_duration_seconds_sum{{route=\"{id}\"}} {}",
-                m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+                m.sum(|sh| &sh.sum_micros) as f64 / 1e6
             );
             let _ = writeln!(
                 out,
@@ -161,7 +212,7 @@ impl Metrics {
         out.push_str("# HELP gatefold_rate_limited_total Requests refused by rate-limit (429).\n");
         out.push_str("# TYPE gatefold_rate_limited_total counter\n");
         for (id, m) in &routes {
-            let n = m.rate_limited.load(Ordering::Relaxed);
+            let n = m.sum(|sh| &sh.rate_limited);
             if n > 0 {
                 let _ = writeln!(
                     out,

@@ -220,7 +220,7 @@ impl Gateway {
                 ));
             }
         }
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(opts.workers.max(1));
         let tls = upstream::tls::client_config(opts.upstream_ca.as_deref())?;
         let first = Runtime::build(
             ir,
@@ -281,6 +281,7 @@ impl Gateway {
             std::thread::Builder::new()
                 .name(format!("gatefold-worker-{n}"))
                 .spawn(move || {
+                    metrics::set_worker(n);
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
