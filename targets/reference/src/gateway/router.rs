@@ -65,7 +65,7 @@ impl Router {
                 _ => router.any_first.push(i),
             }
             router.entries.push(Entry {
-                hosts: m.hosts.clone(),
+                hosts: m.hosts.iter().cloned().collect(),
                 segments: m.path.segments.clone(),
                 prefix: m.path.prefix,
                 methods: m

@@ -17,8 +17,8 @@ pub struct IpFilterPolicy {
 impl IpFilterPolicy {
     pub fn new(cfg: &IpFilter) -> IpFilterPolicy {
         IpFilterPolicy {
-            allow: cfg.allow.clone(),
-            deny: cfg.deny.clone(),
+            allow: cfg.allow.iter().copied().collect(),
+            deny: cfg.deny.iter().copied().collect(),
         }
     }
 }

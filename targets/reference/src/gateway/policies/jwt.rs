@@ -81,7 +81,7 @@ impl JwtMethod {
             key,
             validation,
             issuer: cfg.issuer.clone(),
-            audiences: cfg.audiences.clone(),
+            audiences: cfg.audiences.iter().cloned().collect(),
             consumer_claim: cfg.consumer_claim.clone(),
             claims_to_headers,
             leeway_secs: cfg.leeway.millis as f64 / 1000.0,
