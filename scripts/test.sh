@@ -21,3 +21,6 @@ gatefold="${CARGO_TARGET_DIR:-target}/debug/gatefold"
 for example in examples/*/; do
   "$gatefold" validate "$example"
 done
+
+echo "== fuzz (a short run of each target; fuzz/run.sh SECONDS for longer)"
+./fuzz/run.sh "${FUZZ_SECONDS:-20}"
