@@ -139,3 +139,121 @@ apis:
     assert!(found.contains(&("a.x".to_string(), RateScope::Api("a".parse().unwrap()))));
     assert!(found.contains(&("b.x".to_string(), RateScope::Api("b".parse().unwrap()))));
 }
+
+/// Lists that are sets hash the same in any order.
+#[test]
+fn set_lists_do_not_depend_on_order_or_repeats() {
+    let spec = |hosts: &str,
+                origins: &str,
+                methods: &str,
+                headers: &str,
+                expose: &str,
+                allow: &str,
+                deny: &str,
+                vary: &str,
+                keys: &str,
+                audiences: &str| {
+        format!(
+            "gatefold: 1
+upstreams:
+  u: {{ targets: [{{ url: \"http://127.0.0.1:9001\" }}] }}
+consumers:
+  acme: {{ credentials: {{ keys: {keys} }} }}
+apis:
+  a:
+    hosts: {hosts}
+    upstream: u
+    policies:
+      - cors: {{ origins: {origins}, methods: {methods}, headers: {headers}, expose: {expose} }}
+      - ip-filter: {{ allow: {allow}, deny: {deny} }}
+      - cache: {{ ttl: 30s, vary: {vary} }}
+      - key-auth: {{}}
+      - jwt: {{ algorithms: [HS256], secret: {{ env: JWT_SECRET }}, audiences: {audiences} }}
+    routes:
+      r: {{ path: /r }}
+"
+        )
+    };
+    let written = compiles(&spec(
+        "[a.example.com, b.example.com]",
+        "[\"https://a.example\", \"https://b.example\"]",
+        "[GET, POST]",
+        "[x-a, x-b]",
+        "[x-c, x-d]",
+        "[10.0.0.0/8, 192.168.0.0/16]",
+        "[10.1.0.0/16, 10.2.0.0/16]",
+        "[accept, accept-language]",
+        "[{ env: KEY_A }, { env: KEY_B }]",
+        "[one, two]",
+    ));
+    let reordered = compiles(&spec(
+        "[b.example.com, a.example.com]",
+        "[\"https://b.example\", \"https://a.example\"]",
+        "[POST, GET]",
+        "[x-b, X-A]",
+        "[X-D, x-c]",
+        "[192.168.0.0/16, 10.0.0.0/8]",
+        "[10.2.0.0/16, 10.1.0.0/16]",
+        "[Accept-Language, accept]",
+        "[{ env: KEY_B }, { env: KEY_A }]",
+        "[two, one]",
+    ));
+    assert_eq!(written.hash, reordered.hash);
+    let strip = |ir: &gatefold_compiler::ir::ValidIr| {
+        let mut v: serde_json::Value = serde_json::from_str(&ir.to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("sources");
+        v
+    };
+    assert_eq!(strip(&written), strip(&reordered));
+}
+
+/// A repeated entry in a list that is a set counts once, with a warning at
+/// the repeat that points at the first.
+#[test]
+fn repeated_set_entries_are_merged_with_a_warning() {
+    let spec = |hosts: &str, headers: &str, allow: &str| {
+        format!(
+            "gatefold: 1
+apis:
+  a:
+    hosts: {hosts}
+    policies:
+      - mock: {{}}
+      - cors: {{ origins: [\"*\"], headers: {headers} }}
+      - ip-filter: {{ allow: {allow} }}
+    routes:
+      r: {{ path: /r }}
+"
+        )
+    };
+    let once = compiles(&spec("[a.example.com]", "[x-id]", "[10.0.0.0/8]"));
+    let text = spec(
+        "[a.example.com, a.example.com]",
+        "[x-id, X-Id]",
+        "[10.0.0.0/8, 10.0.0.0/8]",
+    );
+    let c = compile_str("review.yaml", &text);
+    let ir = c.ir.as_ref().expect("a repeat is not an error");
+    assert_eq!(ir.hash, once.hash);
+    let warned: Vec<(u32, u32, &str)> = c
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let at = d.span.expect("placed").start;
+            (at.line, at.col, d.code)
+        })
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            (4, 28, "duplicate-entry"),
+            (7, 49, "duplicate-entry"),
+            (8, 42, "duplicate-entry")
+        ]
+    );
+    let rendered = c.render();
+    assert!(
+        rendered.contains("`X-Id` repeats `x-id` in `headers`"),
+        "{rendered}"
+    );
+}

@@ -88,7 +88,7 @@ pub struct ConsumerAst {
     pub groups: BTreeSet<Name>,
     /// Each `groups` entry as written, for diagnostics.
     pub group_refs: Vec<NameRef>,
-    pub keys: Vec<Secret>,
+    pub keys: BTreeSet<Secret>,
     pub basic: Option<BasicCredential>,
     /// Where `basic.user` is written.
     pub basic_user_span: Option<Span>,
@@ -97,7 +97,7 @@ pub struct ConsumerAst {
 /// `apis.NAME`.
 #[derive(Clone, Debug)]
 pub struct ApiAst {
-    pub hosts: Vec<HostPattern>,
+    pub hosts: BTreeSet<HostPattern>,
     pub base_path: PathPattern,
     pub strip_base_path: bool,
     /// Where `strip-base-path: true` is written.

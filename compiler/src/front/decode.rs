@@ -6,6 +6,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::values::{ByteSize, Duration};
 use crate::ir::PathPattern;
 use crate::source::{Pos, Span};
+use std::collections::{btree_map, BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::str::FromStr;
 
@@ -229,21 +230,60 @@ impl Cx<'_> {
         }
     }
 
-    /// A list of strings each parsed by `T::from_str`.
-    pub fn parse_list<T: FromStr<Err = String>>(
+    /// A list that is a set of strings each parsed by `T::from_str`; see
+    /// [`Cx::set`].
+    pub fn parse_set<T: FromStr<Err = String> + Ord>(
         &mut self,
         node: &Node,
         what: &str,
         code: &'static str,
         example: &str,
-    ) -> Vec<T> {
+    ) -> BTreeSet<T> {
         let Some(items) = self.list(node, what, &format!("[{example}]")) else {
-            return Vec::new();
+            return BTreeSet::new();
         };
-        items
+        let parsed: Vec<(T, &Node)> = items
             .iter()
-            .filter_map(|item| self.parse(item, what, code, example))
-            .collect()
+            .filter_map(|item| Some((self.parse(item, what, code, example)?, item)))
+            .collect();
+        self.set(what, parsed)
+    }
+
+    /// The entries of a list that is a set, each decoded with the node it
+    /// came from. Order means nothing, and an entry equal to an earlier one
+    /// (as decoded, so `X-Id` repeats `x-id`) counts once: it changes no
+    /// meaning (nor the hash), but is likely a slip, so a warning names both
+    /// places.
+    pub fn set<'n, T: Ord>(
+        &mut self,
+        what: &str,
+        items: impl IntoIterator<Item = (T, &'n Node)>,
+    ) -> BTreeSet<T> {
+        let mut seen: BTreeMap<T, &Node> = BTreeMap::new();
+        for (value, node) in items {
+            match seen.entry(value) {
+                btree_map::Entry::Vacant(v) => {
+                    v.insert(node);
+                }
+                btree_map::Entry::Occupied(first) => {
+                    let (text, first) = (short_text(node), *first.get());
+                    let first_text = short_text(first);
+                    let message = if text == first_text {
+                        format!("{text} is listed twice in {what}")
+                    } else {
+                        format!("{text} repeats {first_text} in {what}")
+                    };
+                    self.diags.push(
+                        Diagnostic::warning("duplicate-entry", node.span, message)
+                            .with_related(first.span, "first listed here")
+                            .with_help(format!(
+                                "remove one of them: {what} is a set, so the repeat changes nothing"
+                            )),
+                    );
+                }
+            }
+        }
+        seen.into_keys().collect()
     }
 
     /// A path as routes, base paths and rewrites write it: the grammar of
@@ -381,6 +421,32 @@ impl Cx<'_> {
             self.missing(fields, key, what, example);
         }
         node
+    }
+}
+
+/// A scalar (or a one-line mapping of scalars, like a secret) as written,
+/// in backticks, for messages.
+fn short_text(node: &Node) -> String {
+    fn scalar(v: &Value) -> Option<String> {
+        Some(match v {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Float(f) => f.to_string(),
+            _ => return None,
+        })
+    }
+    let text = match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .map(|e| Some(format!("{}: {}", e.key, scalar(&e.value.value)?)))
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| format!("{{ {} }}", parts.join(", "))),
+        v => scalar(v),
+    };
+    match text {
+        Some(t) => format!("`{t}`"),
+        None => "this entry".to_string(),
     }
 }
 

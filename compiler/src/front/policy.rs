@@ -172,9 +172,10 @@ fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, 
     out
 }
 
-fn header_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> Vec<HeaderName> {
+/// A list of header names: a set, so order and repeats do not matter.
+fn header_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> BTreeSet<HeaderName> {
     let Some(n) = f.get(key) else {
-        return Vec::new();
+        return BTreeSet::new();
     };
     let items = cx
         .list(n, &format!("`{key}`"), "[x-request-id]")
@@ -185,11 +186,11 @@ fn header_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> Vec<HeaderName> {
             continue;
         };
         match text.parse::<HeaderName>() {
-            Ok(h) => out.push(h),
+            Ok(h) => out.push((h, item)),
             Err(msg) => cx.error("invalid-header", item.span, msg, header_name_help(text)),
         }
     }
-    out
+    cx.set(&format!("`{key}`"), out)
 }
 
 /// What to write instead of an invalid header name.
@@ -212,20 +213,25 @@ fn opt_string(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str, example: &str) -> Opti
         .map(str::to_string)
 }
 
-/// An `ip-filter` list: addresses and blocks, none with host bits set.
-fn cidrs(cx: &mut Cx<'_>, node: &Node, key: &str) -> Vec<ipnet::IpNet> {
+/// An `ip-filter` list: addresses and blocks, none with host bits set; a
+/// set, so order and repeats do not matter.
+fn cidrs(cx: &mut Cx<'_>, node: &Node, key: &str) -> BTreeSet<ipnet::IpNet> {
     let why = if key == "allow" {
         "leave `allow` out to let every address through, or list the addresses that may pass"
     } else {
         "leave `deny` out, or list the addresses to refuse"
     };
     if !cx.non_empty(node, &format!("`{key}`"), "it would match no address", why) {
-        return Vec::new();
+        return BTreeSet::new();
     }
     let items = cx
         .list(node, &format!("`{key}`"), "[10.0.0.0/8]")
         .unwrap_or(&[]);
-    items.iter().filter_map(|item| cidr(cx, item)).collect()
+    let nets: Vec<_> = items
+        .iter()
+        .filter_map(|item| Some((cidr(cx, item)?, item)))
+        .collect();
+    cx.set(&format!("`{key}`"), nets)
 }
 
 fn cidr(cx: &mut Cx<'_>, item: &Node) -> Option<ipnet::IpNet> {
@@ -265,7 +271,7 @@ fn cidr(cx: &mut Cx<'_>, item: &Node) -> Option<ipnet::IpNet> {
 }
 
 fn group_refs(cx: &mut Cx<'_>, node: &Node, refs: &mut Vec<(RefKind, NameRef)>) -> BTreeSet<Name> {
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     cx.non_empty(
         node,
         "the `acl` group list",
@@ -284,10 +290,10 @@ fn group_refs(cx: &mut Cx<'_>, node: &Node, refs: &mut Vec<(RefKind, NameRef)>) 
                     span: item.span,
                 },
             ));
-            out.insert(name);
+            out.push((name, item));
         }
     }
-    out
+    cx.set("the `acl` group list", out)
 }
 
 fn decode_options(
@@ -335,7 +341,8 @@ fn decode_options(
                 ],
                 "cors: { origins: [\"https://app.example.com\"] }",
             )?;
-            let mut origins = Vec::new();
+            let mut origins = BTreeSet::new();
+            let mut listed = Vec::new();
             if let Some(n) = cx.required(
                 &f,
                 "origins",
@@ -356,12 +363,14 @@ fn decode_options(
                         continue;
                     };
                     match origin_problem(o).filter(|_| o != "*") {
-                        None => origins.push(o.to_string()),
+                        None => listed.push((o.to_string(), item)),
                         Some((msg, help)) => cx.error("invalid-origin", item.span, msg, help),
                     }
                 }
-                if let Some(star) = items.iter().find(|i| i.value == Value::Str("*".into())) {
-                    if items.len() > 1 {
+                origins = cx.set("`origins`", listed);
+                let is_star = |i: &Node| i.value == Value::Str("*".into());
+                if let Some(star) = items.iter().find(|i| is_star(i)) {
+                    if !items.iter().all(is_star) {
                         cx.error(
                             "cors-wildcard-with-origins",
                             star.span,
@@ -393,8 +402,8 @@ fn decode_options(
                 );
             }
             let methods = match f.get("methods") {
-                Some(n) => cx.parse_list::<Method>(n, "`methods`", "invalid-method", "GET"),
-                None => CORS_DEFAULT_METHODS.to_vec(),
+                Some(n) => cx.parse_set::<Method>(n, "`methods`", "invalid-method", "GET"),
+                None => CORS_DEFAULT_METHODS.into_iter().collect(),
             };
             Policy::Cors(Cors {
                 origins,
@@ -877,7 +886,8 @@ fn decode_options(
             let methods: BTreeSet<Method> = match f.get("methods") {
                 None => [Method::Get, Method::Head].into_iter().collect(),
                 Some(n) => {
-                    let ms: Vec<Method> = cx.parse_list(n, "`methods`", "invalid-method", "GET");
+                    let ms: BTreeSet<Method> =
+                        cx.parse_set(n, "`methods`", "invalid-method", "GET");
                     if let Some(m) = ms.iter().find(|m| !matches!(m, Method::Get | Method::Head)) {
                         cx.error(
                             "invalid-option",
@@ -887,7 +897,7 @@ fn decode_options(
                         );
                         return None;
                     }
-                    ms.into_iter().collect()
+                    ms
                 }
             };
             Policy::Cache(Cache {
@@ -1057,12 +1067,12 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
         "jwt: { algorithms: [HS256], secret: { env: JWT_SECRET } }",
     )?;
     let alg_node = cx.required(&f, "algorithms", "`jwt`", "algorithms: [RS256]")?;
-    let mut algorithms = BTreeSet::new();
+    let mut listed = Vec::new();
     for item in cx.list(alg_node, "`algorithms`", "[RS256]").unwrap_or(&[]) {
         match cx.str(item, "an algorithm", "RS256")? {
-            "HS256" => algorithms.insert(JwtAlgorithm::HS256),
-            "RS256" => algorithms.insert(JwtAlgorithm::RS256),
-            "ES256" => algorithms.insert(JwtAlgorithm::ES256),
+            "HS256" => listed.push((JwtAlgorithm::HS256, item)),
+            "RS256" => listed.push((JwtAlgorithm::RS256, item)),
+            "ES256" => listed.push((JwtAlgorithm::ES256, item)),
             other => {
                 cx.error(
                     "invalid-option",
@@ -1074,6 +1084,7 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             }
         };
     }
+    let algorithms = cx.set("`algorithms`", listed);
     if algorithms.is_empty() {
         cx.error(
             "empty-list",
@@ -1186,10 +1197,11 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             .get("audiences")
             .map(|n| {
                 let items = cx.list(n, "`audiences`", "[pets-api]").unwrap_or(&[]);
-                items
+                let listed: Vec<_> = items
                     .iter()
-                    .filter_map(|i| cx.str(i, "an audience", "pets-api").map(str::to_string))
-                    .collect()
+                    .filter_map(|i| Some((cx.str(i, "an audience", "pets-api")?.to_string(), i)))
+                    .collect();
+                cx.set("`audiences`", listed)
             })
             .unwrap_or_default(),
         algorithms,
@@ -1416,6 +1428,9 @@ fn check_header_targets(cx: &mut Cx<'_>, kind: PolicyKind, f: &Fields<'_>) {
                 continue;
             };
             if let Some((_, first, first_span)) = seen.iter().find(|(n, ..)| *n == name) {
+                if *first == section && section == "remove" {
+                    continue; // a repeat in a list: reported as a duplicate entry
+                }
                 let msg = if *first == section {
                     format!(
                         "header `{name}` is given twice in `{section}` (header names ignore case)"

@@ -270,7 +270,7 @@ pub fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn> {
         "nothing would ever be retried",
         "list what triggers a retry, like `on: [connect-failure]`, or set `attempts: 0`",
     );
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for item in items {
         let text = match &item.value {
             Value::Str(s) => s.clone(),
@@ -278,9 +278,7 @@ pub fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn> {
             _ => String::new(),
         };
         match RetryOn::ALL.iter().find(|(n, _)| *n == text) {
-            Some((_, on)) => {
-                out.insert(*on);
-            }
+            Some((_, on)) => out.push((*on, item)),
             None => cx.error(
                 "invalid-retry-condition",
                 item.span,
@@ -289,7 +287,7 @@ pub fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn> {
             ),
         }
     }
-    out
+    cx.set("retry `on`", out)
 }
 
 /// `{attempts, on}` of an upstream's `retries` or a `retry` policy.
@@ -508,17 +506,21 @@ fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Consumer
         &["groups", "credentials"],
         "{ groups: [gold], credentials: { key: { env: ACME_KEY } } }",
     )?;
-    let group_refs: Vec<NameRef> = f
+    let listed: Vec<(NameRef, &Node)> = f
         .get("groups")
         .and_then(|n| cx.list(n, "consumer `groups`", "groups: [gold]"))
         .unwrap_or(&[])
         .iter()
-        .filter_map(|n| name_ref(cx, n, "group"))
+        .filter_map(|n| Some((name_ref(cx, n, "group")?, n)))
         .collect();
+    let groups = cx.set(
+        "consumer `groups`",
+        listed.iter().map(|(r, n)| (r.name.clone(), *n)),
+    );
     let mut consumer = ConsumerAst {
-        groups: group_refs.iter().map(|r| r.name.clone()).collect(),
-        group_refs,
-        keys: Vec::new(),
+        groups,
+        group_refs: listed.into_iter().map(|(r, _)| r).collect(),
+        keys: BTreeSet::new(),
         basic: None,
         basic_user_span: None,
     };
@@ -547,12 +549,13 @@ fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Consumer
                 "this consumer would have no key",
                 "list at least one key: `keys: [{ env: ACME_API_KEY }]`",
             );
-            for k in cx
+            let listed: Vec<_> = cx
                 .list(ks, "`keys`", "keys: [{ env: KEY_OLD }, { env: KEY_NEW }]")
                 .unwrap_or(&[])
-            {
-                consumer.keys.extend(decode_secret(cx, k, "a key"));
-            }
+                .iter()
+                .filter_map(|k| Some((decode_secret(cx, k, "a key")?, k)))
+                .collect();
+            consumer.keys.extend(cx.set("`keys`", listed));
         }
         if let Some(b) = cf.get("basic") {
             let bf = cx.fields(
@@ -637,19 +640,27 @@ fn decode_disable(cx: &mut Cx<'_>, node: &Node) -> Disable {
     let Some(items) = cx.list(node, "`disable`", "disable: [rate-limit]") else {
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut listed = Vec::new();
     for item in items {
         let Some(text) = cx.str(item, "a `disable` entry", "rate-limit") else {
             continue;
         };
         match PolicyKind::parse(text) {
-            Some(k) => out.push((k, item.span)),
+            Some(k) => listed.push((k, item)),
             None => cx.error(
                 "unknown-policy-kind",
                 item.span,
                 format!("`{text}` is not a policy kind"),
                 super::decode::did_you_mean(text, &kinds),
             ),
+        }
+    }
+    // A set, but each entry keeps its place for later diagnostics.
+    let kinds = cx.set("`disable`", listed.iter().map(|(k, n)| (*k, *n)));
+    let mut out: Disable = Vec::with_capacity(kinds.len());
+    for (k, n) in listed {
+        if !out.iter().any(|(seen, _)| *seen == k) {
+            out.push((k, n.span));
         }
     }
     out
@@ -746,14 +757,15 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
 }
 
 /// An api's `hosts`: at least one, each a lowercase host name.
-fn hosts(cx: &mut Cx<'_>, node: &Node) -> Vec<crate::ir::HostPattern> {
+/// A set: order and repeats do not matter.
+fn hosts(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<crate::ir::HostPattern> {
     if !cx.non_empty(
         node,
         "`hosts`",
         "an api answers the hosts listed, or any host when `hosts` is left out",
         "list hosts, like `hosts: [api.example.com]`, or remove `hosts` to answer any host",
     ) {
-        return Vec::new();
+        return BTreeSet::new();
     }
     let items = cx.list(node, "`hosts`", "[api.example.com]").unwrap_or(&[]);
     let mut out = Vec::new();
@@ -771,9 +783,11 @@ fn hosts(cx: &mut Cx<'_>, node: &Node) -> Vec<crate::ir::HostPattern> {
             );
             continue;
         }
-        out.extend(cx.parse(item, "a host", "invalid-host", "api.example.com"));
+        if let Some(host) = cx.parse(item, "a host", "invalid-host", "api.example.com") {
+            out.push((host, item));
+        }
     }
-    out
+    cx.set("`hosts`", out)
 }
 
 fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
@@ -789,7 +803,7 @@ fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
     let methods = match f.get("methods") {
         None => None,
         Some(n) => {
-            let list: Vec<Method> = cx.parse_list(n, "`methods`", "invalid-method", "GET");
+            let set: BTreeSet<Method> = cx.parse_set(n, "`methods`", "invalid-method", "GET");
             if matches!(&n.value, Value::Seq(items) if items.is_empty()) {
                 cx.error(
                     "empty-list",
@@ -799,7 +813,7 @@ fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
                 );
                 return None;
             }
-            Some(list.into_iter().collect())
+            Some(set)
         }
     };
     Some(RouteAst {

@@ -332,7 +332,7 @@ impl<'de> Deserialize<'de> for HostPattern {
 #[serde(rename_all = "kebab-case")]
 pub struct Matcher {
     /// Empty: any host.
-    pub hosts: Vec<HostPattern>,
+    pub hosts: BTreeSet<HostPattern>,
     pub path: PathPattern,
     /// `None`: every method.
     pub methods: Option<BTreeSet<Method>>,

@@ -236,7 +236,7 @@ pub struct HealthCheck {
 pub struct Consumer {
     pub groups: BTreeSet<Name>,
     /// For `key-auth`; several while rotating.
-    pub keys: Vec<Secret>,
+    pub keys: BTreeSet<Secret>,
     /// For `basic-auth`.
     pub basic: Option<BasicCredential>,
 }

@@ -224,8 +224,8 @@ impl Policy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct IpFilter {
-    pub allow: Vec<IpNet>,
-    pub deny: Vec<IpNet>,
+    pub allow: BTreeSet<IpNet>,
+    pub deny: BTreeSet<IpNet>,
 }
 
 /// `cors`: preflights are answered 204 by the gateway; actual requests get the allow headers.
@@ -233,13 +233,13 @@ pub struct IpFilter {
 #[serde(rename_all = "kebab-case")]
 pub struct Cors {
     /// `*` or `scheme://host[:port]`.
-    pub origins: Vec<String>,
+    pub origins: BTreeSet<String>,
     /// Methods a preflight may ask for; the front end fills in the default
     /// (every method but TRACE) when the spec gives none.
-    pub methods: Vec<Method>,
+    pub methods: BTreeSet<Method>,
     /// Request headers a preflight may ask for; empty: echo what it asks.
-    pub headers: Vec<HeaderName>,
-    pub expose: Vec<HeaderName>,
+    pub headers: BTreeSet<HeaderName>,
+    pub expose: BTreeSet<HeaderName>,
     pub credentials: bool,
     pub max_age: Option<Duration>,
 }
@@ -301,7 +301,8 @@ pub enum JwtKey {
 #[serde(rename_all = "kebab-case")]
 pub struct Jwt {
     pub issuer: Option<String>,
-    pub audiences: Vec<String>,
+    /// A token must name one of these in `aud` (when any are given).
+    pub audiences: BTreeSet<String>,
     pub algorithms: BTreeSet<JwtAlgorithm>,
     pub key: JwtKey,
     pub consumer_claim: String,
@@ -427,7 +428,7 @@ pub enum Rewrite {
 pub struct Cache {
     pub ttl: Duration,
     pub methods: BTreeSet<Method>,
-    pub vary: Vec<HeaderName>,
+    pub vary: BTreeSet<HeaderName>,
 }
 
 /// `timeout`: overrides the upstream's timeouts; 504 when exceeded.

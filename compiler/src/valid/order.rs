@@ -9,7 +9,7 @@
 use crate::ir::{HostPattern, Matcher, PathKind, Route, Segment};
 use crate::resolve::ResolvedRoute;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// Routes that might overlap share a group; routes in different groups never
 /// take the same request (or precedence already orders them).
@@ -54,7 +54,7 @@ fn paths_overlap(a: &Matcher, b: &Matcher) -> bool {
         })
 }
 
-fn hosts_overlap(a: &[HostPattern], b: &[HostPattern]) -> bool {
+fn hosts_overlap(a: &BTreeSet<HostPattern>, b: &BTreeSet<HostPattern>) -> bool {
     let pair = |x: &HostPattern, y: &HostPattern| match (x, y) {
         (HostPattern::Exact(h), other) | (other, HostPattern::Exact(h)) => other.matches(h),
         (HostPattern::Wildcard(s), HostPattern::Wildcard(t)) => {
