@@ -418,12 +418,3 @@ apis:
         url = upstream.url()
     )
 }
-
-/// Replaces text inside a compiled IR and re-seals its hash: for IR values
-/// the front end does not produce today.
-pub fn patch_ir(ir: &ValidIr, from: &str, to: &str) -> ValidIr {
-    let text = ir.to_json().replace(from, to);
-    let mut raw: gatefold_compiler::ir::Ir = serde_json::from_str(&text).unwrap();
-    raw.hash = gatefold_compiler::ir::ContentHash::of(&raw);
-    ValidIr::from_json(&serde_json::to_string(&raw).unwrap()).unwrap()
-}
