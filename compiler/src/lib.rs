@@ -111,8 +111,8 @@ pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> Pa
     }
     let (gateway, mut routes, resolve_diags) = resolve::resolve(&spec);
     diagnostics.extend(resolve_diags);
-    valid::order_and_check_routes(&mut routes, &mut diagnostics);
     valid::canonical_order(&mut routes);
+    valid::check_routes(&routes, &mut diagnostics);
     valid::check_graph(&spec, &routes, &mut diagnostics);
     diagnostics.sort();
     if diagnostics.has_errors() {

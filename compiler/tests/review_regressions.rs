@@ -257,3 +257,44 @@ apis:
         "{rendered}"
     );
 }
+
+/// A route without `methods` takes every method, also ones outside the
+/// eight v1 names, so routes listing all eight do not shadow it.
+#[test]
+fn a_route_for_any_method_is_not_shadowed_by_the_eight_methods() {
+    let ir = compiles(
+        "gatefold: 1
+apis:
+  a:
+    policies: [{ mock: {} }]
+    routes:
+      listed: { path: /x, methods: [GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE] }
+      rest:   { path: /x }
+",
+    );
+    assert_eq!(ir.routes.len(), 2);
+    // Shadowing is judged per host: one api per host covers neither alone.
+    let c = compile_str(
+        "review.yaml",
+        "gatefold: 1
+apis:
+  one:
+    hosts: [a.example.com]
+    policies: [{ mock: {} }]
+    routes:
+      x: { path: /x, methods: [GET] }
+  two:
+    hosts: [b.example.com]
+    policies: [{ mock: {} }]
+    routes:
+      x: { path: /x }
+  three:
+    hosts: [a.example.com, b.example.com]
+    policies: [{ mock: {} }]
+    routes:
+      x: { path: /x, methods: [GET, POST] }
+",
+    );
+    // `POST` on a.example.com still reaches `three.x`.
+    assert!(c.ir.is_some(), "{}", c.render());
+}

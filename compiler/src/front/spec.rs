@@ -804,7 +804,10 @@ fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
         None => None,
         Some(n) => {
             let set: BTreeSet<Method> = cx.parse_set(n, "`methods`", "invalid-method", "GET");
-            if matches!(&n.value, Value::Seq(items) if items.is_empty()) {
+            if set.is_empty() && !matches!(&n.value, Value::Seq(items) if items.is_empty()) {
+                return None; // not a list, or no method in it could be read: reported
+            }
+            if set.is_empty() {
                 cx.error(
                     "empty-list",
                     n.span,

@@ -266,6 +266,17 @@ impl HostPattern {
             (HostPattern::Wildcard(_), HostPattern::Exact(_)) => false,
         }
     }
+
+    /// Whether some host matches both patterns.
+    pub fn overlaps(&self, other: &HostPattern) -> bool {
+        match (self, other) {
+            (HostPattern::Exact(h), p) | (p, HostPattern::Exact(h)) => p.matches(h),
+            // Suffixes keep their leading dot, so this is at a label boundary.
+            (HostPattern::Wildcard(a), HostPattern::Wildcard(b)) => {
+                a.ends_with(b.as_str()) || b.ends_with(a.as_str())
+            }
+        }
+    }
 }
 
 /// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.
@@ -347,14 +358,20 @@ impl Matcher {
         self.methods.as_ref().is_none_or(|ms| ms.contains(&m))
     }
 
-    /// Whether every host this matcher takes, `other` takes too.
-    pub fn hosts_within(&self, other: &Matcher) -> bool {
-        other.hosts.is_empty()
-            || (!self.hosts.is_empty()
-                && self
-                    .hosts
-                    .iter()
-                    .all(|h| other.hosts.iter().any(|o| h.within(o))))
+    /// Whether this matcher takes every host `host` matches; `None` stands
+    /// for any host (a matcher without `hosts`).
+    pub fn takes_every_host_of(&self, host: Option<&HostPattern>) -> bool {
+        self.hosts.is_empty() || host.is_some_and(|h| self.hosts.iter().any(|o| h.within(o)))
+    }
+
+    /// Whether some host is taken by both matchers.
+    pub fn hosts_overlap(&self, other: &Matcher) -> bool {
+        self.hosts.is_empty()
+            || other.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|a| other.hosts.iter().any(|b| a.overlaps(b)))
     }
 }
 
@@ -396,6 +413,18 @@ mod tests {
         for s in ["/", "/*", "/a/{b}/c", "/a/b/*"] {
             assert_eq!(p(s).to_string(), s);
         }
+    }
+
+    #[test]
+    fn host_relations() {
+        let h = |s: &str| s.parse::<HostPattern>().unwrap();
+        assert!(h("a.example.com").within(&h("*.example.com")));
+        assert!(h("*.a.example.com").within(&h("*.example.com")));
+        assert!(!h("*.example.com").within(&h("a.example.com")));
+        assert!(h("*.example.com").overlaps(&h("a.example.com")));
+        assert!(h("*.example.com").overlaps(&h("*.a.example.com")));
+        assert!(!h("*.example.com").overlaps(&h("*.xample.com")));
+        assert!(!h("a.example.com").overlaps(&h("b.example.com")));
     }
 
     #[test]

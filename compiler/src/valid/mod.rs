@@ -1,5 +1,6 @@
 //! Validation over the whole spec: the reference graph (dangling, unused,
-//! cycles) and the route table (precedence order, duplicate and shadowed routes).
+//! cycles) and the route table (canonical match order, then duplicate and
+//! shadowed routes checked in that order).
 
 mod graph;
 mod order;
@@ -7,4 +8,4 @@ mod routes;
 
 pub use graph::check_graph;
 pub use order::canonical_order;
-pub use routes::order_and_check_routes;
+pub use routes::check_routes;

@@ -6,10 +6,10 @@
 //! by listing, so moving an api to another file or reordering routes that do
 //! not overlap changes neither the IR nor its hash.
 
-use crate::ir::{HostPattern, Matcher, PathKind, Route, Segment};
+use crate::ir::{Matcher, PathKind, Route, Segment};
 use crate::resolve::ResolvedRoute;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// Routes that might overlap share a group; routes in different groups never
 /// take the same request (or precedence already orders them).
@@ -54,26 +54,19 @@ fn paths_overlap(a: &Matcher, b: &Matcher) -> bool {
         })
 }
 
-fn hosts_overlap(a: &BTreeSet<HostPattern>, b: &BTreeSet<HostPattern>) -> bool {
-    let pair = |x: &HostPattern, y: &HostPattern| match (x, y) {
-        (HostPattern::Exact(h), other) | (other, HostPattern::Exact(h)) => other.matches(h),
-        (HostPattern::Wildcard(s), HostPattern::Wildcard(t)) => {
-            s.ends_with(t.as_str()) || t.ends_with(s.as_str())
-        }
-    };
-    a.is_empty() || b.is_empty() || a.iter().any(|x| b.iter().any(|y| pair(x, y)))
-}
-
 /// Whether some request could match both.
 pub fn overlap(a: &Matcher, b: &Matcher) -> bool {
     let methods = match (&a.methods, &b.methods) {
         (Some(x), Some(y)) => !x.is_disjoint(y),
         _ => true,
     };
-    methods && hosts_overlap(&a.hosts, &b.hosts) && paths_overlap(a, b)
+    methods && a.hosts_overlap(b) && paths_overlap(a, b)
 }
 
-/// Reorders routes (given in listing order within each group) canonically.
+/// Reorders routes, given in listing order, into the canonical match order:
+/// the only ordering of routes there is. Routes that overlap keep their
+/// listing order, so in the result an earlier route wins over a later one
+/// wherever both could take a request.
 pub fn canonical_order(routes: &mut Vec<ResolvedRoute<'_>>) {
     let mut wildcard_lengths: Vec<(usize, usize)> = routes
         .iter()
@@ -86,7 +79,7 @@ pub fn canonical_order(routes: &mut Vec<ResolvedRoute<'_>>) {
     wildcard_lengths.sort_unstable();
     wildcard_lengths.dedup();
 
-    // Listing order is kept within a group: the caller sorted stably.
+    // Listing order is kept within a group: a stable sort on precedence.
     let mut decl: Vec<(usize, ResolvedRoute<'_>)> = routes.drain(..).enumerate().collect();
     decl.sort_by_key(|(i, r)| (Reverse(r.route.matcher.path.precedence()), *i));
     let mut groups: BTreeMap<GroupKey, Vec<ResolvedRoute<'_>>> = BTreeMap::new();

@@ -1,40 +1,14 @@
-//! Orders routes by match precedence and finds routes that can never match.
+//! Finds routes that can never match: duplicates and shadowed routes.
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::{Method, PathKind};
+use crate::ir::{HostPattern, Matcher, Method};
 use crate::resolve::ResolvedRoute;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-/// Sorts `routes` into match order (see the IR docs) and reports duplicate
-/// and shadowed routes, naming the route that takes their requests.
-///
-/// Ties in precedence keep spec order, since the first listed wins. Exact
-/// and prefix routes of equal precedence but different paths never take the
-/// same request, so they are ordered by path instead: reordering such routes
-/// in the spec leaves the IR, and its hash, unchanged.
-pub fn order_and_check_routes(routes: &mut Vec<ResolvedRoute<'_>>, diags: &mut Diagnostics) {
-    let keys: Vec<_> = routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let p = &r.route.matcher.path;
-            let shape = if p.kind() == PathKind::Template {
-                String::new()
-            } else {
-                p.shape()
-            };
-            (std::cmp::Reverse(p.precedence()), shape, i)
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..routes.len()).collect();
-    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-    let mut slots: Vec<Option<ResolvedRoute<'_>>> = routes.drain(..).map(Some).collect();
-    routes.extend(
-        order
-            .into_iter()
-            .map(|i| slots[i].take().expect("each index once")),
-    );
-
+/// Reports duplicate and shadowed routes, naming the routes that take their
+/// requests. `routes` must be in canonical order ([`super::canonical_order`]):
+/// there, of two routes that could take the same request, the earlier wins.
+pub fn check_routes(routes: &[ResolvedRoute<'_>], diags: &mut Diagnostics) {
     // Only routes with the same path shape can cover one another entirely:
     // any other pair differs in a literal segment or a precedence that wins.
     let mut by_shape: HashMap<String, Vec<usize>> = HashMap::new();
@@ -45,23 +19,45 @@ pub fn order_and_check_routes(routes: &mut Vec<ResolvedRoute<'_>>, diags: &mut D
     }
 }
 
+/// A method a request may use, as far as route matching can tell them apart.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum MethodSlot {
+    Listed(Method),
+    /// Any method outside [`Method::ALL`] (`PROPFIND`, ...): only a route
+    /// without `methods` takes those.
+    Other,
+}
+
+fn method_slots(m: &Matcher) -> Vec<MethodSlot> {
+    match &m.methods {
+        Some(ms) => ms.iter().copied().map(MethodSlot::Listed).collect(),
+        None => Method::ALL
+            .into_iter()
+            .map(MethodSlot::Listed)
+            .chain([MethodSlot::Other])
+            .collect(),
+    }
+}
+
+fn takes_method(m: &Matcher, slot: MethodSlot) -> bool {
+    match (slot, &m.methods) {
+        (_, None) => true,
+        (MethodSlot::Listed(x), Some(ms)) => ms.contains(&x),
+        (MethodSlot::Other, Some(_)) => false,
+    }
+}
+
+/// Checks route `i` against the earlier routes of the same shape. It can
+/// never match when, for each of its hosts (or "any host") and each of its
+/// methods (or "any method", including unlisted ones), some earlier route
+/// takes that host and method.
 fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &mut Diagnostics) {
     let b = &routes[i];
     let bm = &b.route.matcher;
-    // Methods of earlier routes that take every host this one takes.
-    let mut covered: BTreeSet<Method> = BTreeSet::new();
-    let mut covering = Vec::new();
     for &j in earlier {
         let a = &routes[j];
         let am = &a.route.matcher;
-        let hosts_covered = bm.hosts_within(am);
-        if !hosts_covered {
-            continue;
-        }
-        // Host lists are sets: their order means nothing.
-        let same_hosts =
-            am.hosts.iter().collect::<BTreeSet<_>>() == bm.hosts.iter().collect::<BTreeSet<_>>();
-        if same_hosts && am.methods == bm.methods {
+        if am.hosts == bm.hosts && am.methods == bm.methods {
             diags.push(
                 Diagnostic::error(
                     "duplicate-route",
@@ -76,38 +72,50 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
             );
             return;
         }
-        match &am.methods {
-            None => covered.extend(Method::ALL),
-            Some(ms) => covered.extend(ms.iter().copied()),
-        }
-        covering.push(j);
-        let b_methods: BTreeSet<Method> = match &bm.methods {
-            None => Method::ALL.into_iter().collect(),
-            Some(ms) => ms.clone(),
-        };
-        if b_methods.is_subset(&covered) {
-            let names: Vec<String> = covering
-                .iter()
-                .map(|k| format!("`{}`", routes[*k].route.id))
-                .collect();
-            let mut d = Diagnostic::error(
-                "shadowed-route",
-                b.path_span,
-                format!(
-                    "route `{}` can never match: every request it takes goes to {} first",
-                    b.route.id,
-                    names.join(" and ")
-                ),
-            )
-            .with_help("narrow the earlier route (methods, hosts), or remove this one");
-            for k in &covering {
-                d = d.with_related(
-                    routes[*k].path_span,
-                    format!("`{}` wins here", routes[*k].route.id),
-                );
+    }
+    let hosts: Vec<Option<&HostPattern>> = if bm.hosts.is_empty() {
+        vec![None]
+    } else {
+        bm.hosts.iter().map(Some).collect()
+    };
+    let methods = method_slots(bm);
+    if methods.is_empty() {
+        return; // a route that takes no method is reported where it is decoded
+    }
+    let mut covering: Vec<usize> = Vec::new();
+    for host in &hosts {
+        for &method in &methods {
+            let winner = earlier.iter().copied().find(|&j| {
+                let am = &routes[j].route.matcher;
+                am.takes_every_host_of(*host) && takes_method(am, method)
+            });
+            match winner {
+                Some(j) if !covering.contains(&j) => covering.push(j),
+                Some(_) => {}
+                None => return, // some request reaches this route
             }
-            diags.push(d);
-            return;
         }
     }
+    covering.sort_unstable();
+    let names: Vec<String> = covering
+        .iter()
+        .map(|k| format!("`{}`", routes[*k].route.id))
+        .collect();
+    let mut d = Diagnostic::error(
+        "shadowed-route",
+        b.path_span,
+        format!(
+            "route `{}` can never match: every request it takes goes to {} first",
+            b.route.id,
+            names.join(" and ")
+        ),
+    )
+    .with_help("narrow the earlier route (methods, hosts), or remove this one");
+    for k in &covering {
+        d = d.with_related(
+            routes[*k].path_span,
+            format!("`{}` wins here", routes[*k].route.id),
+        );
+    }
+    diags.push(d);
 }
