@@ -9,7 +9,7 @@
 use crate::ir::{Matcher, PathKind, Route, Segment};
 use crate::resolve::ResolvedRoute;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 /// Routes that might overlap share a group; routes in different groups never
 /// take the same request (or precedence already orders them).
@@ -19,24 +19,39 @@ struct GroupKey {
     bucket: String,
 }
 
-fn group_key(route: &Route, wildcard_lengths: &[(usize, usize)]) -> GroupKey {
+/// For templates: per (literal count, length), how many leading segments are
+/// literal in every such route. Two routes of one class that differ there
+/// can never take the same request, so they need not be compared.
+type LiteralDepth = HashMap<(usize, usize), usize>;
+
+fn template_class(p: &crate::ir::PathPattern) -> (usize, usize) {
+    (p.literal_count(), p.segments.len())
+}
+
+fn leading_literals(p: &crate::ir::PathPattern) -> usize {
+    p.segments
+        .iter()
+        .take_while(|s| matches!(s, Segment::Literal(_)))
+        .count()
+}
+
+fn group_key(route: &Route, depth: &LiteralDepth) -> GroupKey {
     let p = &route.matcher.path;
     let precedence = Reverse(p.precedence());
     let bucket = match p.kind() {
         // Equal precedence and different shapes never overlap for these.
         PathKind::Exact | PathKind::Prefix => p.shape(),
         PathKind::Template => {
-            let len = p.segments.len();
-            let first = match p.segments.first() {
-                Some(Segment::Literal(l))
-                    if !wildcard_lengths.contains(&(p.literal_count(), len)) =>
-                {
-                    l.as_str()
+            let class = template_class(p);
+            let m = depth.get(&class).copied().unwrap_or(0);
+            let mut key = format!("{}/{}", class.0, class.1);
+            for seg in &p.segments[..m] {
+                if let Segment::Literal(l) = seg {
+                    key.push('/');
+                    key.push_str(l);
                 }
-                // A template starting with a param may meet any other of its length.
-                _ => "{}",
-            };
-            format!("{len}/{first}")
+            }
+            key
         }
     };
     GroupKey { precedence, bucket }
@@ -68,16 +83,13 @@ pub fn overlap(a: &Matcher, b: &Matcher) -> bool {
 /// listing order, so in the result an earlier route wins over a later one
 /// wherever both could take a request.
 pub fn canonical_order(routes: &mut Vec<ResolvedRoute<'_>>) {
-    let mut wildcard_lengths: Vec<(usize, usize)> = routes
-        .iter()
-        .map(|r| &r.route.matcher.path)
-        .filter(|p| {
-            p.kind() == PathKind::Template && matches!(p.segments.first(), Some(Segment::Param(_)))
-        })
-        .map(|p| (p.literal_count(), p.segments.len()))
-        .collect();
-    wildcard_lengths.sort_unstable();
-    wildcard_lengths.dedup();
+    let mut depth: LiteralDepth = HashMap::new();
+    for p in routes.iter().map(|r| &r.route.matcher.path) {
+        if p.kind() == PathKind::Template {
+            let d = depth.entry(template_class(p)).or_insert(usize::MAX);
+            *d = (*d).min(leading_literals(p));
+        }
+    }
 
     // Listing order is kept within a group: a stable sort on precedence.
     let mut decl: Vec<(usize, ResolvedRoute<'_>)> = routes.drain(..).enumerate().collect();
@@ -85,7 +97,7 @@ pub fn canonical_order(routes: &mut Vec<ResolvedRoute<'_>>) {
     let mut groups: BTreeMap<GroupKey, Vec<ResolvedRoute<'_>>> = BTreeMap::new();
     for (_, r) in decl {
         groups
-            .entry(group_key(&r.route, &wildcard_lengths))
+            .entry(group_key(&r.route, &depth))
             .or_default()
             .push(r);
     }
