@@ -298,3 +298,102 @@ apis:
     // `POST` on a.example.com still reaches `three.x`.
     assert!(c.ir.is_some(), "{}", c.render());
 }
+
+/// `ValidIr::from_json` checks what back ends rely on, not only the hash:
+/// anyone can recompute a hash after editing an IR file.
+#[test]
+fn an_ir_file_must_still_be_valid_once_resealed() {
+    use gatefold_compiler::ir::{ContentHash, Ir, ValidIr};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore");
+    let ir = gatefold_compiler::compile_path(&path).ir.expect("compiles");
+    let original: serde_json::Value = serde_json::from_str(&ir.to_json()).unwrap();
+    // Applies `edit`, reseals the hash and loads the result.
+    let load = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = original.clone();
+        edit(&mut v);
+        let mut raw: Ir = serde_json::from_value(v).expect("still an IR in shape");
+        raw.hash = ContentHash::of(&raw);
+        ValidIr::from_json(&serde_json::to_string(&raw).unwrap())
+    };
+    load(&|_| {}).expect("the untouched IR loads");
+    let refused = |what: &str, edit: &dyn Fn(&mut serde_json::Value), expected: &str| {
+        let err = load(edit).expect_err(what);
+        assert!(err.contains(expected), "{what}: {err}");
+    };
+    refused(
+        "a route twice",
+        &|v| {
+            let first = v["routes"][0].clone();
+            v["routes"].as_array_mut().unwrap().push(first);
+        },
+        "is listed twice",
+    );
+    refused(
+        "an unknown upstream",
+        &|v| {
+            let r = v["routes"].as_array_mut().unwrap().iter_mut();
+            for route in r.filter(|r| r["upstream"].is_string()) {
+                route["upstream"] = "nowhere".into();
+            }
+        },
+        "upstream `nowhere`, which is not defined",
+    );
+    refused(
+        "a chain out of order",
+        &|v| {
+            let route = v["routes"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|r| r["chain"].as_array().unwrap().len() > 1)
+                .unwrap();
+            route["chain"].as_array_mut().unwrap().reverse();
+        },
+        "not in phase order",
+    );
+    refused(
+        "a source map without a route",
+        &|v| {
+            let id = v["routes"][0]["id"].as_str().unwrap().to_string();
+            v["sources"]["routes"].as_object_mut().unwrap().remove(&id);
+        },
+        "the source map has no entry for route",
+    );
+    refused(
+        "a source map step short",
+        &|v| {
+            let id = v["routes"][0]["id"].as_str().unwrap().to_string();
+            v["sources"]["routes"][&id]["chain"]
+                .as_array_mut()
+                .unwrap()
+                .pop();
+        },
+        "chain steps, but its chain has",
+    );
+    refused(
+        "a rate limit counting for another api",
+        &|v| {
+            for route in v["routes"].as_array_mut().unwrap() {
+                for p in route["chain"].as_array_mut().unwrap() {
+                    if p["kind"] == "rate-limit" {
+                        p["scope"] = serde_json::json!({ "api": "elsewhere" });
+                    }
+                }
+            }
+        },
+        "the rate limit of route",
+    );
+    refused(
+        "an acl group no consumer is in",
+        &|v| {
+            for route in v["routes"].as_array_mut().unwrap() {
+                for p in route["chain"].as_array_mut().unwrap() {
+                    if p["kind"] == "acl" {
+                        p["allow"] = serde_json::json!(["nobody"]);
+                    }
+                }
+            }
+        },
+        "checks group `nobody`",
+    );
+}

@@ -36,6 +36,7 @@
 //! which named policy). [`Ir::hash`] covers the meaning only (not sources),
 //! so reformatting a spec leaves it unchanged.
 
+mod check;
 mod hash;
 pub mod matcher;
 pub mod policy;
@@ -321,13 +322,22 @@ impl Ir {
 pub struct ValidIr(Ir);
 
 impl ValidIr {
-    /// Only the compiler makes one (and [`ValidIr::from_json`], which checks the hash).
+    /// Only the compiler makes one (and [`ValidIr::from_json`], which checks
+    /// the hash and what back ends rely on).
     pub(crate) fn new(ir: Ir) -> ValidIr {
+        debug_assert_eq!(check::check(&ir), Ok(()));
         ValidIr(ir)
     }
 
     /// Loads a compiled `gatefold.ir.json`, refusing one whose format is
-    /// unknown or whose content no longer matches its hash (edited by hand).
+    /// unknown, whose content no longer matches its hash (edited by hand),
+    /// or that breaks what validation guarantees and back ends rely on:
+    /// unique route ids; every upstream a route or `traffic-split` names and
+    /// every group an `acl` checks defined; each chain in phase order with
+    /// no kind twice; a rate limit's scope fitting where it is attached; and
+    /// a source map that covers exactly the routes (step for step), the
+    /// upstreams and the consumers. (The hash alone can be recomputed by
+    /// anyone.)
     pub fn from_json(text: &str) -> Result<ValidIr, String> {
         let ir: Ir =
             serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))?;
@@ -344,6 +354,8 @@ impl ValidIr {
                 actual, ir.hash
             ));
         }
+        check::check(&ir)
+            .map_err(|e| format!("not a valid gatefold IR: {e}; recompile the spec"))?;
         Ok(ValidIr(ir))
     }
 
