@@ -23,6 +23,8 @@ pub struct ResolvedRoute<'a> {
     pub span: Span,
     pub path_span: Span,
     pub steps: Vec<Step<'a>>,
+    /// The policies written on the route itself (names and inline).
+    pub own_policies: &'a [PolicyRef],
 }
 
 pub(crate) fn loc(span: Span) -> Loc {
@@ -589,6 +591,7 @@ impl<'a> Resolver<'a> {
             span: route.span,
             path_span: rt.path_span,
             steps,
+            own_policies: &rt.policies,
         })
     }
 

@@ -397,3 +397,46 @@ fn an_ir_file_must_still_be_valid_once_resealed() {
         "checks group `nobody`",
     );
 }
+
+/// Unused upstreams, policies and consumers are read off the reference
+/// graph: routes use named policies and upstreams (their own or their
+/// api's, and traffic-split destinations) and identify consumers through
+/// the authentication kinds in their chains.
+#[test]
+fn unused_definitions_come_from_the_reference_graph() {
+    let c = compile_str(
+        "review.yaml",
+        r#"gatefold: 1
+upstreams:
+  main: { targets: [{ url: "http://127.0.0.1:9001" }] }
+  canary: { targets: [{ url: "http://127.0.0.1:9002" }] }
+  spare: { targets: [{ url: "http://127.0.0.1:9003" }] }
+  fallback: { targets: [{ url: "http://127.0.0.1:9004" }] }
+consumers:
+  keyed: { credentials: { key: { env: KEYED_KEY } } }
+  basic: { credentials: { basic: { user: b, password: { env: BASIC_PASSWORD } } } }
+policies:
+  split: { traffic-split: { to: [{ upstream: main, weight: 90 }, { upstream: canary, weight: 10 }] } }
+  auth: { key-auth: {} }
+  on-route: { cors: { origins: ["*"] } }
+  nobody: { cors: { origins: ["*"] } }
+apis:
+  a:
+    upstream: fallback
+    policies: [auth]
+    routes:
+      r: { path: /r, upstream: main, policies: [on-route] }
+      s: { path: /s, upstream: main, policies: [split] }
+"#,
+    );
+    assert!(c.ir.is_some(), "{}", c.render());
+    let mut unused: Vec<&str> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "unused-definition")
+        .map(|d| d.message.split('`').nth(1).unwrap())
+        .collect();
+    unused.sort_unstable();
+    // `fallback`: every route of its api names its own upstream.
+    assert_eq!(unused, ["basic", "fallback", "nobody", "spare"]);
+}

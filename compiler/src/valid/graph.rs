@@ -1,9 +1,15 @@
-//! The reference graph of a spec's named policies: the gateway, apis (with
-//! their routes) and named policies and bundles, with an edge for every
-//! reference. Finds bundle cycles (errors) and policies nothing references;
-//! with the resolved routes, upstreams no route reaches and consumers no
-//! route can identify (warnings). Dangling names are reported during
-//! resolution, where the spelling suggestions are at hand.
+//! The reference graph of a spec: the gateway, apis, routes, named policies
+//! and bundles, upstreams and consumers, with an edge for every use: the
+//! gateway holds its apis, an api its routes; the gateway, an api, a route
+//! or a bundle references named policies; a route sends requests to
+//! upstreams (its own or its api's, and `traffic-split` destinations) and
+//! identifies consumers. Identification goes through one node per
+//! authentication kind (route -> `key-auth` -> each consumer with a key), so
+//! the graph grows with routes plus consumers, not their product.
+//!
+//! Finds bundle cycles (errors) and, from incoming edges, policies, upstreams
+//! and consumers that nothing uses (warnings). Dangling names are reported
+//! during resolution, where the spelling suggestions are at hand.
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
@@ -19,7 +25,13 @@ use std::collections::{BTreeSet, HashMap};
 enum Entity<'a> {
     Gateway,
     Api(&'a Name),
+    /// Index into the resolved routes.
+    Route(usize),
     Policy(&'a Name),
+    Upstream(&'a Name),
+    /// An authentication kind some route uses.
+    Auth(PolicyKind),
+    Consumer(&'a Name),
 }
 
 struct Graph<'a> {
@@ -32,9 +44,17 @@ impl<'a> Graph<'a> {
         *self.index.entry(e).or_insert_with(|| self.g.add_node(e))
     }
 
+    /// An edge, once however often the use is written (a lookup among
+    /// `from`'s edges: for nodes with few of them).
     fn edge(&mut self, from: Entity<'a>, to: Entity<'a>) {
         let (a, b) = (self.node(from), self.node(to));
         self.g.update_edge(a, b, ());
+    }
+
+    /// An edge known to be new (an api's route, the gateway's api).
+    fn new_edge(&mut self, from: Entity<'a>, to: Entity<'a>) {
+        let (a, b) = (self.node(from), self.node(to));
+        self.g.add_edge(a, b, ());
     }
 
     fn policy_refs(&mut self, from: Entity<'a>, refs: &'a [PolicyRef]) {
@@ -44,55 +64,104 @@ impl<'a> Graph<'a> {
             }
         }
     }
+
+    /// Whether anything other than `e` itself has an edge to `e`.
+    fn used(&self, e: Entity<'a>) -> bool {
+        self.index.get(&e).is_some_and(|&i| {
+            self.g
+                .neighbors_directed(i, Direction::Incoming)
+                .any(|from| from != i)
+        })
+    }
+
+    fn build(spec: &'a SpecAst, routes: &'a [ResolvedRoute<'a>]) -> Graph<'a> {
+        let mut g = Graph {
+            g: DiGraph::new(),
+            index: HashMap::new(),
+        };
+        g.node(Entity::Gateway);
+        if let Some(gw) = &spec.gateway {
+            g.policy_refs(Entity::Gateway, &gw.policies);
+        }
+        for d in &spec.policies {
+            let me = Entity::Policy(&d.name);
+            g.node(me);
+            if let PolicyDef::Bundle(items) = &d.value {
+                g.policy_refs(me, items);
+            }
+        }
+        for d in &spec.upstreams {
+            g.node(Entity::Upstream(&d.name));
+        }
+        for d in &spec.consumers {
+            g.node(Entity::Consumer(&d.name));
+        }
+        for api in &spec.apis {
+            let me = Entity::Api(&api.name);
+            g.new_edge(Entity::Gateway, me);
+            g.policy_refs(me, &api.value.policies);
+        }
+        for (i, r) in routes.iter().enumerate() {
+            let me = Entity::Route(i);
+            g.new_edge(Entity::Api(&r.route.id.api), me);
+            g.policy_refs(me, r.own_policies);
+            if let Some(u) = &r.route.upstream {
+                g.edge(me, Entity::Upstream(u));
+            }
+            for step in &r.steps {
+                for (kind, n) in &step.policy.refs {
+                    if *kind == RefKind::Upstream {
+                        g.edge(me, Entity::Upstream(&n.name));
+                    }
+                }
+                let kind = step.policy.kind();
+                if kind.is_authentication() {
+                    g.edge(me, Entity::Auth(kind));
+                }
+            }
+        }
+        // Each authentication kind in use identifies the consumers holding
+        // a credential it checks; a jwt names any consumer by its claim.
+        for kind in [PolicyKind::KeyAuth, PolicyKind::BasicAuth, PolicyKind::Jwt] {
+            if !g.used(Entity::Auth(kind)) {
+                continue;
+            }
+            let from = g.node(Entity::Auth(kind));
+            for c in &spec.consumers {
+                let holds = match kind {
+                    PolicyKind::KeyAuth => !c.value.keys.is_empty(),
+                    PolicyKind::BasicAuth => c.value.basic.is_some(),
+                    _ => true,
+                };
+                if holds {
+                    let to = g.node(Entity::Consumer(&c.name));
+                    g.g.add_edge(from, to, ());
+                }
+            }
+        }
+        g
+    }
 }
 
 /// Builds the graph and reports cycles and unused definitions.
 pub fn check_graph(spec: &SpecAst, routes: &[ResolvedRoute<'_>], diags: &mut Diagnostics) {
-    let mut g = Graph {
-        g: DiGraph::new(),
-        index: HashMap::new(),
-    };
-    g.node(Entity::Gateway);
-    if let Some(gw) = &spec.gateway {
-        g.policy_refs(Entity::Gateway, &gw.policies);
-    }
-    for d in &spec.policies {
-        let me = Entity::Policy(&d.name);
-        g.node(me);
-        if let PolicyDef::Bundle(items) = &d.value {
-            g.policy_refs(me, items);
-        }
-    }
-    for api in &spec.apis {
-        let me = Entity::Api(&api.name);
-        g.edge(Entity::Gateway, me);
-        g.policy_refs(me, &api.value.policies);
-        // Routes hang off their api: what a route uses, its api uses.
-        for r in &api.value.routes {
-            g.policy_refs(me, &r.value.policies);
-        }
-    }
-
+    let g = Graph::build(spec, routes);
     report_cycles(spec, &g, diags);
     // With parts of the spec undecoded, "unused" would often mean "its user
     // failed to decode"; with any error, chains may lack their authentication.
     if !spec.decode_errors {
         report_unused_policies(spec, &g, diags);
-        report_unreached_upstreams(spec, routes, diags);
+        report_unreached_upstreams(spec, &g, diags);
     }
     if !diags.has_errors() {
-        report_unidentified_consumers(spec, routes, diags);
+        report_unidentified_consumers(spec, &g, diags);
     }
 }
 
 /// Named policies and bundles that nothing references.
 fn report_unused_policies(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics) {
     for d in &spec.policies {
-        let i = g.index[&Entity::Policy(&d.name)];
-        let used =
-            g.g.neighbors_directed(i, Direction::Incoming)
-                .any(|from| from != i);
-        if !used {
+        if !g.used(Entity::Policy(&d.name)) {
             diags.push(
                 Diagnostic::warning(
                     "unused-definition",
@@ -106,24 +175,9 @@ fn report_unused_policies(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics
 }
 
 /// Upstreams that no route sends requests to, through `upstream` or a `traffic-split`.
-fn report_unreached_upstreams(
-    spec: &SpecAst,
-    routes: &[ResolvedRoute<'_>],
-    diags: &mut Diagnostics,
-) {
-    let mut reached: BTreeSet<&str> = BTreeSet::new();
-    for r in routes {
-        reached.extend(r.route.upstream.as_ref().map(Name::as_str));
-        for step in &r.steps {
-            for (kind, n) in &step.policy.refs {
-                if *kind == RefKind::Upstream {
-                    reached.insert(n.name.as_str());
-                }
-            }
-        }
-    }
+fn report_unreached_upstreams(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics) {
     for d in &spec.upstreams {
-        if !reached.contains(d.name.as_str()) {
+        if !g.used(Entity::Upstream(&d.name)) {
             diags.push(
                 Diagnostic::warning(
                     "unused-definition",
@@ -137,25 +191,14 @@ fn report_unreached_upstreams(
 }
 
 /// Consumers that no authentication policy in any route could identify.
-fn report_unidentified_consumers(
-    spec: &SpecAst,
-    routes: &[ResolvedRoute<'_>],
-    diags: &mut Diagnostics,
-) {
-    let used = |k: PolicyKind| routes.iter().any(|r| r.route.policy(k).is_some());
-    let (key_auth, basic_auth, jwt) = (
-        used(PolicyKind::KeyAuth),
-        used(PolicyKind::BasicAuth),
-        used(PolicyKind::Jwt),
-    );
+fn report_unidentified_consumers(spec: &SpecAst, g: &Graph<'_>, diags: &mut Diagnostics) {
+    let key_auth = g.used(Entity::Auth(PolicyKind::KeyAuth));
+    let basic_auth = g.used(Entity::Auth(PolicyKind::BasicAuth));
     for c in &spec.consumers {
-        let v = &c.value;
-        // A jwt identifies any consumer by name through its consumer claim.
-        let identified =
-            jwt || (key_auth && !v.keys.is_empty()) || (basic_auth && v.basic.is_some());
-        if identified {
+        if g.used(Entity::Consumer(&c.name)) {
             continue;
         }
+        let v = &c.value;
         let (why, help) = match (!v.keys.is_empty(), v.basic.is_some()) {
             _ if !key_auth && !basic_auth => (
                 "no route authenticates".to_string(),
