@@ -10,17 +10,6 @@ use crate::ir::values::{check_header_value, Date, Duration, HeaderName, Method, 
 use crate::ir::PathPattern;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// `cors` `methods` when none are given.
-const CORS_DEFAULT_METHODS: [Method; 7] = [
-    Method::Get,
-    Method::Head,
-    Method::Post,
-    Method::Put,
-    Method::Patch,
-    Method::Delete,
-    Method::Options,
-];
-
 /// Headers that belong to one connection, not to the message: each hop
 /// sets them itself, so a policy that changed them would break framing.
 const CONNECTION_HEADERS: [&str; 9] = [
@@ -403,7 +392,11 @@ fn decode_options(
             }
             let methods = match f.get("methods") {
                 Some(n) => cx.parse_set::<Method>(n, "`methods`", "invalid-method", "GET"),
-                None => CORS_DEFAULT_METHODS.into_iter().collect(),
+                // The default: every method but TRACE, which browsers never send.
+                None => Method::ALL
+                    .into_iter()
+                    .filter(|m| *m != Method::Trace)
+                    .collect(),
             };
             Policy::Cors(Cors {
                 origins,
