@@ -1,22 +1,32 @@
 //! `gatefold explain`: each route's matcher and effective chain, in phase
 //! order, with where every policy came from.
 
+use super::Format;
 use gatefold_compiler::compile_path;
-use gatefold_compiler::ir::{Level, Route, RouteId, RouteSources, SourceMap};
+use gatefold_compiler::diag::Diagnostics;
+use gatefold_compiler::ir::policy::Policy;
+use gatefold_compiler::ir::{Level, Loc, Route, RouteId, RouteSources};
+use gatefold_compiler::source::{FileId, Sources};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(spec: &Path, only: Option<&str>, json: bool) -> ExitCode {
+pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
+    let json = format == Format::Json;
     let compiled = compile_path(spec);
     let Some(ir) = &compiled.ir else {
-        eprint!("{}", compiled.render());
+        super::report(
+            &compiled,
+            &Diagnostics::new(),
+            format,
+            serde_json::json!({}),
+        );
         return ExitCode::from(super::USER_ERROR);
     };
     let wanted: Option<RouteId> = match only.map(str::parse) {
         None => None,
         Some(Ok(id)) => Some(id),
         Some(Err(msg)) => {
-            eprintln!("error: {msg}");
+            super::report_global(format, "invalid-route", msg, "write `--route API.ROUTE`");
             return ExitCode::from(super::USER_ERROR);
         }
     };
@@ -27,21 +37,75 @@ pub fn run(spec: &Path, only: Option<&str>, json: bool) -> ExitCode {
         .collect();
     if let (Some(w), true) = (&wanted, routes.is_empty()) {
         let names: Vec<String> = ir.routes.iter().map(|r| r.id.to_string()).collect();
-        eprintln!("error: no route `{w}`; routes are: {}", names.join(", "));
+        super::report_global(
+            format,
+            "unknown-route",
+            format!("no route `{w}`; routes are: {}", names.join(", ")),
+            "write `--route API.ROUTE` with one of them",
+        );
         return ExitCode::from(super::USER_ERROR);
     }
+    // Places are named as the spec path was given, like diagnostics.
+    let places = Places(&compiled.sources);
+    let sources = |r: &Route| ir.sources.routes.get(&r.id);
     if json {
-        let items: Vec<_> = routes.iter().map(|r| route_json(r, &ir.sources)).collect();
+        let items: Vec<_> = routes
+            .iter()
+            .map(|r| route_json(r, sources(r), &places))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&items).expect("json"));
     } else {
         for (i, r) in routes.iter().enumerate() {
             if i > 0 {
                 println!();
             }
-            print!("{}", route_text(r, &ir.sources));
+            print!("{}", route_text(r, sources(r), &places));
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `file:line:col` of IR locations, with the file as the user named it.
+struct Places<'s>(&'s Sources);
+
+impl Places<'_> {
+    fn describe(&self, loc: Loc) -> String {
+        let file = self
+            .0
+            .iter()
+            .find(|(id, _)| *id == FileId(loc.file))
+            .map_or("?", |(_, f)| f.name.as_str());
+        format!("{file}:{}:{}", loc.line, loc.col)
+    }
+}
+
+/// The phases a policy runs in: `script` in the request phase, the
+/// response phase or both (as it has code for them); `native` in none of
+/// the portable ones.
+fn phases(p: &Policy) -> Vec<&'static str> {
+    match p {
+        Policy::Script(s) => {
+            let mut out = Vec::new();
+            if s.request.is_some() {
+                out.push(gatefold_compiler::ir::Phase::RequestScript.as_str());
+            }
+            if s.response.is_some() {
+                out.push(gatefold_compiler::ir::Phase::Response.as_str());
+            }
+            out
+        }
+        Policy::Native(_) => Vec::new(),
+        _ => vec![p.kind().phase().as_str()],
+    }
+}
+
+fn phases_text(p: &Policy) -> String {
+    let list = phases(p);
+    if list.is_empty() {
+        "no phase (target-specific)".to_string()
+    } else {
+        list.join(" + ")
+    }
 }
 
 fn origin(level: Level, via: &[gatefold_compiler::ir::Name]) -> String {
@@ -85,8 +149,7 @@ fn upstream(r: &Route) -> String {
     )
 }
 
-fn route_text(r: &Route, sources: &SourceMap) -> String {
-    let rs: Option<&RouteSources> = sources.routes.get(&r.id);
+fn route_text(r: &Route, rs: Option<&RouteSources>, places: &Places<'_>) -> String {
     let mut out = format!(
         "{}  {} {}  [{}, {} path]\n  upstream: {}\n",
         r.id,
@@ -104,7 +167,7 @@ fn route_text(r: &Route, sources: &SourceMap) -> String {
         out.push_str(&format!("  strips {p} before proxying\n"));
     }
     if let Some(rs) = rs {
-        out.push_str(&format!("  defined at {}\n", sources.describe(rs.at)));
+        out.push_str(&format!("  defined at {}\n", places.describe(rs.at)));
     }
     if r.chain.is_empty() {
         out.push_str("  chain: (baseline only)\n");
@@ -114,13 +177,13 @@ fn route_text(r: &Route, sources: &SourceMap) -> String {
     for (i, p) in r.chain.iter().enumerate() {
         let kind = p.kind();
         let (from, at) = match rs.and_then(|s| s.chain.get(i)) {
-            Some(s) => (origin(s.level, &s.via), sources.describe(s.at)),
+            Some(s) => (origin(s.level, &s.via), places.describe(s.at)),
             None => ("?".into(), String::new()),
         };
         out.push_str(&format!(
-            "    {:>2}. {:<18} {:<20} {:<28} {}\n",
+            "    {:>2}. {:<26} {:<18} {:<28} {}\n",
             i + 1,
-            kind.phase().as_str(),
+            phases_text(p),
             kind.as_str(),
             from,
             at
@@ -129,8 +192,7 @@ fn route_text(r: &Route, sources: &SourceMap) -> String {
     out
 }
 
-fn route_json(r: &Route, sources: &SourceMap) -> serde_json::Value {
-    let rs = sources.routes.get(&r.id);
+fn route_json(r: &Route, rs: Option<&RouteSources>, places: &Places<'_>) -> serde_json::Value {
     let chain: Vec<_> = r
         .chain
         .iter()
@@ -139,10 +201,11 @@ fn route_json(r: &Route, sources: &SourceMap) -> serde_json::Value {
             let s = rs.and_then(|s| s.chain.get(i));
             serde_json::json!({
                 "phase": p.kind().phase(),
+                "phases": phases(p),
                 "kind": p.kind(),
                 "level": s.map(|s| s.level),
                 "via": s.map(|s| &s.via),
-                "at": s.map(|s| sources.describe(s.at)),
+                "at": s.map(|s| places.describe(s.at)),
                 "policy": p,
             })
         })
@@ -152,7 +215,7 @@ fn route_json(r: &Route, sources: &SourceMap) -> serde_json::Value {
         "matcher": r.matcher,
         "upstream": r.upstream,
         "strip-prefix": r.strip_prefix,
-        "at": rs.map(|s| sources.describe(s.at)),
+        "at": rs.map(|s| places.describe(s.at)),
         "chain": chain,
     })
 }

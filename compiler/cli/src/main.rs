@@ -10,8 +10,9 @@ mod serve;
 mod targets;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gatefold_compiler::diag::Diagnostics;
+use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::PolicyKind;
+use gatefold_compiler::source::Sources;
 use gatefold_compiler::target::Options;
 use gatefold_compiler::{compile_path, Compiled};
 use std::path::{Path, PathBuf};
@@ -117,7 +118,7 @@ fn main() -> ExitCode {
             spec,
             route,
             format,
-        } => explain::run(&spec, route.as_deref(), format == Format::Json),
+        } => explain::run(&spec, route.as_deref(), format),
         Command::Capabilities { format } => {
             match format {
                 MatrixFormat::Md => print!("{}", targets::matrix_markdown()),
@@ -159,6 +160,24 @@ fn report(compiled: &Compiled, extra: &Diagnostics, format: Format, ok_fields: s
     }
 }
 
+/// Reports an error that has no place in a spec (an unknown target or
+/// route, an unwritable file): `error: ...` on stderr, or a JSON report on
+/// stdout, shaped like the one for a bad spec.
+fn report_global(format: Format, code: &'static str, message: String, help: &str) {
+    match format {
+        Format::Text => eprintln!("error: {message}"),
+        Format::Json => {
+            let mut all = Diagnostics::new();
+            all.push(Diagnostic::global(code, message).with_help(help));
+            let out = serde_json::json!({
+                "ok": false,
+                "diagnostics": all.to_json(&Sources::new()),
+            });
+            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        }
+    }
+}
+
 fn validate(spec: &Path, format: Format) -> ExitCode {
     let compiled = compile_path(spec);
     let fields = match &compiled.ir {
@@ -186,7 +205,12 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
     let chosen = match targets::select(target) {
         Ok(t) => t,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            report_global(
+                format,
+                "unknown-target",
+                msg,
+                "see `gatefold capabilities` for the targets",
+            );
             return ExitCode::from(USER_ERROR);
         }
     };
@@ -227,7 +251,12 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .and_then(|_| std::fs::write(&path, &f.contents));
             if let Err(e) = result {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
+                report_global(
+                    format,
+                    "unwritable-output",
+                    format!("cannot write `{}`: {e}", path.display()),
+                    "check that the output folder can be written",
+                );
                 return ExitCode::from(INTERNAL_ERROR);
             }
             written.push(path.display().to_string());

@@ -170,3 +170,123 @@ fn the_capability_matrix_in_docs_is_generated() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["reference"]["mock"], "native");
 }
+
+/// Every reporting command answers `--format json` with a JSON report on
+/// stdout, also when it fails before or instead of compiling.
+#[test]
+fn json_reports_on_failure() {
+    let dir = scratch("json-failures");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "gatefold: 1\napis:\n  a:\n    routes:\n      r: { path: /r }\n",
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    for args in [
+        &["explain", bad, "--format", "json"][..],
+        &[
+            "explain",
+            "examples/petstore",
+            "--route",
+            "nope.none",
+            "--format",
+            "json",
+        ],
+        &[
+            "explain",
+            "examples/petstore",
+            "--route",
+            "nodot",
+            "--format",
+            "json",
+        ],
+        &[
+            "compile",
+            bad,
+            "--target",
+            "reference",
+            "--out",
+            out,
+            "--format",
+            "json",
+        ],
+        &[
+            "compile",
+            "examples/petstore",
+            "--target",
+            "apache",
+            "--out",
+            out,
+            "--format",
+            "json",
+        ],
+    ] {
+        let o = gatefold(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {}", text(&o.stdout)));
+        assert_eq!(report["ok"], false, "{args:?}");
+        assert!(report["diagnostics"][0]["message"].is_string(), "{args:?}");
+        assert!(o.stderr.is_empty(), "{args:?}: {}", text(&o.stderr));
+    }
+}
+
+/// `script` runs in the request and the response phase; `native` in none
+/// of the portable phases.
+#[test]
+fn explain_shows_script_and_native_phases() {
+    let out = gatefold(&["explain", "examples/kitchen-sink"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    // A chain step: `  6. PHASES  KIND  ORIGIN  PLACE`.
+    let line = |kind: &str| {
+        shown
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == kind))
+            .unwrap_or_else(|| panic!("no `{kind}` step in:\n{shown}"))
+            .to_string()
+    };
+    assert!(
+        line("script").contains("request-script + response"),
+        "{shown}"
+    );
+    assert!(
+        line("native").contains("no phase (target-specific)"),
+        "{shown}"
+    );
+}
+
+/// The acceptance check: each bad-spec case fails validation with exit 1
+/// and names the place of its first error as `file:line:col`.
+#[test]
+fn every_bad_spec_fails_at_its_place() {
+    let corpus = repo().join("compiler/tests/bad-specs");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 35);
+    let prefix = format!("{}/", repo().display());
+    for case in cases {
+        let rel = case.display().to_string().replacen(&prefix, "", 1);
+        let compiled = gatefold_compiler::compile_path(&case);
+        let first = compiled
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == gatefold_compiler::diag::Severity::Error)
+            .unwrap_or_else(|| panic!("{rel}: no error"));
+        let place = compiled
+            .sources
+            .locate(first.span.expect("placed"))
+            .replacen(&prefix, "", 1);
+        let out = gatefold(&["validate", &rel]);
+        assert_eq!(out.status.code(), Some(1), "{rel}");
+        let err = text(&out.stderr);
+        assert!(err.contains(&place), "{rel}: `{place}` not in:\n{err}");
+    }
+}
