@@ -440,3 +440,25 @@ apis:
     // `fallback`: every route of its api names its own upstream.
     assert_eq!(unused, ["basic", "fallback", "nobody", "spare"]);
 }
+
+/// A mock's JSON body has its object keys sorted: the order written is not
+/// meaning, so it changes neither the IR nor its hash.
+#[test]
+fn mock_json_keys_are_sorted() {
+    let spec = |json: &str| {
+        format!(
+            "gatefold: 1\napis:\n  a:\n    routes:\n      r: {{ path: /r, policies: [{{ mock: {{ json: {json} }} }}] }}\n"
+        )
+    };
+    let a = compiles(&spec("{ zeta: 1, alpha: { y: 2, b: 3 } }"));
+    let b = compiles(&spec("{ alpha: { b: 3, y: 2 }, zeta: 1 }"));
+    assert_eq!(a.hash, b.hash);
+    let body = match a.routes[0].chain[0].clone() {
+        gatefold_compiler::ir::Policy::Mock(m) => m.body,
+        other => panic!("{other:?}"),
+    };
+    let gatefold_compiler::ir::policy::MockBody::Json(json) = body else {
+        panic!("a JSON body");
+    };
+    assert_eq!(json.to_string(), r#"{"alpha":{"b":3,"y":2},"zeta":1}"#);
+}

@@ -1492,10 +1492,15 @@ fn to_json(node: &Node) -> serde_json::Value {
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
         Value::Str(s) => J::String(s.clone()),
         Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
+        // Keys sorted, whatever order they were written in and whichever
+        // map serde_json is built with: key order means nothing in JSON, so
+        // it must not reach the IR or its hash.
         Value::Map(entries) => J::Object(
             entries
                 .iter()
                 .map(|e| (e.key.clone(), to_json(&e.value)))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
                 .collect(),
         ),
     }

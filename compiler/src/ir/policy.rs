@@ -378,7 +378,9 @@ pub struct Script {
 pub enum MockBody {
     Empty,
     Text(String),
-    /// Sent as compact JSON with `content-type: application/json` unless set.
+    /// Sent as compact JSON with `content-type: application/json` unless
+    /// set. Object keys are sorted (the front end builds it canonically), so
+    /// the order they were written in is not part of the meaning.
     Json(serde_json::Value),
 }
 
