@@ -43,6 +43,9 @@ struct Resolver<'a> {
     /// Problems of effective chains, by code and place: a policy inherited
     /// by many routes is reported once, naming every route it breaks.
     chain_diags: BTreeMap<(&'static str, Span), (Diagnostic, Vec<RouteId>)>,
+    /// Unknown policy names already reported: a bundle naming one is
+    /// expanded wherever it is attached, but the name is written once.
+    unknown_reported: HashSet<Span>,
 }
 
 /// Resolves a decoded spec. Diagnostics include every dangling name.
@@ -53,6 +56,7 @@ pub fn resolve(spec: &SpecAst) -> (Gateway, Vec<ResolvedRoute<'_>>, Diagnostics)
         upstreams: spec.upstreams.iter().map(|d| (&d.name, d)).collect(),
         diags: Diagnostics::new(),
         chain_diags: BTreeMap::new(),
+        unknown_reported: HashSet::new(),
     };
     r.check_option_names();
     r.check_consumers();
@@ -377,72 +381,91 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    /// Expands one level's list depth-first, bundles in place. A level
-    /// holds each policy kind at most once, so a bundle that expands to more
-    /// steps than there are kinds is an error (reported here, naming it);
-    /// expansion stops there, which bounds the work however bundles nest
-    /// (each including the previous one twice doubles the size per line).
+    /// Expands one level's list depth-first, bundles in place.
+    ///
+    /// The work is bounded however bundles nest (each including the
+    /// previous one twice doubles the size per line). A level holds each
+    /// policy kind at most once, so a bundle that expands to more steps
+    /// than there are kinds is an error (reported here, naming it) and its
+    /// expansion stops there; a bundle that added no step (empty, or only
+    /// unknown names) is not walked again at this level.
     fn expand(&mut self, refs: &'a [PolicyRef], level: Level) -> Vec<Step<'a>> {
+        /// A list being expanded: the level's own, or a bundle's.
+        struct Frame<'a> {
+            items: std::slice::Iter<'a, PolicyRef>,
+            /// The reference to the bundle whose list this is.
+            bundle: Option<&'a NameRef>,
+            /// How many steps there were when it started.
+            start: usize,
+        }
         let bound = PolicyKind::ALL.len();
-        let mut out = Vec::new();
-        // The lists being expanded, innermost last; `via[i]` names the bundle
-        // whose list is `stack[i + 1]`. An explicit stack: bundles may nest
-        // deeper than the call stack could.
-        let mut stack: Vec<std::slice::Iter<'a, PolicyRef>> = vec![refs.iter()];
-        let mut via: Vec<Name> = Vec::new();
+        let mut out: Vec<Step<'a>> = Vec::new();
+        // Innermost last. An explicit stack: bundles may nest deeper than
+        // the call stack could.
+        let mut stack = vec![Frame {
+            items: refs.iter(),
+            bundle: None,
+            start: 0,
+        }];
         let mut on_path: HashSet<&'a Name> = HashSet::new();
-        // The reference written at this level that is being expanded, and
-        // how many steps there were before it.
-        let mut outer: Option<(&'a NameRef, usize)> = None;
-        while let Some(items) = stack.last_mut() {
-            let Some(r) = items.next() else {
-                stack.pop();
-                if let Some(done) = via.pop() {
-                    on_path.remove(&done);
+        let mut adds_nothing: HashSet<&'a Name> = HashSet::new();
+        while let Some(frame) = stack.last_mut() {
+            let Some(r) = frame.items.next() else {
+                let done = stack.pop().expect("a frame");
+                if let Some(bundle) = done.bundle {
+                    on_path.remove(&bundle.name);
+                    if out.len() == done.start {
+                        adds_nothing.insert(&bundle.name);
+                    }
                 }
                 continue;
             };
-            let (policy, name) = match r {
+            let (policy, single) = match r {
                 PolicyRef::Inline(p) => (p, None),
                 PolicyRef::Named(n) => {
                     let Some(def) = self.policies.get(&n.name).copied() else {
                         self.unknown_policy(n);
                         continue;
                     };
-                    if on_path.contains(&n.name) {
-                        continue; // a bundle cycle; reported by validation
-                    }
-                    if stack.len() == 1 {
-                        outer = Some((n, out.len()));
+                    // A bundle cycle is reported by validation.
+                    if on_path.contains(&n.name) || adds_nothing.contains(&n.name) {
+                        continue;
                     }
                     match &def.value {
                         PolicyDef::Single(p) => (p, Some(&n.name)),
                         PolicyDef::Bundle(items) => {
-                            via.push(n.name.clone());
-                            on_path.insert(&def.name);
-                            stack.push(items.iter());
+                            on_path.insert(&n.name);
+                            stack.push(Frame {
+                                items: items.iter(),
+                                bundle: Some(n),
+                                start: out.len(),
+                            });
                             continue;
                         }
                     }
                 }
             };
-            if let Some((bundle, before)) = outer.filter(|_| stack.len() > 1) {
-                if out.len() - before == bound {
-                    self.too_many_steps(bundle);
-                    // Skip the rest of this bundle; go on with the level's list.
+            // The bundle written at this level that this step comes through.
+            if let Some((outer, start)) = stack.get(1).and_then(|f| Some((f.bundle?, f.start))) {
+                if out.len() - start == bound {
+                    self.too_many_steps(outer);
+                    // Skip the rest of that bundle; go on with the level's list.
                     stack.truncate(1);
-                    via.clear();
                     on_path.clear();
                     continue;
                 }
             }
-            let mut step_via = via.clone();
-            step_via.extend(name.cloned());
+            let via = stack
+                .iter()
+                .filter_map(|f| f.bundle.map(|b| &b.name))
+                .chain(single)
+                .cloned()
+                .collect();
             out.push(Step {
                 policy,
                 source: StepSource {
                     level,
-                    via: step_via,
+                    via,
                     at: loc(policy.kind_span),
                 },
             });
@@ -451,7 +474,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn unknown_policy(&mut self, n: &NameRef) {
-        if self.spec.undecoded_policies.contains(&n.name) {
+        if self.spec.undecoded_policies.contains(&n.name) || !self.unknown_reported.insert(n.span) {
             return;
         }
         let names: Vec<&str> = self.spec.policies.iter().map(|d| d.name.as_str()).collect();

@@ -462,3 +462,22 @@ fn mock_json_keys_are_sorted() {
     };
     assert_eq!(json.to_string(), r#"{"alpha":{"b":3,"y":2},"zeta":1}"#);
 }
+
+/// Bundles that double a bundle adding no step (an unknown name, an empty
+/// list) never reach the step bound; they are walked once per level, and
+/// the unknown name is reported once.
+#[test]
+fn a_bundle_bomb_without_steps_is_walked_once() {
+    for leaf in ["[nope]", "[]"] {
+        let mut text = format!("gatefold: 1\npolicies:\n  b0: {leaf}\n");
+        for i in 1..=40 {
+            text.push_str(&format!("  b{i}: [b{p}, b{p}]\n", p = i - 1));
+        }
+        text.push_str(
+            "gateway: { policies: [b40] }\napis:\n  a:\n    policies: [b40]\n    routes:\n      r: { path: /, policies: [b40, { mock: {} }] }\n",
+        );
+        let found = codes(&text);
+        let unknown = found.iter().filter(|c| **c == "unknown-policy").count();
+        assert_eq!(unknown, usize::from(leaf == "[nope]"), "{leaf}: {found:?}");
+    }
+}
