@@ -46,6 +46,9 @@ struct Resolver<'a> {
     /// Unknown policy names already reported: a bundle naming one is
     /// expanded wherever it is attached, but the name is written once.
     unknown_reported: HashSet<Span>,
+    /// Pairs of places already reported as the same kind twice at one
+    /// level: a bundle with a repeat is expanded wherever it is attached.
+    duplicates_reported: HashSet<(Span, Span)>,
 }
 
 /// Resolves a decoded spec. Diagnostics include every dangling name.
@@ -57,6 +60,7 @@ pub fn resolve(spec: &SpecAst) -> (Gateway, Vec<ResolvedRoute<'_>>, Diagnostics)
         diags: Diagnostics::new(),
         chain_diags: BTreeMap::new(),
         unknown_reported: HashSet::new(),
+        duplicates_reported: HashSet::new(),
     };
     r.check_option_names();
     r.check_consumers();
@@ -333,9 +337,6 @@ impl<'a> Resolver<'a> {
         let out = self.expand(refs, level);
         // The same kind twice at one level is ambiguous: which one wins?
         let mut seen: HashMap<PolicyKind, &Step<'a>> = HashMap::new();
-        // Each pair of places once: a bundle that includes another twice
-        // reaches the same policy many times.
-        let mut reported: BTreeSet<(Span, Span)> = BTreeSet::new();
         let mut dups = Vec::new();
         for step in &out {
             let kind = step.policy.kind();
@@ -344,7 +345,9 @@ impl<'a> Resolver<'a> {
                 continue;
             };
             let (at, first_at) = (step.policy.kind_span, first.policy.kind_span);
-            if !reported.insert((at, first_at)) {
+            // Each pair of places once: a bundle that includes another twice
+            // reaches the same policy many times, at every level it is used.
+            if !self.duplicates_reported.insert((at, first_at)) {
                 continue;
             }
             let through = |s: &Step<'a>| match s.source.via.first() {

@@ -27,15 +27,16 @@ fn a_bundle_bomb_stops_at_the_kind_bound() {
         text.push_str(&format!("  b{i}: [b{p}, b{p}]\n", p = i - 1));
     }
     text.push_str(
-        "gateway: { policies: [b40] }\napis:\n  a:\n    routes:\n      r: { path: /, policies: [{ mock: {} }] }\n",
+        "gateway: { policies: [b40] }\napis:\n  a:\n    policies: [{ mock: {} }]\n    routes:\n      r: { path: /r, policies: [b40] }\n      s: { path: /s, policies: [b40] }\n",
     );
     let found = codes(&text);
+    // Once per place the bundle is attached.
     assert_eq!(
         found.iter().filter(|c| **c == "bundle-too-large").count(),
-        1,
+        3,
         "{found:?}"
     );
-    // The repeated kind is reported once, not once per copy.
+    // The repeated kind is reported once, not once per copy or per level.
     assert_eq!(
         found
             .iter()
