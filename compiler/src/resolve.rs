@@ -158,18 +158,13 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|d| d.name.as_str())
             .collect();
-        self.diags.push(
-            Diagnostic::error(
-                "unknown-upstream",
-                u.span,
-                format!("no upstream is named `{}`", u.name),
-            )
-            .with_help(if names.is_empty() {
-                "define it under `upstreams:`".to_string()
-            } else {
-                did_you_mean(u.name.as_str(), &names)
-            }),
-        );
+        self.diags.push(unknown_name(
+            "unknown-upstream",
+            u,
+            format!("no upstream is named `{}`", u.name),
+            &names,
+            || "define it under `upstreams:`".to_string(),
+        ));
         false
     }
 
@@ -191,18 +186,13 @@ impl<'a> Resolver<'a> {
                     }
                     RefKind::Group if !groups.contains(r.name.as_str()) => {
                         let known: Vec<&str> = groups.iter().copied().collect();
-                        self.diags.push(
-                            Diagnostic::error(
-                                "unknown-group",
-                                r.span,
-                                format!("no consumer is in group `{}`", r.name),
-                            )
-                            .with_help(if known.is_empty() {
-                                format!("groups are defined by consumers: add `groups: [{}]` to the consumers in it", r.name)
-                            } else {
-                                did_you_mean(r.name.as_str(), &known)
-                            }),
-                        );
+                        self.diags.push(unknown_name(
+                            "unknown-group",
+                            r,
+                            format!("no consumer is in group `{}`", r.name),
+                            &known,
+                            || format!("groups are defined by consumers: add `groups: [{}]` to the consumers in it", r.name),
+                        ));
                     }
                     RefKind::Group => {}
                 }
@@ -481,19 +471,16 @@ impl<'a> Resolver<'a> {
             return;
         }
         let names: Vec<&str> = self.spec.policies.iter().map(|d| d.name.as_str()).collect();
-        self.diags.push(
-            Diagnostic::error(
-                "unknown-policy",
-                n.span,
-                format!("no policy is named `{}`", n.name),
-            )
-            .with_help(if names.is_empty() {
+        self.diags.push(unknown_name(
+            "unknown-policy",
+            n,
+            format!("no policy is named `{}`", n.name),
+            &names,
+            || {
                 "define it under `policies:`, or write the policy inline: `- rate-limit: { ... }`"
                     .to_string()
-            } else {
-                did_you_mean(n.name.as_str(), &names)
-            }),
-        );
+            },
+        ));
     }
 
     /// A bundle attached at `at` expands past what one level can hold.
@@ -855,4 +842,21 @@ fn template_params(text: &str) -> Vec<(std::ops::Range<usize>, &str)> {
         }
     }
     out
+}
+
+/// A name that refers to nothing: a did-you-mean over the `known` names, or
+/// `when_none` (where such things are defined) when there are none.
+fn unknown_name(
+    code: &'static str,
+    at: &NameRef,
+    message: String,
+    known: &[&str],
+    when_none: impl FnOnce() -> String,
+) -> Diagnostic {
+    let help = if known.is_empty() {
+        when_none()
+    } else {
+        did_you_mean(at.name.as_str(), known)
+    };
+    Diagnostic::error(code, at.span, message).with_help(help)
 }
