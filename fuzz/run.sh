@@ -34,9 +34,12 @@ target_dir="${FUZZ_TARGET_DIR:-$here/target}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 jobs="${FUZZ_JOBS:-1}"
 
+# Project-local tools first on PATH, so `cargo fuzz` finds the one we install.
+tools="$(cd "$here/.." && pwd)/.tools"
+export PATH="$tools/bin:$PATH"
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "== installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
+  echo "== installing cargo-fuzz into $tools"
+  cargo install cargo-fuzz --locked --root "$tools"
 fi
 
 echo "== building fuzz targets"

@@ -1,26 +1,69 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (idempotently), then runs
-# every test. CI (.ci/run) calls exactly this; so can anyone on a fresh
-# machine with the Rust toolchain, Python 3, Node.js and apt.
+# The test command: installs what the tests need (idempotently, inside the
+# project: nothing is installed globally), then runs every test. CI
+# (.ci/run) calls exactly this; so can anyone on a fresh machine with the
+# Rust toolchain.
+#
+# Each step's full output goes to target/test-logs/STEP.log; the terminal
+# gets one line per step and, at the end, a summary. A failing step prints
+# the tail of its log.
+#
+# Environment: FUZZ_SECONDS (per fuzz target, default 20), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== formatting"
-cargo fmt --all -- --check
+target_dir="${CARGO_TARGET_DIR:-target}"
+logs="$target_dir/test-logs"
+mkdir -p "$logs"
+summary=()
+started=$SECONDS
 
-echo "== build"
-cargo build --locked --workspace --all-targets
+# step NAME COMMAND...: runs COMMAND with its output in $logs/NAME.log.
+step() {
+  local name="$1"
+  shift
+  local log="$logs/$name.log"
+  local t0=$SECONDS
+  printf '== %-18s ' "$name"
+  if "$@" >"$log" 2>&1; then
+    local took=$((SECONDS - t0))
+    echo "ok (${took}s)"
+    summary+=("$(printf '%-18s ok    %4ss' "$name" "$took")")
+  else
+    local took=$((SECONDS - t0))
+    echo "FAILED (${took}s), last lines of $log:"
+    tail -n 60 "$log" | sed 's/^/   | /'
+    summary+=("$(printf '%-18s FAIL  %4ss' "$name" "$took")")
+    print_summary
+    exit 1
+  fi
+}
 
-echo "== tests"
-cargo test --locked --workspace
+print_summary() {
+  echo
+  echo "== summary (logs in $logs/)"
+  printf '   %s\n' "${summary[@]}"
+  echo "   total $((SECONDS - started))s"
+}
 
-echo "== examples validate"
-# The binary the workspace build just made: `cargo run -p` would rebuild
-# dependencies with a different feature set.
-gatefold="${CARGO_TARGET_DIR:-target}/debug/gatefold"
-for example in examples/*/; do
-  "$gatefold" validate "$example"
-done
+validate_examples() {
+  # The binary the workspace build just made: `cargo run -p` would rebuild
+  # dependencies with a different feature set.
+  local gatefold="$target_dir/debug/gatefold"
+  for example in examples/*/; do
+    "$gatefold" validate "$example"
+  done
+}
 
-echo "== fuzz (a short run of each target; fuzz/run.sh SECONDS for longer)"
-./fuzz/run.sh "${FUZZ_SECONDS:-20}"
+step formatting cargo fmt --all -- --check
+step build cargo build --locked --workspace --all-targets
+step tests cargo test --locked --workspace
+step examples validate_examples
+step fuzz ./fuzz/run.sh "${FUZZ_SECONDS:-20}"
+
+# The counts of every test binary, added up: one closing line for the run.
+passed=$(grep -hoE '^test result: .* ([0-9]+) passed' "$logs/tests.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -hoE '; ([0-9]+) failed' "$logs/tests.log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+print_summary
+echo
+echo "tests: $passed passed, $failed failed"
