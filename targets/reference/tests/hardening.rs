@@ -745,6 +745,20 @@ async fn watch_waits_for_a_save_to_settle_before_loading() {
         .await
         .unwrap();
     let addr = gw.listen_addr();
+    let served = |path: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + SOON;
+        while get(addr, path, &[]).await.status != 200 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never served"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // An ordinary save first: the watcher is running.
+    std::fs::write(&file, format!("{head}{}", route("ready"))).unwrap();
+    served("/ready").await;
+    assert_eq!(gw.shared().history_len(), 1);
 
     // A save in two parts, 400ms apart (a slow writer, a network file
     // system): the first part alone is valid, with one route of two.
@@ -758,19 +772,12 @@ async fn watch_waits_for_a_save_to_settle_before_loading() {
     std::io::Write::write_all(&mut f, route("two").as_bytes()).unwrap();
     drop(f);
 
-    let deadline = tokio::time::Instant::now() + SOON;
-    while get(addr, "/two", &[]).await.status != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the save was never loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served("/two").await;
     assert_eq!(get(addr, "/one", &[]).await.status, 200);
     assert_eq!(
         gw.shared().history_len(),
-        1,
-        "one reload (the whole save), not one per part"
+        2,
+        "one reload for the two-part save, not one per part"
     );
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

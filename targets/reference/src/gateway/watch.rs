@@ -83,8 +83,11 @@ enum NotLoaded {
 
 pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let settle = SETTLE.max(src.interval);
-    let mut loaded = fingerprint(&src);
-    let mut last = loaded.clone();
+    // What the running config was loaded from is unknown (the files may
+    // have changed between the first load and now): the first settled look
+    // loads them once more, which changes nothing when they are the same.
+    let mut loaded = Fingerprint::new();
+    let mut last = fingerprint(&src);
     let mut changed_at = Instant::now();
     loop {
         tokio::select! {
