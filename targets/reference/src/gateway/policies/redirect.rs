@@ -69,7 +69,7 @@ impl Policy for RedirectPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let params = self.route_path.matches(&ctx.path).unwrap_or_default();
         let mut location = fill(&self.to, &params);
-        if network_path(&location) && !network_path(&self.to) {
+        if network_path(&location) {
             // A parameter made a local redirect point at another host
             // (`/{id}` with `\evil.example`: browsers read `/\` as `//`).
             return Flow::Stop(respond::bad_request());
