@@ -10,7 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod clock;
-pub mod conn;
+mod conn;
 pub mod context;
 mod idle;
 pub mod metrics;
