@@ -86,7 +86,8 @@ enum Command {
         /// Where to serve requests [default: 127.0.0.1:<gateway.listen>]
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Where to serve the admin API [default: 127.0.0.1:9901]
+        /// Where to serve the admin API [default: 127.0.0.1:9901, or a free
+        /// loopback port when 9901 is taken]
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
         /// Reload when the spec changes (a broken edit keeps the last good config).
@@ -95,6 +96,13 @@ enum Command {
         /// Do not write the JSON access log to stdout.
         #[arg(long)]
         no_access_log: bool,
+        /// Worker threads serving requests [default: one per core]
+        #[arg(long)]
+        workers: Option<std::num::NonZeroUsize>,
+        /// Client connections each worker serves at once; more wait in the
+        /// listen queue until one closes
+        #[arg(long, default_value_t = gatefold_target_reference::gateway::DEFAULT_MAX_CONNECTIONS_PER_WORKER)]
+        max_connections: usize,
     },
 }
 
@@ -132,7 +140,19 @@ fn main() -> ExitCode {
             admin,
             watch,
             no_access_log,
-        } => serve::run(&spec, listen, admin, watch, !no_access_log),
+            workers,
+            max_connections,
+        } => serve::run(
+            &spec,
+            serve::Settings {
+                listen,
+                admin,
+                watch,
+                access_log: !no_access_log,
+                workers: workers.map(std::num::NonZeroUsize::get),
+                max_connections,
+            },
+        ),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! SPEC is a spec file or folder, or a compiled `gatefold.ir.json`.
 //! Defaults: requests on `127.0.0.1:<gateway.listen>`, the admin API on
-//! `127.0.0.1:9901`. `--listen` and `--admin` hold across config pushes
+//! `127.0.0.1:9901`; when 9901 is taken and `--admin` was not given, the
+//! gateway says so and serves the admin API on a free loopback port, which
+//! it prints (an explicit `--admin` that is taken is an error). `--listen` and `--admin` hold across config pushes
 //! (a pushed config's `gateway.listen` does not move a running listener).
 //! `GATEFOLD_ADMIN_TOKEN`, when set, is the admin API's bearer token; it is
 //! required when the admin API binds beyond loopback. Secrets (`{ env: NAME
@@ -26,13 +28,27 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Default address of the admin API.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
-pub fn run(
-    spec: &Path,
-    listen: Option<SocketAddr>,
-    admin: Option<SocketAddr>,
-    watch: bool,
-    access_log: bool,
-) -> ExitCode {
+/// What `gatefold serve` was told on its command line.
+pub struct Settings {
+    pub listen: Option<SocketAddr>,
+    /// `None`: [`DEFAULT_ADMIN`], or a free loopback port when it is taken.
+    pub admin: Option<SocketAddr>,
+    pub watch: bool,
+    pub access_log: bool,
+    /// `None`: one per core.
+    pub workers: Option<usize>,
+    pub max_connections: usize,
+}
+
+pub fn run(spec: &Path, settings: Settings) -> ExitCode {
+    let Settings {
+        listen,
+        admin,
+        watch,
+        access_log,
+        workers,
+        max_connections,
+    } = settings;
     let source = Source {
         path: spec.to_path_buf(),
         interval: Duration::from_millis(500),
@@ -49,9 +65,13 @@ pub fn run(
         }
     };
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], ir.gateway.listen)));
-    let admin = admin.or_else(|| DEFAULT_ADMIN.parse().ok());
     let mut opts = Options::new(listen);
-    opts.admin = admin;
+    opts.admin_fallback = admin.is_none();
+    opts.admin = admin.or_else(|| DEFAULT_ADMIN.parse().ok());
+    if let Some(n) = workers {
+        opts.workers = n;
+    }
+    opts.max_connections_per_worker = max_connections;
     opts.admin_token = std::env::var("GATEFOLD_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());

@@ -1,18 +1,21 @@
-//! The access log: one JSON line per request on stdout.
+//! The access log: one JSON line per request on stdout, in time order.
 //!
-//! Each worker thread appends lines to its own buffer and writes the buffer
-//! to stdout once it holds 32 KiB, and at least every 200ms (a flush task per
-//! worker), so logging costs no lock, no cross-thread hand-off and few
-//! syscalls per request.
+//! Lines go into one buffer shared by the workers, written to stdout once it
+//! holds 32 KiB and at least every 200ms. A line's `time` is read under the
+//! buffer's lock, so lines are in the order of their times even across
+//! workers (per-worker buffers, flushed each on its own, interleaved 200ms
+//! batches out of order). The lock is held for one serialization; stdout is
+//! written a few times a second.
 
+use super::clock::{rfc3339, Clock};
 use serde::Serialize;
-use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 /// One access log line.
 #[derive(Serialize)]
 pub struct Line<'a> {
+    /// Set by [`AccessLog::write`] (leave it empty).
     pub time: String,
     pub request_id: Option<&'a str>,
     pub client: String,
@@ -33,7 +36,8 @@ pub struct Line<'a> {
 #[derive(Clone)]
 pub enum AccessLog {
     Off,
-    Stdout,
+    /// Buffered lines on their way to stdout.
+    Stdout(Arc<Mutex<Vec<u8>>>),
     /// Kept in memory (tests).
     Memory(Arc<Mutex<Vec<String>>>),
 }
@@ -43,26 +47,24 @@ const FLUSH_AT: usize = 32 * 1024;
 /// The longest a line waits in a buffer.
 pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-thread_local! {
-    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
 impl AccessLog {
     /// Lines to stdout.
     pub fn stdout() -> AccessLog {
-        AccessLog::Stdout
+        AccessLog::Stdout(Arc::default())
     }
 
     pub fn enabled(&self) -> bool {
         !matches!(self, AccessLog::Off)
     }
 
-    /// Writes a line; returns false when it could not be written.
-    pub fn write(&self, line: &Line<'_>) -> bool {
+    /// Stamps `line` with the time and writes it; returns false when it
+    /// could not be written.
+    pub fn write(&self, clock: &dyn Clock, line: &mut Line<'_>) -> bool {
         match self {
             AccessLog::Off => true,
-            AccessLog::Stdout => BUFFER.with(|b| {
-                let mut b = b.borrow_mut();
+            AccessLog::Stdout(buf) => {
+                let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                line.time = rfc3339(clock.now());
                 if serde_json::to_writer(&mut *b, line).is_err() {
                     return false;
                 }
@@ -72,21 +74,25 @@ impl AccessLog {
                 } else {
                     true
                 }
-            }),
-            AccessLog::Memory(m) => match serde_json::to_string(line) {
-                Ok(text) => {
-                    m.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-                    true
+            }
+            AccessLog::Memory(m) => {
+                let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+                line.time = rfc3339(clock.now());
+                match serde_json::to_string(line) {
+                    Ok(text) => {
+                        m.push(text);
+                        true
+                    }
+                    Err(_) => false,
                 }
-                Err(_) => false,
-            },
+            }
         }
     }
 
-    /// Writes out what this thread has buffered.
+    /// Writes out what is buffered.
     pub fn flush(&self) {
-        if matches!(self, AccessLog::Stdout) {
-            BUFFER.with(|b| write_out(&mut b.borrow_mut()));
+        if let AccessLog::Stdout(buf) = self {
+            write_out(&mut buf.lock().unwrap_or_else(|e| e.into_inner()));
         }
     }
 }

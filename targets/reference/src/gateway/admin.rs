@@ -10,7 +10,17 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! With a token set, every endpoint but `/healthz` needs
-//! `authorization: Bearer <token>`.
+//! `authorization: Bearer <token>` (scheme in any case). Without one (the
+//! loopback-only default), every endpoint but `/healthz` refuses with 403 a
+//! request that carries an `origin` header or a `host` that is not a
+//! loopback name: a web page the operator visits could otherwise push a
+//! config (cross-site requests, DNS rebinding).
+//!
+//! `PUT /config` takes one config at a time: reading, parsing and applying
+//! are serialized, so concurrent pushes never hold more than one config's
+//! text and parse in memory. A body over [`MAX_CONFIG_BYTES`] is refused
+//! with 413 before it is read when its length is declared, as soon as it
+//! exceeds the limit otherwise.
 
 use super::clock::rfc3339;
 use super::policies::auth::constant_time_eq as auth_eq;
@@ -18,9 +28,9 @@ use super::respond;
 use super::{Body, Shared};
 use bytes::Bytes;
 use gatefold_compiler::ir::ValidIr;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,19 +41,34 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Largest config accepted by `PUT /config`.
-const MAX_CONFIG_BYTES: usize = 64 << 20;
+/// Largest config accepted by `PUT /config`: the front end's default limit
+/// on a spec file.
+pub const MAX_CONFIG_BYTES: usize = 32 << 20;
+
+/// How long a client may take to send a pushed config.
+const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    // One pushed config at a time (see the module docs).
+    let uploads = Arc::new(tokio::sync::Mutex::new(()));
+    let mut backoff = super::conn::Backoff::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        backoff.failed("admin", &e).await;
+                        continue;
+                    }
+                };
+                backoff.reset();
+                let uploads = uploads.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                        let (shared, uploads) = (shared.clone(), uploads.clone());
+                        async move { Ok::<_, Infallible>(handle(shared, &uploads, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -72,11 +97,43 @@ fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
     else {
         return false;
     };
     auth_eq(given.trim().as_bytes(), token.as_bytes())
+}
+
+/// Whether a request to the tokenless admin API could come from a web page:
+/// it names an `origin`, or a `host` other than a loopback one (a DNS name
+/// rebound to 127.0.0.1).
+fn from_a_browser(req: &Request<Incoming>) -> bool {
+    if req.headers().contains_key(ORIGIN) {
+        return true;
+    }
+    req.headers()
+        .get_all(HOST)
+        .iter()
+        .any(|h| !h.to_str().is_ok_and(is_loopback_host))
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]` and the like, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        // `[::1]:9901`, `127.0.0.1:9901`, `localhost:9901`; a bare `::1` has
+        // more than one colon and no brackets.
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A pushed config: a compiled IR (JSON with `format` and `hash`) or a spec.
@@ -102,10 +159,22 @@ pub fn parse_config(text: &str) -> Result<ValidIr, (Vec<String>, Value)> {
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    shared: Arc<Shared>,
+    uploads: &tokio::sync::Mutex<()>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return json_response(StatusCode::OK, &json!({ "status": "ok" }));
+    }
+    if shared.admin_token.is_none() && from_a_browser(&req) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({ "ok": false, "errors": [
+                "the admin API without a token answers only local tools: no `origin` header, a loopback `host`"
+            ] }),
+        );
     }
     if !authorized(&shared, &req) {
         let mut r = respond::unauthorized();
@@ -138,55 +207,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         }
-        (Method::PUT, "/config") => {
-            let body = match Limited::new(req.into_body(), MAX_CONFIG_BYTES)
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return json_response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &json!({ "ok": false, "errors": ["the config is larger than 64MiB"] }),
-                    )
-                }
-            };
-            let Ok(text) = std::str::from_utf8(&body) else {
-                return json_response(
-                    StatusCode::BAD_REQUEST,
-                    &json!({ "ok": false, "errors": ["the config is not UTF-8 text"] }),
-                );
-            };
-            // Compiling and building take a while for large configs (and
-            // building spawns health checks): off the async workers.
-            let text = text.to_string();
-            let worker = shared.clone();
-            let outcome = tokio::task::spawn_blocking(move || match parse_config(&text) {
-                Ok(ir) => worker.apply(ir).map_err(|errors| (errors, json!([]))),
-                Err((errors, diagnostics)) => {
-                    worker
-                        .metrics
-                        .reloads_failed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Err((errors, diagnostics))
-                }
-            })
-            .await;
-            match outcome {
-                Ok(Ok(rt)) => json_response(
-                    StatusCode::OK,
-                    &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
-                ),
-                Ok(Err((errors, diagnostics))) => json_response(
-                    StatusCode::BAD_REQUEST,
-                    &json!({ "ok": false, "errors": errors, "diagnostics": diagnostics }),
-                ),
-                Err(e) => json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({ "ok": false, "errors": [e.to_string()] }),
-                ),
-            }
-        }
+        (Method::PUT, "/config") => put_config(&shared, uploads, req).await,
         (Method::POST, "/rollback") => match shared.rollback() {
             Ok(rt) => json_response(
                 StatusCode::OK,
@@ -211,5 +232,85 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => respond::error(StatusCode::NOT_FOUND, "no route"),
+    }
+}
+
+fn too_large() -> Response<Body> {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &json!({ "ok": false, "errors": [format!(
+            "the config is larger than {} MiB", MAX_CONFIG_BYTES >> 20
+        )] }),
+    )
+}
+
+async fn put_config(
+    shared: &Arc<Shared>,
+    uploads: &tokio::sync::Mutex<()>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    // Refused before a byte of it is read when the length says so.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_CONFIG_BYTES as u64) {
+        return too_large();
+    }
+    let _one_at_a_time = uploads.lock().await;
+    let read = Limited::new(req.into_body(), MAX_CONFIG_BYTES).collect();
+    let body = match tokio::time::timeout(CONFIG_READ_TIMEOUT, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "ok": false, "errors": [format!("reading the config failed: {e}")] }),
+            )
+        }
+        Err(_) => {
+            return json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &json!({ "ok": false, "errors": ["the config was not sent in time"] }),
+            )
+        }
+    };
+    let Ok(text) = String::from_utf8(body.into()) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "ok": false, "errors": ["the config is not UTF-8 text"] }),
+        );
+    };
+    // Compiling and building take a while for large configs (and building
+    // spawns health checks): off the async workers, under the apply lock.
+    let worker = shared.clone();
+    let outcome =
+        tokio::task::spawn_blocking(
+            move || match worker.load_and_apply(|| parse_config(&text)) {
+                Ok(applied) => applied.map_err(|errors| (errors, json!([]))),
+                Err((errors, diagnostics)) => {
+                    worker
+                        .metrics
+                        .reloads_failed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Err((errors, diagnostics))
+                }
+            },
+        )
+        .await;
+    match outcome {
+        Ok(Ok(rt)) => json_response(
+            StatusCode::OK,
+            &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
+        ),
+        Ok(Err((errors, diagnostics))) => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "ok": false, "errors": errors, "diagnostics": diagnostics }),
+        ),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "ok": false, "errors": [e.to_string()] }),
+        ),
     }
 }

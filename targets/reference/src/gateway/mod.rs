@@ -10,6 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod clock;
+mod conn;
 pub mod context;
 mod idle;
 pub mod metrics;
@@ -34,7 +35,6 @@ use gatefold_compiler::ir::ValidIr;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics::Metrics;
 use runtime::{BuildEnv, Runtime};
 use secrets::{EnvSecrets, SecretSource};
@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch as signal;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -54,12 +55,19 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// How many earlier configs `POST /rollback` can go back to.
 const HISTORY: usize = 16;
 
+/// Default of [`Options::max_connections_per_worker`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_WORKER: usize = 10_000;
+
 /// How a gateway process runs.
 pub struct Options {
     /// Where requests are served.
     pub listen: SocketAddr,
     /// Where the admin API is served; `None`: no admin API.
     pub admin: Option<SocketAddr>,
+    /// When `admin` is taken by another process, serve the admin API on a
+    /// free port of the same address (saying so) instead of failing: for a
+    /// default address the user did not ask for.
+    pub admin_fallback: bool,
     /// Bearer token for the admin API; required when it is not on loopback.
     pub admin_token: Option<String>,
     pub clock: Arc<dyn Clock>,
@@ -80,6 +88,16 @@ pub struct Options {
     /// Worker threads serving requests, each with its own listener
     /// (`SO_REUSEPORT`), event loop and upstream connection pool.
     pub workers: usize,
+    /// Client connections one worker serves at once; past it, new ones wait
+    /// in the listen queue until one closes (`--max-connections`).
+    pub max_connections_per_worker: usize,
+    /// An HTTP/2 connection with no open stream for this long is closed
+    /// (GOAWAY). HTTP/1 connections idle between requests are closed by the
+    /// header read timeout.
+    pub h2_idle_timeout: Duration,
+    /// An HTTP/2 connection is closed gracefully after this long, however
+    /// busy: no client holds one forever.
+    pub h2_max_age: Duration,
 }
 
 impl Options {
@@ -89,6 +107,7 @@ impl Options {
         Options {
             listen,
             admin: None,
+            admin_fallback: false,
             admin_token: None,
             clock: Arc::new(SystemClock),
             secrets: Arc::new(EnvSecrets),
@@ -100,6 +119,9 @@ impl Options {
             watch: None,
             upstream_ca: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections_per_worker: DEFAULT_MAX_CONNECTIONS_PER_WORKER,
+            h2_idle_timeout: Duration::from_secs(60),
+            h2_max_age: Duration::from_secs(3600),
         }
     }
 }
@@ -138,6 +160,23 @@ impl Shared {
     /// hash) changes nothing. On error the running config stays.
     pub fn apply(&self, ir: ValidIr) -> Result<Arc<Runtime>, Vec<String>> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_locked(ir)
+    }
+
+    /// Loads a config (compiling a spec, say) and applies it under the same
+    /// lock as [`Shared::apply`]: loads never run side by side, so memory
+    /// holds one config being parsed at a time however many arrive at once.
+    /// `Err` is the loader's; `Ok` holds what applying it gave.
+    pub fn load_and_apply<E>(
+        &self,
+        load: impl FnOnce() -> Result<ValidIr, E>,
+    ) -> Result<Result<Arc<Runtime>, Vec<String>>, E> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let ir = load()?;
+        Ok(self.apply_locked(ir))
+    }
+
+    fn apply_locked(&self, ir: ValidIr) -> Result<Arc<Runtime>, Vec<String>> {
         let current = self.runtime.load_full();
         if current.ir.hash == ir.hash {
             return Ok(current);
@@ -244,11 +283,7 @@ impl Gateway {
             );
         }
         let admin_listener = match opts.admin {
-            Some(a) => Some(
-                TcpListener::bind(a)
-                    .await
-                    .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
-            ),
+            Some(a) => Some(bind_admin(a, opts.admin_fallback).await?),
             None => None,
         };
         let admin_addr = match &admin_listener {
@@ -265,13 +300,24 @@ impl Gateway {
             secrets: opts.secrets.clone(),
             access_log: opts.access_log.clone(),
             started: Instant::now(),
-            admin_token: opts.admin_token.clone(),
+            // Pasted tokens often come with a newline.
+            admin_token: opts
+                .admin_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
             body_read_timeout: opts.body_read_timeout,
         });
         let (stop, stopped) = signal::channel(false);
-        let conn = ConnSettings {
+        let settings = ConnSettings {
             header_read_timeout: opts.header_read_timeout,
             max_header_bytes: opts.max_header_bytes,
+            max_connections: opts.max_connections_per_worker.max(1),
+            h2: conn::Limits {
+                idle: Some(opts.h2_idle_timeout),
+                max_age: Some(opts.h2_max_age),
+            },
         };
         let mut tasks = Vec::new();
         for (n, listener) in listeners.into_iter().enumerate() {
@@ -288,7 +334,7 @@ impl Gateway {
                         .expect("a worker runtime");
                     rt.block_on(async move {
                         match TcpListener::from_std(listener) {
-                            Ok(l) => serve(l, shared, conn, stopped, drain).await,
+                            Ok(l) => serve(l, shared, settings, stopped, drain).await,
                             Err(e) => eprintln!("gatefold: worker {n} cannot listen: {e}"),
                         }
                     });
@@ -345,6 +391,33 @@ impl Gateway {
     }
 }
 
+/// The admin API's listener on `addr`, or with `fallback`, when `addr` is
+/// taken, on a free port of the same address.
+async fn bind_admin(addr: SocketAddr, fallback: bool) -> Result<TcpListener, String> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if fallback && e.kind() == std::io::ErrorKind::AddrInUse => {
+            let free = SocketAddr::new(addr.ip(), 0);
+            let l = TcpListener::bind(free)
+                .await
+                .map_err(|e| format!("cannot listen on {free} (admin): {e}"))?;
+            let got = l.local_addr().map_err(|e| e.to_string())?;
+            eprintln!(
+                "gatefold: {addr} (the admin API's default) is taken; serving the admin API on {got} instead (choose with --admin)"
+            );
+            Ok(l)
+        }
+        Err(e) => Err(format!(
+            "cannot listen on {addr} (admin): {e}{}",
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                "; another process serves it: pick a free address with --admin"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
 /// Checks that no one serves `addr` yet (and picks the port for port 0): a
 /// plain bind fails where another process listens, whereas `SO_REUSEPORT`
 /// alone would let a second gateway silently share the port.
@@ -377,16 +450,21 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 struct ConnSettings {
     header_read_timeout: Duration,
     max_header_bytes: usize,
+    max_connections: usize,
+    h2: conn::Limits,
 }
 
 async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    conn: ConnSettings,
+    settings: ConnSettings,
     mut stopped: signal::Receiver<bool>,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    // A permit per open connection: at the cap, the loop stops accepting and
+    // new connections wait in the kernel's listen queue. On shutdown, taking
+    // every permit back means every connection has finished.
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
     let flusher = shared.access_log.enabled().then(|| {
         let log = shared.access_log.clone();
         tokio::spawn(async move {
@@ -396,32 +474,35 @@ async fn serve(
             }
         })
     });
+    let mut backoff = conn::Backoff::new();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off a
-                        // little instead of spinning.
-                        eprintln!("gatefold: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let watcher = graceful.watcher();
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    serve_connection(stream, peer, shared, conn, watcher).await;
-                });
-            }
-            _ = stopped.changed() => break,
-        }
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = permit else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    backoff.failed("requests", &e).await;
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        backoff.reset();
+        let _ = stream.set_nodelay(true);
+        let (shared, stopped) = (shared.clone(), stopped.clone());
+        tokio::spawn(async move {
+            serve_connection(stream, peer, shared, settings, stopped).await;
+            drop(permit);
+        });
     }
     drop(listener);
+    let all = settings.max_connections.try_into().unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = slots.acquire_many(all) => {}
         _ = tokio::time::sleep(drain) => {
             eprintln!("gatefold: drain timeout; closing the connections left");
         }
@@ -460,34 +541,68 @@ async fn sniff(stream: &mut TcpStream, limit: Duration) -> Option<(bool, Bytes)>
     Some((h2, Bytes::from(buf)))
 }
 
+/// Runs a hyper connection to its end: once `closing` resolves it is asked
+/// to shut down gracefully, then still driven until its open requests are
+/// done. (A macro: as a generic function over both connection types, the
+/// spawned future trips rustc's higher-ranked `Send` inference.)
+macro_rules! drive {
+    ($conn:expr, $closing:expr) => {{
+        let mut c = std::pin::pin!($conn);
+        tokio::select! {
+            _ = c.as_mut() => {}
+            _ = $closing => {
+                c.as_mut().graceful_shutdown();
+                let _ = c.await;
+            }
+        }
+    }};
+}
+
 async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    conn: ConnSettings,
-    watcher: hyper_util::server::graceful::Watcher,
+    settings: ConnSettings,
+    stopped: signal::Receiver<bool>,
 ) {
-    let Some((h2, prefix)) = sniff(&mut stream, conn.header_read_timeout).await else {
+    let Some((h2, prefix)) = sniff(&mut stream, settings.header_read_timeout).await else {
         return;
     };
     let io = TokioIo::new(rewind::Rewind::new(stream, prefix));
+    // Open streams are counted for HTTP/2's idle limit only.
+    let activity = h2.then(conn::Activity::new);
+    let streams = activity.clone();
     let svc = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(service::handle(shared, peer, req).await) }
+        let busy = streams.as_ref().map(conn::Activity::begin);
+        async move {
+            let resp = service::handle(shared, peer, req).await;
+            Ok::<_, Infallible>(match busy {
+                Some(busy) => resp.map(|b| conn::hold(b, busy)),
+                None => resp,
+            })
+        }
     });
     if h2 {
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new())
-            .max_header_list_size(conn.max_header_bytes as u32)
+            .max_header_list_size(settings.max_header_bytes as u32)
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
-        let _ = watcher.watch(b.serve_connection(io, svc)).await;
+        let c = b.serve_connection(io, svc);
+        drive!(c, conn::closing(activity.as_ref(), settings.h2, stopped));
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
         b.timer(TokioTimer::new())
-            .header_read_timeout(conn.header_read_timeout)
-            .max_buf_size(conn.max_header_bytes.max(8192));
-        let _ = watcher.watch(b.serve_connection(io, svc)).await;
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(settings.max_header_bytes.max(8192));
+        let c = b.serve_connection(io, svc);
+        // Idle keep-alive connections are cut by the header read timeout.
+        let limits = conn::Limits {
+            idle: None,
+            max_age: None,
+        };
+        drive!(c, conn::closing(None, limits, stopped));
     }
 }
 

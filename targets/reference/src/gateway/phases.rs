@@ -46,6 +46,13 @@ pub trait Policy: Send + Sync {
         Flow::Continue
     }
 
+    /// Phases 1-9, right after `request_filter` let the request go on:
+    /// change the request as every later phase sees it. Authentication uses
+    /// it so that a header it writes (jwt `claims-to-headers`) replaces the
+    /// client's copy before rate-limit keys, cache keys and balancing read
+    /// it, and a query credential is gone from everything sent on.
+    fn settle_request(&self, _req: &mut request::Parts, _ctx: &mut Ctx) {}
+
     /// Phase 10: change what the upstream receives.
     fn upstream_request(&self, _up: &mut UpstreamRequest, _ctx: &Ctx) {}
 

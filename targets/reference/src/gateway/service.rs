@@ -2,7 +2,6 @@
 //! proxy, and the baseline (request id, metrics, access log) around them.
 
 use super::access_log::Line;
-use super::clock::rfc3339;
 use super::context::Ctx;
 use super::path;
 use super::phases::{Flow, UpstreamRequest};
@@ -13,8 +12,10 @@ use super::router::{allow_header, Lookup};
 use super::runtime::{RouteRt, Runtime};
 use super::{Body, Shared};
 use gatefold_compiler::ir::Method as IrMethod;
-use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, HOST, ORIGIN, SERVER, VARY};
-use http::{request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, FORWARDED, HOST, ORIGIN, SERVER, VARY};
+use http::{
+    request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
+};
 use hyper::body::Incoming;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use std::time::Instant;
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 fn ir_method(m: &Method) -> Option<IrMethod> {
@@ -127,8 +129,8 @@ pub async fn handle(
         None => rt.no_route.observe(status, latency),
     }
     if shared.access_log.enabled() {
-        let line = Line {
-            time: rfc3339(shared.clock.now()),
+        let mut line = Line {
+            time: String::new(),
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
             client: ctx.client_ip().to_string(),
             method: method.as_str(),
@@ -152,7 +154,7 @@ pub async fn handle(
             }),
             latency_ms: latency.as_secs_f64() * 1000.0,
         };
-        if !shared.access_log.write(&line) {
+        if !shared.access_log.write(&*shared.clock, &mut line) {
             shared
                 .metrics
                 .access_log_dropped
@@ -160,6 +162,18 @@ pub async fn handle(
         }
     }
     resp
+}
+
+/// RFC 9112 3.2: an HTTP/1.1 request carries exactly one `host`; no
+/// request may carry two (which one would route it, which one the upstream
+/// would believe?).
+fn host_well_formed(head: &request::Parts) -> bool {
+    let mut hosts = head.headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, _) => head.version != Version::HTTP_11,
+        (Some(_), None) => true,
+    }
 }
 
 async fn pipeline(
@@ -172,6 +186,9 @@ async fn pipeline(
     let Ok(path) = path::normalize(head.uri.path()) else {
         return (None, early(respond::bad_request(), ctx));
     };
+    if !host_well_formed(head) {
+        return (None, early(respond::bad_request(), ctx));
+    }
     ctx.path = path.into_owned();
     ctx.query = head.uri.query().map(str::to_string);
     ctx.host = head
@@ -238,7 +255,7 @@ async fn run_route(
     // Phases 1-2.
     for p in &route.policies[..route.after_body] {
         match p.request_filter(head, ctx) {
-            Flow::Continue => {}
+            Flow::Continue => p.settle_request(head, ctx),
             Flow::Stop(r) => return early(r, ctx),
             Flow::Answer(r) => return late(r, route, ctx),
         }
@@ -258,7 +275,7 @@ async fn run_route(
     // Phases 4-9.
     for p in &route.policies[route.after_body..] {
         match p.request_filter(head, ctx) {
-            Flow::Continue => {}
+            Flow::Continue => p.settle_request(head, ctx),
             Flow::Stop(r) => return early(r, ctx),
             Flow::Answer(r) => return late(r, route, ctx),
         }
@@ -278,6 +295,11 @@ async fn run_route(
     // Phase 10.
     let mut headers = std::mem::take(&mut head.headers);
     strip_hop_by_hop(&mut headers);
+    // The gateway speaks `x-forwarded-*` (below). A client's `forwarded` or
+    // `x-real-ip` would claim an address the gateway never saw, to an
+    // upstream that may believe it: removed.
+    headers.remove(FORWARDED);
+    headers.remove(&X_REAL_IP);
     // The client's host goes on as x-forwarded-host (the Host header as is,
     // unless the request line carried an authority, which wins); the
     // target's host replaces it at phase 12.

@@ -6,15 +6,23 @@
 //! file can change (editors that write a temporary file and rename it,
 //! `git checkout`, bind mounts and network file systems where inotify is
 //! silent) with no extra dependency. A change is acted on once the files
-//! have stayed the same for one more interval, so a half-written save is not
-//! compiled.
+//! have stayed the same for [`SETTLE`] (at least one interval), and a load
+//! during which the files changed again is thrown away: a save written in
+//! parts, or one that starts while the last is compiled, is never loaded
+//! half-written. Loading runs under the apply lock ([`Shared::load_and_apply`]),
+//! so it never stacks with a `PUT /config`.
 
 use super::Shared;
 use gatefold_compiler::ir::ValidIr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
+
+/// How long the files must have stayed the same before they are loaded.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
 /// What to watch.
 #[derive(Clone, Debug)]
@@ -32,7 +40,7 @@ impl Source {
 }
 
 /// Name, modification time and length of every file that makes the spec.
-fn fingerprint(src: &Source) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+fn fingerprint(src: &Source) -> Fingerprint {
     let files = if src.is_ir() {
         vec![src.path.clone()]
     } else {
@@ -65,41 +73,57 @@ pub fn load(src: &Source) -> Result<ValidIr, String> {
     }
 }
 
+/// Why a changed spec was not loaded.
+enum NotLoaded {
+    /// It does not compile: the rendered diagnostics.
+    Invalid(String),
+    /// It changed again while it was read: wait for it to settle.
+    Moving,
+}
+
 pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let mut seen = fingerprint(&src);
-    let mut pending: Option<Vec<(PathBuf, Option<SystemTime>, u64)>> = None;
+    let settle = SETTLE.max(src.interval);
+    // What the running config was loaded from is unknown (the files may
+    // have changed between the first load and now): the first settled look
+    // loads them once more, which changes nothing when they are the same.
+    let mut loaded = Fingerprint::new();
+    let mut last = fingerprint(&src);
+    let mut changed_at = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(src.interval) => {}
             _ = stopped.changed() => return,
         }
         let now = fingerprint(&src);
-        if now == seen {
-            pending = None;
+        if now != last {
+            last = now;
+            changed_at = Instant::now();
             continue;
         }
-        if pending.as_ref() != Some(&now) {
-            // Changed since the last look: wait one more interval for it to settle.
-            pending = Some(now);
+        if now == loaded || changed_at.elapsed() < settle {
             continue;
         }
-        seen = now;
-        pending = None;
-        let loaded = {
-            let src = src.clone();
-            tokio::task::spawn_blocking(move || load(&src)).await
+        let outcome = {
+            let (src, shared, now) = (src.clone(), shared.clone(), now.clone());
+            tokio::task::spawn_blocking(move || {
+                shared.load_and_apply(|| {
+                    let ir = load(&src).map_err(NotLoaded::Invalid)?;
+                    if fingerprint(&src) != now {
+                        return Err(NotLoaded::Moving);
+                    }
+                    Ok(ir)
+                })
+            })
+            .await
         };
-        match loaded {
-            Ok(Ok(ir)) => {
-                if let Err(errors) = shared.apply(ir) {
-                    eprintln!(
-                        "gatefold: {} changed but cannot be loaded; still serving the last good config:\n  {}",
-                        src.path.display(),
-                        errors.join("\n  ")
-                    );
-                }
-            }
-            Ok(Err(diagnostics)) => {
+        match outcome {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(errors))) => eprintln!(
+                "gatefold: {} changed but cannot be loaded; still serving the last good config:\n  {}",
+                src.path.display(),
+                errors.join("\n  ")
+            ),
+            Ok(Err(NotLoaded::Invalid(diagnostics))) => {
                 shared
                     .metrics
                     .reloads_failed
@@ -109,7 +133,10 @@ pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<
                     src.path.display()
                 );
             }
+            // The next look sees the newer files and waits for them to settle.
+            Ok(Err(NotLoaded::Moving)) => continue,
             Err(e) => eprintln!("gatefold: reload failed: {e}"),
         }
+        loaded = now;
     }
 }

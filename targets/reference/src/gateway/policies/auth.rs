@@ -23,6 +23,10 @@ pub enum Verdict {
 /// One authentication method.
 pub trait Authenticator: Send + Sync {
     fn authenticate(&self, req: &request::Parts, ctx: &mut Ctx) -> Verdict;
+    /// Right after phase 4 admitted the request (by any method): remove
+    /// what this method owns from the request every later phase sees (the
+    /// client's copies of the headers a jwt writes, a query credential).
+    fn settle(&self, _req: &mut request::Parts, _ctx: &mut Ctx) {}
     /// Phase 10: remove the credential this method read; `admitted` says
     /// whether this method is the one that passed.
     fn upstream_request(&self, up: &mut UpstreamRequest, ctx: &Ctx, admitted: bool);
@@ -67,6 +71,17 @@ impl Policy for Authentication {
             resp.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
         }
         Flow::Stop(resp)
+    }
+
+    fn settle_request(&self, req: &mut request::Parts, ctx: &mut Ctx) {
+        for m in &self.methods {
+            m.settle(req, ctx);
+        }
+        // Then what the admitting method wrote: the request as later phases
+        // (rate-limit keys, cache keys, balancing) and the upstream see it.
+        for (h, v) in std::mem::take(&mut ctx.auth_headers) {
+            req.headers.append(h, v);
+        }
     }
 
     fn upstream_request(&self, up: &mut UpstreamRequest, ctx: &Ctx) {

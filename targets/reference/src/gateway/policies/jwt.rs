@@ -157,14 +157,13 @@ impl Authenticator for JwtMethod {
         Verdict::Admit(consumer)
     }
 
-    fn upstream_request(&self, up: &mut UpstreamRequest, ctx: &Ctx, admitted: bool) {
+    fn settle(&self, req: &mut request::Parts, _ctx: &mut Ctx) {
+        // Client-sent copies never pass, whichever method admitted.
         for (_, header) in &self.claims_to_headers {
-            up.headers.remove(header);
-        }
-        if admitted {
-            for (h, v) in &ctx.auth_headers {
-                up.headers.append(h.clone(), v.clone());
-            }
+            req.headers.remove(header);
         }
     }
+
+    /// The claims headers were settled at phase 4; the token goes on as is.
+    fn upstream_request(&self, _up: &mut UpstreamRequest, _ctx: &Ctx, _admitted: bool) {}
 }

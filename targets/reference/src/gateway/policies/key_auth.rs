@@ -80,22 +80,29 @@ impl Authenticator for KeyAuthMethod {
         }
     }
 
-    fn upstream_request(&self, up: &mut UpstreamRequest, _ctx: &Ctx, _admitted: bool) {
-        match &self.location {
-            Location::Header(h) => {
-                up.headers.remove(h);
-            }
-            Location::Query(name) => {
-                if let Some(q) = &up.query {
-                    let kept: Vec<&str> = q
-                        .split('&')
-                        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
-                        .collect();
-                    up.query = (!kept.is_empty()).then(|| kept.join("&"));
-                }
-            }
+    /// A query key is removed as soon as phase 4 is done, so nothing the
+    /// gateway sends carries it: not the upstream request, not a
+    /// redirect's `location`.
+    fn settle(&self, _req: &mut request::Parts, ctx: &mut Ctx) {
+        if let (Location::Query(name), Some(q)) = (&self.location, &ctx.query) {
+            ctx.query = without_param(q, name);
         }
     }
+
+    fn upstream_request(&self, up: &mut UpstreamRequest, _ctx: &Ctx, _admitted: bool) {
+        if let Location::Header(h) = &self.location {
+            up.headers.remove(h);
+        }
+    }
+}
+
+/// `query` without any `name=...` pair; `None` when nothing is left.
+fn without_param(query: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 #[cfg(test)]

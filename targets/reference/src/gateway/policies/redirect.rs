@@ -1,5 +1,7 @@
 //! `redirect` (phase 9): an empty answer with `location`; `{param}` takes the
-//! route's parameter and the request's query string is appended.
+//! route's parameter and the request's query string is appended. A
+//! parameter that would turn the `location` into another host's (`//...`,
+//! `/\...`) is refused with 400 (an open redirect).
 
 use crate::gateway::context::Ctx;
 use crate::gateway::phases::{Flow, Policy};
@@ -56,10 +58,22 @@ pub fn fill(template: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
+/// Whether a `location` starts like a network-path reference (`//host`),
+/// counting `\` as `/` the way browsers do.
+fn network_path(location: &str) -> bool {
+    let b = location.as_bytes();
+    b.len() >= 2 && matches!(b[0], b'/' | b'\\') && matches!(b[1], b'/' | b'\\')
+}
+
 impl Policy for RedirectPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let params = self.route_path.matches(&ctx.path).unwrap_or_default();
         let mut location = fill(&self.to, &params);
+        if network_path(&location) {
+            // A parameter made a local redirect point at another host
+            // (`/{id}` with `\evil.example`: browsers read `/\` as `//`).
+            return Flow::Stop(respond::bad_request());
+        }
         if let Some(q) = &ctx.query {
             location.push(if location.contains('?') { '&' } else { '?' });
             location.push_str(q);
