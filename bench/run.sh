@@ -52,9 +52,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "== building gatefold (release)"
-cargo build --quiet --release -p gatefold
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+# GATEFOLD_BIN measures another build (e.g. the code before a change, for a
+# before/after run on the same machine) instead of building this tree.
+if [ -n "${GATEFOLD_BIN:-}" ]; then
+  BIN="$GATEFOLD_BIN"
+else
+  echo "== building gatefold (release)"
+  cargo build --quiet --release -p gatefold
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+fi
 
 wait_port() {
   for _ in $(seq 1 200); do
