@@ -138,14 +138,29 @@ pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> Pa
             .insert(d.name.clone(), resolve::loc(d.span));
     }
     let mut ir_routes = Vec::with_capacity(routes.len());
+    let mut policies = BTreeMap::new();
     for r in routes {
-        source_map.routes.insert(
-            r.route.id.clone(),
-            ir::RouteSources {
-                at: resolve::loc(r.span),
-                chain: r.steps.iter().map(|s| s.source.clone()).collect(),
-            },
-        );
+        source_map
+            .routes
+            .insert(r.route.id.clone(), resolve::loc(r.span));
+        // Every route inheriting a policy names the same instance: the
+        // first one met defines it.
+        for (id, step) in r.route.chain.iter().zip(&r.steps) {
+            if policies.contains_key(id) {
+                continue;
+            }
+            source_map.policies.insert(id.clone(), step.source.at);
+            policies.insert(
+                id.clone(),
+                ir::PolicyInstance {
+                    attachment: id.attachment.clone(),
+                    origin: ir::Origin {
+                        via: step.source.via.clone(),
+                    },
+                    policy: step.policy.policy.clone(),
+                },
+            );
+        }
         ir_routes.push(r.route);
     }
     let upstreams: BTreeMap<_, _> = spec
@@ -167,13 +182,14 @@ pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> Pa
             )
         })
         .collect();
-    let hash = ContentHash::compute(&gateway, &upstreams, &consumers, &ir_routes);
+    let hash = ContentHash::compute(&gateway, &upstreams, &consumers, &policies, &ir_routes);
     let ir = Ir {
         format: IR_FORMAT,
         hash,
         gateway,
         upstreams,
         consumers,
+        policies,
         routes: ir_routes,
         sources: source_map,
     };

@@ -4,11 +4,21 @@
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
 use crate::front::decode::did_you_mean;
-use crate::ir::policy::{Policy, PolicyKind, RateScope, Rewrite};
+use crate::ir::policy::{Policy, PolicyKind, Rewrite};
 use crate::ir::values::{ByteSize, Duration, Name};
 use crate::ir::*;
 use crate::source::Span;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Where one step of a chain came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepSource {
+    pub level: Level,
+    /// The bundles and named policy it came through; empty when inline.
+    pub via: Vec<Name>,
+    /// Where the policy's options are written.
+    pub at: Loc,
+}
 
 /// One policy of an effective chain, with where it came from.
 #[derive(Clone)]
@@ -588,7 +598,13 @@ impl<'a> Resolver<'a> {
         self.check_strip_and_rewrite(&id, api, &steps);
         let strip_prefix = (a.strip_base_path && !a.base_path.segments.is_empty())
             .then(|| a.base_path.to_string());
-        let chain = steps.iter().map(|s| chain_policy(s, &id)).collect();
+        let chain = steps
+            .iter()
+            .map(|s| PolicyId {
+                attachment: Attachment::at(s.source.level, &id),
+                kind: s.policy.kind(),
+            })
+            .collect();
         Some(ResolvedRoute {
             route: Route {
                 id,
@@ -812,20 +828,6 @@ impl<'a> Resolver<'a> {
             );
         }
     }
-}
-
-/// A step's policy as the chain of route `id` holds it: what depends on
-/// where it is attached (a rate limit's counters) filled in.
-fn chain_policy(step: &Step<'_>, id: &RouteId) -> Policy {
-    let mut policy = step.policy.policy.clone();
-    if let Policy::RateLimit(limit) = &mut policy {
-        limit.scope = match step.source.level {
-            Level::Gateway => RateScope::Gateway,
-            Level::Api => RateScope::Api(id.api.clone()),
-            Level::Route => RateScope::Route(id.clone()),
-        };
-    }
-    policy
 }
 
 /// `{name}` placeholders in a template string, with their byte ranges.

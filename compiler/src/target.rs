@@ -71,15 +71,16 @@ pub fn span_of(loc: Loc) -> Span {
 pub fn unsupported_policies(target: &dyn Target, ir: &ValidIr, options: &Options) -> Diagnostics {
     let mut out = Diagnostics::new();
     for route in &ir.routes {
-        let sources = ir.sources.routes.get(&route.id);
-        for (i, policy) in route.chain.iter().enumerate() {
-            let kind = policy.kind();
+        for id in &route.chain {
+            let kind = id.kind;
             if target.support(kind) != Support::Unsupported {
                 continue;
             }
-            let span = sources
-                .and_then(|s| s.chain.get(i))
-                .map(|s| span_of(s.at))
+            let span = ir
+                .sources
+                .policies
+                .get(id)
+                .map(|l| span_of(*l))
                 .unwrap_or_else(|| {
                     span_of(Loc {
                         file: 0,

@@ -151,3 +151,75 @@ fn listing_order_counts_only_where_routes_compete() {
     let first: Vec<String> = ir2.routes.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(first, ["b.three", "a.two", "a.one"]);
 }
+
+/// Policy ids derive from the spec's structure: reformatting keeps every id
+/// and every chain (state keyed by ids, like rate-limit counters, survives).
+#[test]
+fn reformatting_keeps_policy_ids_and_chains() {
+    for name in ["petstore", "kitchen-sink"] {
+        let file = example(name).join("gatefold.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let original = compile_path(&file).ir.expect("compiles");
+        assert!(!original.policies.is_empty(), "{name} has policies");
+        let mut value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        value.apply_merge().unwrap();
+        reorder(&mut value);
+        let mut sources = Sources::new();
+        sources.add(SourceFile::new(
+            "r.yaml",
+            serde_yaml::to_string(&value).unwrap(),
+        ));
+        let dir = example(name);
+        let ir = compile_sources(sources, |_| dir.clone())
+            .ir
+            .expect("compiles");
+        let ids = |ir: &gatefold_compiler::ir::ValidIr| {
+            ir.policies
+                .keys()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&ir), ids(&original), "{name}");
+        for (a, b) in ir.routes.iter().zip(&original.routes) {
+            assert_eq!(a.chain, b.chain, "{name}: {}", a.id);
+        }
+    }
+}
+
+/// A gateway-level policy is one instance however many routes inherit it,
+/// and renaming the named policy it came through is not meaning: same ids,
+/// same hash, only the origin differs.
+#[test]
+fn a_named_policy_is_one_instance_and_its_name_is_not_meaning() {
+    let spec = |name: &str| {
+        format!(
+            "gatefold: 1
+policies:
+  {name}: {{ rate-limit: {{ requests: 10, per: 1m }} }}
+gateway:
+  policies: [{name}]
+apis:
+  a:
+    routes:
+      x: {{ path: /x, policies: [{{ mock: {{}} }}] }}
+      y: {{ path: /y, policies: [{{ mock: {{}} }}] }}
+"
+        )
+    };
+    let a = compile_str("a.yaml", &spec("limit")).ir.expect("compiles");
+    let b = compile_str("b.yaml", &spec("renamed"))
+        .ir
+        .expect("compiles");
+    assert_eq!(a.hash, b.hash);
+    let limits: Vec<String> = a
+        .policies
+        .keys()
+        .filter(|id| id.kind == gatefold_compiler::ir::PolicyKind::RateLimit)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(limits, ["gateway/rate-limit"]);
+    let id: gatefold_compiler::ir::PolicyId = "gateway/rate-limit".parse().unwrap();
+    assert_eq!(a.policies[&id].origin.via[0].as_str(), "limit");
+    assert_eq!(b.policies[&id].origin.via[0].as_str(), "renamed");
+    assert!(a.routes.iter().all(|r| r.chain.contains(&id)));
+}

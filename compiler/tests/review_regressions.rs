@@ -67,23 +67,23 @@ fn the_ir_does_not_depend_on_how_the_spec_path_is_typed() {
     assert_eq!(file.to_json(), a.to_json());
 }
 
-/// A rate limit's counters belong to where it is attached; that is meaning,
-/// so it is in the IR (and its hash), not only in the source map.
+/// A rate limit's counters belong to the policy instance, named by where it
+/// is attached; that is meaning, so it is in the IR (and its hash), not only
+/// in the source map.
 #[test]
 fn rate_limit_scope_is_in_the_ir() {
-    use gatefold_compiler::ir::policy::{Policy, RateScope};
-    use gatefold_compiler::ir::PolicyKind;
-    let scopes = |ir: &gatefold_compiler::ir::ValidIr| -> Vec<(String, RateScope)> {
+    use gatefold_compiler::ir::{Attachment, PolicyKind};
+    let scopes = |ir: &gatefold_compiler::ir::ValidIr| -> Vec<(String, Attachment)> {
         ir.routes
             .iter()
-            .map(|r| match r.policy(PolicyKind::RateLimit) {
-                Some(Policy::RateLimit(l)) => (r.id.to_string(), l.scope.clone()),
-                _ => panic!("{} has no rate limit", r.id),
+            .map(|r| match r.policy_id(PolicyKind::RateLimit) {
+                Some(id) => (r.id.to_string(), id.attachment.clone()),
+                None => panic!("{} has no rate limit", r.id),
             })
             .collect()
     };
-    let route = |s: &str| RateScope::Route(s.parse().unwrap());
-    // One limit at the gateway: both routes count together.
+    let route = |s: &str| Attachment::Route(s.parse().unwrap());
+    // One limit at the gateway: both routes count together, one instance.
     let shared = compiles(
         "gatefold: 1
 gateway:
@@ -98,10 +98,18 @@ apis:
     assert_eq!(
         scopes(&shared),
         [
-            ("a.x".to_string(), RateScope::Gateway),
-            ("a.y".to_string(), RateScope::Gateway)
+            ("a.x".to_string(), Attachment::Gateway),
+            ("a.y".to_string(), Attachment::Gateway)
         ]
     );
+    let limits = |ir: &gatefold_compiler::ir::ValidIr| {
+        ir.policies
+            .keys()
+            .filter(|id| id.kind == PolicyKind::RateLimit)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(limits(&shared), ["gateway/rate-limit"]);
     // The same limit on each route: each counts alone.
     let apart = compiles(
         "gatefold: 1
@@ -119,8 +127,12 @@ apis:
             ("a.y".to_string(), route("a.y"))
         ]
     );
+    assert_eq!(
+        limits(&apart),
+        ["route/a.x/rate-limit", "route/a.y/rate-limit"]
+    );
     assert_ne!(shared.hash, apart.hash);
-    // A named policy attached to two apis counts per api.
+    // A named policy attached to two apis is two instances, counting per api.
     let named = compiles(
         "gatefold: 1
 policies:
@@ -137,8 +149,16 @@ apis:
 ",
     );
     let found = scopes(&named);
-    assert!(found.contains(&("a.x".to_string(), RateScope::Api("a".parse().unwrap()))));
-    assert!(found.contains(&("b.x".to_string(), RateScope::Api("b".parse().unwrap()))));
+    assert!(found.contains(&("a.x".to_string(), Attachment::Api("a".parse().unwrap()))));
+    assert!(found.contains(&("b.x".to_string(), Attachment::Api("b".parse().unwrap()))));
+    assert_eq!(limits(&named), ["api/a/rate-limit", "api/b/rate-limit"]);
+    let via = &named.policies[&"api/a/rate-limit".parse().unwrap()]
+        .origin
+        .via;
+    assert_eq!(
+        via.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        ["limit"]
+    );
 }
 
 /// Lists that are sets hash the same in any order.
@@ -361,37 +381,58 @@ fn an_ir_file_must_still_be_valid_once_resealed() {
         "the source map has no entry for route",
     );
     refused(
-        "a source map step short",
+        "a source map without a policy",
         &|v| {
-            let id = v["routes"][0]["id"].as_str().unwrap().to_string();
-            v["sources"]["routes"][&id]["chain"]
-                .as_array_mut()
-                .unwrap()
-                .pop();
+            let sources = v["sources"]["policies"].as_object_mut().unwrap();
+            let id = sources.keys().next().unwrap().clone();
+            sources.remove(&id);
         },
-        "chain steps, but its chain has",
+        "the source map has no entry for policy",
     );
     refused(
-        "a rate limit counting for another api",
+        "a chain naming an instance attached to another api",
         &|v| {
-            for route in v["routes"].as_array_mut().unwrap() {
-                for p in route["chain"].as_array_mut().unwrap() {
-                    if p["kind"] == "rate-limit" {
-                        p["scope"] = serde_json::json!({ "api": "elsewhere" });
-                    }
+            let route = v["routes"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|r| {
+                    r["chain"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p.as_str().unwrap().starts_with("api/"))
+                })
+                .unwrap();
+            for p in route["chain"].as_array_mut().unwrap() {
+                let id = p.as_str().unwrap().to_string();
+                if let Some(rest) = id.strip_prefix("api/") {
+                    let kind = rest.split_once('/').unwrap().1;
+                    *p = format!("api/elsewhere/{kind}").into();
                 }
             }
         },
-        "the rate limit of route",
+        "which the IR does not define",
+    );
+    refused(
+        "an instance whose id names another place",
+        &|v| {
+            let policies = v["policies"].as_object_mut().unwrap();
+            let id = policies
+                .keys()
+                .find(|k| k.starts_with("api/"))
+                .unwrap()
+                .clone();
+            policies[&id]["attachment"] = "gateway".into();
+        },
+        "attached at `gateway`",
     );
     refused(
         "an acl group no consumer is in",
         &|v| {
-            for route in v["routes"].as_array_mut().unwrap() {
-                for p in route["chain"].as_array_mut().unwrap() {
-                    if p["kind"] == "acl" {
-                        p["allow"] = serde_json::json!(["nobody"]);
-                    }
+            for p in v["policies"].as_object_mut().unwrap().values_mut() {
+                if p["policy"]["kind"] == "acl" {
+                    p["policy"]["allow"] = serde_json::json!(["nobody"]);
                 }
             }
         },
@@ -454,7 +495,7 @@ fn mock_json_keys_are_sorted() {
     let a = compiles(&spec("{ zeta: 1, alpha: { y: 2, b: 3 } }"));
     let b = compiles(&spec("{ alpha: { b: 3, y: 2 }, zeta: 1 }"));
     assert_eq!(a.hash, b.hash);
-    let body = match a.routes[0].chain[0].clone() {
+    let body = match a.policies[&a.routes[0].chain[0]].policy.clone() {
         gatefold_compiler::ir::Policy::Mock(m) => m.body,
         other => panic!("{other:?}"),
     };

@@ -5,7 +5,7 @@ use super::Format;
 use gatefold_compiler::compile_path;
 use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::policy::Policy;
-use gatefold_compiler::ir::{Level, Loc, Route, RouteId, RouteSources};
+use gatefold_compiler::ir::{Ir, Level, Loc, Route, RouteId};
 use gatefold_compiler::source::{FileId, Sources};
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,19 +47,15 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
     }
     // Places are named as the spec path was given, like diagnostics.
     let places = Places(&compiled.sources);
-    let sources = |r: &Route| ir.sources.routes.get(&r.id);
     if json {
-        let items: Vec<_> = routes
-            .iter()
-            .map(|r| route_json(r, sources(r), &places))
-            .collect();
+        let items: Vec<_> = routes.iter().map(|r| route_json(ir, r, &places)).collect();
         println!("{}", serde_json::to_string_pretty(&items).expect("json"));
     } else {
         for (i, r) in routes.iter().enumerate() {
             if i > 0 {
                 println!();
             }
-            print!("{}", route_text(r, sources(r), &places));
+            print!("{}", route_text(ir, r, &places));
         }
     }
     ExitCode::SUCCESS
@@ -149,7 +145,7 @@ fn upstream(r: &Route) -> String {
     )
 }
 
-fn route_text(r: &Route, rs: Option<&RouteSources>, places: &Places<'_>) -> String {
+fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
     let mut out = format!(
         "{}  {} {}  [{}, {} path]\n  upstream: {}\n",
         r.id,
@@ -166,47 +162,45 @@ fn route_text(r: &Route, rs: Option<&RouteSources>, places: &Places<'_>) -> Stri
     if let Some(p) = &r.strip_prefix {
         out.push_str(&format!("  strips {p} before proxying\n"));
     }
-    if let Some(rs) = rs {
-        out.push_str(&format!("  defined at {}\n", places.describe(rs.at)));
+    if let Some(at) = ir.sources.routes.get(&r.id) {
+        out.push_str(&format!("  defined at {}\n", places.describe(*at)));
     }
     if r.chain.is_empty() {
         out.push_str("  chain: (baseline only)\n");
         return out;
     }
     out.push_str("  chain, in execution order:\n");
-    for (i, p) in r.chain.iter().enumerate() {
-        let kind = p.kind();
-        let (from, at) = match rs.and_then(|s| s.chain.get(i)) {
-            Some(s) => (origin(s.level, &s.via), places.describe(s.at)),
-            None => ("?".into(), String::new()),
-        };
+    for (i, (id, inst)) in ir.chain(r).enumerate() {
+        let at = ir
+            .sources
+            .policies
+            .get(id)
+            .map_or(String::new(), |l| places.describe(*l));
         out.push_str(&format!(
             "    {:>2}. {:<26} {:<18} {:<28} {}\n",
             i + 1,
-            phases_text(p),
-            kind.as_str(),
-            from,
+            phases_text(&inst.policy),
+            id.kind.as_str(),
+            origin(id.attachment.level(), &inst.origin.via),
             at
         ));
     }
     out
 }
 
-fn route_json(r: &Route, rs: Option<&RouteSources>, places: &Places<'_>) -> serde_json::Value {
-    let chain: Vec<_> = r
-        .chain
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let s = rs.and_then(|s| s.chain.get(i));
+fn route_json(ir: &Ir, r: &Route, places: &Places<'_>) -> serde_json::Value {
+    let chain: Vec<_> = ir
+        .chain(r)
+        .map(|(id, inst)| {
             serde_json::json!({
-                "phase": p.kind().phase(),
-                "phases": phases(p),
-                "kind": p.kind(),
-                "level": s.map(|s| s.level),
-                "via": s.map(|s| &s.via),
-                "at": s.map(|s| places.describe(s.at)),
-                "policy": p,
+                "id": id,
+                "phase": id.kind.phase(),
+                "phases": phases(&inst.policy),
+                "kind": id.kind,
+                "level": id.attachment.level(),
+                "via": inst.origin.via,
+                "at": ir.sources.policies.get(id).map(|l| places.describe(*l)),
+                "policy": inst.policy,
             })
         })
         .collect();
@@ -215,7 +209,7 @@ fn route_json(r: &Route, rs: Option<&RouteSources>, places: &Places<'_>) -> serd
         "matcher": r.matcher,
         "upstream": r.upstream,
         "strip-prefix": r.strip_prefix,
-        "at": rs.map(|s| places.describe(s.at)),
+        "at": ir.sources.routes.get(&r.id).map(|l| places.describe(*l)),
         "chain": chain,
     })
 }

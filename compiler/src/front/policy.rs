@@ -583,7 +583,6 @@ fn decode_options(
                 per,
                 key,
                 // Resolution sets where it is attached.
-                scope: RateScope::Gateway,
             })
         }
         PolicyKind::Deprecation => {

@@ -2,8 +2,8 @@
 //! loaded: the hash only proves the content was sealed by someone, not that
 //! it came out of validation. Back ends rely on each of these.
 
-use super::policy::{Acl, Policy, RateScope};
-use super::source_map::{Level, Loc};
+use super::policy::{Acl, Policy, PolicyKind};
+use super::source_map::Loc;
 use super::{Ir, Name, RouteId};
 use std::collections::{BTreeSet, HashSet};
 
@@ -19,6 +19,45 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
             ))
         }
     };
+    for (pid, inst) in &ir.policies {
+        if inst.attachment != pid.attachment || inst.kind() != pid.kind {
+            return Err(format!(
+                "policy instance `{pid}` holds a `{}` attached at `{}`",
+                inst.kind(),
+                inst.attachment
+            ));
+        }
+        match &inst.policy {
+            Policy::Acl(Acl::Allow(names) | Acl::Deny(names)) => {
+                if let Some(g) = names.iter().find(|g| !groups.contains(g)) {
+                    return Err(format!(
+                        "policy `{pid}` checks group `{g}`, which no consumer is in"
+                    ));
+                }
+            }
+            Policy::TrafficSplit(split) => {
+                let named = split.to.iter().map(|t| &t.upstream);
+                let matched = split.header_match.iter().map(|m| &m.upstream);
+                if let Some(u) = named
+                    .chain(matched)
+                    .find(|u| !ir.upstreams.contains_key(*u))
+                {
+                    return Err(format!(
+                        "policy `{pid}` splits traffic to upstream `{u}`, which is not defined"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let Some(at) = ir.sources.policies.get(pid) else {
+            return Err(format!("the source map has no entry for policy `{pid}`"));
+        };
+        check_loc(ir, *at, || format!("policy `{pid}`"))?;
+    }
+    if ir.sources.policies.len() != ir.policies.len() {
+        return Err("the source map names policies the IR does not have".to_string());
+    }
+    let mut used = HashSet::new();
     let mut ids = HashSet::new();
     for r in &ir.routes {
         let id = &r.id;
@@ -29,69 +68,42 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
             upstream(id, u, "sends requests to")?;
         }
         for pair in r.chain.windows(2) {
-            if pair[0].kind() >= pair[1].kind() {
+            if pair[0].kind >= pair[1].kind {
                 return Err(format!(
                     "the chain of route `{id}` is not in phase order with each kind once (`{}` before `{}`)",
-                    pair[0].kind(),
-                    pair[1].kind()
+                    pair[0], pair[1]
                 ));
             }
         }
+        for pid in &r.chain {
+            if !ir.policies.contains_key(pid) {
+                return Err(format!(
+                    "route `{id}` runs policy `{pid}`, which the IR does not define"
+                ));
+            }
+            if !pid.attachment.covers(id) {
+                return Err(format!(
+                    "route `{id}` runs policy `{pid}`, which is attached elsewhere"
+                ));
+            }
+            used.insert(pid);
+        }
         let answers = r.chain.iter().any(|p| {
             matches!(
-                p,
-                Policy::Mock(_) | Policy::Redirect(_) | Policy::TrafficSplit(_)
+                p.kind,
+                PolicyKind::Mock | PolicyKind::Redirect | PolicyKind::TrafficSplit
             )
         });
         if r.upstream.is_none() && !answers {
             return Err(format!("route `{id}` has nowhere to send requests"));
         }
-        let Some(sources) = ir.sources.routes.get(id) else {
+        let Some(at) = ir.sources.routes.get(id) else {
             return Err(format!("the source map has no entry for route `{id}`"));
         };
-        if sources.chain.len() != r.chain.len() {
-            return Err(format!(
-                "the source map gives route `{id}` {} chain steps, but its chain has {}",
-                sources.chain.len(),
-                r.chain.len()
-            ));
-        }
-        for (p, source) in r.chain.iter().zip(&sources.chain) {
-            match p {
-                Policy::TrafficSplit(split) => {
-                    for u in split.to.iter().map(|t| &t.upstream) {
-                        upstream(id, u, "splits traffic to")?;
-                    }
-                    for u in split.header_match.iter().map(|m| &m.upstream) {
-                        upstream(id, u, "matches a header to")?;
-                    }
-                }
-                Policy::Acl(Acl::Allow(names) | Acl::Deny(names)) => {
-                    if let Some(g) = names.iter().find(|g| !groups.contains(g)) {
-                        return Err(format!(
-                            "route `{id}` checks group `{g}`, which no consumer is in"
-                        ));
-                    }
-                }
-                Policy::RateLimit(limit) => {
-                    let fits = match (&limit.scope, source.level) {
-                        (RateScope::Gateway, Level::Gateway) => true,
-                        (RateScope::Api(api), Level::Api) => *api == id.api,
-                        (RateScope::Route(route), Level::Route) => route == id,
-                        _ => false,
-                    };
-                    if !fits {
-                        return Err(format!(
-                            "the rate limit of route `{id}` counts for {:?}, but it is attached at {:?} level",
-                            limit.scope, source.level
-                        ));
-                    }
-                }
-                _ => {}
-            }
-            check_loc(ir, source.at, || format!("a chain step of route `{id}`"))?;
-        }
-        check_loc(ir, sources.at, || format!("route `{id}`"))?;
+        check_loc(ir, *at, || format!("route `{id}`"))?;
+    }
+    if let Some(pid) = ir.policies.keys().find(|p| !used.contains(p)) {
+        return Err(format!("policy `{pid}` is in no route's chain"));
     }
     if ir.sources.routes.len() != ir.routes.len() {
         return Err("the source map names routes the IR does not have".to_string());

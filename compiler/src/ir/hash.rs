@@ -1,7 +1,8 @@
 //! The content hash: identifies a compiled version by its meaning.
 
-use super::{Consumer, Gateway, Ir, Name, Route, Upstream, IR_FORMAT};
-use serde::{Deserialize, Serialize};
+use super::{Consumer, Gateway, Ir, Name, PolicyId, PolicyInstance, Route, Upstream, IR_FORMAT};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,18 +21,51 @@ struct Meaning<'a> {
     gateway: &'a Gateway,
     upstreams: &'a BTreeMap<Name, Upstream>,
     consumers: &'a BTreeMap<Name, Consumer>,
+    policies: Instances<'a>,
     routes: &'a [Route],
+}
+
+/// Policy instances without their origin (which named policy they came
+/// through is not meaning).
+struct Instances<'a>(&'a BTreeMap<PolicyId, PolicyInstance>);
+
+impl Serialize for Instances<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Meant<'a> {
+            attachment: &'a super::Attachment,
+            policy: &'a super::Policy,
+        }
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (id, p) in self.0 {
+            m.serialize_entry(
+                id,
+                &Meant {
+                    attachment: &p.attachment,
+                    policy: &p.policy,
+                },
+            )?;
+        }
+        m.end()
+    }
 }
 
 impl ContentHash {
     pub fn of(ir: &Ir) -> ContentHash {
-        Self::compute(&ir.gateway, &ir.upstreams, &ir.consumers, &ir.routes)
+        Self::compute(
+            &ir.gateway,
+            &ir.upstreams,
+            &ir.consumers,
+            &ir.policies,
+            &ir.routes,
+        )
     }
 
     pub(crate) fn compute(
         gateway: &Gateway,
         upstreams: &BTreeMap<Name, Upstream>,
         consumers: &BTreeMap<Name, Consumer>,
+        policies: &BTreeMap<PolicyId, PolicyInstance>,
         routes: &[Route],
     ) -> ContentHash {
         let meaning = Meaning {
@@ -39,6 +73,7 @@ impl ContentHash {
             gateway,
             upstreams,
             consumers,
+            policies: Instances(policies),
             routes,
         };
         let mut hasher = Sha256::new();

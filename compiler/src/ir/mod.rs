@@ -17,11 +17,16 @@
 //! * **Paths** are full request paths (the api's base path joined in). When a
 //!   route has [`Route::strip_prefix`], that literal prefix is removed before
 //!   the request goes upstream.
-//! * **Policy chains.** [`Route::chain`] is the effective chain: gateway,
-//!   then api, then route policies, where a kind given at a lower level
-//!   replaced the inherited one and `disable` removed kinds. It is sorted by
-//!   [`PolicyKind`], which is execution order ([`Phase`]). Authentication
-//!   kinds admit a request when any one of them passes.
+//! * **Policy instances.** [`Ir::policies`] holds each policy the spec
+//!   attaches, once, by [`PolicyId`]: where it is attached (gateway, an api,
+//!   a route) and its kind, like `gateway/rate-limit`. A gateway-level
+//!   policy is one instance whatever number of routes inherit it; state
+//!   (rate-limit counters, caches) belongs to the instance.
+//! * **Policy chains.** [`Route::chain`] is the effective chain, as ids:
+//!   gateway, then api, then route policies, where a kind given at a lower
+//!   level replaced the inherited one and `disable` removed kinds. It is
+//!   sorted by [`PolicyKind`], which is execution order ([`Phase`]).
+//!   Authentication kinds admit a request when any one of them passes.
 //! * **Baseline** ([`Baseline`]) applies to every route whatever its chain.
 //! * **Upstream.** A route proxies to [`Route::upstream`] unless a
 //!   `traffic-split` picks another, or a `mock`/`redirect` answers first.
@@ -30,23 +35,26 @@
 //! # Identity
 //!
 //! Entities are named by the spec: routes by [`RouteId`] (`api.route`),
-//! upstreams and consumers by name. Generated names in every target derive
-//! from these only. [`SourceMap`] points each entity and each chain step back
-//! to its spec line and says where the step came from (gateway, api, route,
-//! which named policy). [`Ir::hash`] covers the meaning only (not sources),
-//! so reformatting a spec leaves it unchanged.
+//! policy instances by [`PolicyId`], upstreams and consumers by name.
+//! Generated names in every target derive from these only. [`SourceMap`]
+//! points each entity back to its spec line; an instance's [`Origin`] says
+//! which named policy it came through. [`Ir::hash`] covers the meaning only
+//! (not sources, not origins), so reformatting a spec or renaming a named
+//! policy leaves it unchanged.
 
 mod check;
 mod hash;
+pub mod instance;
 pub mod matcher;
 pub mod policy;
 mod source_map;
 pub mod values;
 
 pub use hash::ContentHash;
+pub use instance::{Attachment, Origin, PolicyId, PolicyInstance};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, TargetKind};
-pub use source_map::{Level, Loc, RouteSources, SourceMap, StepSource};
+pub use source_map::{Level, Loc, SourceMap};
 pub use values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -54,7 +62,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Version of the IR format; bumped when its meaning or shape changes.
-pub const IR_FORMAT: u32 = 2;
+pub const IR_FORMAT: u32 = 3;
 
 /// A compiled spec.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +74,8 @@ pub struct Ir {
     pub gateway: Gateway,
     pub upstreams: BTreeMap<Name, Upstream>,
     pub consumers: BTreeMap<Name, Consumer>,
+    /// Every policy instance some route's chain uses, by id.
+    pub policies: BTreeMap<PolicyId, PolicyInstance>,
     /// In match precedence order; see the module docs.
     pub routes: Vec<Route>,
     pub sources: SourceMap,
@@ -300,19 +310,37 @@ pub struct Route {
     pub upstream: Option<Name>,
     /// Literal prefix removed from the path before proxying (`strip-base-path`).
     pub strip_prefix: Option<String>,
-    /// The effective policy chain, in execution order.
-    pub chain: Vec<Policy>,
+    /// The effective policy chain: instances in [`Ir::policies`], in
+    /// execution order, one per kind.
+    pub chain: Vec<PolicyId>,
 }
 
 impl Route {
-    pub fn policy(&self, kind: PolicyKind) -> Option<&Policy> {
-        self.chain.iter().find(|p| p.kind() == kind)
+    /// The id of the route's `kind` policy, if its chain has one.
+    pub fn policy_id(&self, kind: PolicyKind) -> Option<&PolicyId> {
+        self.chain.iter().find(|p| p.kind == kind)
     }
 }
 
 impl Ir {
     pub fn route(&self, id: &RouteId) -> Option<&Route> {
         self.routes.iter().find(|r| &r.id == id)
+    }
+
+    /// A route's chain with each instance, in execution order.
+    pub fn chain<'a>(
+        &'a self,
+        route: &'a Route,
+    ) -> impl Iterator<Item = (&'a PolicyId, &'a PolicyInstance)> + 'a {
+        route
+            .chain
+            .iter()
+            .filter_map(move |id| Some((id, self.policies.get(id)?)))
+    }
+
+    /// The route's `kind` policy, if its chain has one.
+    pub fn policy(&self, route: &Route, kind: PolicyKind) -> Option<&Policy> {
+        Some(&self.policies.get(route.policy_id(kind)?)?.policy)
     }
 }
 
@@ -334,8 +362,9 @@ impl ValidIr {
     /// or that breaks what validation guarantees and back ends rely on:
     /// unique route ids; every upstream a route or `traffic-split` names and
     /// every group an `acl` checks defined; each chain in phase order with
-    /// no kind twice; a rate limit's scope fitting where it is attached; and
-    /// a source map that covers exactly the routes (step for step), the
+    /// no kind twice, naming defined instances attached where they can
+    /// apply to the route; every instance used and matching its id; and a
+    /// source map that covers exactly the routes, the policy instances, the
     /// upstreams and the consumers. (The hash alone can be recomputed by
     /// anyone.)
     pub fn from_json(text: &str) -> Result<ValidIr, String> {

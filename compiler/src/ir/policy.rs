@@ -3,7 +3,6 @@
 
 use super::matcher::PathPattern;
 use super::values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
-use super::RouteId;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -329,30 +328,17 @@ pub enum RateKey {
 }
 
 /// `rate-limit`: fixed window; 429 with `retry-after` past the limit.
+///
+/// One counter set per instance ([`super::PolicyId`]): every route that
+/// inherits a gateway-level limit shares its counters, an api-level limit
+/// counts the api's routes together, a route-level one counts that route. A
+/// named policy attached in two places is two instances, counting separately.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RateLimit {
     pub requests: u64,
     pub per: Duration,
     pub key: RateKey,
-    /// Whose counters these are: the place the policy is attached. Set by
-    /// resolution (the front end leaves [`RateScope::Gateway`]).
-    pub scope: RateScope,
-}
-
-/// Where a rate limit is attached, which decides what it counts together.
-///
-/// One counter set per scope: every route that inherits a gateway-level
-/// limit shares its counters, an api-level limit counts the api's routes
-/// together, a route-level one counts that route. A named policy attached in
-/// two places counts separately in each (two scopes); one level holds at
-/// most one rate limit, so the scope names the counters exactly.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RateScope {
-    Gateway,
-    Api(Name),
-    Route(RouteId),
 }
 
 /// `deprecation`: RFC 8594 / RFC 9745 response headers.

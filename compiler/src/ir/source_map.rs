@@ -2,7 +2,7 @@
 //! that back ends can point diagnostics at spec lines and `explain` can show
 //! origins, without formatting changes touching the content hash.
 
-use super::{Name, RouteId};
+use super::{Name, PolicyId, RouteId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -14,32 +14,13 @@ pub struct Loc {
     pub col: u32,
 }
 
-/// The attachment level a chain step was inherited from.
+/// The attachment level of a policy (the [`super::Attachment`] without its owner).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
     Gateway,
     Api,
     Route,
-}
-
-/// Where one step of a route's chain came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct StepSource {
-    pub level: Level,
-    /// The named policy (or bundle path) it came through; `None` when inline.
-    pub via: Vec<Name>,
-    /// Where the policy's options are written.
-    pub at: Loc,
-}
-
-/// Where a route and each step of its chain (same indexes as `Route::chain`) came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct RouteSources {
-    pub at: Loc,
-    pub chain: Vec<StepSource>,
 }
 
 /// Source locations of every entity of an [`super::Ir`].
@@ -50,7 +31,9 @@ pub struct SourceMap {
     /// it, a single file by its name), so the IR does not depend on how the
     /// spec path was typed.
     pub files: Vec<String>,
-    pub routes: BTreeMap<RouteId, RouteSources>,
+    pub routes: BTreeMap<RouteId, Loc>,
+    /// Where each policy instance's options are written.
+    pub policies: BTreeMap<PolicyId, Loc>,
     pub upstreams: BTreeMap<Name, Loc>,
     pub consumers: BTreeMap<Name, Loc>,
 }

@@ -23,7 +23,7 @@ use super::router::Router;
 use super::secrets::SecretSource;
 use super::upstream::pool::Pool;
 use gatefold_compiler::ir::policy::{Retry, Timeout};
-use gatefold_compiler::ir::{Level, Phase, Policy as IrPolicy, Route, ValidIr};
+use gatefold_compiler::ir::{Phase, Policy as IrPolicy, PolicyId, ValidIr};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +71,8 @@ pub struct Runtime {
     /// When it was loaded (since the epoch).
     pub loaded_at: Duration,
     pub no_route: Arc<RouteMetrics>,
-    /// Rate-limit counters by place, for the next config to keep.
-    limiters: HashMap<String, Arc<FixedWindow>>,
+    /// Rate-limit counters by policy instance, for the next config to keep.
+    limiters: HashMap<PolicyId, Arc<FixedWindow>>,
 }
 
 /// What building a runtime needs from the gateway.
@@ -83,33 +83,6 @@ pub struct BuildEnv<'a> {
     /// TLS settings for https upstreams.
     pub tls: Arc<rustls::ClientConfig>,
     pub previous: Option<&'a Runtime>,
-}
-
-/// Where a chain step was attached, naming its counters: the level, the api
-/// or route it was attached to, the spec location of its options, and the
-/// options themselves (changed options mean new counters).
-fn place_key(ir: &ValidIr, route: &Route, step: usize, policy: &IrPolicy) -> String {
-    let options = serde_json::to_string(policy).unwrap_or_default();
-    match ir
-        .sources
-        .routes
-        .get(&route.id)
-        .and_then(|s| s.chain.get(step))
-    {
-        Some(src) => {
-            let owner = match src.level {
-                Level::Gateway => String::new(),
-                Level::Api => route.id.api.to_string(),
-                Level::Route => route.id.to_string(),
-            };
-            let at = src.at;
-            format!(
-                "{:?}|{owner}|{}:{}:{}|{options}",
-                src.level, at.file, at.line, at.col
-            )
-        }
-        None => format!("Route|{}|{options}", route.id),
-    }
 }
 
 impl Runtime {
@@ -145,8 +118,8 @@ impl Runtime {
         }
 
         let baseline = &ir.gateway.baseline;
-        let mut limiters: HashMap<String, Arc<FixedWindow>> = HashMap::new();
-        let mut caches: HashMap<String, Arc<ResponseCache>> = HashMap::new();
+        let mut limiters: HashMap<PolicyId, Arc<FixedWindow>> = HashMap::new();
+        let mut caches: HashMap<PolicyId, Arc<ResponseCache>> = HashMap::new();
         let mut routes = Vec::with_capacity(ir.routes.len());
         for route in &ir.routes {
             let id: Arc<str> = route.id.to_string().into();
@@ -161,7 +134,8 @@ impl Runtime {
             let mut split_cfg = None;
             let mut has_cors = false;
             let mut fail = |e: String| errors.push(format!("route {}: {e}", route.id));
-            for (step, p) in route.chain.iter().enumerate() {
+            for (pid, instance) in ir.chain(route) {
+                let p = &instance.policy;
                 if after_body.is_none() && p.kind().phase() >= Phase::RequestSizeLimit {
                     after_body = Some(policies.len());
                 }
@@ -197,14 +171,16 @@ impl Runtime {
                     }
                     IrPolicy::Acl(c) => policies.push(Box::new(AclPolicy::new(c))),
                     IrPolicy::RateLimit(c) => {
-                        // Counters by the IR's scope (where the limit is
-                        // attached) and options: changed options, new counters.
-                        let key = serde_json::to_string(c).unwrap_or_default();
+                        // Counters by policy instance; the previous config's
+                        // are kept unless the instance's options changed.
                         let counters = limiters
-                            .entry(key.clone())
+                            .entry(pid.clone())
                             .or_insert_with(|| {
                                 env.previous
-                                    .and_then(|prev| prev.limiters.get(&key).cloned())
+                                    .filter(|prev| {
+                                        prev.ir.policies.get(pid).map(|i| &i.policy) == Some(p)
+                                    })
+                                    .and_then(|prev| prev.limiters.get(pid).cloned())
                                     .unwrap_or_else(|| Arc::new(FixedWindow::new(c)))
                             })
                             .clone();
@@ -240,14 +216,13 @@ impl Runtime {
                         policies.push(Box::new(RewritePolicy::new(c, &route.matcher.path)))
                     }
                     IrPolicy::Cache(c) => {
-                        let key = place_key(&ir, route, step, p);
-                        if let Some(existing) = caches.get(&key) {
+                        if let Some(existing) = caches.get(pid) {
                             cache = Some(existing.clone());
                         } else {
                             match ResponseCache::new(c, env.clock.clone()) {
                                 Ok(rc) => {
                                     let rc = Arc::new(rc);
-                                    caches.insert(key, rc.clone());
+                                    caches.insert(pid.clone(), rc.clone());
                                     cache = Some(rc);
                                 }
                                 Err(e) => fail(e),
@@ -352,7 +327,7 @@ impl Runtime {
                 id,
                 policies,
                 after_body,
-                max_body: request_size_limit::effective_max(route, baseline.max_body.0),
+                max_body: request_size_limit::effective_max(&ir, route, baseline.max_body.0),
                 has_cors,
                 cache,
                 proxy,

@@ -161,7 +161,6 @@ mod tests {
             requests: 2,
             per: Duration::from_secs(10),
             key: RateKey::Ip,
-            scope: gatefold_compiler::ir::policy::RateScope::Gateway,
         });
         w.max_keys_per_shard = 4;
         let k = |i: u32| Key::Text(i.to_string().into());

@@ -7,7 +7,7 @@ use crate::gateway::idle::IdleTimeout;
 use crate::gateway::respond;
 use crate::gateway::Body;
 use bytes::Bytes;
-use gatefold_compiler::ir::{Policy as IrPolicy, Route};
+use gatefold_compiler::ir::{Ir, Policy as IrPolicy, PolicyKind, Route};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -15,15 +15,11 @@ use hyper::body::{Body as _, Incoming};
 use std::time::Duration;
 
 /// The limit for a route: its `request-size-limit`, else the baseline's.
-pub fn effective_max(route: &Route, baseline: u64) -> u64 {
-    route
-        .chain
-        .iter()
-        .find_map(|p| match p {
-            IrPolicy::RequestSizeLimit(l) => Some(l.max.0),
-            _ => None,
-        })
-        .unwrap_or(baseline)
+pub fn effective_max(ir: &Ir, route: &Route, baseline: u64) -> u64 {
+    match ir.policy(route, PolicyKind::RequestSizeLimit) {
+        Some(IrPolicy::RequestSizeLimit(l)) => l.max.0,
+        _ => baseline,
+    }
 }
 
 /// A request body that passed the limit.
