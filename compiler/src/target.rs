@@ -1,16 +1,33 @@
-//! The contract between the IR and a back end.
+//! The contract between the IR and a back end (Target API v2).
 //!
-//! A target says, per policy kind, whether it expresses it natively, emulates
-//! it, or cannot express it; and it emits files from a [`ValidIr`]. The
-//! capability matrix in the docs is generated from these declarations.
+//! A target declares how it carries out each policy kind, and, where that
+//! differs, each field or value of one ([`Target::fields`]); the capability
+//! matrix in the docs is generated from these declarations. Before emitting,
+//! [`check`] turns the declarations into [`Gap`]s for one IR, naming the
+//! target, the policy instance, the routes it applies to and the field.
+//!
+//! # Fail closed
+//!
+//! A security kind ([`PolicyKind::is_security`]) that a target cannot carry
+//! out exactly (approximate or unsupported) is an error, with or without
+//! `--strict`: leaving out an authentication or a limit would open the
+//! gateway. Only advisory kinds ([`PolicyKind::is_advisory`]) may be left
+//! out with a warning; any other unsupported kind is an error too, and an
+//! approximation of one is a warning (an error under `--strict`). `script`
+//! is refused by every target until scripts are compiled.
+//!
+//! Output is a file set ([`Output`]) with a [`Manifest`]: the entry file,
+//! the secrets the runtime must be given, and what each file is.
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::{Loc, PolicyKind, TargetKind, ValidIr};
+use crate::ir::policy::{JwtKey, Policy};
+use crate::ir::{Loc, PolicyId, PolicyKind, RouteId, Secret, TargetKind, ValidIr};
 use crate::source::{FileId, Pos, Span};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-/// How a target carries out a policy kind.
+/// How a target carries out a policy kind, field or value.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Support {
@@ -18,41 +35,251 @@ pub enum Support {
     Native,
     /// With generated code or a combination of features, same behaviour.
     Emulated,
-    /// Not at all: the compiler warns (`--strict`: fails) and leaves it out.
+    /// With a behaviour that differs in a way `note` says.
+    Approximate { note: &'static str },
+    /// Not at all.
     Unsupported,
+}
+
+impl Support {
+    /// Whether the target does exactly what the IR says.
+    pub fn is_exact(self) -> bool {
+        matches!(self, Support::Native | Support::Emulated)
+    }
+
+    /// The matrix cell: `native`, `emulated`, `approximate`, `-`.
+    pub fn cell(self) -> &'static str {
+        match self {
+            Support::Native => "native",
+            Support::Emulated => "emulated",
+            Support::Approximate { .. } => "approximate",
+            Support::Unsupported => "-",
+        }
+    }
+}
+
+/// How a target carries out one field (or one value of a field) of a kind,
+/// where that differs from the kind as a whole.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FieldSupport {
+    pub kind: PolicyKind,
+    /// The option as the spec writes it: `per`, `key`.
+    pub field: &'static str,
+    /// A value of the field, when only some values differ: `header`.
+    pub value: Option<&'static str>,
+    pub support: Support,
 }
 
 /// Options every target accepts.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Treat "cannot express this" warnings as errors.
+    /// Treat warnings about what a target approximates or leaves out as errors.
     pub strict: bool,
 }
 
-/// One generated file, path relative to the output folder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Artifact {
-    pub path: PathBuf,
-    pub contents: String,
+/// A path inside the output folder: relative, `/`-separated, no `.` or
+/// `..` parts, so a target can never write outside the folder.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RelPath(String);
+
+impl RelPath {
+    pub fn new(path: &str) -> Result<RelPath, String> {
+        let ok = !path.is_empty()
+            && !path.starts_with('/')
+            && !path.contains('\\')
+            && !path.contains(':')
+            && path
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if ok {
+            Ok(RelPath(path.to_string()))
+        } else {
+            Err(format!(
+                "`{path}` is not a relative output path (no leading `/`, `.`, `..`, `\\` or `:`)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// What a target emits: files, and what it could not express.
-#[derive(Clone, Debug, Default)]
-pub struct Artifacts {
-    pub files: Vec<Artifact>,
-    pub diagnostics: Diagnostics,
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One generated file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: RelPath,
+    pub bytes: Vec<u8>,
+    /// What the file is, for the manifest.
+    pub description: String,
+}
+
+/// What a deployment of the output must know.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Manifest {
+    pub target: TargetKind,
+    /// The file the runtime loads first.
+    pub entry: RelPath,
+    /// Secrets the runtime must be given (references, never values).
+    pub secrets: BTreeSet<Secret>,
+    /// Environment variables holding public keys (not secret, but required).
+    pub public_key_env: BTreeSet<String>,
+    /// Every file, with what it is.
+    pub files: BTreeMap<RelPath, String>,
+}
+
+/// The file name a manifest is written under, beside the files.
+pub const MANIFEST_FILE: &str = "gatefold.manifest.json";
+
+/// A target's output.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub files: Vec<OutputFile>,
+    pub manifest: Manifest,
+}
+
+impl Output {
+    /// An output whose manifest lists `files` (the first is the entry) and
+    /// the secrets `ir` needs.
+    pub fn new(target: TargetKind, ir: &ValidIr, files: Vec<OutputFile>) -> Output {
+        let (secrets, public_key_env) = required_secrets(ir);
+        let manifest = Manifest {
+            target,
+            entry: files.first().expect("a target emits a file").path.clone(),
+            secrets,
+            public_key_env,
+            files: files
+                .iter()
+                .map(|f| (f.path.clone(), f.description.clone()))
+                .collect(),
+        };
+        Output { files, manifest }
+    }
+}
+
+/// The secrets and public-key variables a running gateway must be given.
+pub fn required_secrets(ir: &ValidIr) -> (BTreeSet<Secret>, BTreeSet<String>) {
+    let mut secrets = BTreeSet::new();
+    let mut env = BTreeSet::new();
+    for c in ir.consumers.values() {
+        secrets.extend(c.keys.iter().cloned());
+        if let Some(b) = &c.basic {
+            secrets.insert(b.password.clone());
+        }
+    }
+    for p in ir.policies.values() {
+        if let Policy::Jwt(j) = &p.policy {
+            match &j.key {
+                JwtKey::Secret(s) => {
+                    secrets.insert(s.clone());
+                }
+                JwtKey::PublicKeyEnv(v) => {
+                    env.insert(v.clone());
+                }
+                JwtKey::PublicKeyPem(_) => {}
+            }
+        }
+    }
+    (secrets, env)
 }
 
 /// A back end.
 pub trait Target {
     fn kind(&self) -> TargetKind;
 
-    /// How this target carries out `kind`.
+    /// How this target carries out `kind` as a whole.
     fn support(&self, kind: PolicyKind) -> Support;
 
-    /// Generates the target's files. Only reports what the target cannot
-    /// express; the spec is already known to be valid.
-    fn emit(&self, ir: &ValidIr, options: &Options) -> Artifacts;
+    /// Fields and values it carries out differently from their kind, for
+    /// the matrix. Default: none.
+    fn fields(&self) -> Vec<FieldSupport> {
+        Vec::new()
+    }
+
+    /// The fields of one policy that it carries out differently from the
+    /// kind, with how (a subset of [`Target::fields`] that this policy
+    /// uses). Default: none.
+    fn policy_fields(&self, _policy: &Policy) -> Vec<FieldSupport> {
+        Vec::new()
+    }
+
+    /// Generates the target's files. Called only when [`check`] found no
+    /// error: the spec is valid and everything in it can be carried out.
+    fn emit(&self, ir: &ValidIr, options: &Options) -> Output;
+}
+
+/// One thing a target cannot carry out exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Gap {
+    pub target: TargetKind,
+    pub policy: PolicyId,
+    /// The routes whose chain holds the instance, in IR order.
+    pub routes: Vec<RouteId>,
+    /// The field (and value) concerned; `None` for the kind as a whole.
+    pub field: Option<&'static str>,
+    pub value: Option<&'static str>,
+    pub support: Support,
+    /// Whether compiling must stop (see the module docs).
+    pub error: bool,
+}
+
+/// Every gap between `target` and `ir`, by instance in id order.
+pub fn check(target: &dyn Target, ir: &ValidIr, options: &Options) -> Vec<Gap> {
+    let mut routes: BTreeMap<&PolicyId, Vec<RouteId>> = BTreeMap::new();
+    for r in &ir.routes {
+        for id in &r.chain {
+            routes.entry(id).or_default().push(r.id.clone());
+        }
+    }
+    let mut gaps = Vec::new();
+    for (id, instance) in &ir.policies {
+        let kind = id.kind;
+        let severity = |support: Support| match support {
+            Support::Native | Support::Emulated => None,
+            // Until scripts are compiled, no target runs one.
+            _ if kind == PolicyKind::Script => Some(true),
+            _ if kind.is_security() => Some(true),
+            Support::Unsupported if !kind.is_advisory() => Some(true),
+            _ => Some(options.strict),
+        };
+        let mut push = |field: Option<&'static str>, value, support| {
+            if let Some(error) = severity(support) {
+                gaps.push(Gap {
+                    target: target.kind(),
+                    policy: id.clone(),
+                    routes: routes.get(id).cloned().unwrap_or_default(),
+                    field,
+                    value,
+                    support,
+                    error,
+                });
+            }
+        };
+        let whole = target.support(kind);
+        if kind == PolicyKind::Script || !whole.is_exact() {
+            let support = if whole.is_exact() {
+                Support::Unsupported
+            } else {
+                whole
+            };
+            push(None, None, support);
+            continue;
+        }
+        for f in target.policy_fields(&instance.policy) {
+            push(Some(f.field), f.value, f.support);
+        }
+    }
+    gaps
 }
 
 /// The place in the spec a [`Loc`] names, for target diagnostics.
@@ -66,42 +293,145 @@ pub fn span_of(loc: Loc) -> Span {
     )
 }
 
-/// One diagnostic for each policy on each route that `target` cannot express:
-/// a warning, or an error under `--strict`.
-pub fn unsupported_policies(target: &dyn Target, ir: &ValidIr, options: &Options) -> Diagnostics {
+/// Gaps as diagnostics at the policies' places.
+pub fn gap_diagnostics(gaps: &[Gap], ir: &ValidIr) -> Diagnostics {
     let mut out = Diagnostics::new();
-    for route in &ir.routes {
-        for id in &route.chain {
-            let kind = id.kind;
-            if target.support(kind) != Support::Unsupported {
-                continue;
-            }
-            let span = ir
-                .sources
-                .policies
-                .get(id)
-                .map(|l| span_of(*l))
-                .unwrap_or_else(|| {
-                    span_of(Loc {
-                        file: 0,
-                        line: 1,
-                        col: 1,
-                    })
-                });
-            let message = format!(
-                "target `{}` cannot express `{kind}` on route `{}`; it is left out",
-                target.kind(),
-                route.id
+    for g in gaps {
+        let span = span_of(ir.sources.policies.get(&g.policy).copied().unwrap_or(Loc {
+            file: 0,
+            line: 1,
+            col: 1,
+        }));
+        let what = match (g.field, g.value) {
+            (None, _) => format!("`{}`", g.policy.kind),
+            (Some(f), None) => format!("`{}` option `{f}`", g.policy.kind),
+            (Some(f), Some(v)) => format!("`{}` option `{f}: {v}`", g.policy.kind),
+        };
+        let routes = match g.routes.as_slice() {
+            [] => String::new(),
+            [one] => format!(" on route `{one}`"),
+            [first, rest @ ..] => format!(" on route `{first}` and {} more", rest.len()),
+        };
+        let how = match g.support {
+            Support::Approximate { note } => format!("only approximates it: {note}"),
+            _ => "cannot carry it out".to_string(),
+        };
+        let mut message = format!(
+            "target `{}` {how}: {what} (policy `{}`{routes})",
+            g.target, g.policy
+        );
+        let help = if g.policy.kind == PolicyKind::Script {
+            message = format!(
+                "target `{}` cannot run `script` yet (policy `{}`{routes}): scripts are not compiled for any target, the reference gateway included",
+                g.target, g.policy
             );
-            let d = if options.strict {
-                Diagnostic::error("unsupported-policy", span, message)
-            } else {
-                Diagnostic::warning("unsupported-policy", span, message)
+            "remove the `script` policy, or express it with other policy kinds or `native`"
+                .to_string()
+        } else if g.policy.kind.is_security() {
+            format!("`{}` protects the gateway, so it is never left out: remove it for this target, or pick a target that carries it out (`gatefold capabilities`)", g.policy.kind)
+        } else {
+            "see `gatefold capabilities`; remove the policy for this target or use `native`"
+                .to_string()
+        };
+        let d = if g.error {
+            Diagnostic::error("unsupported-policy", span, message)
+        } else {
+            Diagnostic::warning("unsupported-policy", span, message)
+        };
+        out.push(d.with_help(help));
+    }
+    out
+}
+
+/// The capability matrix as a Markdown table: a row per policy kind in
+/// execution order, then a row per field or value some target carries out
+/// differently from its kind (`rate-limit` `per: 30s`), a column per target.
+pub fn matrix_markdown(targets: &[&dyn Target]) -> String {
+    let mut out = String::from("| policy |");
+    for t in targets {
+        out.push_str(&format!(" {} |", t.kind()));
+    }
+    out.push_str("\n|---|");
+    for _ in targets {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    let mut notes: Vec<String> = Vec::new();
+    let mut cell = |s: Support| match s {
+        Support::Approximate { note } => {
+            notes.push(note.to_string());
+            format!("approximate [{}]", notes.len())
+        }
+        other => other.cell().to_string(),
+    };
+    for kind in PolicyKind::ALL {
+        out.push_str(&format!("| `{kind}` |"));
+        for t in targets {
+            out.push_str(&format!(" {} |", cell(t.support(kind))));
+        }
+        out.push('\n');
+        for (field, value) in field_rows(targets, kind) {
+            let label = match value {
+                Some(v) => format!("`{field}: {v}`"),
+                None => format!("`{field}`"),
             };
-            out.push(d.with_help(
-                "see `gatefold capabilities`; remove the policy for this target or use `native`",
-            ));
+            out.push_str(&format!("| `{kind}` {label} |"));
+            for t in targets {
+                out.push_str(&format!(
+                    " {} |",
+                    cell(field_support(*t, kind, field, value))
+                ));
+            }
+            out.push('\n');
+        }
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for (i, n) in notes.iter().enumerate() {
+            out.push_str(&format!("[{}]: {n}\n", i + 1));
         }
     }
     out
+}
+
+/// The matrix as JSON: `{ target: { kinds: { kind: support }, fields: [...] } }`.
+pub fn matrix_json(targets: &[&dyn Target]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for t in targets {
+        let kinds: serde_json::Map<_, _> = PolicyKind::ALL
+            .into_iter()
+            .map(|k| {
+                (
+                    k.as_str().to_string(),
+                    serde_json::to_value(t.support(k)).expect("json"),
+                )
+            })
+            .collect();
+        map.insert(
+            t.kind().as_str().to_string(),
+            serde_json::json!({ "kinds": kinds, "fields": t.fields() }),
+        );
+    }
+    map.into()
+}
+
+/// The field rows of `kind`: every field or value some target declares, once.
+fn field_rows(
+    targets: &[&dyn Target],
+    kind: PolicyKind,
+) -> BTreeSet<(&'static str, Option<&'static str>)> {
+    targets
+        .iter()
+        .flat_map(|t| t.fields())
+        .filter(|f| f.kind == kind)
+        .map(|f| (f.field, f.value))
+        .collect()
+}
+
+/// How `t` carries out a field (or value): its declaration, else the kind's.
+fn field_support(t: &dyn Target, kind: PolicyKind, field: &str, value: Option<&str>) -> Support {
+    t.fields()
+        .into_iter()
+        .find(|f| f.kind == kind && f.field == field && f.value == value)
+        .map_or_else(|| t.support(kind), |f| f.support)
 }

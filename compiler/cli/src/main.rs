@@ -11,9 +11,8 @@ mod targets;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
-use gatefold_compiler::ir::PolicyKind;
 use gatefold_compiler::source::Sources;
-use gatefold_compiler::target::Options;
+use gatefold_compiler::target::{Options, MANIFEST_FILE};
 use gatefold_compiler::{compile_path, Compiled};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,7 +59,8 @@ enum Command {
         /// Output folder (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Fail when a target cannot express a policy.
+        /// Also fail on what a target only approximates or leaves out (security
+        /// kinds a target cannot carry out exactly always fail).
         #[arg(long)]
         strict: bool,
         #[arg(long, value_enum, default_value_t)]
@@ -249,27 +249,39 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
     let mut extra = Diagnostics::new();
     let mut written = Vec::new();
     let mut outputs = Vec::new();
+    // Every target is checked before any emits: a gap that is an error in
+    // one target stops the whole compile (fail closed).
     for t in &chosen {
-        let artifacts = t.emit(ir, &options);
-        extra.extend(artifacts.diagnostics);
-        let dir = if nested {
-            out.join(t.kind().as_str())
-        } else {
-            out.to_path_buf()
-        };
-        outputs.push((dir, artifacts.files));
+        let gaps = gatefold_compiler::target::check(t.as_ref(), ir, &options);
+        extra.extend(gatefold_compiler::target::gap_diagnostics(&gaps, ir));
     }
     if extra.has_errors() {
         report(&compiled, &extra, format, serde_json::json!({}));
         return ExitCode::from(USER_ERROR);
     }
+    for t in &chosen {
+        let output = t.emit(ir, &options);
+        let dir = if nested {
+            out.join(t.kind().as_str())
+        } else {
+            out.to_path_buf()
+        };
+        let manifest = serde_json::to_string_pretty(&output.manifest).expect("json") + "\n";
+        let mut files: Vec<(String, Vec<u8>)> = output
+            .files
+            .into_iter()
+            .map(|f| (f.path.to_string(), f.bytes))
+            .collect();
+        files.push((MANIFEST_FILE.to_string(), manifest.into_bytes()));
+        outputs.push((dir, files));
+    }
     for (dir, files) in outputs {
-        for f in files {
-            let path = dir.join(&f.path);
+        for (rel, bytes) in files {
+            let path = dir.join(rel);
             let result = path
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|_| std::fs::write(&path, &f.contents));
+                .and_then(|_| std::fs::write(&path, &bytes));
             if let Err(e) = result {
                 report_global(
                     format,
@@ -294,9 +306,4 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
         }
     }
     ExitCode::SUCCESS
-}
-
-/// Kinds in execution order, for the matrix rows.
-fn all_kinds() -> impl Iterator<Item = PolicyKind> {
-    PolicyKind::ALL.into_iter()
 }

@@ -1,7 +1,7 @@
 //! The registered back ends and the capability matrix generated from them.
 
 use gatefold_compiler::ir::TargetKind;
-use gatefold_compiler::target::{Support, Target};
+use gatefold_compiler::target::Target;
 use gatefold_target_reference::Reference;
 
 /// Every back end this build carries.
@@ -33,49 +33,16 @@ pub fn select(name: &str) -> Result<Vec<Box<dyn Target>>, String> {
     Ok(found)
 }
 
-fn cell(s: Support) -> &'static str {
-    match s {
-        Support::Native => "native",
-        Support::Emulated => "emulated",
-        Support::Unsupported => "-",
-    }
-}
-
-/// The matrix as a Markdown table (rows: policy kinds in phase order).
+/// The matrix as a Markdown table, see [`gatefold_compiler::target::matrix_markdown`].
 pub fn matrix_markdown() -> String {
     let targets = registered();
-    let mut out = String::from("| policy |");
-    for t in &targets {
-        out.push_str(&format!(" {} |", t.kind()));
-    }
-    out.push_str("\n|---|");
-    for _ in &targets {
-        out.push_str("---|");
-    }
-    out.push('\n');
-    for kind in super::all_kinds() {
-        out.push_str(&format!("| `{kind}` |"));
-        for t in &targets {
-            out.push_str(&format!(" {} |", cell(t.support(kind))));
-        }
-        out.push('\n');
-    }
-    out
+    let refs: Vec<&dyn Target> = targets.iter().map(|t| t.as_ref()).collect();
+    gatefold_compiler::target::matrix_markdown(&refs)
 }
 
-/// The matrix as JSON: `{ target: { kind: support } }`.
+/// The matrix as JSON, see [`gatefold_compiler::target::matrix_json`].
 pub fn matrix_json() -> String {
-    let mut map = serde_json::Map::new();
-    for t in registered() {
-        let row: serde_json::Map<_, _> = super::all_kinds()
-            .map(|k| {
-                (
-                    k.as_str().to_string(),
-                    serde_json::to_value(t.support(k)).expect("json"),
-                )
-            })
-            .collect();
-        map.insert(t.kind().as_str().to_string(), row.into());
-    }
-    serde_json::to_string_pretty(&map).expect("json")
+    let targets = registered();
+    let refs: Vec<&dyn Target> = targets.iter().map(|t| t.as_ref()).collect();
+    serde_json::to_string_pretty(&gatefold_compiler::target::matrix_json(&refs)).expect("json")
 }

@@ -168,7 +168,49 @@ fn the_capability_matrix_in_docs_is_generated() {
     );
     let json = gatefold(&["capabilities", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["reference"]["mock"], "native");
+    assert_eq!(v["reference"]["kinds"]["mock"], "native");
+    assert_eq!(v["reference"]["kinds"]["script"], "unsupported");
+    assert!(v["reference"]["fields"].is_array());
+}
+
+/// `script` is refused at compile time by the reference target (fail
+/// closed: it is never emitted and left for the gateway to skip), and a
+/// compile writes a manifest beside the files.
+#[test]
+fn compile_refuses_script_and_writes_a_manifest() {
+    let dir = scratch("fail-closed");
+    let o = gatefold(&[
+        "compile",
+        "examples/kitchen-sink",
+        "--target",
+        "reference",
+        "--out",
+        dir.join("ks").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("cannot run `script` yet"), "{err}");
+    assert!(err.contains("route/reports."), "{err}");
+    assert!(!dir.join("ks/gatefold.ir.json").exists());
+
+    let o = gatefold(&[
+        "compile",
+        "examples/petstore",
+        "--target",
+        "reference",
+        "--out",
+        dir.join("pets").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("pets/gatefold.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["entry"], "gatefold.ir.json");
+    assert_eq!(manifest["target"], "reference");
+    assert!(manifest["secrets"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({ "env": "STAFF_API_KEY" })));
 }
 
 /// Every reporting command answers `--format json` with a JSON report on

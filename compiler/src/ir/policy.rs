@@ -158,6 +158,29 @@ impl PolicyKind {
     pub fn is_authentication(self) -> bool {
         self.phase() == Phase::Authentication
     }
+
+    /// Kinds that protect the gateway: a target must carry them out exactly
+    /// or refuse the spec, never leave them out (fail closed).
+    pub fn is_security(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::KeyAuth
+                | PolicyKind::BasicAuth
+                | PolicyKind::Jwt
+                | PolicyKind::Acl
+                | PolicyKind::IpFilter
+                | PolicyKind::RateLimit
+                | PolicyKind::RequestSizeLimit
+                | PolicyKind::Script
+        )
+    }
+
+    /// Kinds whose absence changes no request's outcome, only hints
+    /// (`deprecation` headers) or speed (`cache`): the only ones a target
+    /// may leave out with a warning.
+    pub fn is_advisory(self) -> bool {
+        matches!(self, PolicyKind::Deprecation | PolicyKind::Cache)
+    }
 }
 
 impl fmt::Display for PolicyKind {

@@ -6,9 +6,7 @@
 pub mod gateway;
 
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
-use gatefold_compiler::target::{
-    unsupported_policies, Artifact, Artifacts, Options, Support, Target,
-};
+use gatefold_compiler::target::{Options, Output, OutputFile, RelPath, Support, Target};
 
 /// File name of the compiled IR.
 pub const IR_FILE: &str = "gatefold.ir.json";
@@ -24,19 +22,19 @@ impl Target for Reference {
 
     fn support(&self, kind: PolicyKind) -> Support {
         match kind {
-            // The portable script engine comes with its own issue.
+            // The portable script engine comes with its own issue: refused
+            // at compile time (see `gatefold_compiler::target::check`).
             PolicyKind::Script => Support::Unsupported,
             _ => Support::Native,
         }
     }
 
-    fn emit(&self, ir: &ValidIr, options: &Options) -> Artifacts {
-        Artifacts {
-            files: vec![Artifact {
-                path: IR_FILE.into(),
-                contents: ir.to_json(),
-            }],
-            diagnostics: unsupported_policies(self, ir, options),
-        }
+    fn emit(&self, ir: &ValidIr, _options: &Options) -> Output {
+        let file = OutputFile {
+            path: RelPath::new(IR_FILE).expect("a relative path"),
+            bytes: ir.to_json().into_bytes(),
+            description: "the compiled IR, which `gatefold serve` runs".to_string(),
+        };
+        Output::new(TargetKind::Reference, ir, vec![file])
     }
 }
