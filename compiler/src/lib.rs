@@ -161,7 +161,7 @@ pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> Pa
                 },
             );
         }
-        ir_routes.push(r.route);
+        ir_routes.push((r.route, r.strip_base));
     }
     let upstreams: BTreeMap<_, _> = spec
         .upstreams
@@ -180,6 +180,19 @@ pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> Pa
                     basic: d.value.basic,
                 },
             )
+        })
+        .collect();
+    let lower = ir::lowered::LowerInput {
+        gateway: &gateway,
+        upstreams: &upstreams,
+        policies: &policies,
+    };
+    let ir_routes: Vec<ir::Route> = ir_routes
+        .into_iter()
+        .map(|(mut route, strip_base)| {
+            route.lowered =
+                lower.lower(&route.chain, route.upstream.as_ref(), strip_base.as_deref());
+            route
         })
         .collect();
     let hash = ContentHash::compute(&gateway, &upstreams, &consumers, &policies, &ir_routes);

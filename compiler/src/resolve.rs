@@ -35,6 +35,8 @@ pub struct ResolvedRoute<'a> {
     pub steps: Vec<Step<'a>>,
     /// The policies written on the route itself (names and inline).
     pub own_policies: &'a [PolicyRef],
+    /// The base path `strip-base-path` removes before proxying.
+    pub strip_base: Option<String>,
 }
 
 pub(crate) fn loc(span: Span) -> Loc {
@@ -596,7 +598,7 @@ impl<'a> Resolver<'a> {
         self.check_chain(&id, &steps, &path, rt.path_span, &a.base_path);
         self.check_upstream_overridden(&id, rt, &steps);
         self.check_strip_and_rewrite(&id, api, &steps);
-        let strip_prefix = (a.strip_base_path && !a.base_path.segments.is_empty())
+        let strip_base = (a.strip_base_path && !a.base_path.segments.is_empty())
             .then(|| a.base_path.to_string());
         let chain = steps
             .iter()
@@ -614,13 +616,20 @@ impl<'a> Resolver<'a> {
                     methods: rt.methods.clone(),
                 },
                 upstream,
-                strip_prefix,
                 chain,
+                // Filled in once every policy instance is known.
+                lowered: Lowered {
+                    proxy: None,
+                    upstream_path: UpstreamPath::Keep,
+                    max_body: ByteSize(0),
+                    auth: None,
+                },
             },
             span: route.span,
             path_span: rt.path_span,
             steps,
             own_policies: &rt.policies,
+            strip_base,
         })
     }
 

@@ -5,7 +5,7 @@ use super::Format;
 use gatefold_compiler::compile_path;
 use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::policy::Policy;
-use gatefold_compiler::ir::{Ir, Level, Loc, Route, RouteId};
+use gatefold_compiler::ir::{Ir, Level, Loc, Route, RouteId, UpstreamPath};
 use gatefold_compiler::source::{FileId, Sources};
 use std::path::Path;
 use std::process::ExitCode;
@@ -159,8 +159,17 @@ fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
         },
         upstream(r)
     );
-    if let Some(p) = &r.strip_prefix {
-        out.push_str(&format!("  strips {p} before proxying\n"));
+    match &r.lowered.upstream_path {
+        UpstreamPath::Keep => {}
+        UpstreamPath::Prefix { strip, add } => {
+            if let Some(p) = strip {
+                out.push_str(&format!("  strips {p} before proxying\n"));
+            }
+            if let Some(p) = add {
+                out.push_str(&format!("  adds {p} before proxying\n"));
+            }
+        }
+        UpstreamPath::Template(t) => out.push_str(&format!("  sends {t} upstream\n")),
     }
     if let Some(at) = ir.sources.routes.get(&r.id) {
         out.push_str(&format!("  defined at {}\n", places.describe(*at)));
@@ -208,7 +217,7 @@ fn route_json(ir: &Ir, r: &Route, places: &Places<'_>) -> serde_json::Value {
         "route": r.id,
         "matcher": r.matcher,
         "upstream": r.upstream,
-        "strip-prefix": r.strip_prefix,
+        "lowered": r.lowered,
         "at": ir.sources.routes.get(&r.id).map(|l| places.describe(*l)),
         "chain": chain,
     })

@@ -2,6 +2,7 @@
 //! loaded: the hash only proves the content was sealed by someone, not that
 //! it came out of validation. Back ends rely on each of these.
 
+use super::lowered::{LowerInput, UpstreamPath};
 use super::policy::{Acl, Policy, PolicyKind};
 use super::source_map::Loc;
 use super::{Ir, Name, RouteId};
@@ -57,6 +58,11 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
     if ir.sources.policies.len() != ir.policies.len() {
         return Err("the source map names policies the IR does not have".to_string());
     }
+    let lower = LowerInput {
+        gateway: &ir.gateway,
+        upstreams: &ir.upstreams,
+        policies: &ir.policies,
+    };
     let mut used = HashSet::new();
     let mut ids = HashSet::new();
     for r in &ir.routes {
@@ -96,6 +102,31 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
         });
         if r.upstream.is_none() && !answers {
             return Err(format!("route `{id}` has nowhere to send requests"));
+        }
+        // The lowered meaning must follow from the rest; only what
+        // `strip-base-path` removes is not written elsewhere.
+        let strip_base = match (&r.lowered.upstream_path, r.policy_id(PolicyKind::Rewrite)) {
+            (
+                UpstreamPath::Prefix {
+                    strip: Some(s),
+                    add: None,
+                },
+                None,
+            ) => Some(s.as_str()),
+            _ => None,
+        };
+        if let Some(base) = strip_base {
+            let lit = r.matcher.path.literal_prefix();
+            if !(lit == base || lit.starts_with(&format!("{base}/"))) {
+                return Err(format!(
+                    "route `{id}` strips `{base}`, which does not begin its path"
+                ));
+            }
+        }
+        if lower.lower(&r.chain, r.upstream.as_ref(), strip_base) != r.lowered {
+            return Err(format!(
+                "the lowered meaning of route `{id}` does not follow from its chain and upstreams"
+            ));
         }
         let Some(at) = ir.sources.routes.get(id) else {
             return Err(format!("the source map has no entry for route `{id}`"));

@@ -14,9 +14,9 @@
 //!   the method, the answer is 405 with an `allow` header naming the methods
 //!   of the routes that take the path; if no route takes the path, 404 with
 //!   `{"error":"no route"}`.
-//! * **Paths** are full request paths (the api's base path joined in). When a
-//!   route has [`Route::strip_prefix`], that literal prefix is removed before
-//!   the request goes upstream.
+//! * **Paths** are full request paths (the api's base path joined in).
+//!   [`Lowered::upstream_path`] says what is sent upstream (`strip-base-path`
+//!   and `rewrite` both lower to it).
 //! * **Policy instances.** [`Ir::policies`] holds each policy the spec
 //!   attaches, once, by [`PolicyId`]: where it is attached (gateway, an api,
 //!   a route) and its kind, like `gateway/rate-limit`. A gateway-level
@@ -28,8 +28,11 @@
 //!   sorted by [`PolicyKind`], which is execution order ([`Phase`]).
 //!   Authentication kinds admit a request when any one of them passes.
 //! * **Baseline** ([`Baseline`]) applies to every route whatever its chain.
-//! * **Upstream.** A route proxies to [`Route::upstream`] unless a
-//!   `traffic-split` picks another, or a `mock`/`redirect` answers first.
+//! * **Lowered meaning.** [`Route::lowered`] is what a back end emits
+//!   without re-deriving anything: the proxy plan (one upstream or a split,
+//!   each with effective connect/read timeouts and retries), the upstream
+//!   path transform, the effective body limit and the authentication group
+//!   (methods in order, realm). A `mock`/`redirect` answers before the proxy.
 //! * **Secrets** are references ([`Secret`]), never values.
 //!
 //! # Identity
@@ -45,6 +48,7 @@
 mod check;
 mod hash;
 pub mod instance;
+pub mod lowered;
 pub mod matcher;
 pub mod policy;
 mod source_map;
@@ -52,6 +56,7 @@ pub mod values;
 
 pub use hash::ContentHash;
 pub use instance::{Attachment, Origin, PolicyId, PolicyInstance};
+pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, TargetKind};
 pub use source_map::{Level, Loc, SourceMap};
@@ -305,14 +310,15 @@ impl<'de> Deserialize<'de> for RouteId {
 pub struct Route {
     pub id: RouteId,
     pub matcher: Matcher,
-    /// Where the request goes after the chain; `None` only when the chain
-    /// answers itself (`mock`, `redirect`) or a `traffic-split` picks it.
+    /// The route's (or its api's) upstream as the spec names it; `None`
+    /// only when the chain answers itself (`mock`, `redirect`) or a
+    /// `traffic-split` picks it. [`Lowered::proxy`] is what to emit.
     pub upstream: Option<Name>,
-    /// Literal prefix removed from the path before proxying (`strip-base-path`).
-    pub strip_prefix: Option<String>,
     /// The effective policy chain: instances in [`Ir::policies`], in
     /// execution order, one per kind.
     pub chain: Vec<PolicyId>,
+    /// The route's effective meaning beyond the chain, ready to emit.
+    pub lowered: Lowered,
 }
 
 impl Route {

@@ -17,13 +17,15 @@ use super::policies::{
     cache::ResponseCache, cors::CorsPolicy, deprecation::DeprecationPolicy, headers,
     ip_filter::IpFilterPolicy, jwt::JwtMethod, key_auth::KeyAuthMethod, mock::MockPolicy,
     rate_limit::FixedWindow, rate_limit::RateLimitPolicy, redirect::RedirectPolicy,
-    request_size_limit, rewrite::RewritePolicy, traffic_split::Split,
+    rewrite::RewritePolicy, traffic_split::Split,
 };
 use super::router::Router;
 use super::secrets::SecretSource;
 use super::upstream::pool::Pool;
-use gatefold_compiler::ir::policy::{Retry, Timeout};
-use gatefold_compiler::ir::{Phase, Policy as IrPolicy, PolicyId, ValidIr};
+use gatefold_compiler::ir::policy::Retry;
+use gatefold_compiler::ir::{
+    Destination, Phase, Policy as IrPolicy, PolicyId, ProxyPlan as LoweredPlan, ValidIr,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,26 +128,14 @@ impl Runtime {
             let metrics = env.metrics.route(&id);
             let mut policies: Vec<Box<dyn Policy>> = Vec::new();
             let mut after_body = None;
-            let mut auth: Vec<Box<dyn Authenticator>> = Vec::new();
-            let mut realm = None;
             let mut cache = None;
-            let mut timeout: Option<&Timeout> = None;
-            let mut retry: Option<&Retry> = None;
-            let mut split_cfg = None;
             let mut has_cors = false;
+            let lowered = &route.lowered;
             let mut fail = |e: String| errors.push(format!("route {}: {e}", route.id));
             for (pid, instance) in ir.chain(route) {
                 let p = &instance.policy;
                 if after_body.is_none() && p.kind().phase() >= Phase::RequestSizeLimit {
                     after_body = Some(policies.len());
-                }
-                // The authentication methods form one phase-4 policy, placed
-                // where the first of them sits.
-                if !p.kind().is_authentication() && !auth.is_empty() {
-                    policies.push(Box::new(Authentication::new(
-                        std::mem::take(&mut auth),
-                        realm.take(),
-                    )));
                 }
                 match p {
                     IrPolicy::IpFilter(c) => policies.push(Box::new(IpFilterPolicy::new(c))),
@@ -153,21 +143,44 @@ impl Runtime {
                         has_cors = true;
                         policies.push(Box::new(CorsPolicy::new(c)));
                     }
-                    // Enforced by the body check, see `request_size_limit`.
+                    // Enforced by the body check with the lowered limit,
+                    // see `request_size_limit`.
                     IrPolicy::RequestSizeLimit(_) => {}
-                    IrPolicy::KeyAuth(c) => match KeyAuthMethod::new(c, consumers.clone()) {
-                        Ok(m) => auth.push(Box::new(m)),
-                        Err(e) => fail(e),
-                    },
-                    IrPolicy::BasicAuth(c) => {
-                        realm = Some(c.realm.as_str());
-                        auth.push(Box::new(BasicAuthMethod::new(consumers.clone())));
-                    }
-                    IrPolicy::Jwt(c) => {
-                        match JwtMethod::new(c, env.secrets, env.clock.clone(), consumers.clone()) {
-                            Ok(m) => auth.push(Box::new(m)),
-                            Err(e) => fail(e),
+                    // The lowered authentication group is one phase-4
+                    // policy, placed where the first of its methods sits.
+                    IrPolicy::KeyAuth(_) | IrPolicy::BasicAuth(_) | IrPolicy::Jwt(_) => {
+                        let Some(group) = &lowered.auth else { continue };
+                        if group.methods.first() != Some(pid) {
+                            continue;
                         }
+                        let mut methods: Vec<Box<dyn Authenticator>> = Vec::new();
+                        for m in &group.methods {
+                            match ir.policies.get(m).map(|i| &i.policy) {
+                                Some(IrPolicy::KeyAuth(c)) => {
+                                    match KeyAuthMethod::new(c, consumers.clone()) {
+                                        Ok(m) => methods.push(Box::new(m)),
+                                        Err(e) => fail(e),
+                                    }
+                                }
+                                Some(IrPolicy::BasicAuth(_)) => {
+                                    methods.push(Box::new(BasicAuthMethod::new(consumers.clone())))
+                                }
+                                Some(IrPolicy::Jwt(c)) => match JwtMethod::new(
+                                    c,
+                                    env.secrets,
+                                    env.clock.clone(),
+                                    consumers.clone(),
+                                ) {
+                                    Ok(m) => methods.push(Box::new(m)),
+                                    Err(e) => fail(e),
+                                },
+                                _ => fail(format!("`{m}` is not an authentication policy")),
+                            }
+                        }
+                        policies.push(Box::new(Authentication::new(
+                            methods,
+                            group.realm.as_deref(),
+                        )));
                     }
                     IrPolicy::Acl(c) => policies.push(Box::new(AclPolicy::new(c))),
                     IrPolicy::RateLimit(c) => {
@@ -195,6 +208,8 @@ impl Runtime {
                         Ok(d) => policies.push(Box::new(d)),
                         Err(e) => fail(e),
                     },
+                    // The compiler refuses scripts for every target; an IR
+                    // file holding one is refused here too.
                     IrPolicy::Script(_) => fail(
                         "`script` policies are not run by the reference gateway yet; \
                          refusing the config rather than skipping the script"
@@ -212,9 +227,8 @@ impl Runtime {
                         Ok(t) => policies.push(Box::new(headers::RequestHeaders(t))),
                         Err(e) => fail(e),
                     },
-                    IrPolicy::Rewrite(c) => {
-                        policies.push(Box::new(RewritePolicy::new(c, &route.matcher.path)))
-                    }
+                    // The lowered upstream path, below.
+                    IrPolicy::Rewrite(_) => {}
                     IrPolicy::Cache(c) => {
                         if let Some(existing) = caches.get(pid) {
                             cache = Some(existing.clone());
@@ -229,9 +243,8 @@ impl Runtime {
                             }
                         }
                     }
-                    IrPolicy::Timeout(t) => timeout = Some(t),
-                    IrPolicy::Retry(r) => retry = Some(r),
-                    IrPolicy::TrafficSplit(s) => split_cfg = Some(s),
+                    // Folded into the lowered proxy plan.
+                    IrPolicy::Timeout(_) | IrPolicy::Retry(_) | IrPolicy::TrafficSplit(_) => {}
                     IrPolicy::ResponseHeaders(c) => match headers::Transform::new(c) {
                         Ok(t) => policies.push(Box::new(headers::ResponseHeaders(t))),
                         Err(e) => fail(e),
@@ -240,94 +253,62 @@ impl Runtime {
                     IrPolicy::Native(_) => {}
                 }
             }
-            if !auth.is_empty() {
-                policies.push(Box::new(Authentication::new(auth, realm)));
-            }
-            if let Some(base) = &route.strip_prefix {
-                // strip-base-path runs at phase 10; phase-10 policies sit
-                // before cache/proxy/response ones, and order within phase 10
-                // does not matter (a rewrite and strip-base-path never meet).
-                policies.push(Box::new(RewritePolicy::strip_base(base)));
+            if let Some(rewrite) =
+                RewritePolicy::lowered(&lowered.upstream_path, &route.matcher.path)
+            {
+                // Phase 10; phase-10 policies sit before cache/proxy/response
+                // ones, and order within phase 10 does not matter (only one
+                // policy changes the path).
+                policies.push(Box::new(rewrite));
             }
             let after_body = after_body.unwrap_or(policies.len()).min(policies.len());
 
-            // Phase 12: the destinations.
-            let dest = |name: &str| -> Option<Dest> {
-                let pool = pools.get(name)?.clone();
-                let up = pool.def.timeouts.as_ref();
-                let pick = |r: Option<gatefold_compiler::ir::Duration>,
-                            u: Option<gatefold_compiler::ir::Duration>,
-                            b: gatefold_compiler::ir::Duration| {
-                    r.or(u).unwrap_or(b).as_std()
-                };
-                let connect = pick(
-                    timeout.and_then(|t| t.connect),
-                    up.and_then(|t| t.connect),
-                    baseline.timeouts.connect,
-                );
-                let read = pick(
-                    timeout.and_then(|t| t.read),
-                    up.and_then(|t| t.read),
-                    baseline.timeouts.read,
-                );
+            // Phase 12: the destinations, as lowered.
+            let dest = |d: &Destination| -> Option<Dest> {
                 Some(Dest {
+                    pool: pools.get(d.upstream.as_str())?.clone(),
                     tls: env.tls.clone(),
-                    connect,
-                    read,
-                    retry: retry.cloned().or_else(|| pool.def.retries.clone()),
-                    pool,
+                    connect: d.connect_timeout.as_std(),
+                    read: d.read_timeout.as_std(),
+                    retry: d.retry.clone(),
                 })
             };
-            let proxy = if let Some(s) = split_cfg {
-                // Each upstream the split names, once, in first-named order.
-                let mut uniq: Vec<&str> = Vec::new();
-                let named = s.header_match.iter().map(|m| m.upstream.as_str());
-                for n in named.chain(s.to.iter().map(|w| w.upstream.as_str())) {
-                    if !uniq.contains(&n) {
-                        uniq.push(n);
-                    }
-                }
-                let dests: Option<Vec<Dest>> = uniq.iter().map(|n| dest(n)).collect();
-                match (
-                    dests,
-                    Split::new(s, |n| uniq.iter().position(|u| *u == n).unwrap_or(0)),
-                ) {
-                    (Some(dests), Ok(split)) => Some(ProxyPlan {
-                        dests,
-                        split: Some(split),
-                    }),
-                    (None, _) => {
-                        errors.push(format!(
-                            "route {}: traffic-split names an unknown upstream",
-                            route.id
-                        ));
-                        None
-                    }
-                    (_, Err(e)) => {
-                        errors.push(format!("route {}: {e}", route.id));
-                        None
-                    }
-                }
-            } else {
-                match route.upstream.as_ref() {
-                    Some(name) => match dest(name.as_str()) {
-                        Some(d) => Some(ProxyPlan {
-                            dests: vec![d],
-                            split: None,
-                        }),
-                        None => {
-                            errors.push(format!("route {}: unknown upstream `{name}`", route.id));
+            let proxy = match &lowered.proxy {
+                None => None,
+                Some(plan) => {
+                    let dests: Option<Vec<Dest>> = plan.destinations().iter().map(dest).collect();
+                    let split = match plan {
+                        LoweredPlan::Single(_) => Ok(None),
+                        LoweredPlan::Split { policy, to } => {
+                            match ir.policies.get(policy).map(|i| &i.policy) {
+                                Some(IrPolicy::TrafficSplit(s)) => Split::new(s, |n| {
+                                    to.iter()
+                                        .position(|d| d.upstream.as_str() == n)
+                                        .unwrap_or(0)
+                                })
+                                .map(Some),
+                                _ => Err(format!("`{policy}` is not a traffic split")),
+                            }
+                        }
+                    };
+                    match (dests, split) {
+                        (Some(dests), Ok(split)) => Some(ProxyPlan { dests, split }),
+                        (None, _) => {
+                            errors.push(format!("route {}: unknown upstream", route.id));
                             None
                         }
-                    },
-                    None => None,
+                        (_, Err(e)) => {
+                            errors.push(format!("route {}: {e}", route.id));
+                            None
+                        }
+                    }
                 }
             };
             routes.push(RouteRt {
                 id,
                 policies,
                 after_body,
-                max_body: request_size_limit::effective_max(&ir, route, baseline.max_body.0),
+                max_body: lowered.max_body.0,
                 has_cors,
                 cache,
                 proxy,

@@ -1,5 +1,5 @@
-//! `request-size-limit` (phase 3) and the baseline `max-body` it replaces:
-//! a request body larger than the limit gets 413. The size is the
+//! `request-size-limit` (phase 3) and the baseline `max-body` it replaces
+//! (the route's lowered `max-body`): a request body larger than the limit gets 413. The size is the
 //! `content-length`, or the bytes actually received for a body without one
 //! (those are read, up to the limit, before phase 4 runs).
 
@@ -7,20 +7,11 @@ use crate::gateway::idle::IdleTimeout;
 use crate::gateway::respond;
 use crate::gateway::Body;
 use bytes::Bytes;
-use gatefold_compiler::ir::{Ir, Policy as IrPolicy, PolicyKind, Route};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use std::time::Duration;
-
-/// The limit for a route: its `request-size-limit`, else the baseline's.
-pub fn effective_max(ir: &Ir, route: &Route, baseline: u64) -> u64 {
-    match ir.policy(route, PolicyKind::RequestSizeLimit) {
-        Some(IrPolicy::RequestSizeLimit(l)) => l.max.0,
-        _ => baseline,
-    }
-}
 
 /// A request body that passed the limit.
 pub enum RequestBody {

@@ -1,10 +1,9 @@
-//! `rewrite` and `strip-base-path` (phase 10): the path sent upstream. The
-//! query string is always kept.
+//! The route's lowered upstream path (`rewrite` and `strip-base-path`,
+//! phase 10): the path sent upstream. The query string is always kept.
 
 use crate::gateway::context::Ctx;
 use crate::gateway::phases::{Policy, UpstreamRequest};
-use gatefold_compiler::ir::policy::Rewrite;
-use gatefold_compiler::ir::{PathPattern, Segment};
+use gatefold_compiler::ir::{PathPattern, Segment, UpstreamPath};
 
 pub enum RewritePolicy {
     /// The whole path from a template; params from the route's own path.
@@ -19,24 +18,18 @@ pub enum RewritePolicy {
 }
 
 impl RewritePolicy {
-    pub fn new(cfg: &Rewrite, route_path: &PathPattern) -> RewritePolicy {
-        match cfg {
-            Rewrite::Path(t) => RewritePolicy::Path {
+    /// A route's lowered upstream path; `None` when it is kept as is.
+    pub fn lowered(path: &UpstreamPath, route_path: &PathPattern) -> Option<RewritePolicy> {
+        match path {
+            UpstreamPath::Keep => None,
+            UpstreamPath::Template(t) => Some(RewritePolicy::Path {
                 template: t.clone(),
                 route_path: route_path.clone(),
-            },
-            Rewrite::Prefix { strip, add } => RewritePolicy::Prefix {
+            }),
+            UpstreamPath::Prefix { strip, add } => Some(RewritePolicy::Prefix {
                 strip: strip.clone(),
                 add: add.clone(),
-            },
-        }
-    }
-
-    /// `strip-base-path: true`: the base path removed, nothing added.
-    pub fn strip_base(base: &str) -> RewritePolicy {
-        RewritePolicy::Prefix {
-            strip: Some(base.to_string()),
-            add: None,
+            }),
         }
     }
 }
