@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod diff;
 mod explain;
 mod serve;
 mod targets;
@@ -75,6 +76,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// What a change to a spec does to the gateway: routes, policy
+    /// instances, upstreams and consumers added, removed or changed, and
+    /// precedence changes. Exit 0 when equal, 2 when different, 1 on a bad spec.
+    Diff {
+        /// The old spec (file or folder) or compiled `gatefold.ir.json`.
+        old: PathBuf,
+        /// The new spec (file or folder) or compiled `gatefold.ir.json`.
+        new: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// The capability matrix: how each target carries out each policy kind.
     Capabilities {
         #[arg(long, value_enum, default_value_t)]
@@ -127,6 +139,7 @@ fn main() -> ExitCode {
             route,
             format,
         } => explain::run(&spec, route.as_deref(), format),
+        Command::Diff { old, new, format } => diff::run(&old, &new, format),
         Command::Capabilities { format } => {
             match format {
                 MatrixFormat::Md => print!("{}", targets::matrix_markdown()),

@@ -332,3 +332,49 @@ fn every_bad_spec_fails_at_its_place() {
         assert!(err.contains(&place), "{rel}: `{place}` not in:\n{err}");
     }
 }
+
+/// `gatefold diff`: exit 0 when equal (a spec against its own compiled IR),
+/// 2 when different (with the change in text and JSON), 1 on a bad spec.
+#[test]
+fn diff_exits_by_outcome() {
+    let dir = scratch("diff");
+    let o = gatefold(&[
+        "compile",
+        "examples/petstore",
+        "--target",
+        "reference",
+        "--out",
+        dir.join("ir").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let ir = dir.join("ir/gatefold.ir.json");
+    let same = gatefold(&["diff", ir.to_str().unwrap(), "examples/petstore"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert_eq!(text(&same.stdout), "no changes\n");
+
+    let spec = std::fs::read_to_string(repo().join("examples/petstore/gatefold.yaml")).unwrap();
+    let changed = dir.join("changed.yaml");
+    std::fs::write(&changed, spec.replacen("requests: 100", "requests: 150", 1)).unwrap();
+    let o = gatefold(&["diff", "examples/petstore", changed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let shown = text(&o.stdout);
+    assert!(shown.contains("~ policy api/pets/rate-limit"), "{shown}");
+    assert!(shown.contains("policy.requests: 100 -> 150"), "{shown}");
+    let o = gatefold(&[
+        "diff",
+        "examples/petstore",
+        changed.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["equal"], false);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(v["changes"][0]["subject"]["id"], "api/pets/rate-limit");
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "gatefold: 1\napis: [\n").unwrap();
+    let o = gatefold(&["diff", "examples/petstore", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -46,6 +46,7 @@
 //! policy leaves it unchanged.
 
 mod check;
+pub mod diff;
 mod hash;
 pub mod instance;
 pub mod lowered;

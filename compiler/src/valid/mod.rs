@@ -7,5 +7,5 @@ mod order;
 mod routes;
 
 pub use graph::check_graph;
-pub use order::canonical_order;
+pub use order::{canonical_order, overlap};
 pub use routes::check_routes;
