@@ -80,6 +80,106 @@ apis:
     }
 }
 
+/// An address where connecting hangs: a listener with backlog 0 whose one
+/// queue slot is taken by a connection never accepted, so the kernel drops
+/// further SYNs (Linux). Keep the returned pair alive while it is used.
+#[cfg(target_os = "linux")]
+async fn blackhole() -> (
+    std::net::SocketAddr,
+    (tokio::net::TcpListener, tokio::net::TcpStream),
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let queued = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let probe = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    assert!(probe.is_err(), "connecting to {addr} should hang");
+    (addr, (listener, queued))
+}
+
+/// The same fallback for `connect`, against a target where connecting
+/// hangs. Every read timeout here is 25s or more, so a quick 504 can only
+/// come from a 300ms connect timeout; the one it falls back from (20s or
+/// 30s) would not answer within LOOSE.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn connect_timeouts_fall_back_from_route_to_upstream_to_baseline() {
+    let (hole, _keep) = blackhole().await;
+    let u = format!("http://{hole}");
+    let check = |gw: Gw, cases: Vec<(&'static str, &'static str)>| async move {
+        for (path, why) in cases {
+            let started = Instant::now();
+            gw.get(path).await.assert_error(504, "upstream timeout");
+            assert!(started.elapsed() < LOOSE, "{path}: {why}");
+        }
+    };
+    // A short baseline.
+    let spec = format!(
+        "gatefold: 1
+gateway:
+  baseline: {{ timeouts: {{ connect: 300ms, read: 30s }} }}
+upstreams:
+  plain: {{ targets: [{{ url: {u} }}] }}
+  read-only: {{ targets: [{{ url: {u} }}], timeouts: {{ read: 25s }} }}
+apis:
+  a:
+    routes:
+      plain: {{ path: /plain, upstream: plain }}
+      read-only: {{ path: /read-only, upstream: read-only }}
+"
+    );
+    check(
+        gateway(&spec).await,
+        vec![
+            ("/plain", "no upstream timeouts: the baseline's connect"),
+            (
+                "/read-only",
+                "the upstream gives only read: connect stays the baseline's",
+            ),
+        ],
+    )
+    .await;
+    // A long baseline.
+    let spec = format!(
+        "gatefold: 1
+gateway:
+  baseline: {{ timeouts: {{ connect: 30s, read: 30s }} }}
+upstreams:
+  plain: {{ targets: [{{ url: {u} }}] }}
+  short: {{ targets: [{{ url: {u} }}], timeouts: {{ connect: 300ms }} }}
+  long: {{ targets: [{{ url: {u} }}], timeouts: {{ connect: 30s }} }}
+apis:
+  a:
+    routes:
+      short: {{ path: /short, upstream: short }}
+      route-read: {{ path: /route-read, upstream: short, policies: [{{ timeout: {{ read: 25s }} }}] }}
+      route-connect: {{ path: /route-connect, upstream: plain, policies: [{{ timeout: {{ connect: 300ms }} }}] }}
+      route-over-upstream: {{ path: /route-over-upstream, upstream: long, policies: [{{ timeout: {{ connect: 300ms }} }}] }}
+"
+    );
+    check(
+        gateway(&spec).await,
+        vec![
+            ("/short", "the upstream's connect beats the baseline's"),
+            (
+                "/route-read",
+                "the route gives only read: connect stays the upstream's",
+            ),
+            ("/route-connect", "the route's connect beats the baseline's"),
+            (
+                "/route-over-upstream",
+                "the route's connect beats the upstream's",
+            ),
+        ],
+    )
+    .await;
+}
+
 /// `retry`: `timeout` retries only idempotent methods.
 #[tokio::test]
 async fn a_timed_out_non_idempotent_request_is_not_retried() {
@@ -520,7 +620,7 @@ async fn health_checks_take_3xx_as_success_and_send_the_target_host() {
 upstreams:
   moved:
     targets: [{{ url: {} }}]
-    health: {{ path: /health-status/302, interval: 20ms, unhealthy-after: 1 }}
+    health: {{ path: /health-status/302, interval: 20ms, timeout: 10s, unhealthy-after: 1 }}
   broken:
     targets: [{{ url: {} }}]
     health: {{ path: /health-status/404, interval: 20ms, unhealthy-after: 1 }}

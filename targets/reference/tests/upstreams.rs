@@ -449,7 +449,7 @@ async fn https_upstreams_are_verified_against_trusted_roots() {
 upstreams:
   secure:
     targets: [{{ url: https://127.0.0.1:{} }}]
-    health: {{ path: /healthz, interval: 20ms, unhealthy-after: 1 }}
+    health: {{ path: /healthz, interval: 20ms, timeout: 10s, unhealthy-after: 1 }}
 apis:
   x:
     upstream: secure
@@ -481,7 +481,7 @@ apis:
     assert_eq!(gw.get("/again").await.status, 200);
     // Without the CA the certificate is not trusted: no connection, 502.
     let untrusting = gateway(&spec.replace(
-        "    health: { path: /healthz, interval: 20ms, unhealthy-after: 1 }\n",
+        "    health: { path: /healthz, interval: 20ms, timeout: 10s, unhealthy-after: 1 }\n",
         "",
     ))
     .await;
