@@ -290,3 +290,54 @@ fn every_bad_spec_fails_at_its_place() {
         assert!(err.contains(&place), "{rel}: `{place}` not in:\n{err}");
     }
 }
+
+/// `--strict`: a policy the target cannot express is a warning (the file is
+/// written without it); with `--strict` it is an error at the policy's
+/// place and nothing is written. `script` is the kind the reference target
+/// cannot express yet (docs/capabilities.md).
+#[test]
+fn strict_turns_unsupported_policies_into_errors() {
+    let dir = scratch("strict");
+    let spec = dir.join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "gatefold: 1\napis:\n  a:\n    routes:\n      r:\n        path: /\n        policies:\n          - mock: { body: ok }\n          - script: { response: 'res.setHeader(\"x-a\", \"1\");' }\n",
+    )
+    .unwrap();
+    let spec_arg = spec.to_str().unwrap();
+    let lenient = dir.join("lenient");
+    let o = gatefold(&[
+        "compile",
+        spec_arg,
+        "--target",
+        "reference",
+        "--out",
+        lenient.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("cannot express `script` on route `a.r`"),
+        "{err}"
+    );
+    assert!(lenient.join("gatefold.ir.json").is_file());
+
+    let strict = dir.join("strict");
+    let o = gatefold(&[
+        "compile",
+        spec_arg,
+        "--target",
+        "reference",
+        "--out",
+        strict.to_str().unwrap(),
+        "--strict",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error") && err.contains("cannot express `script` on route `a.r`"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}:9:13", spec.display())), "{err}");
+    assert!(!strict.join("gatefold.ir.json").exists());
+}
