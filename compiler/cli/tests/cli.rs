@@ -290,3 +290,88 @@ fn every_bad_spec_fails_at_its_place() {
         assert!(err.contains(&place), "{rel}: `{place}` not in:\n{err}");
     }
 }
+
+/// A route name alone (`hello`) is not a route id: the error suggests the
+/// full `API.ROUTE` that has that name, in text and JSON.
+#[test]
+fn explain_suggests_the_full_route_id() {
+    let out = gatefold(&["explain", "examples/quickstart", "--route", "legacy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("did you mean `--route hello.legacy`?"),
+        "{err}"
+    );
+    let out = gatefold(&[
+        "explain",
+        "examples/quickstart",
+        "--route",
+        "hello.legacyy",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["diagnostics"][0]["help"],
+        "did you mean `--route hello.legacy`?"
+    );
+}
+
+/// A route answered by `mock` or `redirect` sends nothing upstream, though
+/// its api names an upstream: explain must not show one.
+#[test]
+fn explain_shows_no_upstream_on_routes_that_answer_themselves() {
+    for (route, kind) in [("catalog.teapot", "mock"), ("catalog.old-item", "redirect")] {
+        let out = gatefold(&["explain", "examples/kitchen-sink", "--route", route]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains(&format!("upstream: (none: answered by `{kind}`)")),
+            "{shown}"
+        );
+        let out = gatefold(&[
+            "explain",
+            "examples/kitchen-sink",
+            "--route",
+            route,
+            "--format",
+            "json",
+        ]);
+        let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(items[0]["upstream"], serde_json::Value::Null, "{items}");
+        assert_eq!(items[0]["answered-by"], kind);
+    }
+}
+
+/// Under `--strict` an unsupported policy is an error and nothing is
+/// written: the message must not say the policy "is left out".
+#[test]
+fn strict_errors_do_not_say_the_policy_is_left_out() {
+    let dir = scratch("strict");
+    let spec = dir.join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:9\" }] }\napis:\n  a:\n    upstream: u\n    routes:\n      r:\n        path: /x\n        policies:\n          - script: { request: \"req.setHeader('x-a', '1');\" }\n",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let out_dir = dir.join("out");
+    let out_dir = out_dir.to_str().unwrap();
+    let strict = gatefold(&[
+        "compile",
+        spec,
+        "--target",
+        "reference",
+        "--out",
+        out_dir,
+        "--strict",
+    ]);
+    assert_eq!(strict.status.code(), Some(1));
+    let err = text(&strict.stderr);
+    assert!(err.contains("error[unsupported-policy]"), "{err}");
+    assert!(!err.contains("; it is left out"), "{err}");
+    let lenient = gatefold(&["compile", spec, "--target", "reference", "--out", out_dir]);
+    assert_eq!(lenient.status.code(), Some(0), "{}", text(&lenient.stderr));
+    assert!(text(&lenient.stderr).contains("; it is left out"));
+}
