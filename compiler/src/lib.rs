@@ -146,19 +146,28 @@ pub fn compile_str(name: &str, text: &str) -> Compiled {
 }
 
 fn too_large(name: &str, len: u64, limits: &Limits) -> Diagnostic {
-    const MIB: f64 = (1 << 20) as f64;
     Diagnostic::global(
         "spec-too-large",
         format!(
-            "`{name}` is {:.1} MiB; a spec file may be at most {:.1} MiB",
-            len as f64 / MIB,
-            limits.max_file_bytes as f64 / MIB
+            "`{name}` is {}; a spec file may be at most {}",
+            size_text(len),
+            size_text(limits.max_file_bytes)
         ),
     )
     .with_help(format!(
         "split it into several files of a spec folder, or raise the limit with {}=64MiB",
         Limits::ENV
     ))
+}
+
+/// A size as people read it: bytes below 1 MiB, else MiB with one decimal.
+fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes < MIB {
+        format!("{bytes} bytes")
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
 }
 
 /// A compilation refused before the pipeline ran, for one reason.

@@ -9,7 +9,7 @@ use crate::diag::Diagnostic;
 use crate::ir::policy::{PolicyKind, Retry, RetryOn, Timeout};
 use crate::ir::values::{Duration, HeaderName, Method, Name};
 use crate::ir::{Balance, BasicCredential, HealthCheck, OriginUrl, Upstream, UpstreamTarget};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 const TOP: &[&str] = &[
     "gatefold",
@@ -71,6 +71,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             "upstreams",
             "upstream",
             &mut spec.upstreams,
+            &mut spec.upstream_names,
             decode_upstream,
         );
         spec.undecoded_upstreams.extend(failed);
@@ -82,6 +83,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             "consumers",
             "consumer",
             &mut spec.consumers,
+            &mut spec.consumer_names,
             decode_consumer,
         );
     }
@@ -92,12 +94,21 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             "policies",
             "policy",
             &mut spec.policies,
+            &mut spec.policy_names,
             decode_policy_def,
         );
         spec.undecoded_policies.extend(failed);
     }
     if let Some(n) = f.get("apis") {
-        named(cx, n, "apis", "api", &mut spec.apis, decode_api);
+        named(
+            cx,
+            n,
+            "apis",
+            "api",
+            &mut spec.apis,
+            &mut spec.api_names,
+            decode_api,
+        );
     }
     spec.decode_errors |= cx.diags.has_errors();
 }
@@ -146,6 +157,7 @@ fn named<T>(
     section: &str,
     what: &str,
     out: &mut Vec<Def<T>>,
+    index: &mut NameIndex,
     decode: impl Fn(&mut Cx<'_>, &Node, &Name) -> Option<T>,
 ) -> Vec<Name> {
     let mut failed = Vec::new();
@@ -153,16 +165,7 @@ fn named<T>(
     let Some(entries) = cx.map(node, &format!("`{section}`"), &example) else {
         return failed;
     };
-    // Indexes of `out` by name and by lower-case name (the first of each),
-    // so long sections are checked in linear time.
-    let mut exact: HashMap<String, usize> = HashMap::new();
-    let mut folded: HashMap<String, usize> = HashMap::new();
-    for (i, d) in out.iter().enumerate() {
-        exact.entry(d.name.as_str().to_string()).or_insert(i);
-        folded
-            .entry(d.name.as_str().to_ascii_lowercase())
-            .or_insert(i);
-    }
+    let NameIndex { exact, folded } = index;
     for e in entries {
         let Some(name) = name_at(cx, &e.key, e.key_span, what) else {
             continue;
@@ -766,7 +769,15 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
             ) {
                 return None;
             }
-            named(cx, r, "routes", "route", &mut routes, decode_route);
+            named(
+                cx,
+                r,
+                "routes",
+                "route",
+                &mut routes,
+                &mut NameIndex::default(),
+                decode_route,
+            );
         }
         None => return None,
     }
