@@ -573,6 +573,58 @@ mod tests {
         assert_eq!(d.span.unwrap().start, Pos { line: 3, col: 1 });
     }
 
+    fn syntax(text: &str) -> (Pos, String, String) {
+        let err = load(text).unwrap_err();
+        let d = err.iter().next().unwrap();
+        assert_eq!(d.code, "yaml-syntax");
+        (
+            d.span.unwrap().start,
+            d.message.clone(),
+            d.help.clone().unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_reported_at_the_bracket() {
+        let (at, msg, help) = syntax(
+            "a: 1
+b: [1, 2
+
+",
+        );
+        assert_eq!(at, Pos { line: 2, col: 4 });
+        assert_eq!(msg, "invalid YAML: this `[` is never closed");
+        assert_eq!(help, "add the `]` that ends it");
+        // The innermost bracket still open, not one that was closed.
+        let (at, msg, _) = syntax(
+            "a: { b: { c: 1 }, d: [x]
+",
+        );
+        assert_eq!(at, Pos { line: 1, col: 4 });
+        assert!(msg.contains("`{`"), "{msg}");
+    }
+
+    #[test]
+    fn a_mistake_inside_a_bracket_is_reported_where_it_is() {
+        let (at, msg, _) = syntax(
+            "a: { b: 1 c: 2 }
+d: 1
+",
+        );
+        assert_eq!(at.line, 1);
+        assert!(!msg.contains("never closed"), "{msg}");
+    }
+
+    #[test]
+    fn a_plain_star_says_to_quote_it() {
+        let (at, _, help) = syntax(
+            "origins: [*]
+",
+        );
+        assert_eq!(at.line, 1);
+        assert!(help.contains("`\"*\"`"), "{help}");
+    }
+
     #[test]
     fn quoted_numbers_stay_strings() {
         let n = load("a: \"8080\"\nb: 8080\n").unwrap();
