@@ -184,7 +184,9 @@ impl<'a> Resolver<'a> {
                     RefKind::Upstream => {
                         self.check_upstream(r);
                     }
-                    RefKind::Group if !groups.contains(r.name.as_str()) => {
+                    RefKind::Group
+                        if !groups.contains(r.name.as_str()) && !self.spec.undecoded_consumers =>
+                    {
                         let known: Vec<&str> = groups.iter().copied().collect();
                         self.diags.push(unknown_name(
                             "unknown-group",

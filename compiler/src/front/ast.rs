@@ -141,6 +141,10 @@ pub struct SpecAst {
     /// (already reported): references to them do not dangle.
     pub undecoded_upstreams: BTreeSet<Name>,
     pub undecoded_policies: BTreeSet<Name>,
+    /// Whether some consumers could not be read (a consumer that did not
+    /// decode, a misspelt `consumers:` section): the groups they are in
+    /// are unknown, so a group no consumer is in is not an error.
+    pub undecoded_consumers: bool,
     /// Whether decoding reported errors. Parts of the spec may then be
     /// missing, so checks that look for what is absent (unused
     /// definitions, missing credentials) would only repeat those errors.

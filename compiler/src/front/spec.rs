@@ -77,7 +77,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
         spec.undecoded_upstreams.extend(failed);
     }
     if let Some(n) = f.get("consumers") {
-        named(
+        let failed = named(
             cx,
             n,
             "consumers",
@@ -86,6 +86,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             &mut spec.consumer_names,
             decode_consumer,
         );
+        spec.undecoded_consumers |= !failed.is_empty();
     }
     if let Some(n) = f.get("policies") {
         let failed = named(
@@ -124,6 +125,10 @@ fn note_misspelt_sections(f: &Fields<'_>, spec: &mut SpecAst) {
         let out = match suggest(&e.key, TOP.iter().copied()) {
             Some("upstreams") => &mut spec.undecoded_upstreams,
             Some("policies") => &mut spec.undecoded_policies,
+            Some("consumers") => {
+                spec.undecoded_consumers = true;
+                continue;
+            }
             _ => continue,
         };
         if let Value::Map(entries) = &e.value.value {
