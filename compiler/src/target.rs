@@ -87,19 +87,21 @@ pub fn unsupported_policies(target: &dyn Target, ir: &ValidIr, options: &Options
                         col: 1,
                     })
                 });
-            let message = format!(
-                "target `{}` cannot express `{kind}` on route `{}`; it is left out",
+            let cannot = format!(
+                "target `{}` cannot express `{kind}` on route `{}`",
                 target.kind(),
                 route.id
             );
+            // Under --strict nothing is written, so nothing is "left out".
             let d = if options.strict {
-                Diagnostic::error("unsupported-policy", span, message)
+                Diagnostic::error("unsupported-policy", span, cannot).with_help(
+                    "see `gatefold capabilities`; remove the policy for this target or use `native`, or compile without `--strict` to leave it out with a warning",
+                )
             } else {
-                Diagnostic::warning("unsupported-policy", span, message)
+                Diagnostic::warning("unsupported-policy", span, format!("{cannot}; it is left out"))
+                    .with_help("see `gatefold capabilities`; remove the policy for this target or use `native`")
             };
-            out.push(d.with_help(
-                "see `gatefold capabilities`; remove the policy for this target or use `native`",
-            ));
+            out.push(d);
         }
     }
     out

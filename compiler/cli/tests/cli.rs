@@ -339,5 +339,60 @@ fn strict_turns_unsupported_policies_into_errors() {
         "{err}"
     );
     assert!(err.contains(&format!("{}:9:13", spec.display())), "{err}");
+    // Nothing is written, so the error must not say the policy "is left out".
+    assert!(!err.contains("left out"), "{err}");
     assert!(!strict.join("gatefold.ir.json").exists());
+}
+
+/// A route name alone (`hello`) is not a route id: the error suggests the
+/// full `API.ROUTE` that has that name, in text and JSON.
+#[test]
+fn explain_suggests_the_full_route_id() {
+    let out = gatefold(&["explain", "examples/quickstart", "--route", "legacy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("did you mean `--route hello.legacy`?"),
+        "{err}"
+    );
+    let out = gatefold(&[
+        "explain",
+        "examples/quickstart",
+        "--route",
+        "hello.legacyy",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["diagnostics"][0]["help"],
+        "did you mean `--route hello.legacy`?"
+    );
+}
+
+/// A route answered by `mock` or `redirect` sends nothing upstream, though
+/// its api names an upstream: explain must not show one.
+#[test]
+fn explain_shows_no_upstream_on_routes_that_answer_themselves() {
+    for (route, kind) in [("catalog.teapot", "mock"), ("catalog.old-item", "redirect")] {
+        let out = gatefold(&["explain", "examples/kitchen-sink", "--route", route]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains(&format!("upstream: (none: answered by `{kind}`)")),
+            "{shown}"
+        );
+        let out = gatefold(&[
+            "explain",
+            "examples/kitchen-sink",
+            "--route",
+            route,
+            "--format",
+            "json",
+        ]);
+        let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(items[0]["upstream"], serde_json::Value::Null, "{items}");
+        assert_eq!(items[0]["answered-by"], kind);
+    }
 }
