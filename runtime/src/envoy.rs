@@ -72,21 +72,31 @@ impl Envoy {
     }
 
     /// Checks `config` with `envoy --mode validate`, unknown fields
-    /// rejected. Validate mode does not read LDS/CDS files, so with dynamic
-    /// resources it also validates a copy of the bootstrap with them placed
-    /// in `static_resources`. Writes scratch files into `work`.
+    /// rejected. Validate mode does not read LDS/CDS files (it only needs
+    /// them to exist), so with dynamic resources it also validates a copy of
+    /// the bootstrap with them placed in `static_resources`. Works in the
+    /// scratch directory `work/.check`, apart from the watched one.
     pub fn check(&self, work: &Path, config: &EnvoyConfig) -> Result<()> {
-        std::fs::create_dir_all(work).map_err(io_err(format!("creating {}", work.display())))?;
-        self.validate(work, "check-bootstrap.yaml", &config.bootstrap)?;
-        if config.lds.is_some() || config.cds.is_some() {
-            let combined = as_static(config)?;
-            self.validate(work, "check-static.yaml", &combined)?;
+        let scratch = work.join(".check");
+        let dynamic = scratch.join(DYNAMIC_DIR);
+        std::fs::create_dir_all(&dynamic)
+            .map_err(io_err(format!("creating {}", dynamic.display())))?;
+        for (path, contents) in [(LDS_PATH, &config.lds), (CDS_PATH, &config.cds)] {
+            let path = scratch.join(path);
+            std::fs::write(&path, contents.as_deref().unwrap_or("resources: []\n"))
+                .map_err(io_err(format!("writing {}", path.display())))?;
         }
-        Ok(())
+        let mut result = self.validate(&scratch, "bootstrap.yaml", &config.bootstrap);
+        if result.is_ok() && (config.lds.is_some() || config.cds.is_some()) {
+            result = as_static(config)
+                .and_then(|combined| self.validate(&scratch, "static.yaml", &combined));
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
     }
 
-    fn validate(&self, work: &Path, name: &str, yaml: &str) -> Result<()> {
-        let path = work.join(name);
+    fn validate(&self, dir: &Path, name: &str, yaml: &str) -> Result<()> {
+        let path = dir.join(name);
         std::fs::write(&path, yaml).map_err(io_err(format!("writing {}", path.display())))?;
         let output = Command::new(&self.binary)
             .args([
@@ -98,14 +108,12 @@ impl Envoy {
             ])
             .arg("-c")
             .arg(&path)
-            .current_dir(work)
+            .current_dir(dir)
             .output()
             .map_err(io_err(format!(
                 "running {} --mode validate",
                 self.binary.display()
-            )));
-        let _ = std::fs::remove_file(&path);
-        let output = output?;
+            )))?;
         if output.status.success() {
             return Ok(());
         }
@@ -368,24 +376,41 @@ impl EnvoyInstance {
                 )));
             }
         }
+        // An accepted update may still be warming (a new listener serves only
+        // once its clusters are initialized; until then the old one does).
+        let warm = poll_until(READY_TIMEOUT, || {
+            Ok(self.stat("listener_manager.total_listeners_warming")? == 0
+                && self.stat("cluster_manager.warming_clusters")? == 0)
+        })?;
+        if !warm {
+            return Err(self.failure(format!("still warming after {READY_TIMEOUT:?}")));
+        }
         self.lds = candidate.lds;
         self.cds = candidate.cds;
         Ok(())
     }
 
     /// `(update_success, update_rejected)` of an xDS subscription's stats.
-    fn update_counts(&self, stat: &str) -> Result<(u64, u64)> {
-        let (status, body) = admin::get(self.admin(), &format!("/stats?filter=^{stat}\\.update_"))
-            .filter(|(status, _)| *status == 200)
-            .ok_or_else(|| self.failure("admin /stats did not answer".into()))?;
-        debug_assert_eq!(status, 200);
-        let count = |name: &str| {
-            body.lines()
-                .find_map(|line| line.strip_prefix(&format!("{stat}.{name}: ")))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        Ok((count("update_success"), count("update_rejected")))
+    fn update_counts(&self, prefix: &str) -> Result<(u64, u64)> {
+        Ok((
+            self.stat(&format!("{prefix}.update_success"))?,
+            self.stat(&format!("{prefix}.update_rejected"))?,
+        ))
+    }
+
+    /// The value of the counter or gauge `name` (0 when Envoy has none).
+    fn stat(&self, name: &str) -> Result<u64> {
+        let (_, body) = admin::get(
+            self.admin(),
+            &format!("/stats?filter=^{}$", name.replace('.', "\\.")),
+        )
+        .filter(|(status, _)| *status == 200)
+        .ok_or_else(|| self.failure("admin /stats did not answer".into()))?;
+        Ok(body
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
     }
 
     /// Stops Envoy (SIGTERM), killing what is left after `grace`.
