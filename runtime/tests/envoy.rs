@@ -88,6 +88,12 @@ fn proxies_reloads_and_leaves_nothing_behind() {
     let listen = free_addr();
 
     let started = Instant::now();
+    envoy.check(&work, &config(listen, a)).unwrap();
+    eprintln!(
+        "envoy check (bootstrap + static copy): {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
     let mut instance = envoy.start(&work, &config(listen, a), &[listen]).unwrap();
     eprintln!(
         "envoy start (validate x2 + spawn + /ready + port accepts): {:?}",
