@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use crate::locate::{locate, Wanted};
-use crate::process::Group;
+use crate::process::{listens_on, Group};
 use crate::{admin, io_err, poll_until, tail, Error, Result, READY_TIMEOUT};
 
 const WANTED: Wanted = Wanted {
@@ -135,8 +135,8 @@ impl Envoy {
     /// Checks `config`, writes it into `work` (bootstrap as
     /// `bootstrap.yaml`, dynamic resources at [`LDS_PATH`] / [`CDS_PATH`])
     /// and starts Envoy there with a base ID no other Envoy on the host
-    /// uses; returns once admin `/ready` answers 200 and every address in
-    /// `ready_on` accepts connections. Its log is `work/envoy.log`.
+    /// uses; returns once admin `/ready` answers 200 and Envoy listens on
+    /// every address in `ready_on`, accepting connections. Its log is `work/envoy.log`.
     pub fn start(
         &self,
         work: &Path,
@@ -203,9 +203,22 @@ impl Envoy {
             let Some(admin_addr) = instance.admin else {
                 return Ok(false);
             };
+            // A rejected initial update (e.g. a listener that cannot bind)
+            // leaves Envoy up but never serving that configuration.
+            for stat in ["listener_manager.lds", "cluster_manager.cds"] {
+                if let Ok((_, rejected)) = instance.update_counts(stat) {
+                    if rejected > 0 {
+                        return Err(
+                            instance.failure(format!("rejected its initial {stat} resources"))
+                        );
+                    }
+                }
+            }
             Ok(
                 admin::get(admin_addr, "/ready").is_some_and(|(status, _)| status == 200)
-                    && ready_on.iter().all(|addr| crate::accepts(*addr)),
+                    && ready_on
+                        .iter()
+                        .all(|addr| listens_on(instance.pid(), *addr) && crate::accepts(*addr)),
             )
         })?;
         if !ready {
@@ -439,5 +452,44 @@ impl std::fmt::Debug for EnvoyInstance {
             .field("work", &self.work)
             .field("admin", &self.admin)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_resources_move_into_static_resources_without_their_type() {
+        let config = EnvoyConfig {
+            bootstrap: "admin: {}\ndynamic_resources: {lds_config: {}}\nstatic_resources: {clusters: [{name: kept}]}\n".into(),
+            lds: Some("resources:\n- {\"@type\": type.googleapis.com/envoy.config.listener.v3.Listener, name: l}\n".into()),
+            cds: Some("resources:\n- {\"@type\": x, name: c}\n".into()),
+        };
+        let combined: Value = serde_yaml::from_str(&as_static(&config).unwrap()).unwrap();
+        assert!(combined.get("dynamic_resources").is_none());
+        let statics = &combined["static_resources"];
+        assert_eq!(
+            statics["listeners"],
+            serde_yaml::from_str::<Value>("[{name: l}]").unwrap()
+        );
+        assert_eq!(
+            statics["clusters"],
+            serde_yaml::from_str::<Value>("[{name: kept}, {name: c}]").unwrap()
+        );
+    }
+
+    #[test]
+    fn resources_that_are_not_a_list_are_rejected() {
+        let config = EnvoyConfig {
+            bootstrap: "admin: {}\n".into(),
+            lds: Some("resources: 3\n".into()),
+            cds: None,
+        };
+        let err = as_static(&config).unwrap_err();
+        assert!(
+            err.to_string().contains("LDS: `resources` is not a list"),
+            "{err}"
+        );
     }
 }

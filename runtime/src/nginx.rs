@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::locate::{locate, Wanted};
-use crate::process::{children, Group};
+use crate::process::{children, listens_on, Group};
 use crate::{io_err, poll_until, tail, Error, Result, READY_TIMEOUT};
 
 const WANTED: Wanted = Wanted {
@@ -93,8 +93,9 @@ impl Nginx {
     }
 
     /// Checks `conf`, writes it as `prefix/conf/nginx.conf` and starts nginx
-    /// on `prefix`; returns once every address in `ready_on` accepts
-    /// connections. The master's stderr goes to `prefix/logs/stderr.log`.
+    /// on `prefix`; returns once the master listens on every address in
+    /// `ready_on` and it accepts connections. The master's stderr goes to
+    /// `prefix/logs/stderr.log`.
     pub fn start(
         &self,
         prefix: &Path,
@@ -126,7 +127,10 @@ impl Nginx {
             if let Some(status) = instance.group.exited() {
                 return Err(instance.failure(format!("exited while starting ({status})")));
             }
-            Ok(ready_on.iter().all(|addr| crate::accepts(*addr)))
+            let pid = instance.pid();
+            Ok(ready_on
+                .iter()
+                .all(|addr| listens_on(pid, *addr) && crate::accepts(*addr)))
         })?;
         if !ready {
             return Err(instance.failure(format!(
@@ -269,5 +273,19 @@ impl std::fmt::Debug for NginxInstance {
             .field("pid", &self.pid())
             .field("prefix", &self.prefix)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_in_foreground;
+
+    #[test]
+    fn daemon_off_is_recognized_outside_comments_only() {
+        assert!(runs_in_foreground(
+            "worker_processes 1;\n  daemon   off; # here\n"
+        ));
+        assert!(!runs_in_foreground("# daemon off;\nworker_processes 1;\n"));
+        assert!(!runs_in_foreground("daemon on;\n"));
     }
 }

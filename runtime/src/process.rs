@@ -117,3 +117,76 @@ pub(crate) fn children(parent: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Whether process `pid` itself holds a socket listening on `addr` (or on
+/// the wildcard address of its port): that something accepts on `addr` is
+/// not enough, another process may hold the port while the runtime fails
+/// to bind it.
+pub(crate) fn listens_on(pid: u32, addr: std::net::SocketAddr) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<u64> = fds
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.ok()?.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let table = if addr.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let Ok(text) = std::fs::read_to_string(table) else {
+        return false;
+    };
+    text.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        const LISTEN: &str = "0A";
+        fields.len() > 9
+            && fields[3] == LISTEN
+            && fields[9]
+                .parse()
+                .is_ok_and(|inode: u64| inodes.contains(&inode))
+            && parse_local(fields[1]).is_some_and(|(ip, port)| {
+                port == addr.port() && (ip == addr.ip() || ip.is_unspecified())
+            })
+    })
+}
+
+/// A /proc/net/tcp{,6} local address: the IP as 32-bit words in host byte
+/// order, then the port, in hex.
+fn parse_local(field: &str) -> Option<(std::net::IpAddr, u16)> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::with_capacity(16);
+    for word in ip.as_bytes().chunks(8) {
+        let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip = match bytes.len() {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_its_own_listener_and_not_another_process() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(super::listens_on(std::process::id(), addr));
+        // PID 1 does not hold this test's socket.
+        assert!(!super::listens_on(1, addr));
+        drop(listener);
+        assert!(!super::listens_on(std::process::id(), addr));
+    }
+}

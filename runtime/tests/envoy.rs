@@ -214,3 +214,23 @@ fn instances_get_distinct_base_ids() {
     assert!(!alive(pid));
     assert_eq!(get(two).2, "up", "stopping one leaves the other serving");
 }
+
+#[test]
+fn start_on_a_taken_port_fails_with_envoy_own_message() {
+    let envoy = Envoy::locate().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap();
+    // Envoy stays up with a listener it cannot bind, and the port accepts
+    // (the other socket): only who holds the socket tells them apart.
+    let err = envoy
+        .start(
+            &scratch("envoy-taken"),
+            &config(listen, upstream("up")),
+            &[listen],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Failed { tail, .. } if tail.contains("Address already in use")),
+        "{err}"
+    );
+}

@@ -157,3 +157,18 @@ fn stop_quits_gracefully() {
         "the port is closed"
     );
 }
+
+#[test]
+fn start_on_a_taken_port_fails_with_nginx_own_message() {
+    let nginx = Nginx::locate().unwrap();
+    let prefix = scratch("nginx-taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap();
+    let err = nginx
+        .start(&prefix, &conf(listen, upstream("up"), ""), &[listen])
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Failed { tail, .. } if tail.contains("Address already in use")),
+        "{err}"
+    );
+}
