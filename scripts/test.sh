@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (idempotently, inside the
-# project: nothing is installed globally), then runs every test. CI
-# (.ci/run) calls exactly this; so can anyone on a fresh machine with the
-# Rust toolchain.
+# The test command: installs what the tests need (idempotently: the gateway
+# runtimes through scripts/install-runtimes.sh, Debian packages with apt
+# when missing, which needs root, Envoy inside the project's .tools/), then
+# runs every test. CI (.ci/run) calls exactly this; so can anyone on a
+# fresh machine with the Rust toolchain.
 #
 # Each step's full output goes to target/test-logs/STEP.log; the terminal
 # gets one line per step and, at the end, a summary. A failing step prints
@@ -56,6 +57,7 @@ validate_examples() {
 }
 
 step formatting cargo fmt --all -- --check
+step runtimes ./scripts/install-runtimes.sh
 step build cargo build --locked --workspace --all-targets
 step tests cargo test --locked --workspace
 step examples validate_examples

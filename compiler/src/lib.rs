@@ -37,8 +37,63 @@ impl Compiled {
     }
 }
 
-/// Compiles a spec file, or a folder whose `*.yaml` files are merged.
+/// Limits that keep a spec, mistaken or hostile, from taking unbounded time
+/// and memory (see "Limits" in `policy-spec/README.md`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest spec file, in bytes; a larger one is refused before it is read.
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_file_bytes: Limits::DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// 32 MiB: a thousand times a large real spec.
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 32 << 20;
+    /// The environment variable that raises (or lowers) the file size limit
+    /// for every compilation of this process: a size such as `64MiB`.
+    pub const ENV: &'static str = "GATEFOLD_MAX_SPEC_SIZE";
+
+    /// The defaults, with [`Limits::ENV`] applied when it is set.
+    pub fn from_env() -> Result<Limits, Diagnostic> {
+        let Some(raw) = std::env::var_os(Limits::ENV) else {
+            return Ok(Limits::default());
+        };
+        let text = raw.to_string_lossy();
+        match text.trim().parse::<ir::values::ByteSize>() {
+            Ok(size) if size.0 > 0 => Ok(Limits {
+                max_file_bytes: size.0,
+            }),
+            Ok(_) => Err(bad_limit(format!("{} is 0", Limits::ENV))),
+            Err(msg) => Err(bad_limit(format!("{}: {msg}", Limits::ENV))),
+        }
+    }
+}
+
+fn bad_limit(message: String) -> Diagnostic {
+    Diagnostic::global("invalid-limit", message).with_help(format!(
+        "set {} to a size such as `64MiB`, or unset it",
+        Limits::ENV
+    ))
+}
+
+/// Compiles a spec file, or a folder whose `*.yaml` files are merged, under
+/// [`Limits::from_env`].
 pub fn compile_path(path: &Path) -> Compiled {
+    match Limits::from_env() {
+        Ok(limits) => compile_path_with(path, &limits),
+        Err(d) => refused(Sources::new(), d),
+    }
+}
+
+/// Compiles a spec file or folder under the given limits.
+pub fn compile_path_with(path: &Path, limits: &Limits) -> Compiled {
     let mut sources = Sources::new();
     let mut dirs = Vec::new();
     let files = match source::spec_files(path) {
@@ -46,21 +101,23 @@ pub fn compile_path(path: &Path) -> Compiled {
         Err(e) => return unreadable(sources, path, &e),
     };
     if files.is_empty() {
-        let mut diagnostics = Diagnostics::new();
-        diagnostics.push(
-            Diagnostic::global(
-                "no-spec-files",
-                format!("`{}` holds no `*.yaml` files", path.display()),
-            )
-            .with_help("point at a spec file, or a folder of them"),
-        );
-        return Compiled {
-            ir: None,
-            diagnostics,
-            sources,
-        };
+        let d = Diagnostic::global(
+            "no-spec-files",
+            format!("`{}` holds no `*.yaml` files", path.display()),
+        )
+        .with_help("point at a spec file, or a folder of them");
+        return refused(sources, d);
     }
     for f in files {
+        // Checked before reading, so a huge file costs no memory.
+        if let Ok(meta) = std::fs::metadata(&f) {
+            if meta.len() > limits.max_file_bytes {
+                return refused(
+                    sources,
+                    too_large(&f.display().to_string(), meta.len(), limits),
+                );
+            }
+        }
         match std::fs::read_to_string(&f) {
             Ok(text) => {
                 let file = SourceFile::new(f.display().to_string(), text)
@@ -71,15 +128,57 @@ pub fn compile_path(path: &Path) -> Compiled {
             Err(e) => return unreadable(sources, &f, &e),
         }
     }
-    compile_sources(sources, |id| dirs[id.0 as usize].clone())
+    compile_sources_with(sources, |id| dirs[id.0 as usize].clone(), limits)
 }
 
-/// Compiles one in-memory file (tests, fuzzing, benchmarks). Files it names
-/// (JWT public keys) are looked up relative to the current directory.
+/// Compiles one in-memory file (tests, fuzzing, benchmarks, a config sent
+/// to a running gateway) under [`Limits::from_env`]. Files it names (JWT
+/// public keys) are looked up relative to the current directory, and must
+/// be inside it.
 pub fn compile_str(name: &str, text: &str) -> Compiled {
+    let limits = Limits::from_env();
     let mut sources = Sources::new();
     sources.add(SourceFile::new(name, text));
-    compile_sources(sources, |_| PathBuf::from("."))
+    match limits {
+        Ok(limits) => compile_sources_with(sources, |_| PathBuf::from("."), &limits),
+        Err(d) => refused(sources, d),
+    }
+}
+
+fn too_large(name: &str, len: u64, limits: &Limits) -> Diagnostic {
+    Diagnostic::global(
+        "spec-too-large",
+        format!(
+            "`{name}` is {}; a spec file may be at most {}",
+            size_text(len),
+            size_text(limits.max_file_bytes)
+        ),
+    )
+    .with_help(format!(
+        "split it into several files of a spec folder, or raise the limit with {}=64MiB",
+        Limits::ENV
+    ))
+}
+
+/// A size as people read it: bytes below 1 MiB, else MiB with one decimal.
+fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes < MIB {
+        format!("{bytes} bytes")
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
+/// A compilation refused before the pipeline ran, for one reason.
+fn refused(sources: Sources, d: Diagnostic) -> Compiled {
+    let mut diagnostics = Diagnostics::new();
+    diagnostics.push(d);
+    Compiled {
+        ir: None,
+        diagnostics,
+        sources,
+    }
 }
 
 fn unreadable(sources: Sources, path: &Path, e: &std::io::Error) -> Compiled {
@@ -98,8 +197,31 @@ fn unreadable(sources: Sources, path: &Path, e: &std::io::Error) -> Compiled {
     }
 }
 
-/// Runs the whole pipeline over loaded sources.
+/// Runs the whole pipeline over loaded sources, with the default limits.
 pub fn compile_sources(sources: Sources, base_dir: impl Fn(source::FileId) -> PathBuf) -> Compiled {
+    compile_sources_with(sources, base_dir, &Limits::default())
+}
+
+/// Runs the whole pipeline over loaded sources. A file over the size limit
+/// is refused as a whole (at its first line), like one that does not parse.
+pub fn compile_sources_with(
+    sources: Sources,
+    base_dir: impl Fn(source::FileId) -> PathBuf,
+    limits: &Limits,
+) -> Compiled {
+    let too_big = sources.iter().find_map(|(id, f)| {
+        let len = f.text.len() as u64;
+        (len > limits.max_file_bytes).then(|| {
+            let at = source::Span::point(id, source::Pos { line: 1, col: 1 });
+            Diagnostic {
+                span: Some(at),
+                ..too_large(&f.name, len, limits)
+            }
+        })
+    });
+    if let Some(d) = too_big {
+        return refused(sources, d);
+    }
     let (spec, mut diagnostics) = front::load(&sources, base_dir);
     if spec.unparsed_file {
         diagnostics.sort();

@@ -196,7 +196,9 @@ impl<'a> Resolver<'a> {
                     RefKind::Upstream => {
                         self.check_upstream(r);
                     }
-                    RefKind::Group if !groups.contains(r.name.as_str()) => {
+                    RefKind::Group
+                        if !groups.contains(r.name.as_str()) && !self.spec.undecoded_consumers =>
+                    {
                         let known: Vec<&str> = groups.iter().copied().collect();
                         self.diags.push(unknown_name(
                             "unknown-group",
@@ -478,6 +480,29 @@ impl<'a> Resolver<'a> {
         out
     }
 
+    /// Whether `refs`, bundles followed, name a policy that is not
+    /// defined (or could not be decoded).
+    fn names_unknown_policy(&self, refs: &'a [PolicyRef]) -> bool {
+        let mut stack = vec![refs];
+        let mut seen: HashSet<&'a Name> = HashSet::new();
+        while let Some(list) = stack.pop() {
+            for r in list {
+                let PolicyRef::Named(n) = r else { continue };
+                match self.policies.get(&n.name) {
+                    None => return true,
+                    Some(def) => {
+                        if let PolicyDef::Bundle(items) = &def.value {
+                            if seen.insert(&n.name) {
+                                stack.push(items);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
     fn unknown_policy(&mut self, n: &NameRef) {
         if self.spec.undecoded_policies.contains(&n.name) || !self.unknown_reported.insert(n.span) {
             return;
@@ -582,9 +607,24 @@ impl<'a> Resolver<'a> {
             Some(u) => self.upstreams.contains_key(&u.name).then(|| u.name.clone()),
             None => None,
         };
+        // A chain that names an unknown (or undecodable) policy lacks it, so
+        // what the chain seems to lack (authentication, something that
+        // answers) follows from that error, already reported: not again.
+        let gateway_refs = self
+            .spec
+            .gateway
+            .as_ref()
+            .map_or(&[][..], |g| &g.policies[..]);
+        let incomplete = [gateway_refs, &a.policies[..], &rt.policies[..]]
+            .iter()
+            .any(|refs| self.names_unknown_policy(refs));
         let has = |k: PolicyKind| steps.iter().any(|s| s.policy.kind() == k);
         let answers_itself = has(PolicyKind::Mock) || has(PolicyKind::Redirect);
-        if upstream_ref.is_none() && !answers_itself && !has(PolicyKind::TrafficSplit) {
+        if upstream_ref.is_none()
+            && !answers_itself
+            && !has(PolicyKind::TrafficSplit)
+            && !incomplete
+        {
             let help = self.no_upstream_help(&api.name);
             self.diags.push(
                 Diagnostic::error(
@@ -595,7 +635,7 @@ impl<'a> Resolver<'a> {
                 .with_help(help),
             );
         }
-        self.check_chain(&id, &steps, &path, rt.path_span, &a.base_path);
+        self.check_chain(&id, &steps, &path, rt.path_span, &a.base_path, incomplete);
         self.check_upstream_overridden(&id, rt, &steps);
         self.check_strip_and_rewrite(&id, api, &steps);
         let strip_base = (a.strip_base_path && !a.base_path.segments.is_empty())
@@ -714,9 +754,12 @@ impl<'a> Resolver<'a> {
         path: &PathPattern,
         path_span: Span,
         base: &PathPattern,
+        incomplete: bool,
     ) {
         let find = |k: PolicyKind| steps.iter().find(|s| s.policy.kind() == k);
-        let authenticated = steps.iter().any(|s| s.policy.kind().is_authentication());
+        // An incomplete chain may lack its authentication only because of
+        // the unknown name (see `route`).
+        let authenticated = incomplete || steps.iter().any(|s| s.policy.kind().is_authentication());
         if let (Some(m), Some(r)) = (find(PolicyKind::Mock), find(PolicyKind::Redirect)) {
             self.chain_error(
                 id,

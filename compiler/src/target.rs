@@ -333,10 +333,15 @@ pub fn gap_diagnostics(gaps: &[Gap], ir: &ValidIr) -> Diagnostics {
             "see `gatefold capabilities`; remove the policy for this target or use `native`"
                 .to_string()
         };
+        // Under an error nothing is written, so nothing is "left out".
         let d = if g.error {
             Diagnostic::error("unsupported-policy", span, message)
         } else {
-            Diagnostic::warning("unsupported-policy", span, message)
+            Diagnostic::warning(
+                "unsupported-policy",
+                span,
+                format!("{message}; it is left out"),
+            )
         };
         out.push(d.with_help(help));
     }

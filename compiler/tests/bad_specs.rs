@@ -57,3 +57,31 @@ fn every_bad_spec_fails_with_a_placed_and_helpful_diagnostic() {
         insta::assert_snapshot!(case_name(&case), rendered);
     }
 }
+
+/// `disable` naming a kind that is not inherited removes nothing: a warning
+/// (the spec still compiles), placed at the entry and snapshotted like the
+/// errors.
+#[test]
+fn disable_of_a_kind_not_inherited_is_a_warning() {
+    let text = "gatefold: 1
+
+upstreams:
+  pets:
+    targets: [{ url: \"http://127.0.0.1:9001\" }]
+
+apis:
+  pets:
+    upstream: pets
+    routes:
+      list: { path: /pets, methods: [GET], disable: [cors] }
+";
+    let compiled = gatefold_compiler::compile_str("disable-not-inherited.yaml", text);
+    assert!(compiled.ir.is_some(), "{}", compiled.render());
+    let codes: Vec<_> = compiled
+        .diagnostics
+        .iter()
+        .map(|d| (d.severity, d.code))
+        .collect();
+    assert_eq!(codes, [(Severity::Warning, "disable-nothing")]);
+    insta::assert_snapshot!(compiled.render());
+}

@@ -1,5 +1,6 @@
-//! The fuzz targets' property, run by plain `cargo test`: no input panics the
-//! compiler. Checks every seed of `fuzz/seeds/` as it is (each must compile
+//! The fuzz targets' property (`harness::check`), run by plain `cargo test`:
+//! no input panics the compiler, a second compilation gives the same IR,
+//! hash and diagnostics, and every diagnostic has a place and a help. Checks every seed of `fuzz/seeds/` as it is (each must compile
 //! cleanly, so mutations start from valid specs), then a few thousand
 //! deterministic mutations of them, made by the same YAML-aware mutator the
 //! `compile_mutated` fuzz target uses, with a fixed xorshift PRNG instead of
@@ -13,7 +14,7 @@ mod harness;
 use harness::{check, check_bytes, mutate, Choose, XorShift, SEEDS};
 
 /// Runs `check` on `count` mutations drawn from `state`, reporting the first
-/// input that panics.
+/// input that breaks the property.
 fn mutations(mut state: u64, count: usize) {
     for n in 0..count {
         let mut c = XorShift(state);
@@ -24,7 +25,7 @@ fn mutations(mut state: u64, count: usize) {
         let result = std::panic::catch_unwind(|| check(&text));
         if result.is_err() {
             panic!(
-                "mutation {n} of seed `{}` panics the compiler; input:\n{text:?}",
+                "mutation {n} of seed `{}` breaks the property; input:\n{text:?}",
                 seed.0
             );
         }

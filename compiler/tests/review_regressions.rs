@@ -3,6 +3,7 @@
 //! these cover what a snapshot cannot (speed, hashes, the IR itself).
 
 use gatefold_compiler::compile_str;
+use gatefold_compiler::ir::values::Method;
 
 fn codes(text: &str) -> Vec<&'static str> {
     let c = compile_str("review.yaml", text);
@@ -316,8 +317,41 @@ apis:
       x: { path: /x, methods: [GET, POST] }
 ",
     );
-    // `POST` on a.example.com still reaches `three.x`.
-    assert!(c.ir.is_some(), "{}", c.render());
+    // `POST` on a.example.com still reaches `three.x`; `GET` goes to `one.x`
+    // (listed first), and b.example.com is all `two.x`'s.
+    let Some(ir) = &c.ir else {
+        panic!("{}", c.render())
+    };
+    let chosen =
+        |host: &str, method: Method| route_for(ir, host, method, "/x").map(|r| r.id.to_string());
+    assert_eq!(
+        chosen("a.example.com", Method::Post).as_deref(),
+        Some("three.x")
+    );
+    assert_eq!(
+        chosen("a.example.com", Method::Get).as_deref(),
+        Some("one.x")
+    );
+    assert_eq!(
+        chosen("b.example.com", Method::Post).as_deref(),
+        Some("two.x")
+    );
+    assert_eq!(chosen("c.example.com", Method::Get), None);
+}
+
+/// The route a request goes to: the IR lists routes in precedence order,
+/// so the first whose host, path and method match.
+fn route_for<'i>(
+    ir: &'i gatefold_compiler::ir::ValidIr,
+    host: &str,
+    method: Method,
+    path: &str,
+) -> Option<&'i gatefold_compiler::ir::Route> {
+    ir.routes.iter().find(|r| {
+        r.matcher.matches_host(Some(host))
+            && r.matcher.matches_method(method)
+            && r.matcher.path.matches(path).is_some()
+    })
 }
 
 /// `ValidIr::from_json` checks what back ends rely on, not only the hash:

@@ -2,6 +2,7 @@
 //! compiler must agree: every example passes both, and a table of snippets
 //! is accepted or refused by both alike.
 
+use gatefold_compiler::diag::Severity;
 use gatefold_compiler::{compile_path, compile_str};
 use std::path::{Path, PathBuf};
 
@@ -60,88 +61,149 @@ fn every_example_passes_schema_and_compiler() {
 }
 
 const BASE: &str =
-    "gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:9001\" }] }\n";
+    "gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:9001\" }] }\n\
+consumers:\n  c: { credentials: { key: { env: C_KEY } } }\n";
 
 fn with_route_policy(policy: &str) -> String {
     format!("{BASE}apis:\n  a:\n    upstream: u\n    routes:\n      r:\n        path: /x\n        policies:\n          - {policy}\n")
 }
 
-/// (snippet, should both accept it)
-fn cases() -> Vec<(String, bool)> {
-    let mut out: Vec<(String, bool)> = [
-        ("rate-limit: { requests: 10, per: 1m }", true),
-        ("rate-limit: { requests: 10, per: 1 minute }", false),
-        ("rate-limit: { requests: 0, per: 1m }", false),
+/// What both must do with a snippet: accept it, or refuse it with this
+/// diagnostic code at this line (the compiler's reason must be the one the
+/// case is about, not some unrelated mistake elsewhere in the snippet).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    Accept,
+    Refuse { code: &'static str, line: u32 },
+}
+use Expect::{Accept, Refuse};
+
+/// The line of the route policy in [`with_route_policy`].
+const POLICY_LINE: u32 = 13;
+
+const fn at_policy(code: &'static str) -> Expect {
+    Refuse {
+        code,
+        line: POLICY_LINE,
+    }
+}
+
+fn cases() -> Vec<(String, Expect)> {
+    let mut out: Vec<(String, Expect)> = [
+        ("rate-limit: { requests: 10, per: 1m }", Accept),
+        (
+            "rate-limit: { requests: 10, per: 1 minute }",
+            at_policy("invalid-duration"),
+        ),
+        (
+            "rate-limit: { requests: 0, per: 1m }",
+            at_policy("out-of-range"),
+        ),
         (
             "rate-limit: { requests: 10, per: 1m, key: header:x-tenant }",
-            true,
+            Accept,
         ),
-        ("rate-limit: { requests: 10, per: 1m, keys: ip }", false),
-        ("request-size-limit: { max: 512KiB }", true),
-        ("request-size-limit: { max: 512kb }", false),
+        (
+            "rate-limit: { requests: 10, per: 1m, keys: ip }",
+            at_policy("unknown-key"),
+        ),
+        ("request-size-limit: { max: 512KiB }", Accept),
+        (
+            "request-size-limit: { max: 512kb }",
+            at_policy("invalid-size"),
+        ),
         (
             "ip-filter: { allow: [10.0.0.0/8, \"2001:db8::/32\"] }",
-            true,
+            Accept,
         ),
-        ("mock: { status: 200, json: { ok: true } }", true),
-        ("mock: { status: 200, body: a, json: { ok: true } }", false),
-        ("mock: { status: 700 }", false),
+        ("mock: { status: 200, json: { ok: true } }", Accept),
+        (
+            "mock: { status: 200, body: a, json: { ok: true } }",
+            at_policy("conflicting-options"),
+        ),
+        ("mock: { status: 700 }", at_policy("out-of-range")),
         (
             "redirect: { to: \"https://example.com/\", status: 301 }",
-            true,
+            Accept,
         ),
         (
             "redirect: { to: \"https://example.com/\", status: 303 }",
-            false,
+            at_policy("invalid-option"),
         ),
-        ("request-headers: { set: { x-a: b }, remove: [x-c] }", true),
-        ("request-headers: { set: { \"bad header\": b } }", false),
+        (
+            "request-headers: { set: { x-a: b }, remove: [x-c] }",
+            Accept,
+        ),
+        (
+            "request-headers: { set: { \"bad header\": b } }",
+            at_policy("invalid-header"),
+        ),
         (
             "cors: { origins: [\"https://a.example\"], max-age: 10m }",
-            true,
+            Accept,
         ),
-        ("cors: { origins: [\"*\"], credentials: true }", false),
+        (
+            "cors: { origins: [\"*\"], credentials: true }",
+            at_policy("cors-credentials-wildcard"),
+        ),
         (
             "deprecation: { sunset: \"2030-01-31\", link: \"https://example.com/m\" }",
-            true,
+            Accept,
         ),
-        ("deprecation: { sunset: \"31/01/2030\" }", false),
-        ("timeout: { connect: 1s, read: 2s }", true),
-        ("retry: { attempts: 2, on: [connect-failure, 502] }", true),
-        ("retry: { attempts: 11 }", false),
-        ("cache: { ttl: 30s, vary: [accept] }", true),
-        ("cache: { ttl: 30s, methods: [POST] }", false),
-        ("rewrite: { strip-prefix: /x, add-prefix: /v1 }", true),
-        ("rewrite: { path: /y, strip-prefix: /x }", false),
-        ("script: { request: \"req.setHeader('x-a', '1');\" }", true),
-        ("native: { kong: { plugins: [] } }", true),
-        ("native: { apache: {} }", false),
+        (
+            "deprecation: { sunset: \"31/01/2030\" }",
+            at_policy("invalid-date"),
+        ),
+        ("timeout: { connect: 1s, read: 2s }", Accept),
+        ("retry: { attempts: 2, on: [connect-failure, 502] }", Accept),
+        ("retry: { attempts: 11 }", at_policy("out-of-range")),
+        ("cache: { ttl: 30s, vary: [accept] }", Accept),
+        (
+            "cache: { ttl: 30s, methods: [POST] }",
+            at_policy("invalid-option"),
+        ),
+        ("rewrite: { strip-prefix: /x, add-prefix: /v1 }", Accept),
+        (
+            "rewrite: { path: /y, strip-prefix: /x }",
+            at_policy("conflicting-options"),
+        ),
+        (
+            "script: { request: \"req.setHeader('x-a', '1');\" }",
+            Accept,
+        ),
+        ("native: { kong: { plugins: [] } }", Accept),
+        ("native: { apache: {} }", at_policy("unknown-key")),
         (
             "jwt: { algorithms: [HS256], secret: { env: JWT_SECRET } }",
-            true,
+            Accept,
         ),
-        ("jwt: { algorithms: [HS256], secret: hunter2 }", false),
+        (
+            "jwt: { algorithms: [HS256], secret: hunter2 }",
+            at_policy("literal-secret"),
+        ),
         (
             "jwt: { algorithms: [HS512], secret: { env: JWT_SECRET } }",
-            false,
+            at_policy("invalid-option"),
         ),
-        ("key-auth: { in: cookie }", false),
-        ("frobnicate: {}", false),
+        // A consumer holds a key (see `BASE`), so the only fault is `cookie`.
+        ("key-auth: { in: header }", Accept),
+        ("key-auth: { in: cookie }", at_policy("invalid-option")),
+        ("frobnicate: {}", at_policy("unknown-policy-kind")),
     ]
     .into_iter()
-    .map(|(p, ok)| (with_route_policy(p), ok))
+    .map(|(p, expect)| (with_route_policy(p), expect))
     .collect();
-    let whole: [(&str, bool); 8] = [
-        ("gatefold: 2\n", false),
-        ("gatefold: 1\nextra: 1\n", false),
-        ("gatefold: 1\ngateway: { name: edge, listen: 8080, baseline: { max-body: 2MiB } }\n", true),
-        ("gatefold: 1\ngateway: { listen: 70000 }\n", false),
-        ("gatefold: 1\ngateway: { name: \"bad name\" }\n", false),
-        ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"ftp://x\" }] }\napis: { a: { upstream: u, routes: { r: { path: /x } } } }\n", false),
-        ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:1\" }], balance: \"hash-header:x-user\" }\napis: { a: { upstream: u, routes: { r: { path: \"/x/{id}\", methods: [GET] } } } }\n", true),
-        ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:1\" }] }\napis: { a: { upstream: u, routes: { r: { path: /x, methods: [get] } } } }\n", false),
+    let whole: [(&str, Expect); 8] = [
+        ("gatefold: 2\n", Refuse { code: "unsupported-version", line: 1 }),
+        ("gatefold: 1\nextra: 1\n", Refuse { code: "unknown-key", line: 2 }),
+        ("gatefold: 1\ngateway: { name: edge, listen: 8080, baseline: { max-body: 2MiB } }\n", Accept),
+        ("gatefold: 1\ngateway: { listen: 70000 }\n", Refuse { code: "out-of-range", line: 2 }),
+        ("gatefold: 1\ngateway: { name: \"bad name\" }\n", Refuse { code: "invalid-name", line: 2 }),
+        ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"ftp://x\" }] }\napis: { a: { upstream: u, routes: { r: { path: /x } } } }\n", Refuse { code: "invalid-url", line: 3 }),
+        ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:1\" }], balance: \"hash-header:x-user\" }\napis: { a: { upstream: u, routes: { r: { path: \"/x/{id}\", methods: [GET] } } } }\n", Accept),
+        ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:1\" }] }\napis: { a: { upstream: u, routes: { r: { path: /x, methods: [get] } } } }\n", Refuse { code: "invalid-method", line: 4 }),
     ];
-    out.extend(whole.into_iter().map(|(s, ok)| (s.to_string(), ok)));
+    out.extend(whole.into_iter().map(|(s, e)| (s.to_string(), e)));
     out
 }
 
@@ -149,13 +211,25 @@ fn cases() -> Vec<(String, bool)> {
 fn schema_and_compiler_accept_and_refuse_alike() {
     let v = validator();
     let mut disagreements = Vec::new();
-    for (text, expect_ok) in cases() {
+    for (text, expect) in cases() {
         let schema_ok = schema_errors(&v, &text).is_empty();
         let compiled = compile_str("case.yaml", &text);
-        let compiler_ok = compiled.ir.is_some();
-        if schema_ok != expect_ok || compiler_ok != expect_ok {
+        let errors: Vec<(&str, u32)> = compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| (d.code, d.span.map_or(0, |s| s.start.line)))
+            .collect();
+        let agrees = match expect {
+            Accept => schema_ok && compiled.ir.is_some(),
+            // The first error is the root cause; it must be the one named.
+            Refuse { code, line } => {
+                !schema_ok && compiled.ir.is_none() && errors.first() == Some(&(code, line))
+            }
+        };
+        if !agrees {
             disagreements.push(format!(
-                "expected ok={expect_ok}, schema ok={schema_ok}, compiler ok={compiler_ok}:\n{text}\n{}",
+                "expected {expect:?}, schema ok={schema_ok}, compiler errors={errors:?}:\n{text}\n{}",
                 compiled.render()
             ));
         }

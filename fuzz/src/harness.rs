@@ -18,9 +18,11 @@ pub const SEEDS: &[(&str, &str)] = &[
 /// The property every input must have: compiling it, rendering its
 /// diagnostics (text and JSON) and, when it compiles, writing the IR and
 /// reading it back, never panics; the IR read back is the IR written.
+/// Also: compiling it again gives the same IR (hash included) and the same
+/// diagnostics, and every diagnostic has a place in the file and a help.
 pub fn check(text: &str) {
     let compiled = gatefold_compiler::compile_str("fuzz.yaml", text);
-    let _ = compiled.render();
+    let rendered = compiled.render();
     let _ = compiled.diagnostics.to_json(&compiled.sources);
     if compiled.ir.is_none() {
         assert!(
@@ -28,12 +30,30 @@ pub fn check(text: &str) {
             "no IR and no error to say why"
         );
     }
+    for d in compiled.diagnostics.iter() {
+        assert!(d.span.is_some(), "[{}] {} has no place", d.code, d.message);
+        assert!(d.help.is_some(), "[{}] {} has no help", d.code, d.message);
+    }
     if let Some(ir) = &compiled.ir {
         let json = ir.to_json();
         let back = ValidIr::from_json(&json)
             .unwrap_or_else(|e| panic!("the IR does not read back: {e}\n{json}"));
         assert!(back == *ir, "the IR read back differs from the one written");
     }
+    let again = gatefold_compiler::compile_str("fuzz.yaml", text);
+    match (&compiled.ir, &again.ir) {
+        (Some(a), Some(b)) => {
+            assert_eq!(a.hash, b.hash, "a second compilation gives another hash");
+            assert!(a == b, "a second compilation gives another IR");
+        }
+        (None, None) => {}
+        _ => panic!("one compilation gives an IR, the other does not"),
+    }
+    assert_eq!(
+        rendered,
+        again.render(),
+        "a second compilation gives other diagnostics"
+    );
 }
 
 /// Bytes as a spec file: invalid UTF-8 is replaced, as an editor would show it.

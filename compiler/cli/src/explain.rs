@@ -4,7 +4,7 @@
 use super::Format;
 use gatefold_compiler::compile_path;
 use gatefold_compiler::diag::Diagnostics;
-use gatefold_compiler::ir::policy::Policy;
+use gatefold_compiler::ir::policy::{Policy, PolicyKind};
 use gatefold_compiler::ir::{Ir, Level, Loc, Route, RouteId, UpstreamPath};
 use gatefold_compiler::source::{FileId, Sources};
 use std::path::Path;
@@ -22,11 +22,16 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
         );
         return ExitCode::from(super::USER_ERROR);
     };
-    let wanted: Option<RouteId> = match only.map(str::parse) {
+    let names: Vec<String> = ir.routes.iter().map(|r| r.id.to_string()).collect();
+    let wanted: Option<RouteId> = match only.map(|o| (o, o.parse::<RouteId>())) {
         None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(msg)) => {
-            super::report_global(format, "invalid-route", msg, "write `--route API.ROUTE`");
+        Some((_, Ok(id))) => Some(id),
+        Some((given, Err(msg))) => {
+            let help = match closest_route(given, &names) {
+                Some(id) => format!("did you mean `--route {id}`?"),
+                None => "write `--route API.ROUTE`".to_string(),
+            };
+            super::report_global(format, "invalid-route", msg, &help);
             return ExitCode::from(super::USER_ERROR);
         }
     };
@@ -36,12 +41,15 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
         .filter(|r| wanted.as_ref().is_none_or(|w| &r.id == w))
         .collect();
     if let (Some(w), true) = (&wanted, routes.is_empty()) {
-        let names: Vec<String> = ir.routes.iter().map(|r| r.id.to_string()).collect();
+        let help = match closest_route(&w.to_string(), &names) {
+            Some(id) => format!("did you mean `--route {id}`?"),
+            None => "write `--route API.ROUTE` with one of them".to_string(),
+        };
         super::report_global(
             format,
             "unknown-route",
             format!("no route `{w}`; routes are: {}", names.join(", ")),
-            "write `--route API.ROUTE` with one of them",
+            &help,
         );
         return ExitCode::from(super::USER_ERROR);
     }
@@ -59,6 +67,19 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The route id `given` most likely means: the one whose route name it is
+/// (`get-book` for `v1.get-book`), else the closest spelling.
+fn closest_route<'n>(given: &str, names: &'n [String]) -> Option<&'n str> {
+    let by_route_name: Vec<&String> = names
+        .iter()
+        .filter(|n| n.split_once('.').is_some_and(|(_, r)| r == given))
+        .collect();
+    if let [only] = by_route_name[..] {
+        return Some(only);
+    }
+    gatefold_compiler::front::decode::suggest(given, names.iter().map(String::as_str))
 }
 
 /// `file:line:col` of IR locations, with the file as the user named it.
@@ -138,11 +159,26 @@ fn hosts(r: &Route) -> String {
     }
 }
 
+/// The policy that answers the route itself (`mock`, `redirect`), if any:
+/// such a route never sends a request upstream, whatever it inherits.
+fn answered_by(r: &Route) -> Option<PolicyKind> {
+    [PolicyKind::Mock, PolicyKind::Redirect]
+        .into_iter()
+        .find(|k| r.policy_id(*k).is_some())
+}
+
 fn upstream(r: &Route) -> String {
-    r.upstream.as_ref().map_or_else(
-        || "(none: answered by the chain)".to_string(),
-        |u| u.to_string(),
-    )
+    if let Some(kind) = answered_by(r) {
+        return format!("(none: answered by `{kind}`)");
+    }
+    // A traffic-split decides the upstream, whatever the route names.
+    if r.policy_id(PolicyKind::TrafficSplit).is_some() {
+        return "(chosen by `traffic-split`)".to_string();
+    }
+    match &r.upstream {
+        Some(u) => u.to_string(),
+        None => "(none)".to_string(),
+    }
 }
 
 fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
@@ -216,7 +252,8 @@ fn route_json(ir: &Ir, r: &Route, places: &Places<'_>) -> serde_json::Value {
     serde_json::json!({
         "route": r.id,
         "matcher": r.matcher,
-        "upstream": r.upstream,
+        "upstream": if answered_by(r).is_some() { None } else { r.upstream.as_ref() },
+        "answered-by": answered_by(r),
         "lowered": r.lowered,
         "at": ir.sources.routes.get(&r.id).map(|l| places.describe(*l)),
         "chain": chain,

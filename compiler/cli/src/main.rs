@@ -198,7 +198,7 @@ fn report(compiled: &Compiled, extra: &Diagnostics, format: Format, ok_fields: s
 /// stdout, shaped like the one for a bad spec.
 fn report_global(format: Format, code: &'static str, message: String, help: &str) {
     match format {
-        Format::Text => eprintln!("error: {message}"),
+        Format::Text => eprintln!("error[{code}]: {message}\n  = help: {help}"),
         Format::Json => {
             let mut all = Diagnostics::new();
             all.push(Diagnostic::global(code, message).with_help(help));

@@ -378,3 +378,98 @@ fn diff_exits_by_outcome() {
     let o = gatefold(&["diff", "examples/petstore", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// Fail closed: `script`, which no target runs yet, is an error at the
+/// policy's place with or without `--strict` (it used to be left out with a
+/// warning), and nothing is written.
+#[test]
+fn strict_turns_unsupported_policies_into_errors() {
+    let dir = scratch("strict");
+    let spec = dir.join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "gatefold: 1\napis:\n  a:\n    routes:\n      r:\n        path: /\n        policies:\n          - mock: { body: ok }\n          - script: { response: 'res.setHeader(\"x-a\", \"1\");' }\n",
+    )
+    .unwrap();
+    let spec_arg = spec.to_str().unwrap();
+    for strict in [false, true] {
+        let out = dir.join(format!("out-{strict}"));
+        let mut args = vec![
+            "compile",
+            spec_arg,
+            "--target",
+            "reference",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if strict {
+            args.push("--strict");
+        }
+        let o = gatefold(&args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "strict={strict}: {err}");
+        assert!(
+            err.contains("error")
+                && err
+                    .contains("cannot run `script` yet (policy `route/a.r/script` on route `a.r`)"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("{}:9:13", spec.display())), "{err}");
+        // Nothing is written, so the error must not say the policy "is left out".
+        assert!(!err.contains("left out"), "{err}");
+        assert!(!out.join("gatefold.ir.json").exists());
+    }
+}
+
+/// A route name alone (`hello`) is not a route id: the error suggests the
+/// full `API.ROUTE` that has that name, in text and JSON.
+#[test]
+fn explain_suggests_the_full_route_id() {
+    let out = gatefold(&["explain", "examples/quickstart", "--route", "legacy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("did you mean `--route hello.legacy`?"),
+        "{err}"
+    );
+    let out = gatefold(&[
+        "explain",
+        "examples/quickstart",
+        "--route",
+        "hello.legacyy",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["diagnostics"][0]["help"],
+        "did you mean `--route hello.legacy`?"
+    );
+}
+
+/// A route answered by `mock` or `redirect` sends nothing upstream, though
+/// its api names an upstream: explain must not show one.
+#[test]
+fn explain_shows_no_upstream_on_routes_that_answer_themselves() {
+    for (route, kind) in [("catalog.teapot", "mock"), ("catalog.old-item", "redirect")] {
+        let out = gatefold(&["explain", "examples/kitchen-sink", "--route", route]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains(&format!("upstream: (none: answered by `{kind}`)")),
+            "{shown}"
+        );
+        let out = gatefold(&[
+            "explain",
+            "examples/kitchen-sink",
+            "--route",
+            route,
+            "--format",
+            "json",
+        ]);
+        let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(items[0]["upstream"], serde_json::Value::Null, "{items}");
+        assert_eq!(items[0]["answered-by"], kind);
+    }
+}

@@ -7,7 +7,7 @@ use crate::ir::values::{ByteSize, Duration, Method, Name};
 use crate::ir::{BasicCredential, Secret};
 use crate::ir::{HostPattern, PathPattern, Upstream};
 use crate::source::Span;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// A definition: a name given in the spec, where it is, and what it defines.
 #[derive(Clone, Debug)]
@@ -119,6 +119,16 @@ pub struct RouteAst {
     pub disable: Disable,
 }
 
+/// Where each name of one section is defined (an index into the section's
+/// list), exactly and in lower case, the first of each. Kept across the
+/// files of a folder, so that each file's names are checked against the
+/// earlier files' in constant time, not by rebuilding an index per file.
+#[derive(Clone, Debug, Default)]
+pub struct NameIndex {
+    pub exact: HashMap<String, usize>,
+    pub folded: HashMap<String, usize>,
+}
+
 /// A whole spec: every file's sections merged.
 #[derive(Clone, Debug, Default)]
 pub struct SpecAst {
@@ -131,10 +141,19 @@ pub struct SpecAst {
     /// (already reported): references to them do not dangle.
     pub undecoded_upstreams: BTreeSet<Name>,
     pub undecoded_policies: BTreeSet<Name>,
+    /// Whether some consumers could not be read (a consumer that did not
+    /// decode, a misspelt `consumers:` section): the groups they are in
+    /// are unknown, so a group no consumer is in is not an error.
+    pub undecoded_consumers: bool,
     /// Whether decoding reported errors. Parts of the spec may then be
     /// missing, so checks that look for what is absent (unused
     /// definitions, missing credentials) would only repeat those errors.
     pub decode_errors: bool,
+    /// The names of each section so far, across files (see [`NameIndex`]).
+    pub upstream_names: NameIndex,
+    pub consumer_names: NameIndex,
+    pub policy_names: NameIndex,
+    pub api_names: NameIndex,
     /// Whether a file could not be parsed at all. What it defines is then
     /// unknown, so checks across files (dangling names, unused definitions,
     /// routes and chains) would report false problems: only each file's own

@@ -3,7 +3,7 @@
 
 use super::yaml::{Entry, Node, Value};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::values::{ByteSize, Duration};
+use crate::ir::values::{ByteSize, Duration, Method};
 use crate::ir::PathPattern;
 use crate::source::{Pos, Span};
 use std::collections::{btree_map, BTreeMap, BTreeSet};
@@ -79,6 +79,43 @@ pub fn span_within(node: &Node, text: &str, range: Range<usize>) -> Span {
             col: col + len,
         },
     }
+}
+
+/// What to write instead of a path that the grammar refuses for its
+/// parameters: a repeated name gets a second name, a prefix route with
+/// parameters its literal prefix.
+fn path_fix(text: &str) -> Option<String> {
+    let segments: Vec<&str> = text.split('/').collect();
+    let param = |s: &str| {
+        s.strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .map(str::to_string)
+    };
+    let mut seen = BTreeSet::new();
+    for (i, s) in segments.iter().enumerate() {
+        let Some(name) = param(s) else { continue };
+        if !seen.insert(name.clone()) {
+            let mut fixed = segments.clone();
+            let renamed = format!("{{{name}_2}}");
+            fixed[i] = &renamed;
+            return Some(format!(
+                "give each parameter its own name: `{}`",
+                fixed.join("/")
+            ));
+        }
+    }
+    if text.ends_with("/*") && !seen.is_empty() {
+        let literal: Vec<&str> = segments
+            .iter()
+            .copied()
+            .take_while(|s| param(s).is_none())
+            .collect();
+        return Some(format!(
+            "a prefix route matches a literal prefix: write `{}/*`, or a templated path without `/*`",
+            literal.join("/")
+        ));
+    }
+    None
 }
 
 /// `did you mean `x`?` when there is a close candidate, else the list of choices.
@@ -249,6 +286,32 @@ impl Cx<'_> {
         self.set(what, parsed)
     }
 
+    /// A `methods` list. A method in the wrong case gets the help to write
+    /// it in capitals, not a generic example.
+    pub fn methods(&mut self, node: &Node, what: &str) -> BTreeSet<Method> {
+        let Some(items) = self.list(node, what, "[GET]") else {
+            return BTreeSet::new();
+        };
+        let mut parsed = Vec::new();
+        for item in items {
+            let Some(text) = self.str(item, what, "GET") else {
+                continue;
+            };
+            match text.parse::<Method>() {
+                Ok(m) => parsed.push((m, item)),
+                Err(msg) => {
+                    let upper = text.to_ascii_uppercase();
+                    let help = match upper.parse::<Method>() {
+                        Ok(_) => format!("write `{upper}`"),
+                        Err(_) => "for example `GET`".to_string(),
+                    };
+                    self.error("invalid-method", item.span, format!("{what}: {msg}"), help);
+                }
+            }
+        }
+        self.set(what, parsed)
+    }
+
     /// The entries of a list that is a set, each decoded with the node it
     /// came from. Order means nothing, and an entry equal to an earlier one
     /// (as decoded, so `X-Id` repeats `x-id`) counts once: it changes no
@@ -300,7 +363,14 @@ impl Cx<'_> {
             );
             return None;
         }
-        self.parse(node, what, "invalid-path", example)
+        match text.parse::<PathPattern>() {
+            Ok(p) => Some(p),
+            Err(msg) => {
+                let help = path_fix(text).unwrap_or_else(|| format!("for example `{example}`"));
+                self.error("invalid-path", node.span, format!("{what}: {msg}"), help);
+                None
+            }
+        }
     }
 
     /// A duration; an invalid one is reported with the spelling that means

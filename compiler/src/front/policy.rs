@@ -9,6 +9,7 @@ use crate::ir::policy::*;
 use crate::ir::values::{check_header_value, Date, Duration, HeaderName, Method, Name, Secret};
 use crate::ir::PathPattern;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
 
 /// Headers that belong to one connection, not to the message: each hop
 /// sets them itself, so a policy that changed them would break framing.
@@ -391,7 +392,7 @@ fn decode_options(
                 );
             }
             let methods = match f.get("methods") {
-                Some(n) => cx.parse_set::<Method>(n, "`methods`", "invalid-method", "GET"),
+                Some(n) => cx.methods(n, "`methods`"),
                 // The default: every method but TRACE, which browsers never send.
                 None => Method::ALL
                     .into_iter()
@@ -878,8 +879,7 @@ fn decode_options(
             let methods: BTreeSet<Method> = match f.get("methods") {
                 None => [Method::Get, Method::Head].into_iter().collect(),
                 Some(n) => {
-                    let ms: BTreeSet<Method> =
-                        cx.parse_set(n, "`methods`", "invalid-method", "GET");
+                    let ms: BTreeSet<Method> = cx.methods(n, "`methods`");
                     if let Some(m) = ms.iter().find(|m| !matches!(m, Method::Get | Method::Head)) {
                         cx.error(
                             "invalid-option",
@@ -951,9 +951,10 @@ fn decode_options(
                     }
                 }
                 if !to.is_empty() && to.iter().all(|w| w.weight == 0) {
+                    // At the key: a block list's span runs on past its end.
                     cx.error(
                         "invalid-option",
-                        list.span,
+                        f.key_span("to").unwrap_or(list.span),
                         "every weight of this split is 0, so no request could be sent",
                         "give at least one destination a weight above 0",
                     );
@@ -1161,12 +1162,19 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             return None;
         }
         (None, None) => {
-            cx.missing(
-                &f,
-                "secret",
-                "`jwt`",
-                "secret: { env: JWT_SECRET } (HS256) or public-key: { file: keys/jwt.pub }",
-            );
+            // A misspelt key is already reported as unknown, with the key suggested.
+            let misspelt = f
+                .entries
+                .iter()
+                .any(|e| super::decode::suggest(&e.key, ["secret", "public-key"]).is_some());
+            if !misspelt {
+                cx.error(
+                    "missing-key",
+                    f.span,
+                    "`jwt` needs a key to verify signatures with: `secret` or `public-key`",
+                    "add `secret: { env: JWT_SECRET }` for HS256, or `public-key: { file: keys/jwt.pub }` for RS256/ES256",
+                );
+            }
             return None;
         }
     };
@@ -1208,7 +1216,18 @@ fn decode_jwt(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
 /// that fits `alg`: RSA for RS256, P-256 for ES256.
 fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<String> {
     let rel = cx.str(file, "`file`", "keys/jwt.pub")?;
-    let pem = match std::fs::read_to_string(cx.base_dir.join(rel)) {
+    let Some(path) = inside_folder(cx.base_dir, rel) else {
+        // One text whatever is there: a spec sent to a running gateway must
+        // not learn whether some file outside its folder exists.
+        cx.error(
+            "file-outside-spec",
+            file.span,
+            format!("`{rel}` is not inside the spec's folder"),
+            "put the key file in the folder of this spec file (or a folder below it) and name it relative to it, like `keys/jwt.pub`",
+        );
+        return None;
+    };
+    let pem = match std::fs::read_to_string(path) {
         Ok(pem) => pem,
         Err(e) => {
             cx.error(
@@ -1236,6 +1255,33 @@ fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<St
     };
     cx.error("invalid-public-key", file.span, problem.0, problem.1);
     None
+}
+
+/// `rel` joined to `folder`, if it names a place inside `folder`: not an
+/// absolute path, no `..` that climbs out of it, and (when it exists) not
+/// a symbolic link that leads out of it.
+fn inside_folder(folder: &Path, rel: &str) -> Option<PathBuf> {
+    let mut depth = 0usize;
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => depth = depth.checked_sub(1)?,
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    let path = folder.join(rel);
+    // The deepest part of the path that exists, links followed, must be
+    // inside the folder: `link/x` with `link -> /etc` is outside whether or
+    // not `/etc/x` exists.
+    let existing = path.ancestors().find_map(|a| a.canonicalize().ok());
+    match (existing, folder.canonicalize()) {
+        (Some(real), Ok(root)) if !real.starts_with(&root) => None,
+        // A link that leads nowhere is refused alike, so that whether its
+        // target exists is not told either.
+        _ if path.symlink_metadata().is_ok() && path.canonicalize().is_err() => None,
+        _ => Some(path),
+    }
 }
 
 /// The algorithm a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) serves, read from

@@ -2,14 +2,14 @@
 //! `consumers`, `policies`, `apis`.
 
 use super::ast::*;
-use super::decode::{Cx, Fields};
+use super::decode::{suggest, Cx, Fields};
 use super::policy::{decode_policy_object, decode_secret};
 use super::yaml::{Node, Value};
 use crate::diag::Diagnostic;
 use crate::ir::policy::{PolicyKind, Retry, RetryOn, Timeout};
 use crate::ir::values::{Duration, HeaderName, Method, Name};
 use crate::ir::{Balance, BasicCredential, HealthCheck, OriginUrl, Upstream, UpstreamTarget};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 const TOP: &[&str] = &[
     "gatefold",
@@ -35,6 +35,7 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
         spec.decode_errors = true;
         return;
     };
+    note_misspelt_sections(&f, spec);
     match f.get("gatefold") {
         None => cx.error(
             "missing-version",
@@ -70,19 +71,22 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             "upstreams",
             "upstream",
             &mut spec.upstreams,
+            &mut spec.upstream_names,
             decode_upstream,
         );
         spec.undecoded_upstreams.extend(failed);
     }
     if let Some(n) = f.get("consumers") {
-        named(
+        let failed = named(
             cx,
             n,
             "consumers",
             "consumer",
             &mut spec.consumers,
+            &mut spec.consumer_names,
             decode_consumer,
         );
+        spec.undecoded_consumers |= !failed.is_empty();
     }
     if let Some(n) = f.get("policies") {
         let failed = named(
@@ -91,14 +95,46 @@ pub fn decode_file(cx: &mut Cx<'_>, root: &Node, spec: &mut SpecAst) {
             "policies",
             "policy",
             &mut spec.policies,
+            &mut spec.policy_names,
             decode_policy_def,
         );
         spec.undecoded_policies.extend(failed);
     }
     if let Some(n) = f.get("apis") {
-        named(cx, n, "apis", "api", &mut spec.apis, decode_api);
+        named(
+            cx,
+            n,
+            "apis",
+            "api",
+            &mut spec.apis,
+            &mut spec.api_names,
+            decode_api,
+        );
     }
     spec.decode_errors |= cx.diags.has_errors();
+}
+
+/// A misspelt section (`upstream:` for `upstreams:`) is reported as an
+/// unknown key; the names it defines are then unknown rather than missing,
+/// so references to them are not reported a second time.
+fn note_misspelt_sections(f: &Fields<'_>, spec: &mut SpecAst) {
+    for e in f.entries {
+        if TOP.contains(&e.key.as_str()) {
+            continue;
+        }
+        let out = match suggest(&e.key, TOP.iter().copied()) {
+            Some("upstreams") => &mut spec.undecoded_upstreams,
+            Some("policies") => &mut spec.undecoded_policies,
+            Some("consumers") => {
+                spec.undecoded_consumers = true;
+                continue;
+            }
+            _ => continue,
+        };
+        if let Value::Map(entries) = &e.value.value {
+            out.extend(entries.iter().filter_map(|d| d.key.parse::<Name>().ok()));
+        }
+    }
 }
 
 /// Checks a name written as a mapping key.
@@ -126,6 +162,7 @@ fn named<T>(
     section: &str,
     what: &str,
     out: &mut Vec<Def<T>>,
+    index: &mut NameIndex,
     decode: impl Fn(&mut Cx<'_>, &Node, &Name) -> Option<T>,
 ) -> Vec<Name> {
     let mut failed = Vec::new();
@@ -133,16 +170,7 @@ fn named<T>(
     let Some(entries) = cx.map(node, &format!("`{section}`"), &example) else {
         return failed;
     };
-    // Indexes of `out` by name and by lower-case name (the first of each),
-    // so long sections are checked in linear time.
-    let mut exact: HashMap<String, usize> = HashMap::new();
-    let mut folded: HashMap<String, usize> = HashMap::new();
-    for (i, d) in out.iter().enumerate() {
-        exact.entry(d.name.as_str().to_string()).or_insert(i);
-        folded
-            .entry(d.name.as_str().to_ascii_lowercase())
-            .or_insert(i);
-    }
+    let NameIndex { exact, folded } = index;
     for e in entries {
         let Some(name) = name_at(cx, &e.key, e.key_span, what) else {
             continue;
@@ -495,7 +523,13 @@ fn origin_url(cx: &mut Cx<'_>, node: &Node) -> Option<OriginUrl> {
         cx.error("invalid-url", node.span, msg, help);
         return None;
     }
-    cx.parse::<OriginUrl>(node, "target `url`", "invalid-url", "http://127.0.0.1:9001")
+    // The example follows the kind of host written: an IPv6 address gets
+    // an IPv6 example, its port after the `]`.
+    let example = match authority.split_once(']') {
+        Some((addr, _)) if addr.starts_with('[') => format!("{scheme}://{addr}]:9001"),
+        _ => "http://127.0.0.1:9001".to_string(),
+    };
+    cx.parse::<OriginUrl>(node, "target `url`", "invalid-url", &example)
 }
 
 fn decode_consumer(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ConsumerAst> {
@@ -740,7 +774,15 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
             ) {
                 return None;
             }
-            named(cx, r, "routes", "route", &mut routes, decode_route);
+            named(
+                cx,
+                r,
+                "routes",
+                "route",
+                &mut routes,
+                &mut NameIndex::default(),
+                decode_route,
+            );
         }
         None => return None,
     }
@@ -790,12 +832,25 @@ fn hosts(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<crate::ir::HostPattern> {
     cx.set("`hosts`", out)
 }
 
+const ROUTE_KEYS: &[&str] = &["path", "methods", "upstream", "policies", "disable"];
+
 fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
     let what = format!("route `{name}`");
+    // `methods: [GET]` one level too far left reads as a route named
+    // `methods`: say what was probably meant, not "must be a mapping".
+    if ROUTE_KEYS.contains(&name.as_str()) && !matches!(node.value, Value::Map(_)) {
+        cx.error(
+            "misplaced-key",
+            node.span,
+            format!("`{name}` is read as the name of a route, because it is indented at the level of the routes"),
+            format!("it probably belongs to the route above it: indent `{name}:` under that route's name, beside its `path`"),
+        );
+        return None;
+    }
     let f = cx.fields(
         node,
         &what,
-        &["path", "methods", "upstream", "policies", "disable"],
+        ROUTE_KEYS,
         "{ path: \"/{id}\", methods: [GET] }",
     )?;
     let path_node = cx.required(&f, "path", &what, "path: /")?;
@@ -803,7 +858,7 @@ fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
     let methods = match f.get("methods") {
         None => None,
         Some(n) => {
-            let set: BTreeSet<Method> = cx.parse_set(n, "`methods`", "invalid-method", "GET");
+            let set: BTreeSet<Method> = cx.methods(n, "`methods`");
             if set.is_empty() && !matches!(&n.value, Value::Seq(items) if items.is_empty()) {
                 return None; // not a list, or no method in it could be read: reported
             }

@@ -16,6 +16,10 @@ use std::collections::HashMap;
 
 /// Most nodes that alias expansion may add to one file.
 pub const ALIAS_BUDGET: usize = 1_000_000;
+/// Most nodes (scalars, lists, mappings) one file may write out; with the
+/// file size limit, this bounds the tree's memory. A large real spec has
+/// a few hundred thousand.
+pub const MAX_NODES: usize = 2_000_000;
 /// Deepest nesting accepted, aliases expanded; real specs stay far below it.
 pub const MAX_DEPTH: usize = 64;
 /// Mappings with more keys than this look keys up through a hash index.
@@ -146,6 +150,8 @@ struct Loader {
     budget: usize,
     root: Option<Node>,
     documents: usize,
+    /// Nodes written out so far (aliases count against `budget` instead).
+    nodes: usize,
 }
 
 fn pos(m: &saphyr_parser::Marker) -> Pos {
@@ -164,6 +170,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Diagnostics> {
         budget: ALIAS_BUDGET,
         root: None,
         documents: 0,
+        nodes: 0,
     };
     let mut parser = Parser::new_from_str(text);
     let mut diags = Diagnostics::new();
@@ -181,11 +188,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Diagnostics> {
                 }
             }
             Err(e) => {
-                let at = Span::point(file, pos(e.marker()));
-                diags.push(
-                    Diagnostic::error("yaml-syntax", at, format!("invalid YAML: {}", e.info()))
-                        .with_help("check the indentation and quoting around this place"),
-                );
+                diags.push(syntax_error(file, text, &loader.stack, &e));
                 return Err(diags);
             }
         }
@@ -198,6 +201,20 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, Diagnostics> {
 
 impl Loader {
     fn event(&mut self, event: Event<'_>, at: Span) -> Result<(), Diagnostic> {
+        if matches!(
+            event,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)
+        ) {
+            self.nodes += 1;
+            if self.nodes > MAX_NODES {
+                return Err(Diagnostic::error(
+                    "yaml-too-many-nodes",
+                    at,
+                    format!("this file holds more than {MAX_NODES} values"),
+                )
+                .with_help("a gatefold spec needs far fewer; split generated specs into several files of a spec folder"));
+            }
+        }
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
@@ -370,6 +387,65 @@ impl Loader {
     }
 }
 
+/// The parser's syntax error, placed where the mistake is and explained
+/// for the common ones.
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    stack: &[Frame],
+    e: &saphyr_parser::ScanError,
+) -> Diagnostic {
+    let at = Span::point(file, pos(e.marker()));
+    let info = e.info();
+    let generic = "check the indentation and quoting around this place";
+    // An unclosed `{` or `[` is noticed only at the end of the file: point
+    // at the bracket that is never closed instead.
+    let at_end = e.marker().index() >= text.trim_end().chars().count();
+    if at_end && info.contains("flow") {
+        let open = stack.iter().rev().find_map(|f| {
+            let start = match f {
+                Frame::Seq { start, .. } | Frame::Map { start, .. } => *start,
+            };
+            char_at(text, start)
+                .filter(|c| matches!(c, '{' | '['))
+                .map(|c| (c, start))
+        });
+        if let Some((open, start)) = open {
+            let close = if open == '{' { '}' } else { ']' };
+            return Diagnostic::error(
+                "yaml-syntax",
+                Span::point(file, start),
+                format!("invalid YAML: this `{open}` is never closed"),
+            )
+            .with_help(format!("add the `{close}` that ends it"));
+        }
+    }
+    if info.contains("anchor or alias") {
+        let star = Pos {
+            col: at.start.col.saturating_sub(1).max(1),
+            ..at.start
+        };
+        if [at.start, star]
+            .iter()
+            .any(|&p| char_at(text, p) == Some('*'))
+        {
+            return Diagnostic::error(
+                "yaml-syntax",
+                at,
+                "invalid YAML: a plain `*` starts an alias (`*name`, a reference to an `&name` anchor)",
+            )
+            .with_help("to mean the text `*` (any origin, any value), quote it: `\"*\"`");
+        }
+    }
+    Diagnostic::error("yaml-syntax", at, format!("invalid YAML: {info}")).with_help(generic)
+}
+
+/// The character at a position of `text`, if there is one.
+fn char_at(text: &str, at: Pos) -> Option<char> {
+    let line = text.split('\n').nth((at.line as usize).checked_sub(1)?)?;
+    line.chars().nth((at.col as usize).checked_sub(1)?)
+}
+
 fn too_deep(at: Span) -> Diagnostic {
     Diagnostic::error(
         "yaml-too-deep",
@@ -495,6 +571,58 @@ mod tests {
         let d = err.iter().next().unwrap();
         assert_eq!(d.code, "duplicate-key");
         assert_eq!(d.span.unwrap().start, Pos { line: 3, col: 1 });
+    }
+
+    fn syntax(text: &str) -> (Pos, String, String) {
+        let err = load(text).unwrap_err();
+        let d = err.iter().next().unwrap();
+        assert_eq!(d.code, "yaml-syntax");
+        (
+            d.span.unwrap().start,
+            d.message.clone(),
+            d.help.clone().unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_reported_at_the_bracket() {
+        let (at, msg, help) = syntax(
+            "a: 1
+b: [1, 2
+
+",
+        );
+        assert_eq!(at, Pos { line: 2, col: 4 });
+        assert_eq!(msg, "invalid YAML: this `[` is never closed");
+        assert_eq!(help, "add the `]` that ends it");
+        // The innermost bracket still open, not one that was closed.
+        let (at, msg, _) = syntax(
+            "a: { b: { c: 1 }, d: [x]
+",
+        );
+        assert_eq!(at, Pos { line: 1, col: 4 });
+        assert!(msg.contains("`{`"), "{msg}");
+    }
+
+    #[test]
+    fn a_mistake_inside_a_bracket_is_reported_where_it_is() {
+        let (at, msg, _) = syntax(
+            "a: { b: 1 c: 2 }
+d: 1
+",
+        );
+        assert_eq!(at.line, 1);
+        assert!(!msg.contains("never closed"), "{msg}");
+    }
+
+    #[test]
+    fn a_plain_star_says_to_quote_it() {
+        let (at, _, help) = syntax(
+            "origins: [*]
+",
+        );
+        assert_eq!(at.line, 1);
+        assert!(help.contains("`\"*\"`"), "{help}");
     }
 
     #[test]

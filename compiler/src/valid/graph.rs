@@ -149,9 +149,19 @@ pub fn check_graph(spec: &SpecAst, routes: &[ResolvedRoute<'_>], diags: &mut Dia
     report_cycles(spec, &g, diags);
     // With parts of the spec undecoded, "unused" would often mean "its user
     // failed to decode"; with any error, chains may lack their authentication.
+    // A definition also looks unused when the route meant to use it names
+    // it wrongly or not at all: that error (with its did-you-mean) is the
+    // root cause, and the warning would only repeat it.
+    let reported = |codes: &[&str]| diags.iter().any(|d| codes.contains(&d.code));
+    let policy_misnamed = reported(&["unknown-policy"]);
+    let upstream_misnamed = reported(&["unknown-upstream", "no-upstream"]);
     if !spec.decode_errors {
-        report_unused_policies(spec, &g, diags);
-        report_unreached_upstreams(spec, &g, diags);
+        if !policy_misnamed {
+            report_unused_policies(spec, &g, diags);
+        }
+        if !upstream_misnamed {
+            report_unreached_upstreams(spec, &g, diags);
+        }
     }
     if !diags.has_errors() {
         report_unidentified_consumers(spec, &g, diags);

@@ -362,8 +362,7 @@ async fn header_transforms_on_both_sides() {
     assert_eq!(r.header("x-extra"), Some("2"));
     assert_eq!(r.header("x-powered-by"), None);
     // Phase 13 also applies to the gateway's own 502 (upstream gone).
-    up.stop();
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    up.stop_and_wait().await;
     let r = gw.get("/x").await;
     r.assert_error(502, "bad gateway");
     assert_eq!(r.header("cache-control"), Some("no-store"));

@@ -32,12 +32,17 @@ pub const T0: u64 = 1_800_000_000;
 /// `x-test-status: N` (answer N), `x-test-delay-ms: N`, `x-test-hang`
 /// (never answer), `x-test-stall-body` (send the head, never finish the
 /// body), `x-test-header: name=value` (add a response header).
-/// `GET /healthz` answers 200 while `healthy` is set, else 500.
+/// `GET /healthz` answers 200 while `healthy` is set, else 500;
+/// `GET /health-status/N` answers N; `GET /health-delay/MS` answers 200
+/// after MS milliseconds. These health paths are not counted in `hits`;
+/// the `host` each one was asked with is kept in `health_hosts` (when the
+/// answer is sent).
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub healthy: Arc<AtomicBool>,
+    pub health_hosts: Arc<Mutex<Vec<String>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -57,19 +62,25 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let healthy = Arc::new(AtomicBool::new(true));
+        let health_hosts = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = watch::channel(false);
-        let (h, ok, n) = (hits.clone(), healthy.clone(), name.to_string());
+        let state = Echo {
+            name: name.to_string(),
+            hits: hits.clone(),
+            healthy: healthy.clone(),
+            health_hosts: health_hosts.clone(),
+        };
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     a = listener.accept() => {
                         let Ok((stream, _)) = a else { continue };
-                        let (h, ok, n) = (h.clone(), ok.clone(), n.clone());
+                        let state = state.clone();
                         let mut conn_stopped = stopped.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req| {
-                                let (h, ok, n) = (h.clone(), ok.clone(), n.clone());
-                                async move { Ok::<_, Infallible>(echo(req, &n, &h, &ok).await) }
+                                let state = state.clone();
+                                async move { Ok::<_, Infallible>(echo(req, &state).await) }
                             });
                             let conn = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), svc);
@@ -88,6 +99,7 @@ impl Upstream {
             addr,
             hits,
             healthy,
+            health_hosts,
             stop,
         }
     }
@@ -104,6 +116,22 @@ impl Upstream {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
+
+    /// [`Upstream::stop`], then waits until connecting is refused (the
+    /// listener is closed by its task, a moment later).
+    pub async fn stop_and_wait(&self) {
+        self.stop();
+        let addr = self.addr;
+        eventually("the upstream stops listening", || async move {
+            tokio::net::TcpStream::connect(addr).await.is_err()
+        })
+        .await;
+    }
+
+    /// How many health checks were answered so far.
+    pub fn health_checks(&self) -> usize {
+        self.health_hosts.lock().unwrap().len()
+    }
 }
 
 impl Drop for Upstream {
@@ -114,30 +142,59 @@ impl Drop for Upstream {
 
 type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-async fn echo(
-    req: Request<Incoming>,
-    name: &str,
-    hits: &AtomicUsize,
-    healthy: &AtomicBool,
-) -> Response<TestBody> {
+/// What the echo upstream's connections share.
+#[derive(Clone)]
+struct Echo {
+    name: String,
+    hits: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+    health_hosts: Arc<Mutex<Vec<String>>>,
+}
+
+/// The answer to a health path, or `None` for any other path.
+async fn health(req: &Request<Incoming>, state: &Echo) -> Option<Response<TestBody>> {
+    let path = req.uri().path();
+    let status = if path == "/healthz" {
+        if state.healthy.load(Ordering::SeqCst) {
+            200
+        } else {
+            500
+        }
+    } else if let Some(n) = path.strip_prefix("/health-status/") {
+        n.parse().ok()?
+    } else if let Some(ms) = path.strip_prefix("/health-delay/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().ok()?)).await;
+        200
+    } else {
+        return None;
+    };
+    let host = req
+        .headers()
+        .get("host")
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .unwrap_or_default();
+    state.health_hosts.lock().unwrap().push(host);
+    Some(
+        Response::builder()
+            .status(status)
+            .header("location", "/elsewhere")
+            .body(Full::new(Bytes::from_static(b"health")).boxed())
+            .unwrap(),
+    )
+}
+
+async fn echo(req: Request<Incoming>, state: &Echo) -> Response<TestBody> {
     let header = |n: &str| {
         req.headers()
             .get(n)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    if req.uri().path() == "/healthz" {
-        let status = if healthy.load(Ordering::SeqCst) {
-            200
-        } else {
-            500
-        };
-        return Response::builder()
-            .status(status)
-            .body(Full::new(Bytes::from_static(b"health")).boxed())
-            .unwrap();
+    if let Some(resp) = health(&req, state).await {
+        return resp;
     }
-    hits.fetch_add(1, Ordering::SeqCst);
+    let name = state.name.as_str();
+    state.hits.fetch_add(1, Ordering::SeqCst);
     let status = header("x-test-status")
         .and_then(|s| s.parse().ok())
         .unwrap_or(200u16);
@@ -213,7 +270,10 @@ impl hyper::body::Body for Stall {
 pub struct Resp {
     pub status: u16,
     pub headers: HeaderMap,
+    /// The body bytes received (all of it, unless `cut` says otherwise).
     pub body: Bytes,
+    /// Why the body ended early, if it did (the connection broke mid-body).
+    pub cut: Option<String>,
 }
 
 impl Resp {
@@ -251,8 +311,33 @@ impl Resp {
     }
 }
 
-/// Sends one request on a fresh connection.
+/// How long one exchange (head and whole body) may take before the test
+/// fails: generous, so a loaded machine passes, yet a hang fails the test
+/// instead of holding CI.
+pub const EXCHANGE_LIMIT: Duration = Duration::from_secs(20);
+
+/// Sends one request on a fresh connection; the response body must arrive
+/// whole (a body cut off mid-way fails the test).
 pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Resp {
+    let r = send_cut(addr, method, path, headers, body).await;
+    if let Some(e) = &r.cut {
+        panic!(
+            "{method} {path}: the body broke off after {} bytes: {e}",
+            r.body.len()
+        );
+    }
+    r
+}
+
+/// [`send`] for a response whose body may be cut off: what arrived, and
+/// in `cut` why it stopped.
+pub async fn send_cut(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -271,22 +356,109 @@ pub async fn send(
     let req = req
         .body(Full::new(Bytes::from(body.unwrap_or("").to_string())))
         .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+    let exchange = async {
+        let resp = client
+            .request(req)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} does not reach the gateway: {e:?}"));
+        let status = resp.status().as_u16();
+        let (parts, mut body) = resp.into_parts();
+        let mut bytes = Vec::new();
+        let mut cut = None;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        bytes.extend_from_slice(d);
+                    }
+                }
+                Err(e) => {
+                    cut = Some(format!("{e:?}"));
+                    break;
+                }
+            }
+        }
+        Resp {
+            status,
+            headers: parts.headers,
+            body: Bytes::from(bytes),
+            cut,
+        }
+    };
+    tokio::time::timeout(EXCHANGE_LIMIT, exchange)
         .await
-        .expect("the gateway answers within 10s")
-        .expect("the request reaches the gateway");
-    let status = resp.status().as_u16();
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    Resp {
-        status,
-        headers: parts.headers,
-        body,
+        .unwrap_or_else(|_| panic!("{method} {path}: no whole answer within {EXCHANGE_LIMIT:?}"))
+}
+
+/// Sends one request over HTTP/1.1 from the client address `from` (any
+/// 127.x.y.z is loopback on Linux: a second client with its own IP).
+pub async fn send_from(
+    from: std::net::Ipv4Addr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
+    let req = req.body(Full::new(Bytes::new())).unwrap();
+    let exchange = async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("a whole body").to_bytes();
+        Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            cut: None,
+        }
+    };
+    tokio::time::timeout(EXCHANGE_LIMIT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no whole answer within {EXCHANGE_LIMIT:?}"))
+}
+
+/// Sends one GET over HTTP/2 (prior knowledge) with this `:authority` and
+/// no `host` header.
+pub async fn get_h2(addr: SocketAddr, authority: &str, path: &str) -> Resp {
+    let req = Request::builder()
+        .uri(format!("http://{authority}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert!(!req.headers().contains_key("host"));
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("a whole body").to_bytes();
+        Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            cut: None,
+        }
+    };
+    tokio::time::timeout(EXCHANGE_LIMIT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path} over h2: no whole answer within {EXCHANGE_LIMIT:?}"))
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Resp {
@@ -341,7 +513,8 @@ impl Gw {
 
 /// Starts a gateway for `yaml` with these secrets and the test defaults
 /// (manual clock at [`T0`], admin API on a free port, access log kept in
-/// memory, 300ms header and body read timeouts).
+/// memory, 10s header and body read timeouts: tests of those timeouts set
+/// their own).
 pub async fn gateway_with(
     yaml: &str,
     secrets: &[(&str, &str)],
@@ -363,8 +536,8 @@ pub async fn gateway_ir(
     opts.clock = clock.clone();
     opts.secrets = Arc::new(MapSecrets::new(secrets.iter().copied()));
     opts.access_log = AccessLog::Memory(log.clone());
-    opts.header_read_timeout = Duration::from_millis(300);
-    opts.body_read_timeout = Duration::from_millis(300);
+    opts.header_read_timeout = Duration::from_secs(10);
+    opts.body_read_timeout = Duration::from_secs(10);
     opts.drain_timeout = Duration::from_secs(5);
     tweak(&mut opts);
     let gw = Gateway::start(ir, opts).await.expect("the gateway starts");
@@ -380,13 +553,16 @@ pub async fn gateway(yaml: &str) -> Gw {
     gateway_with(yaml, &[], |_| {}).await
 }
 
-/// Polls `check` every 20ms until it holds or 5s pass.
+/// How long [`eventually`] waits: generous, for a loaded machine.
+pub const EVENTUALLY_LIMIT: Duration = Duration::from_secs(20);
+
+/// Polls `check` every 20ms until it holds or [`EVENTUALLY_LIMIT`] passes.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + EVENTUALLY_LIMIT;
     while tokio::time::Instant::now() < deadline {
         if check().await {
             return;

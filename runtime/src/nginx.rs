@@ -1,0 +1,291 @@
+//! nginx on a private prefix: `nginx -t`, start in the foreground, reload
+//! by SIGHUP after a successful `-t`, graceful stop by SIGQUIT.
+//!
+//! The configuration is nginx's own text and must run the master in the
+//! foreground (`daemon off;`). It should keep every path under the prefix
+//! (`pid logs/nginx.pid;`, `error_log logs/error.log;`, every
+//! `*_temp_path`), as `docs/runtimes.md` describes: nginx's compiled-in
+//! defaults are shared system paths.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::locate::{locate, Wanted};
+use crate::process::{children, listens_on, Group};
+use crate::{io_err, poll_until, tail, Error, Result, READY_TIMEOUT};
+
+const WANTED: Wanted = Wanted {
+    name: "nginx",
+    env: "GATEFOLD_NGINX",
+    fixed: &["/usr/sbin/nginx"],
+    install: "scripts/install-runtimes.sh (as root; or: apt-get install -y nginx libnginx-mod-http-lua libnginx-mod-http-ndk libnginx-mod-http-js luajit2)",
+};
+
+/// The main configuration's path, relative to the prefix.
+pub const CONF: &str = "conf/nginx.conf";
+/// Where a candidate configuration is written to be checked before it
+/// replaces [`CONF`], relative to the prefix.
+const CANDIDATE: &str = "conf/nginx.conf.candidate";
+
+/// An nginx binary.
+#[derive(Debug, Clone)]
+pub struct Nginx {
+    binary: PathBuf,
+}
+
+impl Nginx {
+    /// Finds nginx: `$GATEFOLD_NGINX`, the project's `.tools/bin/nginx`,
+    /// `PATH`, then `/usr/sbin/nginx`. The error says how to install it.
+    pub fn locate() -> Result<Nginx> {
+        locate(&WANTED).map(Nginx::at)
+    }
+
+    /// The nginx binary at `binary`, unchecked.
+    pub fn at(binary: impl Into<PathBuf>) -> Nginx {
+        Nginx {
+            binary: binary.into(),
+        }
+    }
+
+    /// The binary's path.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Checks `conf` (the text of `nginx.conf`) with `nginx -t` on `prefix`,
+    /// where files it includes must already be (relative includes resolve
+    /// against `prefix/conf`). Creates `prefix/conf` and `prefix/logs`.
+    /// nginx does not check Lua inside `*_by_lua_block`: see
+    /// [`crate::Luajit`].
+    pub fn check(&self, prefix: &Path, conf: &str) -> Result<()> {
+        lay_out(prefix)?;
+        let candidate = prefix.join(CANDIDATE);
+        std::fs::write(&candidate, conf)
+            .map_err(io_err(format!("writing {}", candidate.display())))?;
+        let result = self.test(prefix, CANDIDATE);
+        let _ = std::fs::remove_file(&candidate);
+        result
+    }
+
+    /// `nginx -t` on the configuration file at `conf` (relative to `prefix`).
+    fn test(&self, prefix: &Path, conf: &str) -> Result<()> {
+        let output = Command::new(&self.binary)
+            .arg("-t")
+            .arg("-q")
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(conf)
+            .output()
+            .map_err(io_err(format!("running {} -t", self.binary.display())))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Rejected {
+                runtime: "nginx",
+                message: String::from_utf8_lossy(&output.stderr)
+                    .trim_end()
+                    .to_string(),
+            })
+        }
+    }
+
+    /// Checks `conf`, writes it as `prefix/conf/nginx.conf` and starts nginx
+    /// on `prefix`; returns once the master listens on every address in
+    /// `ready_on` and it accepts connections. The master's stderr goes to
+    /// `prefix/logs/stderr.log`.
+    pub fn start(
+        &self,
+        prefix: &Path,
+        conf: &str,
+        ready_on: &[SocketAddr],
+    ) -> Result<NginxInstance> {
+        if !runs_in_foreground(conf) {
+            return Err(Error::Rejected {
+                runtime: "nginx",
+                message: "the configuration must contain `daemon off;` at its top level: \
+                          gatefold runs the master in the foreground to stop it and its workers"
+                    .into(),
+            });
+        }
+        self.check(prefix, conf)?;
+        let live = prefix.join(CONF);
+        std::fs::write(&live, conf).map_err(io_err(format!("writing {}", live.display())))?;
+        let stderr_log = prefix.join("logs/stderr.log");
+        let mut command = Command::new(&self.binary);
+        command.arg("-p").arg(prefix).arg("-c").arg(CONF);
+        let group = Group::spawn(command, &stderr_log)?;
+        let mut instance = NginxInstance {
+            nginx: self.clone(),
+            prefix: prefix.to_path_buf(),
+            stderr_log,
+            group,
+        };
+        let ready = poll_until(READY_TIMEOUT, || {
+            if let Some(status) = instance.group.exited() {
+                return Err(instance.failure(format!("exited while starting ({status})")));
+            }
+            let pid = instance.pid();
+            Ok(ready_on
+                .iter()
+                .all(|addr| listens_on(pid, *addr) && crate::accepts(*addr)))
+        })?;
+        if !ready {
+            return Err(instance.failure(format!(
+                "not accepting on {ready_on:?} after {READY_TIMEOUT:?}"
+            )));
+        }
+        Ok(instance)
+    }
+}
+
+/// Creates the prefix's `conf/` and `logs/` directories.
+fn lay_out(prefix: &Path) -> Result<()> {
+    for dir in ["conf", "logs"] {
+        let path = prefix.join(dir);
+        std::fs::create_dir_all(&path).map_err(io_err(format!("creating {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Whether `conf` has a `daemon off;` line (a daemonizing master would
+/// escape the process group that stopping relies on).
+fn runs_in_foreground(conf: &str) -> bool {
+    conf.lines().any(|line| {
+        let code = line.split('#').next().unwrap_or("");
+        code.split_whitespace().collect::<Vec<_>>() == ["daemon", "off;"]
+    })
+}
+
+/// A running nginx (master and workers). Dropping it stops them all
+/// (SIGTERM, then SIGKILL to the process group after 10 s).
+pub struct NginxInstance {
+    nginx: Nginx,
+    prefix: PathBuf,
+    stderr_log: PathBuf,
+    group: Group,
+}
+
+impl NginxInstance {
+    /// The master process's ID.
+    pub fn pid(&self) -> u32 {
+        self.group.pid()
+    }
+
+    /// The worker processes' IDs (children of the master).
+    pub fn workers(&self) -> Vec<u32> {
+        children(self.pid())
+    }
+
+    /// The private prefix it runs on.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The master's stdout and stderr (nginx's default error log).
+    pub fn stderr_log(&self) -> &Path {
+        &self.stderr_log
+    }
+
+    /// `prefix/logs/error.log`, where a configuration that keeps its paths
+    /// under the prefix sends `error_log`.
+    pub fn error_log(&self) -> PathBuf {
+        self.prefix.join("logs/error.log")
+    }
+
+    /// Replaces the running configuration with `conf`: checked with
+    /// `nginx -t` first (when it fails, nothing changes and the old
+    /// configuration keeps serving), then written over `conf/nginx.conf` and
+    /// applied by SIGHUP (what `nginx -s reload` sends) to the same master.
+    /// Returns once workers of the new configuration run and the old ones
+    /// have exited (or, if a long request keeps one busy, after
+    /// [`READY_TIMEOUT`]).
+    pub fn reload(&mut self, conf: &str) -> Result<()> {
+        if !runs_in_foreground(conf) {
+            return Err(Error::Rejected {
+                runtime: "nginx",
+                message: "the configuration must contain `daemon off;`".into(),
+            });
+        }
+        self.nginx.check(&self.prefix, conf)?;
+        let live = self.prefix.join(CONF);
+        let staged = self.prefix.join(CANDIDATE);
+        std::fs::write(&staged, conf).map_err(io_err(format!("writing {}", staged.display())))?;
+        std::fs::rename(&staged, &live).map_err(io_err(format!("replacing {}", live.display())))?;
+        let old_workers = self.workers();
+        self.group.signal(libc::SIGHUP);
+        // The master starts new workers only once the new configuration is
+        // in force; when applying it fails, it keeps the old workers.
+        let reloaded = poll_until(READY_TIMEOUT, || {
+            if let Some(status) = self.group.exited() {
+                return Err(self.failure(format!("exited while reloading ({status})")));
+            }
+            Ok(self.workers().iter().any(|pid| !old_workers.contains(pid)))
+        })?;
+        if reloaded {
+            // Until the master tells them to quit, old workers still accept
+            // connections: wait for them to go (they finish their requests
+            // first; one kept busy past the deadline does not fail the
+            // reload, the new configuration is in force either way).
+            poll_until(READY_TIMEOUT, || {
+                let workers = self.workers();
+                Ok(!workers.iter().any(|pid| old_workers.contains(pid)))
+            })?;
+            Ok(())
+        } else {
+            Err(self.failure(format!(
+                "no worker of the new configuration after {READY_TIMEOUT:?}: \
+                 the old configuration keeps serving"
+            )))
+        }
+    }
+
+    /// Stops nginx gracefully (SIGQUIT, what `nginx -s quit` sends: workers
+    /// finish their requests), killing what is left after `grace`.
+    pub fn stop(mut self, grace: Duration) -> Result<()> {
+        if self.group.stop(libc::SIGQUIT, grace) {
+            Ok(())
+        } else {
+            Err(self.failure(format!("did not quit within {grace:?}; killed")))
+        }
+    }
+
+    fn failure(&self, what: String) -> Error {
+        let log = if self.error_log().exists() {
+            self.error_log()
+        } else {
+            self.stderr_log.clone()
+        };
+        Error::Failed {
+            runtime: "nginx",
+            what,
+            tail: tail(&log, 10),
+            log: Some(log),
+        }
+    }
+}
+
+impl std::fmt::Debug for NginxInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NginxInstance")
+            .field("pid", &self.pid())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_in_foreground;
+
+    #[test]
+    fn daemon_off_is_recognized_outside_comments_only() {
+        assert!(runs_in_foreground(
+            "worker_processes 1;\n  daemon   off; # here\n"
+        ));
+        assert!(!runs_in_foreground("# daemon off;\nworker_processes 1;\n"));
+        assert!(!runs_in_foreground("daemon on;\n"));
+    }
+}
