@@ -353,7 +353,8 @@ fn decode_options(
                         continue;
                     };
                     match origin_problem(o).filter(|_| o != "*") {
-                        None => listed.push((o.to_string(), item)),
+                        None if o == "*" => listed.push((CorsOrigin::Any, item)),
+                        None => listed.push((CorsOrigin::Origin(o.to_string()), item)),
                         Some((msg, help)) => cx.error("invalid-origin", item.span, msg, help),
                     }
                 }
@@ -374,7 +375,7 @@ fn decode_options(
                 .get("credentials")
                 .and_then(|n| cx.bool(n, "`credentials`"))
                 .unwrap_or(false);
-            if credentials && origins.iter().any(|o| o == "*") {
+            if credentials && origins.contains(&CorsOrigin::Any) {
                 cx.error(
                     "cors-credentials-wildcard",
                     f.get("credentials").map_or(f.span, |n| n.span),
@@ -742,9 +743,11 @@ fn decode_options(
                 cx.error("invalid-url", to_node.span, format!("`{to}` is not a redirect target"), "write an absolute URL (`https://example.com/new`) or a path (`/v2/items/{id}`)");
             }
             let status = match f.get("status") {
-                None => 302,
+                None => RedirectStatus::Found,
                 Some(n) => match cx.int(n, "`status`", 100, 599)? {
-                    s @ (301 | 302 | 307 | 308) => s as u16,
+                    s if RedirectStatus::from_code(s as u16).is_some() => {
+                        RedirectStatus::from_code(s as u16).expect("checked")
+                    }
                     s => {
                         cx.error(
                             "invalid-option",

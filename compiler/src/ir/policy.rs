@@ -254,8 +254,7 @@ pub struct IpFilter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Cors {
-    /// `*` or `scheme://host[:port]`.
-    pub origins: BTreeSet<String>,
+    pub origins: BTreeSet<CorsOrigin>,
     /// Methods a preflight may ask for; the front end fills in the default
     /// (every method but TRACE) when the spec gives none.
     pub methods: BTreeSet<Method>,
@@ -264,6 +263,40 @@ pub struct Cors {
     pub expose: BTreeSet<HeaderName>,
     pub credentials: bool,
     pub max_age: Option<Duration>,
+}
+
+/// An origin a `cors` policy allows. Written `*` or `scheme://host[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CorsOrigin {
+    /// `*`: every origin (never with credentials).
+    Any,
+    /// One origin, lowercase, without a path: `https://app.example.com`.
+    Origin(String),
+}
+
+impl CorsOrigin {
+    pub fn as_str(&self) -> &str {
+        match self {
+            CorsOrigin::Any => "*",
+            CorsOrigin::Origin(o) => o,
+        }
+    }
+}
+
+impl Serialize for CorsOrigin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl<'de> Deserialize<'de> for CorsOrigin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(if s == "*" {
+            CorsOrigin::Any
+        } else {
+            CorsOrigin::Origin(s)
+        })
+    }
 }
 
 /// `request-size-limit`: bodies larger than `max` get 413.
@@ -408,7 +441,58 @@ pub struct Mock {
 pub struct Redirect {
     /// Absolute URL or path; `{param}` takes the route's params.
     pub to: String,
-    pub status: u16,
+    pub status: RedirectStatus,
+}
+
+/// The statuses a `redirect` answers with. Serialized as the number.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RedirectStatus {
+    /// 301, permanent (a client may change POST to GET).
+    MovedPermanently,
+    /// 302, temporary (a client may change POST to GET).
+    Found,
+    /// 307, temporary, same method.
+    TemporaryRedirect,
+    /// 308, permanent, same method.
+    PermanentRedirect,
+}
+
+impl RedirectStatus {
+    pub fn code(self) -> u16 {
+        match self {
+            RedirectStatus::MovedPermanently => 301,
+            RedirectStatus::Found => 302,
+            RedirectStatus::TemporaryRedirect => 307,
+            RedirectStatus::PermanentRedirect => 308,
+        }
+    }
+
+    pub fn from_code(code: u16) -> Option<RedirectStatus> {
+        [
+            RedirectStatus::MovedPermanently,
+            RedirectStatus::Found,
+            RedirectStatus::TemporaryRedirect,
+            RedirectStatus::PermanentRedirect,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+impl Serialize for RedirectStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.code())
+    }
+}
+impl<'de> Deserialize<'de> for RedirectStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = u16::deserialize(d)?;
+        RedirectStatus::from_code(code).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "redirect status {code} is not 301, 302, 307 or 308"
+            ))
+        })
+    }
 }
 
 /// `request-headers` / `response-headers`: remove, then set, then add.
@@ -556,4 +640,26 @@ impl fmt::Display for TargetKind {
 #[serde(rename_all = "kebab-case")]
 pub struct Native {
     pub per_target: BTreeMap<TargetKind, serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Typed values keep the IR's JSON spelling: `"*"` and origins as
+    /// strings, redirect statuses as numbers; others are refused on load.
+    #[test]
+    fn typed_values_serialize_as_written() {
+        let origins: BTreeSet<CorsOrigin> =
+            serde_json::from_str(r#"["https://a.example","*"]"#).unwrap();
+        assert!(origins.contains(&CorsOrigin::Any));
+        assert_eq!(
+            serde_json::to_string(&origins).unwrap(),
+            r#"["*","https://a.example"]"#
+        );
+        let s: RedirectStatus = serde_json::from_str("308").unwrap();
+        assert_eq!(s, RedirectStatus::PermanentRedirect);
+        assert_eq!(serde_json::to_string(&s).unwrap(), "308");
+        assert!(serde_json::from_str::<RedirectStatus>("303").is_err());
+    }
 }

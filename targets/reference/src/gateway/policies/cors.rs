@@ -5,7 +5,7 @@
 use crate::gateway::context::Ctx;
 use crate::gateway::phases::{Flow, Policy};
 use crate::gateway::respond;
-use gatefold_compiler::ir::policy::Cors;
+use gatefold_compiler::ir::policy::{Cors, CorsOrigin};
 use gatefold_compiler::ir::Method;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -43,8 +43,15 @@ impl CorsPolicy {
     pub fn new(cfg: &Cors) -> CorsPolicy {
         let methods: Vec<&str> = cfg.methods.iter().map(|m: &Method| m.as_str()).collect();
         CorsPolicy {
-            any_origin: cfg.origins.iter().any(|o| o == "*"),
-            origins: cfg.origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+            any_origin: cfg.origins.contains(&CorsOrigin::Any),
+            origins: cfg
+                .origins
+                .iter()
+                .filter_map(|o| match o {
+                    CorsOrigin::Origin(o) => Some(o.to_ascii_lowercase()),
+                    CorsOrigin::Any => None,
+                })
+                .collect(),
             methods: joined(&methods).unwrap_or(HeaderValue::from_static(DEFAULT_METHODS)),
             headers: joined(&cfg.headers.iter().map(|h| h.as_str()).collect::<Vec<_>>()),
             expose: joined(&cfg.expose.iter().map(|h| h.as_str()).collect::<Vec<_>>()),

@@ -22,7 +22,7 @@ impl RedirectPolicy {
     pub fn new(cfg: &Redirect, route_path: &PathPattern) -> Result<RedirectPolicy, String> {
         Ok(RedirectPolicy {
             to: cfg.to.clone(),
-            status: StatusCode::from_u16(cfg.status).map_err(|e| e.to_string())?,
+            status: StatusCode::from_u16(cfg.status.code()).map_err(|e| e.to_string())?,
             route_path: route_path.clone(),
         })
     }
