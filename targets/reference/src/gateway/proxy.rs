@@ -2,14 +2,20 @@
 //! `traffic-split` (already folded into the route's [`ProxyPlan`]).
 //!
 //! Timeouts: `connect` bounds opening a connection, `read` bounds waiting
-//! for the response head and then each gap between two body reads. Retries:
+//! for the response head and then each gap between two body reads. While a
+//! request body streams up, `read` runs only while the upstream is the slow
+//! side (taking what the client sent, or answering once it has all of it);
+//! a client that is slow to send meets the client-body timeout instead (408,
+//! not held against the target, see [`ClientBody`]). Retries:
 //! `connect-failure` retries any method (the request never reached the
 //! upstream; a connect timeout counts as one), `timeout` and status codes
 //! only idempotent methods; each retry prefers a target not tried yet. After
 //! the last try: a connect timeout or read timeout is 504, any other failure
 //! 502, a retried status is passed on as the upstream sent it. A request
-//! body is read whole before the first try only when retries are possible.
+//! body is read whole before the first try only when retries are possible
+//! (to replay it); otherwise it streams.
 
+use super::client_body::{ClientBody, ClientBodyError, Progress};
 use super::context::Ctx;
 use super::idle::IdleTimeout;
 use super::phases::UpstreamRequest;
@@ -17,7 +23,7 @@ use super::policies::request_size_limit::RequestBody;
 use super::runtime::{Dest, ProxyPlan};
 use super::upstream::client;
 use super::upstream::pool::InflightGuard;
-use super::{respond, Body};
+use super::{respond, Body, BoxError};
 use gatefold_compiler::ir::policy::RetryOn;
 use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Version};
@@ -90,29 +96,9 @@ fn status_retry(s: StatusCode) -> Option<RetryOn> {
 }
 
 enum Failure {
-    Connect {
-        timed_out: bool,
-    },
+    Connect { timed_out: bool },
     ReadTimeout,
-    /// The client's request body failed (it stalled or broke off): the
-    /// client's fault, answered 400 and not held against the target.
-    ClientBody,
     Other,
-}
-
-/// Whether hyper failed because the request body we were sending failed.
-fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_user())
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -179,11 +165,15 @@ pub async fn forward(
         if !host_set {
             h.insert(HOST, target.authority.clone());
         }
+        let mut progress = None;
         let b: Body = match &mut body {
             RequestBody::Empty => respond::empty_body(),
             RequestBody::Bytes(bytes) => respond::full(bytes.clone()),
             RequestBody::Stream(_) => match std::mem::replace(&mut body, RequestBody::Empty) {
-                RequestBody::Stream(s) => s.boxed_unsync(),
+                RequestBody::Stream(mut s) => {
+                    progress = Some(s.track());
+                    stream_body(s)
+                }
                 _ => respond::empty_body(),
             },
         };
@@ -205,7 +195,11 @@ pub async fn forward(
             Err(_) => return respond::bad_request(),
         }
         let guard = dest.pool.begin(i);
-        let result = timeout(dest.read, client::request(dest.connect, &dest.tls, req)).await;
+        let sent = client::request(dest.connect, &dest.tls, req);
+        let result = match &progress {
+            None => timeout(dest.read, sent).await.map_err(|_| UpstreamTimedOut),
+            Some(p) => while_uploading(dest.read, p, sent).await,
+        };
         match result {
             Ok(Ok(resp)) => {
                 dest.pool.record_live(i, true);
@@ -219,18 +213,18 @@ pub async fn forward(
                 return wrap(resp, guard, dest.read);
             }
             Ok(Err(e)) => {
+                if let Some(c) = ClientBodyError::find(&e) {
+                    // The client's fault: not held against the target.
+                    return c.response();
+                }
                 last_failure = if e.is_connect() {
                     Failure::Connect {
                         timed_out: is_timeout(&e),
                     }
-                } else if client_body_failed(&e) {
-                    Failure::ClientBody
                 } else {
                     Failure::Other
                 };
-                if !matches!(last_failure, Failure::ClientBody) {
-                    dest.pool.record_live(i, false);
-                }
+                dest.pool.record_live(i, false);
                 let retry = matches!(last_failure, Failure::Connect { .. })
                     && on.contains(&RetryOn::ConnectFailure)
                     && body.replayable();
@@ -257,7 +251,32 @@ fn failure_response(f: &Failure) -> Response<Body> {
     match f {
         Failure::Connect { timed_out: true } | Failure::ReadTimeout => respond::upstream_timeout(),
         Failure::Connect { timed_out: false } | Failure::Other => respond::bad_gateway(),
-        Failure::ClientBody => respond::bad_request(),
+    }
+}
+
+fn stream_body(b: ClientBody) -> Body {
+    b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+}
+
+/// The upstream took longer than `read` on its turn.
+struct UpstreamTimedOut;
+
+/// Waits for the response to a request whose body is still streaming from
+/// the client: `read` runs only while the upstream is the one keeping the
+/// exchange waiting, and restarts at every step the upload makes.
+async fn while_uploading<F: std::future::Future>(
+    read: Duration,
+    progress: &Progress,
+    sent: F,
+) -> Result<F::Output, UpstreamTimedOut> {
+    tokio::pin!(sent);
+    loop {
+        let upstreams_turn = !progress.waiting_on_client();
+        tokio::select! {
+            r = &mut sent => return Ok(r),
+            _ = progress.changed() => {}
+            _ = tokio::time::sleep(read), if upstreams_turn => return Err(UpstreamTimedOut),
+        }
     }
 }
 

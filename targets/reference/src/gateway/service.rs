@@ -243,17 +243,16 @@ async fn run_route(
             Flow::Answer(r) => return late(r, route, ctx),
         }
     }
-    // Phase 3.
+    // Phase 3: checks `content-length` only; the body is read later, after
+    // authentication, as the upstream takes it.
     let body = match request_size_limit::enforce(
         &head.headers,
         body,
         route.max_body,
         shared.body_read_timeout,
-    )
-    .await
-    {
+    ) {
         Ok(b) => b,
-        Err(r) => return early(r, ctx),
+        Err(e) => return early(e.response(), ctx),
     };
     // Phases 4-9.
     for p in &route.policies[route.after_body..] {
