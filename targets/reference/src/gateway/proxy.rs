@@ -21,14 +21,13 @@ use super::idle::IdleTimeout;
 use super::phases::UpstreamRequest;
 use super::policies::request_size_limit::RequestBody;
 use super::runtime::{Dest, ProxyPlan};
-use super::upstream::client;
+use super::upstream::client::{self, Failed, UpstreamBody};
 use super::upstream::pool::InflightGuard;
 use super::{respond, Body, BoxError};
 use gatefold_compiler::ir::policy::RetryOn;
 use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::time::Duration;
 use tokio::time::timeout;
 
@@ -101,18 +100,22 @@ enum Failure {
     Other,
 }
 
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
+/// `path?query` as the upstream receives it: the client's own bytes when
+/// phase 10 left them as they were (the common case, no copy), else built.
+fn origin_form(up: &UpstreamRequest, received: &http::Uri) -> Option<http::Uri> {
+    if received.path() == up.path && received.query() == up.query.as_deref() {
+        if let Some(pq) = received.path_and_query() {
+            return Some(http::Uri::from(pq.clone()));
         }
-        cur = err.source();
     }
-    false
+    let mut uri =
+        String::with_capacity(up.path.len() + up.query.as_ref().map_or(0, |q| q.len() + 1));
+    uri.push_str(&up.path);
+    if let Some(q) = &up.query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    http::Uri::from_maybe_shared(bytes::Bytes::from(uri)).ok()
 }
 
 /// Sends the request and returns the upstream's response, or the gateway's
@@ -120,6 +123,7 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 pub async fn forward(
     plan: &ProxyPlan,
     method: &Method,
+    received: &http::Uri,
     mut up: UpstreamRequest,
     mut body: RequestBody,
     ctx: &mut Ctx,
@@ -181,21 +185,12 @@ pub async fn forward(
         *req.method_mut() = method.clone();
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = h;
-        let mut uri = String::with_capacity(
-            target.label.len() + up.path.len() + up.query.as_ref().map_or(0, |q| q.len() + 1),
-        );
-        uri.push_str(&target.label);
-        uri.push_str(&up.path);
-        if let Some(q) = &up.query {
-            uri.push('?');
-            uri.push_str(q);
-        }
-        match http::Uri::from_maybe_shared(bytes::Bytes::from(uri)) {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return respond::bad_request(),
+        match origin_form(&up, received) {
+            Some(uri) => *req.uri_mut() = uri,
+            None => return respond::bad_request(),
         }
         let guard = dest.pool.begin(i);
-        let sent = client::request(dest.connect, &dest.tls, req);
+        let sent = client::send(target, dest.connect, &dest.tls, req);
         let result = match &progress {
             None => timeout(dest.read, sent).await.map_err(|_| UpstreamTimedOut),
             Some(p) => while_uploading(dest.read, p, sent).await,
@@ -213,16 +208,13 @@ pub async fn forward(
                 return wrap(resp, guard, dest.read);
             }
             Ok(Err(e)) => {
-                if let Some(c) = ClientBodyError::find(&e) {
-                    // The client's fault: not held against the target.
-                    return c.response();
-                }
-                last_failure = if e.is_connect() {
-                    Failure::Connect {
-                        timed_out: is_timeout(&e),
-                    }
-                } else {
-                    Failure::Other
+                last_failure = match e {
+                    Failed::Connect { timed_out } => Failure::Connect { timed_out },
+                    Failed::Exchange(e) => match ClientBodyError::find(&*e) {
+                        // The client's fault: not held against the target.
+                        Some(c) => return c.response(),
+                        None => Failure::Other,
+                    },
                 };
                 dest.pool.record_live(i, false);
                 let retry = matches!(last_failure, Failure::Connect { .. })
@@ -280,7 +272,7 @@ async fn while_uploading<F: std::future::Future>(
     }
 }
 
-fn wrap(resp: Response<Incoming>, guard: InflightGuard, read: Duration) -> Response<Body> {
+fn wrap(resp: Response<UpstreamBody>, guard: InflightGuard, read: Duration) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The client's connection has its own version; an HTTP/1.0 upstream

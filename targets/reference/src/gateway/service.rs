@@ -313,7 +313,7 @@ async fn run_route(
         p.upstream_request(&mut up, ctx);
     }
     // Phase 12.
-    let resp = proxy::forward(plan, &head.method, up, body, ctx).await;
+    let resp = proxy::forward(plan, &head.method, &head.uri, up, body, ctx).await;
     // Phase 11, store.
     let resp = match (&route.cache, cache_key) {
         (Some(cache), Some(key)) if ctx.target.is_some() => cache.store(key, resp),
