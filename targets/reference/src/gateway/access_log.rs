@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 pub struct Line<'a> {
     pub time: String,
     pub request_id: Option<&'a str>,
-    pub client: String,
+    pub client: &'a str,
     pub method: &'a str,
     pub host: Option<&'a str>,
     pub path: &'a str,

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +43,8 @@ pub struct Ctx {
     pub target: Option<Arc<str>>,
     /// A cached response was served.
     pub cache_hit: bool,
+    /// [`Ctx::client_ip`] as text, made once (`x-forwarded-for`, access log).
+    client_text: OnceCell<String>,
 }
 
 impl Ctx {
@@ -61,6 +64,7 @@ impl Ctx {
             upstream: None,
             target: None,
             cache_hit: false,
+            client_text: OnceCell::new(),
         }
     }
 
@@ -68,6 +72,12 @@ impl Ctx {
     /// IPv4-mapped IPv6 addresses shown as IPv4.
     pub fn client_ip(&self) -> IpAddr {
         self.peer.ip().to_canonical()
+    }
+
+    /// The client address as text.
+    pub fn client_text(&self) -> &str {
+        self.client_text
+            .get_or_init(|| self.client_ip().to_string())
     }
 }
 

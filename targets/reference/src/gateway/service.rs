@@ -16,7 +16,6 @@ use gatefold_compiler::ir::Method as IrMethod;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, HOST, ORIGIN, SERVER, VARY};
 use http::{request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -70,15 +69,19 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// Adds the headers earlier phases promised.
+/// Adds the headers earlier phases promised: each replaces the response's
+/// own, except `vary`, which is added to.
 fn apply_promised(h: &mut HeaderMap, promised: &HeaderMap) {
-    for k in promised.keys() {
-        if k != VARY {
-            h.remove(k);
-        }
-        for v in promised.get_all(k) {
+    // One map operation per value: a name's values come one after another,
+    // and the first `insert` replaces what the response had.
+    let mut previous: Option<&HeaderName> = None;
+    for (k, v) in promised {
+        if k != VARY && previous != Some(k) {
+            h.insert(k.clone(), v.clone());
+        } else {
             h.append(k.clone(), v.clone());
         }
+        previous = Some(k);
     }
 }
 
@@ -130,7 +133,7 @@ pub async fn handle(
         let line = Line {
             time: rfc3339(shared.clock.now()),
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
-            client: ctx.client_ip().to_string(),
+            client: ctx.client_text(),
             method: method.as_str(),
             host: ctx.host.as_deref(),
             path: if ctx.path.is_empty() {
@@ -296,7 +299,7 @@ async fn run_route(
             xff.push_str(", ");
         }
     }
-    let _ = write!(xff, "{}", ctx.client_ip());
+    xff.push_str(ctx.client_text());
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
