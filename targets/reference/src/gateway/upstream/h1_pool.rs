@@ -7,7 +7,8 @@
 //! list when its response body has been read to the end (a body dropped
 //! half-read closes it). Idle connections are not polled; one is checked
 //! (polled once, which notices a close by the upstream) when it is taken
-//! again, and one idle for more than [`IDLE_FOR`] is closed instead. A
+//! again, and one idle for more than [`IDLE_FOR`] is closed instead (check-ins
+//! also close those, on every target, at most once per [`IDLE_FOR`]). A
 //! request that a reused connection turns down before writing anything is
 //! sent again on another one.
 
@@ -62,10 +63,23 @@ impl Pooled {
 /// A target's `host:port` and its idle connections, oldest first.
 type Slot = (Box<str>, Vec<Box<Pooled>>);
 
+/// A worker's idle connections.
+struct Idle {
+    /// By target. Slots are never removed, so an index names one target for
+    /// the thread's lifetime.
+    slots: Vec<Slot>,
+    /// When every slot was last cleared of connections idle too long (a
+    /// target no longer in the config gets no check-ins of its own).
+    swept: Option<Instant>,
+}
+
 thread_local! {
-    /// Idle connections of this worker, by target. Slots are never removed,
-    /// so an index names one target for the thread's lifetime.
-    static IDLE: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    static IDLE: RefCell<Idle> = const {
+        RefCell::new(Idle {
+            slots: Vec::new(),
+            swept: None,
+        })
+    };
 }
 
 /// Names this thread's idle lists (a body dropped on another thread must
@@ -77,12 +91,12 @@ fn home() -> usize {
 /// This thread's slot for `addr`.
 fn slot(addr: &str) -> usize {
     IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        match idle.iter().position(|(a, _)| &**a == addr) {
+        let slots = &mut idle.borrow_mut().slots;
+        match slots.iter().position(|(a, _)| &**a == addr) {
             Some(i) => i,
             None => {
-                idle.push((addr.into(), Vec::new()));
-                idle.len() - 1
+                slots.push((addr.into(), Vec::new()));
+                slots.len() - 1
             }
         }
     })
@@ -92,9 +106,10 @@ fn slot(addr: &str) -> usize {
 fn checkout(slot: usize, cx: &mut Context<'_>) -> Option<Box<Pooled>> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = &mut idle.get_mut(slot)?.1;
+        let list = &mut idle.slots.get_mut(slot)?.1;
+        let now = Instant::now();
         while let Some(mut c) = list.pop() {
-            if c.idle_since.elapsed() < IDLE_FOR && c.drive(cx) && c.sender.is_ready() {
+            if now - c.idle_since < IDLE_FOR && c.drive(cx) && c.sender.is_ready() {
                 return Some(c);
             }
         }
@@ -103,15 +118,20 @@ fn checkout(slot: usize, cx: &mut Context<'_>) -> Option<Box<Pooled>> {
 }
 
 fn checkin(slot: usize, mut c: Box<Pooled>) {
-    c.idle_since = Instant::now();
+    let now = Instant::now();
+    c.idle_since = now;
+    let fresh = |old: &Pooled| now - old.idle_since < IDLE_FOR;
     IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        if let Some((_, list)) = idle.get_mut(slot) {
+        let idle = &mut *idle.borrow_mut();
+        if idle.swept.is_none_or(|t| now - t >= IDLE_FOR) {
+            idle.swept = Some(now);
+            for (_, list) in &mut idle.slots {
+                list.retain(|c| fresh(c));
+            }
+        }
+        if let Some((_, list)) = idle.slots.get_mut(slot) {
             // The oldest are at the front: close one that has idled too long.
-            if list
-                .first()
-                .is_some_and(|old| old.idle_since.elapsed() >= IDLE_FOR)
-            {
+            if list.first().is_some_and(|old| !fresh(old)) {
                 list.remove(0);
             }
             if list.len() < MAX_IDLE {
