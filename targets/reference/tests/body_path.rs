@@ -230,3 +230,56 @@ apis:
     writer.abort();
     holder.abort();
 }
+
+#[tokio::test]
+async fn a_chunked_body_streams_to_the_upstream_as_it_arrives() {
+    // A target that answers as soon as it has seen the first piece of the
+    // body, before the client has sent the rest.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("hello") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the gateway closed before sending the first piece");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        // Held open: the rest of the body never comes.
+        let _ = s.read(&mut buf).await;
+    });
+    let spec = format!(
+        "gatefold: 1
+upstreams:
+  up: {{ targets: [{{ url: http://{addr} }}] }}
+apis:
+  main:
+    upstream: up
+    routes:
+      all: {{ path: /* }}
+"
+    );
+    let gw = gateway_with(&spec, &[], |o| {
+        o.body_read_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    // The first piece, and then nothing: were the body read whole before
+    // it goes upstream, no answer could come before the client-body timeout.
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+        .await
+        .expect("an answer within 5s, before the 10s client-body timeout")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+    target.abort();
+}
