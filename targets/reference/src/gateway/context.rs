@@ -76,12 +76,53 @@ impl Ctx {
 
     /// The client address as text.
     pub fn client_text(&self) -> &str {
-        self.client_text
-            .get_or_init(|| self.client_ip().to_string())
+        self.client_text.get_or_init(|| ip_text(self.client_ip()))
     }
+}
+
+/// An address as `Display` writes it. IPv4 by hand: `Display` goes through
+/// `fmt` for each octet, about 1,300 instructions per request.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 /// Bytes of a JSON error body, `{"error":"..."}`.
 pub fn error_body(message: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "error": message }).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.168.9.99",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 }

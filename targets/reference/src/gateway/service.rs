@@ -57,14 +57,16 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 36];
-    let mut nibble = 32;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *slot = b'-';
-        } else {
-            nibble -= 1;
-            *slot = HEX[((r >> (nibble * 4)) & 0xf) as usize];
+    let mut at = 0;
+    // Byte by byte, high nibble first (a u128 shift per nibble cost more).
+    for (i, b) in r.to_be_bytes().into_iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[at] = b'-';
+            at += 1;
         }
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 0xf)];
+        at += 2;
     }
     HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
 }
@@ -323,4 +325,24 @@ async fn run_route(
         _ => resp,
     };
     late(resp, route, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_are_version_4_uuids() {
+        let a = request_id(&HeaderMap::new());
+        let a = a.to_str().unwrap();
+        let groups: Vec<&str> = a.split('-').collect();
+        let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+        assert_eq!(lengths, [8, 4, 4, 4, 12], "{a}");
+        assert!(a
+            .bytes()
+            .all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(groups[2].starts_with('4'), "{a}");
+        assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "{a}");
+        assert_ne!(request_id(&HeaderMap::new()).to_str().unwrap(), a);
+    }
 }
