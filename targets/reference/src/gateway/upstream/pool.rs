@@ -134,7 +134,12 @@ impl Pool {
     pub fn record_live(&self, i: usize, ok: bool) {
         let Some(h) = &self.def.health else { return };
         if ok {
-            self.targets[i].fails.store(0, Ordering::Relaxed);
+            // Read first: a store on every request would make the cores
+            // trade the line back and forth while nothing changes.
+            let fails = &self.targets[i].fails;
+            if fails.load(Ordering::Relaxed) != 0 {
+                fails.store(0, Ordering::Relaxed);
+            }
         } else {
             self.count_failure(i, h.unhealthy_after);
         }
