@@ -76,9 +76,12 @@ async fn a_slow_upload_within_the_body_timeout_outlasts_the_upstream_read_timeou
 #[tokio::test]
 async fn a_stalled_upload_gets_408() {
     let up = Upstream::start("up").await;
-    // The test gateway's client-body timeout is 300ms; read stays 30s, so
-    // only the client-body timeout can end these.
-    let gw = gateway(&spec(&up, "30s", "")).await;
+    // A client-body timeout of 300ms; read stays 30s, so only the
+    // client-body timeout can end these.
+    let gw = gateway_with(&spec(&up, "30s", ""), &[], |o| {
+        o.body_read_timeout = Duration::from_millis(300);
+    })
+    .await;
     for (framing, piece, _) in FRAMINGS {
         let mut s = TcpStream::connect(gw.addr).await.unwrap();
         s.write_all(format!("POST /up HTTP/1.1\r\nhost: h\r\n{framing}\r\n{piece}").as_bytes())

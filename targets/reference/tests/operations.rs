@@ -476,10 +476,10 @@ async fn a_client_that_stalls_mid_body_is_cut_off() {
         let got = read_all(&mut s).await;
         assert!(got.starts_with("HTTP/1.1 408"), "{head:?} -> {got:?}");
     }
-    // The streamed one reached the upstream; the target was not blamed for
-    // the client's stall, so it is still in rotation.
-    eventually("the streamed request reached the upstream", || async {
-        up.hits() == 1
+    // Both reached the upstream (bodies stream); the target was not blamed
+    // for the client's stall, so it is still in rotation.
+    eventually("both streamed requests reached the upstream", || async {
+        up.hits() == 2
     })
     .await;
     let metrics = get(gw.admin(), "/metrics").await.text();
