@@ -18,7 +18,7 @@ pub struct Line<'a> {
     /// Set by [`AccessLog::write`] (leave it empty).
     pub time: String,
     pub request_id: Option<&'a str>,
-    pub client: String,
+    pub client: &'a str,
     pub method: &'a str,
     pub host: Option<&'a str>,
     pub path: &'a str,
@@ -30,6 +30,42 @@ pub struct Line<'a> {
     pub cache: Option<&'static str>,
     /// Milliseconds from the request to the response head.
     pub latency_ms: f64,
+}
+
+impl Line<'_> {
+    /// Appends the line as JSON: what `serde_json` writes for it (a test
+    /// holds the two equal), with the keys written as they are instead of
+    /// through the serializer, which took half the cost of a line.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        macro_rules! fields {
+            ($($key:literal: $value:expr),* $(,)?) => {
+                let mut sep = b'{';
+                $(
+                    out.push(sep);
+                    sep = b',';
+                    out.extend_from_slice(concat!("\"", $key, "\":").as_bytes());
+                    serde_json::to_writer(&mut *out, &$value)?;
+                )*
+                out.push(b'}');
+            };
+        }
+        fields! {
+            "time": self.time,
+            "request_id": self.request_id,
+            "client": self.client,
+            "method": self.method,
+            "host": self.host,
+            "path": self.path,
+            "route": self.route,
+            "consumer": self.consumer,
+            "status": self.status,
+            "upstream": self.upstream,
+            "target": self.target,
+            "cache": self.cache,
+            "latency_ms": self.latency_ms,
+        }
+        Ok(())
+    }
 }
 
 /// Where access log lines go.
@@ -65,7 +101,7 @@ impl AccessLog {
             AccessLog::Stdout(buf) => {
                 let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
                 line.time = rfc3339(clock.now());
-                if serde_json::to_writer(&mut *b, line).is_err() {
+                if line.write_json(&mut b).is_err() {
                     return false;
                 }
                 b.push(b'\n');
@@ -78,12 +114,13 @@ impl AccessLog {
             AccessLog::Memory(m) => {
                 let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
                 line.time = rfc3339(clock.now());
-                match serde_json::to_string(line) {
-                    Ok(text) => {
+                let mut text = Vec::new();
+                match line.write_json(&mut text).map(|()| String::from_utf8(text)) {
+                    Ok(Ok(text)) => {
                         m.push(text);
                         true
                     }
-                    Err(_) => false,
+                    _ => false,
                 }
             }
         }
@@ -104,4 +141,37 @@ fn write_out(buf: &mut Vec<u8>) -> bool {
     let ok = std::io::stdout().lock().write_all(buf).is_ok();
     buf.clear();
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_what_serde_json_writes() {
+        let mut line = Line {
+            time: "2026-06-30T12:00:00.123Z".into(),
+            request_id: Some("id-1"),
+            client: "127.0.0.1",
+            method: "GET",
+            host: Some("a.example:8080"),
+            path: "/q\"uote\\back\nline\u{1}/\u{e9}",
+            route: Some("v1.get"),
+            consumer: None,
+            status: 200,
+            upstream: Some("up"),
+            target: Some("http://127.0.0.1:9000"),
+            cache: Some("hit"),
+            latency_ms: 1.25,
+        };
+        for latency in [1.25, 0.0, f64::NAN] {
+            line.latency_ms = latency;
+            let mut ours = Vec::new();
+            line.write_json(&mut ours).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&line).unwrap()
+            );
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Wall-clock time, injected so that rate limits, caches and token checks can
 //! be tested by advancing time instead of sleeping.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,16 +55,48 @@ impl Clock for ManualClock {
 
 /// `2026-06-30T12:00:00.123Z` for a time since the epoch (access log lines).
 pub fn rfc3339(t: Duration) -> String {
+    thread_local! {
+        /// The last second written on this thread and its `YYYY-MM-DDTHH:MM:SS`:
+        /// a busy worker logs many lines per second, and formatting the date
+        /// cost more than the rest of the line.
+        static LAST: Cell<Option<(u64, [u8; 19])>> = const { Cell::new(None) };
+    }
     let secs = t.as_secs();
+    let prefix = LAST.with(|last| match last.get() {
+        Some((s, p)) if s == secs => p,
+        _ => {
+            let p = date_time(secs);
+            last.set(Some((secs, p)));
+            p
+        }
+    });
+    let ms = t.subsec_millis();
+    let mut out = String::with_capacity(24);
+    out.push_str(std::str::from_utf8(&prefix).unwrap_or_default());
+    out.push('.');
+    for digit in [ms / 100, ms / 10 % 10, ms % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
+    out.push('Z');
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a second since the epoch.
+fn date_time(secs: u64) -> [u8; 19] {
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let text = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60,
-        t.subsec_millis()
-    )
+        rem % 60
+    );
+    let mut out = *b"0000-00-00T00:00:00";
+    // Years past 9999 do not fit; they do not occur.
+    if text.len() == out.len() {
+        out.copy_from_slice(text.as_bytes());
+    }
+    out
 }
 
 /// `Tue, 30 Jun 2026 00:00:00 GMT` (RFC 9110 IMF-fixdate) for a day since the epoch.
@@ -104,6 +137,15 @@ mod tests {
         assert_eq!(
             rfc3339(Duration::from_millis(1_735_689_600_250)),
             "2025-01-01T00:00:00.250Z"
+        );
+        // The same second again (cached), then the next one.
+        assert_eq!(
+            rfc3339(Duration::from_millis(1_735_689_600_007)),
+            "2025-01-01T00:00:00.007Z"
+        );
+        assert_eq!(
+            rfc3339(Duration::from_millis(1_735_689_601_999)),
+            "2025-01-01T00:00:01.999Z"
         );
     }
 }

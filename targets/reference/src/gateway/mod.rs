@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod client_body;
 pub mod clock;
 mod conn;
 pub mod context;
@@ -75,7 +76,8 @@ pub struct Options {
     pub access_log: AccessLog,
     /// A client must send a request's headers within this time (slowloris).
     pub header_read_timeout: Duration,
-    /// A client that sends nothing of its request body for this long is cut off.
+    /// A client that sends nothing of its request body for this long gets
+    /// 408 (the client-body timeout; it is not held against the upstream).
     pub body_read_timeout: Duration,
     /// Largest request head accepted (HTTP/1 buffer and HTTP/2 header list).
     pub max_header_bytes: usize,

@@ -2,27 +2,32 @@
 //! `traffic-split` (already folded into the route's [`ProxyPlan`]).
 //!
 //! Timeouts: `connect` bounds opening a connection, `read` bounds waiting
-//! for the response head and then each gap between two body reads. Retries:
+//! for the response head and then each gap between two body reads. While a
+//! request body streams up, `read` runs only while the upstream is the slow
+//! side (taking what the client sent, or answering once it has all of it);
+//! a client that is slow to send meets the client-body timeout instead (408,
+//! not held against the target, see [`ClientBody`]). Retries:
 //! `connect-failure` retries any method (the request never reached the
 //! upstream; a connect timeout counts as one), `timeout` and status codes
 //! only idempotent methods; each retry prefers a target not tried yet. After
 //! the last try: a connect timeout or read timeout is 504, any other failure
 //! 502, a retried status is passed on as the upstream sent it. A request
-//! body is read whole before the first try only when retries are possible.
+//! body is read whole before the first try only when retries are possible
+//! (to replay it); otherwise it streams.
 
+use super::client_body::{ClientBody, ClientBodyError, Progress};
 use super::context::Ctx;
 use super::idle::IdleTimeout;
 use super::phases::UpstreamRequest;
 use super::policies::request_size_limit::RequestBody;
 use super::runtime::{Dest, ProxyPlan};
-use super::upstream::client;
+use super::upstream::client::{self, Failed, UpstreamBody};
 use super::upstream::pool::InflightGuard;
-use super::{respond, Body};
+use super::{respond, Body, BoxError};
 use gatefold_compiler::ir::policy::RetryOn;
 use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::time::Duration;
 use tokio::time::timeout;
 
@@ -90,43 +95,27 @@ fn status_retry(s: StatusCode) -> Option<RetryOn> {
 }
 
 enum Failure {
-    Connect {
-        timed_out: bool,
-    },
+    Connect { timed_out: bool },
     ReadTimeout,
-    /// The client's request body failed (it stalled or broke off): the
-    /// client's fault, answered 400 and not held against the target.
-    ClientBody,
     Other,
 }
 
-/// Whether hyper failed because the request body we were sending failed.
-fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_user())
-        {
-            return true;
+/// `path?query` as the upstream receives it: the client's own bytes when
+/// phase 10 left them as they were (the common case, no copy), else built.
+fn origin_form(up: &UpstreamRequest, received: &http::Uri) -> Option<http::Uri> {
+    if received.path() == up.path && received.query() == up.query.as_deref() {
+        if let Some(pq) = received.path_and_query() {
+            return Some(http::Uri::from(pq.clone()));
         }
-        cur = err.source();
     }
-    false
-}
-
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cur = err.source();
+    let mut uri =
+        String::with_capacity(up.path.len() + up.query.as_ref().map_or(0, |q| q.len() + 1));
+    uri.push_str(&up.path);
+    if let Some(q) = &up.query {
+        uri.push('?');
+        uri.push_str(q);
     }
-    false
+    http::Uri::from_maybe_shared(bytes::Bytes::from(uri)).ok()
 }
 
 /// Sends the request and returns the upstream's response, or the gateway's
@@ -134,6 +123,7 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 pub async fn forward(
     plan: &ProxyPlan,
     method: &Method,
+    received: &http::Uri,
     mut up: UpstreamRequest,
     mut body: RequestBody,
     ctx: &mut Ctx,
@@ -179,11 +169,15 @@ pub async fn forward(
         if !host_set {
             h.insert(HOST, target.authority.clone());
         }
+        let mut progress = None;
         let b: Body = match &mut body {
             RequestBody::Empty => respond::empty_body(),
             RequestBody::Bytes(bytes) => respond::full(bytes.clone()),
             RequestBody::Stream(_) => match std::mem::replace(&mut body, RequestBody::Empty) {
-                RequestBody::Stream(s) => s.boxed_unsync(),
+                RequestBody::Stream(mut s) => {
+                    progress = Some(s.track());
+                    stream_body(s)
+                }
                 _ => respond::empty_body(),
             },
         };
@@ -191,21 +185,16 @@ pub async fn forward(
         *req.method_mut() = method.clone();
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = h;
-        let mut uri = String::with_capacity(
-            target.label.len() + up.path.len() + up.query.as_ref().map_or(0, |q| q.len() + 1),
-        );
-        uri.push_str(&target.label);
-        uri.push_str(&up.path);
-        if let Some(q) = &up.query {
-            uri.push('?');
-            uri.push_str(q);
-        }
-        match http::Uri::from_maybe_shared(bytes::Bytes::from(uri)) {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return respond::bad_request(),
+        match origin_form(&up, received) {
+            Some(uri) => *req.uri_mut() = uri,
+            None => return respond::bad_request(),
         }
         let guard = dest.pool.begin(i);
-        let result = timeout(dest.read, client::request(dest.connect, &dest.tls, req)).await;
+        let sent = client::send(target, dest.connect, &dest.tls, req);
+        let result = match &progress {
+            None => timeout(dest.read, sent).await.map_err(|_| UpstreamTimedOut),
+            Some(p) => while_uploading(dest.read, p, sent).await,
+        };
         match result {
             Ok(Ok(resp)) => {
                 dest.pool.record_live(i, true);
@@ -219,18 +208,15 @@ pub async fn forward(
                 return wrap(resp, guard, dest.read);
             }
             Ok(Err(e)) => {
-                last_failure = if e.is_connect() {
-                    Failure::Connect {
-                        timed_out: is_timeout(&e),
-                    }
-                } else if client_body_failed(&e) {
-                    Failure::ClientBody
-                } else {
-                    Failure::Other
+                last_failure = match e {
+                    Failed::Connect { timed_out } => Failure::Connect { timed_out },
+                    Failed::Exchange(e) => match ClientBodyError::find(&*e) {
+                        // The client's fault: not held against the target.
+                        Some(c) => return c.response(),
+                        None => Failure::Other,
+                    },
                 };
-                if !matches!(last_failure, Failure::ClientBody) {
-                    dest.pool.record_live(i, false);
-                }
+                dest.pool.record_live(i, false);
                 let retry = matches!(last_failure, Failure::Connect { .. })
                     && on.contains(&RetryOn::ConnectFailure)
                     && body.replayable();
@@ -257,11 +243,36 @@ fn failure_response(f: &Failure) -> Response<Body> {
     match f {
         Failure::Connect { timed_out: true } | Failure::ReadTimeout => respond::upstream_timeout(),
         Failure::Connect { timed_out: false } | Failure::Other => respond::bad_gateway(),
-        Failure::ClientBody => respond::bad_request(),
     }
 }
 
-fn wrap(resp: Response<Incoming>, guard: InflightGuard, read: Duration) -> Response<Body> {
+fn stream_body(b: ClientBody) -> Body {
+    b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+}
+
+/// The upstream took longer than `read` on its turn.
+struct UpstreamTimedOut;
+
+/// Waits for the response to a request whose body is still streaming from
+/// the client: `read` runs only while the upstream is the one keeping the
+/// exchange waiting, and restarts at every step the upload makes.
+async fn while_uploading<F: std::future::Future>(
+    read: Duration,
+    progress: &Progress,
+    sent: F,
+) -> Result<F::Output, UpstreamTimedOut> {
+    tokio::pin!(sent);
+    loop {
+        let upstreams_turn = !progress.waiting_on_client();
+        tokio::select! {
+            r = &mut sent => return Ok(r),
+            _ = progress.changed() => {}
+            _ = tokio::time::sleep(read), if upstreams_turn => return Err(UpstreamTimedOut),
+        }
+    }
+}
+
+fn wrap(resp: Response<UpstreamBody>, guard: InflightGuard, read: Duration) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The client's connection has its own version; an HTTP/1.0 upstream

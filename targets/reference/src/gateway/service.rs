@@ -17,7 +17,6 @@ use http::{
     request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
 };
 use hyper::body::Incoming;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,27 +59,33 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 36];
-    let mut nibble = 32;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *slot = b'-';
-        } else {
-            nibble -= 1;
-            *slot = HEX[((r >> (nibble * 4)) & 0xf) as usize];
+    let mut at = 0;
+    // Byte by byte, high nibble first (a u128 shift per nibble cost more).
+    for (i, b) in r.to_be_bytes().into_iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[at] = b'-';
+            at += 1;
         }
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 0xf)];
+        at += 2;
     }
     HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// Adds the headers earlier phases promised.
+/// Adds the headers earlier phases promised: each replaces the response's
+/// own, except `vary`, which is added to.
 fn apply_promised(h: &mut HeaderMap, promised: &HeaderMap) {
-    for k in promised.keys() {
-        if k != VARY {
-            h.remove(k);
-        }
-        for v in promised.get_all(k) {
+    // One map operation per value: a name's values come one after another,
+    // and the first `insert` replaces what the response had.
+    let mut previous: Option<&HeaderName> = None;
+    for (k, v) in promised {
+        if k != VARY && previous != Some(k) {
+            h.insert(k.clone(), v.clone());
+        } else {
             h.append(k.clone(), v.clone());
         }
+        previous = Some(k);
     }
 }
 
@@ -132,7 +137,7 @@ pub async fn handle(
         let mut line = Line {
             time: String::new(),
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
-            client: ctx.client_ip().to_string(),
+            client: ctx.client_text(),
             method: method.as_str(),
             host: ctx.host.as_deref(),
             path: if ctx.path.is_empty() {
@@ -260,17 +265,16 @@ async fn run_route(
             Flow::Answer(r) => return late(r, route, ctx),
         }
     }
-    // Phase 3.
+    // Phase 3: checks `content-length` only; the body is read later, after
+    // authentication, as the upstream takes it.
     let body = match request_size_limit::enforce(
         &head.headers,
         body,
         route.max_body,
         shared.body_read_timeout,
-    )
-    .await
-    {
+    ) {
         Ok(b) => b,
-        Err(r) => return early(r, ctx),
+        Err(e) => return early(e.response(), ctx),
     };
     // Phases 4-9.
     for p in &route.policies[route.after_body..] {
@@ -319,7 +323,7 @@ async fn run_route(
             xff.push_str(", ");
         }
     }
-    let _ = write!(xff, "{}", ctx.client_ip());
+    xff.push_str(ctx.client_text());
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
@@ -336,11 +340,31 @@ async fn run_route(
         p.upstream_request(&mut up, ctx);
     }
     // Phase 12.
-    let resp = proxy::forward(plan, &head.method, up, body, ctx).await;
+    let resp = proxy::forward(plan, &head.method, &head.uri, up, body, ctx).await;
     // Phase 11, store.
     let resp = match (&route.cache, cache_key) {
         (Some(cache), Some(key)) if ctx.target.is_some() => cache.store(key, resp),
         _ => resp,
     };
     late(resp, route, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_are_version_4_uuids() {
+        let a = request_id(&HeaderMap::new());
+        let a = a.to_str().unwrap();
+        let groups: Vec<&str> = a.split('-').collect();
+        let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+        assert_eq!(lengths, [8, 4, 4, 4, 12], "{a}");
+        assert!(a
+            .bytes()
+            .all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(groups[2].starts_with('4'), "{a}");
+        assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "{a}");
+        assert_ne!(request_id(&HeaderMap::new()).to_str().unwrap(), a);
+    }
 }

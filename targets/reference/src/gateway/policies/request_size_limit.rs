@@ -1,25 +1,30 @@
 //! `request-size-limit` (phase 3) and the baseline `max-body` it replaces
-//! (the route's lowered `max-body`): a request body larger than the limit gets 413. The size is the
-//! `content-length`, or the bytes actually received for a body without one
-//! (those are read, up to the limit, before phase 4 runs).
+//! (the route's lowered `max-body`): a request body larger than the limit
+//! gets 413.
+//!
+//! Phase 3 reads nothing: a `content-length` over the limit is refused
+//! there, before authentication; a body without one is counted as it
+//! streams upstream (after phases 4-9, so an unauthenticated client never
+//! gets its body read) and gets 413 once it passes the limit. A body is read
+//! whole only when a policy needs it whole: today only `retry` (to replay
+//! it), up to the limit.
 
-use crate::gateway::idle::IdleTimeout;
-use crate::gateway::respond;
+use crate::gateway::client_body::{ClientBody, ClientBodyError};
 use crate::gateway::Body;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use std::time::Duration;
 
-/// A request body that passed the limit.
+/// A request body that passed the phase 3 check.
 pub enum RequestBody {
     /// No body at all.
     Empty,
-    /// Streamed as it arrives (its `content-length` is within the limit).
-    Stream(IdleTimeout<Incoming>),
-    /// Read whole: a body without `content-length`, or one kept to replay on retries.
+    /// Streamed as it arrives, still counted against the limit.
+    Stream(ClientBody),
+    /// Read whole, to replay on retries.
     Bytes(Bytes),
 }
 
@@ -29,49 +34,41 @@ impl RequestBody {
         !matches!(self, RequestBody::Stream(_))
     }
 
-    /// Reads a streamed body whole (for retries); already bounded by the limit.
+    /// Reads a streamed body whole (for retries), up to the limit: 413 past
+    /// it, 408 when the client stalls, 400 when it breaks off.
     pub async fn buffer(self) -> Result<RequestBody, Response<Body>> {
         match self {
             RequestBody::Stream(b) => match b.collect().await {
                 Ok(c) => Ok(RequestBody::Bytes(c.to_bytes())),
-                Err(_) => Err(respond::bad_request()),
+                Err(e) => Err(e.response()),
             },
             other => Ok(other),
         }
     }
 }
 
-/// Checks the body against `max`: 413 when it is larger, 400 when the client
-/// breaks off while it is read or sends nothing for `idle`.
-pub async fn enforce(
+/// Phase 3: refuses a `content-length` over `max` (413) without reading
+/// anything; otherwise the body streams, limited to `max` bytes and cut
+/// off when the client sends nothing of it for `idle`.
+pub fn enforce(
     headers: &HeaderMap,
     body: Incoming,
     max: u64,
     idle: Duration,
-) -> Result<RequestBody, Response<Body>> {
+) -> Result<RequestBody, ClientBodyError> {
     if body.is_end_stream() {
         return Ok(RequestBody::Empty);
     }
-    let body = IdleTimeout::new(body, idle, "client body read timeout", ());
     if let Some(len) = headers.get(CONTENT_LENGTH) {
         // hyper has already refused a malformed content-length.
         let len: u64 = len
             .to_str()
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(respond::bad_request)?;
-        return if len > max {
-            Err(respond::payload_too_large())
-        } else {
-            Ok(RequestBody::Stream(body))
-        };
+            .ok_or(ClientBodyError::BadLength)?;
+        if len > max {
+            return Err(ClientBodyError::TooLarge);
+        }
     }
-    match Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX))
-        .collect()
-        .await
-    {
-        Ok(c) => Ok(RequestBody::Bytes(c.to_bytes())),
-        Err(e) if e.is::<LengthLimitError>() => Err(respond::payload_too_large()),
-        Err(_) => Err(respond::bad_request()),
-    }
+    Ok(RequestBody::Stream(ClientBody::new(body, max, idle)))
 }

@@ -1,58 +1,136 @@
-//! The upstream HTTP client: hyper's pooled client, one per worker thread
-//! and connect timeout (the connector holds the timeout). Each worker keeps
-//! its own pool, so a request and its upstream connection live on one thread
-//! (no cross-thread wake-ups), and pools outlive config swaps, so a reload
-//! keeps warm connections.
+//! The upstream HTTP client. Plain `http://` targets go through
+//! [`h1_pool`]: connections per worker thread, driven by the request's own
+//! task. `https://` targets go through hyper-util's pooled client, one per
+//! worker thread, connect timeout and TLS settings (the connector holds the
+//! timeout). Either way a request and its upstream connection live on one
+//! thread (no cross-thread wake-ups), and pools outlive config swaps, so a
+//! reload keeps warm connections.
 
-use crate::gateway::Body;
+use super::h1_pool::{self, PooledBody, SendError};
+use super::pool::Target;
+use crate::gateway::{Body, BoxError};
+use bytes::Bytes;
+use http::uri::{Parts, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
-pub type HttpClient = Client<HttpConnector, Body>;
 
 thread_local! {
-    /// Plain-HTTP clients by connect timeout.
-    static PLAIN: RefCell<Vec<(Duration, HttpClient)>> = const { RefCell::new(Vec::new()) };
     /// TLS clients by connect timeout and TLS settings.
     static SECURE: RefCell<Vec<((Duration, usize), HttpsClient)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Sends `req` with this thread's client for `connect` (and `tls` for an
-/// `https` URI). Plain targets get a client without the TLS connector: its
-/// request futures are smaller, and that is the common case.
-pub fn request(
+/// A response body from either client.
+pub enum UpstreamBody {
+    Pooled(PooledBody),
+    Shared(Incoming),
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Pooled(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Shared(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Pooled(b) => b.is_end_stream(),
+            UpstreamBody::Shared(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Pooled(b) => b.size_hint(),
+            UpstreamBody::Shared(b) => b.size_hint(),
+        }
+    }
+}
+
+/// Why an exchange with a target failed.
+pub enum Failed {
+    /// No connection could be opened: the request never left.
+    Connect { timed_out: bool },
+    /// Anything later (the upstream broke off, answered badly, or the
+    /// client's request body failed: see `ClientBodyError::find`).
+    Exchange(BoxError),
+}
+
+/// Sends `req` (origin-form URI, `host` set) to `target`, opening a
+/// connection within `connect` when no idle one is at hand.
+pub async fn send(
+    target: &Target,
     connect: Duration,
     tls: &Arc<ClientConfig>,
-    req: http::Request<Body>,
-) -> ResponseFuture {
-    if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
-        let key = (connect, Arc::as_ptr(tls) as usize);
-        return SECURE.with(|clients| {
-            let mut clients = clients.borrow_mut();
-            if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
-                return c.request(req);
-            }
-            let c = build_https(connect, 1024, tls);
-            let fut = c.request(req);
-            clients.push((key, c));
-            fut
-        });
+    req: Request<Body>,
+) -> Result<Response<UpstreamBody>, Failed> {
+    if !target.tls {
+        return match h1_pool::send(&target.addr, connect, req).await {
+            Ok(r) => Ok(r.map(UpstreamBody::Pooled)),
+            Err(SendError::Connect { timed_out }) => Err(Failed::Connect { timed_out }),
+            Err(SendError::Http(e)) => Err(Failed::Exchange(e.into())),
+        };
     }
-    PLAIN.with(|clients| {
+    let (mut parts, body) = req.into_parts();
+    // hyper-util's client takes the target from an absolute URI.
+    let mut uri = Parts::default();
+    uri.scheme = Some(Scheme::HTTPS);
+    uri.authority = target.addr.parse().ok();
+    uri.path_and_query = parts.uri.path_and_query().cloned();
+    parts.uri = Uri::from_parts(uri).map_err(|e| Failed::Exchange(e.into()))?;
+    match secure(connect, tls, Request::from_parts(parts, body)).await {
+        Ok(r) => Ok(r.map(UpstreamBody::Shared)),
+        Err(e) if e.is_connect() => Err(Failed::Connect {
+            timed_out: is_timeout(&e),
+        }),
+        Err(e) => Err(Failed::Exchange(e.into())),
+    }
+}
+
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Sends an `https` request with this thread's client for `connect` and `tls`.
+fn secure(connect: Duration, tls: &Arc<ClientConfig>, req: Request<Body>) -> ResponseFuture {
+    let key = (connect, Arc::as_ptr(tls) as usize);
+    SECURE.with(|clients| {
         let mut clients = clients.borrow_mut();
-        if let Some((_, c)) = clients.iter().find(|(d, _)| *d == connect) {
+        if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
             return c.request(req);
         }
-        let c = builder().build(connector(connect));
+        let c = build_https(connect, 1024, tls);
         let fut = c.request(req);
-        clients.push((connect, c));
+        clients.push((key, c));
         fut
     })
 }

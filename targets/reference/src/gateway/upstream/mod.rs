@@ -2,6 +2,7 @@
 
 pub mod balance;
 pub mod client;
+pub mod h1_pool;
 pub mod health;
 pub mod pool;
 pub mod tls;

@@ -22,6 +22,10 @@ pub struct Target {
     pub label: Arc<str>,
     /// `host:port`, sent as `host` upstream.
     pub authority: HeaderValue,
+    /// `host:port`, where connections go.
+    pub addr: Box<str>,
+    /// `https://`.
+    pub tls: bool,
     pub weight: u32,
     healthy: AtomicBool,
     fails: AtomicU32,
@@ -70,6 +74,8 @@ impl Pool {
             targets.push(Target {
                 label: format!("{scheme}://{authority}").into(),
                 authority: HeaderValue::from_str(&authority).map_err(|e| e.to_string())?,
+                addr: authority.as_str().into(),
+                tls: t.url.tls,
                 weight: t.weight.max(1),
                 healthy: AtomicBool::new(true),
                 fails: AtomicU32::new(0),
@@ -128,7 +134,12 @@ impl Pool {
     pub fn record_live(&self, i: usize, ok: bool) {
         let Some(h) = &self.def.health else { return };
         if ok {
-            self.targets[i].fails.store(0, Ordering::Relaxed);
+            // Read first: a store on every request would make the cores
+            // trade the line back and forth while nothing changes.
+            let fails = &self.targets[i].fails;
+            if fails.load(Ordering::Relaxed) != 0 {
+                fails.store(0, Ordering::Relaxed);
+            }
         } else {
             self.count_failure(i, h.unhealthy_after);
         }

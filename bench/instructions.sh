@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# User-space instructions per request of the reference gateway, counted by
+# valgrind's callgrind: unlike req/s, the count does not move with the
+# machine's other load, so it compares two versions of the code on a shared
+# machine. Not a test.
+#
+#   bench/instructions.sh            # REQUESTS=2000 WARMUP=200
+#
+# Builds gatefold in release mode and starts, on 127.0.0.1, an upstream (a
+# small Python server answering `200 ok` on keep-alive connections) and
+# `gatefold serve` under callgrind with the two profiles of bench/run.sh
+# (A: plain proxy, B: key-auth + rate-limit + one header; access log on,
+# to /dev/null). For each profile one keep-alive client connection sends
+# WARMUP requests, the counters are zeroed, REQUESTS more are sent, and the
+# instructions counted in between are divided by REQUESTS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+REQUESTS=${REQUESTS:-2000}
+WARMUP=${WARMUP:-200}
+UP_PORT=${UP_PORT:-19300}
+GW_PORT=${GW_PORT:-19310}
+ADMIN_PORT=${ADMIN_PORT:-19311}
+WORK=$(mktemp -d /tmp/gatefold-instr.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
+if [ -z "${BIN:-}" ]; then
+  cargo build --quiet --release -p gatefold
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+fi
+
+wait_port() {
+  for _ in $(seq 1 600); do
+    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+cat >"$WORK/upstream.py" <<'PY'
+import asyncio, sys
+RESP = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n"
+async def serve(r, w):
+    buf = b""
+    while True:
+        data = await r.read(65536)
+        if not data:
+            break
+        buf += data
+        while b"\r\n\r\n" in buf:
+            _, buf = buf.split(b"\r\n\r\n", 1)
+            w.write(RESP)
+        await w.drain()
+    w.close()
+async def main():
+    s = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]))
+    async with s:
+        await s.serve_forever()
+asyncio.run(main())
+PY
+
+cat >"$WORK/client.py" <<'PY'
+import socket, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+extra = sys.argv[4] if len(sys.argv) > 4 else ""
+req = f"GET {path} HTTP/1.1\r\nhost: bench\r\n{extra}\r\n".encode()
+s = socket.create_connection(("127.0.0.1", port))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+buf = b""
+for _ in range(n):
+    s.sendall(req)
+    while True:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("latin-1")
+            if not head.startswith("HTTP/1.1 200"):
+                sys.exit("unexpected answer: " + head)
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                k, _, v = line.partition(":")
+                if k.lower() == "content-length":
+                    length = int(v)
+            if len(buf) >= head_end + 4 + length:
+                buf = buf[head_end + 4 + length:]
+                break
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("connection closed")
+        buf += chunk
+PY
+
+cat >"$WORK/bench.yaml" <<YAML
+gatefold: 1
+gateway: { name: bench, listen: $GW_PORT }
+upstreams:
+  up: { targets: [{ url: http://127.0.0.1:$UP_PORT }] }
+consumers:
+  bench: { credentials: { key: { env: BENCH_KEY } } }
+apis:
+  plain:
+    base-path: /a
+    upstream: up
+    routes:
+      all: { path: /* }
+  policed:
+    base-path: /b
+    upstream: up
+    policies:
+      - key-auth: {}
+      - rate-limit: { requests: 1000000000, per: 1m, key: consumer }
+      - request-headers: { set: { x-bench: "1" } }
+    routes:
+      all: { path: /* }
+YAML
+export BENCH_KEY=bench-key-0123456789
+
+python3 "$WORK/upstream.py" $UP_PORT &
+PIDS+=($!)
+wait_port $UP_PORT
+
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
+  "$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$GW_PORT --admin 127.0.0.1:$ADMIN_PORT \
+  >/dev/null 2>"$WORK/gw.err" &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_port $GW_PORT
+
+measure() {
+  local name=$1 path=$2 extra=${3:-}
+  python3 "$WORK/client.py" $GW_PORT "$path" "$WARMUP" "$extra"
+  callgrind_control -z $GW_PID >/dev/null 2>&1
+  python3 "$WORK/client.py" $GW_PORT "$path" "$REQUESTS" "$extra"
+  callgrind_control -d "$name" $GW_PID >/dev/null 2>&1
+  local f total
+  f=$(ls -t "$WORK"/cg.$GW_PID.* | head -1)
+  total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
+  echo "$name: $((total / REQUESTS)) instructions per request ($total for $REQUESTS)"
+}
+measure "A-plain-proxy" /a/x
+measure "B-key-auth-rate-limit-header" /b/x "x-api-key: $BENCH_KEY"$'\r\n'

@@ -1,0 +1,256 @@
+//! Plain-HTTP upstream connections: hyper's `client::conn::http1`, kept per
+//! worker thread and target, and driven by the task of the request using
+//! them. The request is written and its response read by the task that
+//! serves the client: no connection task, no wake-up of another task.
+//!
+//! A connection is checked out for one exchange and goes back to the idle
+//! list when its response body has been read to the end (a body dropped
+//! half-read closes it). Idle connections are not polled; one is checked
+//! (polled once, which notices a close by the upstream) when it is taken
+//! again, and one idle for more than [`IDLE_FOR`] is closed instead (check-ins
+//! also close those, on every target, at most once per [`IDLE_FOR`]). A
+//! request that a reused connection turns down before writing anything is
+//! sent again on another one.
+
+use crate::gateway::Body;
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// How long a connection may stay idle before it is closed rather than reused.
+pub const IDLE_FOR: Duration = Duration::from_secs(60);
+/// Idle connections kept per target and worker.
+const MAX_IDLE: usize = 1024;
+
+type Conn = Connection<TokioIo<TcpStream>, Body>;
+
+/// Why an exchange failed.
+pub enum SendError {
+    /// No connection could be opened (the request never left).
+    Connect { timed_out: bool },
+    /// The exchange failed on an open connection.
+    Http(hyper::Error),
+}
+
+/// One connection: the handle that sends on it, and the state machine that
+/// moves its bytes (`None` once it has finished). Boxed once when opened, so
+/// handing it around moves a pointer, not the state machine.
+struct Pooled {
+    sender: SendRequest<Body>,
+    conn: Option<Conn>,
+    idle_since: Instant,
+}
+
+impl Pooled {
+    /// Moves the connection's bytes; false once it has closed or failed.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(c) = &mut self.conn {
+            if Pin::new(c).poll(cx).is_ready() {
+                self.conn = None;
+            }
+        }
+        self.conn.is_some()
+    }
+}
+
+/// A target's `host:port` and its idle connections, oldest first.
+type Slot = (Box<str>, Vec<Box<Pooled>>);
+
+/// A worker's idle connections.
+struct Idle {
+    /// By target. Slots are never removed, so an index names one target for
+    /// the thread's lifetime.
+    slots: Vec<Slot>,
+    /// When every slot was last cleared of connections idle too long (a
+    /// target no longer in the config gets no check-ins of its own).
+    swept: Option<Instant>,
+}
+
+thread_local! {
+    static IDLE: RefCell<Idle> = const {
+        RefCell::new(Idle {
+            slots: Vec::new(),
+            swept: None,
+        })
+    };
+}
+
+/// Names this thread's idle lists (a body dropped on another thread must
+/// not put its connection into that thread's lists, whose slots differ).
+fn home() -> usize {
+    IDLE.with(|idle| idle as *const _ as usize)
+}
+
+/// This thread's slot for `addr`.
+fn slot(addr: &str) -> usize {
+    IDLE.with(|idle| {
+        let slots = &mut idle.borrow_mut().slots;
+        match slots.iter().position(|(a, _)| &**a == addr) {
+            Some(i) => i,
+            None => {
+                slots.push((addr.into(), Vec::new()));
+                slots.len() - 1
+            }
+        }
+    })
+}
+
+/// The most recently used idle connection of `slot` that is still open.
+fn checkout(slot: usize, cx: &mut Context<'_>) -> Option<Box<Pooled>> {
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = &mut idle.slots.get_mut(slot)?.1;
+        let now = Instant::now();
+        while let Some(mut c) = list.pop() {
+            if now - c.idle_since < IDLE_FOR && c.drive(cx) && c.sender.is_ready() {
+                return Some(c);
+            }
+        }
+        None
+    })
+}
+
+fn checkin(slot: usize, mut c: Box<Pooled>) {
+    let now = Instant::now();
+    c.idle_since = now;
+    let fresh = |old: &Pooled| now - old.idle_since < IDLE_FOR;
+    IDLE.with(|idle| {
+        let idle = &mut *idle.borrow_mut();
+        if idle.swept.is_none_or(|t| now - t >= IDLE_FOR) {
+            idle.swept = Some(now);
+            for (_, list) in &mut idle.slots {
+                list.retain(|c| fresh(c));
+            }
+        }
+        if let Some((_, list)) = idle.slots.get_mut(slot) {
+            // The oldest are at the front: close one that has idled too long.
+            if list.first().is_some_and(|old| !fresh(old)) {
+                list.remove(0);
+            }
+            if list.len() < MAX_IDLE {
+                list.push(c);
+            }
+        }
+    });
+}
+
+async fn connect(addr: &str, limit: Duration) -> Result<Box<Pooled>, SendError> {
+    let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Err(_) => return Err(SendError::Connect { timed_out: true }),
+        Ok(Err(e)) => {
+            return Err(SendError::Connect {
+                timed_out: e.kind() == std::io::ErrorKind::TimedOut,
+            })
+        }
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Http)?;
+    Ok(Box::new(Pooled {
+        sender,
+        conn: Some(conn),
+        idle_since: Instant::now(),
+    }))
+}
+
+/// Sends `req` (origin-form URI, `host` set) to `addr` (`host:port`) on an
+/// idle connection of this worker or a new one opened within `connect`.
+pub async fn send(
+    addr: &str,
+    connect_limit: Duration,
+    mut req: Request<Body>,
+) -> Result<Response<PooledBody>, SendError> {
+    let slot = slot(addr);
+    loop {
+        let reused = poll_fn(|cx| Poll::Ready(checkout(slot, cx))).await;
+        let fresh = reused.is_none();
+        let mut c = match reused {
+            Some(c) => c,
+            None => connect(addr, connect_limit).await?,
+        };
+        let mut exchange = std::pin::pin!(c.sender.try_send_request(req));
+        let result = poll_fn(|cx| {
+            c.drive(cx);
+            exchange.as_mut().poll(cx)
+        })
+        .await;
+        match result {
+            Ok(resp) => {
+                return Ok(resp.map(|inner| PooledBody {
+                    inner,
+                    ended: false,
+                    conn: Some(c),
+                    slot,
+                    home: home(),
+                }))
+            }
+            Err(mut e) => match e.take_message() {
+                // Turned down before a byte was written (the upstream had
+                // closed the idle connection): try another connection.
+                Some(r) if !fresh => req = r,
+                _ => return Err(SendError::Http(e.into_error())),
+            },
+        }
+    }
+}
+
+/// An upstream response body that keeps its connection moving while it is
+/// read, and gives the connection back once it has been read to the end.
+pub struct PooledBody {
+    inner: Incoming,
+    /// Read to the end (a chunked body says so only by ending).
+    ended: bool,
+    conn: Option<Box<Pooled>>,
+    slot: usize,
+    home: usize,
+}
+
+impl HttpBody for PooledBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(c) = &mut this.conn {
+            c.drive(cx);
+        }
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            // Only a connection whose response was read to the end can carry
+            // another request; a dropped half-read one is closed.
+            let read_whole = self.ended || self.inner.is_end_stream();
+            if read_whole && c.conn.is_some() && self.home == home() {
+                checkin(self.slot, c);
+            }
+        }
+    }
+}
