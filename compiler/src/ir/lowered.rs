@@ -15,13 +15,16 @@ use std::collections::BTreeMap;
 pub struct Lowered {
     /// How requests reach an upstream; `None` when the route has none (its
     /// chain always answers: `mock`, `redirect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyPlan>,
     /// The path sent upstream.
     pub upstream_path: UpstreamPath,
     /// Larger request bodies get 413: the route's `request-size-limit`,
     /// else the baseline `max-body`.
     pub max_body: ByteSize,
-    /// The authentication kinds of the chain, tried as one phase.
+    /// The authentication kinds of the chain, tried as one phase; absent
+    /// when the chain has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthGroup>,
 }
 
@@ -59,6 +62,8 @@ pub struct Destination {
     pub upstream: Name,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Absent: no retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
 }
 
@@ -86,6 +91,7 @@ pub enum UpstreamPath {
 pub struct AuthGroup {
     /// In the order they are tried (kind order: key-auth, basic-auth, jwt).
     pub methods: Vec<PolicyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
 }
 
