@@ -26,8 +26,9 @@ pub struct TlsAst {
 
 const EXAMPLE: &str = "tls: { listen: 8443, certificates: [{ cert: { file: certs/api.pem }, key: { env: API_TLS_KEY } }] }";
 
-/// Decodes `gateway.tls`; `None` (with errors reported) when it is unusable.
-pub fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<TlsAst> {
+/// Decodes `gateway.tls` of a gateway whose plain listener is on `plain`;
+/// `None` (with errors reported) when it is unusable.
+pub fn decode(cx: &mut Cx<'_>, node: &Node, plain: u16) -> Option<TlsAst> {
     let f = cx.fields(
         node,
         "gateway `tls`",
@@ -35,7 +36,16 @@ pub fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<TlsAst> {
         EXAMPLE,
     )?;
     let listen = cx.required(&f, "listen", "gateway `tls`", "listen: 8443");
+    let listen_span = listen.map_or(node.span, |n| n.span);
     let listen = listen.and_then(|n| cx.int(n, "tls `listen`", 1, 65535));
+    if listen == Some(i64::from(plain)) {
+        cx.error(
+            "tls-port-taken",
+            listen_span,
+            format!("tls `listen` is {plain}, the port of the plain listener (gateway `listen`)"),
+            format!("give the TLS listener a port of its own, not {plain}"),
+        );
+    }
     let redirect_http = match f.get("redirect-http") {
         Some(n) => cx.bool(n, "`redirect-http`"),
         None => Some(false),
@@ -293,10 +303,10 @@ fn check_pair(cx: &mut Cx<'_>, chain: &[CertificateDer<'static>], key_pem: &str,
     }
 }
 
-/// Warnings: a certificate name no api host uses, an api host no
-/// certificate covers. Apis without `hosts` answer any host, so with one of
-/// them no name is unused.
-pub fn check_hosts(spec: &SpecAst, diags: &mut Diagnostics) {
+/// Warnings that need the whole spec: a certificate name no api host
+/// uses, an api host no certificate covers. Apis without `hosts` answer any
+/// host, so with one of them no name is unused.
+pub fn check(spec: &SpecAst, diags: &mut Diagnostics) {
     let Some(tls) = spec.gateway.as_ref().and_then(|g| g.tls.as_ref()) else {
         return;
     };
