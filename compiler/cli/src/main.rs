@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod explain;
+mod explain_tls;
 mod serve;
 mod targets;
 

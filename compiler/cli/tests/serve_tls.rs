@@ -35,9 +35,10 @@ impl Drop for Scratch {
     }
 }
 
-fn example_copy() -> Scratch {
+/// Each test its own copy (`tag`): tests run in parallel.
+fn example_copy(tag: &str) -> Scratch {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tls");
-    let to = std::env::temp_dir().join(format!("gatefold-serve-tls-{}", std::process::id()));
+    let to = std::env::temp_dir().join(format!("gatefold-serve-tls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&to);
     std::fs::create_dir_all(&to).unwrap();
     for f in ["gatefold.yaml", "make-test-cert.sh"] {
@@ -74,7 +75,7 @@ fn curl(args: &[&str]) -> String {
 #[test]
 #[cfg(unix)]
 fn curl_trusts_the_served_certificate_over_h1_and_h2() {
-    let dir = example_copy();
+    let dir = example_copy("curl");
     let child = Command::new(env!("CARGO_BIN_EXE_gatefold"))
         .args(["serve", dir.0.to_str().unwrap(), "--no-access-log"])
         .args(["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"])
@@ -138,4 +139,47 @@ fn curl_trusts_the_served_certificate_over_h1_and_h2() {
         &format!("http://{plain}/hello?x=1"),
     ]);
     assert_eq!(out, "308 https://127.0.0.1:8443/hello?x=1");
+}
+
+/// `explain` says which certificate serves each host of a route over TLS,
+/// and names a host no certificate covers.
+#[test]
+#[cfg(unix)]
+fn explain_shows_the_certificate_of_each_host() {
+    let dir = example_copy("explain");
+    let spec = dir.0.join("gatefold.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let text = text.replace(
+        "hosts: [localhost, api.example.test]",
+        "hosts: [localhost, other.test]",
+    );
+    std::fs::write(&spec, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatefold"))
+        .args(["explain", dir.0.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("  over TLS (port 8443):\n"), "{text}");
+    assert!(
+        text.contains("    localhost: certificate #1 (localhost, api.example.test)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    other.test: no certificate covers it; clients get #1"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_gatefold"))
+        .args(["explain", dir.0.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v[0]["tls"]["hosts"][1],
+        serde_json::json!({ "host": "other.test", "certificate": 1, "covered": false })
+    );
 }
