@@ -59,7 +59,13 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
     if json {
         let items: Vec<_> = routes
             .iter()
-            .map(|r| route_json(r, sources(r), &places))
+            .map(|r| {
+                let mut v = route_json(r, sources(r), &places);
+                if let Some(tls) = &ir.gateway.tls {
+                    v["tls"] = super::explain_tls::json(tls, r);
+                }
+                v
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&items).expect("json"));
     } else {
@@ -68,6 +74,9 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
                 println!();
             }
             print!("{}", route_text(r, sources(r), &places));
+            if let Some(tls) = &ir.gateway.tls {
+                print!("{}", super::explain_tls::text(tls, r));
+            }
         }
     }
     ExitCode::SUCCESS

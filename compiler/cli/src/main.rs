@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod explain;
+mod explain_tls;
 mod serve;
 mod targets;
 
@@ -86,6 +87,10 @@ enum Command {
         /// Where to serve requests [default: 127.0.0.1:<gateway.listen>]
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Where to serve requests over TLS, when the spec has `gateway.tls`
+        /// [default: 127.0.0.1:<gateway.tls.listen>]
+        #[arg(long)]
+        listen_tls: Option<std::net::SocketAddr>,
         /// Where to serve the admin API [default: 127.0.0.1:9901, or a free
         /// loopback port when 9901 is taken]
         #[arg(long)]
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
         Command::Serve {
             spec,
             listen,
+            listen_tls,
             admin,
             watch,
             no_access_log,
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
             &spec,
             serve::Settings {
                 listen,
+                listen_tls,
                 admin,
                 watch,
                 access_log: !no_access_log,
