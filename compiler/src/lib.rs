@@ -233,6 +233,7 @@ pub fn compile_sources_with(
     }
     let (gateway, mut routes, resolve_diags) = resolve::resolve(&spec);
     diagnostics.extend(resolve_diags);
+    front::tls::check(&spec, &mut diagnostics);
     valid::canonical_order(&mut routes);
     valid::check_routes(&routes, &mut diagnostics);
     valid::check_graph(&spec, &routes, &mut diagnostics);

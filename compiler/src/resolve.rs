@@ -141,6 +141,7 @@ impl<'a> Resolver<'a> {
                 .and_then(|g| g.name.clone())
                 .unwrap_or_else(|| "gateway".parse().expect("valid name")),
             listen: g.and_then(|g| g.listen).unwrap_or(8080),
+            tls: g.and_then(|g| g.tls.as_ref()).map(|t| t.tls.clone()),
             baseline: Baseline {
                 request_id: g.and_then(|g| g.request_id).unwrap_or(true),
                 max_body: g.and_then(|g| g.max_body).unwrap_or(ByteSize(1 << 20)),

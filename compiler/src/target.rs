@@ -176,6 +176,13 @@ pub fn required_secrets(ir: &ValidIr) -> (BTreeSet<Secret>, BTreeSet<String>) {
             secrets.insert(b.password.clone());
         }
     }
+    // TLS private keys in the environment are secrets too.
+    let tls = ir.gateway.tls.iter().flat_map(|t| &t.certificates);
+    for c in tls {
+        if let crate::ir::tls::TlsKey::Env(v) = &c.key {
+            secrets.insert(Secret::Env(v.clone()));
+        }
+    }
     for p in ir.policies.values() {
         if let Policy::Jwt(j) = &p.policy {
             match &j.key {

@@ -56,7 +56,16 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
     // Places are named as the spec path was given, like diagnostics.
     let places = Places(&compiled.sources);
     if json {
-        let items: Vec<_> = routes.iter().map(|r| route_json(ir, r, &places)).collect();
+        let items: Vec<_> = routes
+            .iter()
+            .map(|r| {
+                let mut v = route_json(ir, r, &places);
+                if let Some(tls) = &ir.gateway.tls {
+                    v["tls"] = super::explain_tls::json(tls, r);
+                }
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&items).expect("json"));
     } else {
         for (i, r) in routes.iter().enumerate() {
@@ -64,6 +73,9 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
                 println!();
             }
             print!("{}", route_text(ir, r, &places));
+            if let Some(tls) = &ir.gateway.tls {
+                print!("{}", super::explain_tls::text(tls, r));
+            }
         }
     }
     ExitCode::SUCCESS

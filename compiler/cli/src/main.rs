@@ -7,6 +7,7 @@
 
 mod diff;
 mod explain;
+mod explain_tls;
 mod serve;
 mod targets;
 
@@ -98,6 +99,10 @@ enum Command {
         /// Where to serve requests [default: 127.0.0.1:<gateway.listen>]
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Where to serve requests over TLS, when the spec has `gateway.tls`
+        /// [default: 127.0.0.1:<gateway.tls.listen>]
+        #[arg(long)]
+        listen_tls: Option<std::net::SocketAddr>,
         /// Where to serve the admin API [default: 127.0.0.1:9901, or a free
         /// loopback port when 9901 is taken]
         #[arg(long)]
@@ -150,6 +155,7 @@ fn main() -> ExitCode {
         Command::Serve {
             spec,
             listen,
+            listen_tls,
             admin,
             watch,
             no_access_log,
@@ -159,6 +165,7 @@ fn main() -> ExitCode {
             &spec,
             serve::Settings {
                 listen,
+                listen_tls,
                 admin,
                 watch,
                 access_log: !no_access_log,

@@ -1,11 +1,15 @@
-//! `gatefold serve SPEC [--listen ADDR] [--admin ADDR] [--watch]`: the
+//! `gatefold serve SPEC [--listen ADDR] [--listen-tls ADDR] [--admin ADDR] [--watch]`: the
 //! reference gateway in the foreground until SIGTERM or Ctrl-C.
 //!
 //! SPEC is a spec file or folder, or a compiled `gatefold.ir.json`.
 //! Defaults: requests on `127.0.0.1:<gateway.listen>`, the admin API on
 //! `127.0.0.1:9901`; when 9901 is taken and `--admin` was not given, the
 //! gateway says so and serves the admin API on a free loopback port, which
-//! it prints (an explicit `--admin` that is taken is an error). `--listen` and `--admin` hold across config pushes
+//! it prints (an explicit `--admin` that is taken is an error). With
+//! `gateway.tls`, requests are also served over TLS on
+//! `127.0.0.1:<gateway.tls.listen>` (`--listen-tls`); `--listen-tls` given
+//! without `gateway.tls` listens, but refuses handshakes until a config
+//! with certificates is pushed. `--listen` and `--admin` hold across config pushes
 //! (a pushed config's `gateway.listen` does not move a running listener).
 //! `GATEFOLD_ADMIN_TOKEN`, when set, is the admin API's bearer token; it is
 //! required when the admin API binds beyond loopback. Secrets (`{ env: NAME
@@ -31,6 +35,8 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 /// What `gatefold serve` was told on its command line.
 pub struct Settings {
     pub listen: Option<SocketAddr>,
+    /// `None`: `127.0.0.1:<gateway.tls.listen>` when the spec has `tls`.
+    pub listen_tls: Option<SocketAddr>,
     /// `None`: [`DEFAULT_ADMIN`], or a free loopback port when it is taken.
     pub admin: Option<SocketAddr>,
     pub watch: bool,
@@ -43,6 +49,7 @@ pub struct Settings {
 pub fn run(spec: &Path, settings: Settings) -> ExitCode {
     let Settings {
         listen,
+        listen_tls,
         admin,
         watch,
         access_log,
@@ -66,6 +73,10 @@ pub fn run(spec: &Path, settings: Settings) -> ExitCode {
     };
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], ir.gateway.listen)));
     let mut opts = Options::new(listen);
+    opts.listen_tls = listen_tls.or_else(|| {
+        let tls = ir.gateway.tls.as_ref()?;
+        Some(SocketAddr::from(([127, 0, 0, 1], tls.listen)))
+    });
     opts.admin_fallback = admin.is_none();
     opts.admin = admin.or_else(|| DEFAULT_ADMIN.parse().ok());
     if let Some(n) = workers {

@@ -80,6 +80,8 @@ pub struct GatewayAst {
     pub read_timeout: Option<Duration>,
     pub server_header: Option<bool>,
     pub policies: Vec<PolicyRef>,
+    /// `tls:`, decoded (certificates read) by [`super::tls`].
+    pub tls: Option<super::tls::TlsAst>,
 }
 
 /// `consumers.NAME`.

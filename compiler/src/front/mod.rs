@@ -5,6 +5,7 @@ pub mod ast;
 pub mod decode;
 mod policy;
 mod spec;
+pub mod tls;
 pub mod yaml;
 
 use crate::diag::Diagnostics;

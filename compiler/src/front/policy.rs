@@ -1263,7 +1263,7 @@ fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<St
 /// `rel` joined to `folder`, if it names a place inside `folder`: not an
 /// absolute path, no `..` that climbs out of it, and (when it exists) not
 /// a symbolic link that leads out of it.
-fn inside_folder(folder: &Path, rel: &str) -> Option<PathBuf> {
+pub(super) fn inside_folder(folder: &Path, rel: &str) -> Option<PathBuf> {
     let mut depth = 0usize;
     for c in Path::new(rel).components() {
         match c {

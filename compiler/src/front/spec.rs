@@ -231,7 +231,7 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
     let f = cx.fields(
         node,
         "`gateway`",
-        &["name", "listen", "baseline", "policies"],
+        &["name", "listen", "baseline", "policies", "tls"],
         "gateway: { name: edge, listen: 8080 }",
     )?;
     let mut gw = GatewayAst {
@@ -252,8 +252,12 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
             .get("policies")
             .map(|n| decode_policy_list(cx, n))
             .unwrap_or_default(),
+        tls: None,
     };
     gw.span = node.span;
+    gw.tls = f
+        .get("tls")
+        .and_then(|n| super::tls::decode(cx, n, gw.listen.unwrap_or(8080)));
     if let Some(b) = f.get("baseline") {
         if let Some(bf) = cx.fields(
             b,

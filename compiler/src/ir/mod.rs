@@ -53,6 +53,7 @@ pub mod lowered;
 pub mod matcher;
 pub mod policy;
 mod source_map;
+pub mod tls;
 pub mod values;
 
 pub use hash::ContentHash;
@@ -96,6 +97,10 @@ pub struct Gateway {
     /// The port each target serves on.
     pub listen: u16,
     pub baseline: Baseline,
+    /// `gateway.tls`: the TLS listener, when the spec has one. Left out of
+    /// the JSON when unset, so specs without it keep their content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<tls::Tls>,
 }
 
 /// What every gateway does even with no policy.

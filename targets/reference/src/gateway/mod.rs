@@ -25,6 +25,7 @@ pub mod router;
 pub mod runtime;
 pub mod secrets;
 pub mod service;
+pub mod tls_listener;
 pub mod upstream;
 pub mod watch;
 
@@ -63,6 +64,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_WORKER: usize = 10_000;
 pub struct Options {
     /// Where requests are served.
     pub listen: SocketAddr,
+    /// Where requests are served over TLS (`gateway.tls`); `None`: no TLS
+    /// listener. The certificates come from each config; while a config has
+    /// none, TLS handshakes are refused.
+    pub listen_tls: Option<SocketAddr>,
     /// Where the admin API is served; `None`: no admin API.
     pub admin: Option<SocketAddr>,
     /// When `admin` is taken by another process, serve the admin API on a
@@ -108,6 +113,7 @@ impl Options {
     pub fn new(listen: SocketAddr) -> Options {
         Options {
             listen,
+            listen_tls: None,
             admin: None,
             admin_fallback: false,
             admin_token: None,
@@ -239,6 +245,7 @@ impl Shared {
 pub struct Gateway {
     shared: Arc<Shared>,
     listen_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     stop: signal::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -284,6 +291,19 @@ impl Gateway {
                 bind(listen_addr).map_err(|e| format!("cannot listen on {listen_addr}: {e}"))?,
             );
         }
+        let tls_addr = match opts.listen_tls {
+            Some(a) => Some(claim(a).map_err(|e| format!("cannot listen on {a} (tls): {e}"))?),
+            None => None,
+        };
+        let mut tls_listeners = Vec::new();
+        if let Some(a) = tls_addr {
+            for _ in 0..opts.workers.max(1) {
+                tls_listeners.push(Some(
+                    bind(a).map_err(|e| format!("cannot listen on {a} (tls): {e}"))?,
+                ));
+            }
+        }
+        tls_listeners.resize_with(opts.workers.max(1), || None);
         let admin_listener = match opts.admin {
             Some(a) => Some(bind_admin(a, opts.admin_fallback).await?),
             None => None,
@@ -322,7 +342,7 @@ impl Gateway {
             },
         };
         let mut tasks = Vec::new();
-        for (n, listener) in listeners.into_iter().enumerate() {
+        for (n, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
             let (shared, stopped) = (shared.clone(), stopped.clone());
             let drain = opts.drain_timeout;
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
@@ -335,10 +355,35 @@ impl Gateway {
                         .build()
                         .expect("a worker runtime");
                     rt.block_on(async move {
-                        match TcpListener::from_std(listener) {
-                            Ok(l) => serve(l, shared, settings, stopped, drain).await,
-                            Err(e) => eprintln!("gatefold: worker {n} cannot listen: {e}"),
-                        }
+                        let tls = async {
+                            match tls_listener.map(TcpListener::from_std) {
+                                Some(Ok(l)) => {
+                                    serve(l, shared.clone(), settings, stopped.clone(), drain, true)
+                                        .await
+                                }
+                                Some(Err(e)) => {
+                                    eprintln!("gatefold: worker {n} cannot listen (tls): {e}")
+                                }
+                                None => {}
+                            }
+                        };
+                        let plain = async {
+                            match TcpListener::from_std(listener) {
+                                Ok(l) => {
+                                    serve(
+                                        l,
+                                        shared.clone(),
+                                        settings,
+                                        stopped.clone(),
+                                        drain,
+                                        false,
+                                    )
+                                    .await
+                                }
+                                Err(e) => eprintln!("gatefold: worker {n} cannot listen: {e}"),
+                            }
+                        };
+                        tokio::join!(plain, tls);
                     });
                     let _ = done.send(());
                 })
@@ -360,6 +405,7 @@ impl Gateway {
         Ok(Gateway {
             shared,
             listen_addr,
+            tls_addr,
             admin_addr,
             stop,
             tasks,
@@ -368,6 +414,11 @@ impl Gateway {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
+    }
+
+    /// Where the TLS listener serves, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -462,6 +513,7 @@ async fn serve(
     settings: ConnSettings,
     mut stopped: signal::Receiver<bool>,
     drain: Duration,
+    tls: bool,
 ) {
     // A permit per open connection: at the cap, the loop stops accepting and
     // new connections wait in the kernel's listen queue. On shutdown, taking
@@ -497,7 +549,11 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let (shared, stopped) = (shared.clone(), stopped.clone());
         tokio::spawn(async move {
-            serve_connection(stream, peer, shared, settings, stopped).await;
+            if tls {
+                tls_listener::serve_connection(stream, peer, shared, settings, stopped).await;
+            } else {
+                serve_connection(stream, peer, shared, settings, stopped).await;
+            }
             drop(permit);
         });
     }
@@ -578,6 +634,10 @@ async fn serve_connection(
         let shared = shared.clone();
         let busy = streams.as_ref().map(conn::Activity::begin);
         async move {
+            // `redirect-http`: every plain request goes to https.
+            if let Some(r) = tls_listener::redirect_http(&shared, &req) {
+                return Ok::<_, Infallible>(r);
+            }
             let resp = service::handle(shared, peer, req).await;
             Ok::<_, Infallible>(match busy {
                 Some(busy) => resp.map(|b| conn::hold(b, busy)),
@@ -627,6 +687,9 @@ pub fn run(ir: ValidIr, opts: Options) -> Result<(), String> {
             gw.listen_addr
         );
         drop(rt);
+        if let Some(a) = gw.tls_addr {
+            eprintln!("gatefold: serving TLS on https://{a}");
+        }
         if let Some(a) = gw.admin_addr {
             eprintln!("gatefold: admin API on http://{a}");
         }

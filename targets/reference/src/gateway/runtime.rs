@@ -73,6 +73,8 @@ pub struct Runtime {
     /// When it was loaded (since the epoch).
     pub loaded_at: Duration,
     pub no_route: Arc<RouteMetrics>,
+    /// `gateway.tls`'s certificates with their keys, when the config has it.
+    pub tls: Option<Arc<super::tls_listener::CertSet>>,
     /// Rate-limit counters by policy instance, for the next config to keep.
     limiters: HashMap<PolicyId, Arc<FixedWindow>>,
 }
@@ -98,6 +100,17 @@ impl Runtime {
                 errors.append(&mut e);
                 Arc::default()
             }
+        };
+
+        let tls = match ir.gateway.tls.as_ref() {
+            Some(t) => match super::tls_listener::CertSet::build(t, env.secrets) {
+                Ok(set) => Some(Arc::new(set)),
+                Err(mut e) => {
+                    errors.append(&mut e);
+                    None
+                }
+            },
+            None => None,
         };
 
         let mut pools = BTreeMap::new();
@@ -326,6 +339,7 @@ impl Runtime {
             server_header: baseline.server_header,
             loaded_at: env.clock.now(),
             no_route: env.metrics.route(super::metrics::NO_ROUTE),
+            tls,
             limiters,
             ir: Arc::new(ir),
         })

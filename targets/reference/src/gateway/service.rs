@@ -327,7 +327,12 @@ async fn run_route(
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let over_tls = head
+        .extensions
+        .get::<super::tls_listener::OverTls>()
+        .is_some();
+    let proto = if over_tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(id) = &ctx.request_id {
         headers.insert(X_REQUEST_ID.clone(), id.clone());
     }
