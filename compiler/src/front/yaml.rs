@@ -490,7 +490,9 @@ fn merge_error(at: Span, found: &str) -> Diagnostic {
     .with_help("write `<<: *anchor` where `&anchor` marks a mapping")
 }
 
-/// Types a plain (unquoted) scalar by the YAML 1.2 core schema.
+/// Types a plain (unquoted) scalar by the YAML 1.2 core schema. A string
+/// is copied on purpose: the parser allocates 32 bytes for every plain
+/// scalar, the copy only its length, and the tree holds many short strings.
 fn plain_scalar(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,

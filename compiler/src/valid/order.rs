@@ -91,11 +91,11 @@ pub fn canonical_order(routes: &mut Vec<ResolvedRoute<'_>>) {
         }
     }
 
-    // Listing order is kept within a group: a stable sort on precedence.
-    let mut decl: Vec<(usize, ResolvedRoute<'_>)> = routes.drain(..).enumerate().collect();
-    decl.sort_by_key(|(i, r)| (Reverse(r.route.matcher.path.precedence()), *i));
+    // Listing order is kept within a group: routes are pushed in listing
+    // order, and a group's key starts with its precedence, so the groups
+    // come out in precedence order without sorting the routes themselves.
     let mut groups: BTreeMap<GroupKey, Vec<ResolvedRoute<'_>>> = BTreeMap::new();
-    for (_, r) in decl {
+    for r in routes.drain(..) {
         groups
             .entry(group_key(&r.route, &depth))
             .or_default()
