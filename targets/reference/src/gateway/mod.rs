@@ -507,6 +507,27 @@ struct ConnSettings {
     h2: conn::Limits,
 }
 
+impl ConnSettings {
+    /// The HTTP/2 server every listener (plain and TLS) serves with.
+    fn h2_builder(&self) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_header_list_size(self.max_header_bytes as u32)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
+        b
+    }
+
+    /// The HTTP/1 server every listener (plain and TLS) serves with.
+    fn h1_builder(&self) -> hyper::server::conn::http1::Builder {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes.max(8192));
+        b
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -646,19 +667,10 @@ async fn serve_connection(
         }
     });
     if h2 {
-        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .max_header_list_size(settings.max_header_bytes as u32)
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        let c = b.serve_connection(io, svc);
+        let c = settings.h2_builder().serve_connection(io, svc);
         drive!(c, conn::closing(activity.as_ref(), settings.h2, stopped));
     } else {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
-            .max_buf_size(settings.max_header_bytes.max(8192));
-        let c = b.serve_connection(io, svc);
+        let c = settings.h1_builder().serve_connection(io, svc);
         // Idle keep-alive connections are cut by the header read timeout.
         let limits = conn::Limits {
             idle: None,

@@ -16,7 +16,7 @@ use gatefold_compiler::ir::Secret;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{Acceptor, ResolvesServerCert};
@@ -24,7 +24,6 @@ use rustls::sign::CertifiedKey;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch as signal;
 use tokio_rustls::LazyConfigAcceptor;
@@ -214,12 +213,7 @@ pub(super) async fn serve_connection(
         }
     });
     if h2 {
-        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .max_header_list_size(settings.max_header_bytes as u32)
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        let c = b.serve_connection(io, svc);
+        let c = settings.h2_builder().serve_connection(io, svc);
         let mut c = std::pin::pin!(c);
         tokio::select! {
             _ = c.as_mut() => {}
@@ -229,11 +223,7 @@ pub(super) async fn serve_connection(
             }
         }
     } else {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
-            .max_buf_size(settings.max_header_bytes.max(8192));
-        let c = b.serve_connection(io, svc);
+        let c = settings.h1_builder().serve_connection(io, svc);
         let mut c = std::pin::pin!(c);
         let limits = conn::Limits {
             idle: None,
