@@ -20,7 +20,7 @@ pub fn run(old: &Path, new: &Path, format: Format) -> ExitCode {
     };
     let changes = diff::diff(&a, &b);
     match format {
-        Format::Text => print!("{}", diff::render(&changes)),
+        Format::Text => crate::stdout::out!("{}", diff::render(&changes)),
         Format::Json => {
             let out = serde_json::json!({
                 "ok": true,
@@ -29,7 +29,7 @@ pub fn run(old: &Path, new: &Path, format: Format) -> ExitCode {
                 "new-hash": b.hash,
                 "changes": changes,
             });
-            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            crate::stdout::outln!("{}", serde_json::to_string_pretty(&out).expect("json"));
         }
     }
     if changes.is_empty() {

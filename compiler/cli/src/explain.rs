@@ -66,15 +66,15 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items).expect("json"));
+        crate::stdout::outln!("{}", serde_json::to_string_pretty(&items).expect("json"));
     } else {
         for (i, r) in routes.iter().enumerate() {
             if i > 0 {
-                println!();
+                crate::stdout::outln!();
             }
-            print!("{}", route_text(ir, r, &places));
+            crate::stdout::out!("{}", route_text(ir, r, &places));
             if let Some(tls) = &ir.gateway.tls {
-                print!("{}", super::explain_tls::text(tls, r));
+                crate::stdout::out!("{}", super::explain_tls::text(tls, r));
             }
         }
     }

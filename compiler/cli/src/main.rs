@@ -9,6 +9,7 @@ mod diff;
 mod explain;
 mod explain_tls;
 mod serve;
+mod stdout;
 mod targets;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -147,8 +148,8 @@ fn main() -> ExitCode {
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
         Command::Capabilities { format } => {
             match format {
-                MatrixFormat::Md => print!("{}", targets::matrix_markdown()),
-                MatrixFormat::Json => println!("{}", targets::matrix_json()),
+                MatrixFormat::Md => crate::stdout::out!("{}", targets::matrix_markdown()),
+                MatrixFormat::Json => crate::stdout::outln!("{}", targets::matrix_json()),
             }
             ExitCode::SUCCESS
         }
@@ -195,7 +196,7 @@ fn report(compiled: &Compiled, extra: &Diagnostics, format: Format, ok_fields: s
             if let (Some(obj), Some(extra)) = (out.as_object_mut(), ok_fields.as_object()) {
                 obj.extend(extra.clone());
             }
-            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            crate::stdout::outln!("{}", serde_json::to_string_pretty(&out).expect("json"));
         }
     }
 }
@@ -213,7 +214,7 @@ fn report_global(format: Format, code: &'static str, message: String, help: &str
                 "ok": false,
                 "diagnostics": all.to_json(&Sources::new()),
             });
-            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            crate::stdout::outln!("{}", serde_json::to_string_pretty(&out).expect("json"));
         }
     }
 }

@@ -473,3 +473,29 @@ fn explain_shows_no_upstream_on_routes_that_answer_themselves() {
         assert_eq!(items[0]["answered-by"], kind);
     }
 }
+
+/// `gatefold explain SPEC | head`: the reader goes away before the report is
+/// written. The command stops quietly (exit 0, nothing on stderr) instead
+/// of panicking on the closed pipe, as `print!` would.
+#[test]
+fn a_closed_stdout_pipe_ends_a_report_quietly() {
+    for args in [
+        &["explain", "examples/petstore"][..],
+        &["explain", "examples/petstore", "--format", "json"][..],
+        &["capabilities"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gatefold"))
+            .args(args)
+            .current_dir(repo())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gatefold runs");
+        // Close the read end before gatefold has written anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("gatefold ends");
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
