@@ -103,6 +103,33 @@ pub struct Limits {
     pub max_age: Option<Duration>,
 }
 
+impl Limits {
+    /// No limit of its own: the connection closes when the gateway stops
+    /// (HTTP/1, whose idle connections the header read timeout cuts).
+    pub const NONE: Limits = Limits {
+        idle: None,
+        max_age: None,
+    };
+}
+
+/// Runs a hyper connection to its end: once `closing` resolves it is asked
+/// to shut down gracefully, then still driven until its open requests are
+/// done. Both listeners (plain and TLS) drive their connections with it. (A
+/// macro: as a generic function over both connection types, the spawned
+/// future trips rustc's higher-ranked `Send` inference.)
+macro_rules! drive {
+    ($conn:expr, $closing:expr) => {{
+        let mut c = std::pin::pin!($conn);
+        tokio::select! {
+            _ = c.as_mut() => {}
+            _ = $closing => {
+                c.as_mut().graceful_shutdown();
+                let _ = c.await;
+            }
+        }
+    }};
+}
+
 /// Resolves when a connection should be asked to close: the gateway stops,
 /// or a limit is reached (idle needs the connection's [`Activity`]).
 pub async fn closing(

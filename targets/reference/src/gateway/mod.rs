@@ -11,6 +11,8 @@ pub mod access_log;
 pub mod admin;
 pub mod client_body;
 pub mod clock;
+// Before the listeners' modules: they use its `drive!` macro.
+#[macro_use]
 mod conn;
 pub mod context;
 mod idle;
@@ -620,23 +622,6 @@ async fn sniff(stream: &mut TcpStream, limit: Duration) -> Option<(bool, Bytes)>
     Some((h2, Bytes::from(buf)))
 }
 
-/// Runs a hyper connection to its end: once `closing` resolves it is asked
-/// to shut down gracefully, then still driven until its open requests are
-/// done. (A macro: as a generic function over both connection types, the
-/// spawned future trips rustc's higher-ranked `Send` inference.)
-macro_rules! drive {
-    ($conn:expr, $closing:expr) => {{
-        let mut c = std::pin::pin!($conn);
-        tokio::select! {
-            _ = c.as_mut() => {}
-            _ = $closing => {
-                c.as_mut().graceful_shutdown();
-                let _ = c.await;
-            }
-        }
-    }};
-}
-
 async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -672,11 +657,7 @@ async fn serve_connection(
     } else {
         let c = settings.h1_builder().serve_connection(io, svc);
         // Idle keep-alive connections are cut by the header read timeout.
-        let limits = conn::Limits {
-            idle: None,
-            max_age: None,
-        };
-        drive!(c, conn::closing(None, limits, stopped));
+        drive!(c, conn::closing(None, conn::Limits::NONE, stopped));
     }
 }
 

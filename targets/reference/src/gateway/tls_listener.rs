@@ -214,27 +214,9 @@ pub(super) async fn serve_connection(
     });
     if h2 {
         let c = settings.h2_builder().serve_connection(io, svc);
-        let mut c = std::pin::pin!(c);
-        tokio::select! {
-            _ = c.as_mut() => {}
-            _ = conn::closing(activity.as_ref(), settings.h2, stopped) => {
-                c.as_mut().graceful_shutdown();
-                let _ = c.await;
-            }
-        }
+        drive!(c, conn::closing(activity.as_ref(), settings.h2, stopped));
     } else {
         let c = settings.h1_builder().serve_connection(io, svc);
-        let mut c = std::pin::pin!(c);
-        let limits = conn::Limits {
-            idle: None,
-            max_age: None,
-        };
-        tokio::select! {
-            _ = c.as_mut() => {}
-            _ = conn::closing(None, limits, stopped) => {
-                c.as_mut().graceful_shutdown();
-                let _ = c.await;
-            }
-        }
+        drive!(c, conn::closing(None, conn::Limits::NONE, stopped));
     }
 }
