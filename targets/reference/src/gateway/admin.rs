@@ -43,7 +43,7 @@ use tokio::sync::watch;
 
 /// Largest config accepted by `PUT /config`: the front end's default limit
 /// on a spec file.
-pub const MAX_CONFIG_BYTES: usize = 32 << 20;
+pub const MAX_CONFIG_BYTES: usize = gatefold_compiler::Limits::DEFAULT_MAX_FILE_BYTES as usize;
 
 /// How long a client may take to send a pushed config.
 const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(60);
