@@ -37,7 +37,7 @@ impl Drop for Scratch {
 
 /// Each test its own copy (`tag`): tests run in parallel.
 fn example_copy(tag: &str) -> Scratch {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tls");
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tls");
     let to = std::env::temp_dir().join(format!("gatefold-serve-tls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&to);
     std::fs::create_dir_all(&to).unwrap();

@@ -51,7 +51,7 @@ fn addr_after(line: &str, prefix: &str) -> Option<SocketAddr> {
 #[test]
 #[cfg(unix)]
 fn serve_answers_and_stops_on_sigterm() {
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart");
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart");
     let child = Command::new(env!("CARGO_BIN_EXE_gatefold"))
         .args(["serve", spec])
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
