@@ -265,7 +265,10 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
         );
         return ExitCode::from(USER_ERROR);
     };
-    let options = Options { strict };
+    let options = Options {
+        strict,
+        ..Options::default()
+    };
     let nested = chosen.len() > 1;
     let mut extra = Diagnostics::new();
     let mut written = Vec::new();

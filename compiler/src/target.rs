@@ -76,6 +76,13 @@ pub struct FieldSupport {
 pub struct Options {
     /// Treat warnings about what a target approximates or leaves out as errors.
     pub strict: bool,
+    /// Where the emitted config serves plain HTTP; `None`: every address
+    /// on `gateway.listen`. `gatefold up` and the tests set a loopback
+    /// address with a free port.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where the emitted config serves TLS (when the spec has
+    /// `gateway.tls`); `None`: every address on `gateway.tls.listen`.
+    pub listen_tls: Option<std::net::SocketAddr>,
 }
 
 /// A path inside the output folder: relative, `/`-separated, no `.` or

@@ -120,7 +120,14 @@ fn an_unsupported_advisory_kind_warns_unless_strict() {
     assert!(!gaps[0].error);
     assert_eq!(gaps[0].policy.to_string(), "route/a.x/cache");
     assert!(!gap_diagnostics(&gaps, &ir).has_errors());
-    let strict = check(&t, &ir, &Options { strict: true });
+    let strict = check(
+        &t,
+        &ir,
+        &Options {
+            strict: true,
+            ..Options::default()
+        },
+    );
     assert!(strict[0].error);
 }
 
