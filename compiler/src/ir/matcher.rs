@@ -342,7 +342,8 @@ impl<'de> Deserialize<'de> for HostPattern {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Matcher {
-    /// Empty: any host.
+    /// Empty: any host (left out of the JSON then).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub hosts: BTreeSet<HostPattern>,
     pub path: PathPattern,
     /// `None`: every method.
