@@ -138,10 +138,10 @@ fn order_group(routes: &[ResolvedRoute<'_>], group: Vec<usize>, order: &mut Vec<
     let route = |i: usize| &routes[group[i]].route;
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting = vec![0usize; n];
-    for i in 0..n {
+    for (i, later) in after.iter_mut().enumerate() {
         for j in i + 1..n {
             if overlap(&route(i).matcher, &route(j).matcher) {
-                after[i].push(j);
+                later.push(j);
                 waiting[j] += 1;
             }
         }
