@@ -139,10 +139,10 @@ fn order_group(routes: &[ResolvedRoute<'_>], group: Vec<usize>, order: &mut Vec<
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting = vec![0usize; n];
     for (i, later) in after.iter_mut().enumerate() {
-        for j in i + 1..n {
+        for (j, wait) in waiting.iter_mut().enumerate().skip(i + 1) {
             if overlap(&route(i).matcher, &route(j).matcher) {
                 later.push(j);
-                waiting[j] += 1;
+                *wait += 1;
             }
         }
     }
