@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diag;
+pub mod dispatch;
 pub mod front;
 pub mod ir;
 mod resolve;

@@ -6,7 +6,7 @@
 //! by listing, so moving an api to another file or reordering routes that do
 //! not overlap changes neither the IR nor its hash.
 
-use crate::ir::{Matcher, PathKind, Route, Segment};
+use crate::ir::{PathKind, Route, Segment};
 use crate::resolve::ResolvedRoute;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -57,26 +57,8 @@ fn group_key(route: &Route, depth: &LiteralDepth) -> GroupKey {
     GroupKey { precedence, bucket }
 }
 
-fn paths_overlap(a: &Matcher, b: &Matcher) -> bool {
-    let (pa, pb) = (&a.path, &b.path);
-    if pa.kind() != PathKind::Template {
-        return pa.shape() == pb.shape();
-    }
-    pa.segments.len() == pb.segments.len()
-        && pa.segments.iter().zip(&pb.segments).all(|pair| match pair {
-            (Segment::Literal(x), Segment::Literal(y)) => x == y,
-            _ => true,
-        })
-}
-
-/// Whether some request could match both.
-pub fn overlap(a: &Matcher, b: &Matcher) -> bool {
-    let methods = match (&a.methods, &b.methods) {
-        (Some(x), Some(y)) => !x.is_disjoint(y),
-        _ => true,
-    };
-    methods && a.hosts_overlap(b) && paths_overlap(a, b)
-}
+/// Whether some request could match both (shared with the dispatch view).
+pub use crate::dispatch::relations::matchers_overlap as overlap;
 
 /// Reorders routes, given in listing order, into the canonical match order:
 /// the only ordering of routes there is. Routes that overlap keep their
