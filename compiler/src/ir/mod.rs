@@ -60,7 +60,7 @@ pub use hash::ContentHash;
 pub use instance::{Attachment, Origin, PolicyId, PolicyInstance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
-pub use policy::{Phase, Policy, PolicyKind, TargetKind};
+pub use policy::{Phase, Policy, PolicyKind, Stakes, TargetKind};
 pub use source_map::{Level, Loc, SourceMap};
 pub use values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
 

@@ -54,191 +54,136 @@ impl Phase {
     }
 }
 
-/// Every v1 policy kind, in execution order.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PolicyKind {
-    IpFilter,
-    Cors,
-    RequestSizeLimit,
-    KeyAuth,
-    BasicAuth,
-    Jwt,
-    Acl,
-    RateLimit,
-    Deprecation,
-    Script,
-    Mock,
-    Redirect,
-    RequestHeaders,
-    Rewrite,
-    Cache,
-    Timeout,
-    Retry,
-    TrafficSplit,
-    ResponseHeaders,
-    Native,
+/// Declares the policy kinds once, in execution order, and generates from
+/// that one list everything that must agree kind by kind:
+///
+/// * [`PolicyKind`], the kind enum (its order is the execution order), with
+///   [`PolicyKind::ALL`], [`PolicyKind::as_str`] (the spelling in specs),
+///   [`PolicyKind::phase`] and [`PolicyKind::stakes`];
+/// * [`Policy`], one variant per kind holding its checked options, and
+///   [`Policy::kind`].
+///
+/// Each line reads `Variant: "spelling", Options, Phase, Stakes;` where
+/// `Options` is the options type defined below (two kinds may share one)
+/// and `Stakes` says what leaving the kind out would cost ([`Stakes`]).
+macro_rules! policy_kinds {
+    ($(
+        $(#[doc = $doc:literal])*
+        $kind:ident: $name:literal, $options:ty, $phase:ident, $stakes:ident;
+    )*) => {
+        /// Every v1 policy kind, in execution order.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum PolicyKind {
+            $($(#[doc = $doc])* $kind,)*
+        }
+
+        impl PolicyKind {
+            /// Every kind, in execution order.
+            pub const ALL: [PolicyKind; [$($name),*].len()] = [$(PolicyKind::$kind),*];
+
+            /// The spelling used in specs: `key-auth`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(PolicyKind::$kind => $name,)*
+                }
+            }
+
+            /// The phase the kind runs in (`script` also runs in [`Phase::Response`]).
+            pub fn phase(self) -> Phase {
+                match self {
+                    $(PolicyKind::$kind => Phase::$phase,)*
+                }
+            }
+
+            /// What leaving the kind out would cost.
+            pub fn stakes(self) -> Stakes {
+                match self {
+                    $(PolicyKind::$kind => Stakes::$stakes,)*
+                }
+            }
+        }
+
+        /// One policy with its checked options. Serialized as `{"kind": "...", ...options}`.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "kebab-case")]
+        pub enum Policy {
+            $($kind($options),)*
+        }
+
+        impl Policy {
+            pub fn kind(&self) -> PolicyKind {
+                match self {
+                    $(Policy::$kind(_) => PolicyKind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+policy_kinds! {
+    IpFilter: "ip-filter", IpFilter, IpFilter, Security;
+    Cors: "cors", Cors, Cors, Behaviour;
+    RequestSizeLimit: "request-size-limit", RequestSizeLimit, RequestSizeLimit, Security;
+    KeyAuth: "key-auth", KeyAuth, Authentication, Security;
+    BasicAuth: "basic-auth", BasicAuth, Authentication, Security;
+    Jwt: "jwt", Jwt, Authentication, Security;
+    Acl: "acl", Acl, Acl, Security;
+    RateLimit: "rate-limit", RateLimit, RateLimit, Security;
+    Deprecation: "deprecation", Deprecation, Deprecation, Advisory;
+    Script: "script", Script, RequestScript, Security;
+    Mock: "mock", Mock, ShortCircuit, Behaviour;
+    Redirect: "redirect", Redirect, ShortCircuit, Behaviour;
+    RequestHeaders: "request-headers", HeaderTransform, RequestTransform, Behaviour;
+    Rewrite: "rewrite", Rewrite, RequestTransform, Behaviour;
+    Cache: "cache", Cache, Cache, Advisory;
+    Timeout: "timeout", Timeout, Proxy, Behaviour;
+    Retry: "retry", Retry, Proxy, Behaviour;
+    TrafficSplit: "traffic-split", TrafficSplit, Proxy, Behaviour;
+    ResponseHeaders: "response-headers", HeaderTransform, Response, Behaviour;
+    /// Passed through where the target places such config.
+    Native: "native", Native, Response, Behaviour;
+}
+
+/// What leaving a policy kind out of a target's output would cost: this
+/// decides whether a target that cannot carry a kind out may warn or must
+/// refuse.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stakes {
+    /// It protects the gateway: a target must carry it out exactly or
+    /// refuse the spec, never leave it out (fail closed).
+    Security,
+    /// Its absence changes no request's outcome, only hints (`deprecation`
+    /// headers) or speed (`cache`): a target may leave it out with a warning.
+    Advisory,
+    /// It shapes what requests get: a target that cannot carry it out
+    /// refuses the spec; one that approximates it warns (refuses under `--strict`).
+    Behaviour,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 20] = [
-        PolicyKind::IpFilter,
-        PolicyKind::Cors,
-        PolicyKind::RequestSizeLimit,
-        PolicyKind::KeyAuth,
-        PolicyKind::BasicAuth,
-        PolicyKind::Jwt,
-        PolicyKind::Acl,
-        PolicyKind::RateLimit,
-        PolicyKind::Deprecation,
-        PolicyKind::Script,
-        PolicyKind::Mock,
-        PolicyKind::Redirect,
-        PolicyKind::RequestHeaders,
-        PolicyKind::Rewrite,
-        PolicyKind::Cache,
-        PolicyKind::Timeout,
-        PolicyKind::Retry,
-        PolicyKind::TrafficSplit,
-        PolicyKind::ResponseHeaders,
-        PolicyKind::Native,
-    ];
-
-    /// The spelling used in specs: `key-auth`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyKind::IpFilter => "ip-filter",
-            PolicyKind::Cors => "cors",
-            PolicyKind::RequestSizeLimit => "request-size-limit",
-            PolicyKind::KeyAuth => "key-auth",
-            PolicyKind::BasicAuth => "basic-auth",
-            PolicyKind::Jwt => "jwt",
-            PolicyKind::Acl => "acl",
-            PolicyKind::RateLimit => "rate-limit",
-            PolicyKind::Deprecation => "deprecation",
-            PolicyKind::Script => "script",
-            PolicyKind::Mock => "mock",
-            PolicyKind::Redirect => "redirect",
-            PolicyKind::RequestHeaders => "request-headers",
-            PolicyKind::Rewrite => "rewrite",
-            PolicyKind::Cache => "cache",
-            PolicyKind::Timeout => "timeout",
-            PolicyKind::Retry => "retry",
-            PolicyKind::TrafficSplit => "traffic-split",
-            PolicyKind::ResponseHeaders => "response-headers",
-            PolicyKind::Native => "native",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<PolicyKind> {
         PolicyKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The phase the kind runs in (`script` also runs in [`Phase::Response`]).
-    pub fn phase(self) -> Phase {
-        match self {
-            PolicyKind::IpFilter => Phase::IpFilter,
-            PolicyKind::Cors => Phase::Cors,
-            PolicyKind::RequestSizeLimit => Phase::RequestSizeLimit,
-            PolicyKind::KeyAuth | PolicyKind::BasicAuth | PolicyKind::Jwt => Phase::Authentication,
-            PolicyKind::Acl => Phase::Acl,
-            PolicyKind::RateLimit => Phase::RateLimit,
-            PolicyKind::Deprecation => Phase::Deprecation,
-            PolicyKind::Script => Phase::RequestScript,
-            PolicyKind::Mock | PolicyKind::Redirect => Phase::ShortCircuit,
-            PolicyKind::RequestHeaders | PolicyKind::Rewrite => Phase::RequestTransform,
-            PolicyKind::Cache => Phase::Cache,
-            PolicyKind::Timeout | PolicyKind::Retry | PolicyKind::TrafficSplit => Phase::Proxy,
-            PolicyKind::ResponseHeaders => Phase::Response,
-            // Passed through where the target places such config.
-            PolicyKind::Native => Phase::Response,
-        }
     }
 
     pub fn is_authentication(self) -> bool {
         self.phase() == Phase::Authentication
     }
 
-    /// Kinds that protect the gateway: a target must carry them out exactly
-    /// or refuse the spec, never leave them out (fail closed).
+    /// Kinds that protect the gateway: see [`Stakes::Security`].
     pub fn is_security(self) -> bool {
-        matches!(
-            self,
-            PolicyKind::KeyAuth
-                | PolicyKind::BasicAuth
-                | PolicyKind::Jwt
-                | PolicyKind::Acl
-                | PolicyKind::IpFilter
-                | PolicyKind::RateLimit
-                | PolicyKind::RequestSizeLimit
-                | PolicyKind::Script
-        )
+        self.stakes() == Stakes::Security
     }
 
-    /// Kinds whose absence changes no request's outcome, only hints
-    /// (`deprecation` headers) or speed (`cache`): the only ones a target
-    /// may leave out with a warning.
+    /// Kinds a target may leave out with a warning: see [`Stakes::Advisory`].
     pub fn is_advisory(self) -> bool {
-        matches!(self, PolicyKind::Deprecation | PolicyKind::Cache)
+        self.stakes() == Stakes::Advisory
     }
 }
 
 impl fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// One policy with its checked options. Serialized as `{"kind": "...", ...options}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Policy {
-    IpFilter(IpFilter),
-    Cors(Cors),
-    RequestSizeLimit(RequestSizeLimit),
-    KeyAuth(KeyAuth),
-    BasicAuth(BasicAuth),
-    Jwt(Jwt),
-    Acl(Acl),
-    RateLimit(RateLimit),
-    Deprecation(Deprecation),
-    Script(Script),
-    Mock(Mock),
-    Redirect(Redirect),
-    RequestHeaders(HeaderTransform),
-    Rewrite(Rewrite),
-    Cache(Cache),
-    Timeout(Timeout),
-    Retry(Retry),
-    TrafficSplit(TrafficSplit),
-    ResponseHeaders(HeaderTransform),
-    Native(Native),
-}
-
-impl Policy {
-    pub fn kind(&self) -> PolicyKind {
-        match self {
-            Policy::IpFilter(_) => PolicyKind::IpFilter,
-            Policy::Cors(_) => PolicyKind::Cors,
-            Policy::RequestSizeLimit(_) => PolicyKind::RequestSizeLimit,
-            Policy::KeyAuth(_) => PolicyKind::KeyAuth,
-            Policy::BasicAuth(_) => PolicyKind::BasicAuth,
-            Policy::Jwt(_) => PolicyKind::Jwt,
-            Policy::Acl(_) => PolicyKind::Acl,
-            Policy::RateLimit(_) => PolicyKind::RateLimit,
-            Policy::Deprecation(_) => PolicyKind::Deprecation,
-            Policy::Script(_) => PolicyKind::Script,
-            Policy::Mock(_) => PolicyKind::Mock,
-            Policy::Redirect(_) => PolicyKind::Redirect,
-            Policy::RequestHeaders(_) => PolicyKind::RequestHeaders,
-            Policy::Rewrite(_) => PolicyKind::Rewrite,
-            Policy::Cache(_) => PolicyKind::Cache,
-            Policy::Timeout(_) => PolicyKind::Timeout,
-            Policy::Retry(_) => PolicyKind::Retry,
-            Policy::TrafficSplit(_) => PolicyKind::TrafficSplit,
-            Policy::ResponseHeaders(_) => PolicyKind::ResponseHeaders,
-            Policy::Native(_) => PolicyKind::Native,
-        }
     }
 }
 
@@ -645,6 +590,27 @@ pub struct Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The generated lists agree: `ALL` is in execution order (the enum's
+    /// order, which chains sort by) and runs phase by phase, each spelling
+    /// parses back to its kind and is the one serde writes.
+    #[test]
+    fn kind_lists_agree() {
+        assert!(PolicyKind::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert!(PolicyKind::ALL
+            .windows(2)
+            .all(|w| w[0].phase() <= w[1].phase()));
+        for k in PolicyKind::ALL {
+            assert_eq!(PolicyKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        let p = Policy::Timeout(Timeout {
+            connect: None,
+            read: None,
+        });
+        assert_eq!(p.kind(), PolicyKind::Timeout);
+        assert_eq!(serde_json::to_value(&p).unwrap()["kind"], "timeout");
+    }
 
     /// Typed values keep the IR's JSON spelling: `"*"` and origins as
     /// strings, redirect statuses as numbers; others are refused on load.
