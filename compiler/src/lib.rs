@@ -233,6 +233,9 @@ pub fn compile_sources_with(
     }
     let (gateway, mut routes, resolve_diags) = resolve::resolve(&spec);
     diagnostics.extend(resolve_diags);
+    valid::check_consumers(&spec, &mut diagnostics);
+    valid::check_credentials_exist(&spec, &routes, &mut diagnostics);
+    valid::check_chains(&spec, &routes, &mut diagnostics);
     front::tls::check(&spec, &mut diagnostics);
     valid::canonical_order(&mut routes);
     valid::check_routes(&routes, &mut diagnostics);
