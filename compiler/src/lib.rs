@@ -280,7 +280,7 @@ pub fn compile_sources_with(
                 id.clone(),
                 ir::PolicyInstance {
                     attachment: id.attachment.clone(),
-                    origin: ir::Origin {
+                    origin: ir::Provenance {
                         via: step.source.via.clone(),
                     },
                     policy: step.policy.policy.clone(),

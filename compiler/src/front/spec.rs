@@ -9,7 +9,7 @@ use super::yaml::{Node, Value};
 use crate::diag::Diagnostic;
 use crate::ir::policy::PolicyKind;
 use crate::ir::values::{Duration, HeaderName, Method, Name};
-use crate::ir::{Balance, BasicCredential, HealthCheck, OriginUrl, Upstream, UpstreamTarget};
+use crate::ir::{Balance, BasicCredential, HealthCheck, OriginServer, OriginUrl, Upstream};
 use std::collections::BTreeSet;
 
 const TOP: &[&str] = &[
@@ -309,7 +309,7 @@ fn decode_upstream(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Upstream
                 None => Some(1),
             };
             if let (Some(url), Some(weight)) = (url, weight) {
-                targets.push(UpstreamTarget { url, weight });
+                targets.push(OriginServer { url, weight });
             }
         }
         if targets.is_empty() && matches!(&t.value, Value::Seq(s) if s.is_empty()) {

@@ -40,7 +40,7 @@
 //! Entities are named by the spec: routes by [`RouteId`] (`api.route`),
 //! policy instances by [`PolicyId`], upstreams and consumers by name.
 //! Generated names in every target derive from these only. [`SourceMap`]
-//! points each entity back to its spec line; an instance's [`Origin`] says
+//! points each entity back to its spec line; an instance's [`Provenance`] says
 //! which named policy it came through. [`Ir::hash`] covers the meaning only
 //! (not sources, not origins), so reformatting a spec or renaming a named
 //! policy leaves it unchanged.
@@ -57,7 +57,7 @@ pub mod tls;
 pub mod values;
 
 pub use hash::ContentHash;
-pub use instance::{Attachment, Origin, PolicyId, PolicyInstance};
+pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, Stakes, TargetKind};
@@ -128,7 +128,9 @@ pub struct Timeouts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Upstream {
-    pub targets: Vec<UpstreamTarget>,
+    /// Its origin servers (the spec's `targets`; "target" in this code
+    /// means a back end).
+    pub targets: Vec<OriginServer>,
     pub balance: Balance,
     pub health: Option<HealthCheck>,
     pub retries: Option<policy::Retry>,
@@ -139,7 +141,7 @@ pub struct Upstream {
 /// One origin server of an upstream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct UpstreamTarget {
+pub struct OriginServer {
     pub url: OriginUrl,
     pub weight: u32,
 }

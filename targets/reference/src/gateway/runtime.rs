@@ -11,7 +11,7 @@
 
 use super::clock::Clock;
 use super::metrics::{Metrics, RouteMetrics, TargetHealth};
-use super::phases::Policy;
+use super::phases::PhaseHooks;
 use super::policies::{
     acl::AclPolicy, auth::Authentication, auth::Authenticator, basic_auth::BasicAuthMethod,
     cache::ResponseCache, cors::CorsPolicy, deprecation::DeprecationPolicy, headers,
@@ -51,7 +51,7 @@ pub struct ProxyPlan {
 pub struct RouteRt {
     pub id: Arc<str>,
     /// The chain's policies in phase order.
-    pub policies: Vec<Box<dyn Policy>>,
+    pub policies: Vec<Box<dyn PhaseHooks>>,
     /// Index of the first policy at phase 3 or later (the body check runs there).
     pub after_body: usize,
     pub max_body: u64,
@@ -139,7 +139,7 @@ impl Runtime {
         for route in &ir.routes {
             let id: Arc<str> = route.id.to_string().into();
             let metrics = env.metrics.route(&id);
-            let mut policies: Vec<Box<dyn Policy>> = Vec::new();
+            let mut policies: Vec<Box<dyn PhaseHooks>> = Vec::new();
             let mut after_body = None;
             let mut cache = None;
             let mut has_cors = false;

@@ -3,7 +3,7 @@
 //! `remove`, then `set` (replace every value), then `add` (one more line).
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Policy, UpstreamRequest};
+use crate::gateway::phases::{PhaseHooks, UpstreamRequest};
 use gatefold_compiler::ir::policy::HeaderTransform;
 use http::{response, HeaderMap, HeaderName, HeaderValue};
 
@@ -55,7 +55,7 @@ impl Transform {
 /// `request-headers`.
 pub struct RequestHeaders(pub Transform);
 
-impl Policy for RequestHeaders {
+impl PhaseHooks for RequestHeaders {
     fn upstream_request(&self, up: &mut UpstreamRequest, _ctx: &Ctx) {
         self.0.apply(&mut up.headers);
     }
@@ -64,7 +64,7 @@ impl Policy for RequestHeaders {
 /// `response-headers`.
 pub struct ResponseHeaders(pub Transform);
 
-impl Policy for ResponseHeaders {
+impl PhaseHooks for ResponseHeaders {
     fn response_filter(&self, resp: &mut response::Parts, _ctx: &Ctx) {
         self.0.apply(&mut resp.headers);
     }

@@ -1,7 +1,7 @@
 //! `mock` (phase 9): the gateway answers without contacting any upstream.
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use bytes::Bytes;
 use gatefold_compiler::ir::policy::{Mock, MockBody};
@@ -40,7 +40,7 @@ impl MockPolicy {
     }
 }
 
-impl Policy for MockPolicy {
+impl PhaseHooks for MockPolicy {
     fn request_filter(&self, _req: &request::Parts, _ctx: &mut Ctx) -> Flow {
         let mut resp = respond::with_body(self.status, self.body.clone());
         *resp.headers_mut() = self.headers.clone();

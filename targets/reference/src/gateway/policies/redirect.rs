@@ -4,7 +4,7 @@
 //! `/\...`) is refused with 400 (an open redirect).
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use gatefold_compiler::ir::policy::Redirect;
 use gatefold_compiler::ir::PathPattern;
@@ -65,7 +65,7 @@ fn network_path(location: &str) -> bool {
     b.len() >= 2 && matches!(b[0], b'/' | b'\\') && matches!(b[1], b'/' | b'\\')
 }
 
-impl Policy for RedirectPolicy {
+impl PhaseHooks for RedirectPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let params = self.route_path.matches(&ctx.path).unwrap_or_default();
         let mut location = fill(&self.to, &params);
