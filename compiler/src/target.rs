@@ -20,7 +20,7 @@
 //! the secrets the runtime must be given, and what each file is.
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::policy::{JwtKey, Policy};
+use crate::ir::policy::{JwtKey, Policy, PublicKey};
 use crate::ir::{Loc, PolicyId, PolicyKind, RouteId, Secret, TargetKind, ValidIr};
 use crate::source::{FileId, Pos, Span};
 use serde::Serialize;
@@ -195,13 +195,13 @@ pub fn required_secrets(ir: &ValidIr) -> (BTreeSet<Secret>, BTreeSet<String>) {
     for p in ir.policies.values() {
         if let Policy::Jwt(j) = &p.policy {
             match &j.key {
-                JwtKey::Secret(s) => {
-                    secrets.insert(s.clone());
+                JwtKey::Hs256 { secret } => {
+                    secrets.insert(secret.clone());
                 }
-                JwtKey::PublicKeyEnv(v) => {
+                JwtKey::Rs256(PublicKey::Env(v)) | JwtKey::Es256(PublicKey::Env(v)) => {
                     env.insert(v.clone());
                 }
-                JwtKey::PublicKeyPem(_) => {}
+                JwtKey::Rs256(PublicKey::File { .. }) | JwtKey::Es256(PublicKey::File { .. }) => {}
             }
         }
     }

@@ -78,7 +78,9 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                 );
                 return None;
             }
-            JwtKey::Secret(decode_secret(cx, s, "`secret`")?)
+            JwtKey::Hs256 {
+                secret: decode_secret(cx, s, "`secret`")?,
+            }
         }
         (None, Some(p)) => {
             if hmac {
@@ -96,13 +98,11 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                 &["file", "env"],
                 "public-key: { file: keys/jwt.pub }",
             )?;
-            match (pf.get("file"), pf.get("env")) {
-                (Some(file), None) => {
-                    let alg = *algorithms.first().expect("checked non-empty");
-                    JwtKey::PublicKeyPem(public_key_file(cx, file, alg)?)
-                }
+            let alg = *algorithms.first().expect("checked non-empty");
+            let public = match (pf.get("file"), pf.get("env")) {
+                (Some(file), None) => public_key_file(cx, file, alg)?,
                 (None, Some(_)) => match decode_secret(cx, p, "`public-key`")? {
-                    Secret::Env(v) => JwtKey::PublicKeyEnv(v),
+                    Secret::Env(v) => PublicKey::Env(v),
                 },
                 _ => {
                     cx.error(
@@ -113,6 +113,10 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                     );
                     return None;
                 }
+            };
+            match alg {
+                JwtAlgorithm::RS256 => JwtKey::Rs256(public),
+                _ => JwtKey::Es256(public),
             }
         }
         (Some(_), Some(p)) => {
@@ -167,7 +171,6 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                 cx.set("`audiences`", listed)
             })
             .unwrap_or_default(),
-        algorithms,
         key,
         consumer_claim: opt_string(cx, &f, "consumer-claim", "sub").unwrap_or_else(|| "sub".into()),
         claims_to_headers,
@@ -177,7 +180,7 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
 
 /// Reads a `public-key: { file }` and checks that it is a PEM public key
 /// that fits `alg`: RSA for RS256, P-256 for ES256.
-fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<String> {
+fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<PublicKey> {
     let rel = cx.str(file, "`file`", "keys/jwt.pub")?;
     let Some(path) = inside_folder(cx.base_dir, rel) else {
         // One text whatever is there: a spec sent to a running gateway must
@@ -203,7 +206,13 @@ fn public_key_file(cx: &mut Cx<'_>, file: &Node, alg: JwtAlgorithm) -> Option<St
         }
     };
     let problem = match pem_key_type(&pem) {
-        Ok(found) if found == alg => return Some(pem),
+        Ok(found) if found == alg => match pem_der(&pem).and_then(|der| jwk_of(&der, alg)) {
+            Some(jwk) => return Some(PublicKey::File { pem, jwk }),
+            None => (
+                format!("`{rel}` holds a public key whose structure cannot be read"),
+                "export it again: `openssl pkey -pubin -in key.pub -out key.pub`".to_string(),
+            ),
+        },
         Ok(found) => {
             let (kind, fits) = match found {
                 JwtAlgorithm::ES256 => ("a P-256 (EC)", "ES256"),
@@ -242,11 +251,7 @@ fn pem_key_type(pem: &str) -> Result<JwtAlgorithm, (String, String)> {
             "convert it: `openssl rsa -RSAPublicKey_in -in key.pem -pubout -out key.pub`".into(),
         ));
     }
-    let body = pem
-        .split_once("-----BEGIN PUBLIC KEY-----")
-        .and_then(|(_, rest)| rest.split_once("-----END PUBLIC KEY-----"))
-        .map(|(body, _)| body);
-    let der = body.and_then(base64_decode).ok_or_else(|| {
+    let der = pem_der(pem).ok_or_else(|| {
         (
             "holds no PEM public key (`-----BEGIN PUBLIC KEY-----`)".to_string(),
             export.to_string(),
@@ -298,4 +303,131 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// The DER bytes of a PEM `PUBLIC KEY`.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    pem.split_once("-----BEGIN PUBLIC KEY-----")
+        .and_then(|(_, rest)| rest.split_once("-----END PUBLIC KEY-----"))
+        .and_then(|(body, _)| base64_decode(body))
+}
+
+/// One DER element: (tag, contents, what follows).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The JWK members of a SubjectPublicKeyInfo whose algorithm
+/// [`pem_key_type`] found to be `alg`: RSA `n` and `e`, or the P-256 point's
+/// `x` and `y`.
+fn jwk_of(der: &[u8], alg: JwtAlgorithm) -> Option<Jwk> {
+    const SEQUENCE: u8 = 0x30;
+    const BIT_STRING: u8 = 0x03;
+    const INTEGER: u8 = 0x02;
+    let (SEQUENCE, spki, _) = tlv(der)? else {
+        return None;
+    };
+    let (SEQUENCE, _, rest) = tlv(spki)? else {
+        return None;
+    };
+    let (BIT_STRING, bits, _) = tlv(rest)? else {
+        return None;
+    };
+    let key = bits.strip_prefix(&[0])?; // no unused bits
+    match alg {
+        JwtAlgorithm::RS256 => {
+            let (SEQUENCE, rsa, _) = tlv(key)? else {
+                return None;
+            };
+            let (INTEGER, n, rest) = tlv(rsa)? else {
+                return None;
+            };
+            let (INTEGER, e, _) = tlv(rest)? else {
+                return None;
+            };
+            // DER integers carry a leading zero when the top bit is set; JWK does not.
+            let unsigned = |b: &[u8]| base64url(&b[b.iter().take_while(|x| **x == 0).count()..]);
+            Some(Jwk::Rsa {
+                n: unsigned(n),
+                e: unsigned(e),
+            })
+        }
+        JwtAlgorithm::ES256 => {
+            // Uncompressed point: 0x04, then 32 bytes of x and 32 of y.
+            let xy = key.strip_prefix(&[4]).filter(|xy| xy.len() == 64)?;
+            Some(Jwk::Ec {
+                x: base64url(&xy[..32]),
+                y: base64url(&xy[32..]),
+            })
+        }
+        JwtAlgorithm::HS256 => None,
+    }
+}
+
+/// Base64url without padding (RFC 7515 §2).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(path: &str) -> Vec<u8> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        pem_der(&std::fs::read_to_string(root.join(path)).unwrap()).unwrap()
+    }
+
+    /// A public key's JWK members are its numbers, base64url without
+    /// padding: the modulus without DER's leading zero (openssl prints it
+    /// as `00:b2:62:4d:...`) and 65537 as `AQAB`; a P-256 point's x and y
+    /// (openssl: `04:56:45:b8:...`), 32 bytes each.
+    #[test]
+    fn public_keys_become_jwks() {
+        let rsa = jwk_of(
+            &der("examples/kitchen-sink/keys/jwt-rs256.pub"),
+            JwtAlgorithm::RS256,
+        );
+        let Some(Jwk::Rsa { n, e }) = rsa else {
+            panic!("{rsa:?}")
+        };
+        assert!(n.starts_with("smJN"), "{n}");
+        assert_eq!(n.len(), 342); // 256 bytes
+        assert_eq!(e, "AQAB");
+        let ec = jwk_of(
+            &der("compiler/tests/bad-specs/51-jwt-key-wrong-type/keys/issuer.pub"),
+            JwtAlgorithm::ES256,
+        );
+        let Some(Jwk::Ec { x, y }) = ec else {
+            panic!("{ec:?}")
+        };
+        assert!(x.starts_with("VkW4"), "{x}");
+        assert_eq!((x.len(), y.len()), (43, 43));
+        assert_eq!(base64url(b"\xff\xfe"), "__4");
+    }
 }

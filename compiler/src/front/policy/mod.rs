@@ -28,7 +28,9 @@ use super::values::{decode_retry, decode_secret, decode_timeouts, inside_folder,
 use super::yaml::{Node, Value};
 use crate::diag::Diagnostic;
 use crate::ir::policy::*;
-use crate::ir::values::{check_header_value, Date, Duration, HeaderName, Method, Name, Secret};
+use crate::ir::values::{
+    check_header_value, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret,
+};
 use crate::ir::PathPattern;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,7 +137,7 @@ fn fields<'n>(
     cx.fields(node, &format!("`{kind}` options"), allowed, example)
 }
 
-fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, String> {
+fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, HeaderValue> {
     let mut out = BTreeMap::new();
     for e in cx.map(node, what, "{ x-source: gateway }").unwrap_or(&[]) {
         let name = match e.key.parse::<HeaderName>() {
@@ -162,16 +164,19 @@ fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, 
                 continue;
             }
         };
-        if let Err(msg) = check_header_value(&value) {
-            let help = if value.contains(['\n', '\r']) {
-                "keep header values on one line"
-            } else {
-                "use printable ASCII only; percent-encode other characters"
-            };
-            cx.error("invalid-header-value", e.value.span, msg, help);
-            continue;
+        match value.parse::<HeaderValue>() {
+            Ok(value) => {
+                out.insert(name, value);
+            }
+            Err(msg) => {
+                let help = if value.contains(['\n', '\r']) {
+                    "keep header values on one line"
+                } else {
+                    "use printable ASCII only; percent-encode other characters"
+                };
+                cx.error("invalid-header-value", e.value.span, msg, help);
+            }
         }
-        out.insert(name, value);
     }
     out
 }

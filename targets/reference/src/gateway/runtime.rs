@@ -236,10 +236,9 @@ impl Runtime {
                         Ok(r) => policies.push(Box::new(r)),
                         Err(e) => fail(e),
                     },
-                    IrPolicy::RequestHeaders(c) => match headers::Transform::new(c) {
-                        Ok(t) => policies.push(Box::new(headers::RequestHeaders(t))),
-                        Err(e) => fail(e),
-                    },
+                    IrPolicy::RequestHeaders(c) => policies.push(Box::new(
+                        headers::RequestHeaders(headers::Transform::new(c)),
+                    )),
                     // The lowered upstream path, below.
                     IrPolicy::Rewrite(_) => {}
                     IrPolicy::Cache(c) => {
@@ -258,10 +257,9 @@ impl Runtime {
                     }
                     // Folded into the lowered proxy plan.
                     IrPolicy::Timeout(_) | IrPolicy::Retry(_) | IrPolicy::TrafficSplit(_) => {}
-                    IrPolicy::ResponseHeaders(c) => match headers::Transform::new(c) {
-                        Ok(t) => policies.push(Box::new(headers::ResponseHeaders(t))),
-                        Err(e) => fail(e),
-                    },
+                    IrPolicy::ResponseHeaders(c) => policies.push(Box::new(
+                        headers::ResponseHeaders(headers::Transform::new(c)),
+                    )),
                     // Configuration for other targets; nothing here for this one.
                     IrPolicy::Native(_) => {}
                 }
