@@ -168,7 +168,7 @@ fn the_capability_matrix_in_docs_is_generated() {
     );
     let json = gatefold(&["capabilities", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["reference"]["kinds"]["mock"], "native");
+    assert_eq!(v["reference"]["kinds"]["mock"], "built-in");
     assert_eq!(v["reference"]["kinds"]["script"], "unsupported");
     assert!(v["reference"]["fields"].is_array());
 }

@@ -234,6 +234,9 @@ pub fn compile_sources_with(
     }
     let (gateway, mut routes, resolve_diags) = resolve::resolve(&spec);
     diagnostics.extend(resolve_diags);
+    valid::check_consumers(&spec, &mut diagnostics);
+    valid::check_credentials_exist(&spec, &routes, &mut diagnostics);
+    valid::check_chains(&spec, &routes, &mut diagnostics);
     front::tls::check(&spec, &mut diagnostics);
     valid::canonical_order(&mut routes);
     valid::check_routes(&routes, &mut diagnostics);
@@ -305,7 +308,7 @@ pub fn compile_sources_with(
                     id.clone(),
                     ir::PolicyInstance {
                         attachment: id.attachment.clone(),
-                        origin: ir::Origin {
+                        origin: ir::Provenance {
                             via: step.source.via.clone(),
                         },
                         policy: step.policy.policy.clone(),

@@ -1,10 +1,14 @@
 //! Resolution: names to definitions, inheritance (gateway -> api -> route),
-//! defaults, and each route's chain in phase order. Produces the IR.
+//! defaults, and each route's chain in phase order. Produces the IR's
+//! routes. It reports only what stops it resolving: names that refer to
+//! nothing, a kind attached twice at one level, `disable` that contradicts
+//! or removes nothing. What the resolved chains mean together is checked
+//! by validation (`crate::valid`).
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
 use crate::front::decode::did_you_mean;
-use crate::ir::policy::{Policy, PolicyKind, Rewrite};
+use crate::ir::policy::PolicyKind;
 use crate::ir::values::{ByteSize, Duration, Name};
 use crate::ir::*;
 use crate::source::Span;
@@ -37,6 +41,13 @@ pub struct ResolvedRoute<'a> {
     pub own_policies: &'a [PolicyRef],
     /// The base path `strip-base-path` removes before proxying.
     pub strip_base: Option<String>,
+    /// The api and route as written, for validation's messages.
+    pub api: &'a Def<ApiAst>,
+    pub ast: &'a Def<RouteAst>,
+    /// Whether a policy name in the chain's levels refers to nothing (or
+    /// to a definition that failed to decode): the chain lacks it, so what
+    /// it seems to lack follows from that error and is not reported again.
+    pub incomplete: bool,
 }
 
 pub(crate) fn loc(span: Span) -> Loc {
@@ -52,9 +63,6 @@ struct Resolver<'a> {
     policies: HashMap<&'a Name, &'a Def<PolicyDef>>,
     upstreams: HashMap<&'a Name, &'a Def<Upstream>>,
     diags: Diagnostics,
-    /// Problems of effective chains, by code and place: a policy inherited
-    /// by many routes is reported once, naming every route it breaks.
-    chain_diags: BTreeMap<(&'static str, Span), (Diagnostic, Vec<RouteId>)>,
     /// Unknown policy names already reported: a bundle naming one is
     /// expanded wherever it is attached, but the name is written once.
     unknown_reported: HashSet<Span>,
@@ -70,12 +78,10 @@ pub fn resolve(spec: &SpecAst) -> (Gateway, Vec<ResolvedRoute<'_>>, Diagnostics)
         policies: spec.policies.iter().map(|d| (&d.name, d)).collect(),
         upstreams: spec.upstreams.iter().map(|d| (&d.name, d)).collect(),
         diags: Diagnostics::new(),
-        chain_diags: BTreeMap::new(),
         unknown_reported: HashSet::new(),
         duplicates_reported: HashSet::new(),
     };
     r.check_option_names();
-    r.check_consumers();
     let gateway = r.gateway();
     let gw_steps = match &spec.gateway {
         Some(g) => r.level_steps(&g.policies, Level::Gateway),
@@ -102,8 +108,6 @@ pub fn resolve(spec: &SpecAst) -> (Gateway, Vec<ResolvedRoute<'_>>, Diagnostics)
             }
         }
     }
-    r.check_credentials_exist(&routes);
-    r.flush_chain_diags();
     (gateway, routes, r.diags)
 }
 
@@ -217,86 +221,6 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Consumer-wide rules: group names that differ only in case, and basic
-    /// users shared by two consumers (the gateway could not tell them apart).
-    fn check_consumers(&mut self) {
-        let mut groups: BTreeMap<String, &NameRef> = BTreeMap::new();
-        let mut users: HashMap<&str, (&Name, Span)> = HashMap::new();
-        for c in &self.spec.consumers {
-            for g in &c.value.group_refs {
-                let first = *groups
-                    .entry(g.name.as_str().to_ascii_lowercase())
-                    .or_insert(g);
-                if first.name != g.name {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "name-case-clash",
-                            g.span,
-                            format!("group `{}` differs from group `{}` only in case", g.name, first.name),
-                        )
-                        .with_related(first.span, format!("`{}` is used here", first.name))
-                        .with_help(format!("groups are case-sensitive; write `{}` if it is the same group, or rename one", first.name)),
-                    );
-                }
-            }
-            let (Some(b), Some(at)) = (&c.value.basic, c.value.basic_user_span) else {
-                continue;
-            };
-            match users.get(b.user.as_str()) {
-                Some((first, first_at)) => self.diags.push(
-                    Diagnostic::error(
-                        "duplicate-basic-user",
-                        at,
-                        format!(
-                            "consumers `{first}` and `{}` have the same basic-auth user `{}`",
-                            c.name, b.user
-                        ),
-                    )
-                    .with_related(*first_at, format!("`{first}` uses it here"))
-                    .with_help(
-                        "give each consumer its own user, so the gateway knows who is calling",
-                    ),
-                ),
-                None => {
-                    users.insert(b.user.as_str(), (&c.name, at));
-                }
-            }
-        }
-    }
-
-    /// `key-auth` and `basic-auth` need a consumer holding that credential,
-    /// or every request they check would get 401.
-    fn check_credentials_exist(&mut self, routes: &[ResolvedRoute<'a>]) {
-        if self.spec.decode_errors {
-            return; // a credential may be among what failed to decode
-        }
-        let consumers = &self.spec.consumers;
-        let has_key = consumers.iter().any(|c| !c.value.keys.is_empty());
-        let has_basic = consumers.iter().any(|c| c.value.basic.is_some());
-        let mut seen = BTreeSet::new();
-        for step in routes.iter().flat_map(|r| &r.steps) {
-            let p = step.policy;
-            let (missing, credential) = match p.kind() {
-                PolicyKind::KeyAuth => (!has_key, "credentials: { key: { env: ACME_API_KEY } }"),
-                PolicyKind::BasicAuth => (
-                    !has_basic,
-                    "credentials: { basic: { user: acme, password: { env: ACME_PASSWORD } } }",
-                ),
-                _ => continue,
-            };
-            if missing && seen.insert(p.kind_span) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "no-credentials",
-                        p.kind_span,
-                        format!("`{}` is used, but no consumer has a credential it accepts, so every request would get 401", p.kind()),
-                    )
-                    .with_help(format!("give a consumer `{credential}`")),
-                );
-            }
-        }
-    }
-
     /// `disable` naming a kind the same level also attaches is contradictory.
     fn check_disable_and_attach(&mut self, disable: &Disable, own: &[Step<'a>]) {
         for (kind, span) in disable {
@@ -311,31 +235,6 @@ impl<'a> Resolver<'a> {
                     .with_help(format!("remove `{kind}` from `disable`: the `{kind}` attached here already replaces the inherited one")),
                 );
             }
-        }
-    }
-
-    /// Records a problem of one route's chain; see [`Resolver::chain_diags`].
-    fn chain_error(&mut self, id: &RouteId, d: Diagnostic) {
-        let key = (d.code, d.span.expect("chain problems have a place"));
-        let ids = &mut self
-            .chain_diags
-            .entry(key)
-            .or_insert_with(|| (d, Vec::new()))
-            .1;
-        if ids.last() != Some(id) {
-            ids.push(id.clone());
-        }
-    }
-
-    fn flush_chain_diags(&mut self) {
-        for (_, (mut d, ids)) in std::mem::take(&mut self.chain_diags) {
-            if ids.len() > 1 {
-                let others: Vec<String> = ids[1..].iter().map(|i| format!("`{i}`")).collect();
-                let noun = if others.len() == 1 { "route" } else { "routes" };
-                d.message
-                    .push_str(&format!(" (also {noun} {})", others.join(", ")));
-            }
-            self.diags.push(d);
         }
     }
 
@@ -621,26 +520,6 @@ impl<'a> Resolver<'a> {
         let incomplete = [gateway_refs, &a.policies[..], &rt.policies[..]]
             .iter()
             .any(|refs| self.names_unknown_policy(refs));
-        let has = |k: PolicyKind| steps.iter().any(|s| s.policy.kind() == k);
-        let answers_itself = has(PolicyKind::Mock) || has(PolicyKind::Redirect);
-        if upstream_ref.is_none()
-            && !answers_itself
-            && !has(PolicyKind::TrafficSplit)
-            && !incomplete
-        {
-            let help = self.no_upstream_help(&api.name);
-            self.diags.push(
-                Diagnostic::error(
-                    "no-upstream",
-                    route.span,
-                    format!("route `{id}` has nowhere to send requests"),
-                )
-                .with_help(help),
-            );
-        }
-        self.check_chain(&id, &steps, &path, rt.path_span, &a.base_path, incomplete);
-        self.check_upstream_overridden(&id, rt, &steps);
-        self.check_strip_and_rewrite(&id, api, &steps);
         let strip_base = (a.strip_base_path && !a.base_path.segments.is_empty())
             .then(|| a.base_path.to_string());
         let chain = steps
@@ -673,232 +552,11 @@ impl<'a> Resolver<'a> {
             steps,
             own_policies: &rt.policies,
             strip_base,
+            api,
+            ast: route,
+            incomplete,
         })
     }
-
-    /// What to write when an api's route reaches no upstream: an existing
-    /// upstream named like the api, or the only one, if there is such.
-    fn no_upstream_help(&self, api: &Name) -> String {
-        let ups = &self.spec.upstreams;
-        let pick =
-            ups.iter()
-                .find(|u| u.name == *api)
-                .or(if ups.len() == 1 { ups.first() } else { None });
-        match pick {
-            Some(u) => format!("give api `{api}` an upstream (`upstream: {}`), or answer with a `mock` or `redirect`", u.name),
-            None => format!("give api `{api}` or this route an `upstream:`, or answer with a `mock` or `redirect`"),
-        }
-    }
-
-    /// A route's own `upstream` is never used under a `traffic-split`.
-    fn check_upstream_overridden(&mut self, id: &RouteId, rt: &RouteAst, steps: &[Step<'a>]) {
-        let Some(own) = &rt.upstream else { return };
-        let Some(split) = steps
-            .iter()
-            .find(|s| s.policy.kind() == PolicyKind::TrafficSplit)
-        else {
-            return;
-        };
-        let from = match split.source.level {
-            Level::Gateway => "it inherits from the gateway",
-            Level::Api => "it inherits from its api",
-            Level::Route => "attached to it",
-        };
-        self.diags.push(
-            Diagnostic::warning(
-                "upstream-overridden",
-                own.span,
-                format!("route `{id}` sets `upstream: {}`, but the `traffic-split` {from} chooses the upstream of every request", own.name),
-            )
-            .with_related(split.policy.kind_span, "traffic-split attached here")
-            .with_help("remove this `upstream`, or `disable: [traffic-split]` on the route"),
-        );
-    }
-
-    /// `strip-base-path: true` and a `rewrite` would both change the path sent upstream.
-    fn check_strip_and_rewrite(&mut self, id: &RouteId, api: &Def<ApiAst>, steps: &[Step<'a>]) {
-        let a = &api.value;
-        let (true, Some(strip_at)) = (a.strip_base_path, a.strip_base_path_span) else {
-            return;
-        };
-        let Some(step) = steps
-            .iter()
-            .find(|s| s.policy.kind() == PolicyKind::Rewrite)
-        else {
-            return;
-        };
-        let help = match &step.policy.policy {
-            Policy::Rewrite(Rewrite::Prefix { strip: None, .. }) => format!(
-                "remove `strip-base-path: true` and write `strip-prefix: {}` in the rewrite",
-                a.base_path
-            ),
-            Policy::Rewrite(Rewrite::Path(_)) => {
-                "remove `strip-base-path: true`: a rewrite `path` already gives the whole path sent upstream".to_string()
-            }
-            _ => "remove `strip-base-path: true` and let the rewrite's `strip-prefix` remove the base path".to_string(),
-        };
-        self.chain_error(
-            id,
-            Diagnostic::error(
-                "rewrite-contradiction",
-                step.policy.kind_span,
-                format!("route `{id}` has a `rewrite`, but api `{}` has `strip-base-path: true`: only one may change the path sent upstream", api.name),
-            )
-            .with_related(strip_at, "strip-base-path set here")
-            .with_help(help),
-        );
-    }
-
-    /// Checks that hold between the policies of one effective chain and its route.
-    fn check_chain(
-        &mut self,
-        id: &RouteId,
-        steps: &[Step<'a>],
-        path: &PathPattern,
-        path_span: Span,
-        base: &PathPattern,
-        incomplete: bool,
-    ) {
-        let find = |k: PolicyKind| steps.iter().find(|s| s.policy.kind() == k);
-        // An incomplete chain may lack its authentication only because of
-        // the unknown name (see `route`).
-        let authenticated = incomplete || steps.iter().any(|s| s.policy.kind().is_authentication());
-        if let (Some(m), Some(r)) = (find(PolicyKind::Mock), find(PolicyKind::Redirect)) {
-            self.chain_error(
-                id,
-                Diagnostic::error(
-                    "mock-and-redirect",
-                    r.policy.kind_span,
-                    format!("route `{id}` both mocks and redirects; only one can answer"),
-                )
-                .with_related(m.policy.kind_span, "mock attached here")
-                .with_help(match (m.source.level, r.source.level) {
-                    (a, b) if a < b => {
-                        "keep one of them, or add `disable: [mock]` beside the redirect"
-                    }
-                    (a, b) if a > b => {
-                        "keep one of them, or add `disable: [redirect]` beside the mock"
-                    }
-                    _ => "keep one of them",
-                }),
-            );
-        }
-        if let Some(acl) = find(PolicyKind::Acl) {
-            if !authenticated {
-                self.chain_error(
-                    id,
-                    Diagnostic::error("acl-without-auth", acl.policy.kind_span, format!("route `{id}` checks consumer groups but authenticates nobody, so every request would get 403"))
-                        .with_help("add `key-auth`, `basic-auth` or `jwt` to the route, its api or the gateway"),
-                );
-            }
-        }
-        if let Some(rl) = find(PolicyKind::RateLimit) {
-            if let Policy::RateLimit(p) = &rl.policy.policy {
-                if p.key == crate::ir::policy::RateKey::Consumer && !authenticated {
-                    self.chain_error(
-                        id,
-                        Diagnostic::error(
-                            "rate-limit-without-auth",
-                            rl.policy.kind_span,
-                            format!("route `{id}` limits per consumer but authenticates nobody"),
-                        )
-                        .with_help("add an authentication policy, or use `key: ip`"),
-                    );
-                }
-            }
-        }
-        if let Some(step) = find(PolicyKind::Rewrite) {
-            match &step.policy.policy {
-                Policy::Rewrite(Rewrite::Path(_)) => {
-                    self.check_params(id, path, path_span, step, "`rewrite`")
-                }
-                Policy::Rewrite(Rewrite::Prefix {
-                    strip: Some(strip), ..
-                }) => {
-                    let lit = path.literal_prefix();
-                    let is_prefix =
-                        |p: &str| p == "/" || lit == p || lit.starts_with(&format!("{p}/"));
-                    if !is_prefix(strip) {
-                        // Usually the base path was left out: the full path includes it.
-                        let base = base.to_string();
-                        let with_base = format!("{}{strip}", base.trim_end_matches('/'));
-                        let help = if base != "/" && is_prefix(&with_base) {
-                            format!("write `strip-prefix: {with_base}`: the route's full path includes the base path `{base}`")
-                        } else {
-                            format!("strip a prefix of `{lit}`, at a `/` boundary")
-                        };
-                        let at = step
-                            .policy
-                            .template
-                            .as_ref()
-                            .map_or(step.policy.kind_span, |n| n.span);
-                        self.chain_error(
-                            id,
-                            Diagnostic::error("rewrite-contradiction", at, format!("`strip-prefix: {strip}` can never apply to route `{id}`: its paths start with `{lit}`"))
-                                .with_related(path_span, "route path")
-                                .with_help(help),
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(step) = find(PolicyKind::Redirect) {
-            self.check_params(id, path, path_span, step, "`redirect`");
-        }
-    }
-
-    /// Reports `{param}`s of a rewrite or redirect template that the
-    /// route's path lacks, each at the placeholder.
-    fn check_params(
-        &mut self,
-        id: &RouteId,
-        path: &PathPattern,
-        path_span: Span,
-        step: &Step<'a>,
-        what: &str,
-    ) {
-        let Some(node) = &step.policy.template else {
-            return;
-        };
-        let crate::front::yaml::Value::Str(text) = &node.value else {
-            return;
-        };
-        let params: Vec<&str> = path.params().collect();
-        for (range, p) in template_params(text) {
-            if params.contains(&p) {
-                continue;
-            }
-            let at = crate::front::decode::span_within(node, text, range);
-            self.chain_error(
-                id,
-                Diagnostic::error("rewrite-contradiction", at, format!("{what} uses `{{{p}}}`, but route `{id}` has no such parameter (its path is `{path}`)"))
-                    .with_related(path_span, "route path")
-                    .with_help(if params.is_empty() {
-                        "the route path has no parameters; use a literal path".to_string()
-                    } else {
-                        let list: Vec<String> = params.iter().map(|p| format!("`{{{p}}}`")).collect();
-                        format!("use the route's {}: {}", if list.len() == 1 { "parameter" } else { "parameters" }, list.join(", "))
-                    }),
-            );
-        }
-    }
-}
-
-/// `{name}` placeholders in a template string, with their byte ranges.
-fn template_params(text: &str) -> Vec<(std::ops::Range<usize>, &str)> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(start) = text[from..].find('{').map(|i| from + i) {
-        match text[start..].find('}').map(|i| start + i) {
-            Some(end) => {
-                out.push((start..end + 1, &text[start + 1..end]));
-                from = end + 1;
-            }
-            None => break,
-        }
-    }
-    out
 }
 
 /// A name that refers to nothing: a did-you-mean over the `known` names, or

@@ -20,7 +20,7 @@
 //! the secrets the runtime must be given, and what each file is.
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::policy::{JwtKey, Policy};
+use crate::ir::policy::{JwtKey, Policy, PublicKey};
 use crate::ir::{Loc, PolicyId, PolicyKind, RouteId, Secret, TargetKind, ValidIr};
 use crate::source::{FileId, Pos, Span};
 use serde::Serialize;
@@ -31,8 +31,10 @@ use std::fmt;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Support {
-    /// With the target's own feature for it.
-    Native,
+    /// With the target's own feature for it. (Not "native": that is the
+    /// policy kind that passes target configuration through.)
+    #[serde(rename = "built-in")]
+    Builtin,
     /// With generated code or a combination of features, same behaviour.
     Emulated,
     /// With a behaviour that differs in a way `note` says.
@@ -44,13 +46,13 @@ pub enum Support {
 impl Support {
     /// Whether the target does exactly what the IR says.
     pub fn is_exact(self) -> bool {
-        matches!(self, Support::Native | Support::Emulated)
+        matches!(self, Support::Builtin | Support::Emulated)
     }
 
-    /// The matrix cell: `native`, `emulated`, `approximate`, `-`.
+    /// The matrix cell: `built-in`, `emulated`, `approximate`, `-`.
     pub fn cell(self) -> &'static str {
         match self {
-            Support::Native => "native",
+            Support::Builtin => "built-in",
             Support::Emulated => "emulated",
             Support::Approximate { .. } => "approximate",
             Support::Unsupported => "-",
@@ -193,13 +195,13 @@ pub fn required_secrets(ir: &ValidIr) -> (BTreeSet<Secret>, BTreeSet<String>) {
     for p in ir.policies.values() {
         if let Policy::Jwt(j) = &p.policy {
             match &j.key {
-                JwtKey::Secret(s) => {
-                    secrets.insert(s.clone());
+                JwtKey::Hs256 { secret } => {
+                    secrets.insert(secret.clone());
                 }
-                JwtKey::PublicKeyEnv(v) => {
+                JwtKey::Rs256(PublicKey::Env(v)) | JwtKey::Es256(PublicKey::Env(v)) => {
                     env.insert(v.clone());
                 }
-                JwtKey::PublicKeyPem(_) => {}
+                JwtKey::Rs256(PublicKey::File { .. }) | JwtKey::Es256(PublicKey::File { .. }) => {}
             }
         }
     }
@@ -259,7 +261,7 @@ pub fn check(target: &dyn Target, ir: &ValidIr, options: &Options) -> Vec<Gap> {
     for (id, instance) in &ir.policies {
         let kind = id.kind;
         let severity = |support: Support| match support {
-            Support::Native | Support::Emulated => None,
+            Support::Builtin | Support::Emulated => None,
             // Until scripts are compiled, no target runs one.
             _ if kind == PolicyKind::Script => Some(true),
             _ if kind.is_security() => Some(true),

@@ -34,7 +34,7 @@ impl Target for TestTarget {
         if self.unsupported.contains(&kind) {
             Support::Unsupported
         } else {
-            Support::Native
+            Support::Builtin
         }
     }
     fn fields(&self) -> Vec<FieldSupport> {
@@ -181,7 +181,7 @@ fn the_matrix_shows_field_entries() {
     );
     assert!(md.contains("[1]: counted per second, scaled"), "{md}");
     let json = matrix_json(&[&t]);
-    assert_eq!(json["nginx"]["kinds"]["cors"], "native");
+    assert_eq!(json["nginx"]["kinds"]["cors"], "built-in");
     assert_eq!(json["nginx"]["fields"][0]["field"], "per");
 }
 

@@ -58,6 +58,9 @@ pub enum PolicyRef {
 }
 
 /// A named entry of the top-level `policies:` section.
+// One per named policy, so the size of the larger variant costs little;
+// boxing it would add an allocation to every named policy instead.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum PolicyDef {
     Single(PolicyAst),

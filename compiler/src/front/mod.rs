@@ -6,6 +6,7 @@ pub mod decode;
 mod policy;
 mod spec;
 pub mod tls;
+mod values;
 pub mod yaml;
 
 use crate::diag::Diagnostics;

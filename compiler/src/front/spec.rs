@@ -3,12 +3,13 @@
 
 use super::ast::*;
 use super::decode::{suggest, Cx, Fields};
-use super::policy::{decode_policy_object, decode_secret};
+use super::policy::decode_policy_object;
+use super::values::{decode_retry, decode_secret, decode_timeouts, duration, name_at};
 use super::yaml::{Node, Value};
 use crate::diag::Diagnostic;
-use crate::ir::policy::{PolicyKind, Retry, RetryOn, Timeout};
+use crate::ir::policy::PolicyKind;
 use crate::ir::values::{Duration, HeaderName, Method, Name};
-use crate::ir::{Balance, BasicCredential, HealthCheck, OriginUrl, Upstream, UpstreamTarget};
+use crate::ir::{Balance, BasicCredential, HealthCheck, OriginServer, OriginUrl, Upstream};
 use std::collections::BTreeSet;
 
 const TOP: &[&str] = &[
@@ -137,22 +138,6 @@ fn note_misspelt_sections(f: &Fields<'_>, spec: &mut SpecAst) {
     }
 }
 
-/// Checks a name written as a mapping key.
-pub fn name_at(cx: &mut Cx<'_>, text: &str, span: crate::source::Span, what: &str) -> Option<Name> {
-    match text.parse::<Name>() {
-        Ok(n) => Some(n),
-        Err(msg) => {
-            cx.error(
-                "invalid-name",
-                span,
-                format!("{what} name: {msg}"),
-                "for example `pets-v2`",
-            );
-            None
-        }
-    }
-}
-
 /// A `NAME: definition` section, appended to `out`; a name already defined
 /// (in this or another file) is an error naming both places. Returns the
 /// names whose definitions could not be decoded.
@@ -224,12 +209,6 @@ fn named<T>(
     failed
 }
 
-/// A time limit or interval: above zero.
-fn duration(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str, what: &str) -> Option<Duration> {
-    f.get(key)
-        .and_then(|n| cx.positive_duration(n, &format!("{what} `{key}`"), "5s"))
-}
-
 fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
     let f = cx.fields(
         node,
@@ -293,80 +272,6 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
     Some(gw)
 }
 
-/// `on: [connect-failure, 502]` of retries.
-pub fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn> {
-    let names: Vec<&str> = RetryOn::ALL.iter().map(|(n, _)| *n).collect();
-    let Some(items) = cx.list(node, "retry `on`", "on: [connect-failure, 502, 503]") else {
-        return BTreeSet::new();
-    };
-    cx.non_empty(
-        node,
-        "retry `on`",
-        "nothing would ever be retried",
-        "list what triggers a retry, like `on: [connect-failure]`, or set `attempts: 0`",
-    );
-    let mut out = Vec::new();
-    for item in items {
-        let text = match &item.value {
-            Value::Str(s) => s.clone(),
-            Value::Int(i) => i.to_string(),
-            _ => String::new(),
-        };
-        match RetryOn::ALL.iter().find(|(n, _)| *n == text) {
-            Some((_, on)) => out.push((*on, item)),
-            None => cx.error(
-                "invalid-retry-condition",
-                item.span,
-                format!("`{text}` is not a retry condition"),
-                super::decode::did_you_mean(&text, &names),
-            ),
-        }
-    }
-    cx.set("retry `on`", out)
-}
-
-/// `{attempts, on}` of an upstream's `retries` or a `retry` policy.
-pub fn decode_retry(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Retry> {
-    let f = cx.fields(
-        node,
-        what,
-        &["attempts", "on"],
-        "{ attempts: 2, on: [connect-failure, 502] }",
-    )?;
-    let attempts = match cx.required(&f, "attempts", what, "attempts: 2") {
-        Some(n) => cx.int(n, "`attempts`", 0, 10)? as u32,
-        None => return None,
-    };
-    let on = match f.get("on") {
-        Some(n) => decode_retry_on(cx, n),
-        None => [RetryOn::ConnectFailure].into_iter().collect(),
-    };
-    Some(Retry { attempts, on })
-}
-
-/// `{connect, read}` of an upstream's `timeouts` or a `timeout` policy.
-pub fn decode_timeouts(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Timeout> {
-    let f = cx.fields(
-        node,
-        what,
-        &["connect", "read"],
-        "{ connect: 2s, read: 10s }",
-    )?;
-    let t = Timeout {
-        connect: duration(cx, &f, "connect", "timeout"),
-        read: duration(cx, &f, "read", "timeout"),
-    };
-    if f.entries.is_empty() {
-        cx.error(
-            "missing-key",
-            f.span,
-            format!("{what} sets no timeout"),
-            "add `connect: 2s` or `read: 10s`",
-        );
-    }
-    Some(t)
-}
-
 fn decode_upstream(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Upstream> {
     let what = format!("upstream `{name}`");
     let f = cx.fields(
@@ -407,7 +312,7 @@ fn decode_upstream(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<Upstream
                 None => Some(1),
             };
             if let (Some(url), Some(weight)) = (url, weight) {
-                targets.push(UpstreamTarget { url, weight });
+                targets.push(OriginServer { url, weight });
             }
         }
         if targets.is_empty() && matches!(&t.value, Value::Seq(s) if s.is_empty()) {

@@ -215,12 +215,12 @@ fn private_key(cx: &mut Cx<'_>, node: &Node) -> Option<(TlsKey, Option<String>)>
     }
     let f: Fields<'_> = cx.fields(node, "`key`", &["env", "file"], "key: { env: API_TLS_KEY }")?;
     match (f.get("env"), f.get("file")) {
-        (Some(_), None) => match super::policy::decode_secret(cx, node, "`key`")? {
+        (Some(_), None) => match super::values::decode_secret(cx, node, "`key`")? {
             crate::ir::Secret::Env(name) => Some((TlsKey::Env(name), None)),
         },
         (None, Some(file)) => {
             let (rel, text) = read_file(cx, file, "certs/api.key")?;
-            let path = super::policy::inside_folder(cx.base_dir, rel)?;
+            let path = super::values::inside_folder(cx.base_dir, rel)?;
             // Absolute, so the gateway finds it whatever its working folder.
             let abs = path.canonicalize().unwrap_or(path);
             Some((TlsKey::File(abs.display().to_string()), Some(text)))
@@ -240,7 +240,7 @@ fn private_key(cx: &mut Cx<'_>, node: &Node) -> Option<(TlsKey, Option<String>)>
 /// Reads a `file:` named relative to the spec file's folder (and inside it).
 fn read_file<'n>(cx: &mut Cx<'_>, file: &'n Node, example: &str) -> Option<(&'n str, String)> {
     let rel = cx.str(file, "`file`", example)?;
-    let Some(path) = super::policy::inside_folder(cx.base_dir, rel) else {
+    let Some(path) = super::values::inside_folder(cx.base_dir, rel) else {
         cx.error(
             "file-outside-spec",
             file.span,

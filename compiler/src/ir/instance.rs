@@ -115,7 +115,7 @@ impl<'de> Deserialize<'de> for PolicyId {
 /// How an instance was written: inline, or through named policies.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct Origin {
+pub struct Provenance {
     /// The bundles and named policy it came through, outermost first; empty
     /// when written inline. Not part of the meaning (renaming a named
     /// policy changes nothing a gateway does), so not hashed.
@@ -128,7 +128,7 @@ pub struct Origin {
 pub struct PolicyInstance {
     /// Equal to the id's attachment; here so a reader of the instance alone knows it.
     pub attachment: Attachment,
-    pub origin: Origin,
+    pub origin: Provenance,
     pub policy: Policy,
 }
 

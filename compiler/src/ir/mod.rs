@@ -40,7 +40,7 @@
 //! Entities are named by the spec: routes by [`RouteId`] (`api.route`),
 //! policy instances by [`PolicyId`], upstreams and consumers by name.
 //! Generated names in every target derive from these only. [`SourceMap`]
-//! points each entity back to its spec line; an instance's [`Origin`] says
+//! points each entity back to its spec line; an instance's [`Provenance`] says
 //! which named policy it came through. [`Ir::hash`] covers the meaning only
 //! (not sources, not origins), so reformatting a spec or renaming a named
 //! policy leaves it unchanged.
@@ -57,12 +57,12 @@ pub mod tls;
 pub mod values;
 
 pub use hash::ContentHash;
-pub use instance::{Attachment, Origin, PolicyId, PolicyInstance};
+pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
-pub use policy::{Phase, Policy, PolicyKind, TargetKind};
+pub use policy::{Phase, Policy, PolicyKind, Stakes, TargetKind};
 pub use source_map::{Level, Loc, SourceMap};
-pub use values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
+pub use values::{ByteSize, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,7 +128,9 @@ pub struct Timeouts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Upstream {
-    pub targets: Vec<UpstreamTarget>,
+    /// Its origin servers (the spec's `targets`; "target" in this code
+    /// means a back end).
+    pub targets: Vec<OriginServer>,
     pub balance: Balance,
     pub health: Option<HealthCheck>,
     pub retries: Option<policy::Retry>,
@@ -139,7 +141,7 @@ pub struct Upstream {
 /// One origin server of an upstream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct UpstreamTarget {
+pub struct OriginServer {
     pub url: OriginUrl,
     pub weight: u32,
 }
@@ -148,9 +150,30 @@ pub struct UpstreamTarget {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OriginUrl {
     pub tls: bool,
-    /// A DNS name, an IPv4 address, or an IPv6 address in brackets.
-    pub host: String,
+    pub host: OriginHost,
     pub port: u16,
+}
+
+/// The host of an origin server: a name to resolve, or an address to
+/// connect to as it is. Back ends differ here (Envoy: a `STRICT_DNS` or a
+/// `STATIC` cluster; nginx: a `resolver` for names), so the IR says which.
+/// Written as in a URL: IPv6 in brackets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OriginHost {
+    /// A DNS name, lower-case: `pets.internal`.
+    Dns(String),
+    /// An IPv4 or IPv6 address.
+    Ip(std::net::IpAddr),
+}
+
+impl fmt::Display for OriginHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OriginHost::Dns(name) => f.write_str(name),
+            OriginHost::Ip(std::net::IpAddr::V4(a)) => write!(f, "{a}"),
+            OriginHost::Ip(std::net::IpAddr::V6(a)) => write!(f, "[{a}]"),
+        }
+    }
 }
 
 impl fmt::Display for OriginUrl {
@@ -188,7 +211,7 @@ impl std::str::FromStr for OriginUrl {
                     format!("`{s}`: `{after}` follows the IPv6 address; only `:PORT` may, like `http://[{addr}]:8080`")
                 })?),
             };
-            (format!("[{addr}]"), port)
+            (addr.to_string(), port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_string(), Some(p)),
@@ -204,17 +227,15 @@ impl std::str::FromStr for OriginUrl {
             None if tls => 443,
             None => 80,
         };
-        if !host.starts_with('[') {
-            host.parse::<HostPattern>()
-                .ok()
-                .filter(|h| matches!(h, HostPattern::Exact(_)))
-                .ok_or_else(|| format!("`{s}`: `{host}` is not a host name or address"))?;
-        }
-        Ok(OriginUrl {
-            tls,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        let host = if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            OriginHost::Ip(ip)
+        } else {
+            match host.parse::<HostPattern>() {
+                Ok(HostPattern::Exact(name)) => OriginHost::Dns(name),
+                _ => return Err(format!("`{s}`: `{host}` is not a host name or address")),
+            }
+        };
+        Ok(OriginUrl { tls, host, port })
     }
 }
 
@@ -418,5 +439,25 @@ impl std::ops::Deref for ValidIr {
     type Target = Ir;
     fn deref(&self) -> &Ir {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An origin host says whether it is a name to resolve or an address,
+    /// and is written back as it reads in a URL (IPv6 in brackets).
+    #[test]
+    fn origin_hosts_are_names_or_addresses() {
+        let url: OriginUrl = "http://Pets.Internal:9001".parse().unwrap();
+        assert_eq!(url.host, OriginHost::Dns("pets.internal".into()));
+        let url: OriginUrl = "https://10.0.0.7".parse().unwrap();
+        assert_eq!(url.host, OriginHost::Ip([10, 0, 0, 7].into()));
+        assert_eq!(url.to_string(), "https://10.0.0.7:443");
+        let url: OriginUrl = "http://[::1]:8080".parse().unwrap();
+        assert!(matches!(url.host, OriginHost::Ip(std::net::IpAddr::V6(_))));
+        assert_eq!(url.to_string(), "http://[::1]:8080");
+        assert!("http://*.example.com".parse::<OriginUrl>().is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! Policy kinds, their options as checked values, and the fixed phase each
 //! runs in. The order of [`PolicyKind`] is the execution order.
 
-use super::matcher::PathPattern;
-use super::values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
+use super::matcher::{HostPattern, PathPattern};
+use super::values::{
+    check_header_value, ByteSize, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,191 +56,136 @@ impl Phase {
     }
 }
 
-/// Every v1 policy kind, in execution order.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PolicyKind {
-    IpFilter,
-    Cors,
-    RequestSizeLimit,
-    KeyAuth,
-    BasicAuth,
-    Jwt,
-    Acl,
-    RateLimit,
-    Deprecation,
-    Script,
-    Mock,
-    Redirect,
-    RequestHeaders,
-    Rewrite,
-    Cache,
-    Timeout,
-    Retry,
-    TrafficSplit,
-    ResponseHeaders,
-    Native,
+/// Declares the policy kinds once, in execution order, and generates from
+/// that one list everything that must agree kind by kind:
+///
+/// * [`PolicyKind`], the kind enum (its order is the execution order), with
+///   [`PolicyKind::ALL`], [`PolicyKind::as_str`] (the spelling in specs),
+///   [`PolicyKind::phase`] and [`PolicyKind::stakes`];
+/// * [`Policy`], one variant per kind holding its checked options, and
+///   [`Policy::kind`].
+///
+/// Each line reads `Variant: "spelling", Options, Phase, Stakes;` where
+/// `Options` is the options type defined below (two kinds may share one)
+/// and `Stakes` says what leaving the kind out would cost ([`Stakes`]).
+macro_rules! policy_kinds {
+    ($(
+        $(#[doc = $doc:literal])*
+        $kind:ident: $name:literal, $options:ty, $phase:ident, $stakes:ident;
+    )*) => {
+        /// Every v1 policy kind, in execution order.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum PolicyKind {
+            $($(#[doc = $doc])* $kind,)*
+        }
+
+        impl PolicyKind {
+            /// Every kind, in execution order.
+            pub const ALL: [PolicyKind; [$($name),*].len()] = [$(PolicyKind::$kind),*];
+
+            /// The spelling used in specs: `key-auth`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(PolicyKind::$kind => $name,)*
+                }
+            }
+
+            /// The phase the kind runs in (`script` also runs in [`Phase::Response`]).
+            pub fn phase(self) -> Phase {
+                match self {
+                    $(PolicyKind::$kind => Phase::$phase,)*
+                }
+            }
+
+            /// What leaving the kind out would cost.
+            pub fn stakes(self) -> Stakes {
+                match self {
+                    $(PolicyKind::$kind => Stakes::$stakes,)*
+                }
+            }
+        }
+
+        /// One policy with its checked options. Serialized as `{"kind": "...", ...options}`.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "kebab-case")]
+        pub enum Policy {
+            $($kind($options),)*
+        }
+
+        impl Policy {
+            pub fn kind(&self) -> PolicyKind {
+                match self {
+                    $(Policy::$kind(_) => PolicyKind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+policy_kinds! {
+    IpFilter: "ip-filter", IpFilter, IpFilter, Security;
+    Cors: "cors", Cors, Cors, Behaviour;
+    RequestSizeLimit: "request-size-limit", RequestSizeLimit, RequestSizeLimit, Security;
+    KeyAuth: "key-auth", KeyAuth, Authentication, Security;
+    BasicAuth: "basic-auth", BasicAuth, Authentication, Security;
+    Jwt: "jwt", Jwt, Authentication, Security;
+    Acl: "acl", Acl, Acl, Security;
+    RateLimit: "rate-limit", RateLimit, RateLimit, Security;
+    Deprecation: "deprecation", Deprecation, Deprecation, Advisory;
+    Script: "script", Script, RequestScript, Security;
+    Mock: "mock", Mock, ShortCircuit, Behaviour;
+    Redirect: "redirect", Redirect, ShortCircuit, Behaviour;
+    RequestHeaders: "request-headers", HeaderTransform, RequestTransform, Behaviour;
+    Rewrite: "rewrite", Rewrite, RequestTransform, Behaviour;
+    Cache: "cache", Cache, Cache, Advisory;
+    Timeout: "timeout", Timeout, Proxy, Behaviour;
+    Retry: "retry", Retry, Proxy, Behaviour;
+    TrafficSplit: "traffic-split", TrafficSplit, Proxy, Behaviour;
+    ResponseHeaders: "response-headers", HeaderTransform, Response, Behaviour;
+    /// Passed through where the target places such config.
+    Native: "native", Native, Response, Behaviour;
+}
+
+/// What leaving a policy kind out of a target's output would cost: this
+/// decides whether a target that cannot carry a kind out may warn or must
+/// refuse.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stakes {
+    /// It protects the gateway: a target must carry it out exactly or
+    /// refuse the spec, never leave it out (fail closed).
+    Security,
+    /// Its absence changes no request's outcome, only hints (`deprecation`
+    /// headers) or speed (`cache`): a target may leave it out with a warning.
+    Advisory,
+    /// It shapes what requests get: a target that cannot carry it out
+    /// refuses the spec; one that approximates it warns (refuses under `--strict`).
+    Behaviour,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 20] = [
-        PolicyKind::IpFilter,
-        PolicyKind::Cors,
-        PolicyKind::RequestSizeLimit,
-        PolicyKind::KeyAuth,
-        PolicyKind::BasicAuth,
-        PolicyKind::Jwt,
-        PolicyKind::Acl,
-        PolicyKind::RateLimit,
-        PolicyKind::Deprecation,
-        PolicyKind::Script,
-        PolicyKind::Mock,
-        PolicyKind::Redirect,
-        PolicyKind::RequestHeaders,
-        PolicyKind::Rewrite,
-        PolicyKind::Cache,
-        PolicyKind::Timeout,
-        PolicyKind::Retry,
-        PolicyKind::TrafficSplit,
-        PolicyKind::ResponseHeaders,
-        PolicyKind::Native,
-    ];
-
-    /// The spelling used in specs: `key-auth`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyKind::IpFilter => "ip-filter",
-            PolicyKind::Cors => "cors",
-            PolicyKind::RequestSizeLimit => "request-size-limit",
-            PolicyKind::KeyAuth => "key-auth",
-            PolicyKind::BasicAuth => "basic-auth",
-            PolicyKind::Jwt => "jwt",
-            PolicyKind::Acl => "acl",
-            PolicyKind::RateLimit => "rate-limit",
-            PolicyKind::Deprecation => "deprecation",
-            PolicyKind::Script => "script",
-            PolicyKind::Mock => "mock",
-            PolicyKind::Redirect => "redirect",
-            PolicyKind::RequestHeaders => "request-headers",
-            PolicyKind::Rewrite => "rewrite",
-            PolicyKind::Cache => "cache",
-            PolicyKind::Timeout => "timeout",
-            PolicyKind::Retry => "retry",
-            PolicyKind::TrafficSplit => "traffic-split",
-            PolicyKind::ResponseHeaders => "response-headers",
-            PolicyKind::Native => "native",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<PolicyKind> {
         PolicyKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The phase the kind runs in (`script` also runs in [`Phase::Response`]).
-    pub fn phase(self) -> Phase {
-        match self {
-            PolicyKind::IpFilter => Phase::IpFilter,
-            PolicyKind::Cors => Phase::Cors,
-            PolicyKind::RequestSizeLimit => Phase::RequestSizeLimit,
-            PolicyKind::KeyAuth | PolicyKind::BasicAuth | PolicyKind::Jwt => Phase::Authentication,
-            PolicyKind::Acl => Phase::Acl,
-            PolicyKind::RateLimit => Phase::RateLimit,
-            PolicyKind::Deprecation => Phase::Deprecation,
-            PolicyKind::Script => Phase::RequestScript,
-            PolicyKind::Mock | PolicyKind::Redirect => Phase::ShortCircuit,
-            PolicyKind::RequestHeaders | PolicyKind::Rewrite => Phase::RequestTransform,
-            PolicyKind::Cache => Phase::Cache,
-            PolicyKind::Timeout | PolicyKind::Retry | PolicyKind::TrafficSplit => Phase::Proxy,
-            PolicyKind::ResponseHeaders => Phase::Response,
-            // Passed through where the target places such config.
-            PolicyKind::Native => Phase::Response,
-        }
     }
 
     pub fn is_authentication(self) -> bool {
         self.phase() == Phase::Authentication
     }
 
-    /// Kinds that protect the gateway: a target must carry them out exactly
-    /// or refuse the spec, never leave them out (fail closed).
+    /// Kinds that protect the gateway: see [`Stakes::Security`].
     pub fn is_security(self) -> bool {
-        matches!(
-            self,
-            PolicyKind::KeyAuth
-                | PolicyKind::BasicAuth
-                | PolicyKind::Jwt
-                | PolicyKind::Acl
-                | PolicyKind::IpFilter
-                | PolicyKind::RateLimit
-                | PolicyKind::RequestSizeLimit
-                | PolicyKind::Script
-        )
+        self.stakes() == Stakes::Security
     }
 
-    /// Kinds whose absence changes no request's outcome, only hints
-    /// (`deprecation` headers) or speed (`cache`): the only ones a target
-    /// may leave out with a warning.
+    /// Kinds a target may leave out with a warning: see [`Stakes::Advisory`].
     pub fn is_advisory(self) -> bool {
-        matches!(self, PolicyKind::Deprecation | PolicyKind::Cache)
+        self.stakes() == Stakes::Advisory
     }
 }
 
 impl fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// One policy with its checked options. Serialized as `{"kind": "...", ...options}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Policy {
-    IpFilter(IpFilter),
-    Cors(Cors),
-    RequestSizeLimit(RequestSizeLimit),
-    KeyAuth(KeyAuth),
-    BasicAuth(BasicAuth),
-    Jwt(Jwt),
-    Acl(Acl),
-    RateLimit(RateLimit),
-    Deprecation(Deprecation),
-    Script(Script),
-    Mock(Mock),
-    Redirect(Redirect),
-    RequestHeaders(HeaderTransform),
-    Rewrite(Rewrite),
-    Cache(Cache),
-    Timeout(Timeout),
-    Retry(Retry),
-    TrafficSplit(TrafficSplit),
-    ResponseHeaders(HeaderTransform),
-    Native(Native),
-}
-
-impl Policy {
-    pub fn kind(&self) -> PolicyKind {
-        match self {
-            Policy::IpFilter(_) => PolicyKind::IpFilter,
-            Policy::Cors(_) => PolicyKind::Cors,
-            Policy::RequestSizeLimit(_) => PolicyKind::RequestSizeLimit,
-            Policy::KeyAuth(_) => PolicyKind::KeyAuth,
-            Policy::BasicAuth(_) => PolicyKind::BasicAuth,
-            Policy::Jwt(_) => PolicyKind::Jwt,
-            Policy::Acl(_) => PolicyKind::Acl,
-            Policy::RateLimit(_) => PolicyKind::RateLimit,
-            Policy::Deprecation(_) => PolicyKind::Deprecation,
-            Policy::Script(_) => PolicyKind::Script,
-            Policy::Mock(_) => PolicyKind::Mock,
-            Policy::Redirect(_) => PolicyKind::Redirect,
-            Policy::RequestHeaders(_) => PolicyKind::RequestHeaders,
-            Policy::Rewrite(_) => PolicyKind::Rewrite,
-            Policy::Cache(_) => PolicyKind::Cache,
-            Policy::Timeout(_) => PolicyKind::Timeout,
-            Policy::Retry(_) => PolicyKind::Retry,
-            Policy::TrafficSplit(_) => PolicyKind::TrafficSplit,
-            Policy::ResponseHeaders(_) => PolicyKind::ResponseHeaders,
-            Policy::Native(_) => PolicyKind::Native,
-        }
     }
 }
 
@@ -338,17 +285,62 @@ pub enum JwtAlgorithm {
     ES256,
 }
 
-/// Where a JWT verification key comes from.
+/// The key that verifies a `jwt` policy's signatures, together with its
+/// algorithm, so the two cannot disagree: a shared secret verifies HS256
+/// only, an RSA public key RS256 only, a P-256 key ES256 only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtKey {
+    /// HS256 with a shared secret.
+    #[serde(rename = "hs256")]
+    Hs256 { secret: Secret },
+    /// RS256 with an RSA public key.
+    #[serde(rename = "rs256")]
+    Rs256(PublicKey),
+    /// ES256 with a P-256 (EC) public key.
+    #[serde(rename = "es256")]
+    Es256(PublicKey),
+}
+
+impl JwtKey {
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        match self {
+            JwtKey::Hs256 { .. } => JwtAlgorithm::HS256,
+            JwtKey::Rs256(_) => JwtAlgorithm::RS256,
+            JwtKey::Es256(_) => JwtAlgorithm::ES256,
+        }
+    }
+}
+
+/// A public key that verifies JWT signatures (RS256, ES256).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum JwtKey {
-    /// Shared secret (HS256).
-    Secret(Secret),
-    /// PEM public key (RS256/ES256), read at compile time from the file the
-    /// spec names, so the IR needs no files beside it. Public keys are not secrets.
-    PublicKeyPem(String),
-    /// PEM public key in an environment variable (RS256/ES256).
-    PublicKeyEnv(String),
+pub enum PublicKey {
+    /// Read at compile time from the file the spec names (so the IR needs
+    /// no files beside it; public keys are not secrets), and checked to be
+    /// a key of the algorithm's type.
+    File {
+        /// The PEM `PUBLIC KEY` (SubjectPublicKeyInfo) text, for targets that take PEM.
+        pem: String,
+        /// The same key as a JWK, for targets that take JWKS (Envoy) or
+        /// `jwk` (Workers' `crypto.subtle.importKey`).
+        jwk: Jwk,
+    },
+    /// A PEM public key in an environment variable of the gateway, read at
+    /// run time (so unchecked until then).
+    Env(String),
+}
+
+/// A public key as JSON Web Key members (RFC 7518 §6), base64url without
+/// padding. Serialized with its `kty`, like a JWK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kty")]
+pub enum Jwk {
+    /// An RSA key: modulus and public exponent.
+    #[serde(rename = "RSA")]
+    Rsa { n: String, e: String },
+    /// A P-256 key (`crv: P-256`): the point's coordinates.
+    #[serde(rename = "EC")]
+    Ec { x: String, y: String },
 }
 
 /// `jwt`: a bearer token, verified; `consumer-claim` names the consumer.
@@ -358,7 +350,7 @@ pub struct Jwt {
     pub issuer: Option<String>,
     /// A token must name one of these in `aud` (when any are given).
     pub audiences: BTreeSet<String>,
-    pub algorithms: BTreeSet<JwtAlgorithm>,
+    /// The key, and with it the one algorithm a token may be signed with.
     pub key: JwtKey,
     pub consumer_claim: String,
     pub claims_to_headers: BTreeMap<String, HeaderName>,
@@ -431,7 +423,7 @@ pub enum MockBody {
 #[serde(rename_all = "kebab-case")]
 pub struct Mock {
     pub status: u16,
-    pub headers: BTreeMap<HeaderName, String>,
+    pub headers: BTreeMap<HeaderName, HeaderValue>,
     pub body: MockBody,
 }
 
@@ -439,9 +431,180 @@ pub struct Mock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Redirect {
-    /// Absolute URL or path; `{param}` takes the route's params.
-    pub to: String,
+    /// Absolute URL or path; `{param}` in its path takes the route's params.
+    pub to: RedirectTo,
     pub status: RedirectStatus,
+}
+
+/// Where a `redirect` sends the client, parsed once by the front end:
+/// an absolute `http(s)://host[:port]` URL or a path on the same host, then
+/// a path template, an optional query and an optional fragment. `{param}`
+/// in the path takes the route's parameter. Serialized as the text it was
+/// written as (`https://example.com/new/{id}?from=old`), which its parts
+/// give back exactly.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RedirectTo {
+    /// `None`: a path on the request's own host.
+    pub origin: Option<RedirectOrigin>,
+    /// Starts with `/`, or is empty after an origin (`https://example.com`).
+    /// May hold `{param}` placeholders; holds no `?` or `#`.
+    pub path: String,
+    /// After `?`, without it; no `#`.
+    pub query: Option<String>,
+    /// After `#`, without it.
+    pub fragment: Option<String>,
+}
+
+/// The `scheme://host[:port]` of an absolute redirect.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RedirectOrigin {
+    /// `https`.
+    pub tls: bool,
+    /// A host name, an IPv4 address, or an IPv6 address in brackets, as written.
+    pub host: String,
+    /// As written; `None` when the URL gives none (the scheme's default).
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for RedirectTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(o) = &self.origin {
+            let scheme = if o.tls { "https" } else { "http" };
+            write!(f, "{scheme}://{}", o.host)?;
+            if let Some(p) = o.port {
+                write!(f, ":{p}")?;
+            }
+        }
+        f.write_str(&self.path)?;
+        if let Some(q) = &self.query {
+            write!(f, "?{q}")?;
+        }
+        if let Some(fr) = &self.fragment {
+            write!(f, "#{fr}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for RedirectTo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RedirectTo, String> {
+        if s.starts_with("//") {
+            // A scheme-relative `//host` would send clients to another site.
+            return Err(format!(
+                "`{s}` starts with `//`, which browsers read as another host"
+            ));
+        }
+        if check_header_value(s).is_err() || s.contains(' ') {
+            return Err(format!(
+                "`{s}` is not a redirect target: it holds spaces or characters a `location` header cannot carry"
+            ));
+        }
+        let (origin, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (Some(true), r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (Some(false), r)
+        } else if s.starts_with('/') {
+            (None, s)
+        } else {
+            return Err(format!("`{s}` is not a redirect target"));
+        };
+        let origin = match origin {
+            None => None,
+            Some(tls) => {
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let authority = &rest[..end];
+                let o = redirect_origin(s, tls, authority)?;
+                return Ok(RedirectTo {
+                    origin: Some(o),
+                    ..split_path(&rest[end..])
+                });
+            }
+        };
+        Ok(RedirectTo {
+            origin,
+            ..split_path(rest)
+        })
+    }
+}
+
+/// `path[?query][#fragment]`, split.
+fn split_path(text: &str) -> RedirectTo {
+    let (before, fragment) = match text.split_once('#') {
+        Some((b, f)) => (b, Some(f.to_string())),
+        None => (text, None),
+    };
+    let (path, query) = match before.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (before, None),
+    };
+    RedirectTo {
+        origin: None,
+        path: path.to_string(),
+        query,
+        fragment,
+    }
+}
+
+/// The `host[:port]` of an absolute redirect `s`.
+fn redirect_origin(s: &str, tls: bool, authority: &str) -> Result<RedirectOrigin, String> {
+    if authority.contains('@') {
+        return Err(format!(
+            "`{s}` holds a user name before `@`, which would show the client a misleading host"
+        ));
+    }
+    if authority.contains(['{', '}']) {
+        return Err(format!(
+            "`{s}` has a `{{param}}` in its host; parameters may appear in the path only, so a request cannot choose where it is sent"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (addr, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("`{s}`: an IPv6 address needs a closing `]`"))?;
+        addr.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("`{s}`: `{addr}` is not an IPv6 address"))?;
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| format!("`{s}`: only `:PORT` may follow the IPv6 address"))?,
+            ),
+        };
+        (format!("[{addr}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("`{s}`: `{p}` is not a port (1-65535)"))?,
+        ),
+    };
+    if !host.starts_with('[') && !matches!(host.parse::<HostPattern>(), Ok(HostPattern::Exact(_))) {
+        return Err(format!("`{s}`: `{host}` is not a host name or address"));
+    }
+    Ok(RedirectOrigin { tls, host, port })
+}
+
+impl Serialize for RedirectTo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for RedirectTo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The statuses a `redirect` answers with. Serialized as the number.
@@ -499,8 +662,8 @@ impl<'de> Deserialize<'de> for RedirectStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderTransform {
-    pub set: BTreeMap<HeaderName, String>,
-    pub add: BTreeMap<HeaderName, String>,
+    pub set: BTreeMap<HeaderName, HeaderValue>,
+    pub add: BTreeMap<HeaderName, HeaderValue>,
     pub remove: BTreeSet<HeaderName>,
 }
 
@@ -645,6 +808,69 @@ pub struct Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The generated lists agree: `ALL` is in execution order (the enum's
+    /// order, which chains sort by) and runs phase by phase, each spelling
+    /// parses back to its kind and is the one serde writes.
+    #[test]
+    fn kind_lists_agree() {
+        assert!(PolicyKind::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert!(PolicyKind::ALL
+            .windows(2)
+            .all(|w| w[0].phase() <= w[1].phase()));
+        for k in PolicyKind::ALL {
+            assert_eq!(PolicyKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        let p = Policy::Timeout(Timeout {
+            connect: None,
+            read: None,
+        });
+        assert_eq!(p.kind(), PolicyKind::Timeout);
+        assert_eq!(serde_json::to_value(&p).unwrap()["kind"], "timeout");
+    }
+
+    /// A redirect `to` is parsed into its parts and written back exactly
+    /// as it was (so the content hash of existing specs stays); what could
+    /// send a client to a host the spec did not name is refused.
+    #[test]
+    fn redirect_targets_parse_into_parts() {
+        let to: RedirectTo = "https://new.example.com:8443/pets/{id}?from=old#top"
+            .parse()
+            .unwrap();
+        let origin = to.origin.as_ref().unwrap();
+        assert!(origin.tls);
+        assert_eq!(
+            (origin.host.as_str(), origin.port),
+            ("new.example.com", Some(8443))
+        );
+        assert_eq!(to.path, "/pets/{id}");
+        assert_eq!(to.query.as_deref(), Some("from=old"));
+        assert_eq!(to.fragment.as_deref(), Some("top"));
+        for text in [
+            "https://new.example.com:8443/pets/{id}?from=old#top",
+            "http://example.com",
+            "https://[2001:db8::1]/x",
+            "/docs?a=1",
+            "/",
+        ] {
+            let to: RedirectTo = text.parse().unwrap();
+            assert_eq!(to.to_string(), text);
+            assert_eq!(serde_json::to_string(&to).unwrap(), format!("\"{text}\""));
+        }
+        assert!("/docs".parse::<RedirectTo>().unwrap().origin.is_none());
+        for bad in [
+            "//evil.example/",
+            "https://user@evil.example/",
+            "https://{tenant}.example.com/",
+            "https://example.com:0/",
+            "ftp://example.com/",
+            "docs",
+            "/a b",
+        ] {
+            assert!(bad.parse::<RedirectTo>().is_err(), "{bad}");
+        }
+    }
 
     /// Typed values keep the IR's JSON spelling: `"*"` and origins as
     /// strings, redirect statuses as numbers; others are refused on load.

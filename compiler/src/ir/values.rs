@@ -255,6 +255,34 @@ pub fn check_header_value(v: &str) -> Result<(), String> {
     }
 }
 
+/// A header value the spec sets (`request-headers`, `response-headers`,
+/// `mock`), checked once by the front end with [`check_header_value`]:
+/// printable ASCII and tabs. Every such value is also a valid value for
+/// every target and for the `http` crate, so no back end and no gateway
+/// checks it again. Serialized as the text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeaderValue(String);
+
+impl HeaderValue {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HeaderValue {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HeaderValue, String> {
+        check_header_value(s).map(|()| HeaderValue(s.to_string()))
+    }
+}
+
+impl fmt::Display for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+string_serde!(HeaderValue, as_str);
+
 /// A calendar date, `YYYY-MM-DD`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date {
@@ -336,6 +364,17 @@ mod tests {
         assert_eq!("1MiB".parse::<ByteSize>().unwrap(), ByteSize(1 << 20));
         assert_eq!("10MB".parse::<ByteSize>().unwrap(), ByteSize(10_000_000));
         assert!("1mb".parse::<ByteSize>().is_err());
+    }
+
+    /// A header value is checked when parsed, so an IR file whose value
+    /// would smuggle a second header is refused on load.
+    #[test]
+    fn header_values_are_checked() {
+        assert!("gateway\tA".parse::<HeaderValue>().is_ok());
+        assert!("a\r\nx-evil: 1".parse::<HeaderValue>().is_err());
+        assert!(serde_json::from_str::<HeaderValue>(r#""a\nb""#).is_err());
+        let v: HeaderValue = serde_json::from_str(r#""no-store""#).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#""no-store""#);
     }
 
     #[test]

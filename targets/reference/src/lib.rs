@@ -25,7 +25,7 @@ impl Target for Reference {
             // The portable script engine comes with its own issue: refused
             // at compile time (see `gatefold_compiler::target::check`).
             PolicyKind::Script => Support::Unsupported,
-            _ => Support::Native,
+            _ => Support::Builtin,
         }
     }
 

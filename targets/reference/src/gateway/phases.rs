@@ -39,8 +39,10 @@ pub struct UpstreamRequest {
     pub headers: HeaderMap,
 }
 
-/// A policy's hooks. Every hook has a no-op default.
-pub trait Policy: Send + Sync {
+/// The hooks a policy kind implements (named apart from the IR's
+/// [`gatefold_compiler::ir::Policy`], the options they carry out). Every
+/// hook has a no-op default.
+pub trait PhaseHooks: Send + Sync {
     /// Phases 1-9: may refuse or answer the request.
     fn request_filter(&self, _req: &request::Parts, _ctx: &mut Ctx) -> Flow {
         Flow::Continue

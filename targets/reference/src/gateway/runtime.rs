@@ -11,7 +11,7 @@
 
 use super::clock::Clock;
 use super::metrics::{Metrics, RouteMetrics, TargetHealth};
-use super::phases::Policy;
+use super::phases::PhaseHooks;
 use super::policies::{
     acl::AclPolicy, auth::Authentication, auth::Authenticator, basic_auth::BasicAuthMethod,
     cache::ResponseCache, cors::CorsPolicy, deprecation::DeprecationPolicy, headers,
@@ -51,7 +51,7 @@ pub struct ProxyPlan {
 pub struct RouteRt {
     pub id: Arc<str>,
     /// The chain's policies in phase order.
-    pub policies: Vec<Box<dyn Policy>>,
+    pub policies: Vec<Box<dyn PhaseHooks>>,
     /// Index of the first policy at phase 3 or later (the body check runs there).
     pub after_body: usize,
     pub max_body: u64,
@@ -139,7 +139,7 @@ impl Runtime {
         for route in &ir.routes {
             let id: Arc<str> = route.id.to_string().into();
             let metrics = env.metrics.route(&id);
-            let mut policies: Vec<Box<dyn Policy>> = Vec::new();
+            let mut policies: Vec<Box<dyn PhaseHooks>> = Vec::new();
             let mut after_body = None;
             let mut cache = None;
             let mut has_cors = false;
@@ -236,10 +236,9 @@ impl Runtime {
                         Ok(r) => policies.push(Box::new(r)),
                         Err(e) => fail(e),
                     },
-                    IrPolicy::RequestHeaders(c) => match headers::Transform::new(c) {
-                        Ok(t) => policies.push(Box::new(headers::RequestHeaders(t))),
-                        Err(e) => fail(e),
-                    },
+                    IrPolicy::RequestHeaders(c) => policies.push(Box::new(
+                        headers::RequestHeaders(headers::Transform::new(c)),
+                    )),
                     // The lowered upstream path, below.
                     IrPolicy::Rewrite(_) => {}
                     IrPolicy::Cache(c) => {
@@ -258,10 +257,9 @@ impl Runtime {
                     }
                     // Folded into the lowered proxy plan.
                     IrPolicy::Timeout(_) | IrPolicy::Retry(_) | IrPolicy::TrafficSplit(_) => {}
-                    IrPolicy::ResponseHeaders(c) => match headers::Transform::new(c) {
-                        Ok(t) => policies.push(Box::new(headers::ResponseHeaders(t))),
-                        Err(e) => fail(e),
-                    },
+                    IrPolicy::ResponseHeaders(c) => policies.push(Box::new(
+                        headers::ResponseHeaders(headers::Transform::new(c)),
+                    )),
                     // Configuration for other targets; nothing here for this one.
                     IrPolicy::Native(_) => {}
                 }

@@ -2,7 +2,7 @@
 //! request without a consumer is refused; with `deny`, it passes.
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use gatefold_compiler::ir::policy::Acl;
 use http::request;
@@ -25,7 +25,7 @@ impl AclPolicy {
     }
 }
 
-impl Policy for AclPolicy {
+impl PhaseHooks for AclPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let member = ctx
             .consumer

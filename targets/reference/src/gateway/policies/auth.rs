@@ -6,7 +6,7 @@
 //! is forwarded unchanged).
 
 use crate::gateway::context::{ConsumerRt, Ctx};
-use crate::gateway::phases::{Flow, Policy, UpstreamRequest};
+use crate::gateway::phases::{Flow, PhaseHooks, UpstreamRequest};
 use crate::gateway::respond;
 use http::header::WWW_AUTHENTICATE;
 use http::{request, HeaderValue};
@@ -57,7 +57,7 @@ impl Authentication {
     }
 }
 
-impl Policy for Authentication {
+impl PhaseHooks for Authentication {
     fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
         for (i, m) in self.methods.iter().enumerate() {
             if let Verdict::Admit(consumer) = m.authenticate(req, ctx) {

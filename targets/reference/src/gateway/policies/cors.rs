@@ -3,7 +3,7 @@
 //! browser enforces CORS, not the gateway.
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use gatefold_compiler::ir::policy::{Cors, CorsOrigin};
 use gatefold_compiler::ir::Method;
@@ -76,7 +76,7 @@ impl CorsPolicy {
     }
 }
 
-impl Policy for CorsPolicy {
+impl PhaseHooks for CorsPolicy {
     fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let origin = self.allowed(req);
         if ctx.preflight {

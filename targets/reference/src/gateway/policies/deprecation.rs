@@ -3,7 +3,7 @@
 
 use crate::gateway::clock::http_date_of_day;
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use gatefold_compiler::ir::policy::Deprecation;
 use http::header::LINK;
 use http::{request, HeaderMap, HeaderName, HeaderValue};
@@ -38,7 +38,7 @@ impl DeprecationPolicy {
     }
 }
 
-impl Policy for DeprecationPolicy {
+impl PhaseHooks for DeprecationPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         for (k, v) in &self.headers {
             ctx.promised.insert(k.clone(), v.clone());

@@ -3,7 +3,9 @@
 //! `remove`, then `set` (replace every value), then `add` (one more line).
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Policy, UpstreamRequest};
+use crate::gateway::ir_http;
+use crate::gateway::phases::{PhaseHooks, UpstreamRequest};
+use gatefold_compiler::ir;
 use gatefold_compiler::ir::policy::HeaderTransform;
 use http::{response, HeaderMap, HeaderName, HeaderValue};
 
@@ -14,29 +16,20 @@ pub struct Transform {
 }
 
 fn pairs(
-    map: &std::collections::BTreeMap<gatefold_compiler::ir::HeaderName, String>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    map: &std::collections::BTreeMap<ir::HeaderName, ir::HeaderValue>,
+) -> Vec<(HeaderName, HeaderValue)> {
     map.iter()
-        .map(|(k, v)| {
-            Ok((
-                HeaderName::from_bytes(k.as_str().as_bytes()).map_err(|e| e.to_string())?,
-                HeaderValue::from_str(v).map_err(|e| e.to_string())?,
-            ))
-        })
+        .map(|(k, v)| (ir_http::name(k), ir_http::value(v)))
         .collect()
 }
 
 impl Transform {
-    pub fn new(cfg: &HeaderTransform) -> Result<Transform, String> {
-        Ok(Transform {
-            remove: cfg
-                .remove
-                .iter()
-                .map(|h| HeaderName::from_bytes(h.as_str().as_bytes()).map_err(|e| e.to_string()))
-                .collect::<Result<_, _>>()?,
-            set: pairs(&cfg.set)?,
-            add: pairs(&cfg.add)?,
-        })
+    pub fn new(cfg: &HeaderTransform) -> Transform {
+        Transform {
+            remove: cfg.remove.iter().map(ir_http::name).collect(),
+            set: pairs(&cfg.set),
+            add: pairs(&cfg.add),
+        }
     }
 
     pub fn apply(&self, headers: &mut HeaderMap) {
@@ -55,7 +48,7 @@ impl Transform {
 /// `request-headers`.
 pub struct RequestHeaders(pub Transform);
 
-impl Policy for RequestHeaders {
+impl PhaseHooks for RequestHeaders {
     fn upstream_request(&self, up: &mut UpstreamRequest, _ctx: &Ctx) {
         self.0.apply(&mut up.headers);
     }
@@ -64,7 +57,7 @@ impl Policy for RequestHeaders {
 /// `response-headers`.
 pub struct ResponseHeaders(pub Transform);
 
-impl Policy for ResponseHeaders {
+impl PhaseHooks for ResponseHeaders {
     fn response_filter(&self, resp: &mut response::Parts, _ctx: &Ctx) {
         self.0.apply(&mut resp.headers);
     }

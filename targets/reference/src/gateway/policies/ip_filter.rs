@@ -3,7 +3,7 @@
 //! is the TCP peer's.
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use gatefold_compiler::ir::policy::IpFilter;
 use http::request;
@@ -23,7 +23,7 @@ impl IpFilterPolicy {
     }
 }
 
-impl Policy for IpFilterPolicy {
+impl PhaseHooks for IpFilterPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let ip = ctx.client_ip();
         let denied = self.deny.iter().any(|n| n.contains(&ip))

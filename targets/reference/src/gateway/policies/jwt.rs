@@ -8,7 +8,7 @@ use crate::gateway::clock::Clock;
 use crate::gateway::context::Ctx;
 use crate::gateway::phases::UpstreamRequest;
 use crate::gateway::secrets::{self, SecretSource};
-use gatefold_compiler::ir::policy::{Jwt, JwtAlgorithm, JwtKey};
+use gatefold_compiler::ir::policy::{Jwt, JwtAlgorithm, JwtKey, PublicKey};
 use http::header::AUTHORIZATION;
 use http::{request, HeaderName, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -34,11 +34,10 @@ impl JwtMethod {
         clock: Arc<dyn Clock>,
         consumers: Arc<Consumers>,
     ) -> Result<JwtMethod, String> {
-        let alg = match cfg.algorithms.iter().next() {
-            Some(JwtAlgorithm::HS256) => Algorithm::HS256,
-            Some(JwtAlgorithm::RS256) => Algorithm::RS256,
-            Some(JwtAlgorithm::ES256) => Algorithm::ES256,
-            None => return Err("jwt: no algorithm".into()),
+        let alg = match cfg.key.algorithm() {
+            JwtAlgorithm::HS256 => Algorithm::HS256,
+            JwtAlgorithm::RS256 => Algorithm::RS256,
+            JwtAlgorithm::ES256 => Algorithm::ES256,
         };
         let pem = |text: &str| -> Result<DecodingKey, String> {
             match alg {
@@ -48,17 +47,19 @@ impl JwtMethod {
             .map_err(|e| format!("jwt: the public key is not a usable {alg:?} PEM key: {e}"))
         };
         let key = match &cfg.key {
-            JwtKey::Secret(s) => {
-                DecodingKey::from_secret(secrets::resolve(secrets_src, s)?.as_bytes())
+            JwtKey::Hs256 { secret } => {
+                DecodingKey::from_secret(secrets::resolve(secrets_src, secret)?.as_bytes())
             }
-            JwtKey::PublicKeyPem(text) => pem(text)?,
-            JwtKey::PublicKeyEnv(name) => {
-                let text = secrets::resolve(
-                    secrets_src,
-                    &gatefold_compiler::ir::Secret::Env(name.clone()),
-                )?;
-                pem(&text)?
-            }
+            JwtKey::Rs256(public) | JwtKey::Es256(public) => match public {
+                PublicKey::File { pem: text, .. } => pem(text)?,
+                PublicKey::Env(name) => {
+                    let text = secrets::resolve(
+                        secrets_src,
+                        &gatefold_compiler::ir::Secret::Env(name.clone()),
+                    )?;
+                    pem(&text)?
+                }
+            },
         };
         let mut validation = Validation::new(alg);
         // Time and audience are checked below, against the injected clock

@@ -1,12 +1,13 @@
 //! `mock` (phase 9): the gateway answers without contacting any upstream.
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::ir_http;
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use bytes::Bytes;
 use gatefold_compiler::ir::policy::{Mock, MockBody};
 use http::header::CONTENT_TYPE;
-use http::{request, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{request, HeaderMap, HeaderValue, StatusCode};
 
 pub struct MockPolicy {
     status: StatusCode,
@@ -27,10 +28,7 @@ impl MockPolicy {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(t));
         }
         for (k, v) in &cfg.headers {
-            headers.insert(
-                HeaderName::from_bytes(k.as_str().as_bytes()).map_err(|e| e.to_string())?,
-                HeaderValue::from_str(v).map_err(|e| e.to_string())?,
-            );
+            headers.insert(ir_http::name(k), ir_http::value(v));
         }
         Ok(MockPolicy {
             status,
@@ -40,7 +38,7 @@ impl MockPolicy {
     }
 }
 
-impl Policy for MockPolicy {
+impl PhaseHooks for MockPolicy {
     fn request_filter(&self, _req: &request::Parts, _ctx: &mut Ctx) -> Flow {
         let mut resp = respond::with_body(self.status, self.body.clone());
         *resp.headers_mut() = self.headers.clone();

@@ -9,7 +9,7 @@
 use crate::gateway::clock::Clock;
 use crate::gateway::context::Ctx;
 use crate::gateway::metrics::RouteMetrics;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
 use gatefold_compiler::ir::policy::{RateKey, RateLimit};
 use http::header::RETRY_AFTER;
@@ -118,7 +118,7 @@ impl RateLimitPolicy {
     }
 }
 
-impl Policy for RateLimitPolicy {
+impl PhaseHooks for RateLimitPolicy {
     fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let ip = || Key::Ip(ctx.client_ip());
         let key = match &self.key {

@@ -1,18 +1,25 @@
 //! `redirect` (phase 9): an empty answer with `location`; `{param}` takes the
-//! route's parameter and the request's query string is appended. A
+//! route's parameter and the request's query string is appended (before a
+//! fragment `to` ends with). A
 //! parameter that would turn the `location` into another host's (`//...`,
 //! `/\...`) is refused with 400 (an open redirect).
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Flow, Policy};
+use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
-use gatefold_compiler::ir::policy::Redirect;
+use gatefold_compiler::ir::policy::{Redirect, RedirectTo};
 use gatefold_compiler::ir::PathPattern;
 use http::header::LOCATION;
 use http::{request, HeaderValue, StatusCode};
 
 pub struct RedirectPolicy {
-    to: String,
+    /// `scheme://host[:port]`, or empty for a path on the request's host.
+    origin: String,
+    /// The path template, then `?query` if `to` has one: `{params}` filled in.
+    template: String,
+    has_query: bool,
+    /// `#fragment`, if `to` has one: after the request's query.
+    fragment: String,
     status: StatusCode,
     /// The route's own path, to bind `{params}`.
     route_path: PathPattern,
@@ -20,8 +27,26 @@ pub struct RedirectPolicy {
 
 impl RedirectPolicy {
     pub fn new(cfg: &Redirect, route_path: &PathPattern) -> Result<RedirectPolicy, String> {
+        let to = &cfg.to;
+        let origin = RedirectTo {
+            path: String::new(),
+            query: None,
+            fragment: None,
+            ..to.clone()
+        };
+        let mut template = to.path.clone();
+        if let Some(q) = &to.query {
+            template.push('?');
+            template.push_str(q);
+        }
         Ok(RedirectPolicy {
-            to: cfg.to.clone(),
+            origin: origin.to_string(),
+            template,
+            has_query: to.query.is_some(),
+            fragment: to
+                .fragment
+                .as_ref()
+                .map_or(String::new(), |f| format!("#{f}")),
             status: StatusCode::from_u16(cfg.status.code()).map_err(|e| e.to_string())?,
             route_path: route_path.clone(),
         })
@@ -65,7 +90,7 @@ fn network_path(location: &str) -> bool {
     b.len() >= 2 && matches!(b[0], b'/' | b'\\') && matches!(b[1], b'/' | b'\\')
 }
 
-impl Policy for RedirectPolicy {
+impl PhaseHooks for RedirectPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
         let params: Vec<_> = self
             .route_path
@@ -73,16 +98,18 @@ impl Policy for RedirectPolicy {
             .into_iter()
             .flatten()
             .collect();
-        let mut location = fill(&self.to, &params);
+        let mut location = self.origin.clone();
+        location.push_str(&fill(&self.template, &params));
         if network_path(&location) {
             // A parameter made a local redirect point at another host
             // (`/{id}` with `\evil.example`: browsers read `/\` as `//`).
             return Flow::Stop(respond::bad_request());
         }
         if let Some(q) = &ctx.query {
-            location.push(if location.contains('?') { '&' } else { '?' });
+            location.push(if self.has_query { '&' } else { '?' });
             location.push_str(q);
         }
+        location.push_str(&self.fragment);
         let mut resp = respond::empty(self.status);
         match HeaderValue::from_str(&location) {
             Ok(v) => {

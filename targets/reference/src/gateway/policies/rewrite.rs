@@ -2,7 +2,7 @@
 //! phase 10): the path sent upstream. The query string is always kept.
 
 use crate::gateway::context::Ctx;
-use crate::gateway::phases::{Policy, UpstreamRequest};
+use crate::gateway::phases::{PhaseHooks, UpstreamRequest};
 use gatefold_compiler::ir::{PathPattern, Segment, UpstreamPath};
 
 pub enum RewritePolicy {
@@ -59,7 +59,7 @@ pub fn rewrite_prefix(path: &str, strip: Option<&str>, add: Option<&str>) -> Str
     out
 }
 
-impl Policy for RewritePolicy {
+impl PhaseHooks for RewritePolicy {
     fn upstream_request(&self, up: &mut UpstreamRequest, ctx: &Ctx) {
         match self {
             RewritePolicy::Path {

@@ -3,7 +3,7 @@
 //! hashing of a request header. Unhealthy targets are skipped; targets
 //! already tried by this request are avoided while others remain.
 
-use super::pool::Target;
+use super::server::Server;
 use gatefold_compiler::ir::Balance;
 use http::{HeaderMap, HeaderName};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -74,7 +74,7 @@ fn hash64(v: &[u8]) -> u64 {
 }
 
 impl Balancer {
-    pub fn new(balance: &Balance, targets: &[Target]) -> Balancer {
+    pub fn new(balance: &Balance, targets: &[Server]) -> Balancer {
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
         match balance {
             Balance::RoundRobin => Balancer::RoundRobin(Wrr::new(&weights)),
@@ -99,7 +99,7 @@ impl Balancer {
     }
 
     /// A healthy target, preferring ones not in `tried`; `None` when none is healthy.
-    pub fn pick(&self, targets: &[Target], headers: &HeaderMap, tried: &[usize]) -> Option<usize> {
+    pub fn pick(&self, targets: &[Server], headers: &HeaderMap, tried: &[usize]) -> Option<usize> {
         let healthy = |i: usize| targets[i].is_healthy();
         let fresh = |i: usize| healthy(i) && !tried.contains(&i);
         self.pick_with(targets, headers, &fresh)
@@ -108,7 +108,7 @@ impl Balancer {
 
     fn pick_with(
         &self,
-        targets: &[Target],
+        targets: &[Server],
         headers: &HeaderMap,
         ok: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {

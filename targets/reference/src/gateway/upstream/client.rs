@@ -7,7 +7,7 @@
 //! reload keeps warm connections.
 
 use super::h1_pool::{self, PooledBody, SendError};
-use super::pool::Target;
+use super::server::Server;
 use crate::gateway::{Body, BoxError};
 use bytes::Bytes;
 use http::uri::{Parts, Scheme};
@@ -78,7 +78,7 @@ pub enum Failed {
 /// Sends `req` (origin-form URI, `host` set) to `target`, opening a
 /// connection within `connect` when no idle one is at hand.
 pub async fn send(
-    target: &Target,
+    target: &Server,
     connect: Duration,
     tls: &Arc<ClientConfig>,
     req: Request<Body>,

@@ -3,7 +3,7 @@
 //! is a success.
 
 use super::client;
-use super::pool::Pool;
+use super::server::Server;
 use bytes::Bytes;
 use gatefold_compiler::ir::HealthCheck;
 use http::header::HOST;
@@ -14,8 +14,22 @@ use std::sync::{Arc, Weak};
 use tokio::task::AbortHandle;
 use tokio::time::{interval, timeout, MissedTickBehavior};
 
-/// Checks target `i` of `pool` until the pool is dropped.
-pub fn spawn(pool: Weak<Pool>, i: usize, cfg: HealthCheck, tls: Arc<ClientConfig>) -> AbortHandle {
+/// What a health check needs of the upstream whose server it checks (the
+/// pool implements it; this module does not depend on the pool).
+pub trait Checked: Send + Sync + 'static {
+    /// Server `i`.
+    fn server(&self, i: usize) -> &Server;
+    /// Counts one check result of server `i`.
+    fn record_check(&self, i: usize, ok: bool);
+}
+
+/// Checks server `i` of `pool` until the pool is dropped.
+pub fn spawn<P: Checked>(
+    pool: Weak<P>,
+    i: usize,
+    cfg: HealthCheck,
+    tls: Arc<ClientConfig>,
+) -> AbortHandle {
     tokio::spawn(async move {
         let limit = cfg.timeout.as_std();
         let client = client::build_https::<Empty<Bytes>>(limit, 0, &tls);
@@ -25,7 +39,7 @@ pub fn spawn(pool: Weak<Pool>, i: usize, cfg: HealthCheck, tls: Arc<ClientConfig
         loop {
             tick.tick().await;
             let Some(p) = pool.upgrade() else { return };
-            let t = &p.targets[i];
+            let t = p.server(i);
             let uri = format!("{}{}", t.label, cfg.path);
             let req = Request::get(uri)
                 .header(HOST, t.authority.clone())

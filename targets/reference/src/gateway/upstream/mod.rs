@@ -5,4 +5,5 @@ pub mod client;
 pub mod h1_pool;
 pub mod health;
 pub mod pool;
+pub mod server;
 pub mod tls;

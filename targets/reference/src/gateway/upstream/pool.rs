@@ -9,39 +9,14 @@
 //! active check brings such a target back.
 
 use super::balance::Balancer;
-use super::health;
+use super::health::{self, Checked};
+use super::server::Server;
 use gatefold_compiler::ir::Upstream;
 use http::{HeaderMap, HeaderValue};
 use rustls::ClientConfig;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::task::AbortHandle;
-
-pub struct Target {
-    /// `http(s)://host:port`: the base of the URIs sent, and the name in logs and metrics.
-    pub label: Arc<str>,
-    /// `host:port`, sent as `host` upstream.
-    pub authority: HeaderValue,
-    /// `host:port`, where connections go.
-    pub addr: Box<str>,
-    /// `https://`.
-    pub tls: bool,
-    pub weight: u32,
-    healthy: AtomicBool,
-    fails: AtomicU32,
-    successes: AtomicU32,
-    inflight: AtomicU32,
-}
-
-impl Target {
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    pub fn inflight(&self) -> u32 {
-        self.inflight.load(Ordering::Relaxed)
-    }
-}
 
 /// Counts a request in flight on a target until dropped.
 pub struct InflightGuard(Arc<Pool>, usize);
@@ -59,7 +34,7 @@ pub struct Pool {
     /// The definition it was built from; a reload reuses the pool (and its
     /// health state) when the definition is unchanged.
     pub def: Upstream,
-    pub targets: Vec<Target>,
+    pub targets: Vec<Server>,
     balancer: Balancer,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -71,7 +46,7 @@ impl Pool {
         for t in &def.targets {
             let authority = format!("{}:{}", t.url.host, t.url.port);
             let scheme = if t.url.tls { "https" } else { "http" };
-            targets.push(Target {
+            targets.push(Server {
                 label: format!("{scheme}://{authority}").into(),
                 authority: HeaderValue::from_str(&authority).map_err(|e| e.to_string())?,
                 addr: authority.as_str().into(),
@@ -156,6 +131,16 @@ impl Pool {
                 self.name, t.label
             );
         }
+    }
+}
+
+impl Checked for Pool {
+    fn server(&self, i: usize) -> &Server {
+        &self.targets[i]
+    }
+
+    fn record_check(&self, i: usize, ok: bool) {
+        Pool::record_check(self, i, ok)
     }
 }
 
