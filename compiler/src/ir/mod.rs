@@ -52,6 +52,7 @@ pub mod instance;
 pub mod lowered;
 pub mod matcher;
 pub mod policy;
+pub mod request;
 mod source_map;
 pub mod tls;
 pub mod values;
@@ -61,6 +62,7 @@ pub use instance::{Attachment, Origin, PolicyId, PolicyInstance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, TargetKind};
+pub use request::{ClientAddress, ForwardedHeader, PathNormalization};
 pub use source_map::{Level, Loc, SourceMap};
 pub use values::{ByteSize, Date, Duration, HeaderName, Method, Name, Secret};
 
@@ -114,6 +116,14 @@ pub struct Baseline {
     pub timeouts: Timeouts,
     /// Whether the gateway may advertise itself in `server`.
     pub server_header: bool,
+    /// How request paths are normalized before matching. Left out of the
+    /// JSON when standard (the only kind today), so hashes do not change.
+    #[serde(default, skip_serializing_if = "PathNormalization::is_standard")]
+    pub path: PathNormalization,
+    /// Where the client address comes from (`client-address`). Left out of
+    /// the JSON when it is the TCP peer, so specs without it keep their hash.
+    #[serde(default, skip_serializing_if = "ClientAddress::is_peer")]
+    pub client_address: ClientAddress,
 }
 
 /// Upstream connect and read timeouts.
