@@ -27,7 +27,12 @@
 //!   level replaced the inherited one and `disable` removed kinds. It is
 //!   sorted by [`PolicyKind`], which is execution order ([`Phase`]).
 //!   Authentication kinds admit a request when any one of them passes.
-//! * **Baseline** ([`Baseline`]) applies to every route whatever its chain.
+//! * **Baseline** ([`Baseline`]) applies to every route whatever its chain,
+//!   including the request model ([`request`]): how the path is normalized
+//!   before matching and where the client address comes from.
+//! * **By host first.** [`crate::dispatch::DispatchView`] projects the
+//!   route list per host class, with each path's method groups, 405 allow
+//!   set and preflight entries, giving the same answer as this list.
 //! * **Lowered meaning.** [`Route::lowered`] is what a back end emits
 //!   without re-deriving anything: the proxy plan (one upstream or a split,
 //!   each with effective connect/read timeouts and retries), the upstream
