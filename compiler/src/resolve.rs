@@ -160,6 +160,8 @@ impl<'a> Resolver<'a> {
                         .unwrap_or(Duration::from_secs(30)),
                 },
                 server_header: g.and_then(|g| g.server_header).unwrap_or(false),
+                path: Default::default(),
+                client_address: g.and_then(|g| g.client_address.clone()).unwrap_or_default(),
             },
         }
     }

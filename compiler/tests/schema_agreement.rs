@@ -200,11 +200,20 @@ fn cases() -> Vec<(String, Expect)> {
     .into_iter()
     .map(|(p, expect)| (with_route_policy(p), expect))
     .collect();
-    let whole: [(&str, Expect); 8] = [
+    let whole: [(&str, Expect); 17] = [
         ("gatefold: 2\n", Refuse { code: "unsupported-version", line: 1 }),
         ("gatefold: 1\nextra: 1\n", Refuse { code: "unknown-key", line: 2 }),
         ("gatefold: 1\ngateway: { name: edge, listen: 8080, baseline: { max-body: 2MiB } }\n", Accept),
         ("gatefold: 1\ngateway: { listen: 70000 }\n", Refuse { code: "out-of-range", line: 2 }),
+        ("gatefold: 1\ngateway: { baseline: { client-address: peer } }\n", Accept),
+        ("gatefold: 1\ngateway:\n  baseline:\n    client-address: { trusted-proxies: [10.0.0.0/8, \"2001:db8::/32\"], header: forwarded }\n", Accept),
+        ("gatefold: 1\ngateway: { baseline: { client-address: { platform-header: cf-connecting-ip } } }\n", Accept),
+        ("gatefold: 1\ngateway: { baseline: { client-address: proxy } }\n", Refuse { code: "invalid-client-address", line: 2 }),
+        ("gatefold: 1\ngateway:\n  baseline:\n    client-address: { trusted-proxies: [] }\n", Refuse { code: "empty-list", line: 4 }),
+        ("gatefold: 1\ngateway:\n  baseline:\n    client-address: { trusted-proxies: [10.0.0.300] }\n", Refuse { code: "invalid-cidr", line: 4 }),
+        ("gatefold: 1\ngateway:\n  baseline:\n    client-address: { trusted-proxies: [10.0.0.0/8], header: x-real-ip }\n", Refuse { code: "invalid-client-address", line: 4 }),
+        ("gatefold: 1\ngateway:\n  baseline:\n    client-address: { platform-header: X-Forwarded-For }\n", Refuse { code: "invalid-client-address", line: 4 }),
+        ("gatefold: 1\ngateway:\n  baseline:\n    client-address: { trusted-proxies: [10.0.0.0/8], platform-header: cf-connecting-ip }\n", Refuse { code: "invalid-client-address", line: 4 }),
         ("gatefold: 1\ngateway: { name: \"bad name\" }\n", Refuse { code: "invalid-name", line: 2 }),
         ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"ftp://x\" }] }\napis: { a: { upstream: u, routes: { r: { path: /x } } } }\n", Refuse { code: "invalid-url", line: 3 }),
         ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:1\" }], balance: \"hash-header:x-user\" }\napis: { a: { upstream: u, routes: { r: { path: \"/x/{id}\", methods: [GET] } } } }\n", Accept),

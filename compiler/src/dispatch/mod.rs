@@ -221,6 +221,9 @@ impl DispatchView {
         let Some(host) = host else {
             return self.default_class();
         };
+        if self.classes.len() == 1 {
+            return self.default_class(); // no route names a host
+        }
         let host = crate::ir::matcher::host_without_port(host);
         let mut buf = [0u8; 255];
         let long;

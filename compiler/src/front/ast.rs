@@ -82,6 +82,8 @@ pub struct GatewayAst {
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub server_header: Option<bool>,
+    /// `baseline.client-address`.
+    pub client_address: Option<crate::ir::request::ClientAddress>,
     pub policies: Vec<PolicyRef>,
     /// `tls:`, decoded (certificates read) by [`super::tls`].
     pub tls: Option<super::tls::TlsAst>,

@@ -2,6 +2,7 @@
 //! reported with its place.
 
 pub mod ast;
+mod client_address;
 pub mod decode;
 mod policy;
 mod spec;

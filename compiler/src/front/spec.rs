@@ -230,6 +230,7 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
         connect_timeout: None,
         read_timeout: None,
         server_header: None,
+        client_address: None,
         policies: f
             .get("policies")
             .map(|n| decode_policy_list(cx, n))
@@ -244,7 +245,13 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
         if let Some(bf) = cx.fields(
             b,
             "`baseline`",
-            &["request-id", "max-body", "timeouts", "server-header"],
+            &[
+                "request-id",
+                "max-body",
+                "timeouts",
+                "server-header",
+                "client-address",
+            ],
             "baseline: { request-id: true, max-body: 1MiB }",
         ) {
             gw.request_id = bf
@@ -253,6 +260,9 @@ fn decode_gateway(cx: &mut Cx<'_>, node: &Node) -> Option<GatewayAst> {
             gw.server_header = bf
                 .get("server-header")
                 .and_then(|n| cx.bool(n, "`server-header`"));
+            gw.client_address = bf
+                .get("client-address")
+                .and_then(|n| super::client_address::decode(cx, n));
             gw.max_body = bf
                 .get("max-body")
                 .and_then(|n| cx.positive_size(n, "`max-body`", "1MiB"));

@@ -27,7 +27,12 @@
 //!   level replaced the inherited one and `disable` removed kinds. It is
 //!   sorted by [`PolicyKind`], which is execution order ([`Phase`]).
 //!   Authentication kinds admit a request when any one of them passes.
-//! * **Baseline** ([`Baseline`]) applies to every route whatever its chain.
+//! * **Baseline** ([`Baseline`]) applies to every route whatever its chain,
+//!   including the request model ([`request`]): how the path is normalized
+//!   before matching and where the client address comes from.
+//! * **By host first.** [`crate::dispatch::DispatchView`] projects the
+//!   route list per host class, with each path's method groups, 405 allow
+//!   set and preflight entries, giving the same answer as this list.
 //! * **Lowered meaning.** [`Route::lowered`] is what a back end emits
 //!   without re-deriving anything: the proxy plan (one upstream or a split,
 //!   each with effective connect/read timeouts and retries), the upstream
@@ -52,6 +57,7 @@ pub mod instance;
 pub mod lowered;
 pub mod matcher;
 pub mod policy;
+pub mod request;
 mod source_map;
 pub mod tls;
 pub mod values;
@@ -61,6 +67,7 @@ pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, Stakes, TargetKind};
+pub use request::{ClientAddress, ForwardedHeader, PathNormalization};
 pub use source_map::{Level, Loc, SourceMap};
 pub use values::{ByteSize, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret};
 
@@ -114,6 +121,14 @@ pub struct Baseline {
     pub timeouts: Timeouts,
     /// Whether the gateway may advertise itself in `server`.
     pub server_header: bool,
+    /// How request paths are normalized before matching. Left out of the
+    /// JSON when standard (the only kind today), so hashes do not change.
+    #[serde(default, skip_serializing_if = "PathNormalization::is_standard")]
+    pub path: PathNormalization,
+    /// Where the client address comes from (`client-address`). Left out of
+    /// the JSON when it is the TCP peer, so specs without it keep their hash.
+    #[serde(default, skip_serializing_if = "ClientAddress::is_peer")]
+    pub client_address: ClientAddress,
 }
 
 /// Upstream connect and read timeouts.

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -17,6 +18,9 @@ pub struct ConsumerRt {
 /// State carried through one request's phases.
 pub struct Ctx {
     pub peer: SocketAddr,
+    /// The client address `baseline.client-address` computed (the peer by
+    /// default), IPv4-mapped IPv6 addresses as IPv4.
+    client: IpAddr,
     pub started: Instant,
     /// The request id sent upstream and back (baseline `request-id`).
     pub request_id: Option<HeaderValue>,
@@ -48,9 +52,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(peer: SocketAddr, started: Instant) -> Ctx {
+    pub fn new(peer: SocketAddr, client: IpAddr, started: Instant) -> Ctx {
         Ctx {
             peer,
+            client,
             started,
             request_id: None,
             path: String::new(),
@@ -68,10 +73,20 @@ impl Ctx {
         }
     }
 
-    /// The client address: the TCP peer (`x-forwarded-for` is not trusted in v1),
-    /// IPv4-mapped IPv6 addresses shown as IPv4.
+    /// The client address, as `baseline.client-address` says: what
+    /// `ip-filter`, `rate-limit` by `ip` and the access log see.
     pub fn client_ip(&self) -> IpAddr {
-        self.peer.ip().to_canonical()
+        self.client
+    }
+
+    /// The TCP peer as text (`x-forwarded-for` names each hop).
+    pub fn peer_text(&self) -> Cow<'_, str> {
+        let peer = self.peer.ip().to_canonical();
+        if peer == self.client {
+            Cow::Borrowed(self.client_text())
+        } else {
+            Cow::Owned(ip_text(peer))
+        }
     }
 
     /// The client address as text.

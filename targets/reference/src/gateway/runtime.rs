@@ -1,4 +1,4 @@
-//! A config at run time: built once from a [`ValidIr`] (compiled router,
+//! A config at run time: built once from a [`ValidIr`] (its dispatch view,
 //! policy instances with their state, resolved secrets, upstream pools) and
 //! swapped in whole. Requests hold the `Arc<Runtime>` they started with, so
 //! a swap never changes a request in flight.
@@ -19,9 +19,9 @@ use super::policies::{
     rate_limit::FixedWindow, rate_limit::RateLimitPolicy, redirect::RedirectPolicy,
     rewrite::RewritePolicy, traffic_split::Split,
 };
-use super::router::Router;
 use super::secrets::SecretSource;
 use super::upstream::pool::Pool;
+use gatefold_compiler::dispatch::DispatchView;
 use gatefold_compiler::ir::policy::Retry;
 use gatefold_compiler::ir::{
     Destination, Phase, Policy as IrPolicy, PolicyId, ProxyPlan as LoweredPlan, ValidIr,
@@ -55,7 +55,6 @@ pub struct RouteRt {
     /// Index of the first policy at phase 3 or later (the body check runs there).
     pub after_body: usize,
     pub max_body: u64,
-    pub has_cors: bool,
     pub cache: Option<Arc<ResponseCache>>,
     /// `None` for routes that always answer themselves (mock, redirect).
     pub proxy: Option<ProxyPlan>,
@@ -65,7 +64,9 @@ pub struct RouteRt {
 /// The running config.
 pub struct Runtime {
     pub ir: Arc<ValidIr>,
-    pub router: Router,
+    /// Host, path and method to a route, 405 allow sets and preflights:
+    /// the compiler's projection, so the gateway computes none of it.
+    pub view: DispatchView,
     pub routes: Vec<RouteRt>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub request_id: bool,
@@ -142,7 +143,6 @@ impl Runtime {
             let mut policies: Vec<Box<dyn PhaseHooks>> = Vec::new();
             let mut after_body = None;
             let mut cache = None;
-            let mut has_cors = false;
             let lowered = &route.lowered;
             let mut fail = |e: String| errors.push(format!("route {}: {e}", route.id));
             for (pid, instance) in ir.chain(route) {
@@ -152,10 +152,7 @@ impl Runtime {
                 }
                 match p {
                     IrPolicy::IpFilter(c) => policies.push(Box::new(IpFilterPolicy::new(c))),
-                    IrPolicy::Cors(c) => {
-                        has_cors = true;
-                        policies.push(Box::new(CorsPolicy::new(c)));
-                    }
+                    IrPolicy::Cors(c) => policies.push(Box::new(CorsPolicy::new(c))),
                     // Enforced by the body check with the lowered limit,
                     // see `request_size_limit`.
                     IrPolicy::RequestSizeLimit(_) => {}
@@ -320,7 +317,6 @@ impl Runtime {
                 policies,
                 after_body,
                 max_body: lowered.max_body.0,
-                has_cors,
                 cache,
                 proxy,
                 metrics,
@@ -330,7 +326,7 @@ impl Runtime {
             return Err(errors);
         }
         Ok(Runtime {
-            router: Router::new(ir.routes.iter().map(|r| &r.matcher)),
+            view: DispatchView::new(&ir),
             routes,
             pools,
             request_id: baseline.request_id,

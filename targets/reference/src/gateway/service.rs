@@ -3,14 +3,13 @@
 
 use super::access_log::Line;
 use super::context::Ctx;
-use super::path;
 use super::phases::{Flow, UpstreamRequest};
 use super::policies::request_size_limit;
 use super::proxy::{self, strip_hop_by_hop};
 use super::respond;
-use super::router::{allow_header, Lookup};
 use super::runtime::{RouteRt, Runtime};
 use super::{Body, Shared};
+use gatefold_compiler::dispatch::Dispatch;
 use gatefold_compiler::ir::Method as IrMethod;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, FORWARDED, HOST, ORIGIN, SERVER, VARY};
 use http::{
@@ -112,8 +111,19 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let rt = shared.runtime.load_full();
-    let mut ctx = Ctx::new(peer, Instant::now());
     let (mut head, body) = req.into_parts();
+    let source = &rt.ir.gateway.baseline.client_address;
+    let client = match source.header() {
+        None => peer.ip().to_canonical(),
+        Some(name) => source.client(
+            peer.ip(),
+            head.headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        ),
+    };
+    let mut ctx = Ctx::new(peer, client, Instant::now());
     if rt.request_id {
         let id = request_id(&head.headers);
         ctx.promised.insert(X_REQUEST_ID.clone(), id.clone());
@@ -188,7 +198,7 @@ async fn pipeline(
     body: Incoming,
     ctx: &mut Ctx,
 ) -> (Option<usize>, Response<Body>) {
-    let Ok(path) = path::normalize(head.uri.path()) else {
+    let Ok(path) = rt.ir.gateway.baseline.path.normalize(head.uri.path()) else {
         return (None, early(respond::bad_request(), ctx));
     };
     if !host_well_formed(head) {
@@ -208,37 +218,30 @@ async fn pipeline(
         });
     let host = ctx.host.as_deref();
 
-    // A CORS preflight is routed by the method it asks about, if the route
-    // it finds has cors; otherwise as an ordinary OPTIONS request.
+    // A CORS preflight goes to the route the view names for the method it
+    // asks about (one with `cors`); otherwise it is an ordinary OPTIONS
+    // request.
     let mut found = None;
     if head.method == Method::OPTIONS && head.headers.contains_key(ORIGIN) {
         if let Some(asked) = head.headers.get(ACCESS_CONTROL_REQUEST_METHOD) {
-            let asked = asked
-                .to_str()
-                .ok()
-                .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
-            if let Some(asked) = asked {
-                if let Lookup::Found(i) = rt.router.lookup(host, &ctx.path, ir_method(&asked)) {
-                    if rt.routes[i].has_cors {
-                        ctx.preflight = true;
-                        found = Some(i);
-                    }
-                }
+            if let Ok(asked) = Method::from_bytes(asked.as_bytes()) {
+                found = rt.view.preflight(host, &ctx.path, ir_method(&asked));
+                ctx.preflight = found.is_some();
             }
         }
     }
     let i = match found {
         Some(i) => i,
-        None => match rt.router.lookup(host, &ctx.path, ir_method(&head.method)) {
-            Lookup::Found(i) => i,
-            Lookup::MethodNotAllowed(set) => {
+        None => match rt.view.dispatch(host, &ctx.path, ir_method(&head.method)) {
+            Dispatch::Route(i) => i,
+            Dispatch::MethodNotAllowed(allow) => {
                 let mut resp = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-                if let Ok(v) = HeaderValue::from_str(&allow_header(set)) {
+                if let Ok(v) = HeaderValue::from_str(&allow.to_string()) {
                     resp.headers_mut().insert(ALLOW, v);
                 }
                 return (None, early(resp, ctx));
             }
-            Lookup::NotFound => {
+            Dispatch::NotFound => {
                 return (
                     None,
                     early(respond::error(StatusCode::NOT_FOUND, "no route"), ctx),
@@ -315,7 +318,8 @@ async fn run_route(
     if let Some(h) = client_host {
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
-    // x-forwarded-for: every earlier hop, then the client.
+    // x-forwarded-for: every earlier hop, then the peer (the hop that
+    // reached the gateway, whatever `client-address` believes).
     let mut xff = String::with_capacity(48);
     for prev in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(p) = prev.to_str() {
@@ -323,7 +327,7 @@ async fn run_route(
             xff.push_str(", ");
         }
     }
-    xff.push_str(ctx.client_text());
+    xff.push_str(&ctx.peer_text());
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
