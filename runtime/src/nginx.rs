@@ -7,6 +7,7 @@
 //! `*_temp_path`), as `docs/runtimes.md` describes: nginx's compiled-in
 //! defaults are shared system paths.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,9 @@ const CANDIDATE: &str = "conf/nginx.conf.candidate";
 #[derive(Debug, Clone)]
 pub struct Nginx {
     binary: PathBuf,
+    /// Variables added to the master's environment (secrets the
+    /// configuration reads through `env` and `os.getenv`).
+    env: BTreeMap<String, String>,
 }
 
 impl Nginx {
@@ -46,7 +50,14 @@ impl Nginx {
     pub fn at(binary: impl Into<PathBuf>) -> Nginx {
         Nginx {
             binary: binary.into(),
+            env: BTreeMap::new(),
         }
+    }
+
+    /// The same binary, started with `vars` added to its environment.
+    pub fn with_env(mut self, vars: BTreeMap<String, String>) -> Nginx {
+        self.env = vars;
+        self
     }
 
     /// The binary's path.
@@ -115,7 +126,12 @@ impl Nginx {
         std::fs::write(&live, conf).map_err(io_err(format!("writing {}", live.display())))?;
         let stderr_log = prefix.join("logs/stderr.log");
         let mut command = Command::new(&self.binary);
-        command.arg("-p").arg(prefix).arg("-c").arg(CONF);
+        command
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(CONF)
+            .envs(&self.env);
         let group = Group::spawn(command, &stderr_log)?;
         let mut instance = NginxInstance {
             nginx: self.clone(),

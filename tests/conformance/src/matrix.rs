@@ -1,0 +1,105 @@
+//! The scenario x target matrix, as the text of `docs/conformance.md`.
+
+use crate::run::Outcome;
+use gatefold_compiler::ir::TargetKind;
+
+/// One scenario's results, a cell per target.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub about: String,
+    pub requests: usize,
+    pub cells: Vec<Outcome>,
+}
+
+/// What the suite does not cover yet, and why (listed in the document).
+const NOT_YET: &str = "\
+## Planned: language 1.1
+
+These exist in the issue's coverage list but not in the language yet; their
+scenarios come with the language change:
+
+- header and query match conditions on routes (and their precedence);
+- redirects built from request parts;
+- `preserve-host` (the upstream sees the client's `host`);
+- request mirroring.
+
+## Not covered, and why
+
+- `408 request timeout`: it depends on the target's client-body timeout,
+  which is runtime configuration (30 s in the reference gateway), not the
+  spec: too slow for the suite.
+- `script`: refused at compile by every target until scripts are compiled
+  (`target::check`), so there is nothing to run.
+- `native`: not portable by definition; each target's own tests hold it.
+";
+
+/// The whole of `docs/conformance.md`.
+pub fn document(targets: &[TargetKind], rows: &[Row]) -> String {
+    let requests: usize = rows.iter().map(|r| r.requests).sum();
+    let mut out = String::new();
+    out.push_str(
+        "# Conformance\n\n\
+         A spec means the same on every target. The conformance suite holds that:\n\
+         each scenario in `tests/conformance/scenarios/` is a small spec, the\n\
+         requests to send, the responses expected (status, chosen headers, body or\n\
+         a part of it) and what the echo upstream must have received (method, path,\n\
+         query, headers). The runner compiles each scenario for every target in\n\
+         `tests/conformance/src/targets.rs`, starts the target's real runtime on\n\
+         free loopback ports with the launcher that `gatefold up` uses\n\
+         (`gatefold-runtime`'s `launch`), replays the requests and compares.\n\n\
+         ```sh\n\
+         cargo test -p gatefold-conformance\n\
+         ```\n\n\
+         runs it (CI runs it through `scripts/test.sh`, which installs nginx and\n\
+         Envoy first, see `docs/runtimes.md`). `GATEFOLD_CONFORMANCE_ONLY=WORD`\n\
+         runs the scenarios whose id contains WORD; `GATEFOLD_CONFORMANCE_TARGETS=reference,nginx`\n\
+         runs only those targets (both skip the check of this file).\n\
+         `GATEFOLD_BLESS=1` rewrites this file from the results.\n\n\
+         This file is generated: a test fails when it differs from what the suite\n\
+         finds, and when the targets the suite runs differ from the capability\n\
+         matrix of `gatefold capabilities` (`docs/capabilities.md`).\n\n\
+         Cells:\n\n\
+         - **pass**: every expectation held.\n\
+         - **declared deviation (kind field)**: the target declares this kind or\n\
+           field `approximate` (`gatefold capabilities`), and the scenario's\n\
+           expectations for that target describe the difference; they held. A\n\
+           deviation that the target does not declare fails the suite.\n\
+         - **refused at compile (kind)**: `gatefold compile` refuses the spec for\n\
+           this target (a kind it cannot carry out exactly; security kinds fail\n\
+           closed).\n\n\
+         A new target is one line in `tests/conformance/src/targets.rs` (and its\n\
+         crate in `tests/conformance/Cargo.toml`), if `gatefold-runtime`'s launcher\n\
+         can run its output. A new scenario is one YAML file; the format is\n\
+         described in `tests/conformance/src/scenario.rs`.\n\n",
+    );
+    out.push_str(&format!(
+        "{} scenarios, {} requests, each on every target.\n\n",
+        rows.len(),
+        requests
+    ));
+    out.push_str("| scenario | what it checks | requests |");
+    for t in targets {
+        out.push_str(&format!(" {t} |"));
+    }
+    out.push_str("\n|---|---|---|");
+    for _ in targets {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for row in rows {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |",
+            row.id,
+            row.about.replace('|', "\\|"),
+            row.requests
+        ));
+        for cell in &row.cells {
+            out.push_str(&format!(" {} |", cell.cell()));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(NOT_YET);
+    out
+}
