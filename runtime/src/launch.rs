@@ -220,9 +220,9 @@ impl Launched {
     pub fn logs(&self) -> Vec<String> {
         match &self.running {
             Running::Reference(_) => vec![if self.launch.access_log {
-                "access log: stdout (JSON lines); errors: stderr".to_string()
+                "access log on stdout (JSON lines), errors on stderr".to_string()
             } else {
-                "errors: stderr (access log off)".to_string()
+                "errors on stderr (no access log)".to_string()
             }],
             Running::Nginx(n) => vec![
                 n.error_log().display().to_string(),
