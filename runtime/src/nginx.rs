@@ -67,7 +67,8 @@ impl Nginx {
 
     /// Checks `conf` (the text of `nginx.conf`) with `nginx -t` on `prefix`,
     /// where files it includes must already be (relative includes resolve
-    /// against `prefix/conf`). Creates `prefix/conf` and `prefix/logs`.
+    /// against `prefix/conf`). Creates `prefix/conf`, `prefix/logs` and
+    /// `prefix/tmp` (for temp paths such as `tmp/proxy`).
     /// nginx does not check Lua inside `*_by_lua_block`: see
     /// [`crate::Luajit`].
     pub fn check(&self, prefix: &Path, conf: &str) -> Result<()> {
@@ -157,9 +158,10 @@ impl Nginx {
     }
 }
 
-/// Creates the prefix's `conf/` and `logs/` directories.
+/// Creates the prefix's `conf/`, `logs/` and `tmp/` directories (nginx
+/// makes only the last part of a `*_temp_path`: `tmp/proxy` needs `tmp/`).
 fn lay_out(prefix: &Path) -> Result<()> {
-    for dir in ["conf", "logs"] {
+    for dir in ["conf", "logs", "tmp"] {
         let path = prefix.join(dir);
         std::fs::create_dir_all(&path).map_err(io_err(format!("creating {}", path.display())))?;
     }

@@ -33,7 +33,7 @@ scenarios come with the language change:
   (`target::check`), so there is nothing to run.
 - `native`: not portable by definition; each target's own tests hold it.
 - What an *invalid* `host` gets (empty, with userinfo `a@b`, with quotes or
-  spaces): the language does not say (the reference gateway routes it as
+  spaces, a trailing dot): the language does not say (the reference gateway routes it as
   any unknown host, 404, or forwards it as data when an api answers any
   host); runtimes differ (nginx refuses some with 400). The suite only
   asserts that such hosts never match another api's `hosts`.
@@ -78,7 +78,8 @@ pub fn document(targets: &[TargetKind], rows: &[Row]) -> String {
            deviation that the target does not declare fails the suite.\n\
          - **refused at compile (kind)**: `gatefold compile` refuses the spec for\n\
            this target (a kind it cannot carry out exactly; security kinds fail\n\
-           closed).\n\n\
+           closed), or leaves an advisory kind out with a warning (`kind left\n\
+           out`; `--strict` refuses it): the scenario is not run there.\n\n\
          A new target is one line in `tests/conformance/src/targets.rs` (and its\n\
          crate in `tests/conformance/Cargo.toml`), if `gatefold-runtime`'s launcher\n\
          can run its output. A new scenario is one YAML file; the format is\n\

@@ -173,6 +173,19 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
         refused.dedup();
         return Outcome::Refused(refused.join(", "));
     }
+    // An advisory kind the target lacks compiles with a warning and is left
+    // out: the scenario (about that kind) cannot hold, and the target says
+    // so at compile time, so it counts as refused there (`--strict` makes
+    // it an error).
+    let mut left_out: Vec<String> = gaps
+        .iter()
+        .filter(|g| g.support == Support::Unsupported)
+        .map(|g| format!("`{}` left out", g.policy.kind))
+        .collect();
+    left_out.dedup();
+    if !left_out.is_empty() {
+        return Outcome::Refused(left_out.join(", "));
+    }
     let output = target.emit(ir, &options);
     let mut launch = Launch::new(kind, dir.join("work"), listen);
     launch.listen_tls = listen_tls;

@@ -131,6 +131,30 @@ requests:
 }
 
 #[test]
+fn an_advisory_kind_left_out_counts_as_refused_at_compile() {
+    let env = env("left-out");
+    let scenario = file(
+        "test/left-out",
+        r#"about: test
+spec: |
+  gatefold: 1
+  apis:
+    main:
+      policies: [{ deprecation: {} }]
+      routes:
+        m: { path: /m, policies: [{ mock: { body: hi } }] }
+requests:
+  - { path: /m, expect: { status: 200, headers: { deprecation: "@0" } } }
+"#,
+    );
+    let lacking = Declaring(PolicyKind::Deprecation, Support::Unsupported);
+    assert_eq!(
+        run(&scenario, &lacking, &env),
+        Outcome::Refused("`deprecation` left out".into())
+    );
+}
+
+#[test]
 fn every_part_of_an_expectation_is_compared() {
     let env = env("compared");
     let scenario = file(
