@@ -32,11 +32,12 @@ scenarios come with the language change:
 - `script`: refused at compile by every target until scripts are compiled
   (`target::check`), so there is nothing to run.
 - `native`: not portable by definition; each target's own tests hold it.
-- What an *invalid* `host` gets (empty, with userinfo `a@b`, with quotes or
-  spaces, a trailing dot): the language does not say (the reference gateway routes it as
-  any unknown host, 404, or forwards it as data when an api answers any
-  host); runtimes differ (nginx refuses some with 400). The suite only
-  asserts that such hosts never match another api's `hosts`.
+- What an *invalid* `host` gets (empty, with userinfo `a@b`, with quotes
+  or spaces, a trailing dot): the language does not say (the reference
+  gateway routes it as any unknown host, 404, or forwards it as data when
+  an api answers any host); runtimes differ (nginx refuses some with 400).
+  The suite only asserts that such hosts never match another api's
+  `hosts`.
 - `balance` (round-robin, least-request, hash-header): which target comes
   first differs by runtime and is not part of the language; the suite
   asserts what is fixed (retries moving to another target, weight 0).
@@ -45,46 +46,79 @@ scenarios come with the language change:
   upstreams cannot give; the reference gateway's own tests hold them.
 ";
 
+/// The text before the matrix.
+const INTRO: &str = r#"# Conformance
+
+A spec means the same on every target. The conformance suite holds that:
+each scenario in `tests/conformance/scenarios/` is a small spec, the
+requests to send, the responses expected (status, chosen headers, body or
+a part of it) and what the echo upstream must have received (method, path,
+query, headers). The runner compiles each scenario for every target in
+`tests/conformance/src/targets.rs`, starts the target's real runtime on
+free loopback ports with the launcher that `gatefold up` uses
+(`gatefold-runtime`'s `launch`), replays the requests and compares.
+
+```sh
+cargo test -p gatefold-conformance
+```
+
+runs it (CI runs it through `scripts/test.sh`, which installs nginx and
+Envoy first, see `docs/runtimes.md`). `GATEFOLD_CONFORMANCE_ONLY=WORD`
+runs the scenarios whose id contains WORD;
+`GATEFOLD_CONFORMANCE_TARGETS=reference,nginx` runs only those targets
+(both skip the check of this file). `GATEFOLD_BLESS=1` rewrites this file
+from the results.
+
+This file is generated: a test fails when it differs from what the suite
+finds, and when the targets the suite runs differ from the capability
+matrix of `gatefold capabilities` (`docs/capabilities.md`).
+
+Cells:
+
+- **pass**: every expectation held.
+- **declared deviation (kind field)**: the target declares this kind or
+  field `approximate` (`gatefold capabilities`), and the scenario's
+  expectations for that target describe the difference; they held. A
+  deviation that the target does not declare fails the suite.
+- **refused at compile (kind)**: `gatefold compile` refuses the spec for
+  this target (a kind it cannot carry out exactly; security kinds fail
+  closed), or leaves an advisory kind out with a warning (`kind left
+  out`; `--strict` refuses it): the scenario is not run there.
+
+A new target is one line in `tests/conformance/src/targets.rs` (and its
+crate in `tests/conformance/Cargo.toml`), if `gatefold-runtime`'s launcher
+can run its output. A new scenario is one YAML file (the format is
+documented in `tests/conformance/src/scenario.rs`):
+
+```yaml
+about: what it checks, one line
+env: { ACME_KEY: k1 }                 # secrets given to the runtime
+spec: |                               # {{echo}}, {{echo2}}: echo upstreams; {{closed}}: nothing listens
+  gatefold: 1
+  upstreams:
+    a: { targets: [{ url: "{{echo}}" }] }
+  consumers:
+    acme: { credentials: { key: { env: ACME_KEY } } }
+  apis:
+    main: { upstream: a, policies: [{ key-auth: {} }], routes: { all: { path: /* } } }
+requests:
+  - path: /x?y=1                      # sent byte for byte; method, host, headers, body, chunked, raw, sni
+    headers: ["x-api-key: k1"]
+    expect:
+      status: 200
+      headers: { x-echo: a }          # also present, absent, body, body-contains, body-size
+      upstream: { path: /x, query: y=1, absent: [x-api-key] }   # or `upstream: none`
+deviations:                           # only for what the target declares approximate
+  nginx: { kind: retry, expect: { 0: { status: 200 } } }
+```
+
+"#;
+
 /// The whole of `docs/conformance.md`.
 pub fn document(targets: &[TargetKind], rows: &[Row]) -> String {
     let requests: usize = rows.iter().map(|r| r.requests).sum();
     let mut out = String::new();
-    out.push_str(
-        "# Conformance\n\n\
-         A spec means the same on every target. The conformance suite holds that:\n\
-         each scenario in `tests/conformance/scenarios/` is a small spec, the\n\
-         requests to send, the responses expected (status, chosen headers, body or\n\
-         a part of it) and what the echo upstream must have received (method, path,\n\
-         query, headers). The runner compiles each scenario for every target in\n\
-         `tests/conformance/src/targets.rs`, starts the target's real runtime on\n\
-         free loopback ports with the launcher that `gatefold up` uses\n\
-         (`gatefold-runtime`'s `launch`), replays the requests and compares.\n\n\
-         ```sh\n\
-         cargo test -p gatefold-conformance\n\
-         ```\n\n\
-         runs it (CI runs it through `scripts/test.sh`, which installs nginx and\n\
-         Envoy first, see `docs/runtimes.md`). `GATEFOLD_CONFORMANCE_ONLY=WORD`\n\
-         runs the scenarios whose id contains WORD; `GATEFOLD_CONFORMANCE_TARGETS=reference,nginx`\n\
-         runs only those targets (both skip the check of this file).\n\
-         `GATEFOLD_BLESS=1` rewrites this file from the results.\n\n\
-         This file is generated: a test fails when it differs from what the suite\n\
-         finds, and when the targets the suite runs differ from the capability\n\
-         matrix of `gatefold capabilities` (`docs/capabilities.md`).\n\n\
-         Cells:\n\n\
-         - **pass**: every expectation held.\n\
-         - **declared deviation (kind field)**: the target declares this kind or\n\
-           field `approximate` (`gatefold capabilities`), and the scenario's\n\
-           expectations for that target describe the difference; they held. A\n\
-           deviation that the target does not declare fails the suite.\n\
-         - **refused at compile (kind)**: `gatefold compile` refuses the spec for\n\
-           this target (a kind it cannot carry out exactly; security kinds fail\n\
-           closed), or leaves an advisory kind out with a warning (`kind left\n\
-           out`; `--strict` refuses it): the scenario is not run there.\n\n\
-         A new target is one line in `tests/conformance/src/targets.rs` (and its\n\
-         crate in `tests/conformance/Cargo.toml`), if `gatefold-runtime`'s launcher\n\
-         can run its output. A new scenario is one YAML file; the format is\n\
-         described in `tests/conformance/src/scenario.rs`.\n\n",
-    );
+    out.push_str(INTRO);
     out.push_str(&format!(
         "{} scenarios, {} requests, each on every target.\n\n",
         rows.len(),
@@ -114,4 +148,24 @@ pub fn document(targets: &[TargetKind], rows: &[Row]) -> String {
     out.push('\n');
     out.push_str(NOT_YET);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::{Placeholders, ScenarioFile};
+
+    #[test]
+    fn the_example_in_the_document_is_a_valid_scenario_with_a_valid_spec() {
+        let (_, rest) = super::INTRO.split_once("```yaml\n").unwrap();
+        let (example, _) = rest.split_once("```").unwrap();
+        let file = ScenarioFile {
+            id: "doc/example".into(),
+            path: "docs/conformance.md".into(),
+            text: example.into(),
+        };
+        let scenario = file.parse(&Placeholders::dummy()).unwrap();
+        let compiled = gatefold_compiler::compile_str("example.yaml", &scenario.spec);
+        assert!(compiled.ir.is_some(), "{}", compiled.render());
+        assert!(scenario.deviations.contains_key("nginx"));
+    }
 }
