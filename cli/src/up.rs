@@ -20,7 +20,7 @@ use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::{TargetKind, ValidIr};
 use gatefold_compiler::target::{check, gap_diagnostics, Options, Output, Target};
 use gatefold_compiler::{compile_path, Compiled};
-use gatefold_runtime::launch::{free_addr, Launch, Launched, RUNNABLE};
+use gatefold_runtime::launch::{free_addr, secret_files, Launch, Launched, RUNNABLE};
 use gatefold_target_reference::gateway::watch::{fingerprint, Settle, Source};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -156,6 +156,7 @@ fn up(spec: &Path, settings: Settings) -> Result<(), String> {
     });
     let mut launch = Launch::new(kind, &work, listen);
     launch.listen_tls = listen_tls;
+    launch.secret_files = secret_files(kind, &ir);
     launch.access_log = kind == TargetKind::Reference;
     let stop = stop_signals()?;
     let mut running = Launched::start(launch, &output)
@@ -198,12 +199,15 @@ fn up(spec: &Path, settings: Settings) -> Result<(), String> {
                 "gatefold up: {} changed but does not compile; still serving the last good config:\n{diagnostics}",
                 spec.display()
             ),
-            Ok((ir, output)) => match running.reload(&output) {
-                Ok(()) => eprintln!("gatefold up: reloaded (config {})", ir.hash.short()),
-                Err(e) => eprintln!(
-                    "gatefold up: {kind} refused the changed config; still serving the last good one:\n{e}"
-                ),
-            },
+            Ok((ir, output)) => {
+                running.set_secret_files(secret_files(kind, &ir));
+                match running.reload(&output) {
+                    Ok(()) => eprintln!("gatefold up: reloaded (config {})", ir.hash.short()),
+                    Err(e) => eprintln!(
+                        "gatefold up: {kind} refused the changed config; still serving the last good one:\n{e}"
+                    ),
+                }
+            }
         }
     }
     eprintln!("gatefold up: stopping {kind}");

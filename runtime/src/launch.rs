@@ -67,6 +67,11 @@ pub struct Launch {
     pub listen_tls: Option<SocketAddr>,
     /// Secrets and other variables the runtime is given.
     pub env: BTreeMap<String, String>,
+    /// Files written from secrets into the work directory (mode 0600)
+    /// before the runtime starts or reloads: relative path -> the variable
+    /// holding the contents (looked up in `env`, then this process's
+    /// environment). See [`secret_files`].
+    pub secret_files: BTreeMap<String, String>,
     /// Reference gateway: write its JSON access log to stdout.
     pub access_log: bool,
     /// Reference gateway: worker threads (`None`: one per core).
@@ -83,6 +88,7 @@ impl Launch {
             listen,
             listen_tls: None,
             env: BTreeMap::new(),
+            secret_files: BTreeMap::new(),
             access_log: false,
             workers: None,
         }
@@ -97,6 +103,58 @@ pub fn free_addr() -> Result<SocketAddr> {
     listener
         .local_addr()
         .map_err(io_err("reading a bound address"))
+}
+
+/// The files a target's output expects its runner to write from secrets
+/// (private keys are never compiled in): nginx reads a TLS private key that
+/// the spec keeps in an environment variable from `keys/cert-N.key` under
+/// its prefix (N: the certificate's place in `gateway.tls.certificates`;
+/// the nginx target's `tls_key_file`). Other targets read their secrets
+/// from the environment themselves.
+pub fn secret_files(target: TargetKind, ir: &ValidIr) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    if target == TargetKind::Nginx {
+        let certificates = ir.gateway.tls.iter().flat_map(|t| &t.certificates);
+        for (i, c) in certificates.enumerate() {
+            if let gatefold_compiler::ir::tls::TlsKey::Env(var) = &c.key {
+                files.insert(format!("keys/cert-{i}.key"), var.clone());
+            }
+        }
+    }
+    files
+}
+
+/// Writes `launch.secret_files` under `dir`, each readable by its owner
+/// only; a variable that is unset or empty is an error naming it.
+fn write_secret_files(dir: &Path, launch: &Launch) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    for (rel, var) in &launch.secret_files {
+        let value = LaunchSecrets(launch.env.clone())
+            .get(var)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::Rejected {
+                runtime: "launcher",
+                message: format!(
+                    "the secret variable `{var}` (for {rel}) is unset or empty: set it before starting"
+                ),
+            })?;
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io_err(format!("creating {}", parent.display())))?;
+        }
+        let _ = std::fs::remove_file(&path);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(format!("creating {}", path.display())))?;
+        file.write_all(value.as_bytes())
+            .map_err(io_err(format!("writing {}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// A running target.
@@ -167,6 +225,7 @@ impl Launched {
             }
             TargetKind::Nginx => {
                 let entry = materialize(work, output, Some(nginx_entry()))?;
+                write_secret_files(work, &launch)?;
                 check_lua(work, output)?;
                 let nginx = Nginx::locate()?.with_env(launch.env.clone());
                 Running::Nginx(nginx.start(work, &entry, &ready_on)?)
@@ -174,6 +233,7 @@ impl Launched {
             TargetKind::Envoy => {
                 let config = envoy_config(output)?;
                 materialize(work, output, Some(envoy_managed()))?;
+                write_secret_files(work, &launch)?;
                 let envoy = Envoy::locate()?.with_env(launch.env.clone());
                 Running::Envoy(envoy.start(work, &config, &ready_on)?)
             }
@@ -184,6 +244,12 @@ impl Launched {
             launch,
             running,
         })
+    }
+
+    /// Replaces the secret files the next [`Launched::reload`] writes (a
+    /// new output may have other ones: see [`secret_files`]).
+    pub fn set_secret_files(&mut self, files: BTreeMap<String, String>) {
+        self.launch.secret_files = files;
     }
 
     /// The target it runs.
@@ -267,11 +333,13 @@ impl Launched {
                 let staging = work.join(".next");
                 let _ = std::fs::remove_dir_all(&staging);
                 let entry = materialize(&staging, output, Some(nginx_entry()))?;
+                write_secret_files(&staging, &self.launch)?;
                 check_lua(&staging, output)?;
                 Nginx::locate()?.check(&staging, &entry)?;
                 let _ = std::fs::remove_dir_all(&staging);
                 remove_stale(&work, &self.files, output);
                 materialize(&work, output, Some(nginx_entry()))?;
+                write_secret_files(&work, &self.launch)?;
                 instance.reload(&entry)?;
             }
             Running::Stopped => {
@@ -287,6 +355,7 @@ impl Launched {
                 let bootstrap = std::fs::read_to_string(work.join("bootstrap.yaml"))
                     .map_err(io_err("reading the running bootstrap"))?;
                 if bootstrap == config.bootstrap {
+                    write_secret_files(&work, &self.launch)?;
                     instance.reload(config.lds.as_deref(), config.cds.as_deref())?;
                     remove_stale(&work, &self.files, output);
                     materialize(&work, output, Some(envoy_managed()))?;
@@ -305,6 +374,7 @@ impl Launched {
                     }
                     remove_stale(&work, &self.files, output);
                     materialize(&work, output, Some(envoy_managed()))?;
+                    write_secret_files(&work, &self.launch)?;
                     self.running = Running::Envoy(envoy.start(&work, &config, &ready_on)?);
                 }
             }

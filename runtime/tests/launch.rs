@@ -152,8 +152,37 @@ fn nginx_outputs_start_reload_after_checks_and_stop_leaving_nothing() {
     let work = scratch("launch-nginx");
     let lua = "local M = {}\nfunction M.hi() return 1 end\nreturn M\n";
     let first = nginx_output(nginx_conf(listen, up, "v1"), "# nothing\n", lua);
-    let mut running =
-        Launched::start(Launch::new(TargetKind::Nginx, &work, listen), &first).unwrap();
+    // A secret file without its variable: refused before nginx starts.
+    let mut launch = Launch::new(TargetKind::Nginx, &work, listen);
+    launch.secret_files = BTreeMap::from([(
+        "keys/cert-0.key".to_string(),
+        "GATEFOLD_TEST_SURELY_UNSET_TLS_KEY".to_string(),
+    )]);
+    let err = Launched::start(launch.clone(), &first).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("GATEFOLD_TEST_SURELY_UNSET_TLS_KEY"),
+        "{err}"
+    );
+    launch.secret_files = BTreeMap::from([(
+        "keys/cert-0.key".to_string(),
+        "GATEFOLD_TEST_TLS_KEY".to_string(),
+    )]);
+    launch.env = BTreeMap::from([(
+        "GATEFOLD_TEST_TLS_KEY".to_string(),
+        "-----BEGIN PRIVATE KEY-----\n".to_string(),
+    )]);
+    let mut running = Launched::start(launch, &first).unwrap();
+    let key = work.join("keys/cert-0.key");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap(),
+        "-----BEGIN PRIVATE KEY-----\n"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a key is readable by its owner only");
+    }
     let (status, head, body) = get(listen);
     assert_eq!((status, body.as_str()), (200, "from-up"));
     assert!(head.contains("x-config: v1"), "{head}");

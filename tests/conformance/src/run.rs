@@ -7,7 +7,7 @@ use crate::scenario::{
     host_key, Deviation, Expect, Placeholders, Request, Scenario, ScenarioFile, UpstreamExpect,
 };
 use gatefold_compiler::target::{check, Options, Support, Target};
-use gatefold_runtime::launch::{free_addr, Launch, Launched};
+use gatefold_runtime::launch::{free_addr, secret_files, Launch, Launched};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -190,6 +190,17 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
     let mut launch = Launch::new(kind, dir.join("work"), listen);
     launch.listen_tls = listen_tls;
     launch.env = scenario.env.clone();
+    if scenario.tls {
+        // The private keys as variables too, for specs that read a key
+        // with `{ env: GATEFOLD_TEST_TLS_KEY_A }` (or `_B`).
+        for (name, _, key) in &env.certs.pairs {
+            launch.env.insert(
+                format!("GATEFOLD_TEST_TLS_KEY_{}", name.to_ascii_uppercase()),
+                key.clone(),
+            );
+        }
+    }
+    launch.secret_files = secret_files(kind, ir);
     launch.workers = Some(1);
     let launched = match Launched::start(launch, &output) {
         Ok(l) => l,

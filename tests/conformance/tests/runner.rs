@@ -210,3 +210,38 @@ requests:
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
 }
+
+#[test]
+fn nginx_gets_a_secret_file_for_each_tls_key_kept_in_the_environment() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runner-secret-files");
+    let _ = std::fs::remove_dir_all(&dir);
+    gatefold_conformance::tls::Certs::make()
+        .unwrap()
+        .write(&dir)
+        .unwrap();
+    std::fs::write(
+        dir.join("gatefold.yaml"),
+        "gatefold: 1
+gateway:
+  tls:
+    listen: 8443
+    certificates:
+      - { cert: { file: certs/a.pem }, key: { file: certs/a.key } }
+      - { cert: { file: certs/b.pem }, key: { env: KEY_B } }
+apis:
+  main:
+    routes:
+      m: { path: /m, policies: [{ mock: {} }] }
+",
+    )
+    .unwrap();
+    let compiled = gatefold_compiler::compile_path(&dir);
+    let ir = compiled.ir.as_ref().expect("the spec compiles");
+    use gatefold_runtime::launch::secret_files;
+    assert_eq!(
+        secret_files(TargetKind::Nginx, ir),
+        [("keys/cert-1.key".to_string(), "KEY_B".to_string())].into(),
+        "the second certificate's key, at the nginx target's tls_key_file(1)"
+    );
+    assert!(secret_files(TargetKind::Reference, ir).is_empty());
+}
