@@ -62,13 +62,16 @@ step runtimes ./scripts/install-runtimes.sh
 # (openssl, self-signed) before anything compiles the examples.
 step test-certs ./examples/tls/make-test-cert.sh
 step build cargo build --locked --workspace --all-targets
-step tests cargo test --locked --workspace
+step tests cargo test --locked --workspace --exclude gatefold-conformance
+# Every scenario on every target built in (docs/conformance.md); the same
+# command runs it locally.
+step conformance cargo test --locked -p gatefold-conformance
 step examples validate_examples
 step fuzz ./fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 # The counts of every test binary, added up: one closing line for the run.
-passed=$(grep -hoE '^test result: .* ([0-9]+) passed' "$logs/tests.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -hoE '; ([0-9]+) failed' "$logs/tests.log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+passed=$(grep -hoE '^test result: .* ([0-9]+) passed' "$logs/tests.log" "$logs/conformance.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -hoE '; ([0-9]+) failed' "$logs/tests.log" "$logs/conformance.log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 print_summary
 echo
 echo "tests: $passed passed, $failed failed"

@@ -1,4 +1,5 @@
-//! `gatefold`: validate, compile, explain and list capabilities.
+//! `gatefold`: validate, compile, explain, diff, list capabilities, serve
+//! the reference gateway, and run any runnable target (`up`).
 //!
 //! Exit codes: 0 ok, 1 user error (bad spec, failed check), 2 drift found,
 //! greater than 2 internal error.
@@ -11,6 +12,7 @@ mod explain_tls;
 mod serve;
 mod stdout;
 mod targets;
+mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
@@ -94,6 +96,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: MatrixFormat,
     },
+    /// Compile a spec for a target and run the target's real runtime
+    /// (nginx, Envoy or the reference gateway) in the foreground on
+    /// loopback, until Ctrl-C or SIGTERM.
+    Up {
+        spec: PathBuf,
+        /// nginx | envoy | reference
+        #[arg(long)]
+        target: String,
+        /// Where to serve requests (port 0: a free one) [default: 127.0.0.1:<gateway.listen>]
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where to serve TLS, when the spec has `gateway.tls`
+        /// [default: 127.0.0.1:<gateway.tls.listen>]
+        #[arg(long)]
+        listen_tls: Option<std::net::SocketAddr>,
+        /// The work directory the compiled files, the runtime's state and
+        /// its logs go to [default: $TMPDIR/gatefold-up-TARGET-PID]
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Reload when the spec changes (a broken edit, or a config the
+        /// runtime refuses, keeps the last good config).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Run the reference gateway on a spec (or a compiled gatefold.ir.json).
     Serve {
         spec: PathBuf,
@@ -153,6 +179,23 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Up {
+            spec,
+            target,
+            listen,
+            listen_tls,
+            work,
+            watch,
+        } => up::run(
+            &spec,
+            up::Settings {
+                target,
+                listen,
+                listen_tls,
+                work,
+                watch,
+            },
+        ),
         Command::Serve {
             spec,
             listen,

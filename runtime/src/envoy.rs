@@ -8,6 +8,7 @@
 //! `127.0.0.1` port 0: readiness is read from `/ready` at the address Envoy
 //! reports.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +51,9 @@ pub struct EnvoyConfig {
 #[derive(Debug, Clone)]
 pub struct Envoy {
     binary: PathBuf,
+    /// Variables added to Envoy's environment (secrets its configuration
+    /// reads).
+    env: BTreeMap<String, String>,
 }
 
 impl Envoy {
@@ -63,7 +67,14 @@ impl Envoy {
     pub fn at(binary: impl Into<PathBuf>) -> Envoy {
         Envoy {
             binary: binary.into(),
+            env: BTreeMap::new(),
         }
+    }
+
+    /// The same binary, started with `vars` added to its environment.
+    pub fn with_env(mut self, vars: BTreeMap<String, String>) -> Envoy {
+        self.env = vars;
+        self
     }
 
     /// The binary's path.
@@ -179,6 +190,7 @@ impl Envoy {
                 "-l",
                 "warn",
             ])
+            .envs(&self.env)
             .current_dir(work);
         let group = Group::spawn(command, &log)?;
         let mut instance = EnvoyInstance {

@@ -12,6 +12,7 @@
 
 mod admin;
 pub mod envoy;
+pub mod launch;
 mod locate;
 pub mod lua;
 pub mod nginx;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use envoy::{Envoy, EnvoyConfig, EnvoyInstance};
+pub use launch::{Launch, Launched};
 pub use lua::Luajit;
 pub use nginx::{Nginx, NginxInstance};
 

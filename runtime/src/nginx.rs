@@ -7,6 +7,7 @@
 //! `*_temp_path`), as `docs/runtimes.md` describes: nginx's compiled-in
 //! defaults are shared system paths.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,9 @@ const CANDIDATE: &str = "conf/nginx.conf.candidate";
 #[derive(Debug, Clone)]
 pub struct Nginx {
     binary: PathBuf,
+    /// Variables added to the master's environment (secrets the
+    /// configuration reads through `env` and `os.getenv`).
+    env: BTreeMap<String, String>,
 }
 
 impl Nginx {
@@ -46,7 +50,14 @@ impl Nginx {
     pub fn at(binary: impl Into<PathBuf>) -> Nginx {
         Nginx {
             binary: binary.into(),
+            env: BTreeMap::new(),
         }
+    }
+
+    /// The same binary, started with `vars` added to its environment.
+    pub fn with_env(mut self, vars: BTreeMap<String, String>) -> Nginx {
+        self.env = vars;
+        self
     }
 
     /// The binary's path.
@@ -56,7 +67,8 @@ impl Nginx {
 
     /// Checks `conf` (the text of `nginx.conf`) with `nginx -t` on `prefix`,
     /// where files it includes must already be (relative includes resolve
-    /// against `prefix/conf`). Creates `prefix/conf` and `prefix/logs`.
+    /// against `prefix/conf`). Creates `prefix/conf`, `prefix/logs` and
+    /// `prefix/tmp` (for temp paths such as `tmp/proxy`).
     /// nginx does not check Lua inside `*_by_lua_block`: see
     /// [`crate::Luajit`].
     pub fn check(&self, prefix: &Path, conf: &str) -> Result<()> {
@@ -115,7 +127,12 @@ impl Nginx {
         std::fs::write(&live, conf).map_err(io_err(format!("writing {}", live.display())))?;
         let stderr_log = prefix.join("logs/stderr.log");
         let mut command = Command::new(&self.binary);
-        command.arg("-p").arg(prefix).arg("-c").arg(CONF);
+        command
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(CONF)
+            .envs(&self.env);
         let group = Group::spawn(command, &stderr_log)?;
         let mut instance = NginxInstance {
             nginx: self.clone(),
@@ -141,9 +158,10 @@ impl Nginx {
     }
 }
 
-/// Creates the prefix's `conf/` and `logs/` directories.
+/// Creates the prefix's `conf/`, `logs/` and `tmp/` directories (nginx
+/// makes only the last part of a `*_temp_path`: `tmp/proxy` needs `tmp/`).
 fn lay_out(prefix: &Path) -> Result<()> {
-    for dir in ["conf", "logs"] {
+    for dir in ["conf", "logs", "tmp"] {
         let path = prefix.join(dir);
         std::fs::create_dir_all(&path).map_err(io_err(format!("creating {}", path.display())))?;
     }

@@ -22,7 +22,8 @@ use tokio::sync::watch;
 /// How long the files must have stayed the same before they are loaded.
 pub const SETTLE: Duration = Duration::from_secs(1);
 
-type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+/// Name, modification time and length of each file of a spec.
+pub type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
 /// What to watch.
 #[derive(Clone, Debug)]
@@ -40,7 +41,7 @@ impl Source {
 }
 
 /// Name, modification time and length of every file that makes the spec.
-fn fingerprint(src: &Source) -> Fingerprint {
+pub fn fingerprint(src: &Source) -> Fingerprint {
     let files = if src.is_ir() {
         vec![src.path.clone()]
     } else {
@@ -81,28 +82,67 @@ enum NotLoaded {
     Moving,
 }
 
+/// The settle rule, as one look per interval: a change is acted on once
+/// the files have stayed the same for [`SETTLE`] (at least one interval),
+/// and once only. `--watch` here and `gatefold up --watch` both poll with it.
+#[derive(Debug)]
+pub struct Settle {
+    settle: Duration,
+    /// What was last acted on (loaded, or refused).
+    done: Fingerprint,
+    /// What the previous look saw, and since when.
+    last: Fingerprint,
+    changed_at: Instant,
+}
+
+impl Settle {
+    /// Starts watching `src`. Nothing counts as acted on yet: the first
+    /// settled look reports the files (see [`Settle::done`] to start from a
+    /// known load).
+    pub fn new(src: &Source) -> Settle {
+        Settle {
+            settle: SETTLE.max(src.interval),
+            done: Fingerprint::new(),
+            last: fingerprint(src),
+            changed_at: Instant::now(),
+        }
+    }
+
+    /// One look at the files: their fingerprint when they differ from what
+    /// was last acted on and have stayed the same for the settle time.
+    pub fn look(&mut self, src: &Source) -> Option<Fingerprint> {
+        let now = fingerprint(src);
+        if now != self.last {
+            self.last = now;
+            self.changed_at = Instant::now();
+            return None;
+        }
+        if now == self.done || self.changed_at.elapsed() < self.settle {
+            return None;
+        }
+        Some(now)
+    }
+
+    /// Records that the files as `seen` were acted on: they are not
+    /// reported again until they change.
+    pub fn done(&mut self, seen: Fingerprint) {
+        self.done = seen;
+    }
+}
+
 pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let settle = SETTLE.max(src.interval);
     // What the running config was loaded from is unknown (the files may
     // have changed between the first load and now): the first settled look
     // loads them once more, which changes nothing when they are the same.
-    let mut loaded = Fingerprint::new();
-    let mut last = fingerprint(&src);
-    let mut changed_at = Instant::now();
+    let mut settle = Settle::new(&src);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(src.interval) => {}
             _ = stopped.changed() => return,
         }
-        let now = fingerprint(&src);
-        if now != last {
-            last = now;
-            changed_at = Instant::now();
+        let Some(now) = settle.look(&src) else {
             continue;
-        }
-        if now == loaded || changed_at.elapsed() < settle {
-            continue;
-        }
+        };
         let outcome = {
             let (src, shared, now) = (src.clone(), shared.clone(), now.clone());
             tokio::task::spawn_blocking(move || {
@@ -137,6 +177,6 @@ pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<
             Ok(Err(NotLoaded::Moving)) => continue,
             Err(e) => eprintln!("gatefold: reload failed: {e}"),
         }
-        loaded = now;
+        settle.done(now);
     }
 }

@@ -1,0 +1,166 @@
+//! The conformance suite: every scenario on every target of
+//! `targets::all()`, the matrix in `docs/conformance.md` kept in sync, and
+//! the suite's targets kept equal to `gatefold capabilities`.
+
+use gatefold_compiler::ir::TargetKind;
+use gatefold_conformance::matrix::{document, Row};
+use gatefold_conformance::run::{declared_approximate, run, Env, Outcome};
+use gatefold_conformance::scenario::{load_all, scenarios_dir, Placeholders};
+use gatefold_conformance::targets;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The size goal: at least this many scenarios and requests.
+const MIN_SCENARIOS: usize = 60;
+const MIN_REQUESTS: usize = 300;
+
+#[test]
+fn scenarios_parse_reach_the_size_goal_and_declare_only_declared_deviations() {
+    let files = load_all(&scenarios_dir()).unwrap();
+    let mut requests = 0;
+    let all = targets::all();
+    let mut problems = Vec::new();
+    for f in &files {
+        match f.parse(&Placeholders::dummy()) {
+            Ok(s) => {
+                requests += s.requests.len();
+                for (name, d) in &s.deviations {
+                    match all.iter().find(|t| t.kind().as_str() == name) {
+                        // A deviation for a target not built in yet is
+                        // checked once it is.
+                        None if TargetKind::parse(name).is_some() => {}
+                        None => problems.push(format!("{}: no target `{name}`", f.id)),
+                        Some(t) if declared_approximate(t.as_ref(), d).is_none() => problems.push(
+                            format!("{}: {name} does not declare `{}` approximate", f.id, d.kind),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        files.len() >= MIN_SCENARIOS && requests >= MIN_REQUESTS,
+        "{} scenarios and {requests} requests; the goal is {MIN_SCENARIOS} and {MIN_REQUESTS}",
+        files.len()
+    );
+}
+
+#[test]
+fn the_suite_runs_the_targets_gatefold_capabilities_lists() {
+    // docs/capabilities.md holds `gatefold capabilities` (the CLI's tests
+    // check that): the same matrix from the suite's targets means the suite
+    // runs exactly the targets the CLI carries, with the same declarations.
+    let all = targets::all();
+    let refs: Vec<&dyn gatefold_compiler::target::Target> =
+        all.iter().map(|t| t.as_ref()).collect();
+    let matrix = gatefold_compiler::target::matrix_markdown(&refs);
+    let doc = std::fs::read_to_string(repo().join("docs/capabilities.md")).unwrap();
+    assert!(
+        doc.contains(&matrix),
+        "the suite's targets (tests/conformance/src/targets.rs) differ from `gatefold capabilities` (docs/capabilities.md); the suite's matrix:\n{matrix}"
+    );
+}
+
+#[test]
+fn every_scenario_on_every_target() {
+    let only = std::env::var("GATEFOLD_CONFORMANCE_ONLY").ok();
+    let wanted = std::env::var("GATEFOLD_CONFORMANCE_TARGETS").ok();
+    let files: Vec<_> = load_all(&scenarios_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|f| only.as_deref().is_none_or(|w| f.id.contains(w)))
+        .collect();
+    let all: Vec<_> = targets::all()
+        .into_iter()
+        .filter(|t| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| w.split(',').any(|n| n.trim() == t.kind().as_str()))
+        })
+        .collect();
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance");
+    let kinds: Vec<TargetKind> = all.iter().map(|t| t.kind()).collect();
+    // One thread per target, each with its own echo upstreams (a target is
+    // not `Sync`: each thread makes its own).
+    let columns: Vec<Vec<Outcome>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = kinds
+            .iter()
+            .map(|kind| {
+                let (files, scratch) = (&files, scratch.clone());
+                scope.spawn(move || {
+                    let t = targets::all()
+                        .into_iter()
+                        .find(|t| t.kind() == *kind)
+                        .expect("the target");
+                    let env = Env::new(scratch).expect("echo upstreams start");
+                    files
+                        .iter()
+                        .map(|f| {
+                            let started = std::time::Instant::now();
+                            let outcome = run(f, t.as_ref(), &env);
+                            eprintln!(
+                                "{:<10} {:<50} {} ({} ms)",
+                                t.kind(),
+                                f.id,
+                                outcome.cell(),
+                                started.elapsed().as_millis()
+                            );
+                            outcome
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a target's thread"))
+            .collect()
+    });
+    let mut failures = Vec::new();
+    let mut rows = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let parsed = f.parse(&Placeholders::dummy());
+        let (about, requests) = match &parsed {
+            Ok(s) => (s.about.clone(), s.requests.len()),
+            Err(e) => (e.clone(), 0),
+        };
+        let cells: Vec<Outcome> = columns.iter().map(|c| c[i].clone()).collect();
+        for (t, cell) in all.iter().zip(&cells) {
+            if let Outcome::Fail(why) = cell {
+                failures.push(format!("{} on {}:\n  {}", f.id, t.kind(), why.join("\n  ")));
+            }
+        }
+        rows.push(Row {
+            id: f.id.clone(),
+            about,
+            requests,
+            cells,
+        });
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenario runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    if only.is_some() || wanted.is_some() {
+        return;
+    }
+    let text = document(&kinds, &rows);
+    let path = repo().join("docs/conformance.md");
+    if std::env::var_os("GATEFOLD_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "docs/conformance.md is stale: rerun with GATEFOLD_BLESS=1 (cargo test -p gatefold-conformance) and review the diff"
+    );
+}
