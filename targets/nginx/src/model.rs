@@ -358,6 +358,7 @@ impl Builder<'_> {
         // 405: the union of the methods of the routes taking host and path.
         let mut sources = String::new();
         for (method, res) in &d.allow {
+            let method = method.as_str();
             let var = format!("$gf_allow_{method}");
             sources.push_str(&var);
             let entries = res

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 pub struct Dispatch {
     /// `(regex over "$host $method $uri", route index)`, in IR order.
     pub routes: Vec<(String, usize)>,
-    /// Per method: regexes over `"$host $uri"` of the routes with that method.
-    pub allow: BTreeMap<&'static str, Vec<String>>,
+    /// Per method (in `allow` order): regexes over `"$host $uri"` of the routes with that method.
+    pub allow: BTreeMap<Method, Vec<String>>,
     /// Over `"$host $acrm $uri"`: `pre_rN` for routes with cors, else none;
     /// cut after the last route with cors (the rest would answer none).
     pub preflight: Vec<(String, Option<String>)>,
@@ -48,7 +48,7 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
         if let Some(ms) = &m.methods {
             for method in ms {
                 d.allow
-                    .entry(method_name(*method))
+                    .entry(*method)
                     .or_default()
                     .push(format!("~(?s)^{host} {path}\\z"));
             }
@@ -82,10 +82,6 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
     }
     d.preflight.truncate(last_cors.map_or(0, |i| i + 1));
     d
-}
-
-fn method_name(m: Method) -> &'static str {
-    m.as_str()
 }
 
 fn host_regex(m: &Matcher) -> String {
