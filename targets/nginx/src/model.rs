@@ -632,7 +632,8 @@ impl Builder<'_> {
                 late_headers.push(self.late_header(name, value, stoppable));
             }
         }
-        if let Some(plan) = &route.lowered.proxy {
+        // A route that answers itself (mock, redirect) never proxies.
+        if let Some(plan) = route.lowered.proxy.as_ref().filter(|_| !has_answer) {
             body.extend(self.proxy(i, route, plan));
             for h in &hide {
                 body.push(Item::d(vec![
@@ -917,9 +918,9 @@ impl Builder<'_> {
                     "path",
                     raw("$uri"),
                     vec![
-                        (gen(format!("~^{re}$")), gen(whole)),
+                        (gen(format!("~(?s)^{re}\\z")), gen(whole)),
                         (
-                            gen(format!("~^{re}(?<gf_rest>/.*)$")),
+                            gen(format!("~(?s)^{re}(?<gf_rest>/.*)\\z")),
                             gen(format!("{add_v}${{gf_rest}}")),
                         ),
                     ],
