@@ -11,6 +11,12 @@
 //! * `lua/gatefold/*.lua`: generated Lua, loaded relative to the prefix,
 //!   only when the spec needs it (see [`needs_lua`]).
 //!
+//! * `conf/tls/cert-N.pem`: certificate chains (public), with `gateway.tls`.
+//!   Private keys are never compiled in: a key the spec reads from a file is
+//!   referenced by its absolute path; a key in an environment variable must
+//!   be written by whoever starts nginx to [`tls_key_file`]`(N)` under the
+//!   prefix (mode 0600) first.
+//!
 //! In [`Mode::HttpOnly`] the entry is `conf/http.conf` instead: the content of
 //! an `http {}` block, to be included into a user's own configuration.
 //!
@@ -35,10 +41,11 @@
 pub mod escape;
 mod lua;
 mod model;
+pub use model::tls_key_file;
 mod render;
 mod routing;
 
-use gatefold_compiler::ir::policy::{JwtAlgorithm, Policy};
+use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
     FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
@@ -94,9 +101,13 @@ impl Target for Nginx {
             K::Retry => Support::Approximate {
                 note: "nginx retries on the next server of the upstream only (proxy_next_upstream), never the same one twice, and `timeout` retries only connect timeouts",
             },
-            K::TrafficSplit => Support::Unsupported,
+            K::TrafficSplit => Support::Approximate {
+                note: "every destination is called with the first destination's timeouts and retries, and weights are rounded to 0.01%",
+            },
             K::Cache => Support::Unsupported,
-            K::Native => Support::Unsupported,
+            // `native` for other targets is ignored; an `nginx` entry is
+            // refused per field (see `policy_fields`).
+            K::Native => Support::Native,
         }
     }
 
@@ -108,10 +119,11 @@ impl Target for Nginx {
                 value: None,
                 support: Support::Emulated,
             },
+            // Verbatim nginx text would bypass every escaping rule.
             FieldSupport {
-                kind: PolicyKind::Jwt,
-                field: "algorithms",
-                value: Some("HS256"),
+                kind: PolicyKind::Native,
+                field: "nginx",
+                value: None,
                 support: Support::Unsupported,
             },
         ]
@@ -128,8 +140,8 @@ impl Target for Nginx {
             Policy::RequestHeaders(h) if !h.add.is_empty() => {
                 pick("add", None).into_iter().collect()
             }
-            Policy::Jwt(j) if j.algorithms.contains(&JwtAlgorithm::HS256) => {
-                pick("algorithms", Some("HS256")).into_iter().collect()
+            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Nginx) => {
+                pick("nginx", None).into_iter().collect()
             }
             _ => Vec::new(),
         }
@@ -149,6 +161,15 @@ impl Target for Nginx {
             ),
         };
         files.push(file(entry.0, render::render(&model, self.mode), entry.1));
+        if let Some(tls) = &ir.gateway.tls {
+            for (i, cert) in tls.certificates.iter().enumerate() {
+                files.push(file(
+                    &format!("conf/tls/cert-{i}.pem"),
+                    cert.chain.clone(),
+                    "a TLS certificate chain (public)",
+                ));
+            }
+        }
         if model.lua {
             files.push(file(
                 "lua/gatefold/access.lua",

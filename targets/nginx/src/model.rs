@@ -161,6 +161,8 @@ struct Builder<'a> {
     made: BTreeMap<String, String>,
     counter: usize,
     locations: Vec<Item>,
+    /// The locations requests enter by: one per bucket (and its 405).
+    entries: Vec<Item>,
     lua_routes: BTreeMap<usize, LuaRoute>,
 }
 
@@ -186,6 +188,7 @@ impl Model {
             made: BTreeMap::new(),
             counter: 0,
             locations: Vec::new(),
+            entries: Vec::new(),
             lua_routes: BTreeMap::new(),
         };
         let dispatch = routing::dispatch(ir);
@@ -196,7 +199,7 @@ impl Model {
             b.route(i, route, &dispatch);
         }
         http.append(&mut b.maps);
-        http.push(b.server(options));
+        http.extend(b.servers(options));
         for item in &mut http {
             item.indent(1);
         }
@@ -344,109 +347,228 @@ impl Builder<'_> {
         out
     }
 
+    /// The maps of each bucket and the locations that enter them.
     fn dispatch_maps(&mut self, d: &Dispatch) {
-        // Route choice: first regex in IR order wins.
-        let entries = d
-            .routes
-            .iter()
-            .map(|(re, i)| (gen(re.clone()), raw(format!("r{i}"))))
-            .collect();
-        self.maps.push(
-            map_item("$host $request_method $uri", "$gf_route", entries, empty())
-                .note("the route: the first entry that matches wins (IR order)"),
-        );
-        // 405: the union of the methods of the routes taking host and path.
-        let mut sources = String::new();
-        for (method, res) in &d.allow {
-            let method = method.as_str();
-            let var = format!("$gf_allow_{method}");
-            sources.push_str(&var);
-            let entries = res
+        for (k, b) in d.buckets.iter().enumerate() {
+            let v = |name: &str| format!("$gf_{name}_b{k}");
+            // Route choice: first regex in IR order wins.
+            let entries = b
+                .routes
                 .iter()
-                .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
+                .map(|(re, i)| (gen(re.clone()), raw(format!("r{i}"))))
                 .collect();
+            let note = match &b.first {
+                None => "paths whose first segment no route names: the first entry that matches wins (IR order)".to_string(),
+                Some(f) => format!("paths under /{}: the first entry that matches wins (IR order)", f.replace(['\n', '\r'], " ")),
+            };
+            self.maps.push(
+                map_item("$host $request_method $uri", &v("route"), entries, empty()).note(note),
+            );
+            // 405: the union of the methods of the routes taking host and path.
+            let mut sources = String::new();
+            for (method, res) in &b.allow {
+                let method = method.as_str();
+                let var = v(&format!("allow_{method}"));
+                sources.push_str(&var);
+                let entries = res
+                    .iter()
+                    .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
+                    .collect();
+                self.maps
+                    .push(map_item("$host $uri", &var, entries, empty()));
+            }
+            let (src, allow_entries) = if sources.is_empty() {
+                ("$gf_dollar".to_string(), Vec::new())
+            } else {
+                (sources, vec![(gen("~^, (?<gf_a>.*)$"), raw("$gf_a"))])
+            };
             self.maps
-                .push(map_item("$host $uri", &var, entries, empty()));
-        }
-        let allow_entries = if sources.is_empty() {
-            Vec::new()
-        } else {
-            vec![(gen("~^, (?<gf_a>.*)$"), raw("$gf_a"))]
-        };
-        let src = if sources.is_empty() {
-            "$gf_dollar".to_string()
-        } else {
-            sources.clone()
-        };
-        self.maps
-            .push(map_item(&src, "$gf_allow", allow_entries, empty()));
-        self.maps.push(map_item(
-            "$gf_allow",
-            "$gf_miss",
-            vec![(gen("~."), raw("gf_405"))],
-            raw("gf_404"),
-        ));
-        self.maps.push(map_item(
-            "$gf_route",
-            "$gf_main",
-            vec![(gen("~."), raw("$gf_route"))],
-            raw("$gf_miss"),
-        ));
-        if d.preflight.is_empty() {
-            self.maps
-                .push(map_item("$gf_main", "$gf_target", vec![], raw("$gf_main")));
-        } else {
-            let entries = d
-                .preflight
-                .iter()
-                .map(|(re, v)| (gen(re.clone()), v.clone().map(raw).unwrap_or_else(empty)))
-                .collect();
-            self.maps.push(map_item("$host $http_access_control_request_method $uri", "$gf_pre_route", entries, empty()).note("CORS preflights: routed by the method they ask about, when that route has cors"));
+                .push(map_item(&src, &v("allow"), allow_entries, empty()));
             self.maps.push(map_item(
-                "$gf_pre_route",
-                "$gf_pre",
-                vec![(gen("~."), raw("$gf_pre_route"))],
-                raw("$gf_main"),
+                &v("allow"),
+                &v("miss"),
+                vec![(gen("~."), raw(format!("gf_405_b{k}")))],
+                raw("gf_404"),
             ));
             self.maps.push(map_item(
-                "$request_method|$http_origin|$http_access_control_request_method",
-                "$gf_target",
-                vec![(gen("~^OPTIONS\\|.+\\|.+$"), raw("$gf_pre"))],
-                raw("$gf_main"),
+                &v("route"),
+                &v("main"),
+                vec![(gen("~."), raw(v("route")))],
+                raw(v("miss")),
             ));
-        }
-    }
-
-    fn server(&mut self, options: &Options) -> Item {
-        let mut body = Vec::new();
-        let listens: Vec<String> = match options.listen {
-            Some(a) => vec![a.to_string()],
-            None => vec![self.ir.gateway.listen.to_string()],
-        };
-        for l in listens {
-            body.push(Item::d(vec![
-                raw("listen"),
-                Word::Lit(l),
-                raw("default_server"),
-            ]));
-        }
-        body.push(dr(["server_name", "_"]));
-        body.push(dr(["client_max_body_size", "0"]));
-        body.push(
-            Item::b(
-                vec![raw("location"), raw("/")],
+            let target = if b.preflight.is_empty() {
+                v("main")
+            } else {
+                let entries = b
+                    .preflight
+                    .iter()
+                    .map(|(re, x)| (gen(re.clone()), x.clone().map(raw).unwrap_or_else(empty)))
+                    .collect();
+                self.maps.push(
+                    map_item("$host $http_access_control_request_method $uri", &v("pre_route"), entries, empty())
+                        .note("CORS preflights: routed by the method they ask about, when that route has cors"),
+                );
+                self.maps.push(map_item(
+                    &v("pre_route"),
+                    &v("pre"),
+                    vec![(gen("~."), raw(v("pre_route")))],
+                    raw(v("main")),
+                ));
+                self.maps.push(map_item(
+                    "$request_method|$http_origin|$http_access_control_request_method",
+                    &v("target"),
+                    vec![(gen("~^OPTIONS\\|.+\\|.+$"), raw(v("pre")))],
+                    raw(v("main")),
+                ));
+                v("target")
+            };
+            let jump = || {
                 vec![
                     Item::d(vec![
                         raw("error_page"),
                         raw("418"),
                         raw("="),
-                        raw("@$gf_target"),
+                        raw(format!("@{target}")),
                     ]),
                     dr(["return", "418"]),
-                ],
-            )
-            .note("every request: to the named location of its route, 404 or 405"),
-        );
+                ]
+            };
+            match &b.first {
+                None => self
+                    .entries
+                    .push(Item::b(vec![raw("location"), raw("/")], jump())),
+                Some(f) => {
+                    self.entries.push(Item::b(
+                        vec![raw("location"), Word::Lit(format!("/{f}/"))],
+                        jump(),
+                    ));
+                    self.entries.push(Item::b(
+                        vec![raw("location"), raw("="), Word::Lit(format!("/{f}"))],
+                        jump(),
+                    ));
+                }
+            }
+            let mut miss405 = vec![dr(["default_type", "application/json"])];
+            miss405.extend(self.common_headers());
+            miss405.push(Item::d(vec![
+                raw("add_header"),
+                raw("allow"),
+                raw(v("allow")),
+                raw("always"),
+            ]));
+            miss405.push(Item::d(vec![
+                raw("return"),
+                raw("405"),
+                Word::Val(json_error("method not allowed")),
+            ]));
+            self.entries.push(Item::b(
+                vec![raw("location"), raw(format!("@gf_405_b{k}"))],
+                miss405,
+            ));
+        }
+    }
+
+    /// The servers: the plain listener (or its redirect to https) and,
+    /// with `gateway.tls`, one TLS server per reachable certificate, all
+    /// with the same locations.
+    fn servers(&mut self, options: &Options) -> Vec<Item> {
+        let locations = self.locations_all();
+        let plain = match options.listen {
+            Some(a) => a.to_string(),
+            None => self.ir.gateway.listen.to_string(),
+        };
+        let mut out = Vec::new();
+        let Some(tls) = &self.ir.gateway.tls else {
+            let mut body = vec![Item::d(vec![
+                raw("listen"),
+                Word::Lit(plain),
+                raw("default_server"),
+            ])];
+            body.push(dr(["server_name", "_"]));
+            body.extend(locations);
+            out.push(Item::b(vec![raw("server")], body));
+            return out;
+        };
+        let (tls_addr, tls_port) = match options.listen_tls {
+            Some(a) => (a.to_string(), a.port()),
+            None => (tls.listen.to_string(), tls.listen),
+        };
+        let mut body = vec![Item::d(vec![
+            raw("listen"),
+            Word::Lit(plain),
+            raw("default_server"),
+        ])];
+        body.push(dr(["server_name", "_"]));
+        if tls.redirect_http {
+            let port = if tls_port == 443 {
+                String::new()
+            } else {
+                format!(":{tls_port}")
+            };
+            body.push(Item::d(vec![
+                raw("return"),
+                raw("308"),
+                gen(format!("https://$host{port}$request_uri")),
+            ]));
+        } else {
+            body.extend(locations.clone());
+        }
+        out.push(Item::b(vec![raw("server")], body).note("plain HTTP"));
+        // The certificate for an SNI name is the first whose names cover it,
+        // else the first: a name an earlier certificate covers is dropped
+        // from later ones, and `*.x` (one label, as TLS reads it) is a regex.
+        let mut earlier: Vec<&str> = Vec::new();
+        for (i, cert) in tls.certificates.iter().enumerate() {
+            let names: Vec<&String> = cert
+                .names
+                .iter()
+                .filter(|n| !earlier.iter().any(|e| covers(e, n)))
+                .collect();
+            earlier.extend(cert.names.iter().map(String::as_str));
+            if i > 0 && names.is_empty() {
+                continue;
+            }
+            let mut listen = vec![
+                raw("listen"),
+                Word::Lit(tls_addr.clone()),
+                raw("ssl"),
+                raw("http2"),
+            ];
+            if i == 0 {
+                listen.push(raw("default_server"));
+            }
+            let mut body = vec![Item::d(listen)];
+            let mut server_name = vec![raw("server_name")];
+            if names.is_empty() {
+                server_name.push(raw("_"));
+            }
+            for n in names {
+                match n.strip_prefix("*.") {
+                    Some(suffix) => server_name
+                        .push(gen(format!("~^[^.]+\\.{}$", crate::escape::regex(suffix)))),
+                    None => server_name.push(Word::Lit(n.clone())),
+                }
+            }
+            body.push(Item::d(server_name));
+            body.push(Item::d(vec![
+                raw("ssl_certificate"),
+                Word::Lit(format!("tls/cert-{i}.pem")),
+            ]));
+            let key = match &cert.key {
+                gatefold_compiler::ir::tls::TlsKey::File(path) => path.clone(),
+                gatefold_compiler::ir::tls::TlsKey::Env(_) => format!("../{}", tls_key_file(i)),
+            };
+            body.push(Item::d(vec![raw("ssl_certificate_key"), Word::Lit(key)]));
+            body.extend(locations.clone());
+            out.push(Item::b(vec![raw("server")], body).note(format!("TLS, certificate {i}")));
+        }
+        out
+    }
+
+    fn locations_all(&mut self) -> Vec<Item> {
+        let mut body = Vec::new();
+        body.push(dr(["client_max_body_size", "0"]));
+        body.append(&mut self.entries);
         let common = self.common_headers();
         let mut miss404 = vec![dr(["default_type", "application/json"])];
         miss404.extend(common.clone());
@@ -456,15 +578,6 @@ impl Builder<'_> {
             Word::Val(json_error("no route")),
         ]));
         body.push(Item::b(vec![raw("location"), raw("@gf_404")], miss404));
-        let mut miss405 = vec![dr(["default_type", "application/json"])];
-        miss405.extend(common.clone());
-        miss405.push(dr(["add_header", "allow", "$gf_allow", "always"]));
-        miss405.push(Item::d(vec![
-            raw("return"),
-            raw("405"),
-            Word::Val(json_error("method not allowed")),
-        ]));
-        body.push(Item::b(vec![raw("location"), raw("@gf_405")], miss405));
         for (code, name, message) in ERRORS {
             let mut err = vec![dr(["default_type", "application/json"])];
             err.extend(common.clone());
@@ -476,7 +589,7 @@ impl Builder<'_> {
             body.push(Item::b(vec![raw("location"), raw(format!("@{name}"))], err));
         }
         body.append(&mut self.locations);
-        Item::b(vec![raw("server")], body)
+        body
     }
 
     /// Headers on every response: the request id.
@@ -624,6 +737,16 @@ impl Builder<'_> {
             _ => None,
         };
         let mut late_headers = Vec::new();
+        // Phase 7: deprecation, promised to every later response.
+        let deprecation = match policy(PolicyKind::Deprecation) {
+            Some(Policy::Deprecation(d)) => deprecation_headers(d),
+            _ => Vec::new(),
+        };
+        for (name, value) in &deprecation {
+            hide.insert(name.clone());
+            let name: HeaderName = name.parse().expect("a header name");
+            late_headers.push(self.late_header(&name, value, stoppable));
+        }
         if let Some(h) = &response {
             for name in h.remove.iter().chain(h.set.keys()) {
                 hide.insert(name.to_string());
@@ -654,7 +777,7 @@ impl Builder<'_> {
         );
         // The answer of mock/redirect, after the checks (phase 9), then phase 13.
         if has_answer {
-            let ans = self.answer(i, route, &headers, response.as_ref());
+            let ans = self.answer(i, route, &headers, &deprecation, response.as_ref());
             self.locations.push(Item::b(
                 vec![raw("location"), raw(format!("@{answer_loc}"))],
                 ans,
@@ -819,6 +942,38 @@ impl Builder<'_> {
         let dest = &plan.destinations()[0];
         let up = &self.ir.upstreams[&dest.upstream];
         let first = &up.targets[0].url;
+        let ir = self.ir;
+        let authority = |name: &gatefold_compiler::ir::Name| {
+            let url = &ir.upstreams[name].targets[0].url;
+            format!("{}:{}", url.host, url.port)
+        };
+        // The upstream (a variable for a split) and the host header it gets.
+        let (upstream, host_word) = match plan {
+            ProxyPlan::Single(_) => (
+                format!("gf_up_{}", dest.upstream),
+                Word::Lit(authority(&dest.upstream)),
+            ),
+            ProxyPlan::Split { policy, to } => {
+                let var = self.split(policy);
+                let entries = to
+                    .iter()
+                    .map(|d| {
+                        (
+                            gen(format!("~^gf_up_{}$", d.upstream)),
+                            Word::Lit(authority(&d.upstream)),
+                        )
+                    })
+                    .collect();
+                let host = self.map(
+                    format!("split-host {policy}"),
+                    "splithost",
+                    raw(var.clone()),
+                    entries,
+                    empty(),
+                );
+                (var, raw(format!("${host}")))
+            }
+        };
         let mut out = vec![
             Item::d(vec![
                 raw("proxy_connect_timeout"),
@@ -860,10 +1015,7 @@ impl Builder<'_> {
         }
         // proxy_set_header is inherited all or nothing: every one, per route.
         let mut set: BTreeMap<String, Word> = BTreeMap::new();
-        set.insert(
-            "host".into(),
-            Word::Lit(format!("{}:{}", first.host, first.port)),
-        );
+        set.insert("host".into(), host_word);
         set.insert("x-forwarded-for".into(), raw("$proxy_add_x_forwarded_for"));
         set.insert("x-forwarded-host".into(), raw("$http_host"));
         set.insert("x-forwarded-proto".into(), raw("$scheme"));
@@ -972,9 +1124,71 @@ impl Builder<'_> {
         }
         out.push(Item::d(vec![
             raw("proxy_pass"),
-            raw(format!("{scheme}://gf_up_{}", dest.upstream)),
+            raw(format!("{scheme}://{upstream}")),
         ]));
         out
+    }
+
+    /// The variable naming the upstream a `traffic-split` picks: header
+    /// matches first (first wins, exact and case-sensitive), then
+    /// `split_clients` over the random `$request_id` by weight.
+    fn split(&mut self, id: &PolicyId) -> String {
+        if let Some(v) = self.made.get(&format!("split {id}")) {
+            return format!("${v}");
+        }
+        let Some(Policy::TrafficSplit(s)) = self.ir.policies.get(id).map(|p| &p.policy) else {
+            unreachable!("a split plan names a traffic-split");
+        };
+        let var = self.fresh("split");
+        let weighted: Vec<_> = s.to.iter().filter(|w| w.weight > 0).collect();
+        let total: u64 = weighted.iter().map(|w| u64::from(w.weight)).sum();
+        let mut body = Vec::new();
+        for (n, w) in weighted.iter().enumerate() {
+            let share = if n + 1 == weighted.len() {
+                "*".to_string()
+            } else {
+                // Hundredths of a percent, rounded (split_clients' precision).
+                let bp = (u64::from(w.weight) * 10_000 + total / 2) / total;
+                format!("{}.{:02}%", bp / 100, bp % 100)
+            };
+            body.push(Item::d(vec![
+                raw(share),
+                raw(format!("gf_up_{}", w.upstream)),
+            ]));
+        }
+        self.maps.push(
+            Item::b(
+                vec![
+                    raw("split_clients"),
+                    raw("$request_id"),
+                    raw(format!("${var}")),
+                ],
+                body,
+            )
+            .note(format!("traffic-split {id}")),
+        );
+        let mut target = format!("${var}");
+        for m in s.header_match.iter().rev() {
+            let next = self.fresh("split");
+            self.maps.push(Item::b(
+                vec![
+                    raw("map"),
+                    raw(format!("$http_{}", header_var(&m.name))),
+                    raw(format!("${next}")),
+                ],
+                vec![
+                    Item::d(vec![raw("default"), raw(target.clone())]),
+                    Item::d(vec![
+                        gen(format!("~(?s)^{}\\z", escape::regex(&m.value))),
+                        raw(format!("gf_up_{}", m.upstream)),
+                    ]),
+                ],
+            ));
+            target = format!("${next}");
+        }
+        let name = target.trim_start_matches('$').to_string();
+        self.made.insert(format!("split {id}"), name);
+        target
     }
 
     fn answer(
@@ -982,6 +1196,7 @@ impl Builder<'_> {
         i: usize,
         route: &Route,
         headers: &[Item],
+        promised: &[(String, String)],
         response: Option<&HeaderTransform>,
     ) -> Vec<Item> {
         let ir = self.ir;
@@ -1045,6 +1260,11 @@ impl Builder<'_> {
             }
             _ => (500, None),
         };
+        // Promised headers replace the answer's own.
+        for (k, v) in promised {
+            own.retain(|(o, _)| o != k);
+            own.push((k.clone(), v.clone()));
+        }
         // Phase 13 over the answer's own headers: remove, set, add.
         if let Some(h) = response {
             own.retain(|(k, _)| {
@@ -1084,6 +1304,48 @@ impl Builder<'_> {
         ret.extend(body_word);
         out.push(Item::d(ret));
         out
+    }
+}
+
+/// `deprecation`, `sunset` and `link` as the spec writes them.
+fn deprecation_headers(d: &gatefold_compiler::ir::policy::Deprecation) -> Vec<(String, String)> {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let since = d.since.map_or(0, |d| d.days_since_epoch() * 86_400);
+    let mut out = vec![("deprecation".to_string(), format!("@{since}"))];
+    if let Some(s) = d.sunset {
+        let wd = WEEKDAYS[s.days_since_epoch().rem_euclid(7) as usize];
+        out.push((
+            "sunset".to_string(),
+            format!(
+                "{wd}, {:02} {} {:04} 00:00:00 GMT",
+                s.day,
+                MONTHS[s.month as usize - 1],
+                s.year
+            ),
+        ));
+    }
+    if let Some(link) = &d.link {
+        out.push(("link".to_string(), format!("<{link}>; rel=\"deprecation\"")));
+    }
+    out
+}
+
+/// Where `gatefold up` (or whoever runs the output) writes the private key
+/// of certificate `i` whose spec names an environment variable, relative to
+/// the prefix, mode 0600, before starting nginx: keys are never compiled in.
+pub fn tls_key_file(i: usize) -> String {
+    format!("keys/cert-{i}.key")
+}
+
+/// Whether TLS name `name` covers every host `other` covers.
+fn covers(name: &str, other: &str) -> bool {
+    match (name.strip_prefix("*."), other.strip_prefix("*.")) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, Some(_)) => false,
+        (_, None) => gatefold_compiler::ir::tls::name_covers(name, other),
     }
 }
 

@@ -11,16 +11,30 @@ use crate::escape;
 use gatefold_compiler::ir::{HostPattern, Ir, Matcher, Method, PathPattern, PolicyKind, Segment};
 use std::collections::BTreeMap;
 
-/// The maps' entries.
+/// The route tables, one per first path segment.
 pub struct Dispatch {
+    /// Bucket 0 takes paths whose first segment no route names literally
+    /// (and `/`); the others one literal first segment each.
+    pub buckets: Vec<Bucket>,
+    describe: Vec<String>,
+}
+
+/// The routes that can take a path whose first segment is `first`: those
+/// naming it literally and those whose first segment is a parameter (or
+/// `/`, `/*`), in IR order. nginx's own location tree finds the bucket
+/// (`location /first/` and `location = /first`, one level, so no nginx rule
+/// ever weighs two of them), and the bucket's map tries only its routes.
+pub struct Bucket {
+    /// The decoded first segment; `None` for bucket 0.
+    pub first: Option<String>,
     /// `(regex over "$host $method $uri", route index)`, in IR order.
     pub routes: Vec<(String, usize)>,
-    /// Per method (in `allow` order): regexes over `"$host $uri"` of the routes with that method.
+    /// Per method (in `allow` order): regexes over `"$host $uri"` of the
+    /// routes with that method.
     pub allow: BTreeMap<Method, Vec<String>>,
-    /// Over `"$host $acrm $uri"`: `pre_rN` for routes with cors, else none;
-    /// cut after the last route with cors (the rest would answer none).
+    /// Over `"$host $acrm $uri"`: `pre_rN` for routes with cors, else
+    /// none; cut after the last route with cors (the rest would answer none).
     pub preflight: Vec<(String, Option<String>)>,
-    describe: Vec<String>,
 }
 
 impl Dispatch {
@@ -31,34 +45,60 @@ impl Dispatch {
 }
 
 pub fn dispatch(ir: &Ir) -> Dispatch {
-    let mut d = Dispatch {
-        routes: Vec::with_capacity(ir.routes.len()),
-        allow: BTreeMap::new(),
-        preflight: Vec::new(),
-        describe: Vec::with_capacity(ir.routes.len()),
-    };
-    let mut last_cors = None;
+    let mut firsts: Vec<String> = Vec::new();
+    for r in &ir.routes {
+        if let Some(l) = bucket_key(&r.matcher.path) {
+            if !firsts.contains(&l) {
+                firsts.push(l);
+            }
+        }
+    }
+    firsts.sort();
+    let mut buckets: Vec<Bucket> = std::iter::once(None)
+        .chain(firsts.into_iter().map(Some))
+        .map(|first| Bucket {
+            first,
+            routes: Vec::new(),
+            allow: BTreeMap::new(),
+            preflight: Vec::new(),
+        })
+        .collect();
+    let index: BTreeMap<String, usize> = buckets
+        .iter()
+        .enumerate()
+        .filter_map(|(k, b)| Some((b.first.clone()?, k)))
+        .collect();
+    let mut last_cors = vec![None; buckets.len()];
+    let mut describe = Vec::with_capacity(ir.routes.len());
     for (i, r) in ir.routes.iter().enumerate() {
         let m = &r.matcher;
         let host = host_regex(m);
         let path = path_regex(&m.path);
         let methods = method_regex(m);
         let full = format!("~(?s)^{host} {methods} {path}\\z");
-        d.routes.push((full.clone(), i));
-        if let Some(ms) = &m.methods {
-            for method in ms {
-                d.allow
-                    .entry(*method)
-                    .or_default()
-                    .push(format!("~(?s)^{host} {path}\\z"));
-            }
-        }
         let cors = r.policy_id(PolicyKind::Cors).is_some();
-        if cors {
-            last_cors = Some(i);
+        let targets: Vec<usize> = match bucket_key(&m.path) {
+            Some(l) => vec![index[&l]],
+            None => (0..buckets.len()).collect(),
+        };
+        for k in targets {
+            let b = &mut buckets[k];
+            b.routes.push((full.clone(), i));
+            if let Some(ms) = &m.methods {
+                for method in ms {
+                    b.allow
+                        .entry(*method)
+                        .or_default()
+                        .push(format!("~(?s)^{host} {path}\\z"));
+                }
+            }
+            if cors {
+                last_cors[k] = Some(b.preflight.len());
+            }
+            b.preflight
+                .push((full.clone(), cors.then(|| format!("pre_r{i}"))));
         }
-        d.preflight.push((full, cors.then(|| format!("pre_r{i}"))));
-        d.describe.push(format!(
+        describe.push(format!(
             "{} {}{}",
             m.methods.as_ref().map_or("*".to_string(), |ms| ms
                 .iter()
@@ -80,8 +120,23 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
             m.path
         ));
     }
-    d.preflight.truncate(last_cors.map_or(0, |i| i + 1));
-    d
+    for (b, last) in buckets.iter_mut().zip(last_cors) {
+        b.preflight.truncate(last.map_or(0, |n| n + 1));
+    }
+    Dispatch { buckets, describe }
+}
+
+/// The first segment of every path a route takes, as nginx sees it
+/// (decoded: an encoded `/` in a literal splits it there); `None` when it
+/// varies (a parameter first, `/`, `/*`).
+fn bucket_key(p: &PathPattern) -> Option<String> {
+    match p.segments.first() {
+        Some(Segment::Literal(l)) => {
+            let first = decode(l).split('/').next().unwrap_or("").to_string();
+            (!first.is_empty()).then_some(first)
+        }
+        _ => None,
+    }
 }
 
 fn host_regex(m: &Matcher) -> String {

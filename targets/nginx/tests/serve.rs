@@ -390,3 +390,42 @@ fn petstore_serves() {
         "status disables rate-limit"
     );
 }
+
+/// traffic-split: a header match picks its upstream; weights spread the rest.
+#[test]
+fn traffic_split_by_header_and_weight() {
+    let (a, b) = (Echo::start(), Echo::start());
+    let spec = format!(
+        r#"
+gatefold: 1
+gateway: {{ name: split, listen: 8080 }}
+upstreams:
+  a: {{ targets: [ {{ url: "http://{}" }} ] }}
+  b: {{ targets: [ {{ url: "http://{}" }} ] }}
+apis:
+  s:
+    upstream: a
+    policies:
+      - traffic-split: {{ to: [ {{ upstream: a, weight: 1 }}, {{ upstream: b, weight: 1 }} ], header-match: [ {{ name: x-canary, value: "Yes", upstream: b }} ] }}
+    routes: {{ r: {{ path: "/*" }} }}
+"#,
+        a.addr, b.addr
+    );
+    let ng = run(&compile(&spec), &[]);
+    for _ in 0..5 {
+        get(ng.addr, "/x", &[("x-canary", "Yes")]);
+    }
+    assert_eq!(b.count(), 5, "the header match always picks b");
+    assert_eq!(b.last().header("host"), Some(b.addr.to_string().as_str()));
+    get(ng.addr, "/x", &[("x-canary", "yes")]);
+    for _ in 0..40 {
+        get(ng.addr, "/x", &[]);
+    }
+    // 41 requests by weight 1:1 (the case-different value is not a match).
+    assert!(
+        a.count() >= 5 && b.count() >= 10,
+        "a {} b {}",
+        a.count(),
+        b.count()
+    );
+}

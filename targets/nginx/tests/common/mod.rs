@@ -346,14 +346,25 @@ impl Drop for Running {
 
 /// Compiles `ir` for a free port, starts nginx with `env` set, waits until it accepts.
 pub fn run(ir: &ValidIr, env: &[(&str, &str)]) -> Running {
-    let addr = free_addr();
     let options = Options {
-        listen: Some(addr),
+        listen: Some(free_addr()),
         ..Options::default()
     };
-    let output = emit(ir, &options);
+    run_with(ir, &options, env, |_| {})
+}
+
+/// [`run`] with `options` (listen set), after `prepare` has seen the prefix.
+pub fn run_with(
+    ir: &ValidIr,
+    options: &Options,
+    env: &[(&str, &str)],
+    prepare: impl FnOnce(&Path),
+) -> Running {
+    let addr = options.listen.expect("a listen address");
+    let output = emit(ir, options);
     let dir = tempfile::tempdir().unwrap();
     write(&output, dir.path());
+    prepare(dir.path());
     for (k, v) in env {
         std::env::set_var(k, v);
     }
