@@ -52,10 +52,9 @@ fn gen(s: impl Into<String>) -> Word {
     Word::Gen(s.into())
 }
 
-/// A directive or a block, as the `item` template prints it.
-#[derive(Clone, Debug, Serialize)]
+/// A directive or a block.
+#[derive(Clone, Debug)]
 pub struct Item {
-    indent: String,
     note: Option<String>,
     words: Vec<Word>,
     block: bool,
@@ -66,7 +65,6 @@ pub struct Item {
 impl Item {
     pub fn d(words: Vec<Word>) -> Item {
         Item {
-            indent: String::new(),
             note: None,
             words,
             block: false,
@@ -76,7 +74,6 @@ impl Item {
     }
     pub fn b(words: Vec<Word>, body: Vec<Item>) -> Item {
         Item {
-            indent: String::new(),
             note: None,
             words,
             block: true,
@@ -88,15 +85,51 @@ impl Item {
         self.note = Some(note.into());
         self
     }
-    fn indent(&mut self, depth: usize) {
-        self.indent = "    ".repeat(depth);
-        for i in &mut self.body {
-            i.indent(depth + 1);
+    /// Appends the item as lines, its body indented one level deeper.
+    /// (Flat lines keep the templates free of recursion, whose cost grows
+    /// with the depth of the data in handlebars.)
+    fn flatten(self, depth: usize, out: &mut Vec<Line>) {
+        let indent = "    ".repeat(depth);
+        let gap = self.gap && depth <= 1;
+        if !self.block {
+            out.push(Line {
+                indent,
+                note: self.note,
+                words: self.words,
+                end: ";",
+                gap,
+            });
+            return;
         }
-        if depth > 1 {
-            self.gap = false;
+        out.push(Line {
+            indent: indent.clone(),
+            note: self.note,
+            words: self.words,
+            end: " {",
+            gap: false,
+        });
+        for i in self.body {
+            i.flatten(depth + 1, out);
         }
+        out.push(Line {
+            indent,
+            note: None,
+            words: Vec::new(),
+            end: "}",
+            gap,
+        });
     }
+}
+
+/// One line of the configuration, as the templates print it: indent,
+/// words, then `;`, ` {` or (a line of its own) `}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Line {
+    indent: String,
+    note: Option<String>,
+    words: Vec<Word>,
+    end: &'static str,
+    gap: bool,
 }
 
 /// A directive from raw words: `dr(["proxy_http_version", "1.1"])`.
@@ -111,7 +144,7 @@ pub struct Model {
     hash: String,
     modules: Vec<&'static str>,
     env: Vec<String>,
-    http: Vec<Item>,
+    http: Vec<Line>,
     /// Whether the Lua module is loaded.
     #[serde(skip)]
     pub lua: bool,
@@ -200,8 +233,9 @@ impl Model {
         }
         http.append(&mut b.maps);
         http.extend(b.servers(options));
-        for item in &mut http {
-            item.indent(1);
+        let mut lines = Vec::new();
+        for item in http {
+            item.flatten(1, &mut lines);
         }
         Model {
             name: ir.gateway.name.to_string(),
@@ -212,7 +246,7 @@ impl Model {
                 Vec::new()
             },
             env: env.into_iter().collect(),
-            http,
+            http: lines,
             lua: lua_routes_needed,
             lua_routes: b.lua_routes,
         }
@@ -424,6 +458,7 @@ impl Builder<'_> {
             };
             let jump = || {
                 vec![
+                    dr(["client_max_body_size", "0"]),
                     Item::d(vec![
                         raw("error_page"),
                         raw("418"),
@@ -566,8 +601,7 @@ impl Builder<'_> {
     }
 
     fn locations_all(&mut self) -> Vec<Item> {
-        let mut body = Vec::new();
-        body.push(dr(["client_max_body_size", "0"]));
+        let mut body = self.server_defaults();
         body.append(&mut self.entries);
         let common = self.common_headers();
         let mut miss404 = vec![dr(["default_type", "application/json"])];
@@ -590,6 +624,59 @@ impl Builder<'_> {
         }
         body.append(&mut self.locations);
         body
+    }
+
+    /// What every proxied request gets (the host header of the route's
+    /// upstream is `$gf_host`, which each route sets).
+    fn base_request_headers(&self) -> BTreeMap<String, Word> {
+        let mut set: BTreeMap<String, Word> = BTreeMap::new();
+        set.insert("host".into(), raw("$gf_host"));
+        set.insert("x-forwarded-for".into(), raw("$proxy_add_x_forwarded_for"));
+        set.insert("x-forwarded-host".into(), raw("$http_host"));
+        set.insert("x-forwarded-proto".into(), raw("$scheme"));
+        set.insert("forwarded".into(), empty());
+        set.insert("x-real-ip".into(), empty());
+        set.insert("connection".into(), empty());
+        if self.ir.gateway.baseline.request_id {
+            set.insert("x-request-id".into(), raw("$gf_request_id"));
+        }
+        set
+    }
+
+    /// Directives every location inherits from the server unless it
+    /// repeats them (nginx inherits these all or nothing).
+    fn server_defaults(&self) -> Vec<Item> {
+        let base = &self.ir.gateway.baseline;
+        let mut out = vec![dr(["default_type", "application/json"])];
+        // Declared for every request; each proxying route sets its own.
+        out.push(Item::d(vec![raw("set"), raw("$gf_host"), empty()]));
+        out.extend(Self::error_pages());
+        out.push(Item::d(vec![
+            raw("client_max_body_size"),
+            raw(base.max_body.0.to_string()),
+        ]));
+        out.push(Item::d(vec![
+            raw("proxy_connect_timeout"),
+            raw(time(base.timeouts.connect.millis)),
+        ]));
+        out.push(Item::d(vec![
+            raw("proxy_read_timeout"),
+            raw(time(base.timeouts.read.millis)),
+        ]));
+        out.push(Item::d(vec![
+            raw("proxy_send_timeout"),
+            raw(time(base.timeouts.read.millis)),
+        ]));
+        out.push(dr(["proxy_next_upstream", "off"]));
+        for (name, value) in self.base_request_headers() {
+            out.push(Item::d(vec![
+                raw("proxy_set_header"),
+                Word::Lit(name),
+                value,
+            ]));
+        }
+        out.extend(self.common_headers());
+        out
     }
 
     /// Headers on every response: the request id.
@@ -673,15 +760,19 @@ impl Builder<'_> {
         let has_answer = matches!(policy(PolicyKind::Mock), Some(_))
             || matches!(policy(PolicyKind::Redirect), Some(_));
         let lua = route_needs_lua(ir, route);
-        let mut body = vec![dr(["default_type", "application/json"])];
-        body.extend(Self::error_pages());
-        if stoppable {
+        let gated = stoppable
+            && (policy(PolicyKind::ResponseHeaders).is_some()
+                || policy(PolicyKind::Deprecation).is_some());
+        let mut body = Vec::new();
+        if gated {
             body.push(Item::d(vec![raw("set"), raw("$gf_stop"), empty()]));
         }
-        body.push(Item::d(vec![
-            raw("client_max_body_size"),
-            raw(max.to_string()),
-        ]));
+        if max != ir.gateway.baseline.max_body.0 {
+            body.push(Item::d(vec![
+                raw("client_max_body_size"),
+                raw(max.to_string()),
+            ]));
+        }
         body.extend(checks);
         if lua {
             let rate = route.policy_id(PolicyKind::RateLimit).cloned();
@@ -723,6 +814,8 @@ impl Builder<'_> {
                 },
             );
         } else if has_answer {
+            // error_page is inherited all or nothing.
+            body.extend(Self::error_pages());
             body.push(Item::d(vec![
                 raw("error_page"),
                 raw("419"),
@@ -745,14 +838,14 @@ impl Builder<'_> {
         for (name, value) in &deprecation {
             hide.insert(name.clone());
             let name: HeaderName = name.parse().expect("a header name");
-            late_headers.push(self.late_header(&name, value, stoppable));
+            late_headers.push(self.late_header(&name, value, gated));
         }
         if let Some(h) = &response {
             for name in h.remove.iter().chain(h.set.keys()) {
                 hide.insert(name.to_string());
             }
             for (name, value) in h.set.iter().chain(h.add.iter()) {
-                late_headers.push(self.late_header(name, value, stoppable));
+                late_headers.push(self.late_header(name, value, gated));
             }
         }
         // A route that answers itself (mock, redirect) never proxies.
@@ -765,9 +858,12 @@ impl Builder<'_> {
                 ]));
             }
         }
-        let mut loc_headers = headers.clone();
-        loc_headers.extend(late_headers.iter().cloned());
-        body.extend(loc_headers);
+        // add_header is inherited all or nothing: a route with headers of
+        // its own repeats the server's request id.
+        if headers.len() > self.common_headers().len() || !late_headers.is_empty() {
+            body.extend(headers.iter().cloned());
+            body.extend(late_headers.iter().cloned());
+        }
         self.locations.push(
             Item::b(vec![raw("location"), raw(format!("@r{i}"))], body).note(format!(
                 "route {}: {}",
@@ -974,22 +1070,27 @@ impl Builder<'_> {
                 (var, raw(format!("${host}")))
             }
         };
-        let mut out = vec![
-            Item::d(vec![
+        let base = &self.ir.gateway.baseline.timeouts;
+        let mut out = vec![Item::d(vec![raw("set"), raw("$gf_host"), host_word])];
+        if dest.connect_timeout != base.connect {
+            out.push(Item::d(vec![
                 raw("proxy_connect_timeout"),
                 raw(time(dest.connect_timeout.millis)),
-            ]),
-            Item::d(vec![
+            ]));
+        }
+        if dest.read_timeout != base.read {
+            out.push(Item::d(vec![
                 raw("proxy_read_timeout"),
                 raw(time(dest.read_timeout.millis)),
-            ]),
-            Item::d(vec![
+            ]));
+            out.push(Item::d(vec![
                 raw("proxy_send_timeout"),
                 raw(time(dest.read_timeout.millis)),
-            ]),
-        ];
+            ]));
+        }
+        // No retry: the server-level `proxy_next_upstream off` holds.
         match &dest.retry {
-            None => out.push(dr(["proxy_next_upstream", "off"])),
+            None => {}
             Some(r) => {
                 let mut words = vec![raw("proxy_next_upstream")];
                 for on in &r.on {
@@ -1013,19 +1114,10 @@ impl Builder<'_> {
                 ]));
             }
         }
-        // proxy_set_header is inherited all or nothing: every one, per route.
-        let mut set: BTreeMap<String, Word> = BTreeMap::new();
-        set.insert("host".into(), host_word);
-        set.insert("x-forwarded-for".into(), raw("$proxy_add_x_forwarded_for"));
-        set.insert("x-forwarded-host".into(), raw("$http_host"));
-        set.insert("x-forwarded-proto".into(), raw("$scheme"));
-        set.insert("forwarded".into(), empty());
-        set.insert("x-real-ip".into(), empty());
-        set.insert("connection".into(), empty());
-        if self.ir.gateway.baseline.request_id {
-            set.insert("x-request-id".into(), raw("$gf_request_id"));
-        }
+        // proxy_set_header is inherited all or nothing: a route that sets
+        // or removes request headers repeats the server's.
         if let Some(Policy::RequestHeaders(h)) = self.ir.policy(route, PolicyKind::RequestHeaders) {
+            let mut set = self.base_request_headers();
             // Names with `add` are done by Lua (nginx cannot add a second value).
             for name in &h.remove {
                 if !h.add.contains_key(name) {
@@ -1037,13 +1129,13 @@ impl Builder<'_> {
                     set.insert(name.to_string(), Word::Val(value.clone()));
                 }
             }
-        }
-        for (name, value) in set {
-            out.push(Item::d(vec![
-                raw("proxy_set_header"),
-                Word::Lit(name),
-                value,
-            ]));
+            for (name, value) in set {
+                out.push(Item::d(vec![
+                    raw("proxy_set_header"),
+                    Word::Lit(name),
+                    value,
+                ]));
+            }
         }
         let target = match &route.lowered.upstream_path {
             UpstreamPath::Keep => "$uri".to_string(),

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 const NGINX_CONF: &str = include_str!("../templates/nginx.conf.hbs");
 const HTTP_CONF: &str = include_str!("../templates/http.conf.hbs");
-const ITEM: &str = include_str!("../templates/item.hbs");
+const LINES: &str = include_str!("../templates/line.hbs");
 
 /// One string helper: `{{NAME x}}` writes `f(x)`.
 fn string_helper(
@@ -69,12 +69,12 @@ fn registry() -> &'static Handlebars<'static> {
         for (name, text) in [
             ("nginx.conf", NGINX_CONF),
             ("http.conf", HTTP_CONF),
-            ("item", ITEM),
+            ("lines", LINES),
         ] {
             hb.register_template_string(name, text)
                 .unwrap_or_else(|e| panic!("template {name}: {e}"));
         }
-        hb.register_partial("item", ITEM).expect("item partial");
+        hb.register_partial("lines", LINES).expect("lines partial");
         hb
     })
 }

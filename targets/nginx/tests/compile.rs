@@ -199,15 +199,3 @@ fn outside_quotes(text: &str) -> String {
     }
     out
 }
-
-/// The matrix rows as `gatefold capabilities` prints them (nginx beside the
-/// reference), for docs/capabilities.md. Run with `--ignored --nocapture`.
-#[test]
-#[ignore = "prints the capability table for the docs"]
-fn print_capability_matrix() {
-    let targets: [&dyn gatefold_compiler::target::Target; 2] = [
-        &NginxTarget::default(),
-        &gatefold_target_reference::Reference,
-    ];
-    println!("{}", gatefold_compiler::target::matrix_markdown(&targets));
-}
