@@ -121,15 +121,40 @@ impl Item {
     }
 }
 
-/// One line of the configuration, as the templates print it: indent,
-/// words, then `;`, ` {` or (a line of its own) `}`.
-#[derive(Clone, Debug, Serialize)]
+/// One line of the configuration: indent, words, then `;`, ` {` or (a
+/// line of its own) `}`.
+#[derive(Clone, Debug)]
 pub struct Line {
     indent: String,
     note: Option<String>,
     words: Vec<Word>,
     end: &'static str,
     gap: bool,
+}
+
+impl Line {
+    /// Appends the line's text: each word quoted by [`Word::render`], the
+    /// note as a comment that stays on its line.
+    fn write(&self, out: &mut String) {
+        if let Some(note) = &self.note {
+            out.push_str(&self.indent);
+            out.push_str("# ");
+            out.push_str(&crate::render::comment(note));
+            out.push('\n');
+        }
+        out.push_str(&self.indent);
+        for (i, w) in self.words.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&w.render());
+        }
+        out.push_str(self.end);
+        out.push('\n');
+        if self.gap {
+            out.push('\n');
+        }
+    }
 }
 
 /// A directive from raw words: `dr(["proxy_http_version", "1.1"])`.
@@ -144,7 +169,9 @@ pub struct Model {
     hash: String,
     modules: Vec<&'static str>,
     env: Vec<String>,
-    http: Vec<Line>,
+    /// The directives inside `http {}`, rendered line by line with
+    /// [`Word::render`] (see `render.rs` for why not by a template loop).
+    http: String,
     /// Whether the Lua module is loaded.
     #[serde(skip)]
     pub lua: bool,
@@ -246,7 +273,13 @@ impl Model {
                 Vec::new()
             },
             env: env.into_iter().collect(),
-            http: lines,
+            http: {
+                let mut text = String::with_capacity(lines.len() * 48);
+                for l in &lines {
+                    l.write(&mut text);
+                }
+                text
+            },
             lua: lua_routes_needed,
             lua_routes: b.lua_routes,
         }
@@ -757,8 +790,8 @@ impl Builder<'_> {
         checks.push(refuse(&format!("${big}"), 413, "payload too large"));
         // Phases 4-6 (and request-headers `add`): Lua.
         let answer_loc = format!("r{i}_answer");
-        let has_answer = matches!(policy(PolicyKind::Mock), Some(_))
-            || matches!(policy(PolicyKind::Redirect), Some(_));
+        let has_answer =
+            policy(PolicyKind::Mock).is_some() || policy(PolicyKind::Redirect).is_some();
         let lua = route_needs_lua(ir, route);
         let gated = stoppable
             && (policy(PolicyKind::ResponseHeaders).is_some()

@@ -13,7 +13,7 @@ fn ten_thousand_routes() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let spec = std::process::Command::new("python3")
         .arg(format!("{root}/bench/gen_spec.py"))
-        .arg("10000")
+        .arg(std::env::var("GF_ROUTES").unwrap_or_else(|_| "10000".into()))
         .output()
         .unwrap()
         .stdout;
@@ -21,6 +21,9 @@ fn ten_thousand_routes() {
     let t = Instant::now();
     let ir = compile(&spec);
     let front = t.elapsed();
+    let t = Instant::now();
+    gatefold_target_nginx::needs_lua(&ir);
+    let model = t.elapsed();
     let t = Instant::now();
     let out = gatefold_target_nginx::Nginx::default().emit(&ir, &Options::default());
     let emit = t.elapsed();
@@ -34,6 +37,6 @@ fn ten_thousand_routes() {
         .unwrap();
     let check = t.elapsed();
     println!(
-        "10k routes: front end {front:?}, nginx emit {emit:?} ({bytes} bytes), nginx -t {check:?}"
+        "routes: front end {front:?}, nginx emit {emit:?} (model alone {model:?}; {bytes} bytes), nginx -t {check:?}"
     );
 }

@@ -72,8 +72,7 @@ fn sni_picks_the_first_covering_certificate() {
     let certs = tempfile::tempdir().unwrap();
     make_cert(certs.path(), "a", "first", "DNS:a.test,DNS:*.w.test");
     make_cert(certs.path(), "b", "second", "DNS:b.test,DNS:x.w.test");
-    let spec = format!(
-        r#"
+    let spec = r#"
 gatefold: 1
 gateway:
   name: t
@@ -81,15 +80,14 @@ gateway:
   tls:
     listen: 8443
     certificates:
-      - {{ cert: {{ file: a.pem }}, key: {{ file: a.key }} }}
-      - {{ cert: {{ file: b.pem }}, key: {{ env: T_B_KEY }} }}
+      - { cert: { file: a.pem }, key: { file: a.key } }
+      - { cert: { file: b.pem }, key: { env: T_B_KEY } }
     redirect-http: true
 apis:
   hello:
     routes:
-      hello: {{ path: /hello, methods: [GET], policies: [ {{ mock: {{ body: hi }} }} ] }}
-"#,
-    );
+      hello: { path: /hello, methods: [GET], policies: [ { mock: { body: hi } } ] }
+"#;
     let spec_path = certs.path().join("gatefold.yaml");
     std::fs::write(&spec_path, spec).unwrap();
     let compiled = gatefold_compiler::compile_path(&spec_path);
