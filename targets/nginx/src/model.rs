@@ -343,6 +343,9 @@ impl Builder<'_> {
             dr(["recursive_error_pages", "on"]),
             dr(["proxy_http_version", "1.1"]),
             dr(["proxy_intercept_errors", "off"]),
+            // Every map and route adds variables: room for them all.
+            dr(["variables_hash_max_size", "65536"]),
+            dr(["variables_hash_bucket_size", "128"]),
             // A literal dollar for complex values (geo values are never
             // interpolated); see `escape::value`.
             Item::b(
