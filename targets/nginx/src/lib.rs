@@ -1,0 +1,201 @@
+//! The nginx target: a complete, runnable `nginx.conf` for nginx 1.22 (as
+//! Debian ships it), plus Lua files for what nginx alone cannot do exactly.
+//!
+//! # Output layout
+//!
+//! The output folder is an nginx *prefix* (`nginx -p DIR -c conf/nginx.conf`):
+//!
+//! * `conf/nginx.conf`: the entry; `daemon off;`, `pid logs/nginx.pid;`,
+//!   `error_log`, access log and every `*_temp_path` under the prefix, and
+//!   `load_module` lines (absolute paths) only when the spec needs Lua.
+//! * `lua/gatefold/*.lua`: generated Lua, loaded relative to the prefix,
+//!   only when the spec needs it (see [`needs_lua`]).
+//!
+//! * `conf/tls/cert-N.pem`: certificate chains (public), with `gateway.tls`.
+//!   Private keys are never compiled in: a key the spec reads from a file is
+//!   referenced by its absolute path; a key in an environment variable must
+//!   be written by whoever starts nginx to [`tls_key_file`]`(N)` under the
+//!   prefix (mode 0600) first.
+//!
+//! In [`Mode::HttpOnly`] the entry is `conf/http.conf` instead: the content of
+//! an `http {}` block, to be included into a user's own configuration.
+//!
+//! # Precedence
+//!
+//! nginx's own `location` and `server_name` rules (exact, longest prefix,
+//! regex order, default server) differ from the spec's, so neither decides
+//! anything here: one server takes every request and a `map` over
+//! `"$host $request_method $uri"` whose entries are regexes *in IR order*
+//! picks the route (nginx tries a map's regexes in the order written: the
+//! first that matches wins, which is the spec's rule). Each route is a named
+//! location, reached by `error_page 418 = @route` from the one `location /`.
+//!
+//! # Escaping
+//!
+//! Text comes from handlebars templates whose default escape is
+//! [`escape::token`]; user strings go through the helpers registered in
+//! [`render`] (`lit`, `val`, `re`), and Lua data through [`escape::lua`].
+
+#![forbid(unsafe_code)]
+
+pub mod escape;
+mod lua;
+mod model;
+pub use model::tls_key_file;
+mod render;
+mod routing;
+
+use gatefold_compiler::ir::policy::Policy;
+use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
+use gatefold_compiler::target::{
+    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+};
+
+/// What the entry file holds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// `conf/nginx.conf`, complete and runnable.
+    #[default]
+    Full,
+    /// `conf/http.conf`: only the content of the `http {}` block.
+    HttpOnly,
+}
+
+/// The nginx back end.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Nginx {
+    pub mode: Mode,
+}
+
+/// Absolute paths of the Lua module and the NDK it needs (Debian's).
+pub const LUA_MODULES: [&str; 2] = [
+    "/usr/lib/nginx/modules/ndk_http_module.so",
+    "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+];
+
+impl Target for Nginx {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Nginx
+    }
+
+    fn support(&self, kind: PolicyKind) -> Support {
+        use PolicyKind as K;
+        match kind {
+            // geo + if/return in the rewrite phase.
+            K::IpFilter => Support::Native,
+            // maps on `Origin` + add_header; preflights routed by a map.
+            K::Cors => Support::Emulated,
+            // a map over Content-Length + client_max_body_size for chunked bodies.
+            K::RequestSizeLimit => Support::Native,
+            // Lua (lua-resty-core only): nginx has no consumer-aware auth.
+            K::KeyAuth | K::BasicAuth | K::Acl => Support::Emulated,
+            // Fixed windows in a lua_shared_dict: limit_req is a leaky bucket.
+            K::RateLimit => Support::Emulated,
+            // No JWT verification without extra Lua libraries: refused.
+            K::Jwt => Support::Unsupported,
+            K::Deprecation => Support::Native,
+            K::Script => Support::Unsupported,
+            K::Mock | K::Redirect => Support::Native,
+            K::RequestHeaders | K::ResponseHeaders => Support::Native,
+            K::Rewrite | K::Timeout => Support::Native,
+            K::Retry => Support::Approximate {
+                note: "nginx retries on the next server of the upstream only (proxy_next_upstream), never the same one twice, and `timeout` retries only connect timeouts",
+            },
+            K::TrafficSplit => Support::Approximate {
+                note: "every destination is called with the first destination's timeouts and retries, and weights are rounded to 0.01%",
+            },
+            K::Cache => Support::Unsupported,
+            // `native` for other targets is ignored; an `nginx` entry is
+            // refused per field (see `policy_fields`).
+            K::Native => Support::Native,
+        }
+    }
+
+    fn fields(&self) -> Vec<FieldSupport> {
+        vec![
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "add",
+                value: None,
+                support: Support::Emulated,
+            },
+            // Verbatim nginx text would bypass every escaping rule.
+            FieldSupport {
+                kind: PolicyKind::Native,
+                field: "nginx",
+                value: None,
+                support: Support::Unsupported,
+            },
+        ]
+    }
+
+    fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
+        let all = self.fields();
+        let pick = |field: &str, value: Option<&str>| {
+            all.iter()
+                .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
+                .copied()
+        };
+        match policy {
+            Policy::RequestHeaders(h) if !h.add.is_empty() => {
+                pick("add", None).into_iter().collect()
+            }
+            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Nginx) => {
+                pick("nginx", None).into_iter().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn emit(&self, ir: &ValidIr, options: &Options) -> Output {
+        let model = model::Model::build(ir, options);
+        let mut files = Vec::new();
+        let entry = match self.mode {
+            Mode::Full => (
+                "conf/nginx.conf",
+                "nginx's main configuration (run with `nginx -p DIR -c conf/nginx.conf`)",
+            ),
+            Mode::HttpOnly => (
+                "conf/http.conf",
+                "the content of an `http {}` block, to include into your own nginx.conf",
+            ),
+        };
+        files.push(file(entry.0, render::render(&model, self.mode), entry.1));
+        if let Some(tls) = &ir.gateway.tls {
+            for (i, cert) in tls.certificates.iter().enumerate() {
+                files.push(file(
+                    &format!("conf/tls/cert-{i}.pem"),
+                    cert.chain.clone(),
+                    "a TLS certificate chain (public)",
+                ));
+            }
+        }
+        if model.lua {
+            files.push(file(
+                "lua/gatefold/access.lua",
+                lua::ACCESS.to_string(),
+                "the access phase of routes with authentication, acl or rate-limit (lua-resty-core only)",
+            ));
+            files.push(file(
+                "lua/gatefold/config.lua",
+                lua::config(ir, &model),
+                "the routes', consumers' and limits' settings the access phase reads (secrets by environment variable name)",
+            ));
+        }
+        Output::new(TargetKind::Nginx, ir, files)
+    }
+}
+
+fn file(path: &str, text: String, description: &str) -> OutputFile {
+    OutputFile {
+        path: RelPath::new(path).expect("a relative path"),
+        bytes: text.into_bytes(),
+        description: description.to_string(),
+    }
+}
+
+/// Whether the compiled configuration of `ir` loads the Lua module: only
+/// when some route's chain holds a kind nginx cannot do alone.
+pub fn needs_lua(ir: &ValidIr) -> bool {
+    model::Model::build(ir, &Options::default()).lua
+}

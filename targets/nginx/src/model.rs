@@ -1,0 +1,1563 @@
+//! The configuration as data: directives made of typed [`Word`]s, so that
+//! every user string is quoted by what it is, in one place
+//! ([`Word::render`]), whatever template prints it.
+
+use crate::escape;
+use crate::routing::{self, Dispatch};
+use gatefold_compiler::ir::policy::{Cors, CorsOrigin, HeaderTransform, MockBody, Policy};
+use gatefold_compiler::ir::{
+    Balance, HeaderName, Ir, PolicyId, PolicyKind, ProxyPlan, Route, Secret, UpstreamPath, ValidIr,
+};
+use gatefold_compiler::target::Options;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One word of a directive.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "k", content = "v", rename_all = "kebab-case")]
+pub enum Word {
+    /// A token gatefold generated (keyword, number, name): written bare.
+    Raw(String),
+    /// A value gatefold generated that may reference variables: quoted,
+    /// variables kept.
+    Gen(String),
+    /// A user string where nginx expands no variables.
+    Lit(String),
+    /// A user string where nginx expands variables: `$` kept literal.
+    Val(String),
+}
+
+impl Word {
+    pub fn render(&self) -> String {
+        match self {
+            // Fail safe: a raw word that could end a directive is quoted.
+            Word::Raw(s)
+                if s.is_empty()
+                    || s.contains(|c: char| c.is_whitespace() || ";{}\"'#\\".contains(c)) =>
+            {
+                escape::literal(s)
+            }
+            Word::Raw(s) => s.clone(),
+            Word::Gen(s) => escape::literal(s),
+            Word::Lit(s) => escape::literal(s),
+            Word::Val(s) => escape::value(s),
+        }
+    }
+}
+
+fn raw(s: impl Into<String>) -> Word {
+    Word::Raw(s.into())
+}
+fn gen(s: impl Into<String>) -> Word {
+    Word::Gen(s.into())
+}
+
+/// A directive or a block.
+#[derive(Clone, Debug)]
+pub struct Item {
+    note: Option<String>,
+    words: Vec<Word>,
+    block: bool,
+    body: Vec<Item>,
+    gap: bool,
+}
+
+impl Item {
+    pub fn d(words: Vec<Word>) -> Item {
+        Item {
+            note: None,
+            words,
+            block: false,
+            body: Vec::new(),
+            gap: false,
+        }
+    }
+    pub fn b(words: Vec<Word>, body: Vec<Item>) -> Item {
+        Item {
+            note: None,
+            words,
+            block: true,
+            body,
+            gap: true,
+        }
+    }
+    pub fn note(mut self, note: impl Into<String>) -> Item {
+        self.note = Some(note.into());
+        self
+    }
+    /// Appends the item as lines, its body indented one level deeper.
+    /// (Flat lines keep the templates free of recursion, whose cost grows
+    /// with the depth of the data in handlebars.)
+    fn flatten(self, depth: usize, out: &mut Vec<Line>) {
+        let indent = "    ".repeat(depth);
+        let gap = self.gap && depth <= 1;
+        if !self.block {
+            out.push(Line {
+                indent,
+                note: self.note,
+                words: self.words,
+                end: ";",
+                gap,
+            });
+            return;
+        }
+        out.push(Line {
+            indent: indent.clone(),
+            note: self.note,
+            words: self.words,
+            end: " {",
+            gap: false,
+        });
+        for i in self.body {
+            i.flatten(depth + 1, out);
+        }
+        out.push(Line {
+            indent,
+            note: None,
+            words: Vec::new(),
+            end: "}",
+            gap,
+        });
+    }
+}
+
+/// One line of the configuration: indent, words, then `;`, ` {` or (a
+/// line of its own) `}`.
+#[derive(Clone, Debug)]
+pub struct Line {
+    indent: String,
+    note: Option<String>,
+    words: Vec<Word>,
+    end: &'static str,
+    gap: bool,
+}
+
+impl Line {
+    /// Appends the line's text: each word quoted by [`Word::render`], the
+    /// note as a comment that stays on its line.
+    fn write(&self, out: &mut String) {
+        if let Some(note) = &self.note {
+            out.push_str(&self.indent);
+            out.push_str("# ");
+            out.push_str(&crate::render::comment(note));
+            out.push('\n');
+        }
+        out.push_str(&self.indent);
+        for (i, w) in self.words.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&w.render());
+        }
+        out.push_str(self.end);
+        out.push('\n');
+        if self.gap {
+            out.push('\n');
+        }
+    }
+}
+
+/// A directive from raw words: `dr(["proxy_http_version", "1.1"])`.
+pub fn dr<const N: usize>(words: [&str; N]) -> Item {
+    Item::d(words.iter().map(|w| raw(*w)).collect())
+}
+
+/// What the templates read.
+#[derive(Debug, Serialize)]
+pub struct Model {
+    name: String,
+    hash: String,
+    modules: Vec<&'static str>,
+    env: Vec<String>,
+    /// The directives inside `http {}`, rendered line by line with
+    /// [`Word::render`] (see `render.rs` for why not by a template loop).
+    http: String,
+    /// Whether the Lua module is loaded.
+    #[serde(skip)]
+    pub lua: bool,
+    /// Per route index: what the Lua access phase does there.
+    #[serde(skip)]
+    pub lua_routes: BTreeMap<usize, LuaRoute>,
+}
+
+/// A route's work in the Lua access phase.
+#[derive(Debug, Default, Clone)]
+pub struct LuaRoute {
+    pub auth: Vec<PolicyId>,
+    pub realm: Option<String>,
+    pub acl: Option<PolicyId>,
+    pub rate: Option<PolicyId>,
+    /// `request-headers` `add` (with `set`/`remove` of the same names).
+    pub headers: Option<HeaderTransform>,
+    /// The named location answering after the access phase (mock/redirect).
+    pub answer: Option<String>,
+}
+
+const NEEDS_LUA: [PolicyKind; 5] = [
+    PolicyKind::KeyAuth,
+    PolicyKind::BasicAuth,
+    PolicyKind::Jwt,
+    PolicyKind::Acl,
+    PolicyKind::RateLimit,
+];
+
+fn json_error(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// Every gateway-made error answer, by status.
+const ERRORS: [(u16, &str, &str); 5] = [
+    (403, "gf_403", "forbidden"),
+    (413, "gf_413", "payload too large"),
+    (502, "gf_502", "bad gateway"),
+    (504, "gf_504", "upstream timeout"),
+    (500, "gf_500", "internal error"),
+];
+
+struct Builder<'a> {
+    ir: &'a Ir,
+    maps: Vec<Item>,
+    /// Dedupes maps by what they compute: key -> variable.
+    made: BTreeMap<String, String>,
+    counter: usize,
+    locations: Vec<Item>,
+    /// The locations requests enter by: one per bucket (and its 405).
+    entries: Vec<Item>,
+    lua_routes: BTreeMap<usize, LuaRoute>,
+}
+
+impl Model {
+    pub fn build(ir: &ValidIr, options: &Options) -> Model {
+        let ir: &Ir = ir;
+        let lua_routes_needed = ir.routes.iter().any(|r| route_needs_lua(ir, r));
+        let mut env = BTreeSet::new();
+        if lua_routes_needed {
+            for c in ir.consumers.values() {
+                for Secret::Env(k) in &c.keys {
+                    env.insert(k.clone());
+                }
+                if let Some(b) = &c.basic {
+                    let Secret::Env(p) = &b.password;
+                    env.insert(p.clone());
+                }
+            }
+        }
+        let mut b = Builder {
+            ir,
+            maps: Vec::new(),
+            made: BTreeMap::new(),
+            counter: 0,
+            locations: Vec::new(),
+            entries: Vec::new(),
+            lua_routes: BTreeMap::new(),
+        };
+        let dispatch = routing::dispatch(ir);
+        let mut http = b.preamble(lua_routes_needed);
+        http.extend(b.upstreams());
+        b.dispatch_maps(&dispatch);
+        for (i, route) in ir.routes.iter().enumerate() {
+            b.route(i, route, &dispatch);
+        }
+        http.append(&mut b.maps);
+        http.extend(b.servers(options));
+        let mut lines = Vec::new();
+        for item in http {
+            item.flatten(1, &mut lines);
+        }
+        Model {
+            name: ir.gateway.name.to_string(),
+            hash: ir.hash.to_string(),
+            modules: if lua_routes_needed {
+                crate::LUA_MODULES.to_vec()
+            } else {
+                Vec::new()
+            },
+            env: env.into_iter().collect(),
+            http: {
+                let mut text = String::with_capacity(lines.len() * 48);
+                for l in &lines {
+                    l.write(&mut text);
+                }
+                text
+            },
+            lua: lua_routes_needed,
+            lua_routes: b.lua_routes,
+        }
+    }
+}
+
+fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
+    r.chain.iter().any(|id| NEEDS_LUA.contains(&id.kind))
+        || matches!(ir.policy(r, PolicyKind::RequestHeaders), Some(Policy::RequestHeaders(h)) if !h.add.is_empty())
+}
+
+/// `5s`, `250ms`: nginx's time units.
+fn time(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+impl Builder<'_> {
+    fn fresh(&mut self, stem: &str) -> String {
+        self.counter += 1;
+        format!("gf_{stem}{}", self.counter)
+    }
+
+    /// A map (made once per `dedupe` key) and its variable.
+    fn map(
+        &mut self,
+        dedupe: String,
+        stem: &str,
+        source: Word,
+        entries: Vec<(Word, Word)>,
+        default: Word,
+    ) -> String {
+        if let Some(v) = self.made.get(&dedupe) {
+            return v.clone();
+        }
+        let var = self.fresh(stem);
+        let mut body = vec![Item::d(vec![raw("default"), default])];
+        body.extend(entries.into_iter().map(|(k, v)| Item::d(vec![k, v])));
+        self.maps.push(Item::b(
+            vec![raw("map"), source, raw(format!("${var}"))],
+            body,
+        ));
+        self.made.insert(dedupe, var.clone());
+        var
+    }
+
+    fn preamble(&mut self, lua: bool) -> Vec<Item> {
+        let mut out = vec![
+            dr(["default_type", "application/octet-stream"]),
+            dr(["server_tokens", "off"]),
+            dr(["access_log", "logs/access.log"]),
+            dr(["client_body_temp_path", "tmp/client_body"]),
+            dr(["proxy_temp_path", "tmp/proxy"]),
+            dr(["fastcgi_temp_path", "tmp/fastcgi"]),
+            dr(["uwsgi_temp_path", "tmp/uwsgi"]),
+            dr(["scgi_temp_path", "tmp/scgi"]),
+            dr(["absolute_redirect", "off"]),
+            dr(["recursive_error_pages", "on"]),
+            dr(["proxy_http_version", "1.1"]),
+            dr(["proxy_intercept_errors", "off"]),
+            // Every map and route adds variables: room for them all.
+            dr(["variables_hash_max_size", "65536"]),
+            dr(["variables_hash_bucket_size", "128"]),
+            // A literal dollar for complex values (geo values are never
+            // interpolated); see `escape::value`.
+            Item::b(
+                vec![raw("geo"), raw("$gf_dollar")],
+                vec![Item::d(vec![raw("default"), Word::Lit("$".into())])],
+            )
+            .note("`${gf_dollar}` is a literal `$` inside values that expand variables"),
+        ];
+        if self.ir.gateway.baseline.request_id {
+            // Keep a well-formed incoming id, else a v4 UUID made from $request_id.
+            out.push(Item::b(
+                vec![raw("map"), raw("$request_id"), raw("$gf_uuid")],
+                vec![
+                    Item::d(vec![raw("default"), raw("$request_id")]),
+                    Item::d(vec![
+                        gen("~^(.{8})(.{4}).(.{3}).(.{3})(.{12})$"),
+                        gen("$1-$2-4$3-a$4-$5"),
+                    ]),
+                ],
+            ));
+            out.push(Item::b(
+                vec![raw("map"), raw("$http_x_request_id"), raw("$gf_request_id")],
+                vec![
+                    Item::d(vec![raw("default"), raw("$gf_uuid")]),
+                    Item::d(vec![
+                        gen("~^[A-Za-z0-9._:-]{1,128}$"),
+                        raw("$http_x_request_id"),
+                    ]),
+                ],
+            ));
+        }
+        if lua {
+            out.push(Item::d(vec![
+                raw("lua_package_path"),
+                gen("$prefix/lua/?.lua;;"),
+            ]));
+            out.push(dr(["lua_shared_dict", "gf_rate", "16m"]));
+        }
+        out
+    }
+
+    fn upstreams(&mut self) -> Vec<Item> {
+        let mut out = Vec::new();
+        for (name, up) in &self.ir.upstreams {
+            let mut body = Vec::new();
+            match &up.balance {
+                Balance::RoundRobin => {}
+                Balance::LeastRequest => body.push(dr(["least_conn"])),
+                Balance::HashHeader(h) => body.push(Item::d(vec![
+                    raw("hash"),
+                    raw(format!("$http_{}", header_var(h))),
+                    raw("consistent"),
+                ])),
+            }
+            for t in &up.targets {
+                body.push(Item::d(vec![
+                    raw("server"),
+                    Word::Lit(format!("{}:{}", t.url.host, t.url.port)),
+                    raw(format!("weight={}", t.weight.max(1))),
+                    raw("max_fails=0"),
+                ]));
+            }
+            body.push(dr(["keepalive", "32"]));
+            out.push(
+                Item::b(vec![raw("upstream"), raw(format!("gf_up_{name}"))], body)
+                    .note(format!("upstream `{name}`")),
+            );
+        }
+        out
+    }
+
+    /// The maps of each bucket and the locations that enter them.
+    fn dispatch_maps(&mut self, d: &Dispatch) {
+        for (k, b) in d.buckets.iter().enumerate() {
+            let v = |name: &str| format!("$gf_{name}_b{k}");
+            // Route choice: first regex in IR order wins.
+            let entries = b
+                .routes
+                .iter()
+                .map(|(re, i)| (gen(re.clone()), raw(format!("r{i}"))))
+                .collect();
+            let note = match &b.first {
+                None => "paths whose first segment no route names: the first entry that matches wins (IR order)".to_string(),
+                Some(f) => format!("paths under /{}: the first entry that matches wins (IR order)", f.replace(['\n', '\r'], " ")),
+            };
+            self.maps.push(
+                map_item("$host $request_method $uri", &v("route"), entries, empty()).note(note),
+            );
+            // 405: the union of the methods of the routes taking host and path.
+            let mut sources = String::new();
+            for (method, res) in &b.allow {
+                let method = method.as_str();
+                let var = v(&format!("allow_{method}"));
+                sources.push_str(&var);
+                let entries = res
+                    .iter()
+                    .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
+                    .collect();
+                self.maps
+                    .push(map_item("$host $uri", &var, entries, empty()));
+            }
+            let (src, allow_entries) = if sources.is_empty() {
+                ("$gf_dollar".to_string(), Vec::new())
+            } else {
+                (sources, vec![(gen("~^, (?<gf_a>.*)$"), raw("$gf_a"))])
+            };
+            self.maps
+                .push(map_item(&src, &v("allow"), allow_entries, empty()));
+            self.maps.push(map_item(
+                &v("allow"),
+                &v("miss"),
+                vec![(gen("~."), raw(format!("gf_405_b{k}")))],
+                raw("gf_404"),
+            ));
+            self.maps.push(map_item(
+                &v("route"),
+                &v("main"),
+                vec![(gen("~."), raw(v("route")))],
+                raw(v("miss")),
+            ));
+            let target = if b.preflight.is_empty() {
+                v("main")
+            } else {
+                let entries = b
+                    .preflight
+                    .iter()
+                    .map(|(re, x)| (gen(re.clone()), x.clone().map(raw).unwrap_or_else(empty)))
+                    .collect();
+                self.maps.push(
+                    map_item("$host $http_access_control_request_method $uri", &v("pre_route"), entries, empty())
+                        .note("CORS preflights: routed by the method they ask about, when that route has cors"),
+                );
+                self.maps.push(map_item(
+                    &v("pre_route"),
+                    &v("pre"),
+                    vec![(gen("~."), raw(v("pre_route")))],
+                    raw(v("main")),
+                ));
+                self.maps.push(map_item(
+                    "$request_method|$http_origin|$http_access_control_request_method",
+                    &v("target"),
+                    vec![(gen("~^OPTIONS\\|.+\\|.+$"), raw(v("pre")))],
+                    raw(v("main")),
+                ));
+                v("target")
+            };
+            let jump = || {
+                vec![
+                    dr(["client_max_body_size", "0"]),
+                    Item::d(vec![
+                        raw("error_page"),
+                        raw("418"),
+                        raw("="),
+                        raw(format!("@{target}")),
+                    ]),
+                    dr(["return", "418"]),
+                ]
+            };
+            match &b.first {
+                None => self
+                    .entries
+                    .push(Item::b(vec![raw("location"), raw("/")], jump())),
+                Some(f) => {
+                    self.entries.push(Item::b(
+                        vec![raw("location"), Word::Lit(format!("/{f}/"))],
+                        jump(),
+                    ));
+                    self.entries.push(Item::b(
+                        vec![raw("location"), raw("="), Word::Lit(format!("/{f}"))],
+                        jump(),
+                    ));
+                }
+            }
+            let mut miss405 = vec![dr(["default_type", "application/json"])];
+            miss405.extend(self.common_headers());
+            miss405.push(Item::d(vec![
+                raw("add_header"),
+                raw("allow"),
+                raw(v("allow")),
+                raw("always"),
+            ]));
+            miss405.push(Item::d(vec![
+                raw("return"),
+                raw("405"),
+                Word::Val(json_error("method not allowed")),
+            ]));
+            self.entries.push(Item::b(
+                vec![raw("location"), raw(format!("@gf_405_b{k}"))],
+                miss405,
+            ));
+        }
+    }
+
+    /// The servers: the plain listener (or its redirect to https) and,
+    /// with `gateway.tls`, one TLS server per reachable certificate, all
+    /// with the same locations.
+    fn servers(&mut self, options: &Options) -> Vec<Item> {
+        let locations = self.locations_all();
+        let plain = match options.listen {
+            Some(a) => a.to_string(),
+            None => self.ir.gateway.listen.to_string(),
+        };
+        let mut out = Vec::new();
+        let Some(tls) = &self.ir.gateway.tls else {
+            let mut body = vec![Item::d(vec![
+                raw("listen"),
+                Word::Lit(plain),
+                raw("default_server"),
+            ])];
+            body.push(dr(["server_name", "_"]));
+            body.extend(locations);
+            out.push(Item::b(vec![raw("server")], body));
+            return out;
+        };
+        let (tls_addr, tls_port) = match options.listen_tls {
+            Some(a) => (a.to_string(), a.port()),
+            None => (tls.listen.to_string(), tls.listen),
+        };
+        let mut body = vec![Item::d(vec![
+            raw("listen"),
+            Word::Lit(plain),
+            raw("default_server"),
+        ])];
+        body.push(dr(["server_name", "_"]));
+        if tls.redirect_http {
+            let port = if tls_port == 443 {
+                String::new()
+            } else {
+                format!(":{tls_port}")
+            };
+            body.push(Item::d(vec![
+                raw("return"),
+                raw("308"),
+                gen(format!("https://$host{port}$request_uri")),
+            ]));
+        } else {
+            body.extend(locations.clone());
+        }
+        out.push(Item::b(vec![raw("server")], body).note("plain HTTP"));
+        // The certificate for an SNI name is the first whose names cover it,
+        // else the first: a name an earlier certificate covers is dropped
+        // from later ones, and `*.x` (one label, as TLS reads it) is a regex.
+        let mut earlier: Vec<&str> = Vec::new();
+        for (i, cert) in tls.certificates.iter().enumerate() {
+            let names: Vec<&String> = cert
+                .names
+                .iter()
+                .filter(|n| !earlier.iter().any(|e| covers(e, n)))
+                .collect();
+            earlier.extend(cert.names.iter().map(String::as_str));
+            if i > 0 && names.is_empty() {
+                continue;
+            }
+            let mut listen = vec![
+                raw("listen"),
+                Word::Lit(tls_addr.clone()),
+                raw("ssl"),
+                raw("http2"),
+            ];
+            if i == 0 {
+                listen.push(raw("default_server"));
+            }
+            let mut body = vec![Item::d(listen)];
+            let mut server_name = vec![raw("server_name")];
+            if names.is_empty() {
+                server_name.push(raw("_"));
+            }
+            for n in names {
+                match n.strip_prefix("*.") {
+                    Some(suffix) => server_name
+                        .push(gen(format!("~^[^.]+\\.{}$", crate::escape::regex(suffix)))),
+                    None => server_name.push(Word::Lit(n.clone())),
+                }
+            }
+            body.push(Item::d(server_name));
+            body.push(Item::d(vec![
+                raw("ssl_certificate"),
+                Word::Lit(format!("tls/cert-{i}.pem")),
+            ]));
+            let key = match &cert.key {
+                gatefold_compiler::ir::tls::TlsKey::File(path) => path.clone(),
+                gatefold_compiler::ir::tls::TlsKey::Env(_) => format!("../{}", tls_key_file(i)),
+            };
+            body.push(Item::d(vec![raw("ssl_certificate_key"), Word::Lit(key)]));
+            body.extend(locations.clone());
+            out.push(Item::b(vec![raw("server")], body).note(format!("TLS, certificate {i}")));
+        }
+        out
+    }
+
+    fn locations_all(&mut self) -> Vec<Item> {
+        let mut body = self.server_defaults();
+        body.append(&mut self.entries);
+        let common = self.common_headers();
+        let mut miss404 = vec![dr(["default_type", "application/json"])];
+        miss404.extend(common.clone());
+        miss404.push(Item::d(vec![
+            raw("return"),
+            raw("404"),
+            Word::Val(json_error("no route")),
+        ]));
+        body.push(Item::b(vec![raw("location"), raw("@gf_404")], miss404));
+        for (code, name, message) in ERRORS {
+            let mut err = vec![dr(["default_type", "application/json"])];
+            err.extend(common.clone());
+            err.push(Item::d(vec![
+                raw("return"),
+                raw(code.to_string()),
+                Word::Val(json_error(message)),
+            ]));
+            body.push(Item::b(vec![raw("location"), raw(format!("@{name}"))], err));
+        }
+        body.append(&mut self.locations);
+        body
+    }
+
+    /// What every proxied request gets (the host header of the route's
+    /// upstream is `$gf_host`, which each route sets).
+    fn base_request_headers(&self) -> BTreeMap<String, Word> {
+        let mut set: BTreeMap<String, Word> = BTreeMap::new();
+        set.insert("host".into(), raw("$gf_host"));
+        set.insert("x-forwarded-for".into(), raw("$proxy_add_x_forwarded_for"));
+        set.insert("x-forwarded-host".into(), raw("$http_host"));
+        set.insert("x-forwarded-proto".into(), raw("$scheme"));
+        set.insert("forwarded".into(), empty());
+        set.insert("x-real-ip".into(), empty());
+        set.insert("connection".into(), empty());
+        if self.ir.gateway.baseline.request_id {
+            set.insert("x-request-id".into(), raw("$gf_request_id"));
+        }
+        set
+    }
+
+    /// Directives every location inherits from the server unless it
+    /// repeats them (nginx inherits these all or nothing).
+    fn server_defaults(&self) -> Vec<Item> {
+        let base = &self.ir.gateway.baseline;
+        let mut out = vec![dr(["default_type", "application/json"])];
+        // Declared for every request; each proxying route sets its own.
+        out.push(Item::d(vec![raw("set"), raw("$gf_host"), empty()]));
+        out.extend(Self::error_pages());
+        out.push(Item::d(vec![
+            raw("client_max_body_size"),
+            raw(base.max_body.0.to_string()),
+        ]));
+        out.push(Item::d(vec![
+            raw("proxy_connect_timeout"),
+            raw(time(base.timeouts.connect.millis)),
+        ]));
+        out.push(Item::d(vec![
+            raw("proxy_read_timeout"),
+            raw(time(base.timeouts.read.millis)),
+        ]));
+        out.push(Item::d(vec![
+            raw("proxy_send_timeout"),
+            raw(time(base.timeouts.read.millis)),
+        ]));
+        out.push(dr(["proxy_next_upstream", "off"]));
+        for (name, value) in self.base_request_headers() {
+            out.push(Item::d(vec![
+                raw("proxy_set_header"),
+                Word::Lit(name),
+                value,
+            ]));
+        }
+        out.extend(self.common_headers());
+        out
+    }
+
+    /// Headers on every response: the request id.
+    fn common_headers(&self) -> Vec<Item> {
+        if self.ir.gateway.baseline.request_id {
+            vec![dr([
+                "add_header",
+                "x-request-id",
+                "$gf_request_id",
+                "always",
+            ])]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn error_pages() -> Vec<Item> {
+        ERRORS
+            .iter()
+            .map(|(code, name, _)| {
+                Item::d(vec![
+                    raw("error_page"),
+                    raw(code.to_string()),
+                    raw(format!("@{name}")),
+                ])
+            })
+            .collect()
+    }
+
+    fn route(&mut self, i: usize, route: &Route, d: &Dispatch) {
+        let ir = self.ir;
+        let policy = |k| ir.policy(route, k);
+        let mut checks = Vec::new(); // rewrite-phase refusals, in phase order
+        let mut headers = self.common_headers(); // add_header lines
+        let mut hide = BTreeSet::new(); // proxy_hide_header names
+        let stoppable = route_needs_lua(ir, route)
+            || policy(PolicyKind::IpFilter).is_some()
+            || route.lowered.max_body.0 > 0;
+        // Phase 1: ip-filter.
+        let ipf = if let Some(Policy::IpFilter(f)) = policy(PolicyKind::IpFilter) {
+            let var = self.ip_filter(route.policy_id(PolicyKind::IpFilter).expect("in chain"), f);
+            checks.push(refuse(&var, 403, "forbidden"));
+            Some(var)
+        } else {
+            None
+        };
+        // Phase 2: cors, on actual requests (preflights have their own location).
+        let cors = match policy(PolicyKind::Cors) {
+            Some(Policy::Cors(c)) => {
+                Some(self.cors(route.policy_id(PolicyKind::Cors).expect("in chain"), c))
+            }
+            _ => None,
+        };
+        if let Some(c) = &cors {
+            for (name, var) in [
+                ("access-control-allow-origin", &c.origin),
+                ("vary", &c.vary),
+                ("access-control-allow-credentials", &c.credentials),
+                ("access-control-expose-headers", &c.expose),
+            ] {
+                if let Some(var) = var {
+                    headers.push(dr(["add_header", name, var, "always"]));
+                    if name != "vary" {
+                        hide.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        // Phase 3: body size, by content-length (chunked bodies: client_max_body_size).
+        let max = route.lowered.max_body.0;
+        let big = self.map(
+            format!("big {max}"),
+            "big",
+            raw("$content_length"),
+            vec![(gen(format!("~{}", escape::greater_than(max))), raw("1"))],
+            empty(),
+        );
+        checks.push(refuse(&format!("${big}"), 413, "payload too large"));
+        // Phases 4-6 (and request-headers `add`): Lua.
+        let answer_loc = format!("r{i}_answer");
+        let has_answer =
+            policy(PolicyKind::Mock).is_some() || policy(PolicyKind::Redirect).is_some();
+        let lua = route_needs_lua(ir, route);
+        let gated = stoppable
+            && (policy(PolicyKind::ResponseHeaders).is_some()
+                || policy(PolicyKind::Deprecation).is_some());
+        let mut body = Vec::new();
+        if gated {
+            body.push(Item::d(vec![raw("set"), raw("$gf_stop"), empty()]));
+        }
+        if max != ir.gateway.baseline.max_body.0 {
+            body.push(Item::d(vec![
+                raw("client_max_body_size"),
+                raw(max.to_string()),
+            ]));
+        }
+        body.extend(checks);
+        if lua {
+            let rate = route.policy_id(PolicyKind::RateLimit).cloned();
+            if rate.is_some() {
+                for (h, v) in [
+                    ("x-ratelimit-limit", "$gf_rl_limit"),
+                    ("x-ratelimit-remaining", "$gf_rl_remaining"),
+                    ("x-ratelimit-reset", "$gf_rl_reset"),
+                ] {
+                    body.push(Item::d(vec![raw("set"), raw(v), empty()]));
+                    headers.push(dr(["add_header", h, v, "always"]));
+                    hide.insert(h.to_string());
+                }
+            }
+            body.push(Item::d(vec![
+                raw("set"),
+                raw("$gf_route_index"),
+                raw(i.to_string()),
+            ]));
+            body.push(dr(["access_by_lua_file", "lua/gatefold/access.lua"]));
+            let add_headers = match policy(PolicyKind::RequestHeaders) {
+                Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
+                _ => None,
+            };
+            self.lua_routes.insert(
+                i,
+                LuaRoute {
+                    auth: route
+                        .lowered
+                        .auth
+                        .as_ref()
+                        .map(|a| a.methods.clone())
+                        .unwrap_or_default(),
+                    realm: route.lowered.auth.as_ref().and_then(|a| a.realm.clone()),
+                    acl: route.policy_id(PolicyKind::Acl).cloned(),
+                    rate,
+                    headers: add_headers,
+                    answer: has_answer.then(|| format!("@{answer_loc}")),
+                },
+            );
+        } else if has_answer {
+            // error_page is inherited all or nothing.
+            body.extend(Self::error_pages());
+            body.push(Item::d(vec![
+                raw("error_page"),
+                raw("419"),
+                raw("="),
+                raw(format!("@{answer_loc}")),
+            ]));
+            body.push(dr(["return", "419"]));
+        }
+        // Phase 13 for upstream responses: response-headers.
+        let response = match policy(PolicyKind::ResponseHeaders) {
+            Some(Policy::ResponseHeaders(h)) => Some(h.clone()),
+            _ => None,
+        };
+        let mut late_headers = Vec::new();
+        // Phase 7: deprecation, promised to every later response.
+        let deprecation = match policy(PolicyKind::Deprecation) {
+            Some(Policy::Deprecation(d)) => deprecation_headers(d),
+            _ => Vec::new(),
+        };
+        for (name, value) in &deprecation {
+            hide.insert(name.clone());
+            let name: HeaderName = name.parse().expect("a header name");
+            late_headers.push(self.late_header(&name, value, gated));
+        }
+        if let Some(h) = &response {
+            for name in h.remove.iter().chain(h.set.keys()) {
+                hide.insert(name.to_string());
+            }
+            for (name, value) in h.set.iter().chain(h.add.iter()) {
+                late_headers.push(self.late_header(name, value, gated));
+            }
+        }
+        // A route that answers itself (mock, redirect) never proxies.
+        if let Some(plan) = route.lowered.proxy.as_ref().filter(|_| !has_answer) {
+            body.extend(self.proxy(i, route, plan));
+            for h in &hide {
+                body.push(Item::d(vec![
+                    raw("proxy_hide_header"),
+                    Word::Lit(h.clone()),
+                ]));
+            }
+        }
+        // add_header is inherited all or nothing: a route with headers of
+        // its own repeats the server's request id.
+        if headers.len() > self.common_headers().len() || !late_headers.is_empty() {
+            body.extend(headers.iter().cloned());
+            body.extend(late_headers.iter().cloned());
+        }
+        self.locations.push(
+            Item::b(vec![raw("location"), raw(format!("@r{i}"))], body).note(format!(
+                "route {}: {}",
+                route.id,
+                d.describe(i)
+            )),
+        );
+        // The answer of mock/redirect, after the checks (phase 9), then phase 13.
+        if has_answer {
+            let ans = self.answer(i, route, &headers, &deprecation, response.as_ref());
+            self.locations.push(Item::b(
+                vec![raw("location"), raw(format!("@{answer_loc}"))],
+                ans,
+            ));
+        }
+        // The CORS preflight answer (phase 2), after ip-filter only.
+        if let Some(c) = &cors {
+            let mut pre = vec![dr(["default_type", "application/json"])];
+            pre.extend(Self::error_pages());
+            if let Some(var) = &ipf {
+                pre.push(refuse(var, 403, "forbidden"));
+            }
+            pre.extend(self.common_headers());
+            for (name, var) in [
+                ("access-control-allow-origin", &c.origin),
+                ("vary", &c.vary),
+                ("access-control-allow-methods", &c.methods),
+                ("access-control-allow-headers", &c.allow_headers),
+                ("access-control-allow-credentials", &c.credentials),
+                ("access-control-max-age", &c.max_age),
+            ] {
+                if let Some(var) = var {
+                    pre.push(dr(["add_header", name, var, "always"]));
+                }
+            }
+            pre.push(dr(["return", "204"]));
+            self.locations.push(Item::b(
+                vec![raw("location"), raw(format!("@pre_r{i}"))],
+                pre,
+            ));
+        }
+    }
+
+    /// A response header of phase 13, left off the gateway's own refusals.
+    fn late_header(&mut self, name: &HeaderName, value: &str, gated: bool) -> Item {
+        if !gated {
+            return Item::d(vec![
+                raw("add_header"),
+                Word::Lit(name.to_string()),
+                Word::Val(value.to_string()),
+                raw("always"),
+            ]);
+        }
+        let var = self.map(
+            format!("late {name} {value}"),
+            "late",
+            raw("$gf_stop"),
+            vec![(gen("~."), empty())],
+            Word::Val(value.to_string()),
+        );
+        Item::d(vec![
+            raw("add_header"),
+            Word::Lit(name.to_string()),
+            raw(format!("${var}")),
+            raw("always"),
+        ])
+    }
+
+    fn ip_filter(&mut self, id: &PolicyId, f: &gatefold_compiler::ir::policy::IpFilter) -> String {
+        if let Some(v) = self.made.get(&format!("ipf {id}")) {
+            return format!("${v}");
+        }
+        let var = self.fresh("ipf");
+        // geo takes the most specific network; deny must win over allow,
+        // so an allowed network inside a denied one is dropped.
+        let mut body = vec![Item::d(vec![
+            raw("default"),
+            if f.allow.is_empty() {
+                empty()
+            } else {
+                raw("1")
+            },
+        ])];
+        for net in &f.allow {
+            if f.deny.iter().any(|d| d.contains(net)) {
+                continue;
+            }
+            body.push(Item::d(vec![raw(net.to_string()), empty()]));
+        }
+        for net in &f.deny {
+            body.push(Item::d(vec![raw(net.to_string()), raw("1")]));
+        }
+        self.maps.push(
+            Item::b(vec![raw("geo"), raw(format!("${var}"))], body).note(format!("ip-filter {id}")),
+        );
+        self.made.insert(format!("ipf {id}"), var.clone());
+        format!("${var}")
+    }
+
+    fn cors(&mut self, id: &PolicyId, c: &Cors) -> CorsVars {
+        let any = c.origins.contains(&CorsOrigin::Any);
+        let entries = if any {
+            vec![(gen("~."), Word::Lit("*".into()))]
+        } else {
+            c.origins
+                .iter()
+                .filter_map(|o| match o {
+                    CorsOrigin::Origin(o) => Some((
+                        gen(format!("~*^{}$", escape::regex(o))),
+                        raw("$http_origin"),
+                    )),
+                    CorsOrigin::Any => None,
+                })
+                .collect()
+        };
+        let origin = self.map(
+            format!("cors {id} origin"),
+            "cors",
+            raw("$http_origin"),
+            entries,
+            empty(),
+        );
+        let when = |this: &mut Self, what: &str, value: Option<Word>| -> Option<String> {
+            let value = value?;
+            Some(format!(
+                "${}",
+                this.map(
+                    format!("cors {id} {what}"),
+                    "cors",
+                    raw(format!("${origin}")),
+                    vec![(gen("~."), value)],
+                    empty()
+                )
+            ))
+        };
+        let join = |items: Vec<&str>| items.join(", ");
+        let methods = join(c.methods.iter().map(|m| m.as_str()).collect());
+        let methods = if methods.is_empty() {
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS".to_string()
+        } else {
+            methods
+        };
+        CorsVars {
+            origin: Some(format!("${origin}")),
+            vary: when(self, "vary", (!any).then(|| raw("origin"))),
+            methods: when(self, "methods", Some(Word::Lit(methods))),
+            allow_headers: when(
+                self,
+                "headers",
+                Some(if c.headers.is_empty() {
+                    raw("$http_access_control_request_headers")
+                } else {
+                    Word::Lit(join(c.headers.iter().map(|h| h.as_str()).collect()))
+                }),
+            ),
+            credentials: when(self, "credentials", c.credentials.then(|| raw("true"))),
+            max_age: when(
+                self,
+                "max-age",
+                c.max_age.map(|d| raw((d.millis / 1000).to_string())),
+            ),
+            expose: when(
+                self,
+                "expose",
+                (!c.expose.is_empty())
+                    .then(|| Word::Lit(join(c.expose.iter().map(|h| h.as_str()).collect()))),
+            ),
+        }
+    }
+
+    fn proxy(&mut self, i: usize, route: &Route, plan: &ProxyPlan) -> Vec<Item> {
+        let dest = &plan.destinations()[0];
+        let up = &self.ir.upstreams[&dest.upstream];
+        let first = &up.targets[0].url;
+        let ir = self.ir;
+        let authority = |name: &gatefold_compiler::ir::Name| {
+            let url = &ir.upstreams[name].targets[0].url;
+            format!("{}:{}", url.host, url.port)
+        };
+        // The upstream (a variable for a split) and the host header it gets.
+        let (upstream, host_word) = match plan {
+            ProxyPlan::Single(_) => (
+                format!("gf_up_{}", dest.upstream),
+                Word::Lit(authority(&dest.upstream)),
+            ),
+            ProxyPlan::Split { policy, to } => {
+                let var = self.split(policy);
+                let entries = to
+                    .iter()
+                    .map(|d| {
+                        (
+                            gen(format!("~^gf_up_{}$", d.upstream)),
+                            Word::Lit(authority(&d.upstream)),
+                        )
+                    })
+                    .collect();
+                let host = self.map(
+                    format!("split-host {policy}"),
+                    "splithost",
+                    raw(var.clone()),
+                    entries,
+                    empty(),
+                );
+                (var, raw(format!("${host}")))
+            }
+        };
+        let base = &self.ir.gateway.baseline.timeouts;
+        let mut out = vec![Item::d(vec![raw("set"), raw("$gf_host"), host_word])];
+        if dest.connect_timeout != base.connect {
+            out.push(Item::d(vec![
+                raw("proxy_connect_timeout"),
+                raw(time(dest.connect_timeout.millis)),
+            ]));
+        }
+        if dest.read_timeout != base.read {
+            out.push(Item::d(vec![
+                raw("proxy_read_timeout"),
+                raw(time(dest.read_timeout.millis)),
+            ]));
+            out.push(Item::d(vec![
+                raw("proxy_send_timeout"),
+                raw(time(dest.read_timeout.millis)),
+            ]));
+        }
+        // No retry: the server-level `proxy_next_upstream off` holds.
+        match &dest.retry {
+            None => {}
+            Some(r) => {
+                let mut words = vec![raw("proxy_next_upstream")];
+                for on in &r.on {
+                    use gatefold_compiler::ir::policy::RetryOn as O;
+                    words.push(raw(match on {
+                        O::ConnectFailure => "error",
+                        O::Timeout => "timeout",
+                        O::Status500 => "http_500",
+                        O::Status502 => "http_502",
+                        O::Status503 => "http_503",
+                        O::Status504 => "http_504",
+                    }));
+                }
+                if words.len() == 1 {
+                    words.push(raw("off"));
+                }
+                out.push(Item::d(words));
+                out.push(Item::d(vec![
+                    raw("proxy_next_upstream_tries"),
+                    raw((r.attempts + 1).to_string()),
+                ]));
+            }
+        }
+        // proxy_set_header is inherited all or nothing: a route that sets
+        // or removes request headers repeats the server's.
+        if let Some(Policy::RequestHeaders(h)) = self.ir.policy(route, PolicyKind::RequestHeaders) {
+            let mut set = self.base_request_headers();
+            // Names with `add` are done by Lua (nginx cannot add a second value).
+            for name in &h.remove {
+                if !h.add.contains_key(name) {
+                    set.insert(name.to_string(), empty());
+                }
+            }
+            for (name, value) in &h.set {
+                if !h.add.contains_key(name) {
+                    set.insert(name.to_string(), Word::Val(value.clone()));
+                }
+            }
+            for (name, value) in set {
+                out.push(Item::d(vec![
+                    raw("proxy_set_header"),
+                    Word::Lit(name),
+                    value,
+                ]));
+            }
+        }
+        let target = match &route.lowered.upstream_path {
+            UpstreamPath::Keep => "$uri".to_string(),
+            UpstreamPath::Prefix { strip, add } => {
+                let strip = strip
+                    .as_deref()
+                    .filter(|s| *s != "/")
+                    .map(routing::decode)
+                    .unwrap_or_default();
+                let add = add
+                    .as_deref()
+                    .filter(|s| *s != "/")
+                    .map(routing::decode)
+                    .unwrap_or_default();
+                let re = escape::regex(&strip);
+                let add_v = dollar(&add);
+                let whole = if add_v.is_empty() {
+                    "/".to_string()
+                } else {
+                    add_v.clone()
+                };
+                let var = self.map(
+                    format!("prefix {strip} {add}"),
+                    "path",
+                    raw("$uri"),
+                    vec![
+                        (gen(format!("~(?s)^{re}\\z")), gen(whole)),
+                        (
+                            gen(format!("~(?s)^{re}(?<gf_rest>/.*)\\z")),
+                            gen(format!("{add_v}${{gf_rest}}")),
+                        ),
+                    ],
+                    raw("$uri"),
+                );
+                format!("${var}")
+            }
+            UpstreamPath::Template(t) => {
+                let (re, names) = routing::capture_regex(&route.matcher.path);
+                let mut value = String::new();
+                for s in &t.segments {
+                    value.push('/');
+                    match s {
+                        gatefold_compiler::ir::Segment::Literal(l) => {
+                            value.push_str(&dollar(&routing::decode(l)))
+                        }
+                        gatefold_compiler::ir::Segment::Param(p) => {
+                            let n = names.iter().position(|x| x == p).unwrap_or(0);
+                            value.push_str(&format!("${{gf_p{n}}}"));
+                        }
+                    }
+                }
+                if value.is_empty() {
+                    value.push('/');
+                }
+                let var = self.map(
+                    format!("template {i}"),
+                    "path",
+                    raw("$uri"),
+                    vec![(gen(re), gen(value))],
+                    raw("$uri"),
+                );
+                format!("${var}")
+            }
+        };
+        out.push(Item::d(vec![
+            raw("rewrite"),
+            raw("^"),
+            raw(target),
+            raw("break"),
+        ]));
+        let scheme = if first.tls { "https" } else { "http" };
+        if first.tls {
+            out.push(dr(["proxy_ssl_server_name", "on"]));
+            out.push(Item::d(vec![
+                raw("proxy_ssl_name"),
+                Word::Lit(first.host.clone()),
+            ]));
+        }
+        out.push(Item::d(vec![
+            raw("proxy_pass"),
+            raw(format!("{scheme}://{upstream}")),
+        ]));
+        out
+    }
+
+    /// The variable naming the upstream a `traffic-split` picks: header
+    /// matches first (first wins, exact and case-sensitive), then
+    /// `split_clients` over the random `$request_id` by weight.
+    fn split(&mut self, id: &PolicyId) -> String {
+        if let Some(v) = self.made.get(&format!("split {id}")) {
+            return format!("${v}");
+        }
+        let Some(Policy::TrafficSplit(s)) = self.ir.policies.get(id).map(|p| &p.policy) else {
+            unreachable!("a split plan names a traffic-split");
+        };
+        let var = self.fresh("split");
+        let weighted: Vec<_> = s.to.iter().filter(|w| w.weight > 0).collect();
+        let total: u64 = weighted.iter().map(|w| u64::from(w.weight)).sum();
+        let mut body = Vec::new();
+        for (n, w) in weighted.iter().enumerate() {
+            let share = if n + 1 == weighted.len() {
+                "*".to_string()
+            } else {
+                // Hundredths of a percent, rounded (split_clients' precision).
+                let bp = (u64::from(w.weight) * 10_000 + total / 2) / total;
+                format!("{}.{:02}%", bp / 100, bp % 100)
+            };
+            body.push(Item::d(vec![
+                raw(share),
+                raw(format!("gf_up_{}", w.upstream)),
+            ]));
+        }
+        self.maps.push(
+            Item::b(
+                vec![
+                    raw("split_clients"),
+                    raw("$request_id"),
+                    raw(format!("${var}")),
+                ],
+                body,
+            )
+            .note(format!("traffic-split {id}")),
+        );
+        let mut target = format!("${var}");
+        for m in s.header_match.iter().rev() {
+            let next = self.fresh("split");
+            self.maps.push(Item::b(
+                vec![
+                    raw("map"),
+                    raw(format!("$http_{}", header_var(&m.name))),
+                    raw(format!("${next}")),
+                ],
+                vec![
+                    Item::d(vec![raw("default"), raw(target.clone())]),
+                    Item::d(vec![
+                        gen(format!("~(?s)^{}\\z", escape::regex(&m.value))),
+                        raw(format!("gf_up_{}", m.upstream)),
+                    ]),
+                ],
+            ));
+            target = format!("${next}");
+        }
+        let name = target.trim_start_matches('$').to_string();
+        self.made.insert(format!("split {id}"), name);
+        target
+    }
+
+    fn answer(
+        &mut self,
+        i: usize,
+        route: &Route,
+        headers: &[Item],
+        promised: &[(String, String)],
+        response: Option<&HeaderTransform>,
+    ) -> Vec<Item> {
+        let ir = self.ir;
+        let mut out = Vec::new();
+        let mut own: Vec<(String, String)> = Vec::new(); // (name, value) of the answer
+        let mut content_type: Option<String> = None;
+        let (status, body_word): (u16, Option<Word>) = match (
+            ir.policy(route, PolicyKind::Mock),
+            ir.policy(route, PolicyKind::Redirect),
+        ) {
+            (Some(Policy::Mock(m)), _) => {
+                let body = match &m.body {
+                    MockBody::Empty => String::new(),
+                    MockBody::Text(t) => {
+                        content_type = Some("text/plain; charset=utf-8".into());
+                        t.clone()
+                    }
+                    MockBody::Json(v) => {
+                        content_type = Some("application/json".into());
+                        v.to_string()
+                    }
+                };
+                for (k, v) in &m.headers {
+                    if k.as_str() == "content-type" {
+                        content_type = Some(v.clone());
+                    } else {
+                        own.push((k.to_string(), v.clone()));
+                    }
+                }
+                (m.status, Some(Word::Val(body)))
+            }
+            (_, Some(Policy::Redirect(r))) => {
+                let (re, names) = routing::capture_regex(&route.matcher.path);
+                let (value, has_params) = fill(&r.to, &names);
+                let word = if has_params {
+                    let var = self.map(
+                        format!("redirect {i}"),
+                        "loc",
+                        raw("$uri"),
+                        vec![(gen(re), gen(value))],
+                        empty(),
+                    );
+                    // A parameter must not make a local redirect point at
+                    // another host (`/\evil`), nor carry control characters.
+                    let bad = self.map(
+                        format!("redirect-bad {i}"),
+                        "bad",
+                        raw(format!("${var}")),
+                        vec![
+                            (gen("~^[/\\\\][/\\\\]"), raw("1")),
+                            (gen("~[\\x00-\\x1f\\x7f]"), raw("1")),
+                        ],
+                        empty(),
+                    );
+                    out.push(refuse(&format!("${bad}"), 400, "bad request"));
+                    raw(format!("${var}"))
+                } else {
+                    gen(value)
+                };
+                (r.status.code(), Some(word))
+            }
+            _ => (500, None),
+        };
+        // Promised headers replace the answer's own.
+        for (k, v) in promised {
+            own.retain(|(o, _)| o != k);
+            own.push((k.clone(), v.clone()));
+        }
+        // Phase 13 over the answer's own headers: remove, set, add.
+        if let Some(h) = response {
+            own.retain(|(k, _)| {
+                !h.remove.iter().any(|r| r.as_str() == k) && !h.set.keys().any(|s| s.as_str() == k)
+            });
+            if h.remove.iter().any(|r| r.as_str() == "content-type") {
+                content_type = None;
+            }
+            for (k, v) in h.set.iter().chain(h.add.iter()) {
+                if k.as_str() == "content-type" && content_type.is_none() {
+                    content_type = Some(v.clone());
+                } else {
+                    own.push((k.to_string(), v.clone()));
+                }
+            }
+        }
+        out.insert(
+            0,
+            Item::d(vec![
+                raw("default_type"),
+                match &content_type {
+                    Some(t) => Word::Lit(t.clone()),
+                    None => empty(),
+                },
+            ]),
+        );
+        out.extend(headers.iter().cloned());
+        for (k, v) in own {
+            out.push(Item::d(vec![
+                raw("add_header"),
+                Word::Lit(k),
+                Word::Val(v),
+                raw("always"),
+            ]));
+        }
+        let mut ret = vec![raw("return"), raw(status.to_string())];
+        ret.extend(body_word);
+        out.push(Item::d(ret));
+        out
+    }
+}
+
+/// `deprecation`, `sunset` and `link` as the spec writes them.
+fn deprecation_headers(d: &gatefold_compiler::ir::policy::Deprecation) -> Vec<(String, String)> {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let since = d.since.map_or(0, |d| d.days_since_epoch() * 86_400);
+    let mut out = vec![("deprecation".to_string(), format!("@{since}"))];
+    if let Some(s) = d.sunset {
+        let wd = WEEKDAYS[s.days_since_epoch().rem_euclid(7) as usize];
+        out.push((
+            "sunset".to_string(),
+            format!(
+                "{wd}, {:02} {} {:04} 00:00:00 GMT",
+                s.day,
+                MONTHS[s.month as usize - 1],
+                s.year
+            ),
+        ));
+    }
+    if let Some(link) = &d.link {
+        out.push(("link".to_string(), format!("<{link}>; rel=\"deprecation\"")));
+    }
+    out
+}
+
+/// Where `gatefold up` (or whoever runs the output) writes the private key
+/// of certificate `i` whose spec names an environment variable, relative to
+/// the prefix, mode 0600, before starting nginx: keys are never compiled in.
+pub fn tls_key_file(i: usize) -> String {
+    format!("keys/cert-{i}.key")
+}
+
+/// Whether TLS name `name` covers every host `other` covers.
+fn covers(name: &str, other: &str) -> bool {
+    match (name.strip_prefix("*."), other.strip_prefix("*.")) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, Some(_)) => false,
+        (_, None) => gatefold_compiler::ir::tls::name_covers(name, other),
+    }
+}
+
+/// The variables a cors instance's headers read.
+struct CorsVars {
+    origin: Option<String>,
+    vary: Option<String>,
+    methods: Option<String>,
+    allow_headers: Option<String>,
+    credentials: Option<String>,
+    max_age: Option<String>,
+    expose: Option<String>,
+}
+
+fn map_item(source: &str, var: &str, entries: Vec<(Word, Word)>, default: Word) -> Item {
+    let mut body = vec![Item::d(vec![raw("default"), default])];
+    body.extend(entries.into_iter().map(|(k, v)| Item::d(vec![k, v])));
+    let source = if source.contains(' ') || source.contains('|') {
+        gen(source)
+    } else {
+        raw(source)
+    };
+    Item::b(vec![raw("map"), source, raw(var)], body)
+}
+
+fn empty() -> Word {
+    Word::Lit(String::new())
+}
+
+/// `if ($var) { set $gf_stop 1; return CODE '{"error":...}'; }`
+fn refuse(var: &str, code: u16, message: &str) -> Item {
+    Item::b(
+        vec![raw("if"), raw(format!("({var})"))],
+        vec![
+            dr(["set", "$gf_stop", "1"]),
+            Item::d(vec![
+                raw("return"),
+                raw(code.to_string()),
+                Word::Val(json_error(message)),
+            ]),
+        ],
+    )
+}
+
+/// `x-api-key` -> `x_api_key`, as nginx names `$http_*` variables.
+pub fn header_var(h: &HeaderName) -> String {
+    h.as_str()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// A literal for a complex value: `$` kept literal.
+fn dollar(s: &str) -> String {
+    s.replace('$', "${gf_dollar}")
+}
+
+/// A redirect target with `{param}` replaced by the route's captures; other
+/// braces kept. Returns whether any parameter was used.
+fn fill(to: &str, names: &[String]) -> (String, bool) {
+    let mut out = String::new();
+    let mut used = false;
+    let mut rest = to;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&dollar(&rest[..open]));
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match names.iter().position(|n| n == name) {
+                    Some(n) => {
+                        out.push_str(&format!("${{gf_p{n}}}"));
+                        used = true;
+                    }
+                    None => out.push_str(&dollar(&format!("{{{name}}}"))),
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&dollar(&rest[open..]));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&dollar(rest));
+    (out, used)
+}

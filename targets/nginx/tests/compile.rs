@@ -1,0 +1,201 @@
+//! What the nginx target writes: runnable files that nginx and LuaJIT
+//! accept, deterministic, with every user string kept as data.
+
+mod common;
+
+use common::*;
+use gatefold_compiler::target::{check, Options};
+use gatefold_target_nginx::Nginx as NginxTarget;
+
+/// The examples compile to configurations `nginx -t` and `luajit -bl` accept.
+#[test]
+fn examples_pass_nginx_t_and_luajit() {
+    for spec in ["examples/quickstart", "examples/petstore"] {
+        let ir = compile_path(spec);
+        let out = emit(&ir, &Options::default());
+        check_output(&out);
+    }
+}
+
+/// Same input, same bytes.
+#[test]
+fn output_is_deterministic() {
+    let ir = compile_path("examples/petstore");
+    let a = emit(&ir, &Options::default());
+    let b = emit(&ir, &Options::default());
+    for (x, y) in a.files.iter().zip(&b.files) {
+        assert_eq!(x.bytes, y.bytes, "{}", x.path);
+    }
+}
+
+/// A spec without authentication, acl or rate-limit loads no Lua.
+#[test]
+fn lua_only_when_needed() {
+    let ir = compile_path("examples/quickstart");
+    let out = emit(&ir, &Options::default());
+    assert_eq!(out.files.len(), 1, "only nginx.conf");
+    assert!(!conf(&out).contains("load_module"));
+    let ir = compile_path("examples/petstore");
+    let out = emit(&ir, &Options::default());
+    let text = conf(&out);
+    assert!(text.contains("load_module \"/usr/lib/nginx/modules/ngx_http_lua_module.so\";"));
+    assert!(out
+        .files
+        .iter()
+        .any(|f| f.path.as_str() == "lua/gatefold/access.lua"));
+}
+
+/// Secrets stay environment references: `env` lines and names, never values.
+#[test]
+fn secrets_are_env_names() {
+    let ir = compile_path("examples/petstore");
+    let out = emit(&ir, &Options::default());
+    let text = conf(&out);
+    for name in [
+        "ACME_API_KEY",
+        "GLOBEX_API_KEY",
+        "GLOBEX_API_KEY_NEXT",
+        "STAFF_API_KEY",
+    ] {
+        assert!(text.contains(&format!("env \"{name}\";")), "{name}");
+    }
+    assert!(out.manifest.secrets.len() == 4);
+}
+
+/// The http-only mode writes only the content of an `http {}` block.
+#[test]
+fn http_only_mode_is_the_http_block() {
+    let ir = compile_path("examples/petstore");
+    let out = emit_http_only(&ir);
+    let text = conf(&out);
+    assert_eq!(out.files[0].path.as_str(), "conf/http.conf");
+    assert!(!text.contains("daemon off;"));
+    assert!(!text.contains("\nhttp {"));
+    // It runs when included into an http block.
+    let dir = tempfile::tempdir().unwrap();
+    write(&out, dir.path());
+    let main = format!(
+        "daemon off;\npid logs/nginx.pid;\nerror_log logs/error.log;\n{}\nevents {{}}\nhttp {{\n    include http.conf;\n}}\n",
+        gatefold_target_nginx::LUA_MODULES.iter().map(|m| format!("load_module {m};\n")).collect::<String>()
+    );
+    gatefold_runtime::Nginx::locate()
+        .unwrap()
+        .check(dir.path(), &main)
+        .unwrap();
+}
+
+/// Kinds nginx cannot carry out exactly are refused, fail closed.
+#[test]
+fn jwt_is_refused() {
+    let ir = compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [ { url: "http://127.0.0.1:9000" } ] } }
+apis:
+  a:
+    upstream: u
+    policies: [ { jwt: { algorithms: [HS256], secret: { env: JWT_SECRET } } } ]
+    routes: { r: { path: / } }
+"#,
+    );
+    let gaps = check(&NginxTarget::default(), &ir, &Options::default());
+    assert!(
+        gaps.iter()
+            .any(|g| g.error && g.policy.kind.as_str() == "jwt"),
+        "{gaps:?}"
+    );
+}
+
+const HOSTILE: &str = r#"x"; } location / { return 200 "pwned"; } #$host\"#;
+
+/// Hostile text in every user-controlled field stays one token: the config
+/// passes `nginx -t` and still has exactly the blocks gatefold wrote.
+#[test]
+fn hostile_strings_stay_data() {
+    let h = HOSTILE.replace('\\', "\\\\").replace('"', "\\\"");
+    let spec = format!(
+        r#"
+gatefold: 1
+gateway: {{ name: g, listen: 8080 }}
+upstreams: {{ u: {{ targets: [ {{ url: "http://127.0.0.1:9000" }} ] }} }}
+consumers:
+  alice: {{ groups: [g1], credentials: {{ key: {{ env: ALICE_KEY }}, basic: {{ user: "{h}", password: {{ env: ALICE_PW }} }} }} }}
+apis:
+  a:
+    upstream: u
+    routes:
+      m:
+        path: /mock
+        policies:
+          - mock: {{ status: 200, headers: {{ x-evil: "{h}" }}, body: "{h}" }}
+          - response-headers: {{ set: {{ x-r: "{h}" }}, add: {{ x-a: "{h}" }} }}
+      r:
+        path: "/go/{{id}}"
+        policies: [ {{ redirect: {{ to: "https://example.com/a$b/{{id}}?q=$host" }} }} ]
+  b:
+    upstream: u
+    hosts: [ "evil.example.com", "*.x.example" ]
+    routes:
+      p:
+        path: "/p/a$b"
+        policies:
+          - request-headers: {{ set: {{ x-h: "{h}" }}, add: {{ x-add: "{h}" }} }}
+          - basic-auth: {{ realm: "pets" }}
+          - key-auth: {{ in: query, name: "api-key" }}
+  c:
+    upstream: u
+    routes:
+      c:
+        path: /c
+        policies: [ {{ cors: {{ origins: ["https://a.example"] }} }} ]
+"#
+    );
+    let ir = compile(&spec);
+    let out = emit(&ir, &Options::default());
+    check_output(&out);
+    let text = conf(&out);
+    // Outside quoted tokens (as nginx reads them) the hostile text is gone:
+    // there is one `location /` (gatefold's) and no `pwned`.
+    let bare = outside_quotes(&text);
+    assert_eq!(bare.matches("location /").count(), 1, "{bare}");
+    assert!(!bare.contains("pwned"), "{bare}");
+    let lua = String::from_utf8(
+        out.files
+            .iter()
+            .find(|f| f.path.as_str().ends_with("config.lua"))
+            .unwrap()
+            .bytes
+            .clone(),
+    )
+    .unwrap();
+    assert!(lua.contains("\\\"pwned\\\""), "{lua}");
+}
+
+/// The config with every double-quoted token (nginx's `\\` escapes) and
+/// comment removed.
+fn outside_quotes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '\\') => {
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, _) => {}
+            (false, '"') => quoted = true,
+            (false, '#') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                out.push('\n');
+            }
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
