@@ -48,6 +48,32 @@ end
 
 local windows = {}
 
+-- Compact JSON for claims that are not strings.
+local function to_json(v)
+  local t = type(v)
+  if t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+  elseif t == "number" then
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+    return tostring(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    if #v > 0 or next(v) == nil then
+      local parts = {}
+      for _, x in ipairs(v) do parts[#parts + 1] = to_json(x) end
+      return "[" .. table.concat(parts, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = to_json(k) .. ":" .. to_json(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return "null"
+end
+
 local function client_ip(h)
   local addr = h:streamInfo():downstreamDirectRemoteAddress() or ""
   local v6 = addr:match("^%[(.*)%]:%d+$")
@@ -145,6 +171,27 @@ function envoy_on_request(h)
         if decoded and by_basic[decoded] then
           consumer, admitted = by_basic[decoded], true
           hdrs:remove("authorization")
+        end
+      end
+    end
+    local jwt = auth.jwt
+    if jwt then
+      -- Claim headers never come from the client.
+      for _, name in pairs(jwt.claims) do hdrs:remove(name) end
+      if not admitted then
+        local verified = h:streamInfo():dynamicMetadata():get("envoy.filters.http.jwt_authn")
+        local payload = verified and verified.payload
+        local header = verified and verified.header
+        if payload and header and jwt.algs[header.alg] then
+          admitted = true
+          local c = payload[jwt.claim]
+          if type(c) == "string" and CONSUMERS[c] then consumer = c end
+          for claim, name in pairs(jwt.claims) do
+            local v = payload[claim]
+            if v ~= nil then
+              hdrs:replace(name, type(v) == "string" and v or to_json(v))
+            end
+          end
         end
       end
     end

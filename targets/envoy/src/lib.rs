@@ -19,11 +19,12 @@
 #![forbid(unsafe_code)]
 
 mod clusters;
+mod jwks;
 mod lua;
 pub mod model;
 mod routes;
 
-use gatefold_compiler::ir::policy::Policy;
+use gatefold_compiler::ir::policy::{JwtKey, Policy};
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
@@ -76,14 +77,18 @@ impl Target for Envoy {
             | PolicyKind::TrafficSplit
             | PolicyKind::Deprecation
             | PolicyKind::Native => Support::Native,
-            PolicyKind::KeyAuth | PolicyKind::BasicAuth | PolicyKind::Acl => Support::Emulated,
+            // jwt: `jwt_authn` verifies (signature, exp/nbf with leeway,
+            // iss, aud), the Lua filter decides with the other methods.
+            PolicyKind::KeyAuth | PolicyKind::BasicAuth | PolicyKind::Jwt | PolicyKind::Acl => {
+                Support::Emulated
+            }
             // Lua counters are per worker: exact with one worker, which is
             // how gatefold runs Envoy (`--concurrency 1`); see README.md.
             PolicyKind::RateLimit => Support::Emulated,
             PolicyKind::Cors => Support::Approximate {
                 note: "a CORS preflight is answered by the first route with `cors` that takes its path and requested method, even where an earlier route without `cors` would take it",
             },
-            PolicyKind::Jwt | PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
+            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
         }
     }
 
@@ -96,6 +101,21 @@ impl Target for Envoy {
                 support: Support::Approximate {
                     note: "Envoy drops the request's query string when the redirect target has its own, instead of appending it",
                 },
+            },
+            FieldSupport {
+                kind: PolicyKind::Jwt,
+                field: "secret",
+                value: None,
+                // jwt_authn wants an HMAC key as a JWKS; the spec's secret
+                // is the raw key in a variable, which Envoy cannot convert.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::Jwt,
+                field: "public-key",
+                value: Some("env"),
+                // Same: a PEM text read at start-up cannot become a JWKS.
+                support: Support::Unsupported,
             },
             FieldSupport {
                 kind: PolicyKind::Native,
@@ -117,6 +137,11 @@ impl Target for Envoy {
             Policy::Redirect(r) if r.to.contains('?') => {
                 pick("to", Some("with a query")).into_iter().collect()
             }
+            Policy::Jwt(j) => match j.key {
+                JwtKey::Secret(_) => pick("secret", None).into_iter().collect(),
+                JwtKey::PublicKeyEnv(_) => pick("public-key", Some("env")).into_iter().collect(),
+                JwtKey::PublicKeyPem(_) => Vec::new(),
+            },
             Policy::Native(n) if n.per_target.contains_key(&TargetKind::Envoy) => {
                 pick("envoy", None).into_iter().collect()
             }
@@ -349,6 +374,12 @@ fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig
             typed_config: Any::Rbac(Rbac { rules: None }),
         });
     }
+    if let Some(jwt) = jwt_filter(ir) {
+        filters.push(NamedConfig {
+            name: "envoy.filters.http.jwt_authn".into(),
+            typed_config: Any::JwtAuthn(jwt),
+        });
+    }
     if ctx.lua {
         filters.push(NamedConfig {
             name: lua::FILTER.into(),
@@ -395,6 +426,54 @@ fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig
             http_filters: filters,
         })),
     }
+}
+
+/// A provider per `jwt` instance (by policy id), each with a requirement
+/// of the same name that admits a missing or failed token: the Lua filter
+/// decides, knowing the route's other authentication methods.
+fn jwt_filter(ir: &gatefold_compiler::ir::Ir) -> Option<JwtAuthentication> {
+    let mut providers = std::collections::BTreeMap::new();
+    let mut requirement_map = std::collections::BTreeMap::new();
+    for (id, inst) in &ir.policies {
+        let Policy::Jwt(j) = &inst.policy else {
+            continue;
+        };
+        let local_jwks = match &j.key {
+            // jwt_authn reads keys as a JWKS, converted here.
+            JwtKey::PublicKeyPem(pem) => {
+                let alg = *j.algorithms.first()?;
+                DataSource::InlineString(jwks::from_pem(pem, alg)?)
+            }
+            // Refused by policy_fields.
+            JwtKey::PublicKeyEnv(_) | JwtKey::Secret(_) => continue,
+        };
+        let name = id.to_string();
+        providers.insert(
+            name.clone(),
+            JwtProvider {
+                issuer: j.issuer.clone(),
+                audiences: j.audiences.iter().cloned().collect(),
+                local_jwks,
+                forward: true,
+                payload_in_metadata: "payload",
+                header_in_metadata: "header",
+                clock_skew_seconds: j.leeway.millis / 1000,
+            },
+        );
+        requirement_map.insert(
+            name.clone(),
+            JwtRequirement::RequiresAny {
+                requirements: vec![
+                    JwtRequirement::ProviderName(name),
+                    JwtRequirement::AllowMissingOrFailed {},
+                ],
+            },
+        );
+    }
+    (!providers.is_empty()).then_some(JwtAuthentication {
+        providers,
+        requirement_map,
+    })
 }
 
 /// Envoy's own error answers rewritten to the spec's JSON bodies. Matched

@@ -1,6 +1,7 @@
 //! The Lua filter for what Envoy has no exact native filter for: CORS,
 //! the up-front `content-length` check of `request-size-limit`,
-//! `key-auth`, `basic-auth`, `acl` and fixed-window `rate-limit`. One
+//! `key-auth`, `basic-auth`, the decision of `jwt` (after `jwt_authn`
+//! verified the token), `acl` and fixed-window `rate-limit`. One
 //! fixed script (`gatefold.lua`) after a generated data prelude (consumers
 //! and the environment variables holding their secrets: names only, never
 //! values); each route's settings are route metadata the script reads.
@@ -16,10 +17,11 @@ pub const FILTER: &str = "gatefold.lua";
 const SCRIPT: &str = include_str!("gatefold.lua");
 
 /// Kinds the Lua filter carries out.
-pub const KINDS: [PolicyKind; 6] = [
+pub const KINDS: [PolicyKind; 7] = [
     PolicyKind::Cors,
     PolicyKind::KeyAuth,
     PolicyKind::BasicAuth,
+    PolicyKind::Jwt,
     PolicyKind::Acl,
     PolicyKind::RateLimit,
     PolicyKind::RequestSizeLimit,
@@ -180,6 +182,22 @@ pub fn route_metadata(
                 }
                 Some(Policy::BasicAuth(_)) => {
                     a.insert("basic".into(), true.into());
+                }
+                Some(Policy::Jwt(j)) => {
+                    let algs: Map<String, Value> = j
+                        .algorithms
+                        .iter()
+                        .map(|a| (format!("{a:?}"), Value::Bool(true)))
+                        .collect();
+                    let claims: Map<String, Value> = j
+                        .claims_to_headers
+                        .iter()
+                        .map(|(c, h)| (c.clone(), Value::String(h.as_str().to_string())))
+                        .collect();
+                    a.insert(
+                        "jwt".into(),
+                        json!({ "algs": algs, "claim": j.consumer_claim, "claims": claims }),
+                    );
                 }
                 _ => {}
             }

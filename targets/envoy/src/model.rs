@@ -47,6 +47,14 @@ pub enum Any {
     )]
     PreviousHosts {},
     #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+    )]
+    JwtAuthn(JwtAuthentication),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
+    )]
+    JwtPerRoute { requirement_name: String },
+    #[serde(
         rename = "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
     )]
     CelFilter { expression: String },
@@ -539,4 +547,34 @@ pub fn duration(millis: u64) -> String {
     } else {
         format!("{}.{:03}s", millis / 1000, millis % 1000)
     }
+}
+
+/// `jwt_authn`: verifies tokens and leaves the decision to the Lua filter
+/// (every requirement allows a missing or failed token), which reads the
+/// verified header and payload from dynamic metadata.
+#[derive(Clone, Debug, Serialize)]
+pub struct JwtAuthentication {
+    pub providers: BTreeMap<String, JwtProvider>,
+    pub requirement_map: BTreeMap<String, JwtRequirement>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JwtProvider {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    pub local_jwks: DataSource,
+    pub forward: bool,
+    pub payload_in_metadata: &'static str,
+    pub header_in_metadata: &'static str,
+    pub clock_skew_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JwtRequirement {
+    RequiresAny { requirements: Vec<JwtRequirement> },
+    ProviderName(String),
+    AllowMissingOrFailed {},
 }

@@ -330,7 +330,7 @@ fn emit_route(ctx: &Ctx, r: &IrRoute, out: &mut Vec<Route>) {
 /// Header transforms, per-filter config and Lua metadata of a route entry.
 fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
     let ir = ctx.ir;
-    for (_, inst) in ir.chain(r) {
+    for (id, inst) in ir.chain(r) {
         match &inst.policy {
             Policy::RequestHeaders(t) if !preflight => {
                 request_headers(t, route);
@@ -342,6 +342,14 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
                 route.typed_per_filter_config.insert(
                     "envoy.filters.http.rbac".into(),
                     Any::RbacPerRoute { rbac: ip_rules(f) },
+                );
+            }
+            Policy::Jwt(_) if !preflight => {
+                route.typed_per_filter_config.insert(
+                    "envoy.filters.http.jwt_authn".into(),
+                    Any::JwtPerRoute {
+                        requirement_name: id.to_string(),
+                    },
                 );
             }
             Policy::Deprecation(d) if !preflight => {

@@ -296,3 +296,99 @@ fn short_circuits_transforms_and_limits() {
         (502, r#"{"error":"bad gateway"}"#)
     );
 }
+
+fn token(claims: serde_json::Value, alg: jsonwebtoken::Algorithm) -> String {
+    let pem = include_bytes!("../../reference/tests/keys/rs256-private.pem");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn jwt_verifies_then_names_the_consumer() {
+    secrets();
+    // tests/keys/rs256-public.pem is the reference tests' key (the spec is
+    // compiled in this crate's folder, and its files must be inside it).
+    let up = Upstream::start("up");
+    let gw = serve(&spec(
+        &up,
+        r#"
+  main:
+    upstream: up
+    routes:
+      jwt:
+        path: /jwt
+        policies:
+          - jwt: { issuer: "https://auth.test/", audiences: [api], algorithms: [RS256], public-key: { file: tests/keys/rs256-public.pem }, claims-to-headers: { sub: x-user, n: x-n }, leeway: 30s }
+          - acl: { allow: [staff] }
+      either:
+        path: /either
+        policies:
+          - key-auth: {}
+          - jwt: { algorithms: [RS256], public-key: { file: tests/keys/rs256-public.pem } }
+"#,
+    ));
+    let claims = |sub: &str, exp: u64| serde_json::json!({ "sub": sub, "iss": "https://auth.test/", "aud": "api", "exp": exp, "n": 7 });
+    let bearer = |t: &str| format!("Bearer {t}");
+    let good = token(claims("alice", now() + 600), jsonwebtoken::Algorithm::RS256);
+    let r = get(
+        gw.addr,
+        "/jwt",
+        &[("authorization", &bearer(&good)), ("x-user", "mallory")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = r.seen();
+    // The token is forwarded; claim headers come from the token only.
+    assert_eq!(seen["headers"]["authorization"], bearer(&good));
+    assert_eq!(seen["headers"]["x-user"], "alice");
+    assert_eq!(seen["headers"]["x-n"], "7");
+    // A verified token naming a consumer outside the acl's groups: 403.
+    let bob = token(claims("bob", now() + 600), jsonwebtoken::Algorithm::RS256);
+    assert_eq!(
+        get(gw.addr, "/jwt", &[("authorization", &bearer(&bob))]).status,
+        403
+    );
+    // Expired beyond the leeway, wrong issuer, another algorithm, no token: 401.
+    let expired = token(claims("alice", now() - 120), jsonwebtoken::Algorithm::RS256);
+    let r = get(gw.addr, "/jwt", &[("authorization", &bearer(&expired))]);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (401, r#"{"error":"unauthorized"}"#)
+    );
+    let mut other = claims("alice", now() + 600);
+    other["iss"] = "https://evil.test/".into();
+    let other = token(other, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(
+        get(gw.addr, "/jwt", &[("authorization", &bearer(&other))]).status,
+        401
+    );
+    let rs384 = token(claims("alice", now() + 600), jsonwebtoken::Algorithm::RS384);
+    assert_eq!(
+        get(gw.addr, "/jwt", &[("authorization", &bearer(&rs384))]).status,
+        401
+    );
+    assert_eq!(get(gw.addr, "/jwt", &[]).status, 401);
+    // Either method admits.
+    assert_eq!(
+        get(gw.addr, "/either", &[("x-api-key", "bob-key")]).status,
+        200
+    );
+    let any = token(
+        serde_json::json!({ "sub": "x", "exp": now() + 600 }),
+        jsonwebtoken::Algorithm::RS256,
+    );
+    assert_eq!(
+        get(gw.addr, "/either", &[("authorization", &bearer(&any))]).status,
+        200
+    );
+    assert_eq!(
+        get(gw.addr, "/either", &[("authorization", "Bearer nope")]).status,
+        401
+    );
+}

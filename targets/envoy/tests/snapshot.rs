@@ -48,5 +48,8 @@ fn a_small_spec_emits_this_configuration() {
         serde_json::json!([{ "env": "APP_KEY" }])
     );
     // Secrets are read by Envoy from its environment, never written out.
-    assert!(out.files.iter().all(|f| !String::from_utf8_lossy(&f.bytes).contains("app-secret-value")));
+    assert!(out
+        .files
+        .iter()
+        .all(|f| !String::from_utf8_lossy(&f.bytes).contains("app-secret-value")));
 }
