@@ -256,6 +256,9 @@ function envoy_on_response(h)
   local md = h:streamInfo():dynamicMetadata():get("gatefold.lua")
   if md and md.promised then
     local hdrs = h:headers()
-    for k, v in pairs(md.promised) do hdrs:replace(k, v) end
+    for k, v in pairs(md.promised) do
+      -- vary lists what the upstream varies on too: add, never replace.
+      if k == "vary" then hdrs:add(k, v) else hdrs:replace(k, v) end
+    end
   end
 end

@@ -70,13 +70,16 @@ impl Target for Envoy {
             | PolicyKind::Mock
             | PolicyKind::Redirect
             | PolicyKind::RequestHeaders
-            | PolicyKind::ResponseHeaders
             | PolicyKind::Rewrite
             | PolicyKind::Timeout
             | PolicyKind::Retry
             | PolicyKind::TrafficSplit
-            | PolicyKind::Deprecation
             | PolicyKind::Native => Support::Native,
+            // Route header mutation applies to every answer on the route,
+            // Envoy's and the Lua filter's refusals included.
+            PolicyKind::ResponseHeaders | PolicyKind::Deprecation => Support::Approximate {
+                note: "also on the gateway's refusals of the route (401, 403, 413, 429), which the spec answers without them",
+            },
             // jwt: `jwt_authn` verifies (signature, exp/nbf with leeway,
             // iss, aud), the Lua filter decides with the other methods.
             PolicyKind::KeyAuth | PolicyKind::BasicAuth | PolicyKind::Jwt | PolicyKind::Acl => {

@@ -64,6 +64,9 @@ fn petstore_authenticates_limits_and_authorizes() {
     let no_key = get(gw.addr, "/pets", &[]);
     assert_eq!(no_key.status, 401);
     assert_eq!(no_key.text(), r#"{"error":"unauthorized"}"#);
+    // Declared approximation: route response headers are on refusals too
+    // (the spec's phase 13 would skip them).
+    assert_eq!(no_key.header("cache-control"), Some("no-store"));
     let wrong = get(gw.addr, "/pets", &[("x-api-key", "nope")]);
     assert_eq!(wrong.status, 401);
     let ok = get(
