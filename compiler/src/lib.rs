@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diag;
+pub mod dispatch;
 pub mod front;
 pub mod ir;
 mod resolve;
@@ -260,61 +261,68 @@ pub fn compile_sources_with(
             .consumers
             .insert(d.name.clone(), resolve::loc(d.span));
     }
-    let mut ir_routes = Vec::with_capacity(routes.len());
-    let mut policies = BTreeMap::new();
-    for r in routes {
-        source_map
-            .routes
-            .insert(r.route.id.clone(), resolve::loc(r.span));
-        // Every route inheriting a policy names the same instance: the
-        // first one met defines it.
-        for (id, step) in r.route.chain.iter().zip(&r.steps) {
-            if policies.contains_key(id) {
-                continue;
-            }
-            source_map.policies.insert(id.clone(), step.source.at);
-            policies.insert(
-                id.clone(),
-                ir::PolicyInstance {
-                    attachment: id.attachment.clone(),
-                    origin: ir::Origin {
-                        via: step.source.via.clone(),
-                    },
-                    policy: step.policy.policy.clone(),
-                },
-            );
-        }
-        ir_routes.push((r.route, r.strip_base));
-    }
+    // Cloned, not moved: the resolved routes still borrow the spec (and
+    // there are few upstreams and consumers beside the routes).
     let upstreams: BTreeMap<_, _> = spec
         .upstreams
-        .into_iter()
-        .map(|d| (d.name, d.value))
+        .iter()
+        .map(|d| (d.name.clone(), d.value.clone()))
         .collect();
     let consumers: BTreeMap<_, _> = spec
         .consumers
-        .into_iter()
+        .iter()
         .map(|d| {
             (
-                d.name,
+                d.name.clone(),
                 ir::Consumer {
-                    groups: d.value.groups,
-                    keys: d.value.keys,
-                    basic: d.value.basic,
+                    groups: d.value.groups.clone(),
+                    keys: d.value.keys.clone(),
+                    basic: d.value.basic.clone(),
                 },
             )
         })
         .collect();
-    let lower = ir::lowered::LowerInput {
-        gateway: &gateway,
-        upstreams: &upstreams,
-        policies: &policies,
-    };
-    let ir_routes: Vec<ir::Route> = ir_routes
+    // One pass: each resolved route becomes its IR route, lowered, as soon
+    // as the instances of its chain are known, so no second collection of
+    // routes is alive at the compiler's peak.
+    let mut policies = BTreeMap::new();
+    // `into_iter().map().collect()` reuses the resolved routes' buffer (an
+    // IR route is smaller), so the IR costs no second buffer of routes.
+    let ir_routes: Vec<ir::Route> = routes
         .into_iter()
-        .map(|(mut route, strip_base)| {
-            route.lowered =
-                lower.lower(&route.chain, route.upstream.as_ref(), strip_base.as_deref());
+        .map(|r| {
+            source_map
+                .routes
+                .insert(r.route.id.clone(), resolve::loc(r.span));
+            // Every route inheriting a policy names the same instance: the
+            // first one met defines it.
+            for (id, step) in r.route.chain.iter().zip(&r.steps) {
+                if policies.contains_key(id) {
+                    continue;
+                }
+                source_map.policies.insert(id.clone(), step.source.at);
+                policies.insert(
+                    id.clone(),
+                    ir::PolicyInstance {
+                        attachment: id.attachment.clone(),
+                        origin: ir::Origin {
+                            via: step.source.via.clone(),
+                        },
+                        policy: step.policy.policy.clone(),
+                    },
+                );
+            }
+            let lower = ir::lowered::LowerInput {
+                gateway: &gateway,
+                upstreams: &upstreams,
+                policies: &policies,
+            };
+            let mut route = r.route;
+            route.lowered = lower.lower(
+                &route.chain,
+                route.upstream.as_ref(),
+                r.strip_base.as_deref(),
+            );
             route
         })
         .collect();

@@ -108,7 +108,7 @@ fn the_ir_file_round_trips_and_refuses_edits() {
     let json = ir.to_json();
     let back = gatefold_compiler::ir::ValidIr::from_json(&json).expect("loads");
     assert_eq!(back.to_json(), json);
-    let edited = json.replacen("\"requests\": 100", "\"requests\": 5", 1);
+    let edited = json.replacen("\"requests\":100", "\"requests\":5", 1);
     assert_ne!(edited, json);
     let err = gatefold_compiler::ir::ValidIr::from_json(&edited).unwrap_err();
     assert!(err.contains("does not match its hash"), "{err}");

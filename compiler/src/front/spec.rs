@@ -171,6 +171,9 @@ fn named<T>(
         return failed;
     };
     let NameIndex { exact, folded } = index;
+    // Exact, not doubling: 100,000 routes in one api are a large share of
+    // the compiler's peak memory.
+    out.reserve_exact(entries.len());
     for e in entries {
         let Some(name) = name_at(cx, &e.key, e.key_span, what) else {
             continue;

@@ -17,7 +17,8 @@ pub struct Lowered {
     /// chain always answers: `mock`, `redirect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyPlan>,
-    /// The path sent upstream.
+    /// The path sent upstream (`keep` is left out of the JSON).
+    #[serde(default, skip_serializing_if = "UpstreamPath::is_keep")]
     pub upstream_path: UpstreamPath,
     /// Larger request bodies get 413: the route's `request-size-limit`,
     /// else the baseline `max-body`.
@@ -68,10 +69,11 @@ pub struct Destination {
 }
 
 /// How the request path becomes the upstream path (the query is kept).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpstreamPath {
     /// Unchanged.
+    #[default]
     Keep,
     /// Remove a literal prefix (at a `/` boundary), then add one; an empty
     /// result is `/`. `strip-base-path` and a prefix `rewrite` both lower to this.
@@ -81,6 +83,12 @@ pub enum UpstreamPath {
     },
     /// The whole path from a template whose `{params}` are the route's.
     Template(PathPattern),
+}
+
+impl UpstreamPath {
+    fn is_keep(&self) -> bool {
+        matches!(self, UpstreamPath::Keep)
+    }
 }
 
 /// The chain's authentication kinds: any one that passes admits the

@@ -110,34 +110,64 @@ impl PathPattern {
         out
     }
 
-    /// Matches a request path (without query). Returns the bound params.
-    pub fn matches<'p>(&self, path: &'p str) -> Option<Vec<(&str, &'p str)>> {
-        let rest = path.strip_prefix('/')?;
-        let mut parts = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('/').collect::<Vec<_>>()
+    /// Whether the pattern takes a request path (normalized, without
+    /// query). Allocates nothing: the gateway calls it per request.
+    pub fn is_match(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
         };
-        if self.prefix {
-            // `/files/*` takes `/files`, `/files/` and anything below.
-            if parts.last() == Some(&"") && parts.len() == self.segments.len() + 1 {
-                parts.pop();
-            }
-            if parts.len() < self.segments.len() {
-                return None;
-            }
-        } else if parts.len() != self.segments.len() {
-            return None;
-        }
-        let mut params = Vec::new();
-        for (seg, part) in self.segments.iter().zip(&parts) {
+        // "/" has no segments; otherwise every `/` starts one (maybe empty).
+        let mut parts = (!rest.is_empty()).then(|| rest.split('/'));
+        let mut next = || parts.as_mut().and_then(Iterator::next);
+        for seg in &self.segments {
+            let Some(part) = next() else { return false };
             match seg {
                 Segment::Literal(l) if l == part => {}
-                Segment::Param(name) if !part.is_empty() => params.push((name.as_str(), *part)),
-                _ => return None,
+                Segment::Param(_) if !part.is_empty() => {}
+                _ => return false,
             }
         }
-        Some(params)
+        match next() {
+            None => true,
+            // `/files/*` takes `/files/` (one trailing empty part) and anything below.
+            Some(_) => self.prefix,
+        }
+    }
+
+    /// Matches a request path (without query): the bound params, in
+    /// pattern order, read lazily from the path (nothing allocated).
+    pub fn matches<'s, 'p>(&'s self, path: &'p str) -> Option<Params<'s, 'p>> {
+        self.is_match(path).then(|| Params {
+            segments: self.segments.iter(),
+            parts: path[1..].split('/'),
+        })
+    }
+}
+
+/// The `{params}` a [`PathPattern`] bound in a path: `(name, value)` pairs.
+#[derive(Clone, Debug)]
+pub struct Params<'s, 'p> {
+    segments: std::slice::Iter<'s, Segment>,
+    parts: std::str::Split<'p, char>,
+}
+
+impl<'s, 'p> Params<'s, 'p> {
+    /// The value bound to `name`, if the pattern has that param.
+    pub fn get(self, name: &str) -> Option<&'p str> {
+        self.into_iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+impl<'s, 'p> Iterator for Params<'s, 'p> {
+    type Item = (&'s str, &'p str);
+    fn next(&mut self) -> Option<(&'s str, &'p str)> {
+        loop {
+            let seg = self.segments.next()?;
+            let part = self.parts.next()?;
+            if let Segment::Param(name) = seg {
+                return Some((name.as_str(), part));
+            }
+        }
     }
 }
 
@@ -342,7 +372,8 @@ impl<'de> Deserialize<'de> for HostPattern {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Matcher {
-    /// Empty: any host.
+    /// Empty: any host (left out of the JSON then).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub hosts: BTreeSet<HostPattern>,
     pub path: PathPattern,
     /// `None`: every method.
@@ -395,7 +426,9 @@ mod tests {
     #[test]
     fn params_take_one_non_empty_segment() {
         let t = p("/pets/{id}");
-        assert_eq!(t.matches("/pets/7"), Some(vec![("id", "7")]));
+        let bound = |p: &'static str| t.matches(p).map(|b| b.collect::<Vec<_>>());
+        assert_eq!(bound("/pets/7"), Some(vec![("id", "7")]));
+        assert_eq!(t.matches("/pets/7").and_then(|b| b.get("id")), Some("7"));
         assert!(t.matches("/pets/").is_none());
         assert!(t.matches("/pets/7/x").is_none());
     }

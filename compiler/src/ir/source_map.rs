@@ -6,12 +6,27 @@ use super::{Name, PolicyId, RouteId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A place in a spec file: index into [`SourceMap::files`], 1-based line and column.
+/// A place in a spec file: index into [`SourceMap::files`], 1-based line
+/// and column. In JSON a `[file, line, col]` triple: the source map has an
+/// entry per route, and the field names would be a tenth of a large IR.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "(u32, u32, u32)", into = "(u32, u32, u32)")]
 pub struct Loc {
     pub file: u32,
     pub line: u32,
     pub col: u32,
+}
+
+impl From<(u32, u32, u32)> for Loc {
+    fn from((file, line, col): (u32, u32, u32)) -> Loc {
+        Loc { file, line, col }
+    }
+}
+
+impl From<Loc> for (u32, u32, u32) {
+    fn from(l: Loc) -> Self {
+        (l.file, l.line, l.col)
+    }
 }
 
 /// The attachment level of a policy (the [`super::Attachment`] without its owner).

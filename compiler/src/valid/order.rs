@@ -6,7 +6,7 @@
 //! by listing, so moving an api to another file or reordering routes that do
 //! not overlap changes neither the IR nor its hash.
 
-use crate::ir::{Matcher, PathKind, Route, Segment};
+use crate::ir::{PathKind, Route, Segment};
 use crate::resolve::ResolvedRoute;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -57,26 +57,8 @@ fn group_key(route: &Route, depth: &LiteralDepth) -> GroupKey {
     GroupKey { precedence, bucket }
 }
 
-fn paths_overlap(a: &Matcher, b: &Matcher) -> bool {
-    let (pa, pb) = (&a.path, &b.path);
-    if pa.kind() != PathKind::Template {
-        return pa.shape() == pb.shape();
-    }
-    pa.segments.len() == pb.segments.len()
-        && pa.segments.iter().zip(&pb.segments).all(|pair| match pair {
-            (Segment::Literal(x), Segment::Literal(y)) => x == y,
-            _ => true,
-        })
-}
-
-/// Whether some request could match both.
-pub fn overlap(a: &Matcher, b: &Matcher) -> bool {
-    let methods = match (&a.methods, &b.methods) {
-        (Some(x), Some(y)) => !x.is_disjoint(y),
-        _ => true,
-    };
-    methods && a.hosts_overlap(b) && paths_overlap(a, b)
-}
+/// Whether some request could match both (shared with the dispatch view).
+pub use crate::dispatch::relations::matchers_overlap as overlap;
 
 /// Reorders routes, given in listing order, into the canonical match order:
 /// the only ordering of routes there is. Routes that overlap keep their
@@ -91,46 +73,68 @@ pub fn canonical_order(routes: &mut Vec<ResolvedRoute<'_>>) {
         }
     }
 
-    // Listing order is kept within a group: routes are pushed in listing
+    // Listing order is kept within a group: indices are pushed in listing
     // order, and a group's key starts with its precedence, so the groups
     // come out in precedence order without sorting the routes themselves.
-    let mut groups: BTreeMap<GroupKey, Vec<ResolvedRoute<'_>>> = BTreeMap::new();
-    for r in routes.drain(..) {
+    // Only indices move until the end: routes are large, and a second
+    // collection of them would double the compiler's peak memory.
+    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+    for (i, r) in routes.iter().enumerate() {
         groups
             .entry(group_key(&r.route, &depth))
             .or_default()
-            .push(r);
+            .push(i);
     }
+    let mut order = Vec::with_capacity(routes.len());
     for (_, group) in groups {
-        routes.extend(order_group(group));
+        order_group(routes, group, &mut order);
+    }
+    permute(routes, order);
+}
+
+/// Puts `items[order[k]]` at position `k`, in place (cycle by cycle).
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..order.len() {
+        let mut k = start;
+        // Follow the cycle through `start`, marking each visited slot as
+        // done by pointing it at itself.
+        while order[k] != start {
+            let from = order[k];
+            items.swap(k, from);
+            order[k] = k;
+            k = from;
+        }
+        order[k] = k;
     }
 }
 
 /// Kahn's algorithm over "listed before and overlaps" edges, taking the
-/// smallest (shape, id) among the routes free to go next.
-fn order_group(group: Vec<ResolvedRoute<'_>>) -> Vec<ResolvedRoute<'_>> {
+/// smallest (shape, id) among the routes free to go next; appends the
+/// group's route indices to `order` in match order.
+fn order_group(routes: &[ResolvedRoute<'_>], group: Vec<usize>, order: &mut Vec<usize>) {
     let n = group.len();
     if n == 1 {
-        return group;
+        order.extend(group);
+        return;
     }
+    let route = |i: usize| &routes[group[i]].route;
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting = vec![0usize; n];
-    for i in 0..n {
-        for j in i + 1..n {
-            if overlap(&group[i].route.matcher, &group[j].route.matcher) {
-                after[i].push(j);
-                waiting[j] += 1;
+    for (i, later) in after.iter_mut().enumerate() {
+        for (j, wait) in waiting.iter_mut().enumerate().skip(i + 1) {
+            if overlap(&route(i).matcher, &route(j).matcher) {
+                later.push(j);
+                *wait += 1;
             }
         }
     }
     let key = |i: usize| {
-        let r = &group[i].route;
+        let r = route(i);
         Reverse((r.matcher.path.shape(), r.id.clone(), i))
     };
     let mut ready: BinaryHeap<_> = (0..n).filter(|i| waiting[*i] == 0).map(key).collect();
-    let mut order = Vec::with_capacity(n);
     while let Some(Reverse((_, _, i))) = ready.pop() {
-        order.push(i);
+        order.push(group[i]);
         for &j in &after[i] {
             waiting[j] -= 1;
             if waiting[j] == 0 {
@@ -138,9 +142,4 @@ fn order_group(group: Vec<ResolvedRoute<'_>>) -> Vec<ResolvedRoute<'_>> {
             }
         }
     }
-    let mut slots: Vec<Option<ResolvedRoute<'_>>> = group.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .map(|i| slots[i].take().expect("each route once"))
-        .collect()
 }

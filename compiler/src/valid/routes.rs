@@ -1,7 +1,9 @@
 //! Finds routes that can never match: duplicates and shadowed routes.
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::{HostPattern, Matcher, Method};
+use crate::dispatch::relations::{takes_every_host_of, takes_method};
+use crate::dispatch::MethodSet;
+use crate::ir::HostPattern;
 use crate::resolve::ResolvedRoute;
 use std::collections::HashMap;
 
@@ -16,34 +18,6 @@ pub fn check_routes(routes: &[ResolvedRoute<'_>], diags: &mut Diagnostics) {
         let earlier = by_shape.entry(r.route.matcher.path.shape()).or_default();
         check_one(routes, earlier, i, diags);
         earlier.push(i);
-    }
-}
-
-/// A method a request may use, as far as route matching can tell them apart.
-#[derive(Copy, Clone, PartialEq, Eq)]
-enum MethodSlot {
-    Listed(Method),
-    /// Any method outside [`Method::ALL`] (`PROPFIND`, ...): only a route
-    /// without `methods` takes those.
-    Other,
-}
-
-fn method_slots(m: &Matcher) -> Vec<MethodSlot> {
-    match &m.methods {
-        Some(ms) => ms.iter().copied().map(MethodSlot::Listed).collect(),
-        None => Method::ALL
-            .into_iter()
-            .map(MethodSlot::Listed)
-            .chain([MethodSlot::Other])
-            .collect(),
-    }
-}
-
-fn takes_method(m: &Matcher, slot: MethodSlot) -> bool {
-    match (slot, &m.methods) {
-        (_, None) => true,
-        (MethodSlot::Listed(x), Some(ms)) => ms.contains(&x),
-        (MethodSlot::Other, Some(_)) => false,
     }
 }
 
@@ -78,7 +52,9 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
     } else {
         bm.hosts.iter().map(Some).collect()
     };
-    let methods = method_slots(bm);
+    // Each listed method, and "other" (outside `Method::ALL`) for a route
+    // without `methods`: only such a route takes those.
+    let methods: Vec<_> = MethodSet::of(bm).slots().collect();
     if methods.is_empty() {
         return; // a route that takes no method is reported where it is decoded
     }
@@ -87,7 +63,7 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
         for &method in &methods {
             let winner = earlier.iter().copied().find(|&j| {
                 let am = &routes[j].route.matcher;
-                am.takes_every_host_of(*host) && takes_method(am, method)
+                takes_every_host_of(am, *host) && takes_method(am, method)
             });
             match winner {
                 Some(j) if !covering.contains(&j) => covering.push(j),

@@ -67,7 +67,12 @@ fn network_path(location: &str) -> bool {
 
 impl Policy for RedirectPolicy {
     fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
-        let params = self.route_path.matches(&ctx.path).unwrap_or_default();
+        let params: Vec<_> = self
+            .route_path
+            .matches(&ctx.path)
+            .into_iter()
+            .flatten()
+            .collect();
         let mut location = fill(&self.to, &params);
         if network_path(&location) {
             // A parameter made a local redirect point at another host

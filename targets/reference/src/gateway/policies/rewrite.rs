@@ -66,14 +66,14 @@ impl Policy for RewritePolicy {
                 template,
                 route_path,
             } => {
-                let params = route_path.matches(&ctx.path).unwrap_or_default();
+                let params = route_path.matches(&ctx.path);
                 let mut out = String::new();
                 for s in &template.segments {
                     out.push('/');
                     match s {
                         Segment::Literal(l) => out.push_str(l),
                         Segment::Param(p) => {
-                            if let Some((_, v)) = params.iter().find(|(n, _)| n == p) {
+                            if let Some(v) = params.clone().and_then(|b| b.get(p)) {
                                 out.push_str(v);
                             }
                         }

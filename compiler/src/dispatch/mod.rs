@@ -1,0 +1,511 @@
+//! The dispatch view: the IR's routes as targets that choose by host first
+//! (NGINX server blocks, Envoy virtual hosts) need them. Like naga's `proc`,
+//! a projection of the IR computed on demand, never serialized: the IR's
+//! single first-match list ([`crate::ir::Ir::routes`]) stays the meaning,
+//! and this view is provably the same answer, arranged per host.
+//!
+//! # Host classes
+//!
+//! [`DispatchView::classes`] holds, in precedence order:
+//!
+//! 1. one class per distinct exact host some route names (`api.example.com`);
+//! 2. one per wildcard host pattern (`*.example.com`), more specific
+//!    (longer suffix) first;
+//! 3. the default class, last, for requests whose host no other class takes
+//!    (and requests without a host): host-less routes only.
+//!
+//! A route belongs to a class when one of its host patterns takes every host
+//! of that class: host-less routes belong to every class, and a wildcard
+//! route is copied into the exact and narrower wildcard classes it covers.
+//! Within a class, routes keep their IR order ([`HostClass::routes`]).
+//!
+//! **The selection rule a target must implement:** lower-case the request
+//! host and drop its port; the exact class of that name if there is one;
+//! else the wildcard class with the longest suffix that matches it (at least
+//! one label before the suffix); else the default class. This picks the
+//! class holding exactly the routes whose [`crate::ir::HostPattern`]s take
+//! the host, in IR order, so "select the class, then the first route of its
+//! list that takes path and method" is the IR's first match.
+//! [`DispatchView::class_for`] implements it.
+//!
+//! # Path groups
+//!
+//! [`HostClass::paths`] arranges a class by path pattern, in precedence
+//! order: **the first group whose pattern takes the request path is the only
+//! one to consult**. Each group's [`PathGroup::methods`] already lists every
+//! route of the class that takes its paths, including routes of broader
+//! patterns (a `/pets/*` route in the `/pets/{id}` group), so a target never
+//! falls through from one group to another. Where two patterns overlap
+//! without one covering the other (`/{kind}/new` and `/pets/*`), the view
+//! adds a group for their intersection (`/pets/new`, marked
+//! [`PathGroup::synthesized`]), which is more specific than both and so
+//! comes first.
+//!
+//! In a group, a request method goes to the route of the first
+//! [`MethodGroup`] holding it; a method in none gets 405 with an `allow`
+//! header of [`PathGroup::allow`] (listed methods, [`Method::ALL`] order).
+//! A CORS preflight (`OPTIONS` with `origin` and an
+//! `access-control-request-method` that is a method token) is answered by
+//! the `cors` of the route in [`PathGroup::preflight`] holding the asked
+//! method; when none holds it, the request is an ordinary `OPTIONS` request.
+
+mod methods;
+pub mod relations;
+#[cfg(test)]
+mod tests;
+
+pub use methods::MethodSet;
+
+use crate::ir::{HostPattern, Ir, Method, PathPattern, PolicyKind, Segment, ValidIr};
+use std::collections::{HashMap, HashSet};
+
+/// A route: its index in [`crate::ir::Ir::routes`].
+pub type RouteIx = usize;
+
+/// The routes per host class; see the module docs.
+#[derive(Clone, Debug)]
+pub struct DispatchView {
+    classes: Vec<HostClass>,
+    /// Lower-case exact host -> class index.
+    exact: HashMap<String, usize>,
+    /// Wildcard suffix with its leading dot (`.example.com`) -> class index.
+    wildcard: HashMap<String, usize>,
+}
+
+/// The routes one set of hosts sees.
+#[derive(Clone, Debug)]
+pub struct HostClass {
+    /// The class's host pattern; `None` for the default class.
+    pub host: Option<HostPattern>,
+    /// Its first-match list: the IR's routes that take every host of the
+    /// class, in IR order.
+    pub routes: Vec<RouteIx>,
+    /// Path groups, in precedence order: the first whose pattern takes the
+    /// path is the one.
+    pub paths: Vec<PathGroup>,
+    /// Groups by first literal segment, for [`HostClass::path_group`].
+    by_first: HashMap<String, Vec<u32>>,
+    /// Groups that can take any first segment (a param first, `/`, `/*`).
+    any_first: Vec<u32>,
+}
+
+/// The routes that take one path pattern's paths, per method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathGroup {
+    /// The pattern; its param names are those of the first route having it
+    /// (each route binds params from its own [`crate::ir::Matcher::path`]).
+    pub pattern: PathPattern,
+    /// True when no route has this pattern: it is the intersection of
+    /// overlapping patterns, present so groups never fall through.
+    pub synthesized: bool,
+    /// Method to route, in first-match order; the sets are disjoint.
+    pub methods: Vec<MethodGroup>,
+    /// `Some(methods)` when some method is taken by no route: those get
+    /// 405 with `allow: <methods>`. `None` when every method is routed.
+    pub allow: Option<MethodSet>,
+    /// The methods a CORS preflight may ask about, with the route whose
+    /// `cors` answers it: the [`PathGroup::methods`] entries whose route's
+    /// chain has `cors`.
+    pub preflight: Vec<MethodGroup>,
+}
+
+/// These methods go to this route.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct MethodGroup {
+    pub methods: MethodSet,
+    pub route: RouteIx,
+}
+
+/// What a request is dispatched to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    Route(RouteIx),
+    /// Routes take the host and path but not the method: 405, with this
+    /// `allow`.
+    MethodNotAllowed(MethodSet),
+    /// 404 `{"error":"no route"}`.
+    NotFound,
+}
+
+impl DispatchView {
+    /// Projects a valid IR.
+    pub fn new(ir: &ValidIr) -> DispatchView {
+        DispatchView::of(ir.ir())
+    }
+
+    fn of(ir: &Ir) -> DispatchView {
+        let mut exact: Vec<&HostPattern> = Vec::new();
+        let mut wild: Vec<&HostPattern> = Vec::new();
+        for r in &ir.routes {
+            for h in &r.matcher.hosts {
+                match h {
+                    HostPattern::Exact(_) => exact.push(h),
+                    HostPattern::Wildcard(_) => wild.push(h),
+                }
+            }
+        }
+        exact.sort();
+        exact.dedup();
+        wild.sort();
+        wild.dedup();
+        // More specific (longer suffix) first; ties by name.
+        wild.sort_by_key(|h| match h {
+            HostPattern::Wildcard(s) => std::cmp::Reverse(s.len()),
+            HostPattern::Exact(_) => std::cmp::Reverse(0),
+        });
+        let hosts: Vec<Option<&HostPattern>> = exact
+            .into_iter()
+            .chain(wild)
+            .map(Some)
+            .chain([None])
+            .collect();
+        let has_cors: Vec<bool> = ir
+            .routes
+            .iter()
+            .map(|r| r.policy_id(PolicyKind::Cors).is_some())
+            .collect();
+        let mut view = DispatchView {
+            classes: Vec::with_capacity(hosts.len()),
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+        };
+        for host in hosts {
+            let routes: Vec<RouteIx> = match host {
+                Some(h) => ir
+                    .routes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.matcher.takes_every_host_of(Some(h)))
+                    .map(|(i, _)| i)
+                    .collect(),
+                None => ir
+                    .routes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.matcher.hosts.is_empty())
+                    .map(|(i, _)| i)
+                    .collect(),
+            };
+            let at = view.classes.len();
+            match host {
+                Some(HostPattern::Exact(h)) => {
+                    view.exact.insert(h.clone(), at);
+                }
+                Some(HostPattern::Wildcard(s)) => {
+                    view.wildcard.insert(s.clone(), at);
+                }
+                None => {}
+            }
+            view.classes
+                .push(HostClass::new(ir, host.cloned(), routes, &has_cors));
+        }
+        view
+    }
+
+    /// Every class, in precedence order; the default class is last.
+    pub fn classes(&self) -> &[HostClass] {
+        &self.classes
+    }
+
+    /// The default class: host-less routes only.
+    pub fn default_class(&self) -> &HostClass {
+        self.classes
+            .last()
+            .expect("the default class is always there")
+    }
+
+    /// The class a request host selects (the rule in the module docs).
+    /// `host` is as received (`Host` or `:authority`): any case, maybe a
+    /// port. Allocates only for hosts over 255 bytes.
+    pub fn class_for(&self, host: Option<&str>) -> &HostClass {
+        let Some(host) = host else {
+            return self.default_class();
+        };
+        let host = crate::ir::matcher::host_without_port(host);
+        let mut buf = [0u8; 255];
+        let long;
+        let lower: &str = if host.len() <= buf.len() {
+            let b = &mut buf[..host.len()];
+            b.copy_from_slice(host.as_bytes());
+            b.make_ascii_lowercase();
+            // Lower-casing ASCII bytes keeps UTF-8 valid.
+            std::str::from_utf8(b).unwrap_or("")
+        } else {
+            long = host.to_ascii_lowercase();
+            &long
+        };
+        if let Some(&i) = self.exact.get(lower) {
+            return &self.classes[i];
+        }
+        if !self.wildcard.is_empty() {
+            // Suffixes at each dot after the first label, longest first.
+            for (at, _) in lower.match_indices('.').filter(|(at, _)| *at > 0) {
+                if let Some(&i) = self.wildcard.get(&lower[at..]) {
+                    return &self.classes[i];
+                }
+            }
+        }
+        self.default_class()
+    }
+
+    /// Dispatches a request: host as received, a normalized path, and the
+    /// method (`None`: one outside [`Method::ALL`]).
+    pub fn dispatch(&self, host: Option<&str>, path: &str, method: Option<Method>) -> Dispatch {
+        match self.class_for(host).path_group(path) {
+            Some(g) => g.dispatch(method),
+            None => Dispatch::NotFound,
+        }
+    }
+
+    /// The route whose `cors` answers a preflight asking about `asked`, if
+    /// any; `None` means the request is an ordinary `OPTIONS` request.
+    pub fn preflight(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        asked: Option<Method>,
+    ) -> Option<RouteIx> {
+        self.class_for(host).path_group(path)?.preflight_for(asked)
+    }
+}
+
+impl HostClass {
+    fn new(
+        ir: &Ir,
+        host: Option<HostPattern>,
+        routes: Vec<RouteIx>,
+        has_cors: &[bool],
+    ) -> HostClass {
+        let patterns = closure(ir, &routes);
+        // Stable: among equal precedence, groups keep IR order (they never
+        // share a path: their intersection would be a group before both).
+        let mut order: Vec<usize> = (0..patterns.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(patterns[i].0.precedence()));
+        let index = RouteIndex::new(ir, &routes);
+        let mut class = HostClass {
+            host,
+            routes,
+            paths: Vec::with_capacity(order.len()),
+            by_first: HashMap::new(),
+            any_first: Vec::new(),
+        };
+        for i in order {
+            let (pattern, synthesized) = &patterns[i];
+            let group = PathGroup::new(ir, pattern.clone(), *synthesized, &index, has_cors);
+            let at = class.paths.len() as u32;
+            match first_literal(pattern) {
+                Some(l) => class.by_first.entry(l.to_string()).or_default().push(at),
+                None => class.any_first.push(at),
+            }
+            class.paths.push(group);
+        }
+        class
+    }
+
+    /// The group a normalized request path goes to: the first (in
+    /// precedence order) whose pattern takes it. Allocates nothing.
+    pub fn path_group(&self, path: &str) -> Option<&PathGroup> {
+        let first = path.get(1..).unwrap_or("").split('/').next().unwrap_or("");
+        let bucket = self.by_first.get(first).map_or(&[][..], Vec::as_slice);
+        // Both lists are in precedence order: merge them.
+        let (mut a, mut b) = (bucket.iter().peekable(), self.any_first.iter().peekable());
+        loop {
+            let i = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x < y => a.next(),
+                (_, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => return None,
+            };
+            let g = &self.paths[*i? as usize];
+            if g.pattern.is_match(path) {
+                return Some(g);
+            }
+        }
+    }
+}
+
+impl PathGroup {
+    fn new(
+        ir: &Ir,
+        pattern: PathPattern,
+        synthesized: bool,
+        index: &RouteIndex,
+        has_cors: &[bool],
+    ) -> PathGroup {
+        let mut left = MethodSet::ANY;
+        let mut methods = Vec::new();
+        for r in index.candidates(&pattern) {
+            let m = &ir.routes[r].matcher;
+            if !relations::path_within(&pattern, &m.path) {
+                continue;
+            }
+            let take = MethodSet::of(m).intersection(left);
+            if !take.is_empty() {
+                methods.push(MethodGroup {
+                    methods: take,
+                    route: r,
+                });
+                left = left.difference(take);
+            }
+            if left.is_empty() {
+                break;
+            }
+        }
+        let taken = MethodSet::ANY.difference(left);
+        let allow = (!left.is_empty()).then(|| taken.methods().map(Some).collect::<MethodSet>());
+        let preflight = methods
+            .iter()
+            .filter(|g| has_cors[g.route])
+            .copied()
+            .collect();
+        PathGroup {
+            pattern,
+            synthesized,
+            methods,
+            allow,
+            preflight,
+        }
+    }
+
+    /// The route for a method, or 405 with the allow set.
+    pub fn dispatch(&self, method: Option<Method>) -> Dispatch {
+        match self.methods.iter().find(|g| g.methods.contains(method)) {
+            Some(g) => Dispatch::Route(g.route),
+            None => Dispatch::MethodNotAllowed(self.allow.unwrap_or_default()),
+        }
+    }
+
+    /// The route whose `cors` answers a preflight asking about `asked`.
+    pub fn preflight_for(&self, asked: Option<Method>) -> Option<RouteIx> {
+        self.preflight
+            .iter()
+            .find(|g| g.methods.contains(asked))
+            .map(|g| g.route)
+    }
+}
+
+fn first_literal(p: &PathPattern) -> Option<&str> {
+    match p.segments.first() {
+        Some(Segment::Literal(l)) => Some(l),
+        _ => None,
+    }
+}
+
+/// A class's routes by first literal segment, in IR order, so a group's
+/// covering routes are found without scanning the whole class.
+struct RouteIndex {
+    by_first: HashMap<String, Vec<RouteIx>>,
+    any_first: Vec<RouteIx>,
+}
+
+impl RouteIndex {
+    fn new(ir: &Ir, routes: &[RouteIx]) -> RouteIndex {
+        let mut index = RouteIndex {
+            by_first: HashMap::new(),
+            any_first: Vec::new(),
+        };
+        for &r in routes {
+            match first_literal(&ir.routes[r].matcher.path) {
+                Some(l) => index.by_first.entry(l.to_string()).or_default().push(r),
+                None => index.any_first.push(r),
+            }
+        }
+        index
+    }
+
+    /// Routes that might take every path of `p`, in IR order: a route with
+    /// a literal first segment covers only patterns with that literal first.
+    fn candidates<'a>(&'a self, p: &PathPattern) -> impl Iterator<Item = RouteIx> + 'a {
+        let bucket = first_literal(p)
+            .and_then(|l| self.by_first.get(l))
+            .map_or(&[][..], Vec::as_slice);
+        merge(bucket, &self.any_first)
+    }
+}
+
+/// Two ascending lists as one ascending sequence.
+fn merge<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x < y => a.next().copied(),
+        (_, Some(_)) => b.next().copied(),
+        (Some(_), None) => a.next().copied(),
+        (None, None) => None,
+    })
+}
+
+/// Upper bound on the groups synthesized per class, so that templates
+/// overlapping in many ways cannot take unbounded time. Past it the view
+/// stops adding intersections; see [`closure`].
+const MAX_SYNTHESIZED: usize = 4096;
+
+/// The distinct path patterns of a class's routes (by shape, first route's
+/// names, in IR order), then the intersections of patterns that overlap
+/// without one covering the other, until no new one appears.
+fn closure(ir: &Ir, routes: &[RouteIx]) -> Vec<(PathPattern, bool)> {
+    let mut shapes: HashSet<PathPattern> = HashSet::new();
+    let mut out: Vec<(PathPattern, bool)> = Vec::new();
+    let mut by_first: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut any_first: Vec<usize> = Vec::new();
+    let mut add = |p: PathPattern,
+                   synthesized: bool,
+                   out: &mut Vec<(PathPattern, bool)>,
+                   by_first: &mut HashMap<String, Vec<usize>>,
+                   any_first: &mut Vec<usize>| {
+        if !shapes.insert(erase(&p)) {
+            return;
+        }
+        match first_literal(&p) {
+            Some(l) => by_first.entry(l.to_string()).or_default().push(out.len()),
+            None => any_first.push(out.len()),
+        }
+        out.push((p, synthesized));
+    };
+    for &r in routes {
+        let p = ir.routes[r].matcher.path.clone();
+        add(p, false, &mut out, &mut by_first, &mut any_first);
+    }
+    let mut synthesized = 0;
+    let mut k = 0;
+    while k < out.len() {
+        // Earlier patterns that could overlap pattern k.
+        let earlier: Vec<usize> = match first_literal(&out[k].0) {
+            Some(l) => merge(by_first.get(l).map_or(&[][..], Vec::as_slice), &any_first)
+                .take_while(|&j| j < k)
+                .collect(),
+            None => (0..k).collect(),
+        };
+        for j in earlier {
+            if synthesized >= MAX_SYNTHESIZED {
+                break;
+            }
+            let (a, b) = (&out[k].0, &out[j].0);
+            if relations::path_within(a, b) || relations::path_within(b, a) {
+                continue;
+            }
+            if let Some(i) = relations::path_intersection(a, b) {
+                let before = out.len();
+                add(i, true, &mut out, &mut by_first, &mut any_first);
+                synthesized += out.len() - before;
+            }
+        }
+        k += 1;
+    }
+    out
+}
+
+/// The pattern with param names erased: equal for patterns taking the same
+/// paths.
+fn erase(p: &PathPattern) -> PathPattern {
+    PathPattern {
+        segments: p
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Param(_) => Segment::Param(String::new()),
+                l => l.clone(),
+            })
+            .collect(),
+        prefix: p.prefix,
+    }
+}

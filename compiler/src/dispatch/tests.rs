@@ -1,0 +1,434 @@
+//! The projection on small specs, and the property that the view answers
+//! every request as the IR's first-match list does.
+
+use super::*;
+use crate::ir::ValidIr;
+
+fn compile(yaml: &str) -> ValidIr {
+    let c = crate::compile_str("spec.yaml", yaml);
+    match c.ir {
+        Some(ir) => ir,
+        None => panic!("{}", c.render()),
+    }
+}
+
+fn spec(apis: &str) -> ValidIr {
+    compile(&format!(
+        "gatefold: 1\ngateway: {{ name: t }}\nupstreams:\n  up: {{ targets: [{{ url: http://127.0.0.1:9 }}] }}\napis:\n{apis}"
+    ))
+}
+
+fn ids(ir: &ValidIr, routes: &[RouteIx]) -> Vec<String> {
+    routes
+        .iter()
+        .map(|r| ir.routes[*r].id.to_string())
+        .collect()
+}
+
+fn class<'v>(view: &'v DispatchView, host: Option<&str>) -> &'v HostClass {
+    let want: Option<HostPattern> = host.map(|h| h.parse().unwrap());
+    view.classes()
+        .iter()
+        .find(|c| c.host == want)
+        .unwrap_or_else(|| panic!("no class {host:?}"))
+}
+
+fn get(m: &str) -> Option<Method> {
+    Some(m.parse().unwrap())
+}
+
+/// The answer of the IR itself: the first route of the whole list that
+/// takes host, path and method; else 405 with the methods of the routes
+/// taking host and path; else 404. (policy-spec "Matching".)
+fn ir_answer(ir: &Ir, host: Option<&str>, path: &str, method: Option<Method>) -> Dispatch {
+    let mut allow = MethodSet::EMPTY;
+    for (i, r) in ir.routes.iter().enumerate() {
+        if !r.matcher.matches_host(host) || !r.matcher.path.is_match(path) {
+            continue;
+        }
+        let ms = MethodSet::of(&r.matcher);
+        if ms.contains(method) {
+            return Dispatch::Route(i);
+        }
+        allow = allow.union(ms);
+    }
+    if allow.is_empty() {
+        Dispatch::NotFound
+    } else {
+        Dispatch::MethodNotAllowed(allow)
+    }
+}
+
+const HOSTS: &str = "
+  wild:
+    hosts: ['*.example.com']
+    upstream: up
+    routes:
+      w: { path: /w }
+      shared: { path: /s, methods: [GET] }
+  exact:
+    hosts: [a.example.com]
+    upstream: up
+    routes:
+      e: { path: /e }
+      shared: { path: /s, methods: [POST] }
+  other:
+    hosts: [b.other.org]
+    upstream: up
+    routes:
+      o: { path: /o }
+  any:
+    upstream: up
+    routes:
+      all: { path: /*, methods: [GET] }
+";
+
+/// Classes come exact, then wildcard, then default; a wildcard route is
+/// copied into the exact class it covers, in IR order; host-less routes are
+/// in every class; the default class has only host-less routes; a wildcard
+/// that does not cover an exact host stays out of its class.
+#[test]
+fn classes_copy_wildcard_and_hostless_routes_in_ir_order() {
+    let ir = spec(HOSTS);
+    let view = DispatchView::new(&ir);
+    let hosts: Vec<String> = view
+        .classes()
+        .iter()
+        .map(|c| c.host.as_ref().map_or("default".into(), |h| h.to_string()))
+        .collect();
+    assert_eq!(
+        hosts,
+        ["a.example.com", "b.other.org", "*.example.com", "default"]
+    );
+
+    let in_ir_order = |routes: &[RouteIx]| routes.windows(2).all(|w| w[0] < w[1]);
+    let a = class(&view, Some("a.example.com"));
+    assert!(in_ir_order(&a.routes));
+    let mut a_ids = ids(&ir, &a.routes);
+    a_ids.sort();
+    assert_eq!(
+        a_ids,
+        [
+            "any.all",
+            "exact.e",
+            "exact.shared",
+            "wild.shared",
+            "wild.w"
+        ]
+    );
+    // Same path, both taking a.example.com: IR order decides between them,
+    // and the class keeps it.
+    let pos = |id: &str| ids(&ir, &a.routes).iter().position(|x| x == id).unwrap();
+    let ir_pos = |id: &str| {
+        ir.routes
+            .iter()
+            .position(|r| r.id.to_string() == id)
+            .unwrap()
+    };
+    assert_eq!(
+        pos("wild.shared") < pos("exact.shared"),
+        ir_pos("wild.shared") < ir_pos("exact.shared")
+    );
+
+    let b = class(&view, Some("b.other.org"));
+    assert_eq!(ids(&ir, &b.routes), ["other.o", "any.all"]);
+    let w = class(&view, Some("*.example.com"));
+    let mut w_ids = ids(&ir, &w.routes);
+    w_ids.sort();
+    assert_eq!(w_ids, ["any.all", "wild.shared", "wild.w"]);
+    assert_eq!(ids(&ir, &view.default_class().routes), ["any.all"]);
+}
+
+/// The selection rule: exact (any case, port ignored), then the longest
+/// wildcard, then default; no host at all is the default class.
+#[test]
+fn class_selection_rule() {
+    let ir = compile(
+        "gatefold: 1\ngateway: { name: t }\nupstreams:\n  up: { targets: [{ url: http://127.0.0.1:9 }] }\napis:
+  broad: { hosts: ['*.example.com'], upstream: up, routes: { r: { path: /b } } }
+  narrow: { hosts: ['*.eu.example.com'], upstream: up, routes: { r: { path: /n } } }
+  one: { hosts: [x.eu.example.com], upstream: up, routes: { r: { path: /o } } }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let host_of = |h: Option<&str>| {
+        view.class_for(h)
+            .host
+            .as_ref()
+            .map_or("default".into(), |p| p.to_string())
+    };
+    assert_eq!(host_of(Some("X.EU.example.com:8443")), "x.eu.example.com");
+    assert_eq!(host_of(Some("y.eu.example.com")), "*.eu.example.com");
+    assert_eq!(host_of(Some("a.b.example.com")), "*.example.com");
+    assert_eq!(host_of(Some("eu.example.com")), "*.example.com");
+    assert_eq!(host_of(Some("example.com")), "default");
+    assert_eq!(host_of(Some(".example.com")), "default");
+    assert_eq!(host_of(None), "default");
+    // The narrower wildcard class holds the broader wildcard's route too.
+    let narrow = class(&view, Some("*.eu.example.com"));
+    let mut n = ids(&ir, &narrow.routes);
+    n.sort();
+    assert_eq!(n, ["broad.r", "narrow.r"]);
+    // The broader one does not hold the narrower's route.
+    assert_eq!(
+        ids(&ir, &class(&view, Some("*.example.com")).routes),
+        ["broad.r"]
+    );
+}
+
+/// A path group lists broader patterns' routes too, so the 405 allow set
+/// and the fall-through are the group's alone: `/pets/{id}` takes GET, the
+/// prefix takes DELETE, the rest get 405 with both.
+#[test]
+fn method_groups_and_allow_sets() {
+    let ir = spec(
+        "  pets:
+    upstream: up
+    base-path: /pets
+    routes:
+      get: { path: '/{id}', methods: [GET, HEAD] }
+      del: { path: /*, methods: [DELETE] }
+      list: { path: /, methods: [GET] }
+      any: { path: /open }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let c = view.default_class();
+    let shapes: Vec<String> = c.paths.iter().map(|g| g.pattern.to_string()).collect();
+    assert_eq!(shapes, ["/pets", "/pets/open", "/pets/{id}", "/pets/*"]);
+    let id = |s: &str| {
+        ir.routes
+            .iter()
+            .position(|r| r.id.to_string() == s)
+            .unwrap()
+    };
+    let g = c.path_group("/pets/7").unwrap();
+    assert_eq!(g.pattern.to_string(), "/pets/{id}");
+    assert_eq!(g.dispatch(get("GET")), Dispatch::Route(id("pets.get")));
+    assert_eq!(g.dispatch(get("DELETE")), Dispatch::Route(id("pets.del")));
+    assert_eq!(
+        g.allow.map(|a| a.to_string()).as_deref(),
+        Some("GET, HEAD, DELETE")
+    );
+    assert_eq!(
+        g.dispatch(None),
+        Dispatch::MethodNotAllowed(g.allow.unwrap())
+    );
+    // `/pets` is taken by `list` and by the prefix.
+    let g = c.path_group("/pets").unwrap();
+    assert_eq!(
+        g.allow.map(|a| a.to_string()).as_deref(),
+        Some("GET, DELETE")
+    );
+    // A route without methods takes every method: no 405 there.
+    let g = c.path_group("/pets/open").unwrap();
+    assert_eq!(g.allow, None);
+    assert_eq!(g.dispatch(None), Dispatch::Route(id("pets.any")));
+    assert_eq!(
+        view.dispatch(None, "/nothing", get("GET")),
+        Dispatch::NotFound
+    );
+}
+
+/// Two patterns that overlap without one covering the other get a group
+/// for their intersection, before both, listing the routes of both.
+#[test]
+fn partial_overlaps_get_an_intersection_group() {
+    let ir = spec(
+        "  a:
+    upstream: up
+    routes:
+      new: { path: '/{kind}/new', methods: [GET] }
+      pets: { path: /pets/*, methods: [POST] }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let c = view.default_class();
+    let shapes: Vec<(String, bool)> = c
+        .paths
+        .iter()
+        .map(|g| (g.pattern.to_string(), g.synthesized))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("/pets/new".to_string(), true),
+            ("/{kind}/new".to_string(), false),
+            ("/pets/*".to_string(), false)
+        ]
+    );
+    let g = c.path_group("/pets/new").unwrap();
+    assert!(g.synthesized);
+    assert_eq!(g.allow.map(|a| a.to_string()).as_deref(), Some("GET, POST"));
+    assert_eq!(
+        c.path_group("/cats/new")
+            .unwrap()
+            .allow
+            .unwrap()
+            .to_string(),
+        "GET"
+    );
+    assert_eq!(
+        c.path_group("/pets/old")
+            .unwrap()
+            .allow
+            .unwrap()
+            .to_string(),
+        "POST"
+    );
+}
+
+/// Preflight entries name the route that takes the asked method, when its
+/// chain has `cors`; a method taken by a route without cors has none.
+#[test]
+fn preflight_entries_follow_the_asked_method() {
+    let ir = spec(
+        "  a:
+    upstream: up
+    routes:
+      read:
+        path: /items
+        methods: [GET]
+        policies: [{ cors: { origins: ['https://app.example'] } }]
+      write: { path: /items, methods: [POST] }
+      opts: { path: /items, methods: [OPTIONS] }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let id = |s: &str| {
+        ir.routes
+            .iter()
+            .position(|r| r.id.to_string() == s)
+            .unwrap()
+    };
+    let g = view.default_class().path_group("/items").unwrap();
+    assert_eq!(g.preflight.len(), 1);
+    assert_eq!(g.preflight[0].route, id("a.read"));
+    assert_eq!(g.preflight[0].methods.to_string(), "GET");
+    assert_eq!(
+        view.preflight(None, "/items", get("GET")),
+        Some(id("a.read"))
+    );
+    assert_eq!(view.preflight(None, "/items", get("POST")), None);
+    assert_eq!(view.preflight(None, "/items", None), None);
+    // Not a preflight: an ordinary OPTIONS request goes to `opts`.
+    assert_eq!(
+        view.dispatch(None, "/items", get("OPTIONS")),
+        Dispatch::Route(id("a.opts"))
+    );
+}
+
+/// Sample request paths for a spec: every route path with its params
+/// filled in two ways, with a trailing slash, one segment deeper, and a
+/// few unrelated paths.
+fn sample_paths(ir: &Ir) -> Vec<String> {
+    let mut out = vec!["/".to_string(), "/nothing".into(), "/a/b/c/d".into()];
+    for r in &ir.routes {
+        for fill in ["1", "new"] {
+            let mut p = String::new();
+            for s in &r.matcher.path.segments {
+                p.push('/');
+                match s {
+                    Segment::Literal(l) => p.push_str(l),
+                    Segment::Param(_) => p.push_str(fill),
+                }
+            }
+            if p.is_empty() {
+                p.push('/');
+            }
+            out.push(format!("{}/x", p.trim_end_matches('/')));
+            if p != "/" {
+                out.push(format!("{p}/"));
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Checks every sample request against the IR: "pick the class as a
+/// target would, then its first path group, then the method" gives what
+/// the IR's first-match list gives, 405 allow sets included; and so does
+/// the first match in the class's own route list. Returns the count.
+fn agrees_with_ir(name: &str, ir: &ValidIr) -> usize {
+    let view = DispatchView::new(ir);
+    let mut hosts: Vec<Option<String>> = vec![None, Some("unknown.invalid".into())];
+    for cl in view.classes() {
+        match &cl.host {
+            Some(HostPattern::Exact(h)) => hosts.push(Some(format!("{}:8080", h.to_uppercase()))),
+            Some(HostPattern::Wildcard(s)) => hosts.push(Some(format!("x{s}"))),
+            None => {}
+        }
+    }
+    let methods: Vec<Option<Method>> = Method::ALL.into_iter().map(Some).chain([None]).collect();
+    let mut checked = 0;
+    for host in &hosts {
+        let host = host.as_deref();
+        for path in sample_paths(ir) {
+            for &m in &methods {
+                let want = ir_answer(ir, host, &path, m);
+                assert_eq!(
+                    view.dispatch(host, &path, m),
+                    want,
+                    "{name}: {host:?} {m:?} {path}"
+                );
+                let first = view.class_for(host).routes.iter().copied().find(|&r| {
+                    let mt = &ir.routes[r].matcher;
+                    mt.path.is_match(&path) && MethodSet::of(mt).contains(m)
+                });
+                match want {
+                    Dispatch::Route(r) => {
+                        assert_eq!(first, Some(r), "{name}: {host:?} {m:?} {path}")
+                    }
+                    _ => assert_eq!(first, None, "{name}: {host:?} {m:?} {path}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
+/// The property over the example specs.
+#[test]
+fn the_view_answers_as_the_ir_does_on_the_examples() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    // examples/tls names a certificate that is never committed; its script
+    // makes one (openssl) when none is there.
+    let made = std::process::Command::new(root.join("tls/make-test-cert.sh")).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "examples/tls/make-test-cert.sh failed"
+    );
+    let mut specs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    specs.sort();
+    let mut checked = 0;
+    for dir in &specs {
+        let c = crate::compile_path(dir);
+        let Some(ir) = c.ir else {
+            panic!("{}: {}", dir.display(), c.render())
+        };
+        checked += agrees_with_ir(&dir.display().to_string(), &ir);
+    }
+    assert!(
+        specs.len() >= 4 && checked > 1000,
+        "only {checked} requests checked"
+    );
+}
+
+/// The same property over generated specs: exact and wildcard hosts,
+/// templates, prefixes and the same path with different methods.
+#[test]
+fn the_view_answers_as_the_ir_does_on_generated_specs() {
+    for seed in 0..4 {
+        let text = crate::synth::spec(6, 12, seed);
+        let ir = compile(&text);
+        agrees_with_ir(&format!("synth seed {seed}"), &ir);
+    }
+}
