@@ -8,8 +8,9 @@
 //! files. [`Layout::Static`]: one `bootstrap.yaml` with everything in
 //! `static_resources`.
 //!
-//! Native Envoy features carry routing (virtual hosts per host class,
-//! routes in precedence order, 405 and 404 entries), proxying (clusters,
+//! Native Envoy features carry routing (virtual hosts per host class of
+//! the dispatch view, its path and method groups in order, preflight, 405
+//! and 404 entries), proxying (clusters,
 //! weighted clusters, retries, timeouts, health checks, path rewrites),
 //! `mock` (`direct_response`), `redirect`, header transforms, `ip-filter`
 //! (`rbac`), body limits (`buffer`) and TLS with SNI. The Lua filter
@@ -82,15 +83,14 @@ impl Target for Envoy {
             },
             // jwt: `jwt_authn` verifies (signature, exp/nbf with leeway,
             // iss, aud), the Lua filter decides with the other methods.
-            PolicyKind::KeyAuth | PolicyKind::BasicAuth | PolicyKind::Jwt | PolicyKind::Acl => {
-                Support::Emulated
-            }
+            PolicyKind::Cors
+            | PolicyKind::KeyAuth
+            | PolicyKind::BasicAuth
+            | PolicyKind::Jwt
+            | PolicyKind::Acl => Support::Emulated,
             // Lua counters are per worker: exact with one worker, which is
             // how gatefold runs Envoy (`--concurrency 1`); see README.md.
             PolicyKind::RateLimit => Support::Emulated,
-            PolicyKind::Cors => Support::Approximate {
-                note: "a CORS preflight is answered by the first route with `cors` that takes its path and requested method, even where an earlier route without `cors` would take it",
-            },
             PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
         }
     }

@@ -323,6 +323,8 @@ pub struct HeaderMatcher {
     pub string_match: Option<StringMatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub present_match: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invert_match: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -10,60 +10,103 @@
 use crate::clusters::cluster_name;
 use crate::lua;
 use crate::model::*;
+use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup};
 use gatefold_compiler::ir::policy::{
     HeaderTransform, IpFilter, Mock, MockBody, Policy, Redirect as RedirectPolicy, RetryOn,
 };
 use gatefold_compiler::ir::{
-    Destination, HostPattern, Ir, Method, PathKind, PathPattern, ProxyPlan, Route as IrRoute,
-    Segment, UpstreamPath,
+    Destination, Method, PathKind, PathPattern, ProxyPlan, Route as IrRoute, Segment, UpstreamPath,
+    ValidIr,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What every route build reads.
 pub struct Ctx<'a> {
-    pub ir: &'a Ir,
+    pub ir: &'a ValidIr,
     /// The Lua filter is in the chain.
     pub lua: bool,
 }
 
-/// The virtual hosts of the gateway's route configuration.
+/// The virtual hosts of the gateway's route configuration, from the
+/// dispatch view: a virtual host per host class (Envoy's domain choice is
+/// the view's class rule); in each, per path group in order, the preflight
+/// entries, a route entry per method group, then 405 for the methods no
+/// route takes; a 404 catch-all last. A group takes every request for its
+/// paths, so Envoy's first match is the IR's.
 pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
     let ir = ctx.ir;
-    let classes: BTreeSet<&HostPattern> = ir.routes.iter().flat_map(|r| &r.matcher.hosts).collect();
+    let view = DispatchView::new(ir);
     let mut hosts: Vec<VirtualHost> = Vec::new();
-    for class in classes.iter().map(|c| Some(*c)).chain([None]) {
-        let routes: Vec<&IrRoute> = ir
-            .routes
-            .iter()
-            .filter(|r| r.matcher.takes_every_host_of(class))
-            .collect();
-        let (name, domain) = match class {
+    for class in view.classes() {
+        let (name, domain) = match &class.host {
             Some(h) => (format!("host:{h}"), h.to_string()),
             None => ("any".to_string(), "*".to_string()),
         };
+        let mut routes = Vec::new();
+        for g in &class.paths {
+            group_routes(ctx, g, &mut routes);
+        }
+        routes.push(json_reply(
+            "no-route",
+            RouteMatch::prefix("/"),
+            404,
+            "no route",
+            &[],
+        ));
         hosts.push(VirtualHost {
             name,
             domains: vec![domain],
-            routes: host_routes(ctx, &routes),
+            routes,
         });
     }
     hosts
 }
 
-fn host_routes(ctx: &Ctx, routes: &[&IrRoute]) -> Vec<Route> {
-    let mut out = Vec::new();
-    for r in routes {
-        emit_route(ctx, r, &mut out);
+fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
+    let ir = ctx.ir;
+    let base = path_match(&g.pattern);
+    if ctx.lua {
+        for pf in &g.preflight {
+            let r = &ir.routes[pf.route];
+            // A preflight is routed by the method it asks about; the Lua
+            // filter answers it (204) from the route's cors settings.
+            let mut m = base.clone();
+            let options: MethodSet = [Some(Method::Options)].into_iter().collect();
+            m.headers.extend(method_matcher(options));
+            m.headers.push(present("origin"));
+            match method_matcher(pf.methods) {
+                Some(mut asked) => {
+                    asked.name = "access-control-request-method".into();
+                    m.headers.push(asked);
+                }
+                None => m.headers.push(present("access-control-request-method")),
+            }
+            let mut pre = Route {
+                name: format!("{}:preflight", route_name(r)),
+                matcher: m,
+                action: Action::DirectResponse(DirectResponse {
+                    status: 204,
+                    body: None,
+                }),
+                ..Route::bare()
+            };
+            decorate(ctx, r, &mut pre, true);
+            out.push(pre);
+        }
     }
-    out.extend(method_not_allowed(routes));
-    out.push(json_reply(
-        "no-route",
-        RouteMatch::prefix("/"),
-        404,
-        "no route",
-        &[],
-    ));
-    out
+    for mg in &g.methods {
+        emit_route(ctx, &ir.routes[mg.route], &g.pattern, mg.methods, out);
+    }
+    if let Some(allow) = g.allow {
+        let list: Vec<&str> = allow.methods().map(|m| m.as_str()).collect();
+        out.push(json_reply(
+            &format!("{}:405", g.pattern),
+            base,
+            405,
+            "method not allowed",
+            &[("allow", list.join(", "))],
+        ));
+    }
 }
 
 impl RouteMatch {
@@ -191,19 +234,36 @@ fn path_match(p: &PathPattern) -> RouteMatch {
     m
 }
 
-fn method_matcher(methods: &BTreeSet<Method>) -> HeaderMatcher {
-    let list: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
-    let string_match = match list.as_slice() {
+/// A `:method` matcher taking exactly `set`; `None` for every method.
+fn method_matcher(set: MethodSet) -> Option<HeaderMatcher> {
+    if set == MethodSet::ANY {
+        return None;
+    }
+    // With "other" methods, match the listed methods it lacks, inverted.
+    let (listed, invert): (Vec<&str>, bool) = if set.has_other() {
+        (
+            MethodSet::ANY
+                .difference(set)
+                .methods()
+                .map(|m| m.as_str())
+                .collect(),
+            true,
+        )
+    } else {
+        (set.methods().map(|m| m.as_str()).collect(), false)
+    };
+    let string_match = match listed.as_slice() {
         [one] => StringMatch::Exact(one.to_string()),
         _ => StringMatch::SafeRegex(Regex {
-            regex: format!("^({})$", list.join("|")),
+            regex: format!("^({})$", listed.join("|")),
         }),
     };
-    HeaderMatcher {
+    Some(HeaderMatcher {
         name: ":method".into(),
         string_match: Some(string_match),
         present_match: None,
-    }
+        invert_match: invert.then_some(true),
+    })
 }
 
 fn present(name: &str) -> HeaderMatcher {
@@ -211,6 +271,7 @@ fn present(name: &str) -> HeaderMatcher {
         name: name.into(),
         string_match: None,
         present_match: Some(true),
+        invert_match: None,
     }
 }
 
@@ -228,48 +289,22 @@ const IDEMPOTENT: [Method; 6] = [
     Method::Delete,
 ];
 
-fn emit_route(ctx: &Ctx, r: &IrRoute, out: &mut Vec<Route>) {
+/// The entries for `methods` of route `r` within a path group matching `base`.
+fn emit_route(
+    ctx: &Ctx,
+    r: &IrRoute,
+    group: &PathPattern,
+    methods: MethodSet,
+    out: &mut Vec<Route>,
+) {
+    let base = &path_match(group);
     let ir = ctx.ir;
-    let base = path_match(&r.matcher.path);
-    let has_cors = r
-        .policy_id(gatefold_compiler::ir::PolicyKind::Cors)
-        .is_some();
-    if has_cors && ctx.lua {
-        // Preflights are routed by the method they ask about; the Lua
-        // filter answers them (204) from the route's metadata.
-        let mut m = base.clone();
-        m.headers
-            .push(method_matcher(&BTreeSet::from([Method::Options])));
-        m.headers.push(present("origin"));
-        let asked = match &r.matcher.methods {
-            Some(ms) => HeaderMatcher {
-                string_match: method_matcher(ms).string_match,
-                name: "access-control-request-method".into(),
-                present_match: None,
-            },
-            None => present("access-control-request-method"),
-        };
-        m.headers.push(asked);
-        let mut pre = Route {
-            name: format!("{}:preflight", route_name(r)),
-            matcher: m,
-            action: Action::DirectResponse(DirectResponse {
-                status: 204,
-                body: None,
-            }),
-            ..Route::bare()
-        };
-        decorate(ctx, r, &mut pre, true);
-        out.push(pre);
-    }
     let mut main = Route {
         name: route_name(r),
-        matcher: base,
+        matcher: base.clone(),
         ..Route::bare()
     };
-    if let Some(ms) = &r.matcher.methods {
-        main.matcher.headers.push(method_matcher(ms));
-    }
+    main.matcher.headers.extend(method_matcher(methods));
     let mut short = false;
     for (_, inst) in ir.chain(r) {
         match &inst.policy {
@@ -285,37 +320,25 @@ fn emit_route(ctx: &Ctx, r: &IrRoute, out: &mut Vec<Route>) {
         }
     }
     decorate(ctx, r, &mut main, false);
-    if short {
-        out.push(main);
-        return;
-    }
-    let Some(plan) = &r.lowered.proxy else {
+    let Some(plan) = r.lowered.proxy.as_ref().filter(|_| !short) else {
         // Validation guarantees a route without upstream answers itself.
         out.push(main);
         return;
     };
     let mut action = proxy_action(ctx, r, plan);
-    upstream_path(r, &mut action, &main, out);
+    upstream_path(r, group, &mut action, &main, out);
     // Retries on timeouts and statuses apply to idempotent methods only:
-    // other methods get a route of their own retrying connect failures.
+    // the others get an entry of their own retrying connect failures.
     let retry = plan.destinations().first().and_then(|d| d.retry.as_ref());
     if let Some(retry) = retry {
         let only_connect = retry.on.iter().all(|o| *o == RetryOn::ConnectFailure);
-        let methods: BTreeSet<Method> = r
-            .matcher
-            .methods
-            .clone()
-            .unwrap_or_else(|| Method::ALL.into_iter().collect());
-        let unsafe_methods: BTreeSet<Method> = methods
-            .iter()
-            .filter(|m| !IDEMPOTENT.contains(m))
-            .copied()
-            .collect();
-        if !only_connect && !unsafe_methods.is_empty() && r.matcher.methods.is_some() {
+        let idempotent: MethodSet = IDEMPOTENT.into_iter().map(Some).collect();
+        let others = methods.difference(idempotent);
+        if !only_connect && !others.is_empty() {
             let mut other = main.clone();
             other.name = format!("{}:non-idempotent", route_name(r));
             other.matcher.headers.retain(|h| h.name != ":method");
-            other.matcher.headers.push(method_matcher(&unsafe_methods));
+            other.matcher.headers.extend(method_matcher(others));
             let mut a = action.clone();
             a.retry_policy =
                 retry_policy(retry.attempts, &BTreeSet::from([RetryOn::ConnectFailure]));
@@ -635,7 +658,13 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
 /// The upstream path: `regex_rewrite` on the path (the query is kept).
 /// A prefix strip that empties the path becomes `/` (or the added prefix),
 /// which takes an entry of its own for the bare prefix.
-fn upstream_path(r: &IrRoute, action: &mut RouteAction, main: &Route, out: &mut Vec<Route>) {
+fn upstream_path(
+    r: &IrRoute,
+    group: &PathPattern,
+    action: &mut RouteAction,
+    main: &Route,
+    out: &mut Vec<Route>,
+) {
     match &r.lowered.upstream_path {
         UpstreamPath::Keep => {}
         UpstreamPath::Template(t) => {
@@ -681,7 +710,7 @@ fn upstream_path(r: &IrRoute, action: &mut RouteAction, main: &Route, out: &mut 
                         substitution: format!("{add}\\1"),
                     });
                     let bare = if strip.is_empty() { "/" } else { strip };
-                    if r.matcher.path.matches(bare).is_some() {
+                    if group.is_match(bare) {
                         let mut exact = main.clone();
                         exact.name = format!("{}:bare", main.name);
                         exact.matcher.path = Some(bare.to_string());
@@ -737,61 +766,6 @@ fn ip_rules(f: &IpFilter) -> Rbac {
     }
 }
 
-/// Whether every path `inner` matches, `outer` matches too.
-fn contains(outer: &PathPattern, inner: &PathPattern) -> bool {
-    if outer.prefix {
-        if inner.segments.len() < outer.segments.len() {
-            return false;
-        }
-    } else if inner.prefix || inner.segments.len() != outer.segments.len() {
-        return false;
-    }
-    outer
-        .segments
-        .iter()
-        .zip(&inner.segments)
-        .all(|(o, i)| match (o, i) {
-            (Segment::Param(_), _) => true,
-            (Segment::Literal(a), Segment::Literal(b)) => a == b,
-            (Segment::Literal(_), Segment::Param(_)) => false,
-        })
-}
-
-/// After every method route: per path shape (in precedence order), 405 with
-/// the methods of every route whose path takes all of the shape's paths.
-fn method_not_allowed(routes: &[&IrRoute]) -> Vec<Route> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for r in routes {
-        let shape = r.matcher.path.shape();
-        if !seen.insert(shape.clone()) {
-            continue;
-        }
-        let mut allow: BTreeSet<Method> = BTreeSet::new();
-        let mut every = false;
-        for o in routes {
-            if contains(&o.matcher.path, &r.matcher.path) {
-                match &o.matcher.methods {
-                    Some(ms) => allow.extend(ms),
-                    None => every = true,
-                }
-            }
-        }
-        if every || allow.is_empty() {
-            continue;
-        }
-        let list: Vec<&str> = allow.iter().map(|m| m.as_str()).collect();
-        out.push(json_reply(
-            &format!("{}:405", r.id),
-            path_match(&r.matcher.path),
-            405,
-            "method not allowed",
-            &[("allow", list.join(", "))],
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -806,14 +780,6 @@ mod tests {
         assert_eq!(path_regex(&p("/a.b/*")), "^/a\\.b(?:/.*)?$");
         assert_eq!(path_regex(&p("/")), "^/$");
         assert_eq!(path_regex(&p("/*")), "^/.*$");
-    }
-
-    #[test]
-    fn containment_follows_segments() {
-        assert!(contains(&p("/pets/{id}"), &p("/pets/mine")));
-        assert!(contains(&p("/pets/*"), &p("/pets/{id}")));
-        assert!(!contains(&p("/pets/mine"), &p("/pets/{id}")));
-        assert!(!contains(&p("/pets/{id}"), &p("/pets/*")));
     }
 
     #[test]
