@@ -392,3 +392,51 @@ fn jwt_verifies_then_names_the_consumer() {
         401
     );
 }
+
+/// A preflight goes to the route that would take the method it asks about:
+/// answered by that route's `cors`, or (without one) routed as a plain
+/// OPTIONS request; overlapping patterns get their own 405 allow sets.
+#[test]
+fn preflights_and_overlaps_follow_the_dispatch_view() {
+    let up = Upstream::start("up");
+    let gw = serve(&spec(
+        &up,
+        r#"
+  main:
+    upstream: up
+    routes:
+      plain: { path: /pets/new, methods: [GET] }
+      kind: { path: "/{kind}/new", methods: [PUT] }
+      open: { path: /pets/*, methods: [POST, OPTIONS], policies: [{ cors: { origins: ["*"] } }] }
+"#,
+    ));
+    let preflight = |path: &str, asked: &str| {
+        send(
+            gw.addr,
+            "OPTIONS",
+            path,
+            &[
+                ("origin", "https://a.example"),
+                ("access-control-request-method", asked),
+            ],
+            b"",
+        )
+    };
+    // POST /pets/x goes to `open`, which has cors: answered here.
+    let answered = preflight("/pets/x", "POST");
+    assert_eq!(answered.status, 204);
+    assert_eq!(answered.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // GET /pets/new goes to `plain` (no cors): an ordinary OPTIONS, which
+    // `open` takes and proxies.
+    let ordinary = preflight("/pets/new", "GET");
+    assert_eq!(ordinary.seen()["method"], "OPTIONS");
+    // /pets/new is taken by all three patterns: its allow set is theirs.
+    let r = send(gw.addr, "DELETE", "/pets/new", &[], b"");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, POST, PUT, OPTIONS"))
+    );
+    let r = send(gw.addr, "DELETE", "/cats/new", &[], b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("PUT")));
+}
