@@ -2,12 +2,17 @@
 
 use gatefold_compiler::ir::TargetKind;
 use gatefold_compiler::target::Target;
+use gatefold_target_envoy::Envoy;
 use gatefold_target_nginx::Nginx;
 use gatefold_target_reference::Reference;
 
 /// Every back end this build carries.
 pub fn registered() -> Vec<Box<dyn Target>> {
-    vec![Box::new(Nginx::default()), Box::new(Reference)]
+    vec![
+        Box::new(Nginx::default()),
+        Box::new(Envoy::default()),
+        Box::new(Reference),
+    ]
 }
 
 /// The targets `--target NAME` asks for.

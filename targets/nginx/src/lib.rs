@@ -82,22 +82,22 @@ impl Target for Nginx {
         use PolicyKind as K;
         match kind {
             // geo + if/return in the rewrite phase.
-            K::IpFilter => Support::Native,
+            K::IpFilter => Support::Builtin,
             // maps on `Origin` + add_header; preflights routed by a map.
             K::Cors => Support::Emulated,
             // a map over Content-Length + client_max_body_size for chunked bodies.
-            K::RequestSizeLimit => Support::Native,
+            K::RequestSizeLimit => Support::Builtin,
             // Lua (lua-resty-core only): nginx has no consumer-aware auth.
             K::KeyAuth | K::BasicAuth | K::Acl => Support::Emulated,
             // Fixed windows in a lua_shared_dict: limit_req is a leaky bucket.
             K::RateLimit => Support::Emulated,
             // No JWT verification without extra Lua libraries: refused.
             K::Jwt => Support::Unsupported,
-            K::Deprecation => Support::Native,
+            K::Deprecation => Support::Builtin,
             K::Script => Support::Unsupported,
-            K::Mock | K::Redirect => Support::Native,
-            K::RequestHeaders | K::ResponseHeaders => Support::Native,
-            K::Rewrite | K::Timeout => Support::Native,
+            K::Mock | K::Redirect => Support::Builtin,
+            K::RequestHeaders | K::ResponseHeaders => Support::Builtin,
+            K::Rewrite | K::Timeout => Support::Builtin,
             K::Retry => Support::Approximate {
                 note: "nginx retries on the next server of the upstream only (proxy_next_upstream), never the same one twice, and `timeout` retries only connect timeouts",
             },
@@ -107,7 +107,7 @@ impl Target for Nginx {
             K::Cache => Support::Unsupported,
             // `native` for other targets is ignored; an `nginx` entry is
             // refused per field (see `policy_fields`).
-            K::Native => Support::Native,
+            K::Native => Support::Builtin,
         }
     }
 

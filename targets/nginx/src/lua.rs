@@ -163,11 +163,11 @@ end
         if let Some(h) = &r.headers {
             let map = |m: &std::collections::BTreeMap<
                 gatefold_compiler::ir::HeaderName,
-                String,
+                gatefold_compiler::ir::HeaderValue,
             >|
              -> String {
                 m.iter()
-                    .map(|(k, v)| format!(" [{}] = {},", s(k.as_str()), s(v)))
+                    .map(|(k, v)| format!(" [{}] = {},", s(k.as_str()), s(v.as_str())))
                     .collect()
             };
             let remove: String = h

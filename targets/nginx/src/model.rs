@@ -881,7 +881,7 @@ impl Builder<'_> {
                 hide.insert(name.to_string());
             }
             for (name, value) in h.set.iter().chain(h.add.iter()) {
-                late_headers.push(self.late_header(name, value, gated));
+                late_headers.push(self.late_header(name, value.as_str(), gated));
             }
         }
         // A route that answers itself (mock, redirect) never proxies.
@@ -1162,7 +1162,7 @@ impl Builder<'_> {
             }
             for (name, value) in &h.set {
                 if !h.add.contains_key(name) {
-                    set.insert(name.to_string(), Word::Val(value.clone()));
+                    set.insert(name.to_string(), Word::Val(value.as_str().to_string()));
                 }
             }
             for (name, value) in set {
@@ -1247,7 +1247,7 @@ impl Builder<'_> {
             out.push(dr(["proxy_ssl_server_name", "on"]));
             out.push(Item::d(vec![
                 raw("proxy_ssl_name"),
-                Word::Lit(first.host.clone()),
+                Word::Lit(first.host.to_string()),
             ]));
         }
         out.push(Item::d(vec![
@@ -1349,16 +1349,16 @@ impl Builder<'_> {
                 };
                 for (k, v) in &m.headers {
                     if k.as_str() == "content-type" {
-                        content_type = Some(v.clone());
+                        content_type = Some(v.as_str().to_string());
                     } else {
-                        own.push((k.to_string(), v.clone()));
+                        own.push((k.to_string(), v.as_str().to_string()));
                     }
                 }
                 (m.status, Some(Word::Val(body)))
             }
             (_, Some(Policy::Redirect(r))) => {
                 let (re, names) = routing::capture_regex(&route.matcher.path);
-                let (value, has_params) = fill(&r.to, &names);
+                let (value, has_params) = fill(&r.to.to_string(), &names);
                 let word = if has_params {
                     let var = self.map(
                         format!("redirect {i}"),
@@ -1403,9 +1403,9 @@ impl Builder<'_> {
             }
             for (k, v) in h.set.iter().chain(h.add.iter()) {
                 if k.as_str() == "content-type" && content_type.is_none() {
-                    content_type = Some(v.clone());
+                    content_type = Some(v.as_str().to_string());
                 } else {
-                    own.push((k.to_string(), v.clone()));
+                    own.push((k.to_string(), v.as_str().to_string()));
                 }
             }
         }

@@ -6,9 +6,18 @@ use gatefold_compiler::target::Target;
 
 /// Every target the suite compiles and runs each scenario on.
 pub fn all() -> Vec<Box<dyn Target>> {
+    vec![Box::new(gatefold_target_reference::Reference)]
+}
+
+/// Targets built into the CLI that the suite does not run yet, because
+/// they do not pass it yet (docs/conformance.md says which scenarios fail
+/// and why). Listed, not silently absent: the test that compares the
+/// suite's targets with `gatefold capabilities` counts them, so a new
+/// target must be added to one list or the other, and moving one from here
+/// to [`all`] is the whole change once it passes.
+pub fn pending() -> Vec<Box<dyn Target>> {
     vec![
-        Box::new(gatefold_target_reference::Reference),
-        // Box::new(gatefold_target_nginx::Nginx::default()),
-        // Box::new(gatefold_target_envoy::Envoy::default()),
+        Box::new(gatefold_target_nginx::Nginx::default()),
+        Box::new(gatefold_target_envoy::Envoy::default()),
     ]
 }

@@ -1,0 +1,112 @@
+//! Clusters: one per upstream and connect timeout (Envoy sets the connect
+//! timeout on the cluster, the spec per route), named from the upstream.
+
+use crate::model::*;
+use gatefold_compiler::ir::{Balance, Destination, Ir, Name, OriginHost, Upstream};
+use std::collections::BTreeSet;
+
+/// Trusted roots for `https://` upstreams (Debian's bundle).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The cluster a destination calls: the upstream's name, with the connect
+/// timeout when it is not the upstream's own.
+pub fn cluster_name(d: &Destination) -> String {
+    format!("{}~connect-{}ms", d.upstream, d.connect_timeout.millis)
+}
+
+/// Every cluster the routes call, sorted by name.
+pub fn clusters(ir: &Ir) -> Vec<Cluster> {
+    let used: BTreeSet<(Name, u64)> = ir
+        .routes
+        .iter()
+        .filter_map(|r| r.lowered.proxy.as_ref())
+        .flat_map(|p| p.destinations())
+        .map(|d| (d.upstream.clone(), d.connect_timeout.millis))
+        .collect();
+    used.into_iter()
+        .filter_map(|(name, connect)| {
+            let up = ir.upstreams.get(&name)?;
+            Some(cluster(&name, connect, up))
+        })
+        .collect()
+}
+
+fn cluster(name: &Name, connect_ms: u64, up: &Upstream) -> Cluster {
+    let cluster_name = format!("{name}~connect-{connect_ms}ms");
+    let all_ips = up
+        .targets
+        .iter()
+        .all(|t| matches!(t.url.host, OriginHost::Ip(_)));
+    let endpoints = up
+        .targets
+        .iter()
+        .map(|t| LbEndpoint {
+            endpoint: Endpoint {
+                address: Address {
+                    socket_address: SocketAddress {
+                        address: match &t.url.host {
+                            OriginHost::Dns(name) => name.clone(),
+                            OriginHost::Ip(ip) => ip.to_string(),
+                        },
+                        port_value: t.url.port,
+                    },
+                },
+                hostname: format!("{}:{}", t.url.host, t.url.port),
+            },
+            load_balancing_weight: t.weight.max(1),
+        })
+        .collect();
+    let tls = up.targets.first().is_some_and(|t| t.url.tls);
+    Cluster {
+        name: cluster_name.clone(),
+        kind: if all_ips { "STATIC" } else { "STRICT_DNS" },
+        connect_timeout: duration(connect_ms),
+        lb_policy: match up.balance {
+            Balance::RoundRobin => "ROUND_ROBIN",
+            Balance::LeastRequest => "LEAST_REQUEST",
+            Balance::HashHeader(_) => "RING_HASH",
+        },
+        // With no healthy target, answer 503 rather than send to all.
+        common_lb_config: CommonLbConfig {
+            healthy_panic_threshold: Percent { value: 0.0 },
+        },
+        load_assignment: LoadAssignment {
+            cluster_name,
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: endpoints,
+            }],
+        },
+        health_checks: up
+            .health
+            .iter()
+            .map(|h| HealthCheck {
+                timeout: duration(h.timeout.millis),
+                interval: duration(h.interval.millis),
+                unhealthy_threshold: h.unhealthy_after,
+                healthy_threshold: h.healthy_after,
+                http_health_check: HttpHealthCheck {
+                    path: h.path.clone(),
+                    expected_statuses: vec![Int64Range {
+                        start: 200,
+                        end: 400,
+                    }],
+                },
+            })
+            .collect(),
+        transport_socket: tls.then(|| NamedConfig {
+            name: "envoy.transport_sockets.tls".into(),
+            typed_config: Any::UpstreamTls(Box::new(TlsContext {
+                common_tls_context: CommonTlsContext {
+                    validation_context: Some(ValidationContext {
+                        trusted_ca: DataSource::Filename(SYSTEM_ROOTS.into()),
+                    }),
+                    ..CommonTlsContext::default()
+                },
+                sni: up.targets.first().and_then(|t| match &t.url.host {
+                    OriginHost::Dns(name) => Some(name.clone()),
+                    OriginHost::Ip(_) => None,
+                }),
+            })),
+        }),
+    }
+}

@@ -1,0 +1,537 @@
+//! The Envoy target: Envoy 1.40 v3 configuration as typed structs
+//! ([`model`]) serialized to YAML.
+//!
+//! Output ([`Layout::Dynamic`], the default): `bootstrap.yaml` (admin on
+//! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.yaml`
+//! and `dynamic/cds.yaml`, paths relative to the directory Envoy runs in,
+//! `dynamic` watched so an atomic rename reloads them), plus those two
+//! files. [`Layout::Static`]: one `bootstrap.yaml` with everything in
+//! `static_resources`.
+//!
+//! Native Envoy features carry routing (virtual hosts per host class of
+//! the dispatch view, its path and method groups in order, preflight, 405
+//! and 404 entries), proxying (clusters,
+//! weighted clusters, retries, timeouts, health checks, path rewrites),
+//! `mock` (`direct_response`), `redirect`, header transforms, `ip-filter`
+//! (`rbac`), body limits (`buffer`) and TLS with SNI. The Lua filter
+//! ([`lua`]) carries CORS, key-auth, basic-auth, acl and fixed-window
+//! rate limits, present only when a spec uses one of them. See README.md.
+
+#![forbid(unsafe_code)]
+
+mod clusters;
+mod jwks;
+mod lua;
+pub mod model;
+mod routes;
+
+use gatefold_compiler::ir::policy::{JwtKey, Policy, PublicKey};
+use gatefold_compiler::ir::tls::TlsKey;
+use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
+use gatefold_compiler::target::{
+    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+};
+use model::*;
+use std::net::SocketAddr;
+
+/// The bootstrap file (the entry).
+pub const BOOTSTRAP: &str = "bootstrap.yaml";
+/// The listeners file of [`Layout::Dynamic`], relative to the work dir.
+pub const LDS: &str = "dynamic/lds.yaml";
+/// The clusters file of [`Layout::Dynamic`], relative to the work dir.
+pub const CDS: &str = "dynamic/cds.yaml";
+/// The directory Envoy watches for [`LDS`] and [`CDS`].
+pub const DYNAMIC_DIR: &str = "dynamic";
+
+/// How the configuration is split into files.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// A bootstrap reading listeners and clusters from watched files.
+    #[default]
+    Dynamic,
+    /// One bootstrap with everything in `static_resources`.
+    Static,
+}
+
+/// The Envoy back end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Envoy {
+    pub layout: Layout,
+}
+
+impl Target for Envoy {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Envoy
+    }
+
+    fn support(&self, kind: PolicyKind) -> Support {
+        match kind {
+            PolicyKind::IpFilter
+            | PolicyKind::RequestSizeLimit
+            | PolicyKind::Mock
+            | PolicyKind::Redirect
+            | PolicyKind::RequestHeaders
+            | PolicyKind::Rewrite
+            | PolicyKind::Timeout
+            | PolicyKind::Retry
+            | PolicyKind::TrafficSplit
+            | PolicyKind::Native => Support::Builtin,
+            // Route header mutation applies to every answer on the route,
+            // Envoy's and the Lua filter's refusals included.
+            PolicyKind::ResponseHeaders | PolicyKind::Deprecation => Support::Approximate {
+                note: "also on the gateway's refusals of the route (401, 403, 413, 429), which the spec answers without them",
+            },
+            // jwt: `jwt_authn` verifies (signature, exp/nbf with leeway,
+            // iss, aud), the Lua filter decides with the other methods.
+            PolicyKind::Cors
+            | PolicyKind::KeyAuth
+            | PolicyKind::BasicAuth
+            | PolicyKind::Jwt
+            | PolicyKind::Acl => Support::Emulated,
+            // Lua counters are per worker: exact with one worker, which is
+            // how gatefold runs Envoy (`--concurrency 1`); see README.md.
+            PolicyKind::RateLimit => Support::Emulated,
+            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
+        }
+    }
+
+    fn fields(&self) -> Vec<FieldSupport> {
+        vec![
+            FieldSupport {
+                kind: PolicyKind::Redirect,
+                field: "to",
+                value: Some("with a query"),
+                support: Support::Approximate {
+                    note: "Envoy drops the request's query string when the redirect target has its own, instead of appending it",
+                },
+            },
+            FieldSupport {
+                kind: PolicyKind::Jwt,
+                field: "secret",
+                value: None,
+                // jwt_authn wants an HMAC key as a JWKS; the spec's secret
+                // is the raw key in a variable, which Envoy cannot convert.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::Jwt,
+                field: "public-key",
+                value: Some("env"),
+                // Same: a PEM text read at start-up cannot become a JWKS.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::Native,
+                field: "envoy",
+                value: None,
+                support: Support::Unsupported,
+            },
+        ]
+    }
+
+    fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
+        let all = self.fields();
+        let pick = |field: &str, value: Option<&str>| {
+            all.iter()
+                .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
+                .copied()
+        };
+        match policy {
+            Policy::Redirect(r) if r.to.query.is_some() => {
+                pick("to", Some("with a query")).into_iter().collect()
+            }
+            Policy::Jwt(j) => match &j.key {
+                JwtKey::Hs256 { .. } => pick("secret", None).into_iter().collect(),
+                JwtKey::Rs256(PublicKey::Env(_)) | JwtKey::Es256(PublicKey::Env(_)) => {
+                    pick("public-key", Some("env")).into_iter().collect()
+                }
+                JwtKey::Rs256(PublicKey::File { .. }) | JwtKey::Es256(PublicKey::File { .. }) => {
+                    Vec::new()
+                }
+            },
+            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Envoy) => {
+                pick("envoy", None).into_iter().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn emit(&self, ir: &ValidIr, options: &Options) -> Output {
+        let listeners = listeners(ir, options);
+        let clusters = clusters::clusters(ir);
+        let name = ir.gateway.name.as_str();
+        let mut bootstrap = Bootstrap {
+            node: Node {
+                id: format!("gatefold-{name}"),
+                cluster: format!("gatefold-{name}"),
+            },
+            admin: Admin {
+                address: socket("127.0.0.1", 0),
+            },
+            dynamic_resources: None,
+            static_resources: StaticResources::default(),
+        };
+        let file = |path: &str, text: String, what: &str| OutputFile {
+            path: RelPath::new(path).expect("a relative path"),
+            bytes: text.into_bytes(),
+            description: what.to_string(),
+        };
+        let files = match self.layout {
+            Layout::Static => {
+                bootstrap.static_resources = StaticResources {
+                    listeners,
+                    clusters,
+                };
+                vec![file(
+                    BOOTSTRAP,
+                    yaml(&bootstrap),
+                    "Envoy bootstrap with every listener and cluster (static_resources)",
+                )]
+            }
+            Layout::Dynamic => {
+                let source = |path: &str| ConfigSource {
+                    path_config_source: PathConfigSource {
+                        path: path.to_string(),
+                        watched_directory: WatchedDirectory {
+                            path: DYNAMIC_DIR.to_string(),
+                        },
+                    },
+                    resource_api_version: "V3",
+                };
+                bootstrap.dynamic_resources = Some(DynamicResources {
+                    lds_config: source(LDS),
+                    cds_config: source(CDS),
+                });
+                let lds = Resources {
+                    resources: listeners
+                        .into_iter()
+                        .map(|l| Any::Listener(Box::new(l)))
+                        .collect(),
+                };
+                let cds = Resources {
+                    resources: clusters
+                        .into_iter()
+                        .map(|c| Any::Cluster(Box::new(c)))
+                        .collect(),
+                };
+                vec![
+                    file(BOOTSTRAP, yaml(&bootstrap), "Envoy bootstrap: admin on 127.0.0.1 (port 0) and file-based LDS/CDS; run Envoy in this folder"),
+                    file(LDS, yaml(&lds), "Envoy listeners (LDS), watched: replace by atomic rename to reload"),
+                    file(CDS, yaml(&cds), "Envoy clusters (CDS), watched: replace by atomic rename to reload"),
+                ]
+            }
+        };
+        Output::new(TargetKind::Envoy, ir, files)
+    }
+}
+
+fn yaml<T: serde::Serialize>(value: &T) -> String {
+    let mut s = String::from("# Generated by gatefold; do not edit.\n");
+    // Through JSON: serde_yaml writes enums as YAML tags (`!exact`), which
+    // Envoy does not read; a JSON value has only maps, lists and scalars.
+    let json = serde_json::to_value(value).expect("Envoy config serializes");
+    s.push_str(&serde_yaml::to_string(&json).expect("JSON serializes as YAML"));
+    s
+}
+
+fn socket(address: &str, port: u16) -> Address {
+    Address {
+        socket_address: SocketAddress {
+            address: address.to_string(),
+            port_value: port,
+        },
+    }
+}
+
+fn socket_of(addr: SocketAddr) -> Address {
+    socket(&addr.ip().to_string(), addr.port())
+}
+
+fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
+    let plain_addr = options
+        .listen
+        .map(socket_of)
+        .unwrap_or_else(|| socket("0.0.0.0", ir.gateway.listen));
+    let ctx = routes::Ctx {
+        ir,
+        lua: lua::needed(ir),
+    };
+    let vhosts = routes::virtual_hosts(&ctx);
+    let mut out = Vec::new();
+    let plain_routes = match &ir.gateway.tls {
+        Some(tls) if tls.redirect_http => {
+            let port = options.listen_tls.map_or(tls.listen, |a| a.port());
+            vec![https_redirect(port)]
+        }
+        _ => vhosts.clone(),
+    };
+    out.push(Listener {
+        name: "http".into(),
+        address: plain_addr,
+        listener_filters: Vec::new(),
+        filter_chains: vec![FilterChain {
+            filter_chain_match: None,
+            filters: vec![hcm(&ctx, "http", plain_routes)],
+            transport_socket: None,
+        }],
+    });
+    if let Some(tls) = &ir.gateway.tls {
+        let addr = options
+            .listen_tls
+            .map(socket_of)
+            .unwrap_or_else(|| socket("0.0.0.0", tls.listen));
+        let mut chains = Vec::new();
+        let mut claimed = std::collections::BTreeSet::new();
+        for (i, cert) in tls.certificates.iter().enumerate() {
+            // The first certificate naming a host wins it, as the spec says.
+            let names: Vec<String> = cert
+                .names
+                .iter()
+                .filter(|n| claimed.insert(n.to_string()))
+                .cloned()
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            chains.push(tls_chain(&ctx, cert, Some(names), &vhosts, i));
+        }
+        if let Some(first) = tls.certificates.first() {
+            chains.push(tls_chain(&ctx, first, None, &vhosts, 0));
+        }
+        out.push(Listener {
+            name: "https".into(),
+            address: addr,
+            listener_filters: vec![NamedConfig {
+                name: "envoy.filters.listener.tls_inspector".into(),
+                typed_config: Any::TlsInspector {},
+            }],
+            filter_chains: chains,
+        });
+    }
+    out
+}
+
+fn tls_chain(
+    ctx: &routes::Ctx,
+    cert: &gatefold_compiler::ir::tls::TlsCertificate,
+    names: Option<Vec<String>>,
+    vhosts: &[VirtualHost],
+    index: usize,
+) -> FilterChain {
+    let key = match &cert.key {
+        TlsKey::Env(v) => DataSource::EnvironmentVariable(v.clone()),
+        TlsKey::File(f) => DataSource::Filename(f.clone()),
+    };
+    FilterChain {
+        filter_chain_match: names.map(|server_names| FilterChainMatch { server_names }),
+        filters: vec![hcm(ctx, &format!("https-{index}"), vhosts.to_vec())],
+        transport_socket: Some(NamedConfig {
+            name: "envoy.transport_sockets.tls".into(),
+            typed_config: Any::DownstreamTls(Box::new(TlsContext {
+                common_tls_context: CommonTlsContext {
+                    tls_certificates: vec![TlsCertificate {
+                        certificate_chain: DataSource::InlineString(cert.chain.clone()),
+                        private_key: key,
+                    }],
+                    alpn_protocols: vec!["h2", "http/1.1"],
+                    validation_context: None,
+                },
+                sni: None,
+            })),
+        }),
+    }
+}
+
+fn https_redirect(port: u16) -> VirtualHost {
+    VirtualHost {
+        name: "https-redirect".into(),
+        domains: vec!["*".into()],
+        routes: vec![Route {
+            name: "https-redirect".into(),
+            matcher: RouteMatch {
+                prefix: Some("/".into()),
+                ..RouteMatch::default()
+            },
+            action: Action::Redirect(Redirect {
+                scheme_redirect: Some("https".into()),
+                port_redirect: Some(if port == 443 { 443 } else { port }),
+                response_code: "PERMANENT_REDIRECT",
+                ..Redirect::default()
+            }),
+            request_headers_to_add: Vec::new(),
+            request_headers_to_remove: Vec::new(),
+            response_headers_to_add: Vec::new(),
+            response_headers_to_remove: Vec::new(),
+            typed_per_filter_config: Default::default(),
+            metadata: None,
+        }],
+    }
+}
+
+/// The HTTP connection manager with only the filters the spec needs, in
+/// phase order: rbac (ip-filter), Lua (phases 2-6), buffer (body limits),
+/// router.
+fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig {
+    let ir = ctx.ir;
+    let uses = |k: PolicyKind| ir.policies.keys().any(|p| p.kind == k);
+    let mut filters = Vec::new();
+    if uses(PolicyKind::IpFilter) {
+        filters.push(NamedConfig {
+            name: "envoy.filters.http.rbac".into(),
+            typed_config: Any::Rbac(Rbac { rules: None }),
+        });
+    }
+    if let Some(jwt) = jwt_filter(ir) {
+        filters.push(NamedConfig {
+            name: "envoy.filters.http.jwt_authn".into(),
+            typed_config: Any::JwtAuthn(jwt),
+        });
+    }
+    if ctx.lua {
+        filters.push(NamedConfig {
+            name: lua::FILTER.into(),
+            typed_config: Any::Lua {
+                default_source_code: DataSource::InlineString(lua::script(ir)),
+            },
+        });
+    }
+    filters.push(NamedConfig {
+        name: "envoy.filters.http.buffer".into(),
+        typed_config: Any::Buffer(Buffer {
+            max_request_bytes: routes::clamp_u32(ir.gateway.baseline.max_body.0),
+        }),
+    });
+    filters.push(NamedConfig {
+        name: "envoy.filters.http.router".into(),
+        typed_config: Any::Router {},
+    });
+    let baseline = &ir.gateway.baseline;
+    NamedConfig {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        typed_config: Any::Hcm(Box::new(HttpConnectionManager {
+            stat_prefix: prefix.to_string(),
+            codec_type: "AUTO",
+            use_remote_address: true,
+            normalize_path: true,
+            merge_slashes: true,
+            path_with_escaped_slashes_action: "KEEP_UNCHANGED",
+            strip_any_host_port: true,
+            server_header_transformation: if baseline.server_header {
+                "OVERWRITE"
+            } else {
+                "PASS_THROUGH"
+            },
+            generate_request_id: baseline.request_id,
+            preserve_external_request_id: baseline.request_id,
+            always_set_request_id_in_response: baseline.request_id,
+            local_reply_config: Some(local_replies()),
+            route_config: RouteConfiguration {
+                name: "gatefold".into(),
+                virtual_hosts: vhosts,
+                request_headers_to_remove: vec!["forwarded".into(), "x-real-ip".into()],
+            },
+            http_filters: filters,
+        })),
+    }
+}
+
+/// A provider per `jwt` instance (by policy id), each with a requirement
+/// of the same name that admits a missing or failed token: the Lua filter
+/// decides, knowing the route's other authentication methods.
+fn jwt_filter(ir: &gatefold_compiler::ir::Ir) -> Option<JwtAuthentication> {
+    let mut providers = std::collections::BTreeMap::new();
+    let mut requirement_map = std::collections::BTreeMap::new();
+    for (id, inst) in &ir.policies {
+        let Policy::Jwt(j) = &inst.policy else {
+            continue;
+        };
+        let local_jwks = match &j.key {
+            // jwt_authn reads keys as a JWKS, converted here.
+            JwtKey::Rs256(PublicKey::File { pem, .. })
+            | JwtKey::Es256(PublicKey::File { pem, .. }) => {
+                DataSource::InlineString(jwks::from_pem(pem, j.key.algorithm())?)
+            }
+            // Refused by policy_fields.
+            JwtKey::Rs256(PublicKey::Env(_))
+            | JwtKey::Es256(PublicKey::Env(_))
+            | JwtKey::Hs256 { .. } => continue,
+        };
+        let name = id.to_string();
+        providers.insert(
+            name.clone(),
+            JwtProvider {
+                issuer: j.issuer.clone(),
+                audiences: j.audiences.iter().cloned().collect(),
+                local_jwks,
+                forward: true,
+                payload_in_metadata: "payload",
+                header_in_metadata: "header",
+                clock_skew_seconds: j.leeway.millis / 1000,
+            },
+        );
+        requirement_map.insert(
+            name.clone(),
+            JwtRequirement::RequiresAny {
+                requirements: vec![
+                    JwtRequirement::ProviderName(name),
+                    JwtRequirement::AllowMissingOrFailed {},
+                ],
+            },
+        );
+    }
+    (!providers.is_empty()).then_some(JwtAuthentication {
+        providers,
+        requirement_map,
+    })
+}
+
+/// Envoy's own error answers rewritten to the spec's JSON bodies. Matched
+/// by response flags and response code details, never by status alone, so
+/// a `mock` answering 403 or 503 keeps its own body.
+fn local_replies() -> LocalReplyConfig {
+    let mapper = |filter: AccessLogFilter, status: Option<u16>, message: &str| ResponseMapper {
+        filter,
+        status_code: status,
+        body: DataSource::InlineString(serde_json::json!({ "error": message }).to_string()),
+        body_format_override: SubstitutionFormat {
+            text_format_source: DataSource::InlineString("%LOCAL_REPLY_BODY%".into()),
+            content_type: "application/json",
+        },
+        headers_to_add: Vec::new(),
+    };
+    let details = |expr: &str| {
+        AccessLogFilter::ExtensionFilter(NamedConfig {
+            name: "envoy.access_loggers.extension_filters.cel".into(),
+            typed_config: Any::CelFilter {
+                expression: expr.to_string(),
+            },
+        })
+    };
+    let flags = |f: &[&'static str]| AccessLogFilter::ResponseFlagFilter { flags: f.to_vec() };
+    LocalReplyConfig {
+        mappers: vec![
+            mapper(flags(&["UH"]), Some(503), "no healthy upstream"),
+            mapper(flags(&["UT"]), Some(504), "upstream timeout"),
+            mapper(
+                flags(&["UF", "UC", "URX", "UR", "UO", "LR"]),
+                Some(502),
+                "bad gateway",
+            ),
+            mapper(
+                details("response.code_details.startsWith('rbac_access_denied')"),
+                Some(403),
+                "forbidden",
+            ),
+            mapper(
+                details("response.code_details == 'request_payload_too_large'"),
+                Some(413),
+                "payload too large",
+            ),
+            mapper(
+                details("response.code_details.startsWith('http1.') || response.code_details == 'path_normalization_failed' || response.code_details.startsWith('codec_error')"),
+                Some(400),
+                "bad request",
+            ),
+        ],
+    }
+}

@@ -1,0 +1,227 @@
+//! The Lua filter for what Envoy has no exact native filter for: CORS,
+//! the up-front `content-length` check of `request-size-limit`,
+//! `key-auth`, `basic-auth`, the decision of `jwt` (after `jwt_authn`
+//! verified the token), `acl` and fixed-window `rate-limit`. One
+//! fixed script (`gatefold.lua`) after a generated data prelude (consumers
+//! and the environment variables holding their secrets: names only, never
+//! values); each route's settings are route metadata the script reads.
+
+use gatefold_compiler::ir::policy::Policy;
+use gatefold_compiler::ir::policy::{Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey};
+use gatefold_compiler::ir::{Ir, Method, PolicyKind, Route, Secret};
+use serde_json::{json, Map, Value};
+
+/// The filter's name; route metadata for it lives under this key.
+pub const FILTER: &str = "gatefold.lua";
+
+const SCRIPT: &str = include_str!("gatefold.lua");
+
+/// Kinds the Lua filter carries out.
+pub const KINDS: [PolicyKind; 7] = [
+    PolicyKind::Cors,
+    PolicyKind::KeyAuth,
+    PolicyKind::BasicAuth,
+    PolicyKind::Jwt,
+    PolicyKind::Acl,
+    PolicyKind::RateLimit,
+    PolicyKind::RequestSizeLimit,
+];
+
+/// Whether some route needs the Lua filter: a kind of [`KINDS`] other than
+/// `request-size-limit` (the buffer filter alone enforces body limits when
+/// nothing runs between it and the router's earlier phases).
+pub fn needed(ir: &Ir) -> bool {
+    ir.routes.iter().any(|r| {
+        r.chain
+            .iter()
+            .any(|p| KINDS.contains(&p.kind) && p.kind != PolicyKind::RequestSizeLimit)
+    })
+}
+
+/// A Lua string literal holding `s` exactly: every byte but letters,
+/// digits, `-`, `_` and `.` is a decimal escape, so no user string can end
+/// the literal or hold a line break.
+pub fn lua_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\{b:03}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The whole script: the consumers table, then the fixed code.
+pub fn script(ir: &Ir) -> String {
+    let env = |s: &Secret| match s {
+        Secret::Env(v) => lua_string(v),
+    };
+    let mut out = String::from("CONSUMERS = {\n");
+    for (name, c) in &ir.consumers {
+        let groups: Vec<String> = c
+            .groups
+            .iter()
+            .map(|g| format!("[{}] = true", lua_string(g.as_str())))
+            .collect();
+        let keys: Vec<String> = c.keys.iter().map(env).collect();
+        out.push_str(&format!(
+            "  [{}] = {{ groups = {{ {} }}, keys = {{ {} }}",
+            lua_string(name.as_str()),
+            groups.join(", "),
+            keys.join(", ")
+        ));
+        if let Some(b) = &c.basic {
+            out.push_str(&format!(
+                ", user = {}, password = {}",
+                lua_string(&b.user),
+                env(&b.password)
+            ));
+        }
+        out.push_str(" },\n");
+    }
+    out.push_str("}\n\n");
+    out.push_str(SCRIPT);
+    out
+}
+
+fn methods_header(methods: &std::collections::BTreeSet<Method>) -> String {
+    methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cors_config(c: &Cors) -> Value {
+    let any = c.origins.contains(&CorsOrigin::Any);
+    let origins: Map<String, Value> = c
+        .origins
+        .iter()
+        .filter(|o| **o != CorsOrigin::Any)
+        .map(|o| (o.as_str().to_ascii_lowercase(), Value::Bool(true)))
+        .collect();
+    let mut m = Map::new();
+    m.insert("any".into(), any.into());
+    m.insert("origins".into(), Value::Object(origins));
+    m.insert("methods".into(), methods_header(&c.methods).into());
+    let list = |hs: &std::collections::BTreeSet<gatefold_compiler::ir::HeaderName>| {
+        hs.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    if !c.headers.is_empty() {
+        m.insert("headers".into(), list(&c.headers).into());
+    }
+    if !c.expose.is_empty() {
+        m.insert("expose".into(), list(&c.expose).into());
+    }
+    m.insert("credentials".into(), c.credentials.into());
+    if let Some(age) = c.max_age {
+        m.insert("max_age".into(), (age.millis / 1000).to_string().into());
+    }
+    Value::Object(m)
+}
+
+/// The route's settings for the script, or `None` when it has nothing to do
+/// there. `preflight`: the entry that answers the route's CORS preflights.
+pub fn route_metadata(
+    ir: &Ir,
+    route: &Route,
+    preflight: bool,
+    check_length: bool,
+) -> Option<Value> {
+    let mut m = Map::new();
+    for (id, instance) in ir.chain(route) {
+        match &instance.policy {
+            Policy::Cors(c) => {
+                m.insert("cors".into(), cors_config(c));
+            }
+            Policy::Acl(acl) => {
+                let (allow, groups) = match acl {
+                    Acl::Allow(g) => (true, g),
+                    Acl::Deny(g) => (false, g),
+                };
+                let groups: Map<String, Value> = groups
+                    .iter()
+                    .map(|g| (g.as_str().to_string(), Value::Bool(true)))
+                    .collect();
+                m.insert("acl".into(), json!({ "allow": allow, "groups": groups }));
+            }
+            Policy::RateLimit(r) => {
+                let (key, header) = match &r.key {
+                    RateKey::Ip => ("ip", None),
+                    RateKey::Consumer => ("consumer", None),
+                    RateKey::Global => ("global", None),
+                    RateKey::Header(h) => ("header", Some(h.as_str())),
+                };
+                let mut rate = json!({
+                    "id": id.to_string(),
+                    "requests": r.requests,
+                    "per": r.per.millis / 1000,
+                    "key": key,
+                });
+                if let Some(h) = header {
+                    rate["header"] = h.into();
+                }
+                m.insert("rate".into(), rate);
+            }
+            _ => {}
+        }
+    }
+    if let Some(auth) = &route.lowered.auth {
+        let mut a = Map::new();
+        for id in &auth.methods {
+            match ir.policies.get(id).map(|i| &i.policy) {
+                Some(Policy::KeyAuth(KeyAuth { location, name })) => {
+                    a.insert(
+                        "key".into(),
+                        json!({ "query": *location == KeyLocation::Query, "name": name }),
+                    );
+                }
+                Some(Policy::BasicAuth(_)) => {
+                    a.insert("basic".into(), true.into());
+                }
+                Some(Policy::Jwt(j)) => {
+                    let algs: Map<String, Value> =
+                        [(format!("{:?}", j.key.algorithm()), Value::Bool(true))]
+                            .into_iter()
+                            .collect();
+                    let claims: Map<String, Value> = j
+                        .claims_to_headers
+                        .iter()
+                        .map(|(c, h)| (c.clone(), Value::String(h.as_str().to_string())))
+                        .collect();
+                    a.insert(
+                        "jwt".into(),
+                        json!({ "algs": algs, "claim": j.consumer_claim, "claims": claims }),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if let Some(realm) = &auth.realm {
+            a.insert("realm".into(), realm.clone().into());
+        }
+        m.insert("auth".into(), Value::Object(a));
+    }
+    if check_length && !m.is_empty() {
+        m.insert("max_body".into(), route.lowered.max_body.0.into());
+    }
+    if preflight {
+        m.insert("preflight".into(), true.into());
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lua_strings_escape_everything_that_could_end_them() {
+        assert_eq!(lua_string("a-b_c.D9"), "\"a-b_c.D9\"");
+        assert_eq!(lua_string("\"]]\n"), "\"\\034\\093\\093\\010\"");
+    }
+}

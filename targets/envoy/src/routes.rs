@@ -1,0 +1,799 @@
+//! Virtual hosts and routes: the spec's precedence, reproduced with Envoy's
+//! own order (a virtual host by domain: exact, then the longest suffix
+//! wildcard, then `*`; then the first route that matches, in order).
+//!
+//! Each host class a spec names gets a virtual host holding, in IR
+//! (precedence) order, every route that takes every host of the class;
+//! `*` holds the routes without hosts. Each virtual host ends with a 405
+//! entry per path shape (after every method route) and a 404 catch-all.
+
+use crate::clusters::cluster_name;
+use crate::lua;
+use crate::model::*;
+use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup};
+use gatefold_compiler::ir::policy::{
+    HeaderTransform, IpFilter, Mock, MockBody, Policy, Redirect as RedirectPolicy, RetryOn,
+};
+use gatefold_compiler::ir::{
+    Destination, Method, PathKind, PathPattern, ProxyPlan, Route as IrRoute, Segment, UpstreamPath,
+    ValidIr,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What every route build reads.
+pub struct Ctx<'a> {
+    pub ir: &'a ValidIr,
+    /// The Lua filter is in the chain.
+    pub lua: bool,
+}
+
+/// The virtual hosts of the gateway's route configuration, from the
+/// dispatch view: a virtual host per host class (Envoy's domain choice is
+/// the view's class rule); in each, per path group in order, the preflight
+/// entries, a route entry per method group, then 405 for the methods no
+/// route takes; a 404 catch-all last. A group takes every request for its
+/// paths, so Envoy's first match is the IR's.
+pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
+    let ir = ctx.ir;
+    let view = DispatchView::new(ir);
+    let mut hosts: Vec<VirtualHost> = Vec::new();
+    for class in view.classes() {
+        let (name, domain) = match &class.host {
+            Some(h) => (format!("host:{h}"), h.to_string()),
+            None => ("any".to_string(), "*".to_string()),
+        };
+        let mut routes = Vec::new();
+        for g in &class.paths {
+            group_routes(ctx, g, &mut routes);
+        }
+        routes.push(json_reply(
+            "no-route",
+            RouteMatch::prefix("/"),
+            404,
+            "no route",
+            &[],
+        ));
+        hosts.push(VirtualHost {
+            name,
+            domains: vec![domain],
+            routes,
+        });
+    }
+    hosts
+}
+
+fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
+    let ir = ctx.ir;
+    let base = path_match(&g.pattern);
+    if ctx.lua {
+        for pf in &g.preflight {
+            let r = &ir.routes[pf.route];
+            // A preflight is routed by the method it asks about; the Lua
+            // filter answers it (204) from the route's cors settings.
+            let mut m = base.clone();
+            let options: MethodSet = [Some(Method::Options)].into_iter().collect();
+            m.headers.extend(method_matcher(options));
+            m.headers.push(present("origin"));
+            match method_matcher(pf.methods) {
+                Some(mut asked) => {
+                    asked.name = "access-control-request-method".into();
+                    m.headers.push(asked);
+                }
+                None => m.headers.push(present("access-control-request-method")),
+            }
+            let mut pre = Route {
+                name: format!("{}:preflight", route_name(r)),
+                matcher: m,
+                action: Action::DirectResponse(DirectResponse {
+                    status: 204,
+                    body: None,
+                }),
+                ..Route::bare()
+            };
+            decorate(ctx, r, &mut pre, true);
+            out.push(pre);
+        }
+    }
+    for mg in &g.methods {
+        emit_route(ctx, &ir.routes[mg.route], &g.pattern, mg.methods, out);
+    }
+    if let Some(allow) = g.allow {
+        let list: Vec<&str> = allow.methods().map(|m| m.as_str()).collect();
+        out.push(json_reply(
+            &format!("{}:405", g.pattern),
+            base,
+            405,
+            "method not allowed",
+            &[("allow", list.join(", "))],
+        ));
+    }
+}
+
+impl RouteMatch {
+    fn prefix(p: &str) -> RouteMatch {
+        RouteMatch {
+            prefix: Some(p.to_string()),
+            ..RouteMatch::default()
+        }
+    }
+}
+
+/// A route answering `{"error": message}` as JSON.
+fn json_reply(
+    name: &str,
+    matcher: RouteMatch,
+    status: u16,
+    message: &str,
+    extra: &[(&str, String)],
+) -> Route {
+    let mut headers = vec![set_header("content-type", "application/json")];
+    headers.extend(extra.iter().map(|(k, v)| set_header(k, v)));
+    Route {
+        name: name.to_string(),
+        matcher,
+        action: Action::DirectResponse(DirectResponse {
+            status,
+            body: Some(DataSource::InlineString(
+                serde_json::json!({ "error": message }).to_string(),
+            )),
+        }),
+        response_headers_to_add: headers,
+        ..Route::bare()
+    }
+}
+
+impl Route {
+    fn bare() -> Route {
+        Route {
+            name: String::new(),
+            matcher: RouteMatch::default(),
+            action: Action::DirectResponse(DirectResponse {
+                status: 500,
+                body: None,
+            }),
+            request_headers_to_add: Vec::new(),
+            request_headers_to_remove: Vec::new(),
+            response_headers_to_add: Vec::new(),
+            response_headers_to_remove: Vec::new(),
+            typed_per_filter_config: BTreeMap::new(),
+            metadata: None,
+        }
+    }
+}
+
+fn set_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: HeaderValue {
+            key: key.to_string(),
+            value: value.to_string(),
+        },
+        append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+    }
+}
+
+fn add_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: HeaderValue {
+            key: key.to_string(),
+            value: value.to_string(),
+        },
+        append_action: "APPEND_IF_EXISTS_OR_ADD",
+    }
+}
+
+/// RE2 text matching `s` literally.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '/' || c == '-' || c == '_' {
+            out.push(c);
+        } else {
+            out.push('\\');
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An anchored RE2 regex matching the paths `p` matches, each `{param}` a
+/// capture group (in order).
+pub fn path_regex(p: &PathPattern) -> String {
+    let mut out = String::from("^");
+    for s in &p.segments {
+        out.push('/');
+        match s {
+            Segment::Literal(l) => out.push_str(&regex_escape(l)),
+            Segment::Param(_) => out.push_str("([^/]+)"),
+        }
+    }
+    if p.prefix {
+        out.push_str(if p.segments.is_empty() {
+            "/.*"
+        } else {
+            "(?:/.*)?"
+        });
+    } else if p.segments.is_empty() {
+        out.push('/');
+    }
+    out.push('$');
+    out
+}
+
+fn path_match(p: &PathPattern) -> RouteMatch {
+    let mut m = RouteMatch::default();
+    match p.kind() {
+        PathKind::Exact => m.path = Some(p.to_string()),
+        PathKind::Template => {
+            m.safe_regex = Some(Regex {
+                regex: path_regex(p),
+            })
+        }
+        PathKind::Prefix if p.segments.is_empty() => m.prefix = Some("/".into()),
+        PathKind::Prefix => m.path_separated_prefix = Some(p.literal_prefix()),
+    }
+    m
+}
+
+/// A `:method` matcher taking exactly `set`; `None` for every method.
+fn method_matcher(set: MethodSet) -> Option<HeaderMatcher> {
+    if set == MethodSet::ANY {
+        return None;
+    }
+    // With "other" methods, match the listed methods it lacks, inverted.
+    let (listed, invert): (Vec<&str>, bool) = if set.has_other() {
+        (
+            MethodSet::ANY
+                .difference(set)
+                .methods()
+                .map(|m| m.as_str())
+                .collect(),
+            true,
+        )
+    } else {
+        (set.methods().map(|m| m.as_str()).collect(), false)
+    };
+    let string_match = match listed.as_slice() {
+        [one] => StringMatch::Exact(one.to_string()),
+        _ => StringMatch::SafeRegex(Regex {
+            regex: format!("^({})$", listed.join("|")),
+        }),
+    };
+    Some(HeaderMatcher {
+        name: ":method".into(),
+        string_match: Some(string_match),
+        present_match: None,
+        invert_match: invert.then_some(true),
+    })
+}
+
+fn present(name: &str) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.into(),
+        string_match: None,
+        present_match: Some(true),
+        invert_match: None,
+    }
+}
+
+fn route_name(r: &IrRoute) -> String {
+    r.id.to_string()
+}
+
+/// Methods retried on `timeout` and status codes: the idempotent ones.
+const IDEMPOTENT: [Method; 6] = [
+    Method::Get,
+    Method::Head,
+    Method::Options,
+    Method::Trace,
+    Method::Put,
+    Method::Delete,
+];
+
+/// The entries for `methods` of route `r` within a path group matching `base`.
+fn emit_route(
+    ctx: &Ctx,
+    r: &IrRoute,
+    group: &PathPattern,
+    methods: MethodSet,
+    out: &mut Vec<Route>,
+) {
+    let base = &path_match(group);
+    let ir = ctx.ir;
+    let mut main = Route {
+        name: route_name(r),
+        matcher: base.clone(),
+        ..Route::bare()
+    };
+    main.matcher.headers.extend(method_matcher(methods));
+    let mut short = false;
+    for (_, inst) in ir.chain(r) {
+        match &inst.policy {
+            Policy::Mock(m) => {
+                mock(m, &mut main);
+                short = true;
+            }
+            Policy::Redirect(rd) => {
+                main.action = Action::Redirect(redirect(rd, &r.matcher.path));
+                short = true;
+            }
+            _ => {}
+        }
+    }
+    decorate(ctx, r, &mut main, false);
+    let Some(plan) = r.lowered.proxy.as_ref().filter(|_| !short) else {
+        // Validation guarantees a route without upstream answers itself.
+        out.push(main);
+        return;
+    };
+    let mut action = proxy_action(ctx, r, plan);
+    upstream_path(r, group, &mut action, &main, out);
+    // Retries on timeouts and statuses apply to idempotent methods only:
+    // the others get an entry of their own retrying connect failures.
+    let retry = plan.destinations().first().and_then(|d| d.retry.as_ref());
+    if let Some(retry) = retry {
+        let only_connect = retry.on.iter().all(|o| *o == RetryOn::ConnectFailure);
+        let idempotent: MethodSet = IDEMPOTENT.into_iter().map(Some).collect();
+        let others = methods.difference(idempotent);
+        if !only_connect && !others.is_empty() {
+            let mut other = main.clone();
+            other.name = format!("{}:non-idempotent", route_name(r));
+            other.matcher.headers.retain(|h| h.name != ":method");
+            other.matcher.headers.extend(method_matcher(others));
+            let mut a = action.clone();
+            a.retry_policy =
+                retry_policy(retry.attempts, &BTreeSet::from([RetryOn::ConnectFailure]));
+            other.action = Action::Route(Box::new(a));
+            out.push(other);
+        }
+    }
+    main.action = Action::Route(Box::new(action));
+    out.push(main);
+}
+
+/// Header transforms, per-filter config and Lua metadata of a route entry.
+fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
+    let ir = ctx.ir;
+    for (id, inst) in ir.chain(r) {
+        match &inst.policy {
+            Policy::RequestHeaders(t) if !preflight => {
+                request_headers(t, route);
+            }
+            Policy::ResponseHeaders(t) if !preflight => {
+                response_headers(t, route);
+            }
+            Policy::IpFilter(f) => {
+                route.typed_per_filter_config.insert(
+                    "envoy.filters.http.rbac".into(),
+                    Any::RbacPerRoute { rbac: ip_rules(f) },
+                );
+            }
+            Policy::Jwt(_) if !preflight => {
+                route.typed_per_filter_config.insert(
+                    "envoy.filters.http.jwt_authn".into(),
+                    Any::JwtPerRoute {
+                        requirement_name: id.to_string(),
+                    },
+                );
+            }
+            Policy::Deprecation(d) if !preflight => {
+                for (k, v) in deprecation_headers(d) {
+                    route.response_headers_to_add.push(set_header(k, &v));
+                }
+            }
+            _ => {}
+        }
+    }
+    if r.lowered.max_body != ir.gateway.baseline.max_body {
+        route.typed_per_filter_config.insert(
+            "envoy.filters.http.buffer".into(),
+            Any::BufferPerRoute {
+                buffer: Buffer {
+                    max_request_bytes: clamp_u32(r.lowered.max_body.0),
+                },
+            },
+        );
+    }
+    if ctx.lua {
+        if let Some(md) = lua::route_metadata(ir, r, preflight, true) {
+            route.metadata = Some(Metadata {
+                filter_metadata: BTreeMap::from([(lua::FILTER.to_string(), md)]),
+            });
+        }
+    }
+}
+
+pub fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn request_headers(t: &HeaderTransform, route: &mut Route) {
+    for (k, v) in &t.set {
+        if k.as_str() == "host" {
+            continue; // host_rewrite_literal, see proxy_action
+        }
+        route
+            .request_headers_to_add
+            .push(set_header(k.as_str(), v.as_str()));
+    }
+    for (k, v) in &t.add {
+        route
+            .request_headers_to_add
+            .push(add_header(k.as_str(), v.as_str()));
+    }
+    route
+        .request_headers_to_remove
+        .extend(t.remove.iter().map(|h| h.as_str().to_string()));
+}
+
+fn response_headers(t: &HeaderTransform, route: &mut Route) {
+    for (k, v) in &t.set {
+        route
+            .response_headers_to_add
+            .push(set_header(k.as_str(), v.as_str()));
+    }
+    for (k, v) in &t.add {
+        route
+            .response_headers_to_add
+            .push(add_header(k.as_str(), v.as_str()));
+    }
+    route
+        .response_headers_to_remove
+        .extend(t.remove.iter().map(|h| h.as_str().to_string()));
+}
+
+fn deprecation_headers(
+    d: &gatefold_compiler::ir::policy::Deprecation,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let since = d.since.map_or(0, |s| s.days_since_epoch() * 86_400);
+    out.push(("deprecation", format!("@{since}")));
+    if let Some(s) = d.sunset {
+        out.push(("sunset", http_date(s.days_since_epoch())));
+    }
+    if let Some(l) = &d.link {
+        out.push(("link", format!("<{l}>; rel=\"deprecation\"")));
+    }
+    out
+}
+
+fn http_date(days: i64) -> String {
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // civil_from_days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{}, {:02} {} {} 00:00:00 GMT",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MON[(m - 1) as usize],
+        y
+    )
+}
+
+fn mock(m: &Mock, route: &mut Route) {
+    let (body, content_type) = match &m.body {
+        MockBody::Empty => (None, None),
+        MockBody::Text(t) => (Some(t.clone()), Some("text/plain; charset=utf-8")),
+        MockBody::Json(v) => (Some(v.to_string()), Some("application/json")),
+    };
+    route.action = Action::DirectResponse(DirectResponse {
+        status: m.status,
+        body: body.map(DataSource::InlineString),
+    });
+    let given: BTreeSet<&str> = m.headers.keys().map(|k| k.as_str()).collect();
+    if let Some(ct) = content_type {
+        if !given.contains("content-type") {
+            route
+                .response_headers_to_add
+                .push(set_header("content-type", ct));
+        }
+    }
+    for (k, v) in &m.headers {
+        route
+            .response_headers_to_add
+            .push(set_header(k.as_str(), v.as_str()));
+    }
+}
+
+/// The path part of a redirect target with `{param}`s as `\N` of the route's
+/// path regex, or `None` without params.
+fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
+    let mut out = Redirect {
+        response_code: match rd.status.code() {
+            301 => "MOVED_PERMANENTLY",
+            302 => "FOUND",
+            307 => "TEMPORARY_REDIRECT",
+            _ => "PERMANENT_REDIRECT",
+        },
+        ..Redirect::default()
+    };
+    let to = rd.to.to_string();
+    let mut target = to.as_str();
+    for scheme in ["https", "http"] {
+        if let Some(rest) = target
+            .strip_prefix(scheme)
+            .and_then(|r| r.strip_prefix("://"))
+        {
+            out.scheme_redirect = Some(scheme.to_string());
+            let end = rest.find('/').unwrap_or(rest.len());
+            let authority = &rest[..end];
+            match authority.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                    if let Ok(port) = p.parse::<u16>() {
+                        out.host_redirect = Some(h.to_string());
+                        out.port_redirect = Some(port);
+                    } else {
+                        out.host_redirect = Some(authority.to_string());
+                    }
+                }
+                _ => out.host_redirect = Some(authority.to_string()),
+            }
+            target = if end == rest.len() { "/" } else { &rest[end..] };
+            break;
+        }
+    }
+    let params: Vec<&str> = path.params().collect();
+    if target.contains('{') {
+        let mut substitution = String::new();
+        let mut rest = target;
+        while let Some(open) = rest.find('{') {
+            substitution.push_str(&rest[..open].replace('\\', "\\\\"));
+            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+            let name = &rest[open + 1..close];
+            match params.iter().position(|p| *p == name) {
+                Some(i) => substitution.push_str(&format!("\\{}", i + 1)),
+                None => substitution.push_str(&rest[open..=close.min(rest.len() - 1)]),
+            }
+            rest = &rest[(close + 1).min(rest.len())..];
+        }
+        substitution.push_str(&rest.replace('\\', "\\\\"));
+        out.regex_rewrite = Some(RegexRewrite {
+            pattern: Regex {
+                regex: path_regex(path),
+            },
+            substitution,
+        });
+    } else {
+        out.path_redirect = Some(target.to_string());
+    }
+    out
+}
+
+fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
+    if attempts == 0 {
+        return None;
+    }
+    let mut conditions = Vec::new();
+    let mut codes = Vec::new();
+    for o in on {
+        match o {
+            RetryOn::ConnectFailure => conditions.push("connect-failure"),
+            RetryOn::Timeout => {}
+            RetryOn::Status500 => codes.push(500),
+            RetryOn::Status502 => codes.push(502),
+            RetryOn::Status503 => codes.push(503),
+            RetryOn::Status504 => codes.push(504),
+        }
+    }
+    if on.contains(&RetryOn::Timeout) {
+        // A per-try timeout counts as a 504 for retriable-status-codes.
+        codes.push(504);
+        codes.sort();
+        codes.dedup();
+    }
+    if !codes.is_empty() {
+        conditions.push("retriable-status-codes");
+    }
+    Some(RetryPolicy {
+        retry_on: conditions.join(","),
+        num_retries: attempts,
+        retriable_status_codes: codes,
+        retry_host_predicate: vec![NamedConfig {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            typed_config: Any::PreviousHosts {},
+        }],
+        host_selection_retry_max_attempts: 5,
+    })
+}
+
+fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
+    let ir = ctx.ir;
+    let dests = plan.destinations();
+    let first: &Destination = &dests[0];
+    let mut a = RouteAction {
+        auto_host_rewrite: Some(true),
+        append_x_forwarded_host: true,
+        timeout: duration(first.read_timeout.millis),
+        ..RouteAction::default()
+    };
+    match plan {
+        ProxyPlan::Single(d) => a.cluster = Some(cluster_name(d)),
+        ProxyPlan::Split { policy, to } => {
+            let split = match ir.policies.get(policy).map(|i| &i.policy) {
+                Some(Policy::TrafficSplit(s)) => s,
+                _ => unreachable!("a split plan names its traffic-split"),
+            };
+            let weights: Vec<ClusterWeight> = split
+                .to
+                .iter()
+                .filter(|w| w.weight > 0)
+                .filter_map(|w| {
+                    let d = to.iter().find(|d| d.upstream == w.upstream)?;
+                    Some(ClusterWeight {
+                        name: cluster_name(d),
+                        weight: w.weight,
+                    })
+                })
+                .collect();
+            a.weighted_clusters = Some(WeightedClusters { clusters: weights });
+        }
+    }
+    if let Some(retry) = &first.retry {
+        a.retry_policy = retry_policy(retry.attempts, &retry.on);
+    }
+    let balance = ir.upstreams.get(&first.upstream).map(|u| &u.balance);
+    if let Some(gatefold_compiler::ir::Balance::HashHeader(h)) = balance {
+        a.hash_policy.push(HashPolicy {
+            header: HashHeader {
+                header_name: h.as_str().to_string(),
+            },
+        });
+    }
+    if let Some(Policy::RequestHeaders(t)) =
+        ir.policy(r, gatefold_compiler::ir::PolicyKind::RequestHeaders)
+    {
+        if let Some((_, host)) = t.set.iter().find(|(k, _)| k.as_str() == "host") {
+            a.auto_host_rewrite = None;
+            a.host_rewrite_literal = Some(host.as_str().to_string());
+        }
+    }
+    a
+}
+
+/// The upstream path: `regex_rewrite` on the path (the query is kept).
+/// A prefix strip that empties the path becomes `/` (or the added prefix),
+/// which takes an entry of its own for the bare prefix.
+fn upstream_path(
+    r: &IrRoute,
+    group: &PathPattern,
+    action: &mut RouteAction,
+    main: &Route,
+    out: &mut Vec<Route>,
+) {
+    match &r.lowered.upstream_path {
+        UpstreamPath::Keep => {}
+        UpstreamPath::Template(t) => {
+            let params: Vec<&str> = r.matcher.path.params().collect();
+            let mut sub = String::new();
+            for s in &t.segments {
+                sub.push('/');
+                match s {
+                    Segment::Literal(l) => sub.push_str(l),
+                    Segment::Param(p) => {
+                        let i = params.iter().position(|q| q == p).map_or(0, |i| i + 1);
+                        sub.push_str(&format!("\\{i}"));
+                    }
+                }
+            }
+            if sub.is_empty() {
+                sub.push('/');
+            }
+            action.regex_rewrite = Some(RegexRewrite {
+                pattern: Regex {
+                    regex: path_regex(&r.matcher.path),
+                },
+                substitution: sub,
+            });
+        }
+        UpstreamPath::Prefix { strip, add } => {
+            let add = add.clone().unwrap_or_default();
+            match strip {
+                None => {
+                    action.regex_rewrite = Some(RegexRewrite {
+                        pattern: Regex {
+                            regex: "^(/.*)$".into(),
+                        },
+                        substitution: format!("{add}\\1"),
+                    })
+                }
+                Some(strip) => {
+                    let strip = strip.trim_end_matches('/');
+                    action.regex_rewrite = Some(RegexRewrite {
+                        pattern: Regex {
+                            regex: format!("^{}(/.*)$", regex_escape(strip)),
+                        },
+                        substitution: format!("{add}\\1"),
+                    });
+                    let bare = if strip.is_empty() { "/" } else { strip };
+                    if group.is_match(bare) {
+                        let mut exact = main.clone();
+                        exact.name = format!("{}:bare", main.name);
+                        exact.matcher.path = Some(bare.to_string());
+                        exact.matcher.prefix = None;
+                        exact.matcher.path_separated_prefix = None;
+                        exact.matcher.safe_regex = None;
+                        let mut a = action.clone();
+                        a.regex_rewrite = Some(RegexRewrite {
+                            pattern: Regex {
+                                regex: "^.*$".into(),
+                            },
+                            substitution: if add.is_empty() {
+                                "/".into()
+                            } else {
+                                add.clone()
+                            },
+                        });
+                        exact.action = Action::Route(Box::new(a));
+                        out.push(exact);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// RBAC for an `ip-filter`: one DENY policy taking the denied addresses
+/// and, with an allow list, every address outside it.
+fn ip_rules(f: &IpFilter) -> Rbac {
+    let cidr = |n: &ipnet::IpNet| {
+        Principal::DirectRemoteIp(CidrRange {
+            address_prefix: n.network().to_string(),
+            prefix_len: n.prefix_len(),
+        })
+    };
+    let mut ids: Vec<Principal> = f.deny.iter().map(cidr).collect();
+    if !f.allow.is_empty() {
+        ids.push(Principal::NotId(Box::new(Principal::OrIds {
+            ids: f.allow.iter().map(cidr).collect(),
+        })));
+    }
+    Rbac {
+        rules: Some(RbacRules {
+            action: "DENY",
+            policies: BTreeMap::from([(
+                "ip-filter".to_string(),
+                RbacPolicy {
+                    permissions: vec![Permission::Any(true)],
+                    principals: vec![Principal::OrIds { ids }],
+                },
+            )]),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathPattern {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn path_regexes_match_what_the_patterns_match() {
+        assert_eq!(path_regex(&p("/pets/{id}")), "^/pets/([^/]+)$");
+        assert_eq!(path_regex(&p("/a.b/*")), "^/a\\.b(?:/.*)?$");
+        assert_eq!(path_regex(&p("/")), "^/$");
+        assert_eq!(path_regex(&p("/*")), "^/.*$");
+    }
+
+    #[test]
+    fn http_dates_name_the_weekday() {
+        // 2026-06-30 is a Tuesday.
+        let d: gatefold_compiler::ir::Date = "2026-06-30".parse().unwrap();
+        assert_eq!(
+            http_date(d.days_since_epoch()),
+            "Tue, 30 Jun 2026 00:00:00 GMT"
+        );
+    }
+}
