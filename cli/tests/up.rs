@@ -191,7 +191,7 @@ fn up_refuses_targets_it_cannot_run_and_broken_specs() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("target `kong` is not built yet; this gatefold has: reference")
+        err.contains("target `kong` is not built yet; this gatefold has: nginx, envoy, reference")
             || err.contains("target `kong` has no local runtime to run"),
         "{err}"
     );
