@@ -120,34 +120,9 @@ fn proxies(cx: &mut Cx<'_>, node: &Node) -> Option<BTreeSet<IpNet>> {
     let mut nets = Vec::new();
     let mut ok = true;
     for item in items {
-        let Some(text) = cx.str(item, "a trusted proxy", "10.0.0.0/8") else {
-            ok = false;
-            continue;
-        };
-        let net = text
-            .parse::<IpNet>()
-            .ok()
-            .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from));
-        match net {
-            Some(n) if n == n.trunc() => nets.push((n, item)),
-            Some(n) => {
-                ok = false;
-                cx.error(
-                    "invalid-cidr",
-                    item.span,
-                    format!("`{text}` has bits set below its /{} prefix, so it is not the start of a block", n.prefix_len()),
-                    format!("write the block as `{}`, or the single address as `{}`", n.trunc(), n.addr()),
-                );
-            }
-            None => {
-                ok = false;
-                cx.error(
-                    "invalid-cidr",
-                    item.span,
-                    format!("`{text}` is not an IP address or CIDR block"),
-                    "write `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32`",
-                );
-            }
+        match super::values::cidr(cx, item, "a trusted proxy") {
+            Some(n) => nets.push((n, item)),
+            None => ok = false,
         }
     }
     let set = cx.set(what, nets);

@@ -167,3 +167,41 @@ pub(super) fn inside_folder(folder: &Path, rel: &str) -> Option<PathBuf> {
         _ => Some(path),
     }
 }
+
+/// An IP address or CIDR block (`ip-filter` lists, trusted proxies); a
+/// block with bits set below its prefix is refused. `what` names one item.
+pub(super) fn cidr(cx: &mut Cx<'_>, item: &Node, what: &str) -> Option<ipnet::IpNet> {
+    let text = cx.str(item, what, "10.0.0.0/8")?;
+    let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    });
+    let Some(net) = net else {
+        cx.error(
+            "invalid-cidr",
+            item.span,
+            format!("`{text}` is not an IP address or CIDR block"),
+            "write `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32`",
+        );
+        return None;
+    };
+    if net != net.trunc() {
+        // Silently truncating would hide a typo that widens or moves the block.
+        cx.error(
+            "invalid-cidr",
+            item.span,
+            format!(
+                "`{text}` has bits set below its /{} prefix, so it is not the start of a block",
+                net.prefix_len()
+            ),
+            format!(
+                "write the block as `{}`, or the single address as `{}`",
+                net.trunc(),
+                net.addr()
+            ),
+        );
+        return None;
+    }
+    Some(net)
+}

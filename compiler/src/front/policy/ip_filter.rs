@@ -44,43 +44,7 @@ fn cidrs(cx: &mut Cx<'_>, node: &Node, key: &str) -> BTreeSet<ipnet::IpNet> {
         .unwrap_or(&[]);
     let nets: Vec<_> = items
         .iter()
-        .filter_map(|item| Some((cidr(cx, item)?, item)))
+        .filter_map(|item| Some((crate::front::values::cidr(cx, item, "an address")?, item)))
         .collect();
     cx.set(&format!("`{key}`"), nets)
-}
-
-fn cidr(cx: &mut Cx<'_>, item: &Node) -> Option<ipnet::IpNet> {
-    let text = cx.str(item, "an address", "10.0.0.0/8")?;
-    let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
-        text.parse::<std::net::IpAddr>()
-            .ok()
-            .map(ipnet::IpNet::from)
-    });
-    let Some(net) = net else {
-        cx.error(
-            "invalid-cidr",
-            item.span,
-            format!("`{text}` is not an IP address or CIDR block"),
-            "write `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32`",
-        );
-        return None;
-    };
-    if net != net.trunc() {
-        // Silently truncating would hide a typo that widens or moves the block.
-        cx.error(
-            "invalid-cidr",
-            item.span,
-            format!(
-                "`{text}` has bits set below its /{} prefix, so it is not the start of a block",
-                net.prefix_len()
-            ),
-            format!(
-                "write the block as `{}`, or the single address as `{}`",
-                net.trunc(),
-                net.addr()
-            ),
-        );
-        return None;
-    }
-    Some(net)
 }
