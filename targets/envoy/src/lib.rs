@@ -446,10 +446,11 @@ fn jwt_filter(ir: &gatefold_compiler::ir::Ir) -> Option<JwtAuthentication> {
             continue;
         };
         let local_jwks = match &j.key {
-            // jwt_authn reads keys as a JWKS, converted here.
-            JwtKey::Rs256(PublicKey::File { pem, .. })
-            | JwtKey::Es256(PublicKey::File { pem, .. }) => {
-                DataSource::InlineString(jwks::from_pem(pem, j.key.algorithm())?)
+            // jwt_authn reads keys as a JWKS: the JWK members the compiler
+            // read from the PEM file.
+            JwtKey::Rs256(PublicKey::File { jwk, .. })
+            | JwtKey::Es256(PublicKey::File { jwk, .. }) => {
+                DataSource::InlineString(jwks::from_jwk(jwk, j.key.algorithm()))
             }
             // Refused by policy_fields.
             JwtKey::Rs256(PublicKey::Env(_))
