@@ -250,6 +250,36 @@ pub fn compile_sources_with(
         };
     }
 
+    let detached = detach(&sources, &spec, routes);
+    // The front end's definitions are not needed past this point.
+    drop(spec);
+    let ir = build_ir(gateway, detached);
+    Compiled {
+        ir: Some(ValidIr::new(ir)),
+        diagnostics,
+        sources,
+    }
+}
+
+/// Everything of the IR that is read from the spec, owned, so the spec can
+/// be freed before the routes are lowered (at 100,000 routes the front end's
+/// definitions are a third of the compiler's peak memory).
+struct Detached {
+    source_map: SourceMap,
+    upstreams: BTreeMap<ir::Name, ir::Upstream>,
+    consumers: BTreeMap<ir::Name, ir::Consumer>,
+    policies: BTreeMap<ir::PolicyId, ir::PolicyInstance>,
+    /// Each route, not yet lowered, with the base path `strip-base-path` removes.
+    routes: Vec<(ir::Route, Option<String>)>,
+}
+
+/// Takes from the spec what the IR keeps: the policy instances (the first
+/// route naming one defines it), upstreams, consumers and source map.
+fn detach(
+    sources: &Sources,
+    spec: &front::ast::SpecAst,
+    routes: Vec<resolve::ResolvedRoute<'_>>,
+) -> Detached {
     let mut source_map = SourceMap {
         files: sources.iter().map(|(_, f)| f.spec_path.clone()).collect(),
         ..SourceMap::default()
@@ -264,14 +294,12 @@ pub fn compile_sources_with(
             .consumers
             .insert(d.name.clone(), resolve::loc(d.span));
     }
-    // Cloned, not moved: the resolved routes still borrow the spec (and
-    // there are few upstreams and consumers beside the routes).
-    let upstreams: BTreeMap<_, _> = spec
+    let upstreams = spec
         .upstreams
         .iter()
         .map(|d| (d.name.clone(), d.value.clone()))
         .collect();
-    let consumers: BTreeMap<_, _> = spec
+    let consumers = spec
         .consumers
         .iter()
         .map(|d| {
@@ -285,64 +313,68 @@ pub fn compile_sources_with(
             )
         })
         .collect();
-    // One pass: each resolved route becomes its IR route, lowered, as soon
-    // as the instances of its chain are known, so no second collection of
-    // routes is alive at the compiler's peak.
     let mut policies = BTreeMap::new();
-    // `into_iter().map().collect()` reuses the resolved routes' buffer (an
-    // IR route is smaller), so the IR costs no second buffer of routes.
-    let ir_routes: Vec<ir::Route> = routes
-        .into_iter()
-        .map(|r| {
-            source_map
-                .routes
-                .insert(r.route.id.clone(), resolve::loc(r.span));
-            // Every route inheriting a policy names the same instance: the
-            // first one met defines it.
-            for (id, step) in r.route.chain.iter().zip(&r.steps) {
-                if policies.contains_key(id) {
-                    continue;
-                }
-                source_map.policies.insert(id.clone(), step.source.at);
-                policies.insert(
-                    id.clone(),
-                    ir::PolicyInstance {
-                        attachment: id.attachment.clone(),
-                        origin: ir::Provenance {
-                            via: step.source.via.clone(),
-                        },
-                        policy: step.policy.policy.clone(),
-                    },
-                );
+    for r in &routes {
+        source_map
+            .routes
+            .insert(r.route.id.clone(), resolve::loc(r.span));
+        for (id, step) in r.route.chain.iter().zip(&r.steps) {
+            if policies.contains_key(id) {
+                continue;
             }
-            let lower = ir::lowered::LowerInput {
-                gateway: &gateway,
-                upstreams: &upstreams,
-                policies: &policies,
-            };
-            let mut route = r.route;
-            route.lowered = lower.lower(
-                &route.chain,
-                route.upstream.as_ref(),
-                r.strip_base.as_deref(),
+            source_map.policies.insert(id.clone(), step.source.at);
+            policies.insert(
+                id.clone(),
+                ir::PolicyInstance {
+                    attachment: id.attachment.clone(),
+                    origin: ir::Provenance {
+                        via: step.source.via.clone(),
+                    },
+                    policy: step.policy.policy.clone(),
+                },
             );
-            route
-        })
+        }
+    }
+    // `into_iter().map().collect()` reuses the resolved routes' buffer (the
+    // output is smaller), so no second buffer of routes is alive at the peak.
+    let routes = routes
+        .into_iter()
+        .map(|r| (r.route, r.strip_base))
         .collect();
-    let hash = ContentHash::compute(&gateway, &upstreams, &consumers, &policies, &ir_routes);
-    let ir = Ir {
-        format: IR_FORMAT,
-        hash,
-        gateway,
+    Detached {
+        source_map,
         upstreams,
         consumers,
         policies,
-        routes: ir_routes,
-        sources: source_map,
+        routes,
+    }
+}
+
+/// Lowers each route (in place, in the same buffer) and seals the IR.
+fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
+    let lower = ir::lowered::LowerInput {
+        gateway: &gateway,
+        upstreams: &d.upstreams,
+        policies: &d.policies,
     };
-    Compiled {
-        ir: Some(ValidIr::new(ir)),
-        diagnostics,
-        sources,
+    let routes: Vec<ir::Route> = d
+        .routes
+        .into_iter()
+        .map(|(mut route, strip_base)| {
+            route.lowered =
+                lower.lower(&route.chain, route.upstream.as_ref(), strip_base.as_deref());
+            route
+        })
+        .collect();
+    let hash = ContentHash::compute(&gateway, &d.upstreams, &d.consumers, &d.policies, &routes);
+    Ir {
+        format: IR_FORMAT,
+        hash,
+        gateway,
+        upstreams: d.upstreams,
+        consumers: d.consumers,
+        policies: d.policies,
+        routes,
+        sources: d.source_map,
     }
 }

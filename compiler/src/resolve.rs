@@ -9,7 +9,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
 use crate::front::decode::did_you_mean;
 use crate::ir::policy::PolicyKind;
-use crate::ir::values::{ByteSize, Duration, Name};
+use crate::ir::values::{ByteSize, Name};
 use crate::ir::*;
 use crate::source::Span;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -150,14 +150,16 @@ impl<'a> Resolver<'a> {
             tls: g.and_then(|g| g.tls.as_ref()).map(|t| t.tls.clone()),
             baseline: Baseline {
                 request_id: g.and_then(|g| g.request_id).unwrap_or(true),
-                max_body: g.and_then(|g| g.max_body).unwrap_or(ByteSize(1 << 20)),
+                max_body: g
+                    .and_then(|g| g.max_body)
+                    .unwrap_or(Baseline::DEFAULT_MAX_BODY),
                 timeouts: Timeouts {
                     connect: g
                         .and_then(|g| g.connect_timeout)
-                        .unwrap_or(Duration::from_secs(5)),
+                        .unwrap_or(Timeouts::DEFAULT.connect),
                     read: g
                         .and_then(|g| g.read_timeout)
-                        .unwrap_or(Duration::from_secs(30)),
+                        .unwrap_or(Timeouts::DEFAULT.read),
                 },
                 server_header: g.and_then(|g| g.server_header).unwrap_or(false),
                 path: Default::default(),

@@ -5,7 +5,7 @@
 
 use super::policy::{Policy, Retry, Rewrite};
 use super::values::{ByteSize, Duration, Name};
-use super::{Gateway, PathPattern, PolicyId, PolicyInstance, Upstream};
+use super::{Baseline, Gateway, PathPattern, PolicyId, PolicyInstance, Timeouts, Upstream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,7 +21,12 @@ pub struct Lowered {
     #[serde(default, skip_serializing_if = "UpstreamPath::is_keep")]
     pub upstream_path: UpstreamPath,
     /// Larger request bodies get 413: the route's `request-size-limit`,
-    /// else the baseline `max-body`.
+    /// else the baseline `max-body`. Left out of the JSON when it is the
+    /// language default (most routes), which keeps the IR small.
+    #[serde(
+        default = "default_max_body",
+        skip_serializing_if = "is_default_max_body"
+    )]
     pub max_body: ByteSize,
     /// The authentication kinds of the chain, tried as one phase; absent
     /// when the chain has none.
@@ -61,11 +66,37 @@ impl ProxyPlan {
 #[serde(rename_all = "kebab-case")]
 pub struct Destination {
     pub upstream: Name,
+    /// Left out of the JSON when it is the language default, as is
+    /// `read_timeout`: the Rust value is always the effective one.
+    #[serde(
+        default = "default_connect",
+        skip_serializing_if = "is_default_connect"
+    )]
     pub connect_timeout: Duration,
+    #[serde(default = "default_read", skip_serializing_if = "is_default_read")]
     pub read_timeout: Duration,
     /// Absent: no retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+}
+
+fn default_max_body() -> ByteSize {
+    Baseline::DEFAULT_MAX_BODY
+}
+fn is_default_max_body(b: &ByteSize) -> bool {
+    *b == Baseline::DEFAULT_MAX_BODY
+}
+fn default_connect() -> Duration {
+    Timeouts::DEFAULT.connect
+}
+fn is_default_connect(d: &Duration) -> bool {
+    *d == Timeouts::DEFAULT.connect
+}
+fn default_read() -> Duration {
+    Timeouts::DEFAULT.read
+}
+fn is_default_read(d: &Duration) -> bool {
+    *d == Timeouts::DEFAULT.read
 }
 
 /// How the request path becomes the upstream path (the query is kept).

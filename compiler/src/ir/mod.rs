@@ -69,7 +69,9 @@ pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, Stakes, TargetKind};
 pub use request::{ClientAddress, ForwardedHeader, PathNormalization};
 pub use source_map::{Level, Loc, SourceMap};
-pub use values::{ByteSize, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret};
+pub use values::{
+    ByteSize, Date, Duration, HeaderMap, HeaderName, HeaderValue, Method, Name, Secret,
+};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,12 +133,25 @@ pub struct Baseline {
     pub client_address: ClientAddress,
 }
 
+impl Baseline {
+    /// The language's `max-body` when the spec sets none.
+    pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(1 << 20);
+}
+
 /// Upstream connect and read timeouts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Timeouts {
     pub connect: Duration,
     pub read: Duration,
+}
+
+impl Timeouts {
+    /// The language's timeouts when the spec sets none.
+    pub const DEFAULT: Timeouts = Timeouts {
+        connect: Duration::from_secs(5),
+        read: Duration::from_secs(30),
+    };
 }
 
 /// A named pool of origin servers.

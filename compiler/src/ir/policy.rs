@@ -3,7 +3,7 @@
 
 use super::matcher::{HostPattern, PathPattern};
 use super::values::{
-    check_header_value, ByteSize, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret,
+    check_header_value, ByteSize, Date, Duration, HeaderMap, HeaderName, Method, Name, Secret,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -423,7 +423,7 @@ pub enum MockBody {
 #[serde(rename_all = "kebab-case")]
 pub struct Mock {
     pub status: u16,
-    pub headers: BTreeMap<HeaderName, HeaderValue>,
+    pub headers: HeaderMap,
     pub body: MockBody,
 }
 
@@ -662,8 +662,8 @@ impl<'de> Deserialize<'de> for RedirectStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderTransform {
-    pub set: BTreeMap<HeaderName, HeaderValue>,
-    pub add: BTreeMap<HeaderName, HeaderValue>,
+    pub set: HeaderMap,
+    pub add: HeaderMap,
     pub remove: BTreeSet<HeaderName>,
 }
 

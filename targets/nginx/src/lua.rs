@@ -161,11 +161,7 @@ end
             let _ = write!(out, " rate = {},", s(&id.to_string()));
         }
         if let Some(h) = &r.headers {
-            let map = |m: &std::collections::BTreeMap<
-                gatefold_compiler::ir::HeaderName,
-                gatefold_compiler::ir::HeaderValue,
-            >|
-             -> String {
+            let map = |m: &gatefold_compiler::ir::HeaderMap| -> String {
                 m.iter()
                     .map(|(k, v)| format!(" [{}] = {},", s(k.as_str()), s(v.as_str())))
                     .collect()

@@ -29,7 +29,7 @@ use super::yaml::{Node, Value};
 use crate::diag::Diagnostic;
 use crate::ir::policy::*;
 use crate::ir::values::{
-    check_header_value, Date, Duration, HeaderName, HeaderValue, Method, Name, Secret,
+    check_header_value, Date, Duration, HeaderMap, HeaderName, HeaderValue, Method, Name, Secret,
 };
 use crate::ir::PathPattern;
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,8 +137,8 @@ fn fields<'n>(
     cx.fields(node, &format!("`{kind}` options"), allowed, example)
 }
 
-fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> BTreeMap<HeaderName, HeaderValue> {
-    let mut out = BTreeMap::new();
+fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> HeaderMap {
+    let mut out = HeaderMap::new();
     for e in cx.map(node, what, "{ x-source: gateway }").unwrap_or(&[]) {
         let name = match e.key.parse::<HeaderName>() {
             Ok(h) => h,

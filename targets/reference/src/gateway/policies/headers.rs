@@ -15,9 +15,7 @@ pub struct Transform {
     add: Vec<(HeaderName, HeaderValue)>,
 }
 
-fn pairs(
-    map: &std::collections::BTreeMap<ir::HeaderName, ir::HeaderValue>,
-) -> Vec<(HeaderName, HeaderValue)> {
+fn pairs(map: &ir::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     map.iter()
         .map(|(k, v)| (ir_http::name(k), ir_http::value(v)))
         .collect()
