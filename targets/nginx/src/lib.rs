@@ -25,7 +25,7 @@
 //! nginx's own `location` and `server_name` rules (exact, longest prefix,
 //! regex order, default server) differ from the spec's, so neither decides
 //! anything here: one server takes every request and a `map` over
-//! `"$host $request_method $uri"` whose entries are regexes *in IR order*
+//! `"$host $gf_method $gf_path"` whose entries are regexes *in IR order*
 //! picks the route (nginx tries a map's regexes in the order written: the
 //! first that matches wins, which is the spec's rule). Each route is a named
 //! location, reached by `error_page 418 = @route` from the one `location /`.
@@ -170,6 +170,16 @@ impl Target for Nginx {
                 ));
             }
         }
+        files.push(file(
+            "lua/gatefold/path.lua",
+            lua::PATH.to_string(),
+            "the spec's path normalization, which every route matches (nginx's own $uri decodes every escape)",
+        ));
+        files.push(file(
+            "lua/gatefold/redirect.lua",
+            lua::REDIRECT.to_string(),
+            "the answer of `redirect`: location with the request's query, empty body",
+        ));
         if model.lua {
             files.push(file(
                 "lua/gatefold/access.lua",

@@ -12,6 +12,12 @@ use std::fmt::Write;
 /// `lua/gatefold/access.lua`.
 pub const ACCESS: &str = include_str!("../lua/access.lua");
 
+/// `lua/gatefold/path.lua`.
+pub const PATH: &str = include_str!("../lua/path.lua");
+
+/// `lua/gatefold/redirect.lua`.
+pub const REDIRECT: &str = include_str!("../lua/redirect.lua");
+
 fn env_name(secret: &Secret) -> &str {
     let Secret::Env(name) = secret;
     name
