@@ -539,7 +539,7 @@ impl Builder<'_> {
         // The method as the client sent it: nginx's own 405 for TRACE goes
         // through error_page, which turns `$request_method` into GET.
         self.maps.push(map_item(
-            "$request_line",
+            "$request",
             "$gf_method",
             vec![(gen("~^(?<gf_m>[^ ]+)"), raw("$gf_m"))],
             raw("$request_method"),
