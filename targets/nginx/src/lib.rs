@@ -8,8 +8,11 @@
 //! * `conf/nginx.conf`: the entry; `daemon off;`, `pid logs/nginx.pid;`,
 //!   `error_log`, access log and every `*_temp_path` under the prefix, and
 //!   `load_module` lines (absolute paths) only when the spec needs Lua.
-//! * `lua/gatefold/*.lua`: generated Lua, loaded relative to the prefix,
-//!   only when the spec needs it (see [`needs_lua`]).
+//! * `lua/gatefold/path.lua`: the spec's path normalization, which every
+//!   route matches (nginx's `$uri` decodes every escape, `%2F` included),
+//!   so the Lua module is always loaded; `redirect.lua` when a route
+//!   redirects; `access.lua` and `config.lua` only when some route needs
+//!   the access phase (see [`needs_lua`]). Loaded relative to the prefix.
 //!
 //! * `conf/tls/cert-N.pem`: certificate chains (public), with `gateway.tls`.
 //!   Private keys are never compiled in: a key the spec reads from a file is
@@ -175,11 +178,13 @@ impl Target for Nginx {
             lua::PATH.to_string(),
             "the spec's path normalization, which every route matches (nginx's own $uri decodes every escape)",
         ));
-        files.push(file(
-            "lua/gatefold/redirect.lua",
-            lua::REDIRECT.to_string(),
-            "the answer of `redirect`: location with the request's query, empty body",
-        ));
+        if model.redirects {
+            files.push(file(
+                "lua/gatefold/redirect.lua",
+                lua::REDIRECT.to_string(),
+                "the answer of `redirect`: location with the request's query, empty body",
+            ));
+        }
         if model.lua {
             files.push(file(
                 "lua/gatefold/access.lua",
@@ -204,8 +209,10 @@ fn file(path: &str, text: String, description: &str) -> OutputFile {
     }
 }
 
-/// Whether the compiled configuration of `ir` loads the Lua module: only
-/// when some route's chain holds a kind nginx cannot do alone.
+/// Whether the compiled configuration of `ir` runs the Lua access phase:
+/// only when some route's chain holds a kind nginx cannot do alone. (The
+/// Lua module itself is always loaded: every request's path is normalized
+/// there, see `lua/path.lua`.)
 pub fn needs_lua(ir: &ValidIr) -> bool {
     model::Model::build(ir, &Options::default()).lua
 }

@@ -172,9 +172,12 @@ pub struct Model {
     /// The directives inside `http {}`, rendered line by line with
     /// [`Word::render`] (see `render.rs` for why not by a template loop).
     http: String,
-    /// Whether the Lua module is loaded.
+    /// Whether some route runs the Lua access phase (`access.lua`).
     #[serde(skip)]
     pub lua: bool,
+    /// Whether some route answers with `redirect.lua`.
+    #[serde(skip)]
+    pub redirects: bool,
     /// Per route index: what the Lua access phase does there.
     #[serde(skip)]
     pub lua_routes: BTreeMap<usize, LuaRoute>,
@@ -288,6 +291,10 @@ impl Model {
                 text
             },
             lua: lua_routes_needed,
+            redirects: ir
+                .policies
+                .values()
+                .any(|p| matches!(p.policy, Policy::Redirect(_))),
             lua_routes: b.lua_routes,
         }
     }

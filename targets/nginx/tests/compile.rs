@@ -28,13 +28,17 @@ fn output_is_deterministic() {
     }
 }
 
-/// A spec without authentication, acl or rate-limit loads no Lua.
+/// Every spec loads the Lua module (path normalization); a spec without
+/// authentication, acl or rate-limit runs no Lua access phase.
 #[test]
-fn lua_only_when_needed() {
+fn lua_access_phase_only_when_needed() {
     let ir = compile_path("examples/quickstart");
     let out = emit(&ir, &Options::default());
-    assert_eq!(out.files.len(), 1, "only nginx.conf");
-    assert!(!conf(&out).contains("load_module"));
+    let paths: Vec<&str> = out.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["conf/nginx.conf", "lua/gatefold/path.lua"]);
+    let text = conf(&out);
+    assert!(text.contains("load_module \"/usr/lib/nginx/modules/ngx_http_lua_module.so\";"));
+    assert!(!text.contains("access_by_lua") && !text.contains("lua_shared_dict"));
     let ir = compile_path("examples/petstore");
     let out = emit(&ir, &Options::default());
     let text = conf(&out);
