@@ -178,6 +178,23 @@ impl Target for Nginx {
             lua::PATH.to_string(),
             "the spec's path normalization, which every route matches (nginx's own $uri decodes every escape)",
         ));
+        if ir.upstreams.values().any(model::health_checked) {
+            files.push(file(
+                "lua/gatefold/health.lua",
+                lua::HEALTH.to_string(),
+                "active health checks and the balancer of upstreams with `health`",
+            ));
+            files.push(file(
+                "lua/gatefold/balance.lua",
+                lua::BALANCE.to_string(),
+                "the balancer of upstreams with `health`",
+            ));
+            files.push(file(
+                "lua/gatefold/upstreams.lua",
+                lua::upstreams(ir),
+                "the upstreams with `health`: checks and targets",
+            ));
+        }
         if model.redirects {
             files.push(file(
                 "lua/gatefold/redirect.lua",

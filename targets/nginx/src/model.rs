@@ -6,7 +6,8 @@ use crate::escape;
 use crate::routing::{self, Dispatch};
 use gatefold_compiler::ir::policy::{Cors, CorsOrigin, HeaderTransform, MockBody, Policy};
 use gatefold_compiler::ir::{
-    Balance, HeaderName, Ir, PolicyId, PolicyKind, ProxyPlan, Route, Secret, UpstreamPath, ValidIr,
+    Balance, HeaderName, Ir, OriginHost, PolicyId, PolicyKind, ProxyPlan, Route, Secret, Upstream,
+    UpstreamPath, ValidIr,
 };
 use gatefold_compiler::target::Options;
 use serde::{Deserialize, Serialize};
@@ -194,6 +195,16 @@ pub struct LuaRoute {
     pub headers: Option<HeaderTransform>,
     /// The named location answering after the access phase (mock/redirect).
     pub answer: Option<String>,
+    /// The health-checked upstream the route calls: its name, or the
+    /// variable a traffic-split sets to `gf_up_NAME`.
+    pub health: Option<HealthOf>,
+}
+
+/// Which upstream's health a route checks before proxying.
+#[derive(Debug, Clone)]
+pub enum HealthOf {
+    Upstream(String),
+    SplitVar(String),
 }
 
 const NEEDS_LUA: [PolicyKind; 5] = [
@@ -303,6 +314,31 @@ impl Model {
 fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
     r.chain.iter().any(|id| NEEDS_LUA.contains(&id.kind))
         || matches!(ir.policy(r, PolicyKind::RequestHeaders), Some(Policy::RequestHeaders(h)) if !h.add.is_empty())
+        || health_checked_route(ir, r)
+}
+
+/// Whether `up` gets Lua's active health checks: it has `health` and every
+/// target is an address (the Lua balancer and checks connect to addresses;
+/// nginx resolves names only at start-up).
+pub fn health_checked(up: &Upstream) -> bool {
+    up.health.is_some()
+        && up
+            .targets
+            .iter()
+            .all(|t| matches!(t.url.host, OriginHost::Ip(_)))
+}
+
+/// Whether a route that proxies may call a health-checked upstream (the
+/// access phase answers 503 when it has no target up).
+fn health_checked_route(ir: &Ir, r: &Route) -> bool {
+    let answers =
+        r.policy_id(PolicyKind::Mock).is_some() || r.policy_id(PolicyKind::Redirect).is_some();
+    !answers
+        && r.lowered.proxy.as_ref().is_some_and(|p| {
+            p.destinations()
+                .iter()
+                .any(|d| health_checked(&ir.upstreams[&d.upstream]))
+        })
 }
 
 /// `5s`, `250ms`: nginx's time units.
@@ -400,6 +436,16 @@ impl Builder<'_> {
         if lua {
             out.push(dr(["lua_shared_dict", "gf_rate", "16m"]));
         }
+        if self.ir.upstreams.values().any(health_checked) {
+            out.push(dr(["lua_shared_dict", "gf_health", "1m"]));
+            out.push(
+                Item::d(vec![
+                    raw("init_worker_by_lua"),
+                    gen("require(\"gatefold.health\").start()"),
+                ])
+                .note("active health checks (lua/gatefold/health.lua)"),
+            );
+        }
         if !self.ir.gateway.baseline.server_header {
             // nginx always writes `server: nginx` unless the header exists:
             // made, then cleared, it is left out.
@@ -427,13 +473,22 @@ impl Builder<'_> {
                     raw("consistent"),
                 ])),
             }
-            for t in &up.targets {
-                body.push(Item::d(vec![
-                    raw("server"),
-                    Word::Lit(format!("{}:{}", t.url.host, t.url.port)),
-                    raw(format!("weight={}", t.weight.max(1))),
-                    raw("max_fails=0"),
-                ]));
+            if health_checked(up) {
+                // Lua picks a target that is up (lua/health.lua).
+                body.clear();
+                body.push(
+                    dr(["server", "0.0.0.1"]).note("a placeholder: the balancer below picks"),
+                );
+                body.push(dr(["balancer_by_lua_file", "lua/gatefold/balance.lua"]));
+            } else {
+                for t in &up.targets {
+                    body.push(Item::d(vec![
+                        raw("server"),
+                        Word::Lit(format!("{}:{}", t.url.host, t.url.port)),
+                        raw(format!("weight={}", t.weight.max(1))),
+                        raw("max_fails=0"),
+                    ]));
+                }
             }
             body.push(dr(["keepalive", "32"]));
             out.push(
@@ -972,6 +1027,7 @@ impl Builder<'_> {
                 Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
                 _ => None,
             };
+            let health = self.health_of(route);
             self.lua_routes.insert(
                 i,
                 LuaRoute {
@@ -986,6 +1042,7 @@ impl Builder<'_> {
                     rate,
                     headers: add_headers,
                     answer: has_answer.then(|| format!("@{answer_loc}")),
+                    health,
                 },
             );
         } else if has_answer {
@@ -1112,6 +1169,19 @@ impl Builder<'_> {
                 vec![raw("location"), raw(format!("@pre_r{i}"))],
                 pre,
             ));
+        }
+    }
+
+    /// The health-checked upstream `route` calls, if any.
+    fn health_of(&mut self, route: &Route) -> Option<HealthOf> {
+        if !health_checked_route(self.ir, route) {
+            return None;
+        }
+        match route.lowered.proxy.as_ref()? {
+            ProxyPlan::Single(d) => Some(HealthOf::Upstream(d.upstream.to_string())),
+            ProxyPlan::Split { policy, .. } => Some(HealthOf::SplitVar(
+                self.split(policy).trim_start_matches('$').to_string(),
+            )),
         }
     }
 
@@ -1280,6 +1350,14 @@ impl Builder<'_> {
         };
         let base = &self.ir.gateway.baseline.timeouts;
         let mut out = vec![Item::d(vec![raw("set"), raw("$gf_host"), host_word])];
+        if health_checked_route(self.ir, route) {
+            // For the Lua balancer: which upstream (`gf_up_NAME`).
+            out.push(Item::d(vec![
+                raw("set"),
+                raw("$gf_upstream"),
+                raw(upstream.clone()),
+            ]));
+        }
         if dest.connect_timeout != base.connect {
             out.push(Item::d(vec![
                 raw("proxy_connect_timeout"),
