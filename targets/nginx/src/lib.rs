@@ -51,7 +51,7 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath, Support, Target,
 };
 
 /// What the entry file holds.
@@ -130,6 +130,15 @@ impl Target for Nginx {
                 support: Support::Unsupported,
             },
         ]
+    }
+
+    fn request_model(&self) -> Vec<ModelSupport> {
+        vec![ModelSupport {
+            part: "baseline.path",
+            support: Support::Approximate {
+                note: "a path holding `%00` is answered 400 `{\"error\":\"bad request\"}`: nginx refuses an encoded NUL while reading the request line, before any configuration runs; every other path is normalized as the spec says",
+            },
+        }]
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
