@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -69,23 +69,23 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-#[test]
-#[cfg(unix)]
-fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
-    let dir = spec_dir("reference", &mock_spec("one"));
-    let work = dir.join("work");
+/// A running `gatefold up`: the child, where it serves, its stderr lines
+/// after the one saying so.
+struct Up {
+    child: Guard,
+    listen: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Starts `gatefold up SPEC --target TARGET --listen 127.0.0.1:0 EXTRA...`
+/// with `env` added, and waits until it says where it serves.
+fn start_up(spec: &Path, target: &str, extra: &[&str], env: &[(&str, &str)]) -> Up {
     let child = Command::new(env!("CARGO_BIN_EXE_gatefold"))
         .arg("up")
-        .arg(&dir)
-        .args([
-            "--target",
-            "reference",
-            "--listen",
-            "127.0.0.1:0",
-            "--watch",
-        ])
-        .arg("--work")
-        .arg(&work)
+        .arg(spec)
+        .args(["--target", target, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,7 +108,7 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("gatefold up never said where it listens: {seen:?}"));
         let found = line
-            .strip_prefix("gatefold up: reference serving ")
+            .strip_prefix(&format!("gatefold up: {target} serving "))
             .and_then(|rest| rest.rsplit_once("http://"))
             .and_then(|(_, addr)| addr.trim().parse().ok());
         seen.push(line);
@@ -116,6 +116,24 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
             break addr;
         }
     };
+    Up {
+        child,
+        listen,
+        lines,
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
+    let dir = spec_dir("reference", &mock_spec("one"));
+    let work = dir.join("work");
+    let work_arg = work.to_str().unwrap();
+    let Up {
+        mut child,
+        listen,
+        lines,
+    } = start_up(&dir, "reference", &["--watch", "--work", work_arg], &[]);
     let mut rest = Vec::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
         let done = line.contains("Ctrl-C");
@@ -206,4 +224,121 @@ fn up_refuses_targets_it_cannot_run_and_broken_specs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("gatefold.yaml:5:"), "placed: {err}");
     assert!(err.contains("cannot be run"), "{err}");
+}
+
+/// One exchange over a fresh connection: status, headers (names lower
+/// case), body (chunked bodies decoded).
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, mut body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut decoded = String::new();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        while let Some((size, rest)) = body.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            decoded.push_str(&rest[..n]);
+            body = &rest[n + 2..];
+        }
+    } else {
+        decoded = body.to_string();
+    }
+    (status, headers, decoded)
+}
+
+/// `gatefold up examples/petstore --target nginx` answers as `--target
+/// reference` does: refusals, routing, CORS, an unreachable upstream (the
+/// example's targets do not run), each compared by status, body and the
+/// headers a client reads.
+#[test]
+#[cfg(unix)]
+fn up_nginx_answers_petstore_as_the_reference_does() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore");
+    let env = [
+        ("ACME_API_KEY", "acme-key"),
+        ("GLOBEX_API_KEY", "globex-key"),
+        ("GLOBEX_API_KEY_NEXT", "globex-next"),
+        ("STAFF_API_KEY", "staff-key"),
+    ];
+    let nginx = start_up(&spec, "nginx", &[], &env);
+    let reference = start_up(&spec, "reference", &[], &env);
+    let compared = [
+        "content-type",
+        "allow",
+        "www-authenticate",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-allow-credentials",
+        "access-control-max-age",
+        "access-control-expose-headers",
+        "cache-control",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "server",
+    ];
+    let origin = "origin: https://app.petstore.example";
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("GET", "/pets", &[]),
+        ("GET", "/pets", &["x-api-key: wrong"]),
+        ("GET", "/nothing", &[]),
+        ("PUT", "/pets/1", &["x-api-key: acme-key"]),
+        ("DELETE", "/pets/1", &["x-api-key: acme-key"]),
+        ("GET", "/pets/1", &["x-api-key: acme-key", origin]),
+        (
+            "POST",
+            "/pets",
+            &["x-api-key: staff-key", "content-length: 0"],
+        ),
+        (
+            "OPTIONS",
+            "/pets/1",
+            &[origin, "access-control-request-method: DELETE"],
+        ),
+        ("GET", "/pets/x/../../..", &[]),
+    ];
+    for (method, path, headers) in cases {
+        let a = exchange(nginx.listen, method, path, headers);
+        let b = exchange(reference.listen, method, path, headers);
+        let pick = |h: &[(String, String)]| -> Vec<(String, String)> {
+            let mut v: Vec<_> = h
+                .iter()
+                .filter(|(k, _)| compared.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            (a.0, pick(&a.1), &a.2),
+            (b.0, pick(&b.1), &b.2),
+            "{method} {path} {headers:?}: nginx (left) and the reference (right) differ"
+        );
+    }
 }

@@ -73,6 +73,17 @@ pub struct FieldSupport {
     pub support: Support,
 }
 
+/// How a target carries out a part of the request model that is not a
+/// policy (the normalized path, `baseline.path`), where that differs from
+/// the spec. Never a security kind: those are policies, and fail closed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ModelSupport {
+    /// The spec's name for the part: `baseline.path`.
+    pub part: &'static str,
+    pub support: Support,
+}
+
 /// Options every target accepts.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -225,6 +236,12 @@ pub trait Target {
     /// kind, with how (a subset of [`Target::fields`] that this policy
     /// uses). Default: none.
     fn policy_fields(&self, _policy: &Policy) -> Vec<FieldSupport> {
+        Vec::new()
+    }
+
+    /// Parts of the request model it carries out differently from the
+    /// spec, for the matrix and the conformance suite. Default: none.
+    fn request_model(&self) -> Vec<ModelSupport> {
         Vec::new()
     }
 
@@ -406,6 +423,24 @@ pub fn matrix_markdown(targets: &[&dyn Target]) -> String {
             out.push('\n');
         }
     }
+    // The request model's parts, when some target declares one.
+    let parts: BTreeSet<&'static str> = targets
+        .iter()
+        .flat_map(|t| t.request_model())
+        .map(|m| m.part)
+        .collect();
+    for part in parts {
+        out.push_str(&format!("| request model `{part}` |"));
+        for t in targets {
+            let support = t
+                .request_model()
+                .into_iter()
+                .find(|m| m.part == part)
+                .map_or(Support::Builtin, |m| m.support);
+            out.push_str(&format!(" {} |", cell(support)));
+        }
+        out.push('\n');
+    }
     if !notes.is_empty() {
         out.push('\n');
         for (i, n) in notes.iter().enumerate() {
@@ -430,7 +465,11 @@ pub fn matrix_json(targets: &[&dyn Target]) -> serde_json::Value {
             .collect();
         map.insert(
             t.kind().as_str().to_string(),
-            serde_json::json!({ "kinds": kinds, "fields": t.fields() }),
+            serde_json::json!({
+                "kinds": kinds,
+                "fields": t.fields(),
+                "request-model": t.request_model(),
+            }),
         );
     }
     map.into()

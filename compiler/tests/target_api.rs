@@ -199,3 +199,42 @@ fn output_paths_are_relative_and_the_manifest_lists_secrets() {
     assert_eq!(secrets, r#"[{"env":"C_KEY"}]"#);
     assert_eq!(out.manifest.files.len(), 1);
 }
+
+/// A target declaring a part of the request model approximate.
+struct ModelTarget;
+
+impl Target for ModelTarget {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Envoy
+    }
+    fn support(&self, _: PolicyKind) -> Support {
+        Support::Builtin
+    }
+    fn request_model(&self) -> Vec<gatefold_compiler::target::ModelSupport> {
+        vec![gatefold_compiler::target::ModelSupport {
+            part: "baseline.path",
+            support: Support::Approximate {
+                note: "a test declaration",
+            },
+        }]
+    }
+    fn emit(&self, ir: &gatefold_compiler::ir::ValidIr, options: &Options) -> Output {
+        target(&[]).emit(ir, options)
+    }
+}
+
+/// A request-model row appears once some target declares the part, with
+/// the others built in; without a declaration there is no such row.
+#[test]
+fn the_matrix_shows_request_model_rows_only_when_declared() {
+    let (a, b) = (target(&[]), ModelTarget);
+    let md = matrix_markdown(&[&a, &b]);
+    assert!(
+        md.contains("| request model `baseline.path` | built-in | approximate [2] |"),
+        "{md}"
+    );
+    assert!(md.contains("[2]: a test declaration"), "{md}");
+    assert!(!matrix_markdown(&[&a]).contains("request model"));
+    let json = matrix_json(&[&b]);
+    assert_eq!(json["envoy"]["request-model"][0]["part"], "baseline.path");
+}

@@ -227,6 +227,19 @@ if route.headers then
     end
 end
 
+-- Before proxying: an upstream with active health checks and no target up
+-- gets no request (503, after every earlier phase; the route's response
+-- headers still apply).
+if route.health or route.health_var then
+    local name = route.health or (var[route.health_var] or ""):sub(7)
+    if require("gatefold.health").none_up(name) then
+        ngx.status = 503
+        ngx.header["Content-Type"] = "application/json"
+        ngx.print('{"error":"no healthy upstream"}')
+        return ngx.exit(ngx.HTTP_OK)
+    end
+end
+
 -- Phase 9: mock/redirect answer from their own location.
 if route.answer then
     return ngx.exec(route.answer)

@@ -8,8 +8,11 @@
 //! * `conf/nginx.conf`: the entry; `daemon off;`, `pid logs/nginx.pid;`,
 //!   `error_log`, access log and every `*_temp_path` under the prefix, and
 //!   `load_module` lines (absolute paths) only when the spec needs Lua.
-//! * `lua/gatefold/*.lua`: generated Lua, loaded relative to the prefix,
-//!   only when the spec needs it (see [`needs_lua`]).
+//! * `lua/gatefold/path.lua`: the spec's path normalization, which every
+//!   route matches (nginx's `$uri` decodes every escape, `%2F` included),
+//!   so the Lua module is always loaded; `redirect.lua` when a route
+//!   redirects; `access.lua` and `config.lua` only when some route needs
+//!   the access phase (see [`needs_lua`]). Loaded relative to the prefix.
 //!
 //! * `conf/tls/cert-N.pem`: certificate chains (public), with `gateway.tls`.
 //!   Private keys are never compiled in: a key the spec reads from a file is
@@ -25,7 +28,7 @@
 //! nginx's own `location` and `server_name` rules (exact, longest prefix,
 //! regex order, default server) differ from the spec's, so neither decides
 //! anything here: one server takes every request and a `map` over
-//! `"$host $request_method $uri"` whose entries are regexes *in IR order*
+//! `"$host $gf_method $gf_path"` whose entries are regexes *in IR order*
 //! picks the route (nginx tries a map's regexes in the order written: the
 //! first that matches wins, which is the spec's rule). Each route is a named
 //! location, reached by `error_page 418 = @route` from the one `location /`.
@@ -48,7 +51,7 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath, Support, Target,
 };
 
 /// What the entry file holds.
@@ -129,6 +132,15 @@ impl Target for Nginx {
         ]
     }
 
+    fn request_model(&self) -> Vec<ModelSupport> {
+        vec![ModelSupport {
+            part: "baseline.path",
+            support: Support::Approximate {
+                note: "a path holding `%00` is answered 400 `{\"error\":\"bad request\"}`: nginx refuses an encoded NUL while reading the request line, before any configuration runs; every other path is normalized as the spec says",
+            },
+        }]
+    }
+
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
         let all = self.fields();
         let pick = |field: &str, value: Option<&str>| {
@@ -170,6 +182,35 @@ impl Target for Nginx {
                 ));
             }
         }
+        files.push(file(
+            "lua/gatefold/path.lua",
+            lua::PATH.to_string(),
+            "the spec's path normalization, which every route matches (nginx's own $uri decodes every escape)",
+        ));
+        if ir.upstreams.values().any(model::health_checked) {
+            files.push(file(
+                "lua/gatefold/health.lua",
+                lua::HEALTH.to_string(),
+                "active health checks and the balancer of upstreams with `health`",
+            ));
+            files.push(file(
+                "lua/gatefold/balance.lua",
+                lua::BALANCE.to_string(),
+                "the balancer of upstreams with `health`",
+            ));
+            files.push(file(
+                "lua/gatefold/upstreams.lua",
+                lua::upstreams(ir),
+                "the upstreams with `health`: checks and targets",
+            ));
+        }
+        if model.redirects {
+            files.push(file(
+                "lua/gatefold/redirect.lua",
+                lua::REDIRECT.to_string(),
+                "the answer of `redirect`: location with the request's query, empty body",
+            ));
+        }
         if model.lua {
             files.push(file(
                 "lua/gatefold/access.lua",
@@ -194,8 +235,10 @@ fn file(path: &str, text: String, description: &str) -> OutputFile {
     }
 }
 
-/// Whether the compiled configuration of `ir` loads the Lua module: only
-/// when some route's chain holds a kind nginx cannot do alone.
+/// Whether the compiled configuration of `ir` runs the Lua access phase:
+/// only when some route's chain holds a kind nginx cannot do alone. (The
+/// Lua module itself is always loaded: every request's path is normalized
+/// there, see `lua/path.lua`.)
 pub fn needs_lua(ir: &ValidIr) -> bool {
     model::Model::build(ir, &Options::default()).lua
 }

@@ -6,7 +6,8 @@ use crate::escape;
 use crate::routing::{self, Dispatch};
 use gatefold_compiler::ir::policy::{Cors, CorsOrigin, HeaderTransform, MockBody, Policy};
 use gatefold_compiler::ir::{
-    Balance, HeaderName, Ir, PolicyId, PolicyKind, ProxyPlan, Route, Secret, UpstreamPath, ValidIr,
+    Balance, HeaderName, Ir, OriginHost, PolicyId, PolicyKind, ProxyPlan, Route, Secret, Upstream,
+    UpstreamPath, ValidIr,
 };
 use gatefold_compiler::target::Options;
 use serde::{Deserialize, Serialize};
@@ -172,9 +173,12 @@ pub struct Model {
     /// The directives inside `http {}`, rendered line by line with
     /// [`Word::render`] (see `render.rs` for why not by a template loop).
     http: String,
-    /// Whether the Lua module is loaded.
+    /// Whether some route runs the Lua access phase (`access.lua`).
     #[serde(skip)]
     pub lua: bool,
+    /// Whether some route answers with `redirect.lua`.
+    #[serde(skip)]
+    pub redirects: bool,
     /// Per route index: what the Lua access phase does there.
     #[serde(skip)]
     pub lua_routes: BTreeMap<usize, LuaRoute>,
@@ -191,6 +195,16 @@ pub struct LuaRoute {
     pub headers: Option<HeaderTransform>,
     /// The named location answering after the access phase (mock/redirect).
     pub answer: Option<String>,
+    /// The health-checked upstream the route calls: its name, or the
+    /// variable a traffic-split sets to `gf_up_NAME`.
+    pub health: Option<HealthOf>,
+}
+
+/// Which upstream's health a route checks before proxying.
+#[derive(Debug, Clone)]
+pub enum HealthOf {
+    Upstream(String),
+    SplitVar(String),
 }
 
 const NEEDS_LUA: [PolicyKind; 5] = [
@@ -205,8 +219,14 @@ fn json_error(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
+/// Where nginx's own 400 and 405 go (see `server_defaults`).
+const ERROR_URI: &str = "/.gatefold-error";
+
 /// Every gateway-made error answer, by status.
-const ERRORS: [(u16, &str, &str); 5] = [
+const ERRORS: [(u16, &str, &str); 7] = [
+    // nginx's own refusals of malformed requests (HTML otherwise).
+    (400, "gf_400", "bad request"),
+    (408, "gf_408", "request timeout"),
     (403, "gf_403", "forbidden"),
     (413, "gf_413", "payload too large"),
     (502, "gf_502", "bad gateway"),
@@ -221,8 +241,11 @@ struct Builder<'a> {
     made: BTreeMap<String, String>,
     counter: usize,
     locations: Vec<Item>,
-    /// The locations requests enter by: one per bucket (and its 405).
+    /// The named locations answering 405, one per bucket.
     entries: Vec<Item>,
+    /// The entries of the map from the path's first segment to the bucket's
+    /// target variable.
+    bucket_entries: Vec<Item>,
     lua_routes: BTreeMap<usize, LuaRoute>,
 }
 
@@ -249,6 +272,7 @@ impl Model {
             counter: 0,
             locations: Vec::new(),
             entries: Vec::new(),
+            bucket_entries: Vec::new(),
             lua_routes: BTreeMap::new(),
         };
         let dispatch = routing::dispatch(ir);
@@ -258,8 +282,9 @@ impl Model {
         for (i, route) in ir.routes.iter().enumerate() {
             b.route(i, route, &dispatch);
         }
+        let servers = b.servers(options);
         http.append(&mut b.maps);
-        http.extend(b.servers(options));
+        http.extend(servers);
         let mut lines = Vec::new();
         for item in http {
             item.flatten(1, &mut lines);
@@ -267,11 +292,7 @@ impl Model {
         Model {
             name: ir.gateway.name.to_string(),
             hash: ir.hash.to_string(),
-            modules: if lua_routes_needed {
-                crate::LUA_MODULES.to_vec()
-            } else {
-                Vec::new()
-            },
+            modules: crate::LUA_MODULES.to_vec(),
             env: env.into_iter().collect(),
             http: {
                 let mut text = String::with_capacity(lines.len() * 48);
@@ -281,6 +302,10 @@ impl Model {
                 text
             },
             lua: lua_routes_needed,
+            redirects: ir
+                .policies
+                .values()
+                .any(|p| matches!(p.policy, Policy::Redirect(_))),
             lua_routes: b.lua_routes,
         }
     }
@@ -289,6 +314,31 @@ impl Model {
 fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
     r.chain.iter().any(|id| NEEDS_LUA.contains(&id.kind))
         || matches!(ir.policy(r, PolicyKind::RequestHeaders), Some(Policy::RequestHeaders(h)) if !h.add.is_empty())
+        || health_checked_route(ir, r)
+}
+
+/// Whether `up` gets Lua's active health checks: it has `health` and every
+/// target is an address (the Lua balancer and checks connect to addresses;
+/// nginx resolves names only at start-up).
+pub fn health_checked(up: &Upstream) -> bool {
+    up.health.is_some()
+        && up
+            .targets
+            .iter()
+            .all(|t| matches!(t.url.host, OriginHost::Ip(_)))
+}
+
+/// Whether a route that proxies may call a health-checked upstream (the
+/// access phase answers 503 when it has no target up).
+fn health_checked_route(ir: &Ir, r: &Route) -> bool {
+    let answers =
+        r.policy_id(PolicyKind::Mock).is_some() || r.policy_id(PolicyKind::Redirect).is_some();
+    !answers
+        && r.lowered.proxy.as_ref().is_some_and(|p| {
+            p.destinations()
+                .iter()
+                .any(|d| health_checked(&ir.upstreams[&d.upstream]))
+        })
 }
 
 /// `5s`, `250ms`: nginx's time units.
@@ -377,12 +427,35 @@ impl Builder<'_> {
                 ],
             ));
         }
+        // Lua is always loaded: the path every route matches is computed
+        // there (lua/path.lua).
+        out.push(Item::d(vec![
+            raw("lua_package_path"),
+            gen("$prefix/lua/?.lua;;"),
+        ]));
         if lua {
-            out.push(Item::d(vec![
-                raw("lua_package_path"),
-                gen("$prefix/lua/?.lua;;"),
-            ]));
             out.push(dr(["lua_shared_dict", "gf_rate", "16m"]));
+        }
+        if self.ir.upstreams.values().any(health_checked) {
+            out.push(dr(["lua_shared_dict", "gf_health", "1m"]));
+            out.push(
+                Item::d(vec![
+                    raw("init_worker_by_lua"),
+                    gen("require(\"gatefold.health\").start()"),
+                ])
+                .note("active health checks (lua/gatefold/health.lua)"),
+            );
+        }
+        if !self.ir.gateway.baseline.server_header {
+            // nginx always writes `server: nginx` unless the header exists:
+            // made, then cleared, it is left out.
+            out.push(
+                Item::d(vec![
+                    raw("header_filter_by_lua"),
+                    gen("ngx.header[\"Server\"] = \"-\"; ngx.header[\"Server\"] = nil"),
+                ])
+                .note("baseline server-header false: no `server` header"),
+            );
         }
         out
     }
@@ -400,13 +473,22 @@ impl Builder<'_> {
                     raw("consistent"),
                 ])),
             }
-            for t in &up.targets {
-                body.push(Item::d(vec![
-                    raw("server"),
-                    Word::Lit(format!("{}:{}", t.url.host, t.url.port)),
-                    raw(format!("weight={}", t.weight.max(1))),
-                    raw("max_fails=0"),
-                ]));
+            if health_checked(up) {
+                // Lua picks a target that is up (lua/health.lua).
+                body.clear();
+                body.push(
+                    dr(["server", "0.0.0.1"]).note("a placeholder: the balancer below picks"),
+                );
+                body.push(dr(["balancer_by_lua_file", "lua/gatefold/balance.lua"]));
+            } else {
+                for t in &up.targets {
+                    body.push(Item::d(vec![
+                        raw("server"),
+                        Word::Lit(format!("{}:{}", t.url.host, t.url.port)),
+                        raw(format!("weight={}", t.weight.max(1))),
+                        raw("max_fails=0"),
+                    ]));
+                }
             }
             body.push(dr(["keepalive", "32"]));
             out.push(
@@ -432,7 +514,7 @@ impl Builder<'_> {
                 Some(f) => format!("paths under /{}: the first entry that matches wins (IR order)", f.replace(['\n', '\r'], " ")),
             };
             self.maps.push(
-                map_item("$host $request_method $uri", &v("route"), entries, empty()).note(note),
+                map_item("$host $gf_method $gf_path", &v("route"), entries, empty()).note(note),
             );
             // 405: the union of the methods of the routes taking host and path.
             let mut sources = String::new();
@@ -445,7 +527,7 @@ impl Builder<'_> {
                     .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
                     .collect();
                 self.maps
-                    .push(map_item("$host $uri", &var, entries, empty()));
+                    .push(map_item("$host $gf_path", &var, entries, empty()));
             }
             let (src, allow_entries) = if sources.is_empty() {
                 ("$gf_dollar".to_string(), Vec::new())
@@ -475,7 +557,7 @@ impl Builder<'_> {
                     .map(|(re, x)| (gen(re.clone()), x.clone().map(raw).unwrap_or_else(empty)))
                     .collect();
                 self.maps.push(
-                    map_item("$host $http_access_control_request_method $uri", &v("pre_route"), entries, empty())
+                    map_item("$host $http_access_control_request_method $gf_path", &v("pre_route"), entries, empty())
                         .note("CORS preflights: routed by the method they ask about, when that route has cors"),
                 );
                 self.maps.push(map_item(
@@ -485,40 +567,19 @@ impl Builder<'_> {
                     raw(v("main")),
                 ));
                 self.maps.push(map_item(
-                    "$request_method|$http_origin|$http_access_control_request_method",
+                    "$gf_method|$http_origin|$http_access_control_request_method",
                     &v("target"),
                     vec![(gen("~^OPTIONS\\|.+\\|.+$"), raw(v("pre")))],
                     raw(v("main")),
                 ));
                 v("target")
             };
-            let jump = || {
-                vec![
-                    dr(["client_max_body_size", "0"]),
-                    Item::d(vec![
-                        raw("error_page"),
-                        raw("418"),
-                        raw("="),
-                        raw(format!("@{target}")),
-                    ]),
-                    dr(["return", "418"]),
-                ]
+            // The bucket: its target variable, by the path's first segment.
+            let entry = match &b.first {
+                None => Item::d(vec![raw("default"), raw(target)]),
+                Some(f) => Item::d(vec![Word::Lit(map_key(f)), raw(target)]),
             };
-            match &b.first {
-                None => self
-                    .entries
-                    .push(Item::b(vec![raw("location"), raw("/")], jump())),
-                Some(f) => {
-                    self.entries.push(Item::b(
-                        vec![raw("location"), Word::Lit(format!("/{f}/"))],
-                        jump(),
-                    ));
-                    self.entries.push(Item::b(
-                        vec![raw("location"), raw("="), Word::Lit(format!("/{f}"))],
-                        jump(),
-                    ));
-                }
-            }
+            self.bucket_entries.push(entry);
             let mut miss405 = vec![dr(["default_type", "application/json"])];
             miss405.extend(self.common_headers());
             miss405.push(Item::d(vec![
@@ -537,6 +598,43 @@ impl Builder<'_> {
                 miss405,
             ));
         }
+        // The method as the client sent it: nginx's own 405 for TRACE goes
+        // through error_page, which turns `$request_method` into GET.
+        self.maps.push(map_item(
+            "$request",
+            "$gf_method",
+            vec![(gen("~^(?<gf_m>[^ ]+)"), raw("$gf_m"))],
+            raw("$request_method"),
+        ));
+        self.maps.push(map_item(
+            "$status",
+            "$gf_nginx_400",
+            vec![(gen("400"), raw("1"))],
+            empty(),
+        ));
+        self.maps.push(map_item(
+            "$gf_path",
+            "$gf_bad_path",
+            vec![(gen(""), raw("1"))],
+            empty(),
+        ));
+        // The bucket by the first segment (exact strings: a hash lookup).
+        self.maps.push(
+            map_item(
+                "$gf_path",
+                "$gf_first",
+                vec![(gen("~^/(?<gf_f>[^/]*)"), raw("$gf_f"))],
+                empty(),
+            )
+            .note("the first segment of the normalized path"),
+        );
+        let mut body = std::mem::take(&mut self.bucket_entries);
+        // `default` first, as map_item writes it.
+        body.sort_by_key(|i| !matches!(i.words.first(), Some(Word::Raw(w)) if w == "default"));
+        self.maps.push(Item::b(
+            vec![raw("map"), raw("$gf_first"), raw("$gf_entry")],
+            body,
+        ));
     }
 
     /// The servers: the plain listener (or its redirect to https) and,
@@ -585,6 +683,7 @@ impl Builder<'_> {
             body.extend(locations.clone());
         }
         out.push(Item::b(vec![raw("server")], body).note("plain HTTP"));
+        let misdirected = self.misdirected(tls);
         // The certificate for an SNI name is the first whose names cover it,
         // else the first: a name an earlier certificate covers is dropped
         // from later ones, and `*.x` (one label, as TLS reads it) is a regex.
@@ -630,14 +729,79 @@ impl Builder<'_> {
                 gatefold_compiler::ir::tls::TlsKey::Env(_) => format!("../{}", tls_key_file(i)),
             };
             body.push(Item::d(vec![raw("ssl_certificate_key"), Word::Lit(key)]));
+            body.push(refuse(&misdirected, 421, "misdirected request"));
             body.extend(locations.clone());
             out.push(Item::b(vec![raw("server")], body).note(format!("TLS, certificate {i}")));
         }
         out
     }
 
+    /// A variable set when the request's host is not covered by the
+    /// certificate its connection got (by SNI: the first covering, else
+    /// the first): 421. nginx picks the server block by `host` after the
+    /// handshake, so the certificate is found from `$ssl_server_name`.
+    fn misdirected(&mut self, tls: &gatefold_compiler::ir::tls::Tls) -> String {
+        let name_re = |n: &str| match n.strip_prefix("*.") {
+            Some(suffix) => format!("[^.]+\\.{}", escape::regex(&suffix.to_ascii_lowercase())),
+            None => escape::regex(&n.to_ascii_lowercase()),
+        };
+        let mut by_sni = Vec::new();
+        let mut covered = Vec::new();
+        for (i, cert) in tls.certificates.iter().enumerate() {
+            for n in &cert.names {
+                by_sni.push((gen(format!("~*^{}$", name_re(n))), raw(i.to_string())));
+                covered.push((gen(format!("~*^{i} {}$", name_re(n))), empty()));
+            }
+        }
+        let cert = self.fresh("cert");
+        let mut body = vec![Item::d(vec![raw("default"), raw("0")])];
+        body.extend(by_sni.into_iter().map(|(k, v)| Item::d(vec![k, v])));
+        self.maps.push(
+            Item::b(
+                vec![raw("map"), raw("$ssl_server_name"), raw(format!("${cert}"))],
+                body,
+            )
+            .note("the certificate a TLS connection got: the first covering its SNI name, else the first"),
+        );
+        let var = self.fresh("misdirected");
+        self.maps.push(map_item(
+            &format!("${cert} $host"),
+            &format!("${var}"),
+            covered,
+            raw("1"),
+        ));
+        format!("${var}")
+    }
+
     fn locations_all(&mut self) -> Vec<Item> {
         let mut body = self.server_defaults();
+        // The spec's normalized path, from the raw request target (server
+        // rewrite phase, before any location); "" is a bad path.
+        body.push(
+            Item::d(vec![
+                raw("set_by_lua"),
+                raw("$gf_path"),
+                gen("return require(\"gatefold.path\").current()"),
+            ])
+            .note("the spec's normalized path (nginx's $uri decodes %2F and every other escape)"),
+        );
+        body.push(refuse("$gf_bad_path", 400, "bad request"));
+        // Every request enters here and jumps to the location the dispatch
+        // maps name; nginx's own location rules decide nothing.
+        let jump = vec![
+            dr(["client_max_body_size", "0"]),
+            dr(["error_page", "418", "=", "@$gf_entry"]),
+            dr(["return", "418"]),
+        ];
+        body.push(Item::b(vec![raw("location"), raw("/")], jump.clone()));
+        // nginx's own 400 (with `$status` 400) answers JSON; anything else
+        // here (a client asking for this path, a TRACE) is dispatched.
+        let mut error = vec![refuse("$gf_nginx_400", 400, "bad request")];
+        error.extend(jump);
+        body.push(Item::b(
+            vec![raw("location"), raw("="), Word::Lit(ERROR_URI.into())],
+            error,
+        ));
         body.append(&mut self.entries);
         let common = self.common_headers();
         let mut miss404 = vec![dr(["default_type", "application/json"])];
@@ -672,7 +836,17 @@ impl Builder<'_> {
         set.insert("x-forwarded-proto".into(), raw("$scheme"));
         set.insert("forwarded".into(), empty());
         set.insert("x-real-ip".into(), empty());
-        set.insert("connection".into(), empty());
+        // Hop-by-hop headers stay on this hop (nginx drops only some).
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+        ] {
+            set.insert(name.into(), empty());
+        }
         if self.ir.gateway.baseline.request_id {
             set.insert("x-request-id".into(), raw("$gf_request_id"));
         }
@@ -686,7 +860,26 @@ impl Builder<'_> {
         let mut out = vec![dr(["default_type", "application/json"])];
         // Declared for every request; each proxying route sets its own.
         out.push(Item::d(vec![raw("set"), raw("$gf_host"), empty()]));
-        out.extend(Self::error_pages());
+        // A request nginx refuses before its URI is parsed cannot enter a
+        // named location: 400 goes to a URI. So does nginx's own 405 for
+        // TRACE (with `=`: the route's answer decides the status), which
+        // the spec routes like any method.
+        out.extend(
+            Self::error_pages()
+                .into_iter()
+                .filter(|i| !matches!(i.words.get(1), Some(Word::Raw(c)) if c == "400")),
+        );
+        out.push(Item::d(vec![
+            raw("error_page"),
+            raw("400"),
+            Word::Lit(ERROR_URI.into()),
+        ]));
+        out.push(Item::d(vec![
+            raw("error_page"),
+            raw("405"),
+            raw("="),
+            Word::Lit(ERROR_URI.into()),
+        ]));
         out.push(Item::d(vec![
             raw("client_max_body_size"),
             raw(base.max_body.0.to_string()),
@@ -704,6 +897,7 @@ impl Builder<'_> {
             raw(time(base.timeouts.read.millis)),
         ]));
         out.push(dr(["proxy_next_upstream", "off"]));
+        out.push(dr(["proxy_method", "$gf_method"]));
         for (name, value) in self.base_request_headers() {
             out.push(Item::d(vec![
                 raw("proxy_set_header"),
@@ -833,6 +1027,7 @@ impl Builder<'_> {
                 Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
                 _ => None,
             };
+            let health = self.health_of(route);
             self.lua_routes.insert(
                 i,
                 LuaRoute {
@@ -847,6 +1042,7 @@ impl Builder<'_> {
                     rate,
                     headers: add_headers,
                     answer: has_answer.then(|| format!("@{answer_loc}")),
+                    health,
                 },
             );
         } else if has_answer {
@@ -896,9 +1092,42 @@ impl Builder<'_> {
         }
         // add_header is inherited all or nothing: a route with headers of
         // its own repeats the server's request id.
-        if headers.len() > self.common_headers().len() || !late_headers.is_empty() {
+        let own_headers = headers.len() > self.common_headers().len() || !late_headers.is_empty();
+        if own_headers {
             body.extend(headers.iter().cloned());
             body.extend(late_headers.iter().cloned());
+        }
+        // The gateway's answers when the upstream fails come after phase 9:
+        // they carry the route's headers too (error_page is inherited all
+        // or nothing, so the route repeats the others).
+        let proxies = route.lowered.proxy.is_some() && !has_answer;
+        if proxies && own_headers {
+            for (code, name, message) in ERRORS {
+                if ![502, 504].contains(&code) {
+                    body.push(Item::d(vec![
+                        raw("error_page"),
+                        raw(code.to_string()),
+                        raw(format!("@{name}")),
+                    ]));
+                    continue;
+                }
+                let loc = format!("@r{i}_{code}");
+                body.push(Item::d(vec![
+                    raw("error_page"),
+                    raw(code.to_string()),
+                    raw(loc.clone()),
+                ]));
+                let mut err = vec![dr(["default_type", "application/json"])];
+                err.extend(headers.iter().cloned());
+                err.extend(late_headers.iter().cloned());
+                err.push(Item::d(vec![
+                    raw("return"),
+                    raw(code.to_string()),
+                    Word::Val(json_error(message)),
+                ]));
+                self.locations
+                    .push(Item::b(vec![raw("location"), raw(loc)], err));
+            }
         }
         self.locations.push(
             Item::b(vec![raw("location"), raw(format!("@r{i}"))], body).note(format!(
@@ -940,6 +1169,19 @@ impl Builder<'_> {
                 vec![raw("location"), raw(format!("@pre_r{i}"))],
                 pre,
             ));
+        }
+    }
+
+    /// The health-checked upstream `route` calls, if any.
+    fn health_of(&mut self, route: &Route) -> Option<HealthOf> {
+        if !health_checked_route(self.ir, route) {
+            return None;
+        }
+        match route.lowered.proxy.as_ref()? {
+            ProxyPlan::Single(d) => Some(HealthOf::Upstream(d.upstream.to_string())),
+            ProxyPlan::Split { policy, .. } => Some(HealthOf::SplitVar(
+                self.split(policy).trim_start_matches('$').to_string(),
+            )),
         }
     }
 
@@ -1108,6 +1350,14 @@ impl Builder<'_> {
         };
         let base = &self.ir.gateway.baseline.timeouts;
         let mut out = vec![Item::d(vec![raw("set"), raw("$gf_host"), host_word])];
+        if health_checked_route(self.ir, route) {
+            // For the Lua balancer: which upstream (`gf_up_NAME`).
+            out.push(Item::d(vec![
+                raw("set"),
+                raw("$gf_upstream"),
+                raw(upstream.clone()),
+            ]));
+        }
         if dest.connect_timeout != base.connect {
             out.push(Item::d(vec![
                 raw("proxy_connect_timeout"),
@@ -1174,17 +1424,17 @@ impl Builder<'_> {
             }
         }
         let target = match &route.lowered.upstream_path {
-            UpstreamPath::Keep => "$uri".to_string(),
+            UpstreamPath::Keep => "$gf_path".to_string(),
             UpstreamPath::Prefix { strip, add } => {
                 let strip = strip
                     .as_deref()
                     .filter(|s| *s != "/")
-                    .map(routing::decode)
+                    .map(str::to_string)
                     .unwrap_or_default();
                 let add = add
                     .as_deref()
                     .filter(|s| *s != "/")
-                    .map(routing::decode)
+                    .map(str::to_string)
                     .unwrap_or_default();
                 let re = escape::regex(&strip);
                 let add_v = dollar(&add);
@@ -1196,7 +1446,7 @@ impl Builder<'_> {
                 let var = self.map(
                     format!("prefix {strip} {add}"),
                     "path",
-                    raw("$uri"),
+                    raw("$gf_path"),
                     vec![
                         (gen(format!("~(?s)^{re}\\z")), gen(whole)),
                         (
@@ -1204,7 +1454,7 @@ impl Builder<'_> {
                             gen(format!("{add_v}${{gf_rest}}")),
                         ),
                     ],
-                    raw("$uri"),
+                    raw("$gf_path"),
                 );
                 format!("${var}")
             }
@@ -1214,9 +1464,7 @@ impl Builder<'_> {
                 for s in &t.segments {
                     value.push('/');
                     match s {
-                        gatefold_compiler::ir::Segment::Literal(l) => {
-                            value.push_str(&dollar(&routing::decode(l)))
-                        }
+                        gatefold_compiler::ir::Segment::Literal(l) => value.push_str(&dollar(l)),
                         gatefold_compiler::ir::Segment::Param(p) => {
                             let n = names.iter().position(|x| x == p).unwrap_or(0);
                             value.push_str(&format!("${{gf_p{n}}}"));
@@ -1229,19 +1477,16 @@ impl Builder<'_> {
                 let var = self.map(
                     format!("template {i}"),
                     "path",
-                    raw("$uri"),
+                    raw("$gf_path"),
                     vec![(gen(re), gen(value))],
-                    raw("$uri"),
+                    raw("$gf_path"),
                 );
                 format!("${var}")
             }
         };
-        out.push(Item::d(vec![
-            raw("rewrite"),
-            raw("^"),
-            raw(target),
-            raw("break"),
-        ]));
+        // The path as computed, byte for byte: with variables in its URL,
+        // proxy_pass sends the URI unchanged (a rewritten `$uri` would be
+        // sent decoded, then re-escaped nginx's way).
         let scheme = if first.tls { "https" } else { "http" };
         if first.tls {
             out.push(dr(["proxy_ssl_server_name", "on"]));
@@ -1252,7 +1497,7 @@ impl Builder<'_> {
         }
         out.push(Item::d(vec![
             raw("proxy_pass"),
-            raw(format!("{scheme}://{upstream}")),
+            raw(format!("{scheme}://{upstream}{target}$is_args$args")),
         ]));
         out
     }
@@ -1330,6 +1575,8 @@ impl Builder<'_> {
         let ir = self.ir;
         let mut out = Vec::new();
         let mut own: Vec<(String, String)> = Vec::new(); // (name, value) of the answer
+                                                         // A redirect: whether `to` has a query, and its `#fragment`.
+        let mut redirect: Option<(bool, Option<String>)> = None;
         let mut content_type: Option<String> = None;
         let (status, body_word): (u16, Option<Word>) = match (
             ir.policy(route, PolicyKind::Mock),
@@ -1358,12 +1605,21 @@ impl Builder<'_> {
             }
             (_, Some(Policy::Redirect(r))) => {
                 let (re, names) = routing::capture_regex(&route.matcher.path);
-                let (value, has_params) = fill(&r.to.to_string(), &names);
+                // The fragment goes after the request's query (redirect.lua).
+                let to = gatefold_compiler::ir::policy::RedirectTo {
+                    fragment: None,
+                    ..r.to.clone()
+                };
+                redirect = Some((
+                    r.to.query.is_some(),
+                    r.to.fragment.as_ref().map(|f| format!("#{f}")),
+                ));
+                let (value, has_params) = fill(&to.to_string(), &names);
                 let word = if has_params {
                     let var = self.map(
                         format!("redirect {i}"),
                         "loc",
-                        raw("$uri"),
+                        raw("$gf_path"),
                         vec![(gen(re), gen(value))],
                         empty(),
                     );
@@ -1428,9 +1684,33 @@ impl Builder<'_> {
                 raw("always"),
             ]));
         }
-        let mut ret = vec![raw("return"), raw(status.to_string())];
-        ret.extend(body_word);
-        out.push(Item::d(ret));
+        match redirect {
+            // nginx's `return 3xx` writes an HTML body and cannot append
+            // the query: Lua answers with `location` and an empty body.
+            Some((has_query, fragment)) => {
+                out.push(Item::d(vec![
+                    raw("set"),
+                    raw("$gf_location"),
+                    body_word.unwrap_or_else(empty),
+                ]));
+                out.push(Item::d(vec![
+                    raw("set"),
+                    raw("$gf_redirect"),
+                    gen(format!("{status}{}", if has_query { "&" } else { "?" })),
+                ]));
+                out.push(Item::d(vec![
+                    raw("set"),
+                    raw("$gf_fragment"),
+                    Word::Val(fragment.unwrap_or_default()),
+                ]));
+                out.push(dr(["content_by_lua_file", "lua/gatefold/redirect.lua"]));
+            }
+            None => {
+                let mut ret = vec![raw("return"), raw(status.to_string())];
+                ret.extend(body_word);
+                out.push(Item::d(ret));
+            }
+        }
         out
     }
 }
@@ -1516,6 +1796,20 @@ fn refuse(var: &str, code: u16, message: &str) -> Item {
             ]),
         ],
     )
+}
+
+/// A `map` key matching exactly `s`: a leading `~` (a regex) or a
+/// special word (`default`, `hostnames`, `include`, `volatile`) is escaped
+/// with `\\`.
+fn map_key(s: &str) -> String {
+    if s.starts_with('~')
+        || s.starts_with('\\')
+        || ["default", "hostnames", "include", "volatile"].contains(&s)
+    {
+        format!("\\{s}")
+    } else {
+        s.to_string()
+    }
 }
 
 /// `x-api-key` -> `x_api_key`, as nginx names `$http_*` variables.

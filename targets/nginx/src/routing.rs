@@ -1,11 +1,13 @@
-//! The route choice as ordered regexes over `"$host $method $uri"`.
+//! The route choice as ordered regexes over `"$host $method $gf_path"`.
 //!
 //! nginx tries a `map`'s regexes in the order written and takes the first
 //! that matches: written in IR order, that is the spec's precedence (the
 //! first route whose matcher takes host, path and method), whatever
-//! nginx's own `location`/`server_name` rules would pick. `$uri` is nginx's
-//! normalized path (percent-decoded, `//` merged, dot segments resolved),
-//! so literal segments are matched decoded.
+//! nginx's own `location`/`server_name` rules would pick. `$gf_path` is the
+//! spec's normalized path (`lua/path.lua`: unreserved escapes decoded, `//`
+//! merged, dot segments resolved, `%2F` and other escapes kept), so literal
+//! segments are matched as written. nginx's own `$uri` decodes every escape
+//! and is never matched.
 
 use crate::escape;
 use gatefold_compiler::ir::{HostPattern, Ir, Matcher, Method, PathPattern, PolicyKind, Segment};
@@ -21,18 +23,18 @@ pub struct Dispatch {
 
 /// The routes that can take a path whose first segment is `first`: those
 /// naming it literally and those whose first segment is a parameter (or
-/// `/`, `/*`), in IR order. nginx's own location tree finds the bucket
-/// (`location /first/` and `location = /first`, one level, so no nginx rule
-/// ever weighs two of them), and the bucket's map tries only its routes.
+/// `/`, `/*`), in IR order. A `map` over the first segment of `$gf_path`
+/// (exact strings, a hash lookup) finds the bucket, and the bucket's map
+/// tries only its routes.
 pub struct Bucket {
-    /// The decoded first segment; `None` for bucket 0.
+    /// The first segment; `None` for bucket 0.
     pub first: Option<String>,
-    /// `(regex over "$host $method $uri", route index)`, in IR order.
+    /// `(regex over "$host $method $gf_path", route index)`, in IR order.
     pub routes: Vec<(String, usize)>,
-    /// Per method (in `allow` order): regexes over `"$host $uri"` of the
+    /// Per method (in `allow` order): regexes over `"$host $gf_path"` of the
     /// routes with that method.
     pub allow: BTreeMap<Method, Vec<String>>,
-    /// Over `"$host $acrm $uri"`: `pre_rN` for routes with cors, else
+    /// Over `"$host $acrm $gf_path"`: `pre_rN` for routes with cors, else
     /// none; cut after the last route with cors (the rest would answer none).
     pub preflight: Vec<(String, Option<String>)>,
 }
@@ -126,13 +128,12 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
     Dispatch { buckets, describe }
 }
 
-/// The first segment of every path a route takes, as nginx sees it
-/// (decoded: an encoded `/` in a literal splits it there); `None` when it
+/// The first segment of every path a route takes; `None` when it
 /// varies (a parameter first, `/`, `/*`).
 fn bucket_key(p: &PathPattern) -> Option<String> {
     match p.segments.first() {
         Some(Segment::Literal(l)) => {
-            let first = decode(l).split('/').next().unwrap_or("").to_string();
+            let first = l.split('/').next().unwrap_or("").to_string();
             (!first.is_empty()).then_some(first)
         }
         _ => None,
@@ -165,33 +166,13 @@ fn method_regex(m: &Matcher) -> String {
     }
 }
 
-/// Percent-decodes a literal, as nginx decodes `$uri`.
-pub fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn segments_regex(p: &PathPattern, capture: bool) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut names = Vec::new();
     for s in &p.segments {
         out.push('/');
         match s {
-            Segment::Literal(l) => out.push_str(&escape::regex(&decode(l))),
+            Segment::Literal(l) => out.push_str(&escape::regex(l)),
             Segment::Param(name) if capture => {
                 out.push_str(&format!("(?<gf_p{}>[^/]+)", names.len()));
                 names.push(name.clone());
@@ -217,7 +198,7 @@ pub fn path_regex(p: &PathPattern) -> String {
     segments_regex(p, false).0
 }
 
-/// A regex over `$uri` binding each `{param}` to `gf_pN` (N: its position),
+/// A regex over `$gf_path` binding each `{param}` to `gf_pN` (N: its position),
 /// and the param names in order.
 pub fn capture_regex(p: &PathPattern) -> (String, Vec<String>) {
     let (re, names) = segments_regex(p, true);

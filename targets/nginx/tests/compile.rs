@@ -28,13 +28,17 @@ fn output_is_deterministic() {
     }
 }
 
-/// A spec without authentication, acl or rate-limit loads no Lua.
+/// Every spec loads the Lua module (path normalization); a spec without
+/// authentication, acl or rate-limit runs no Lua access phase.
 #[test]
-fn lua_only_when_needed() {
+fn lua_access_phase_only_when_needed() {
     let ir = compile_path("examples/quickstart");
     let out = emit(&ir, &Options::default());
-    assert_eq!(out.files.len(), 1, "only nginx.conf");
-    assert!(!conf(&out).contains("load_module"));
+    let paths: Vec<&str> = out.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["conf/nginx.conf", "lua/gatefold/path.lua"]);
+    let text = conf(&out);
+    assert!(text.contains("load_module \"/usr/lib/nginx/modules/ngx_http_lua_module.so\";"));
+    assert!(!text.contains("access_by_lua") && !text.contains("lua_shared_dict"));
     let ir = compile_path("examples/petstore");
     let out = emit(&ir, &Options::default());
     let text = conf(&out);
@@ -198,4 +202,88 @@ fn outside_quotes(text: &str) -> String {
         }
     }
     out
+}
+
+/// kitchen-sink as written is refused for nginx, fail closed, for exactly
+/// what nginx cannot carry out: `jwt` (security), `script` (no target runs
+/// one yet) and a `native` nginx entry (verbatim text). Without those it
+/// passes `nginx -t` and `luajit -bl`, and serves.
+#[test]
+fn kitchen_sink_is_refused_for_jwt_script_native_and_otherwise_serves() {
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kitchen-sink");
+    let ir = compile_path("examples/kitchen-sink");
+    let gaps = check(&NginxTarget::default(), &ir, &Options::default());
+    let mut refused: Vec<String> = gaps
+        .iter()
+        .filter(|g| g.error)
+        .map(|g| {
+            format!(
+                "{}{}",
+                g.policy.kind,
+                g.field.map(|f| format!(".{f}")).unwrap_or_default()
+            )
+        })
+        .collect();
+    refused.sort();
+    refused.dedup();
+    assert_eq!(refused, ["jwt", "native.nginx", "script"], "{gaps:?}");
+
+    let text = std::fs::read_to_string(examples.join("gatefold.yaml")).unwrap();
+    // Without jwt: `reports` authenticates by key instead (its acl needs
+    // someone authenticated).
+    let without: String = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim();
+            !(t == "- service-token" && l.starts_with("    - "))
+                && t != "nginx:"
+                && !t.starts_with("directives: [\"proxy_buffering")
+        })
+        .map(|l| {
+            // nginx resolves upstream names at start-up, and this machine
+            // resolves no names: the reports upstream by address.
+            l.replace("policies: [tenant-routing]", "policies: []")
+                .replace("reports.internal.example", "127.0.0.1")
+                .replace("- service-token", "- api-key")
+                + "\n"
+        })
+        .collect();
+    for gone in [
+        "- service-token",
+        "tenant-routing]",
+        "proxy_buffering",
+        "reports.internal.example",
+    ] {
+        assert!(
+            text.contains(gone) && !without.contains(gone),
+            "kitchen-sink changed: {gone}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::copy(
+        examples.join("keys/jwt-rs256.pub"),
+        dir.path().join("keys/jwt-rs256.pub"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("gatefold.yaml"), without).unwrap();
+    let compiled = gatefold_compiler::compile_path(dir.path());
+    let Some(ir) = compiled.ir.as_ref() else {
+        panic!("{}", compiled.render());
+    };
+    check_output(&emit(ir, &Options::default()));
+    let ng = run(ir, &[]);
+    let r = get(ng.addr, "/healthz", &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, r#"{"status":"ok"}"#),
+        "{r:?}"
+    );
+    let r = get(ng.addr, "/catalog/teapot", &[("host", "api.example.com")]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, r#"{"error":"unauthorized"}"#),
+        "{r:?}"
+    );
 }

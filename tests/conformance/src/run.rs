@@ -89,9 +89,20 @@ impl Env {
 
 /// Whether `target` declares `(kind, field, value)` approximate, and its note.
 pub fn declared_approximate(target: &dyn Target, d: &Deviation) -> Option<&'static str> {
-    let kind = gatefold_compiler::ir::PolicyKind::ALL
+    let Some(kind) = gatefold_compiler::ir::PolicyKind::ALL
         .into_iter()
-        .find(|k| k.as_str() == d.kind)?;
+        .find(|k| k.as_str() == d.kind)
+    else {
+        // A part of the request model (`baseline.path`), not a policy.
+        return target
+            .request_model()
+            .into_iter()
+            .find(|m| m.part == d.kind && d.field.is_none())
+            .and_then(|m| match m.support {
+                Support::Approximate { note } => Some(note),
+                _ => None,
+            });
+    };
     let support = match &d.field {
         None => target.support(kind),
         Some(field) => target

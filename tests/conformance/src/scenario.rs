@@ -147,7 +147,8 @@ pub struct Received {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Deviation {
-    /// The policy kind whose `Approximate` declaration this is.
+    /// The policy kind whose `Approximate` declaration this is, or a part
+    /// of the request model a target declares (`baseline.path`).
     pub kind: String,
     #[serde(default)]
     pub field: Option<String>,

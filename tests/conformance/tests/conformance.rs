@@ -56,9 +56,11 @@ fn the_suite_runs_the_targets_gatefold_capabilities_lists() {
     // docs/capabilities.md holds `gatefold capabilities` (the CLI's tests
     // check that): the same matrix from the suite's targets means the suite
     // runs exactly the targets the CLI carries, with the same declarations.
-    // The CLI's order: nginx, envoy, then reference.
+    // In the CLI's order: nginx, envoy, then reference.
     let mut all = targets::pending();
     all.extend(targets::all());
+    let order = [TargetKind::Nginx, TargetKind::Envoy, TargetKind::Reference];
+    all.sort_by_key(|t| order.iter().position(|k| *k == t.kind()));
     let refs: Vec<&dyn gatefold_compiler::target::Target> =
         all.iter().map(|t| t.as_ref()).collect();
     let matrix = gatefold_compiler::target::matrix_markdown(&refs);
