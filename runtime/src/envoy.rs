@@ -119,6 +119,9 @@ impl Envoy {
             ])
             .arg("-c")
             .arg(&path)
+            // The environment it will run with: a TLS key given as an
+            // `environment_variable` data source is read while validating.
+            .envs(&self.env)
             .current_dir(dir)
             .output()
             .map_err(io_err(format!(
@@ -302,7 +305,10 @@ fn as_static(config: &EnvoyConfig) -> Result<String> {
             list.push(resource);
         }
     }
-    serde_yaml::to_string(&bootstrap).map_err(|e| Error::Rejected {
+    // As JSON (which Envoy reads as YAML too): every string quoted, where
+    // YAML output would leave `yes` or `on` plain, which Envoy's YAML 1.1
+    // parser reads as booleans.
+    serde_json::to_string(&bootstrap).map_err(|e| Error::Rejected {
         runtime: "envoy",
         message: format!("re-serializing the bootstrap: {e}"),
     })

@@ -161,11 +161,17 @@ impl Route {
     }
 }
 
+/// A header value as Envoy's header formatter reads it: `%` starts a
+/// command there, so a literal one is `%%`.
+fn literal(value: &str) -> String {
+    value.replace('%', "%%")
+}
+
 fn set_header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: HeaderValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: literal(value),
         },
         append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
     }
@@ -175,7 +181,7 @@ fn add_header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: HeaderValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: literal(value),
         },
         append_action: "APPEND_IF_EXISTS_OR_ADD",
     }
@@ -312,6 +318,22 @@ fn emit_route(
                 mock(m, &mut main);
                 short = true;
             }
+            Policy::Redirect(rd) if lua::local_redirect(&inst.policy).is_some() => {
+                // The Lua filter computes the location (a path on this
+                // host, left relative) into dynamic metadata.
+                main.action = Action::DirectResponse(DirectResponse {
+                    status: rd.status.code(),
+                    body: None,
+                });
+                main.response_headers_to_add.push(HeaderValueOption {
+                    header: HeaderValue {
+                        key: "location".into(),
+                        value: format!("%DYNAMIC_METADATA({}:location)%", lua::FILTER),
+                    },
+                    append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+                });
+                short = true;
+            }
             Policy::Redirect(rd) => {
                 main.action = Action::Redirect(redirect(rd, &r.matcher.path));
                 short = true;
@@ -326,6 +348,7 @@ fn emit_route(
         return;
     };
     let mut action = proxy_action(ctx, r, plan);
+    let start = out.len();
     upstream_path(r, group, &mut action, &main, out);
     // Retries on timeouts and statuses apply to idempotent methods only:
     // the others get an entry of their own retrying connect failures.
@@ -340,14 +363,74 @@ fn emit_route(
             other.matcher.headers.retain(|h| h.name != ":method");
             other.matcher.headers.extend(method_matcher(others));
             let mut a = action.clone();
-            a.retry_policy =
-                retry_policy(retry.attempts, &BTreeSet::from([RetryOn::ConnectFailure]));
+            let read = plan.destinations()[0].read_timeout.millis;
+            let policy = retry_policy(
+                retry.attempts,
+                &BTreeSet::from([RetryOn::ConnectFailure]),
+                read,
+            );
+            set_retry(&mut a, policy, read);
             other.action = Action::Route(Box::new(a));
             out.push(other);
         }
     }
     main.action = Action::Route(Box::new(action));
     out.push(main);
+    if let ProxyPlan::Split { policy, to } = plan {
+        header_matches(ctx, policy, to, start, out);
+    }
+}
+
+/// A `traffic-split`'s `header-match` entries, first wins: before the
+/// route's entries (from `start` in `out`), a copy of each per match with
+/// the header's exact, case-sensitive value required and that upstream
+/// as its only cluster.
+fn header_matches(
+    ctx: &Ctx,
+    policy: &gatefold_compiler::ir::PolicyId,
+    to: &[Destination],
+    start: usize,
+    out: &mut Vec<Route>,
+) {
+    let Some(Policy::TrafficSplit(split)) = ctx.ir.policies.get(policy).map(|i| &i.policy) else {
+        return;
+    };
+    let mut variants = Vec::new();
+    for (n, hm) in split.header_match.iter().enumerate() {
+        let Some(dest) = to.iter().find(|d| d.upstream == hm.upstream) else {
+            continue;
+        };
+        for entry in &out[start..] {
+            let Action::Route(a) = &entry.action else {
+                continue;
+            };
+            let mut v = entry.clone();
+            v.name = format!("{}:match-{n}", entry.name);
+            v.matcher.headers.push(HeaderMatcher {
+                name: hm.name.as_str().to_string(),
+                string_match: Some(StringMatch::Exact(hm.value.clone())),
+                present_match: None,
+                invert_match: None,
+            });
+            let mut a = a.clone();
+            a.weighted_clusters = None;
+            a.cluster = Some(cluster_name(dest));
+            let read = dest.read_timeout.millis;
+            let policy = a.retry_policy.take().and_then(|p| {
+                let on = dest.retry.as_ref().map(|r| &r.on)?;
+                let conditions = if p.retry_on == "connect-failure" {
+                    BTreeSet::from([RetryOn::ConnectFailure])
+                } else {
+                    on.clone()
+                };
+                retry_policy(p.num_retries, &conditions, read)
+            });
+            set_retry(&mut a, policy, read);
+            v.action = Action::Route(a);
+            variants.push(v);
+        }
+    }
+    out.splice(start..start, variants);
 }
 
 /// Header transforms, per-filter config and Lua metadata of a route entry.
@@ -569,7 +652,11 @@ fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
     out
 }
 
-fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
+/// Envoy's retry policy for `attempts` retries on `on`. A timeout is a
+/// per-try timeout of the read timeout, retried through `reset` (which
+/// takes a per-try timeout); the route's overall timeout is then off
+/// ([`proxy_action`]), as every attempt has its own.
+fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>, read_millis: u64) -> Option<RetryPolicy> {
     if attempts == 0 {
         return None;
     }
@@ -578,18 +665,12 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     for o in on {
         match o {
             RetryOn::ConnectFailure => conditions.push("connect-failure"),
-            RetryOn::Timeout => {}
+            RetryOn::Timeout => conditions.push("reset"),
             RetryOn::Status500 => codes.push(500),
             RetryOn::Status502 => codes.push(502),
             RetryOn::Status503 => codes.push(503),
             RetryOn::Status504 => codes.push(504),
         }
-    }
-    if on.contains(&RetryOn::Timeout) {
-        // A per-try timeout counts as a 504 for retriable-status-codes.
-        codes.push(504);
-        codes.sort();
-        codes.dedup();
     }
     if !codes.is_empty() {
         conditions.push("retriable-status-codes");
@@ -597,6 +678,9 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     Some(RetryPolicy {
         retry_on: conditions.join(","),
         num_retries: attempts,
+        per_try_timeout: on
+            .contains(&RetryOn::Timeout)
+            .then(|| duration(read_millis)),
         retriable_status_codes: codes,
         retry_host_predicate: vec![NamedConfig {
             name: "envoy.retry_host_predicates.previous_hosts".into(),
@@ -606,13 +690,25 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     })
 }
 
+/// The action's retry policy; with a per-try timeout the overall one is
+/// off (`0s`), as each attempt has its own.
+fn set_retry(a: &mut RouteAction, policy: Option<RetryPolicy>, read_millis: u64) {
+    a.timeout = if policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some()) {
+        "0s".into()
+    } else {
+        duration(read_millis)
+    };
+    a.retry_policy = policy;
+}
+
 fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
     let ir = ctx.ir;
     let dests = plan.destinations();
     let first: &Destination = &dests[0];
     let mut a = RouteAction {
         auto_host_rewrite: Some(true),
-        append_x_forwarded_host: true,
+        // Set by the front Lua filter, with the client's port.
+        append_x_forwarded_host: false,
         timeout: duration(first.read_timeout.millis),
         ..RouteAction::default()
     };
@@ -639,7 +735,8 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
         }
     }
     if let Some(retry) = &first.retry {
-        a.retry_policy = retry_policy(retry.attempts, &retry.on);
+        let read = first.read_timeout.millis;
+        set_retry(&mut a, retry_policy(retry.attempts, &retry.on, read), read);
     }
     let balance = ir.upstreams.get(&first.upstream).map(|u| &u.balance);
     if let Some(gatefold_compiler::ir::Balance::HashHeader(h)) = balance {

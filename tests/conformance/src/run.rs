@@ -313,7 +313,7 @@ pub fn compare(expect: &Expect, response: &Response, got: &[Got]) -> Result<(), 
     }
     for (name, want) in &expect.headers {
         match response.header(name) {
-            Some(v) if &v == want => {}
+            Some(v) if same_field(&v, want) => {}
             Some(v) => bad.push(format!("header {name}: {v:?} (want {want:?})")),
             None => bad.push(format!("no header {name} (want {want:?})")),
         }
@@ -373,7 +373,7 @@ pub fn compare(expect: &Expect, response: &Response, got: &[Got]) -> Result<(), 
                 check("query", g.query(), &want.query);
                 for (name, w) in &want.headers {
                     match g.header(name) {
-                        Some(v) if &v == w => {}
+                        Some(v) if same_field(&v, w) => {}
                         Some(v) => bad.push(format!("upstream header {name}: {v:?} (want {w:?})")),
                         None => bad.push(format!("upstream: no header {name} (want {w:?})")),
                     }
@@ -406,6 +406,17 @@ pub fn compare(expect: &Expect, response: &Response, got: &[Got]) -> Result<(), 
     } else {
         Err(bad.join("; "))
     }
+}
+
+/// Whether a header's values (repeated lines joined with `, `) are `want`:
+/// exactly, or as the same comma-separated list, since a runtime may join
+/// repeated lines itself with `,` (RFC 9110 5.3 makes the two the same).
+fn same_field(have: &str, want: &str) -> bool {
+    have == want
+        || have
+            .split(',')
+            .map(str::trim)
+            .eq(want.split(',').map(str::trim))
 }
 
 fn clip(s: &str) -> String {
