@@ -35,6 +35,11 @@ fn a_small_spec_emits_this_configuration() {
     let out = emit(&ir, Layout::Dynamic, &Options::default());
     for f in &out.files {
         let text = String::from_utf8(f.bytes.clone()).unwrap();
+        // The resource files are compact JSON: indented here for review.
+        let text = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => serde_json::to_string_pretty(&v).unwrap(),
+            Err(_) => text,
+        };
         insta::assert_snapshot!(f.path.as_str().replace('/', "__"), text);
     }
     let again = emit(&ir, Layout::Dynamic, &Options::default());
