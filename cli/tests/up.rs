@@ -2,11 +2,11 @@
 //! on a free port, a reload on a settled change with `--watch`, a broken
 //! edit that keeps the last good config, SIGTERM with a clean exit and
 //! nothing listening after; and the errors for targets it cannot run.
-//! (nginx and Envoy runs are added here once their targets are built in.)
+//! Envoy: the petstore example answering as the reference does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -69,23 +69,24 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-#[test]
-#[cfg(unix)]
-fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
-    let dir = spec_dir("reference", &mock_spec("one"));
-    let work = dir.join("work");
+/// A running `gatefold up`: the process (killed when dropped), where it
+/// says it listens, what it said up to "Ctrl-C", and its later stderr lines.
+struct Up {
+    child: Guard,
+    listen: SocketAddr,
+    said: String,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Starts `gatefold up DIR --target TARGET --listen LISTEN ARGS...` with
+/// `env` added, and reads where it serves from its stderr.
+fn up(dir: &Path, target: &str, listen: &str, args: &[&str], env: &[(&str, &str)]) -> Up {
     let child = Command::new(env!("CARGO_BIN_EXE_gatefold"))
         .arg("up")
-        .arg(&dir)
-        .args([
-            "--target",
-            "reference",
-            "--listen",
-            "127.0.0.1:0",
-            "--watch",
-        ])
-        .arg("--work")
-        .arg(&work)
+        .arg(dir)
+        .args(["--target", target, "--listen", listen])
+        .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -103,12 +104,13 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
     });
     let deadline = Instant::now() + LIMIT;
     let mut seen = Vec::new();
+    let serving = format!("gatefold up: {target} serving ");
     let listen: SocketAddr = loop {
         let line = lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("gatefold up never said where it listens: {seen:?}"));
         let found = line
-            .strip_prefix("gatefold up: reference serving ")
+            .strip_prefix(serving.as_str())
             .and_then(|rest| rest.rsplit_once("http://"))
             .and_then(|(_, addr)| addr.trim().parse().ok());
         seen.push(line);
@@ -124,7 +126,44 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
             break;
         }
     }
-    let said = rest.join("\n");
+    Up {
+        child,
+        listen,
+        said: rest.join("\n"),
+        lines,
+    }
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop(up: &mut Up) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &up.child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut exit = None;
+    eventually("gatefold up exits on SIGTERM", || {
+        exit = up.child.0.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert!(exit.unwrap().success(), "{exit:?}");
+}
+
+#[test]
+#[cfg(unix)]
+fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
+    let dir = spec_dir("reference", &mock_spec("one"));
+    let work = dir.join("work");
+    let work_arg = work.to_str().unwrap();
+    let mut running = up(
+        &dir,
+        "reference",
+        "127.0.0.1:0",
+        &["--watch", "--work", work_arg],
+        &[],
+    );
+    let (listen, said) = (running.listen, running.said.clone());
+    let lines = &running.lines;
     assert!(
         said.contains(&format!("work dir {}", work.display())),
         "{said}"
@@ -149,17 +188,7 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
     });
     assert_eq!(hello(listen).as_deref(), Some("two"));
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut exit = None;
-    eventually("gatefold up exits on SIGTERM", || {
-        exit = child.0.try_wait().unwrap();
-        exit.is_some()
-    });
-    assert!(exit.unwrap().success(), "{exit:?}");
+    stop(&mut running);
     assert!(hello(listen).is_none(), "nothing serves after the stop");
 }
 
@@ -206,4 +235,148 @@ fn up_refuses_targets_it_cannot_run_and_broken_specs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("gatefold.yaml:5:"), "placed: {err}");
     assert!(err.contains("cannot be run"), "{err}");
+}
+
+/// Status, the headers named in `keep` (lower case) and the body of the
+/// answer to the raw request `head` (+ `body`) at `addr`.
+fn ask(addr: SocketAddr, head: &str, body: &[u8], keep: &[&str]) -> (u16, Vec<String>, String) {
+    let mut s = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        s,
+        "{head}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let (top, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = top.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut headers: Vec<String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    headers.sort();
+    (status, headers, body.to_string())
+}
+
+/// `gatefold up examples/petstore --target envoy --listen 127.0.0.1:P`
+/// serves on P and answers as `gatefold up --target reference` does, for
+/// every answer the gateway makes itself (the example's upstreams,
+/// 127.0.0.1:9001 and :9002, are not running here).
+#[test]
+#[cfg(unix)]
+fn up_envoy_answers_petstore_as_the_reference_does() {
+    let petstore = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore");
+    let keys = [
+        ("ACME_API_KEY", "acme-key"),
+        ("GLOBEX_API_KEY", "globex-key"),
+        ("GLOBEX_API_KEY_NEXT", "globex-next"),
+        ("STAFF_API_KEY", "staff-key"),
+    ];
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let work = |kind: &str| {
+        scratch
+            .join(format!("up-petstore-{kind}-{}", std::process::id()))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // A free port P, named on the command line as a user would.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let envoy_work = work("envoy");
+    let mut envoy = up(
+        &petstore,
+        "envoy",
+        &format!("127.0.0.1:{port}"),
+        &["--work", &envoy_work],
+        &keys,
+    );
+    assert_eq!(envoy.listen, SocketAddr::from(([127, 0, 0, 1], port)));
+    let reference_work = work("reference");
+    let mut reference = up(
+        &petstore,
+        "reference",
+        "127.0.0.1:0",
+        &["--work", &reference_work],
+        &keys,
+    );
+    let host = "host: petstore.test\r\n";
+    let big = vec![b'x'; 70 * 1024];
+    let cases: [(&str, String, &[u8]); 9] = [
+        ("no key", format!("GET /pets/ HTTP/1.1\r\n{host}"), b""),
+        (
+            "a wrong key",
+            format!("GET /pets/42 HTTP/1.1\r\n{host}x-api-key: nope\r\n"),
+            b"",
+        ),
+        (
+            "acl: a customer deleting",
+            format!("DELETE /pets/42 HTTP/1.1\r\n{host}x-api-key: acme-key\r\n"),
+            b"",
+        ),
+        (
+            "405 with allow",
+            format!("PUT /pets/42 HTTP/1.1\r\n{host}x-api-key: acme-key\r\n"),
+            b"",
+        ),
+        ("404", format!("GET /nowhere HTTP/1.1\r\n{host}"), b""),
+        (
+            "a CORS preflight",
+            format!("OPTIONS /pets/ HTTP/1.1\r\n{host}origin: https://app.petstore.example\r\naccess-control-request-method: POST\r\n"),
+            b"",
+        ),
+        (
+            "a preflight from another origin",
+            format!("OPTIONS /pets/ HTTP/1.1\r\n{host}origin: https://evil.example\r\naccess-control-request-method: POST\r\n"),
+            b"",
+        ),
+        (
+            "over the body limit",
+            format!("POST /pets/ HTTP/1.1\r\n{host}x-api-key: acme-key\r\n"),
+            &big,
+        ),
+        (
+            "above the root",
+            format!("GET /pets/../../etc HTTP/1.1\r\n{host}"),
+            b"",
+        ),
+    ];
+    let keep = [
+        "content-type",
+        "allow",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-allow-credentials",
+        "access-control-max-age",
+    ];
+    for (what, head, body) in &cases {
+        let want = ask(reference.listen, head, body, &keep);
+        assert!(
+            (200..500).contains(&want.0),
+            "{what}: the reference answered {want:?}"
+        );
+        let got = ask(envoy.listen, head, body, &keep);
+        assert_eq!(got, want, "{what}: envoy (left) and the reference differ");
+    }
+    stop(&mut envoy);
+    stop(&mut reference);
+    assert!(
+        hello(envoy.listen).is_none(),
+        "nothing serves after the stop"
+    );
 }
