@@ -2,8 +2,8 @@
 //! ([`model`]) serialized to YAML.
 //!
 //! Output ([`Layout::Dynamic`], the default): `bootstrap.yaml` (admin on
-//! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.yaml`
-//! and `dynamic/cds.yaml`, paths relative to the directory Envoy runs in,
+//! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.json`
+//! and `dynamic/cds.json`, paths relative to the directory Envoy runs in,
 //! `dynamic` watched so an atomic rename reloads them), plus those two
 //! files. [`Layout::Static`]: one `bootstrap.yaml` with everything in
 //! `static_resources`.
@@ -37,9 +37,9 @@ use std::net::SocketAddr;
 /// The bootstrap file (the entry).
 pub const BOOTSTRAP: &str = "bootstrap.yaml";
 /// The listeners file of [`Layout::Dynamic`], relative to the work dir.
-pub const LDS: &str = "dynamic/lds.yaml";
+pub const LDS: &str = "dynamic/lds.json";
 /// The clusters file of [`Layout::Dynamic`], relative to the work dir.
-pub const CDS: &str = "dynamic/cds.yaml";
+pub const CDS: &str = "dynamic/cds.json";
 /// The directory Envoy watches for [`LDS`] and [`CDS`].
 pub const DYNAMIC_DIR: &str = "dynamic";
 
@@ -241,9 +241,10 @@ fn runtime_settings() -> LayeredRuntime {
     }
 }
 
-/// A dynamic resources file: JSON (valid YAML too), whose strings are
-/// always quoted (Envoy's YAML 1.1 parser would read a plain `yes` or `on`
-/// as a boolean) and which Envoy parses much faster than block YAML.
+/// A dynamic resources file: JSON, which Envoy (choosing the parser by the
+/// `.json` extension) reads about six times faster than YAML, and whose
+/// strings are always quoted (a YAML 1.1 parser reads a plain `yes` as a
+/// boolean).
 fn json<T: serde::Serialize>(value: &T) -> String {
     let mut s = serde_json::to_string(value).expect("Envoy config serializes");
     s.push('\n');
