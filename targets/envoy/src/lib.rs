@@ -282,6 +282,7 @@ fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
     let ctx = routes::Ctx {
         ir,
         lua: lua::needed(ir),
+        hoisted: Vec::new(),
     };
     let vhosts = routes::virtual_hosts(&ctx);
     let mut out = Vec::new();
@@ -397,6 +398,8 @@ fn https_redirect(port: u16) -> VirtualHost {
             typed_per_filter_config: Default::default(),
             metadata: None,
         }],
+        response_headers_to_add: Vec::new(),
+        response_headers_to_remove: Vec::new(),
     }
 }
 
@@ -483,6 +486,10 @@ fn hcm(
             local_reply_config: Some(local_replies()),
             route_config: RouteConfiguration {
                 name: "gatefold".into(),
+                // Virtual-host response headers (hoisted, see
+                // routes::hoist) first, then the route's own: so a route
+                // entry can remove them (its 404 and 405 answers).
+                most_specific_header_mutations_wins: true,
                 virtual_hosts: vhosts,
                 request_headers_to_remove: vec![
                     "forwarded".into(),

@@ -271,6 +271,7 @@ pub enum AccessLogFilter {
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteConfiguration {
     pub name: String,
+    pub most_specific_header_mutations_wins: bool,
     pub virtual_hosts: Vec<VirtualHost>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub request_headers_to_remove: Vec<String>,
@@ -281,6 +282,10 @@ pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_remove: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

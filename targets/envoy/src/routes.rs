@@ -10,13 +10,13 @@
 use crate::clusters::cluster_name;
 use crate::lua;
 use crate::model::*;
-use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup};
+use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup, RouteIx};
 use gatefold_compiler::ir::policy::{
     HeaderTransform, IpFilter, Mock, MockBody, Policy, Redirect as RedirectPolicy, RetryOn,
 };
 use gatefold_compiler::ir::{
-    Destination, Method, PathKind, PathPattern, ProxyPlan, Route as IrRoute, Segment, UpstreamPath,
-    ValidIr,
+    Destination, Method, PathKind, PathPattern, PolicyId, ProxyPlan, Route as IrRoute, Segment,
+    UpstreamPath, ValidIr,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +25,9 @@ pub struct Ctx<'a> {
     pub ir: &'a ValidIr,
     /// The Lua filter is in the chain.
     pub lua: bool,
+    /// `response-headers` instances the virtual host carries for every
+    /// route of it ([`hoist`]): route entries leave them out.
+    pub hoisted: Vec<PolicyId>,
 }
 
 /// The virtual hosts of the gateway's route configuration, from the
@@ -42,9 +45,15 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             Some(h) => (format!("host:{h}"), h.to_string()),
             None => ("any".to_string(), "*".to_string()),
         };
+        let hoisted = hoist(ir, &class.routes);
+        let ctx = Ctx {
+            ir,
+            lua: ctx.lua,
+            hoisted: hoisted.iter().map(|(id, _)| id.clone()).collect(),
+        };
         let mut routes = Vec::new();
         for g in &class.paths {
-            group_routes(ctx, g, &mut routes);
+            group_routes(&ctx, g, &mut routes);
         }
         routes.push(json_reply(
             "no-route",
@@ -53,13 +62,107 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             "no route",
             &[],
         ));
-        hosts.push(VirtualHost {
+        let mut vhost = VirtualHost {
             name,
             domains: vec![domain],
-            routes,
-        });
+            routes: Vec::new(),
+            response_headers_to_add: Vec::new(),
+            response_headers_to_remove: Vec::new(),
+        };
+        let mut carried = Route::bare();
+        for (_, t) in &hoisted {
+            response_headers(t, &mut carried);
+        }
+        vhost.response_headers_to_add = carried.response_headers_to_add;
+        vhost.response_headers_to_remove = carried.response_headers_to_remove;
+        // The gateway's own answers that no route's policies reach (404,
+        // 405, preflights) take the hoisted headers off again.
+        let added: Vec<String> = vhost
+            .response_headers_to_add
+            .iter()
+            .map(|h| h.header.key.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for mut r in routes {
+            if r.name == "no-route" || r.name.ends_with(":405") || r.name.ends_with(":preflight") {
+                r.response_headers_to_remove.extend(added.iter().cloned());
+            }
+            vhost.routes.push(r);
+        }
+        hosts.push(vhost);
     }
     hosts
+}
+
+/// The `response-headers` instances every route of a virtual host applies
+/// first, when no route's own response headers (its other
+/// `response-headers`, `mock` headers, `deprecation`) touch a header they
+/// touch: the virtual host carries them once instead of every route entry
+/// (a 10,000-route spec with a gateway-level header repeats it 20,000
+/// times otherwise). With `most_specific_header_mutations_wins`, Envoy
+/// applies them before the route's own, as the chain order does.
+fn hoist<'a>(ir: &'a ValidIr, routes: &[RouteIx]) -> Vec<(PolicyId, &'a HeaderTransform)> {
+    let transforms = |r: &'a IrRoute| -> Vec<(&'a PolicyId, &'a HeaderTransform)> {
+        ir.chain(r)
+            .filter_map(|(id, inst)| match &inst.policy {
+                Policy::ResponseHeaders(t) => Some((id, t)),
+                _ => None,
+            })
+            .collect()
+    };
+    let Some((first, rest)) = routes.split_first() else {
+        return Vec::new();
+    };
+    let mut common = transforms(&ir.routes[*first]);
+    for r in rest {
+        let mine = transforms(&ir.routes[*r]);
+        let same = common
+            .iter()
+            .zip(&mine)
+            .take_while(|(a, b)| a.0 == b.0)
+            .count();
+        common.truncate(same);
+        if common.is_empty() {
+            return Vec::new();
+        }
+    }
+    let touched = |t: &HeaderTransform| -> BTreeSet<String> {
+        t.set
+            .keys()
+            .chain(t.add.keys())
+            .map(|k| k.as_str().to_ascii_lowercase())
+            .chain(t.remove.iter().map(|k| k.as_str().to_ascii_lowercase()))
+            .collect()
+    };
+    let hoisted: BTreeSet<String> = common.iter().flat_map(|(_, t)| touched(t)).collect();
+    let ids: BTreeSet<&PolicyId> = common.iter().map(|(id, _)| *id).collect();
+    for r in routes {
+        for (id, inst) in ir.chain(&ir.routes[*r]) {
+            let theirs: BTreeSet<String> = match &inst.policy {
+                Policy::ResponseHeaders(t) if !ids.contains(id) => touched(t),
+                Policy::Mock(m) => {
+                    let mut keys: BTreeSet<String> = m
+                        .headers
+                        .keys()
+                        .map(|k| k.as_str().to_ascii_lowercase())
+                        .collect();
+                    keys.insert("content-type".into());
+                    keys
+                }
+                Policy::Deprecation(_) => ["deprecation", "sunset", "link"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                Policy::Redirect(_) => BTreeSet::from(["location".to_string()]),
+                _ => BTreeSet::new(),
+            };
+            if !theirs.is_disjoint(&hoisted) {
+                return Vec::new();
+            }
+        }
+    }
+    common.into_iter().map(|(id, t)| (id.clone(), t)).collect()
 }
 
 fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
@@ -441,7 +544,7 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
             Policy::RequestHeaders(t) if !preflight => {
                 request_headers(t, route);
             }
-            Policy::ResponseHeaders(t) if !preflight => {
+            Policy::ResponseHeaders(t) if !preflight && !ctx.hoisted.contains(id) => {
                 response_headers(t, route);
             }
             Policy::IpFilter(f) => {

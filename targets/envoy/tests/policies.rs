@@ -442,3 +442,55 @@ fn preflights_and_overlaps_follow_the_dispatch_view() {
     let r = send(gw.addr, "DELETE", "/cats/new", &[], b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("PUT")));
 }
+
+/// Response headers every route applies first are carried once by the
+/// virtual host: still on proxied and mocked answers (with a route's own
+/// headers), and taken off the gateway's 404 and 405, which no route's
+/// policies reach.
+#[test]
+fn shared_response_headers_are_carried_once() {
+    let up = Upstream::start("up");
+    let yaml = spec(
+        &up,
+        r#"
+  main:
+    upstream: up
+    policies: [{ response-headers: { set: { x-served-by: gatefold }, remove: [x-powered-by] } }]
+    routes:
+      all: { path: /p, methods: [GET] }
+      any: { path: /q }
+      mock: { path: /mock, policies: [{ mock: { status: 201, headers: { x-own: "1" }, body: m } }] }
+"#,
+    );
+    let out = emit(
+        &compile(&yaml),
+        gatefold_target_envoy::Layout::Dynamic,
+        &gatefold_compiler::target::Options::default(),
+    );
+    let lds = &out
+        .files
+        .iter()
+        .find(|f| f.path.as_str() == gatefold_target_envoy::LDS)
+        .unwrap()
+        .bytes;
+    let carried = String::from_utf8_lossy(lds).matches("x-served-by").count();
+    // Once on the virtual host, plus a removal on the 404 and the 405
+    // entries: never on a route entry.
+    assert_eq!(carried, 3, "x-served-by in the listeners");
+    let gw = serve(&yaml);
+    let p = get(gw.addr, "/p", &[]);
+    assert_eq!((p.status, p.header("x-served-by")), (200, Some("gatefold")));
+    assert_eq!(
+        get(gw.addr, "/q", &[]).header("x-served-by"),
+        Some("gatefold")
+    );
+    let m = get(gw.addr, "/mock", &[]);
+    assert_eq!(
+        (m.status, m.header("x-own"), m.header("x-served-by")),
+        (201, Some("1"), Some("gatefold"))
+    );
+    let none = get(gw.addr, "/nowhere", &[]);
+    assert_eq!((none.status, none.header("x-served-by")), (404, None));
+    let wrong = send(gw.addr, "DELETE", "/p", &[], b"");
+    assert_eq!((wrong.status, wrong.header("x-served-by")), (405, None));
+}

@@ -85,17 +85,16 @@ Cells:
   closed), or leaves an advisory kind out with a warning (`kind left
   out`; `--strict` refuses it): the scenario is not run there.
 
-**Not run by the suite yet: nginx and Envoy.** Both are built into the
-CLI (`gatefold compile --target nginx|envoy`) and tested on their own
-real runtimes (`targets/nginx/tests`, `targets/envoy/tests`), but they do
-not pass the suite yet, so they are listed as `pending` in
-`tests/conformance/src/targets.rs` rather than run with failures. A trial
-run against nginx passed 38 scenarios, refused 6 at compile (jwt; cache
-left out) and failed 16: nginx's own 400 pages are HTML, `server: nginx`
-is sent, `%2F` and `%3B` are decoded before matching (one case reaches a
-key-protected api with 401 instead of staying on the public one), 502s
-lack the response headers, redirects drop the query, there is no 421 and
-no active health check. Envoy has not been run through the suite yet.
+**Not run by the suite yet: nginx.** It is built into the CLI
+(`gatefold compile --target nginx`) and tested on its own real runtime
+(`targets/nginx/tests`), but does not pass the suite yet, so it is listed
+as `pending` in `tests/conformance/src/targets.rs` rather than run with
+failures. A trial run against nginx passed 38 scenarios, refused 6 at
+compile (jwt; cache left out) and failed 16: nginx's own 400 pages are
+HTML, `server: nginx` is sent, `%2F` and `%3B` are decoded before matching
+(one case reaches a key-protected api with 401 instead of staying on the
+public one), 502s lack the response headers, redirects drop the query,
+there is no 421 and no active health check.
 Moving a target from `pending` to `all` is the whole change once it passes.
 
 A new target is one line in `tests/conformance/src/targets.rs` (and its
