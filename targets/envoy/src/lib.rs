@@ -405,6 +405,7 @@ fn https_redirect(port: u16) -> VirtualHost {
             response_headers_to_remove: Vec::new(),
             typed_per_filter_config: Default::default(),
             metadata: None,
+            gateway_answer: true,
         }],
         response_headers_to_add: Vec::new(),
         response_headers_to_remove: Vec::new(),

@@ -307,6 +307,10 @@ pub struct Route {
     pub typed_per_filter_config: BTreeMap<String, Any>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
+    /// Not Envoy's: the entry is a gateway-made answer no route's policies
+    /// reach (404, 405, a CORS preflight).
+    #[serde(skip)]
+    pub gateway_answer: bool,
 }
 
 /// Route metadata, read by the Lua filter as `metadata():get(...)`.

@@ -85,7 +85,7 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             .into_iter()
             .collect();
         for mut r in routes {
-            if r.name == "no-route" || r.name.ends_with(":405") || r.name.ends_with(":preflight") {
+            if r.gateway_answer {
                 r.response_headers_to_remove.extend(added.iter().cloned());
             }
             vhost.routes.push(r);
@@ -191,6 +191,7 @@ fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
                     status: 204,
                     body: None,
                 }),
+                gateway_answer: true,
                 ..Route::bare()
             };
             decorate(ctx, r, &mut pre, true);
@@ -241,6 +242,7 @@ fn json_reply(
             )),
         }),
         response_headers_to_add: headers,
+        gateway_answer: true,
         ..Route::bare()
     }
 }
@@ -260,6 +262,7 @@ impl Route {
             response_headers_to_remove: Vec::new(),
             typed_per_filter_config: BTreeMap::new(),
             metadata: None,
+            gateway_answer: false,
         }
     }
 }

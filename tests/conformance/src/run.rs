@@ -430,3 +430,16 @@ fn clip(s: &str) -> String {
         s.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_field;
+
+    #[test]
+    fn repeated_header_lines_compare_as_lists() {
+        assert!(same_field("accept,origin", "accept, origin"));
+        assert!(same_field("a, b", "a, b"));
+        assert!(!same_field("accept origin", "accept, origin"));
+        assert!(!same_field("a,b,c", "a, b"));
+    }
+}
