@@ -2,7 +2,7 @@
 //! on a free port, a reload on a settled change with `--watch`, a broken
 //! edit that keeps the last good config, SIGTERM with a clean exit and
 //! nothing listening after; and the errors for targets it cannot run.
-//! (nginx and Envoy runs are added here once their targets are built in.)
+//! Envoy: the petstore example answering as the reference does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -69,22 +69,23 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-/// A running `gatefold up`: the child, where it serves, its stderr lines
-/// after the one saying so.
+/// A running `gatefold up`: the process (killed when dropped), where it
+/// says it listens, what it said up to "Ctrl-C", and its later stderr lines.
 struct Up {
     child: Guard,
     listen: SocketAddr,
+    said: String,
     lines: mpsc::Receiver<String>,
 }
 
-/// Starts `gatefold up SPEC --target TARGET --listen 127.0.0.1:0 EXTRA...`
-/// with `env` added, and waits until it says where it serves.
-fn start_up(spec: &Path, target: &str, extra: &[&str], env: &[(&str, &str)]) -> Up {
+/// Starts `gatefold up DIR --target TARGET --listen LISTEN ARGS...` with
+/// `env` added, and reads where it serves from its stderr.
+fn up(dir: &Path, target: &str, listen: &str, args: &[&str], env: &[(&str, &str)]) -> Up {
     let child = Command::new(env!("CARGO_BIN_EXE_gatefold"))
         .arg("up")
-        .arg(spec)
-        .args(["--target", target, "--listen", "127.0.0.1:0"])
-        .args(extra)
+        .arg(dir)
+        .args(["--target", target, "--listen", listen])
+        .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -103,12 +104,13 @@ fn start_up(spec: &Path, target: &str, extra: &[&str], env: &[(&str, &str)]) -> 
     });
     let deadline = Instant::now() + LIMIT;
     let mut seen = Vec::new();
+    let serving = format!("gatefold up: {target} serving ");
     let listen: SocketAddr = loop {
         let line = lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("gatefold up never said where it listens: {seen:?}"));
         let found = line
-            .strip_prefix(&format!("gatefold up: {target} serving "))
+            .strip_prefix(serving.as_str())
             .and_then(|rest| rest.rsplit_once("http://"))
             .and_then(|(_, addr)| addr.trim().parse().ok());
         seen.push(line);
@@ -116,24 +118,6 @@ fn start_up(spec: &Path, target: &str, extra: &[&str], env: &[(&str, &str)]) -> 
             break addr;
         }
     };
-    Up {
-        child,
-        listen,
-        lines,
-    }
-}
-
-#[test]
-#[cfg(unix)]
-fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
-    let dir = spec_dir("reference", &mock_spec("one"));
-    let work = dir.join("work");
-    let work_arg = work.to_str().unwrap();
-    let Up {
-        mut child,
-        listen,
-        lines,
-    } = start_up(&dir, "reference", &["--watch", "--work", work_arg], &[]);
     let mut rest = Vec::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
         let done = line.contains("Ctrl-C");
@@ -142,7 +126,44 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
             break;
         }
     }
-    let said = rest.join("\n");
+    Up {
+        child,
+        listen,
+        said: rest.join("\n"),
+        lines,
+    }
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop(up: &mut Up) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &up.child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut exit = None;
+    eventually("gatefold up exits on SIGTERM", || {
+        exit = up.child.0.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert!(exit.unwrap().success(), "{exit:?}");
+}
+
+#[test]
+#[cfg(unix)]
+fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
+    let dir = spec_dir("reference", &mock_spec("one"));
+    let work = dir.join("work");
+    let work_arg = work.to_str().unwrap();
+    let mut running = up(
+        &dir,
+        "reference",
+        "127.0.0.1:0",
+        &["--watch", "--work", work_arg],
+        &[],
+    );
+    let (listen, said) = (running.listen, running.said.clone());
+    let lines = &running.lines;
     assert!(
         said.contains(&format!("work dir {}", work.display())),
         "{said}"
@@ -167,17 +188,7 @@ fn up_reference_serves_reloads_on_change_and_stops_on_sigterm() {
     });
     assert_eq!(hello(listen).as_deref(), Some("two"));
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut exit = None;
-    eventually("gatefold up exits on SIGTERM", || {
-        exit = child.0.try_wait().unwrap();
-        exit.is_some()
-    });
-    assert!(exit.unwrap().success(), "{exit:?}");
+    stop(&mut running);
     assert!(hello(listen).is_none(), "nothing serves after the stop");
 }
 
@@ -226,50 +237,148 @@ fn up_refuses_targets_it_cannot_run_and_broken_specs() {
     assert!(err.contains("cannot be run"), "{err}");
 }
 
-/// One exchange over a fresh connection: status, headers (names lower
-/// case), body (chunked bodies decoded).
-fn exchange(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-) -> (u16, Vec<(String, String)>, String) {
+/// Status, the headers named in `keep` (lower case) and the body of the
+/// answer to the raw request `head` (+ `body`) at `addr`.
+fn ask(addr: SocketAddr, head: &str, body: &[u8], keep: &[&str]) -> (u16, Vec<String>, String) {
     let mut s = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
     s.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, mut body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers: Vec<(String, String)> = lines
+    write!(
+        s,
+        "{head}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let (top, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = top.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut headers: Vec<String> = lines
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    let mut decoded = String::new();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
-    {
-        while let Some((size, rest)) = body.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            decoded.push_str(&rest[..n]);
-            body = &rest[n + 2..];
-        }
-    } else {
-        decoded = body.to_string();
+    headers.sort();
+    (status, headers, body.to_string())
+}
+
+/// `gatefold up examples/petstore --target envoy --listen 127.0.0.1:P`
+/// serves on P and answers as `gatefold up --target reference` does, for
+/// every answer the gateway makes itself (the example's upstreams,
+/// 127.0.0.1:9001 and :9002, are not running here).
+#[test]
+#[cfg(unix)]
+fn up_envoy_answers_petstore_as_the_reference_does() {
+    let petstore = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore");
+    let keys = [
+        ("ACME_API_KEY", "acme-key"),
+        ("GLOBEX_API_KEY", "globex-key"),
+        ("GLOBEX_API_KEY_NEXT", "globex-next"),
+        ("STAFF_API_KEY", "staff-key"),
+    ];
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let work = |kind: &str| {
+        scratch
+            .join(format!("up-petstore-{kind}-{}", std::process::id()))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // A free port P, named on the command line as a user would.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let envoy_work = work("envoy");
+    let mut envoy = up(
+        &petstore,
+        "envoy",
+        &format!("127.0.0.1:{port}"),
+        &["--work", &envoy_work],
+        &keys,
+    );
+    assert_eq!(envoy.listen, SocketAddr::from(([127, 0, 0, 1], port)));
+    let reference_work = work("reference");
+    let mut reference = up(
+        &petstore,
+        "reference",
+        "127.0.0.1:0",
+        &["--work", &reference_work],
+        &keys,
+    );
+    let host = "host: petstore.test\r\n";
+    let big = vec![b'x'; 70 * 1024];
+    let cases: [(&str, String, &[u8]); 9] = [
+        ("no key", format!("GET /pets/ HTTP/1.1\r\n{host}"), b""),
+        (
+            "a wrong key",
+            format!("GET /pets/42 HTTP/1.1\r\n{host}x-api-key: nope\r\n"),
+            b"",
+        ),
+        (
+            "acl: a customer deleting",
+            format!("DELETE /pets/42 HTTP/1.1\r\n{host}x-api-key: acme-key\r\n"),
+            b"",
+        ),
+        (
+            "405 with allow",
+            format!("PUT /pets/42 HTTP/1.1\r\n{host}x-api-key: acme-key\r\n"),
+            b"",
+        ),
+        ("404", format!("GET /nowhere HTTP/1.1\r\n{host}"), b""),
+        (
+            "a CORS preflight",
+            format!("OPTIONS /pets/ HTTP/1.1\r\n{host}origin: https://app.petstore.example\r\naccess-control-request-method: POST\r\n"),
+            b"",
+        ),
+        (
+            "a preflight from another origin",
+            format!("OPTIONS /pets/ HTTP/1.1\r\n{host}origin: https://evil.example\r\naccess-control-request-method: POST\r\n"),
+            b"",
+        ),
+        (
+            "over the body limit",
+            format!("POST /pets/ HTTP/1.1\r\n{host}x-api-key: acme-key\r\n"),
+            &big,
+        ),
+        (
+            "above the root",
+            format!("GET /pets/../../etc HTTP/1.1\r\n{host}"),
+            b"",
+        ),
+    ];
+    let keep = [
+        "content-type",
+        "allow",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-allow-credentials",
+        "access-control-max-age",
+    ];
+    for (what, head, body) in &cases {
+        let want = ask(reference.listen, head, body, &keep);
+        assert!(
+            (200..500).contains(&want.0),
+            "{what}: the reference answered {want:?}"
+        );
+        let got = ask(envoy.listen, head, body, &keep);
+        assert_eq!(got, want, "{what}: envoy (left) and the reference differ");
     }
-    (status, headers, decoded)
+    stop(&mut envoy);
+    stop(&mut reference);
+    assert!(
+        hello(envoy.listen).is_none(),
+        "nothing serves after the stop"
+    );
 }
 
 /// `gatefold up examples/petstore --target nginx` answers as `--target
@@ -286,8 +395,23 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
         ("GLOBEX_API_KEY_NEXT", "globex-next"),
         ("STAFF_API_KEY", "staff-key"),
     ];
-    let nginx = start_up(&spec, "nginx", &[], &env);
-    let reference = start_up(&spec, "reference", &[], &env);
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let work = |kind: &str| {
+        scratch
+            .join(format!("up-petstore-nginx-test-{kind}-{}", std::process::id()))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (nginx_work, reference_work) = (work("nginx"), work("reference"));
+    let mut nginx = up(&spec, "nginx", "127.0.0.1:0", &["--work", &nginx_work], &env);
+    let mut reference = up(
+        &spec,
+        "reference",
+        "127.0.0.1:0",
+        &["--work", &reference_work],
+        &env,
+    );
     let compared = [
         "content-type",
         "allow",
@@ -311,11 +435,7 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
         ("PUT", "/pets/1", &["x-api-key: acme-key"]),
         ("DELETE", "/pets/1", &["x-api-key: acme-key"]),
         ("GET", "/pets/1", &["x-api-key: acme-key", origin]),
-        (
-            "POST",
-            "/pets",
-            &["x-api-key: staff-key", "content-length: 0"],
-        ),
+        ("POST", "/pets", &["x-api-key: staff-key"]),
         (
             "OPTIONS",
             "/pets/1",
@@ -324,21 +444,18 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
         ("GET", "/pets/x/../../..", &[]),
     ];
     for (method, path, headers) in cases {
-        let a = exchange(nginx.listen, method, path, headers);
-        let b = exchange(reference.listen, method, path, headers);
-        let pick = |h: &[(String, String)]| -> Vec<(String, String)> {
-            let mut v: Vec<_> = h
-                .iter()
-                .filter(|(k, _)| compared.contains(&k.as_str()))
-                .cloned()
-                .collect();
-            v.sort();
-            v
-        };
+        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\n");
+        for h in *headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        let a = ask(nginx.listen, &head, b"", &compared);
+        let b = ask(reference.listen, &head, b"", &compared);
         assert_eq!(
-            (a.0, pick(&a.1), &a.2),
-            (b.0, pick(&b.1), &b.2),
+            a, b,
             "{method} {path} {headers:?}: nginx (left) and the reference (right) differ"
         );
     }
+    stop(&mut nginx);
+    stop(&mut reference);
 }

@@ -29,14 +29,16 @@ const WANTED: Wanted = Wanted {
 
 /// The watched directory of dynamic resources, relative to the work dir.
 pub const DYNAMIC_DIR: &str = "dynamic";
-/// The listeners (LDS) file, relative to the work directory.
-pub const LDS_PATH: &str = "dynamic/lds.yaml";
-/// The clusters (CDS) file, relative to the work directory.
-pub const CDS_PATH: &str = "dynamic/cds.yaml";
+/// The listeners (LDS) file, relative to the work directory. JSON: Envoy
+/// picks its parser by extension, and its YAML parser is slow on large
+/// files (a 10,000-route listener: 55 s as `.yaml`, 9 s as `.json`).
+pub const LDS_PATH: &str = "dynamic/lds.json";
+/// The clusters (CDS) file, relative to the work directory (JSON).
+pub const CDS_PATH: &str = "dynamic/cds.json";
 
 /// An Envoy configuration: a bootstrap and, when it reads dynamic resources
-/// from files, their contents (YAML or JSON, `resources: [...]` with
-/// `@type`d listeners / clusters).
+/// from files, their contents (JSON, `{"resources": [...]}` with `@type`d
+/// listeners / clusters).
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyConfig {
     /// The bootstrap (`-c`).
@@ -94,13 +96,16 @@ impl Envoy {
             .map_err(io_err(format!("creating {}", dynamic.display())))?;
         for (path, contents) in [(LDS_PATH, &config.lds), (CDS_PATH, &config.cds)] {
             let path = scratch.join(path);
-            std::fs::write(&path, contents.as_deref().unwrap_or("resources: []\n"))
-                .map_err(io_err(format!("writing {}", path.display())))?;
+            std::fs::write(
+                &path,
+                contents.as_deref().unwrap_or("{\"resources\": []}\n"),
+            )
+            .map_err(io_err(format!("writing {}", path.display())))?;
         }
         let mut result = self.validate(&scratch, "bootstrap.yaml", &config.bootstrap);
         if result.is_ok() && (config.lds.is_some() || config.cds.is_some()) {
             result = as_static(config)
-                .and_then(|combined| self.validate(&scratch, "static.yaml", &combined));
+                .and_then(|combined| self.validate(&scratch, "static.json", &combined));
         }
         let _ = std::fs::remove_dir_all(&scratch);
         result
@@ -119,6 +124,9 @@ impl Envoy {
             ])
             .arg("-c")
             .arg(&path)
+            // The environment it will run with: a TLS key given as an
+            // `environment_variable` data source is read while validating.
+            .envs(&self.env)
             .current_dir(dir)
             .output()
             .map_err(io_err(format!(
@@ -275,7 +283,11 @@ fn as_static(config: &EnvoyConfig) -> Result<String> {
         ("CDS", &config.cds, "clusters"),
     ] {
         let Some(contents) = contents else { continue };
-        let document: Value = serde_yaml::from_str(contents).map_err(|e| rejected(what, e))?;
+        // JSON first: serde_yaml is slow on a large file.
+        let document: Value = match serde_json::from_str(contents) {
+            Ok(document) => document,
+            Err(_) => serde_yaml::from_str(contents).map_err(|e| rejected(what, e))?,
+        };
         let resources = match document.get("resources") {
             Some(Value::Sequence(resources)) => resources.clone(),
             Some(Value::Null) | None => Vec::new(),
@@ -302,7 +314,10 @@ fn as_static(config: &EnvoyConfig) -> Result<String> {
             list.push(resource);
         }
     }
-    serde_yaml::to_string(&bootstrap).map_err(|e| Error::Rejected {
+    // As JSON (which Envoy reads as YAML too): every string quoted, where
+    // YAML output would leave `yes` or `on` plain, which Envoy's YAML 1.1
+    // parser reads as booleans.
+    serde_json::to_string(&bootstrap).map_err(|e| Error::Rejected {
         runtime: "envoy",
         message: format!("re-serializing the bootstrap: {e}"),
     })

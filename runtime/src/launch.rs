@@ -18,8 +18,8 @@
 //!   staging prefix `WORK/.next`, then copied over the live prefix and
 //!   applied by `nginx -t` + SIGHUP; when a check fails nothing in the live
 //!   prefix changes and the old configuration keeps serving.
-//! - **envoy**: the entry is the bootstrap; `dynamic/lds.yaml` and
-//!   `dynamic/cds.yaml`, when the output has them, are the watched dynamic
+//! - **envoy**: the entry is the bootstrap; `dynamic/lds.json` and
+//!   `dynamic/cds.json`, when the output has them, are the watched dynamic
 //!   resources. Reload renames new LDS/CDS files into the watched directory
 //!   (checked with `envoy --mode validate` first). An output whose bootstrap
 //!   changed (a static-bootstrap-only output, say) cannot be hot-reloaded:

@@ -17,15 +17,21 @@ admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 dynamic_resources:
   lds_config:
-    path_config_source: {path: dynamic/lds.yaml, watched_directory: {path: dynamic}}
+    path_config_source: {path: dynamic/lds.json, watched_directory: {path: dynamic}}
   cds_config:
-    path_config_source: {path: dynamic/cds.yaml, watched_directory: {path: dynamic}}
+    path_config_source: {path: dynamic/cds.json, watched_directory: {path: dynamic}}
 ";
+
+/// Resources written as YAML here, as the JSON Envoy reads from `.json`.
+fn json(yaml: String) -> String {
+    let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    serde_json::to_string(&value).unwrap()
+}
 
 /// A listener on `listen` routing everything to cluster `upstream`, adding
 /// `x-config: VERSION` to responses.
 fn lds(listen: SocketAddr, version: &str) -> String {
-    format!(
+    json(format!(
         r#"resources:
 - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
   name: main
@@ -51,12 +57,12 @@ fn lds(listen: SocketAddr, version: &str) -> String {
               route: {{cluster: upstream}}
 "#,
         port = listen.port()
-    )
+    ))
 }
 
 /// The cluster `upstream`, at `at`.
 fn cds(at: SocketAddr) -> String {
-    format!(
+    json(format!(
         r#"resources:
 - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
   name: upstream
@@ -69,7 +75,7 @@ fn cds(at: SocketAddr) -> String {
       - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
 "#,
         port = at.port()
-    )
+    ))
 }
 
 fn config(listen: SocketAddr, at: SocketAddr) -> EnvoyConfig {
@@ -132,8 +138,8 @@ fn proxies_reloads_and_leaves_nothing_behind() {
 
     // An unknown field: the check fails, the files are not touched.
     let broken = lds(listen, "v3").replace(
-        "stat_prefix: main",
-        "stat_prefix: main\n        bogus_field: 1",
+        r#""stat_prefix":"main""#,
+        r#""stat_prefix":"main","bogus_field":1"#,
     );
     let err = instance.reload(Some(&broken), None).unwrap_err();
     assert!(
@@ -180,7 +186,7 @@ fn check_reports_envoy_own_message() {
     // Validate mode does not read LDS/CDS files: a route to an undefined
     // cluster is only caught through the static copy.
     let dangling = EnvoyConfig {
-        cds: Some("resources: []\n".into()),
+        cds: Some(r#"{"resources":[]}"#.into()),
         ..config(listen, listen)
     };
     let err = envoy.check(&work, &dangling).unwrap_err();

@@ -1,7 +1,7 @@
 //! The launcher over real sockets: a compiled reference output run in
 //! process, and hand-written nginx and Envoy outputs (the shape their
 //! targets emit: an nginx prefix with `conf/nginx.conf` and `lua/`; an
-//! Envoy bootstrap with `dynamic/lds.yaml` and `dynamic/cds.yaml`) started,
+//! Envoy bootstrap with `dynamic/lds.json` and `dynamic/cds.json`) started,
 //! reloaded (a bad output keeps the old one serving), and stopped with no
 //! process left. nginx and Envoy must be installed (scripts/install-runtimes.sh).
 
@@ -234,13 +234,19 @@ admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 dynamic_resources:
   lds_config:
-    path_config_source: {path: dynamic/lds.yaml, watched_directory: {path: dynamic}}
+    path_config_source: {path: dynamic/lds.json, watched_directory: {path: dynamic}}
   cds_config:
-    path_config_source: {path: dynamic/cds.yaml, watched_directory: {path: dynamic}}
+    path_config_source: {path: dynamic/cds.json, watched_directory: {path: dynamic}}
 ";
 
+/// Resources written as YAML here, as the JSON Envoy reads from `.json`.
+fn json(yaml: String) -> String {
+    let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    serde_json::to_string(&value).unwrap()
+}
+
 fn lds(listen: SocketAddr, version: &str) -> String {
-    format!(
+    json(format!(
         r#"resources:
 - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
   name: main
@@ -266,11 +272,11 @@ fn lds(listen: SocketAddr, version: &str) -> String {
               route: {{cluster: upstream}}
 "#,
         port = listen.port()
-    )
+    ))
 }
 
 fn cds(at: SocketAddr) -> String {
-    format!(
+    json(format!(
         r#"resources:
 - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
   name: upstream
@@ -283,7 +289,7 @@ fn cds(at: SocketAddr) -> String {
       - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
 "#,
         port = at.port()
-    )
+    ))
 }
 
 fn envoy_output(bootstrap: &str, lds: String, cds: String) -> Output {
@@ -291,8 +297,8 @@ fn envoy_output(bootstrap: &str, lds: String, cds: String) -> Output {
         TargetKind::Envoy,
         &[
             ("bootstrap.yaml", bootstrap.to_string()),
-            ("dynamic/lds.yaml", lds),
-            ("dynamic/cds.yaml", cds),
+            ("dynamic/lds.json", lds),
+            ("dynamic/cds.json", cds),
         ],
     )
 }
@@ -325,8 +331,8 @@ fn envoy_outputs_hot_reload_by_rename_restart_on_a_new_bootstrap_and_stop() {
     assert_eq!(running.pids()[0], pid, "hot reload: same process");
 
     let broken = lds(listen, "v3").replace(
-        "stat_prefix: main",
-        "stat_prefix: main\n        bogus_field: 1",
+        r#""stat_prefix":"main""#,
+        r#""stat_prefix":"main","bogus_field":1"#,
     );
     let err = running
         .reload(&envoy_output(BOOTSTRAP, broken, cds(up)))

@@ -247,6 +247,31 @@ function envoy_on_request(h)
     end
   end
 
+  local redirect = md:get("redirect")
+  if redirect then
+    -- A redirect to a path on this host, as the spec writes it: params
+    -- filled in, the request's query appended, the location left relative
+    -- (Envoy's route redirect always makes it absolute).
+    local full = hdrs:get(":path")
+    local path = full:match("^[^?]*")
+    local query = full:match("%?(.*)$")
+    local caps = { path:match(redirect.pattern) }
+    local params = {}
+    for i, name in ipairs(redirect.names) do params[name] = caps[i] end
+    local location = redirect.template:gsub("{([^}]*)}", function(name) return params[name] end)
+    if location:match("^[/\\][/\\]") then
+      -- A param made it point at another host (`//`, or `/\` as browsers read it).
+      return json_reply(h, 400, "bad request", promised)
+    end
+    if query then
+      location = location .. (redirect.has_query and "&" or "?") .. query
+    end
+    location = location .. redirect.fragment
+    -- The route's direct_response answers, its location header read from
+    -- here, so the route's response headers apply as to any answer.
+    h:streamInfo():dynamicMetadata():set("gatefold.lua", "location", location)
+  end
+
   if next(promised) then
     h:streamInfo():dynamicMetadata():set("gatefold.lua", "promised", promised)
   end

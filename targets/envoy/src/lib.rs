@@ -2,8 +2,8 @@
 //! ([`model`]) serialized to YAML.
 //!
 //! Output ([`Layout::Dynamic`], the default): `bootstrap.yaml` (admin on
-//! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.yaml`
-//! and `dynamic/cds.yaml`, paths relative to the directory Envoy runs in,
+//! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.json`
+//! and `dynamic/cds.json`, paths relative to the directory Envoy runs in,
 //! `dynamic` watched so an atomic rename reloads them), plus those two
 //! files. [`Layout::Static`]: one `bootstrap.yaml` with everything in
 //! `static_resources`.
@@ -37,9 +37,9 @@ use std::net::SocketAddr;
 /// The bootstrap file (the entry).
 pub const BOOTSTRAP: &str = "bootstrap.yaml";
 /// The listeners file of [`Layout::Dynamic`], relative to the work dir.
-pub const LDS: &str = "dynamic/lds.yaml";
+pub const LDS: &str = "dynamic/lds.json";
 /// The clusters file of [`Layout::Dynamic`], relative to the work dir.
-pub const CDS: &str = "dynamic/cds.yaml";
+pub const CDS: &str = "dynamic/cds.json";
 /// The directory Envoy watches for [`LDS`] and [`CDS`].
 pub const DYNAMIC_DIR: &str = "dynamic";
 
@@ -102,7 +102,7 @@ impl Target for Envoy {
                 field: "to",
                 value: Some("with a query"),
                 support: Support::Approximate {
-                    note: "Envoy drops the request's query string when the redirect target has its own, instead of appending it",
+                    note: "to another host: Envoy drops the request's query string when the redirect target has its own, instead of appending it",
                 },
             },
             FieldSupport {
@@ -137,7 +137,8 @@ impl Target for Envoy {
                 .copied()
         };
         match policy {
-            Policy::Redirect(r) if r.to.query.is_some() => {
+            // A path on the request's host is the Lua filter's, exact.
+            Policy::Redirect(r) if r.to.query.is_some() && r.to.origin.is_some() => {
                 pick("to", Some("with a query")).into_iter().collect()
             }
             Policy::Jwt(j) => match &j.key {
@@ -170,6 +171,7 @@ impl Target for Envoy {
             },
             dynamic_resources: None,
             static_resources: StaticResources::default(),
+            layered_runtime: runtime_settings(),
         };
         let file = |path: &str, text: String, what: &str| OutputFile {
             path: RelPath::new(path).expect("a relative path"),
@@ -184,7 +186,7 @@ impl Target for Envoy {
                 };
                 vec![file(
                     BOOTSTRAP,
-                    yaml(&bootstrap),
+                    yaml(&bootstrap, ir),
                     "Envoy bootstrap with every listener and cluster (static_resources)",
                 )]
             }
@@ -215,9 +217,9 @@ impl Target for Envoy {
                         .collect(),
                 };
                 vec![
-                    file(BOOTSTRAP, yaml(&bootstrap), "Envoy bootstrap: admin on 127.0.0.1 (port 0) and file-based LDS/CDS; run Envoy in this folder"),
-                    file(LDS, yaml(&lds), "Envoy listeners (LDS), watched: replace by atomic rename to reload"),
-                    file(CDS, yaml(&cds), "Envoy clusters (CDS), watched: replace by atomic rename to reload"),
+                    file(BOOTSTRAP, yaml(&bootstrap, ir), "Envoy bootstrap: admin on 127.0.0.1 (port 0) and file-based LDS/CDS; run Envoy in this folder"),
+                    file(LDS, json(&lds), "Envoy listeners (LDS), watched: replace by atomic rename to reload"),
+                    file(CDS, json(&cds), "Envoy clusters (CDS), watched: replace by atomic rename to reload"),
                 ]
             }
         };
@@ -225,12 +227,45 @@ impl Target for Envoy {
     }
 }
 
-fn yaml<T: serde::Serialize>(value: &T) -> String {
+/// Envoy runtime settings: a fragment ends the target (`/q?a=1#x` goes on
+/// as `/q?a=1`) instead of being refused, as the spec's clients send it.
+fn runtime_settings() -> LayeredRuntime {
+    LayeredRuntime {
+        layers: vec![RuntimeLayer {
+            name: "gatefold".into(),
+            static_layer: std::collections::BTreeMap::from([(
+                "envoy.reloadable_features.http_reject_path_with_fragment",
+                serde_json::Value::Bool(false),
+            )]),
+        }],
+    }
+}
+
+/// A dynamic resources file: JSON, which Envoy (choosing the parser by the
+/// `.json` extension) reads about six times faster than YAML, and whose
+/// strings are always quoted (a YAML 1.1 parser reads a plain `yes` as a
+/// boolean).
+fn json<T: serde::Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string(value).expect("Envoy config serializes");
+    s.push('\n');
+    s
+}
+
+/// The bootstrap: indented JSON (valid YAML) after a comment line. JSON,
+/// because a YAML writer leaves strings such as `yes` or `on` unquoted,
+/// which Envoy's YAML 1.1 parser reads as booleans.
+fn yaml<T: serde::Serialize>(value: &T, ir: &gatefold_compiler::ir::Ir) -> String {
     let mut s = String::from("# Generated by gatefold; do not edit.\n");
-    // Through JSON: serde_yaml writes enums as YAML tags (`!exact`), which
-    // Envoy does not read; a JSON value has only maps, lists and scalars.
-    let json = serde_json::to_value(value).expect("Envoy config serializes");
-    s.push_str(&serde_yaml::to_string(&json).expect("JSON serializes as YAML"));
+    if ir.policies.keys().any(|p| p.kind == PolicyKind::RateLimit) {
+        // Envoy has no bootstrap field for its worker count; gatefold's
+        // launcher (`gatefold up`, the tests) always passes it.
+        s.push_str(
+            "# Run with `envoy --concurrency 1`: the rate limits count in the Lua\n\
+             # filter, per worker thread, so N workers would allow N times the limit.\n",
+        );
+    }
+    s.push_str(&serde_json::to_string_pretty(value).expect("Envoy config serializes"));
+    s.push('\n');
     s
 }
 
@@ -255,6 +290,7 @@ fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
     let ctx = routes::Ctx {
         ir,
         lua: lua::needed(ir),
+        hoisted: Vec::new(),
     };
     let vhosts = routes::virtual_hosts(&ctx);
     let mut out = Vec::new();
@@ -271,7 +307,7 @@ fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
         listener_filters: Vec::new(),
         filter_chains: vec![FilterChain {
             filter_chain_match: None,
-            filters: vec![hcm(&ctx, "http", plain_routes)],
+            filters: vec![hcm(&ctx, "http", plain_routes, None)],
             transport_socket: None,
         }],
     });
@@ -324,7 +360,12 @@ fn tls_chain(
     };
     FilterChain {
         filter_chain_match: names.map(|server_names| FilterChainMatch { server_names }),
-        filters: vec![hcm(ctx, &format!("https-{index}"), vhosts.to_vec())],
+        filters: vec![hcm(
+            ctx,
+            &format!("https-{index}"),
+            vhosts.to_vec(),
+            Some(&cert.names),
+        )],
         transport_socket: Some(NamedConfig {
             name: "envoy.transport_sockets.tls".into(),
             typed_config: Any::DownstreamTls(Box::new(TlsContext {
@@ -364,17 +405,33 @@ fn https_redirect(port: u16) -> VirtualHost {
             response_headers_to_remove: Vec::new(),
             typed_per_filter_config: Default::default(),
             metadata: None,
+            gateway_answer: true,
         }],
+        response_headers_to_add: Vec::new(),
+        response_headers_to_remove: Vec::new(),
     }
 }
 
 /// The HTTP connection manager with only the filters the spec needs, in
-/// phase order: rbac (ip-filter), Lua (phases 2-6), buffer (body limits),
-/// router.
-fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig {
+/// phase order: the front Lua filter (path normalization, host checks,
+/// forwarding headers; always), rbac (ip-filter), Lua (phases 2-6),
+/// buffer (body limits), router.
+/// `cert_names`: on a TLS chain, the names of its certificate (a request
+/// for another host is misdirected, 421).
+fn hcm(
+    ctx: &routes::Ctx,
+    prefix: &str,
+    vhosts: Vec<VirtualHost>,
+    cert_names: Option<&[String]>,
+) -> NamedConfig {
     let ir = ctx.ir;
     let uses = |k: PolicyKind| ir.policies.keys().any(|p| p.kind == k);
-    let mut filters = Vec::new();
+    let mut filters = vec![NamedConfig {
+        name: lua::FRONT_FILTER.into(),
+        typed_config: Any::Lua {
+            default_source_code: DataSource::InlineString(lua::front_script(cert_names)),
+        },
+    }];
     if uses(PolicyKind::IpFilter) {
         filters.push(NamedConfig {
             name: "envoy.filters.http.rbac".into(),
@@ -403,7 +460,10 @@ fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig
     });
     filters.push(NamedConfig {
         name: "envoy.filters.http.router".into(),
-        typed_config: Any::Router {},
+        // No x-envoy-* headers towards the upstream or the client.
+        typed_config: Any::Router {
+            suppress_envoy_headers: true,
+        },
     });
     let baseline = &ir.gateway.baseline;
     NamedConfig {
@@ -412,10 +472,18 @@ fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig
             stat_prefix: prefix.to_string(),
             codec_type: "AUTO",
             use_remote_address: true,
-            normalize_path: true,
-            merge_slashes: true,
+            // The front Lua filter appends the peer (`, `-separated, as
+            // the reference gateway does), normalizes the path and strips
+            // the port from the host after copying it to x-forwarded-host.
+            skip_xff_append: true,
+            http_protocol_options: Http1ProtocolOptions {
+                accept_http_10: true,
+                default_host_for_http_10: lua::NO_HOST.into(),
+            },
+            normalize_path: false,
+            merge_slashes: false,
             path_with_escaped_slashes_action: "KEEP_UNCHANGED",
-            strip_any_host_port: true,
+            strip_any_host_port: false,
             server_header_transformation: if baseline.server_header {
                 "OVERWRITE"
             } else {
@@ -427,8 +495,16 @@ fn hcm(ctx: &routes::Ctx, prefix: &str, vhosts: Vec<VirtualHost>) -> NamedConfig
             local_reply_config: Some(local_replies()),
             route_config: RouteConfiguration {
                 name: "gatefold".into(),
+                // Virtual-host response headers (hoisted, see
+                // routes::hoist) first, then the route's own: so a route
+                // entry can remove them (its 404 and 405 answers).
+                most_specific_header_mutations_wins: true,
                 virtual_hosts: vhosts,
-                request_headers_to_remove: vec!["forwarded".into(), "x-real-ip".into()],
+                request_headers_to_remove: vec![
+                    "forwarded".into(),
+                    "x-real-ip".into(),
+                    "te".into(),
+                ],
             },
             http_filters: filters,
         })),

@@ -7,14 +7,40 @@
 //! values); each route's settings are route metadata the script reads.
 
 use gatefold_compiler::ir::policy::Policy;
-use gatefold_compiler::ir::policy::{Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey};
-use gatefold_compiler::ir::{Ir, Method, PolicyKind, Route, Secret};
+use gatefold_compiler::ir::policy::{
+    Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey, Redirect,
+};
+use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret, Segment};
 use serde_json::{json, Map, Value};
 
 /// The filter's name; route metadata for it lives under this key.
 pub const FILTER: &str = "gatefold.lua";
 
 const SCRIPT: &str = include_str!("gatefold.lua");
+
+/// The front filter's name (first in every chain).
+pub const FRONT_FILTER: &str = "gatefold.front";
+
+const FRONT: &str = include_str!("front.lua");
+
+/// The front filter's script (path normalization, host checks, forwarding
+/// headers; see its header) after `CERT_NAMES`: on a TLS filter chain the
+/// names its certificate covers, else `nil`.
+pub fn front_script(cert_names: Option<&[String]>) -> String {
+    let names = match cert_names {
+        None => "nil".to_string(),
+        Some(names) => {
+            let list: Vec<String> = names.iter().map(|n| lua_string(n)).collect();
+            format!("{{ {} }}", list.join(", "))
+        }
+    };
+    format!("CERT_NAMES = {names}\n\n{FRONT}")
+}
+
+/// The host Envoy gives an HTTP/1.0 request without one (the front filter
+/// knows it and forwards no `x-forwarded-host` for it). `.invalid` never
+/// resolves, so no spec's host can be it.
+pub const NO_HOST: &str = "gatefold-no-host.invalid";
 
 /// Kinds the Lua filter carries out.
 pub const KINDS: [PolicyKind; 7] = [
@@ -35,6 +61,62 @@ pub fn needed(ir: &Ir) -> bool {
         r.chain
             .iter()
             .any(|p| KINDS.contains(&p.kind) && p.kind != PolicyKind::RequestSizeLimit)
+    }) || ir
+        .policies
+        .values()
+        .any(|i| local_redirect(&i.policy).is_some())
+}
+
+/// A `redirect` to a path on the request's own host: the Lua filter
+/// answers it, since Envoy's route redirect always makes the `location`
+/// absolute (scheme and host of the request).
+pub fn local_redirect(p: &Policy) -> Option<&Redirect> {
+    match p {
+        Policy::Redirect(r) if r.to.origin.is_none() => Some(r),
+        _ => None,
+    }
+}
+
+/// A Lua pattern matching what `path` matches (a prefix's tail left
+/// unchecked: the route matched already), each `{param}` a capture.
+fn lua_pattern(path: &PathPattern) -> String {
+    let mut out = String::from("^");
+    for s in &path.segments {
+        out.push('/');
+        match s {
+            Segment::Literal(l) => {
+                for c in l.chars() {
+                    if "^$()%.[]*+-?".contains(c) {
+                        out.push('%');
+                    }
+                    out.push(c);
+                }
+            }
+            Segment::Param(_) => out.push_str("([^/]+)"),
+        }
+    }
+    if !path.prefix {
+        if path.segments.is_empty() {
+            out.push('/');
+        }
+        out.push('$');
+    }
+    out
+}
+
+fn redirect_config(r: &Redirect, path: &PathPattern) -> Value {
+    let mut template = r.to.path.clone();
+    if let Some(q) = &r.to.query {
+        template.push('?');
+        template.push_str(q);
+    }
+    json!({
+        "status": r.status.code().to_string(),
+        "pattern": lua_pattern(path),
+        "names": path.params().collect::<Vec<_>>(),
+        "template": template,
+        "has_query": r.to.query.is_some(),
+        "fragment": r.to.fragment.as_ref().map_or(String::new(), |f| format!("#{f}")),
     })
 }
 
@@ -137,6 +219,9 @@ pub fn route_metadata(
         match &instance.policy {
             Policy::Cors(c) => {
                 m.insert("cors".into(), cors_config(c));
+            }
+            Policy::Redirect(r) if !preflight && r.to.origin.is_none() => {
+                m.insert("redirect".into(), redirect_config(r, &route.matcher.path));
             }
             Policy::Acl(acl) => {
                 let (allow, groups) = match acl {

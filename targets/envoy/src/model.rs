@@ -19,7 +19,7 @@ pub enum Any {
     )]
     Hcm(Box<HttpConnectionManager>),
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router")]
-    Router {},
+    Router { suppress_envoy_headers: bool },
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC")]
     Rbac(Rbac),
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute")]
@@ -68,6 +68,19 @@ pub struct Bootstrap {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dynamic_resources: Option<DynamicResources>,
     pub static_resources: StaticResources,
+    pub layered_runtime: LayeredRuntime,
+}
+
+/// Runtime settings gatefold fixes (a static layer).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayeredRuntime {
+    pub layers: Vec<RuntimeLayer>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeLayer {
+    pub name: String,
+    pub static_layer: BTreeMap<&'static str, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -202,6 +215,8 @@ pub struct HttpConnectionManager {
     pub stat_prefix: String,
     pub codec_type: &'static str,
     pub use_remote_address: bool,
+    pub skip_xff_append: bool,
+    pub http_protocol_options: Http1ProtocolOptions,
     pub normalize_path: bool,
     pub merge_slashes: bool,
     pub path_with_escaped_slashes_action: &'static str,
@@ -214,6 +229,12 @@ pub struct HttpConnectionManager {
     pub local_reply_config: Option<LocalReplyConfig>,
     pub route_config: RouteConfiguration,
     pub http_filters: Vec<NamedConfig>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Http1ProtocolOptions {
+    pub accept_http_10: bool,
+    pub default_host_for_http_10: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -250,6 +271,7 @@ pub enum AccessLogFilter {
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteConfiguration {
     pub name: String,
+    pub most_specific_header_mutations_wins: bool,
     pub virtual_hosts: Vec<VirtualHost>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub request_headers_to_remove: Vec<String>,
@@ -260,6 +282,10 @@ pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_remove: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -281,6 +307,10 @@ pub struct Route {
     pub typed_per_filter_config: BTreeMap<String, Any>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
+    /// Not Envoy's: the entry is a gateway-made answer no route's policies
+    /// reach (404, 405, a CORS preflight).
+    #[serde(skip)]
+    pub gateway_answer: bool,
 }
 
 /// Route metadata, read by the Lua filter as `metadata():get(...)`.
@@ -348,6 +378,7 @@ pub struct RouteAction {
     pub auto_host_rewrite: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_rewrite_literal: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub append_x_forwarded_host: bool,
     pub timeout: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -377,6 +408,8 @@ pub struct ClusterWeight {
 pub struct RetryPolicy {
     pub retry_on: String,
     pub num_retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retriable_status_codes: Vec<u16>,
     pub retry_host_predicate: Vec<NamedConfig>,

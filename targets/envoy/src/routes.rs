@@ -10,13 +10,13 @@
 use crate::clusters::cluster_name;
 use crate::lua;
 use crate::model::*;
-use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup};
+use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup, RouteIx};
 use gatefold_compiler::ir::policy::{
     HeaderTransform, IpFilter, Mock, MockBody, Policy, Redirect as RedirectPolicy, RetryOn,
 };
 use gatefold_compiler::ir::{
-    Destination, Method, PathKind, PathPattern, ProxyPlan, Route as IrRoute, Segment, UpstreamPath,
-    ValidIr,
+    Destination, Method, PathKind, PathPattern, PolicyId, ProxyPlan, Route as IrRoute, Segment,
+    UpstreamPath, ValidIr,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +25,9 @@ pub struct Ctx<'a> {
     pub ir: &'a ValidIr,
     /// The Lua filter is in the chain.
     pub lua: bool,
+    /// `response-headers` instances the virtual host carries for every
+    /// route of it ([`hoist`]): route entries leave them out.
+    pub hoisted: Vec<PolicyId>,
 }
 
 /// The virtual hosts of the gateway's route configuration, from the
@@ -42,9 +45,15 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             Some(h) => (format!("host:{h}"), h.to_string()),
             None => ("any".to_string(), "*".to_string()),
         };
+        let hoisted = hoist(ir, &class.routes);
+        let ctx = Ctx {
+            ir,
+            lua: ctx.lua,
+            hoisted: hoisted.iter().map(|(id, _)| id.clone()).collect(),
+        };
         let mut routes = Vec::new();
         for g in &class.paths {
-            group_routes(ctx, g, &mut routes);
+            group_routes(&ctx, g, &mut routes);
         }
         routes.push(json_reply(
             "no-route",
@@ -53,13 +62,107 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             "no route",
             &[],
         ));
-        hosts.push(VirtualHost {
+        let mut vhost = VirtualHost {
             name,
             domains: vec![domain],
-            routes,
-        });
+            routes: Vec::new(),
+            response_headers_to_add: Vec::new(),
+            response_headers_to_remove: Vec::new(),
+        };
+        let mut carried = Route::bare();
+        for (_, t) in &hoisted {
+            response_headers(t, &mut carried);
+        }
+        vhost.response_headers_to_add = carried.response_headers_to_add;
+        vhost.response_headers_to_remove = carried.response_headers_to_remove;
+        // The gateway's own answers that no route's policies reach (404,
+        // 405, preflights) take the hoisted headers off again.
+        let added: Vec<String> = vhost
+            .response_headers_to_add
+            .iter()
+            .map(|h| h.header.key.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for mut r in routes {
+            if r.gateway_answer {
+                r.response_headers_to_remove.extend(added.iter().cloned());
+            }
+            vhost.routes.push(r);
+        }
+        hosts.push(vhost);
     }
     hosts
+}
+
+/// The `response-headers` instances every route of a virtual host applies
+/// first, when no route's own response headers (its other
+/// `response-headers`, `mock` headers, `deprecation`) touch a header they
+/// touch: the virtual host carries them once instead of every route entry
+/// (a 10,000-route spec with a gateway-level header repeats it 20,000
+/// times otherwise). With `most_specific_header_mutations_wins`, Envoy
+/// applies them before the route's own, as the chain order does.
+fn hoist<'a>(ir: &'a ValidIr, routes: &[RouteIx]) -> Vec<(PolicyId, &'a HeaderTransform)> {
+    let transforms = |r: &'a IrRoute| -> Vec<(&'a PolicyId, &'a HeaderTransform)> {
+        ir.chain(r)
+            .filter_map(|(id, inst)| match &inst.policy {
+                Policy::ResponseHeaders(t) => Some((id, t)),
+                _ => None,
+            })
+            .collect()
+    };
+    let Some((first, rest)) = routes.split_first() else {
+        return Vec::new();
+    };
+    let mut common = transforms(&ir.routes[*first]);
+    for r in rest {
+        let mine = transforms(&ir.routes[*r]);
+        let same = common
+            .iter()
+            .zip(&mine)
+            .take_while(|(a, b)| a.0 == b.0)
+            .count();
+        common.truncate(same);
+        if common.is_empty() {
+            return Vec::new();
+        }
+    }
+    let touched = |t: &HeaderTransform| -> BTreeSet<String> {
+        t.set
+            .keys()
+            .chain(t.add.keys())
+            .map(|k| k.as_str().to_ascii_lowercase())
+            .chain(t.remove.iter().map(|k| k.as_str().to_ascii_lowercase()))
+            .collect()
+    };
+    let hoisted: BTreeSet<String> = common.iter().flat_map(|(_, t)| touched(t)).collect();
+    let ids: BTreeSet<&PolicyId> = common.iter().map(|(id, _)| *id).collect();
+    for r in routes {
+        for (id, inst) in ir.chain(&ir.routes[*r]) {
+            let theirs: BTreeSet<String> = match &inst.policy {
+                Policy::ResponseHeaders(t) if !ids.contains(id) => touched(t),
+                Policy::Mock(m) => {
+                    let mut keys: BTreeSet<String> = m
+                        .headers
+                        .keys()
+                        .map(|k| k.as_str().to_ascii_lowercase())
+                        .collect();
+                    keys.insert("content-type".into());
+                    keys
+                }
+                Policy::Deprecation(_) => ["deprecation", "sunset", "link"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                Policy::Redirect(_) => BTreeSet::from(["location".to_string()]),
+                _ => BTreeSet::new(),
+            };
+            if !theirs.is_disjoint(&hoisted) {
+                return Vec::new();
+            }
+        }
+    }
+    common.into_iter().map(|(id, t)| (id.clone(), t)).collect()
 }
 
 fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
@@ -88,6 +191,7 @@ fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
                     status: 204,
                     body: None,
                 }),
+                gateway_answer: true,
                 ..Route::bare()
             };
             decorate(ctx, r, &mut pre, true);
@@ -138,6 +242,7 @@ fn json_reply(
             )),
         }),
         response_headers_to_add: headers,
+        gateway_answer: true,
         ..Route::bare()
     }
 }
@@ -157,15 +262,22 @@ impl Route {
             response_headers_to_remove: Vec::new(),
             typed_per_filter_config: BTreeMap::new(),
             metadata: None,
+            gateway_answer: false,
         }
     }
+}
+
+/// A header value as Envoy's header formatter reads it: `%` starts a
+/// command there, so a literal one is `%%`.
+fn literal(value: &str) -> String {
+    value.replace('%', "%%")
 }
 
 fn set_header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: HeaderValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: literal(value),
         },
         append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
     }
@@ -175,7 +287,7 @@ fn add_header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: HeaderValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: literal(value),
         },
         append_action: "APPEND_IF_EXISTS_OR_ADD",
     }
@@ -312,6 +424,22 @@ fn emit_route(
                 mock(m, &mut main);
                 short = true;
             }
+            Policy::Redirect(rd) if lua::local_redirect(&inst.policy).is_some() => {
+                // The Lua filter computes the location (a path on this
+                // host, left relative) into dynamic metadata.
+                main.action = Action::DirectResponse(DirectResponse {
+                    status: rd.status.code(),
+                    body: None,
+                });
+                main.response_headers_to_add.push(HeaderValueOption {
+                    header: HeaderValue {
+                        key: "location".into(),
+                        value: format!("%DYNAMIC_METADATA({}:location)%", lua::FILTER),
+                    },
+                    append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+                });
+                short = true;
+            }
             Policy::Redirect(rd) => {
                 main.action = Action::Redirect(redirect(rd, &r.matcher.path));
                 short = true;
@@ -326,6 +454,7 @@ fn emit_route(
         return;
     };
     let mut action = proxy_action(ctx, r, plan);
+    let start = out.len();
     upstream_path(r, group, &mut action, &main, out);
     // Retries on timeouts and statuses apply to idempotent methods only:
     // the others get an entry of their own retrying connect failures.
@@ -340,14 +469,74 @@ fn emit_route(
             other.matcher.headers.retain(|h| h.name != ":method");
             other.matcher.headers.extend(method_matcher(others));
             let mut a = action.clone();
-            a.retry_policy =
-                retry_policy(retry.attempts, &BTreeSet::from([RetryOn::ConnectFailure]));
+            let read = plan.destinations()[0].read_timeout.millis;
+            let policy = retry_policy(
+                retry.attempts,
+                &BTreeSet::from([RetryOn::ConnectFailure]),
+                read,
+            );
+            set_retry(&mut a, policy, read);
             other.action = Action::Route(Box::new(a));
             out.push(other);
         }
     }
     main.action = Action::Route(Box::new(action));
     out.push(main);
+    if let ProxyPlan::Split { policy, to } = plan {
+        header_matches(ctx, policy, to, start, out);
+    }
+}
+
+/// A `traffic-split`'s `header-match` entries, first wins: before the
+/// route's entries (from `start` in `out`), a copy of each per match with
+/// the header's exact, case-sensitive value required and that upstream
+/// as its only cluster.
+fn header_matches(
+    ctx: &Ctx,
+    policy: &gatefold_compiler::ir::PolicyId,
+    to: &[Destination],
+    start: usize,
+    out: &mut Vec<Route>,
+) {
+    let Some(Policy::TrafficSplit(split)) = ctx.ir.policies.get(policy).map(|i| &i.policy) else {
+        return;
+    };
+    let mut variants = Vec::new();
+    for (n, hm) in split.header_match.iter().enumerate() {
+        let Some(dest) = to.iter().find(|d| d.upstream == hm.upstream) else {
+            continue;
+        };
+        for entry in &out[start..] {
+            let Action::Route(a) = &entry.action else {
+                continue;
+            };
+            let mut v = entry.clone();
+            v.name = format!("{}:match-{n}", entry.name);
+            v.matcher.headers.push(HeaderMatcher {
+                name: hm.name.as_str().to_string(),
+                string_match: Some(StringMatch::Exact(hm.value.clone())),
+                present_match: None,
+                invert_match: None,
+            });
+            let mut a = a.clone();
+            a.weighted_clusters = None;
+            a.cluster = Some(cluster_name(dest));
+            let read = dest.read_timeout.millis;
+            let policy = a.retry_policy.take().and_then(|p| {
+                let on = dest.retry.as_ref().map(|r| &r.on)?;
+                let conditions = if p.retry_on == "connect-failure" {
+                    BTreeSet::from([RetryOn::ConnectFailure])
+                } else {
+                    on.clone()
+                };
+                retry_policy(p.num_retries, &conditions, read)
+            });
+            set_retry(&mut a, policy, read);
+            v.action = Action::Route(a);
+            variants.push(v);
+        }
+    }
+    out.splice(start..start, variants);
 }
 
 /// Header transforms, per-filter config and Lua metadata of a route entry.
@@ -358,7 +547,7 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
             Policy::RequestHeaders(t) if !preflight => {
                 request_headers(t, route);
             }
-            Policy::ResponseHeaders(t) if !preflight => {
+            Policy::ResponseHeaders(t) if !preflight && !ctx.hoisted.contains(id) => {
                 response_headers(t, route);
             }
             Policy::IpFilter(f) => {
@@ -569,7 +758,11 @@ fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
     out
 }
 
-fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
+/// Envoy's retry policy for `attempts` retries on `on`. A timeout is a
+/// per-try timeout of the read timeout, retried through `reset` (which
+/// takes a per-try timeout); the route's overall timeout is then off
+/// ([`proxy_action`]), as every attempt has its own.
+fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>, read_millis: u64) -> Option<RetryPolicy> {
     if attempts == 0 {
         return None;
     }
@@ -578,18 +771,12 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     for o in on {
         match o {
             RetryOn::ConnectFailure => conditions.push("connect-failure"),
-            RetryOn::Timeout => {}
+            RetryOn::Timeout => conditions.push("reset"),
             RetryOn::Status500 => codes.push(500),
             RetryOn::Status502 => codes.push(502),
             RetryOn::Status503 => codes.push(503),
             RetryOn::Status504 => codes.push(504),
         }
-    }
-    if on.contains(&RetryOn::Timeout) {
-        // A per-try timeout counts as a 504 for retriable-status-codes.
-        codes.push(504);
-        codes.sort();
-        codes.dedup();
     }
     if !codes.is_empty() {
         conditions.push("retriable-status-codes");
@@ -597,6 +784,9 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     Some(RetryPolicy {
         retry_on: conditions.join(","),
         num_retries: attempts,
+        per_try_timeout: on
+            .contains(&RetryOn::Timeout)
+            .then(|| duration(read_millis)),
         retriable_status_codes: codes,
         retry_host_predicate: vec![NamedConfig {
             name: "envoy.retry_host_predicates.previous_hosts".into(),
@@ -606,13 +796,25 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     })
 }
 
+/// The action's retry policy; with a per-try timeout the overall one is
+/// off (`0s`), as each attempt has its own.
+fn set_retry(a: &mut RouteAction, policy: Option<RetryPolicy>, read_millis: u64) {
+    a.timeout = if policy.as_ref().is_some_and(|p| p.per_try_timeout.is_some()) {
+        "0s".into()
+    } else {
+        duration(read_millis)
+    };
+    a.retry_policy = policy;
+}
+
 fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
     let ir = ctx.ir;
     let dests = plan.destinations();
     let first: &Destination = &dests[0];
     let mut a = RouteAction {
         auto_host_rewrite: Some(true),
-        append_x_forwarded_host: true,
+        // Set by the front Lua filter, with the client's port.
+        append_x_forwarded_host: false,
         timeout: duration(first.read_timeout.millis),
         ..RouteAction::default()
     };
@@ -639,7 +841,8 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
         }
     }
     if let Some(retry) = &first.retry {
-        a.retry_policy = retry_policy(retry.attempts, &retry.on);
+        let read = first.read_timeout.millis;
+        set_retry(&mut a, retry_policy(retry.attempts, &retry.on, read), read);
     }
     let balance = ir.upstreams.get(&first.upstream).map(|u| &u.balance);
     if let Some(gatefold_compiler::ir::Balance::HashHeader(h)) = balance {

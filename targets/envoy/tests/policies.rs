@@ -226,9 +226,11 @@ fn short_circuits_transforms_and_limits() {
         rd.header("location"),
         Some("https://new.example/pets/42?x=1")
     );
-    let local = get(gw.addr, "/docs", &[]);
+    // A path on the request's host stays relative, as the spec wrote it
+    // (Envoy's own route redirect would make it absolute).
+    let local = get(gw.addr, "/docs?p=2", &[]);
     assert_eq!(local.status, 302);
-    assert_eq!(local.header("location"), Some("http://gw.test/manual"));
+    assert_eq!(local.header("location"), Some("/manual?p=2"));
     assert_eq!(
         get(gw.addr, "/v1/items/9?z=1", &[]).seen()["path"],
         "/items/9/detail?z=1"
@@ -439,4 +441,56 @@ fn preflights_and_overlaps_follow_the_dispatch_view() {
     );
     let r = send(gw.addr, "DELETE", "/cats/new", &[], b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("PUT")));
+}
+
+/// Response headers every route applies first are carried once by the
+/// virtual host: still on proxied and mocked answers (with a route's own
+/// headers), and taken off the gateway's 404 and 405, which no route's
+/// policies reach.
+#[test]
+fn shared_response_headers_are_carried_once() {
+    let up = Upstream::start("up");
+    let yaml = spec(
+        &up,
+        r#"
+  main:
+    upstream: up
+    policies: [{ response-headers: { set: { x-served-by: gatefold }, remove: [x-powered-by] } }]
+    routes:
+      all: { path: /p, methods: [GET] }
+      any: { path: /q }
+      mock: { path: /mock, policies: [{ mock: { status: 201, headers: { x-own: "1" }, body: m } }] }
+"#,
+    );
+    let out = emit(
+        &compile(&yaml),
+        gatefold_target_envoy::Layout::Dynamic,
+        &gatefold_compiler::target::Options::default(),
+    );
+    let lds = &out
+        .files
+        .iter()
+        .find(|f| f.path.as_str() == gatefold_target_envoy::LDS)
+        .unwrap()
+        .bytes;
+    let carried = String::from_utf8_lossy(lds).matches("x-served-by").count();
+    // Once on the virtual host, plus a removal on the 404 and the 405
+    // entries: never on a route entry.
+    assert_eq!(carried, 3, "x-served-by in the listeners");
+    let gw = serve(&yaml);
+    let p = get(gw.addr, "/p", &[]);
+    assert_eq!((p.status, p.header("x-served-by")), (200, Some("gatefold")));
+    assert_eq!(
+        get(gw.addr, "/q", &[]).header("x-served-by"),
+        Some("gatefold")
+    );
+    let m = get(gw.addr, "/mock", &[]);
+    assert_eq!(
+        (m.status, m.header("x-own"), m.header("x-served-by")),
+        (201, Some("1"), Some("gatefold"))
+    );
+    let none = get(gw.addr, "/nowhere", &[]);
+    assert_eq!((none.status, none.header("x-served-by")), (404, None));
+    let wrong = send(gw.addr, "DELETE", "/p", &[], b"");
+    assert_eq!((wrong.status, wrong.header("x-served-by")), (405, None));
 }

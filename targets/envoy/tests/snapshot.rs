@@ -35,6 +35,11 @@ fn a_small_spec_emits_this_configuration() {
     let out = emit(&ir, Layout::Dynamic, &Options::default());
     for f in &out.files {
         let text = String::from_utf8(f.bytes.clone()).unwrap();
+        // The resource files are compact JSON: indented here for review.
+        let text = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => serde_json::to_string_pretty(&v).unwrap(),
+            Err(_) => text,
+        };
         insta::assert_snapshot!(f.path.as_str().replace('/', "__"), text);
     }
     let again = emit(&ir, Layout::Dynamic, &Options::default());
@@ -52,4 +57,26 @@ fn a_small_spec_emits_this_configuration() {
         .files
         .iter()
         .all(|f| !String::from_utf8_lossy(&f.bytes).contains("app-secret-value")));
+}
+
+/// A spec with a rate limit says in its bootstrap that Envoy must run with
+/// one worker (the Lua counters are per worker; Envoy has no bootstrap
+/// field for it, and gatefold's launcher always passes the flag).
+#[test]
+fn a_rate_limited_spec_asks_for_one_worker() {
+    let bootstrap = |yaml: &str| {
+        let out = emit(&compile(yaml), Layout::Dynamic, &Options::default());
+        let f = out
+            .files
+            .iter()
+            .find(|f| f.path.as_str() == "bootstrap.yaml");
+        String::from_utf8(f.unwrap().bytes.clone()).unwrap()
+    };
+    let limited = SPEC.replace(
+        "policies: [{ key-auth: {} }]",
+        "policies: [{ key-auth: {} }, { rate-limit: { requests: 5, per: 1m, key: consumer } }]",
+    );
+    assert_ne!(limited, SPEC);
+    assert!(bootstrap(&limited).contains("envoy --concurrency 1"));
+    assert!(!bootstrap(SPEC).contains("--concurrency"));
 }

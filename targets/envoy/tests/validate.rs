@@ -38,7 +38,7 @@ fn examples_validate() {
 }
 
 /// kitchen-sink without its `script` (which no target runs yet, the
-/// reference included): everything else compiles and validates.
+/// reference included): everything else compiles, validates and serves.
 #[test]
 fn kitchen_sink_validates() {
     let examples =
@@ -58,10 +58,21 @@ fn kitchen_sink_validates() {
     );
     std::fs::write(dir.0.join("gatefold.yaml"), without).unwrap();
     let compiled = gatefold_compiler::compile_path(&dir.0.join("gatefold.yaml"));
-    match compiled.ir {
-        Some(ir) => validate(&ir),
-        None => panic!("{}", compiled.render()),
-    }
+    let Some(ir) = compiled.ir else {
+        panic!("{}", compiled.render())
+    };
+    validate(&ir);
+    // And it serves: a route answering itself, from anywhere (its
+    // `disable: [ip-filter]`), and the JSON 404.
+    let gw = serve_ir(&ir);
+    let health = get(gw.addr, "/healthz", &[]);
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), serde_json::json!({ "status": "ok" }));
+    let none = get(gw.addr, "/no/such/route", &[]);
+    assert_eq!(
+        (none.status, none.json()),
+        (404, serde_json::json!({ "error": "no route" }))
+    );
 }
 
 /// One spec per kind Envoy carries, each on a route of its own.

@@ -324,7 +324,7 @@ pub fn compare(expect: &Expect, response: &Response, got: &[Got]) -> Result<(), 
     }
     for (name, want) in &expect.headers {
         match response.header(name) {
-            Some(v) if &v == want => {}
+            Some(v) if same_field(&v, want) => {}
             Some(v) => bad.push(format!("header {name}: {v:?} (want {want:?})")),
             None => bad.push(format!("no header {name} (want {want:?})")),
         }
@@ -384,7 +384,7 @@ pub fn compare(expect: &Expect, response: &Response, got: &[Got]) -> Result<(), 
                 check("query", g.query(), &want.query);
                 for (name, w) in &want.headers {
                     match g.header(name) {
-                        Some(v) if &v == w => {}
+                        Some(v) if same_field(&v, w) => {}
                         Some(v) => bad.push(format!("upstream header {name}: {v:?} (want {w:?})")),
                         None => bad.push(format!("upstream: no header {name} (want {w:?})")),
                     }
@@ -419,6 +419,17 @@ pub fn compare(expect: &Expect, response: &Response, got: &[Got]) -> Result<(), 
     }
 }
 
+/// Whether a header's values (repeated lines joined with `, `) are `want`:
+/// exactly, or as the same comma-separated list, since a runtime may join
+/// repeated lines itself with `,` (RFC 9110 5.3 makes the two the same).
+fn same_field(have: &str, want: &str) -> bool {
+    have == want
+        || have
+            .split(',')
+            .map(str::trim)
+            .eq(want.split(',').map(str::trim))
+}
+
 fn clip(s: &str) -> String {
     if s.len() > 200 {
         let mut end = 200;
@@ -428,5 +439,18 @@ fn clip(s: &str) -> String {
         format!("{}...", &s[..end])
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_field;
+
+    #[test]
+    fn repeated_header_lines_compare_as_lists() {
+        assert!(same_field("accept,origin", "accept, origin"));
+        assert!(same_field("a, b", "a, b"));
+        assert!(!same_field("accept origin", "accept, origin"));
+        assert!(!same_field("a,b,c", "a, b"));
     }
 }

@@ -9,6 +9,7 @@ pub fn all() -> Vec<Box<dyn Target>> {
     vec![
         Box::new(gatefold_target_reference::Reference),
         Box::new(gatefold_target_nginx::Nginx::default()),
+        Box::new(gatefold_target_envoy::Envoy::default()),
     ]
 }
 
@@ -19,5 +20,5 @@ pub fn all() -> Vec<Box<dyn Target>> {
 /// target must be added to one list or the other, and moving one from here
 /// to [`all`] is the whole change once it passes.
 pub fn pending() -> Vec<Box<dyn Target>> {
-    vec![Box::new(gatefold_target_envoy::Envoy::default())]
+    Vec::new()
 }

@@ -44,9 +44,9 @@ pub fn config(out: &Output) -> EnvoyConfig {
             .map(|f| String::from_utf8(f.bytes.clone()).unwrap())
     };
     EnvoyConfig {
-        bootstrap: file("bootstrap.yaml").expect("a bootstrap"),
-        lds: file("dynamic/lds.yaml"),
-        cds: file("dynamic/cds.yaml"),
+        bootstrap: file(gatefold_target_envoy::BOOTSTRAP).expect("a bootstrap"),
+        lds: file(gatefold_target_envoy::LDS),
+        cds: file(gatefold_target_envoy::CDS),
     }
 }
 
