@@ -29,7 +29,8 @@ use gatefold_compiler::ir::policy::{JwtKey, Policy, PublicKey};
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, FieldSupport, Options, Output, OutputFile,
+    RelPath, Support, Target,
 };
 use model::*;
 use std::net::SocketAddr;
@@ -127,6 +128,11 @@ impl Target for Envoy {
                 support: Support::Unsupported,
             },
         ]
+        .into_iter()
+        // Language 1.1 redirect parts and cors wildcards are not emitted
+        // (yet): refused. `retry` `on: reset` is Envoy's `reset`.
+        .chain(language_1_1_unsupported(&[PolicyKind::Redirect, PolicyKind::Cors]))
+        .collect()
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
@@ -136,8 +142,13 @@ impl Target for Envoy {
                 .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
                 .copied()
         };
+        let newer: Vec<FieldSupport> = language_1_1_uses(policy)
+            .into_iter()
+            .filter_map(|(f, v)| pick(f, v))
+            .collect();
         match policy {
-            Policy::Redirect(r) if r.to.query.is_some() => {
+            Policy::Redirect(_) | Policy::Cors(_) if !newer.is_empty() => newer,
+            Policy::Redirect(r) if r.to().is_some_and(|to| to.query.is_some()) => {
                 pick("to", Some("with a query")).into_iter().collect()
             }
             Policy::Jwt(j) => match &j.key {

@@ -512,12 +512,14 @@ fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
         response_code: match rd.status.code() {
             301 => "MOVED_PERMANENTLY",
             302 => "FOUND",
+            303 => "SEE_OTHER",
             307 => "TEMPORARY_REDIRECT",
             _ => "PERMANENT_REDIRECT",
         },
         ..Redirect::default()
     };
-    let to = rd.to.to_string();
+    // Part-wise redirects are refused for Envoy (`Target::fields`).
+    let to = rd.to().map(ToString::to_string).unwrap_or_default();
     let mut target = to.as_str();
     for scheme in ["https", "http"] {
         if let Some(rest) = target
@@ -578,6 +580,7 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>) -> Option<RetryPolicy> {
     for o in on {
         match o {
             RetryOn::ConnectFailure => conditions.push("connect-failure"),
+            RetryOn::Reset => conditions.push("reset"),
             RetryOn::Timeout => {}
             RetryOn::Status500 => codes.push(500),
             RetryOn::Status502 => codes.push(502),

@@ -48,7 +48,8 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, FieldSupport, Options, Output, OutputFile,
+    RelPath, Support, Target,
 };
 
 /// What the entry file holds.
@@ -127,6 +128,14 @@ impl Target for Nginx {
                 support: Support::Unsupported,
             },
         ]
+        .into_iter()
+        // Language 1.1 redirect parts and cors wildcards are not emitted
+        // (yet): refused. `retry` `on: reset` is `proxy_next_upstream error`.
+        .chain(language_1_1_unsupported(&[
+            PolicyKind::Redirect,
+            PolicyKind::Cors,
+        ]))
+        .collect()
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
@@ -136,7 +145,11 @@ impl Target for Nginx {
                 .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
                 .copied()
         };
+        let newer = language_1_1_uses(policy)
+            .into_iter()
+            .filter_map(|(f, v)| pick(f, v));
         match policy {
+            Policy::Redirect(_) | Policy::Cors(_) => newer.collect(),
             Policy::RequestHeaders(h) if !h.add.is_empty() => {
                 pick("add", None).into_iter().collect()
             }

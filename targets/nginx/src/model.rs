@@ -1011,7 +1011,8 @@ impl Builder<'_> {
                         gen(format!("~*^{}$", escape::regex(o))),
                         raw("$http_origin"),
                     )),
-                    CorsOrigin::Any => None,
+                    // Patterns are refused for nginx (`Target::fields`).
+                    CorsOrigin::Any | CorsOrigin::Pattern(_) => None,
                 })
                 .collect()
         };
@@ -1128,18 +1129,23 @@ impl Builder<'_> {
         match &dest.retry {
             None => {}
             Some(r) => {
-                let mut words = vec![raw("proxy_next_upstream")];
+                let mut names = Vec::new();
                 for on in &r.on {
                     use gatefold_compiler::ir::policy::RetryOn as O;
-                    words.push(raw(match on {
-                        O::ConnectFailure => "error",
+                    names.push(match on {
+                        // nginx's `error` takes both: a connection that
+                        // failed, or one closed before the response head.
+                        O::ConnectFailure | O::Reset => "error",
                         O::Timeout => "timeout",
                         O::Status500 => "http_500",
                         O::Status502 => "http_502",
                         O::Status503 => "http_503",
                         O::Status504 => "http_504",
-                    }));
+                    });
                 }
+                names.dedup();
+                let mut words = vec![raw("proxy_next_upstream")];
+                words.extend(names.into_iter().map(raw));
                 if words.len() == 1 {
                     words.push(raw("off"));
                 }
@@ -1358,7 +1364,9 @@ impl Builder<'_> {
             }
             (_, Some(Policy::Redirect(r))) => {
                 let (re, names) = routing::capture_regex(&route.matcher.path);
-                let (value, has_params) = fill(&r.to.to_string(), &names);
+                // Part-wise redirects are refused for nginx (`Target::fields`).
+                let to = r.to().map(ToString::to_string).unwrap_or_default();
+                let (value, has_params) = fill(&to, &names);
                 let word = if has_params {
                     let var = self.map(
                         format!("redirect {i}"),

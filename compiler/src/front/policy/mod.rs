@@ -102,7 +102,7 @@ pub fn decode_policy_object(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyAst> {
     let policy = decode_options(cx, kind, opts, &mut refs)?;
     let template_keys: &[&str] = match kind {
         PolicyKind::Rewrite => &["path", "strip-prefix"],
-        PolicyKind::Redirect => &["to"],
+        PolicyKind::Redirect => &["to", "path", "replace-prefix"],
         _ => &[],
     };
     let template = match &opts.value {
