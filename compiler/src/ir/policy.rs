@@ -142,6 +142,8 @@ policy_kinds! {
     Timeout: "timeout", Timeout, Proxy, Behaviour;
     Retry: "retry", Retry, Proxy, Behaviour;
     TrafficSplit: "traffic-split", TrafficSplit, Proxy, Behaviour;
+    /// Language 1.1: a copy of the request to another upstream, answer ignored.
+    Mirror: "mirror", Mirror, Proxy, Advisory;
     ResponseHeaders: "response-headers", HeaderTransform, Response, Behaviour;
     /// Passed through where the target places such config.
     Native: "native", Native, Response, Behaviour;
@@ -156,7 +158,8 @@ pub enum Stakes {
     /// refuse the spec, never leave it out (fail closed).
     Security,
     /// Its absence changes no request's outcome, only hints (`deprecation`
-    /// headers) or speed (`cache`): a target may leave it out with a warning.
+    /// headers), speed (`cache`) or a copy nobody answers from (`mirror`):
+    /// a target may leave it out with a warning.
     Advisory,
     /// It shapes what requests get: a target that cannot carry it out
     /// refuses the spec; one that approximates it warns (refuses under `--strict`).
@@ -615,6 +618,9 @@ impl fmt::Display for RedirectLocation {
 /// Checks a part-wise redirect's `host`: a DNS name, an IPv4 address or an
 /// IPv6 address in brackets; no port, no `{param}`, no user.
 pub fn check_redirect_host(host: &str) -> Result<(), String> {
+    if host.contains("://") {
+        return Err(format!("`{host}` holds a scheme; give it as `scheme:`"));
+    }
     if host.contains(['{', '}']) {
         return Err(format!(
             "`{host}` has a `{{param}}`; parameters may appear in the path only, so a request cannot choose where it is sent"
@@ -962,6 +968,17 @@ pub struct HeaderMatch {
 pub struct TrafficSplit {
     pub to: Vec<WeightedUpstream>,
     pub header_match: Vec<HeaderMatch>,
+}
+
+/// `mirror` (language 1.1): sends a copy of `percent` % of the requests
+/// (with their body, up to the route's body limit) to `upstream` and
+/// ignores its answer; the copy never delays or fails the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Mirror {
+    pub upstream: Name,
+    /// 0 to 100: the share of requests copied.
+    pub percent: u8,
 }
 
 /// The targets a spec can name.

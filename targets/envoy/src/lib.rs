@@ -92,7 +92,9 @@ impl Target for Envoy {
             // Lua counters are per worker: exact with one worker, which is
             // how gatefold runs Envoy (`--concurrency 1`); see README.md.
             PolicyKind::RateLimit => Support::Emulated,
-            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
+            // `mirror` is advisory: left out with a warning (not emitted
+            // yet; Envoy's request_mirror_policies could carry it).
+            PolicyKind::Cache | PolicyKind::Script | PolicyKind::Mirror => Support::Unsupported,
         }
     }
 

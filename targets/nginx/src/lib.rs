@@ -106,6 +106,10 @@ impl Target for Nginx {
                 note: "every destination is called with the first destination's timeouts and retries, and weights are rounded to 0.01%",
             },
             K::Cache => Support::Unsupported,
+            // Advisory: left out with a warning (the answer never depended
+            // on it). nginx's `mirror` directive waits for the copy's
+            // subrequest before the next request on a connection.
+            K::Mirror => Support::Unsupported,
             // `native` for other targets is ignored; an `nginx` entry is
             // refused per field (see `policy_fields`).
             K::Native => Support::Builtin,

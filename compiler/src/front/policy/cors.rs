@@ -95,42 +95,42 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             .collect()
     };
     let any_method = star_list(cx, &f, "methods");
-    let methods = match f.get("methods") {
-        Some(n) if !any_method => cx.methods(n, "`methods`"),
+    let methods = match (f.get("methods"), any_method) {
+        (Some(n), Some(false)) => cx.methods(n, "`methods`"),
         _ => default_methods(),
     };
     let any_header = star_list(cx, &f, "headers");
-    let headers = if any_header {
-        BTreeSet::new()
-    } else {
-        header_list(cx, &f, "headers")
+    let headers = match any_header {
+        Some(false) => header_list(cx, &f, "headers"),
+        _ => BTreeSet::new(),
     };
     Some(Policy::Cors(Cors {
         origins,
         methods,
-        any_method,
+        any_method: any_method == Some(true),
         headers,
-        any_header,
+        any_header: any_header == Some(true),
         expose: header_list(cx, &f, "expose"),
         credentials,
         max_age,
     }))
 }
 
-/// Whether list `key` is `["*"]` (anything). A `*` beside names is an
-/// error: it would make the names meaningless.
-fn star_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> bool {
+/// Whether list `key` is `["*"]` (anything): `Some(true)`; a list of
+/// names (or none): `Some(false)`; `*` beside names, an error since the
+/// names would mean nothing: `None`.
+fn star_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> Option<bool> {
     let Some(Node {
         value: Value::Seq(items),
         ..
     }) = f.get(key)
     else {
-        return false;
+        return Some(false);
     };
     let is_star = |i: &Node| i.value == Value::Str("*".into());
     match items.iter().position(is_star) {
-        None => false,
-        Some(_) if items.len() == 1 => true,
+        None => Some(false),
+        Some(_) if items.len() == 1 => Some(true),
         Some(at) => {
             cx.error(
                 "cors-wildcard-with-names",
@@ -140,7 +140,7 @@ fn star_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> bool {
                 ),
                 format!("keep `{key}: [\"*\"]` alone, or remove `*` and list the names"),
             );
-            false
+            None
         }
     }
 }

@@ -13,6 +13,7 @@ mod headers;
 mod ip_filter;
 mod jwt;
 mod key_auth;
+mod mirror;
 mod mock;
 mod native;
 mod rate_limit;
@@ -68,6 +69,7 @@ fn decode_options(
         )?)),
         PolicyKind::Retry => Some(Policy::Retry(decode_retry(cx, node, "`retry` options")?)),
         PolicyKind::TrafficSplit => traffic_split::decode(cx, node, refs),
+        PolicyKind::Mirror => mirror::decode(cx, node, refs),
         PolicyKind::Native => native::decode(cx, node),
     }
 }

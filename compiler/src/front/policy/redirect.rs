@@ -39,7 +39,12 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                     );
                 }
             }
-            RedirectLocation::To(decode_to(cx, to_node)?)
+            RedirectLocation::To(decode_to(cx, to_node).unwrap_or(RedirectTo {
+                origin: None,
+                path: "/".to_string(),
+                query: None,
+                fragment: None,
+            }))
         }
         None => {
             if PART_KEYS.iter().all(|k| f.get(k).is_none()) {
@@ -57,14 +62,15 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                         "add `to: https://example.com/new`, or a part like `scheme: https` or `replace-prefix: /v2`",
                     );
                 }
-                return None;
             }
-            RedirectLocation::Parts(decode_parts(cx, &f)?)
+            // On an error (which stops compilation) the route still has its
+            // redirect, so what it would lack without one is not reported.
+            RedirectLocation::Parts(decode_parts(cx, &f).unwrap_or_default())
         }
     };
     let status = match f.get("status") {
         None => RedirectStatus::Found,
-        Some(n) => match cx.int(n, "`status`", 100, 599)? {
+        Some(n) => match cx.int(n, "`status`", 100, 599).unwrap_or(302) {
             s if RedirectStatus::from_code(s as u16).is_some() => {
                 RedirectStatus::from_code(s as u16).expect("checked")
             }
@@ -75,7 +81,7 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
                     format!("redirect `status: {s}` is not supported"),
                     "use 301 or 308 (permanent), 302 or 307 (temporary), 303 (see other: follow with GET)",
                 );
-                return None;
+                RedirectStatus::Found
             }
         },
     };

@@ -1,5 +1,7 @@
 //! Phase 12: send the request upstream, shaped by `timeout`, `retry` and
-//! `traffic-split` (already folded into the route's [`ProxyPlan`]).
+//! `traffic-split` (already folded into the route's [`ProxyPlan`]), and a
+//! copy to the `mirror` upstream if the route has one
+//! ([`super::policies::mirror`]).
 //!
 //! Timeouts: `connect` bounds opening a connection, `read` bounds waiting
 //! for the response head and then each gap between two body reads. While a
@@ -172,6 +174,9 @@ pub async fn forward(
             Ok(b) => b,
             Err(r) => return r,
         };
+    }
+    if let Some(m) = &plan.mirror {
+        m.copy(method, &up, &mut body);
     }
     let host_set = up.headers.contains_key(HOST);
     let mut headers = Some(std::mem::take(&mut up.headers));
