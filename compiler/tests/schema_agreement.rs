@@ -179,6 +179,12 @@ fn cases() -> Vec<(String, Expect)> {
             at_policy("invalid-origin"),
         ),
         ("retry: { attempts: 1, on: [reset, 502] }", Accept),
+        ("mirror: { upstream: u, percent: 5 }", Accept),
+        (
+            "mirror: { upstream: u, percent: 101 }",
+            at_policy("out-of-range"),
+        ),
+        ("mirror: { percent: 5 }", at_policy("missing-key")),
         (
             "deprecation: { sunset: \"2030-01-31\", link: \"https://example.com/m\" }",
             Accept,
