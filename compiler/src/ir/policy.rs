@@ -1096,6 +1096,39 @@ mod tests {
         }
     }
 
+    /// A `to` redirect's JSON is what it was before parts existed (so
+    /// existing IRs keep their content hash); parts read back as written.
+    #[test]
+    fn redirect_json_keeps_to_and_reads_parts_back() {
+        let to = Policy::Redirect(Redirect {
+            location: RedirectLocation::To("/docs".parse().unwrap()),
+            status: RedirectStatus::Found,
+        });
+        assert_eq!(
+            serde_json::to_string(&to).unwrap(),
+            r#"{"kind":"redirect","to":"/docs","status":302}"#
+        );
+        let parts = Policy::Redirect(Redirect {
+            location: RedirectLocation::Parts(RedirectParts {
+                scheme: Some(RedirectScheme::Https),
+                path: Some(RedirectPath::ReplacePrefix("/v2".into())),
+                ..RedirectParts::default()
+            }),
+            status: RedirectStatus::SeeOther,
+        });
+        let json = serde_json::to_string(&parts).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"redirect","parts":{"scheme":"https","path":{"replace-prefix":"/v2"}},"status":303}"#
+        );
+        assert_eq!(serde_json::from_str::<Policy>(&json).unwrap(), parts);
+        assert_eq!(
+            serde_json::from_str::<Policy>(r#"{"kind":"redirect","to":"/docs","status":302}"#)
+                .unwrap(),
+            to
+        );
+    }
+
     /// A wildcard origin takes whole labels under its domain, with the
     /// same scheme and port, and nothing that only ends like it.
     #[test]
