@@ -4,7 +4,7 @@
 use super::Format;
 use gatefold_compiler::compile_path;
 use gatefold_compiler::diag::Diagnostics;
-use gatefold_compiler::ir::policy::{Policy, PolicyKind};
+use gatefold_compiler::ir::policy::{Policy, PolicyKind, RedirectLocation, RedirectPath};
 use gatefold_compiler::ir::{Ir, Level, Loc, Route, RouteId, UpstreamPath};
 use gatefold_compiler::source::{FileId, Sources};
 use std::path::Path;
@@ -193,6 +193,40 @@ fn upstream(r: &Route) -> String {
     }
 }
 
+/// The `location` a route's redirect answers with, as a template: parts
+/// taken from the request in `<...>`, like
+/// `https://<host><path>[?<query>]` for `redirect: { scheme: https }`.
+fn redirect_location(ir: &Ir, r: &Route) -> Option<String> {
+    let id = r.policy_id(PolicyKind::Redirect)?;
+    let Some(Policy::Redirect(rd)) = ir.policies.get(id).map(|i| &i.policy) else {
+        return None;
+    };
+    let query = "[?<query>]";
+    Some(match &rd.location {
+        RedirectLocation::To(to) => format!("{to}{query}"),
+        RedirectLocation::Parts(p) => {
+            let scheme = p.scheme.map_or("<scheme>", |s| s.as_str());
+            let host = p.host.as_deref().unwrap_or("<host>");
+            let port = match (p.port, p.scheme) {
+                (Some(port), Some(s)) if port == s.default_port() => String::new(),
+                (Some(port), _) => format!(":{port}"),
+                (None, None) => "[:<port>]".to_string(),
+                (None, Some(_)) => String::new(),
+            };
+            let path = match &p.path {
+                None => "<path>".to_string(),
+                Some(RedirectPath::Template(t)) => t.clone(),
+                Some(RedirectPath::ReplacePrefix(prefix)) => format!(
+                    "{}<rest after {}>",
+                    prefix.trim_end_matches('/'),
+                    r.matcher.path.to_string().trim_end_matches("/*")
+                ),
+            };
+            format!("{scheme}://{host}{port}{path}{query}")
+        }
+    })
+}
+
 fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
     let mut out = format!(
         "{}  {} {}  [{}, {} path]\n  upstream: {}\n",
@@ -218,6 +252,9 @@ fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
             }
         }
         UpstreamPath::Template(t) => out.push_str(&format!("  sends {t} upstream\n")),
+    }
+    if let Some(location) = redirect_location(ir, r) {
+        out.push_str(&format!("  redirects to {location}\n"));
     }
     if let Some(at) = ir.sources.routes.get(&r.id) {
         out.push_str(&format!("  defined at {}\n", places.describe(*at)));
@@ -266,6 +303,7 @@ fn route_json(ir: &Ir, r: &Route, places: &Places<'_>) -> serde_json::Value {
         "matcher": r.matcher,
         "upstream": if answered_by(r).is_some() { None } else { r.upstream.as_ref() },
         "answered-by": answered_by(r),
+        "redirects-to": redirect_location(ir, r),
         "lowered": r.lowered,
         "at": ir.sources.routes.get(&r.id).map(|l| places.describe(*l)),
         "chain": chain,

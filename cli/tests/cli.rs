@@ -448,6 +448,46 @@ fn explain_suggests_the_full_route_id() {
     );
 }
 
+/// `explain` shows the `location` a redirect builds, with the parts taken
+/// from the request in `<...>` (language 1.1), in text and JSON.
+#[test]
+fn explain_shows_the_location_a_redirect_builds() {
+    for (route, location) in [
+        ("moved.to-https", "https://<host><path>[?<query>]"),
+        (
+            "moved.new-host",
+            "<scheme>://new.example.com:8443<path>[?<query>]",
+        ),
+        (
+            "moved.v1",
+            "<scheme>://<host>[:<port>]/v2<rest after /v1>[?<query>]",
+        ),
+        (
+            "moved.item",
+            "<scheme>://<host>[:<port>]/catalog/{id}[?<query>]",
+        ),
+        ("catalog.old-item", "/catalog/{id}[?<query>]"),
+    ] {
+        let out = gatefold(&["explain", "examples/kitchen-sink", "--route", route]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains(&format!("  redirects to {location}\n")),
+            "{route}: {shown}"
+        );
+        let out = gatefold(&[
+            "explain",
+            "examples/kitchen-sink",
+            "--route",
+            route,
+            "--format",
+            "json",
+        ]);
+        let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(items[0]["redirects-to"], location, "{route}");
+    }
+}
+
 /// A route answered by `mock` or `redirect` sends nothing upstream, though
 /// its api names an upstream: explain must not show one.
 #[test]

@@ -398,13 +398,22 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
     let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let work = |kind: &str| {
         scratch
-            .join(format!("up-petstore-nginx-test-{kind}-{}", std::process::id()))
+            .join(format!(
+                "up-petstore-nginx-test-{kind}-{}",
+                std::process::id()
+            ))
             .to_str()
             .unwrap()
             .to_string()
     };
     let (nginx_work, reference_work) = (work("nginx"), work("reference"));
-    let mut nginx = up(&spec, "nginx", "127.0.0.1:0", &["--work", &nginx_work], &env);
+    let mut nginx = up(
+        &spec,
+        "nginx",
+        "127.0.0.1:0",
+        &["--work", &nginx_work],
+        &env,
+    );
     let mut reference = up(
         &spec,
         "reference",

@@ -219,6 +219,85 @@ pub fn required_secrets(ir: &ValidIr) -> (BTreeSet<Secret>, BTreeSet<String>) {
     (secrets, env)
 }
 
+/// The fields and values language 1.1 added to existing kinds, as
+/// `(kind, field, value)`. A target that does not carry one out lists it in
+/// [`Target::fields`] as unsupported and picks it in
+/// [`Target::policy_fields`] through [`language_1_1_uses`], so a spec using
+/// it is refused for that target instead of half-done (fail closed).
+pub const LANGUAGE_1_1_FIELDS: [(PolicyKind, &str, Option<&str>); 10] = [
+    (PolicyKind::Redirect, "scheme", None),
+    (PolicyKind::Redirect, "host", None),
+    (PolicyKind::Redirect, "port", None),
+    (PolicyKind::Redirect, "path", None),
+    (PolicyKind::Redirect, "replace-prefix", None),
+    (PolicyKind::Cors, "origins", Some("https://*.domain")),
+    (PolicyKind::Cors, "methods", Some("*")),
+    (PolicyKind::Cors, "headers", Some("*")),
+    (PolicyKind::Cors, "credentials", Some("with origin *")),
+    (PolicyKind::Retry, "on", Some("reset")),
+];
+
+/// The [`LANGUAGE_1_1_FIELDS`] one policy uses, as `(field, value)`.
+pub fn language_1_1_uses(policy: &Policy) -> Vec<(&'static str, Option<&'static str>)> {
+    use crate::ir::policy::{CorsOrigin, RedirectLocation, RedirectPath, RetryOn};
+    let mut out = Vec::new();
+    match policy {
+        Policy::Redirect(r) => {
+            if let RedirectLocation::Parts(p) = &r.location {
+                for (used, field) in [
+                    (p.scheme.is_some(), "scheme"),
+                    (p.host.is_some(), "host"),
+                    (p.port.is_some(), "port"),
+                    (matches!(p.path, Some(RedirectPath::Template(_))), "path"),
+                    (
+                        matches!(p.path, Some(RedirectPath::ReplacePrefix(_))),
+                        "replace-prefix",
+                    ),
+                ] {
+                    if used {
+                        out.push((field, None));
+                    }
+                }
+            }
+        }
+        Policy::Cors(c) => {
+            if c.origins
+                .iter()
+                .any(|o| matches!(o, CorsOrigin::Pattern(_)))
+            {
+                out.push(("origins", Some("https://*.domain")));
+            }
+            if c.any_method {
+                out.push(("methods", Some("*")));
+            }
+            if c.any_header {
+                out.push(("headers", Some("*")));
+            }
+            if c.credentials && c.origins.contains(&CorsOrigin::Any) {
+                out.push(("credentials", Some("with origin *")));
+            }
+        }
+        Policy::Retry(r) if r.on.contains(&RetryOn::Reset) => out.push(("on", Some("reset"))),
+        _ => {}
+    }
+    out
+}
+
+/// [`LANGUAGE_1_1_FIELDS`] of these kinds as unsupported field entries,
+/// for a target's [`Target::fields`].
+pub fn language_1_1_unsupported(kinds: &[PolicyKind]) -> Vec<FieldSupport> {
+    LANGUAGE_1_1_FIELDS
+        .iter()
+        .filter(|(k, _, _)| kinds.contains(k))
+        .map(|&(kind, field, value)| FieldSupport {
+            kind,
+            field,
+            value,
+            support: Support::Unsupported,
+        })
+        .collect()
+}
+
 /// A back end.
 pub trait Target {
     fn kind(&self) -> TargetKind;

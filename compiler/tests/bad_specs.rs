@@ -85,3 +85,34 @@ apis:
     assert_eq!(codes, [(Severity::Warning, "disable-nothing")]);
     insta::assert_snapshot!(compiled.render());
 }
+
+/// Language 1.1 allows `credentials: true` with origin `*` (answered with
+/// the request's origin), with a warning at `credentials` saying what it
+/// opens, snapshotted like the errors.
+#[test]
+fn cors_credentials_with_any_origin_is_a_warning() {
+    let text = "gatefold: 1
+
+upstreams:
+  app:
+    targets: [{ url: \"http://127.0.0.1:9001\" }]
+
+apis:
+  app:
+    upstream: app
+    policies:
+      - cors: { origins: [\"*\"], credentials: true }
+    routes:
+      all: { path: /* }
+";
+    let compiled = gatefold_compiler::compile_str("cors-credentials-any-origin.yaml", text);
+    assert!(compiled.ir.is_some(), "{}", compiled.render());
+    let codes: Vec<_> = compiled
+        .diagnostics
+        .iter()
+        .map(|d| (d.severity, d.code))
+        .collect();
+    assert_eq!(codes, [(Severity::Warning, "cors-credentials-any-origin")]);
+    assert!(compiled.diagnostics.iter().all(|d| d.help.is_some()));
+    insta::assert_snapshot!(compiled.render());
+}

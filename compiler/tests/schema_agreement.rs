@@ -135,8 +135,27 @@ fn cases() -> Vec<(String, Expect)> {
         ),
         (
             "redirect: { to: \"https://example.com/\", status: 303 }",
+            Accept,
+        ),
+        (
+            "redirect: { to: \"https://example.com/\", status: 304 }",
             at_policy("invalid-option"),
         ),
+        ("redirect: { scheme: https, status: 301 }", Accept),
+        (
+            "redirect: { host: new.example.com, port: 8443, path: /y }",
+            Accept,
+        ),
+        (
+            "redirect: { to: \"https://example.com/\", scheme: https }",
+            at_policy("redirect-to-and-parts"),
+        ),
+        (
+            "redirect: { path: /a, replace-prefix: /b }",
+            at_policy("redirect-path-and-prefix"),
+        ),
+        ("redirect: { scheme: ftp }", at_policy("invalid-option")),
+        ("redirect: { status: 301 }", at_policy("missing-key")),
         (
             "request-headers: { set: { x-a: b }, remove: [x-c] }",
             Accept,
@@ -149,10 +168,23 @@ fn cases() -> Vec<(String, Expect)> {
             "cors: { origins: [\"https://a.example\"], max-age: 10m }",
             Accept,
         ),
+        // 1.1: accepted, with a warning.
+        ("cors: { origins: [\"*\"], credentials: true }", Accept),
         (
-            "cors: { origins: [\"*\"], credentials: true }",
-            at_policy("cors-credentials-wildcard"),
+            "cors: { origins: [\"https://*.example.com\"], methods: [\"*\"], headers: [\"*\"] }",
+            Accept,
         ),
+        (
+            "cors: { origins: [\"https://a.*.example.com\"] }",
+            at_policy("invalid-origin"),
+        ),
+        ("retry: { attempts: 1, on: [reset, 502] }", Accept),
+        ("mirror: { upstream: u, percent: 5 }", Accept),
+        (
+            "mirror: { upstream: u, percent: 101 }",
+            at_policy("out-of-range"),
+        ),
+        ("mirror: { percent: 5 }", at_policy("missing-key")),
         (
             "deprecation: { sunset: \"2030-01-31\", link: \"https://example.com/m\" }",
             Accept,
@@ -200,7 +232,9 @@ fn cases() -> Vec<(String, Expect)> {
     .into_iter()
     .map(|(p, expect)| (with_route_policy(p), expect))
     .collect();
-    let whole: [(&str, Expect); 17] = [
+    let whole: [(&str, Expect); 19] = [
+        ("gatefold: 1\napis: { a: { routes: { r: { path: /v1/*, policies: [{ redirect: { replace-prefix: /v2 } }] } } } }\n", Accept),
+        ("gatefold: 1\napis: { a: { routes: { r: { path: /v1/*, policies: [{ redirect: { replace-prefix: /v2, to: /x } }] } } } }\n", Refuse { code: "redirect-to-and-parts", line: 2 }),
         ("gatefold: 2\n", Refuse { code: "unsupported-version", line: 1 }),
         ("gatefold: 1\nextra: 1\n", Refuse { code: "unknown-key", line: 2 }),
         ("gatefold: 1\ngateway: { name: edge, listen: 8080, baseline: { max-body: 2MiB } }\n", Accept),

@@ -139,6 +139,18 @@ impl Cx<'_> {
             .push(Diagnostic::error(code, span, msg).with_help(help));
     }
 
+    /// A warning: the spec still compiles.
+    pub fn warning(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        msg: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.diags
+            .push(Diagnostic::warning(code, span, msg).with_help(help));
+    }
+
     fn expected(&mut self, node: &Node, what: &str, expected: &str, example: &str) {
         self.error(
             "wrong-type",

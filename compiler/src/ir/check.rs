@@ -48,6 +48,12 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
                     ));
                 }
             }
+            Policy::Mirror(m) if !ir.upstreams.contains_key(&m.upstream) => {
+                return Err(format!(
+                    "policy `{pid}` mirrors to upstream `{}`, which is not defined",
+                    m.upstream
+                ));
+            }
             _ => {}
         }
         let Some(at) = ir.sources.policies.get(pid) else {

@@ -142,6 +142,8 @@ policy_kinds! {
     Timeout: "timeout", Timeout, Proxy, Behaviour;
     Retry: "retry", Retry, Proxy, Behaviour;
     TrafficSplit: "traffic-split", TrafficSplit, Proxy, Behaviour;
+    /// Language 1.1: a copy of the request to another upstream, answer ignored.
+    Mirror: "mirror", Mirror, Proxy, Advisory;
     ResponseHeaders: "response-headers", HeaderTransform, Response, Behaviour;
     /// Passed through where the target places such config.
     Native: "native", Native, Response, Behaviour;
@@ -156,7 +158,8 @@ pub enum Stakes {
     /// refuse the spec, never leave it out (fail closed).
     Security,
     /// Its absence changes no request's outcome, only hints (`deprecation`
-    /// headers) or speed (`cache`): a target may leave it out with a warning.
+    /// headers), speed (`cache`) or a copy nobody answers from (`mirror`):
+    /// a target may leave it out with a warning.
     Advisory,
     /// It shapes what requests get: a target that cannot carry it out
     /// refuses the spec; one that approximates it warns (refuses under `--strict`).
@@ -203,29 +206,78 @@ pub struct IpFilter {
 pub struct Cors {
     pub origins: BTreeSet<CorsOrigin>,
     /// Methods a preflight may ask for; the front end fills in the default
-    /// (every method but TRACE) when the spec gives none.
+    /// (every method but TRACE) when the spec gives none or `["*"]`.
     pub methods: BTreeSet<Method>,
+    /// `methods: ["*"]` (language 1.1): preflights are answered
+    /// `access-control-allow-methods: *`, or with the asked method when
+    /// `credentials` is on (browsers read `*` literally then). `methods`
+    /// then holds the default set, which is what `*` allows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_method: bool,
     /// Request headers a preflight may ask for; empty: echo what it asks.
     pub headers: BTreeSet<HeaderName>,
+    /// `headers: ["*"]` (language 1.1): preflights are answered
+    /// `access-control-allow-headers: *`, or with the asked headers when
+    /// `credentials` is on. `headers` is then empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_header: bool,
+    /// Response headers scripts may read: on actual answers and (1.1) on
+    /// preflight answers.
     pub expose: BTreeSet<HeaderName>,
     pub credentials: bool,
     pub max_age: Option<Duration>,
 }
 
-/// An origin a `cors` policy allows. Written `*` or `scheme://host[:port]`.
+/// An origin a `cors` policy allows. Written `*`, `scheme://host[:port]`
+/// or `scheme://*.domain[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CorsOrigin {
-    /// `*`: every origin (never with credentials).
+    /// `*`: every origin. With `credentials`, answered with the request's
+    /// own origin, never `*`.
     Any,
     /// One origin, lowercase, without a path: `https://app.example.com`.
     Origin(String),
+    /// One leading wildcard label (language 1.1), lowercase:
+    /// `https://*.example.com` takes `https://a.example.com` and
+    /// `https://a.b.example.com` (like host wildcards), not
+    /// `https://example.com`; scheme and port must be the same.
+    Pattern(String),
 }
 
 impl CorsOrigin {
     pub fn as_str(&self) -> &str {
         match self {
             CorsOrigin::Any => "*",
-            CorsOrigin::Origin(o) => o,
+            CorsOrigin::Origin(o) | CorsOrigin::Pattern(o) => o,
+        }
+    }
+
+    /// Whether this allows `origin` (as a browser sends it; compared
+    /// without regard to case).
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            CorsOrigin::Any => true,
+            CorsOrigin::Origin(o) => o.eq_ignore_ascii_case(origin),
+            CorsOrigin::Pattern(p) => {
+                let Some((scheme, suffix)) = p.split_once("://*") else {
+                    return false;
+                };
+                let origin = origin.to_ascii_lowercase();
+                let Some(rest) = origin
+                    .strip_prefix(scheme)
+                    .and_then(|r| r.strip_prefix("://"))
+                else {
+                    return false;
+                };
+                // The wildcard stands for one or more whole labels.
+                rest.strip_suffix(suffix).is_some_and(|labels| {
+                    !labels.is_empty()
+                        && labels.split('.').all(|l| {
+                            !l.is_empty()
+                                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        })
+                })
+            }
         }
     }
 }
@@ -240,6 +292,8 @@ impl<'de> Deserialize<'de> for CorsOrigin {
         let s = String::deserialize(d)?;
         Ok(if s == "*" {
             CorsOrigin::Any
+        } else if s.contains("://*.") {
+            CorsOrigin::Pattern(s)
         } else {
             CorsOrigin::Origin(s)
         })
@@ -431,9 +485,160 @@ pub struct Mock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Redirect {
-    /// Absolute URL or path; `{param}` in its path takes the route's params.
-    pub to: RedirectTo,
+    /// Where the client is sent: a whole URL, or the request's own URL
+    /// with some parts replaced. Flattened, so a `to` redirect serializes
+    /// as `{"to": "...", "status": ...}`, as it did before parts existed.
+    #[serde(flatten)]
+    pub location: RedirectLocation,
     pub status: RedirectStatus,
+}
+
+impl Redirect {
+    /// The whole URL, for a `to` redirect.
+    pub fn to(&self) -> Option<&RedirectTo> {
+        match &self.location {
+            RedirectLocation::To(to) => Some(to),
+            RedirectLocation::Parts(_) => None,
+        }
+    }
+}
+
+/// A redirect's target: `to` and the part-wise keys exclude each other by
+/// construction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedirectLocation {
+    /// `to`: an absolute URL or a path; `{param}` in its path takes the
+    /// route's params; the request's query string is appended.
+    To(RedirectTo),
+    /// `scheme`, `host`, `port`, `path` / `replace-prefix`: the request's
+    /// URL with these parts replaced (language 1.1).
+    Parts(RedirectParts),
+}
+
+/// The parts of the request's URL a part-wise redirect replaces; each part
+/// not given comes from the request (see `policy-spec/README.md`,
+/// "Redirects built from the request"). At least one is given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RedirectParts {
+    /// `None`: the scheme of the listener the request arrived on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<RedirectScheme>,
+    /// A DNS name or IP address (IPv6 in brackets), lowercase, without a
+    /// port. `None`: the request's `host` / `:authority` without its port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `None`: the request's port when `scheme` is not given, else none
+    /// (the scheme's default). A scheme's default port is never written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `None`: the request's (normalized) path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<RedirectPath>,
+}
+
+/// `http` or `https`, for a part-wise redirect.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedirectScheme {
+    Http,
+    Https,
+}
+
+impl RedirectScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedirectScheme::Http => "http",
+            RedirectScheme::Https => "https",
+        }
+    }
+
+    /// The port a `location` leaves out for this scheme.
+    pub fn default_port(self) -> u16 {
+        match self {
+            RedirectScheme::Http => 80,
+            RedirectScheme::Https => 443,
+        }
+    }
+}
+
+/// The path of a part-wise redirect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedirectPath {
+    /// `path`: the whole path, a template starting with `/` whose
+    /// `{param}`s take the route's params; no `?` or `#`.
+    Template(String),
+    /// `replace-prefix`: a literal path starting with `/` that replaces the
+    /// part of the path a prefix route (`/v1/*`) matched; the rest is kept
+    /// (`/v1/a/b` -> `/v2/a/b`). Only on prefix routes.
+    ReplacePrefix(String),
+}
+
+impl RedirectPath {
+    /// The path as written, for messages and `explain`.
+    pub fn text(&self) -> &str {
+        match self {
+            RedirectPath::Template(t) | RedirectPath::ReplacePrefix(t) => t,
+        }
+    }
+}
+
+impl fmt::Display for RedirectLocation {
+    /// `to` as written, or the parts as `explain` shows them:
+    /// `scheme=https host=new.example.com port=8443 path=/items/{id}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedirectLocation::To(to) => write!(f, "{to}"),
+            RedirectLocation::Parts(p) => {
+                let mut words = Vec::new();
+                if let Some(s) = p.scheme {
+                    words.push(format!("scheme={}", s.as_str()));
+                }
+                if let Some(h) = &p.host {
+                    words.push(format!("host={h}"));
+                }
+                if let Some(port) = p.port {
+                    words.push(format!("port={port}"));
+                }
+                match &p.path {
+                    Some(RedirectPath::Template(t)) => words.push(format!("path={t}")),
+                    Some(RedirectPath::ReplacePrefix(t)) => {
+                        words.push(format!("replace-prefix={t}"))
+                    }
+                    None => {}
+                }
+                f.write_str(&words.join(" "))
+            }
+        }
+    }
+}
+
+/// Checks a part-wise redirect's `host`: a DNS name, an IPv4 address or an
+/// IPv6 address in brackets; no port, no `{param}`, no user.
+pub fn check_redirect_host(host: &str) -> Result<(), String> {
+    if host.contains("://") {
+        return Err(format!("`{host}` holds a scheme; give it as `scheme:`"));
+    }
+    if host.contains(['{', '}']) {
+        return Err(format!(
+            "`{host}` has a `{{param}}`; parameters may appear in the path only, so a request cannot choose where it is sent"
+        ));
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| format!("`{v6}` is not an IPv6 address"));
+    }
+    if host.contains(':') {
+        return Err(format!("`{host}` holds a port; give it as `port:`"));
+    }
+    match host.parse::<HostPattern>() {
+        Ok(HostPattern::Exact(_)) if !host.contains(['@', '/', '\\']) => Ok(()),
+        _ => Err(format!("`{host}` is not a host name or address")),
+    }
 }
 
 /// Where a `redirect` sends the client, parsed once by the front end:
@@ -614,6 +819,8 @@ pub enum RedirectStatus {
     MovedPermanently,
     /// 302, temporary (a client may change POST to GET).
     Found,
+    /// 303, see other: the client follows with GET (language 1.1).
+    SeeOther,
     /// 307, temporary, same method.
     TemporaryRedirect,
     /// 308, permanent, same method.
@@ -625,6 +832,7 @@ impl RedirectStatus {
         match self {
             RedirectStatus::MovedPermanently => 301,
             RedirectStatus::Found => 302,
+            RedirectStatus::SeeOther => 303,
             RedirectStatus::TemporaryRedirect => 307,
             RedirectStatus::PermanentRedirect => 308,
         }
@@ -634,6 +842,7 @@ impl RedirectStatus {
         [
             RedirectStatus::MovedPermanently,
             RedirectStatus::Found,
+            RedirectStatus::SeeOther,
             RedirectStatus::TemporaryRedirect,
             RedirectStatus::PermanentRedirect,
         ]
@@ -652,7 +861,7 @@ impl<'de> Deserialize<'de> for RedirectStatus {
         let code = u16::deserialize(d)?;
         RedirectStatus::from_code(code).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "redirect status {code} is not 301, 302, 307 or 308"
+                "redirect status {code} is not 301, 302, 303, 307 or 308"
             ))
         })
     }
@@ -702,6 +911,9 @@ pub struct Timeout {
 #[serde(rename_all = "kebab-case")]
 pub enum RetryOn {
     ConnectFailure,
+    /// The upstream closed or reset the connection before a whole response
+    /// head arrived (language 1.1); idempotent methods only, like `timeout`.
+    Reset,
     Timeout,
     #[serde(rename = "500")]
     Status500,
@@ -714,8 +926,9 @@ pub enum RetryOn {
 }
 
 impl RetryOn {
-    pub const ALL: [(&'static str, RetryOn); 6] = [
+    pub const ALL: [(&'static str, RetryOn); 7] = [
         ("connect-failure", RetryOn::ConnectFailure),
+        ("reset", RetryOn::Reset),
         ("timeout", RetryOn::Timeout),
         ("500", RetryOn::Status500),
         ("502", RetryOn::Status502),
@@ -755,6 +968,17 @@ pub struct HeaderMatch {
 pub struct TrafficSplit {
     pub to: Vec<WeightedUpstream>,
     pub header_match: Vec<HeaderMatch>,
+}
+
+/// `mirror` (language 1.1): sends a copy of `percent` % of the requests
+/// (with their body, up to the route's body limit) to `upstream` and
+/// ignores its answer; the copy never delays or fails the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Mirror {
+    pub upstream: Name,
+    /// 0 to 100: the share of requests copied.
+    pub percent: u8,
 }
 
 /// The targets a spec can name.
@@ -872,6 +1096,68 @@ mod tests {
         }
     }
 
+    /// A `to` redirect's JSON is what it was before parts existed (so
+    /// existing IRs keep their content hash); parts read back as written.
+    #[test]
+    fn redirect_json_keeps_to_and_reads_parts_back() {
+        let to = Policy::Redirect(Redirect {
+            location: RedirectLocation::To("/docs".parse().unwrap()),
+            status: RedirectStatus::Found,
+        });
+        assert_eq!(
+            serde_json::to_string(&to).unwrap(),
+            r#"{"kind":"redirect","to":"/docs","status":302}"#
+        );
+        let parts = Policy::Redirect(Redirect {
+            location: RedirectLocation::Parts(RedirectParts {
+                scheme: Some(RedirectScheme::Https),
+                path: Some(RedirectPath::ReplacePrefix("/v2".into())),
+                ..RedirectParts::default()
+            }),
+            status: RedirectStatus::SeeOther,
+        });
+        let json = serde_json::to_string(&parts).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"redirect","parts":{"scheme":"https","path":{"replace-prefix":"/v2"}},"status":303}"#
+        );
+        assert_eq!(serde_json::from_str::<Policy>(&json).unwrap(), parts);
+        assert_eq!(
+            serde_json::from_str::<Policy>(r#"{"kind":"redirect","to":"/docs","status":302}"#)
+                .unwrap(),
+            to
+        );
+    }
+
+    /// A wildcard origin takes whole labels under its domain, with the
+    /// same scheme and port, and nothing that only ends like it.
+    #[test]
+    fn cors_origin_patterns_take_whole_labels() {
+        let p = CorsOrigin::Pattern("https://*.example.com".into());
+        for ok in [
+            "https://a.example.com",
+            "https://a.b.example.com",
+            "HTTPS://A.Example.com",
+        ] {
+            assert!(p.allows(ok), "{ok}");
+        }
+        for bad in [
+            "https://example.com",
+            "https://.example.com",
+            "http://a.example.com",
+            "https://a.example.com:8443",
+            "https://evilexample.com",
+            "https://a.example.com.evil.net",
+            "https://a/b.example.com",
+            "https://a@b.example.com",
+        ] {
+            assert!(!p.allows(bad), "{bad}");
+        }
+        let p = CorsOrigin::Pattern("http://*.local.test:3000".into());
+        assert!(p.allows("http://app.local.test:3000"));
+        assert!(!p.allows("http://app.local.test"));
+    }
+
     /// Typed values keep the IR's JSON spelling: `"*"` and origins as
     /// strings, redirect statuses as numbers; others are refused on load.
     #[test]
@@ -886,6 +1172,10 @@ mod tests {
         let s: RedirectStatus = serde_json::from_str("308").unwrap();
         assert_eq!(s, RedirectStatus::PermanentRedirect);
         assert_eq!(serde_json::to_string(&s).unwrap(), "308");
-        assert!(serde_json::from_str::<RedirectStatus>("303").is_err());
+        assert_eq!(
+            serde_json::from_str::<RedirectStatus>("303").unwrap(),
+            RedirectStatus::SeeOther
+        );
+        assert!(serde_json::from_str::<RedirectStatus>("304").is_err());
     }
 }

@@ -6,7 +6,9 @@
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
-use crate::ir::policy::{Policy, PolicyKind, Rewrite};
+use crate::ir::policy::{
+    Policy, PolicyKind, Redirect, RedirectLocation, RedirectParts, RedirectPath, Rewrite,
+};
 use crate::ir::values::Name;
 use crate::ir::{Level, PathPattern, RouteId};
 use crate::resolve::{ResolvedRoute, Step};
@@ -264,7 +266,35 @@ impl ChainChecks<'_> {
             }
         }
         if let Some(step) = find(PolicyKind::Redirect) {
-            self.check_params(id, path, path_span, step, "`redirect`");
+            let replaces_prefix = matches!(
+                &step.policy.policy,
+                Policy::Redirect(Redirect {
+                    location: RedirectLocation::Parts(RedirectParts {
+                        path: Some(RedirectPath::ReplacePrefix(_)),
+                        ..
+                    }),
+                    ..
+                })
+            );
+            if replaces_prefix && !path.prefix {
+                let at = step
+                    .policy
+                    .template
+                    .as_ref()
+                    .map_or(step.policy.kind_span, |n| n.span);
+                self.error(
+                    id,
+                    Diagnostic::error(
+                        "redirect-prefix-on-non-prefix",
+                        at,
+                        format!("`replace-prefix` needs a prefix route, but route `{id}` matches one path shape (`{path}`), with no rest to keep"),
+                    )
+                    .with_related(path_span, "route path")
+                    .with_help(format!("give the whole new path with `path:`, or make the route a prefix route (`{}/*`)", path.to_string().trim_end_matches('/'))),
+                );
+            } else {
+                self.check_params(id, path, path_span, step, "`redirect`");
+            }
         }
     }
 

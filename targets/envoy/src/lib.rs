@@ -29,7 +29,8 @@ use gatefold_compiler::ir::policy::{JwtKey, Policy, PublicKey};
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, FieldSupport, Options, Output, OutputFile,
+    RelPath, Support, Target,
 };
 use model::*;
 use std::net::SocketAddr;
@@ -91,7 +92,9 @@ impl Target for Envoy {
             // Lua counters are per worker: exact with one worker, which is
             // how gatefold runs Envoy (`--concurrency 1`); see README.md.
             PolicyKind::RateLimit => Support::Emulated,
-            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
+            // `mirror` is advisory: left out with a warning (not emitted
+            // yet; Envoy's request_mirror_policies could carry it).
+            PolicyKind::Cache | PolicyKind::Script | PolicyKind::Mirror => Support::Unsupported,
         }
     }
 
@@ -127,6 +130,11 @@ impl Target for Envoy {
                 support: Support::Unsupported,
             },
         ]
+        .into_iter()
+        // Language 1.1 redirect parts and cors wildcards are not emitted
+        // (yet): refused. `retry` `on: reset` is Envoy's `reset`.
+        .chain(language_1_1_unsupported(&[PolicyKind::Redirect, PolicyKind::Cors]))
+        .collect()
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
@@ -136,9 +144,17 @@ impl Target for Envoy {
                 .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
                 .copied()
         };
+        let newer: Vec<FieldSupport> = language_1_1_uses(policy)
+            .into_iter()
+            .filter_map(|(f, v)| pick(f, v))
+            .collect();
         match policy {
+            Policy::Redirect(_) | Policy::Cors(_) if !newer.is_empty() => newer,
             // A path on the request's host is the Lua filter's, exact.
-            Policy::Redirect(r) if r.to.query.is_some() && r.to.origin.is_some() => {
+            Policy::Redirect(r)
+                if r.to()
+                    .is_some_and(|to| to.query.is_some() && to.origin.is_some()) =>
+            {
                 pick("to", Some("with a query")).into_iter().collect()
             }
             Policy::Jwt(j) => match &j.key {

@@ -8,7 +8,7 @@
 
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::policy::{
-    Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey, Redirect,
+    Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey, Redirect, RedirectTo,
 };
 use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret, Segment};
 use serde_json::{json, Map, Value};
@@ -70,9 +70,10 @@ pub fn needed(ir: &Ir) -> bool {
 /// A `redirect` to a path on the request's own host: the Lua filter
 /// answers it, since Envoy's route redirect always makes the `location`
 /// absolute (scheme and host of the request).
-pub fn local_redirect(p: &Policy) -> Option<&Redirect> {
+/// Part-wise redirects are refused for Envoy (`Target::fields`).
+pub fn local_redirect(p: &Policy) -> Option<(&Redirect, &RedirectTo)> {
     match p {
-        Policy::Redirect(r) if r.to.origin.is_none() => Some(r),
+        Policy::Redirect(r) => r.to().filter(|to| to.origin.is_none()).map(|to| (r, to)),
         _ => None,
     }
 }
@@ -104,9 +105,9 @@ fn lua_pattern(path: &PathPattern) -> String {
     out
 }
 
-fn redirect_config(r: &Redirect, path: &PathPattern) -> Value {
-    let mut template = r.to.path.clone();
-    if let Some(q) = &r.to.query {
+fn redirect_config(r: &Redirect, to: &RedirectTo, path: &PathPattern) -> Value {
+    let mut template = to.path.clone();
+    if let Some(q) = &to.query {
         template.push('?');
         template.push_str(q);
     }
@@ -115,8 +116,8 @@ fn redirect_config(r: &Redirect, path: &PathPattern) -> Value {
         "pattern": lua_pattern(path),
         "names": path.params().collect::<Vec<_>>(),
         "template": template,
-        "has_query": r.to.query.is_some(),
-        "fragment": r.to.fragment.as_ref().map_or(String::new(), |f| format!("#{f}")),
+        "has_query": to.query.is_some(),
+        "fragment": to.fragment.as_ref().map_or(String::new(), |f| format!("#{f}")),
     })
 }
 
@@ -220,8 +221,13 @@ pub fn route_metadata(
             Policy::Cors(c) => {
                 m.insert("cors".into(), cors_config(c));
             }
-            Policy::Redirect(r) if !preflight && r.to.origin.is_none() => {
-                m.insert("redirect".into(), redirect_config(r, &route.matcher.path));
+            Policy::Redirect(_) if !preflight => {
+                if let Some((r, to)) = local_redirect(&instance.policy) {
+                    m.insert(
+                        "redirect".into(),
+                        redirect_config(r, to, &route.matcher.path),
+                    );
+                }
             }
             Policy::Acl(acl) => {
                 let (allow, groups) = match acl {

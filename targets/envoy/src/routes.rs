@@ -701,12 +701,14 @@ fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
         response_code: match rd.status.code() {
             301 => "MOVED_PERMANENTLY",
             302 => "FOUND",
+            303 => "SEE_OTHER",
             307 => "TEMPORARY_REDIRECT",
             _ => "PERMANENT_REDIRECT",
         },
         ..Redirect::default()
     };
-    let to = rd.to.to_string();
+    // Part-wise redirects are refused for Envoy (`Target::fields`).
+    let to = rd.to().map(ToString::to_string).unwrap_or_default();
     let mut target = to.as_str();
     for scheme in ["https", "http"] {
         if let Some(rest) = target
@@ -771,7 +773,12 @@ fn retry_policy(attempts: u32, on: &BTreeSet<RetryOn>, read_millis: u64) -> Opti
     for o in on {
         match o {
             RetryOn::ConnectFailure => conditions.push("connect-failure"),
-            RetryOn::Timeout => conditions.push("reset"),
+            // `reset` in Envoy also covers a per-try timeout; listed once.
+            RetryOn::Reset | RetryOn::Timeout => {
+                if !conditions.contains(&"reset") {
+                    conditions.push("reset")
+                }
+            }
             RetryOn::Status500 => codes.push(500),
             RetryOn::Status502 => codes.push(502),
             RetryOn::Status503 => codes.push(503),

@@ -51,7 +51,8 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, FieldSupport, ModelSupport, Options, Output,
+    OutputFile, RelPath, Support, Target,
 };
 
 /// What the entry file holds.
@@ -108,6 +109,10 @@ impl Target for Nginx {
                 note: "every destination is called with the first destination's timeouts and retries, and weights are rounded to 0.01%",
             },
             K::Cache => Support::Unsupported,
+            // Advisory: left out with a warning (the answer never depended
+            // on it). nginx's `mirror` directive waits for the copy's
+            // subrequest before the next request on a connection.
+            K::Mirror => Support::Unsupported,
             // `native` for other targets is ignored; an `nginx` entry is
             // refused per field (see `policy_fields`).
             K::Native => Support::Builtin,
@@ -130,6 +135,14 @@ impl Target for Nginx {
                 support: Support::Unsupported,
             },
         ]
+        .into_iter()
+        // Language 1.1 redirect parts and cors wildcards are not emitted
+        // (yet): refused. `retry` `on: reset` is `proxy_next_upstream error`.
+        .chain(language_1_1_unsupported(&[
+            PolicyKind::Redirect,
+            PolicyKind::Cors,
+        ]))
+        .collect()
     }
 
     fn request_model(&self) -> Vec<ModelSupport> {
@@ -148,7 +161,11 @@ impl Target for Nginx {
                 .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
                 .copied()
         };
+        let newer = language_1_1_uses(policy)
+            .into_iter()
+            .filter_map(|(f, v)| pick(f, v));
         match policy {
+            Policy::Redirect(_) | Policy::Cors(_) => newer.collect(),
             Policy::RequestHeaders(h) if !h.add.is_empty() => {
                 pick("add", None).into_iter().collect()
             }

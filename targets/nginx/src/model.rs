@@ -4,7 +4,9 @@
 
 use crate::escape;
 use crate::routing::{self, Dispatch};
-use gatefold_compiler::ir::policy::{Cors, CorsOrigin, HeaderTransform, MockBody, Policy};
+use gatefold_compiler::ir::policy::{
+    Cors, CorsOrigin, HeaderTransform, MockBody, Policy, Redirect, RedirectLocation,
+};
 use gatefold_compiler::ir::{
     Balance, HeaderName, Ir, OriginHost, PolicyId, PolicyKind, ProxyPlan, Route, Secret, Upstream,
     UpstreamPath, ValidIr,
@@ -1253,7 +1255,8 @@ impl Builder<'_> {
                         gen(format!("~*^{}$", escape::regex(o))),
                         raw("$http_origin"),
                     )),
-                    CorsOrigin::Any => None,
+                    // Patterns are refused for nginx (`Target::fields`).
+                    CorsOrigin::Any | CorsOrigin::Pattern(_) => None,
                 })
                 .collect()
         };
@@ -1378,18 +1381,23 @@ impl Builder<'_> {
         match &dest.retry {
             None => {}
             Some(r) => {
-                let mut words = vec![raw("proxy_next_upstream")];
+                let mut names = Vec::new();
                 for on in &r.on {
                     use gatefold_compiler::ir::policy::RetryOn as O;
-                    words.push(raw(match on {
-                        O::ConnectFailure => "error",
+                    names.push(match on {
+                        // nginx's `error` takes both: a connection that
+                        // failed, or one closed before the response head.
+                        O::ConnectFailure | O::Reset => "error",
                         O::Timeout => "timeout",
                         O::Status500 => "http_500",
                         O::Status502 => "http_502",
                         O::Status503 => "http_503",
                         O::Status504 => "http_504",
-                    }));
+                    });
                 }
+                names.dedup();
+                let mut words = vec![raw("proxy_next_upstream")];
+                words.extend(names.into_iter().map(raw));
                 if words.len() == 1 {
                     words.push(raw("off"));
                 }
@@ -1603,16 +1611,24 @@ impl Builder<'_> {
                 }
                 (m.status, Some(Word::Val(body)))
             }
-            (_, Some(Policy::Redirect(r))) => {
+            // Part-wise redirects are refused for nginx (`Target::fields`),
+            // so every redirect emitted here has a `to`.
+            (
+                _,
+                Some(Policy::Redirect(Redirect {
+                    location: RedirectLocation::To(target),
+                    status,
+                })),
+            ) => {
                 let (re, names) = routing::capture_regex(&route.matcher.path);
                 // The fragment goes after the request's query (redirect.lua).
                 let to = gatefold_compiler::ir::policy::RedirectTo {
                     fragment: None,
-                    ..r.to.clone()
+                    ..target.clone()
                 };
                 redirect = Some((
-                    r.to.query.is_some(),
-                    r.to.fragment.as_ref().map(|f| format!("#{f}")),
+                    target.query.is_some(),
+                    target.fragment.as_ref().map(|f| format!("#{f}")),
                 ));
                 let (value, has_params) = fill(&to.to_string(), &names);
                 let word = if has_params {
@@ -1640,7 +1656,7 @@ impl Builder<'_> {
                 } else {
                     gen(value)
                 };
-                (r.status.code(), Some(word))
+                (status.code(), Some(word))
             }
             _ => (500, None),
         };

@@ -419,3 +419,50 @@ async fn a_config_whose_key_variable_is_missing_is_refused() {
     };
     assert!(err.contains("does not belong"), "{err}");
 }
+
+/// Language 1.1 redirects built from the request take the scheme of the
+/// listener the request arrived on: `https` on the TLS listener (its port
+/// from `host`, kept since `scheme` is not given), `http` on the plain one.
+#[tokio::test]
+async fn redirect_parts_take_the_scheme_of_the_listener() {
+    let (a, a_key) = cert(&["a.example.com"]);
+    let yaml = "gatefold: 1
+gateway:
+  listen: 8080
+  tls:
+    listen: 8443
+    certificates:
+      - { cert: { file: a.pem }, key: { env: A_KEY } }
+apis:
+  main:
+    hosts: [a.example.com]
+    routes:
+      moved: { path: /old/*, policies: [{ redirect: { replace-prefix: /new } }] }
+";
+    let ir = compile_with("redirect-parts", yaml, &[("a.pem", &a)]);
+    let gw = gateway_ir(ir, &[("A_KEY", &a_key)], |o| {
+        o.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let tls = gw.gw.tls_addr().expect("a TLS listener");
+    let conn = connect(tls, "a.example.com", &[a.as_str()], &[b"http/1.1"]).await;
+    let r = get_h1(conn, "a.example.com:8443", "/old/x?q=1").await;
+    assert_eq!(r.status, 302, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some("https://a.example.com:8443/new/x?q=1")
+    );
+    let r = send(
+        gw.addr,
+        "GET",
+        "/old/x",
+        &[("host", "a.example.com:8080")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.header("location"),
+        Some("http://a.example.com:8080/new/x")
+    );
+    gw.gw.shutdown().await;
+}

@@ -43,6 +43,9 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             };
             match origin_problem(o).filter(|_| o != "*") {
                 None if o == "*" => listed.push((CorsOrigin::Any, item)),
+                None if o.contains("://*.") => {
+                    listed.push((CorsOrigin::Pattern(o.to_string()), item))
+                }
                 None => listed.push((CorsOrigin::Origin(o.to_string()), item)),
                 Some((msg, help)) => cx.error("invalid-origin", item.span, msg, help),
             }
@@ -65,11 +68,14 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
         .and_then(|n| cx.bool(n, "`credentials`"))
         .unwrap_or(false);
     if credentials && origins.contains(&CorsOrigin::Any) {
-        cx.error(
-            "cors-credentials-wildcard",
+        // Allowed since 1.1 (the gateway answers with the request's own
+        // origin, never `*`), but worth a word: every site may then make
+        // credentialed requests and read the answers.
+        cx.warning(
+            "cors-credentials-any-origin",
             f.get("credentials").map_or(f.span, |n| n.span),
-            "`credentials: true` cannot be combined with origin `*`: browsers refuse it",
-            "list the allowed origins explicitly",
+            "`credentials: true` with origin `*` lets every site send the user's cookies and read the answers (the gateway answers with the request's origin, never `*`)",
+            "list the allowed origins, or a pattern like `https://*.example.com`, unless every site is meant to",
         );
     }
     let max_age = opt_duration(cx, &f, "max-age");
@@ -81,22 +87,62 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             format!("write `max-age: {}s`", age.as_secs_ceil()),
         );
     }
-    let methods = match f.get("methods") {
-        Some(n) => cx.methods(n, "`methods`"),
-        // The default: every method but TRACE, which browsers never send.
-        None => Method::ALL
+    // The default: every method but TRACE, which browsers never send.
+    let default_methods = || {
+        Method::ALL
             .into_iter()
             .filter(|m| *m != Method::Trace)
-            .collect(),
+            .collect()
+    };
+    let any_method = star_list(cx, &f, "methods");
+    let methods = match (f.get("methods"), any_method) {
+        (Some(n), Some(false)) => cx.methods(n, "`methods`"),
+        _ => default_methods(),
+    };
+    let any_header = star_list(cx, &f, "headers");
+    let headers = match any_header {
+        Some(false) => header_list(cx, &f, "headers"),
+        _ => BTreeSet::new(),
     };
     Some(Policy::Cors(Cors {
         origins,
         methods,
-        headers: header_list(cx, &f, "headers"),
+        any_method: any_method == Some(true),
+        headers,
+        any_header: any_header == Some(true),
         expose: header_list(cx, &f, "expose"),
         credentials,
         max_age,
     }))
+}
+
+/// Whether list `key` is `["*"]` (anything): `Some(true)`; a list of
+/// names (or none): `Some(false)`; `*` beside names, an error since the
+/// names would mean nothing: `None`.
+fn star_list(cx: &mut Cx<'_>, f: &Fields<'_>, key: &str) -> Option<bool> {
+    let Some(Node {
+        value: Value::Seq(items),
+        ..
+    }) = f.get(key)
+    else {
+        return Some(false);
+    };
+    let is_star = |i: &Node| i.value == Value::Str("*".into());
+    match items.iter().position(is_star) {
+        None => Some(false),
+        Some(_) if items.len() == 1 => Some(true),
+        Some(at) => {
+            cx.error(
+                "cors-wildcard-with-names",
+                items[at].span,
+                format!(
+                    "`*` in `{key}` allows anything, so the names listed beside it mean nothing"
+                ),
+                format!("keep `{key}: [\"*\"]` alone, or remove `*` and list the names"),
+            );
+            None
+        }
+    }
 }
 
 /// What is wrong with a cors origin other than `*`, as (message, help):
@@ -134,18 +180,20 @@ fn origin_problem(o: &str) -> Option<(String, String)> {
     }
     let host = crate::ir::matcher::host_without_port(rest);
     let port = rest[host.len()..].strip_prefix(':');
-    if host.starts_with("*.") {
+    let stars = host.matches('*').count();
+    let wild_ok = host
+        .strip_prefix("*.")
+        .is_some_and(|rest| !rest.contains('*') && rest.contains('.'));
+    if stars > 0 && !wild_ok {
         return Some((
-            format!("origin `{o}` has a wildcard; browsers send one exact origin, which is compared as written"),
-            "list each origin, or allow any with `origins: [\"*\"]`".to_string(),
+            format!("origin `{o}` has a wildcard that is not one whole leading label before a domain"),
+            format!("write one `*` as the first label, like `{scheme}://*.example.com`, or list each origin"),
         ));
     }
+    // `*.example.com` (a leading wildcard label, language 1.1) or an exact host.
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => matches!(
-            host.parse::<crate::ir::HostPattern>(),
-            Ok(crate::ir::HostPattern::Exact(_))
-        ),
+        None => host.parse::<crate::ir::HostPattern>().is_ok(),
     };
     if !host_ok {
         return Some((

@@ -13,6 +13,7 @@ mod headers;
 mod ip_filter;
 mod jwt;
 mod key_auth;
+mod mirror;
 mod mock;
 mod native;
 mod rate_limit;
@@ -68,6 +69,7 @@ fn decode_options(
         )?)),
         PolicyKind::Retry => Some(Policy::Retry(decode_retry(cx, node, "`retry` options")?)),
         PolicyKind::TrafficSplit => traffic_split::decode(cx, node, refs),
+        PolicyKind::Mirror => mirror::decode(cx, node, refs),
         PolicyKind::Native => native::decode(cx, node),
     }
 }
@@ -102,7 +104,7 @@ pub fn decode_policy_object(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyAst> {
     let policy = decode_options(cx, kind, opts, &mut refs)?;
     let template_keys: &[&str] = match kind {
         PolicyKind::Rewrite => &["path", "strip-prefix"],
-        PolicyKind::Redirect => &["to"],
+        PolicyKind::Redirect => &["to", "path", "replace-prefix"],
         _ => &[],
     };
     let template = match &opts.value {

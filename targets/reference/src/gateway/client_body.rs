@@ -115,6 +115,9 @@ pub struct ClientBody {
     /// Armed only while waiting on the client.
     idle: Option<Pin<Box<Sleep>>>,
     progress: Option<Arc<Progress>>,
+    /// A copy of what passed through, handed over whole at the end (a
+    /// `mirror`); dropped unsent if the body fails.
+    copy: Option<(Vec<u8>, tokio::sync::oneshot::Sender<Bytes>)>,
 }
 
 impl ClientBody {
@@ -127,7 +130,16 @@ impl ClientBody {
             timeout,
             idle: None,
             progress: None,
+            copy: None,
         }
+    }
+
+    /// Keeps a copy of the body as it passes (it is within the route's
+    /// limit), sent on the returned channel once the whole body has passed.
+    pub fn copy(&mut self) -> tokio::sync::oneshot::Receiver<Bytes> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.copy = Some((Vec::new(), tx));
+        rx
     }
 
     /// Reports progress to the returned handle from now on.
@@ -161,13 +173,31 @@ impl HttpBody for ClientBody {
                         if let Some(d) = f.data_ref() {
                             this.received += d.len() as u64;
                             if this.received > this.limit {
+                                this.copy = None;
                                 return Poll::Ready(Some(Err(ClientBodyError::TooLarge)));
+                            }
+                            if let Some((buf, _)) = &mut this.copy {
+                                buf.extend_from_slice(d);
+                            }
+                        }
+                        // The reader may stop here, without asking for the end.
+                        if this.inner.is_end_stream() {
+                            if let Some((buf, tx)) = this.copy.take() {
+                                let _ = tx.send(Bytes::from(buf));
                             }
                         }
                         Poll::Ready(Some(Ok(f)))
                     }
-                    Some(Err(e)) => Poll::Ready(Some(Err(ClientBodyError::Broken(e)))),
-                    None => Poll::Ready(None),
+                    Some(Err(e)) => {
+                        this.copy = None;
+                        Poll::Ready(Some(Err(ClientBodyError::Broken(e))))
+                    }
+                    None => {
+                        if let Some((buf, tx)) = this.copy.take() {
+                            let _ = tx.send(Bytes::from(buf));
+                        }
+                        Poll::Ready(None)
+                    }
                 }
             }
             Poll::Pending => {

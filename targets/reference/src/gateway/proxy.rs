@@ -1,5 +1,7 @@
 //! Phase 12: send the request upstream, shaped by `timeout`, `retry` and
-//! `traffic-split` (already folded into the route's [`ProxyPlan`]).
+//! `traffic-split` (already folded into the route's [`ProxyPlan`]), and a
+//! copy to the `mirror` upstream if the route has one
+//! ([`super::policies::mirror`]).
 //!
 //! Timeouts: `connect` bounds opening a connection, `read` bounds waiting
 //! for the response head and then each gap between two body reads. While a
@@ -8,7 +10,8 @@
 //! a client that is slow to send meets the client-body timeout instead (408,
 //! not held against the target, see [`ClientBody`]). Retries:
 //! `connect-failure` retries any method (the request never reached the
-//! upstream; a connect timeout counts as one), `timeout` and status codes
+//! upstream; a connect timeout counts as one), `reset` (the upstream closed
+//! or reset the connection before answering), `timeout` and status codes
 //! only idempotent methods; each retry prefers a target not tried yet. After
 //! the last try: a connect timeout or read timeout is 504, any other failure
 //! 502, a retried status is passed on as the upstream sent it. A request
@@ -95,9 +98,38 @@ fn status_retry(s: StatusCode) -> Option<RetryOn> {
 }
 
 enum Failure {
-    Connect { timed_out: bool },
+    Connect {
+        timed_out: bool,
+    },
+    /// The upstream closed or reset the connection before a whole response
+    /// head arrived.
+    Reset,
     ReadTimeout,
     Other,
+}
+
+/// Whether an exchange error is the upstream closing or resetting the
+/// connection (not answering badly, not the client's body failing).
+fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message())
+        {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// `path?query` as the upstream receives it: the client's own bytes when
@@ -142,6 +174,9 @@ pub async fn forward(
             Ok(b) => b,
             Err(r) => return r,
         };
+    }
+    if let Some(m) = &plan.mirror {
+        m.copy(method, &up, &mut body);
     }
     let host_set = up.headers.contains_key(HOST);
     let mut headers = Some(std::mem::take(&mut up.headers));
@@ -213,13 +248,18 @@ pub async fn forward(
                     Failed::Exchange(e) => match ClientBodyError::find(&*e) {
                         // The client's fault: not held against the target.
                         Some(c) => return c.response(),
+                        None if is_reset(&*e) => Failure::Reset,
                         None => Failure::Other,
                     },
                 };
                 dest.pool.record_live(i, false);
-                let retry = matches!(last_failure, Failure::Connect { .. })
-                    && on.contains(&RetryOn::ConnectFailure)
-                    && body.replayable();
+                let retry = match last_failure {
+                    Failure::Connect { .. } => on.contains(&RetryOn::ConnectFailure),
+                    // The request may have reached the upstream: like a
+                    // timeout, only idempotent methods are sent again.
+                    Failure::Reset => on.contains(&RetryOn::Reset) && idempotent(method),
+                    _ => false,
+                } && body.replayable();
                 if !retry || last_try {
                     return failure_response(&last_failure);
                 }
@@ -242,7 +282,9 @@ pub async fn forward(
 fn failure_response(f: &Failure) -> Response<Body> {
     match f {
         Failure::Connect { timed_out: true } | Failure::ReadTimeout => respond::upstream_timeout(),
-        Failure::Connect { timed_out: false } | Failure::Other => respond::bad_gateway(),
+        Failure::Connect { timed_out: false } | Failure::Reset | Failure::Other => {
+            respond::bad_gateway()
+        }
     }
 }
 

@@ -15,9 +15,9 @@ use super::phases::PhaseHooks;
 use super::policies::{
     acl::AclPolicy, auth::Authentication, auth::Authenticator, basic_auth::BasicAuthMethod,
     cache::ResponseCache, cors::CorsPolicy, deprecation::DeprecationPolicy, headers,
-    ip_filter::IpFilterPolicy, jwt::JwtMethod, key_auth::KeyAuthMethod, mock::MockPolicy,
-    rate_limit::FixedWindow, rate_limit::RateLimitPolicy, redirect::RedirectPolicy,
-    rewrite::RewritePolicy, traffic_split::Split,
+    ip_filter::IpFilterPolicy, jwt::JwtMethod, key_auth::KeyAuthMethod, mirror::MirrorPlan,
+    mock::MockPolicy, rate_limit::FixedWindow, rate_limit::RateLimitPolicy,
+    redirect::RedirectPolicy, rewrite::RewritePolicy, traffic_split::Split,
 };
 use super::secrets::SecretSource;
 use super::upstream::pool::Pool;
@@ -45,6 +45,8 @@ pub struct ProxyPlan {
     pub dests: Vec<Dest>,
     /// With a traffic split, it picks among `dests`; otherwise `dests[0]`.
     pub split: Option<Split>,
+    /// Where copies go (`mirror`), if anywhere.
+    pub mirror: Option<MirrorPlan>,
 }
 
 /// A route ready to serve.
@@ -143,6 +145,7 @@ impl Runtime {
             let mut policies: Vec<Box<dyn PhaseHooks>> = Vec::new();
             let mut after_body = None;
             let mut cache = None;
+            let mut mirror = None;
             let lowered = &route.lowered;
             let mut fail = |e: String| errors.push(format!("route {}: {e}", route.id));
             for (pid, instance) in ir.chain(route) {
@@ -254,6 +257,28 @@ impl Runtime {
                     }
                     // Folded into the lowered proxy plan.
                     IrPolicy::Timeout(_) | IrPolicy::Retry(_) | IrPolicy::TrafficSplit(_) => {}
+                    // Phase 12, beside the proxy plan (below), with the
+                    // mirror upstream's own timeouts.
+                    IrPolicy::Mirror(c) => match (
+                        pools.get(c.upstream.as_str()),
+                        ir.upstreams.get(&c.upstream),
+                    ) {
+                        (Some(pool), Some(def)) => {
+                            let own = def.timeouts.as_ref();
+                            mirror = Some(MirrorPlan::new(
+                                c,
+                                pool.clone(),
+                                env.tls.clone(),
+                                own.and_then(|t| t.connect)
+                                    .unwrap_or(baseline.timeouts.connect)
+                                    .as_std(),
+                                own.and_then(|t| t.read)
+                                    .unwrap_or(baseline.timeouts.read)
+                                    .as_std(),
+                            ));
+                        }
+                        _ => fail(format!("mirror upstream `{}` is unknown", c.upstream)),
+                    },
                     IrPolicy::ResponseHeaders(c) => policies.push(Box::new(
                         headers::ResponseHeaders(headers::Transform::new(c)),
                     )),
@@ -300,7 +325,11 @@ impl Runtime {
                         }
                     };
                     match (dests, split) {
-                        (Some(dests), Ok(split)) => Some(ProxyPlan { dests, split }),
+                        (Some(dests), Ok(split)) => Some(ProxyPlan {
+                            dests,
+                            split,
+                            mirror: mirror.take(),
+                        }),
                         (None, _) => {
                             errors.push(format!("route {}: unknown upstream", route.id));
                             None

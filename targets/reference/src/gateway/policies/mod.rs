@@ -1,6 +1,7 @@
 //! One module per policy kind. `script` runs elsewhere (its own issue) and
 //! `native` has nothing the reference gateway reads; `timeout` and `retry`
-//! are folded into a route's proxy plan ([`crate::gateway::proxy`]).
+//! are folded into a route's proxy plan ([`crate::gateway::proxy`]), and
+//! `mirror` sits beside it (a phase-12 plan, not a [`crate::gateway::phases::PhaseHooks`]).
 
 pub mod acl;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod headers;
 pub mod ip_filter;
 pub mod jwt;
 pub mod key_auth;
+pub mod mirror;
 pub mod mock;
 pub mod rate_limit;
 pub mod redirect;

@@ -1,56 +1,189 @@
-//! `redirect` (phase 9): an empty answer with `location`; `{param}` takes the
-//! route's parameter and the request's query string is appended (before a
-//! fragment `to` ends with). A
-//! parameter that would turn the `location` into another host's (`//...`,
-//! `/\...`) is refused with 400 (an open redirect).
+//! `redirect` (phase 9): an empty answer with `location`.
+//!
+//! With `to`, `{param}` takes the route's parameter and the request's query
+//! string is appended (before a fragment `to` ends with). With parts
+//! (`scheme`, `host`, `port`, `path` / `replace-prefix`), the request's own
+//! URL with those parts replaced: scheme of the listener, host and port of
+//! `host` / `:authority`, the normalized path, the query string.
+//!
+//! A parameter or a kept path that would turn the `location` into another
+//! host's (`//...`, `/\...`) is refused with 400 (an open redirect), and so
+//! is a request `host` that is not a plain host name or address.
 
 use crate::gateway::context::Ctx;
 use crate::gateway::phases::{Flow, PhaseHooks};
 use crate::gateway::respond;
-use gatefold_compiler::ir::policy::{Redirect, RedirectTo};
+use crate::gateway::tls_listener::OverTls;
+use gatefold_compiler::ir::matcher::host_without_port;
+use gatefold_compiler::ir::policy::{
+    Redirect, RedirectLocation, RedirectParts, RedirectPath, RedirectScheme, RedirectTo,
+};
 use gatefold_compiler::ir::PathPattern;
 use http::header::LOCATION;
 use http::{request, HeaderValue, StatusCode};
 
 pub struct RedirectPolicy {
-    /// `scheme://host[:port]`, or empty for a path on the request's host.
-    origin: String,
-    /// The path template, then `?query` if `to` has one: `{params}` filled in.
-    template: String,
-    has_query: bool,
-    /// `#fragment`, if `to` has one: after the request's query.
-    fragment: String,
+    target: Target,
     status: StatusCode,
-    /// The route's own path, to bind `{params}`.
+    /// The route's own path, to bind `{params}` and find a prefix's rest.
     route_path: PathPattern,
+}
+
+/// What `location` is built from.
+enum Target {
+    /// `to`.
+    To {
+        /// `scheme://host[:port]`, or empty for a path on the request's host.
+        origin: String,
+        /// The path template, then `?query` if `to` has one: `{params}` filled in.
+        template: String,
+        has_query: bool,
+        /// `#fragment`, if `to` has one: after the request's query.
+        fragment: String,
+    },
+    /// `scheme`, `host`, `port`, `path` / `replace-prefix`.
+    Parts(RedirectParts),
 }
 
 impl RedirectPolicy {
     pub fn new(cfg: &Redirect, route_path: &PathPattern) -> Result<RedirectPolicy, String> {
-        let to = &cfg.to;
-        let origin = RedirectTo {
-            path: String::new(),
-            query: None,
-            fragment: None,
-            ..to.clone()
+        let target = match &cfg.location {
+            RedirectLocation::To(to) => {
+                let origin = RedirectTo {
+                    path: String::new(),
+                    query: None,
+                    fragment: None,
+                    ..to.clone()
+                };
+                let mut template = to.path.clone();
+                if let Some(q) = &to.query {
+                    template.push('?');
+                    template.push_str(q);
+                }
+                Target::To {
+                    origin: origin.to_string(),
+                    template,
+                    has_query: to.query.is_some(),
+                    fragment: to
+                        .fragment
+                        .as_ref()
+                        .map_or(String::new(), |f| format!("#{f}")),
+                }
+            }
+            RedirectLocation::Parts(p) => Target::Parts(p.clone()),
         };
-        let mut template = to.path.clone();
-        if let Some(q) = &to.query {
-            template.push('?');
-            template.push_str(q);
-        }
         Ok(RedirectPolicy {
-            origin: origin.to_string(),
-            template,
-            has_query: to.query.is_some(),
-            fragment: to
-                .fragment
-                .as_ref()
-                .map_or(String::new(), |f| format!("#{f}")),
+            target,
             status: StatusCode::from_u16(cfg.status.code()).map_err(|e| e.to_string())?,
             route_path: route_path.clone(),
         })
     }
+
+    /// The `location` for this request, or `None` when it would be unsafe
+    /// or cannot be built (answered 400).
+    fn location(&self, req: &request::Parts, ctx: &Ctx) -> Option<String> {
+        let params: Vec<_> = self
+            .route_path
+            .matches(&ctx.path)
+            .into_iter()
+            .flatten()
+            .collect();
+        match &self.target {
+            Target::To {
+                origin,
+                template,
+                has_query,
+                fragment,
+            } => {
+                let mut location = origin.clone();
+                location.push_str(&fill(template, &params));
+                if network_path(&location) {
+                    // A parameter made a local redirect point at another host
+                    // (`/{id}` with `\evil.example`: browsers read `/\` as `//`).
+                    return None;
+                }
+                if let Some(q) = &ctx.query {
+                    location.push(if *has_query { '&' } else { '?' });
+                    location.push_str(q);
+                }
+                location.push_str(fragment);
+                Some(location)
+            }
+            Target::Parts(p) => {
+                let path = match &p.path {
+                    None => ctx.path.clone(),
+                    Some(RedirectPath::Template(t)) => fill(t, &params),
+                    Some(RedirectPath::ReplacePrefix(prefix)) => {
+                        let tail = prefix_tail(&self.route_path, &ctx.path);
+                        let mut path = prefix.trim_end_matches('/').to_string();
+                        path.push_str(tail);
+                        if path.is_empty() {
+                            path.push('/');
+                        }
+                        path
+                    }
+                };
+                // Even after an authority, a path that starts like another
+                // host's is refused: the rule is the same for every form.
+                if !path.starts_with('/') || network_path(&path) {
+                    return None;
+                }
+                let authority = ctx.host.as_deref()?;
+                let req_host = host_without_port(authority);
+                if !plain_host(req_host) {
+                    return None;
+                }
+                let req_port = match &authority[req_host.len()..] {
+                    "" => None,
+                    p => Some(p.strip_prefix(':')?.parse::<u16>().ok()?),
+                };
+                let over_tls = req.extensions.get::<OverTls>().is_some();
+                let scheme = p.scheme.unwrap_or(if over_tls {
+                    RedirectScheme::Https
+                } else {
+                    RedirectScheme::Http
+                });
+                // A new scheme has its own default port; the request's
+                // would be the old scheme's.
+                let port = p.port.or(if p.scheme.is_none() { req_port } else { None });
+                let host = p.host.as_deref().unwrap_or(req_host);
+                let mut location = format!("{}://{host}", scheme.as_str());
+                if let Some(port) = port.filter(|port| *port != scheme.default_port()) {
+                    location.push(':');
+                    location.push_str(&port.to_string());
+                }
+                location.push_str(&path);
+                if let Some(q) = &ctx.query {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                Some(location)
+            }
+        }
+    }
+}
+
+/// The rest of `path` after the segments a prefix route's pattern matched,
+/// with its leading `/`: `/v1/*` on `/v1/a/b` gives `/a/b`, on `/v1` gives ``.
+fn prefix_tail<'p>(pattern: &PathPattern, path: &'p str) -> &'p str {
+    let mut tail = path;
+    for _ in &pattern.segments {
+        let after = tail.strip_prefix('/').unwrap_or(tail);
+        tail = after.find('/').map_or("", |i| &after[i..]);
+    }
+    tail
+}
+
+/// Whether a request's host (without port) is a plain DNS name, IPv4 or
+/// bracketed IPv6 address, safe to write into a `location`.
+fn plain_host(host: &str) -> bool {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// Replaces `{name}` in `template` with the bound params.
@@ -91,25 +224,10 @@ fn network_path(location: &str) -> bool {
 }
 
 impl PhaseHooks for RedirectPolicy {
-    fn request_filter(&self, _req: &request::Parts, ctx: &mut Ctx) -> Flow {
-        let params: Vec<_> = self
-            .route_path
-            .matches(&ctx.path)
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut location = self.origin.clone();
-        location.push_str(&fill(&self.template, &params));
-        if network_path(&location) {
-            // A parameter made a local redirect point at another host
-            // (`/{id}` with `\evil.example`: browsers read `/\` as `//`).
+    fn request_filter(&self, req: &request::Parts, ctx: &mut Ctx) -> Flow {
+        let Some(location) = self.location(req, ctx) else {
             return Flow::Stop(respond::bad_request());
-        }
-        if let Some(q) = &ctx.query {
-            location.push(if self.has_query { '&' } else { '?' });
-            location.push_str(q);
-        }
-        location.push_str(&self.fragment);
+        };
         let mut resp = respond::empty(self.status);
         match HeaderValue::from_str(&location) {
             Ok(v) => {
@@ -117,6 +235,39 @@ impl PhaseHooks for RedirectPolicy {
                 Flow::Answer(resp)
             }
             Err(_) => Flow::Stop(respond::bad_request()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_routes_rest_keeps_its_leading_slash() {
+        let p: PathPattern = "/v1/*".parse().unwrap();
+        assert_eq!(prefix_tail(&p, "/v1/a/b"), "/a/b");
+        assert_eq!(prefix_tail(&p, "/v1/"), "/");
+        assert_eq!(prefix_tail(&p, "/v1"), "");
+        let p: PathPattern = "/api/v1/*".parse().unwrap();
+        assert_eq!(prefix_tail(&p, "/api/v1/x//y"), "/x//y");
+        let p: PathPattern = "/*".parse().unwrap();
+        assert_eq!(prefix_tail(&p, "//evil.example"), "//evil.example");
+    }
+
+    #[test]
+    fn only_plain_hosts_go_into_a_location() {
+        for ok in [
+            "example.com",
+            "a-b.example.com",
+            "127.0.0.1",
+            "[::1]",
+            "localhost",
+        ] {
+            assert!(plain_host(ok), "{ok}");
+        }
+        for bad in ["", "evil.example/x", "a@b", "[::1", "a b", "ex\\ample"] {
+            assert!(!plain_host(bad), "{bad}");
         }
     }
 }
