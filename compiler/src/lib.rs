@@ -326,6 +326,7 @@ pub fn compile_sources_with(
                 route.upstream.as_ref(),
                 r.strip_base.as_deref(),
             );
+            route.lowered.preserve_host = r.preserve_host;
             route
         })
         .collect();

@@ -51,6 +51,7 @@
 //! policy leaves it unchanged.
 
 mod check;
+pub mod conditions;
 pub mod diff;
 mod hash;
 pub mod instance;
@@ -62,6 +63,7 @@ mod source_map;
 pub mod tls;
 pub mod values;
 
+pub use conditions::{Conditions, QueryText};
 pub use hash::ContentHash;
 pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
