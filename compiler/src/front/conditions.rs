@@ -42,8 +42,9 @@ pub fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Conditions> {
     if let Some(h) = f.get("headers") {
         match entries(cx, h, "headers", "x-version: \"2\"") {
             Some(list) => {
-                for (key, key_node, value) in list {
-                    ok &= header(cx, key, key_node, value, &mut out.headers);
+                let mut seen = BTreeMap::new();
+                for (key, key_span, value) in list {
+                    ok &= header(cx, key, key_span, value, &mut out.headers, &mut seen);
                 }
             }
             None => ok = false,
@@ -52,8 +53,8 @@ pub fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Conditions> {
     if let Some(q) = f.get("query") {
         match entries(cx, q, "query", "format: json") {
             Some(list) => {
-                for (key, key_node, value) in list {
-                    ok &= param(cx, key, key_node, value, &mut out.query);
+                for (key, key_span, value) in list {
+                    ok &= param(cx, key, key_span, value, &mut out.query);
                 }
             }
             None => ok = false,
@@ -124,6 +125,7 @@ fn header(
     key_span: crate::source::Span,
     node: &Node,
     out: &mut BTreeMap<HeaderName, HeaderValue>,
+    seen: &mut BTreeMap<HeaderName, (String, crate::source::Span)>,
 ) -> bool {
     let name = match key.parse::<HeaderName>() {
         Ok(n) => n,
@@ -173,19 +175,20 @@ fn header(
             return false;
         }
     };
-    if let Some((first, _)) = out.get_key_value(&name) {
+    if let Some((first, first_span)) = seen.get(&name) {
         // Two spellings of one name (`X-Version`, `x-version`): names ignore case.
-        let first = first.clone();
         cx.diags.push(
             Diagnostic::error(
                 "duplicate-condition",
                 key_span,
-                format!("header `{key}` is already in `match.headers` (as `{first}`): header names ignore case"),
+                format!("`{key}` and `{first}` are one header in `match.headers`: header names ignore case"),
             )
+            .with_related(*first_span, format!("`{first}` is given here"))
             .with_help("keep one condition per header"),
         );
         return false;
     }
+    seen.insert(name.clone(), (key.to_string(), key_span));
     out.insert(name, value);
     true
 }
