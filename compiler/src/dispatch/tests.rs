@@ -103,6 +103,225 @@ fn ir_answer(
     }
 }
 
+const HOSTS: &str = "
+  wild:
+    hosts: ['*.example.com']
+    upstream: up
+    routes:
+      w: { path: /w }
+      shared: { path: /s, methods: [GET] }
+  exact:
+    hosts: [a.example.com]
+    upstream: up
+    routes:
+      e: { path: /e }
+      shared: { path: /s, methods: [POST] }
+  other:
+    hosts: [b.other.org]
+    upstream: up
+    routes:
+      o: { path: /o }
+  any:
+    upstream: up
+    routes:
+      all: { path: /*, methods: [GET] }
+";
+
+/// Classes come exact, then wildcard, then default; a wildcard route is
+/// copied into the exact class it covers, in IR order; host-less routes are
+/// in every class; the default class has only host-less routes; a wildcard
+/// that does not cover an exact host stays out of its class.
+#[test]
+fn classes_copy_wildcard_and_hostless_routes_in_ir_order() {
+    let ir = spec(HOSTS);
+    let view = DispatchView::new(&ir);
+    let hosts: Vec<String> = view
+        .classes()
+        .iter()
+        .map(|c| c.host.as_ref().map_or("default".into(), |h| h.to_string()))
+        .collect();
+    assert_eq!(
+        hosts,
+        ["a.example.com", "b.other.org", "*.example.com", "default"]
+    );
+
+    let in_ir_order = |routes: &[RouteIx]| routes.windows(2).all(|w| w[0] < w[1]);
+    let a = class(&view, Some("a.example.com"));
+    assert!(in_ir_order(&a.routes));
+    let mut a_ids = ids(&ir, &a.routes);
+    a_ids.sort();
+    assert_eq!(
+        a_ids,
+        [
+            "any.all",
+            "exact.e",
+            "exact.shared",
+            "wild.shared",
+            "wild.w"
+        ]
+    );
+    // Same path, both taking a.example.com: IR order decides between them,
+    // and the class keeps it.
+    let pos = |id: &str| ids(&ir, &a.routes).iter().position(|x| x == id).unwrap();
+    let ir_pos = |id: &str| {
+        ir.routes
+            .iter()
+            .position(|r| r.id.to_string() == id)
+            .unwrap()
+    };
+    assert_eq!(
+        pos("wild.shared") < pos("exact.shared"),
+        ir_pos("wild.shared") < ir_pos("exact.shared")
+    );
+
+    let b = class(&view, Some("b.other.org"));
+    assert_eq!(ids(&ir, &b.routes), ["other.o", "any.all"]);
+    let w = class(&view, Some("*.example.com"));
+    let mut w_ids = ids(&ir, &w.routes);
+    w_ids.sort();
+    assert_eq!(w_ids, ["any.all", "wild.shared", "wild.w"]);
+    assert_eq!(ids(&ir, &view.default_class().routes), ["any.all"]);
+}
+
+/// The selection rule: exact (any case, port ignored), then the longest
+/// wildcard, then default; no host at all is the default class.
+#[test]
+fn class_selection_rule() {
+    let ir = compile(
+        "gatefold: 1\ngateway: { name: t }\nupstreams:\n  up: { targets: [{ url: http://127.0.0.1:9 }] }\napis:
+  broad: { hosts: ['*.example.com'], upstream: up, routes: { r: { path: /b } } }
+  narrow: { hosts: ['*.eu.example.com'], upstream: up, routes: { r: { path: /n } } }
+  one: { hosts: [x.eu.example.com], upstream: up, routes: { r: { path: /o } } }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let host_of = |h: Option<&str>| {
+        view.class_for(h)
+            .host
+            .as_ref()
+            .map_or("default".into(), |p| p.to_string())
+    };
+    assert_eq!(host_of(Some("X.EU.example.com:8443")), "x.eu.example.com");
+    assert_eq!(host_of(Some("y.eu.example.com")), "*.eu.example.com");
+    assert_eq!(host_of(Some("a.b.example.com")), "*.example.com");
+    assert_eq!(host_of(Some("eu.example.com")), "*.example.com");
+    assert_eq!(host_of(Some("example.com")), "default");
+    assert_eq!(host_of(Some(".example.com")), "default");
+    assert_eq!(host_of(None), "default");
+    // The narrower wildcard class holds the broader wildcard's route too.
+    let narrow = class(&view, Some("*.eu.example.com"));
+    let mut n = ids(&ir, &narrow.routes);
+    n.sort();
+    assert_eq!(n, ["broad.r", "narrow.r"]);
+    // The broader one does not hold the narrower's route.
+    assert_eq!(
+        ids(&ir, &class(&view, Some("*.example.com")).routes),
+        ["broad.r"]
+    );
+}
+
+/// A path group lists broader patterns' routes too, so the 405 allow set
+/// and the fall-through are the group's alone: `/pets/{id}` takes GET, the
+/// prefix takes DELETE, the rest get 405 with both.
+#[test]
+fn method_groups_and_allow_sets() {
+    let ir = spec(
+        "  pets:
+    upstream: up
+    base-path: /pets
+    routes:
+      get: { path: '/{id}', methods: [GET, HEAD] }
+      del: { path: /*, methods: [DELETE] }
+      list: { path: /, methods: [GET] }
+      any: { path: /open }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let c = view.default_class();
+    let shapes: Vec<String> = c.paths.iter().map(|g| g.pattern.to_string()).collect();
+    assert_eq!(shapes, ["/pets", "/pets/open", "/pets/{id}", "/pets/*"]);
+    let id = |s: &str| {
+        ir.routes
+            .iter()
+            .position(|r| r.id.to_string() == s)
+            .unwrap()
+    };
+    let g = c.path_group("/pets/7").unwrap();
+    assert_eq!(g.pattern.to_string(), "/pets/{id}");
+    assert_eq!(g.dispatch(get("GET")), Dispatch::Route(id("pets.get")));
+    assert_eq!(g.dispatch(get("DELETE")), Dispatch::Route(id("pets.del")));
+    assert_eq!(
+        g.allow.map(|a| a.to_string()).as_deref(),
+        Some("GET, HEAD, DELETE")
+    );
+    assert_eq!(
+        g.dispatch(None),
+        Dispatch::MethodNotAllowed(g.allow.unwrap())
+    );
+    // `/pets` is taken by `list` and by the prefix.
+    let g = c.path_group("/pets").unwrap();
+    assert_eq!(
+        g.allow.map(|a| a.to_string()).as_deref(),
+        Some("GET, DELETE")
+    );
+    // A route without methods takes every method: no 405 there.
+    let g = c.path_group("/pets/open").unwrap();
+    assert_eq!(g.allow, None);
+    assert_eq!(g.dispatch(None), Dispatch::Route(id("pets.any")));
+    assert_eq!(
+        view.dispatch(None, "/nothing", get("GET")),
+        Dispatch::NotFound
+    );
+}
+
+/// Two patterns that overlap without one covering the other get a group
+/// for their intersection, before both, listing the routes of both.
+#[test]
+fn partial_overlaps_get_an_intersection_group() {
+    let ir = spec(
+        "  a:
+    upstream: up
+    routes:
+      new: { path: '/{kind}/new', methods: [GET] }
+      pets: { path: /pets/*, methods: [POST] }
+",
+    );
+    let view = DispatchView::new(&ir);
+    let c = view.default_class();
+    let shapes: Vec<(String, bool)> = c
+        .paths
+        .iter()
+        .map(|g| (g.pattern.to_string(), g.synthesized))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("/pets/new".to_string(), true),
+            ("/{kind}/new".to_string(), false),
+            ("/pets/*".to_string(), false)
+        ]
+    );
+    let g = c.path_group("/pets/new").unwrap();
+    assert!(g.synthesized);
+    assert_eq!(g.allow.map(|a| a.to_string()).as_deref(), Some("GET, POST"));
+    assert_eq!(
+        c.path_group("/cats/new")
+            .unwrap()
+            .allow
+            .unwrap()
+            .to_string(),
+        "GET"
+    );
+    assert_eq!(
+        c.path_group("/pets/old")
+            .unwrap()
+            .allow
+            .unwrap()
+            .to_string(),
+        "POST"
+    );
+}
+
 /// Preflight entries name the route that takes the asked method, when its
 /// chain has `cors`; a method taken by a route without cors has none.
 #[test]
