@@ -51,7 +51,9 @@ apis:
 async fn conditions_choose_the_route() {
     let (v1, v2) = (Upstream::start("v1").await, Upstream::start("v2").await);
     let gw = gateway(&conditions_spec(&v1, &v2)).await;
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (path and query, request headers, the upstream that must answer)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         ("/items/1?format=json", &[("X-VERSION", "2")], "v2"),
         ("/items/1?format=%6Ason", &[("x-version", "2")], "v2"),
         (
