@@ -227,6 +227,22 @@ fn redirect_location(ir: &Ir, r: &Route) -> Option<String> {
     })
 }
 
+/// The route's `match` conditions in one line: `header x-version: "2",
+/// query format: "json"`; `None` without conditions.
+fn conditions(r: &Route) -> Option<String> {
+    let c = &r.matcher.conditions;
+    let headers = c
+        .headers
+        .iter()
+        .map(|(k, v)| format!("header {k}: {:?}", v.as_str()));
+    let query = c
+        .query
+        .iter()
+        .map(|(k, v)| format!("query {k}: {:?}", v.as_str()));
+    let all: Vec<String> = headers.chain(query).collect();
+    (!all.is_empty()).then(|| all.join(", "))
+}
+
 fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
     let mut out = format!(
         "{}  {} {}  [{}, {} path]\n  upstream: {}\n",
@@ -241,6 +257,12 @@ fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
         },
         upstream(r)
     );
+    if let Some(when) = conditions(r) {
+        out.push_str(&format!("  only when: {when} (else as if absent)\n"));
+    }
+    if r.lowered.preserve_host {
+        out.push_str("  sends the client's host upstream (preserve-host)\n");
+    }
     match &r.lowered.upstream_path {
         UpstreamPath::Keep => {}
         UpstreamPath::Prefix { strip, add } => {

@@ -321,6 +321,8 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
     for t in &chosen {
         let gaps = gatefold_compiler::target::check(t.as_ref(), ir, &options);
         extra.extend(gatefold_compiler::target::gap_diagnostics(&gaps, ir));
+        let missing = gatefold_compiler::target::check_features(t.as_ref(), ir);
+        extra.extend(gatefold_compiler::target::feature_diagnostics(&missing, ir));
     }
     if extra.has_errors() {
         report(&compiled, &extra, format, serde_json::json!({}));

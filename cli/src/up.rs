@@ -18,7 +18,9 @@
 use crate::targets;
 use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::{TargetKind, ValidIr};
-use gatefold_compiler::target::{check, gap_diagnostics, Options, Output, Target};
+use gatefold_compiler::target::{
+    check, check_features, feature_diagnostics, gap_diagnostics, Options, Output, Target,
+};
 use gatefold_compiler::{compile_path, Compiled};
 use gatefold_runtime::launch::{free_addr, secret_files, Launch, Launched, RUNNABLE};
 use gatefold_target_reference::gateway::watch::{fingerprint, Settle, Source};
@@ -95,6 +97,7 @@ fn build(
     let gaps = check(target, ir, options);
     let mut all: Diagnostics = compiled.diagnostics.clone();
     all.extend(gap_diagnostics(&gaps, ir));
+    all.extend(feature_diagnostics(&check_features(target, ir), ir));
     let text = all.render(&compiled.sources);
     if all.has_errors() {
         return Err(text);

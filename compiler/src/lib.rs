@@ -269,8 +269,9 @@ struct Detached {
     upstreams: BTreeMap<ir::Name, ir::Upstream>,
     consumers: BTreeMap<ir::Name, ir::Consumer>,
     policies: BTreeMap<ir::PolicyId, ir::PolicyInstance>,
-    /// Each route, not yet lowered, with the base path `strip-base-path` removes.
-    routes: Vec<(ir::Route, Option<String>)>,
+    /// Each route, not yet lowered, with the base path `strip-base-path`
+    /// removes and whether it sends the client's host upstream.
+    routes: Vec<(ir::Route, Option<String>, bool)>,
 }
 
 /// Takes from the spec what the IR keeps: the policy instances (the first
@@ -339,7 +340,7 @@ fn detach(
     // output is smaller), so no second buffer of routes is alive at the peak.
     let routes = routes
         .into_iter()
-        .map(|r| (r.route, r.strip_base))
+        .map(|r| (r.route, r.strip_base, r.preserve_host))
         .collect();
     Detached {
         source_map,
@@ -360,9 +361,10 @@ fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
     let routes: Vec<ir::Route> = d
         .routes
         .into_iter()
-        .map(|(mut route, strip_base)| {
+        .map(|(mut route, strip_base, preserve_host)| {
             route.lowered =
                 lower.lower(&route.chain, route.upstream.as_ref(), strip_base.as_deref());
+            route.lowered.preserve_host = preserve_host;
             route
         })
         .collect();

@@ -41,6 +41,8 @@ pub struct ResolvedRoute<'a> {
     pub own_policies: &'a [PolicyRef],
     /// The base path `strip-base-path` removes before proxying.
     pub strip_base: Option<String>,
+    /// `preserve-host`: the route's, else the api's, else false.
+    pub preserve_host: bool,
     /// The api and route as written, for validation's messages.
     pub api: &'a Def<ApiAst>,
     pub ast: &'a Def<RouteAst>,
@@ -540,6 +542,7 @@ impl<'a> Resolver<'a> {
                     hosts: a.hosts.clone(),
                     path,
                     methods: rt.methods.clone(),
+                    conditions: rt.conditions.clone(),
                 },
                 upstream,
                 chain,
@@ -549,6 +552,7 @@ impl<'a> Resolver<'a> {
                     upstream_path: UpstreamPath::Keep,
                     max_body: ByteSize(0),
                     auth: None,
+                    preserve_host: false,
                 },
             },
             span: route.span,
@@ -556,6 +560,7 @@ impl<'a> Resolver<'a> {
             steps,
             own_policies: &rt.policies,
             strip_base,
+            preserve_host: rt.preserve_host.or(a.preserve_host).unwrap_or(false),
             api,
             ast: route,
             incomplete,

@@ -324,9 +324,126 @@ pub trait Target {
         Vec::new()
     }
 
-    /// Generates the target's files. Called only when [`check`] found no
-    /// error: the spec is valid and everything in it can be carried out.
+    /// How this target carries out a route-level language feature.
+    /// Default: not at all, so a target that has not implemented a newer
+    /// feature refuses specs using it ([`check_features`]) instead of
+    /// ignoring it.
+    fn feature(&self, _feature: Feature) -> Support {
+        Support::Unsupported
+    }
+
+    /// Generates the target's files. Called only when [`check`] and
+    /// [`check_features`] found no error: the spec is valid and everything
+    /// in it can be carried out.
     fn emit(&self, ir: &ValidIr, options: &Options) -> Output;
+}
+
+/// A language feature of routes rather than of a policy kind (language
+/// 1.1). Every target must carry out each one a spec uses exactly: a route
+/// whose `match` were ignored would take requests meant for another route.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Feature {
+    /// `match`: header and query conditions.
+    Conditions,
+    /// `preserve-host`.
+    PreserveHost,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 2] = [Feature::Conditions, Feature::PreserveHost];
+
+    /// As the spec writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::Conditions => "match",
+            Feature::PreserveHost => "preserve-host",
+        }
+    }
+
+    /// Whether `route` uses it.
+    pub fn used_by(self, route: &crate::ir::Route) -> bool {
+        match self {
+            Feature::Conditions => !route.matcher.conditions.is_empty(),
+            Feature::PreserveHost => route.lowered.preserve_host,
+        }
+    }
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A route-level feature a target cannot carry out exactly: always an
+/// error (fail closed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FeatureGap {
+    pub target: TargetKind,
+    pub feature: Feature,
+    /// The routes using it, in IR order.
+    pub routes: Vec<RouteId>,
+    pub support: Support,
+}
+
+/// Every route-level feature `ir` uses that `target` does not carry out
+/// exactly, in [`Feature::ALL`] order.
+pub fn check_features(target: &dyn Target, ir: &ValidIr) -> Vec<FeatureGap> {
+    Feature::ALL
+        .into_iter()
+        .filter(|f| !target.feature(*f).is_exact())
+        .filter_map(|feature| {
+            let routes: Vec<RouteId> = ir
+                .routes
+                .iter()
+                .filter(|r| feature.used_by(r))
+                .map(|r| r.id.clone())
+                .collect();
+            (!routes.is_empty()).then(|| FeatureGap {
+                target: target.kind(),
+                feature,
+                routes,
+                support: target.feature(feature),
+            })
+        })
+        .collect()
+}
+
+/// Feature gaps as errors, at the first route using each feature.
+pub fn feature_diagnostics(gaps: &[FeatureGap], ir: &ValidIr) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    for g in gaps {
+        let Some(first) = g.routes.first() else {
+            continue;
+        };
+        let span = span_of(ir.sources.routes.get(first).copied().unwrap_or(Loc {
+            file: 0,
+            line: 1,
+            col: 1,
+        }));
+        let routes = match g.routes.len() {
+            1 => format!("route `{first}`"),
+            n => format!("route `{first}` and {} more", n - 1),
+        };
+        let how = match g.support {
+            Support::Approximate { note } => format!("only approximates it ({note})"),
+            _ => "cannot carry it out yet".to_string(),
+        };
+        out.push(
+            Diagnostic::error(
+                "unsupported-feature",
+                span,
+                format!("target `{}` {how}: `{}` ({routes})", g.target, g.feature),
+            )
+            .with_help(format!(
+                "remove `{}` for this target, or pick a target that carries it out (`gatefold capabilities`)",
+                g.feature
+            )),
+        );
+    }
+    out
 }
 
 /// One thing a target cannot carry out exactly.
@@ -520,6 +637,14 @@ pub fn matrix_markdown(targets: &[&dyn Target]) -> String {
         }
         out.push('\n');
     }
+    // Route-level features (language 1.1) after the policy kinds.
+    for feature in Feature::ALL {
+        out.push_str(&format!("| route `{feature}` |"));
+        for t in targets {
+            out.push_str(&format!(" {} |", cell(t.feature(feature))));
+        }
+        out.push('\n');
+    }
     if !notes.is_empty() {
         out.push('\n');
         for (i, n) in notes.iter().enumerate() {
@@ -529,7 +654,8 @@ pub fn matrix_markdown(targets: &[&dyn Target]) -> String {
     out
 }
 
-/// The matrix as JSON: `{ target: { kinds: { kind: support }, fields: [...] } }`.
+/// The matrix as JSON: `{ target: { kinds: { kind: support }, fields: [...],
+/// features: { feature: support } } }`.
 pub fn matrix_json(targets: &[&dyn Target]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for t in targets {
@@ -542,11 +668,21 @@ pub fn matrix_json(targets: &[&dyn Target]) -> serde_json::Value {
                 )
             })
             .collect();
+        let features: serde_json::Map<_, _> = Feature::ALL
+            .into_iter()
+            .map(|f| {
+                (
+                    f.as_str().to_string(),
+                    serde_json::to_value(t.feature(f)).expect("json"),
+                )
+            })
+            .collect();
         map.insert(
             t.kind().as_str().to_string(),
             serde_json::json!({
                 "kinds": kinds,
                 "fields": t.fields(),
+                "features": features,
                 "request-model": t.request_model(),
             }),
         );

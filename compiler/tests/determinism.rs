@@ -223,3 +223,71 @@ apis:
     assert_eq!(b.policies[&id].origin.via[0].as_str(), "renamed");
     assert!(a.routes.iter().all(|r| r.chain.contains(&id)));
 }
+
+const CONDITIONS: &str = r#"gatefold: 1
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      v2: { path: "/items/*", match: { headers: { x-version: "2", x-tenant: acme }, query: { format: json, pretty: "1" } } }
+      items: { path: "/items/*" }
+"#;
+
+/// `match.headers` and `match.query` are maps: the order their keys are
+/// written in, and the case of header names, change neither the IR bytes
+/// nor the content hash; a value does.
+#[test]
+fn reordering_match_keys_changes_nothing() {
+    let base = compile_str("s.yaml", CONDITIONS).ir.expect("compiles");
+    let reordered = CONDITIONS.replace(
+        r#"headers: { x-version: "2", x-tenant: acme }, query: { format: json, pretty: "1" }"#,
+        r#"query: { pretty: "1", format: json }, headers: { x-tenant: acme, X-Version: "2" }"#,
+    );
+    assert_ne!(reordered, CONDITIONS);
+    let ir = compile_str("s.yaml", &reordered).ir.expect("compiles");
+    assert_eq!(ir.to_json(), base.to_json());
+    assert_eq!(ir.hash, base.hash);
+    let changed = CONDITIONS.replace("x-tenant: acme", "x-tenant: acme2");
+    let ir = compile_str("s.yaml", &changed).ir.expect("compiles");
+    assert_ne!(ir.hash, base.hash);
+    // The IR holds lower-case names, in order.
+    let json = base.to_json();
+    assert!(
+        json.contains(r#""conditions":{"headers":{"x-tenant":"acme","x-version":"2"},"query":{"format":"json","pretty":"1"}}"#),
+        "{json}"
+    );
+}
+
+/// `preserve-host` is meaning (the route's, else the api's); left out, the
+/// IR has no trace of it, so specs without it keep their hash.
+#[test]
+fn preserve_host_is_meaning_and_absent_by_default() {
+    let base = compile_str("s.yaml", CONDITIONS).ir.expect("compiles");
+    assert!(!base.to_json().contains("preserve-host"));
+    let on_api = CONDITIONS.replace(
+        "    upstream: u\n",
+        "    upstream: u\n    preserve-host: true\n",
+    );
+    let ir = compile_str("s.yaml", &on_api).ir.expect("compiles");
+    assert_ne!(ir.hash, base.hash);
+    assert!(ir.routes.iter().all(|r| r.lowered.preserve_host));
+    // The route's wins over the api's.
+    let route_off = on_api.replace(
+        r#"items: { path: "/items/*" }"#,
+        r#"items: { path: "/items/*", preserve-host: false }"#,
+    );
+    let ir = compile_str("s.yaml", &route_off).ir.expect("compiles");
+    let items = ir
+        .routes
+        .iter()
+        .find(|r| r.id.route.as_str() == "items")
+        .unwrap();
+    assert!(!items.lowered.preserve_host);
+    let v2 = ir
+        .routes
+        .iter()
+        .find(|r| r.id.route.as_str() == "v2")
+        .unwrap();
+    assert!(v2.lowered.preserve_host);
+}

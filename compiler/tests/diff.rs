@@ -136,6 +136,25 @@ fn disabling_on_a_route_is_a_route_change() {
     assert_eq!(c[0].fields[0].path, "chain");
 }
 
+/// Language 1.1 route keys are route changes: `match` (as the matcher's
+/// conditions) and `preserve-host` (which is not derived from the chain).
+#[test]
+fn match_and_preserve_host_are_route_changes() {
+    let c = changes(&edit(
+        "three: { path: /z, methods: [GET] }",
+        "three: { path: /z, methods: [GET], preserve-host: true }",
+    ));
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].subject.to_string(), "route b.three");
+    assert_eq!(c[0].fields[0].path, "preserve-host");
+    let c = changes(&edit(
+        "three: { path: /z, methods: [GET] }",
+        "three: { path: /z, methods: [GET], match: { query: { v: \"2\" } } }",
+    ));
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(c[0].fields[0].path.starts_with("matcher"), "{c:?}");
+}
+
 #[test]
 fn added_and_removed_routes_are_one_change_each() {
     let c = changes(&edit(

@@ -254,6 +254,41 @@ fn cases() -> Vec<(String, Expect)> {
         ("gatefold: 1\nupstreams:\n  u: { targets: [{ url: \"http://127.0.0.1:1\" }] }\napis: { a: { upstream: u, routes: { r: { path: /x, methods: [get] } } } }\n", Refuse { code: "invalid-method", line: 4 }),
     ];
     out.extend(whole.into_iter().map(|(s, e)| (s.to_string(), e)));
+    // Language 1.1 route keys, on line 4 of each snippet.
+    let route = |keys: &str| {
+        format!("gatefold: 1\nupstreams: {{ u: {{ targets: [{{ url: \"http://127.0.0.1:1\" }}] }} }}\napis:\n  a: {{ upstream: u, routes: {{ r: {{ path: /x, {keys} }} }} }}\n")
+    };
+    let refuse = |code| Refuse { code, line: 4 };
+    let route_cases: [(&str, Expect); 12] = [
+        (
+            "match: { headers: { X-Version: \"2\" }, query: { format: json } }",
+            Accept,
+        ),
+        ("match: { query: { debug: \"\" } }", Accept),
+        ("preserve-host: true", Accept),
+        ("match: {}", refuse("empty-match")),
+        ("match: { headers: {} }", refuse("empty-match")),
+        ("match: { header: { x-a: b } }", refuse("unknown-key")),
+        (
+            "match: { headers: { \"x a\": b } }",
+            refuse("invalid-header"),
+        ),
+        (
+            "match: { headers: { host: a.example } }",
+            refuse("invalid-header"),
+        ),
+        ("match: { headers: { x-a: 2 } }", refuse("wrong-type")),
+        (
+            "match: { headers: { x-a: \" b\" } }",
+            refuse("invalid-header-value"),
+        ),
+        (
+            "match: { query: { \"\": b } }",
+            refuse("invalid-query-param"),
+        ),
+        ("preserve-host: \"yes\"", refuse("wrong-type")),
+    ];
+    out.extend(route_cases.into_iter().map(|(k, e)| (route(k), e)));
     out
 }
 

@@ -42,12 +42,31 @@
 //! comes first.
 //!
 //! In a group, a request method goes to the route of the first
-//! [`MethodGroup`] holding it; a method in none gets 405 with an `allow`
-//! header of [`PathGroup::allow`] (listed methods, [`Method::ALL`] order).
-//! A CORS preflight (`OPTIONS` with `origin` and an
-//! `access-control-request-method` that is a method token) is answered by
-//! the `cors` of the route in [`PathGroup::preflight`] holding the asked
-//! method; when none holds it, the request is an ordinary `OPTIONS` request.
+//! [`MethodGroup`] holding it whose conditions the request meets; a method
+//! in none gets 405 with an `allow` header of [`PathGroup::allow`] (listed
+//! methods, [`Method::ALL`] order). A CORS preflight (`OPTIONS` with
+//! `origin` and an `access-control-request-method` that is a method token)
+//! is answered by the `cors` of the route in [`PathGroup::preflight`]
+//! holding the asked method; when none holds it, the request is an
+//! ordinary `OPTIONS` request.
+//!
+//! # Conditions
+//!
+//! A route with `match` conditions ([`crate::ir::Conditions`]) takes only
+//! the requests meeting them; one failing them is routed as if the route
+//! did not exist. Its [`MethodGroup`] is marked
+//! [`MethodGroup::conditional`] and does not take its methods from the
+//! groups after it: the method sets are then disjoint only among the
+//! unconditional groups. The first group holding the method whose
+//! conditions hold wins (the IR order already puts routes with more
+//! conditions first where paths tie). When none does, the request gets 405
+//! with the methods of the groups whose conditions hold, or 404 when no
+//! route of the path group holds: exactly the IR's answer with the failing
+//! routes removed. A group's first match stays final: every route taking
+//! the group's paths is in it. Without conditional groups (every spec that
+//! does not use `match`), [`PathGroup::allow`] is the whole answer and the
+//! sets are disjoint, as described above; targets that do not implement
+//! conditions refuse specs with them ([`crate::target::Feature`]).
 
 mod methods;
 pub mod relations;
@@ -98,10 +117,14 @@ pub struct PathGroup {
     /// True when no route has this pattern: it is the intersection of
     /// overlapping patterns, present so groups never fall through.
     pub synthesized: bool,
-    /// Method to route, in first-match order; the sets are disjoint.
+    /// Method to route, in first-match order; the sets of unconditional
+    /// groups are disjoint (a conditional group may share its methods
+    /// with groups after it).
     pub methods: Vec<MethodGroup>,
-    /// `Some(methods)` when some method is taken by no route: those get
-    /// 405 with `allow: <methods>`. `None` when every method is routed.
+    /// `Some(methods)` when some method is taken by no unconditional route:
+    /// those get 405 with `allow: <methods>` (with conditional groups, the
+    /// methods of the groups whose conditions hold). `None` when every
+    /// method is routed whatever the conditions.
     pub allow: Option<MethodSet>,
     /// The methods a CORS preflight may ask about, with the route whose
     /// `cors` answers it: the [`PathGroup::methods`] entries whose route's
@@ -109,11 +132,15 @@ pub struct PathGroup {
     pub preflight: Vec<MethodGroup>,
 }
 
-/// These methods go to this route.
+/// These methods go to this route (when `conditional`, only for requests
+/// meeting its conditions).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct MethodGroup {
     pub methods: MethodSet,
     pub route: RouteIx,
+    /// The route has `match` conditions: a request failing them passes on
+    /// to the next group holding its method.
+    pub conditional: bool,
 }
 
 /// What a request is dispatched to.
@@ -251,24 +278,54 @@ impl DispatchView {
         self.default_class()
     }
 
-    /// Dispatches a request: host as received, a normalized path, and the
-    /// method (`None`: one outside [`Method::ALL`]).
+    /// Dispatches a request that meets no route's conditions (as one
+    /// without headers or query would): host as received, a normalized
+    /// path, and the method (`None`: one outside [`Method::ALL`]).
     pub fn dispatch(&self, host: Option<&str>, path: &str, method: Option<Method>) -> Dispatch {
+        self.dispatch_with(host, path, method, |_| false)
+    }
+
+    /// Dispatches a request; `holds(route)` says whether the request meets
+    /// that route's conditions (asked only of routes that have some).
+    pub fn dispatch_with(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        method: Option<Method>,
+        holds: impl Fn(RouteIx) -> bool,
+    ) -> Dispatch {
         match self.class_for(host).path_group(path) {
-            Some(g) => g.dispatch(method),
+            Some(g) => g.dispatch_with(method, holds),
             None => Dispatch::NotFound,
         }
     }
 
     /// The route whose `cors` answers a preflight asking about `asked`, if
     /// any; `None` means the request is an ordinary `OPTIONS` request.
+    /// For a request that meets no route's conditions; see
+    /// [`DispatchView::preflight_with`].
     pub fn preflight(
         &self,
         host: Option<&str>,
         path: &str,
         asked: Option<Method>,
     ) -> Option<RouteIx> {
-        self.class_for(host).path_group(path)?.preflight_for(asked)
+        self.preflight_with(host, path, asked, |_| false)
+    }
+
+    /// [`DispatchView::preflight`] with `holds` as in
+    /// [`DispatchView::dispatch_with`]: the conditions are checked against
+    /// the preflight request itself.
+    pub fn preflight_with(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        asked: Option<Method>,
+        holds: impl Fn(RouteIx) -> bool,
+    ) -> Option<RouteIx> {
+        self.class_for(host)
+            .path_group(path)?
+            .preflight_with(asked, holds)
     }
 }
 
@@ -336,6 +393,7 @@ impl PathGroup {
         has_cors: &[bool],
     ) -> PathGroup {
         let mut left = MethodSet::ANY;
+        let mut taken = MethodSet::EMPTY;
         let mut methods = Vec::new();
         for r in index.candidates(&pattern) {
             let m = &ir.routes[r].matcher;
@@ -344,17 +402,23 @@ impl PathGroup {
             }
             let take = MethodSet::of(m).intersection(left);
             if !take.is_empty() {
+                let conditional = !m.conditions.is_empty();
                 methods.push(MethodGroup {
                     methods: take,
                     route: r,
+                    conditional,
                 });
-                left = left.difference(take);
+                taken = taken.union(take);
+                // A conditional route leaves its methods to the routes after
+                // it, for the requests failing its conditions.
+                if !conditional {
+                    left = left.difference(take);
+                }
             }
             if left.is_empty() {
                 break;
             }
         }
-        let taken = MethodSet::ANY.difference(left);
         let allow = (!left.is_empty()).then(|| taken.methods().map(Some).collect::<MethodSet>());
         let preflight = methods
             .iter()
@@ -370,20 +434,62 @@ impl PathGroup {
         }
     }
 
-    /// The route for a method, or 405 with the allow set.
+    /// The route for a method, or 405 with the allow set, for a request
+    /// that meets no route's conditions.
     pub fn dispatch(&self, method: Option<Method>) -> Dispatch {
-        match self.methods.iter().find(|g| g.methods.contains(method)) {
-            Some(g) => Dispatch::Route(g.route),
-            None => Dispatch::MethodNotAllowed(self.allow.unwrap_or_default()),
+        self.dispatch_with(method, |_| false)
+    }
+
+    /// The route for a method, or 405 with the allow set (404 when the
+    /// request meets the conditions of no route of the group); `holds` as
+    /// in [`DispatchView::dispatch_with`].
+    pub fn dispatch_with(
+        &self,
+        method: Option<Method>,
+        holds: impl Fn(RouteIx) -> bool,
+    ) -> Dispatch {
+        let mut allowed = MethodSet::EMPTY;
+        let mut conditional = false;
+        for g in &self.methods {
+            let meets = !g.conditional || holds(g.route);
+            if meets && g.methods.contains(method) {
+                return Dispatch::Route(g.route);
+            }
+            conditional |= g.conditional;
+            if meets {
+                allowed = allowed.union(g.methods);
+            }
+        }
+        if !conditional {
+            return Dispatch::MethodNotAllowed(self.allow.unwrap_or_default());
+        }
+        match allowed.methods().map(Some).collect::<MethodSet>() {
+            _ if allowed.is_empty() => Dispatch::NotFound,
+            allow => Dispatch::MethodNotAllowed(allow),
         }
     }
 
-    /// The route whose `cors` answers a preflight asking about `asked`.
+    /// The route whose `cors` answers a preflight asking about `asked`, for
+    /// a request that meets no route's conditions.
     pub fn preflight_for(&self, asked: Option<Method>) -> Option<RouteIx> {
+        self.preflight_with(asked, |_| false)
+    }
+
+    /// The route whose `cors` answers a preflight asking about `asked`: the
+    /// route the asked method goes to, when its chain has `cors`.
+    pub fn preflight_with(
+        &self,
+        asked: Option<Method>,
+        holds: impl Fn(RouteIx) -> bool,
+    ) -> Option<RouteIx> {
+        let g = self
+            .methods
+            .iter()
+            .find(|g| g.methods.contains(asked) && (!g.conditional || holds(g.route)))?;
         self.preflight
             .iter()
-            .find(|g| g.methods.contains(asked))
-            .map(|g| g.route)
+            .any(|p| p.route == g.route)
+            .then_some(g.route)
     }
 }
 

@@ -79,11 +79,13 @@ pub fn takes_method(m: &Matcher, method: Option<crate::ir::Method>) -> bool {
     MethodSet::of(m).contains(method)
 }
 
-/// Whether some request could match both matchers: host, path and method.
+/// Whether some request could match both matchers: host, path, method
+/// and conditions (none required to have two different values).
 pub fn matchers_overlap(a: &Matcher, b: &Matcher) -> bool {
     !MethodSet::of(a).intersection(MethodSet::of(b)).is_empty()
         && a.hosts_overlap(b)
         && paths_overlap(&a.path, &b.path)
+        && a.conditions.compatible(&b.conditions)
 }
 
 #[cfg(test)]

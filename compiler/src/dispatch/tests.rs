@@ -37,13 +37,57 @@ fn get(m: &str) -> Option<Method> {
     Some(m.parse().unwrap())
 }
 
+/// A sample request's headers (lower-case names) and raw query.
+#[derive(Clone, Debug, Default)]
+struct Fields {
+    headers: Vec<(String, String)>,
+    query: Option<String>,
+}
+
+impl Fields {
+    fn meets(&self, c: &crate::ir::Conditions) -> bool {
+        c.holds(
+            |n| {
+                self.headers
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_bytes())
+            },
+            self.query.as_deref(),
+        )
+    }
+
+    /// A request meeting exactly the conditions `c`.
+    fn meeting(c: &crate::ir::Conditions) -> Fields {
+        let query: Vec<String> = c.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        Fields {
+            headers: c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            query: (!query.is_empty()).then(|| query.join("&")),
+        }
+    }
+}
+
 /// The answer of the IR itself: the first route of the whole list that
-/// takes host, path and method; else 405 with the methods of the routes
-/// taking host and path; else 404. (policy-spec "Matching".)
-fn ir_answer(ir: &Ir, host: Option<&str>, path: &str, method: Option<Method>) -> Dispatch {
+/// takes host, path, method and whose conditions hold; else 405 with the
+/// methods of the routes taking host and path whose conditions hold; else
+/// 404. (policy-spec "Matching".)
+fn ir_answer(
+    ir: &Ir,
+    host: Option<&str>,
+    path: &str,
+    method: Option<Method>,
+    fields: &Fields,
+) -> Dispatch {
     let mut allow = MethodSet::EMPTY;
     for (i, r) in ir.routes.iter().enumerate() {
-        if !r.matcher.matches_host(host) || !r.matcher.path.is_match(path) {
+        if !r.matcher.matches_host(host)
+            || !r.matcher.path.is_match(path)
+            || !fields.meets(&r.matcher.conditions)
+        {
             continue;
         }
         let ms = MethodSet::of(&r.matcher);
@@ -55,7 +99,7 @@ fn ir_answer(ir: &Ir, host: Option<&str>, path: &str, method: Option<Method>) ->
     if allow.is_empty() {
         Dispatch::NotFound
     } else {
-        Dispatch::MethodNotAllowed(allow)
+        Dispatch::MethodNotAllowed(allow.methods().map(Some).collect())
     }
 }
 
@@ -363,28 +407,46 @@ fn agrees_with_ir(name: &str, ir: &ValidIr) -> usize {
         }
     }
     let methods: Vec<Option<Method>> = Method::ALL.into_iter().map(Some).chain([None]).collect();
+    // No header or query, and a request meeting each route's conditions.
+    let mut requests = vec![Fields::default()];
+    for r in &ir.routes {
+        if !r.matcher.conditions.is_empty() {
+            requests.push(Fields::meeting(&r.matcher.conditions));
+        }
+    }
     let mut checked = 0;
     for host in &hosts {
         let host = host.as_deref();
         for path in sample_paths(ir) {
             for &m in &methods {
-                let want = ir_answer(ir, host, &path, m);
-                assert_eq!(
-                    view.dispatch(host, &path, m),
-                    want,
-                    "{name}: {host:?} {m:?} {path}"
-                );
-                let first = view.class_for(host).routes.iter().copied().find(|&r| {
-                    let mt = &ir.routes[r].matcher;
-                    mt.path.is_match(&path) && MethodSet::of(mt).contains(m)
-                });
-                match want {
-                    Dispatch::Route(r) => {
-                        assert_eq!(first, Some(r), "{name}: {host:?} {m:?} {path}")
+                for fields in &requests {
+                    let want = ir_answer(ir, host, &path, m, fields);
+                    let holds = |r: RouteIx| fields.meets(&ir.routes[r].matcher.conditions);
+                    let got = view.dispatch_with(host, &path, m, holds);
+                    // Allow sets compare by their listed methods (what `allow` says).
+                    let listed = |d: Dispatch| match d {
+                        Dispatch::MethodNotAllowed(a) => {
+                            Dispatch::MethodNotAllowed(a.methods().map(Some).collect())
+                        }
+                        d => d,
+                    };
+                    assert_eq!(
+                        listed(got),
+                        want,
+                        "{name}: {host:?} {m:?} {path} {fields:?}"
+                    );
+                    let first = view.class_for(host).routes.iter().copied().find(|&r| {
+                        let mt = &ir.routes[r].matcher;
+                        mt.path.is_match(&path) && MethodSet::of(mt).contains(m) && holds(r)
+                    });
+                    match want {
+                        Dispatch::Route(r) => {
+                            assert_eq!(first, Some(r), "{name}: {host:?} {m:?} {path}")
+                        }
+                        _ => assert_eq!(first, None, "{name}: {host:?} {m:?} {path}"),
                     }
-                    _ => assert_eq!(first, None, "{name}: {host:?} {m:?} {path}"),
+                    checked += 1;
                 }
-                checked += 1;
             }
         }
     }
@@ -431,4 +493,135 @@ fn the_view_answers_as_the_ir_does_on_generated_specs() {
         let ir = compile(&text);
         agrees_with_ir(&format!("synth seed {seed}"), &ir);
     }
+}
+
+/// The property over a spec whose routes have conditions: overlapping
+/// patterns, conditions on some, several condition counts on one path,
+/// conditions that contradict, and methods that differ.
+#[test]
+fn the_view_answers_as_the_ir_does_with_conditions() {
+    let ir = spec(
+        r#"  a:
+    upstream: up
+    routes:
+      v2-any: { path: "/items/*", match: { headers: { x-version: "2" } } }
+      items: { path: "/items/*", methods: [GET, POST] }
+      v2-item: { path: "/items/{id}", methods: [GET], match: { headers: { x-version: "2" }, query: { format: json } } }
+      v3-item: { path: "/items/{id}", methods: [GET, DELETE], match: { headers: { x-version: "3" } } }
+      json: { path: "/items/{id}", methods: [PUT], match: { query: { format: json } } }
+      only-v2: { path: /beta, methods: [GET], match: { headers: { x-version: "2" } } }
+      beta-post: { path: /beta, methods: [POST] }
+      tenant: { path: "/{kind}/new", methods: [GET], match: { headers: { x-tenant: acme } } }
+"#,
+    );
+    assert!(agrees_with_ir("conditions", &ir) > 500);
+}
+
+/// A request failing a route's conditions is routed as if the route did
+/// not exist: to the next route, else 405 with the methods of the routes
+/// whose conditions hold, else 404.
+#[test]
+fn conditions_decide_route_405_and_404() {
+    let ir = spec(
+        r#"  a:
+    upstream: up
+    routes:
+      beta: { path: /beta, methods: [GET], match: { headers: { x-version: "2" } } }
+      beta-post: { path: /beta, methods: [POST] }
+      lone: { path: /lone, methods: [GET], match: { query: { format: json } } }
+      v2: { path: "/items/*", match: { headers: { x-version: "2" }, query: { format: json } } }
+      items: { path: "/items/*" }
+"#,
+    );
+    let view = DispatchView::new(&ir);
+    let id = |s: &str| {
+        ir.routes
+            .iter()
+            .position(|r| r.id.to_string() == s)
+            .unwrap()
+    };
+    let v2 = |r: RouteIx| {
+        ir.routes[r]
+            .matcher
+            .conditions
+            .holds(|n| (n == "x-version").then_some(&b"2"[..]), None)
+    };
+    let json = |r: RouteIx| {
+        ir.routes[r]
+            .matcher
+            .conditions
+            .holds(|_| None, Some("format=json"))
+    };
+    let both = |r: RouteIx| {
+        ir.routes[r].matcher.conditions.holds(
+            |n| (n == "x-version").then_some(&b"2"[..]),
+            Some("a=1&format=json"),
+        )
+    };
+    let allow = |d: Dispatch| match d {
+        Dispatch::MethodNotAllowed(a) => a.to_string(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(
+        view.dispatch_with(None, "/beta", get("GET"), v2),
+        Dispatch::Route(id("a.beta"))
+    );
+    assert_eq!(
+        allow(view.dispatch_with(None, "/beta", get("PUT"), v2)),
+        "GET, POST"
+    );
+    // Without the header, `beta` does not exist: GET is not allowed.
+    assert_eq!(allow(view.dispatch(None, "/beta", get("GET"))), "POST");
+    // Only a conditional route on the path: 404 when it fails.
+    assert_eq!(view.dispatch(None, "/lone", get("GET")), Dispatch::NotFound);
+    assert_eq!(
+        view.dispatch(None, "/lone", get("POST")),
+        Dispatch::NotFound
+    );
+    assert_eq!(
+        allow(view.dispatch_with(None, "/lone", get("POST"), json)),
+        "GET"
+    );
+    // Both conditions needed: one alone falls through to `items`.
+    assert_eq!(
+        view.dispatch_with(None, "/items/1", get("GET"), both),
+        Dispatch::Route(id("a.v2"))
+    );
+    assert_eq!(
+        view.dispatch_with(None, "/items/1", get("GET"), v2),
+        Dispatch::Route(id("a.items"))
+    );
+    // The group's static allow set is for requests meeting no condition.
+    let g = view.default_class().path_group("/beta").unwrap();
+    assert!(g.methods[0].conditional && !g.methods[1].conditional);
+}
+
+/// More conditions win where paths tie, whatever the listing order; paths
+/// still come first.
+#[test]
+fn more_conditions_come_first_in_the_ir() {
+    let ir = spec(
+        r#"  a:
+    upstream: up
+    routes:
+      plain: { path: "/items/{id}" }
+      query: { path: "/items/{id}", match: { query: { format: json } } }
+      two-query: { path: "/items/{id}", match: { query: { format: json, pretty: "1" } } }
+      header: { path: "/items/{id}", match: { headers: { x-version: "2" } } }
+      exact: { path: /items/new }
+      prefix: { path: "/items/*", match: { headers: { x-version: "2", x-tenant: acme } } }
+"#,
+    );
+    let order: Vec<String> = ir.routes.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(
+        order,
+        [
+            "a.exact",
+            "a.header",
+            "a.two-query",
+            "a.query",
+            "a.plain",
+            "a.prefix"
+        ]
+    );
 }

@@ -113,6 +113,8 @@ pub struct ApiAst {
     pub policies: Vec<PolicyRef>,
     pub disable: Disable,
     pub routes: Vec<Def<RouteAst>>,
+    /// `preserve-host`, when written.
+    pub preserve_host: Option<bool>,
 }
 
 /// `apis.NAME.routes.NAME`.
@@ -124,6 +126,10 @@ pub struct RouteAst {
     pub upstream: Option<NameRef>,
     pub policies: Vec<PolicyRef>,
     pub disable: Disable,
+    /// `match`: empty when not written.
+    pub conditions: crate::ir::Conditions,
+    /// `preserve-host`, when written (else the api's).
+    pub preserve_host: Option<bool>,
 }
 
 /// Where each name of one section is defined (an index into the section's

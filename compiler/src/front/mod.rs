@@ -3,6 +3,7 @@
 
 pub mod ast;
 mod client_address;
+mod conditions;
 pub mod decode;
 mod policy;
 mod spec;

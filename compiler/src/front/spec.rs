@@ -648,6 +648,7 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
             "policies",
             "disable",
             "routes",
+            "preserve-host",
         ],
         "{ base-path: /pets, upstream: pets, routes: { list: { path: / } } }",
     )?;
@@ -721,6 +722,9 @@ fn decode_api(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<ApiAst> {
         policies,
         disable,
         routes,
+        preserve_host: f
+            .get("preserve-host")
+            .and_then(|n| cx.bool(n, "`preserve-host`")),
     })
 }
 
@@ -758,7 +762,15 @@ fn hosts(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<crate::ir::HostPattern> {
     cx.set("`hosts`", out)
 }
 
-const ROUTE_KEYS: &[&str] = &["path", "methods", "upstream", "policies", "disable"];
+const ROUTE_KEYS: &[&str] = &[
+    "path",
+    "methods",
+    "match",
+    "upstream",
+    "policies",
+    "disable",
+    "preserve-host",
+];
 
 fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
     let what = format!("route `{name}`");
@@ -800,10 +812,18 @@ fn decode_route(cx: &mut Cx<'_>, node: &Node, name: &Name) -> Option<RouteAst> {
             Some(set)
         }
     };
+    let conditions = match f.get("match") {
+        Some(n) => super::conditions::decode(cx, n)?,
+        None => crate::ir::Conditions::default(),
+    };
     Some(RouteAst {
         path,
         path_span: path_node.span,
         methods,
+        conditions,
+        preserve_host: f
+            .get("preserve-host")
+            .and_then(|n| cx.bool(n, "`preserve-host`")),
         upstream: f
             .get("upstream")
             .and_then(|n| name_ref(cx, n, "`upstream`")),

@@ -110,7 +110,8 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
             return Err(format!("route `{id}` has nowhere to send requests"));
         }
         // The lowered meaning must follow from the rest; only what
-        // `strip-base-path` removes is not written elsewhere.
+        // `strip-base-path` removes and `preserve-host` are not written
+        // elsewhere.
         let strip_base = match (&r.lowered.upstream_path, r.policy_id(PolicyKind::Rewrite)) {
             (
                 UpstreamPath::Prefix {
@@ -129,7 +130,10 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
                 ));
             }
         }
-        if lower.lower(&r.chain, r.upstream.as_ref(), strip_base) != r.lowered {
+        let mut expected = lower.lower(&r.chain, r.upstream.as_ref(), strip_base);
+        // `preserve-host` is a route and api key, not written elsewhere.
+        expected.preserve_host = r.lowered.preserve_host;
+        if expected != r.lowered {
             return Err(format!(
                 "the lowered meaning of route `{id}` does not follow from its chain and upstreams"
             ));

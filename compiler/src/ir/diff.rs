@@ -123,7 +123,8 @@ pub fn diff(old: &Ir, new: &Ir) -> Vec<Change> {
         );
     }
 
-    // Routes: matcher, upstream and chain; lowered meaning is derived.
+    // Routes: matcher, upstream, chain and preserve-host; the rest of the
+    // lowered meaning is derived.
     let old_routes: HashMap<&RouteId, (usize, &super::Route)> = old
         .routes
         .iter()
@@ -131,7 +132,15 @@ pub fn diff(old: &Ir, new: &Ir) -> Vec<Change> {
         .map(|(i, r)| (&r.id, (i, r)))
         .collect();
     let new_ids: BTreeSet<&RouteId> = new.routes.iter().map(|r| &r.id).collect();
-    let route_value = |r: &super::Route| serde_json::json!({ "matcher": r.matcher, "upstream": r.upstream, "chain": r.chain });
+    // `preserve-host` is the one lowered field the spec writes directly.
+    let route_value = |r: &super::Route| {
+        let mut v =
+            serde_json::json!({ "matcher": r.matcher, "upstream": r.upstream, "chain": r.chain });
+        if r.lowered.preserve_host {
+            v["preserve-host"] = Value::Bool(true);
+        }
+        v
+    };
     let mut route_changes = Vec::new();
     for r in &new.routes {
         let Some((_, o)) = old_routes.get(&r.id) else {
@@ -149,7 +158,11 @@ pub fn diff(old: &Ir, new: &Ir) -> Vec<Change> {
             was.difference(&is).all(|id| removed.contains(id))
                 && is.difference(&was).all(|id| added.contains(id))
         };
-        if o.matcher == r.matcher && o.upstream == r.upstream && chain_implied {
+        if o.matcher == r.matcher
+            && o.upstream == r.upstream
+            && o.lowered.preserve_host == r.lowered.preserve_host
+            && chain_implied
+        {
             continue;
         }
         let (mut a, mut b) = (route_value(o), route_value(r));

@@ -32,6 +32,15 @@ pub struct Lowered {
     /// when the chain has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthGroup>,
+    /// `preserve-host` (the route's, else its api's): the upstream gets the
+    /// client's `host` (HTTP/2 `:authority`) instead of the target's. Left
+    /// out of the JSON when false, so specs without it keep their hash.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub preserve_host: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The upstreams a route sends to.
@@ -233,6 +242,7 @@ impl LowerInput<'_> {
             upstream_path,
             max_body,
             auth: (!methods.is_empty()).then_some(AuthGroup { methods, realm }),
+            preserve_host: false,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Route matchers and their precedence: the part of a spec every target must
 //! reproduce exactly.
 
+use super::conditions::Conditions;
 use super::values::Method;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeSet;
@@ -374,7 +375,8 @@ impl<'de> Deserialize<'de> for HostPattern {
     }
 }
 
-/// What requests a route takes: all three must match.
+/// What requests a route takes: host, path, method and conditions must
+/// all match.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Matcher {
@@ -384,6 +386,10 @@ pub struct Matcher {
     pub path: PathPattern,
     /// `None`: every method.
     pub methods: Option<BTreeSet<Method>>,
+    /// The spec's `match`: headers and query parameters. Left out of the
+    /// JSON when empty, so specs without it keep their content hash.
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub conditions: Conditions,
 }
 
 impl Matcher {

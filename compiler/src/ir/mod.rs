@@ -7,13 +7,16 @@
 //!
 //! * **Routes.** [`Ir::routes`] holds every route of every api, sorted by
 //!   match precedence: a request goes to the *first* route in this list whose
-//!   [`Matcher`] takes its host, path and method. That order already encodes
-//!   the rules: exact paths before templates, templates with more literal
-//!   segments first, longer prefixes before shorter ones, and ties in the
-//!   order the spec lists the routes. If some route takes the path but none
-//!   the method, the answer is 405 with an `allow` header naming the methods
-//!   of the routes that take the path; if no route takes the path, 404 with
-//!   `{"error":"no route"}`.
+//!   [`Matcher`] takes its host, path and method and whose [`Conditions`]
+//!   (`match`) it meets. That order already encodes the rules: exact paths
+//!   before templates, templates with more literal segments first, longer
+//!   prefixes before shorter ones; where paths tie, more header conditions
+//!   first, then more query conditions; and remaining ties in the order the
+//!   spec lists the routes. A route whose conditions a request fails is, for
+//!   that request, not there. If some route takes the path (and its
+//!   conditions hold) but none the method, the answer is 405 with an `allow`
+//!   header naming the methods of those routes; if none takes the path, 404
+//!   with `{"error":"no route"}`.
 //! * **Paths** are full request paths (the api's base path joined in).
 //!   [`Lowered::upstream_path`] says what is sent upstream (`strip-base-path`
 //!   and `rewrite` both lower to it).
@@ -37,7 +40,8 @@
 //!   without re-deriving anything: the proxy plan (one upstream or a split,
 //!   each with effective connect/read timeouts and retries), the upstream
 //!   path transform, the effective body limit and the authentication group
-//!   (methods in order, realm). A `mock`/`redirect` answers before the proxy.
+//!   (methods in order, realm), and whether the client's host is sent
+//!   upstream (`preserve-host`). A `mock`/`redirect` answers before the proxy.
 //! * **Secrets** are references ([`Secret`]), never values.
 //!
 //! # Identity
@@ -51,6 +55,7 @@
 //! policy leaves it unchanged.
 
 mod check;
+pub mod conditions;
 pub mod diff;
 mod hash;
 pub mod instance;
@@ -62,6 +67,7 @@ mod source_map;
 pub mod tls;
 pub mod values;
 
+pub use conditions::{Conditions, QueryText};
 pub use hash::ContentHash;
 pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};

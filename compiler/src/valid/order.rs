@@ -1,7 +1,9 @@
 //! The canonical route order of the IR.
 //!
-//! Match order is precedence first; among equally specific routes the one
-//! listed first wins, but only where two routes can take the same request.
+//! Match order is path precedence first; among equally specific paths the
+//! route with more header conditions wins, then the one with more query
+//! conditions, then the one listed first, but only where two routes can
+//! take the same request.
 //! Routes that can never compete are ordered by path shape and id instead of
 //! by listing, so moving an api to another file or reordering routes that do
 //! not overlap changes neither the IR nor its hash.
@@ -108,9 +110,9 @@ fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
     }
 }
 
-/// Kahn's algorithm over "listed before and overlaps" edges, taking the
-/// smallest (shape, id) among the routes free to go next; appends the
-/// group's route indices to `order` in match order.
+/// Kahn's algorithm over "wins and overlaps" edges (more conditions, then
+/// listed before), taking the smallest (shape, id) among the routes free to
+/// go next; appends the group's route indices to `order` in match order.
 fn order_group(routes: &[ResolvedRoute<'_>], group: Vec<usize>, order: &mut Vec<usize>) {
     let n = group.len();
     if n == 1 {
@@ -120,11 +122,18 @@ fn order_group(routes: &[ResolvedRoute<'_>], group: Vec<usize>, order: &mut Vec<
     let route = |i: usize| &routes[group[i]].route;
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting = vec![0usize; n];
-    for (i, later) in after.iter_mut().enumerate() {
-        for (j, wait) in waiting.iter_mut().enumerate().skip(i + 1) {
+    let conditions = |i: usize| route(i).matcher.conditions.precedence();
+    for i in 0..n {
+        for j in i + 1..n {
             if overlap(&route(i).matcher, &route(j).matcher) {
-                later.push(j);
-                *wait += 1;
+                // `i` is listed first: it wins unless `j` has more conditions.
+                let (first, second) = if conditions(j) > conditions(i) {
+                    (j, i)
+                } else {
+                    (i, j)
+                };
+                after[first].push(second);
+                waiting[second] += 1;
             }
         }
     }

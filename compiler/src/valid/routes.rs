@@ -24,14 +24,15 @@ pub fn check_routes(routes: &[ResolvedRoute<'_>], diags: &mut Diagnostics) {
 /// Checks route `i` against the earlier routes of the same shape. It can
 /// never match when, for each of its hosts (or "any host") and each of its
 /// methods (or "any method", including unlisted ones), some earlier route
-/// takes that host and method.
+/// takes that host and method and every request meeting `i`'s conditions
+/// (so a route with conditions never shadows one without).
 fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &mut Diagnostics) {
     let b = &routes[i];
     let bm = &b.route.matcher;
     for &j in earlier {
         let a = &routes[j];
         let am = &a.route.matcher;
-        if am.hosts == bm.hosts && am.methods == bm.methods {
+        if am.hosts == bm.hosts && am.methods == bm.methods && am.conditions == bm.conditions {
             diags.push(
                 Diagnostic::error(
                     "duplicate-route",
@@ -42,7 +43,7 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
                     ),
                 )
                 .with_related(a.path_span, format!("`{}` is listed first and wins", a.route.id))
-                .with_help("remove one of them, or give them different methods or hosts"),
+                .with_help("remove one of them, or give them different methods, hosts or `match` conditions"),
             );
             return;
         }
@@ -63,7 +64,11 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
         for &method in &methods {
             let winner = earlier.iter().copied().find(|&j| {
                 let am = &routes[j].route.matcher;
-                takes_every_host_of(am, *host) && takes_method(am, method)
+                // A route with conditions takes only the requests meeting
+                // them: it covers this one only if these imply its own.
+                takes_every_host_of(am, *host)
+                    && takes_method(am, method)
+                    && am.conditions.implied_by(&bm.conditions)
             });
             match winner {
                 Some(j) if !covering.contains(&j) => covering.push(j),
@@ -86,7 +91,7 @@ fn check_one(routes: &[ResolvedRoute<'_>], earlier: &[usize], i: usize, diags: &
             names.join(" and ")
         ),
     )
-    .with_help("narrow the earlier route (methods, hosts), or remove this one");
+    .with_help("narrow the earlier route (methods, hosts, `match`), or remove this one");
     for k in &covering {
         d = d.with_related(
             routes[*k].path_span,

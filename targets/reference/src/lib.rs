@@ -6,7 +6,7 @@
 pub mod gateway;
 
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
-use gatefold_compiler::target::{Options, Output, OutputFile, RelPath, Support, Target};
+use gatefold_compiler::target::{Feature, Options, Output, OutputFile, RelPath, Support, Target};
 
 /// File name of the compiled IR.
 pub const IR_FILE: &str = "gatefold.ir.json";
@@ -27,6 +27,10 @@ impl Target for Reference {
             PolicyKind::Script => Support::Unsupported,
             _ => Support::Builtin,
         }
+    }
+
+    fn feature(&self, _feature: Feature) -> Support {
+        Support::Builtin
     }
 
     fn emit(&self, ir: &ValidIr, _options: &Options) -> Output {

@@ -19,10 +19,11 @@ const NOT_YET: &str = "\
 These exist in the issue's coverage list but not in the language yet; their
 scenarios come with the language change:
 
-- header and query match conditions on routes (and their precedence);
 - redirects built from request parts;
-- `preserve-host` (the upstream sees the client's `host`);
 - request mirroring.
+
+(Header and query `match` conditions and `preserve-host` have their
+scenarios: `routing/match-conditions`, `routing/preserve-host`.)
 
 ## Not covered, and why
 

@@ -6,7 +6,7 @@ use crate::echo::{Echo, Got};
 use crate::scenario::{
     host_key, Deviation, Expect, Placeholders, Request, Scenario, ScenarioFile, UpstreamExpect,
 };
-use gatefold_compiler::target::{check, Options, Support, Target};
+use gatefold_compiler::target::{check, check_features, Options, Support, Target};
 use gatefold_runtime::launch::{free_addr, secret_files, Launch, Launched};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -178,6 +178,14 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
             Some(f) => format!("`{}` `{f}`", g.policy.kind),
             None => format!("`{}`", g.policy.kind),
         })
+        .collect();
+    let refused: Vec<String> = refused
+        .into_iter()
+        .chain(
+            check_features(target, ir)
+                .iter()
+                .map(|g| format!("`{}`", g.feature)),
+        )
         .collect();
     if !refused.is_empty() {
         let mut refused = refused;

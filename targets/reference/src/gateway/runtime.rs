@@ -61,6 +61,8 @@ pub struct RouteRt {
     /// `None` for routes that always answer themselves (mock, redirect).
     pub proxy: Option<ProxyPlan>,
     pub metrics: Arc<RouteMetrics>,
+    /// `preserve-host`: the upstream gets the client's host.
+    pub preserve_host: bool,
 }
 
 /// The running config.
@@ -349,6 +351,7 @@ impl Runtime {
                 cache,
                 proxy,
                 metrics,
+                preserve_host: lowered.preserve_host,
             });
         }
         if !errors.is_empty() {

@@ -218,6 +218,17 @@ async fn pipeline(
         });
     let host = ctx.host.as_deref();
 
+    // Whether the request meets a route's `match` conditions (asked only
+    // of routes that have some): headers by their first field line, the
+    // query as received.
+    let headers = &head.headers;
+    let query = head.uri.query();
+    let holds = |r: usize| {
+        rt.ir.routes[r]
+            .matcher
+            .conditions
+            .holds(|n| headers.get(n).map(|v| v.as_bytes()), query)
+    };
     // A CORS preflight goes to the route the view names for the method it
     // asks about (one with `cors`); otherwise it is an ordinary OPTIONS
     // request.
@@ -225,14 +236,19 @@ async fn pipeline(
     if head.method == Method::OPTIONS && head.headers.contains_key(ORIGIN) {
         if let Some(asked) = head.headers.get(ACCESS_CONTROL_REQUEST_METHOD) {
             if let Ok(asked) = Method::from_bytes(asked.as_bytes()) {
-                found = rt.view.preflight(host, &ctx.path, ir_method(&asked));
+                found = rt
+                    .view
+                    .preflight_with(host, &ctx.path, ir_method(&asked), holds);
                 ctx.preflight = found.is_some();
             }
         }
     }
     let i = match found {
         Some(i) => i,
-        None => match rt.view.dispatch(host, &ctx.path, ir_method(&head.method)) {
+        None => match rt
+            .view
+            .dispatch_with(host, &ctx.path, ir_method(&head.method), holds)
+        {
             Dispatch::Route(i) => i,
             Dispatch::MethodNotAllowed(allow) => {
                 let mut resp = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
@@ -308,14 +324,19 @@ async fn run_route(
     headers.remove(FORWARDED);
     headers.remove(&X_REAL_IP);
     // The client's host goes on as x-forwarded-host (the Host header as is,
-    // unless the request line carried an authority, which wins); the
-    // target's host replaces it at phase 12.
+    // unless the request line carried an authority, which wins, as HTTP/2's
+    // `:authority` does); the target's host replaces it at phase 12, unless
+    // the route preserves it (a `request-headers` `set: { host }` still
+    // wins over both).
     let client_host = headers.remove(HOST);
     let client_host = match head.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
         None => client_host,
     };
     if let Some(h) = client_host {
+        if route.preserve_host {
+            headers.insert(HOST, h.clone());
+        }
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
     // x-forwarded-for: every earlier hop, then the peer (the hop that
