@@ -21,7 +21,7 @@ pub mod routing;
 use gatefold_compiler::ir::policy::{MockBody, Policy};
 use gatefold_compiler::ir::{Balance, OriginHost, PolicyKind, Secret, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
+    FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath, Support, Target,
 };
 use model::*;
 
@@ -93,7 +93,7 @@ impl Target for Kong {
             FieldSupport {
                 kind: PolicyKind::RequestHeaders,
                 field: "set",
-                value: Some("with `$(`"),
+                value: Some("with $("),
                 // request-transformer evaluates `$(...)` as a Lua template.
                 support: Support::Unsupported,
             },
@@ -104,6 +104,15 @@ impl Target for Kong {
                 support: Support::Unsupported,
             },
         ]
+    }
+
+    fn request_model(&self) -> Vec<ModelSupport> {
+        vec![ModelSupport {
+            part: "baseline.path",
+            support: Support::Approximate {
+                note: "Kong normalizes the path with its own rules before routing (percent-decoding, dot segments); not yet checked against the spec's normalization",
+            },
+        }]
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
@@ -130,7 +139,7 @@ impl Target for Kong {
                     .chain(t.add.values())
                     .any(|v| v.as_str().contains("$("));
                 if templated {
-                    out.extend(pick("set", Some("with `$(`")));
+                    out.extend(pick("set", Some("with $(")));
                 }
             }
             Policy::Native(n) if n.per_target.contains_key(&TargetKind::Kong) => {
@@ -294,4 +303,75 @@ fn consumers(ir: &ValidIr) -> Vec<Consumer> {
                 .collect(),
         })
         .collect()
+}
+
+/// What [`check`](gatefold_compiler::target::check) cannot see, because it
+/// looks at one policy at a time: `gateway.tls` (not emitted yet), an
+/// upstream with `retries` (not a
+/// policy instance; see below), and a route with two or more
+/// authentication methods. The spec admits a request any one of them
+/// authenticates; Kong runs every authentication plugin on the route and
+/// refuses unless all pass (an `anonymous` consumer could express "any",
+/// which is planned). Errors, one per upstream or route; the CLI adds them to the
+/// gaps for `--target kong`.
+pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
+    use gatefold_compiler::diag::{Diagnostic, Diagnostics};
+    use gatefold_compiler::target::span_of;
+    let mut out = Diagnostics::new();
+    let origin = gatefold_compiler::ir::Loc {
+        file: 0,
+        line: 1,
+        col: 1,
+    };
+    // Certificates and SNIs are not emitted yet: a TLS listener would be
+    // silently missing.
+    if ir.gateway.tls.is_some() {
+        out.push(
+            Diagnostic::error(
+                "unsupported-policy",
+                span_of(origin),
+                "target `kong` does not carry out `gateway.tls` yet (certificates and SNIs are planned)".to_string(),
+            )
+            .with_help("remove `gateway.tls` for the Kong target, or terminate TLS in front of Kong"),
+        );
+    }
+    // Kong retries a service on connection errors and timeouts only, never
+    // on an answer's status, so an upstream's `retries` is refused.
+    for (name, u) in &ir.upstreams {
+        if u.retries.is_some() {
+            let loc = ir.sources.upstreams.get(name).copied().unwrap_or(origin);
+            out.push(
+                Diagnostic::error(
+                    "unsupported-policy",
+                    span_of(loc),
+                    format!("target `kong` cannot carry out `retries` of upstream `{name}`: Kong retries on connection errors and timeouts only, not on answer statuses"),
+                )
+                .with_help("remove `retries` from this upstream for the Kong target"),
+            );
+        }
+    }
+    for r in &ir.routes {
+        let Some(auth) = &r.lowered.auth else {
+            continue;
+        };
+        if auth.methods.len() < 2 {
+            continue;
+        }
+        let first = &auth.methods[0];
+        let loc = ir.sources.policies.get(first).copied().unwrap_or(origin);
+        let names: Vec<String> = auth.methods.iter().map(|m| format!("`{m}`")).collect();
+        out.push(
+            Diagnostic::error(
+                "unsupported-policy",
+                span_of(loc),
+                format!(
+                    "target `kong` cannot carry out a choice of authentication methods on route `{}` ({}): Kong requires every authentication plugin on a route to pass, the spec any one",
+                    r.id,
+                    names.join(", ")
+                ),
+            )
+            .with_help("keep one authentication method on this route for the Kong target"),
+        );
+    }
+    out
 }

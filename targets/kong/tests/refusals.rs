@@ -12,7 +12,7 @@ fn spec(policy: &str) -> String {
 gatefold: 1
 gateway: {{ name: g, listen: 8080 }}
 upstreams: {{ u: {{ targets: [{{ url: "http://127.0.0.1:9001" }}] }} }}
-consumers: {{ a: {{ credentials: {{ key: {{ env: A_KEY }} }} }} }}
+consumers: {{ a: {{ credentials: {{ key: {{ env: A_KEY }}, basic: {{ user: a, password: {{ env: A_PASS }} }} }} }} }}
 apis:
   a:
     upstream: u
@@ -74,4 +74,30 @@ fn mock_headers_and_templated_request_headers_are_refused() {
 fn accepted_kinds_pass() {
     assert!(refused("{ key-auth: { in: query, name: apikey } }").is_empty());
     assert!(refused("{ mock: { body: hi } }").is_empty());
+}
+
+#[test]
+fn a_route_with_two_authentication_methods_is_refused() {
+    // Kong ANDs the authentication plugins of a route; the spec ORs them.
+    let ir = compile(&spec(
+        "{ key-auth: { in: header, name: x-key } }, { basic-auth: {} }",
+    ));
+    let d = gatefold_target_kong::chain_diagnostics(&ir);
+    assert!(d.has_errors(), "refused");
+    let one = compile(&spec("{ key-auth: { in: header, name: x-key } }"));
+    assert!(!gatefold_target_kong::chain_diagnostics(&one).has_errors());
+}
+
+#[test]
+fn upstream_retries_are_refused() {
+    // Kong retries on connection errors only; the spec also on statuses.
+    let ir = compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }], retries: { attempts: 2, on: [502] } } }
+apis: { a: { upstream: u, routes: { one: { path: /one } } } }
+"#,
+    );
+    assert!(gatefold_target_kong::chain_diagnostics(&ir).has_errors());
 }
