@@ -3,6 +3,7 @@
 use gatefold_compiler::ir::TargetKind;
 use gatefold_compiler::target::Target;
 use gatefold_target_envoy::Envoy;
+use gatefold_target_kong::Kong;
 use gatefold_target_nginx::Nginx;
 use gatefold_target_reference::Reference;
 
@@ -11,6 +12,7 @@ pub fn registered() -> Vec<Box<dyn Target>> {
     vec![
         Box::new(Nginx::default()),
         Box::new(Envoy::default()),
+        Box::new(Kong),
         Box::new(Reference),
     ]
 }

@@ -20,5 +20,7 @@ pub fn all() -> Vec<Box<dyn Target>> {
 /// target must be added to one list or the other, and moving one from here
 /// to [`all`] is the whole change once it passes.
 pub fn pending() -> Vec<Box<dyn Target>> {
-    Vec::new()
+    // Kong cannot run here: its artifacts are checked against Kong's
+    // schemas in targets/kong/tests; per-scenario entity snapshots are planned.
+    vec![Box::new(gatefold_target_kong::Kong)]
 }

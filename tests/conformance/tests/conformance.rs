@@ -59,7 +59,12 @@ fn the_suite_runs_the_targets_gatefold_capabilities_lists() {
     // In the CLI's order: nginx, envoy, then reference.
     let mut all = targets::pending();
     all.extend(targets::all());
-    let order = [TargetKind::Nginx, TargetKind::Envoy, TargetKind::Reference];
+    let order = [
+        TargetKind::Nginx,
+        TargetKind::Envoy,
+        TargetKind::Kong,
+        TargetKind::Reference,
+    ];
     all.sort_by_key(|t| order.iter().position(|k| *k == t.kind()));
     let refs: Vec<&dyn gatefold_compiler::target::Target> =
         all.iter().map(|t| t.as_ref()).collect();

@@ -1,0 +1,391 @@
+//! The Kong target: a Kong 3.x declarative configuration (`kong.yaml`,
+//! `_format_version: "3.0"`) for DB-less Kong or decK, as typed structs
+//! ([`model`]).
+//!
+//! What exists (see docs/kong.md): services and upstreams with targets and
+//! active health checks, routes for the expressions router with priorities
+//! in the IR's order ([`routing`]), consumers with key-auth and basic-auth
+//! credentials as vault references and ACL groups, and the bundled OSS
+//! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`,
+//! `response-transformer` and `request-termination`. A policy instance
+//! that covers every route is one global plugin; otherwise one plugin per
+//! route whose chain holds it. Everything else is declared unsupported or
+//! approximate, so `check` refuses it (security kinds always).
+
+#![forbid(unsafe_code)]
+
+pub mod model;
+mod plugins;
+pub mod routing;
+
+use gatefold_compiler::ir::policy::{MockBody, Policy};
+use gatefold_compiler::ir::{Balance, OriginHost, PolicyKind, Secret, TargetKind, ValidIr};
+use gatefold_compiler::target::{
+    language_1_1_unsupported, language_1_1_uses, FieldSupport, ModelSupport, Options, Output,
+    OutputFile, RelPath, Support, Target,
+};
+use model::*;
+
+/// The file the target writes.
+pub const CONFIG: &str = "kong.yaml";
+
+/// The Kong back end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Kong;
+
+/// Why each refused kind is refused; shared with docs/kong.md.
+const IP_ORDER: &str = "Kong runs ip-restriction (priority 990) after cors and the authentication plugins (2000, 1250, 1100), and OSS Kong cannot reorder plugins, so a denied address without credentials would get 401 instead of 403";
+const SIZE_ORDER: &str = "Kong runs request-size-limiting (priority 951) after the authentication plugins, so an oversized request without credentials would get 401 instead of 413";
+const RATE_SCOPE: &str = "Kong's rate-limiting counts per route and service, not per policy instance, so a limit shared by several routes would allow more requests";
+const RESPONSE_ON_REFUSALS: &str =
+    "response-transformer also runs on Kong's own refusals of the route (401, 403), which the spec answers without these headers";
+
+impl Target for Kong {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Kong
+    }
+
+    fn support(&self, kind: PolicyKind) -> Support {
+        match kind {
+            PolicyKind::KeyAuth
+            | PolicyKind::BasicAuth
+            | PolicyKind::Acl
+            | PolicyKind::Cors
+            | PolicyKind::RequestHeaders
+            | PolicyKind::Mock
+            | PolicyKind::Native => Support::Builtin,
+            PolicyKind::ResponseHeaders => Support::Approximate {
+                note: RESPONSE_ON_REFUSALS,
+            },
+            PolicyKind::IpFilter => Support::Approximate { note: IP_ORDER },
+            PolicyKind::RequestSizeLimit => Support::Approximate { note: SIZE_ORDER },
+            PolicyKind::RateLimit => Support::Approximate { note: RATE_SCOPE },
+            // Planned (docs/kong.md): jwt, redirect, rewrite, timeout,
+            // retry, traffic-split, cache, deprecation.
+            PolicyKind::Jwt
+            | PolicyKind::Deprecation
+            | PolicyKind::Script
+            | PolicyKind::Redirect
+            | PolicyKind::Rewrite
+            | PolicyKind::Cache
+            | PolicyKind::Timeout
+            | PolicyKind::Retry
+            | PolicyKind::TrafficSplit
+            | PolicyKind::Mirror => Support::Unsupported,
+        }
+    }
+
+    fn fields(&self) -> Vec<FieldSupport> {
+        vec![
+            FieldSupport {
+                kind: PolicyKind::Mock,
+                field: "headers",
+                value: None,
+                // request-termination has no response headers option.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::Mock,
+                field: "body",
+                value: Some("empty"),
+                // Kong strings are at least one character long; without a
+                // body request-termination answers its own JSON message.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "set",
+                value: Some("with $("),
+                // request-transformer evaluates `$(...)` as a Lua template.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::Native,
+                field: "kong",
+                value: None,
+                support: Support::Unsupported,
+            },
+        ]
+        .into_iter()
+        // Language 1.1 cors forms (wildcard origins, `*` methods/headers,
+        // credentials with any origin) are not emitted yet: refused.
+        .chain(language_1_1_unsupported(&[PolicyKind::Cors]))
+        .collect()
+    }
+
+    fn request_model(&self) -> Vec<ModelSupport> {
+        vec![ModelSupport {
+            part: "baseline.path",
+            support: Support::Approximate {
+                note: "Kong normalizes the path with its own rules before routing (percent-decoding, dot segments); not yet checked against the spec's normalization",
+            },
+        }]
+    }
+
+    fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
+        let all = self.fields();
+        let pick = |field: &str, value: Option<&str>| {
+            all.iter()
+                .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
+                .copied()
+        };
+        let mut out = Vec::new();
+        match policy {
+            Policy::Cors(_) => {
+                out.extend(
+                    language_1_1_uses(policy)
+                        .into_iter()
+                        .filter_map(|(f, v)| pick(f, v)),
+                );
+            }
+            Policy::Mock(m) => {
+                if !m.headers.is_empty() {
+                    out.extend(pick("headers", None));
+                }
+                if m.body == MockBody::Empty {
+                    out.extend(pick("body", Some("empty")));
+                }
+            }
+            Policy::RequestHeaders(t) => {
+                let templated = t
+                    .set
+                    .values()
+                    .chain(t.add.values())
+                    .any(|v| v.as_str().contains("$("));
+                if templated {
+                    out.extend(pick("set", Some("with $(")));
+                }
+            }
+            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Kong) => {
+                out.extend(pick("kong", None));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn emit(&self, ir: &ValidIr, _options: &Options) -> Output {
+        let config = Config {
+            _format_version: "3.0",
+            services: services(ir),
+            routes: routing::routes(ir),
+            upstreams: upstreams(ir),
+            consumers: consumers(ir),
+            plugins: plugins::plugins(ir),
+        };
+        let mut text = String::from(
+            "# Generated by gatefold; do not edit.\n# Needs Kong 3.x started with router_flavor = expressions.\n",
+        );
+        // Through JSON so maps, lists and scalars only reach the YAML.
+        let json = serde_json::to_value(&config).expect("Kong config serializes");
+        text.push_str(&serde_yaml::to_string(&json).expect("JSON serializes as YAML"));
+        let file = OutputFile {
+            path: RelPath::new(CONFIG).expect("a relative path"),
+            bytes: text.into_bytes(),
+            description: "Kong declarative config (_format_version 3.0) for DB-less Kong or decK; secrets as {vault://env/...} references".to_string(),
+        };
+        Output::new(TargetKind::Kong, ir, vec![file])
+    }
+}
+
+/// The tag naming what gatefold entity an entity comes from.
+fn tag(what: impl std::fmt::Display) -> String {
+    format!("gatefold:{what}")
+}
+
+/// A vault reference Kong resolves at run time: the value never appears.
+pub fn vault(secret: &Secret) -> String {
+    match secret {
+        // Kong's env vault reads the variable named by the reference,
+        // upper-cased, `-` as `_`: `APP_KEY` stays `APP_KEY`.
+        Secret::Env(name) => format!("{{vault://env/{name}}}"),
+    }
+}
+
+fn millis(d: gatefold_compiler::ir::values::Duration) -> u64 {
+    d.millis
+}
+
+fn services(ir: &ValidIr) -> Vec<Service> {
+    let base = &ir.gateway.baseline.timeouts;
+    ir.upstreams
+        .iter()
+        .map(|(name, u)| {
+            let t = u.timeouts.as_ref();
+            let connect = t.and_then(|t| t.connect).unwrap_or(base.connect);
+            let read = t.and_then(|t| t.read).unwrap_or(base.read);
+            let tls = u.targets.first().is_some_and(|s| s.url.tls);
+            Service {
+                name: name.to_string(),
+                protocol: if tls { "https" } else { "http" },
+                host: name.to_string(),
+                port: if tls { 443 } else { 80 },
+                connect_timeout: millis(connect),
+                read_timeout: millis(read),
+                write_timeout: millis(read),
+                // Kong retries 5 times by default; the spec retries only
+                // with a `retry` policy, which this target refuses.
+                retries: 0,
+                tags: vec![tag(format!("upstream/{name}"))],
+            }
+        })
+        .collect()
+}
+
+fn upstreams(ir: &ValidIr) -> Vec<Upstream> {
+    ir.upstreams
+        .iter()
+        .map(|(name, u)| {
+            let (algorithm, hash_on, hash_on_header) = match &u.balance {
+                Balance::RoundRobin => ("round-robin", None, None),
+                Balance::LeastRequest => ("least-connections", None, None),
+                Balance::HashHeader(h) => {
+                    ("consistent-hashing", Some("header"), Some(h.to_string()))
+                }
+            };
+            // Kong counts health-check times in whole seconds (0 turns
+            // the check off): rounded up, at least 1.
+            let secs = |d: gatefold_compiler::ir::values::Duration| d.millis.div_ceil(1000).max(1);
+            let healthchecks = u.health.as_ref().map(|h| Healthchecks {
+                active: ActiveHealthcheck {
+                    kind: if u.targets.first().is_some_and(|s| s.url.tls) {
+                        "https"
+                    } else {
+                        "http"
+                    },
+                    http_path: h.path.clone(),
+                    timeout: secs(h.timeout),
+                    healthy: Healthy {
+                        interval: secs(h.interval),
+                        successes: h.healthy_after,
+                    },
+                    unhealthy: Unhealthy {
+                        interval: secs(h.interval),
+                        http_failures: h.unhealthy_after,
+                        tcp_failures: h.unhealthy_after,
+                        timeouts: h.unhealthy_after,
+                    },
+                },
+            });
+            Upstream {
+                name: name.to_string(),
+                algorithm,
+                hash_on,
+                hash_on_header,
+                healthchecks,
+                targets: u
+                    .targets
+                    .iter()
+                    .map(|s| model::Target {
+                        target: match &s.url.host {
+                            OriginHost::Dns(n) => format!("{n}:{}", s.url.port),
+                            ip => format!("{ip}:{}", s.url.port),
+                        },
+                        weight: s.weight,
+                    })
+                    .collect(),
+                tags: vec![tag(format!("upstream/{name}"))],
+            }
+        })
+        .collect()
+}
+
+fn consumers(ir: &ValidIr) -> Vec<Consumer> {
+    ir.consumers
+        .iter()
+        .map(|(name, c)| Consumer {
+            username: name.to_string(),
+            keyauth_credentials: c
+                .keys
+                .iter()
+                .map(|k| KeyCredential { key: vault(k) })
+                .collect(),
+            basicauth_credentials: c
+                .basic
+                .iter()
+                .map(|b| BasicCredential {
+                    username: b.user.clone(),
+                    password: vault(&b.password),
+                })
+                .collect(),
+            acls: c
+                .groups
+                .iter()
+                .map(|g| AclGroup {
+                    group: g.to_string(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// What [`check`](gatefold_compiler::target::check) cannot see, because it
+/// looks at one policy at a time: `gateway.tls` (not emitted yet), an
+/// upstream with `retries` (not a
+/// policy instance; see below), and a route with two or more
+/// authentication methods. The spec admits a request any one of them
+/// authenticates; Kong runs every authentication plugin on the route and
+/// refuses unless all pass (an `anonymous` consumer could express "any",
+/// which is planned). Errors, one per upstream or route; the CLI adds them to the
+/// gaps for `--target kong`.
+pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
+    use gatefold_compiler::diag::{Diagnostic, Diagnostics};
+    use gatefold_compiler::target::span_of;
+    let mut out = Diagnostics::new();
+    let origin = gatefold_compiler::ir::Loc {
+        file: 0,
+        line: 1,
+        col: 1,
+    };
+    // Certificates and SNIs are not emitted yet: a TLS listener would be
+    // silently missing.
+    if ir.gateway.tls.is_some() {
+        out.push(
+            Diagnostic::error(
+                "unsupported-policy",
+                span_of(origin),
+                "target `kong` does not carry out `gateway.tls` yet (certificates and SNIs are planned)".to_string(),
+            )
+            .with_help("remove `gateway.tls` for the Kong target, or terminate TLS in front of Kong"),
+        );
+    }
+    // Kong retries a service on connection errors and timeouts only, never
+    // on an answer's status, so an upstream's `retries` is refused.
+    for (name, u) in &ir.upstreams {
+        if u.retries.is_some() {
+            let loc = ir.sources.upstreams.get(name).copied().unwrap_or(origin);
+            out.push(
+                Diagnostic::error(
+                    "unsupported-policy",
+                    span_of(loc),
+                    format!("target `kong` cannot carry out `retries` of upstream `{name}`: Kong retries on connection errors and timeouts only, not on answer statuses"),
+                )
+                .with_help("remove `retries` from this upstream for the Kong target"),
+            );
+        }
+    }
+    for r in &ir.routes {
+        let Some(auth) = &r.lowered.auth else {
+            continue;
+        };
+        if auth.methods.len() < 2 {
+            continue;
+        }
+        let first = &auth.methods[0];
+        let loc = ir.sources.policies.get(first).copied().unwrap_or(origin);
+        let names: Vec<String> = auth.methods.iter().map(|m| format!("`{m}`")).collect();
+        out.push(
+            Diagnostic::error(
+                "unsupported-policy",
+                span_of(loc),
+                format!(
+                    "target `kong` cannot carry out a choice of authentication methods on route `{}` ({}): Kong requires every authentication plugin on a route to pass, the spec any one",
+                    r.id,
+                    names.join(", ")
+                ),
+            )
+            .with_help("keep one authentication method on this route for the Kong target"),
+        );
+    }
+    out
+}

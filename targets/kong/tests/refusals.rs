@@ -1,0 +1,103 @@
+//! Kinds the Kong target cannot carry out exactly are refused before
+//! anything is written (security kinds always), naming the policy.
+
+mod common;
+
+use common::*;
+use gatefold_compiler::ir::PolicyKind;
+
+fn spec(policy: &str) -> String {
+    format!(
+        r#"
+gatefold: 1
+gateway: {{ name: g, listen: 8080 }}
+upstreams: {{ u: {{ targets: [{{ url: "http://127.0.0.1:9001" }}] }} }}
+consumers: {{ a: {{ credentials: {{ key: {{ env: A_KEY }}, basic: {{ user: a, password: {{ env: A_PASS }} }} }} }} }}
+apis:
+  a:
+    upstream: u
+    routes:
+      one: {{ path: /one, policies: [{policy}] }}
+"#
+    )
+}
+
+/// The error gaps of a spec with one policy on one route.
+fn refused(policy: &str) -> Vec<(PolicyKind, Option<&'static str>)> {
+    let ir = compile(&spec(policy));
+    gaps(&ir)
+        .into_iter()
+        .filter(|g| g.error)
+        .map(|g| (g.policy.kind, g.field))
+        .collect()
+}
+
+#[test]
+fn security_kinds_kong_orders_or_counts_differently_are_refused() {
+    // ip-restriction and request-size-limiting run after authentication
+    // in Kong; rate-limiting counts per route and service.
+    assert_eq!(
+        refused("{ ip-filter: { deny: [192.0.2.0/24] } }"),
+        vec![(PolicyKind::IpFilter, None)]
+    );
+    assert_eq!(
+        refused("{ request-size-limit: { max: 1KiB } }"),
+        vec![(PolicyKind::RequestSizeLimit, None)]
+    );
+    assert_eq!(
+        refused("{ rate-limit: { requests: 10, per: 1m, key: ip } }"),
+        vec![(PolicyKind::RateLimit, None)]
+    );
+}
+
+#[test]
+fn unsupported_behaviour_kinds_are_refused() {
+    assert_eq!(
+        refused("{ redirect: { to: /elsewhere } }"),
+        vec![(PolicyKind::Redirect, None)]
+    );
+}
+
+#[test]
+fn mock_headers_and_templated_request_headers_are_refused() {
+    assert_eq!(
+        refused("{ mock: { body: hi, headers: { x-a: b } } }"),
+        vec![(PolicyKind::Mock, Some("headers"))]
+    );
+    assert_eq!(
+        refused("{ request-headers: { set: { x-a: \"$(uri_captures.x)\" } } }"),
+        vec![(PolicyKind::RequestHeaders, Some("set"))]
+    );
+}
+
+#[test]
+fn accepted_kinds_pass() {
+    assert!(refused("{ key-auth: { in: query, name: apikey } }").is_empty());
+    assert!(refused("{ mock: { body: hi } }").is_empty());
+}
+
+#[test]
+fn a_route_with_two_authentication_methods_is_refused() {
+    // Kong ANDs the authentication plugins of a route; the spec ORs them.
+    let ir = compile(&spec(
+        "{ key-auth: { in: header, name: x-key } }, { basic-auth: {} }",
+    ));
+    let d = gatefold_target_kong::chain_diagnostics(&ir);
+    assert!(d.has_errors(), "refused");
+    let one = compile(&spec("{ key-auth: { in: header, name: x-key } }"));
+    assert!(!gatefold_target_kong::chain_diagnostics(&one).has_errors());
+}
+
+#[test]
+fn upstream_retries_are_refused() {
+    // Kong retries on connection errors only; the spec also on statuses.
+    let ir = compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }], retries: { attempts: 2, on: [502] } } }
+apis: { a: { upstream: u, routes: { one: { path: /one } } } }
+"#,
+    );
+    assert!(gatefold_target_kong::chain_diagnostics(&ir).has_errors());
+}
