@@ -122,6 +122,7 @@ function envoy_on_request(h)
         if allow_headers and allow_headers ~= "" then reply["access-control-allow-headers"] = allow_headers end
         if cors.credentials then reply["access-control-allow-credentials"] = "true" end
         if cors.max_age then reply["access-control-max-age"] = cors.max_age end
+        if cors.expose then reply["access-control-expose-headers"] = cors.expose end
       end
       h:respond(reply, "")
       return

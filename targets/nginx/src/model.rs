@@ -1161,6 +1161,8 @@ impl Builder<'_> {
                 ("access-control-allow-headers", &c.allow_headers),
                 ("access-control-allow-credentials", &c.credentials),
                 ("access-control-max-age", &c.max_age),
+                // As the spec's preflight answers carry it (language 1.1).
+                ("access-control-expose-headers", &c.expose),
             ] {
                 if let Some(var) = var {
                     pre.push(dr(["add_header", name, var, "always"]));
