@@ -206,7 +206,8 @@ fn outside_quotes(text: &str) -> String {
 
 /// kitchen-sink as written is refused for nginx, fail closed, for exactly
 /// what nginx cannot carry out: `jwt` (security), `script` (no target runs
-/// one yet) and a `native` nginx entry (verbatim text). Without those it
+/// one yet), a `native` nginx entry (verbatim text) and the language 1.1
+/// redirect and cors forms of its second file. Its main file without those
 /// passes `nginx -t` and `luajit -bl`, and serves.
 #[test]
 fn kitchen_sink_is_refused_for_jwt_script_native_and_otherwise_serves() {
@@ -227,7 +228,24 @@ fn kitchen_sink_is_refused_for_jwt_script_native_and_otherwise_serves() {
         .collect();
     refused.sort();
     refused.dedup();
-    assert_eq!(refused, ["jwt", "native.nginx", "script"], "{gaps:?}");
+    assert_eq!(
+        refused,
+        [
+            // language-1-1.yaml: forms nginx does not emit yet.
+            "cors.headers",
+            "cors.methods",
+            "cors.origins",
+            "jwt",
+            "native.nginx",
+            "redirect.host",
+            "redirect.path",
+            "redirect.port",
+            "redirect.replace-prefix",
+            "redirect.scheme",
+            "script",
+        ],
+        "{gaps:?}"
+    );
 
     let text = std::fs::read_to_string(examples.join("gatefold.yaml")).unwrap();
     // Without jwt: `reports` authenticates by key instead (its acl needs
