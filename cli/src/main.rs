@@ -323,10 +323,7 @@ fn compile(spec: &Path, target: &str, out: &Path, strict: bool, format: Format) 
         extra.extend(gatefold_compiler::target::gap_diagnostics(&gaps, ir));
         let missing = gatefold_compiler::target::check_features(t.as_ref(), ir);
         extra.extend(gatefold_compiler::target::feature_diagnostics(&missing, ir));
-        // Kong's one refusal that spans a route's chain (see the function).
-        if t.kind() == gatefold_compiler::ir::TargetKind::Kong {
-            extra.extend(gatefold_target_kong::chain_diagnostics(ir));
-        }
+        extra.extend(t.spec_diagnostics(ir));
     }
     if extra.has_errors() {
         report(&compiled, &extra, format, serde_json::json!({}));

@@ -98,6 +98,7 @@ fn build(
     let mut all: Diagnostics = compiled.diagnostics.clone();
     all.extend(gap_diagnostics(&gaps, ir));
     all.extend(feature_diagnostics(&check_features(target, ir), ir));
+    all.extend(target.spec_diagnostics(ir));
     let text = all.render(&compiled.sources);
     if all.has_errors() {
         return Err(text);

@@ -332,8 +332,17 @@ pub trait Target {
         Support::Unsupported
     }
 
-    /// Generates the target's files. Called only when [`check`] and
-    /// [`check_features`] found no error: the spec is valid and everything
+    /// What the target refuses that no single policy or feature shows: a
+    /// combination in a route's chain, or a gateway setting it cannot
+    /// carry out (Kong: two authentication kinds on one route, where Kong
+    /// would require all of them). Errors join the gaps wherever a spec is
+    /// compiled for this target. Default: none.
+    fn spec_diagnostics(&self, _ir: &ValidIr) -> Diagnostics {
+        Diagnostics::new()
+    }
+
+    /// Generates the target's files. Called only when [`check`],
+    /// [`check_features`] and [`Target::spec_diagnostics`] found no error: the spec is valid and everything
     /// in it can be carried out.
     fn emit(&self, ir: &ValidIr, options: &Options) -> Output;
 }

@@ -164,6 +164,10 @@ impl Target for Kong {
         out
     }
 
+    fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
+        chain_diagnostics(ir)
+    }
+
     fn emit(&self, ir: &ValidIr, _options: &Options) -> Output {
         let config = Config {
             _format_version: "3.0",
@@ -326,8 +330,9 @@ fn consumers(ir: &ValidIr) -> Vec<Consumer> {
 /// authentication methods. The spec admits a request any one of them
 /// authenticates; Kong runs every authentication plugin on the route and
 /// refuses unless all pass (an `anonymous` consumer could express "any",
-/// which is planned). Errors, one per upstream or route; the CLI adds them to the
-/// gaps for `--target kong`.
+/// which is planned). Errors, one per upstream or route; the target's
+/// [`Target::spec_diagnostics`], so every place that compiles for Kong
+/// adds them to the gaps.
 pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
     use gatefold_compiler::diag::{Diagnostic, Diagnostics};
     use gatefold_compiler::target::span_of;

@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use gatefold_compiler::ir::PolicyKind;
+use gatefold_compiler::target::Target;
+use gatefold_target_kong::Kong;
 
 fn spec(policy: &str) -> String {
     format!(
@@ -82,10 +84,10 @@ fn a_route_with_two_authentication_methods_is_refused() {
     let ir = compile(&spec(
         "{ key-auth: { in: header, name: x-key } }, { basic-auth: {} }",
     ));
-    let d = gatefold_target_kong::chain_diagnostics(&ir);
+    let d = Kong.spec_diagnostics(&ir);
     assert!(d.has_errors(), "refused");
     let one = compile(&spec("{ key-auth: { in: header, name: x-key } }"));
-    assert!(!gatefold_target_kong::chain_diagnostics(&one).has_errors());
+    assert!(!Kong.spec_diagnostics(&one).has_errors());
 }
 
 #[test]
@@ -99,5 +101,5 @@ upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }], retries: { attemp
 apis: { a: { upstream: u, routes: { one: { path: /one } } } }
 "#,
     );
-    assert!(gatefold_target_kong::chain_diagnostics(&ir).has_errors());
+    assert!(Kong.spec_diagnostics(&ir).has_errors());
 }

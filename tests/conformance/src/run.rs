@@ -186,6 +186,13 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
                 .iter()
                 .map(|g| format!("`{}`", g.feature)),
         )
+        .chain(
+            target
+                .spec_diagnostics(ir)
+                .iter()
+                .filter(|d| d.severity == gatefold_compiler::diag::Severity::Error)
+                .map(|d| format!("`{}`", d.code)),
+        )
         .collect();
     if !refused.is_empty() {
         let mut refused = refused;
