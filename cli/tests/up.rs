@@ -296,6 +296,28 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
+/// The petstore example and the keys its consumers read from the
+/// environment, for the tests comparing a target with the reference.
+fn petstore() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore")
+}
+
+const PETSTORE_KEYS: [(&str, &str); 4] = [
+    ("ACME_API_KEY", "acme-key"),
+    ("GLOBEX_API_KEY", "globex-key"),
+    ("GLOBEX_API_KEY_NEXT", "globex-next"),
+    ("STAFF_API_KEY", "staff-key"),
+];
+
+/// A `--work` folder of its own for one test's `kind` of gateway.
+fn work_dir(test: &str, kind: &str) -> String {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{test}-{kind}-{}", std::process::id()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 /// `gatefold up examples/petstore --target envoy --listen 127.0.0.1:P`
 /// serves on P and answers as `gatefold up --target reference` does, for
 /// every answer the gateway makes itself (the example's upstreams,
@@ -303,21 +325,9 @@ fn dechunk(mut rest: &str) -> String {
 #[test]
 #[cfg(unix)]
 fn up_envoy_answers_petstore_as_the_reference_does() {
-    let petstore = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore");
-    let keys = [
-        ("ACME_API_KEY", "acme-key"),
-        ("GLOBEX_API_KEY", "globex-key"),
-        ("GLOBEX_API_KEY_NEXT", "globex-next"),
-        ("STAFF_API_KEY", "staff-key"),
-    ];
-    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let work = |kind: &str| {
-        scratch
-            .join(format!("up-petstore-{kind}-{}", std::process::id()))
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
+    let petstore = petstore();
+    let keys = PETSTORE_KEYS;
+    let work = |kind: &str| work_dir("up-petstore", kind);
     // A free port P, named on the command line as a user would.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -416,24 +426,9 @@ fn up_envoy_answers_petstore_as_the_reference_does() {
 #[test]
 #[cfg(unix)]
 fn up_nginx_answers_petstore_as_the_reference_does() {
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore");
-    let env = [
-        ("ACME_API_KEY", "acme-key"),
-        ("GLOBEX_API_KEY", "globex-key"),
-        ("GLOBEX_API_KEY_NEXT", "globex-next"),
-        ("STAFF_API_KEY", "staff-key"),
-    ];
-    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let work = |kind: &str| {
-        scratch
-            .join(format!(
-                "up-petstore-nginx-test-{kind}-{}",
-                std::process::id()
-            ))
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
+    let spec = petstore();
+    let env = PETSTORE_KEYS;
+    let work = |kind: &str| work_dir("up-petstore-nginx-test", kind);
     let (nginx_work, reference_work) = (work("nginx"), work("reference"));
     let mut nginx = up(
         &spec,
