@@ -269,9 +269,16 @@ struct Detached {
     upstreams: BTreeMap<ir::Name, ir::Upstream>,
     consumers: BTreeMap<ir::Name, ir::Consumer>,
     policies: BTreeMap<ir::PolicyId, ir::PolicyInstance>,
-    /// Each route, not yet lowered, with the base path `strip-base-path`
-    /// removes and whether it sends the client's host upstream.
-    routes: Vec<(ir::Route, Option<String>, bool)>,
+    routes: Vec<Unlowered>,
+}
+
+/// A route not yet lowered, with what its lowering needs from the spec.
+struct Unlowered {
+    route: ir::Route,
+    /// The base path `strip-base-path` removes.
+    strip_base: Option<String>,
+    /// Whether it sends the client's host upstream.
+    preserve_host: bool,
 }
 
 /// Takes from the spec what the IR keeps: the policy instances (the first
@@ -340,7 +347,11 @@ fn detach(
     // output is smaller), so no second buffer of routes is alive at the peak.
     let routes = routes
         .into_iter()
-        .map(|r| (r.route, r.strip_base, r.preserve_host))
+        .map(|r| Unlowered {
+            route: r.route,
+            strip_base: r.strip_base,
+            preserve_host: r.preserve_host,
+        })
         .collect();
     Detached {
         source_map,
@@ -361,10 +372,14 @@ fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
     let routes: Vec<ir::Route> = d
         .routes
         .into_iter()
-        .map(|(mut route, strip_base, preserve_host)| {
-            route.lowered =
-                lower.lower(&route.chain, route.upstream.as_ref(), strip_base.as_deref());
-            route.lowered.preserve_host = preserve_host;
+        .map(|u| {
+            let mut route = u.route;
+            route.lowered = lower.lower(
+                &route.chain,
+                route.upstream.as_ref(),
+                u.strip_base.as_deref(),
+            );
+            route.lowered.preserve_host = u.preserve_host;
             route
         })
         .collect();
