@@ -212,25 +212,48 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
     if !left_out.is_empty() {
         return Outcome::Refused(left_out.join(", "));
     }
-    let output = target.emit(ir, &options);
-    let mut launch = Launch::new(kind, dir.join("work"), listen);
-    launch.listen_tls = listen_tls;
-    launch.env = scenario.env.clone();
-    if scenario.tls {
-        // The private keys as variables too, for specs that read a key
-        // with `{ env: GATEFOLD_TEST_TLS_KEY_A }` (or `_B`).
-        for (name, _, key) in &env.certs.pairs {
-            launch.env.insert(
-                format!("GATEFOLD_TEST_TLS_KEY_{}", name.to_ascii_uppercase()),
-                key.clone(),
-            );
+    // A free port is found by binding and releasing it, so another process
+    // can take it before the runtime binds it; then the start fails with
+    // "Address already in use" (the OS's words in nginx's and Envoy's
+    // logs) and the scenario starts again on fresh ports.
+    let mut ports = (listen, listen_tls);
+    let mut attempt = 0;
+    let launched = loop {
+        attempt += 1;
+        let options = Options {
+            listen: Some(ports.0),
+            listen_tls: ports.1,
+            ..options.clone()
+        };
+        let output = target.emit(ir, &options);
+        let mut launch = Launch::new(kind, dir.join("work"), ports.0);
+        launch.listen_tls = ports.1;
+        launch.env = scenario.env.clone();
+        if scenario.tls {
+            // The private keys as variables too, for specs that read a key
+            // with `{ env: GATEFOLD_TEST_TLS_KEY_A }` (or `_B`).
+            for (name, _, key) in &env.certs.pairs {
+                launch.env.insert(
+                    format!("GATEFOLD_TEST_TLS_KEY_{}", name.to_ascii_uppercase()),
+                    key.clone(),
+                );
+            }
         }
-    }
-    launch.secret_files = secret_files(kind, ir);
-    launch.workers = Some(1);
-    let launched = match Launched::start(launch, &output) {
-        Ok(l) => l,
-        Err(e) => return Outcome::Fail(vec![format!("the {kind} runtime did not start: {e}")]),
+        launch.secret_files = secret_files(kind, ir);
+        launch.workers = Some(1);
+        match Launched::start(launch, &output) {
+            Ok(l) => break l,
+            Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {
+                ports = match (
+                    addr("listen"),
+                    scenario.tls.then(|| addr("tls")).transpose(),
+                ) {
+                    (Ok(l), Ok(t)) => (l, t),
+                    (Err(e), _) | (_, Err(e)) => return Outcome::Fail(vec![e]),
+                };
+            }
+            Err(e) => return Outcome::Fail(vec![format!("the {kind} runtime did not start: {e}")]),
+        }
     };
     let mut failures = Vec::new();
     for (i, request) in scenario.requests.iter().enumerate() {
