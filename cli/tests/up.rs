@@ -118,8 +118,13 @@ fn up(dir: &Path, target: &str, listen: &str, args: &[&str], env: &[(&str, &str)
             break addr;
         }
     };
+    // Up to "Ctrl-C", which it always says last: waited for by the same
+    // deadline, not by a gap between lines a loaded machine can stretch.
     let mut rest = Vec::new();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("gatefold up never said how to stop it: {rest:?}"));
         let done = line.contains("Ctrl-C");
         rest.push(line);
         if done {

@@ -47,8 +47,9 @@ const FRAMINGS: [(&str, &str, &str); 2] = [
 #[tokio::test]
 async fn a_slow_upload_within_the_body_timeout_outlasts_the_upstream_read_timeout() {
     let up = Upstream::start("up").await;
-    // read 300ms; the client-body timeout 5s.
-    let gw = gateway_with(&spec(&up, "300ms", ""), &[], |o| {
+    // read 1s (room for a loaded machine to answer once the body is in);
+    // the client-body timeout 5s.
+    let gw = gateway_with(&spec(&up, "1s", ""), &[], |o| {
         o.body_read_timeout = Duration::from_secs(5);
     })
     .await;
@@ -60,10 +61,10 @@ async fn a_slow_upload_within_the_body_timeout_outlasts_the_upstream_read_timeou
         )
         .await
         .unwrap();
-        // 12 bytes, 150ms apart: 1.8 s in all, six times the read timeout,
+        // 12 bytes, 250ms apart: 3 s in all, three times the read timeout,
         // each gap well within the client-body timeout.
         for _ in 0..12 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             s.write_all(piece.as_bytes()).await.unwrap();
         }
         s.write_all(end.as_bytes()).await.unwrap();
@@ -99,11 +100,11 @@ async fn stalled_uploads_do_not_take_a_healthy_target_out_of_rotation() {
     let up = Upstream::start("up").await;
     // Passive ejection after 3 failures; the active check never runs within
     // the test, so it cannot put the target back. The upstream read timeout
-    // (200ms) is shorter than the client-body timeout (600ms): were it
+    // (500ms) is shorter than the client-body timeout (1.5s): were it
     // running during the upload, each stall would count as a failure.
     let health = "    health: { path: /healthz, interval: 1h, unhealthy-after: 3 }\n";
-    let gw = gateway_with(&spec(&up, "200ms", health), &[], |o| {
-        o.body_read_timeout = Duration::from_millis(600);
+    let gw = gateway_with(&spec(&up, "500ms", health), &[], |o| {
+        o.body_read_timeout = Duration::from_millis(1500);
     })
     .await;
     for _ in 0..3 {
@@ -267,21 +268,22 @@ apis:
 "
     );
     let gw = gateway_with(&spec, &[], |o| {
-        o.body_read_timeout = Duration::from_secs(10);
+        o.body_read_timeout = Duration::from_secs(60);
     })
     .await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     // The first piece, and then nothing: were the body read whole before
-    // it goes upstream, no answer could come before the client-body timeout.
+    // it goes upstream, no answer could come before the client-body timeout
+    // (60s, well past the 20s a loaded machine is given to answer).
     s.write_all(
         b"POST /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
     )
     .await
     .unwrap();
     let mut head = [0u8; 12];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+    tokio::time::timeout(Duration::from_secs(20), s.read_exact(&mut head))
         .await
-        .expect("an answer within 5s, before the 10s client-body timeout")
+        .expect("an answer within 20s, before the 60s client-body timeout")
         .unwrap();
     assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
     target.abort();
