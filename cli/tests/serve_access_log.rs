@@ -5,9 +5,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 const QUICKSTART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart");
+
+/// How long the gateway may take to start or stop on a loaded machine.
+const LIMIT: Duration = Duration::from_secs(20);
 
 /// The child, killed when dropped (a failed assertion included).
 struct Guard(Child);
@@ -52,13 +56,21 @@ fn access_log_lines_are_in_time_order_across_workers() {
         .spawn()
         .unwrap();
     let mut child = Guard(child);
-    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
+    // Its stderr, line by line, read on a thread (and drained to the end)
+    // so waiting for the address has a deadline.
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
     let addr: SocketAddr = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no address printed"
-        );
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the gateway printed no address (within 20s, or before it exited)");
         if let Some((_, rest)) = line.split_once("routes (config") {
             let (_, addr) = rest.split_once("on http://").unwrap();
             break addr.trim().parse().unwrap();
@@ -66,10 +78,11 @@ fn access_log_lines_are_in_time_order_across_workers() {
     };
     // Read stdout all along: a full pipe would block the gateway.
     let mut stdout = child.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
+    let (tx, logged) = mpsc::channel();
+    std::thread::spawn(move || {
         let mut out = String::new();
         stdout.read_to_string(&mut out).unwrap();
-        out
+        let _ = tx.send(out);
     });
     // Many connections, spread by the kernel over the four workers, each
     // sending requests one after another for a while.
@@ -84,7 +97,11 @@ fn access_log_lines_are_in_time_order_across_workers() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let out = reader.join().unwrap();
+    // Stopped, it closes stdout: a gateway that does not stop fails the
+    // test instead of holding it.
+    let out = logged
+        .recv_timeout(LIMIT)
+        .expect("the gateway did not stop within 20s of SIGTERM");
     let times: Vec<String> = out
         .lines()
         .map(|l| {
