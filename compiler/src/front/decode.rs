@@ -511,7 +511,7 @@ impl Cx<'_> {
 fn short_text(node: &Node) -> String {
     fn scalar(v: &Value) -> Option<String> {
         Some(match v {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Float(f) => f.to_string(),

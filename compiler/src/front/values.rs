@@ -51,7 +51,7 @@ pub(super) fn decode_retry_on(cx: &mut Cx<'_>, node: &Node) -> BTreeSet<RetryOn>
     let mut out = Vec::new();
     for item in items {
         let text = match &item.value {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
             _ => String::new(),
         };

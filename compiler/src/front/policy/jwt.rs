@@ -154,7 +154,7 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node) -> Option<Policy> {
             if let Some(h) =
                 cx.parse::<HeaderName>(&e.value, "a header", "invalid-header", "x-user")
             {
-                claims_to_headers.insert(e.key.clone(), h);
+                claims_to_headers.insert(e.key.to_string(), h);
             }
         }
     }

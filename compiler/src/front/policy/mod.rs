@@ -150,7 +150,7 @@ fn header_map(cx: &mut Cx<'_>, node: &Node, what: &str) -> HeaderMap {
             }
         };
         let value = match &e.value.value {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Bool(b) => b.to_string(),
             _ => {
@@ -232,7 +232,7 @@ fn to_json(node: &Node) -> serde_json::Value {
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        Value::Str(s) => J::String(s.clone()),
+        Value::Str(s) => J::String(s.to_string()),
         Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
         // Keys sorted, whatever order they were written in and whichever
         // map serde_json is built with: key order means nothing in JSON, so
@@ -240,7 +240,7 @@ fn to_json(node: &Node) -> serde_json::Value {
         Value::Map(entries) => J::Object(
             entries
                 .iter()
-                .map(|e| (e.key.clone(), to_json(&e.value)))
+                .map(|e| (e.key.to_string(), to_json(&e.value)))
                 .collect::<BTreeMap<_, _>>()
                 .into_iter()
                 .collect(),

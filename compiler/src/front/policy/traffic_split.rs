@@ -92,7 +92,7 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node, refs: &mut Refs) -> Option<Po
             let value = cx
                 .required(&hf, "value", "a header match", "value: \"1\"")
                 .and_then(|n| match &n.value {
-                    Value::Str(s) => Some(s.clone()),
+                    Value::Str(s) => Some(s.to_string()),
                     Value::Int(i) => Some(i.to_string()),
                     Value::Bool(b) => Some(b.to_string()),
                     _ => cx.str(n, "`value`", "\"1\"").map(str::to_string),
