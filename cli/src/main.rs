@@ -4,8 +4,10 @@
 //! Exit codes: 0 ok, 1 user error (bad spec, failed check), 2 drift found,
 //! greater than 2 internal error.
 
-#![forbid(unsafe_code)]
+// Unsafe code only in `alloc` (one FFI call to tune the allocator).
+#![deny(unsafe_code)]
 
+mod alloc;
 mod diff;
 mod explain;
 mod explain_tls;
@@ -157,6 +159,9 @@ const INTERNAL_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. } | Command::Up { .. }) {
+        alloc::for_batch_run();
+    }
     match cli.command {
         Command::Validate { spec, format } => validate(&spec, format),
         Command::Compile {

@@ -24,11 +24,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The whole CLI uses mimalloc: for `serve` it is a measured throughput gain
-/// over glibc's allocator (per-request buffers and headers).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Default address of the admin API.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 

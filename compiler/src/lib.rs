@@ -274,7 +274,7 @@ struct Detached {
 
 /// A route not yet lowered, with what its lowering needs from the spec.
 struct Unlowered {
-    route: ir::Route,
+    route: resolve::RouteParts,
     /// The base path `strip-base-path` removes.
     strip_base: Option<String>,
     /// Whether it sends the client's host upstream.
@@ -373,14 +373,13 @@ fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
         .routes
         .into_iter()
         .map(|u| {
-            let mut route = u.route;
-            route.lowered = lower.lower(
-                &route.chain,
-                route.upstream.as_ref(),
+            let mut lowered = lower.lower(
+                &u.route.chain,
+                u.route.upstream.as_ref(),
                 u.strip_base.as_deref(),
             );
-            route.lowered.preserve_host = u.preserve_host;
-            route
+            lowered.preserve_host = u.preserve_host;
+            u.route.lowered(lowered)
         })
         .collect();
     let hash = ContentHash::compute(&gateway, &d.upstreams, &d.consumers, &d.policies, &routes);

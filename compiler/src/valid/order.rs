@@ -8,8 +8,8 @@
 //! by listing, so moving an api to another file or reordering routes that do
 //! not overlap changes neither the IR nor its hash.
 
-use crate::ir::{PathKind, Route, Segment};
-use crate::resolve::ResolvedRoute;
+use crate::ir::{PathKind, Segment};
+use crate::resolve::{ResolvedRoute, RouteParts};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
@@ -37,7 +37,7 @@ fn leading_literals(p: &crate::ir::PathPattern) -> usize {
         .count()
 }
 
-fn group_key(route: &Route, depth: &LiteralDepth) -> GroupKey {
+fn group_key(route: &RouteParts, depth: &LiteralDepth) -> GroupKey {
     let p = &route.matcher.path;
     let precedence = Reverse(p.precedence());
     let bucket = match p.kind() {
