@@ -5,7 +5,7 @@
 use crate::router::{js_str, router};
 use gatefold_compiler::ir::policy::{
     Acl, Cors, CorsOrigin, Deprecation, HeaderTransform, KeyLocation, Mock, MockBody, Policy,
-    Redirect, RedirectLocation, RedirectPath, TrafficSplit,
+    RateKey, Redirect, RedirectLocation, RedirectPath, TrafficSplit,
 };
 use gatefold_compiler::ir::{
     Balance, ClientAddress, Destination, PathPattern, PolicyId, ProxyPlan, Route, Secret, Segment,
@@ -25,6 +25,11 @@ const MOCK: &str = include_str!("js/mock.js");
 const REDIRECT: &str = include_str!("js/redirect.js");
 const HEADERS: &str = include_str!("js/headers.js");
 const PROXY: &str = include_str!("js/proxy.js");
+const RATE_LIMIT: &str = include_str!("js/ratelimit.js");
+
+/// The Durable Object class counting rate limits, and its binding.
+pub const RATE_LIMIT_CLASS: &str = "GatefoldRateLimit";
+pub const RATE_LIMIT_BINDING: &str = "GATEFOLD_RATE_LIMIT";
 
 /// The value of a `server` header the gateway may add (as the reference's).
 const SERVER: &str = concat!("gatefold/", env!("CARGO_PKG_VERSION"));
@@ -236,10 +241,11 @@ struct Uses {
     mock: bool,
     redirect: bool,
     headers: bool,
+    rate: bool,
 }
 
 /// The data one policy instance becomes, when its kind has a runtime piece.
-fn instance(policy: &Policy, uses: &mut Uses) -> Option<Value> {
+fn instance(id: &PolicyId, policy: &Policy, uses: &mut Uses) -> Option<Value> {
     Some(match policy {
         Policy::IpFilter(f) => {
             uses.ip_filter = true;
@@ -270,6 +276,22 @@ fn instance(policy: &Policy, uses: &mut Uses) -> Option<Value> {
             uses.headers = true;
             transform(t)
         }
+        Policy::RateLimit(r) => {
+            uses.rate = true;
+            let key = match &r.key {
+                RateKey::Ip => json!(["ip"]),
+                RateKey::Consumer => json!(["consumer"]),
+                RateKey::Global => json!(["global"]),
+                RateKey::Header(h) => json!(["header", h.as_str()]),
+            };
+            json!({
+                "id": id.to_string(),
+                "requests": r.requests,
+                // Whole seconds, at least one, as the reference counts.
+                "per": (r.per.millis / 1000).max(1) * 1000,
+                "key": key,
+            })
+        }
         _ => return None,
     })
 }
@@ -285,6 +307,7 @@ fn field(policy: &Policy) -> Option<&'static str> {
         Policy::Redirect(_) => "redirect",
         Policy::RequestHeaders(_) => "reqh",
         Policy::ResponseHeaders(_) => "resph",
+        Policy::RateLimit(_) => "rate",
         _ => return None,
     })
 }
@@ -334,9 +357,6 @@ fn route_js(
         UpstreamPath::Template(t) => {
             fields.push(format!("upPath: {}", json!({ "template": segments(t) })))
         }
-    }
-    if r.lowered.preserve_host {
-        fields.push("preserveHost: true".into());
     }
     if let Some(plan) = &r.lowered.proxy {
         let to: Vec<Value> = plan.destinations().iter().map(destination).collect();
@@ -452,7 +472,7 @@ pub fn worker(ir: &ValidIr) -> String {
     // Policy instances, once each, named by their place in the IR.
     let mut names: BTreeMap<&PolicyId, String> = BTreeMap::new();
     for (i, (id, inst)) in ir.policies.iter().enumerate() {
-        if let Some(value) = instance(&inst.policy, &mut uses) {
+        if let Some(value) = instance(id, &inst.policy, &mut uses) {
             let name = format!("P{i}");
             let _ = writeln!(out, "const {name} = {value};");
             names.insert(id, name);
@@ -541,6 +561,7 @@ pub fn worker(ir: &ValidIr) -> String {
         (uses.redirect, REDIRECT),
         (uses.headers, HEADERS),
         (proxied, PROXY),
+        (uses.rate, RATE_LIMIT),
     ];
     for (used, text) in pieces {
         if used {

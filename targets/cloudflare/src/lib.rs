@@ -24,8 +24,8 @@ use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_uses, span_of, Feature, FieldSupport, ModelSupport, Options, Output, OutputFile,
-    RelPath, Support, Target,
+    span_of, Feature, FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath, Support,
+    Target,
 };
 
 /// The Worker module (the entry).
@@ -68,10 +68,9 @@ impl Target for Cloudflare {
             PolicyKind::Retry => Support::Approximate {
                 note: "fetch() does not tell a refused connection from a reset one: every failed fetch counts as a connect failure (retried for any method when `connect-failure` is listed), `reset` never matches",
             },
-            // A Worker's counters live in one isolate, and Cloudflare runs
-            // many: per-isolate counting is not the spec's limit. A
-            // Durable Object would be (planned).
-            PolicyKind::RateLimit => Support::Unsupported,
+            // Counted by one Durable Object per policy instance, in its
+            // transactional storage (not per isolate): the spec's limit.
+            PolicyKind::RateLimit => Support::Emulated,
             // Planned: crypto.subtle can verify HS256/RS256/ES256.
             PolicyKind::Jwt => Support::Unsupported,
             // Advisory: left out with a warning. Planned: the Cache API,
@@ -82,30 +81,69 @@ impl Target for Cloudflare {
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
-        vec![FieldSupport {
-            kind: PolicyKind::Native,
-            field: "cloudflare",
-            value: None,
-            support: Support::Unsupported,
-        }]
+        vec![
+            FieldSupport {
+                kind: PolicyKind::Native,
+                field: "cloudflare",
+                value: None,
+                support: Support::Unsupported,
+            },
+            // fetch() sends the host of the URL it is given: a Worker
+            // cannot choose another `host` for an origin.
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "set",
+                value: Some("host"),
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "add",
+                value: Some("host"),
+                support: Support::Unsupported,
+            },
+        ]
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
         // Language 1.1 cors and redirect forms are carried out; `retry`
         // `on: reset` falls under the kind's approximation.
-        let _ = language_1_1_uses(policy);
+        let all = self.fields();
+        let pick = |field: &str, value: Option<&str>| {
+            all.iter()
+                .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
+                .copied()
+        };
+        let has_host =
+            |m: &gatefold_compiler::ir::HeaderMap| m.iter().any(|(k, _)| k.as_str() == "host");
         match policy {
-            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Cloudflare) => self
-                .fields()
+            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Cloudflare) => {
+                pick("cloudflare", None).into_iter().collect()
+            }
+            Policy::RequestHeaders(t) => [(has_host(&t.set), "set"), (has_host(&t.add), "add")]
                 .into_iter()
-                .filter(|f| f.kind == PolicyKind::Native)
+                .filter(|(used, _)| *used)
+                .filter_map(|(_, field)| pick(field, Some("host")))
                 .collect(),
             _ => Vec::new(),
         }
     }
 
     fn request_model(&self) -> Vec<ModelSupport> {
-        Vec::new()
+        vec![
+            ModelSupport {
+                part: "host header",
+                support: Support::Approximate {
+                    note: "an HTTP/1.0 request without `host` is answered 400 by workerd before the Worker runs; every other request is read as the spec says (no host on HTTP/1.1, or two, is 400 as in the spec)",
+                },
+            },
+            ModelSupport {
+                part: "request body",
+                support: Support::Approximate {
+                    note: "fetch() cannot send a body with GET or HEAD: such a request goes upstream without its body (RFC 9110 gives it no meaning); bodies of other methods go as sent",
+                },
+            },
+        ]
     }
 
     fn feature(&self, feature: Feature) -> Support {
@@ -113,7 +151,8 @@ impl Target for Cloudflare {
             // A Worker sees repeated header lines joined into one value,
             // so "the first field line" of a condition cannot be read.
             Feature::Conditions => Support::Unsupported,
-            Feature::PreserveHost => Support::Emulated,
+            // fetch() sends the host of the URL it is given.
+            Feature::PreserveHost => Support::Unsupported,
         }
     }
 

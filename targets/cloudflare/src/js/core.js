@@ -235,6 +235,10 @@ async function runRoute(route, request, S) {
     if (refused) return early(refused, S);
   }
   if (route.acl && !aclAdmits(route.acl, S.consumer)) return early(errorResponse(403, "forbidden"), S);
+  if (route.rate) {
+    const refused = await rateLimit(route.rate, request, S);
+    if (refused) return early(refused, S);
+  }
   // deprecation: promised from phase 7 on, so on every later answer and
   // on no refusal before it.
   if (route.dep) S.promised.push(...route.dep);

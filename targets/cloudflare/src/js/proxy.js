@@ -1,6 +1,7 @@
 // ---- proxy (phases 10 and 12): upstream request, balancing, retries ----
 
 const HOP_BY_HOP = ["connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authenticate", "keep-alive", "proxy-connection"];
+const NO_BODY = ["GET", "HEAD"];
 const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
 const TOO_LARGE = {};
 // Per isolate: round-robin positions and requests in flight per target.
@@ -123,7 +124,6 @@ async function proxy(route, request, S, up) {
   h.delete("host");
   h.delete("cf-connecting-ip");
   h.set("x-forwarded-host", S.host);
-  if (route.preserveHost) h.set("host", S.host);
   const xff = h.get("x-forwarded-for");
   h.set("x-forwarded-for", (xff !== null ? xff + ", " : "") + S.peer);
   h.set("x-forwarded-proto", S.scheme);
@@ -158,7 +158,8 @@ async function proxy(route, request, S, up) {
       resp = await fetch(t.base + target, {
         method: request.method,
         headers,
-        body: body !== null && body.byteLength > 0 ? body : null,
+        // fetch() refuses a body on GET and HEAD (declared).
+        body: body !== null && body.byteLength > 0 && !NO_BODY.includes(request.method) ? body : null,
         redirect: "manual",
         signal: ctl.signal,
       });
