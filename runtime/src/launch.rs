@@ -463,8 +463,16 @@ fn not_runnable(target: TargetKind) -> Error {
 fn secret_env(launch: &Launch, output: &Output) -> BTreeMap<String, String> {
     let source = LaunchSecrets(launch.env.clone());
     let mut env = launch.env.clone();
-    for s in &output.manifest.secrets {
-        let gatefold_compiler::ir::Secret::Env(name) = s;
+    let names = output
+        .manifest
+        .secrets
+        .iter()
+        .map(|s| {
+            let gatefold_compiler::ir::Secret::Env(name) = s;
+            name
+        })
+        .chain(&output.manifest.public_key_env);
+    for name in names {
         if let Some(v) = source.get(name) {
             env.insert(name.clone(), v);
         }

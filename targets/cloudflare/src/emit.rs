@@ -26,6 +26,7 @@ const REDIRECT: &str = include_str!("js/redirect.js");
 const HEADERS: &str = include_str!("js/headers.js");
 const PROXY: &str = include_str!("js/proxy.js");
 const RATE_LIMIT: &str = include_str!("js/ratelimit.js");
+const JWT: &str = include_str!("js/jwt.js");
 
 /// The Durable Object class counting rate limits, and its binding.
 pub const RATE_LIMIT_CLASS: &str = "GatefoldRateLimit";
@@ -242,6 +243,38 @@ struct Uses {
     redirect: bool,
     headers: bool,
     rate: bool,
+    jwt: bool,
+}
+
+fn jwt(j: &gatefold_compiler::ir::policy::Jwt) -> Value {
+    use gatefold_compiler::ir::policy::{JwtKey, PublicKey};
+    let (alg, key) = match &j.key {
+        JwtKey::Hs256 { secret } => ("HS256", json!({ "secret": secret_name(secret) })),
+        JwtKey::Rs256(k) | JwtKey::Es256(k) => {
+            let alg = if matches!(j.key, JwtKey::Rs256(_)) {
+                "RS256"
+            } else {
+                "ES256"
+            };
+            match k {
+                PublicKey::File { jwk, .. } => (alg, json!({ "jwk": jwk })),
+                PublicKey::Env(name) => (alg, json!({ "pemEnv": name })),
+            }
+        }
+    };
+    let mut m = json!({
+        "kind": "jwt",
+        "alg": alg,
+        "issuer": j.issuer,
+        "audiences": j.audiences,
+        "consumerClaim": j.consumer_claim,
+        "claims": j.claims_to_headers.iter().map(|(c, h)| json!([c, h.as_str()])).collect::<Vec<_>>(),
+        "leeway": j.leeway.millis as f64 / 1000.0,
+    });
+    if let (Value::Object(m), Value::Object(k)) = (&mut m, key) {
+        m.extend(k);
+    }
+    m
 }
 
 /// The data one policy instance becomes, when its kind has a runtime piece.
@@ -340,6 +373,10 @@ fn route_js(
                     "name": if matches!(k.location, KeyLocation::Query) { k.name.clone() } else { k.name.to_ascii_lowercase() },
                 })),
                 Some(Policy::BasicAuth(_)) => Some(json!({ "kind": "basic" })),
+                Some(Policy::Jwt(j)) => {
+                    uses.jwt = true;
+                    Some(jwt(j))
+                }
                 _ => None,
             })
             .collect();
@@ -522,7 +559,7 @@ pub fn worker(ir: &ValidIr) -> String {
             .collect();
         let _ = writeln!(out, "const UP = {};", Value::Object(ups));
     }
-    if uses.auth || uses.acl {
+    if uses.auth || uses.acl || uses.jwt {
         let consumers: serde_json::Map<String, Value> = ir
             .consumers
             .iter()
@@ -556,6 +593,7 @@ pub fn worker(ir: &ValidIr) -> String {
         (uses.ip_filter, IP_FILTER),
         (uses.cors, CORS),
         (uses.auth, AUTH),
+        (uses.jwt, JWT),
         (uses.acl, ACL),
         (uses.mock, MOCK),
         (uses.redirect, REDIRECT),

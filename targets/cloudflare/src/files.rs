@@ -28,13 +28,18 @@ fn quoted(s: &str) -> String {
 
 /// The secret binding names the Worker reads (`env.NAME`), sorted.
 fn secrets(ir: &ValidIr) -> Vec<String> {
-    let (secrets, _) = required_secrets(ir);
-    secrets
+    // Public keys read from the environment are bindings too.
+    let (secrets, public_keys) = required_secrets(ir);
+    let mut names: Vec<String> = secrets
         .iter()
         .map(|s| match s {
             gatefold_compiler::ir::Secret::Env(name) => name.clone(),
         })
-        .collect()
+        .chain(public_keys)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A Worker name: lower-case letters, digits and dashes.

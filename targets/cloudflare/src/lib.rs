@@ -71,8 +71,8 @@ impl Target for Cloudflare {
             // Counted by one Durable Object per policy instance, in its
             // transactional storage (not per isolate): the spec's limit.
             PolicyKind::RateLimit => Support::Emulated,
-            // Planned: crypto.subtle can verify HS256/RS256/ES256.
-            PolicyKind::Jwt => Support::Unsupported,
+            // WebCrypto (crypto.subtle) verifies HS256, RS256 and ES256.
+            PolicyKind::Jwt => Support::Emulated,
             // Advisory: left out with a warning. Planned: the Cache API,
             // and mirror as a ctx.waitUntil(fetch()).
             PolicyKind::Cache | PolicyKind::Mirror => Support::Unsupported,

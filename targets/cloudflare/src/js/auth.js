@@ -98,9 +98,18 @@ function tryMethod(m, request, S, index) {
 
 // Null when admitted (credentials then removed from what goes on), else
 // the 401.
-function authenticate(a, request, S, up) {
+async function authenticate(a, request, S, up) {
   const index = consumerIndex(S.env);
-  if (!a.methods.some((m) => tryMethod(m, request, S, index))) {
+  let admitted = false;
+  for (const m of a.methods) {
+    admitted = m.kind === "jwt" ? await tryJwt(m, request, S, up) : tryMethod(m, request, S, index);
+    if (admitted) break;
+  }
+  // Claim headers never come from the client.
+  for (const m of a.methods) {
+    if (m.kind === "jwt") for (const [, header] of m.claims) up.headers.delete(header);
+  }
+  if (!admitted) {
     const resp = errorResponse(401, "unauthorized");
     if (a.challenge !== null) resp.headers.set("www-authenticate", a.challenge);
     return resp;
@@ -112,8 +121,15 @@ function authenticate(a, request, S, up) {
       up.query = S.query;
     } else if (m.kind === "key") {
       up.headers.delete(m.name);
-    } else if (basicCredential(up.headers) !== null) {
+    } else if (m.kind === "basic" && basicCredential(up.headers) !== null) {
       up.headers.delete("authorization");
+    }
+  }
+  for (const [header, value] of S.claimHeaders || []) {
+    try {
+      up.headers.append(header, value);
+    } catch (e) {
+      // A claim that cannot be a header value is not sent (as the reference).
     }
   }
   return null;

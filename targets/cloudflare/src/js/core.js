@@ -231,7 +231,7 @@ async function runRoute(route, request, S) {
   // Phases 4-9.
   const up = { headers: new Headers(request.headers), query: S.query, path: S.path };
   if (route.auth) {
-    const refused = authenticate(route.auth, request, S, up);
+    const refused = await authenticate(route.auth, request, S, up);
     if (refused) return early(refused, S);
   }
   if (route.acl && !aclAdmits(route.acl, S.consumer)) return early(errorResponse(403, "forbidden"), S);
