@@ -130,3 +130,103 @@ apis:
         "{js}"
     );
 }
+
+/// Runs `script` in Node after the Worker's text (imports and exports
+/// stripped so its functions can be called), returning stdout.
+fn node_eval(js: &str, script: &str) -> String {
+    let body = js
+        .replace(
+            "import { DurableObject } from \"cloudflare:workers\";",
+            "class DurableObject {}",
+        )
+        .replace("export class", "class");
+    let start = body
+        .find("export default {")
+        .expect("the module's default export");
+    let end = start + body[start..].find("\n};\n").expect("its end") + 4;
+    let program = format!("{}{}\n{script}\n", &body[..start], &body[end..]);
+    let out = Command::new("node")
+        .args(["--input-type=commonjs", "-e", &program])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `trusted-proxies` walks x-forwarded-for right to left from a trusted
+/// peer only, stops at the first untrusted address or at garbage, and a
+/// client cannot forge its address from an untrusted peer (the spec's
+/// "The client address"); `platform-header` believes one address.
+#[test]
+fn client_address_follows_the_request_model() {
+    let spec = |client: &str| {
+        format!(
+            r#"
+gatefold: 1
+gateway:
+  baseline:
+    client-address: {client}
+upstreams:
+  a: {{ targets: [{{ url: "http://127.0.0.1:9001" }}] }}
+apis:
+  main: {{ upstream: a, policies: [{{ ip-filter: {{ deny: [192.0.2.0/24] }} }}], routes: {{ all: {{ path: /* }} }} }}
+"#
+        )
+    };
+    let trusted = file(
+        &compile(&spec(
+            "{ trusted-proxies: [10.0.0.0/8, \"::1/128\"], header: x-forwarded-for }",
+        )),
+        WORKER,
+    );
+    let ask = |xff: Option<&str>, peer: &str| {
+        let headers = match xff {
+            Some(v) => format!(
+                "{{ \"x-forwarded-for\": {} }}",
+                serde_json::to_string(v).unwrap()
+            ),
+            None => "{}".to_string(),
+        };
+        format!(
+            "console.log(clientAddress({{ headers: new Headers({headers}) }}, {}));",
+            serde_json::to_string(peer).unwrap()
+        )
+    };
+    let cases = [
+        (Some("203.0.113.9, 10.0.0.2"), "10.0.0.1", "203.0.113.9"),
+        (Some("203.0.113.9"), "198.51.100.7", "198.51.100.7"),
+        (Some("10.0.0.3, 10.0.0.2"), "10.0.0.1", "10.0.0.3"),
+        (Some("garbage, 203.0.113.5"), "::1", "203.0.113.5"),
+        (Some("203.0.113.9:8080"), "10.0.0.1", "203.0.113.9"),
+        (None, "10.0.0.1", "10.0.0.1"),
+    ];
+    let script: String = cases
+        .iter()
+        .map(|(x, p, _)| ask(*x, p))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let got = node_eval(&trusted, &script);
+    let want: Vec<&str> = cases.iter().map(|c| c.2).collect();
+    assert_eq!(got.lines().collect::<Vec<_>>(), want);
+
+    let platform = file(
+        &compile(&spec("{ platform-header: cf-connecting-ip }")),
+        WORKER,
+    );
+    let script = [
+        "console.log(clientAddress({ headers: new Headers({ 'cf-connecting-ip': '203.0.113.4' }) }, '10.9.9.9'));",
+        "console.log(clientAddress({ headers: new Headers({ 'cf-connecting-ip': '1.2.3.4, 5.6.7.8' }) }, '10.9.9.9'));",
+        "console.log(clientAddress({ headers: new Headers({ 'cf-connecting-ip': 'nope' }) }, '10.9.9.9'));",
+        "console.log(clientAddress({ headers: new Headers({}) }, '10.9.9.9'));",
+    ]
+    .join("\n");
+    let got = node_eval(&platform, &script);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        ["203.0.113.4", "10.9.9.9", "10.9.9.9", "10.9.9.9"]
+    );
+}
