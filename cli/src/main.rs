@@ -99,11 +99,11 @@ enum Command {
         format: MatrixFormat,
     },
     /// Compile a spec for a target and run the target's real runtime
-    /// (nginx, Envoy or the reference gateway) in the foreground on
+    /// (nginx, Envoy, workerd for cloudflare, or the reference gateway) in the foreground on
     /// loopback, until Ctrl-C or SIGTERM.
     Up {
         spec: PathBuf,
-        /// nginx | envoy | reference
+        /// nginx | envoy | cloudflare | reference
         #[arg(long)]
         target: String,
         /// Where to serve requests (port 0: a free one) [default: 127.0.0.1:<gateway.listen>]

@@ -2,6 +2,7 @@
 
 use gatefold_compiler::ir::TargetKind;
 use gatefold_compiler::target::Target;
+use gatefold_target_cloudflare::Cloudflare;
 use gatefold_target_envoy::Envoy;
 use gatefold_target_kong::Kong;
 use gatefold_target_nginx::Nginx;
@@ -13,6 +14,7 @@ pub fn registered() -> Vec<Box<dyn Target>> {
         Box::new(Nginx::default()),
         Box::new(Envoy::default()),
         Box::new(Kong),
+        Box::new(Cloudflare),
         Box::new(Reference),
     ]
 }

@@ -1,4 +1,4 @@
-//! `gatefold up SPEC --target nginx|envoy|reference [--listen ADDR]
+//! `gatefold up SPEC --target nginx|envoy|cloudflare|reference [--listen ADDR]
 //! [--listen-tls ADDR] [--work DIR] [--watch]`: compiles SPEC for the
 //! target into a work directory and runs the target's real runtime in the
 //! foreground on loopback, through `gatefold-runtime`'s launcher (the one
@@ -10,7 +10,7 @@
 //! 0 picks a free port. The work directory defaults to
 //! `$TMPDIR/gatefold-up-TARGET-PID` and is kept (logs) after the stop.
 //! With `--watch`, a settled change of the spec (the rule `serve --watch`
-//! uses) is compiled and reloaded: nginx `-t` then SIGHUP, Envoy by atomic
+//! uses) is compiled and reloaded: nginx `-t` then SIGHUP, workerd by restart, Envoy by atomic
 //! rename, the reference gateway in process; a spec that does not compile
 //! or a config the runtime refuses keeps the last good one serving.
 //! Secrets are read from the environment by the runtime.

@@ -496,3 +496,58 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
     stop(&mut nginx);
     stop(&mut reference);
 }
+
+/// `gatefold up SPEC --target cloudflare --watch` runs the Worker in
+/// workerd on the asked port, serves a changed spec after restarting it,
+/// and leaves nothing serving after SIGTERM.
+#[test]
+#[cfg(unix)]
+fn up_cloudflare_serves_in_workerd_reloads_and_stops() {
+    let dir = spec_dir("cloudflare", &mock_spec("one"));
+    let work = dir.join("work");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut running = up(
+        &dir,
+        "cloudflare",
+        &format!("127.0.0.1:{port}"),
+        &["--watch", "--work", work.to_str().unwrap()],
+        &[],
+    );
+    let listen = running.listen;
+    assert_eq!(listen, SocketAddr::from(([127, 0, 0, 1], port)));
+    assert!(work.join("worker.js").exists() && work.join("config.capnp").exists());
+    assert_eq!(hello(listen).as_deref(), Some("one"));
+    std::fs::write(dir.join("gatefold.yaml"), mock_spec("two")).unwrap();
+    eventually("the changed spec is served", || {
+        hello(listen).as_deref() == Some("two")
+    });
+    stop(&mut running);
+    assert!(hello(listen).is_none(), "nothing serves after the stop");
+}
+
+/// Without workerd, `up --target cloudflare` says where it looked and how
+/// to install it.
+#[test]
+#[cfg(unix)]
+fn up_cloudflare_without_workerd_names_the_install_command() {
+    let dir = spec_dir("cloudflare-missing", &mock_spec("one"));
+    let out = Command::new(env!("CARGO_BIN_EXE_gatefold"))
+        .arg("up")
+        .arg(&dir)
+        .args(["--target", "cloudflare", "--listen", "127.0.0.1:0"])
+        .env("GATEFOLD_WORKERD", dir.join("no-such-workerd"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workerd not found")
+            && err.contains("GATEFOLD_WORKERD=")
+            && err.contains("scripts/install-runtimes.sh"),
+        "{err}"
+    );
+}

@@ -25,7 +25,14 @@
 //!   changed (a static-bootstrap-only output, say) cannot be hot-reloaded:
 //!   it is validated, then Envoy is restarted on it.
 //!
-//! Addresses: nginx and Envoy listen where their output says, so the caller
+//! - **cloudflare**: the output (`worker.js`, `config.capnp`) is written to
+//!   the work directory and served by `workerd serve config.capnp`, the
+//!   Worker's secret bindings taken from [`Launch::env`] and this
+//!   process's environment. Reload: the new output is written and workerd
+//!   restarted on it (workerd has no check-only mode; a Worker that does
+//!   not load fails the start, and the old output is not restored).
+//!
+//! Addresses: nginx, Envoy and workerd listen where their output says, so the caller
 //! compiles with [`crate::launch::Launch::listen`] (a free port from
 //! [`free_addr`]) in the target's `Options` and passes the same address
 //! here, where it is awaited. The reference gateway is told the address.
@@ -45,13 +52,21 @@ use gatefold_compiler::target::{Output, MANIFEST_FILE};
 use gatefold_target_reference::gateway::{self, access_log::AccessLog, secrets::SecretSource};
 
 use crate::{envoy, Result};
-use crate::{io_err, Envoy, EnvoyConfig, EnvoyInstance, Error, Luajit, Nginx, NginxInstance};
+use crate::{
+    io_err, Envoy, EnvoyConfig, EnvoyInstance, Error, Luajit, Nginx, NginxInstance, Workerd,
+    WorkerdInstance,
+};
 
 /// How long stopping waits for a graceful exit before killing.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The targets the launcher can run.
-pub const RUNNABLE: [TargetKind; 3] = [TargetKind::Reference, TargetKind::Nginx, TargetKind::Envoy];
+pub const RUNNABLE: [TargetKind; 4] = [
+    TargetKind::Reference,
+    TargetKind::Nginx,
+    TargetKind::Envoy,
+    TargetKind::Cloudflare,
+];
 
 /// What to launch and where.
 #[derive(Debug, Clone)]
@@ -169,6 +184,7 @@ enum Running {
     Reference(Box<InProcess>),
     Nginx(NginxInstance),
     Envoy(EnvoyInstance),
+    Workerd(WorkerdInstance),
     /// Between stopping Envoy and starting it on a new bootstrap (left so
     /// only when that start fails).
     Stopped,
@@ -237,6 +253,11 @@ impl Launched {
                 let envoy = Envoy::locate()?.with_env(launch.env.clone());
                 Running::Envoy(envoy.start(work, &config, &ready_on)?)
             }
+            TargetKind::Cloudflare => {
+                materialize(work, output, None)?;
+                let workerd = Workerd::locate()?.with_env(secret_env(&launch, output));
+                Running::Workerd(workerd.start(work, &ready_on)?)
+            }
             other => return Err(not_runnable(other)),
         };
         Ok(Launched {
@@ -296,6 +317,7 @@ impl Launched {
                 n.stderr_log().display().to_string(),
             ],
             Running::Envoy(e) => vec![e.log().display().to_string()],
+            Running::Workerd(w) => vec![w.log().display().to_string()],
             Running::Stopped => Vec::new(),
         }
     }
@@ -307,6 +329,7 @@ impl Launched {
             Running::Reference(_) => Vec::new(),
             Running::Nginx(n) => std::iter::once(n.pid()).chain(n.workers()).collect(),
             Running::Envoy(e) => vec![e.pid()],
+            Running::Workerd(w) => vec![w.pid()],
             Running::Stopped => Vec::new(),
         }
     }
@@ -341,6 +364,20 @@ impl Launched {
                 materialize(&work, output, Some(nginx_entry()))?;
                 write_secret_files(&work, &self.launch)?;
                 instance.reload(&entry)?;
+            }
+            Running::Workerd(_) => {
+                let ready_on: Vec<SocketAddr> = std::iter::once(self.launch.listen)
+                    .chain(self.launch.listen_tls)
+                    .collect();
+                let workerd = Workerd::locate()?.with_env(secret_env(&self.launch, output));
+                if let Running::Workerd(old) =
+                    std::mem::replace(&mut self.running, Running::Stopped)
+                {
+                    let _ = old.stop(STOP_GRACE);
+                }
+                remove_stale(&work, &self.files, output);
+                materialize(&work, output, None)?;
+                self.running = Running::Workerd(workerd.start(&work, &ready_on)?);
             }
             Running::Stopped => {
                 return Err(Error::Failed {
@@ -394,6 +431,7 @@ impl Launched {
             }
             Running::Nginx(n) => n.stop(STOP_GRACE),
             Running::Envoy(e) => e.stop(STOP_GRACE),
+            Running::Workerd(w) => w.stop(STOP_GRACE),
             Running::Stopped => Ok(()),
         }
     }
@@ -417,6 +455,29 @@ fn not_runnable(target: TargetKind) -> Error {
             RUNNABLE.map(TargetKind::as_str).join(", ")
         ),
     }
+}
+
+/// The Worker's secret bindings for workerd: each secret the manifest
+/// names, from [`Launch::env`], else this process's environment (workerd
+/// gets only these, so a binding is never an unrelated variable).
+fn secret_env(launch: &Launch, output: &Output) -> BTreeMap<String, String> {
+    let source = LaunchSecrets(launch.env.clone());
+    let mut env = launch.env.clone();
+    let names = output
+        .manifest
+        .secrets
+        .iter()
+        .map(|s| {
+            let gatefold_compiler::ir::Secret::Env(name) = s;
+            name
+        })
+        .chain(&output.manifest.public_key_env);
+    for name in names {
+        if let Some(v) = source.get(name) {
+            env.insert(name.clone(), v);
+        }
+    }
+    env
 }
 
 /// The paths an output writes, with its manifest.

@@ -1,4 +1,5 @@
-//! The real gateway runtimes gatefold's targets run on: nginx and Envoy.
+//! The real gateway runtimes gatefold's targets run on: nginx, Envoy and
+//! workerd (Cloudflare Workers).
 //!
 //! Each runtime has the same small shape, blocking and on loopback only:
 //! `locate` the binary (environment override, then the project's `.tools/`,
@@ -17,6 +18,7 @@ mod locate;
 pub mod lua;
 pub mod nginx;
 mod process;
+pub mod workerd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +27,7 @@ pub use envoy::{Envoy, EnvoyConfig, EnvoyInstance};
 pub use launch::{Launch, Launched};
 pub use lua::Luajit;
 pub use nginx::{Nginx, NginxInstance};
+pub use workerd::{Workerd, WorkerdInstance};
 
 /// How long `start` and `reload` wait for a runtime before giving up:
 /// generous, so that a loaded machine still passes.

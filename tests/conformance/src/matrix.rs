@@ -63,8 +63,8 @@ free loopback ports with the launcher that `gatefold up` uses
 cargo test -p gatefold-conformance
 ```
 
-runs it (CI runs it through `scripts/test.sh`, which installs nginx and
-Envoy first, see `docs/runtimes.md`). `GATEFOLD_CONFORMANCE_ONLY=WORD`
+runs it (CI runs it through `scripts/test.sh`, which installs nginx,
+Envoy and workerd first, see `docs/runtimes.md`). `GATEFOLD_CONFORMANCE_ONLY=WORD`
 runs the scenarios whose id contains WORD;
 `GATEFOLD_CONFORMANCE_TARGETS=reference,nginx` runs only those targets
 (both skip the check of this file). `GATEFOLD_BLESS=1` rewrites this file
@@ -88,7 +88,7 @@ Cells:
   out`; `--strict` refuses it): the scenario is not run there.
 
 **Every target built into the CLI that runs here is run by the suite**
-(reference, nginx, Envoy). Kong cannot run on this machine: it is listed
+(reference, nginx, Envoy, and Cloudflare in workerd). Kong cannot run on this machine: it is listed
 as `pending` in `tests/conformance/src/targets.rs`, and its output is
 checked against Kong's published schemas in `targets/kong/tests` instead
 (per-scenario Kong entity snapshots are planned). A runnable target that

@@ -1,6 +1,6 @@
 //! The targets the suite runs. Adding one is one line here (and its crate
-//! in Cargo.toml): the launcher already knows how to run nginx and Envoy
-//! outputs.
+//! in Cargo.toml): the launcher already knows how to run nginx, Envoy and
+//! Cloudflare (workerd) outputs.
 
 use gatefold_compiler::target::Target;
 
@@ -10,6 +10,7 @@ pub fn all() -> Vec<Box<dyn Target>> {
         Box::new(gatefold_target_reference::Reference),
         Box::new(gatefold_target_nginx::Nginx::default()),
         Box::new(gatefold_target_envoy::Envoy::default()),
+        Box::new(gatefold_target_cloudflare::Cloudflare),
     ]
 }
 

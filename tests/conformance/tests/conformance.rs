@@ -56,13 +56,14 @@ fn the_suite_runs_the_targets_gatefold_capabilities_lists() {
     // docs/capabilities.md holds `gatefold capabilities` (the CLI's tests
     // check that): the same matrix from the suite's targets means the suite
     // runs exactly the targets the CLI carries, with the same declarations.
-    // In the CLI's order: nginx, envoy, then reference.
+    // In the CLI's order: nginx, envoy, kong, cloudflare, then reference.
     let mut all = targets::pending();
     all.extend(targets::all());
     let order = [
         TargetKind::Nginx,
         TargetKind::Envoy,
         TargetKind::Kong,
+        TargetKind::Cloudflare,
         TargetKind::Reference,
     ];
     all.sort_by_key(|t| order.iter().position(|k| *k == t.kind()));

@@ -1,0 +1,201 @@
+//! The Cloudflare Workers target: one ES-module Worker (`worker.js`), a
+//! `wrangler.toml` that deploys it, and a workerd `config.capnp` that runs
+//! it locally (`gatefold up`, the conformance suite).
+//!
+//! The Worker is the spec's data as JSON (every user string goes through
+//! serde_json's string encoding, which is a correct JS string literal),
+//! a router compiled from the IR's dispatch view ([`router`]), and the
+//! runtime pieces of `src/js/` that the spec needs, one per policy kind
+//! (a spec without `cors` carries no CORS code). Upstreams are reached
+//! with `fetch()`; secrets are Worker secret bindings (`env.NAME`), listed
+//! as required in `wrangler.toml` and bound from the environment in
+//! `config.capnp`, never written into the output.
+//!
+//! What it carries out, approximates and refuses: [`Target::support`]
+//! below, `gatefold capabilities` and README.md.
+
+#![forbid(unsafe_code)]
+
+mod emit;
+mod files;
+mod router;
+
+use gatefold_compiler::diag::{Diagnostic, Diagnostics};
+use gatefold_compiler::ir::policy::Policy;
+use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
+use gatefold_compiler::target::{
+    span_of, Feature, FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath, Support,
+    Target,
+};
+
+/// The Worker module (the entry).
+pub const WORKER: &str = "worker.js";
+/// The wrangler configuration (`wrangler deploy`).
+pub const WRANGLER: &str = "wrangler.toml";
+/// The workerd configuration for local runs (`workerd serve config.capnp`).
+pub const CAPNP: &str = "config.capnp";
+/// The compatibility date the Worker is written for.
+pub const COMPATIBILITY_DATE: &str = "2025-01-01";
+
+/// The Cloudflare Workers back end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cloudflare;
+
+impl Target for Cloudflare {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Cloudflare
+    }
+
+    fn support(&self, kind: PolicyKind) -> Support {
+        match kind {
+            PolicyKind::IpFilter
+            | PolicyKind::Cors
+            | PolicyKind::RequestSizeLimit
+            | PolicyKind::KeyAuth
+            | PolicyKind::BasicAuth
+            | PolicyKind::Acl
+            | PolicyKind::Deprecation
+            | PolicyKind::Mock
+            | PolicyKind::Redirect
+            | PolicyKind::RequestHeaders
+            | PolicyKind::Rewrite
+            | PolicyKind::TrafficSplit
+            | PolicyKind::ResponseHeaders
+            | PolicyKind::Native => Support::Emulated,
+            PolicyKind::Timeout => Support::Approximate {
+                note: "fetch() has no connect phase: one deadline of the read timeout bounds connecting and waiting for the response head; gaps between body reads are not bounded",
+            },
+            PolicyKind::Retry => Support::Approximate {
+                note: "fetch() does not tell a refused connection from a reset one: every failed fetch counts as a connect failure (retried for any method when `connect-failure` is listed), `reset` never matches",
+            },
+            // Counted by one Durable Object per policy instance, in its
+            // transactional storage (not per isolate): the spec's limit.
+            PolicyKind::RateLimit => Support::Emulated,
+            // WebCrypto (crypto.subtle) verifies HS256, RS256 and ES256.
+            PolicyKind::Jwt => Support::Emulated,
+            // Advisory: left out with a warning. Planned: the Cache API,
+            // and mirror as a ctx.waitUntil(fetch()).
+            PolicyKind::Cache | PolicyKind::Mirror => Support::Unsupported,
+            PolicyKind::Script => Support::Unsupported,
+        }
+    }
+
+    fn fields(&self) -> Vec<FieldSupport> {
+        vec![
+            FieldSupport {
+                kind: PolicyKind::Native,
+                field: "cloudflare",
+                value: None,
+                support: Support::Unsupported,
+            },
+            // fetch() sends the host of the URL it is given: a Worker
+            // cannot choose another `host` for an origin.
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "set",
+                value: Some("host"),
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "add",
+                value: Some("host"),
+                support: Support::Unsupported,
+            },
+        ]
+    }
+
+    fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
+        // Language 1.1 cors and redirect forms are carried out; `retry`
+        // `on: reset` falls under the kind's approximation.
+        let all = self.fields();
+        let pick = |field: &str, value: Option<&str>| {
+            all.iter()
+                .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
+                .copied()
+        };
+        let has_host =
+            |m: &gatefold_compiler::ir::HeaderMap| m.iter().any(|(k, _)| k.as_str() == "host");
+        match policy {
+            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Cloudflare) => {
+                pick("cloudflare", None).into_iter().collect()
+            }
+            Policy::RequestHeaders(t) => [(has_host(&t.set), "set"), (has_host(&t.add), "add")]
+                .into_iter()
+                .filter(|(used, _)| *used)
+                .filter_map(|(_, field)| pick(field, Some("host")))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn request_model(&self) -> Vec<ModelSupport> {
+        vec![
+            ModelSupport {
+                part: "host header",
+                support: Support::Approximate {
+                    note: "an HTTP/1.0 request without `host` is answered 400 by workerd before the Worker runs; every other request is read as the spec says (no host on HTTP/1.1, or two, is 400 as in the spec)",
+                },
+            },
+            ModelSupport {
+                part: "request body",
+                support: Support::Approximate {
+                    note: "fetch() cannot send a body with GET or HEAD: such a request goes upstream without its body (RFC 9110 gives it no meaning); bodies of other methods go as sent",
+                },
+            },
+        ]
+    }
+
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // A Worker sees repeated header lines joined into one value,
+            // so "the first field line" of a condition cannot be read.
+            Feature::Conditions => Support::Unsupported,
+            // fetch() sends the host of the URL it is given.
+            Feature::PreserveHost => Support::Unsupported,
+        }
+    }
+
+    fn spec_diagnostics(&self, ir: &ValidIr) -> Diagnostics {
+        let mut out = Diagnostics::new();
+        for (name, u) in &ir.upstreams {
+            if u.health.is_some() {
+                let loc = ir.sources.upstreams.get(name).copied();
+                out.push(
+                    Diagnostic::error(
+                        "unsupported-health-check",
+                        span_of(loc.unwrap_or(gatefold_compiler::ir::Loc { file: 0, line: 1, col: 1 })),
+                        format!("target `cloudflare` cannot carry out active health checks (upstream `{name}`): a Worker runs only while it serves a request"),
+                    )
+                    .with_help("remove `health` for this target (Cloudflare Load Balancing can check origins in front of the Worker), or pick a target that carries it out"),
+                );
+            }
+        }
+        if ir.gateway.tls.is_some() {
+            out.push(
+                Diagnostic::error(
+                    "unsupported-tls",
+                    span_of(gatefold_compiler::ir::Loc { file: 0, line: 1, col: 1 }),
+                    "target `cloudflare` does not serve the spec's TLS listener: Cloudflare terminates TLS with its own managed certificates (SNI, redirect to https and 421 are the zone's settings)".to_string(),
+                )
+                .with_help("remove `gateway.tls` for this target and use the zone's Edge Certificates and \"Always Use HTTPS\""),
+            );
+        }
+        out
+    }
+
+    fn emit(&self, ir: &ValidIr, options: &Options) -> Output {
+        let worker = emit::worker(ir);
+        let file = |path: &str, text: String, what: &str| OutputFile {
+            path: RelPath::new(path).expect("a relative path"),
+            bytes: text.into_bytes(),
+            description: what.to_string(),
+        };
+        let files = vec![
+            file(WORKER, worker, "the Worker (ES module): compiled router, policies, fetch() to upstreams"),
+            file(WRANGLER, files::wrangler_toml(ir), "wrangler configuration: `wrangler deploy` (secrets listed as required; set them with `wrangler secret put`)"),
+            file(CAPNP, files::config_capnp(ir, options), "workerd configuration for local runs: `workerd serve config.capnp` (secrets bound from the environment; outbound fetch to local addresses allowed)"),
+        ];
+        Output::new(TargetKind::Cloudflare, ir, files)
+    }
+}

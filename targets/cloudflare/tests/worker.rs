@@ -1,0 +1,232 @@
+//! The emitted Worker: its shape for a small spec (snapshot), user strings
+//! kept as data, and a syntax check of the JS by Node.
+
+use gatefold_compiler::ir::ValidIr;
+use gatefold_compiler::target::{Options, Target};
+use gatefold_target_cloudflare::{Cloudflare, CAPNP, WORKER, WRANGLER};
+use std::process::Command;
+
+fn compile(text: &str) -> ValidIr {
+    let c = gatefold_compiler::compile_str("spec.yaml", text);
+    match c.ir {
+        Some(ir) => ir,
+        None => panic!("the spec compiles:\n{}", c.render()),
+    }
+}
+
+fn file(ir: &ValidIr, name: &str) -> String {
+    let options = Options {
+        listen: Some("127.0.0.1:8787".parse().unwrap()),
+        ..Options::default()
+    };
+    let out = Cloudflare.emit(ir, &options);
+    let f = out
+        .files
+        .iter()
+        .find(|f| f.path.as_str() == name)
+        .unwrap_or_else(|| panic!("no {name} in the output"));
+    String::from_utf8(f.bytes.clone()).unwrap()
+}
+
+/// `node --check` on the Worker (as an ES module): the generated JS parses.
+fn node_check(js: &str) {
+    let dir = std::env::temp_dir().join(format!("gatefold-cf-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("w{}.mjs", js.len()));
+    std::fs::write(&path, js).unwrap();
+    let out = Command::new("node")
+        .arg("--check")
+        .arg(&path)
+        .output()
+        .expect("node runs (Node.js is a test dependency of this target)");
+    assert!(
+        out.status.success(),
+        "node --check {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+const SMALL: &str = r#"
+gatefold: 1
+gateway: { name: petstore }
+upstreams:
+  pets: { targets: [{ url: "http://127.0.0.1:9001" }] }
+consumers:
+  acme: { groups: [partners], credentials: { key: { env: ACME_KEY } } }
+apis:
+  store:
+    base-path: /store
+    upstream: pets
+    policies:
+      - key-auth: { in: header, name: x-api-key }
+      - acl: { allow: [partners] }
+    routes:
+      list: { path: /pets, methods: [GET] }
+      one: { path: "/pets/{id}", methods: [GET, DELETE] }
+      health: { path: /health, policies: [{ mock: { status: 200, body: ok } }], disable: [key-auth, acl] }
+"#;
+
+#[test]
+fn small_spec_worker_snapshot() {
+    let ir = compile(SMALL);
+    let js = file(&ir, WORKER);
+    // Only the pieces this spec uses: no CORS, ip-filter or redirect code.
+    assert!(js.contains("function authenticate("));
+    assert!(!js.contains("function corsFilter("));
+    assert!(!js.contains("function ipAllowed("));
+    assert!(!js.contains("function redirectResponse("));
+    // The secret is a binding name, never a value.
+    assert!(js.contains(r#""keys":["ACME_KEY"]"#));
+    node_check(&js);
+    // The spec-dependent head (data and router), not the fixed runtime.
+    let head = &js[..js.find("// ---- core:").unwrap()];
+    insta::assert_snapshot!("small_worker_head", head);
+    insta::assert_snapshot!("small_wrangler", file(&ir, WRANGLER));
+    insta::assert_snapshot!("small_capnp", file(&ir, CAPNP));
+}
+
+/// Hostile strings in a spec (quotes, backslashes, `${}`, `</script>`,
+/// line and paragraph separators, a closing comment) end up as JS string
+/// data: the module still parses, and each string is there as its JSON
+/// encoding, never as raw code.
+#[test]
+fn hostile_spec_strings_stay_data() {
+    let hostile = "x\\\"; throw 1; //${globalThis}</script>*/\u{2028}\u{2029}'`";
+    let spec = format!(
+        r#"
+gatefold: 1
+upstreams:
+  a: {{ targets: [{{ url: "http://127.0.0.1:9001" }}] }}
+consumers:
+  c: {{ credentials: {{ basic: {{ user: {user}, password: {{ env: PW }} }} }} }}
+apis:
+  main:
+    upstream: a
+    policies:
+      - basic-auth: {{ realm: {realm} }}
+      - response-headers: {{ set: {{ x-note: {value} }} }}
+    routes:
+      m: {{ path: "/m", policies: [{{ mock: {{ status: 200, body: {body} }} }}] }}
+      all: {{ path: /* }}
+"#,
+        user = serde_json::to_string("u\"ser").unwrap(),
+        realm = serde_json::to_string("re'alm </script>").unwrap(),
+        value = serde_json::to_string("v'`${x}").unwrap(),
+        body = serde_json::to_string(hostile).unwrap(),
+    );
+    let ir = compile(&spec);
+    let js = file(&ir, WORKER);
+    node_check(&js);
+    // The mock body is one JSON string literal in the data.
+    let encoded = serde_json::to_string(hostile).unwrap();
+    assert!(js.contains(&encoded[1..encoded.len() - 1]), "{js}");
+    // Nothing hostile outside string literals: the only `throw` is inside the body.
+    assert_eq!(js.matches("throw 1").count(), 1);
+    // The realm reaches the challenge as data.
+    assert!(
+        js.contains(r#""challenge":"Basic realm=\"re'alm </script>\"""#),
+        "{js}"
+    );
+}
+
+/// Runs `script` in Node after the Worker's text (imports and exports
+/// stripped so its functions can be called), returning stdout.
+fn node_eval(js: &str, script: &str) -> String {
+    let body = js
+        .replace(
+            "import { DurableObject } from \"cloudflare:workers\";",
+            "class DurableObject {}",
+        )
+        .replace("export class", "class");
+    let start = body
+        .find("export default {")
+        .expect("the module's default export");
+    let end = start + body[start..].find("\n};\n").expect("its end") + 4;
+    let program = format!("{}{}\n{script}\n", &body[..start], &body[end..]);
+    let out = Command::new("node")
+        .args(["--input-type=commonjs", "-e", &program])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `trusted-proxies` walks x-forwarded-for right to left from a trusted
+/// peer only, stops at the first untrusted address or at garbage, and a
+/// client cannot forge its address from an untrusted peer (the spec's
+/// "The client address"); `platform-header` believes one address.
+#[test]
+fn client_address_follows_the_request_model() {
+    let spec = |client: &str| {
+        format!(
+            r#"
+gatefold: 1
+gateway:
+  baseline:
+    client-address: {client}
+upstreams:
+  a: {{ targets: [{{ url: "http://127.0.0.1:9001" }}] }}
+apis:
+  main: {{ upstream: a, policies: [{{ ip-filter: {{ deny: [192.0.2.0/24] }} }}], routes: {{ all: {{ path: /* }} }} }}
+"#
+        )
+    };
+    let trusted = file(
+        &compile(&spec(
+            "{ trusted-proxies: [10.0.0.0/8, \"::1/128\"], header: x-forwarded-for }",
+        )),
+        WORKER,
+    );
+    let ask = |xff: Option<&str>, peer: &str| {
+        let headers = match xff {
+            Some(v) => format!(
+                "{{ \"x-forwarded-for\": {} }}",
+                serde_json::to_string(v).unwrap()
+            ),
+            None => "{}".to_string(),
+        };
+        format!(
+            "console.log(clientAddress({{ headers: new Headers({headers}) }}, {}));",
+            serde_json::to_string(peer).unwrap()
+        )
+    };
+    let cases = [
+        (Some("203.0.113.9, 10.0.0.2"), "10.0.0.1", "203.0.113.9"),
+        (Some("203.0.113.9"), "198.51.100.7", "198.51.100.7"),
+        (Some("10.0.0.3, 10.0.0.2"), "10.0.0.1", "10.0.0.3"),
+        (Some("garbage, 203.0.113.5"), "::1", "203.0.113.5"),
+        (Some("203.0.113.9:8080"), "10.0.0.1", "203.0.113.9"),
+        (None, "10.0.0.1", "10.0.0.1"),
+    ];
+    let script: String = cases
+        .iter()
+        .map(|(x, p, _)| ask(*x, p))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let got = node_eval(&trusted, &script);
+    let want: Vec<&str> = cases.iter().map(|c| c.2).collect();
+    assert_eq!(got.lines().collect::<Vec<_>>(), want);
+
+    let platform = file(
+        &compile(&spec("{ platform-header: cf-connecting-ip }")),
+        WORKER,
+    );
+    let script = [
+        "console.log(clientAddress({ headers: new Headers({ 'cf-connecting-ip': '203.0.113.4' }) }, '10.9.9.9'));",
+        "console.log(clientAddress({ headers: new Headers({ 'cf-connecting-ip': '1.2.3.4, 5.6.7.8' }) }, '10.9.9.9'));",
+        "console.log(clientAddress({ headers: new Headers({ 'cf-connecting-ip': 'nope' }) }, '10.9.9.9'));",
+        "console.log(clientAddress({ headers: new Headers({}) }, '10.9.9.9'));",
+    ]
+    .join("\n");
+    let got = node_eval(&platform, &script);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        ["203.0.113.4", "10.9.9.9", "10.9.9.9", "10.9.9.9"]
+    );
+}
