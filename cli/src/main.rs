@@ -9,6 +9,7 @@
 mod diff;
 mod explain;
 mod explain_tls;
+mod fleet;
 mod serve;
 mod stdout;
 mod targets;
@@ -120,6 +121,38 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Per gateway of a fleet: in sync, or the semantic diff applying
+    /// would make. Exit 0 in sync, 2 changes pending, 1 on an error.
+    Plan {
+        #[command(flatten)]
+        args: FleetArgs,
+    },
+    /// Apply the plan wave by wave (stage, check, switch, verify per
+    /// gateway); on a failure roll back or halt per `rollout.on-failure`.
+    Apply {
+        #[command(flatten)]
+        args: FleetArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Whether each gateway runs what gatefold last applied there.
+    /// Exit 0 no drift, 2 drift, 1 when a gateway cannot be asked.
+    Drift {
+        #[command(flatten)]
+        args: FleetArgs,
+    },
+    /// Back to the version applied before the last apply.
+    Rollback {
+        #[command(flatten)]
+        args: FleetArgs,
+        /// Only this gateway.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run the reference gateway on a spec (or a compiled gatefold.ir.json).
     Serve {
         spec: PathBuf,
@@ -150,6 +183,27 @@ enum Command {
     },
 }
 
+/// Arguments every fleet command takes.
+#[derive(clap::Args)]
+struct FleetArgs {
+    /// The fleet file (see docs/fleet.md).
+    fleet: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// Seconds one request to a gateway may take.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+impl FleetArgs {
+    fn common(&self) -> fleet::Common {
+        fleet::Common {
+            format: self.format,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// Exit code for a user error (bad spec, failed check).
 const USER_ERROR: u8 = 1;
 /// Exit code for an internal error (cannot write output, ...).
@@ -172,6 +226,12 @@ fn main() -> ExitCode {
             format,
         } => explain::run(&spec, route.as_deref(), format),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
+        Command::Plan { args } => fleet::plan(&args.fleet, &args.common()),
+        Command::Apply { args, yes } => fleet::apply(&args.fleet, yes, &args.common()),
+        Command::Drift { args } => fleet::drift(&args.fleet, &args.common()),
+        Command::Rollback { args, gateway, yes } => {
+            fleet::rollback(&args.fleet, gateway.as_deref(), yes, &args.common())
+        }
         Command::Capabilities { format } => {
             match format {
                 MatrixFormat::Md => crate::stdout::out!("{}", targets::matrix_markdown()),
