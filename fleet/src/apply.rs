@@ -68,6 +68,9 @@ impl End {
 /// The end state of every gateway, in wave order.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// `apply` or `rollback`, for the last line of the text summary.
+    #[serde(skip)]
+    pub command: &'static str,
     pub ok: bool,
     pub gateways: Vec<GatewayEnd>,
 }
@@ -170,6 +173,7 @@ pub fn apply(
         .collect();
     gateways.sort_by_key(|g| g.wave);
     Summary {
+        command: "apply",
         ok: !failed,
         gateways,
     }
@@ -210,51 +214,49 @@ fn one(
         (Ok(c), Ok(r)) => (c.as_ref(), r),
         (Err(e), _) | (_, Err(e)) => return fail(e, false, None),
     };
-    let steps = || -> Result<Option<Manifest>, (Error, bool, Option<Manifest>)> {
-        let previous = client.manifest().map_err(|e| (e, false, None))?;
-        let restore = previous.clone().unwrap_or_else(|| {
-            Manifest::new(
-                &running.hash,
-                None,
-                revision.map(str::to_string),
-                Action::Rollback,
-            )
-        });
-        event(Step::Stage, None);
-        let staged = client.stage(&g.desired).map_err(|e| (e, false, None))?;
-        event(Step::Check, None);
-        client.check(&staged).map_err(|e| (e, false, None))?;
-        event(Step::Switch, None);
-        let manifest = Manifest::new(
-            &staged.hash,
-            Some(&running.hash),
-            revision.map(str::to_string),
-            Action::Apply,
-        );
-        // An unanswered switch may have taken: it counts as touched.
-        let maybe = |e: Error| {
-            let touched = matches!(e, Error::Unreachable(_));
-            (e, touched, Some(restore.clone()))
-        };
-        client
-            .switch(&staged, &running.hash, &manifest)
-            .map_err(maybe)?;
-        event(Step::Verify, None);
-        client
-            .verify(&staged.hash)
-            .map_err(|e| (e, true, Some(restore.clone())))?;
-        Ok(Some(restore))
+    let previous = match client.manifest() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, false, None),
     };
-    match steps() {
-        Ok(restore) => {
-            event(Step::Done, None);
-            Outcome {
-                end: End::Applied,
-                touched: true,
-                restore,
-            }
-        }
-        Err((e, touched, restore)) => fail(&e, touched, restore),
+    // A gateway never applied to gets a manifest naming what it ran.
+    let restore = previous.unwrap_or_else(|| {
+        Manifest::new(
+            &running.hash,
+            None,
+            revision.map(str::to_string),
+            Action::Rollback,
+        )
+    });
+    event(Step::Stage, None);
+    let staged = match client.stage(&g.desired) {
+        Ok(s) => s,
+        Err(e) => return fail(&e, false, None),
+    };
+    event(Step::Check, None);
+    if let Err(e) = client.check(&staged) {
+        return fail(&e, false, None);
+    }
+    event(Step::Switch, None);
+    let manifest = Manifest::new(
+        &staged.hash,
+        Some(&running.hash),
+        revision.map(str::to_string),
+        Action::Apply,
+    );
+    if let Err(e) = client.switch(&staged, &running.hash, &manifest) {
+        // An unanswered switch may have taken: it counts as touched.
+        let touched = matches!(e, Error::Unreachable(_));
+        return fail(&e, touched, Some(restore));
+    }
+    event(Step::Verify, None);
+    if let Err(e) = client.verify(&staged.hash) {
+        return fail(&e, true, Some(restore));
+    }
+    event(Step::Done, None);
+    Outcome {
+        end: End::Applied,
+        touched: true,
+        restore: Some(restore),
     }
 }
 

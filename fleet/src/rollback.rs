@@ -34,6 +34,7 @@ pub fn rollback(
         }
     });
     Summary {
+        command: "rollback",
         ok: gateways.iter().all(|g| g.end == End::RolledBack),
         gateways,
     }

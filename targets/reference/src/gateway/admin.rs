@@ -223,7 +223,7 @@ async fn handle(
         }
         (Method::PUT, "/config") => put_config(&shared, uploads, req).await,
         (Method::POST, "/rollback") => {
-            let (expect, manifest) = match swap_headers(&req) {
+            let SwapHeaders { expect, manifest } = match swap_headers(&req) {
                 Ok(h) => h,
                 Err(r) => return r,
             };
@@ -282,7 +282,7 @@ fn conflict(running: &ContentHash) -> Response<Body> {
 /// allowed) and `gatefold-manifest` (a JSON object); 400 when either is
 /// malformed.
 #[allow(clippy::result_large_err)]
-fn swap_headers<B>(req: &Request<B>) -> Result<(Option<String>, Option<Arc<str>>), Response<Body>> {
+fn swap_headers<B>(req: &Request<B>) -> Result<SwapHeaders, Response<Body>> {
     let bad = |msg: &str| {
         json_response(
             StatusCode::BAD_REQUEST,
@@ -310,7 +310,15 @@ fn swap_headers<B>(req: &Request<B>) -> Result<(Option<String>, Option<Arc<str>>
             None => return Err(bad("`gatefold-manifest` must be a JSON object on one line")),
         },
     };
-    Ok((expect, manifest))
+    Ok(SwapHeaders { expect, manifest })
+}
+
+/// The compare-and-swap headers of a config change.
+struct SwapHeaders {
+    /// `if-match`: the config hash the caller expects to be running.
+    expect: Option<String>,
+    /// `gatefold-manifest`: recorded with a successful change.
+    manifest: Option<Arc<str>>,
 }
 
 fn too_large() -> Response<Body> {
@@ -344,7 +352,7 @@ async fn put_config(
     if declared.is_some_and(|n| n > MAX_CONFIG_BYTES as u64) {
         return too_large();
     }
-    let (expect, manifest) = match swap_headers(&req) {
+    let SwapHeaders { expect, manifest } = match swap_headers(&req) {
         Ok(h) => h,
         Err(r) => return r,
     };
