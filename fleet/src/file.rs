@@ -563,3 +563,61 @@ fn rollout(
     waves.retain(|w| !w.is_empty());
     (waves, on_failure)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Fleet, String> {
+        let dir = std::env::temp_dir().join(format!("gatefold-fleet-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join(format!("f{}.yaml", text.len()));
+        std::fs::write(&path, text).expect("write");
+        let loaded = Fleet::load(&path).map_err(|r| r.render());
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn the_example_fleet_loads_with_its_waves_and_selection() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/fleet.yaml");
+        let fleet = Fleet::load(&path).map_err(|r| r.render()).expect("loads");
+        // "*" is every gateway no earlier wave names.
+        assert_eq!(fleet.waves, [vec!["canary"], vec!["eu-1", "us-1"]]);
+        assert_eq!(fleet.on_failure, OnFailure::Rollback);
+        let apis = |g: &str| fleet.apis_for(&fleet.gateways[g]).expect("deploy given");
+        assert_eq!(
+            apis("eu-1"),
+            BTreeSet::from(["hello".into(), "pets".into()])
+        );
+        assert_eq!(apis("us-1"), BTreeSet::from(["hello".into()]));
+    }
+
+    #[test]
+    fn defaults_one_wave_of_everyone_and_every_api() {
+        let fleet = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    b: { provider: reference, admin: \"http://127.0.0.1:1\" }\n    a: { provider: reference, admin: \"http://127.0.0.1:2/\" }\n",
+        )
+        .expect("loads");
+        assert_eq!(fleet.waves, [vec!["a", "b"]]);
+        assert!(fleet.apis_for(&fleet.gateways["a"]).is_none());
+        // A trailing slash is dropped so paths join cleanly.
+        let ProviderConfig::Reference { admin, .. } = &fleet.gateways["a"].provider else {
+            panic!("reference")
+        };
+        assert_eq!(admin, "http://127.0.0.1:2");
+    }
+
+    #[test]
+    fn a_gateway_in_two_waves_or_none_is_an_error_at_its_place() {
+        let err = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    a: { provider: reference, admin: \"http://127.0.0.1:1\" }\n    b: { provider: reference, admin: \"http://127.0.0.1:2\" }\n  rollout:\n    waves: [[a], [a]]\n    on-failure: hault\n",
+        )
+        .err()
+        .expect("refused");
+        assert!(err.contains("gateway `a` is in two waves"), "{err}");
+        assert!(err.contains(":8:19"), "{err}");
+        assert!(err.contains("no wave names b"), "{err}");
+        assert!(err.contains("did you mean `halt`?"), "{err}");
+    }
+}
