@@ -308,3 +308,209 @@ fn revert(client: &dyn Provider, g: &GatewayPlan, restore: &Manifest) -> Result<
     client.revert(g.desired.hash.as_str(), &before.hash, restore)?;
     client.verify(&before.hash)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The apply engine's decisions against a fake gateway (named as one):
+    //! the real compare-and-swap and rollback are tested on the reference
+    //! gateway (`cli/tests/fleet.rs`, `targets/reference/tests/operations.rs`).
+
+    use super::*;
+    use crate::file::{Fleet, OnFailure};
+    use crate::plan::GatewayPlan;
+    use crate::provider::{Running, Staged};
+    use gatefold_compiler::ir::ValidIr;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// What a fake gateway does wrong.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        None,
+        /// Someone changed it between the plan and the switch.
+        ChangedSincePlan,
+        /// It takes the switch but keeps serving the old config.
+        VerifyFails,
+    }
+
+    /// A fake gateway: a running hash, its history and a manifest.
+    struct FakeGateway {
+        state: Mutex<(String, Vec<String>, Option<Manifest>)>,
+        fault: Fault,
+    }
+
+    impl FakeGateway {
+        fn new(hash: &str, fault: Fault) -> FakeGateway {
+            FakeGateway {
+                state: Mutex::new((hash.to_string(), Vec::new(), None)),
+                fault,
+            }
+        }
+    }
+
+    impl Provider for FakeGateway {
+        fn running(&self) -> Result<Running, Error> {
+            Ok(Running {
+                hash: self.state.lock().unwrap().0.clone(),
+                ir: None,
+            })
+        }
+        fn manifest(&self) -> Result<Option<Manifest>, Error> {
+            Ok(self.state.lock().unwrap().2.clone())
+        }
+        fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
+            Ok(Staged {
+                hash: desired.hash.to_string(),
+                body: String::new(),
+            })
+        }
+        fn check(&self, _: &Staged) -> Result<(), Error> {
+            Ok(())
+        }
+        fn switch(&self, staged: &Staged, expect: &str, m: &Manifest) -> Result<(), Error> {
+            let mut s = self.state.lock().unwrap();
+            if self.fault == Fault::ChangedSincePlan {
+                s.0 = "sha256:edited".into();
+            }
+            if s.0 != expect {
+                return Err(Error::Conflict {
+                    expected: expect.into(),
+                    running: s.0.clone(),
+                });
+            }
+            let old = std::mem::replace(&mut s.0, staged.hash.clone());
+            s.1.push(old);
+            s.2 = Some(m.clone());
+            Ok(())
+        }
+        fn verify(&self, hash: &str) -> Result<(), Error> {
+            let s = self.state.lock().unwrap();
+            if self.fault == Fault::VerifyFails && s.1.len() == 1 && s.0 == hash {
+                return Err(Error::Verify("serves the old config".into()));
+            }
+            Ok(())
+        }
+        fn revert(&self, expect: &str, back_to: &str, m: &Manifest) -> Result<(), Error> {
+            let mut s = self.state.lock().unwrap();
+            if s.0 == back_to {
+                return Ok(());
+            }
+            assert_eq!(s.0, expect, "reverted a config it did not set");
+            s.0 = s.1.pop().expect("history");
+            s.2 = Some(m.clone());
+            Ok(())
+        }
+    }
+
+    fn desired() -> ValidIr {
+        let spec = "gatefold: 1\napis:\n  a:\n    routes:\n      r: { path: /, policies: [ { mock: { status: 204 } } ] }\n";
+        gatefold_compiler::compile_str("s.yaml", spec)
+            .ir
+            .expect("compiles")
+    }
+
+    /// Applies to gateways `(name, fault)` in the given waves.
+    fn run(gateways: &[(&str, Fault)], waves: &[&[&str]]) -> (Summary, Vec<String>) {
+        let fleet = Fleet {
+            path: "fleet.yaml".into(),
+            spec: "s.yaml".into(),
+            gateways: BTreeMap::new(),
+            deploy: Vec::new(),
+            waves: waves
+                .iter()
+                .map(|w| w.iter().map(|g| g.to_string()).collect())
+                .collect(),
+            on_failure: OnFailure::Rollback,
+        };
+        let fakes: Vec<std::sync::Arc<FakeGateway>> = gateways
+            .iter()
+            .map(|(_, f)| std::sync::Arc::new(FakeGateway::new("sha256:old", *f)))
+            .collect();
+        struct Shared(std::sync::Arc<FakeGateway>);
+        impl Provider for Shared {
+            fn running(&self) -> Result<Running, Error> {
+                self.0.running()
+            }
+            fn manifest(&self) -> Result<Option<Manifest>, Error> {
+                self.0.manifest()
+            }
+            fn stage(&self, d: &ValidIr) -> Result<Staged, Error> {
+                self.0.stage(d)
+            }
+            fn check(&self, s: &Staged) -> Result<(), Error> {
+                self.0.check(s)
+            }
+            fn switch(&self, s: &Staged, e: &str, m: &Manifest) -> Result<(), Error> {
+                self.0.switch(s, e, m)
+            }
+            fn verify(&self, h: &str) -> Result<(), Error> {
+                self.0.verify(h)
+            }
+            fn revert(&self, e: &str, b: &str, m: &Manifest) -> Result<(), Error> {
+                self.0.revert(e, b, m)
+            }
+        }
+        let plan = Plan {
+            gateways: gateways
+                .iter()
+                .zip(&fakes)
+                .map(|((name, _), fake)| GatewayPlan {
+                    name: name.to_string(),
+                    provider: "fake",
+                    desired: desired(),
+                    client: Ok(Box::new(Shared(fake.clone()))),
+                    running: fake.running(),
+                    changes: Vec::new(),
+                })
+                .collect(),
+        };
+        let summary = apply(&fleet, &plan, None, &|_| {});
+        let hashes = fakes
+            .iter()
+            .map(|f| f.state.lock().unwrap().0.clone())
+            .collect();
+        (summary, hashes)
+    }
+
+    fn ends(s: &Summary) -> Vec<(String, End)> {
+        s.gateways
+            .iter()
+            .map(|g| (g.gateway.clone(), g.end.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_gateway_changed_since_the_plan_is_not_overwritten() {
+        let (summary, hashes) = run(
+            &[
+                ("a", Fault::None),
+                ("b", Fault::ChangedSincePlan),
+                ("c", Fault::None),
+            ],
+            &[&["a"], &["b"], &["c"]],
+        );
+        assert!(!summary.ok);
+        let ends = ends(&summary);
+        assert_eq!(ends[0], ("a".into(), End::RolledBack));
+        assert!(
+            matches!(&ends[1].1, End::Failed(why) if why.contains("changed since the plan")),
+            "{ends:?}"
+        );
+        assert_eq!(ends[2], ("c".into(), End::Skipped));
+        // b keeps the operator's edit; a is back; c never touched.
+        assert_eq!(hashes, ["sha256:old", "sha256:edited", "sha256:old"]);
+    }
+
+    #[test]
+    fn a_verify_failing_after_the_switch_rolls_that_gateway_back_too() {
+        let (summary, hashes) = run(
+            &[("a", Fault::None), ("b", Fault::VerifyFails)],
+            &[&["a", "b"]],
+        );
+        let ends = ends(&summary);
+        assert_eq!(ends[0].1, End::RolledBack);
+        // b took the switch, so it is put back, not just marked failed.
+        assert_eq!(ends[1].1, End::RolledBack, "{ends:?}");
+        assert_eq!(hashes, ["sha256:old", "sha256:old"]);
+    }
+}
