@@ -613,8 +613,7 @@ mod tests {
         let err = load(
             "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    a: { provider: reference, admin: \"http://127.0.0.1:1\" }\n    b: { provider: reference, admin: \"http://127.0.0.1:2\" }\n  rollout:\n    waves: [[a], [a]]\n    on-failure: hault\n",
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(err.contains("gateway `a` is in two waves"), "{err}");
         assert!(err.contains(":8:19"), "{err}");
         assert!(err.contains("no wave names b"), "{err}");
