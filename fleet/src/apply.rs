@@ -82,6 +82,9 @@ pub struct GatewayEnd {
     pub wave: usize,
     #[serde(flatten)]
     pub end: End,
+    /// What failed on this gateway, kept when it was then rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Summary {
@@ -93,7 +96,10 @@ impl Summary {
                 End::InSync => "in sync".to_string(),
                 End::Applied => "applied".to_string(),
                 End::Failed(why) => format!("FAILED, runs its previous config: {why}"),
-                End::RolledBack => "rolled back to its previous config".to_string(),
+                End::RolledBack => match &g.failure {
+                    Some(why) => format!("FAILED ({why}), rolled back to its previous config"),
+                    None => "rolled back to its previous config".to_string(),
+                },
                 End::RollbackFailed(why) => {
                     format!("ROLLBACK FAILED, may run the new config: {why}")
                 }
@@ -114,6 +120,8 @@ impl Summary {
 /// What a gateway's apply did, for the rollback decision.
 struct Outcome {
     end: End,
+    /// What failed, if anything (kept through a rollback).
+    failure: Option<String>,
     /// The switch was sent (it may have taken even if it reported an error).
     touched: bool,
     /// The manifest to restore when putting it back.
@@ -135,6 +143,7 @@ pub fn apply(
             for g in wave {
                 let o = Outcome {
                     end: End::Skipped,
+                    failure: None,
                     touched: false,
                     restore: None,
                 };
@@ -169,6 +178,7 @@ pub fn apply(
             gateway,
             wave,
             end: o.end,
+            failure: o.failure,
         })
         .collect();
     gateways.sort_by_key(|g| g.wave);
@@ -198,6 +208,7 @@ fn one(
         event(Step::Failed, Some(e.to_string()));
         Outcome {
             end: End::Failed(e.to_string()),
+            failure: Some(e.to_string()),
             touched,
             restore,
         }
@@ -206,6 +217,7 @@ fn one(
         event(Step::Done, None);
         return Outcome {
             end: End::InSync,
+            failure: None,
             touched: false,
             restore: None,
         };
@@ -255,6 +267,7 @@ fn one(
     event(Step::Done, None);
     Outcome {
         end: End::Applied,
+        failure: None,
         touched: true,
         restore: Some(restore),
     }
@@ -511,6 +524,14 @@ mod tests {
         assert_eq!(ends[0].1, End::RolledBack);
         // b took the switch, so it is put back, not just marked failed.
         assert_eq!(ends[1].1, End::RolledBack, "{ends:?}");
+        // The summary still says why.
+        assert!(
+            summary
+                .render()
+                .contains("b (wave 1): FAILED (verify failed"),
+            "{}",
+            summary.render()
+        );
         assert_eq!(hashes, ["sha256:old", "sha256:old"]);
     }
 }

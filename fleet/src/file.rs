@@ -395,17 +395,6 @@ fn env_ref(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<EnvRef> {
         cx.missing(&f, "env", &format!("`{key}`"), "env: NAME");
         return None;
     };
-    if let Value::Str(_) = var.value {
-    } else {
-        // A literal secret in a fleet file would end up in git.
-        cx.error(
-            "wrong-type",
-            var.span,
-            format!("`{key}.env` must name an environment variable"),
-            format!("write `{example}`"),
-        );
-        return None;
-    }
     cx.str(var, "`env`", "NAME").map(|s| EnvRef(s.to_string()))
 }
 

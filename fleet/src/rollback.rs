@@ -31,6 +31,7 @@ pub fn rollback(
             gateway: name,
             wave,
             end,
+            failure: None,
         }
     });
     Summary {
