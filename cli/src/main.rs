@@ -1,5 +1,6 @@
 //! `gatefold`: validate, compile, explain, diff, list capabilities, serve
-//! the reference gateway, and run any runnable target (`up`).
+//! the reference gateway, run any runnable target (`up`), and keep a fleet
+//! of gateways in step (`plan`, `apply`, `drift`, `rollback`).
 //!
 //! Exit codes: 0 ok, 1 user error (bad spec, failed check), 2 drift found,
 //! greater than 2 internal error.
