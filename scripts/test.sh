@@ -52,7 +52,12 @@ validate_examples() {
   # dependencies with a different feature set.
   local gatefold="$target_dir/debug/gatefold"
   for example in examples/*/; do
-    "$gatefold" validate "$example"
+    if [ -f "$example/fleet.yaml" ]; then
+      # A fleet example: its spec is a folder of its own beside the fleet file.
+      "$gatefold" validate "$example/spec"
+    else
+      "$gatefold" validate "$example"
+    fi
   done
 }
 

@@ -1,5 +1,6 @@
 //! `gatefold`: validate, compile, explain, diff, list capabilities, serve
-//! the reference gateway, and run any runnable target (`up`).
+//! the reference gateway, run any runnable target (`up`), and keep a fleet
+//! of gateways in step (`plan`, `apply`, `drift`, `rollback`).
 //!
 //! Exit codes: 0 ok, 1 user error (bad spec, failed check), 2 drift found,
 //! greater than 2 internal error.
@@ -11,6 +12,7 @@ mod alloc;
 mod diff;
 mod explain;
 mod explain_tls;
+mod fleet;
 mod serve;
 mod stdout;
 mod targets;
@@ -122,6 +124,38 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Per gateway of a fleet: in sync, or the semantic diff applying
+    /// would make. Exit 0 in sync, 2 changes pending, 1 on an error.
+    Plan {
+        #[command(flatten)]
+        args: FleetArgs,
+    },
+    /// Apply the plan wave by wave (stage, check, switch, verify per
+    /// gateway); on a failure roll back or halt per `rollout.on-failure`.
+    Apply {
+        #[command(flatten)]
+        args: FleetArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Whether each gateway runs what gatefold last applied there.
+    /// Exit 0 no drift, 2 drift, 1 when a gateway cannot be asked.
+    Drift {
+        #[command(flatten)]
+        args: FleetArgs,
+    },
+    /// Back to the version applied before the last apply.
+    Rollback {
+        #[command(flatten)]
+        args: FleetArgs,
+        /// Only this gateway.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run the reference gateway on a spec (or a compiled gatefold.ir.json).
     Serve {
         spec: PathBuf,
@@ -152,6 +186,27 @@ enum Command {
     },
 }
 
+/// Arguments every fleet command takes.
+#[derive(clap::Args)]
+struct FleetArgs {
+    /// The fleet file (see docs/fleet.md).
+    fleet: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// Seconds one request to a gateway may take.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+impl FleetArgs {
+    fn common(&self) -> fleet::Common {
+        fleet::Common {
+            format: self.format,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// Exit code for a user error (bad spec, failed check).
 const USER_ERROR: u8 = 1;
 /// Exit code for an internal error (cannot write output, ...).
@@ -177,6 +232,12 @@ fn main() -> ExitCode {
             format,
         } => explain::run(&spec, route.as_deref(), format),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
+        Command::Plan { args } => fleet::plan(&args.fleet, &args.common()),
+        Command::Apply { args, yes } => fleet::apply(&args.fleet, yes, &args.common()),
+        Command::Drift { args } => fleet::drift(&args.fleet, &args.common()),
+        Command::Rollback { args, gateway, yes } => {
+            fleet::rollback(&args.fleet, gateway.as_deref(), yes, &args.common())
+        }
         Command::Capabilities { format } => {
             match format {
                 MatrixFormat::Md => crate::stdout::out!("{}", targets::matrix_markdown()),

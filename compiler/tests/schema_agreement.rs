@@ -46,6 +46,12 @@ fn every_example_passes_schema_and_compiler() {
         if !dir.is_dir() {
             continue;
         }
+        // A fleet example (a fleet file, not a spec) keeps its spec in `spec/`.
+        let dir = if dir.join("fleet.yaml").is_file() {
+            dir.join("spec")
+        } else {
+            dir
+        };
         for file in gatefold_compiler::source::spec_files(&dir).unwrap() {
             let text = std::fs::read_to_string(&file).unwrap();
             let errors = schema_errors(&v, &text);

@@ -63,6 +63,7 @@ pub mod lowered;
 pub mod matcher;
 pub mod policy;
 pub mod request;
+mod select;
 mod source_map;
 pub mod tls;
 pub mod values;

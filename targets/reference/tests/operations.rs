@@ -130,6 +130,54 @@ apis:
     );
 }
 
+/// Fleet sync's compare-and-swap: `if-match` names the config the caller
+/// saw; another one running is 412 with its hash and nothing changes. The
+/// manifest header is recorded with a change and kept by a push without it.
+#[tokio::test]
+async fn admin_compare_and_swap_and_manifest() {
+    let gw = gateway(&mock_spec("one")).await;
+    let admin = gw.admin();
+    let one = get(admin, "/status").await.json()["config_hash"].clone();
+    let one = one.as_str().unwrap();
+    assert_eq!(get(admin, "/manifest").await.status, 404);
+    let manifest = r#"{"hash":"x","action":"apply"}"#;
+    let swap = |expect: &'static str| [("if-match", expect), ("gatefold-manifest", manifest)];
+    // A stale expectation: refused, the running hash named, nothing changed.
+    let r = send(
+        admin,
+        "PUT",
+        "/config",
+        &swap("sha256:stale"),
+        Some(&mock_spec("two")),
+    )
+    .await;
+    assert_eq!(r.status, 412, "{}", r.text());
+    assert_eq!(r.json()["config_hash"], one);
+    assert_eq!(gw.get("/").await.text(), "one");
+    assert_eq!(get(admin, "/manifest").await.status, 404);
+    // The right one: swapped, manifest recorded.
+    let headers = [("if-match", one), ("gatefold-manifest", manifest)];
+    let r = send(admin, "PUT", "/config", &headers, Some(&mock_spec("two"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gw.get("/").await.text(), "two");
+    assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
+    // A rollback expecting the old config is refused the same way.
+    let r = send(admin, "POST", "/rollback", &[("if-match", one)], None).await;
+    assert_eq!(r.status, 412);
+    assert_eq!(gw.get("/").await.text(), "two");
+    // A push by hand (no manifest) keeps the recorded manifest: drift.
+    assert_eq!(
+        put_config(admin, &mock_spec("three"), None).await.status,
+        200
+    );
+    assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
+    // A manifest that is not a JSON object is refused before anything.
+    let bad = [("gatefold-manifest", "[1]")];
+    let r = send(admin, "PUT", "/config", &bad, Some(&mock_spec("four"))).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(gw.get("/").await.text(), "three");
+}
+
 #[tokio::test]
 async fn admin_token_is_required_when_set_and_beyond_loopback() {
     let gw = gateway_with(&mock_spec("one"), &[], |o| {

@@ -7,6 +7,14 @@
 //! | `GET /config` | the running IR (`gatefold.ir.json`) |
 //! | `PUT /config` | a spec (YAML) or a compiled IR (JSON): validated, loaded, swapped in atomically; 400 with diagnostics when it is bad (the old config keeps serving) |
 //! | `POST /rollback` | back to the config before the running one; 409 when there is none |
+//! | `GET /manifest` | what the last fleet apply recorded (`gatefold apply`); 404 when none has |
+//!
+//! `PUT /config` and `POST /rollback` are compare-and-swaps when they carry
+//! `if-match: <config hash>`: 412 with the running `config_hash` when the
+//! gateway runs another config. With `gatefold-manifest: <JSON object>`
+//! (at most [`MAX_MANIFEST_BYTES`]), a successful change records it as the
+//! manifest, under the same lock as the swap; without one the manifest
+//! stays, so a config pushed by hand shows as drift against it.
 //! | `GET /metrics` | Prometheus text |
 //!
 //! With a token set, every endpoint but `/healthz` needs
@@ -25,9 +33,9 @@
 use super::clock::rfc3339;
 use super::policies::auth::constant_time_eq as auth_eq;
 use super::respond;
-use super::{Body, Shared};
+use super::{Body, Refused, Shared};
 use bytes::Bytes;
-use gatefold_compiler::ir::ValidIr;
+use gatefold_compiler::ir::{ContentHash, ValidIr};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -44,6 +52,12 @@ use tokio::sync::watch;
 /// Largest config accepted by `PUT /config`: the front end's default limit
 /// on a spec file.
 pub const MAX_CONFIG_BYTES: usize = gatefold_compiler::Limits::DEFAULT_MAX_FILE_BYTES as usize;
+
+/// Largest `gatefold-manifest` header: a manifest is a few hundred bytes.
+pub const MAX_MANIFEST_BYTES: usize = 4096;
+
+/// The request header carrying a fleet manifest.
+const MANIFEST_HEADER: &str = "gatefold-manifest";
 
 /// How long a client may take to send a pushed config.
 const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -208,14 +222,33 @@ async fn handle(
             r
         }
         (Method::PUT, "/config") => put_config(&shared, uploads, req).await,
-        (Method::POST, "/rollback") => match shared.rollback() {
-            Ok(rt) => json_response(
-                StatusCode::OK,
-                &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
-            ),
-            Err(errors) => json_response(
-                StatusCode::CONFLICT,
-                &json!({ "ok": false, "errors": errors }),
+        (Method::POST, "/rollback") => {
+            let SwapHeaders { expect, manifest } = match swap_headers(&req) {
+                Ok(h) => h,
+                Err(r) => return r,
+            };
+            match shared.rollback_if(expect.as_deref(), manifest) {
+                Ok(rt) => json_response(
+                    StatusCode::OK,
+                    &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
+                ),
+                Err(Refused::Conflict(running)) => conflict(&running),
+                Err(Refused::Invalid(errors)) => json_response(
+                    StatusCode::CONFLICT,
+                    &json!({ "ok": false, "errors": errors }),
+                ),
+            }
+        }
+        (Method::GET, "/manifest") => match shared.manifest() {
+            Some(m) => {
+                let mut r = respond::with_body(StatusCode::OK, Bytes::from(format!("{m}\n")));
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({ "ok": false, "errors": ["no fleet apply has recorded a manifest here"] }),
             ),
         },
         (Method::GET, "/metrics") => {
@@ -228,11 +261,64 @@ async fn handle(
             );
             r
         }
-        (_, "/status" | "/config" | "/rollback" | "/metrics") => {
+        (_, "/status" | "/config" | "/rollback" | "/metrics" | "/manifest") => {
             respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => respond::error(StatusCode::NOT_FOUND, "no route"),
     }
+}
+
+/// 412: the gateway runs another config than the caller expected.
+fn conflict(running: &ContentHash) -> Response<Body> {
+    json_response(
+        StatusCode::PRECONDITION_FAILED,
+        &json!({ "ok": false, "config_hash": running, "errors": [format!(
+            "the gateway runs config {running}, not the one expected (if-match); it was changed in between"
+        )] }),
+    )
+}
+
+/// The compare-and-swap headers: `if-match` (a config hash, quotes
+/// allowed) and `gatefold-manifest` (a JSON object); 400 when either is
+/// malformed.
+#[allow(clippy::result_large_err)]
+fn swap_headers<B>(req: &Request<B>) -> Result<SwapHeaders, Response<Body>> {
+    let bad = |msg: &str| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "ok": false, "errors": [msg] }),
+        )
+    };
+    let expect = match req.headers().get(http::header::IF_MATCH) {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(t) => Some(t.trim().trim_matches('"').to_string()),
+            Err(_) => return Err(bad("`if-match` must be a config hash such as `sha256:...`")),
+        },
+    };
+    let manifest = match req.headers().get(MANIFEST_HEADER) {
+        None => None,
+        Some(v) if v.len() > MAX_MANIFEST_BYTES => {
+            return Err(bad("`gatefold-manifest` is larger than 4096 bytes"))
+        }
+        Some(v) => match v
+            .to_str()
+            .ok()
+            .and_then(|t| matches!(serde_json::from_str(t), Ok(Value::Object(_))).then_some(t))
+        {
+            Some(t) => Some(Arc::from(t)),
+            None => return Err(bad("`gatefold-manifest` must be a JSON object on one line")),
+        },
+    };
+    Ok(SwapHeaders { expect, manifest })
+}
+
+/// The compare-and-swap headers of a config change.
+struct SwapHeaders {
+    /// `if-match`: the config hash the caller expects to be running.
+    expect: Option<String>,
+    /// `gatefold-manifest`: recorded with a successful change.
+    manifest: Option<Arc<str>>,
 }
 
 fn too_large() -> Response<Body> {
@@ -242,6 +328,14 @@ fn too_large() -> Response<Body> {
             "the config is larger than {} MiB", MAX_CONFIG_BYTES >> 20
         )] }),
     )
+}
+
+/// Why `PUT /config` changed nothing.
+enum PutFailed {
+    /// The gateway runs another config than `if-match` named.
+    Conflict(ContentHash),
+    /// The config is bad: messages and the compiler's JSON diagnostics.
+    Invalid(Vec<String>, Value),
 }
 
 async fn put_config(
@@ -258,6 +352,10 @@ async fn put_config(
     if declared.is_some_and(|n| n > MAX_CONFIG_BYTES as u64) {
         return too_large();
     }
+    let SwapHeaders { expect, manifest } = match swap_headers(&req) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
     let _one_at_a_time = uploads.lock().await;
     let read = Limited::new(req.into_body(), MAX_CONFIG_BYTES).collect();
     let body = match tokio::time::timeout(CONFIG_READ_TIMEOUT, read).await {
@@ -285,26 +383,28 @@ async fn put_config(
     // Compiling and building take a while for large configs (and building
     // spawns health checks): off the async workers, under the apply lock.
     let worker = shared.clone();
-    let outcome =
-        tokio::task::spawn_blocking(
-            move || match worker.load_and_apply(|| parse_config(&text)) {
-                Ok(applied) => applied.map_err(|errors| (errors, json!([]))),
-                Err((errors, diagnostics)) => {
-                    worker
-                        .metrics
-                        .reloads_failed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Err((errors, diagnostics))
-                }
-            },
-        )
-        .await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        match worker.load_and_apply_if(expect.as_deref(), manifest, || parse_config(&text)) {
+            Ok(Ok(rt)) => Ok(rt),
+            Ok(Err(Refused::Conflict(running))) => Err(PutFailed::Conflict(running)),
+            Ok(Err(Refused::Invalid(errors))) => Err(PutFailed::Invalid(errors, json!([]))),
+            Err((errors, diagnostics)) => {
+                worker
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(PutFailed::Invalid(errors, diagnostics))
+            }
+        }
+    })
+    .await;
     match outcome {
         Ok(Ok(rt)) => json_response(
             StatusCode::OK,
             &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
         ),
-        Ok(Err((errors, diagnostics))) => json_response(
+        Ok(Err(PutFailed::Conflict(running))) => conflict(&running),
+        Ok(Err(PutFailed::Invalid(errors, diagnostics))) => json_response(
             StatusCode::BAD_REQUEST,
             &json!({ "ok": false, "errors": errors, "diagnostics": diagnostics }),
         ),

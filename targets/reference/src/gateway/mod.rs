@@ -34,7 +34,7 @@ use access_log::AccessLog;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use clock::{Clock, SystemClock};
-use gatefold_compiler::ir::ValidIr;
+use gatefold_compiler::ir::{ContentHash, ValidIr};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -140,6 +140,10 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     history: Mutex<Vec<Arc<ValidIr>>>,
     apply_lock: Mutex<()>,
+    /// What the last fleet apply recorded here (opaque JSON text, see
+    /// [`Shared::apply_if`]); a config pushed without one leaves it as it
+    /// was, so a hand edit shows as drift against it.
+    manifest: Mutex<Option<Arc<str>>>,
     pub metrics: Metrics,
     pub tls: Arc<rustls::ClientConfig>,
     pub clock: Arc<dyn Clock>,
@@ -185,6 +189,66 @@ impl Shared {
         Ok(self.apply_locked(ir))
     }
 
+    /// [`Shared::load_and_apply`] as a compare-and-swap: refused with
+    /// [`Refused::Conflict`] when `expect` is given and the running config's
+    /// hash is another; on success `manifest`, when given, is recorded
+    /// under the same lock (also when the config was already running).
+    pub fn load_and_apply_if<E>(
+        &self,
+        expect: Option<&str>,
+        manifest: Option<Arc<str>>,
+        load: impl FnOnce() -> Result<ValidIr, E>,
+    ) -> Result<Result<Arc<Runtime>, Refused>, E> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conflict) = self.conflict(expect) {
+            return Ok(Err(conflict));
+        }
+        let ir = load()?;
+        let applied = self.apply_locked(ir).map_err(Refused::Invalid);
+        if applied.is_ok() {
+            self.record(manifest);
+        }
+        Ok(applied)
+    }
+
+    /// [`Shared::rollback`] as a compare-and-swap, recording `manifest` (see
+    /// [`Shared::load_and_apply_if`]).
+    pub fn rollback_if(
+        &self,
+        expect: Option<&str>,
+        manifest: Option<Arc<str>>,
+    ) -> Result<Arc<Runtime>, Refused> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conflict) = self.conflict(expect) {
+            return Err(conflict);
+        }
+        let rt = self.rollback_locked().map_err(Refused::Invalid)?;
+        self.record(manifest);
+        Ok(rt)
+    }
+
+    /// The manifest the last fleet apply recorded, if any.
+    pub fn manifest(&self) -> Option<Arc<str>> {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn conflict(&self, expect: Option<&str>) -> Option<Refused> {
+        let running = &self.runtime.load().ir.hash;
+        match expect {
+            Some(e) if e != running.as_str() => Some(Refused::Conflict(running.clone())),
+            _ => None,
+        }
+    }
+
+    fn record(&self, manifest: Option<Arc<str>>) {
+        if let Some(m) = manifest {
+            *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+        }
+    }
+
     fn apply_locked(&self, ir: ValidIr) -> Result<Arc<Runtime>, Vec<String>> {
         let current = self.runtime.load_full();
         if current.ir.hash == ir.hash {
@@ -202,6 +266,10 @@ impl Shared {
     /// Goes back to the config before the running one.
     pub fn rollback(&self) -> Result<Arc<Runtime>, Vec<String>> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.rollback_locked()
+    }
+
+    fn rollback_locked(&self) -> Result<Arc<Runtime>, Vec<String>> {
         let current = self.runtime.load_full();
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let Some(previous) = h.last().cloned() else {
@@ -240,6 +308,16 @@ impl Shared {
     pub fn history_len(&self) -> usize {
         self.history.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+}
+
+/// Why a compare-and-swap config change was not made.
+#[derive(Debug)]
+pub enum Refused {
+    /// The running config is not the one the caller expected; it holds
+    /// the running config's hash.
+    Conflict(ContentHash),
+    /// The config could not be built (the old one keeps serving).
+    Invalid(Vec<String>),
 }
 
 /// A running gateway.
@@ -317,6 +395,7 @@ impl Gateway {
             runtime: ArcSwap::from_pointee(first),
             history: Mutex::new(Vec::new()),
             apply_lock: Mutex::new(()),
+            manifest: Mutex::new(None),
             metrics,
             tls,
             clock: opts.clock.clone(),

@@ -1,0 +1,537 @@
+//! `gatefold apply`: the plan's changes, wave by wave; per gateway stage,
+//! check, switch (a compare-and-swap against what the plan saw) and
+//! verify; on a failure, per `on-failure`, put back every gateway this run
+//! changed, or halt.
+
+use crate::file::{Fleet, OnFailure};
+use crate::manifest::{Action, Manifest};
+use crate::parallel::each;
+use crate::plan::{GatewayPlan, Plan, State, PARALLEL};
+use crate::provider::{Error, Provider};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Something that happened during an apply, for live progress.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// 1-based wave number.
+    pub wave: usize,
+    pub gateway: String,
+    pub step: Step,
+    /// What went wrong, for failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A step of one gateway's apply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Stage,
+    Check,
+    Switch,
+    Verify,
+    Done,
+    Failed,
+    Revert,
+    Reverted,
+    RevertFailed,
+}
+
+/// Where a gateway ended up after an apply (or a rollback).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
+pub enum End {
+    /// It already ran the wanted config.
+    InSync,
+    /// It runs the new config.
+    Applied,
+    /// It failed; it runs what it ran before (the change never took).
+    Failed(String),
+    /// It was changed, then put back to what it ran before.
+    RolledBack,
+    /// Putting it back failed: it may run the new config; the reason.
+    RollbackFailed(String),
+    /// Not touched: the apply stopped before its wave.
+    Skipped,
+    /// It was changed and stays so (`on-failure: halt`), or it failed
+    /// after its switch and could not be put back; the reason.
+    LeftChanged(String),
+}
+
+impl End {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, End::InSync | End::Applied)
+    }
+}
+
+/// The end state of every gateway, in wave order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// `apply` or `rollback`, for the last line of the text summary.
+    #[serde(skip)]
+    pub command: &'static str,
+    pub ok: bool,
+    pub gateways: Vec<GatewayEnd>,
+}
+
+/// One gateway's end state and the hash it runs, as far as known.
+#[derive(Clone, Debug, Serialize)]
+pub struct GatewayEnd {
+    pub gateway: String,
+    pub wave: usize,
+    #[serde(flatten)]
+    pub end: End,
+    /// What failed on this gateway, kept when it was then rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl Summary {
+    /// The summary as text, one line per gateway.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for g in &self.gateways {
+            let line = match &g.end {
+                End::InSync => "in sync".to_string(),
+                End::Applied => "applied".to_string(),
+                End::Failed(why) => format!("FAILED, runs its previous config: {why}"),
+                End::RolledBack => match &g.failure {
+                    Some(why) => format!("FAILED ({why}), rolled back to its previous config"),
+                    None => "rolled back to its previous config".to_string(),
+                },
+                End::RollbackFailed(why) => {
+                    format!("ROLLBACK FAILED, may run the new config: {why}")
+                }
+                End::Skipped => "skipped (not reached), runs its previous config".to_string(),
+                End::LeftChanged(why) => format!("left on the new config: {why}"),
+            };
+            out.push_str(&format!("{} (wave {}): {line}\n", g.gateway, g.wave));
+        }
+        out.push_str(if self.ok {
+            "apply: ok\n"
+        } else {
+            "apply: FAILED\n"
+        });
+        out
+    }
+}
+
+/// What a gateway's apply did, for the rollback decision.
+struct Outcome {
+    end: End,
+    /// What failed, if anything (kept through a rollback).
+    failure: Option<String>,
+    /// The switch was sent (it may have taken even if it reported an error).
+    touched: bool,
+    /// The manifest to restore when putting it back.
+    restore: Option<Manifest>,
+}
+
+/// Applies `plan` to `fleet`; `report` sees every step as it happens.
+pub fn apply(
+    fleet: &Fleet,
+    plan: &Plan,
+    revision: Option<String>,
+    report: &(dyn Fn(&Event) + Sync),
+) -> Summary {
+    let mut ends: BTreeMap<String, (usize, Outcome)> = BTreeMap::new();
+    let mut failed = false;
+    for (w, wave) in fleet.waves.iter().enumerate() {
+        let wave_no = w + 1;
+        if failed {
+            for g in wave {
+                let o = Outcome {
+                    end: End::Skipped,
+                    failure: None,
+                    touched: false,
+                    restore: None,
+                };
+                ends.insert(g.clone(), (wave_no, o));
+            }
+            continue;
+        }
+        let members: Vec<&GatewayPlan> = wave.iter().filter_map(|g| plan.get(g)).collect();
+        let outcomes = each(members, PARALLEL, |g| {
+            (g.name.clone(), one(g, wave_no, revision.as_deref(), report))
+        });
+        for (name, o) in outcomes {
+            failed |= !o.end.is_ok();
+            ends.insert(name, (wave_no, o));
+        }
+    }
+    if failed {
+        match fleet.on_failure {
+            OnFailure::Rollback => roll_back(plan, &mut ends, report),
+            OnFailure::Halt => {
+                for (_, o) in ends.values_mut() {
+                    if o.end == End::Applied {
+                        o.end = End::LeftChanged("on-failure: halt".into());
+                    }
+                }
+            }
+        }
+    }
+    let mut gateways: Vec<GatewayEnd> = ends
+        .into_iter()
+        .map(|(gateway, (wave, o))| GatewayEnd {
+            gateway,
+            wave,
+            end: o.end,
+            failure: o.failure,
+        })
+        .collect();
+    gateways.sort_by_key(|g| g.wave);
+    Summary {
+        command: "apply",
+        ok: !failed,
+        gateways,
+    }
+}
+
+/// One gateway: stage, check, switch, verify.
+fn one(
+    g: &GatewayPlan,
+    wave: usize,
+    revision: Option<&str>,
+    report: &(dyn Fn(&Event) + Sync),
+) -> Outcome {
+    let event = |step, detail: Option<String>| {
+        report(&Event {
+            wave,
+            gateway: g.name.clone(),
+            step,
+            detail,
+        })
+    };
+    let fail = |e: &Error, touched, restore| {
+        event(Step::Failed, Some(e.to_string()));
+        Outcome {
+            end: End::Failed(e.to_string()),
+            failure: Some(e.to_string()),
+            touched,
+            restore,
+        }
+    };
+    if g.state() == State::InSync {
+        event(Step::Done, None);
+        return Outcome {
+            end: End::InSync,
+            failure: None,
+            touched: false,
+            restore: None,
+        };
+    }
+    let (client, running) = match (&g.client, &g.running) {
+        (Ok(c), Ok(r)) => (c.as_ref(), r),
+        (Err(e), _) | (_, Err(e)) => return fail(e, false, None),
+    };
+    let previous = match client.manifest() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, false, None),
+    };
+    // A gateway never applied to gets a manifest naming what it ran.
+    let restore = previous.unwrap_or_else(|| {
+        Manifest::new(
+            &running.hash,
+            None,
+            revision.map(str::to_string),
+            Action::Rollback,
+        )
+    });
+    event(Step::Stage, None);
+    let staged = match client.stage(&g.desired) {
+        Ok(s) => s,
+        Err(e) => return fail(&e, false, None),
+    };
+    event(Step::Check, None);
+    if let Err(e) = client.check(&staged) {
+        return fail(&e, false, None);
+    }
+    event(Step::Switch, None);
+    let manifest = Manifest::new(
+        &staged.hash,
+        Some(&running.hash),
+        revision.map(str::to_string),
+        Action::Apply,
+    );
+    if let Err(e) = client.switch(&staged, &running.hash, &manifest) {
+        // An unanswered switch may have taken: it counts as touched.
+        let touched = matches!(e, Error::Unreachable(_));
+        return fail(&e, touched, Some(restore));
+    }
+    event(Step::Verify, None);
+    if let Err(e) = client.verify(&staged.hash) {
+        return fail(&e, true, Some(restore));
+    }
+    event(Step::Done, None);
+    Outcome {
+        end: End::Applied,
+        failure: None,
+        touched: true,
+        restore: Some(restore),
+    }
+}
+
+/// Puts back every gateway this run touched, in parallel.
+fn roll_back(
+    plan: &Plan,
+    ends: &mut BTreeMap<String, (usize, Outcome)>,
+    report: &(dyn Fn(&Event) + Sync),
+) {
+    let todo: Vec<(String, usize, Manifest)> = ends
+        .iter()
+        .filter(|(_, (_, o))| o.touched)
+        .filter_map(|(n, (w, o))| Some((n.clone(), *w, o.restore.clone()?)))
+        .collect();
+    let results = each(todo, PARALLEL, |(name, wave, restore)| {
+        let event = |step, detail| {
+            report(&Event {
+                wave,
+                gateway: name.clone(),
+                step,
+                detail,
+            })
+        };
+        event(Step::Revert, None);
+        let g = plan.get(&name).expect("planned");
+        let result = match &g.client {
+            Ok(c) => revert(c.as_ref(), g, &restore),
+            Err(e) => Err(crate::plan::clone_err(e)),
+        };
+        match &result {
+            Ok(()) => event(Step::Reverted, None),
+            Err(e) => event(Step::RevertFailed, Some(e.to_string())),
+        }
+        (name, result)
+    });
+    for (name, result) in results {
+        if let Some((_, o)) = ends.get_mut(&name) {
+            o.end = match result {
+                Ok(()) => End::RolledBack,
+                Err(e) => End::RollbackFailed(e.to_string()),
+            };
+        }
+    }
+}
+
+/// Back from the new config to the one the plan saw, then verified.
+fn revert(client: &dyn Provider, g: &GatewayPlan, restore: &Manifest) -> Result<(), Error> {
+    let before = g.running.as_ref().map_err(crate::plan::clone_err)?;
+    client.revert(g.desired.hash.as_str(), &before.hash, restore)?;
+    client.verify(&before.hash)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The apply engine's decisions against a fake gateway (named as one):
+    //! the real compare-and-swap and rollback are tested on the reference
+    //! gateway (`cli/tests/fleet.rs`, `targets/reference/tests/operations.rs`).
+
+    use super::*;
+    use crate::file::{Fleet, OnFailure};
+    use crate::plan::GatewayPlan;
+    use crate::provider::{Running, Staged};
+    use gatefold_compiler::ir::ValidIr;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// What a fake gateway does wrong.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        None,
+        /// Someone changed it between the plan and the switch.
+        ChangedSincePlan,
+        /// It takes the switch but keeps serving the old config.
+        VerifyFails,
+    }
+
+    /// A fake gateway: a running hash, its history and a manifest.
+    struct FakeGateway {
+        state: Mutex<(String, Vec<String>, Option<Manifest>)>,
+        fault: Fault,
+    }
+
+    impl FakeGateway {
+        fn new(hash: &str, fault: Fault) -> FakeGateway {
+            FakeGateway {
+                state: Mutex::new((hash.to_string(), Vec::new(), None)),
+                fault,
+            }
+        }
+    }
+
+    impl Provider for FakeGateway {
+        fn running(&self) -> Result<Running, Error> {
+            Ok(Running {
+                hash: self.state.lock().unwrap().0.clone(),
+                ir: None,
+            })
+        }
+        fn manifest(&self) -> Result<Option<Manifest>, Error> {
+            Ok(self.state.lock().unwrap().2.clone())
+        }
+        fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
+            Ok(Staged {
+                hash: desired.hash.to_string(),
+                body: String::new(),
+            })
+        }
+        fn check(&self, _: &Staged) -> Result<(), Error> {
+            Ok(())
+        }
+        fn switch(&self, staged: &Staged, expect: &str, m: &Manifest) -> Result<(), Error> {
+            let mut s = self.state.lock().unwrap();
+            if self.fault == Fault::ChangedSincePlan {
+                s.0 = "sha256:edited".into();
+            }
+            if s.0 != expect {
+                return Err(Error::Conflict {
+                    expected: expect.into(),
+                    running: s.0.clone(),
+                });
+            }
+            let old = std::mem::replace(&mut s.0, staged.hash.clone());
+            s.1.push(old);
+            s.2 = Some(m.clone());
+            Ok(())
+        }
+        fn verify(&self, hash: &str) -> Result<(), Error> {
+            let s = self.state.lock().unwrap();
+            if self.fault == Fault::VerifyFails && s.1.len() == 1 && s.0 == hash {
+                return Err(Error::Verify("serves the old config".into()));
+            }
+            Ok(())
+        }
+        fn revert(&self, expect: &str, back_to: &str, m: &Manifest) -> Result<(), Error> {
+            let mut s = self.state.lock().unwrap();
+            if s.0 == back_to {
+                return Ok(());
+            }
+            assert_eq!(s.0, expect, "reverted a config it did not set");
+            s.0 = s.1.pop().expect("history");
+            s.2 = Some(m.clone());
+            Ok(())
+        }
+    }
+
+    fn desired() -> ValidIr {
+        let spec = "gatefold: 1\napis:\n  a:\n    routes:\n      r: { path: /, policies: [ { mock: { status: 204 } } ] }\n";
+        gatefold_compiler::compile_str("s.yaml", spec)
+            .ir
+            .expect("compiles")
+    }
+
+    /// Applies to gateways `(name, fault)` in the given waves.
+    fn run(gateways: &[(&str, Fault)], waves: &[&[&str]]) -> (Summary, Vec<String>) {
+        let fleet = Fleet {
+            path: "fleet.yaml".into(),
+            spec: "s.yaml".into(),
+            gateways: BTreeMap::new(),
+            deploy: Vec::new(),
+            waves: waves
+                .iter()
+                .map(|w| w.iter().map(|g| g.to_string()).collect())
+                .collect(),
+            on_failure: OnFailure::Rollback,
+        };
+        let fakes: Vec<std::sync::Arc<FakeGateway>> = gateways
+            .iter()
+            .map(|(_, f)| std::sync::Arc::new(FakeGateway::new("sha256:old", *f)))
+            .collect();
+        struct Shared(std::sync::Arc<FakeGateway>);
+        impl Provider for Shared {
+            fn running(&self) -> Result<Running, Error> {
+                self.0.running()
+            }
+            fn manifest(&self) -> Result<Option<Manifest>, Error> {
+                self.0.manifest()
+            }
+            fn stage(&self, d: &ValidIr) -> Result<Staged, Error> {
+                self.0.stage(d)
+            }
+            fn check(&self, s: &Staged) -> Result<(), Error> {
+                self.0.check(s)
+            }
+            fn switch(&self, s: &Staged, e: &str, m: &Manifest) -> Result<(), Error> {
+                self.0.switch(s, e, m)
+            }
+            fn verify(&self, h: &str) -> Result<(), Error> {
+                self.0.verify(h)
+            }
+            fn revert(&self, e: &str, b: &str, m: &Manifest) -> Result<(), Error> {
+                self.0.revert(e, b, m)
+            }
+        }
+        let plan = Plan {
+            gateways: gateways
+                .iter()
+                .zip(&fakes)
+                .map(|((name, _), fake)| GatewayPlan {
+                    name: name.to_string(),
+                    provider: "fake",
+                    desired: desired(),
+                    client: Ok(Box::new(Shared(fake.clone()))),
+                    running: fake.running(),
+                    changes: Vec::new(),
+                })
+                .collect(),
+        };
+        let summary = apply(&fleet, &plan, None, &|_| {});
+        let hashes = fakes
+            .iter()
+            .map(|f| f.state.lock().unwrap().0.clone())
+            .collect();
+        (summary, hashes)
+    }
+
+    fn ends(s: &Summary) -> Vec<(String, End)> {
+        s.gateways
+            .iter()
+            .map(|g| (g.gateway.clone(), g.end.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_gateway_changed_since_the_plan_is_not_overwritten() {
+        let (summary, hashes) = run(
+            &[
+                ("a", Fault::None),
+                ("b", Fault::ChangedSincePlan),
+                ("c", Fault::None),
+            ],
+            &[&["a"], &["b"], &["c"]],
+        );
+        assert!(!summary.ok);
+        let ends = ends(&summary);
+        assert_eq!(ends[0], ("a".into(), End::RolledBack));
+        assert!(
+            matches!(&ends[1].1, End::Failed(why) if why.contains("changed since the plan")),
+            "{ends:?}"
+        );
+        assert_eq!(ends[2], ("c".into(), End::Skipped));
+        // b keeps the operator's edit; a is back; c never touched.
+        assert_eq!(hashes, ["sha256:old", "sha256:edited", "sha256:old"]);
+    }
+
+    #[test]
+    fn a_verify_failing_after_the_switch_rolls_that_gateway_back_too() {
+        let (summary, hashes) = run(
+            &[("a", Fault::None), ("b", Fault::VerifyFails)],
+            &[&["a", "b"]],
+        );
+        let ends = ends(&summary);
+        assert_eq!(ends[0].1, End::RolledBack);
+        // b took the switch, so it is put back, not just marked failed.
+        assert_eq!(ends[1].1, End::RolledBack, "{ends:?}");
+        // The summary still says why.
+        assert!(
+            summary
+                .render()
+                .contains("b (wave 1): FAILED (verify failed"),
+            "{}",
+            summary.render()
+        );
+        assert_eq!(hashes, ["sha256:old", "sha256:old"]);
+    }
+}

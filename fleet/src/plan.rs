@@ -1,0 +1,246 @@
+//! `gatefold plan`: per gateway, the config the fleet wants there and the
+//! semantic difference from what it runs.
+
+use crate::file::Fleet;
+use crate::parallel::each;
+use crate::provider::{self, Provider, Running, Settings};
+use gatefold_compiler::diag::{Diagnostic, Diagnostics};
+use gatefold_compiler::ir::diff::{self, Change};
+use gatefold_compiler::ir::ValidIr;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// How many gateways are read (or changed) at once.
+pub const PARALLEL: usize = 16;
+
+/// One gateway's part of a plan.
+pub struct GatewayPlan {
+    pub name: String,
+    /// The provider kind (`reference`, `nginx`, ...).
+    pub provider: &'static str,
+    /// What the fleet wants it to run.
+    pub desired: ValidIr,
+    /// Its client; `Err` when it cannot be made (a planned provider, a
+    /// missing token).
+    pub client: Result<Box<dyn Provider>, provider::Error>,
+    /// What it runs now, or why that is unknown.
+    pub running: Result<Running, provider::Error>,
+    /// What applying changes there, routes to consumers (empty: in sync).
+    pub changes: Vec<Change>,
+}
+
+/// Where a gateway stands, for reports.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    InSync,
+    Changes,
+    Unknown,
+}
+
+impl GatewayPlan {
+    pub fn state(&self) -> State {
+        match &self.running {
+            Err(_) => State::Unknown,
+            Ok(r) if r.hash == self.desired.hash.as_str() => State::InSync,
+            Ok(_) => State::Changes,
+        }
+    }
+
+    /// A JSON report of this gateway's plan.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "gateway": self.name,
+            "provider": self.provider,
+            "state": self.state(),
+            "desired-hash": self.desired.hash,
+            "changes": self.changes,
+        });
+        match &self.running {
+            Ok(r) => v["running-hash"] = r.hash.clone().into(),
+            Err(e) => v["error"] = e.to_string().into(),
+        }
+        v
+    }
+}
+
+/// A fleet's plan: one entry per gateway, in wave order.
+pub struct Plan {
+    pub gateways: Vec<GatewayPlan>,
+}
+
+impl Plan {
+    pub fn pending(&self) -> bool {
+        self.gateways.iter().any(|g| g.state() != State::InSync)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&GatewayPlan> {
+        self.gateways.iter().find(|g| g.name == name)
+    }
+
+    /// The plan as text: per gateway, in sync or its semantic diff.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for g in &self.gateways {
+            match (&g.running, g.state()) {
+                (Err(e), _) => {
+                    out.push_str(&format!("{} ({}): cannot tell: {e}\n", g.name, g.provider))
+                }
+                (Ok(_), State::InSync) => out.push_str(&format!(
+                    "{} ({}): in sync ({})\n",
+                    g.name,
+                    g.provider,
+                    g.desired.hash.short()
+                )),
+                (Ok(r), _) => {
+                    out.push_str(&format!(
+                        "{} ({}): {} -> {}\n",
+                        g.name,
+                        g.provider,
+                        short(&r.hash),
+                        g.desired.hash.short()
+                    ));
+                    if r.ir.is_some() {
+                        for line in diff::render(&g.changes).lines() {
+                            out.push_str("  ");
+                            out.push_str(line);
+                            out.push('\n');
+                        }
+                    } else {
+                        out.push_str("  (the gateway shows only its hash: no route-level diff)\n");
+                    }
+                }
+            }
+        }
+        let n = self.count(State::Changes);
+        out.push_str(&format!(
+            "{} gateway(s): {n} to change, {} in sync, {} unknown\n",
+            self.gateways.len(),
+            self.count(State::InSync),
+            self.count(State::Unknown)
+        ));
+        out
+    }
+
+    pub fn count(&self, s: State) -> usize {
+        self.gateways.iter().filter(|g| g.state() == s).count()
+    }
+}
+
+/// The short form of a hash, as `ContentHash::short` writes it.
+pub fn short(hash: &str) -> &str {
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    &hex[..hex.len().min(12)]
+}
+
+/// The compiled spec, or the diagnostics (fleet file and spec) that stop it.
+pub struct Desired {
+    /// Per gateway, in wave order: its name and config.
+    pub configs: Vec<(String, ValidIr)>,
+}
+
+/// Compiles the fleet's spec and cuts it per gateway (`deploy`). Errors are
+/// rendered text (spec diagnostics with excerpts, or the fleet file's).
+pub fn desired(fleet: &Fleet) -> Result<Desired, String> {
+    let compiled = gatefold_compiler::compile_path(&fleet.spec);
+    let Some(ir) = compiled.ir else {
+        return Err(compiled.render());
+    };
+    let known = ir.api_names();
+    let mut diags = Diagnostics::new();
+    for d in &fleet.deploy {
+        for (api, span) in &d.apis {
+            if !known.contains(api) {
+                let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                diags.push(
+                    Diagnostic::error(
+                        "unknown-api",
+                        *span,
+                        format!("`deploy` names api `{api}`, which the spec does not define"),
+                    )
+                    .with_help(gatefold_compiler::front::decode::did_you_mean(api, &names)),
+                );
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(render_fleet(fleet, &diags));
+    }
+    let mut configs = Vec::new();
+    for name in fleet.waves.iter().flatten() {
+        let gw = &fleet.gateways[name];
+        let config = match fleet.apis_for(gw) {
+            None => ir.clone(),
+            Some(apis) => ir.select_apis(&apis).map_err(|e| {
+                format!(
+                    "error: the part of the spec for gateway `{name}` is not a valid config: {e}\n"
+                )
+            })?,
+        };
+        configs.push((name.clone(), config));
+    }
+    Ok(Desired { configs })
+}
+
+fn render_fleet(fleet: &Fleet, diags: &Diagnostics) -> String {
+    // The fleet file is re-read for its excerpts: it was read moments ago.
+    let mut sources = gatefold_compiler::source::Sources::new();
+    let text = std::fs::read_to_string(&fleet.path).unwrap_or_default();
+    sources.add(gatefold_compiler::source::SourceFile::new(
+        fleet.path.display().to_string(),
+        text,
+    ));
+    diags.render(&sources)
+}
+
+/// Asks every gateway what it runs (in parallel) and diffs it against
+/// what the fleet wants there.
+pub fn plan(fleet: &Fleet, desired: Desired, settings: &Settings) -> Plan {
+    let gateways = each(desired.configs, PARALLEL, |(name, config)| {
+        let gw = &fleet.gateways[&name];
+        let client = provider::for_gateway(gw, settings);
+        let running = match &client {
+            Ok(c) => c.running(),
+            Err(e) => Err(clone_err(e)),
+        };
+        let changes = match &running {
+            Ok(Running { ir: Some(old), .. }) => diff::diff(old, &config),
+            _ => Vec::new(),
+        };
+        GatewayPlan {
+            name,
+            provider: gw.provider.kind(),
+            desired: config,
+            client,
+            running,
+            changes,
+        }
+    });
+    Plan { gateways }
+}
+
+/// A copy of a provider error for a second place (the plan keeps both
+/// "no client" and "cannot read").
+pub fn clone_err(e: &provider::Error) -> provider::Error {
+    use provider::Error as E;
+    match e {
+        E::Unreachable(m) => E::Unreachable(m.clone()),
+        E::Conflict { expected, running } => E::Conflict {
+            expected: expected.clone(),
+            running: running.clone(),
+        },
+        E::Rejected(m) => E::Rejected(m.clone()),
+        E::Verify(m) => E::Verify(m.clone()),
+        E::Failed(m) => E::Failed(m.clone()),
+        E::Planned(p) => E::Planned(p),
+    }
+}
+
+/// The names of the gateways in `plan` whose config would change.
+pub fn changing(plan: &Plan) -> BTreeSet<String> {
+    plan.gateways
+        .iter()
+        .filter(|g| g.state() == State::Changes)
+        .map(|g| g.name.clone())
+        .collect()
+}

@@ -1,0 +1,82 @@
+//! A blocking HTTP client for admin APIs: timeouts, and retries with
+//! backoff on 429, 5xx and unanswered requests.
+
+use super::{Error, Settings};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use std::time::Duration;
+
+/// First wait between attempts; doubled each time.
+const BACKOFF: Duration = Duration::from_millis(200);
+
+/// A client for one admin API.
+pub struct Http {
+    client: Client,
+    base: String,
+    token: Option<String>,
+    attempts: u32,
+}
+
+impl Http {
+    pub fn new(base: &str, token: Option<String>, settings: &Settings) -> Result<Http, Error> {
+        let client = Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            // Admin APIs are on loopback or named hosts, never via a proxy.
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::Failed(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Http {
+            client,
+            base: base.to_string(),
+            token,
+            attempts: settings.attempts.max(1),
+        })
+    }
+
+    /// The base URL, for messages (it holds no secret: tokens are headers).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `build(client, url)`, retrying on 429, 5xx and unanswered
+    /// requests. The request must be safe to repeat (every change is a
+    /// compare-and-swap).
+    pub fn send(
+        &self,
+        path: &str,
+        build: impl Fn(&Client, String) -> RequestBuilder,
+    ) -> Result<Response, Error> {
+        let url = format!("{}{path}", self.base);
+        let mut wait = BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let mut req = build(&self.client, url.clone());
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let last = attempt >= self.attempts;
+            match req.send() {
+                Ok(r) if (r.status().as_u16() == 429 || r.status().is_server_error()) && !last => {}
+                Ok(r) => return Ok(r),
+                Err(e) if last => {
+                    // Without the URL's query (none is sent) and never a header.
+                    return Err(Error::Unreachable(format!("{url}: {}", describe(e))));
+                }
+                Err(_) => {}
+            }
+            std::thread::sleep(wait);
+            wait *= 2;
+            attempt += 1;
+        }
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection refused or failed".to_string()
+    } else {
+        e.without_url().to_string()
+    }
+}

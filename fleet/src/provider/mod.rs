@@ -1,0 +1,111 @@
+//! One [`Provider`] per kind of gateway: how to read what it runs, and how
+//! to stage, check, switch, verify and revert a config there.
+
+mod http;
+pub mod reference;
+
+use crate::file::{Gateway, ProviderConfig};
+use crate::manifest::Manifest;
+use gatefold_compiler::ir::ValidIr;
+use std::time::Duration;
+
+/// What a gateway runs now.
+#[derive(Clone, Debug)]
+pub struct Running {
+    /// The content hash of the running config.
+    pub hash: String,
+    /// The running config, for the semantic diff; `None` when the gateway
+    /// cannot show it (only its hash).
+    pub ir: Option<ValidIr>,
+}
+
+/// A config prepared for a gateway, not yet switched to.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    /// The config's content hash (what verify looks for).
+    pub hash: String,
+    /// What is sent or written: a provider's own format.
+    pub body: String,
+}
+
+/// What went wrong with a gateway. Messages never hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// It could not be reached (down, refused, timed out).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// It runs another config than the plan saw (compare-and-swap failed).
+    #[error("changed since the plan: it runs {running}, the plan saw {expected}")]
+    Conflict { expected: String, running: String },
+    /// It (or its checker) refused the config; the old one keeps serving.
+    #[error("refused the config: {0}")]
+    Rejected(String),
+    /// After the switch it does not serve the new config.
+    #[error("verify failed: {0}")]
+    Verify(String),
+    /// Anything else it answered that was not expected.
+    #[error("{0}")]
+    Failed(String),
+    /// This provider is not built yet.
+    #[error("the `{0}` provider is planned, not built yet")]
+    Planned(&'static str),
+}
+
+/// A gateway's side of fleet sync. Every method blocks; each gateway is
+/// driven from its own thread.
+pub trait Provider: Send + Sync {
+    /// What the gateway runs now.
+    fn running(&self) -> Result<Running, Error>;
+    /// The manifest of the last apply there; `None` when gatefold never
+    /// applied there.
+    fn manifest(&self) -> Result<Option<Manifest>, Error>;
+    /// Prepares `desired` in the gateway's own format.
+    fn stage(&self, desired: &ValidIr) -> Result<Staged, Error>;
+    /// Checks a staged config (the target's own checker where it has one).
+    fn check(&self, staged: &Staged) -> Result<(), Error>;
+    /// Switches to `staged` atomically, only when the gateway still runs
+    /// `expect`, recording `manifest` with it.
+    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error>;
+    /// Whether the gateway now serves `hash`.
+    fn verify(&self, hash: &str) -> Result<(), Error>;
+    /// Goes back to the config before the running one, only when the
+    /// gateway still runs `expect`, recording `manifest`. Nothing to do
+    /// (`Ok`) when it already runs `back_to` (the switch never took).
+    fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error>;
+}
+
+/// Settings every provider shares.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long one request to a gateway may take.
+    pub timeout: Duration,
+    /// Attempts for a request answered 429 or 5xx or not answered.
+    pub attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeout: Duration::from_secs(30),
+            attempts: 3,
+        }
+    }
+}
+
+/// The provider for a gateway of the fleet file. Reading a secret from the
+/// environment happens here, so a missing one is reported per gateway.
+pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider>, Error> {
+    match &gw.provider {
+        ProviderConfig::Reference { admin, token } => {
+            let token = match token {
+                Some(t) => Some(t.read().map_err(Error::Failed)?),
+                None => None,
+            };
+            Ok(Box::new(reference::Reference::new(admin, token, settings)?))
+        }
+        ProviderConfig::Nginx { .. } => Err(Error::Planned("nginx")),
+        ProviderConfig::Envoy { .. } => Err(Error::Planned("envoy")),
+        ProviderConfig::Kong { .. } => Err(Error::Planned("kong")),
+        ProviderConfig::Cloudflare { .. } => Err(Error::Planned("cloudflare")),
+    }
+}

@@ -1,0 +1,173 @@
+//! The reference gateway (`gatefold serve`) through its admin API:
+//! `GET /config` and `GET /status` for what runs, `GET /manifest` for the
+//! last apply, `PUT /config` and `POST /rollback` as compare-and-swaps
+//! (`if-match`) carrying the manifest (`gatefold-manifest`).
+
+use super::http::Http;
+use super::{Error, Provider, Running, Settings, Staged};
+use crate::manifest::Manifest;
+use gatefold_compiler::ir::ValidIr;
+use reqwest::blocking::Response;
+use reqwest::StatusCode;
+
+/// A reference gateway's admin API.
+pub struct Reference {
+    http: Http,
+}
+
+impl Reference {
+    /// A client for the admin API at `admin` (`http://127.0.0.1:9901`).
+    pub fn new(
+        admin: &str,
+        token: Option<String>,
+        settings: &Settings,
+    ) -> Result<Reference, Error> {
+        Ok(Reference {
+            http: Http::new(admin, token, settings)?,
+        })
+    }
+
+    fn status_hash(&self) -> Result<String, Error> {
+        let r = self.http.send("/status", |c, u| c.get(u))?;
+        let v = json(ok(r)?)?;
+        v["config_hash"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Failed("`GET /status` has no `config_hash`".into()))
+    }
+
+    /// A compare-and-swap answered 412: the running hash it names.
+    fn conflict(&self, r: Response, expect: &str) -> Error {
+        let running = json(r)
+            .ok()
+            .and_then(|v| v["config_hash"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "another config".into());
+        Error::Conflict {
+            expected: expect.to_string(),
+            running,
+        }
+    }
+}
+
+/// The answer when it is a 2xx; otherwise an error with what it said.
+fn ok(r: Response) -> Result<Response, Error> {
+    if r.status().is_success() {
+        return Ok(r);
+    }
+    let status = r.status();
+    let text = r.text().unwrap_or_default();
+    let said = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["errors"].as_array().cloned())
+        .map(|e| {
+            e.iter()
+                .filter_map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or(text);
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::Failed(format!(
+            "the admin API answered {status}: check the gateway's token in the fleet file's environment variable"
+        ))),
+        StatusCode::BAD_REQUEST => Err(Error::Rejected(said)),
+        _ => Err(Error::Failed(format!("the admin API answered {status}: {said}"))),
+    }
+}
+
+fn json(r: Response) -> Result<serde_json::Value, Error> {
+    r.json()
+        .map_err(|e| Error::Failed(format!("the admin API answered something not JSON: {e}")))
+}
+
+impl Provider for Reference {
+    fn running(&self) -> Result<Running, Error> {
+        let r = ok(self.http.send("/config", |c, u| c.get(u))?)?;
+        let text = r
+            .text()
+            .map_err(|e| Error::Unreachable(format!("{}: {e}", self.http.base())))?;
+        let ir = ValidIr::from_json(&text)
+            .map_err(|e| Error::Failed(format!("`GET /config` is not a gatefold IR: {e}")))?;
+        Ok(Running {
+            hash: ir.hash.to_string(),
+            ir: Some(ir),
+        })
+    }
+
+    fn manifest(&self) -> Result<Option<Manifest>, Error> {
+        let r = self.http.send("/manifest", |c, u| c.get(u))?;
+        if r.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let v = json(ok(r)?)?;
+        serde_json::from_value(v).map(Some).map_err(|e| {
+            Error::Failed(format!(
+                "the gateway's manifest is not one gatefold wrote: {e}"
+            ))
+        })
+    }
+
+    fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
+        Ok(Staged {
+            hash: desired.hash.to_string(),
+            body: desired.to_json(),
+        })
+    }
+
+    fn check(&self, staged: &Staged) -> Result<(), Error> {
+        // The IR was validated when compiled; the gateway checks it again
+        // (secrets, certificates) and keeps the old one if it refuses.
+        ValidIr::from_json(&staged.body)
+            .map(|_| ())
+            .map_err(Error::Rejected)
+    }
+
+    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
+        let line = manifest.to_line();
+        let r = self.http.send("/config", |c, u| {
+            c.put(u)
+                .header("if-match", expect)
+                .header("gatefold-manifest", &line)
+                .header("content-type", "application/json")
+                .body(staged.body.clone())
+        })?;
+        if r.status() == StatusCode::PRECONDITION_FAILED {
+            return match self.conflict(r, expect) {
+                // An earlier attempt went through but its answer was lost.
+                Error::Conflict { running, .. } if running == staged.hash => Ok(()),
+                e => Err(e),
+            };
+        }
+        ok(r).map(|_| ())
+    }
+
+    fn verify(&self, hash: &str) -> Result<(), Error> {
+        let running = self.status_hash()?;
+        if running == hash {
+            Ok(())
+        } else {
+            Err(Error::Verify(format!("it serves {running}, not {hash}")))
+        }
+    }
+
+    fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
+        let line = manifest.to_line();
+        let r = self.http.send("/rollback", |c, u| {
+            c.post(u)
+                .header("if-match", expect)
+                .header("gatefold-manifest", &line)
+        })?;
+        if r.status() == StatusCode::PRECONDITION_FAILED {
+            return match self.conflict(r, expect) {
+                Error::Conflict { running, .. } if running == back_to => Ok(()),
+                e => Err(e),
+            };
+        }
+        if r.status() == StatusCode::CONFLICT {
+            return Err(Error::Failed(
+                "the gateway holds no earlier config (restarted since the apply?); run `gatefold apply` with the version wanted".into(),
+            ));
+        }
+        ok(r).map(|_| ())
+    }
+}
