@@ -311,7 +311,8 @@ fn script_spec(request: &str) -> String {
 fn reformatting_a_script_keeps_the_hash() {
     let compile = |src: &str| {
         let c = compile_str("s.yaml", &script_spec(src));
-        c.ir.unwrap_or_else(|| panic!("{}", c.render()))
+        let rendered = c.render();
+        c.ir.unwrap_or_else(|| panic!("{rendered}"))
     };
     let a = compile(
         "const tenant = req.query(\"tenant\");\nif (!tenant) { return respond(400, { error: \"tenant required\" }); }\nctx.tenant = tenant.toLowerCase();",
