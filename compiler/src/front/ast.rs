@@ -57,7 +57,8 @@ impl PolicyAst {
 #[derive(Clone, Debug)]
 pub enum PolicyRef {
     Named(NameRef),
-    Inline(PolicyAst),
+    // Boxed: a policy with its options is far larger than a name.
+    Inline(Box<PolicyAst>),
 }
 
 /// A named entry of the top-level `policies:` section.
