@@ -187,3 +187,107 @@ async fn runtime_failures_answer_500_script_failed() {
         "the failed response is replaced whole"
     );
 }
+
+/// The five scripts of `examples/scripts` (the spec folder as written, its
+/// upstream pointed at the test's), served by the reference gateway.
+#[tokio::test]
+async fn the_example_scripts_serve() {
+    use gatefold_compiler::source::{SourceFile, Sources};
+    let up = Upstream::start("app").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scripts");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    names.sort();
+    let mut sources = Sources::new();
+    for p in names {
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("http://127.0.0.1:9001", &up.url());
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        sources.add(SourceFile::new(name, text));
+    }
+    let compiled = gatefold_compiler::compile_sources(sources, |_| dir.clone());
+    let rendered = compiled.render();
+    let ir = compiled
+        .ir
+        .unwrap_or_else(|| panic!("examples/scripts does not compile:\n{rendered}"));
+    let gw = gateway_ir(ir, &[], |_| {}).await;
+
+    // A/B: an explicit variant is a path prefix and a response header.
+    let r = gw
+        .send("GET", "/shop/home", &[("x-variant", "B")], None)
+        .await;
+    assert_eq!(r.json()["path"], "/b/shop/home");
+    assert_eq!(r.header("x-variant"), Some("b"));
+
+    // Validation.
+    let r = gw
+        .send(
+            "POST",
+            "/orders",
+            &[("content-type", "text/plain")],
+            Some("x"),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    assert_eq!(r.json()["expected"], "application/json");
+    let r = gw
+        .send(
+            "POST",
+            "/orders",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "short"),
+            ],
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = gw
+        .send(
+            "POST",
+            "/orders",
+            &[("content-type", "application/json; charset=utf-8")],
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gw.get("/orders?page-size=101").await.status, 400);
+    assert_eq!(gw.get("/orders?page-size=1e2").await.status, 400);
+    assert_eq!(gw.get("/orders?page-size=50").await.status, 200);
+
+    // Response shaping: the upstream's own marker header is kept, an error is not cached.
+    let r = gw
+        .send("GET", "/site/x", &[("x-test-status", "404")], None)
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    // Tenant from a path segment.
+    let r = gw.get("/t/Acme-1/orders/7").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/orders/7");
+    assert_eq!(r.upstream_header("x-tenant").as_deref(), Some("acme-1"));
+    assert_eq!(r.header("x-tenant"), Some("acme-1"));
+    assert_eq!(gw.get("/t/ac%20me/x").await.status, 400);
+
+    // Maintenance window.
+    let r = gw
+        .send("GET", "/api/x", &[("x-maintenance", " on ")], None)
+        .await;
+    r.assert_error(503, "down for maintenance");
+    assert_eq!(r.header("retry-after"), Some("600"));
+    let r = gw
+        .send(
+            "GET",
+            "/api/x",
+            &[("x-maintenance", "on"), ("x-staff-bypass", "yes")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.upstream_header("x-staff-bypass"), None);
+}
