@@ -41,13 +41,18 @@ pub fn compile(cx: &mut Cx<'_>, node: &Node, source: &str, side: Side) -> Option
                 .as_ref()
                 .and_then(|l| l.first())
                 .map_or(0..0, |l| l.offset()..l.offset() + l.len());
-            let help = e.help.as_deref().map_or_else(
-                || {
-                    "scripts are JavaScript: check the brackets, quotes and semicolons here"
-                        .to_string()
-                },
-                str::to_string,
-            );
+            let help = if e.message.contains("await") {
+                // Scripts parse as classic scripts, where `await` is a syntax error.
+                "scripts are synchronous: the API answers at once, so remove `await`".to_string()
+            } else {
+                e.help.as_deref().map_or_else(
+                    || {
+                        "scripts are JavaScript: check the brackets, quotes and semicolons here"
+                            .to_string()
+                    },
+                    str::to_string,
+                )
+            };
             cx.error(
                 "script-syntax",
                 places.span(at),
