@@ -128,6 +128,22 @@ fn phases(p: &Policy) -> Vec<&'static str> {
     }
 }
 
+/// Each side's phase and cost bound: `request-script: at most 14 steps; response: at most 9 steps`.
+fn script_costs(s: &gatefold_compiler::ir::Script) -> String {
+    let sides = [
+        (gatefold_compiler::ir::Phase::RequestScript, &s.request),
+        (gatefold_compiler::ir::Phase::Response, &s.response),
+    ];
+    let parts: Vec<String> = sides
+        .iter()
+        .filter_map(|(phase, p)| {
+            p.as_ref()
+                .map(|p| format!("{}: at most {} steps", phase.as_str(), p.cost))
+        })
+        .collect();
+    format!("script cost bound: {}", parts.join("; "))
+}
+
 fn phases_text(p: &Policy) -> String {
     let list = phases(p);
     if list.is_empty() {
@@ -300,6 +316,9 @@ fn route_text(ir: &Ir, r: &Route, places: &Places<'_>) -> String {
             origin(id.attachment.level(), &inst.origin.via),
             at
         ));
+        if let Policy::Script(s) = &inst.policy {
+            out.push_str(&format!("        {}\n", script_costs(s)));
+        }
     }
     out
 }

@@ -169,13 +169,14 @@ fn the_capability_matrix_in_docs_is_generated() {
     let json = gatefold(&["capabilities", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["reference"]["kinds"]["mock"], "built-in");
-    assert_eq!(v["reference"]["kinds"]["script"], "unsupported");
+    assert_eq!(v["reference"]["kinds"]["script"], "built-in");
+    assert_eq!(v["nginx"]["kinds"]["script"], "unsupported");
     assert!(v["reference"]["fields"].is_array());
 }
 
-/// `script` is refused at compile time by the reference target (fail
-/// closed: it is never emitted and left for the gateway to skip), and a
-/// compile writes a manifest beside the files.
+/// `script` is refused at compile time by a target that cannot run it
+/// (fail closed: it is never emitted and left for the gateway to skip),
+/// and a compile writes a manifest beside the files.
 #[test]
 fn compile_refuses_script_and_writes_a_manifest() {
     let dir = scratch("fail-closed");
@@ -183,7 +184,7 @@ fn compile_refuses_script_and_writes_a_manifest() {
         "compile",
         "examples/kitchen-sink",
         "--target",
-        "reference",
+        "nginx",
         "--out",
         dir.join("ks").to_str().unwrap(),
     ]);
@@ -191,7 +192,18 @@ fn compile_refuses_script_and_writes_a_manifest() {
     let err = text(&o.stderr);
     assert!(err.contains("cannot run `script` yet"), "{err}");
     assert!(err.contains("route/reports."), "{err}");
-    assert!(!dir.join("ks/gatefold.ir.json").exists());
+    assert!(!dir.join("ks/nginx.conf").exists());
+    // The reference gateway runs scripts: the same spec compiles for it.
+    let o = gatefold(&[
+        "compile",
+        "examples/kitchen-sink",
+        "--target",
+        "reference",
+        "--out",
+        dir.join("ks-ref").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(dir.join("ks-ref/gatefold.ir.json").exists());
 
     let o = gatefold(&[
         "compile",
@@ -276,8 +288,8 @@ fn json_reports_on_failure() {
     }
 }
 
-/// `script` runs in the request and the response phase; `native` in none
-/// of the portable phases.
+/// `script` runs in the request and the response phase, each with its cost
+/// bound; `native` in none of the portable phases.
 #[test]
 fn explain_shows_script_and_native_phases() {
     let out = gatefold(&["explain", "examples/kitchen-sink"]);
@@ -298,6 +310,15 @@ fn explain_shows_script_and_native_phases() {
     assert!(
         line("native").contains("no phase (target-specific)"),
         "{shown}"
+    );
+    // Under the script's step: each side's phase and its cost bound.
+    let bound = shown
+        .lines()
+        .find(|l| l.contains("script cost bound:"))
+        .unwrap_or_else(|| panic!("no cost bound in:\n{shown}"));
+    assert!(
+        bound.contains("request-script: at most ") && bound.contains("; response: at most "),
+        "{bound}"
     );
 }
 
@@ -379,7 +400,7 @@ fn diff_exits_by_outcome() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// Fail closed: `script`, which no target runs yet, is an error at the
+/// Fail closed: `script`, which nginx does not run yet, is an error at the
 /// policy's place with or without `--strict` (it used to be left out with a
 /// warning), and nothing is written.
 #[test]
@@ -398,7 +419,7 @@ fn strict_turns_unsupported_policies_into_errors() {
             "compile",
             spec_arg,
             "--target",
-            "reference",
+            "nginx",
             "--out",
             out.to_str().unwrap(),
         ];

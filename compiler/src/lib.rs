@@ -331,6 +331,10 @@ fn detach(
                 continue;
             }
             source_map.policies.insert(id.clone(), step.source.at);
+            if !step.policy.sites.is_empty() {
+                let sites = step.policy.sites.iter().map(|s| resolve::loc(*s)).collect();
+                source_map.scripts.insert(id.clone(), sites);
+            }
             policies.insert(
                 id.clone(),
                 ir::PolicyInstance {

@@ -141,7 +141,7 @@ pub fn resolve(spec: &SpecAst) -> (Gateway, Vec<ResolvedRoute<'_>>, Diagnostics)
 fn all_policies(spec: &SpecAst) -> Vec<&PolicyAst> {
     fn inline(refs: &[PolicyRef]) -> impl Iterator<Item = &PolicyAst> {
         refs.iter().filter_map(|r| match r {
-            PolicyRef::Inline(p) => Some(p),
+            PolicyRef::Inline(p) => Some(&**p),
             PolicyRef::Named(_) => None,
         })
     }
@@ -359,7 +359,7 @@ impl<'a> Resolver<'a> {
                 continue;
             };
             let (policy, single) = match r {
-                PolicyRef::Inline(p) => (p, None),
+                PolicyRef::Inline(p) => (&**p, None),
                 PolicyRef::Named(n) => {
                     let Some(def) = self.policies.get(&n.name).copied() else {
                         self.unknown_policy(n);

@@ -484,8 +484,6 @@ pub fn check(target: &dyn Target, ir: &ValidIr, options: &Options) -> Vec<Gap> {
         let kind = id.kind;
         let severity = |support: Support| match support {
             Support::Builtin | Support::Emulated => None,
-            // Until scripts are compiled, no target runs one.
-            _ if kind == PolicyKind::Script => Some(true),
             _ if kind.is_security() => Some(true),
             Support::Unsupported if !kind.is_advisory() => Some(true),
             _ => Some(options.strict),
@@ -504,13 +502,9 @@ pub fn check(target: &dyn Target, ir: &ValidIr, options: &Options) -> Vec<Gap> {
             }
         };
         let whole = target.support(kind);
+        // A script is carried out whole or not at all: it has no fields.
         if kind == PolicyKind::Script || !whole.is_exact() {
-            let support = if whole.is_exact() {
-                Support::Unsupported
-            } else {
-                whole
-            };
-            push(None, None, support);
+            push(None, None, whole);
             continue;
         }
         for f in target.policy_fields(&instance.policy) {
@@ -560,10 +554,10 @@ pub fn gap_diagnostics(gaps: &[Gap], ir: &ValidIr) -> Diagnostics {
         );
         let help = if g.policy.kind == PolicyKind::Script {
             message = format!(
-                "target `{}` cannot run `script` yet (policy `{}`{routes}): scripts are not compiled for any target, the reference gateway included",
+                "target `{}` cannot run `script` yet (policy `{}`{routes}): scripts run on the reference gateway only so far",
                 g.target, g.policy
             );
-            "remove the `script` policy, or express it with other policy kinds or `native`"
+            "serve this spec with the reference gateway (`gatefold serve`), or express the script with other policy kinds or `native` for this target"
                 .to_string()
         } else if g.policy.kind.is_security() {
             format!("`{}` protects the gateway, so it is never left out: remove it for this target, or pick a target that carries it out (`gatefold capabilities`)", g.policy.kind)

@@ -42,6 +42,9 @@ pub struct PolicyAst {
     /// The option a route-dependent check points at: a rewrite's `path`
     /// (or `strip-prefix`), a redirect's `to`.
     pub template: Option<Box<Node>>,
+    /// A `script`'s run-time failure sites (request script's first), in
+    /// [`crate::ir::script::Site`] order; empty for other kinds.
+    pub sites: Vec<Span>,
 }
 
 impl PolicyAst {
@@ -54,7 +57,8 @@ impl PolicyAst {
 #[derive(Clone, Debug)]
 pub enum PolicyRef {
     Named(NameRef),
-    Inline(PolicyAst),
+    // Boxed: a policy with its options is far larger than a name.
+    Inline(Box<PolicyAst>),
 }
 
 /// A named entry of the top-level `policies:` section.

@@ -6,6 +6,7 @@ mod client_address;
 mod conditions;
 pub mod decode;
 mod policy;
+pub mod script;
 mod spec;
 pub mod tls;
 mod values;
@@ -29,6 +30,7 @@ pub fn load(
                 let mut cx = decode::Cx {
                     diags: &mut diags,
                     base_dir: Path::new(&dir),
+                    text: &file.text,
                 };
                 spec::decode_file(&mut cx, &root, &mut spec);
             }

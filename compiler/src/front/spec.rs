@@ -572,7 +572,7 @@ fn decode_policy_ref(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyRef> {
                 span: node.span,
             }))
         }
-        Value::Map(_) => decode_policy_object(cx, node).map(PolicyRef::Inline),
+        Value::Map(_) => decode_policy_object(cx, node).map(|p| PolicyRef::Inline(Box::new(p))),
         _ => {
             cx.error(
                 "wrong-type",

@@ -63,6 +63,7 @@ pub mod lowered;
 pub mod matcher;
 pub mod policy;
 pub mod request;
+pub mod script;
 mod select;
 mod source_map;
 pub mod tls;
@@ -75,6 +76,7 @@ pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
 pub use policy::{Phase, Policy, PolicyKind, Stakes, TargetKind};
 pub use request::{ClientAddress, ForwardedHeader, PathNormalization};
+pub use script::Script;
 pub use source_map::{Level, Loc, SourceMap};
 pub use values::{
     ByteSize, Date, Duration, HeaderMap, HeaderName, HeaderValue, Method, Name, Secret,

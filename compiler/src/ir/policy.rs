@@ -452,13 +452,8 @@ pub struct Deprecation {
     pub link: Option<String>,
 }
 
-/// `script`: portable script sources, compiled per target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Script {
-    pub request: Option<String>,
-    pub response: Option<String>,
-}
+/// `script`: the compiled programs ([`super::script`]), never their source.
+pub use super::script::Script;
 
 /// The body of a mock answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -51,6 +51,11 @@ pub struct SourceMap {
     pub policies: BTreeMap<PolicyId, Loc>,
     pub upstreams: BTreeMap<Name, Loc>,
     pub consumers: BTreeMap<Name, Loc>,
+    /// For each `script` policy instance, the spec position of each of its
+    /// run-time failure sites ([`super::script::Site`] indexes this list),
+    /// so a failing script is logged at its place in the spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scripts: BTreeMap<PolicyId, Vec<Loc>>,
 }
 
 impl SourceMap {

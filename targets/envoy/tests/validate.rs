@@ -37,8 +37,8 @@ fn examples_validate() {
     }
 }
 
-/// kitchen-sink without its `script` (which no target runs yet, the
-/// reference included): everything else compiles, validates and serves.
+/// kitchen-sink without its `script` (which Envoy does not run yet; only
+/// the reference gateway does): everything else compiles, validates and serves.
 #[test]
 fn kitchen_sink_validates() {
     let examples =

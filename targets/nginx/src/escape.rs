@@ -177,7 +177,7 @@ mod tests {
         }
         let count = tail.trim_start_matches("[0-9]{").trim_end_matches('}');
         match count.strip_suffix(',') {
-            Some(min) => left >= min.parse().unwrap(),
+            Some(min) => left >= min.parse::<usize>().unwrap(),
             None => left == count.parse::<usize>().unwrap(),
         }
     }

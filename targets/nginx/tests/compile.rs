@@ -205,8 +205,8 @@ fn outside_quotes(text: &str) -> String {
 }
 
 /// kitchen-sink as written is refused for nginx, fail closed, for exactly
-/// what nginx cannot carry out: `jwt` (security), `script` (no target runs
-/// one yet), a `native` nginx entry (verbatim text) and the language 1.1
+/// what nginx cannot carry out: `jwt` (security), `script` (nginx does not
+/// run scripts yet), a `native` nginx entry (verbatim text) and the language 1.1
 /// redirect and cors forms of its second file. Its main file without those
 /// passes `nginx -t` and `luajit -bl`, and serves.
 #[test]

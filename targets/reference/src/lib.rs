@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod gateway;
+pub mod script;
 
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{Feature, Options, Output, OutputFile, RelPath, Support, Target};
@@ -20,13 +21,9 @@ impl Target for Reference {
         TargetKind::Reference
     }
 
-    fn support(&self, kind: PolicyKind) -> Support {
-        match kind {
-            // The portable script engine comes with its own issue: refused
-            // at compile time (see `gatefold_compiler::target::check`).
-            PolicyKind::Script => Support::Unsupported,
-            _ => Support::Builtin,
-        }
+    fn support(&self, _kind: PolicyKind) -> Support {
+        // Scripts included: the gateway evaluates the script IR natively.
+        Support::Builtin
     }
 
     fn feature(&self, _feature: Feature) -> Support {

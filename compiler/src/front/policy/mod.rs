@@ -45,6 +45,7 @@ fn decode_options(
     kind: PolicyKind,
     node: &Node,
     refs: &mut Refs,
+    sites: &mut Vec<crate::source::Span>,
 ) -> Option<Policy> {
     match kind {
         PolicyKind::IpFilter => ip_filter::decode(cx, node),
@@ -56,7 +57,7 @@ fn decode_options(
         PolicyKind::Acl => acl::decode(cx, node, refs),
         PolicyKind::RateLimit => rate_limit::decode(cx, node),
         PolicyKind::Deprecation => deprecation::decode(cx, node),
-        PolicyKind::Script => script::decode(cx, node),
+        PolicyKind::Script => script::decode(cx, node, sites),
         PolicyKind::Mock => mock::decode(cx, node),
         PolicyKind::Redirect => redirect::decode(cx, node),
         PolicyKind::RequestHeaders | PolicyKind::ResponseHeaders => headers::decode(cx, kind, node),
@@ -100,8 +101,9 @@ pub fn decode_policy_object(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyAst> {
         return None;
     };
     let mut refs = Vec::new();
+    let mut sites = Vec::new();
     let opts = &entry.value;
-    let policy = decode_options(cx, kind, opts, &mut refs)?;
+    let policy = decode_options(cx, kind, opts, &mut refs, &mut sites)?;
     let template_keys: &[&str] = match kind {
         PolicyKind::Rewrite => &["path", "strip-prefix"],
         PolicyKind::Redirect => &["to", "path", "replace-prefix"],
@@ -119,6 +121,7 @@ pub fn decode_policy_object(cx: &mut Cx<'_>, node: &Node) -> Option<PolicyAst> {
         kind_span: entry.key_span,
         refs,
         template,
+        sites,
     })
 }
 

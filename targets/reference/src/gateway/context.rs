@@ -49,6 +49,12 @@ pub struct Ctx {
     pub cache_hit: bool,
     /// [`Ctx::client_ip`] as text, made once (`x-forwarded-for`, access log).
     client_text: OnceCell<String>,
+    /// The scripts' `ctx` map, carried from the request script to the response script.
+    pub script_vars: crate::script::Vars,
+    /// The path a request script set (`req.setPath`), sent upstream at phase 10.
+    pub script_path: Option<String>,
+    /// A request script's header changes, until `settle_request` applies them.
+    pub script_pending: Vec<super::policies::script::Pending>,
 }
 
 impl Ctx {
@@ -70,6 +76,9 @@ impl Ctx {
             target: None,
             cache_hit: false,
             client_text: OnceCell::new(),
+            script_vars: crate::script::Vars::new(),
+            script_path: None,
+            script_pending: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@
 use super::clock::Clock;
 use super::metrics::{Metrics, RouteMetrics, TargetHealth};
 use super::phases::PhaseHooks;
+use super::policies::script::ScriptPolicy;
 use super::policies::{
     acl::AclPolicy, auth::Authentication, auth::Authenticator, basic_auth::BasicAuthMethod,
     cache::ResponseCache, cors::CorsPolicy, deprecation::DeprecationPolicy, headers,
@@ -148,6 +149,7 @@ impl Runtime {
             let mut after_body = None;
             let mut cache = None;
             let mut mirror = None;
+            let mut response_script = None;
             let lowered = &route.lowered;
             let mut fail = |e: String| errors.push(format!("route {}: {e}", route.id));
             for (pid, instance) in ir.chain(route) {
@@ -223,13 +225,21 @@ impl Runtime {
                         Ok(d) => policies.push(Box::new(d)),
                         Err(e) => fail(e),
                     },
-                    // The compiler refuses scripts for every target; an IR
-                    // file holding one is refused here too.
-                    IrPolicy::Script(_) => fail(
-                        "`script` policies are not run by the reference gateway yet; \
-                         refusing the config rather than skipping the script"
-                            .into(),
-                    ),
+                    // The request side at phase 8; the response side after
+                    // `response-headers` (pushed last, below).
+                    IrPolicy::Script(s) => {
+                        let (request, response) = ScriptPolicy::new(
+                            pid,
+                            s,
+                            ir.sources.scripts.get(pid).map_or(&[][..], Vec::as_slice),
+                            ir.sources.policies.get(pid).copied(),
+                            |l| ir.sources.describe(l),
+                        );
+                        if let Some(r) = request {
+                            policies.push(Box::new(r));
+                        }
+                        response_script = response;
+                    }
                     IrPolicy::Mock(c) => match MockPolicy::new(c) {
                         Ok(m) => policies.push(Box::new(m)),
                         Err(e) => fail(e),
@@ -295,6 +305,10 @@ impl Runtime {
                 // ones, and order within phase 10 does not matter (only one
                 // policy changes the path).
                 policies.push(Box::new(rewrite));
+            }
+            // Phase 13 runs `response-headers`, then the response script.
+            if let Some(s) = response_script {
+                policies.push(Box::new(s));
             }
             let after_body = after_body.unwrap_or(policies.len()).min(policies.len());
 

@@ -5,6 +5,7 @@ use super::access_log::Line;
 use super::context::Ctx;
 use super::phases::{Flow, UpstreamRequest};
 use super::policies::request_size_limit;
+use super::policies::script::ScriptFailed;
 use super::proxy::{self, strip_hop_by_hop};
 use super::respond;
 use super::runtime::{RouteRt, Runtime};
@@ -94,12 +95,19 @@ fn early(mut resp: Response<Body>, ctx: &Ctx) -> Response<Body> {
     resp
 }
 
-/// A response from phase 9 on: promised headers, then phase 13.
+/// A response from phase 9 on: promised headers, then phase 13. A response
+/// script that failed replaces the response with 500 `{"error":"script failed"}`.
 fn late(resp: Response<Body>, route: &RouteRt, ctx: &Ctx) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     apply_promised(&mut parts.headers, &ctx.promised);
     for p in &route.policies {
         p.response_filter(&mut parts, ctx);
+    }
+    if parts.extensions.get::<ScriptFailed>().is_some() {
+        return early(
+            respond::error(StatusCode::INTERNAL_SERVER_ERROR, "script failed"),
+            ctx,
+        );
     }
     Response::from_parts(parts, body)
 }
@@ -362,7 +370,8 @@ async fn run_route(
         headers.insert(X_REQUEST_ID.clone(), id.clone());
     }
     let mut up = UpstreamRequest {
-        path: ctx.path.clone(),
+        // A request script's `req.setPath`, else the normalized path.
+        path: ctx.script_path.take().unwrap_or_else(|| ctx.path.clone()),
         query: ctx.query.clone(),
         headers,
     };

@@ -1,5 +1,5 @@
-//! One module per policy kind. `script` runs elsewhere (its own issue) and
-//! `native` has nothing the reference gateway reads; `timeout` and `retry`
+//! One module per policy kind (`script` evaluates through
+//! [`crate::script`]). `native` has nothing the reference gateway reads; `timeout` and `retry`
 //! are folded into a route's proxy plan ([`crate::gateway::proxy`]), and
 //! `mirror` sits beside it (a phase-12 plan, not a [`crate::gateway::phases::PhaseHooks`]).
 
@@ -19,4 +19,5 @@ pub mod rate_limit;
 pub mod redirect;
 pub mod request_size_limit;
 pub mod rewrite;
+pub mod script;
 pub mod traffic_split;
