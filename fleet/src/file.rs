@@ -172,7 +172,7 @@ impl Fleet {
             let mut cx = Cx {
                 diags: &mut diagnostics,
                 base_dir: &base,
-                text: &sources.get(id).text,
+                file: sources.get(id),
             };
             decode(&mut cx, id, &root, path, &base)
         };

@@ -15,9 +15,9 @@ pub struct Cx<'d> {
     pub diags: &'d mut Diagnostics,
     /// Folder of the file being decoded: files a spec names are relative to it.
     pub base_dir: &'d std::path::Path,
-    /// The text of the file being decoded, for places inside scalars
-    /// (a script's line and column inside its block scalar).
-    pub text: &'d str,
+    /// The file being decoded, for places inside scalars (a script's line
+    /// and column inside its block scalar).
+    pub file: &'d crate::source::SourceFile,
 }
 
 /// The keys of one mapping, checked against what the mapping allows.

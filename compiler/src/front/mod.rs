@@ -30,7 +30,7 @@ pub fn load(
                 let mut cx = decode::Cx {
                     diags: &mut diags,
                     base_dir: Path::new(&dir),
-                    text: &file.text,
+                    file,
                 };
                 spec::decode_file(&mut cx, &root, &mut spec);
             }

@@ -25,7 +25,7 @@ pub struct Compiled {
 /// Parses, checks and lowers the script written in the scalar `node`
 /// (whose decoded text is `source`). Problems are reported through `cx`.
 pub fn compile(cx: &mut Cx<'_>, node: &Node, source: &str, side: Side) -> Option<Compiled> {
-    let places = ScalarPlaces::new(cx.text, node, source);
+    let places = ScalarPlaces::new(cx.file, node, source);
     let allocator = Allocator::default();
     let parsed = Parser::new(&allocator, source, SourceType::cjs())
         .with_options(ParseOptions {
@@ -85,10 +85,11 @@ pub fn compile_text(source: &str, side: Side) -> Result<Program, Vec<String>> {
         value: super::yaml::Value::Str(source.into()),
         span: Span::point(FileId(0), Pos { line: 1, col: 1 }),
     };
+    let file = crate::source::SourceFile::new("script", source);
     let mut cx = Cx {
         diags: &mut diags,
         base_dir: std::path::Path::new("."),
-        text: source,
+        file: &file,
     };
     match compile(&mut cx, &node, source, side) {
         Some(c) => Ok(c.program),

@@ -10,7 +10,7 @@
 //! (on the right line), never outside the scalar.
 
 use super::super::yaml::Node;
-use crate::source::{Pos, Span};
+use crate::source::{Pos, SourceFile, Span};
 use std::ops::Range;
 
 /// How far ahead a decoded character is looked for in the file text
@@ -26,19 +26,18 @@ pub struct ScalarPlaces {
 }
 
 impl ScalarPlaces {
-    /// `file_text` is the whole spec file; `node` the scalar; `value` its text.
-    pub fn new(file_text: &str, node: &Node, value: &str) -> ScalarPlaces {
+    /// `file` is the spec file; `node` the scalar; `value` its text. Costs
+    /// the scalar's length, not the file's (the file's line index finds
+    /// where it starts): a spec with many scripts stays linear.
+    pub fn new(file: &SourceFile, node: &Node, value: &str) -> ScalarPlaces {
+        let file_text = file.text.as_str();
         let span = node.span;
         let mut places = Vec::with_capacity(value.len());
         // The file's characters from the scalar's start, with their positions.
         let mut src: Vec<(char, Pos)> = Vec::new();
-        if let Some(line) = file_text.split('\n').nth(span.start.line as usize - 1) {
+        {
             let mut pos = span.start;
-            let start_byte = line_start(file_text, span.start.line)
-                + line
-                    .char_indices()
-                    .nth(span.start.col as usize - 1)
-                    .map_or(line.len(), |(i, _)| i);
+            let start_byte = file.offset(span.start);
             for c in file_text[start_byte..].chars() {
                 if span.end > span.start && pos >= span.end {
                     break;
@@ -115,15 +114,6 @@ impl ScalarPlaces {
     }
 }
 
-fn line_start(text: &str, line: u32) -> usize {
-    if line <= 1 {
-        return 0;
-    }
-    text.match_indices('\n')
-        .nth(line as usize - 2)
-        .map_or(text.len(), |(i, _)| i + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +134,7 @@ mod tests {
             panic!()
         };
         let at = value.find(needle).unwrap();
-        ScalarPlaces::new(text, &node, value)
+        ScalarPlaces::new(&SourceFile::new("t.yaml", text), &node, value)
             .span(at..at + needle.len())
             .start
     }
