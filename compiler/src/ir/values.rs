@@ -309,6 +309,23 @@ impl Date {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         era * 146_097 + doe - 719_468
     }
+
+    /// Midnight of the date as an HTTP date (`Tue, 30 Jun 2026 00:00:00
+    /// GMT`), as `sunset` headers carry it.
+    pub fn http_date(self) -> String {
+        // 1970-01-01 was a Thursday.
+        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{}, {:02} {} {} 00:00:00 GMT",
+            WEEKDAYS[self.days_since_epoch().rem_euclid(7) as usize],
+            self.day,
+            MONTHS[(self.month as usize).clamp(1, 12) - 1],
+            self.year
+        )
+    }
 }
 
 impl FromStr for Date {

@@ -103,35 +103,11 @@ fn transform(t: &HeaderTransform) -> Value {
     })
 }
 
-fn http_date(days: i64) -> String {
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{}, {:02} {} {} 00:00:00 GMT",
-        WD[days.rem_euclid(7) as usize],
-        d,
-        MON[(m - 1) as usize],
-        y
-    )
-}
-
 fn deprecation(d: &Deprecation) -> Value {
     let since = d.since.map_or(0, |s| s.days_since_epoch() * 86_400);
     let mut out = vec![json!(["deprecation", format!("@{since}")])];
     if let Some(s) = d.sunset {
-        out.push(json!(["sunset", http_date(s.days_since_epoch())]));
+        out.push(json!(["sunset", s.http_date()]));
     }
     if let Some(l) = &d.link {
         out.push(json!(["link", format!("<{l}>; rel=\"deprecation\"")]));
