@@ -378,17 +378,7 @@ fn now() -> i64 {
 
 /// `YYYY-MM-DD` (UTC) of a time in seconds since the epoch.
 fn date_text(secs: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    crate::ir::Date::from_days_since_epoch(secs.div_euclid(86_400)).to_string()
 }
 
 /// One DER element: (tag, contents, rest).

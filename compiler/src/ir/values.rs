@@ -310,6 +310,25 @@ impl Date {
         era * 146_097 + doe - 719_468
     }
 
+    /// The date a number of days after 1970-01-01 (the inverse of
+    /// [`Date::days_since_epoch`]; Howard Hinnant's civil_from_days).
+    pub fn from_days_since_epoch(days: i64) -> Date {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Date {
+            year: year.clamp(0, u16::MAX as i64) as u16,
+            month: month as u8,
+            day: day as u8,
+        }
+    }
+
     /// Midnight of the date as an HTTP date (`Tue, 30 Jun 2026 00:00:00
     /// GMT`), as `sunset` headers carry it.
     pub fn http_date(self) -> String {
