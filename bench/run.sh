@@ -10,6 +10,14 @@
 #
 #   A  plain proxy
 #   B  key-auth + rate-limit (high enough never to refuse) + one request header
+#   C  TLS handshake + request, resumed: profile A over HTTPS with
+#      `connection: close`, so every request pays a handshake. wrk keeps the
+#      TLS session of a connection slot (SSL_clear), so it resumes it: both
+#      gateways allow resumption (nginx: shared session cache and tickets;
+#      the reference: rustls' defaults, a session cache and tickets).
+#   D  TLS full handshake + request: `openssl s_time -new` (THREADS clients
+#      at once, HTTP/1.0 GET), which never resumes; connections per second
+#      and the gateway's CPU per connection. Same ECDSA P-256 certificate.
 #
 # For each run it also reports the gateway's CPU time per request (user +
 # system, from /proc), which the machine's other load disturbs much less than
@@ -30,6 +38,8 @@ UP_PORT=19000
 REF_PORT=19100
 REF_ADMIN=19101
 NGX_PORT=19200
+REF_TLS_PORT=19110
+NGX_TLS_PORT=19210
 WORK=$(mktemp -d /tmp/gatefold-bench.XXXXXX)
 PIDS=()
 
@@ -90,10 +100,21 @@ NGX
 "$NGINX" -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf"
 wait_port $UP_PORT
 
-# --- the reference gateway: both profiles in one spec ------------------------
+# --- one certificate for both gateways' TLS listeners (profile C) ------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.pem" -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost" 2>/dev/null
+
+# --- the reference gateway: all profiles in one spec -------------------------
 cat >"$WORK/bench.yaml" <<YAML
 gatefold: 1
-gateway: { name: bench, listen: $REF_PORT }
+gateway:
+  name: bench
+  listen: $REF_PORT
+  tls:
+    listen: $REF_TLS_PORT
+    certificates:
+      - { cert: { file: tls.pem }, key: { file: tls.key } }
 upstreams:
   up: { targets: [{ url: http://127.0.0.1:$UP_PORT }] }
 consumers:
@@ -120,6 +141,7 @@ export BENCH_KEY=bench-key-0123456789
 REF_PID=$!
 PIDS+=($REF_PID)
 wait_port $REF_PORT
+wait_port $REF_TLS_PORT
 
 # --- nginx with the same routes and policies ---------------------------------
 # Request id as the baseline defines it (keep a well-formed incoming one),
@@ -171,10 +193,28 @@ http {
       proxy_pass http://up;
     }
   }
+  # Profiles C and D: resumption allowed as the reference allows it.
+  server {
+    listen 127.0.0.1:$NGX_TLS_PORT ssl reuseport;
+    ssl_certificate $WORK/tls.pem;
+    ssl_certificate_key $WORK/tls.key;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$proxy_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Host \$http_host;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Request-ID \$req_id;
+    add_header X-Request-ID \$req_id always;
+    location /a/ { proxy_pass http://up; }
+  }
 }
 NGX
 "$NGINX" -p "$WORK/nginx-gw" -c "$WORK/nginx-gw/nginx.conf"
 wait_port $NGX_PORT
+wait_port $NGX_TLS_PORT
 NGX_PID=$(cat "$WORK/nginx-gw/nginx.pid")
 
 # Both answer the same before anything is measured.
@@ -182,6 +222,9 @@ for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
   test "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200
   test "$(curl -s -o /dev/null -w '%{http_code}' "${url/\/a\//\/b\/}")" = 401
   test "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $BENCH_KEY" "${url/\/a\//\/b\/}")" = 200
+done
+for port in $REF_TLS_PORT $NGX_TLS_PORT; do
+  test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/tls.pem" "https://localhost:$port/a/x")" = 200
 done
 
 # CPU time (user + system, in clock ticks) of a process and its children
@@ -213,19 +256,47 @@ measure() {
   echo "$rps $p99 $(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * us / n}')"
 }
 
+# `openssl s_time -new` from THREADS clients at once -> "conn/s - cpu_us_per_connection"
+# (no latency percentiles from s_time). Each client reads the whole answer.
+measure_full_handshake() {
+  local port=$1 pid=$2 secs=${DURATION%s}
+  local before after i n=0 c
+  before=$(cpu_ticks "$pid")
+  for i in $(seq 1 "$THREADS"); do
+    openssl s_time -connect "localhost:$port" -new -time "$secs" -www /a/bench >"$WORK/stime.$i" 2>&1 &
+  done
+  wait $(jobs -p | tail -n "$THREADS")
+  after=$(cpu_ticks "$pid")
+  for i in $(seq 1 "$THREADS"); do
+    c=$(awk '/connections in .* real seconds/ {print $1}' "$WORK/stime.$i")
+    n=$((n + ${c:-0}))
+  done
+  [ "$n" -gt 0 ] || { echo "s_time made no connection: $(cat "$WORK/stime.1")" >&2; return 1; }
+  awk -v n="$n" -v s="$secs" -v t=$((after - before)) -v us="$TICK_US" \
+    'BEGIN { printf "%.2f - %.1f\n", n / s, t * us / n }'
+}
+
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 declare -A RESULT
-for profile in A B; do
-  path=/a/bench; hdr=()
+for profile in A B C D; do
+  path=/a/bench; hdr=(); scheme=http; ref_port=$REF_PORT; ngx_port=$NGX_PORT
   if [ $profile = B ]; then path=/b/bench; hdr=(-H "x-api-key: $BENCH_KEY"); fi
+  if [ $profile = C ] || [ $profile = D ]; then
+    hdr=(-H "connection: close"); scheme=https; ref_port=$REF_TLS_PORT; ngx_port=$NGX_TLS_PORT
+  fi
   : >"$WORK/ref$profile.runs"; : >"$WORK/ngx$profile.runs"
   for round in $(seq 1 "$ROUNDS"); do
     order="ref ngx"; [ $((round % 2)) = 0 ] && order="ngx ref"
     for gw in $order; do
-      port=$REF_PORT; pid=$REF_PID
-      [ $gw = ngx ] && { port=$NGX_PORT; pid=$NGX_PID; }
-      m=$(measure "http://127.0.0.1:$port$path" "$pid" "${hdr[@]}")
+      port=$ref_port; pid=$REF_PID
+      [ $gw = ngx ] && { port=$ngx_port; pid=$NGX_PID; }
+      # localhost: the name the certificate covers (profile C); /etc/hosts maps it to 127.0.0.1.
+      if [ $profile = D ]; then
+        m=$(measure_full_handshake "$port" "$pid")
+      else
+        m=$(measure "$scheme://localhost:$port$path" "$pid" "${hdr[@]}")
+      fi
       echo "   $profile $gw round $round: $m (req/s, p99 ms, gateway CPU us/request)"
       echo "$m" >>"$WORK/$gw$profile.runs"
     done
@@ -237,14 +308,17 @@ for profile in A B; do
 done
 
 printf '\n%-40s %12s %10s %14s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms" "CPU us/req"
-for profile in A B; do
+for profile in A B C D; do
   name="A plain proxy"; [ $profile = B ] && name="B key-auth+rate-limit+header"
+  [ $profile = C ] && name="C TLS resumed handshake+request"
+  [ $profile = D ] && name="D TLS full handshake+request"
   read -r rrps rp99 rcpu <<<"${RESULT[ref$profile]}"
   read -r nrps np99 ncpu <<<"${RESULT[ngx$profile]}"
   printf '%-40s %12s %10s %14s\n' "$name: reference" "$rrps" "$rp99" "$rcpu"
   printf '%-40s %12s %10s %14s\n' "$name: nginx" "$nrps" "$np99" "$ncpu"
   awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" -v rc="$rcpu" -v nc="$ncpu" \
-    'BEGIN { printf "%-40s %11.2fx %9.2fx %13.2fx\n", "  reference / nginx", r/n, rp/np, rc/nc }'
+    'BEGIN { p = (np + 0 > 0) ? sprintf("%9.2fx", rp / np) : sprintf("%10s", "-");
+             printf "%-40s %11.2fx %s %13.2fx\n", "  reference / nginx", r/n, p, rc/nc }'
 done
 
 # --- RSS with 1,000 routes ----------------------------------------------------
