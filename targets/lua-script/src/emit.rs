@@ -97,6 +97,68 @@ pub fn program(p: &Program) -> String {
     out
 }
 
+/// Whether the program calls `toLowerCase` or `toUpperCase` (its chunk
+/// then carries the Unicode case tables).
+pub fn uses_case(body: &[Stmt]) -> bool {
+    fn e(x: &Expr) -> bool {
+        match x {
+            Expr::Call {
+                method: Method::ToLowerCase | Method::ToUpperCase,
+                ..
+            } => true,
+            Expr::Call { target, args, .. } => e(target) || args.iter().any(e),
+            Expr::Header { name: a, .. }
+            | Expr::Query(a)
+            | Expr::Unary { arg: a, .. }
+            | Expr::Length { target: a, .. }
+            | Expr::Prop { target: a, .. } => e(a),
+            Expr::Template(xs) | Expr::List(xs) => xs.iter().any(e),
+            Expr::Object(fields) => fields.iter().any(|(_, v)| e(v)),
+            Expr::Binary { left, right, .. } | Expr::Logical { left, right, .. } => {
+                e(left) || e(right)
+            }
+            Expr::Index { target, index, .. } => e(target) || e(index),
+            Expr::Cond {
+                test,
+                then,
+                otherwise,
+            } => e(test) || e(then) || e(otherwise),
+            Expr::ParseInt { arg, radix } => e(arg) || radix.as_deref().is_some_and(e),
+            Expr::Undefined
+            | Expr::Null
+            | Expr::Bool(_)
+            | Expr::Num(_)
+            | Expr::Str(_)
+            | Expr::Local(_)
+            | Expr::Ctx(_)
+            | Expr::Req(_)
+            | Expr::Status => false,
+        }
+    }
+    body.iter().any(|s| match s {
+        Stmt::Set { value, .. }
+        | Stmt::SetCtx { value, .. }
+        | Stmt::Eval { value }
+        | Stmt::Log { message: value }
+        | Stmt::SetPath { path: value, .. }
+        | Stmt::RemoveHeader { name: value, .. } => e(value),
+        Stmt::SetHeader { name, value, .. } => e(name) || e(value),
+        Stmt::If {
+            test,
+            then,
+            otherwise,
+        } => e(test) || uses_case(then) || uses_case(otherwise),
+        Stmt::ForOf { list, body, .. } => e(list) || uses_case(body),
+        Stmt::Return => false,
+        Stmt::Respond {
+            status,
+            body,
+            headers,
+            ..
+        } => e(status) || body.as_ref().is_some_and(e) || headers.as_ref().is_some_and(e),
+    })
+}
+
 struct Gen {
     out: String,
     depth: usize,

@@ -76,6 +76,15 @@ pub enum Host {
 }
 
 const RUNTIME: &str = include_str!("lua/runtime.lua");
+const CASE_TABLES: &str = include_str!("lua/case.lua");
+
+/// The Unicode case tables (generated from Rust's mappings; 13 kB): a chunk
+/// returning the table to store as `R.case`. [`emit_chunk`] adds them to a
+/// chunk whose program calls `toLowerCase` or `toUpperCase`; a host that
+/// loads the prelude once (NGINX) can set `R.case` once instead.
+pub fn case_tables() -> &'static str {
+    CASE_TABLES
+}
 
 macro_rules! prelude_of {
     ($adapter:literal) => {
@@ -157,6 +166,11 @@ pub fn emit_chunk_with(prelude: &str, p: &Program, side: Side, places: &Places) 
     out.push_str("local R = (function()\n");
     out.push_str(prelude);
     out.push_str("end)()\n");
+    if emit::uses_case(&p.body) {
+        out.push_str("R.case = (function()\n");
+        out.push_str(CASE_TABLES);
+        out.push_str("end)()\n");
+    }
     let _ = writeln!(out, "local P = ({})(R)", program(p));
     let sites: Vec<String> = places.sites.iter().map(|s| lua::string(s)).collect();
     let _ = writeln!(out, "local S = {{{}}}", sites.join(", "));

@@ -447,11 +447,13 @@ function R.endsWith(t, a, k)
 end
 function R.trim(t, k) return trim(str(t, "trim", k)) end
 
-local CASE = R.CASE or {}
+-- Non-ASCII case mapping needs R.case (src/lua/case.lua), which a chunk
+-- loads when its program calls toLowerCase or toUpperCase.
 local function recase(s, lower, k)
   local out
   if ascii(s) then out = lower and slower(s) or supper(s)
   else
+    local CASE = R.case or {}
     local map = lower and CASE.lower or CASE.upper
     local parts, cps = {}, codepoints(s)
     for i, cp in ipairs(cps) do
