@@ -211,3 +211,44 @@ fn every_chunk_passes_luajit_bytecode_listing() {
         }
     }
 }
+
+#[test]
+fn deep_expressions_spill_registers_to_a_table_and_still_agree() {
+    // 150 nested right operands need more registers than Lua's 200-local
+    // limit leaves room for in locals: the emitter switches to a table.
+    let depth = 150;
+    let mut e = String::from("req.path.length");
+    for i in 0..depth {
+        e = format!("({i} + {e})");
+    }
+    let src = format!("log({e}); log(`${{{e}}}` + \"!\");");
+    let p = compile(&src, Side::Request);
+    let lua = gatefold_lua_script::program(&p);
+    assert!(lua.contains("local T = {}"), "not spilled");
+    let r = Req::default();
+    assert_eq!(lua_run(&r, Some(&p), None), reference(&r, Some(&p), None));
+}
+
+#[test]
+fn every_host_chunk_passes_luajit_bytecode_listing() {
+    use gatefold_lua_script::{body_filter_chunk, emit_chunk, pass_chunk, Host, Places};
+    let p = compile(
+        r#"ctx.t = (req.header("x-t") ?? "a").toUpperCase(); if (ctx.t === "B") { return respond(400, "no"); }"#,
+        Side::Request,
+    );
+    let r = compile(r#"res.setHeader("x-t", ctx.t ?? "none");"#, Side::Response);
+    let places = Places {
+        id: "api/a/script".into(),
+        policy: "spec.yaml:3:5".into(),
+        sites: vec!["spec.yaml:4:7\"]]--".into()],
+    };
+    for host in [Host::Kong, Host::Nginx, Host::Envoy] {
+        check_bytecode(&emit_chunk(&p, Side::Request, host, &places));
+        check_bytecode(&emit_chunk(&r, Side::Response, host, &places));
+        check_bytecode(&pass_chunk(host));
+        if let Some(b) = body_filter_chunk(host) {
+            check_bytecode(&b);
+        }
+        check_bytecode(gatefold_lua_script::prelude(host));
+    }
+}
