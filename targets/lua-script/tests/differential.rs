@@ -252,3 +252,47 @@ fn every_host_chunk_passes_luajit_bytecode_listing() {
         check_bytecode(gatefold_lua_script::prelude(host));
     }
 }
+
+#[test]
+fn invalid_utf8_from_the_host_becomes_replacement_characters_as_in_rust() {
+    // Header bytes are not always UTF-8; the reference gateway reads them
+    // with from_utf8_lossy, the runtime with its own `lossy`.
+    let cases: Vec<Vec<u8>> = vec![
+        b"plain".to_vec(),
+        vec![0xC3, 0xA9],
+        vec![0xC3],
+        vec![0xC3, 0x41],
+        vec![0xE2, 0x82],
+        vec![0xE2, 0x82, 0x41],
+        vec![0xED, 0xA0, 0x80],
+        vec![0xF0, 0x9F, 0x98],
+        vec![0xF0, 0x9F, 0x98, 0x80, 0x80],
+        vec![0xF4, 0x90, 0x80, 0x80],
+        vec![0xC0, 0xAF],
+        vec![0xE0, 0x80, 0xAF],
+        vec![0xFF, 0xFE, 0x41],
+        vec![0x80, 0xBF],
+        vec![0xF1, 0x80, 0x80],
+        vec![0xE1, 0x80, 0xC3, 0xA9],
+    ];
+    let mut src = format!(
+        "local R = (function()\n{}end)()\n",
+        gatefold_lua_script::prelude_with(TEST_HOST)
+    );
+    for bytes in &cases {
+        let lit: String = bytes.iter().map(|b| format!("\\{b:03}")).collect();
+        src.push_str(&format!(
+            "io.write((R.lossy(\"{lit}\"):gsub(\".\", function(c) return string.format(\"%02x\", c:byte()) end)), \"\\n\")\n"
+        ));
+    }
+    let got = run_lua(&src);
+    let want: String = cases
+        .iter()
+        .map(|b| {
+            let s = String::from_utf8_lossy(b);
+            let hex: String = s.bytes().map(|x| format!("{x:02x}")).collect();
+            hex + "\n"
+        })
+        .collect();
+    assert_eq!(got, want);
+}
