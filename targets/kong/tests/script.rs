@@ -12,6 +12,14 @@ use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// The `luajit` binary, found as the launcher finds it.
+fn luajit() -> std::path::PathBuf {
+    gatefold_runtime::lua::Luajit::locate()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .binary()
+        .to_path_buf()
+}
+
 const STANDIN: &str = include_str!("lua/kong_pdk_standin.lua");
 
 const SPEC: &str = r#"
@@ -72,14 +80,13 @@ fn run(body: &str) -> String {
         one("header_filter"),
         one("body_filter")
     );
-    let mut child =
-        Command::new(std::env::var("GATEFOLD_LUAJIT").unwrap_or_else(|_| "luajit".into()))
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("luajit runs (scripts/install-runtimes.sh installs it)");
+    let mut child = Command::new(luajit())
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("luajit runs (scripts/install-runtimes.sh installs it)");
     child
         .stdin
         .take()
@@ -214,12 +221,11 @@ fn every_chunk_passes_luajit_bytecode_listing() {
         let path =
             std::env::temp_dir().join(format!("gatefold-kong-{}-{phase}.lua", std::process::id()));
         std::fs::write(&path, src).unwrap();
-        let out =
-            Command::new(std::env::var("GATEFOLD_LUAJIT").unwrap_or_else(|_| "luajit".into()))
-                .arg("-bl")
-                .arg(&path)
-                .output()
-                .expect("luajit runs");
+        let out = Command::new(luajit())
+            .arg("-bl")
+            .arg(&path)
+            .output()
+            .expect("luajit runs");
         let _ = std::fs::remove_file(&path);
         assert!(
             out.status.success(),

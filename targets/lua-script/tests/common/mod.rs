@@ -12,9 +12,13 @@ use std::process::{Command, Stdio};
 pub const TEST_HOST: &str = include_str!("../lua/test_host.lua");
 pub const DUMP: &str = include_str!("../lua/dump.lua");
 
-/// The `luajit` binary (scripts/install-runtimes.sh installs it).
-pub fn luajit() -> String {
-    std::env::var("GATEFOLD_LUAJIT").unwrap_or_else(|_| "luajit".to_string())
+/// The `luajit` binary, found as the launcher finds it
+/// (scripts/install-runtimes.sh installs it).
+pub fn luajit() -> std::path::PathBuf {
+    gatefold_runtime::lua::Luajit::locate()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .binary()
+        .to_path_buf()
 }
 
 /// Runs a Lua program under luajit; its stdout, or a panic with stderr.
