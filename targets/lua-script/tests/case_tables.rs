@@ -113,7 +113,7 @@ fn generate() -> String {
         .flat_map(|(a, b)| [a.to_string(), b.to_string()])
         .collect();
     let _ = writeln!(out, "local CASED = {{{}}}", cased.join(","));
-    out.push_str(include_str!("lua/case_lookup.lua"));
+    out.push_str(include_str!("../src/lua/case_lookup.lua"));
     out
 }
 

@@ -257,18 +257,16 @@ pub fn reference(req: &Req, request: Option<&Program>, response: Option<&Program
     s
 }
 
-fn places(p: &Program) -> Places {
+fn places() -> Places {
     Places {
         id: "script:test".into(),
         policy: "policy".into(),
-        sites: (0..site_count(p)).map(|i| format!("site{i}")).collect(),
+        sites: (0..SITES).map(|i| format!("site{i}")).collect(),
     }
 }
 
-/// Enough site names for any site the program can name.
-fn site_count(_p: &Program) -> usize {
-    256
-}
+/// More site names than any test program has sites.
+const SITES: usize = 256;
 
 fn lua_pairs(list: &[(String, String)]) -> String {
     let items: Vec<String> = list
@@ -280,7 +278,7 @@ fn lua_pairs(list: &[(String, String)]) -> String {
 
 /// The chunk a side compiles to, with the test host.
 pub fn chunk(p: &Program, side: Side) -> String {
-    emit_chunk_with(&prelude_with(TEST_HOST), p, side, &places(p))
+    emit_chunk_with(&prelude_with(TEST_HOST), p, side, &places())
 }
 
 /// The same facts from the emitted Lua run under luajit.

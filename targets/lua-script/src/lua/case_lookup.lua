@@ -1,3 +1,5 @@
+-- The lookups of the generated case tables (appended to them by
+-- tests/case_tables.rs into case.lua).
 local floor, schar = math.floor, string.char
 local function utf8(cp)
   if cp < 0x80 then return schar(cp)
