@@ -52,6 +52,13 @@ fn the_source_map_places_each_failure_site() {
     let Policy::Script(s) = &inst.policy else {
         unreachable!()
     };
+    // The response script's sites follow the request script's in the one
+    // list: its `res.setHeader(...)` names the fifth place, not the first.
+    let response = s.response.as_ref().expect("a response script");
+    let Stmt::SetHeader { site, .. } = &response.body[0] else {
+        panic!("{:?}", response.body)
+    };
+    assert_eq!(places[site.0 as usize], "s.yaml:17:17");
     let request = s.request.as_ref().expect("a request script");
     // The loop counts MAX_LIST times its body.
     let Stmt::ForOf { body, .. } = &request.body[1] else {

@@ -7,7 +7,8 @@
 //! in the IR's order ([`routing`]), consumers with key-auth and basic-auth
 //! credentials as vault references and ACL groups, and the bundled OSS
 //! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`,
-//! `response-transformer` and `request-termination`. A policy instance
+//! `response-transformer` and `request-termination`, and scripts as Lua in
+//! `post-function` ([`gatefold_lua_script`]). A policy instance
 //! that covers every route is one global plugin; otherwise one plugin per
 //! route whose chain holds it. Everything else is declared unsupported or
 //! approximate, so `check` refuses it (security kinds always).
@@ -17,6 +18,7 @@
 pub mod model;
 mod plugins;
 pub mod routing;
+mod script;
 
 use gatefold_compiler::ir::policy::{MockBody, Policy};
 use gatefold_compiler::ir::{Balance, OriginHost, PolicyKind, Secret, TargetKind, ValidIr};
@@ -54,6 +56,8 @@ impl Target for Kong {
             | PolicyKind::RequestHeaders
             | PolicyKind::Mock
             | PolicyKind::Native => Support::Builtin,
+            // Generated Lua in post-function (see `script`).
+            PolicyKind::Script => Support::Emulated,
             PolicyKind::ResponseHeaders => Support::Approximate {
                 note: RESPONSE_ON_REFUSALS,
             },
@@ -64,7 +68,6 @@ impl Target for Kong {
             // retry, traffic-split, cache, deprecation.
             PolicyKind::Jwt
             | PolicyKind::Deprecation
-            | PolicyKind::Script
             | PolicyKind::Redirect
             | PolicyKind::Rewrite
             | PolicyKind::Cache
@@ -369,6 +372,7 @@ pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
             );
         }
     }
+    script::conflicts(ir, &mut out, origin);
     for r in &ir.routes {
         let Some(auth) = &r.lowered.auth else {
             continue;

@@ -201,6 +201,16 @@ pub enum PluginConfig {
         #[serde(skip_serializing_if = "Option::is_none")]
         content_type: Option<String>,
     },
+    /// `pre-function` / `post-function`: Lua chunks per phase (each returns
+    /// the function Kong calls per request).
+    Functions {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        access: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        header_filter: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        body_filter: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

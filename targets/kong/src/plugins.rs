@@ -17,7 +17,7 @@ use gatefold_compiler::ir::{PolicyId, PolicyKind, RouteId, ValidIr};
 pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     let mut out = Vec::new();
     for (id, instance) in &ir.policies {
-        let Some((name, config)) = plugin(&instance.policy) else {
+        let Some((name, config)) = plugin(ir, id, &instance.policy) else {
             continue;
         };
         let holders: Vec<&RouteId> = ir
@@ -63,7 +63,7 @@ fn is_global(ir: &ValidIr, id: &PolicyId, holders: usize) -> bool {
 
 /// The Kong plugin carrying out `policy`; `None` for kinds this target
 /// leaves out (`check` has refused or warned about them) and `native`.
-fn plugin(policy: &Policy) -> Option<(&'static str, PluginConfig)> {
+fn plugin(ir: &ValidIr, id: &PolicyId, policy: &Policy) -> Option<(&'static str, PluginConfig)> {
     let p = match policy {
         Policy::KeyAuth(k) => (
             "key-auth",
@@ -141,6 +141,7 @@ fn plugin(policy: &Policy) -> Option<(&'static str, PluginConfig)> {
                 },
             )
         }
+        Policy::Script(s) => ("post-function", crate::script::config(ir, id, s)),
         _ => return None,
     };
     debug_assert!(matches!(
@@ -152,6 +153,7 @@ fn plugin(policy: &Policy) -> Option<(&'static str, PluginConfig)> {
             | PolicyKind::RequestHeaders
             | PolicyKind::ResponseHeaders
             | PolicyKind::Mock
+            | PolicyKind::Script
     ));
     Some(p)
 }

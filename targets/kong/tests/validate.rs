@@ -149,3 +149,34 @@ fn the_undeclared_key_check_catches_an_unknown_key() {
     );
     assert_eq!(extra, vec!["config.no_such_option".to_string()]);
 }
+
+#[test]
+fn a_script_is_a_valid_post_function() {
+    let names = assert_valid(&text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      both:
+        path: /both
+        policies:
+          - script:
+              request: |
+                ctx.t = (req.header("x-t") ?? "none").toLowerCase();
+              response: |
+                res.setHeader("x-t", ctx.t);
+      response-only:
+        path: /response
+        policies: [{ script: { response: "res.removeHeader(\"x-powered-by\");" } }]
+"#,
+    ))));
+    assert_eq!(
+        names.iter().filter(|n| *n == "post-function").count(),
+        2,
+        "{names:?}"
+    );
+}

@@ -24,7 +24,8 @@ pub(super) fn decode(cx: &mut Cx<'_>, node: &Node, sites: &mut Vec<Span>) -> Opt
             failed = true;
             return None;
         };
-        let compiled = script::compile(cx, node, source, side);
+        // The response script's sites are numbered after the request's.
+        let compiled = script::compile(cx, node, source, side, sites.len() as u32);
         match compiled {
             Some(c) => {
                 sites.extend(c.sites);

@@ -82,10 +82,17 @@ const REQ_API: &str = "req.method, req.path, req.ip, req.consumer, req.header(n)
 const RES_API: &str = "res.status, res.header(n), res.setHeader(n, v), res.removeHeader(n)";
 const API_NAMES: [&str; 6] = ["req", "res", "ctx", "respond", "log", "parseInt"];
 
-/// Lowers one script (`side` says which phase it runs in).
-pub fn lower(program: &js::Program<'_>, side: Side) -> Result<Lowered, Vec<ScriptError>> {
+/// Lowers one script (`side` says which phase it runs in); its sites are
+/// numbered from `first_site` (a policy's response script follows its
+/// request script in the source map's one list of sites).
+pub fn lower(
+    program: &js::Program<'_>,
+    side: Side,
+    first_site: u32,
+) -> Result<Lowered, Vec<ScriptError>> {
     let mut l = Lower {
         side,
+        first_site,
         scopes: Vec::new(),
         slots: 0,
         sites: Vec::new(),
@@ -124,6 +131,7 @@ pub fn lower(program: &js::Program<'_>, side: Side) -> Result<Lowered, Vec<Scrip
 
 struct Lower {
     side: Side,
+    first_site: u32,
     scopes: Vec<Scope>,
     slots: u16,
     sites: Vec<Range<usize>>,
@@ -161,7 +169,7 @@ impl Lower {
 
     fn site(&mut self, span: oxc_span::Span) -> Site {
         self.sites.push(range(span));
-        Site(self.sites.len() as u32 - 1)
+        Site(self.first_site + self.sites.len() as u32 - 1)
     }
 
     // ---- statements ----

@@ -23,8 +23,15 @@ pub struct Compiled {
 }
 
 /// Parses, checks and lowers the script written in the scalar `node`
-/// (whose decoded text is `source`). Problems are reported through `cx`.
-pub fn compile(cx: &mut Cx<'_>, node: &Node, source: &str, side: Side) -> Option<Compiled> {
+/// (whose decoded text is `source`); its sites are numbered from
+/// `first_site`. Problems are reported through `cx`.
+pub fn compile(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    source: &str,
+    side: Side,
+    first_site: u32,
+) -> Option<Compiled> {
     let places = ScalarPlaces::new(cx.file, node, source);
     let allocator = Allocator::default();
     let parsed = Parser::new(&allocator, source, SourceType::cjs())
@@ -62,7 +69,7 @@ pub fn compile(cx: &mut Cx<'_>, node: &Node, source: &str, side: Side) -> Option
         }
         return None;
     }
-    match lower::lower(&parsed.program, side) {
+    match lower::lower(&parsed.program, side, first_site) {
         Ok(l) => Some(Compiled {
             program: l.program,
             sites: l.sites.into_iter().map(|r| places.span(r)).collect(),
@@ -91,7 +98,7 @@ pub fn compile_text(source: &str, side: Side) -> Result<Program, Vec<String>> {
         base_dir: std::path::Path::new("."),
         file: &file,
     };
-    match compile(&mut cx, &node, source, side) {
+    match compile(&mut cx, &node, source, side, 0) {
         Some(c) => Ok(c.program),
         None => Err(diags.iter().map(|d| d.message.clone()).collect()),
     }
