@@ -51,8 +51,8 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, FieldSupport, ModelSupport, Options, Output,
-    OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, Feature, FieldSupport, ModelSupport, Options,
+    Output, OutputFile, RelPath, Support, Target,
 };
 
 /// What the entry file holds.
@@ -92,11 +92,10 @@ impl Target for Nginx {
             // a map over Content-Length + client_max_body_size for chunked bodies.
             K::RequestSizeLimit => Support::Builtin,
             // Lua (lua-resty-core only): nginx has no consumer-aware auth.
-            K::KeyAuth | K::BasicAuth | K::Acl => Support::Emulated,
+            // JWT signatures by OpenSSL's libcrypto through LuaJIT's FFI.
+            K::KeyAuth | K::BasicAuth | K::Jwt | K::Acl => Support::Emulated,
             // Fixed windows in a lua_shared_dict: limit_req is a leaky bucket.
             K::RateLimit => Support::Emulated,
-            // No JWT verification without extra Lua libraries: refused.
-            K::Jwt => Support::Unsupported,
             K::Deprecation => Support::Builtin,
             K::Script => Support::Unsupported,
             K::Mock | K::Redirect => Support::Builtin,
@@ -116,6 +115,15 @@ impl Target for Nginx {
             // `native` for other targets is ignored; an `nginx` entry is
             // refused per field (see `policy_fields`).
             K::Native => Support::Builtin,
+        }
+    }
+
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // Lua flags per condition set, matched by the dispatch maps.
+            Feature::Conditions => Support::Emulated,
+            // `proxy_set_header host $http_host`.
+            Feature::PreserveHost => Support::Builtin,
         }
     }
 
@@ -219,6 +227,20 @@ impl Target for Nginx {
                 "lua/gatefold/upstreams.lua",
                 lua::upstreams(ir),
                 "the upstreams with `health`: checks and targets",
+            ));
+        }
+        if !model.conditions.is_empty() {
+            files.push(file(
+                "lua/gatefold/conditions.lua",
+                lua::conditions(&model.conditions),
+                "the routes' `match` conditions: one flag per condition set, before dispatch",
+            ));
+        }
+        if model.jwt {
+            files.push(file(
+                "lua/gatefold/jwt.lua",
+                lua::JWT.to_string(),
+                "jwt verification: token, header and claims as the spec reads them, signatures by libcrypto",
             ));
         }
         if model.redirects {

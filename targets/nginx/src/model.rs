@@ -178,6 +178,12 @@ pub struct Model {
     /// Whether some route runs the Lua access phase (`access.lua`).
     #[serde(skip)]
     pub lua: bool,
+    /// The `match` condition sets, flag by flag (`conditions.lua`).
+    #[serde(skip)]
+    pub conditions: Vec<gatefold_compiler::ir::Conditions>,
+    /// Whether some route verifies tokens (`jwt.lua`).
+    #[serde(skip)]
+    pub jwt: bool,
     /// Whether some route answers with `redirect.lua`.
     #[serde(skip)]
     pub redirects: bool,
@@ -249,6 +255,8 @@ struct Builder<'a> {
     /// target variable.
     bucket_entries: Vec<Item>,
     lua_routes: BTreeMap<usize, LuaRoute>,
+    /// Whether some route has `match` conditions.
+    conditions: bool,
 }
 
 impl Model {
@@ -266,6 +274,22 @@ impl Model {
                     env.insert(p.clone());
                 }
             }
+            for inst in ir.policies.values() {
+                use gatefold_compiler::ir::policy::{JwtKey, PublicKey};
+                if let Policy::Jwt(j) = &inst.policy {
+                    match &j.key {
+                        JwtKey::Hs256 {
+                            secret: Secret::Env(k),
+                        }
+                        | JwtKey::Rs256(PublicKey::Env(k))
+                        | JwtKey::Es256(PublicKey::Env(k)) => {
+                            env.insert(k.clone());
+                        }
+                        JwtKey::Rs256(PublicKey::File { .. })
+                        | JwtKey::Es256(PublicKey::File { .. }) => {}
+                    }
+                }
+            }
         }
         let mut b = Builder {
             ir,
@@ -276,6 +300,7 @@ impl Model {
             entries: Vec::new(),
             bucket_entries: Vec::new(),
             lua_routes: BTreeMap::new(),
+            conditions: false,
         };
         let dispatch = routing::dispatch(ir);
         let mut http = b.preamble(lua_routes_needed);
@@ -304,6 +329,11 @@ impl Model {
                 text
             },
             lua: lua_routes_needed,
+            conditions: dispatch.conditions.clone(),
+            jwt: ir
+                .routes
+                .iter()
+                .any(|r| r.policy_id(PolicyKind::Jwt).is_some()),
             redirects: ir
                 .policies
                 .values()
@@ -503,6 +533,13 @@ impl Builder<'_> {
 
     /// The maps of each bucket and the locations that enter them.
     fn dispatch_maps(&mut self, d: &Dispatch) {
+        // The condition flags lead every source (see `routing`).
+        let pre = if d.conditions.is_empty() {
+            ""
+        } else {
+            self.conditions = true;
+            "$gf_conds "
+        };
         for (k, b) in d.buckets.iter().enumerate() {
             let v = |name: &str| format!("$gf_{name}_b{k}");
             // Route choice: first regex in IR order wins.
@@ -516,7 +553,13 @@ impl Builder<'_> {
                 Some(f) => format!("paths under /{}: the first entry that matches wins (IR order)", f.replace(['\n', '\r'], " ")),
             };
             self.maps.push(
-                map_item("$host $gf_method $gf_path", &v("route"), entries, empty()).note(note),
+                map_item(
+                    &format!("{pre}$host $gf_method $gf_path"),
+                    &v("route"),
+                    entries,
+                    empty(),
+                )
+                .note(note),
             );
             // 405: the union of the methods of the routes taking host and path.
             let mut sources = String::new();
@@ -528,8 +571,12 @@ impl Builder<'_> {
                     .iter()
                     .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
                     .collect();
-                self.maps
-                    .push(map_item("$host $gf_path", &var, entries, empty()));
+                self.maps.push(map_item(
+                    &format!("{pre}$host $gf_path"),
+                    &var,
+                    entries,
+                    empty(),
+                ));
             }
             let (src, allow_entries) = if sources.is_empty() {
                 ("$gf_dollar".to_string(), Vec::new())
@@ -559,7 +606,7 @@ impl Builder<'_> {
                     .map(|(re, x)| (gen(re.clone()), x.clone().map(raw).unwrap_or_else(empty)))
                     .collect();
                 self.maps.push(
-                    map_item("$host $http_access_control_request_method $gf_path", &v("pre_route"), entries, empty())
+                    map_item(&format!("{pre}$host $http_access_control_request_method $gf_path"), &v("pre_route"), entries, empty())
                         .note("CORS preflights: routed by the method they ask about, when that route has cors"),
                 );
                 self.maps.push(map_item(
@@ -788,6 +835,16 @@ impl Builder<'_> {
             .note("the spec's normalized path (nginx's $uri decodes %2F and every other escape)"),
         );
         body.push(refuse("$gf_bad_path", 400, "bad request"));
+        if self.conditions {
+            body.push(
+                Item::d(vec![
+                    raw("set_by_lua"),
+                    raw("$gf_conds"),
+                    gen("return require(\"gatefold.conditions\").flags()"),
+                ])
+                .note("one flag per `match` condition set: 1 when every condition holds (lua/gatefold/conditions.lua)"),
+            );
+        }
         // Every request enters here and jumps to the location the dispatch
         // maps name; nginx's own location rules decide nothing.
         let jump = vec![
@@ -1352,6 +1409,12 @@ impl Builder<'_> {
                 );
                 (var, raw(format!("${host}")))
             }
+        };
+        // preserve-host (1.1): the client's host, as x-forwarded-host has it.
+        let host_word = if route.lowered.preserve_host {
+            raw("$http_host")
+        } else {
+            host_word
         };
         let base = &self.ir.gateway.baseline.timeouts;
         let mut out = vec![Item::d(vec![raw("set"), raw("$gf_host"), host_word])];
