@@ -51,8 +51,8 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, Feature, FieldSupport, ModelSupport, Options,
-    Output, OutputFile, RelPath, Support, Target,
+    language_1_1_uses, Feature, FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath,
+    Support, Target,
 };
 
 /// What the entry file holds.
@@ -144,12 +144,9 @@ impl Target for Nginx {
             },
         ]
         .into_iter()
-        // Language 1.1 redirect parts and cors wildcards are not emitted
-        // (yet): refused. `retry` `on: reset` is `proxy_next_upstream error`.
-        .chain(language_1_1_unsupported(&[
-            PolicyKind::Redirect,
-            PolicyKind::Cors,
-        ]))
+        // Every language 1.1 form is carried out: redirect parts by
+        // redirect.lua, cors wildcards by maps, `retry` `on: reset` as
+        // `proxy_next_upstream error`.
         .collect()
     }
 

@@ -5,7 +5,7 @@
 use crate::escape;
 use crate::routing::{self, Dispatch};
 use gatefold_compiler::ir::policy::{
-    Cors, CorsOrigin, HeaderTransform, MockBody, Policy, Redirect, RedirectLocation,
+    Cors, CorsOrigin, HeaderTransform, MockBody, Policy, Redirect, RedirectLocation, RedirectPath,
 };
 use gatefold_compiler::ir::{
     Balance, HeaderName, Ir, OriginHost, PolicyId, PolicyKind, ProxyPlan, Route, Secret, Upstream,
@@ -1304,8 +1304,16 @@ impl Builder<'_> {
 
     fn cors(&mut self, id: &PolicyId, c: &Cors) -> CorsVars {
         let any = c.origins.contains(&CorsOrigin::Any);
+        // `*` only for any origin without credentials; otherwise the
+        // request's own origin (with `vary: origin`), never `*`.
+        let star = any && !c.credentials;
         let entries = if any {
-            vec![(gen("~."), Word::Lit("*".into()))]
+            let value = if star {
+                Word::Lit("*".into())
+            } else {
+                raw("$http_origin")
+            };
+            vec![(gen("~."), value)]
         } else {
             c.origins
                 .iter()
@@ -1314,8 +1322,19 @@ impl Builder<'_> {
                         gen(format!("~*^{}$", escape::regex(o))),
                         raw("$http_origin"),
                     )),
-                    // Patterns are refused for nginx (`Target::fields`).
-                    CorsOrigin::Any | CorsOrigin::Pattern(_) => None,
+                    // `https://*.example.com`: one or more whole labels.
+                    CorsOrigin::Pattern(p) => {
+                        let (scheme, suffix) = p.split_once("://*")?;
+                        Some((
+                            gen(format!(
+                                "~*^{}://[a-z0-9-]+(?:\\.[a-z0-9-]+)*{}$",
+                                escape::regex(scheme),
+                                escape::regex(suffix)
+                            )),
+                            raw("$http_origin"),
+                        ))
+                    }
+                    CorsOrigin::Any => None,
                 })
                 .collect()
         };
@@ -1346,19 +1365,26 @@ impl Builder<'_> {
         } else {
             methods
         };
+        // methods ["*"]: `*`, or with credentials the method asked for.
+        let methods = match (c.any_method, c.credentials) {
+            (false, _) => Word::Lit(methods),
+            (true, false) => Word::Lit("*".into()),
+            (true, true) => raw("$http_access_control_request_method"),
+        };
+        // headers ["*"] without credentials: `*`; else the list, or the
+        // headers asked for.
+        let allow_headers = if c.any_header && !c.credentials {
+            Word::Lit("*".into())
+        } else if c.headers.is_empty() {
+            raw("$http_access_control_request_headers")
+        } else {
+            Word::Lit(join(c.headers.iter().map(|h| h.as_str()).collect()))
+        };
         CorsVars {
             origin: Some(format!("${origin}")),
-            vary: when(self, "vary", (!any).then(|| raw("origin"))),
-            methods: when(self, "methods", Some(Word::Lit(methods))),
-            allow_headers: when(
-                self,
-                "headers",
-                Some(if c.headers.is_empty() {
-                    raw("$http_access_control_request_headers")
-                } else {
-                    Word::Lit(join(c.headers.iter().map(|h| h.as_str()).collect()))
-                }),
-            ),
+            vary: when(self, "vary", (!star).then(|| raw("origin"))),
+            methods: when(self, "methods", Some(methods)),
+            allow_headers: when(self, "headers", Some(allow_headers)),
             credentials: when(self, "credentials", c.credentials.then(|| raw("true"))),
             max_age: when(
                 self,
@@ -1722,6 +1748,63 @@ impl Builder<'_> {
                     gen(value)
                 };
                 (status.code(), Some(word))
+            }
+            // Parts (1.1): redirect.lua builds `location` from the request;
+            // nginx gives it the path (template filled in by a map) and the
+            // parts the spec sets.
+            (
+                _,
+                Some(Policy::Redirect(Redirect {
+                    location: RedirectLocation::Parts(parts),
+                    status,
+                })),
+            ) => {
+                redirect = Some((false, None));
+                let set = |name: &str, w: Word| Item::d(vec![raw("set"), raw(name), w]);
+                let (mode, path_word) = match &parts.path {
+                    None => ("keep", raw("$gf_path")),
+                    Some(RedirectPath::ReplacePrefix(prefix)) => {
+                        out.push(set("$gf_rd_prefix", Word::Val(prefix.clone())));
+                        out.push(set(
+                            "$gf_rd_segments",
+                            raw(route.matcher.path.segments.len().to_string()),
+                        ));
+                        ("prefix", raw("$gf_path"))
+                    }
+                    Some(RedirectPath::Template(t)) => {
+                        let (re, names) = routing::capture_regex(&route.matcher.path);
+                        let (value, has_params) = fill(t, &names);
+                        let word = if has_params {
+                            let var = self.map(
+                                format!("redirect {i}"),
+                                "loc",
+                                raw("$gf_path"),
+                                vec![(gen(re), gen(value))],
+                                empty(),
+                            );
+                            raw(format!("${var}"))
+                        } else {
+                            gen(value)
+                        };
+                        ("template", word)
+                    }
+                };
+                out.push(set("$gf_rd_mode", raw(mode)));
+                out.push(set(
+                    "$gf_rd_scheme",
+                    parts
+                        .scheme
+                        .map_or_else(empty, |s| raw(s.as_str().to_string())),
+                ));
+                out.push(set(
+                    "$gf_rd_host",
+                    parts.host.clone().map_or_else(empty, Word::Val),
+                ));
+                out.push(set(
+                    "$gf_rd_port",
+                    parts.port.map_or_else(empty, |p| raw(p.to_string())),
+                ));
+                (status.code(), Some(path_word))
             }
             _ => (500, None),
         };
