@@ -187,7 +187,10 @@ if route.auth then
         end
         for _, name in ipairs(order) do
             local v = values[name]
-            ngx.req.set_header(name, #v == 1 and v[1] or v)
+            -- A leading "" clears (a first value replaces, an empty one
+            -- removes); the values after it are appended as they are, an
+            -- empty one included, as the reference sends it.
+            ngx.req.set_header(name, { "", unpack(v) })
         end
     end
 end

@@ -176,6 +176,130 @@ local ESCAPES = {
     [110] = "\n", [114] = "\r", [116] = "\t",
 }
 
+-- serde_json's number parsing (without its float_roundtrip feature), on
+-- text the JSON grammar accepted: integers stay u64/i64 when they fit;
+-- anything else is its significand (as u64, further digits dropped) times
+-- or over a power of ten, in f64 arithmetic, exactly as serde_json rounds.
+local POW10 = {}
+for i = 0, 308 do
+    POW10[i] = tonumber("1e" .. i)
+end
+local U64_TENTH = 1844674407370955161ULL -- u64::MAX / 10 (u64::MAX % 10 = 5)
+local I32_MAX = 2147483647
+
+local function overflow(sig, d)
+    return sig >= U64_TENTH and (sig > U64_TENTH or d > 5)
+end
+
+local function from_parts(positive, sig, exp)
+    local f = tonumber(sig)
+    while true do
+        local pow = POW10[math.abs(exp)]
+        if pow then
+            if exp >= 0 then
+                f = f * pow
+                if f == math.huge then
+                    return nil
+                end
+            else
+                f = f / pow
+            end
+            break
+        end
+        if f == 0 then
+            break
+        end
+        if exp >= 0 then
+            return nil
+        end
+        f = f / 1e308
+        exp = exp + 308
+    end
+    return positive and f or -f
+end
+
+local function saturate(x)
+    return math.max(-I32_MAX - 1, math.min(I32_MAX, x))
+end
+
+local function serde_number(text)
+    local n = #text
+    local i, positive = 1, true
+    if byte(text, 1) == 45 then
+        i, positive = 2, false
+    end
+    local sig, exp, long = 0ULL, 0, false
+    local function digit(k)
+        local c = byte(text, k)
+        return c and c >= 48 and c <= 57 and c - 48 or nil
+    end
+    if digit(i) == 0 then
+        i = i + 1
+    else
+        while digit(i) do
+            local d = digit(i)
+            if overflow(sig, d) then
+                -- Further integer digits only count in the exponent.
+                long = true
+                while digit(i) do
+                    exp, i = exp + 1, i + 1
+                end
+                break
+            end
+            sig, i = sig * 10 + d, i + 1
+        end
+    end
+    local c = byte(text, i)
+    if c == nil and not long then
+        local t = setmetatable({ text = text, value = tonumber(text), integer = true }, NUM)
+        if not positive and (sig == 0 or sig > 9223372036854775808ULL) then
+            -- `-0` and integers below i64::MIN are floats.
+            t.integer, t.value = false, -tonumber(sig)
+        end
+        return t
+    end
+    if c == 46 then
+        i = i + 1
+        while digit(i) do
+            local d = digit(i)
+            if overflow(sig, d) then
+                while digit(i) do
+                    i = i + 1
+                end
+                break
+            end
+            sig, exp, i = sig * 10 + d, exp - 1, i + 1
+        end
+        c = byte(text, i)
+    end
+    if c == 101 or c == 69 then
+        i = i + 1
+        local positive_exp = true
+        if byte(text, i) == 43 then
+            i = i + 1
+        elseif byte(text, i) == 45 then
+            i, positive_exp = i + 1, false
+        end
+        local x = 0
+        while digit(i) do
+            local d = digit(i)
+            if x >= 214748364 and (x > 214748364 or d > 7) then
+                if sig ~= 0 and positive_exp then
+                    return nil
+                end
+                return setmetatable({ text = text, value = positive and 0.0 or -0.0, integer = false }, NUM)
+            end
+            x, i = x * 10 + d, i + 1
+        end
+        exp = saturate(positive_exp and exp + x or exp - x)
+    end
+    local f = from_parts(positive, sig, exp)
+    if f == nil then
+        return nil
+    end
+    return setmetatable({ text = text, value = f, integer = false }, NUM)
+end
+
 local function decode(s)
     local pos = 1
     local n = #s
@@ -261,14 +385,13 @@ local function decode(s)
         if not a then
             error("number")
         end
-        local integer = true
         local e = b
         local fa, fb = find(s, "^%.%d+", e + 1)
         if byte(s, e + 1) == 46 and not fa then
             error("number")
         end
         if fa then
-            e, integer = fb, false
+            e = fb
         end
         local c = byte(s, e + 1)
         if c == 101 or c == 69 then
@@ -276,15 +399,15 @@ local function decode(s)
             if not xa then
                 error("number")
             end
-            e, integer = xb, false
+            e = xb
         end
         local text = sub(s, pos, e)
         pos = e + 1
-        local v = tonumber(text)
-        if v == nil or v ~= v or v == math.huge or v == -math.huge then
+        local v = serde_number(text)
+        if not v then
             error("number out of range")
         end
-        return setmetatable({ text = text, value = v, integer = integer }, NUM)
+        return v
     end
 
     local value
@@ -410,16 +533,6 @@ local function encode_string(s)
     end) .. '"'
 end
 
-local U64_MAX, I64_MIN = "18446744073709551615", "9223372036854775808"
-
--- Whether decimal digit string a (no leading zeros) is at most b.
-local function le(a, b)
-    if #a ~= #b then
-        return #a < #b
-    end
-    return a <= b
-end
-
 local function float(x)
     if x == 0 then
         return (1 / x < 0) and "-0.0" or "0.0"
@@ -453,15 +566,7 @@ end
 
 local function number_text(v)
     if v.integer then
-        local t = v.text
-        if byte(t, 1) == 45 then
-            local d = sub(t, 2)
-            if d ~= "0" and le(d, I64_MIN) then
-                return t
-            end
-        elseif le(t, U64_MAX) then
-            return t
-        end
+        return v.text
     end
     return float(v.value)
 end
@@ -620,28 +725,24 @@ end
 local HEADER_STRINGS = { "typ", "cty", "jku", "kid", "x5u", "x5t", "x5t#S256", "url", "nonce", "enc", "zip" }
 local HEADER_LISTS = { "x5c", "crit" }
 
-local function header_ok(h, alg)
-    if kind(h) ~= "object" then
-        return false
-    end
-    -- A duplicate of a field jsonwebtoken's Header knows is an error; of
-    -- another, the last is kept.
-    local function known(name)
-        return h.dup[name] == nil
-    end
-    if h.map.alg ~= alg or not known("alg") then
-        return false
-    end
-    for _, name in ipairs(HEADER_STRINGS) do
-        local t = kind(h.map[name])
-        if not known(name) or (t ~= "nil" and t ~= "null" and t ~= "string") then
+local JWK_STRINGS = { "use", "alg", "kid", "x5u", "x5t", "x5t#S256" }
+local JWK_LISTS = { "key_ops", "x5c" }
+
+-- Whether object o's fields named in `strings` are absent, null or strings
+-- and those in `lists` absent, null or arrays of strings, none of them
+-- given twice (serde's derived structs refuse a duplicate field; of other
+-- keys the last is kept).
+local function typed(o, strings, lists)
+    for _, name in ipairs(strings) do
+        local t = kind(o.map[name])
+        if o.dup[name] or (t ~= "nil" and t ~= "null" and t ~= "string") then
             return false
         end
     end
-    for _, name in ipairs(HEADER_LISTS) do
-        local v = h.map[name]
+    for _, name in ipairs(lists) do
+        local v = o.map[name]
         local t = kind(v)
-        if not known(name) then
+        if o.dup[name] then
             return false
         end
         if t == "array" then
@@ -654,9 +755,33 @@ local function header_ok(h, alg)
             return false
         end
     end
-    -- An embedded `jwk` is refused (jsonwebtoken would parse and ignore it).
-    local t = kind(h.map.jwk)
-    return known("jwk") and (t == "nil" or t == "null")
+    return true
+end
+
+local function header_ok(h, alg)
+    if kind(h) ~= "object" then
+        return false
+    end
+    local function known(name)
+        return h.dup[name] == nil
+    end
+    if h.map.alg ~= alg or not known("alg") then
+        return false
+    end
+    if not typed(h, HEADER_STRINGS, HEADER_LISTS) then
+        return false
+    end
+    -- An embedded `jwk` is parsed (then ignored): an object whose common
+    -- parameters have their types; any key parameters do.
+    local jwk = h.map.jwk
+    local t = kind(jwk)
+    if not known("jwk") then
+        return false
+    end
+    if t == "nil" or t == "null" then
+        return true
+    end
+    return t == "object" and typed(jwk, JWK_STRINGS, JWK_LISTS)
 end
 
 -- The claims jsonwebtoken's own validation reads: duplicates of these
