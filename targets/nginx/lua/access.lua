@@ -195,6 +195,11 @@ if route.auth then
     end
 end
 
+-- The consumer, for cache keys (one consumer never sees another's).
+if consumer then
+    var.gf_consumer = consumer
+end
+
 -- Phase 5: acl by consumer group.
 if route.acl then
     local p = cfg.policies[route.acl]

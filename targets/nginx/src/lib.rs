@@ -107,7 +107,9 @@ impl Target for Nginx {
             K::TrafficSplit => Support::Approximate {
                 note: "every destination is called with the first destination's timeouts and retries, and weights are rounded to 0.01%",
             },
-            K::Cache => Support::Unsupported,
+            K::Cache => Support::Approximate {
+                note: "proxy_cache: evicted by nginx's cache manager (64 MiB per policy, least recently used) instead of the oldest of 10,000 entries; a body over 1 MiB is stored when its length is not announced; a `vary` header and the upstream's `cache-control` are read from their first line only; a ttl under a second counts as one",
+            },
             // Advisory: left out with a warning (the answer never depended
             // on it). nginx's `mirror` directive waits for the copy's
             // subrequest before the next request on a connection.

@@ -227,6 +227,9 @@ fn json_error(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
+/// The largest body `cache` stores (the reference gateway's bound).
+const CACHE_MAX_ENTRY_BYTES: u64 = 1 << 20;
+
 /// Where nginx's own 400 and 405 go (see `server_defaults`).
 const ERROR_URI: &str = "/.gatefold-error";
 
@@ -919,6 +922,8 @@ impl Builder<'_> {
         let mut out = vec![dr(["default_type", "application/json"])];
         // Declared for every request; each proxying route sets its own.
         out.push(Item::d(vec![raw("set"), raw("$gf_host"), empty()]));
+        // The consumer phase 4 identified (access.lua sets it), for cache keys.
+        out.push(Item::d(vec![raw("set"), raw("$gf_consumer"), empty()]));
         // A request nginx refuses before its URI is parsed cannot enter a
         // named location: 400 goes to a URI. So does nginx's own 405 for
         // TRACE (with `=`: the route's answer decides the status), which
@@ -1142,6 +1147,13 @@ impl Builder<'_> {
         // A route that answers itself (mock, redirect) never proxies.
         if let Some(plan) = route.lowered.proxy.as_ref().filter(|_| !has_answer) {
             body.extend(self.proxy(i, route, plan));
+            // Phase 11: cache, around the proxy.
+            if let (Some(Policy::Cache(c)), Some(id)) = (
+                policy(PolicyKind::Cache),
+                route.policy_id(PolicyKind::Cache),
+            ) {
+                body.extend(self.cache(id, c));
+            }
             for h in &hide {
                 body.push(Item::d(vec![
                     raw("proxy_hide_header"),
@@ -1231,6 +1243,95 @@ impl Builder<'_> {
                 pre,
             ));
         }
+    }
+
+    /// `cache` as proxy_cache: one zone per policy instance, keyed as the
+    /// spec keys (method as sent, host lowercased, path and query as
+    /// received, consumer, `vary` headers), only 200s without set-cookie
+    /// (nginx's own rule), `no-store` or `private` stored, for `ttl` whatever
+    /// the upstream's cache headers say; methods not listed neither read nor
+    /// stored (nginx always caches GET and HEAD otherwise).
+    fn cache(&mut self, id: &PolicyId, c: &gatefold_compiler::ir::policy::Cache) -> Vec<Item> {
+        let zone = match self.made.get(&format!("cache {id}")) {
+            Some(z) => z.clone(),
+            None => {
+                let zone = self.fresh("cache");
+                self.maps.push(
+                    Item::d(vec![
+                        raw("proxy_cache_path"),
+                        Word::Lit(format!("tmp/{zone}")),
+                        raw(format!("keys_zone={zone}:2m")),
+                        raw("max_size=64m"),
+                        raw("use_temp_path=off"),
+                    ])
+                    .note(format!("cache {id}")),
+                );
+                self.made.insert(format!("cache {id}"), zone.clone());
+                zone
+            }
+        };
+        let methods: Vec<&str> = c.methods.iter().map(|m| m.as_str()).collect();
+        let skip = self.map(
+            format!("cache-skip {}", methods.join(",")),
+            "cacheskip",
+            raw("$gf_method"),
+            methods.iter().map(|m| (gen(*m), empty())).collect(),
+            raw("1"),
+        );
+        let nostore = self.map(
+            "cache-nostore".to_string(),
+            "nostore",
+            raw("$upstream_http_cache_control"),
+            vec![(
+                gen("~*(?:^|,)[ \t]*(?:no-store|private)[ \t]*(?:,|$)"),
+                raw("1"),
+            )],
+            empty(),
+        );
+        let big = self.map(
+            "cache-big".to_string(),
+            "cachebig",
+            raw("$upstream_http_content_length"),
+            vec![(
+                gen(format!("~{}", escape::greater_than(CACHE_MAX_ENTRY_BYTES))),
+                raw("1"),
+            )],
+            empty(),
+        );
+        let mut key = "$gf_method\n$gf_cache_host\n$request_uri\n$gf_consumer".to_string();
+        for h in &c.vary {
+            key.push_str(&format!("\n$http_{}", header_var(h)));
+        }
+        let ttl = c.ttl.millis.div_ceil(1000).max(1);
+        vec![
+            Item::d(vec![
+                raw("set_by_lua"),
+                raw("$gf_cache_host"),
+                gen("return (ngx.var.http_host or \"\"):lower()"),
+            ]),
+            Item::d(vec![raw("proxy_cache"), raw(zone)]),
+            Item::d(vec![raw("proxy_cache_key"), gen(key)]),
+            dr(["proxy_cache_convert_head", "off"]),
+            Item::d(vec![
+                raw("proxy_cache_valid"),
+                raw("200"),
+                raw(format!("{ttl}s")),
+            ]),
+            dr([
+                "proxy_ignore_headers",
+                "Cache-Control",
+                "Expires",
+                "X-Accel-Expires",
+                "Vary",
+            ]),
+            Item::d(vec![raw("proxy_cache_bypass"), raw(format!("${skip}"))]),
+            Item::d(vec![
+                raw("proxy_no_cache"),
+                raw(format!("${skip}")),
+                raw(format!("${nostore}")),
+                raw(format!("${big}")),
+            ]),
+        ]
     }
 
     /// The health-checked upstream `route` calls, if any.
