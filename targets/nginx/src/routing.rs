@@ -39,7 +39,7 @@ pub struct Dispatch {
 /// (exact strings, a hash lookup) finds the bucket, and the bucket's map
 /// tries only its routes.
 pub struct Bucket {
-    /// The first segment; `None` for bucket 0.
+    /// The first segment, in ASCII lower case; `None` for bucket 0.
     pub first: Option<String>,
     /// `(regex over "$host $method $gf_path", route index)`, in IR order.
     pub routes: Vec<(String, usize)>,
@@ -162,12 +162,15 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
     }
 }
 
-/// The first segment of every path a route takes; `None` when it
-/// varies (a parameter first, `/`, `/*`).
+/// The first segment of every path a route takes, in ASCII lower case;
+/// `None` when it varies (a parameter first, `/`, `/*`). nginx's `map`
+/// compares strings ignoring case, so `/items` and `/Items` share a bucket
+/// (two keys would be a conflict `nginx -t` refuses); the bucket's regexes
+/// still tell them apart.
 fn bucket_key(p: &PathPattern) -> Option<String> {
     match p.segments.first() {
         Some(Segment::Literal(l)) => {
-            let first = l.split('/').next().unwrap_or("").to_string();
+            let first = l.split('/').next().unwrap_or("").to_ascii_lowercase();
             (!first.is_empty()).then_some(first)
         }
         _ => None,
