@@ -6,39 +6,16 @@
 
 mod common;
 
-use base64::Engine;
 use common::*;
 use gatefold_compiler::target::{Options, Target};
 use gatefold_runtime::launch::{Launch, Launched};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 const SECRET: &str = "differential-secret";
 
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    k[..key.len()].copy_from_slice(key);
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// A token of these exact header and payload bytes, signed with SECRET.
 fn token(header: &[u8], payload: &[u8]) -> String {
-    let message = format!("{}.{}", b64(header), b64(payload));
-    let sig = hmac_sha256(SECRET.as_bytes(), message.as_bytes());
-    format!("{message}.{}", b64(&sig))
+    hs256_token(SECRET, header, payload)
 }
 
 const GOOD_HEADER: &[u8] = br#"{"alg":"HS256","typ":"JWT"}"#;
