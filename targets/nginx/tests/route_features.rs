@@ -46,3 +46,24 @@ fn specs_without_them_have_no_feature_gap() {
         .replace(", preserve-host: true", ", methods: [POST]");
     assert!(check_features(&Nginx::default(), &compile(&plain)).is_empty());
 }
+
+/// nginx drops header lines whose name holds `_` (ignore_invalid_headers):
+/// a condition on one could never hold, so it is refused at its route.
+#[test]
+fn a_header_condition_with_an_underscore_is_refused() {
+    let spec = SPEC.replace("x-version", "x_version");
+    let ir = compile(&spec);
+    let diags = Nginx::default().spec_diagnostics(&ir);
+    assert!(diags.has_errors());
+    let d = diags.iter().next().unwrap();
+    assert_eq!(d.code, "unsupported-feature");
+    assert!(
+        d.message.contains("x_version") && d.message.contains("a.v2"),
+        "{}",
+        d.message
+    );
+    assert!(d.span.is_some());
+    assert!(!Nginx::default()
+        .spec_diagnostics(&compile(SPEC))
+        .has_errors());
+}
