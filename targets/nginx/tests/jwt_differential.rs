@@ -239,6 +239,120 @@ fn observe(
     (r.status, upstream)
 }
 
+/// The reference gateway serving `ir` with `env`.
+fn reference(
+    ir: &gatefold_compiler::ir::ValidIr,
+    env: &[(&str, &str)],
+    work: &std::path::Path,
+) -> Launched {
+    let listen = free_addr();
+    let output = gatefold_target_reference::Reference.emit(
+        ir,
+        &Options {
+            listen: Some(listen),
+            ..Options::default()
+        },
+    );
+    let mut launch = Launch::new(gatefold_compiler::ir::TargetKind::Reference, work, listen);
+    launch.env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Launched::start(launch, &output).unwrap()
+}
+
+/// The P-256 group order, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// A DER ECDSA signature as JWS's fixed r||s (32 bytes each).
+fn fixed(der: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    let mut at = 2;
+    for half in 0..2 {
+        assert_eq!(der[at], 2, "an INTEGER");
+        let len = der[at + 1] as usize;
+        let int = &der[at + 2..at + 2 + len];
+        let int = &int[int.len().saturating_sub(32)..];
+        out[half * 32 + 32 - int.len()..half * 32 + 32].copy_from_slice(int);
+        at += 2 + len;
+    }
+    out
+}
+
+/// n - s: the other valid s of an ECDSA signature.
+fn negate(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = P256_N[i] as i16 - s[i] as i16 - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = d.rem_euclid(256) as u8;
+    }
+    out
+}
+
+/// ES256 signatures are converted for OpenSSL exactly: many real ones
+/// (half with r or s's top bit set, which DER must prefix with a zero),
+/// their high-s twins, and tampered ones, decided alike by both gateways.
+#[test]
+fn es256_signatures_are_decided_as_the_reference_does() {
+    use rcgen::SigningKey;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pem = key.public_key_pem();
+    let echo = Echo::start();
+    let ir = compile(&format!(
+        r#"
+gatefold: 1
+upstreams: {{ u: {{ targets: [ {{ url: "http://{}" }} ] }} }}
+apis:
+  a:
+    upstream: u
+    policies: [ {{ jwt: {{ algorithms: [ES256], public-key: {{ env: ES_DIFF_KEY }} }} }} ]
+    routes: {{ r: {{ path: /* }} }}
+"#,
+        echo.addr
+    ));
+    let env = [("ES_DIFF_KEY", pem.as_str())];
+    let ng = run(&ir, &env);
+    let work = tempfile::tempdir().unwrap();
+    let reference = reference(&ir, &env, work.path());
+    let mut differ = Vec::new();
+    let mut admitted = 0;
+    for i in 0..48 {
+        let message = format!(
+            "{}.{}",
+            b64url(br#"{"alg":"ES256"}"#),
+            b64url(format!(r#"{{"sub":"s{i}"}}"#).as_bytes())
+        );
+        let sig = fixed(&key.sign(message.as_bytes()).unwrap());
+        let mut high = sig.to_vec();
+        high[32..].copy_from_slice(&negate(&sig[32..]));
+        let mut tampered = sig.to_vec();
+        tampered[63] ^= 1;
+        for (what, sig) in [
+            ("real", sig.to_vec()),
+            ("high s", high),
+            ("tampered", tampered),
+        ] {
+            let auth = format!("Bearer {message}.{}", b64url(&sig));
+            let want = observe(reference.listen(), "/x", &echo, &auth);
+            let got = observe(ng.addr, "/x", &echo, &auth);
+            admitted += usize::from(want.0 == 200);
+            if want != got {
+                differ.push(format!("{what} {i}: reference {want:?}, nginx {got:?}"));
+            }
+        }
+    }
+    reference.stop().unwrap();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // The real ones and their high-s twins (neither gateway requires a low
+    // s), never a tampered one.
+    assert_eq!(admitted, 96);
+}
+
 #[test]
 fn jwt_on_nginx_decides_as_the_reference_does() {
     let echo = Echo::start();
@@ -246,24 +360,7 @@ fn jwt_on_nginx_decides_as_the_reference_does() {
     let env = [("JWT_DIFF_SECRET", SECRET)];
     let ng = run(&ir, &env);
     let work = tempfile::tempdir().unwrap();
-    let listen = free_addr();
-    let output = gatefold_target_reference::Reference.emit(
-        &ir,
-        &Options {
-            listen: Some(listen),
-            ..Options::default()
-        },
-    );
-    let mut launch = Launch::new(
-        gatefold_compiler::ir::TargetKind::Reference,
-        work.path(),
-        listen,
-    );
-    launch.env = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let reference = Launched::start(launch, &output).unwrap();
+    let reference = reference(&ir, &env, work.path());
     let mut differ = Vec::new();
     let mut admitted = 0;
     let all = cases();
