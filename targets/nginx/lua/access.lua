@@ -164,6 +164,10 @@ if route.auth then
                 end
             end
             ngx.req.set_uri_args(table.concat(kept, "&"))
+            if #kept == 0 then
+                -- No query is left at all (not even a bare `?`).
+                var.gf_query_gone = "1"
+            end
         elseif p.kind == "basic" and basic_credential() then
             ngx.req.clear_header("authorization")
         elseif p.kind == "jwt" then

@@ -15,6 +15,23 @@ local how = var.gf_redirect
 local location = var.gf_location
 local mode = var.gf_rd_mode
 
+-- The request's query as the spec keeps it: what is left after a query
+-- key was removed (nothing when key-auth took every part), "" for a bare
+-- `?` (nginx's $is_args is empty then), nil without `?`.
+local function query()
+    local args = var.args
+    if args and args ~= "" then
+        return args
+    end
+    if var.gf_query_gone == "1" then
+        return nil
+    end
+    if (var.request_uri or ""):find("?", 1, true) then
+        return ""
+    end
+    return nil
+end
+
 local function bad_request()
     var.gf_stop = "1"
     ngx.status = 400
@@ -153,16 +170,18 @@ if mode == "keep" or mode == "template" or mode == "prefix" then
         location = location .. ":" .. port
     end
     location = location .. path
-    if var.is_args == "?" then
-        location = location .. "?" .. (var.args or "")
+    local q = query()
+    if q then
+        location = location .. "?" .. q
     end
     -- http's HeaderValue refuses control characters: so does the reference.
     if location:find("[%z\1-\8\10-\31\127]") then
         return bad_request()
     end
 else
-    if var.is_args == "?" then
-        location = location .. how:sub(-1) .. (var.args or "")
+    local q = query()
+    if q then
+        location = location .. how:sub(-1) .. q
     end
     location = location .. (var.gf_fragment or "")
 end

@@ -346,6 +346,19 @@ impl Model {
     }
 }
 
+/// Whether `r` may authenticate by a key in the query (which access.lua
+/// removes from the query).
+fn query_key_auth(ir: &Ir, r: &Route) -> bool {
+    r.lowered.auth.as_ref().is_some_and(|a| {
+        a.methods.iter().any(|id| {
+            matches!(
+                ir.policies.get(id).map(|p| &p.policy),
+                Some(Policy::KeyAuth(k)) if k.location == gatefold_compiler::ir::policy::KeyLocation::Query
+            )
+        })
+    })
+}
+
 fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
     r.chain.iter().any(|id| NEEDS_LUA.contains(&id.kind))
         || matches!(ir.policy(r, PolicyKind::RequestHeaders), Some(Policy::RequestHeaders(h)) if !h.add.is_empty())
@@ -1086,6 +1099,10 @@ impl Builder<'_> {
                 raw("$gf_route_index"),
                 raw(i.to_string()),
             ]));
+            // access.lua says when removing a query key left no query.
+            if query_key_auth(ir, route) {
+                body.push(Item::d(vec![raw("set"), raw("$gf_query_gone"), empty()]));
+            }
             body.push(dr(["access_by_lua_file", "lua/gatefold/access.lua"]));
             let add_headers = match policy(PolicyKind::RequestHeaders) {
                 Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
