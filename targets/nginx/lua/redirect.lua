@@ -131,7 +131,11 @@ if mode == "keep" or mode == "template" or mode == "prefix" then
     if path:sub(1, 1) ~= "/" or network_path(path) then
         return bad_request()
     end
-    local authority = var.http_host
+    -- The request line's authority (absolute form), else `host`.
+    local authority = var.gf_client_host
+    if authority == "" then
+        authority = nil
+    end
     if not authority then
         return bad_request()
     end

@@ -452,6 +452,19 @@ impl Builder<'_> {
             )
             .note("`${gf_dollar}` is a literal `$` inside values that expand variables"),
         ];
+        // The client's host as the spec reads it: the request line's
+        // authority (absolute form), else the `host` header (HTTP/2's
+        // `:authority`); nginx's $host would be lowercased and portless.
+        out.push(Item::b(
+            vec![raw("map"), raw("$request"), raw("$gf_client_host")],
+            vec![
+                Item::d(vec![raw("default"), raw("$http_host")]),
+                Item::d(vec![
+                    gen("~^[^ ]+ [hH][tT][tT][pP][sS]?://(?<gf_authority>[^/?# ]*)"),
+                    raw("$gf_authority"),
+                ]),
+            ],
+        ));
         if self.ir.gateway.baseline.request_id {
             // Keep a well-formed incoming id, else a v4 UUID made from $request_id.
             out.push(Item::b(
@@ -907,7 +920,7 @@ impl Builder<'_> {
         let mut set: BTreeMap<String, Word> = BTreeMap::new();
         set.insert("host".into(), raw("$gf_host"));
         set.insert("x-forwarded-for".into(), raw("$proxy_add_x_forwarded_for"));
-        set.insert("x-forwarded-host".into(), raw("$http_host"));
+        set.insert("x-forwarded-host".into(), raw("$gf_client_host"));
         set.insert("x-forwarded-proto".into(), raw("$scheme"));
         set.insert("forwarded".into(), empty());
         set.insert("x-real-ip".into(), empty());
@@ -1556,7 +1569,7 @@ impl Builder<'_> {
         };
         // preserve-host (1.1): the client's host, as x-forwarded-host has it.
         let host_word = if route.lowered.preserve_host {
-            raw("$http_host")
+            raw("$gf_client_host")
         } else {
             host_word
         };

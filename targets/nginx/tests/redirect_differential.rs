@@ -99,6 +99,10 @@ fn part_wise_redirects_answer_as_the_reference_does() {
         "/k/parts/a?api_key=the-key&api_key=x",
         "/k/parts/a?z&api_key=the-key",
         "/k/parts/a?x=1",
+        // Absolute form: the request line's authority is the host.
+        "http://line.example:8080/keep/a?x=1",
+        "http://line.example/host/a",
+        "http://LINE.example:81/port/a",
     ];
     let mut differ = Vec::new();
     let mut redirected = 0;
