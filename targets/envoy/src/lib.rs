@@ -14,23 +14,22 @@
 //! weighted clusters, retries, timeouts, health checks, path rewrites),
 //! `mock` (`direct_response`), `redirect`, header transforms, `ip-filter`
 //! (`rbac`), body limits (`buffer`) and TLS with SNI. The Lua filter
-//! ([`lua`]) carries CORS, key-auth, basic-auth, acl and fixed-window
+//! ([`lua`]) carries CORS, key-auth, basic-auth, jwt, acl and fixed-window
 //! rate limits, present only when a spec uses one of them. See README.md.
 
 #![forbid(unsafe_code)]
 
 mod clusters;
-mod jwks;
 mod lua;
 pub mod model;
 mod routes;
 
-use gatefold_compiler::ir::policy::{JwtKey, Policy, PublicKey};
+use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, FieldSupport, Options, Output, OutputFile,
-    RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, Feature, FieldSupport, Options, Output,
+    OutputFile, RelPath, Support, Target,
 };
 use model::*;
 use std::net::SocketAddr;
@@ -82,8 +81,8 @@ impl Target for Envoy {
             PolicyKind::ResponseHeaders | PolicyKind::Deprecation => Support::Approximate {
                 note: "also on the gateway's refusals of the route (401, 403, 413, 429), which the spec answers without them",
             },
-            // jwt: `jwt_authn` verifies (signature, exp/nbf with leeway,
-            // iss, aud), the Lua filter decides with the other methods.
+            // jwt: the Lua filter verifies the token (see gatefold.lua)
+            // and decides with the route's other methods.
             PolicyKind::Cors
             | PolicyKind::KeyAuth
             | PolicyKind::BasicAuth
@@ -98,6 +97,14 @@ impl Target for Envoy {
         }
     }
 
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // `host_rewrite_header` from the client's host as it came.
+            Feature::PreserveHost => Support::Builtin,
+            Feature::Conditions => Support::Unsupported,
+        }
+    }
+
     fn fields(&self) -> Vec<FieldSupport> {
         vec![
             FieldSupport {
@@ -107,21 +114,6 @@ impl Target for Envoy {
                 support: Support::Approximate {
                     note: "to another host: Envoy drops the request's query string when the redirect target has its own, instead of appending it",
                 },
-            },
-            FieldSupport {
-                kind: PolicyKind::Jwt,
-                field: "secret",
-                value: None,
-                // jwt_authn wants an HMAC key as a JWKS; the spec's secret
-                // is the raw key in a variable, which Envoy cannot convert.
-                support: Support::Unsupported,
-            },
-            FieldSupport {
-                kind: PolicyKind::Jwt,
-                field: "public-key",
-                value: Some("env"),
-                // Same: a PEM text read at start-up cannot become a JWKS.
-                support: Support::Unsupported,
             },
             FieldSupport {
                 kind: PolicyKind::Native,
@@ -157,15 +149,6 @@ impl Target for Envoy {
             {
                 pick("to", Some("with a query")).into_iter().collect()
             }
-            Policy::Jwt(j) => match &j.key {
-                JwtKey::Hs256 { .. } => pick("secret", None).into_iter().collect(),
-                JwtKey::Rs256(PublicKey::Env(_)) | JwtKey::Es256(PublicKey::Env(_)) => {
-                    pick("public-key", Some("env")).into_iter().collect()
-                }
-                JwtKey::Rs256(PublicKey::File { .. }) | JwtKey::Es256(PublicKey::File { .. }) => {
-                    Vec::new()
-                }
-            },
             Policy::Native(n) if n.per_target.contains_key(&TargetKind::Envoy) => {
                 pick("envoy", None).into_iter().collect()
             }
@@ -454,12 +437,6 @@ fn hcm(
             typed_config: Any::Rbac(Rbac { rules: None }),
         });
     }
-    if let Some(jwt) = jwt_filter(ir) {
-        filters.push(NamedConfig {
-            name: "envoy.filters.http.jwt_authn".into(),
-            typed_config: Any::JwtAuthn(jwt),
-        });
-    }
     if ctx.lua {
         filters.push(NamedConfig {
             name: lua::FILTER.into(),
@@ -525,57 +502,6 @@ fn hcm(
             http_filters: filters,
         })),
     }
-}
-
-/// A provider per `jwt` instance (by policy id), each with a requirement
-/// of the same name that admits a missing or failed token: the Lua filter
-/// decides, knowing the route's other authentication methods.
-fn jwt_filter(ir: &gatefold_compiler::ir::Ir) -> Option<JwtAuthentication> {
-    let mut providers = std::collections::BTreeMap::new();
-    let mut requirement_map = std::collections::BTreeMap::new();
-    for (id, inst) in &ir.policies {
-        let Policy::Jwt(j) = &inst.policy else {
-            continue;
-        };
-        let local_jwks = match &j.key {
-            // jwt_authn reads keys as a JWKS: the JWK members the compiler
-            // read from the PEM file.
-            JwtKey::Rs256(PublicKey::File { jwk, .. })
-            | JwtKey::Es256(PublicKey::File { jwk, .. }) => {
-                DataSource::InlineString(jwks::from_jwk(jwk, j.key.algorithm()))
-            }
-            // Refused by policy_fields.
-            JwtKey::Rs256(PublicKey::Env(_))
-            | JwtKey::Es256(PublicKey::Env(_))
-            | JwtKey::Hs256 { .. } => continue,
-        };
-        let name = id.to_string();
-        providers.insert(
-            name.clone(),
-            JwtProvider {
-                issuer: j.issuer.clone(),
-                audiences: j.audiences.iter().cloned().collect(),
-                local_jwks,
-                forward: true,
-                payload_in_metadata: "payload",
-                header_in_metadata: "header",
-                clock_skew_seconds: j.leeway.millis / 1000,
-            },
-        );
-        requirement_map.insert(
-            name.clone(),
-            JwtRequirement::RequiresAny {
-                requirements: vec![
-                    JwtRequirement::ProviderName(name),
-                    JwtRequirement::AllowMissingOrFailed {},
-                ],
-            },
-        );
-    }
-    (!providers.is_empty()).then_some(JwtAuthentication {
-        providers,
-        requirement_map,
-    })
 }
 
 /// Envoy's own error answers rewritten to the spec's JSON bodies. Matched

@@ -1,14 +1,14 @@
 //! The Lua filter for what Envoy has no exact native filter for: CORS,
 //! the up-front `content-length` check of `request-size-limit`,
-//! `key-auth`, `basic-auth`, the decision of `jwt` (after `jwt_authn`
-//! verified the token), `acl` and fixed-window `rate-limit`. One
-//! fixed script (`gatefold.lua`) after a generated data prelude (consumers
-//! and the environment variables holding their secrets: names only, never
-//! values); each route's settings are route metadata the script reads.
+//! `key-auth`, `basic-auth`, `jwt` (verified there: see the script), `acl`
+//! and fixed-window `rate-limit`. One fixed script (`gatefold.lua`) after
+//! a generated data prelude (consumers, jwt keys, and the environment
+//! variables holding their secrets: names only, never values); each
+//! route's settings are route metadata the script reads.
 
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::policy::{
-    Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey, Redirect, RedirectTo,
+    Acl, Cors, CorsOrigin, JwtKey, KeyAuth, KeyLocation, PublicKey, RateKey, Redirect, RedirectTo,
 };
 use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret, Segment};
 use serde_json::{json, Map, Value};
@@ -167,7 +167,54 @@ pub fn script(ir: &Ir) -> String {
         out.push_str(" },\n");
     }
     out.push_str("}\n\n");
+    out.push_str(&jwt_table(ir));
     out.push_str(SCRIPT);
+    out
+}
+
+/// `JWT`: per `jwt` policy (by id) its one algorithm, its key (the PEM
+/// text of a key file, or the name of the variable holding the secret or
+/// the PEM: never a secret's value), issuer, audiences and leeway.
+fn jwt_table(ir: &Ir) -> String {
+    let mut out = String::from("JWT = {\n");
+    for (id, inst) in &ir.policies {
+        let Policy::Jwt(j) = &inst.policy else {
+            continue;
+        };
+        let key = match &j.key {
+            JwtKey::Hs256 {
+                secret: Secret::Env(v),
+            } => format!("secret_env = {}", lua_string(v)),
+            JwtKey::Rs256(PublicKey::File { pem, .. })
+            | JwtKey::Es256(PublicKey::File { pem, .. }) => format!("pem = {}", lua_string(pem)),
+            JwtKey::Rs256(PublicKey::Env(v)) | JwtKey::Es256(PublicKey::Env(v)) => {
+                format!("pem_env = {}", lua_string(v))
+            }
+        };
+        let mut fields = vec![
+            format!("alg = {}", lua_string(&format!("{:?}", j.key.algorithm()))),
+            key,
+            // Seconds, fractions kept, as the reference gateway compares.
+            format!("leeway = {}", j.leeway.millis as f64 / 1000.0),
+        ];
+        if let Some(iss) = &j.issuer {
+            fields.push(format!("iss = {}", lua_string(iss)));
+        }
+        if !j.audiences.is_empty() {
+            let aud: Vec<String> = j
+                .audiences
+                .iter()
+                .map(|a| format!("[{}] = true", lua_string(a)))
+                .collect();
+            fields.push(format!("aud = {{ {} }}", aud.join(", ")));
+        }
+        out.push_str(&format!(
+            "  [{}] = {{ {} }},\n",
+            lua_string(&id.to_string()),
+            fields.join(", ")
+        ));
+    }
+    out.push_str("}\n\n");
     out
 }
 
@@ -263,35 +310,35 @@ pub fn route_metadata(
     }
     if let Some(auth) = &route.lowered.auth {
         let mut a = Map::new();
+        // In the spec's order: the first method that admits names the consumer.
+        let mut methods = Vec::new();
         for id in &auth.methods {
             match ir.policies.get(id).map(|i| &i.policy) {
                 Some(Policy::KeyAuth(KeyAuth { location, name })) => {
-                    a.insert(
-                        "key".into(),
-                        json!({ "query": *location == KeyLocation::Query, "name": name }),
-                    );
+                    methods.push(json!({
+                        "kind": "key",
+                        "query": *location == KeyLocation::Query,
+                        "name": name,
+                    }));
                 }
-                Some(Policy::BasicAuth(_)) => {
-                    a.insert("basic".into(), true.into());
-                }
+                Some(Policy::BasicAuth(_)) => methods.push(json!({ "kind": "basic" })),
                 Some(Policy::Jwt(j)) => {
-                    let algs: Map<String, Value> =
-                        [(format!("{:?}", j.key.algorithm()), Value::Bool(true))]
-                            .into_iter()
-                            .collect();
                     let claims: Map<String, Value> = j
                         .claims_to_headers
                         .iter()
                         .map(|(c, h)| (c.clone(), Value::String(h.as_str().to_string())))
                         .collect();
-                    a.insert(
-                        "jwt".into(),
-                        json!({ "algs": algs, "claim": j.consumer_claim, "claims": claims }),
-                    );
+                    methods.push(json!({
+                        "kind": "jwt",
+                        "id": id.to_string(),
+                        "claim": j.consumer_claim,
+                        "claims": claims,
+                    }));
                 }
                 _ => {}
             }
         }
+        a.insert("methods".into(), Value::Array(methods));
         if let Some(realm) = &auth.realm {
             a.insert("realm".into(), realm.clone().into());
         }

@@ -556,14 +556,6 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
                     Any::RbacPerRoute { rbac: ip_rules(f) },
                 );
             }
-            Policy::Jwt(_) if !preflight => {
-                route.typed_per_filter_config.insert(
-                    "envoy.filters.http.jwt_authn".into(),
-                    Any::JwtPerRoute {
-                        requirement_name: id.to_string(),
-                    },
-                );
-            }
             Policy::Deprecation(d) if !preflight => {
                 for (k, v) in deprecation_headers(d) {
                     route.response_headers_to_add.push(set_header(k, &v));
@@ -795,7 +787,14 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
     let dests = plan.destinations();
     let first: &Destination = &dests[0];
     let mut a = RouteAction {
-        auto_host_rewrite: Some(true),
+        auto_host_rewrite: (!r.lowered.preserve_host).then_some(true),
+        // The client's host as it came (port included): the front Lua
+        // filter copied it to x-forwarded-host before taking the port off
+        // `:authority` for routing.
+        host_rewrite_header: r
+            .lowered
+            .preserve_host
+            .then(|| "x-forwarded-host".to_string()),
         // Set by the front Lua filter, with the client's port.
         append_x_forwarded_host: false,
         timeout: duration(first.read_timeout.millis),
@@ -840,6 +839,7 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
     {
         if let Some((_, host)) = t.set.iter().find(|(k, _)| k.as_str() == "host") {
             a.auto_host_rewrite = None;
+            a.host_rewrite_header = None;
             a.host_rewrite_literal = Some(host.as_str().to_string());
         }
     }

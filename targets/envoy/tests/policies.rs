@@ -376,6 +376,16 @@ fn jwt_verifies_then_names_the_consumer() {
         401
     );
     assert_eq!(get(gw.addr, "/jwt", &[]).status, 401);
+    // Only `authorization` carries a token, its scheme in any case: Envoy's
+    // jwt_authn (which this target used before) also read a token from an
+    // `access_token` query parameter and refused `bearer`.
+    let r = get(gw.addr, &format!("/jwt?access_token={good}"), &[]);
+    assert_eq!(r.status, 401);
+    let lower = format!("bearer {good}");
+    assert_eq!(
+        get(gw.addr, "/jwt", &[("authorization", &lower)]).status,
+        200
+    );
     // Either method admits.
     assert_eq!(
         get(gw.addr, "/either", &[("x-api-key", "bob-key")]).status,

@@ -1,6 +1,7 @@
-//! Language 1.1 route features this target does not carry out yet (`match`,
-//! `preserve-host`) are refused at compile time, never ignored: a route
-//! whose conditions were dropped would take requests meant for another.
+//! Language 1.1 route features this target does not carry out yet (`match`)
+//! are refused at compile time, never ignored: a route whose conditions
+//! were dropped would take requests meant for another. `preserve-host` is
+//! carried out (`host_rewrite_header`; served in the conformance suite).
 
 use gatefold_compiler::target::{check_features, feature_diagnostics, Feature, Target};
 use gatefold_target_envoy::Envoy;
@@ -25,22 +26,16 @@ fn compile(text: &str) -> gatefold_compiler::ir::ValidIr {
 }
 
 #[test]
-fn match_and_preserve_host_are_refused() {
+fn match_is_refused_and_preserve_host_is_not() {
     assert!(!Envoy::default().feature(Feature::Conditions).is_exact());
-    assert!(!Envoy::default().feature(Feature::PreserveHost).is_exact());
+    assert!(Envoy::default().feature(Feature::PreserveHost).is_exact());
     let ir = compile(SPEC);
     let gaps = check_features(&Envoy::default(), &ir);
     let found: Vec<(Feature, Vec<String>)> = gaps
         .iter()
         .map(|g| (g.feature, g.routes.iter().map(|r| r.to_string()).collect()))
         .collect();
-    assert_eq!(
-        found,
-        [
-            (Feature::Conditions, vec!["a.v2".to_string()]),
-            (Feature::PreserveHost, vec!["a.items".to_string()]),
-        ]
-    );
+    assert_eq!(found, [(Feature::Conditions, vec!["a.v2".to_string()])]);
     let diags = feature_diagnostics(&gaps, &ir);
     assert!(diags.has_errors());
     assert!(diags
