@@ -20,10 +20,12 @@
 #![forbid(unsafe_code)]
 
 mod clusters;
+mod conditions;
 mod lua;
 pub mod model;
 mod routes;
 
+use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
@@ -101,7 +103,9 @@ impl Target for Envoy {
         match feature {
             // `host_rewrite_header` from the client's host as it came.
             Feature::PreserveHost => Support::Builtin,
-            Feature::Conditions => Support::Unsupported,
+            // Evaluated by the front Lua filter, routed by Envoy (see
+            // conditions.rs).
+            Feature::Conditions => Support::Emulated,
         }
     }
 
@@ -154,6 +158,10 @@ impl Target for Envoy {
             }
             _ => Vec::new(),
         }
+    }
+
+    fn spec_diagnostics(&self, ir: &ValidIr) -> Diagnostics {
+        routes::condition_diagnostics(ir)
     }
 
     fn emit(&self, ir: &ValidIr, options: &Options) -> Output {
@@ -286,10 +294,12 @@ fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
         .listen
         .map(socket_of)
         .unwrap_or_else(|| socket("0.0.0.0", ir.gateway.listen));
+    let conditions = conditions::ConditionTable::new(ir);
     let ctx = routes::Ctx {
         ir,
         lua: lua::needed(ir),
         hoisted: Vec::new(),
+        conditions: &conditions,
     };
     let vhosts = routes::virtual_hosts(&ctx);
     let mut out = Vec::new();
@@ -428,7 +438,10 @@ fn hcm(
     let mut filters = vec![NamedConfig {
         name: lua::FRONT_FILTER.into(),
         typed_config: Any::Lua {
-            default_source_code: DataSource::InlineString(lua::front_script(cert_names)),
+            default_source_code: DataSource::InlineString(lua::front_script(
+                cert_names,
+                &ctx.conditions.lua(),
+            )),
         },
     }];
     if uses(PolicyKind::IpFilter) {
@@ -493,11 +506,11 @@ fn hcm(
                 // entry can remove them (its 404 and 405 answers).
                 most_specific_header_mutations_wins: true,
                 virtual_hosts: vhosts,
-                request_headers_to_remove: vec![
-                    "forwarded".into(),
-                    "x-real-ip".into(),
-                    "te".into(),
-                ],
+                request_headers_to_remove: ["forwarded", "x-real-ip", "te"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(ctx.conditions.markers())
+                    .collect(),
             },
             http_filters: filters,
         })),

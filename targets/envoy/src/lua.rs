@@ -24,9 +24,10 @@ pub const FRONT_FILTER: &str = "gatefold.front";
 const FRONT: &str = include_str!("front.lua");
 
 /// The front filter's script (path normalization, host checks, forwarding
-/// headers; see its header) after `CERT_NAMES`: on a TLS filter chain the
-/// names its certificate covers, else `nil`.
-pub fn front_script(cert_names: Option<&[String]>) -> String {
+/// headers, `match` conditions; see its header) after `CERT_NAMES`: on a
+/// TLS filter chain the names its certificate covers, else `nil`; and
+/// `CONDITIONS` (`conditions`, from [`crate::conditions::ConditionTable::lua`]).
+pub fn front_script(cert_names: Option<&[String]>, conditions: &str) -> String {
     let names = match cert_names {
         None => "nil".to_string(),
         Some(names) => {
@@ -34,7 +35,7 @@ pub fn front_script(cert_names: Option<&[String]>) -> String {
             format!("{{ {} }}", list.join(", "))
         }
     };
-    format!("CERT_NAMES = {names}\n\n{FRONT}")
+    format!("CERT_NAMES = {names}\n{conditions}\n{FRONT}")
 }
 
 /// The host Envoy gives an HTTP/1.0 request without one (the front filter
