@@ -408,6 +408,28 @@ local function credential(hdrs, scheme)
   return rest:match("^%s*(.-)%s*$")
 end
 
+-- Whether an origin pattern (`{ scheme, suffix }` of `scheme://*suffix`)
+-- takes `origin`: the wildcard stands for one or more whole labels.
+local function origin_pattern_allows(patterns, origin)
+  local o = origin:lower()
+  for _, p in ipairs(patterns) do
+    local prefix = p[1] .. "://"
+    local rest = o:sub(1, #prefix) == prefix and o:sub(#prefix + 1) or nil
+    local labels = nil
+    if rest and #rest >= #p[2] and rest:sub(#rest - #p[2] + 1) == p[2] then
+      labels = rest:sub(1, #rest - #p[2])
+    end
+    if labels and labels ~= "" then
+      local ok = true
+      for label in (labels .. "."):gmatch("([^.]*)%.") do
+        if not label:match("^[%w%-]+$") then ok = false end
+      end
+      if ok then return true end
+    end
+  end
+  return false
+end
+
 local function client_ip(h)
   local addr = h:streamInfo():downstreamDirectRemoteAddress() or ""
   local v6 = addr:match("^%[(.*)%]:%d+$")
@@ -446,26 +468,40 @@ function envoy_on_request(h)
   local cors = md:get("cors")
   if cors then
     local origin = hdrs:get("origin")
-    local allowed = origin ~= nil and (cors.any or cors.origins[origin:lower()] ~= nil)
+    local allowed = origin ~= nil and (cors.any or cors.origins[origin:lower()] ~= nil
+      or origin_pattern_allows(cors.patterns, origin))
+    -- `*` when every origin gets the same answer, else the origin itself.
+    local allow_origin = cors.star and "*" or origin
     if md:get("preflight") then
       local reply = { [":status"] = "204" }
       if allowed then
-        reply["access-control-allow-origin"] = cors.any and "*" or origin
-        if not cors.any then reply["vary"] = "origin" end
-        reply["access-control-allow-methods"] = cors.methods
-        local asked = hdrs:get("access-control-request-headers")
-        local allow_headers = cors.headers or asked
-        if allow_headers and allow_headers ~= "" then reply["access-control-allow-headers"] = allow_headers end
+        reply["access-control-allow-origin"] = allow_origin
+        if not cors.star then reply["vary"] = "origin" end
+        local asked_method = hdrs:get("access-control-request-method")
+        if cors.methods then
+          reply["access-control-allow-methods"] = cors.methods
+        elseif cors.credentials then
+          reply["access-control-allow-methods"] = asked_method
+        else
+          reply["access-control-allow-methods"] = "*"
+        end
+        local allow_headers
+        if cors.any_header and not cors.credentials then
+          allow_headers = "*"
+        else
+          allow_headers = cors.headers or hdrs:get("access-control-request-headers")
+        end
+        if allow_headers then reply["access-control-allow-headers"] = allow_headers end
+        if cors.expose then reply["access-control-expose-headers"] = cors.expose end
         if cors.credentials then reply["access-control-allow-credentials"] = "true" end
         if cors.max_age then reply["access-control-max-age"] = cors.max_age end
-        if cors.expose then reply["access-control-expose-headers"] = cors.expose end
       end
       h:respond(reply, "")
       return
     end
     if allowed then
-      promised["access-control-allow-origin"] = cors.any and "*" or origin
-      if not cors.any then promised["vary"] = "origin" end
+      promised["access-control-allow-origin"] = allow_origin
+      if not cors.star then promised["vary"] = "origin" end
       if cors.credentials then promised["access-control-allow-credentials"] = "true" end
       if cors.expose then promised["access-control-expose-headers"] = cors.expose end
     end

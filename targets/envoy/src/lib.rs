@@ -127,9 +127,10 @@ impl Target for Envoy {
             },
         ]
         .into_iter()
-        // Language 1.1 redirect parts and cors wildcards are not emitted
-        // (yet): refused. `retry` `on: reset` is Envoy's `reset`.
-        .chain(language_1_1_unsupported(&[PolicyKind::Redirect, PolicyKind::Cors]))
+        // Language 1.1 redirect parts are not emitted (yet): refused. cors
+        // wildcards and credentials are the Lua filter's; `retry` `on:
+        // reset` is Envoy's `reset`.
+        .chain(language_1_1_unsupported(&[PolicyKind::Redirect]))
         .collect()
     }
 

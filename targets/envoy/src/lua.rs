@@ -227,18 +227,45 @@ fn methods_header(methods: &std::collections::BTreeSet<Method>) -> String {
         .join(", ")
 }
 
+/// The methods a preflight is told when `cors` lists none (as the
+/// reference gateway).
+const DEFAULT_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 fn cors_config(c: &Cors) -> Value {
     let any = c.origins.contains(&CorsOrigin::Any);
     let origins: Map<String, Value> = c
         .origins
         .iter()
-        .filter(|o| **o != CorsOrigin::Any)
+        .filter(|o| matches!(o, CorsOrigin::Origin(_)))
         .map(|o| (o.as_str().to_ascii_lowercase(), Value::Bool(true)))
+        .collect();
+    // `scheme://*suffix`: the wildcard stands for one or more whole labels.
+    let patterns: Vec<Value> = c
+        .origins
+        .iter()
+        .filter_map(|o| match o {
+            CorsOrigin::Pattern(p) => p.split_once("://*"),
+            _ => None,
+        })
+        .map(|(scheme, suffix)| json!([scheme, suffix]))
         .collect();
     let mut m = Map::new();
     m.insert("any".into(), any.into());
+    // With credentials a browser reads `*` literally: what was asked is
+    // echoed instead (the origin, with vary).
+    m.insert("star".into(), (any && !c.credentials).into());
     m.insert("origins".into(), Value::Object(origins));
-    m.insert("methods".into(), methods_header(&c.methods).into());
+    m.insert("patterns".into(), Value::Array(patterns));
+    if !c.any_method {
+        let methods = methods_header(&c.methods);
+        let methods = if methods.is_empty() {
+            DEFAULT_METHODS.to_string()
+        } else {
+            methods
+        };
+        m.insert("methods".into(), methods.into());
+    }
+    m.insert("any_header".into(), c.any_header.into());
     let list = |hs: &std::collections::BTreeSet<gatefold_compiler::ir::HeaderName>| {
         hs.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
     };
