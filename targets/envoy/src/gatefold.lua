@@ -430,6 +430,82 @@ local function origin_pattern_allows(patterns, origin)
   return false
 end
 
+-- `template` with each `{name}` replaced by the bound param (kept as it
+-- is when unbound).
+local function fill(template, params)
+  return (template:gsub("{([^}]*)}", function(name) return params[name] end))
+end
+
+-- Whether a location starts like a network-path reference (`//host`),
+-- counting `\` as `/` as browsers do.
+local function network_path(location)
+  return location:match("^[/\\][/\\]") ~= nil
+end
+
+-- Whether a request's host (without port) is a plain DNS name, IPv4 or
+-- bracketed IPv6 address, safe to write into a location.
+local function plain_host(host)
+  local v6 = host:match("^%[(.*)%]$")
+  if v6 then return v6:find(":", 1, true) ~= nil and v6:match("^[%x:.]+$") ~= nil end
+  return host:match("^[%w%._-]+$") ~= nil
+end
+
+-- The rest of `path` after the first `n` segments, with its leading `/`.
+local function prefix_tail(path, n)
+  local tail = path
+  for _ = 1, n do
+    local after = tail:sub(1, 1) == "/" and tail:sub(2) or tail
+    local i = after:find("/", 1, true)
+    tail = i and after:sub(i) or ""
+  end
+  return tail
+end
+
+-- A part-wise redirect's location (language 1.1): the request's URL with
+-- the given parts replaced (scheme of the listener, host and port from the
+-- client's host, the normalized path, the query). nil when it would be
+-- unsafe or cannot be built.
+local function parts_location(h, hdrs, r, path, query, params)
+  if r.template then
+    path = fill(r.template, params)
+  elseif r.replace_prefix then
+    path = r.replace_prefix .. prefix_tail(path, r.segments)
+    if path == "" then path = "/" end
+  end
+  if path:sub(1, 1) ~= "/" or network_path(path) then return nil end
+  -- The client's host as it came: the front filter copied it here.
+  local authority = hdrs:get("x-forwarded-host")
+  if not authority then return nil end
+  local req_host
+  if authority:sub(1, 1) == "[" then
+    local close = authority:find("]", 1, true)
+    req_host = close and authority:sub(1, close) or authority
+  else
+    req_host = authority:match("^(.*):") or authority
+  end
+  if not plain_host(req_host) then return nil end
+  local req_port = nil
+  local rest = authority:sub(#req_host + 1)
+  if rest ~= "" then
+    local digits = rest:match("^:%+?(%d+)$")
+    req_port = digits and tonumber(digits)
+    if not req_port or req_port > 65535 then return nil end
+  end
+  local scheme, default = r.scheme, r.scheme_port
+  if not scheme then
+    if h:connection():ssl() then scheme, default = "https", 443 else scheme, default = "http", 80 end
+  end
+  -- A new scheme has its own default port; the request's would be the
+  -- old scheme's.
+  local port = r.port
+  if not port and not r.scheme then port = req_port end
+  local location = scheme .. "://" .. (r.host or req_host)
+  if port and port ~= default then location = location .. ":" .. string.format("%d", port) end
+  location = location .. path
+  if query then location = location .. "?" .. query end
+  return location
+end
+
 local function client_ip(h)
   local addr = h:streamInfo():downstreamDirectRemoteAddress() or ""
   local v6 = addr:match("^%[(.*)%]:%d+$")
@@ -627,24 +703,33 @@ function envoy_on_request(h)
 
   local redirect = md:get("redirect")
   if redirect then
-    -- A redirect to a path on this host, as the spec writes it: params
-    -- filled in, the request's query appended, the location left relative
-    -- (Envoy's route redirect always makes it absolute).
     local full = hdrs:get(":path")
     local path = full:match("^[^?]*")
     local query = full:match("%?(.*)$")
     local caps = { path:match(redirect.pattern) }
     local params = {}
     for i, name in ipairs(redirect.names) do params[name] = caps[i] end
-    local location = redirect.template:gsub("{([^}]*)}", function(name) return params[name] end)
-    if location:match("^[/\\][/\\]") then
-      -- A param made it point at another host (`//`, or `/\` as browsers read it).
+    local location
+    if redirect.parts then
+      location = parts_location(h, hdrs, redirect, path, query, params)
+    else
+      -- `to` as the spec writes it: params filled in, the request's query
+      -- appended, a path on this host left relative.
+      location = redirect.origin .. fill(redirect.template, params)
+      if network_path(location) then
+        location = nil
+      else
+        if query then
+          location = location .. (redirect.has_query and "&" or "?") .. query
+        end
+        location = location .. redirect.fragment
+      end
+    end
+    if not location then
+      -- A param or the kept path made it point at another host (`//`, or
+      -- `/\` as browsers read it), or the request's host is no plain name.
       return json_reply(h, 400, "bad request", promised)
     end
-    if query then
-      location = location .. (redirect.has_query and "&" or "?") .. query
-    end
-    location = location .. redirect.fragment
     -- The route's direct_response answers, its location header read from
     -- here, so the route's response headers apply as to any answer.
     h:streamInfo():dynamicMetadata():set("gatefold.lua", "location", location)

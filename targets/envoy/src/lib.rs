@@ -30,8 +30,7 @@ use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, Feature, FieldSupport, Options, Output,
-    OutputFile, RelPath, Support, Target,
+    Feature, FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
 };
 use model::*;
 use std::net::SocketAddr;
@@ -110,28 +109,14 @@ impl Target for Envoy {
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
-        vec![
-            FieldSupport {
-                kind: PolicyKind::Redirect,
-                field: "to",
-                value: Some("with a query"),
-                support: Support::Approximate {
-                    note: "to another host: Envoy drops the request's query string when the redirect target has its own, instead of appending it",
-                },
-            },
-            FieldSupport {
-                kind: PolicyKind::Native,
-                field: "envoy",
-                value: None,
-                support: Support::Unsupported,
-            },
-        ]
-        .into_iter()
-        // Language 1.1 redirect parts are not emitted (yet): refused. cors
-        // wildcards and credentials are the Lua filter's; `retry` `on:
-        // reset` is Envoy's `reset`.
-        .chain(language_1_1_unsupported(&[PolicyKind::Redirect]))
-        .collect()
+        vec![FieldSupport {
+            kind: PolicyKind::Native,
+            field: "envoy",
+            value: None,
+            support: Support::Unsupported,
+        }]
+        // Language 1.1: redirect parts, cors wildcards and credentials are
+        // the Lua filter's; `retry` `on: reset` is Envoy's `reset`.
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
@@ -141,19 +126,7 @@ impl Target for Envoy {
                 .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
                 .copied()
         };
-        let newer: Vec<FieldSupport> = language_1_1_uses(policy)
-            .into_iter()
-            .filter_map(|(f, v)| pick(f, v))
-            .collect();
         match policy {
-            Policy::Redirect(_) | Policy::Cors(_) if !newer.is_empty() => newer,
-            // A path on the request's host is the Lua filter's, exact.
-            Policy::Redirect(r)
-                if r.to()
-                    .is_some_and(|to| to.query.is_some() && to.origin.is_some()) =>
-            {
-                pick("to", Some("with a query")).into_iter().collect()
-            }
             Policy::Native(n) if n.per_target.contains_key(&TargetKind::Envoy) => {
                 pick("envoy", None).into_iter().collect()
             }

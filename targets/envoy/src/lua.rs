@@ -8,7 +8,8 @@
 
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::policy::{
-    Acl, Cors, CorsOrigin, JwtKey, KeyAuth, KeyLocation, PublicKey, RateKey, Redirect, RedirectTo,
+    Acl, Cors, CorsOrigin, JwtKey, KeyAuth, KeyLocation, PublicKey, RateKey, Redirect,
+    RedirectLocation, RedirectParts, RedirectPath, RedirectTo,
 };
 use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret, Segment};
 use serde_json::{json, Map, Value};
@@ -62,21 +63,69 @@ pub fn needed(ir: &Ir) -> bool {
         r.chain
             .iter()
             .any(|p| KINDS.contains(&p.kind) && p.kind != PolicyKind::RequestSizeLimit)
-    }) || ir
-        .policies
-        .values()
-        .any(|i| local_redirect(&i.policy).is_some())
+    }) || ir.policies.values().any(|i| lua_redirect(&i.policy))
 }
 
-/// A `redirect` to a path on the request's own host: the Lua filter
-/// answers it, since Envoy's route redirect always makes the `location`
-/// absolute (scheme and host of the request).
-/// Part-wise redirects are refused for Envoy (`Target::fields`).
-pub fn local_redirect(p: &Policy) -> Option<(&Redirect, &RedirectTo)> {
+/// A `redirect` with `to`: the Lua filter answers it, as the reference
+/// gateway (Envoy's route redirect makes a path on the request's host
+/// absolute, and drops the request's query when `to` has its own).
+pub fn to_redirect(p: &Policy) -> Option<(&Redirect, &RedirectTo)> {
     match p {
-        Policy::Redirect(r) => r.to().filter(|to| to.origin.is_none()).map(|to| (r, to)),
+        Policy::Redirect(r) => r.to().map(|to| (r, to)),
         _ => None,
     }
+}
+
+/// A part-wise `redirect` (language 1.1): the Lua filter builds it from
+/// the request, as the reference gateway does (Envoy's route redirect
+/// would keep the request's port with a new scheme, cannot refuse a path
+/// that starts like another host's, and replaces a prefix only by
+/// rewriting the whole matched text).
+pub fn parts_redirect(p: &Policy) -> Option<(&Redirect, &RedirectParts)> {
+    match p {
+        Policy::Redirect(r) => match &r.location {
+            RedirectLocation::Parts(parts) => Some((r, parts)),
+            RedirectLocation::To(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the Lua filter computes this redirect's `location`.
+pub fn lua_redirect(p: &Policy) -> bool {
+    to_redirect(p).is_some() || parts_redirect(p).is_some()
+}
+
+fn parts_config(r: &Redirect, parts: &RedirectParts, path: &PathPattern) -> Value {
+    let mut m = Map::new();
+    m.insert("status".into(), r.status.code().to_string().into());
+    m.insert("pattern".into(), lua_pattern(path).into());
+    m.insert("names".into(), json!(path.params().collect::<Vec<_>>()));
+    m.insert("parts".into(), true.into());
+    m.insert("segments".into(), path.segments.len().into());
+    if let Some(scheme) = parts.scheme {
+        m.insert("scheme".into(), scheme.as_str().into());
+        m.insert("scheme_port".into(), scheme.default_port().into());
+    }
+    if let Some(host) = &parts.host {
+        m.insert("host".into(), host.clone().into());
+    }
+    if let Some(port) = parts.port {
+        m.insert("port".into(), port.into());
+    }
+    match &parts.path {
+        None => {}
+        Some(RedirectPath::Template(t)) => {
+            m.insert("template".into(), t.clone().into());
+        }
+        Some(RedirectPath::ReplacePrefix(p)) => {
+            m.insert(
+                "replace_prefix".into(),
+                p.trim_end_matches('/').to_string().into(),
+            );
+        }
+    }
+    Value::Object(m)
 }
 
 /// A Lua pattern matching what `path` matches (a prefix's tail left
@@ -112,10 +161,18 @@ fn redirect_config(r: &Redirect, to: &RedirectTo, path: &PathPattern) -> Value {
         template.push('?');
         template.push_str(q);
     }
+    // `scheme://host[:port]` of a redirect to another host, else empty.
+    let origin = RedirectTo {
+        path: String::new(),
+        query: None,
+        fragment: None,
+        ..to.clone()
+    };
     json!({
         "status": r.status.code().to_string(),
         "pattern": lua_pattern(path),
         "names": path.params().collect::<Vec<_>>(),
+        "origin": origin.to_string(),
         "template": template,
         "has_query": to.query.is_some(),
         "fragment": to.fragment.as_ref().map_or(String::new(), |f| format!("#{f}")),
@@ -297,10 +354,16 @@ pub fn route_metadata(
                 m.insert("cors".into(), cors_config(c));
             }
             Policy::Redirect(_) if !preflight => {
-                if let Some((r, to)) = local_redirect(&instance.policy) {
+                if let Some((r, to)) = to_redirect(&instance.policy) {
                     m.insert(
                         "redirect".into(),
                         redirect_config(r, to, &route.matcher.path),
+                    );
+                }
+                if let Some((r, parts)) = parts_redirect(&instance.policy) {
+                    m.insert(
+                        "redirect".into(),
+                        parts_config(r, parts, &route.matcher.path),
                     );
                 }
             }

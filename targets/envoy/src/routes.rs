@@ -13,9 +13,7 @@ use crate::lua;
 use crate::model::*;
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::dispatch::{DispatchView, MethodGroup, MethodSet, PathGroup, RouteIx};
-use gatefold_compiler::ir::policy::{
-    HeaderTransform, IpFilter, Mock, MockBody, Policy, Redirect as RedirectPolicy, RetryOn,
-};
+use gatefold_compiler::ir::policy::{HeaderTransform, IpFilter, Mock, MockBody, Policy, RetryOn};
 use gatefold_compiler::ir::{
     Destination, Loc, Method, PathKind, PathPattern, PolicyId, ProxyPlan, Route as IrRoute,
     Segment, UpstreamPath, ValidIr,
@@ -563,9 +561,10 @@ fn emit_route(
                 mock(m, &mut main);
                 short = true;
             }
-            Policy::Redirect(rd) if lua::local_redirect(&inst.policy).is_some() => {
-                // The Lua filter computes the location (a path on this
-                // host, left relative) into dynamic metadata.
+            Policy::Redirect(rd) => {
+                // The Lua filter computes the location (`to`, or built
+                // from the request's parts) into dynamic metadata, as the
+                // reference gateway does; see `lua::lua_redirect`.
                 main.action = Action::DirectResponse(DirectResponse {
                     status: rd.status.code(),
                     body: None,
@@ -577,10 +576,6 @@ fn emit_route(
                     },
                     append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
                 });
-                short = true;
-            }
-            Policy::Redirect(rd) => {
-                main.action = Action::Redirect(redirect(rd, &r.matcher.path));
                 short = true;
             }
             _ => {}
@@ -799,72 +794,6 @@ fn mock(m: &Mock, route: &mut Route) {
             .response_headers_to_add
             .push(set_header(k.as_str(), v.as_str()));
     }
-}
-
-/// The path part of a redirect target with `{param}`s as `\N` of the route's
-/// path regex, or `None` without params.
-fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
-    let mut out = Redirect {
-        response_code: match rd.status.code() {
-            301 => "MOVED_PERMANENTLY",
-            302 => "FOUND",
-            303 => "SEE_OTHER",
-            307 => "TEMPORARY_REDIRECT",
-            _ => "PERMANENT_REDIRECT",
-        },
-        ..Redirect::default()
-    };
-    // Part-wise redirects are refused for Envoy (`Target::fields`).
-    let to = rd.to().map(ToString::to_string).unwrap_or_default();
-    let mut target = to.as_str();
-    for scheme in ["https", "http"] {
-        if let Some(rest) = target
-            .strip_prefix(scheme)
-            .and_then(|r| r.strip_prefix("://"))
-        {
-            out.scheme_redirect = Some(scheme.to_string());
-            let end = rest.find('/').unwrap_or(rest.len());
-            let authority = &rest[..end];
-            match authority.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                    if let Ok(port) = p.parse::<u16>() {
-                        out.host_redirect = Some(h.to_string());
-                        out.port_redirect = Some(port);
-                    } else {
-                        out.host_redirect = Some(authority.to_string());
-                    }
-                }
-                _ => out.host_redirect = Some(authority.to_string()),
-            }
-            target = if end == rest.len() { "/" } else { &rest[end..] };
-            break;
-        }
-    }
-    let params: Vec<&str> = path.params().collect();
-    if target.contains('{') {
-        let mut substitution = String::new();
-        let mut rest = target;
-        while let Some(open) = rest.find('{') {
-            substitution.push_str(&rest[..open].replace('\\', "\\\\"));
-            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
-            let name = &rest[open + 1..close];
-            match params.iter().position(|p| *p == name) {
-                Some(i) => substitution.push_str(&format!("\\{}", i + 1)),
-                None => substitution.push_str(&rest[open..=close.min(rest.len() - 1)]),
-            }
-            rest = &rest[(close + 1).min(rest.len())..];
-        }
-        substitution.push_str(&rest.replace('\\', "\\\\"));
-        out.regex_rewrite = Some(RegexRewrite {
-            pattern: Regex {
-                regex: path_regex(path),
-            },
-            substitution,
-        });
-    } else {
-        out.path_redirect = Some(target.to_string());
-    }
-    out
 }
 
 /// Envoy's retry policy for `attempts` retries on `on`. A timeout is a

@@ -200,6 +200,7 @@ fn short_circuits_transforms_and_limits() {
       forbidden-mock: { path: /fm, policies: [{ mock: { status: 403, json: { b: 1, a: [true] } } }] }
       redirect: { path: "/old/{id}", policies: [{ redirect: { to: "https://new.example/pets/{id}", status: 308 } }] }
       local: { path: /docs, policies: [{ redirect: { to: /manual } }] }
+      queried: { path: /q, policies: [{ redirect: { to: "https://docs.example/find?lang=en#top" } }] }
       rewrite: { path: "/v1/items/{id}", policies: [{ rewrite: { path: "/items/{id}/detail" } }] }
       prefix: { path: /catalog/files/*, policies: [{ rewrite: { strip-prefix: /catalog/files, add-prefix: /static } }] }
       headers: { path: /h, policies: [{ request-headers: { set: { host: backend.example, x-a: "1" }, add: { x-b: "2" }, remove: [x-c] } }, { response-headers: { add: { x-d: "3" }, remove: [x-powered-by] } }] }
@@ -231,6 +232,13 @@ fn short_circuits_transforms_and_limits() {
     let local = get(gw.addr, "/docs?p=2", &[]);
     assert_eq!(local.status, 302);
     assert_eq!(local.header("location"), Some("/manual?p=2"));
+    // To another host with its own query: the request's is appended, before
+    // the fragment (Envoy's route redirect dropped it).
+    let q = get(gw.addr, "/q?p=2", &[]);
+    assert_eq!(
+        q.header("location"),
+        Some("https://docs.example/find?lang=en&p=2#top")
+    );
     assert_eq!(
         get(gw.addr, "/v1/items/9?z=1", &[]).seen()["path"],
         "/items/9/detail?z=1"
