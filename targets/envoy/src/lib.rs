@@ -11,11 +11,14 @@
 //! Native Envoy features carry routing (virtual hosts per host class of
 //! the dispatch view, its path and method groups in order, preflight, 405
 //! and 404 entries), proxying (clusters,
-//! weighted clusters, retries, timeouts, health checks, path rewrites),
-//! `mock` (`direct_response`), `redirect`, header transforms, `ip-filter`
-//! (`rbac`), body limits (`buffer`) and TLS with SNI. The Lua filter
-//! ([`lua`]) carries CORS, key-auth, basic-auth, jwt, acl and fixed-window
-//! rate limits, present only when a spec uses one of them. See README.md.
+//! weighted clusters, retries, timeouts, health checks, path rewrites,
+//! `preserve-host`), `mock` (`direct_response`), header transforms,
+//! `ip-filter` (`rbac`), body limits (`buffer`) and TLS with SNI. The
+//! front Lua filter (always first) normalizes the path and marks the
+//! `match` conditions that hold ([`conditions`]); the Lua filter ([`lua`])
+//! carries CORS, key-auth, basic-auth, jwt, acl, fixed-window rate limits
+//! and the `location` of redirects, present only when a spec uses one of
+//! them. See README.md.
 
 #![forbid(unsafe_code)]
 
@@ -53,6 +56,9 @@ pub enum Layout {
     /// One bootstrap with everything in `static_resources`.
     Static,
 }
+
+/// How Envoy's request mirroring differs from the spec's `mirror`.
+const MIRROR_NOTE: &str = "Envoy's request mirroring: the copy carries the client's host instead of the mirror target's, Envoy's x-envoy-internal and x-envoy-external-address headers and an x-forwarded-for Envoy extends; it is bounded by the route's read timeout, not the mirror upstream's, and copies under way are not capped at 64";
 
 /// The Envoy back end.
 #[derive(Debug, Default, Clone, Copy)]
@@ -92,9 +98,11 @@ impl Target for Envoy {
             // Lua counters are per worker: exact with one worker, which is
             // how gatefold runs Envoy (`--concurrency 1`); see README.md.
             PolicyKind::RateLimit => Support::Emulated,
-            // `mirror` is advisory: left out with a warning (not emitted
-            // yet; Envoy's request_mirror_policies could carry it).
-            PolicyKind::Cache | PolicyKind::Script | PolicyKind::Mirror => Support::Unsupported,
+            // Envoy's request_mirror_policies.
+            PolicyKind::Mirror => Support::Approximate {
+                note: MIRROR_NOTE,
+            },
+            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
         }
     }
 

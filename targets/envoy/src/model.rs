@@ -380,6 +380,28 @@ pub struct RouteAction {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hash_policy: Vec<HashPolicy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_mirror_policies: Vec<MirrorPolicy>,
+}
+
+/// A copy of the request to another cluster, its answer ignored.
+#[derive(Clone, Debug, Serialize)]
+pub struct MirrorPolicy {
+    pub cluster: String,
+    pub runtime_fraction: RuntimeFraction,
+    /// Keep `host` as it is (Envoy appends `-shadow` otherwise).
+    pub disable_shadow_host_suffix_append: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeFraction {
+    pub default_value: FractionalPercent,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FractionalPercent {
+    pub numerator: u32,
+    pub denominator: &'static str,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -7,7 +7,7 @@
 //! `*` holds the routes without hosts. Each virtual host ends with a 405
 //! entry per path shape (after every method route) and a 404 catch-all.
 
-use crate::clusters::cluster_name;
+use crate::clusters::{cluster_name, mirror_cluster_name};
 use crate::conditions::ConditionTable;
 use crate::lua;
 use crate::model::*;
@@ -900,6 +900,18 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
             header: HashHeader {
                 header_name: h.as_str().to_string(),
             },
+        });
+    }
+    if let Some(Policy::Mirror(m)) = ir.policy(r, gatefold_compiler::ir::PolicyKind::Mirror) {
+        a.request_mirror_policies.push(MirrorPolicy {
+            cluster: mirror_cluster_name(ir, m),
+            runtime_fraction: RuntimeFraction {
+                default_value: FractionalPercent {
+                    numerator: u32::from(m.percent),
+                    denominator: "HUNDRED",
+                },
+            },
+            disable_shadow_host_suffix_append: true,
         });
     }
     if let Some(Policy::RequestHeaders(t)) =

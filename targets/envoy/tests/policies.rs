@@ -512,3 +512,106 @@ fn shared_response_headers_are_carried_once() {
     let wrong = send(gw.addr, "DELETE", "/p", &[], b"");
     assert_eq!((wrong.status, wrong.header("x-served-by")), (405, None));
 }
+
+/// A raw upstream recording the head of every request it gets (a mirror's
+/// copies), answering 200 with no body.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                    loop {
+                        let mut head = String::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            head.push_str(&line);
+                        }
+                        let mut body = vec![0; length];
+                        let _ = std::io::Read::read_exact(&mut r, &mut body);
+                        head.push_str(&format!("body: {}\r\n", String::from_utf8_lossy(&body)));
+                        seen.lock().unwrap().push(head);
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                    }
+                });
+            }
+        });
+        Recorder { addr, heads }
+    }
+
+    /// The heads seen once there are `n`, polled for up to 20 s.
+    fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let heads = self.heads.lock().unwrap().clone();
+            if heads.len() >= n || std::time::Instant::now() > deadline {
+                return heads;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn mirror_copies_the_request_and_ignores_the_answer() {
+    let up = Upstream::start("up");
+    let shadow = Recorder::start();
+    let gw = serve(&format!(
+        r#"
+gatefold: 1
+gateway: {{ name: t, listen: 8080 }}
+upstreams:
+  up: {{ targets: [{{ url: "{}" }}] }}
+  shadow: {{ targets: [{{ url: "http://{}" }}] }}
+apis:
+  main:
+    upstream: up
+    routes:
+      none: {{ path: /none, policies: [{{ mirror: {{ upstream: shadow, percent: 0 }} }}] }}
+      copied: {{ path: /m, policies: [{{ mirror: {{ upstream: shadow, percent: 100 }} }}, {{ request-headers: {{ set: {{ x-a: "1" }} }} }}] }}
+"#,
+        up.url(),
+        shadow.addr
+    ));
+    // 0 %: no copy (checked below: only the /m copy arrives).
+    assert_eq!(get(gw.addr, "/none", &[]).status, 200);
+    let r = send(gw.addr, "POST", "/m?x=1", &[], b"hello");
+    // The client gets the main upstream's answer.
+    assert_eq!(r.status, 200);
+    assert_eq!(r.seen()["path"], "/m?x=1");
+    let heads = shadow.wait_for(1);
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    // The copy is the request as it goes upstream: method, path and query,
+    // the route's header changes, the body.
+    assert!(head.starts_with("post /m?x=1 http/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-a: 1\r\n"), "{head}");
+    assert!(head.contains("\r\nbody: hello\r\n"), "{head}");
+    // Declared (Support::Approximate): the client's host, not the mirror
+    // target's.
+    assert!(head.contains("\r\nhost: gw.test\r\n"), "{head}");
+}
