@@ -76,7 +76,6 @@ impl Target for Envoy {
             PolicyKind::IpFilter
             | PolicyKind::RequestSizeLimit
             | PolicyKind::Mock
-            | PolicyKind::Redirect
             | PolicyKind::RequestHeaders
             | PolicyKind::Rewrite
             | PolicyKind::Timeout
@@ -89,8 +88,10 @@ impl Target for Envoy {
                 note: "also on the gateway's refusals of the route (401, 403, 413, 429), which the spec answers without them",
             },
             // jwt: the Lua filter verifies the token (see gatefold.lua)
-            // and decides with the route's other methods.
-            PolicyKind::Cors
+            // and decides with the route's other methods. redirect: the
+            // Lua filter computes the location, direct_response answers.
+            PolicyKind::Redirect
+            | PolicyKind::Cors
             | PolicyKind::KeyAuth
             | PolicyKind::BasicAuth
             | PolicyKind::Jwt
