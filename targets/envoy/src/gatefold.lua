@@ -140,8 +140,8 @@ end
 
 -- JSON: objects are tables, arrays tables with the JSON_ARRAY metatable,
 -- null is JSON_NULL. nil when the text is not one JSON value.
-JSON_ARRAY = {}
-JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
+local JSON_ARRAY = {}
+local JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
 
 local json_value
 
