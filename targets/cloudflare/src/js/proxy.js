@@ -130,6 +130,7 @@ async function proxy(route, request, S, up) {
   h.set("x-forwarded-for", (xff !== null ? xff + ", " : "") + S.peer);
   h.set("x-forwarded-proto", S.scheme);
   if (S.requestId !== undefined) h.set("x-request-id", S.requestId);
+  if (route.auth) stripCredentials(route.auth, h);
   if (route.reqh) applyTransform(h, route.reqh);
   const path = upstreamPath(route, S);
   const target = path + (up.query !== null ? "?" + up.query : "");
