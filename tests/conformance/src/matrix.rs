@@ -30,10 +30,9 @@ scenarios: `routing/match-conditions`, `routing/preserve-host`.)
 - `408 request timeout`: it depends on the target's client-body timeout,
   which is runtime configuration (30 s in the reference gateway), not the
   spec: too slow for the suite.
-- `script`: only the reference gateway runs scripts so far (its socket
-  tests hold them: `targets/reference/tests/scripts.rs`); nginx and Envoy
-  refuse them at compile (`target::check`). Cross-target script scenarios
-  come with the Lua emitter (planned).
+- `script` on nginx, Envoy and Kong: they refuse scripts at compile
+  (`target::check`) until the Lua emitter lands; the `scripts/` scenarios
+  run on the reference gateway and Cloudflare (workerd).
 - `native`: not portable by definition; each target's own tests hold it.
 - What an *invalid* `host` gets (empty, with userinfo `a@b`, with quotes
   or spaces, a trailing dot): the language does not say (the reference
