@@ -231,10 +231,14 @@ impl Eval<'_> {
         Ok(None)
     }
 
-    fn header_name(&mut self, name: &Expr) -> Result<String, Failure> {
+    fn header_name(&mut self, name: &Expr) -> Result<Rc<str>, Failure> {
         let n = self.expr(name)?.to_js_string();
+        // Most names are written as lowercase tokens: no parse, no copy.
+        if !n.is_empty() && n.len() <= 256 && n.bytes().all(is_lowercase_tchar) {
+            return Ok(n);
+        }
         n.parse::<HeaderName>()
-            .map(|h| h.as_str().to_string())
+            .map(|h| Rc::from(h.as_str()))
             .map_err(fail)
     }
 
@@ -325,8 +329,13 @@ impl Eval<'_> {
             },
             Expr::Status => Value::Num(f64::from(self.host.status())),
             Expr::Header { side, name } => {
-                let name = self.expr(name)?.to_js_string().to_ascii_lowercase();
-                match self.host.header(*side, &name) {
+                let name = self.expr(name)?.to_js_string();
+                let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    self.host.header(*side, &name.to_ascii_lowercase())
+                } else {
+                    self.host.header(*side, &name)
+                };
+                match found {
                     Some(v) => Value::str(v),
                     None => Value::Null,
                 }
@@ -455,6 +464,12 @@ impl Eval<'_> {
             }
         })
     }
+}
+
+/// A byte of an HTTP token that is not an uppercase letter (a name made of
+/// these is already what `HeaderName` would make of it).
+fn is_lowercase_tchar(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' | b'-')
 }
 
 fn kind(v: &Value) -> &'static str {

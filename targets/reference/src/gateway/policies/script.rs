@@ -209,11 +209,24 @@ fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
 pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(k) == name).then(|| form_decode(v))
+        let found = if plain(k) {
+            k == name
+        } else {
+            form_decode(k) == name
+        };
+        found.then(|| form_decode(v))
     })
 }
 
+/// Nothing to decode: no `+`, no `%`.
+fn plain(s: &str) -> bool {
+    !s.bytes().any(|b| b == b'+' || b == b'%')
+}
+
 fn form_decode(s: &str) -> String {
+    if plain(s) {
+        return s.to_string();
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
