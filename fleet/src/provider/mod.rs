@@ -2,6 +2,8 @@
 //! to stage, check, switch, verify and revert a config there.
 
 mod http;
+pub mod kong;
+pub mod md5;
 pub mod reference;
 
 use crate::file::{Gateway, ProviderConfig};
@@ -105,7 +107,13 @@ pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider
         }
         ProviderConfig::Nginx { .. } => Err(Error::Planned("nginx")),
         ProviderConfig::Envoy { .. } => Err(Error::Planned("envoy")),
-        ProviderConfig::Kong { .. } => Err(Error::Planned("kong")),
+        ProviderConfig::Kong { admin, token } => {
+            let token = match token {
+                Some(t) => Some(t.read().map_err(Error::Failed)?),
+                None => None,
+            };
+            Ok(Box::new(kong::Kong::new(admin, token, settings)?))
+        }
         ProviderConfig::Cloudflare { .. } => Err(Error::Planned("cloudflare")),
     }
 }
