@@ -21,7 +21,7 @@ pub struct Request {
 /// An answer; `None` from a handler: never answer (a timeout).
 pub struct Response {
     pub status: u16,
-    pub content_type: &'static str,
+    pub content_type: String,
     pub body: Vec<u8>,
 }
 
@@ -29,7 +29,7 @@ impl Response {
     pub fn json(status: u16, v: &serde_json::Value) -> Response {
         Response {
             status,
-            content_type: "application/json; charset=utf-8",
+            content_type: "application/json; charset=utf-8".into(),
             body: v.to_string().into_bytes(),
         }
     }

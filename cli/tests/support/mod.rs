@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cloudflare;
 pub mod http;
 pub mod kong;
 

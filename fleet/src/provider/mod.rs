@@ -1,6 +1,7 @@
 //! One [`Provider`] per kind of gateway: how to read what it runs, and how
 //! to stage, check, switch, verify and revert a config there.
 
+pub mod cloudflare;
 mod http;
 pub mod kong;
 pub mod md5;
@@ -114,6 +115,17 @@ pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider
             };
             Ok(Box::new(kong::Kong::new(admin, token, settings)?))
         }
-        ProviderConfig::Cloudflare { .. } => Err(Error::Planned("cloudflare")),
+        ProviderConfig::Cloudflare {
+            account,
+            token,
+            script,
+            api,
+        } => {
+            let account = account.read().map_err(Error::Failed)?;
+            let token = token.read().map_err(Error::Failed)?;
+            Ok(Box::new(cloudflare::Cloudflare::new(
+                api, &account, token, script, settings,
+            )?))
+        }
     }
 }
