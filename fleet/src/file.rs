@@ -81,6 +81,8 @@ pub enum ProviderConfig {
         account: EnvRef,
         token: EnvRef,
         script: String,
+        /// The API's base URL (`api:`); Cloudflare's by default.
+        api: String,
     },
 }
 
@@ -316,7 +318,7 @@ fn provider_keys(kind: &str) -> &'static [&'static str] {
         "reference" | "kong" => &["provider", "labels", "admin", "token"],
         "nginx" => &["provider", "labels", "config-dir", "reload"],
         "envoy" => &["provider", "labels", "config-dir"],
-        _ => &["provider", "labels", "account", "token", "script"],
+        _ => &["provider", "labels", "account", "token", "script", "api"],
     }
 }
 
@@ -344,20 +346,7 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             .and_then(|n| cx.str(n, &format!("`{key}`"), example))
             .map(str::to_string)
     };
-    let admin = |cx: &mut Cx<'_>, example: &str| {
-        let node = cx.required(&f, "admin", &what, example)?;
-        let url = cx.str(node, "`admin`", example)?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            cx.error(
-                "invalid-url",
-                node.span,
-                format!("`{url}` is not an http(s) URL"),
-                format!("write it like `{example}`"),
-            );
-            return None;
-        }
-        Some(url.trim_end_matches('/').to_string())
-    };
+    let admin = |cx: &mut Cx<'_>, example: &str| admin_url(cx, &f, &what, "admin", example);
     let base = cx.base_dir.to_path_buf();
     Some(match kind {
         "reference" => ProviderConfig::Reference {
@@ -385,8 +374,43 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             account: required_env(cx, &f, &what, "account")?,
             token: required_env(cx, &f, &what, "token")?,
             script: text(cx, "script", "script: pets-edge")?,
+            api: match f.get("api") {
+                Some(_) => admin_url(
+                    cx,
+                    &f,
+                    &what,
+                    "api",
+                    "api: https://api.cloudflare.com/client/v4",
+                )?,
+                None => CLOUDFLARE_API.to_string(),
+            },
         },
     })
+}
+
+/// The Cloudflare API's base URL when the fleet file names none.
+pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
+
+/// An http(s) URL at `key`, without a trailing slash.
+fn admin_url(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    what: &str,
+    key: &str,
+    example: &str,
+) -> Option<String> {
+    let node = cx.required(f, key, what, example)?;
+    let url = cx.str(node, &format!("`{key}`"), example)?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        cx.error(
+            "invalid-url",
+            node.span,
+            format!("`{url}` is not an http(s) URL"),
+            format!("write it like `{example}`"),
+        );
+        return None;
+    }
+    Some(url.trim_end_matches('/').to_string())
 }
 
 fn env_ref(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<EnvRef> {

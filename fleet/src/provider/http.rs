@@ -12,12 +12,26 @@ const BACKOFF: Duration = Duration::from_millis(200);
 pub struct Http {
     client: Client,
     base: String,
-    token: Option<String>,
+    auth: Option<Auth>,
     attempts: u32,
 }
 
+/// How a token is sent. Never printed: it is only ever a header.
+pub enum Auth {
+    /// `authorization: Bearer TOKEN`.
+    Bearer(String),
+    /// A header of the API's own, like Kong's `Kong-Admin-Token`.
+    Header(&'static str, String),
+}
+
 impl Http {
+    /// A client sending `token`, when given, as a bearer token.
     pub fn new(base: &str, token: Option<String>, settings: &Settings) -> Result<Http, Error> {
+        Http::with_auth(base, token.map(Auth::Bearer), settings)
+    }
+
+    /// A client sending `auth`, when given, with every request.
+    pub fn with_auth(base: &str, auth: Option<Auth>, settings: &Settings) -> Result<Http, Error> {
         let client = Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
@@ -28,7 +42,7 @@ impl Http {
         Ok(Http {
             client,
             base: base.to_string(),
-            token,
+            auth,
             attempts: settings.attempts.max(1),
         })
     }
@@ -51,8 +65,10 @@ impl Http {
         let mut attempt = 1;
         loop {
             let mut req = build(&self.client, url.clone());
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
+            match &self.auth {
+                Some(Auth::Bearer(t)) => req = req.bearer_auth(t),
+                Some(Auth::Header(name, t)) => req = req.header(*name, t),
+                None => {}
             }
             let last = attempt >= self.attempts;
             match req.send() {

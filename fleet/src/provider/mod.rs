@@ -1,7 +1,10 @@
 //! One [`Provider`] per kind of gateway: how to read what it runs, and how
 //! to stage, check, switch, verify and revert a config there.
 
+pub mod cloudflare;
 mod http;
+pub mod kong;
+pub mod md5;
 pub mod reference;
 
 use crate::file::{Gateway, ProviderConfig};
@@ -105,7 +108,24 @@ pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider
         }
         ProviderConfig::Nginx { .. } => Err(Error::Planned("nginx")),
         ProviderConfig::Envoy { .. } => Err(Error::Planned("envoy")),
-        ProviderConfig::Kong { .. } => Err(Error::Planned("kong")),
-        ProviderConfig::Cloudflare { .. } => Err(Error::Planned("cloudflare")),
+        ProviderConfig::Kong { admin, token } => {
+            let token = match token {
+                Some(t) => Some(t.read().map_err(Error::Failed)?),
+                None => None,
+            };
+            Ok(Box::new(kong::Kong::new(admin, token, settings)?))
+        }
+        ProviderConfig::Cloudflare {
+            account,
+            token,
+            script,
+            api,
+        } => {
+            let account = account.read().map_err(Error::Failed)?;
+            let token = token.read().map_err(Error::Failed)?;
+            Ok(Box::new(cloudflare::Cloudflare::new(
+                api, &account, token, script, settings,
+            )?))
+        }
     }
 }
