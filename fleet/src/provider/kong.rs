@@ -257,37 +257,8 @@ fn entities(ir: &ValidIr) -> Result<Value, Error> {
         .ok_or_else(|| Error::Failed("the Kong target wrote no config".into()))?;
     let text = std::str::from_utf8(&file.bytes)
         .map_err(|_| Error::Failed("the Kong target's config is not UTF-8".into()))?;
-    let mut config: Value = serde_yaml::from_str(text)
-        .map_err(|e| Error::Failed(format!("the Kong target's config is not YAML: {e}")))?;
-    kong_tags(&mut config);
-    Ok(config)
-}
-
-/// Rewrites every entity tag so Kong accepts it: Kong refuses `,` and `/`
-/// in tags (kong/db/schema/typedefs.lua, `validate_tag`), and the Kong
-/// target writes tags like `gatefold:route/pets.list`; each becomes `:`.
-/// (Once the target writes valid tags this changes nothing.)
-fn kong_tags(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                match (k.as_str(), x) {
-                    // A plugin's `config` is the plugin's own, not an entity.
-                    ("config", _) => {}
-                    ("tags", Value::Array(tags)) => {
-                        for t in tags.iter_mut() {
-                            if let Value::String(s) = t {
-                                *s = s.replace([',', '/'], ":");
-                            }
-                        }
-                    }
-                    (_, x) => kong_tags(x),
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(kong_tags),
-        _ => {}
-    }
+    serde_yaml::from_str(text)
+        .map_err(|e| Error::Failed(format!("the Kong target's config is not YAML: {e}")))
 }
 
 /// The exact text posted for `ir` with `record` in the carrier.

@@ -195,9 +195,11 @@ impl Target for Kong {
     }
 }
 
-/// The tag naming what gatefold entity an entity comes from.
-fn tag(what: impl std::fmt::Display) -> String {
-    format!("gatefold:{what}")
+/// The tag naming what gatefold entity an entity comes from, e.g.
+/// `gatefold:route:pets.list`. Kong refuses `,` and `/` in a tag
+/// (`validate_tag` in kong/db/schema/typedefs.lua), so both become `:`.
+pub(crate) fn tag(what: impl std::fmt::Display) -> String {
+    format!("gatefold:{what}").replace([',', '/'], ":")
 }
 
 /// A vault reference Kong resolves at run time: the value never appears.

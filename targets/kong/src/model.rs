@@ -148,7 +148,7 @@ pub struct Plugin {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     pub config: PluginConfig,
-    /// `gatefold:POLICY-ID`: the IR instance this plugin carries out.
+    /// `gatefold:POLICY-ID` (`/` written `:`): the IR instance this plugin carries out.
     pub tags: Vec<String>,
 }
 

@@ -29,7 +29,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
         if holders.is_empty() {
             continue;
         }
-        let tags = vec![format!("gatefold:{id}")];
+        let tags = vec![crate::tag(id)];
         if is_global(ir, id, holders.len()) {
             out.push(Plugin {
                 name,

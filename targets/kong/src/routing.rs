@@ -27,7 +27,7 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
             service: r.upstream.as_ref().map(|u| ServiceRef {
                 name: u.to_string(),
             }),
-            tags: vec![format!("gatefold:route/{}", r.id)],
+            tags: vec![crate::tag(format_args!("route/{}", r.id))],
         })
         .collect()
 }
