@@ -399,6 +399,7 @@ fn https_redirect(port: u16) -> VirtualHost {
             metadata: None,
             gateway_answer: true,
         }],
+        matcher: None,
         response_headers_to_add: Vec::new(),
         response_headers_to_remove: Vec::new(),
     }

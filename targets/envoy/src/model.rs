@@ -50,6 +50,10 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
     )]
     CelFilter { expression: String },
+    #[serde(rename = "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput")]
+    HeaderInput { header_name: String },
+    #[serde(rename = "type.googleapis.com/envoy.config.route.v3.RouteList")]
+    RouteList { routes: Vec<Route> },
 }
 
 /// The bootstrap: admin, static and (optionally) file-based dynamic resources.
@@ -273,11 +277,43 @@ pub struct RouteConfiguration {
 pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
+    /// First match wins. Empty when [`VirtualHost::matcher`] holds them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// The routes arranged as a match tree (Envoy takes one of `routes`
+    /// and `matcher`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<Matcher>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub response_headers_to_add: Vec<HeaderValueOption>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub response_headers_to_remove: Vec<String>,
+}
+
+/// An `xds.type.matcher.v3.Matcher` whose actions are route lists: a
+/// prefix map on one input, and what a request no key takes gets.
+#[derive(Clone, Debug, Serialize)]
+pub struct Matcher {
+    pub matcher_tree: MatcherTree,
+    pub on_no_match: OnMatch,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MatcherTree {
+    pub input: NamedConfig,
+    /// The longest key that prefixes the input wins.
+    pub prefix_match_map: MatchMap,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MatchMap {
+    pub map: BTreeMap<String, OnMatch>,
+}
+
+/// An action: here always an [`Any::RouteList`], tried in order.
+#[derive(Clone, Debug, Serialize)]
+pub struct OnMatch {
+    pub action: NamedConfig,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -6,6 +6,9 @@
 //! (precedence) order, every route that takes every host of the class;
 //! `*` holds the routes without hosts. Each virtual host ends with a 405
 //! entry per path shape (after every method route) and a 404 catch-all.
+//! The entries are bucketed by the path's first segment in a match tree
+//! ([`arrange`]), so a request is compared with its bucket's entries only,
+//! not with every entry of a 10,000-route spec.
 
 use crate::clusters::{cluster_name, mirror_cluster_name};
 use crate::conditions::ConditionTable;
@@ -38,7 +41,8 @@ pub struct Ctx<'a> {
 /// the view's class rule); in each, per path group in order, the preflight
 /// entries, a route entry per method group, then 405 for the methods no
 /// route takes; a 404 catch-all last. A group takes every request for its
-/// paths, so Envoy's first match is the IR's.
+/// paths, so Envoy's first match is the IR's. The list is then bucketed by
+/// first segment ([`arrange`]), which keeps that first match.
 pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
     let ir = ctx.ir;
     let view = DispatchView::new(ir);
@@ -55,21 +59,11 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             hoisted: hoisted.iter().map(|(id, _)| id.clone()).collect(),
             conditions: ctx.conditions,
         };
-        let mut routes = Vec::new();
-        for g in &class.paths {
-            group_routes(&ctx, g, &mut routes);
-        }
-        routes.push(json_reply(
-            "no-route",
-            RouteMatch::prefix("/"),
-            404,
-            "no route",
-            &[],
-        ));
         let mut vhost = VirtualHost {
             name,
             domains: vec![domain],
             routes: Vec::new(),
+            matcher: None,
             response_headers_to_add: Vec::new(),
             response_headers_to_remove: Vec::new(),
         };
@@ -88,15 +82,109 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        for mut r in routes {
+        let finish = |mut r: Route| {
             if r.gateway_answer {
                 r.response_headers_to_remove.extend(added.iter().cloned());
             }
-            vhost.routes.push(r);
-        }
+            r
+        };
+        let groups: Vec<Vec<Route>> = class
+            .paths
+            .iter()
+            .map(|g| {
+                let mut out = Vec::new();
+                group_routes(&ctx, g, &mut out);
+                out.into_iter().map(finish).collect()
+            })
+            .collect();
+        let not_found = finish(json_reply(
+            "no-route",
+            RouteMatch::prefix("/"),
+            404,
+            "no route",
+            &[],
+        ));
+        (vhost.routes, vhost.matcher) = arrange(&class.paths, groups, not_found);
         hosts.push(vhost);
     }
     hosts
+}
+
+/// A virtual host's entries, `groups` (one list per path group, in
+/// precedence order) then `last`, arranged so Envoy does not try them one
+/// by one: a match tree on `:path` whose prefix map has a key `/seg` per
+/// first literal segment of a group, each holding, in precedence order,
+/// the groups with that first segment and the groups that can start with
+/// any segment (a param first, `/`, `/*`), then `last`; a path no key
+/// prefixes gets the latter only. This is the first match of the whole
+/// list: a group with first segment `seg` takes only paths starting
+/// `/seg` followed by `/`, `?` or nothing, and the longest key that
+/// prefixes such a path is `/seg` itself (a segment has no `/`); a path
+/// whose first segment has no key lands in a key that merely prefixes it
+/// (`/pets` for `/petshop`), where no entry but the any-segment ones and
+/// `last` can match, or in `on_no_match`. A lookup is one walk down a trie
+/// plus the bucket's entries, instead of every entry of the virtual host.
+/// Without any literal first segment the plain list is kept.
+fn arrange(
+    paths: &[PathGroup],
+    groups: Vec<Vec<Route>>,
+    last: Route,
+) -> (Vec<Route>, Option<Matcher>) {
+    let mut buckets: BTreeMap<&str, Vec<Route>> = paths
+        .iter()
+        .filter_map(|g| first_literal(&g.pattern))
+        .map(|l| (l, Vec::new()))
+        .collect();
+    if buckets.is_empty() {
+        let mut all: Vec<Route> = groups.into_iter().flatten().collect();
+        all.push(last);
+        return (all, None);
+    }
+    let mut any: Vec<Route> = Vec::new();
+    for (g, routes) in paths.iter().zip(groups) {
+        match first_literal(&g.pattern) {
+            Some(l) => buckets.entry(l).or_default().extend(routes),
+            None => {
+                for b in buckets.values_mut() {
+                    b.extend(routes.iter().cloned());
+                }
+                any.extend(routes);
+            }
+        }
+    }
+    let list = |mut routes: Vec<Route>| {
+        routes.push(last.clone());
+        OnMatch {
+            action: NamedConfig {
+                name: "routes".into(),
+                typed_config: Any::RouteList { routes },
+            },
+        }
+    };
+    let map = buckets
+        .into_iter()
+        .map(|(l, routes)| (format!("/{l}"), list(routes)))
+        .collect();
+    let matcher = Matcher {
+        matcher_tree: MatcherTree {
+            input: NamedConfig {
+                name: "path".into(),
+                typed_config: Any::HeaderInput {
+                    header_name: ":path".into(),
+                },
+            },
+            prefix_match_map: MatchMap { map },
+        },
+        on_no_match: list(any),
+    };
+    (Vec::new(), Some(matcher))
+}
+
+fn first_literal(p: &PathPattern) -> Option<&str> {
+    match p.segments.first() {
+        Some(Segment::Literal(l)) => Some(l),
+        _ => None,
+    }
 }
 
 /// The `response-headers` instances every route of a virtual host applies
