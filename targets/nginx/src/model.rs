@@ -160,6 +160,21 @@ impl Line {
     }
 }
 
+/// The exact location a dispatch target `name` (what `$gf_entry` holds) is
+/// reached at: `rewrite` to `gf-NAME` finds it in nginx's location tree in
+/// O(log n), where a named location is found by a linear scan over all of
+/// them. No client's URI can reach it: those always begin with `/`.
+fn entry_location(name: &str) -> Vec<Word> {
+    vec![
+        raw("location"),
+        raw("="),
+        Word::Lit(format!("{ENTRY_PREFIX}{name}")),
+    ]
+}
+
+/// What the one `location /` rewrites every URI to (see [`entry_location`]).
+const ENTRY_PREFIX: &str = "gf-";
+
 /// A directive from raw words: `dr(["proxy_http_version", "1.1"])`.
 pub fn dr<const N: usize>(words: [&str; N]) -> Item {
     Item::d(words.iter().map(|w| raw(*w)).collect())
@@ -658,7 +673,11 @@ impl Builder<'_> {
                 Some(f) => Item::d(vec![Word::Lit(map_key(f)), raw(target)]),
             };
             self.bucket_entries.push(entry);
-            let mut miss405 = vec![dr(["default_type", "application/json"])];
+            // Reached by a rewrite: nginx would check the body size again.
+            let mut miss405 = vec![
+                dr(["default_type", "application/json"]),
+                dr(["client_max_body_size", "0"]),
+            ];
             miss405.extend(self.common_headers());
             miss405.push(Item::d(vec![
                 raw("add_header"),
@@ -671,10 +690,8 @@ impl Builder<'_> {
                 raw("405"),
                 Word::Val(json_error("method not allowed")),
             ]));
-            self.entries.push(Item::b(
-                vec![raw("location"), raw(format!("@gf_405_b{k}"))],
-                miss405,
-            ));
+            self.entries
+                .push(Item::b(entry_location(&format!("gf_405_b{k}")), miss405));
         }
         // The method as the client sent it: nginx's own 405 for TRACE goes
         // through error_page, which turns `$request_method` into GET.
@@ -875,11 +892,17 @@ impl Builder<'_> {
             );
         }
         // Every request enters here and jumps to the location the dispatch
-        // maps name; nginx's own location rules decide nothing.
+        // maps name; nginx's own location rules decide nothing. (No body
+        // limit here: nginx checks content-length against the location it
+        // finds, before any route's own checks.)
         let jump = vec![
             dr(["client_max_body_size", "0"]),
-            dr(["error_page", "418", "=", "@$gf_entry"]),
-            dr(["return", "418"]),
+            Item::d(vec![
+                raw("rewrite"),
+                raw("^"),
+                raw(format!("{ENTRY_PREFIX}$gf_entry")),
+                raw("last"),
+            ]),
         ];
         body.push(Item::b(vec![raw("location"), raw("/")], jump.clone()));
         // nginx's own 400 (with `$status` 400) answers JSON; anything else
@@ -892,14 +915,17 @@ impl Builder<'_> {
         ));
         body.append(&mut self.entries);
         let common = self.common_headers();
-        let mut miss404 = vec![dr(["default_type", "application/json"])];
+        let mut miss404 = vec![
+            dr(["default_type", "application/json"]),
+            dr(["client_max_body_size", "0"]),
+        ];
         miss404.extend(common.clone());
         miss404.push(Item::d(vec![
             raw("return"),
             raw("404"),
             Word::Val(json_error("no route")),
         ]));
-        body.push(Item::b(vec![raw("location"), raw("@gf_404")], miss404));
+        body.push(Item::b(entry_location("gf_404"), miss404));
         for (code, name, message) in ERRORS {
             let mut err = vec![dr(["default_type", "application/json"])];
             err.extend(common.clone());
@@ -1074,7 +1100,14 @@ impl Builder<'_> {
             vec![(gen(format!("~{}", escape::greater_than(max))), raw("1"))],
             empty(),
         );
-        checks.push(refuse(&format!("${big}"), 413, "payload too large"));
+        // A route reached at its exact location (no ip-filter or cors
+        // before phase 3) has its content-length checked by nginx itself
+        // when the rewrite finds it (client_max_body_size, answered by
+        // @gf_413): an `if` (an implicit location, each costing at
+        // start-up) would repeat it.
+        if max == 0 || ipf.is_some() || cors.is_some() {
+            checks.push(refuse(&format!("${big}"), 413, "payload too large"));
+        }
         // Phases 4-6 (and request-headers `add`): Lua.
         let answer_loc = format!("r{i}_answer");
         let has_answer =
@@ -1212,12 +1245,6 @@ impl Builder<'_> {
                     ]));
                     continue;
                 }
-                let loc = format!("@r{i}_{code}");
-                body.push(Item::d(vec![
-                    raw("error_page"),
-                    raw(code.to_string()),
-                    raw(loc.clone()),
-                ]));
                 let mut err = vec![dr(["default_type", "application/json"])];
                 err.extend(headers.iter().cloned());
                 err.extend(late_headers.iter().cloned());
@@ -1226,17 +1253,51 @@ impl Builder<'_> {
                     raw(code.to_string()),
                     Word::Val(json_error(message)),
                 ]));
-                self.locations
-                    .push(Item::b(vec![raw("location"), raw(loc)], err));
+                // Shared by content: routes with the same headers answer
+                // alike, and every named location costs (nginx looks named
+                // locations up by a linear scan, and each one costs at
+                // start-up).
+                let key = format!("answer {err:?}");
+                let loc = match self.made.get(&key) {
+                    Some(loc) => loc.clone(),
+                    None => {
+                        let loc = format!("@{}", self.fresh(&format!("{code}_")));
+                        self.made.insert(key, loc.clone());
+                        self.locations
+                            .push(Item::b(vec![raw("location"), raw(loc.clone())], err));
+                        loc
+                    }
+                };
+                body.push(Item::d(vec![
+                    raw("error_page"),
+                    raw(code.to_string()),
+                    raw(loc),
+                ]));
             }
         }
-        self.locations.push(
-            Item::b(vec![raw("location"), raw(format!("@r{i}"))], body).note(format!(
-                "route {}: {}",
-                route.id,
-                d.describe(i)
-            )),
-        );
+        let note = format!("route {}: {}", route.id, d.describe(i));
+        if ipf.is_some() || cors.is_some() {
+            // nginx checks content-length against the location a rewrite
+            // finds, before its rewrite phase: a route whose ip-filter or
+            // cors comes first (phases 1-2, before the body size) is a named
+            // location behind an exact one without a limit.
+            self.locations.push(
+                Item::b(
+                    entry_location(&format!("r{i}")),
+                    vec![
+                        dr(["client_max_body_size", "0"]),
+                        dr(["error_page", "418", "=", &format!("@r{i}")]),
+                        dr(["return", "418"]),
+                    ],
+                )
+                .note(note.clone()),
+            );
+            self.locations
+                .push(Item::b(vec![raw("location"), raw(format!("@r{i}"))], body));
+        } else {
+            self.locations
+                .push(Item::b(entry_location(&format!("r{i}")), body).note(note));
+        }
         // The answer of mock/redirect, after the checks (phase 9), then phase 13.
         if has_answer {
             let ans = self.answer(i, route, &headers, &deprecation, response.as_ref());
@@ -1247,7 +1308,10 @@ impl Builder<'_> {
         }
         // The CORS preflight answer (phase 2), after ip-filter only.
         if let Some(c) = &cors {
-            let mut pre = vec![dr(["default_type", "application/json"])];
+            let mut pre = vec![
+                dr(["default_type", "application/json"]),
+                dr(["client_max_body_size", "0"]),
+            ];
             pre.extend(Self::error_pages());
             if let Some(var) = &ipf {
                 pre.push(refuse(var, 403, "forbidden"));
@@ -1268,10 +1332,8 @@ impl Builder<'_> {
                 }
             }
             pre.push(dr(["return", "204"]));
-            self.locations.push(Item::b(
-                vec![raw("location"), raw(format!("@pre_r{i}"))],
-                pre,
-            ));
+            self.locations
+                .push(Item::b(entry_location(&format!("pre_r{i}")), pre));
         }
     }
 
