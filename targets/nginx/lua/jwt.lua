@@ -176,46 +176,15 @@ local ESCAPES = {
     [110] = "\n", [114] = "\r", [116] = "\t",
 }
 
--- serde_json's number parsing (without its float_roundtrip feature), on
--- text the JSON grammar accepted: integers stay u64/i64 when they fit;
--- anything else is its significand (as u64, further digits dropped) times
--- or over a power of ten, in f64 arithmetic, exactly as serde_json rounds.
-local POW10 = {}
-for i = 0, 308 do
-    POW10[i] = tonumber("1e" .. i)
-end
+-- serde_json's number parsing (with its float_roundtrip feature, which the
+-- workspace enables), on text the JSON grammar accepted: integers stay
+-- u64/i64 when they fit; anything else is the nearest f64 (correctly
+-- rounded, as LuaJIT's tonumber is), and out of range is an error.
 local U64_TENTH = 1844674407370955161ULL -- u64::MAX / 10 (u64::MAX % 10 = 5)
 local I32_MAX = 2147483647
 
 local function overflow(sig, d)
     return sig >= U64_TENTH and (sig > U64_TENTH or d > 5)
-end
-
-local function from_parts(positive, sig, exp)
-    local f = tonumber(sig)
-    while true do
-        local pow = POW10[math.abs(exp)]
-        if pow then
-            if exp >= 0 then
-                f = f * pow
-                if f == math.huge then
-                    return nil
-                end
-            else
-                f = f / pow
-            end
-            break
-        end
-        if f == 0 then
-            break
-        end
-        if exp >= 0 then
-            return nil
-        end
-        f = f / 1e308
-        exp = exp + 308
-    end
-    return positive and f or -f
 end
 
 local function saturate(x)
@@ -293,8 +262,8 @@ local function serde_number(text)
         end
         exp = saturate(positive_exp and exp + x or exp - x)
     end
-    local f = from_parts(positive, sig, exp)
-    if f == nil then
+    local f = tonumber(text)
+    if f == nil or f == math.huge or f == -math.huge then
         return nil
     end
     return setmetatable({ text = text, value = f, integer = false }, NUM)
