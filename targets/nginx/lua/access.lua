@@ -101,38 +101,50 @@ function methods.key(p)
             end
         end
     end
-    return key and cfg.keys()[key]
+    local c = key and cfg.keys()[key]
+    return c ~= nil, c
 end
 
 function methods.basic()
     local b64 = basic_credential()
     if not b64 then
-        return nil
+        return false
     end
     local text = ngx.decode_base64(b64)
     if not text then
-        return nil
+        return false
     end
     local colon = text:find(":", 1, true)
     if not colon then
-        return nil
+        return false
     end
     local entry = cfg.users()[text:sub(1, colon - 1)]
     if entry and same(entry.password, text:sub(colon + 1)) then
-        return entry.consumer
+        return true, entry.consumer
     end
-    return nil
+    return false
 end
 
--- Phase 4: any one method admits.
+-- A verified bearer token admits, naming a consumer only when its
+-- consumer claim names one of the spec's (gatefold/jwt.lua).
+function methods.jwt(p)
+    ngx.update_time()
+    local ok, name, headers = require("gatefold.jwt").check(p, request_header("authorization"), ngx.now())
+    if not ok then
+        return false
+    end
+    return true, name and cfg.consumers[name] and name or nil, headers
+end
+
+-- Phase 4: any one method admits (key-auth, basic-auth, jwt: in that order).
 local consumer
 if route.auth then
-    local admitted = false
+    local admitted, claims = false, nil
     for _, id in ipairs(route.auth) do
         local p = cfg.policies[id]
-        local c = methods[p.kind](p)
-        if c then
-            consumer, admitted = c, true
+        local ok, c, extra = methods[p.kind](p)
+        if ok then
+            consumer, admitted, claims = c, true, extra
             break
         end
     end
@@ -152,10 +164,44 @@ if route.auth then
                 end
             end
             ngx.req.set_uri_args(table.concat(kept, "&"))
+            if #kept == 0 then
+                -- No query is left at all (not even a bare `?`).
+                var.gf_query_gone = "1"
+            end
         elseif p.kind == "basic" and basic_credential() then
             ngx.req.clear_header("authorization")
+        elseif p.kind == "jwt" then
+            -- The token goes on; client copies of claim headers never do.
+            for _, pair in ipairs(p.claims) do
+                ngx.req.clear_header(pair[2])
+            end
         end
     end
+    -- Then the claims of the token that admitted, in claim order.
+    if claims and #claims > 0 then
+        local values, order = {}, {}
+        for _, pair in ipairs(claims) do
+            local name = pair[1]
+            if not values[name] then
+                values[name] = {}
+                order[#order + 1] = name
+            end
+            local v = values[name]
+            v[#v + 1] = pair[2]
+        end
+        for _, name in ipairs(order) do
+            local v = values[name]
+            -- A leading "" clears (a first value replaces, an empty one
+            -- removes); the values after it are appended as they are, an
+            -- empty one included, as the reference sends it.
+            ngx.req.set_header(name, { "", unpack(v) })
+        end
+    end
+end
+
+-- The consumer, for cache keys (one consumer never sees another's).
+if consumer then
+    var.gf_consumer = consumer
 end
 
 -- Phase 5: acl by consumer group.

@@ -51,8 +51,8 @@ mod routing;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, FieldSupport, ModelSupport, Options, Output,
-    OutputFile, RelPath, Support, Target,
+    language_1_1_uses, Feature, FieldSupport, ModelSupport, Options, Output, OutputFile, RelPath,
+    Support, Target,
 };
 
 /// What the entry file holds.
@@ -92,11 +92,10 @@ impl Target for Nginx {
             // a map over Content-Length + client_max_body_size for chunked bodies.
             K::RequestSizeLimit => Support::Builtin,
             // Lua (lua-resty-core only): nginx has no consumer-aware auth.
-            K::KeyAuth | K::BasicAuth | K::Acl => Support::Emulated,
+            // JWT signatures by OpenSSL's libcrypto through LuaJIT's FFI.
+            K::KeyAuth | K::BasicAuth | K::Jwt | K::Acl => Support::Emulated,
             // Fixed windows in a lua_shared_dict: limit_req is a leaky bucket.
             K::RateLimit => Support::Emulated,
-            // No JWT verification without extra Lua libraries: refused.
-            K::Jwt => Support::Unsupported,
             K::Deprecation => Support::Builtin,
             K::Script => Support::Unsupported,
             K::Mock | K::Redirect => Support::Builtin,
@@ -108,7 +107,9 @@ impl Target for Nginx {
             K::TrafficSplit => Support::Approximate {
                 note: "every destination is called with the first destination's timeouts and retries, and weights are rounded to 0.01%",
             },
-            K::Cache => Support::Unsupported,
+            K::Cache => Support::Approximate {
+                note: "proxy_cache: evicted by nginx's cache manager (64 MiB per policy, least recently used) instead of the oldest of 10,000 entries; a body over 1 MiB is stored when its length is not announced; a `vary` header and the upstream's `cache-control` are read from their first line only; a ttl under a second counts as one",
+            },
             // Advisory: left out with a warning (the answer never depended
             // on it). nginx's `mirror` directive waits for the copy's
             // subrequest before the next request on a connection.
@@ -117,6 +118,19 @@ impl Target for Nginx {
             // refused per field (see `policy_fields`).
             K::Native => Support::Builtin,
         }
+    }
+
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // Lua flags per condition set, matched by the dispatch maps.
+            Feature::Conditions => Support::Emulated,
+            // `proxy_set_header host $http_host`.
+            Feature::PreserveHost => Support::Builtin,
+        }
+    }
+
+    fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
+        underscore_conditions(ir)
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
@@ -136,12 +150,9 @@ impl Target for Nginx {
             },
         ]
         .into_iter()
-        // Language 1.1 redirect parts and cors wildcards are not emitted
-        // (yet): refused. `retry` `on: reset` is `proxy_next_upstream error`.
-        .chain(language_1_1_unsupported(&[
-            PolicyKind::Redirect,
-            PolicyKind::Cors,
-        ]))
+        // Every language 1.1 form is carried out: redirect parts by
+        // redirect.lua, cors wildcards by maps, `retry` `on: reset` as
+        // `proxy_next_upstream error`.
         .collect()
     }
 
@@ -221,6 +232,20 @@ impl Target for Nginx {
                 "the upstreams with `health`: checks and targets",
             ));
         }
+        if !model.conditions.is_empty() {
+            files.push(file(
+                "lua/gatefold/conditions.lua",
+                lua::conditions(&model.conditions),
+                "the routes' `match` conditions: one flag per condition set, before dispatch",
+            ));
+        }
+        if model.jwt {
+            files.push(file(
+                "lua/gatefold/jwt.lua",
+                lua::JWT.to_string(),
+                "jwt verification: token, header and claims as the spec reads them, signatures by libcrypto",
+            ));
+        }
         if model.redirects {
             files.push(file(
                 "lua/gatefold/redirect.lua",
@@ -242,6 +267,44 @@ impl Target for Nginx {
         }
         Output::new(TargetKind::Nginx, ir, files)
     }
+}
+
+/// A `match` header condition whose name holds `_` is refused: nginx drops
+/// such header lines before any configuration reads them
+/// (`ignore_invalid_headers`), so the condition could never hold, where the
+/// spec compares the header as sent.
+fn underscore_conditions(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
+    use gatefold_compiler::diag::{Diagnostic, Diagnostics};
+    let mut out = Diagnostics::new();
+    for r in &ir.routes {
+        for name in r.matcher.conditions.headers.keys() {
+            if !name.as_str().contains('_') {
+                continue;
+            }
+            let loc = ir
+                .sources
+                .routes
+                .get(&r.id)
+                .copied()
+                .unwrap_or(gatefold_compiler::ir::Loc {
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                });
+            out.push(
+                Diagnostic::error(
+                    "unsupported-feature",
+                    gatefold_compiler::target::span_of(loc),
+                    format!(
+                        "target `nginx` cannot match header `{name}` of route `{}`: nginx drops request header lines whose name holds `_` before any configuration reads them",
+                        r.id
+                    ),
+                )
+                .with_help("name a header without `_` in `match`, or route by another condition for the nginx target"),
+            );
+        }
+    }
+    out
 }
 
 fn file(path: &str, text: String, description: &str) -> OutputFile {

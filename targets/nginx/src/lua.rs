@@ -5,7 +5,7 @@
 
 use crate::escape::lua as s;
 use crate::model::{header_var, health_checked, HealthOf, Model};
-use gatefold_compiler::ir::policy::{Acl, KeyLocation, Policy, RateKey};
+use gatefold_compiler::ir::policy::{Acl, Jwt, JwtKey, KeyLocation, Policy, PublicKey, RateKey};
 use gatefold_compiler::ir::{Ir, Secret};
 use std::fmt::Write;
 
@@ -62,6 +62,86 @@ pub fn upstreams(ir: &Ir) -> String {
         out.push_str("        },\n    },\n");
     }
     out.push_str("}\n");
+    out
+}
+
+/// `lua/gatefold/jwt.lua`: token verification (libcrypto through the FFI).
+pub const JWT: &str = include_str!("../lua/jwt.lua");
+
+/// A `jwt` policy's settings for `gatefold/jwt.lua`: secrets and public
+/// keys from the environment by name; a public key from a file as its PEM
+/// (public, read at compile time).
+fn jwt(id: &str, j: &Jwt) -> String {
+    let mut t = format!(
+        "kind = \"jwt\", id = {}, alg = \"{}\", ",
+        s(id),
+        match j.key {
+            JwtKey::Hs256 { .. } => "HS256",
+            JwtKey::Rs256(_) => "RS256",
+            JwtKey::Es256(_) => "ES256",
+        }
+    );
+    match &j.key {
+        JwtKey::Hs256 { secret } => {
+            let _ = write!(t, "secret = {}", s(env_name(secret)));
+        }
+        JwtKey::Rs256(k) | JwtKey::Es256(k) => match k {
+            PublicKey::File { pem, .. } => {
+                let _ = write!(t, "pem = {}", s(pem));
+            }
+            PublicKey::Env(name) => {
+                let _ = write!(t, "pem_env = {}", s(name));
+            }
+        },
+    }
+    if let Some(iss) = &j.issuer {
+        let _ = write!(t, ", issuer = {}", s(iss));
+    }
+    if !j.audiences.is_empty() {
+        let set: String = j
+            .audiences
+            .iter()
+            .map(|a| format!(" [{}] = true,", s(a)))
+            .collect();
+        let _ = write!(t, ", audiences = {{{set} }}");
+    }
+    let claims: String = j
+        .claims_to_headers
+        .iter()
+        .map(|(c, h)| format!(" {{ {}, {} }},", s(c), s(h.as_str())))
+        .collect();
+    let _ = write!(
+        t,
+        ", consumer_claim = {}, claims = {{{claims} }}, leeway = {}",
+        s(&j.consumer_claim),
+        j.leeway.millis as f64 / 1000.0
+    );
+    t
+}
+
+/// `lua/gatefold/conditions.lua`: `flags()` gives one `1`/`0` per
+/// condition set (header: its first field line byte for byte; query: the
+/// first occurrence, percent-decoded, `+` kept), in set order.
+pub fn conditions(sets: &[gatefold_compiler::ir::Conditions]) -> String {
+    let mut out = String::from(include_str!("../lua/conditions.lua"));
+    out.push_str("\nlocal sets = {\n");
+    for c in sets {
+        let headers: String = c
+            .headers
+            .iter()
+            .map(|(k, v)| format!(" {{ {}, {} }},", s(k.as_str()), s(v.as_str())))
+            .collect();
+        let query: String = c
+            .query
+            .iter()
+            .map(|(k, v)| format!(" {{ {}, {} }},", s(k.as_str()), s(v.as_str())))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    {{ headers = {{{headers} }}, query = {{{query} }} }},"
+        );
+    }
+    out.push_str("}\n\nreturn { flags = function() return flags(sets) end }\n");
     out
 }
 
@@ -162,6 +242,7 @@ end
                 format!("kind = \"key\", location = \"{loc}\", name = {}", s(&name))
             }
             Policy::BasicAuth(_) => "kind = \"basic\"".to_string(),
+            Policy::Jwt(j) => jwt(&id.to_string(), j),
             Policy::Acl(a) => {
                 let (allow, groups) = match a {
                     Acl::Allow(g) => (true, g),

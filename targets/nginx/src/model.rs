@@ -5,7 +5,7 @@
 use crate::escape;
 use crate::routing::{self, Dispatch};
 use gatefold_compiler::ir::policy::{
-    Cors, CorsOrigin, HeaderTransform, MockBody, Policy, Redirect, RedirectLocation,
+    Cors, CorsOrigin, HeaderTransform, MockBody, Policy, Redirect, RedirectLocation, RedirectPath,
 };
 use gatefold_compiler::ir::{
     Balance, HeaderName, Ir, OriginHost, PolicyId, PolicyKind, ProxyPlan, Route, Secret, Upstream,
@@ -178,6 +178,12 @@ pub struct Model {
     /// Whether some route runs the Lua access phase (`access.lua`).
     #[serde(skip)]
     pub lua: bool,
+    /// The `match` condition sets, flag by flag (`conditions.lua`).
+    #[serde(skip)]
+    pub conditions: Vec<gatefold_compiler::ir::Conditions>,
+    /// Whether some route verifies tokens (`jwt.lua`).
+    #[serde(skip)]
+    pub jwt: bool,
     /// Whether some route answers with `redirect.lua`.
     #[serde(skip)]
     pub redirects: bool,
@@ -221,6 +227,9 @@ fn json_error(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
+/// The largest body `cache` stores (the reference gateway's bound).
+const CACHE_MAX_ENTRY_BYTES: u64 = 1 << 20;
+
 /// Where nginx's own 400 and 405 go (see `server_defaults`).
 const ERROR_URI: &str = "/.gatefold-error";
 
@@ -249,6 +258,8 @@ struct Builder<'a> {
     /// target variable.
     bucket_entries: Vec<Item>,
     lua_routes: BTreeMap<usize, LuaRoute>,
+    /// Whether some route has `match` conditions.
+    conditions: bool,
 }
 
 impl Model {
@@ -266,6 +277,22 @@ impl Model {
                     env.insert(p.clone());
                 }
             }
+            for inst in ir.policies.values() {
+                use gatefold_compiler::ir::policy::{JwtKey, PublicKey};
+                if let Policy::Jwt(j) = &inst.policy {
+                    match &j.key {
+                        JwtKey::Hs256 {
+                            secret: Secret::Env(k),
+                        }
+                        | JwtKey::Rs256(PublicKey::Env(k))
+                        | JwtKey::Es256(PublicKey::Env(k)) => {
+                            env.insert(k.clone());
+                        }
+                        JwtKey::Rs256(PublicKey::File { .. })
+                        | JwtKey::Es256(PublicKey::File { .. }) => {}
+                    }
+                }
+            }
         }
         let mut b = Builder {
             ir,
@@ -276,6 +303,7 @@ impl Model {
             entries: Vec::new(),
             bucket_entries: Vec::new(),
             lua_routes: BTreeMap::new(),
+            conditions: false,
         };
         let dispatch = routing::dispatch(ir);
         let mut http = b.preamble(lua_routes_needed);
@@ -304,6 +332,11 @@ impl Model {
                 text
             },
             lua: lua_routes_needed,
+            conditions: dispatch.conditions.clone(),
+            jwt: ir
+                .routes
+                .iter()
+                .any(|r| r.policy_id(PolicyKind::Jwt).is_some()),
             redirects: ir
                 .policies
                 .values()
@@ -311,6 +344,19 @@ impl Model {
             lua_routes: b.lua_routes,
         }
     }
+}
+
+/// Whether `r` may authenticate by a key in the query (which access.lua
+/// removes from the query).
+fn query_key_auth(ir: &Ir, r: &Route) -> bool {
+    r.lowered.auth.as_ref().is_some_and(|a| {
+        a.methods.iter().any(|id| {
+            matches!(
+                ir.policies.get(id).map(|p| &p.policy),
+                Some(Policy::KeyAuth(k)) if k.location == gatefold_compiler::ir::policy::KeyLocation::Query
+            )
+        })
+    })
 }
 
 fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
@@ -406,6 +452,19 @@ impl Builder<'_> {
             )
             .note("`${gf_dollar}` is a literal `$` inside values that expand variables"),
         ];
+        // The client's host as the spec reads it: the request line's
+        // authority (absolute form), else the `host` header (HTTP/2's
+        // `:authority`); nginx's $host would be lowercased and portless.
+        out.push(Item::b(
+            vec![raw("map"), raw("$request"), raw("$gf_client_host")],
+            vec![
+                Item::d(vec![raw("default"), raw("$http_host")]),
+                Item::d(vec![
+                    gen("~^[^ ]+ [hH][tT][tT][pP][sS]?://(?<gf_authority>[^/?# ]*)"),
+                    raw("$gf_authority"),
+                ]),
+            ],
+        ));
         if self.ir.gateway.baseline.request_id {
             // Keep a well-formed incoming id, else a v4 UUID made from $request_id.
             out.push(Item::b(
@@ -503,6 +562,13 @@ impl Builder<'_> {
 
     /// The maps of each bucket and the locations that enter them.
     fn dispatch_maps(&mut self, d: &Dispatch) {
+        // The condition flags lead every source (see `routing`).
+        let pre = if d.conditions.is_empty() {
+            ""
+        } else {
+            self.conditions = true;
+            "$gf_conds "
+        };
         for (k, b) in d.buckets.iter().enumerate() {
             let v = |name: &str| format!("$gf_{name}_b{k}");
             // Route choice: first regex in IR order wins.
@@ -516,7 +582,13 @@ impl Builder<'_> {
                 Some(f) => format!("paths under /{}: the first entry that matches wins (IR order)", f.replace(['\n', '\r'], " ")),
             };
             self.maps.push(
-                map_item("$host $gf_method $gf_path", &v("route"), entries, empty()).note(note),
+                map_item(
+                    &format!("{pre}$host $gf_method $gf_path"),
+                    &v("route"),
+                    entries,
+                    empty(),
+                )
+                .note(note),
             );
             // 405: the union of the methods of the routes taking host and path.
             let mut sources = String::new();
@@ -528,8 +600,12 @@ impl Builder<'_> {
                     .iter()
                     .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
                     .collect();
-                self.maps
-                    .push(map_item("$host $gf_path", &var, entries, empty()));
+                self.maps.push(map_item(
+                    &format!("{pre}$host $gf_path"),
+                    &var,
+                    entries,
+                    empty(),
+                ));
             }
             let (src, allow_entries) = if sources.is_empty() {
                 ("$gf_dollar".to_string(), Vec::new())
@@ -559,7 +635,7 @@ impl Builder<'_> {
                     .map(|(re, x)| (gen(re.clone()), x.clone().map(raw).unwrap_or_else(empty)))
                     .collect();
                 self.maps.push(
-                    map_item("$host $http_access_control_request_method $gf_path", &v("pre_route"), entries, empty())
+                    map_item(&format!("{pre}$host $http_access_control_request_method $gf_path"), &v("pre_route"), entries, empty())
                         .note("CORS preflights: routed by the method they ask about, when that route has cors"),
                 );
                 self.maps.push(map_item(
@@ -788,6 +864,16 @@ impl Builder<'_> {
             .note("the spec's normalized path (nginx's $uri decodes %2F and every other escape)"),
         );
         body.push(refuse("$gf_bad_path", 400, "bad request"));
+        if self.conditions {
+            body.push(
+                Item::d(vec![
+                    raw("set_by_lua"),
+                    raw("$gf_conds"),
+                    gen("return require(\"gatefold.conditions\").flags()"),
+                ])
+                .note("one flag per `match` condition set: 1 when every condition holds (lua/gatefold/conditions.lua)"),
+            );
+        }
         // Every request enters here and jumps to the location the dispatch
         // maps name; nginx's own location rules decide nothing.
         let jump = vec![
@@ -834,7 +920,7 @@ impl Builder<'_> {
         let mut set: BTreeMap<String, Word> = BTreeMap::new();
         set.insert("host".into(), raw("$gf_host"));
         set.insert("x-forwarded-for".into(), raw("$proxy_add_x_forwarded_for"));
-        set.insert("x-forwarded-host".into(), raw("$http_host"));
+        set.insert("x-forwarded-host".into(), raw("$gf_client_host"));
         set.insert("x-forwarded-proto".into(), raw("$scheme"));
         set.insert("forwarded".into(), empty());
         set.insert("x-real-ip".into(), empty());
@@ -862,6 +948,8 @@ impl Builder<'_> {
         let mut out = vec![dr(["default_type", "application/json"])];
         // Declared for every request; each proxying route sets its own.
         out.push(Item::d(vec![raw("set"), raw("$gf_host"), empty()]));
+        // The consumer phase 4 identified (access.lua sets it), for cache keys.
+        out.push(Item::d(vec![raw("set"), raw("$gf_consumer"), empty()]));
         // A request nginx refuses before its URI is parsed cannot enter a
         // named location: 400 goes to a URI. So does nginx's own 405 for
         // TRACE (with `=`: the route's answer decides the status), which
@@ -1024,6 +1112,10 @@ impl Builder<'_> {
                 raw("$gf_route_index"),
                 raw(i.to_string()),
             ]));
+            // access.lua says when removing a query key left no query.
+            if query_key_auth(ir, route) {
+                body.push(Item::d(vec![raw("set"), raw("$gf_query_gone"), empty()]));
+            }
             body.push(dr(["access_by_lua_file", "lua/gatefold/access.lua"]));
             let add_headers = match policy(PolicyKind::RequestHeaders) {
                 Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
@@ -1085,6 +1177,13 @@ impl Builder<'_> {
         // A route that answers itself (mock, redirect) never proxies.
         if let Some(plan) = route.lowered.proxy.as_ref().filter(|_| !has_answer) {
             body.extend(self.proxy(i, route, plan));
+            // Phase 11: cache, around the proxy.
+            if let (Some(Policy::Cache(c)), Some(id)) = (
+                policy(PolicyKind::Cache),
+                route.policy_id(PolicyKind::Cache),
+            ) {
+                body.extend(self.cache(id, c));
+            }
             for h in &hide {
                 body.push(Item::d(vec![
                     raw("proxy_hide_header"),
@@ -1176,6 +1275,95 @@ impl Builder<'_> {
         }
     }
 
+    /// `cache` as proxy_cache: one zone per policy instance, keyed as the
+    /// spec keys (method as sent, host lowercased, path and query as
+    /// received, consumer, `vary` headers), only 200s without set-cookie
+    /// (nginx's own rule), `no-store` or `private` stored, for `ttl` whatever
+    /// the upstream's cache headers say; methods not listed neither read nor
+    /// stored (nginx always caches GET and HEAD otherwise).
+    fn cache(&mut self, id: &PolicyId, c: &gatefold_compiler::ir::policy::Cache) -> Vec<Item> {
+        let zone = match self.made.get(&format!("cache {id}")) {
+            Some(z) => z.clone(),
+            None => {
+                let zone = self.fresh("cache");
+                self.maps.push(
+                    Item::d(vec![
+                        raw("proxy_cache_path"),
+                        Word::Lit(format!("tmp/{zone}")),
+                        raw(format!("keys_zone={zone}:2m")),
+                        raw("max_size=64m"),
+                        raw("use_temp_path=off"),
+                    ])
+                    .note(format!("cache {id}")),
+                );
+                self.made.insert(format!("cache {id}"), zone.clone());
+                zone
+            }
+        };
+        let methods: Vec<&str> = c.methods.iter().map(|m| m.as_str()).collect();
+        let skip = self.map(
+            format!("cache-skip {}", methods.join(",")),
+            "cacheskip",
+            raw("$gf_method"),
+            methods.iter().map(|m| (gen(*m), empty())).collect(),
+            raw("1"),
+        );
+        let nostore = self.map(
+            "cache-nostore".to_string(),
+            "nostore",
+            raw("$upstream_http_cache_control"),
+            vec![(
+                gen("~*(?:^|,)[ \t]*(?:no-store|private)[ \t]*(?:,|$)"),
+                raw("1"),
+            )],
+            empty(),
+        );
+        let big = self.map(
+            "cache-big".to_string(),
+            "cachebig",
+            raw("$upstream_http_content_length"),
+            vec![(
+                gen(format!("~{}", escape::greater_than(CACHE_MAX_ENTRY_BYTES))),
+                raw("1"),
+            )],
+            empty(),
+        );
+        let mut key = "$gf_method\n$gf_cache_host\n$request_uri\n$gf_consumer".to_string();
+        for h in &c.vary {
+            key.push_str(&format!("\n$http_{}", header_var(h)));
+        }
+        let ttl = c.ttl.millis.div_ceil(1000).max(1);
+        vec![
+            Item::d(vec![
+                raw("set_by_lua"),
+                raw("$gf_cache_host"),
+                gen("return (ngx.var.http_host or \"\"):lower()"),
+            ]),
+            Item::d(vec![raw("proxy_cache"), raw(zone)]),
+            Item::d(vec![raw("proxy_cache_key"), gen(key)]),
+            dr(["proxy_cache_convert_head", "off"]),
+            Item::d(vec![
+                raw("proxy_cache_valid"),
+                raw("200"),
+                raw(format!("{ttl}s")),
+            ]),
+            dr([
+                "proxy_ignore_headers",
+                "Cache-Control",
+                "Expires",
+                "X-Accel-Expires",
+                "Vary",
+            ]),
+            Item::d(vec![raw("proxy_cache_bypass"), raw(format!("${skip}"))]),
+            Item::d(vec![
+                raw("proxy_no_cache"),
+                raw(format!("${skip}")),
+                raw(format!("${nostore}")),
+                raw(format!("${big}")),
+            ]),
+        ]
+    }
+
     /// The health-checked upstream `route` calls, if any.
     fn health_of(&mut self, route: &Route) -> Option<HealthOf> {
         if !health_checked_route(self.ir, route) {
@@ -1247,8 +1435,16 @@ impl Builder<'_> {
 
     fn cors(&mut self, id: &PolicyId, c: &Cors) -> CorsVars {
         let any = c.origins.contains(&CorsOrigin::Any);
+        // `*` only for any origin without credentials; otherwise the
+        // request's own origin (with `vary: origin`), never `*`.
+        let star = any && !c.credentials;
         let entries = if any {
-            vec![(gen("~."), Word::Lit("*".into()))]
+            let value = if star {
+                Word::Lit("*".into())
+            } else {
+                raw("$http_origin")
+            };
+            vec![(gen("~."), value)]
         } else {
             c.origins
                 .iter()
@@ -1257,8 +1453,19 @@ impl Builder<'_> {
                         gen(format!("~*^{}$", escape::regex(o))),
                         raw("$http_origin"),
                     )),
-                    // Patterns are refused for nginx (`Target::fields`).
-                    CorsOrigin::Any | CorsOrigin::Pattern(_) => None,
+                    // `https://*.example.com`: one or more whole labels.
+                    CorsOrigin::Pattern(p) => {
+                        let (scheme, suffix) = p.split_once("://*")?;
+                        Some((
+                            gen(format!(
+                                "~*^{}://[a-z0-9-]+(?:\\.[a-z0-9-]+)*{}$",
+                                escape::regex(scheme),
+                                escape::regex(suffix)
+                            )),
+                            raw("$http_origin"),
+                        ))
+                    }
+                    CorsOrigin::Any => None,
                 })
                 .collect()
         };
@@ -1289,19 +1496,26 @@ impl Builder<'_> {
         } else {
             methods
         };
+        // methods ["*"]: `*`, or with credentials the method asked for.
+        let methods = match (c.any_method, c.credentials) {
+            (false, _) => Word::Lit(methods),
+            (true, false) => Word::Lit("*".into()),
+            (true, true) => raw("$http_access_control_request_method"),
+        };
+        // headers ["*"] without credentials: `*`; else the list, or the
+        // headers asked for.
+        let allow_headers = if c.any_header && !c.credentials {
+            Word::Lit("*".into())
+        } else if c.headers.is_empty() {
+            raw("$http_access_control_request_headers")
+        } else {
+            Word::Lit(join(c.headers.iter().map(|h| h.as_str()).collect()))
+        };
         CorsVars {
             origin: Some(format!("${origin}")),
-            vary: when(self, "vary", (!any).then(|| raw("origin"))),
-            methods: when(self, "methods", Some(Word::Lit(methods))),
-            allow_headers: when(
-                self,
-                "headers",
-                Some(if c.headers.is_empty() {
-                    raw("$http_access_control_request_headers")
-                } else {
-                    Word::Lit(join(c.headers.iter().map(|h| h.as_str()).collect()))
-                }),
-            ),
+            vary: when(self, "vary", (!star).then(|| raw("origin"))),
+            methods: when(self, "methods", Some(methods)),
+            allow_headers: when(self, "headers", Some(allow_headers)),
             credentials: when(self, "credentials", c.credentials.then(|| raw("true"))),
             max_age: when(
                 self,
@@ -1352,6 +1566,12 @@ impl Builder<'_> {
                 );
                 (var, raw(format!("${host}")))
             }
+        };
+        // preserve-host (1.1): the client's host, as x-forwarded-host has it.
+        let host_word = if route.lowered.preserve_host {
+            raw("$gf_client_host")
+        } else {
+            host_word
         };
         let base = &self.ir.gateway.baseline.timeouts;
         let mut out = vec![Item::d(vec![raw("set"), raw("$gf_host"), host_word])];
@@ -1659,6 +1879,63 @@ impl Builder<'_> {
                     gen(value)
                 };
                 (status.code(), Some(word))
+            }
+            // Parts (1.1): redirect.lua builds `location` from the request;
+            // nginx gives it the path (template filled in by a map) and the
+            // parts the spec sets.
+            (
+                _,
+                Some(Policy::Redirect(Redirect {
+                    location: RedirectLocation::Parts(parts),
+                    status,
+                })),
+            ) => {
+                redirect = Some((false, None));
+                let set = |name: &str, w: Word| Item::d(vec![raw("set"), raw(name), w]);
+                let (mode, path_word) = match &parts.path {
+                    None => ("keep", raw("$gf_path")),
+                    Some(RedirectPath::ReplacePrefix(prefix)) => {
+                        out.push(set("$gf_rd_prefix", Word::Val(prefix.clone())));
+                        out.push(set(
+                            "$gf_rd_segments",
+                            raw(route.matcher.path.segments.len().to_string()),
+                        ));
+                        ("prefix", raw("$gf_path"))
+                    }
+                    Some(RedirectPath::Template(t)) => {
+                        let (re, names) = routing::capture_regex(&route.matcher.path);
+                        let (value, has_params) = fill(t, &names);
+                        let word = if has_params {
+                            let var = self.map(
+                                format!("redirect {i}"),
+                                "loc",
+                                raw("$gf_path"),
+                                vec![(gen(re), gen(value))],
+                                empty(),
+                            );
+                            raw(format!("${var}"))
+                        } else {
+                            gen(value)
+                        };
+                        ("template", word)
+                    }
+                };
+                out.push(set("$gf_rd_mode", raw(mode)));
+                out.push(set(
+                    "$gf_rd_scheme",
+                    parts
+                        .scheme
+                        .map_or_else(empty, |s| raw(s.as_str().to_string())),
+                ));
+                out.push(set(
+                    "$gf_rd_host",
+                    parts.host.clone().map_or_else(empty, Word::Val),
+                ));
+                out.push(set(
+                    "$gf_rd_port",
+                    parts.port.map_or_else(empty, |p| raw(p.to_string())),
+                ));
+                (status.code(), Some(path_word))
             }
             _ => (500, None),
         };

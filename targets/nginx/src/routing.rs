@@ -8,9 +8,18 @@
 //! merged, dot segments resolved, `%2F` and other escapes kept), so literal
 //! segments are matched as written. nginx's own `$uri` decodes every escape
 //! and is never matched.
+//!
+//! With language 1.1 `match` conditions, each distinct condition set gets a
+//! flag (`1` when every condition holds) in `$gf_conds`, computed by Lua
+//! before dispatch; every map's source then starts with `"$gf_conds "` and
+//! a conditioned route's regexes require its flag, so a request failing
+//! the conditions is routed (and counted for 405 and preflights) as if the
+//! route did not exist.
 
 use crate::escape;
-use gatefold_compiler::ir::{HostPattern, Ir, Matcher, Method, PathPattern, PolicyKind, Segment};
+use gatefold_compiler::ir::{
+    Conditions, HostPattern, Ir, Matcher, Method, PathPattern, PolicyKind, Segment,
+};
 use std::collections::BTreeMap;
 
 /// The route tables, one per first path segment.
@@ -19,6 +28,9 @@ pub struct Dispatch {
     /// (and `/`); the others one literal first segment each.
     pub buckets: Vec<Bucket>,
     describe: Vec<String>,
+    /// The distinct condition sets, in IR order of first use: flag `k` of
+    /// `$gf_conds` is set `k`'s. Empty when no route has `match`.
+    pub conditions: Vec<Conditions>,
 }
 
 /// The routes that can take a path whose first segment is `first`: those
@@ -27,7 +39,7 @@ pub struct Dispatch {
 /// (exact strings, a hash lookup) finds the bucket, and the bucket's map
 /// tries only its routes.
 pub struct Bucket {
-    /// The first segment; `None` for bucket 0.
+    /// The first segment, in ASCII lower case; `None` for bucket 0.
     pub first: Option<String>,
     /// `(regex over "$host $method $gf_path", route index)`, in IR order.
     pub routes: Vec<(String, usize)>,
@@ -47,6 +59,23 @@ impl Dispatch {
 }
 
 pub fn dispatch(ir: &Ir) -> Dispatch {
+    let mut conditions: Vec<Conditions> = Vec::new();
+    for r in &ir.routes {
+        let c = &r.matcher.conditions;
+        if !c.is_empty() && !conditions.contains(c) {
+            conditions.push(c.clone());
+        }
+    }
+    // The flags' prefix of each regex: any flags, or flag k set.
+    let flags = |c: &Conditions| -> String {
+        if conditions.is_empty() {
+            return String::new();
+        }
+        match conditions.iter().position(|x| x == c) {
+            Some(k) if !c.is_empty() => format!("[01]{{{k}}}1[01]* "),
+            _ => "[01]* ".to_string(),
+        }
+    };
     let mut firsts: Vec<String> = Vec::new();
     for r in &ir.routes {
         if let Some(l) = bucket_key(&r.matcher.path) {
@@ -77,7 +106,8 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
         let host = host_regex(m);
         let path = path_regex(&m.path);
         let methods = method_regex(m);
-        let full = format!("~(?s)^{host} {methods} {path}\\z");
+        let flag = flags(&m.conditions);
+        let full = format!("~(?s)^{flag}{host} {methods} {path}\\z");
         let cors = r.policy_id(PolicyKind::Cors).is_some();
         let targets: Vec<usize> = match bucket_key(&m.path) {
             Some(l) => vec![index[&l]],
@@ -91,7 +121,7 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
                     b.allow
                         .entry(*method)
                         .or_default()
-                        .push(format!("~(?s)^{host} {path}\\z"));
+                        .push(format!("~(?s)^{flag}{host} {path}\\z"));
                 }
             }
             if cors {
@@ -125,15 +155,22 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
     for (b, last) in buckets.iter_mut().zip(last_cors) {
         b.preflight.truncate(last.map_or(0, |n| n + 1));
     }
-    Dispatch { buckets, describe }
+    Dispatch {
+        buckets,
+        describe,
+        conditions,
+    }
 }
 
-/// The first segment of every path a route takes; `None` when it
-/// varies (a parameter first, `/`, `/*`).
+/// The first segment of every path a route takes, in ASCII lower case;
+/// `None` when it varies (a parameter first, `/`, `/*`). nginx's `map`
+/// compares strings ignoring case, so `/items` and `/Items` share a bucket
+/// (two keys would be a conflict `nginx -t` refuses); the bucket's regexes
+/// still tell them apart.
 fn bucket_key(p: &PathPattern) -> Option<String> {
     match p.segments.first() {
         Some(Segment::Literal(l)) => {
-            let first = l.split('/').next().unwrap_or("").to_string();
+            let first = l.split('/').next().unwrap_or("").to_ascii_lowercase();
             (!first.is_empty()).then_some(first)
         }
         _ => None,
