@@ -2,6 +2,7 @@
 //! timeout on the cluster, the spec per route), named from the upstream.
 
 use crate::model::*;
+use gatefold_compiler::ir::policy::{Mirror, Policy};
 use gatefold_compiler::ir::{Balance, Destination, Ir, Name, OriginHost, Upstream};
 use std::collections::BTreeSet;
 
@@ -14,6 +15,24 @@ pub fn cluster_name(d: &Destination) -> String {
     format!("{}~connect-{}ms", d.upstream, d.connect_timeout.millis)
 }
 
+/// The cluster a `mirror` copies to: the upstream with its own connect
+/// timeout (else the baseline's), as the reference gateway's copy uses.
+pub fn mirror_cluster(ir: &Ir, m: &Mirror) -> (Name, u64) {
+    let own = ir
+        .upstreams
+        .get(&m.upstream)
+        .and_then(|u| u.timeouts.as_ref())
+        .and_then(|t| t.connect);
+    let connect = own.unwrap_or(ir.gateway.baseline.timeouts.connect);
+    (m.upstream.clone(), connect.millis)
+}
+
+/// [`mirror_cluster`]'s name.
+pub fn mirror_cluster_name(ir: &Ir, m: &Mirror) -> String {
+    let (name, connect) = mirror_cluster(ir, m);
+    format!("{name}~connect-{connect}ms")
+}
+
 /// Every cluster the routes call, sorted by name.
 pub fn clusters(ir: &Ir) -> Vec<Cluster> {
     let used: BTreeSet<(Name, u64)> = ir
@@ -22,6 +41,10 @@ pub fn clusters(ir: &Ir) -> Vec<Cluster> {
         .filter_map(|r| r.lowered.proxy.as_ref())
         .flat_map(|p| p.destinations())
         .map(|d| (d.upstream.clone(), d.connect_timeout.millis))
+        .chain(ir.policies.values().filter_map(|i| match &i.policy {
+            Policy::Mirror(m) => Some(mirror_cluster(ir, m)),
+            _ => None,
+        }))
         .collect();
     used.into_iter()
         .filter_map(|(name, connect)| {

@@ -14,6 +14,12 @@
 --   on as `x-forwarded-host`, and `x-forwarded-for` gets the peer appended
 --   (Envoy's own XFF handling is off: `skip_xff_append`).
 --
+-- * each distinct `match` condition of the spec (`CONDITIONS`, generated
+--   before this text: `{ kind, name, value }`) that holds is marked with
+--   the header `gatefold-cond-N` (a client's copy is removed first), which
+--   route entries require: a header's first line equal to the value, or a
+--   query parameter's first occurrence (name and value percent-decoded).
+--
 -- A changed path or host clears Envoy's route cache, so routing sees what
 -- the spec matches on. The work runs under pcall: a script error answers
 -- 500 rather than letting the raw request through.
@@ -90,6 +96,35 @@ local function misdirected(authority)
   return true
 end
 
+local function decode(s)
+  return (s:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+-- The raw value of the first pair of `query` whose decoded name is `name`.
+local function first_param(query, name)
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if not k then k, v = pair, "" end
+    if decode(k) == name then return v end
+  end
+  return nil
+end
+
+local function mark_conditions(headers, query)
+  for i, c in ipairs(CONDITIONS) do
+    local marker = "gatefold-cond-" .. i
+    headers:remove(marker)
+    local holds
+    if c[1] == "h" then
+      holds = headers:getAtIndex(c[2], 0) == c[3]
+    else
+      local v = first_param(query, c[2])
+      holds = v ~= nil and decode(v) == c[3]
+    end
+    if holds then headers:add(marker, "1") end
+  end
+end
+
 -- nil when the request goes on, else the status to answer.
 local function front(h)
   local headers = h:headers()
@@ -117,6 +152,10 @@ local function front(h)
       headers:replace(":authority", bare)
       changed = true
     end
+  end
+  if #CONDITIONS > 0 then
+    mark_conditions(headers, query:sub(2))
+    changed = true
   end
   local xff = headers:get("x-forwarded-for")
   local ip = peer(h)

@@ -1,7 +1,9 @@
 -- gatefold's request phases 2 to 6 for Envoy (cors, request-size-limit,
 -- authentication, acl, rate-limit), driven by each route's metadata under
--- the filter name `gatefold.lua`. Generated data (consumers, secrets read
--- from the environment at start-up) comes before this text.
+-- the filter name `gatefold.lua`. Generated data (CONSUMERS, and JWT: each
+-- jwt policy's algorithm, key or the variable holding it, issuer,
+-- audiences and leeway; secrets read from the environment at start-up)
+-- comes before this text.
 --
 -- Rate-limit counters live in this Lua state, one per Envoy worker: exact
 -- with one worker (`--concurrency 1`, as gatefold runs Envoy).
@@ -33,6 +35,234 @@ local function b64decode(s)
   return table.concat(out)
 end
 
+-- jwt: tokens are verified here, as the reference gateway does (base64url,
+-- JSON, HMAC-SHA256 in Lua since Envoy's Lua has no HMAC; RS256 and ES256
+-- through Envoy's importPublicKey/verifySignature). Envoy's jwt_authn is
+-- not used: it also reads an `access_token` query parameter, refuses the
+-- scheme `bearer` in lower case and claims of other types than it expects
+-- (a numeric `sub`, a fractional `iat`), and cannot take an HMAC secret or
+-- a PEM key from the environment (it reads only a JWKS).
+
+local bit = bit or require("bit")
+local band, bor, bxor, bnot = bit.band, bit.bor, bit.bxor, bit.bnot
+local rshift, lshift, ror, tobit = bit.rshift, bit.lshift, bit.ror, bit.tobit
+
+local K256 = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+}
+
+local function be32(x)
+  return string.char(band(rshift(x, 24), 255), band(rshift(x, 16), 255),
+    band(rshift(x, 8), 255), band(x, 255))
+end
+
+local function sha256(msg)
+  local H = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 }
+  for i = 1, 8 do H[i] = tobit(H[i]) end
+  local bits = #msg * 8
+  msg = msg .. "\128" .. string.rep("\0", (55 - #msg) % 64)
+    .. be32(math.floor(bits / 4294967296)) .. be32(bits % 4294967296)
+  local w = {}
+  for chunk = 1, #msg, 64 do
+    for i = 0, 15 do
+      local a, b, c, d = msg:byte(chunk + i * 4, chunk + i * 4 + 3)
+      w[i] = bor(lshift(a, 24), lshift(b, 16), lshift(c, 8), d)
+    end
+    for i = 16, 63 do
+      local x, y = w[i - 15], w[i - 2]
+      local s0 = bxor(ror(x, 7), ror(x, 18), rshift(x, 3))
+      local s1 = bxor(ror(y, 17), ror(y, 19), rshift(y, 10))
+      w[i] = tobit(w[i - 16] + s0 + w[i - 7] + s1)
+    end
+    local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
+    for i = 0, 63 do
+      local s1 = bxor(ror(e, 6), ror(e, 11), ror(e, 25))
+      local ch = bxor(band(e, f), band(bnot(e), g))
+      local t1 = h + s1 + ch + K256[i + 1] + w[i]
+      local s0 = bxor(ror(a, 2), ror(a, 13), ror(a, 22))
+      local maj = bxor(band(a, b), band(a, c), band(b, c))
+      h, g, f, e, d, c, b, a = g, f, e, tobit(d + t1), c, b, a, tobit(t1 + s0 + maj)
+    end
+    H[1], H[2], H[3], H[4] = tobit(H[1] + a), tobit(H[2] + b), tobit(H[3] + c), tobit(H[4] + d)
+    H[5], H[6], H[7], H[8] = tobit(H[5] + e), tobit(H[6] + f), tobit(H[7] + g), tobit(H[8] + h)
+  end
+  local out = {}
+  for i = 1, 8 do out[i] = be32(H[i]) end
+  return table.concat(out)
+end
+
+local function hmac_sha256(key, msg)
+  if #key > 64 then key = sha256(key) end
+  key = key .. string.rep("\0", 64 - #key)
+  local ipad, opad = {}, {}
+  for i = 1, 64 do
+    local k = key:byte(i)
+    ipad[i] = string.char(bxor(k, 0x36))
+    opad[i] = string.char(bxor(k, 0x5c))
+  end
+  return sha256(table.concat(opad) .. sha256(table.concat(ipad) .. msg))
+end
+
+-- base64url without padding, as JWS writes it; nil when malformed (a
+-- character outside the alphabet, a length no encoding has, or trailing
+-- bits that are not zero).
+local b64url_index = {}
+do
+  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  for i = 1, 64 do b64url_index[chars:byte(i)] = i - 1 end
+end
+
+local function b64url_decode(s)
+  if #s % 4 == 1 then return nil end
+  local out, acc, nbits = {}, 0, 0
+  for i = 1, #s do
+    local v = b64url_index[s:byte(i)]
+    if v == nil then return nil end
+    acc = acc * 64 + v
+    nbits = nbits + 6
+    if nbits >= 8 then
+      nbits = nbits - 8
+      out[#out + 1] = string.char(math.floor(acc / 2 ^ nbits))
+      acc = acc % 2 ^ nbits
+    end
+  end
+  if acc ~= 0 then return nil end
+  return table.concat(out)
+end
+
+-- JSON: objects are tables, arrays tables with the JSON_ARRAY metatable,
+-- null is JSON_NULL. nil when the text is not one JSON value.
+JSON_ARRAY = {}
+JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
+
+local json_value
+
+local function skip_ws(s, i)
+  return s:find("[^ \t\r\n]", i) or #s + 1
+end
+
+local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+
+local function utf8_char(c)
+  if c < 0x80 then return string.char(c) end
+  if c < 0x800 then return string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64) end
+  if c < 0x10000 then
+    return string.char(0xE0 + math.floor(c / 4096), 0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
+  end
+  return string.char(0xF0 + math.floor(c / 262144), 0x80 + math.floor(c / 4096) % 64,
+    0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
+end
+
+local function json_string(s, i)
+  -- s:sub(i, i) == '"'
+  local out = {}
+  i = i + 1
+  while true do
+    local j = s:find('[%z\1-\31"\\]', i)
+    if not j then return nil end
+    out[#out + 1] = s:sub(i, j - 1)
+    local c = s:sub(j, j)
+    if c == '"' then return table.concat(out), j + 1 end
+    if c ~= "\\" then return nil end -- a control character
+    local e = s:sub(j + 1, j + 1)
+    if escapes[e] then
+      out[#out + 1] = escapes[e]
+      i = j + 2
+    elseif e == "u" then
+      local hex = s:match("^%x%x%x%x", j + 2)
+      if not hex then return nil end
+      local code = tonumber(hex, 16)
+      i = j + 6
+      if code >= 0xD800 and code <= 0xDBFF then
+        local low = s:match("^\\u(%x%x%x%x)", i)
+        low = low and tonumber(low, 16)
+        if not low or low < 0xDC00 or low > 0xDFFF then return nil end
+        code = 0x10000 + (code - 0xD800) * 1024 + (low - 0xDC00)
+        i = i + 6
+      elseif code >= 0xDC00 and code <= 0xDFFF then
+        return nil
+      end
+      out[#out + 1] = utf8_char(code)
+    else
+      return nil
+    end
+  end
+end
+
+json_value = function(s, i, depth)
+  if depth > 64 then return nil end
+  i = skip_ws(s, i)
+  local c = s:sub(i, i)
+  if c == "{" then
+    local obj = {}
+    i = skip_ws(s, i + 1)
+    if s:sub(i, i) == "}" then return obj, i + 1 end
+    while true do
+      if s:sub(i, i) ~= '"' then return nil end
+      local k
+      k, i = json_string(s, i)
+      if not k then return nil end
+      i = skip_ws(s, i)
+      if s:sub(i, i) ~= ":" then return nil end
+      local v
+      v, i = json_value(s, i + 1, depth + 1)
+      if v == nil then return nil end
+      obj[k] = v
+      i = skip_ws(s, i)
+      local d = s:sub(i, i)
+      if d == "}" then return obj, i + 1 end
+      if d ~= "," then return nil end
+      i = skip_ws(s, i + 1)
+    end
+  elseif c == "[" then
+    local arr = setmetatable({}, JSON_ARRAY)
+    i = skip_ws(s, i + 1)
+    if s:sub(i, i) == "]" then return arr, i + 1 end
+    while true do
+      local v
+      v, i = json_value(s, i, depth + 1)
+      if v == nil then return nil end
+      arr[#arr + 1] = v
+      i = skip_ws(s, i)
+      local d = s:sub(i, i)
+      if d == "]" then return arr, i + 1 end
+      if d ~= "," then return nil end
+      i = i + 1
+    end
+  elseif c == '"' then
+    return json_string(s, i)
+  elseif s:sub(i, i + 3) == "true" then
+    return true, i + 4
+  elseif s:sub(i, i + 4) == "false" then
+    return false, i + 5
+  elseif s:sub(i, i + 3) == "null" then
+    return JSON_NULL, i + 4
+  end
+  local int = s:match("^-?%d+", i)
+  if not int or int:match("^-?0%d") then return nil end
+  local j = i + #int
+  local frac = s:match("^%.%d+", j)
+  if frac then j = j + #frac end
+  local exp = s:match("^[eE][-+]?%d+", j)
+  if exp then j = j + #exp end
+  return tonumber(s:sub(i, j - 1)), j
+end
+
+local function json_decode(s)
+  if s == nil then return nil end
+  local v, i = json_value(s, 1, 0)
+  if v == nil or skip_ws(s, i) <= #s then return nil end
+  return v
+end
+
 -- key -> consumer, "user:password" -> consumer, from the generated data.
 local by_key, by_basic = {}, {}
 for name, c in pairs(CONSUMERS) do
@@ -48,22 +278,29 @@ end
 
 local windows = {}
 
--- Compact JSON for claims that are not strings.
+-- Compact JSON for claims that are not strings, as serde_json writes it
+-- (object keys sorted, as its map keeps them).
+local json_escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
 local function to_json(v)
   local t = type(v)
   if t == "string" then
-    return '"' .. v:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+    return '"' .. v:gsub('[%z\1-\31"\\]', function(c)
+      return json_escapes[c] or string.format("\\u%04x", c:byte())
+    end) .. '"'
   elseif t == "number" then
     if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
     return tostring(v)
   elseif t == "boolean" then
     return tostring(v)
+  elseif v == JSON_NULL then
+    return "null"
+  elseif getmetatable(v) == JSON_ARRAY then
+    local parts = {}
+    for _, x in ipairs(v) do parts[#parts + 1] = to_json(x) end
+    return "[" .. table.concat(parts, ",") .. "]"
   elseif t == "table" then
-    if #v > 0 or next(v) == nil then
-      local parts = {}
-      for _, x in ipairs(v) do parts[#parts + 1] = to_json(x) end
-      return "[" .. table.concat(parts, ",") .. "]"
-    end
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
     table.sort(keys)
@@ -72,6 +309,201 @@ local function to_json(v)
     return "{" .. table.concat(parts, ",") .. "}"
   end
   return "null"
+end
+
+-- The DER of a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), or nil.
+local function pem_der(pem)
+  local body = pem and pem:match("%-%-%-%-%-BEGIN PUBLIC KEY%-%-%-%-%-(.-)%-%-%-%-%-END PUBLIC KEY%-%-%-%-%-")
+  if not body then return nil end
+  return b64decode((body:gsub("%s", "")))
+end
+
+-- Each jwt policy's key, read once at start-up: the HMAC secret's bytes,
+-- or the public key's DER. A key that is missing refuses every token.
+for _, j in pairs(JWT) do
+  if j.secret_env then
+    local v = os.getenv(j.secret_env)
+    if v and v ~= "" then j.secret = v end
+  else
+    j.der = pem_der(j.pem or os.getenv(j.pem_env))
+  end
+end
+
+-- An ES256 signature (r and s, 32 bytes each) as the DER sequence
+-- OpenSSL verifies.
+local function der_integer(b)
+  b = b:gsub("^%z+", "")
+  if b == "" or b:byte(1) >= 128 then b = "\0" .. b end
+  return "\2" .. string.char(#b) .. b
+end
+
+local function ecdsa_der(sig)
+  local body = der_integer(sig:sub(1, 32)) .. der_integer(sig:sub(33))
+  return "\48" .. string.char(#body) .. body
+end
+
+local function same_bytes(a, b)
+  if #a ~= #b then return false end
+  local diff = 0
+  for i = 1, #a do diff = bor(diff, bxor(a:byte(i), b:byte(i))) end
+  return diff == 0
+end
+
+-- The token's claims when `token` is valid for jwt policy `j`, else nil:
+-- signed with the policy's one algorithm and key, `exp` and `nbf` (numbers
+-- when present) met with the leeway, `iss` and `aud` as configured.
+local function jwt_claims(h, j, token)
+  local hb, pb, sb = token:match("^([^.]*)%.([^.]*)%.([^.]*)$")
+  if not hb then return nil end
+  local header = json_decode(b64url_decode(hb))
+  if type(header) ~= "table" or getmetatable(header) == JSON_ARRAY or header.alg ~= j.alg then
+    return nil
+  end
+  local sig = b64url_decode(sb)
+  if not sig then return nil end
+  local signed = hb .. "." .. pb
+  if j.alg == "HS256" then
+    if not j.secret or not same_bytes(hmac_sha256(j.secret, signed), sig) then return nil end
+  else
+    if not j.der then return nil end
+    if j.alg == "ES256" then
+      if #sig ~= 64 then return nil end
+      sig = ecdsa_der(sig)
+    end
+    local key = h:importPublicKey(j.der, #j.der):get()
+    if not key then return nil end
+    local ok = h:verifySignature("sha256", key, sig, #sig, signed, #signed)
+    if not ok then return nil end
+  end
+  local claims = json_decode(b64url_decode(pb))
+  if type(claims) ~= "table" or getmetatable(claims) == JSON_ARRAY or claims == JSON_NULL then
+    return nil
+  end
+  local now = os.time()
+  local exp, nbf = claims.exp, claims.nbf
+  if exp ~= nil and (type(exp) ~= "number" or now >= exp + j.leeway) then return nil end
+  if nbf ~= nil and (type(nbf) ~= "number" or now + j.leeway < nbf) then return nil end
+  if j.iss and claims.iss ~= j.iss then return nil end
+  if j.aud then
+    local aud, ok = claims.aud, false
+    if type(aud) == "string" then
+      ok = j.aud[aud] == true
+    elseif type(aud) == "table" and getmetatable(aud) == JSON_ARRAY then
+      for _, a in ipairs(aud) do
+        if type(a) == "string" and j.aud[a] then ok = true end
+      end
+    end
+    if not ok then return nil end
+  end
+  return claims
+end
+
+-- The value of `authorization` when it is visible ASCII and its scheme
+-- (before the first space, any case) is `scheme`: the rest, trimmed.
+local function credential(hdrs, scheme)
+  local v = hdrs:get("authorization")
+  if not v or v:find("[^\t\32-\126]") then return nil end
+  local s, rest = v:match("^([^ ]*) (.*)$")
+  if not s or s:lower() ~= scheme then return nil end
+  return rest:match("^%s*(.-)%s*$")
+end
+
+-- Whether an origin pattern (`{ scheme, suffix }` of `scheme://*suffix`)
+-- takes `origin`: the wildcard stands for one or more whole labels.
+local function origin_pattern_allows(patterns, origin)
+  local o = origin:lower()
+  for _, p in ipairs(patterns) do
+    local prefix = p[1] .. "://"
+    local rest = o:sub(1, #prefix) == prefix and o:sub(#prefix + 1) or nil
+    local labels = nil
+    if rest and #rest >= #p[2] and rest:sub(#rest - #p[2] + 1) == p[2] then
+      labels = rest:sub(1, #rest - #p[2])
+    end
+    if labels and labels ~= "" then
+      local ok = true
+      for label in (labels .. "."):gmatch("([^.]*)%.") do
+        if not label:match("^[%w%-]+$") then ok = false end
+      end
+      if ok then return true end
+    end
+  end
+  return false
+end
+
+-- `template` with each `{name}` replaced by the bound param (kept as it
+-- is when unbound).
+local function fill(template, params)
+  return (template:gsub("{([^}]*)}", function(name) return params[name] end))
+end
+
+-- Whether a location starts like a network-path reference (`//host`),
+-- counting `\` as `/` as browsers do.
+local function network_path(location)
+  return location:match("^[/\\][/\\]") ~= nil
+end
+
+-- Whether a request's host (without port) is a plain DNS name, IPv4 or
+-- bracketed IPv6 address, safe to write into a location.
+local function plain_host(host)
+  local v6 = host:match("^%[(.*)%]$")
+  if v6 then return v6:find(":", 1, true) ~= nil and v6:match("^[%x:.]+$") ~= nil end
+  return host:match("^[%w%._-]+$") ~= nil
+end
+
+-- The rest of `path` after the first `n` segments, with its leading `/`.
+local function prefix_tail(path, n)
+  local tail = path
+  for _ = 1, n do
+    local after = tail:sub(1, 1) == "/" and tail:sub(2) or tail
+    local i = after:find("/", 1, true)
+    tail = i and after:sub(i) or ""
+  end
+  return tail
+end
+
+-- A part-wise redirect's location (language 1.1): the request's URL with
+-- the given parts replaced (scheme of the listener, host and port from the
+-- client's host, the normalized path, the query). nil when it would be
+-- unsafe or cannot be built.
+local function parts_location(h, hdrs, r, path, query, params)
+  if r.template then
+    path = fill(r.template, params)
+  elseif r.replace_prefix then
+    path = r.replace_prefix .. prefix_tail(path, r.segments)
+    if path == "" then path = "/" end
+  end
+  if path:sub(1, 1) ~= "/" or network_path(path) then return nil end
+  -- The client's host as it came: the front filter copied it here.
+  local authority = hdrs:get("x-forwarded-host")
+  if not authority then return nil end
+  local req_host
+  if authority:sub(1, 1) == "[" then
+    local close = authority:find("]", 1, true)
+    req_host = close and authority:sub(1, close) or authority
+  else
+    req_host = authority:match("^(.*):") or authority
+  end
+  if not plain_host(req_host) then return nil end
+  local req_port = nil
+  local rest = authority:sub(#req_host + 1)
+  if rest ~= "" then
+    local digits = rest:match("^:%+?(%d+)$")
+    req_port = digits and tonumber(digits)
+    if not req_port or req_port > 65535 then return nil end
+  end
+  local scheme, default = r.scheme, r.scheme_port
+  if not scheme then
+    if h:connection():ssl() then scheme, default = "https", 443 else scheme, default = "http", 80 end
+  end
+  -- A new scheme has its own default port; the request's would be the
+  -- old scheme's.
+  local port = r.port
+  if not port and not r.scheme then port = req_port end
+  local location = scheme .. "://" .. (r.host or req_host)
+  if port and port ~= default then location = location .. ":" .. string.format("%d", port) end
+  location = location .. path
+  if query then location = location .. "?" .. query end
+  return location
 end
 
 local function client_ip(h)
@@ -86,7 +518,9 @@ local function query_param(path, name)
   if not q then return nil end
   for pair in q:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
-    if k == name then return v end
+    if k == name then
+      return (v:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+    end
   end
   return nil
 end
@@ -110,26 +544,40 @@ function envoy_on_request(h)
   local cors = md:get("cors")
   if cors then
     local origin = hdrs:get("origin")
-    local allowed = origin ~= nil and (cors.any or cors.origins[origin:lower()] ~= nil)
+    local allowed = origin ~= nil and (cors.any or cors.origins[origin:lower()] ~= nil
+      or origin_pattern_allows(cors.patterns, origin))
+    -- `*` when every origin gets the same answer, else the origin itself.
+    local allow_origin = cors.star and "*" or origin
     if md:get("preflight") then
       local reply = { [":status"] = "204" }
       if allowed then
-        reply["access-control-allow-origin"] = cors.any and "*" or origin
-        if not cors.any then reply["vary"] = "origin" end
-        reply["access-control-allow-methods"] = cors.methods
-        local asked = hdrs:get("access-control-request-headers")
-        local allow_headers = cors.headers or asked
-        if allow_headers and allow_headers ~= "" then reply["access-control-allow-headers"] = allow_headers end
+        reply["access-control-allow-origin"] = allow_origin
+        if not cors.star then reply["vary"] = "origin" end
+        local asked_method = hdrs:get("access-control-request-method")
+        if cors.methods then
+          reply["access-control-allow-methods"] = cors.methods
+        elseif cors.credentials then
+          reply["access-control-allow-methods"] = asked_method
+        else
+          reply["access-control-allow-methods"] = "*"
+        end
+        local allow_headers
+        if cors.any_header and not cors.credentials then
+          allow_headers = "*"
+        else
+          allow_headers = cors.headers or hdrs:get("access-control-request-headers")
+        end
+        if allow_headers then reply["access-control-allow-headers"] = allow_headers end
+        if cors.expose then reply["access-control-expose-headers"] = cors.expose end
         if cors.credentials then reply["access-control-allow-credentials"] = "true" end
         if cors.max_age then reply["access-control-max-age"] = cors.max_age end
-        if cors.expose then reply["access-control-expose-headers"] = cors.expose end
       end
       h:respond(reply, "")
       return
     end
     if allowed then
-      promised["access-control-allow-origin"] = cors.any and "*" or origin
-      if not cors.any then promised["vary"] = "origin" end
+      promised["access-control-allow-origin"] = allow_origin
+      if not cors.star then promised["vary"] = "origin" end
       if cors.credentials then promised["access-control-allow-credentials"] = "true" end
       if cors.expose then promised["access-control-expose-headers"] = cors.expose end
     end
@@ -146,61 +594,66 @@ function envoy_on_request(h)
   local consumer = nil
   local auth = md:get("auth")
   if auth then
-    local admitted = false
-    local key = auth.key
-    if key then
-      local value
-      if key.query then
-        value = query_param(hdrs:get(":path"), key.name)
-      else
-        value = hdrs:get(key.name)
-      end
-      if value and by_key[value] then
-        consumer, admitted = by_key[value], true
-        if key.query then
-          hdrs:replace(":path", without_query_param(hdrs:get(":path"), key.name))
+    -- The route's methods in the spec's order; the first that admits
+    -- names the consumer.
+    local admitted, claims, by_jwt = false, nil, nil
+    for _, m in ipairs(auth.methods) do
+      if m.kind == "key" then
+        local value
+        if m.query then
+          value = query_param(hdrs:get(":path"), m.name)
         else
-          hdrs:remove(key.name)
+          value = hdrs:get(m.name)
         end
-      end
-    end
-    if not admitted and auth.basic then
-      local header = hdrs:get("authorization") or ""
-      local scheme, token = header:match("^(%S+)%s+(%S+)$")
-      if scheme and scheme:lower() == "basic" then
-        local decoded = b64decode(token)
-        if decoded and by_basic[decoded] then
-          consumer, admitted = by_basic[decoded], true
-          hdrs:remove("authorization")
-        end
-      end
-    end
-    local jwt = auth.jwt
-    if jwt then
-      -- Claim headers never come from the client.
-      for _, name in pairs(jwt.claims) do hdrs:remove(name) end
-      if not admitted then
-        local verified = h:streamInfo():dynamicMetadata():get("envoy.filters.http.jwt_authn")
-        local payload = verified and verified.payload
-        local header = verified and verified.header
-        if payload and header and jwt.algs[header.alg] then
-          admitted = true
-          local c = payload[jwt.claim]
+        if value and by_key[value] then consumer, admitted = by_key[value], true end
+      elseif m.kind == "basic" then
+        local b64 = credential(hdrs, "basic")
+        local decoded = b64 and b64decode(b64)
+        if decoded and by_basic[decoded] then consumer, admitted = by_basic[decoded], true end
+      elseif m.kind == "jwt" then
+        local token = credential(hdrs, "bearer")
+        claims = token and jwt_claims(h, JWT[m.id], token)
+        if claims then
+          admitted, by_jwt = true, m
+          local c = claims[m.claim]
           if type(c) == "string" and CONSUMERS[c] then consumer = c end
-          for claim, name in pairs(jwt.claims) do
-            local v = payload[claim]
-            if v ~= nil then
-              hdrs:replace(name, type(v) == "string" and v or to_json(v))
-            end
-          end
         end
       end
+      if admitted then break end
     end
     if not admitted then
       local extra = {}
       for k, v in pairs(promised) do extra[k] = v end
       if auth.realm then extra["www-authenticate"] = 'Basic realm="' .. auth.realm .. '"' end
       return json_reply(h, 401, "unauthorized", extra)
+    end
+    -- Credentials and claim headers never go upstream, whichever method
+    -- admitted; then the admitting token's claims.
+    for _, m in ipairs(auth.methods) do
+      if m.kind == "key" then
+        if m.query then
+          hdrs:replace(":path", without_query_param(hdrs:get(":path"), m.name))
+        else
+          hdrs:remove(m.name)
+        end
+      elseif m.kind == "basic" then
+        if credential(hdrs, "basic") then hdrs:remove("authorization") end
+      elseif m.kind == "jwt" then
+        for _, name in pairs(m.claims) do hdrs:remove(name) end
+      end
+    end
+    if by_jwt then
+      local names = {}
+      for claim in pairs(by_jwt.claims) do names[#names + 1] = claim end
+      table.sort(names)
+      for _, claim in ipairs(names) do
+        local v = claims[claim]
+        if v ~= nil then
+          if type(v) ~= "string" then v = to_json(v) end
+          -- What is no header value (a line break) is left out.
+          if not v:find("[%z\1-\8\10-\31\127]") then hdrs:add(by_jwt.claims[claim], v) end
+        end
+      end
     end
   end
 
@@ -250,24 +703,33 @@ function envoy_on_request(h)
 
   local redirect = md:get("redirect")
   if redirect then
-    -- A redirect to a path on this host, as the spec writes it: params
-    -- filled in, the request's query appended, the location left relative
-    -- (Envoy's route redirect always makes it absolute).
     local full = hdrs:get(":path")
     local path = full:match("^[^?]*")
     local query = full:match("%?(.*)$")
     local caps = { path:match(redirect.pattern) }
     local params = {}
     for i, name in ipairs(redirect.names) do params[name] = caps[i] end
-    local location = redirect.template:gsub("{([^}]*)}", function(name) return params[name] end)
-    if location:match("^[/\\][/\\]") then
-      -- A param made it point at another host (`//`, or `/\` as browsers read it).
+    local location
+    if redirect.parts then
+      location = parts_location(h, hdrs, redirect, path, query, params)
+    else
+      -- `to` as the spec writes it: params filled in, the request's query
+      -- appended, a path on this host left relative.
+      location = redirect.origin .. fill(redirect.template, params)
+      if network_path(location) then
+        location = nil
+      else
+        if query then
+          location = location .. (redirect.has_query and "&" or "?") .. query
+        end
+        location = location .. redirect.fragment
+      end
+    end
+    if not location then
+      -- A param or the kept path made it point at another host (`//`, or
+      -- `/\` as browsers read it), or the request's host is no plain name.
       return json_reply(h, 400, "bad request", promised)
     end
-    if query then
-      location = location .. (redirect.has_query and "&" or "?") .. query
-    end
-    location = location .. redirect.fragment
     -- The route's direct_response answers, its location header read from
     -- here, so the route's response headers apply as to any answer.
     h:streamInfo():dynamicMetadata():set("gatefold.lua", "location", location)

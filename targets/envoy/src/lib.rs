@@ -11,26 +11,29 @@
 //! Native Envoy features carry routing (virtual hosts per host class of
 //! the dispatch view, its path and method groups in order, preflight, 405
 //! and 404 entries), proxying (clusters,
-//! weighted clusters, retries, timeouts, health checks, path rewrites),
-//! `mock` (`direct_response`), `redirect`, header transforms, `ip-filter`
-//! (`rbac`), body limits (`buffer`) and TLS with SNI. The Lua filter
-//! ([`lua`]) carries CORS, key-auth, basic-auth, acl and fixed-window
-//! rate limits, present only when a spec uses one of them. See README.md.
+//! weighted clusters, retries, timeouts, health checks, path rewrites,
+//! `preserve-host`), `mock` (`direct_response`), header transforms,
+//! `ip-filter` (`rbac`), body limits (`buffer`) and TLS with SNI. The
+//! front Lua filter (always first) normalizes the path and marks the
+//! `match` conditions that hold ([`conditions`]); the Lua filter ([`lua`])
+//! carries CORS, key-auth, basic-auth, jwt, acl, fixed-window rate limits
+//! and the `location` of redirects, present only when a spec uses one of
+//! them. See README.md.
 
 #![forbid(unsafe_code)]
 
 mod clusters;
-mod jwks;
+mod conditions;
 mod lua;
 pub mod model;
 mod routes;
 
-use gatefold_compiler::ir::policy::{JwtKey, Policy, PublicKey};
+use gatefold_compiler::diag::Diagnostics;
+use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::tls::TlsKey;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, FieldSupport, Options, Output, OutputFile,
-    RelPath, Support, Target,
+    Feature, FieldSupport, Options, Output, OutputFile, RelPath, Support, Target,
 };
 use model::*;
 use std::net::SocketAddr;
@@ -54,6 +57,9 @@ pub enum Layout {
     Static,
 }
 
+/// How Envoy's request mirroring differs from the spec's `mirror`.
+const MIRROR_NOTE: &str = "Envoy's request mirroring: the copy carries the client's host instead of the mirror target's, Envoy's x-envoy-internal and x-envoy-external-address headers and an x-forwarded-for Envoy extends; it is bounded by the route's read timeout, not the mirror upstream's, and copies under way are not capped at 64";
+
 /// The Envoy back end.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Envoy {
@@ -70,7 +76,6 @@ impl Target for Envoy {
             PolicyKind::IpFilter
             | PolicyKind::RequestSizeLimit
             | PolicyKind::Mock
-            | PolicyKind::Redirect
             | PolicyKind::RequestHeaders
             | PolicyKind::Rewrite
             | PolicyKind::Timeout
@@ -82,9 +87,11 @@ impl Target for Envoy {
             PolicyKind::ResponseHeaders | PolicyKind::Deprecation => Support::Approximate {
                 note: "also on the gateway's refusals of the route (401, 403, 413, 429), which the spec answers without them",
             },
-            // jwt: `jwt_authn` verifies (signature, exp/nbf with leeway,
-            // iss, aud), the Lua filter decides with the other methods.
-            PolicyKind::Cors
+            // jwt: the Lua filter verifies the token (see gatefold.lua)
+            // and decides with the route's other methods. redirect: the
+            // Lua filter computes the location, direct_response answers.
+            PolicyKind::Redirect
+            | PolicyKind::Cors
             | PolicyKind::KeyAuth
             | PolicyKind::BasicAuth
             | PolicyKind::Jwt
@@ -92,49 +99,33 @@ impl Target for Envoy {
             // Lua counters are per worker: exact with one worker, which is
             // how gatefold runs Envoy (`--concurrency 1`); see README.md.
             PolicyKind::RateLimit => Support::Emulated,
-            // `mirror` is advisory: left out with a warning (not emitted
-            // yet; Envoy's request_mirror_policies could carry it).
-            PolicyKind::Cache | PolicyKind::Script | PolicyKind::Mirror => Support::Unsupported,
+            // Envoy's request_mirror_policies.
+            PolicyKind::Mirror => Support::Approximate {
+                note: MIRROR_NOTE,
+            },
+            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
+        }
+    }
+
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // `host_rewrite_header` from the client's host as it came.
+            Feature::PreserveHost => Support::Builtin,
+            // Evaluated by the front Lua filter, routed by Envoy (see
+            // conditions.rs).
+            Feature::Conditions => Support::Emulated,
         }
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
-        vec![
-            FieldSupport {
-                kind: PolicyKind::Redirect,
-                field: "to",
-                value: Some("with a query"),
-                support: Support::Approximate {
-                    note: "to another host: Envoy drops the request's query string when the redirect target has its own, instead of appending it",
-                },
-            },
-            FieldSupport {
-                kind: PolicyKind::Jwt,
-                field: "secret",
-                value: None,
-                // jwt_authn wants an HMAC key as a JWKS; the spec's secret
-                // is the raw key in a variable, which Envoy cannot convert.
-                support: Support::Unsupported,
-            },
-            FieldSupport {
-                kind: PolicyKind::Jwt,
-                field: "public-key",
-                value: Some("env"),
-                // Same: a PEM text read at start-up cannot become a JWKS.
-                support: Support::Unsupported,
-            },
-            FieldSupport {
-                kind: PolicyKind::Native,
-                field: "envoy",
-                value: None,
-                support: Support::Unsupported,
-            },
-        ]
-        .into_iter()
-        // Language 1.1 redirect parts and cors wildcards are not emitted
-        // (yet): refused. `retry` `on: reset` is Envoy's `reset`.
-        .chain(language_1_1_unsupported(&[PolicyKind::Redirect, PolicyKind::Cors]))
-        .collect()
+        vec![FieldSupport {
+            kind: PolicyKind::Native,
+            field: "envoy",
+            value: None,
+            support: Support::Unsupported,
+        }]
+        // Language 1.1: redirect parts, cors wildcards and credentials are
+        // the Lua filter's; `retry` `on: reset` is Envoy's `reset`.
     }
 
     fn policy_fields(&self, policy: &Policy) -> Vec<FieldSupport> {
@@ -144,33 +135,16 @@ impl Target for Envoy {
                 .find(|f| f.kind == policy.kind() && f.field == field && f.value == value)
                 .copied()
         };
-        let newer: Vec<FieldSupport> = language_1_1_uses(policy)
-            .into_iter()
-            .filter_map(|(f, v)| pick(f, v))
-            .collect();
         match policy {
-            Policy::Redirect(_) | Policy::Cors(_) if !newer.is_empty() => newer,
-            // A path on the request's host is the Lua filter's, exact.
-            Policy::Redirect(r)
-                if r.to()
-                    .is_some_and(|to| to.query.is_some() && to.origin.is_some()) =>
-            {
-                pick("to", Some("with a query")).into_iter().collect()
-            }
-            Policy::Jwt(j) => match &j.key {
-                JwtKey::Hs256 { .. } => pick("secret", None).into_iter().collect(),
-                JwtKey::Rs256(PublicKey::Env(_)) | JwtKey::Es256(PublicKey::Env(_)) => {
-                    pick("public-key", Some("env")).into_iter().collect()
-                }
-                JwtKey::Rs256(PublicKey::File { .. }) | JwtKey::Es256(PublicKey::File { .. }) => {
-                    Vec::new()
-                }
-            },
             Policy::Native(n) if n.per_target.contains_key(&TargetKind::Envoy) => {
                 pick("envoy", None).into_iter().collect()
             }
             _ => Vec::new(),
         }
+    }
+
+    fn spec_diagnostics(&self, ir: &ValidIr) -> Diagnostics {
+        routes::condition_diagnostics(ir)
     }
 
     fn emit(&self, ir: &ValidIr, options: &Options) -> Output {
@@ -303,10 +277,12 @@ fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
         .listen
         .map(socket_of)
         .unwrap_or_else(|| socket("0.0.0.0", ir.gateway.listen));
+    let conditions = conditions::ConditionTable::new(ir);
     let ctx = routes::Ctx {
         ir,
         lua: lua::needed(ir),
         hoisted: Vec::new(),
+        conditions: &conditions,
     };
     let vhosts = routes::virtual_hosts(&ctx);
     let mut out = Vec::new();
@@ -445,19 +421,16 @@ fn hcm(
     let mut filters = vec![NamedConfig {
         name: lua::FRONT_FILTER.into(),
         typed_config: Any::Lua {
-            default_source_code: DataSource::InlineString(lua::front_script(cert_names)),
+            default_source_code: DataSource::InlineString(lua::front_script(
+                cert_names,
+                &ctx.conditions.lua(),
+            )),
         },
     }];
     if uses(PolicyKind::IpFilter) {
         filters.push(NamedConfig {
             name: "envoy.filters.http.rbac".into(),
             typed_config: Any::Rbac(Rbac { rules: None }),
-        });
-    }
-    if let Some(jwt) = jwt_filter(ir) {
-        filters.push(NamedConfig {
-            name: "envoy.filters.http.jwt_authn".into(),
-            typed_config: Any::JwtAuthn(jwt),
         });
     }
     if ctx.lua {
@@ -516,66 +489,15 @@ fn hcm(
                 // entry can remove them (its 404 and 405 answers).
                 most_specific_header_mutations_wins: true,
                 virtual_hosts: vhosts,
-                request_headers_to_remove: vec![
-                    "forwarded".into(),
-                    "x-real-ip".into(),
-                    "te".into(),
-                ],
+                request_headers_to_remove: ["forwarded", "x-real-ip", "te"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(ctx.conditions.markers())
+                    .collect(),
             },
             http_filters: filters,
         })),
     }
-}
-
-/// A provider per `jwt` instance (by policy id), each with a requirement
-/// of the same name that admits a missing or failed token: the Lua filter
-/// decides, knowing the route's other authentication methods.
-fn jwt_filter(ir: &gatefold_compiler::ir::Ir) -> Option<JwtAuthentication> {
-    let mut providers = std::collections::BTreeMap::new();
-    let mut requirement_map = std::collections::BTreeMap::new();
-    for (id, inst) in &ir.policies {
-        let Policy::Jwt(j) = &inst.policy else {
-            continue;
-        };
-        let local_jwks = match &j.key {
-            // jwt_authn reads keys as a JWKS: the JWK members the compiler
-            // read from the PEM file.
-            JwtKey::Rs256(PublicKey::File { jwk, .. })
-            | JwtKey::Es256(PublicKey::File { jwk, .. }) => {
-                DataSource::InlineString(jwks::from_jwk(jwk, j.key.algorithm()))
-            }
-            // Refused by policy_fields.
-            JwtKey::Rs256(PublicKey::Env(_))
-            | JwtKey::Es256(PublicKey::Env(_))
-            | JwtKey::Hs256 { .. } => continue,
-        };
-        let name = id.to_string();
-        providers.insert(
-            name.clone(),
-            JwtProvider {
-                issuer: j.issuer.clone(),
-                audiences: j.audiences.iter().cloned().collect(),
-                local_jwks,
-                forward: true,
-                payload_in_metadata: "payload",
-                header_in_metadata: "header",
-                clock_skew_seconds: j.leeway.millis / 1000,
-            },
-        );
-        requirement_map.insert(
-            name.clone(),
-            JwtRequirement::RequiresAny {
-                requirements: vec![
-                    JwtRequirement::ProviderName(name),
-                    JwtRequirement::AllowMissingOrFailed {},
-                ],
-            },
-        );
-    }
-    (!providers.is_empty()).then_some(JwtAuthentication {
-        providers,
-        requirement_map,
-    })
 }
 
 /// Envoy's own error answers rewritten to the spec's JSON bodies. Matched

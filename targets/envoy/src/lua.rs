@@ -1,14 +1,15 @@
 //! The Lua filter for what Envoy has no exact native filter for: CORS,
 //! the up-front `content-length` check of `request-size-limit`,
-//! `key-auth`, `basic-auth`, the decision of `jwt` (after `jwt_authn`
-//! verified the token), `acl` and fixed-window `rate-limit`. One
-//! fixed script (`gatefold.lua`) after a generated data prelude (consumers
-//! and the environment variables holding their secrets: names only, never
-//! values); each route's settings are route metadata the script reads.
+//! `key-auth`, `basic-auth`, `jwt` (verified there: see the script), `acl`
+//! and fixed-window `rate-limit`. One fixed script (`gatefold.lua`) after
+//! a generated data prelude (consumers, jwt keys, and the environment
+//! variables holding their secrets: names only, never values); each
+//! route's settings are route metadata the script reads.
 
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::policy::{
-    Acl, Cors, CorsOrigin, KeyAuth, KeyLocation, RateKey, Redirect, RedirectTo,
+    Acl, Cors, CorsOrigin, JwtKey, KeyAuth, KeyLocation, PublicKey, RateKey, Redirect,
+    RedirectLocation, RedirectParts, RedirectPath, RedirectTo,
 };
 use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret, Segment};
 use serde_json::{json, Map, Value};
@@ -24,9 +25,10 @@ pub const FRONT_FILTER: &str = "gatefold.front";
 const FRONT: &str = include_str!("front.lua");
 
 /// The front filter's script (path normalization, host checks, forwarding
-/// headers; see its header) after `CERT_NAMES`: on a TLS filter chain the
-/// names its certificate covers, else `nil`.
-pub fn front_script(cert_names: Option<&[String]>) -> String {
+/// headers, `match` conditions; see its header) after `CERT_NAMES`: on a
+/// TLS filter chain the names its certificate covers, else `nil`; and
+/// `CONDITIONS` (`conditions`, from [`crate::conditions::ConditionTable::lua`]).
+pub fn front_script(cert_names: Option<&[String]>, conditions: &str) -> String {
     let names = match cert_names {
         None => "nil".to_string(),
         Some(names) => {
@@ -34,7 +36,7 @@ pub fn front_script(cert_names: Option<&[String]>) -> String {
             format!("{{ {} }}", list.join(", "))
         }
     };
-    format!("CERT_NAMES = {names}\n\n{FRONT}")
+    format!("CERT_NAMES = {names}\n{conditions}\n{FRONT}")
 }
 
 /// The host Envoy gives an HTTP/1.0 request without one (the front filter
@@ -61,21 +63,69 @@ pub fn needed(ir: &Ir) -> bool {
         r.chain
             .iter()
             .any(|p| KINDS.contains(&p.kind) && p.kind != PolicyKind::RequestSizeLimit)
-    }) || ir
-        .policies
-        .values()
-        .any(|i| local_redirect(&i.policy).is_some())
+    }) || ir.policies.values().any(|i| lua_redirect(&i.policy))
 }
 
-/// A `redirect` to a path on the request's own host: the Lua filter
-/// answers it, since Envoy's route redirect always makes the `location`
-/// absolute (scheme and host of the request).
-/// Part-wise redirects are refused for Envoy (`Target::fields`).
-pub fn local_redirect(p: &Policy) -> Option<(&Redirect, &RedirectTo)> {
+/// A `redirect` with `to`: the Lua filter answers it, as the reference
+/// gateway (Envoy's route redirect makes a path on the request's host
+/// absolute, and drops the request's query when `to` has its own).
+pub fn to_redirect(p: &Policy) -> Option<(&Redirect, &RedirectTo)> {
     match p {
-        Policy::Redirect(r) => r.to().filter(|to| to.origin.is_none()).map(|to| (r, to)),
+        Policy::Redirect(r) => r.to().map(|to| (r, to)),
         _ => None,
     }
+}
+
+/// A part-wise `redirect` (language 1.1): the Lua filter builds it from
+/// the request, as the reference gateway does (Envoy's route redirect
+/// would keep the request's port with a new scheme, cannot refuse a path
+/// that starts like another host's, and replaces a prefix only by
+/// rewriting the whole matched text).
+pub fn parts_redirect(p: &Policy) -> Option<(&Redirect, &RedirectParts)> {
+    match p {
+        Policy::Redirect(r) => match &r.location {
+            RedirectLocation::Parts(parts) => Some((r, parts)),
+            RedirectLocation::To(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the Lua filter computes this redirect's `location`.
+pub fn lua_redirect(p: &Policy) -> bool {
+    to_redirect(p).is_some() || parts_redirect(p).is_some()
+}
+
+fn parts_config(r: &Redirect, parts: &RedirectParts, path: &PathPattern) -> Value {
+    let mut m = Map::new();
+    m.insert("status".into(), r.status.code().to_string().into());
+    m.insert("pattern".into(), lua_pattern(path).into());
+    m.insert("names".into(), json!(path.params().collect::<Vec<_>>()));
+    m.insert("parts".into(), true.into());
+    m.insert("segments".into(), path.segments.len().into());
+    if let Some(scheme) = parts.scheme {
+        m.insert("scheme".into(), scheme.as_str().into());
+        m.insert("scheme_port".into(), scheme.default_port().into());
+    }
+    if let Some(host) = &parts.host {
+        m.insert("host".into(), host.clone().into());
+    }
+    if let Some(port) = parts.port {
+        m.insert("port".into(), port.into());
+    }
+    match &parts.path {
+        None => {}
+        Some(RedirectPath::Template(t)) => {
+            m.insert("template".into(), t.clone().into());
+        }
+        Some(RedirectPath::ReplacePrefix(p)) => {
+            m.insert(
+                "replace_prefix".into(),
+                p.trim_end_matches('/').to_string().into(),
+            );
+        }
+    }
+    Value::Object(m)
 }
 
 /// A Lua pattern matching what `path` matches (a prefix's tail left
@@ -111,10 +161,18 @@ fn redirect_config(r: &Redirect, to: &RedirectTo, path: &PathPattern) -> Value {
         template.push('?');
         template.push_str(q);
     }
+    // `scheme://host[:port]` of a redirect to another host, else empty.
+    let origin = RedirectTo {
+        path: String::new(),
+        query: None,
+        fragment: None,
+        ..to.clone()
+    };
     json!({
         "status": r.status.code().to_string(),
         "pattern": lua_pattern(path),
         "names": path.params().collect::<Vec<_>>(),
+        "origin": origin.to_string(),
         "template": template,
         "has_query": to.query.is_some(),
         "fragment": to.fragment.as_ref().map_or(String::new(), |f| format!("#{f}")),
@@ -167,7 +225,54 @@ pub fn script(ir: &Ir) -> String {
         out.push_str(" },\n");
     }
     out.push_str("}\n\n");
+    out.push_str(&jwt_table(ir));
     out.push_str(SCRIPT);
+    out
+}
+
+/// `JWT`: per `jwt` policy (by id) its one algorithm, its key (the PEM
+/// text of a key file, or the name of the variable holding the secret or
+/// the PEM: never a secret's value), issuer, audiences and leeway.
+fn jwt_table(ir: &Ir) -> String {
+    let mut out = String::from("JWT = {\n");
+    for (id, inst) in &ir.policies {
+        let Policy::Jwt(j) = &inst.policy else {
+            continue;
+        };
+        let key = match &j.key {
+            JwtKey::Hs256 {
+                secret: Secret::Env(v),
+            } => format!("secret_env = {}", lua_string(v)),
+            JwtKey::Rs256(PublicKey::File { pem, .. })
+            | JwtKey::Es256(PublicKey::File { pem, .. }) => format!("pem = {}", lua_string(pem)),
+            JwtKey::Rs256(PublicKey::Env(v)) | JwtKey::Es256(PublicKey::Env(v)) => {
+                format!("pem_env = {}", lua_string(v))
+            }
+        };
+        let mut fields = vec![
+            format!("alg = {}", lua_string(&format!("{:?}", j.key.algorithm()))),
+            key,
+            // Seconds, fractions kept, as the reference gateway compares.
+            format!("leeway = {}", j.leeway.millis as f64 / 1000.0),
+        ];
+        if let Some(iss) = &j.issuer {
+            fields.push(format!("iss = {}", lua_string(iss)));
+        }
+        if !j.audiences.is_empty() {
+            let aud: Vec<String> = j
+                .audiences
+                .iter()
+                .map(|a| format!("[{}] = true", lua_string(a)))
+                .collect();
+            fields.push(format!("aud = {{ {} }}", aud.join(", ")));
+        }
+        out.push_str(&format!(
+            "  [{}] = {{ {} }},\n",
+            lua_string(&id.to_string()),
+            fields.join(", ")
+        ));
+    }
+    out.push_str("}\n\n");
     out
 }
 
@@ -179,18 +284,45 @@ fn methods_header(methods: &std::collections::BTreeSet<Method>) -> String {
         .join(", ")
 }
 
+/// The methods a preflight is told when `cors` lists none (as the
+/// reference gateway).
+const DEFAULT_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 fn cors_config(c: &Cors) -> Value {
     let any = c.origins.contains(&CorsOrigin::Any);
     let origins: Map<String, Value> = c
         .origins
         .iter()
-        .filter(|o| **o != CorsOrigin::Any)
+        .filter(|o| matches!(o, CorsOrigin::Origin(_)))
         .map(|o| (o.as_str().to_ascii_lowercase(), Value::Bool(true)))
+        .collect();
+    // `scheme://*suffix`: the wildcard stands for one or more whole labels.
+    let patterns: Vec<Value> = c
+        .origins
+        .iter()
+        .filter_map(|o| match o {
+            CorsOrigin::Pattern(p) => p.split_once("://*"),
+            _ => None,
+        })
+        .map(|(scheme, suffix)| json!([scheme, suffix]))
         .collect();
     let mut m = Map::new();
     m.insert("any".into(), any.into());
+    // With credentials a browser reads `*` literally: what was asked is
+    // echoed instead (the origin, with vary).
+    m.insert("star".into(), (any && !c.credentials).into());
     m.insert("origins".into(), Value::Object(origins));
-    m.insert("methods".into(), methods_header(&c.methods).into());
+    m.insert("patterns".into(), Value::Array(patterns));
+    if !c.any_method {
+        let methods = methods_header(&c.methods);
+        let methods = if methods.is_empty() {
+            DEFAULT_METHODS.to_string()
+        } else {
+            methods
+        };
+        m.insert("methods".into(), methods.into());
+    }
+    m.insert("any_header".into(), c.any_header.into());
     let list = |hs: &std::collections::BTreeSet<gatefold_compiler::ir::HeaderName>| {
         hs.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
     };
@@ -222,10 +354,16 @@ pub fn route_metadata(
                 m.insert("cors".into(), cors_config(c));
             }
             Policy::Redirect(_) if !preflight => {
-                if let Some((r, to)) = local_redirect(&instance.policy) {
+                if let Some((r, to)) = to_redirect(&instance.policy) {
                     m.insert(
                         "redirect".into(),
                         redirect_config(r, to, &route.matcher.path),
+                    );
+                }
+                if let Some((r, parts)) = parts_redirect(&instance.policy) {
+                    m.insert(
+                        "redirect".into(),
+                        parts_config(r, parts, &route.matcher.path),
                     );
                 }
             }
@@ -263,35 +401,35 @@ pub fn route_metadata(
     }
     if let Some(auth) = &route.lowered.auth {
         let mut a = Map::new();
+        // In the spec's order: the first method that admits names the consumer.
+        let mut methods = Vec::new();
         for id in &auth.methods {
             match ir.policies.get(id).map(|i| &i.policy) {
                 Some(Policy::KeyAuth(KeyAuth { location, name })) => {
-                    a.insert(
-                        "key".into(),
-                        json!({ "query": *location == KeyLocation::Query, "name": name }),
-                    );
+                    methods.push(json!({
+                        "kind": "key",
+                        "query": *location == KeyLocation::Query,
+                        "name": name,
+                    }));
                 }
-                Some(Policy::BasicAuth(_)) => {
-                    a.insert("basic".into(), true.into());
-                }
+                Some(Policy::BasicAuth(_)) => methods.push(json!({ "kind": "basic" })),
                 Some(Policy::Jwt(j)) => {
-                    let algs: Map<String, Value> =
-                        [(format!("{:?}", j.key.algorithm()), Value::Bool(true))]
-                            .into_iter()
-                            .collect();
                     let claims: Map<String, Value> = j
                         .claims_to_headers
                         .iter()
                         .map(|(c, h)| (c.clone(), Value::String(h.as_str().to_string())))
                         .collect();
-                    a.insert(
-                        "jwt".into(),
-                        json!({ "algs": algs, "claim": j.consumer_claim, "claims": claims }),
-                    );
+                    methods.push(json!({
+                        "kind": "jwt",
+                        "id": id.to_string(),
+                        "claim": j.consumer_claim,
+                        "claims": claims,
+                    }));
                 }
                 _ => {}
             }
         }
+        a.insert("methods".into(), Value::Array(methods));
         if let Some(realm) = &auth.realm {
             a.insert("realm".into(), realm.clone().into());
         }

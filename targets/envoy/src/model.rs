@@ -47,14 +47,6 @@ pub enum Any {
     )]
     PreviousHosts {},
     #[serde(
-        rename = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
-    )]
-    JwtAuthn(JwtAuthentication),
-    #[serde(
-        rename = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
-    )]
-    JwtPerRoute { requirement_name: String },
-    #[serde(
         rename = "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
     )]
     CelFilter { expression: String },
@@ -378,6 +370,9 @@ pub struct RouteAction {
     pub auto_host_rewrite: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_rewrite_literal: Option<String>,
+    /// The `host` sent upstream is this request header's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_rewrite_header: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub append_x_forwarded_host: bool,
     pub timeout: String,
@@ -385,6 +380,28 @@ pub struct RouteAction {
     pub retry_policy: Option<RetryPolicy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hash_policy: Vec<HashPolicy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_mirror_policies: Vec<MirrorPolicy>,
+}
+
+/// A copy of the request to another cluster, its answer ignored.
+#[derive(Clone, Debug, Serialize)]
+pub struct MirrorPolicy {
+    pub cluster: String,
+    pub runtime_fraction: RuntimeFraction,
+    /// Keep `host` as it is (Envoy appends `-shadow` otherwise).
+    pub disable_shadow_host_suffix_append: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeFraction {
+    pub default_value: FractionalPercent,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FractionalPercent {
+    pub numerator: u32,
+    pub denominator: &'static str,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -582,34 +599,4 @@ pub fn duration(millis: u64) -> String {
     } else {
         format!("{}.{:03}s", millis / 1000, millis % 1000)
     }
-}
-
-/// `jwt_authn`: verifies tokens and leaves the decision to the Lua filter
-/// (every requirement allows a missing or failed token), which reads the
-/// verified header and payload from dynamic metadata.
-#[derive(Clone, Debug, Serialize)]
-pub struct JwtAuthentication {
-    pub providers: BTreeMap<String, JwtProvider>,
-    pub requirement_map: BTreeMap<String, JwtRequirement>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct JwtProvider {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub audiences: Vec<String>,
-    pub local_jwks: DataSource,
-    pub forward: bool,
-    pub payload_in_metadata: &'static str,
-    pub header_in_metadata: &'static str,
-    pub clock_skew_seconds: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JwtRequirement {
-    RequiresAny { requirements: Vec<JwtRequirement> },
-    ProviderName(String),
-    AllowMissingOrFailed {},
 }

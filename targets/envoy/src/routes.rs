@@ -7,17 +7,18 @@
 //! `*` holds the routes without hosts. Each virtual host ends with a 405
 //! entry per path shape (after every method route) and a 404 catch-all.
 
-use crate::clusters::cluster_name;
+use crate::clusters::{cluster_name, mirror_cluster_name};
+use crate::conditions::ConditionTable;
 use crate::lua;
 use crate::model::*;
-use gatefold_compiler::dispatch::{DispatchView, MethodSet, PathGroup, RouteIx};
-use gatefold_compiler::ir::policy::{
-    HeaderTransform, IpFilter, Mock, MockBody, Policy, Redirect as RedirectPolicy, RetryOn,
-};
+use gatefold_compiler::diag::{Diagnostic, Diagnostics};
+use gatefold_compiler::dispatch::{DispatchView, MethodGroup, MethodSet, PathGroup, RouteIx};
+use gatefold_compiler::ir::policy::{HeaderTransform, IpFilter, Mock, MockBody, Policy, RetryOn};
 use gatefold_compiler::ir::{
-    Destination, Method, PathKind, PathPattern, PolicyId, ProxyPlan, Route as IrRoute, Segment,
-    UpstreamPath, ValidIr,
+    Destination, Loc, Method, PathKind, PathPattern, PolicyId, ProxyPlan, Route as IrRoute,
+    Segment, UpstreamPath, ValidIr,
 };
+use gatefold_compiler::target::span_of;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What every route build reads.
@@ -28,6 +29,8 @@ pub struct Ctx<'a> {
     /// `response-headers` instances the virtual host carries for every
     /// route of it ([`hoist`]): route entries leave them out.
     pub hoisted: Vec<PolicyId>,
+    /// The spec's `match` conditions, as the front filter marks them.
+    pub conditions: &'a ConditionTable,
 }
 
 /// The virtual hosts of the gateway's route configuration, from the
@@ -50,6 +53,7 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
             ir,
             lua: ctx.lua,
             hoisted: hoisted.iter().map(|(id, _)| id.clone()).collect(),
+            conditions: ctx.conditions,
         };
         let mut routes = Vec::new();
         for g in &class.paths {
@@ -184,6 +188,8 @@ fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
                 }
                 None => m.headers.push(present("access-control-request-method")),
             }
+            m.headers
+                .extend(ctx.conditions.matchers(&r.matcher.conditions));
             let mut pre = Route {
                 name: format!("{}:preflight", route_name(r)),
                 matcher: m,
@@ -202,15 +208,143 @@ fn group_routes(ctx: &Ctx, g: &PathGroup, out: &mut Vec<Route>) {
         emit_route(ctx, &ir.routes[mg.route], &g.pattern, mg.methods, out);
     }
     if let Some(allow) = g.allow {
-        let list: Vec<&str> = allow.methods().map(|m| m.as_str()).collect();
-        out.push(json_reply(
-            &format!("{}:405", g.pattern),
-            base,
-            405,
-            "method not allowed",
-            &[("allow", list.join(", "))],
-        ));
+        fallthrough(ctx, g, allow, &base, out);
     }
+}
+
+/// Most conditional routes in one path group whose methods change a 405's
+/// `allow`: the group ends with an entry per combination of them.
+pub const MAX_CONDITIONAL: usize = 6;
+
+/// What this target refuses in a spec's `match` conditions: a path group
+/// with more than [`MAX_CONDITIONAL`] conditional routes that change its
+/// 405 (an entry per combination), and a conditional route without `cors`
+/// before a route with `cors` for the same methods (a preflight meeting
+/// its conditions is an ordinary request; preflight entries come first and
+/// cannot step over the later route's).
+pub fn condition_diagnostics(ir: &ValidIr) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    if ir.routes.iter().all(|r| r.matcher.conditions.is_empty()) {
+        return out;
+    }
+    let view = DispatchView::new(ir);
+    let mut refuse = |r: RouteIx, why: String| {
+        let route = &ir.routes[r];
+        let loc = ir.sources.routes.get(&route.id).copied().unwrap_or(Loc {
+            file: 0,
+            line: 1,
+            col: 1,
+        });
+        out.push(
+            Diagnostic::error(
+                "unsupported-feature",
+                span_of(loc),
+                format!("target `envoy` cannot carry out `match` on route `{}`: {why}", route.id),
+            )
+            .with_help("give these routes distinct paths, or pick a target that carries it out (`gatefold capabilities`)"),
+        );
+    };
+    for class in view.classes() {
+        for g in &class.paths {
+            let fixed = g
+                .methods
+                .iter()
+                .filter(|m| !m.conditional)
+                .fold(MethodSet::EMPTY, |a, m| a.union(m.methods));
+            let extra: Vec<&MethodGroup> = g
+                .methods
+                .iter()
+                .filter(|m| m.conditional && m.methods.methods().any(|x| !fixed.contains(Some(x))))
+                .collect();
+            if g.allow.is_some() && extra.len() > MAX_CONDITIONAL {
+                refuse(
+                    extra[0].route,
+                    format!(
+                        "more than {MAX_CONDITIONAL} routes with conditions share the path `{}` with methods no route without conditions takes",
+                        g.pattern
+                    ),
+                );
+            }
+            for (i, m) in g.methods.iter().enumerate() {
+                let later_cors = g.preflight.iter().any(|p| {
+                    p.route != m.route
+                        && !p.methods.intersection(m.methods).is_empty()
+                        && g.methods[i + 1..].iter().any(|l| l.route == p.route)
+                });
+                if m.conditional && !g.preflight.iter().any(|p| p.route == m.route) && later_cors {
+                    refuse(
+                        m.route,
+                        format!(
+                            "it has no `cors` and comes before a route with `cors` for the same methods on `{}`",
+                            g.pattern
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The group's answers for a method no entry took: 405 with `allow`
+/// (`allow` itself without conditional routes). With conditional routes,
+/// the allow set is the methods of the unconditional routes and of the
+/// conditional ones whose conditions hold (404 when that is none): an
+/// entry per combination of those routes, the larger combinations first,
+/// so the first entry that matches is the one of exactly the routes whose
+/// conditions hold.
+fn fallthrough(
+    ctx: &Ctx,
+    g: &PathGroup,
+    allow: MethodSet,
+    base: &RouteMatch,
+    out: &mut Vec<Route>,
+) {
+    let reply = |name: String, matcher: RouteMatch, set: MethodSet| {
+        let list: Vec<&str> = set.methods().map(|m| m.as_str()).collect();
+        if set.is_empty() {
+            json_reply(&name, matcher, 404, "no route", &[])
+        } else {
+            json_reply(
+                &name,
+                matcher,
+                405,
+                "method not allowed",
+                &[("allow", list.join(", "))],
+            )
+        }
+    };
+    let fixed = g
+        .methods
+        .iter()
+        .filter(|m| !m.conditional)
+        .fold(MethodSet::EMPTY, |a, m| a.union(m.methods));
+    // Conditional routes whose methods add to the allow set, in order.
+    let extra: Vec<&MethodGroup> = g
+        .methods
+        .iter()
+        .filter(|m| m.conditional && m.methods.methods().any(|x| !fixed.contains(Some(x))))
+        .collect();
+    if g.methods.iter().all(|m| !m.conditional) {
+        out.push(reply(format!("{}:405", g.pattern), base.clone(), allow));
+        return;
+    }
+    let mut combos: Vec<u32> = (1..(1u32 << extra.len())).collect();
+    combos.sort_by_key(|c| std::cmp::Reverse(c.count_ones()));
+    for combo in combos {
+        let mut m = base.clone();
+        let mut set = fixed;
+        for (i, mg) in extra.iter().enumerate() {
+            if combo & (1 << i) != 0 {
+                set = set.union(mg.methods);
+                let route = &ctx.ir.routes[mg.route];
+                m.headers
+                    .extend(ctx.conditions.matchers(&route.matcher.conditions));
+            }
+        }
+        out.push(reply(format!("{}:405-{combo}", g.pattern), m, set));
+    }
+    out.push(reply(format!("{}:405", g.pattern), base.clone(), fixed));
 }
 
 impl RouteMatch {
@@ -417,6 +551,9 @@ fn emit_route(
         ..Route::bare()
     };
     main.matcher.headers.extend(method_matcher(methods));
+    main.matcher
+        .headers
+        .extend(ctx.conditions.matchers(&r.matcher.conditions));
     let mut short = false;
     for (_, inst) in ir.chain(r) {
         match &inst.policy {
@@ -424,9 +561,10 @@ fn emit_route(
                 mock(m, &mut main);
                 short = true;
             }
-            Policy::Redirect(rd) if lua::local_redirect(&inst.policy).is_some() => {
-                // The Lua filter computes the location (a path on this
-                // host, left relative) into dynamic metadata.
+            Policy::Redirect(rd) => {
+                // The Lua filter computes the location (`to`, or built
+                // from the request's parts) into dynamic metadata, as the
+                // reference gateway does; see `lua::lua_redirect`.
                 main.action = Action::DirectResponse(DirectResponse {
                     status: rd.status.code(),
                     body: None,
@@ -438,10 +576,6 @@ fn emit_route(
                     },
                     append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
                 });
-                short = true;
-            }
-            Policy::Redirect(rd) => {
-                main.action = Action::Redirect(redirect(rd, &r.matcher.path));
                 short = true;
             }
             _ => {}
@@ -556,14 +690,6 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
                     Any::RbacPerRoute { rbac: ip_rules(f) },
                 );
             }
-            Policy::Jwt(_) if !preflight => {
-                route.typed_per_filter_config.insert(
-                    "envoy.filters.http.jwt_authn".into(),
-                    Any::JwtPerRoute {
-                        requirement_name: id.to_string(),
-                    },
-                );
-            }
             Policy::Deprecation(d) if !preflight => {
                 for (k, v) in deprecation_headers(d) {
                     route.response_headers_to_add.push(set_header(k, &v));
@@ -670,72 +796,6 @@ fn mock(m: &Mock, route: &mut Route) {
     }
 }
 
-/// The path part of a redirect target with `{param}`s as `\N` of the route's
-/// path regex, or `None` without params.
-fn redirect(rd: &RedirectPolicy, path: &PathPattern) -> Redirect {
-    let mut out = Redirect {
-        response_code: match rd.status.code() {
-            301 => "MOVED_PERMANENTLY",
-            302 => "FOUND",
-            303 => "SEE_OTHER",
-            307 => "TEMPORARY_REDIRECT",
-            _ => "PERMANENT_REDIRECT",
-        },
-        ..Redirect::default()
-    };
-    // Part-wise redirects are refused for Envoy (`Target::fields`).
-    let to = rd.to().map(ToString::to_string).unwrap_or_default();
-    let mut target = to.as_str();
-    for scheme in ["https", "http"] {
-        if let Some(rest) = target
-            .strip_prefix(scheme)
-            .and_then(|r| r.strip_prefix("://"))
-        {
-            out.scheme_redirect = Some(scheme.to_string());
-            let end = rest.find('/').unwrap_or(rest.len());
-            let authority = &rest[..end];
-            match authority.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                    if let Ok(port) = p.parse::<u16>() {
-                        out.host_redirect = Some(h.to_string());
-                        out.port_redirect = Some(port);
-                    } else {
-                        out.host_redirect = Some(authority.to_string());
-                    }
-                }
-                _ => out.host_redirect = Some(authority.to_string()),
-            }
-            target = if end == rest.len() { "/" } else { &rest[end..] };
-            break;
-        }
-    }
-    let params: Vec<&str> = path.params().collect();
-    if target.contains('{') {
-        let mut substitution = String::new();
-        let mut rest = target;
-        while let Some(open) = rest.find('{') {
-            substitution.push_str(&rest[..open].replace('\\', "\\\\"));
-            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
-            let name = &rest[open + 1..close];
-            match params.iter().position(|p| *p == name) {
-                Some(i) => substitution.push_str(&format!("\\{}", i + 1)),
-                None => substitution.push_str(&rest[open..=close.min(rest.len() - 1)]),
-            }
-            rest = &rest[(close + 1).min(rest.len())..];
-        }
-        substitution.push_str(&rest.replace('\\', "\\\\"));
-        out.regex_rewrite = Some(RegexRewrite {
-            pattern: Regex {
-                regex: path_regex(path),
-            },
-            substitution,
-        });
-    } else {
-        out.path_redirect = Some(target.to_string());
-    }
-    out
-}
-
 /// Envoy's retry policy for `attempts` retries on `on`. A timeout is a
 /// per-try timeout of the read timeout, retried through `reset` (which
 /// takes a per-try timeout); the route's overall timeout is then off
@@ -795,7 +855,14 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
     let dests = plan.destinations();
     let first: &Destination = &dests[0];
     let mut a = RouteAction {
-        auto_host_rewrite: Some(true),
+        auto_host_rewrite: (!r.lowered.preserve_host).then_some(true),
+        // The client's host as it came (port included): the front Lua
+        // filter copied it to x-forwarded-host before taking the port off
+        // `:authority` for routing.
+        host_rewrite_header: r
+            .lowered
+            .preserve_host
+            .then(|| "x-forwarded-host".to_string()),
         // Set by the front Lua filter, with the client's port.
         append_x_forwarded_host: false,
         timeout: duration(first.read_timeout.millis),
@@ -835,11 +902,24 @@ fn proxy_action(ctx: &Ctx, r: &IrRoute, plan: &ProxyPlan) -> RouteAction {
             },
         });
     }
+    if let Some(Policy::Mirror(m)) = ir.policy(r, gatefold_compiler::ir::PolicyKind::Mirror) {
+        a.request_mirror_policies.push(MirrorPolicy {
+            cluster: mirror_cluster_name(ir, m),
+            runtime_fraction: RuntimeFraction {
+                default_value: FractionalPercent {
+                    numerator: u32::from(m.percent),
+                    denominator: "HUNDRED",
+                },
+            },
+            disable_shadow_host_suffix_append: true,
+        });
+    }
     if let Some(Policy::RequestHeaders(t)) =
         ir.policy(r, gatefold_compiler::ir::PolicyKind::RequestHeaders)
     {
         if let Some((_, host)) = t.set.iter().find(|(k, _)| k.as_str() == "host") {
             a.auto_host_rewrite = None;
+            a.host_rewrite_header = None;
             a.host_rewrite_literal = Some(host.as_str().to_string());
         }
     }

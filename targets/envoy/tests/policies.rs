@@ -200,6 +200,7 @@ fn short_circuits_transforms_and_limits() {
       forbidden-mock: { path: /fm, policies: [{ mock: { status: 403, json: { b: 1, a: [true] } } }] }
       redirect: { path: "/old/{id}", policies: [{ redirect: { to: "https://new.example/pets/{id}", status: 308 } }] }
       local: { path: /docs, policies: [{ redirect: { to: /manual } }] }
+      queried: { path: /q, policies: [{ redirect: { to: "https://docs.example/find?lang=en#top" } }] }
       rewrite: { path: "/v1/items/{id}", policies: [{ rewrite: { path: "/items/{id}/detail" } }] }
       prefix: { path: /catalog/files/*, policies: [{ rewrite: { strip-prefix: /catalog/files, add-prefix: /static } }] }
       headers: { path: /h, policies: [{ request-headers: { set: { host: backend.example, x-a: "1" }, add: { x-b: "2" }, remove: [x-c] } }, { response-headers: { add: { x-d: "3" }, remove: [x-powered-by] } }] }
@@ -231,6 +232,13 @@ fn short_circuits_transforms_and_limits() {
     let local = get(gw.addr, "/docs?p=2", &[]);
     assert_eq!(local.status, 302);
     assert_eq!(local.header("location"), Some("/manual?p=2"));
+    // To another host with its own query: the request's is appended, before
+    // the fragment (Envoy's route redirect dropped it).
+    let q = get(gw.addr, "/q?p=2", &[]);
+    assert_eq!(
+        q.header("location"),
+        Some("https://docs.example/find?lang=en&p=2#top")
+    );
     assert_eq!(
         get(gw.addr, "/v1/items/9?z=1", &[]).seen()["path"],
         "/items/9/detail?z=1"
@@ -376,6 +384,16 @@ fn jwt_verifies_then_names_the_consumer() {
         401
     );
     assert_eq!(get(gw.addr, "/jwt", &[]).status, 401);
+    // Only `authorization` carries a token, its scheme in any case: Envoy's
+    // jwt_authn (which this target used before) also read a token from an
+    // `access_token` query parameter and refused `bearer`.
+    let r = get(gw.addr, &format!("/jwt?access_token={good}"), &[]);
+    assert_eq!(r.status, 401);
+    let lower = format!("bearer {good}");
+    assert_eq!(
+        get(gw.addr, "/jwt", &[("authorization", &lower)]).status,
+        200
+    );
     // Either method admits.
     assert_eq!(
         get(gw.addr, "/either", &[("x-api-key", "bob-key")]).status,
@@ -493,4 +511,107 @@ fn shared_response_headers_are_carried_once() {
     assert_eq!((none.status, none.header("x-served-by")), (404, None));
     let wrong = send(gw.addr, "DELETE", "/p", &[], b"");
     assert_eq!((wrong.status, wrong.header("x-served-by")), (405, None));
+}
+
+/// A raw upstream recording the head of every request it gets (a mirror's
+/// copies), answering 200 with no body.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                    loop {
+                        let mut head = String::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            head.push_str(&line);
+                        }
+                        let mut body = vec![0; length];
+                        let _ = std::io::Read::read_exact(&mut r, &mut body);
+                        head.push_str(&format!("body: {}\r\n", String::from_utf8_lossy(&body)));
+                        seen.lock().unwrap().push(head);
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                    }
+                });
+            }
+        });
+        Recorder { addr, heads }
+    }
+
+    /// The heads seen once there are `n`, polled for up to 20 s.
+    fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let heads = self.heads.lock().unwrap().clone();
+            if heads.len() >= n || std::time::Instant::now() > deadline {
+                return heads;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn mirror_copies_the_request_and_ignores_the_answer() {
+    let up = Upstream::start("up");
+    let shadow = Recorder::start();
+    let gw = serve(&format!(
+        r#"
+gatefold: 1
+gateway: {{ name: t, listen: 8080 }}
+upstreams:
+  up: {{ targets: [{{ url: "{}" }}] }}
+  shadow: {{ targets: [{{ url: "http://{}" }}] }}
+apis:
+  main:
+    upstream: up
+    routes:
+      none: {{ path: /none, policies: [{{ mirror: {{ upstream: shadow, percent: 0 }} }}] }}
+      copied: {{ path: /m, policies: [{{ mirror: {{ upstream: shadow, percent: 100 }} }}, {{ request-headers: {{ set: {{ x-a: "1" }} }} }}] }}
+"#,
+        up.url(),
+        shadow.addr
+    ));
+    // 0 %: no copy (checked below: only the /m copy arrives).
+    assert_eq!(get(gw.addr, "/none", &[]).status, 200);
+    let r = send(gw.addr, "POST", "/m?x=1", &[], b"hello");
+    // The client gets the main upstream's answer.
+    assert_eq!(r.status, 200);
+    assert_eq!(r.seen()["path"], "/m?x=1");
+    let heads = shadow.wait_for(1);
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    // The copy is the request as it goes upstream: method, path and query,
+    // the route's header changes, the body.
+    assert!(head.starts_with("post /m?x=1 http/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-a: 1\r\n"), "{head}");
+    assert!(head.contains("\r\nbody: hello\r\n"), "{head}");
+    // Declared (Support::Approximate): the client's host, not the mirror
+    // target's.
+    assert!(head.contains("\r\nhost: gw.test\r\n"), "{head}");
 }
