@@ -7,6 +7,7 @@ use gatefold_compiler::ir::policy::{
     Acl, Cors, CorsOrigin, Deprecation, HeaderTransform, KeyLocation, Mock, MockBody, Policy,
     RateKey, Redirect, RedirectLocation, RedirectPath, TrafficSplit,
 };
+use gatefold_compiler::ir::script::{Script, Side};
 use gatefold_compiler::ir::{
     Balance, ClientAddress, Destination, PathPattern, PolicyId, ProxyPlan, Route, Secret, Segment,
     UpstreamPath, ValidIr,
@@ -27,6 +28,7 @@ const HEADERS: &str = include_str!("js/headers.js");
 const PROXY: &str = include_str!("js/proxy.js");
 const RATE_LIMIT: &str = include_str!("js/ratelimit.js");
 const JWT: &str = include_str!("js/jwt.js");
+const SCRIPT: &str = include_str!("js/script.js");
 
 /// The Durable Object class counting rate limits, and its binding.
 pub const RATE_LIMIT_CLASS: &str = "GatefoldRateLimit";
@@ -220,6 +222,7 @@ struct Uses {
     headers: bool,
     rate: bool,
     jwt: bool,
+    script: bool,
 }
 
 fn jwt(j: &gatefold_compiler::ir::policy::Jwt) -> Value {
@@ -332,10 +335,27 @@ fn route_js(
         format!("pat: {}", segments(&r.matcher.path)),
         format!("maxBody: {}", r.lowered.max_body.0),
     ];
+    let mut request_scripts = Vec::new();
+    let mut response_script = None;
     for (id, inst) in ir.chain(r) {
         if let (Some(f), Some(name)) = (field(&inst.policy), names.get(id)) {
             fields.push(format!("{f}: {name}"));
         }
+        if let (Policy::Script(s), Some(name)) = (&inst.policy, names.get(id)) {
+            if s.request.is_some() {
+                request_scripts.push(format!("{name}Q"));
+            }
+            // One response side per route, as the reference places it.
+            if s.response.is_some() {
+                response_script = Some(format!("{name}R"));
+            }
+        }
+    }
+    if !request_scripts.is_empty() {
+        fields.push(format!("sreq: [{}]", request_scripts.join(", ")));
+    }
+    if let Some(r) = response_script {
+        fields.push(format!("sres: {r}"));
     }
     if let Some(auth) = &r.lowered.auth {
         uses.auth = true;
@@ -465,6 +485,47 @@ function clientAddress(request, peer) {{
     }
 }
 
+/// A script instance: its failure places, a function per side and the
+/// entries routes point at (`NAMEQ` request side, `NAMER` response side):
+/// `[function, policy id, places by site, the policy's place]`.
+fn script_instance(ir: &ValidIr, id: &PolicyId, s: &Script, name: &str) -> String {
+    let sources = &ir.sources;
+    let sites: Vec<String> = sources
+        .scripts
+        .get(id)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|l| sources.describe(*l))
+        .collect();
+    let place = sources
+        .policies
+        .get(id)
+        .map_or_else(|| "?".to_string(), |l| sources.describe(*l));
+    let mut out = format!(
+        "// script `{id}`\nconst {name}S = {};\n",
+        json!({ "id": id.to_string(), "sites": sites, "place": place })
+    );
+    let sides = [
+        (&s.request, Side::Request, 'q', 'Q'),
+        (&s.response, Side::Response, 's', 'R'),
+    ];
+    for (program, side, f, entry) in sides {
+        if let Some(p) = program {
+            out.push_str(&crate::script::function(
+                &format!("{name}{f}"),
+                &id.to_string(),
+                p,
+                side,
+            ));
+            let _ = writeln!(
+                out,
+                "const {name}{entry} = [{name}{f}, {name}S.id, {name}S.sites, {name}S.place];"
+            );
+        }
+    }
+    out
+}
+
 /// The whole Worker module.
 pub fn worker(ir: &ValidIr) -> String {
     let mut uses = Uses::default();
@@ -485,6 +546,13 @@ pub fn worker(ir: &ValidIr) -> String {
     // Policy instances, once each, named by their place in the IR.
     let mut names: BTreeMap<&PolicyId, String> = BTreeMap::new();
     for (i, (id, inst)) in ir.policies.iter().enumerate() {
+        if let Policy::Script(s) = &inst.policy {
+            uses.script = true;
+            let name = format!("P{i}");
+            out.push_str(&script_instance(ir, id, s, &name));
+            names.insert(id, name);
+            continue;
+        }
         if let Some(value) = instance(id, &inst.policy, &mut uses) {
             let name = format!("P{i}");
             let _ = writeln!(out, "const {name} = {value};");
@@ -576,6 +644,7 @@ pub fn worker(ir: &ValidIr) -> String {
         (uses.headers, HEADERS),
         (proxied, PROXY),
         (uses.rate, RATE_LIMIT),
+        (uses.script, SCRIPT),
     ];
     for (used, text) in pieces {
         if used {

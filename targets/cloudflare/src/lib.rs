@@ -19,6 +19,7 @@
 mod emit;
 mod files;
 mod router;
+mod script;
 
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::policy::Policy;
@@ -76,7 +77,9 @@ impl Target for Cloudflare {
             // Advisory: left out with a warning. Planned: the Cache API,
             // and mirror as a ctx.waitUntil(fetch()).
             PolicyKind::Cache | PolicyKind::Mirror => Support::Unsupported,
-            PolicyKind::Script => Support::Unsupported,
+            // JavaScript emitted from the script IR, with the IR's bounds
+            // and checks (js/script.js).
+            PolicyKind::Script => Support::Emulated,
         }
     }
 

@@ -230,3 +230,46 @@ apis:
         ["203.0.113.4", "10.9.9.9", "10.9.9.9", "10.9.9.9"]
     );
 }
+
+/// A script's strings (a literal with quotes, `${}`, a backtick, `</script>`
+/// and a line separator; object keys such as `__proto__`) are emitted from
+/// the IR as JS string literals: the module parses, nothing runs outside a
+/// string, and `respond()` sends the values back as JSON data, keys in the
+/// order written.
+#[test]
+fn hostile_script_strings_stay_data() {
+    let spec = r#"
+gatefold: 1
+upstreams:
+  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
+apis:
+  main:
+    upstream: a
+    routes:
+      s:
+        path: /s
+        policies:
+          - script:
+              request: |
+                const s = "x\\\"; throw 1; //${globalThis}</script>*/\u2028'`";
+                ctx.note = s;
+                return respond(200, { "</script>": s, "__proto__": `${s}!`, "n": ctx.note.length });
+"#;
+    let ir = compile(spec);
+    let js = file(&ir, WORKER);
+    node_check(&js);
+    let value = "x\\\"; throw 1; //${globalThis}</script>*/\u{2028}'`";
+    let got = node_eval(
+        &js,
+        r#"const S = { path: "/s", query: null, client: "127.0.0.1", consumer: null };
+const r = P0q(new Headers(), S, "GET");
+r.text().then((t) => console.log(r.status + " " + t));"#,
+    );
+    let expected = format!(
+        "200 {{\"</script>\":{v},\"__proto__\":{w},\"n\":{n}}}\n",
+        v = serde_json::to_string(value).unwrap(),
+        w = serde_json::to_string(&format!("{value}!")).unwrap(),
+        n = value.encode_utf16().count(),
+    );
+    assert_eq!(got, expected);
+}

@@ -114,15 +114,13 @@ async function authenticate(a, request, S, up) {
     if (a.challenge !== null) resp.headers.set("www-authenticate", a.challenge);
     return resp;
   }
-  // Credentials never go upstream, whichever method admitted.
+  // Credentials never go upstream, whichever method admitted: a key in
+  // the query is gone from here on, header credentials at phase 10
+  // (`stripCredentials`), as the reference removes them.
   for (const m of a.methods) {
     if (m.kind === "key" && m.query) {
       S.query = withoutParam(S.query, m.name);
       up.query = S.query;
-    } else if (m.kind === "key") {
-      up.headers.delete(m.name);
-    } else if (m.kind === "basic" && basicCredential(up.headers) !== null) {
-      up.headers.delete("authorization");
     }
   }
   for (const [header, value] of S.claimHeaders || []) {
@@ -133,4 +131,16 @@ async function authenticate(a, request, S, up) {
     }
   }
   return null;
+}
+
+// Phase 10: header credentials removed from what goes upstream (a request
+// script at phase 8 still reads the request as it came).
+function stripCredentials(a, headers) {
+  for (const m of a.methods) {
+    if (m.kind === "key" && !m.query) {
+      headers.delete(m.name);
+    } else if (m.kind === "basic" && basicCredential(headers) !== null) {
+      headers.delete("authorization");
+    }
+  }
 }

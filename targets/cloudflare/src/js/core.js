@@ -107,6 +107,8 @@ function early(resp, S) {
 function late(resp, route, S) {
   applyPromised(resp.headers, S.promised);
   if (route.resph) applyTransform(resp.headers, route.resph);
+  // Phase 13 ends with the response script; its failure replaces the answer.
+  if (route.sres && !responseScript(route.sres, resp, S)) return early(errorResponse(500, "script failed"), S);
   return resp;
 }
 
@@ -242,6 +244,11 @@ async function runRoute(route, request, S) {
   // deprecation: promised from phase 7 on, so on every later answer and
   // on no refusal before it.
   if (route.dep) S.promised.push(...route.dep);
+  // Phase 8: request scripts change `up` (headers, the path) or answer.
+  if (route.sreq) {
+    const answer = requestScripts(route, request, S, up);
+    if (answer !== null) return early(answer, S);
+  }
   if (route.mock) return late(mockResponse(route.mock), route, S);
   if (route.redirect) {
     const resp = redirectResponse(route, S);

@@ -98,14 +98,16 @@ function chooseDestination(route, headers) {
 
 function upstreamPath(route, S) {
   const p = route.upPath;
-  if (!p) return S.path;
+  // A request script's `req.setPath` is the path phase 10 starts from.
+  const base = S.scriptPath !== undefined ? S.scriptPath : S.path;
+  if (!p) return base;
   if (p.template) {
     const params = bindParams(route.pat, S.path);
     let out = "";
     for (const seg of p.template) out += "/" + (seg[0] === "l" ? seg[1] : params[seg[1]] || "");
     return out === "" ? "/" : out;
   }
-  let rest = S.path;
+  let rest = base;
   if (p.strip !== null && p.strip !== "/") {
     if (rest.startsWith(p.strip) && (rest.length === p.strip.length || rest[p.strip.length] === "/")) {
       rest = rest.slice(p.strip.length);
@@ -128,6 +130,7 @@ async function proxy(route, request, S, up) {
   h.set("x-forwarded-for", (xff !== null ? xff + ", " : "") + S.peer);
   h.set("x-forwarded-proto", S.scheme);
   if (S.requestId !== undefined) h.set("x-request-id", S.requestId);
+  if (route.auth) stripCredentials(route.auth, h);
   if (route.reqh) applyTransform(h, route.reqh);
   const path = upstreamPath(route, S);
   const target = path + (up.query !== null ? "?" + up.query : "");
