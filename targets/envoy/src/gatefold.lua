@@ -592,6 +592,7 @@ function envoy_on_request(h)
   end
 
   local consumer = nil
+  local script, strip = md:get("script"), {}
   local auth = md:get("auth")
   if auth then
     -- The route's methods in the spec's order; the first that admits
@@ -628,16 +629,24 @@ function envoy_on_request(h)
       return json_reply(h, 401, "unauthorized", extra)
     end
     -- Credentials and claim headers never go upstream, whichever method
-    -- admitted; then the admitting token's claims.
+    -- admitted; then the admitting token's claims. A route's script
+    -- (phase 8) still reads a key header and a basic credential: the
+    -- script filter removes them after it (`strip`).
     for _, m in ipairs(auth.methods) do
       if m.kind == "key" then
         if m.query then
           hdrs:replace(":path", without_query_param(hdrs:get(":path"), m.name))
+        elseif script then
+          strip[#strip + 1] = m.name
         else
           hdrs:remove(m.name)
         end
       elseif m.kind == "basic" then
-        if credential(hdrs, "basic") then hdrs:remove("authorization") end
+        if script then
+          strip[#strip + 1] = "authorization"
+        elseif credential(hdrs, "basic") then
+          hdrs:remove("authorization")
+        end
       elseif m.kind == "jwt" then
         for _, name in pairs(m.claims) do hdrs:remove(name) end
       end
@@ -655,6 +664,13 @@ function envoy_on_request(h)
         end
       end
     end
+  end
+
+  -- For the script filter: `req.consumer` and what it removes after the script.
+  if script and (consumer or #strip > 0) then
+    local d = h:streamInfo():dynamicMetadata()
+    if consumer then d:set("gatefold", "consumer", consumer) end
+    if #strip > 0 then d:set("gatefold", "strip", strip) end
   end
 
   local acl = md:get("acl")

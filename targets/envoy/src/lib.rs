@@ -27,6 +27,7 @@ mod conditions;
 mod lua;
 pub mod model;
 mod routes;
+mod script;
 
 use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::policy::Policy;
@@ -103,7 +104,9 @@ impl Target for Envoy {
             PolicyKind::Mirror => Support::Approximate {
                 note: MIRROR_NOTE,
             },
-            PolicyKind::Cache | PolicyKind::Script => Support::Unsupported,
+            // A second Lua filter with each route's script (script.rs).
+            PolicyKind::Script => Support::Emulated,
+            PolicyKind::Cache => Support::Unsupported,
         }
     }
 
@@ -441,6 +444,9 @@ fn hcm(
                 default_source_code: DataSource::InlineString(lua::script(ir)),
             },
         });
+    }
+    if script::needed(ir) {
+        filters.push(script::filter());
     }
     filters.push(NamedConfig {
         name: "envoy.filters.http.buffer".into(),

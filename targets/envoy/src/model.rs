@@ -30,6 +30,16 @@ pub enum Any {
     BufferPerRoute { buffer: Buffer },
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua")]
     Lua { default_source_code: DataSource },
+    /// The script filter's Lua: a no-op default, each route's scripts per
+    /// route; the router keeps the route it chose when a script edits
+    /// the request (`req.setPath` must not re-route).
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua")]
+    LuaScripts {
+        default_source_code: DataSource,
+        clear_route_cache: bool,
+    },
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute")]
+    LuaPerRoute { source_code: DataSource },
     #[serde(
         rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
     )]

@@ -803,6 +803,7 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
             });
         }
     }
+    crate::script::decorate(ir, r, route, preflight);
 }
 
 pub fn clamp_u32(n: u64) -> u32 {
