@@ -263,7 +263,15 @@ local function serde_number(text)
         exp = saturate(positive_exp and exp + x or exp - x)
     end
     local f = tonumber(text)
-    if f == nil or f == math.huge or f == -math.huge then
+    if f == nil then
+        -- LuaJIT gives up on exponents it cannot hold: far below the
+        -- smallest f64 that is zero, far above it out of range.
+        if sig ~= 0 and exp > 0 then
+            return nil
+        end
+        f = positive and 0.0 or -0.0
+    end
+    if f == math.huge or f == -math.huge then
         return nil
     end
     return setmetatable({ text = text, value = f, integer = false }, NUM)
