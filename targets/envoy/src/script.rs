@@ -80,27 +80,9 @@ pub fn decorate(ir: &ValidIr, r: &IrRoute, route: &mut Route, preflight: bool) {
     );
 }
 
-/// The places a failure is logged with.
-fn places(ir: &ValidIr, id: &PolicyId) -> Places {
-    let describe = |l: gatefold_compiler::ir::Loc| ir.sources.describe(l);
-    Places {
-        id: id.to_string(),
-        policy: ir
-            .sources
-            .policies
-            .get(id)
-            .map_or_else(|| "?".to_string(), |l| describe(*l)),
-        sites: ir
-            .sources
-            .scripts
-            .get(id)
-            .map_or_else(Vec::new, |ls| ls.iter().map(|l| describe(*l)).collect()),
-    }
-}
-
 /// The route's Lua source.
 pub fn source(ir: &ValidIr, r: &IrRoute, id: &PolicyId, s: &Script) -> String {
-    let places = places(ir, id);
+    let places = Places::of(ir, id);
     let request = match &s.request {
         Some(p) => emit_chunk(p, Side::Request, Host::Envoy, &places),
         None => pass_chunk(Host::Envoy),

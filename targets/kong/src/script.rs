@@ -21,20 +21,7 @@ use gatefold_lua_script::{body_filter_chunk, emit_chunk, pass_chunk, Host, Place
 
 /// The post-function config carrying `s` out.
 pub fn config(ir: &ValidIr, id: &PolicyId, s: &Script) -> PluginConfig {
-    let describe = |l: Loc| ir.sources.describe(l);
-    let places = Places {
-        id: id.to_string(),
-        policy: ir
-            .sources
-            .policies
-            .get(id)
-            .map_or_else(|| "?".to_string(), |l| describe(*l)),
-        sites: ir
-            .sources
-            .scripts
-            .get(id)
-            .map_or_else(Vec::new, |ls| ls.iter().map(|l| describe(*l)).collect()),
-    };
+    let places = Places::of(ir, id);
     let access = match &s.request {
         Some(p) => emit_chunk(p, Side::Request, Host::Kong, &places),
         // The response script runs only on requests that passed phase 8.

@@ -140,6 +140,27 @@ pub struct Places {
     pub sites: Vec<String>,
 }
 
+impl Places {
+    /// The places of policy instance `id` in `ir`'s source map (`?` for
+    /// a policy the map does not place).
+    pub fn of(ir: &gatefold_compiler::ir::ValidIr, id: &gatefold_compiler::ir::PolicyId) -> Places {
+        let describe = |l: gatefold_compiler::ir::Loc| ir.sources.describe(l);
+        Places {
+            id: id.to_string(),
+            policy: ir
+                .sources
+                .policies
+                .get(id)
+                .map_or_else(|| "?".to_string(), |l| describe(*l)),
+            sites: ir
+                .sources
+                .scripts
+                .get(id)
+                .map_or_else(Vec::new, |ls| ls.iter().map(|l| describe(*l)).collect()),
+        }
+    }
+}
+
 /// The program alone: a Lua expression `function(R) ... end` returning the
 /// program function (of its fuel) bound to the runtime `R`.
 pub fn program(p: &Program) -> String {
