@@ -356,27 +356,13 @@ impl Provider for Cloudflare {
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {
-        let seen = self.read()?;
-        if seen.hash == hash {
-            Ok(())
-        } else {
-            Err(Error::Verify(format!(
-                "it serves {}, not {hash}",
-                seen.hash
-            )))
-        }
+        super::serving(&self.read()?.hash, hash)
     }
 
     fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
         let now = self.read()?;
-        if now.hash == back_to {
+        if super::reverted_already(&now.hash, expect, back_to)? {
             return Ok(());
-        }
-        if now.hash != expect {
-            return Err(Error::Conflict {
-                expected: expect.to_string(),
-                running: now.hash,
-            });
         }
         // In the run that changed it: the upload the plan read, byte for byte.
         if let Some(p) = self.planned.get().filter(|p| p.hash == back_to) {

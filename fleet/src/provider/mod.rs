@@ -77,6 +77,31 @@ pub trait Provider: Send + Sync {
     fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error>;
 }
 
+/// `verify`'s answer once a provider has read the hash its gateway serves.
+pub(crate) fn serving(seen: &str, hash: &str) -> Result<(), Error> {
+    if seen == hash {
+        Ok(())
+    } else {
+        Err(Error::Verify(format!("it serves {seen}, not {hash}")))
+    }
+}
+
+/// Where a `revert` stands, from the hash the gateway serves now: `true`
+/// when it already serves `back_to` (nothing to do), an error when it
+/// serves neither that nor `expect` (someone else changed it).
+pub(crate) fn reverted_already(now: &str, expect: &str, back_to: &str) -> Result<bool, Error> {
+    if now == back_to {
+        return Ok(true);
+    }
+    if now != expect {
+        return Err(Error::Conflict {
+            expected: expect.to_string(),
+            running: now.to_string(),
+        });
+    }
+    Ok(false)
+}
+
 /// Settings every provider shares.
 #[derive(Clone, Debug)]
 pub struct Settings {

@@ -142,12 +142,7 @@ impl Provider for Reference {
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {
-        let running = self.status_hash()?;
-        if running == hash {
-            Ok(())
-        } else {
-            Err(Error::Verify(format!("it serves {running}, not {hash}")))
-        }
+        super::serving(&self.status_hash()?, hash)
     }
 
     fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
