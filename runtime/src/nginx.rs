@@ -122,6 +122,7 @@ impl Nginx {
                     .into(),
             });
         }
+        workers_can_reach(prefix, conf)?;
         self.check(prefix, conf)?;
         let live = prefix.join(CONF);
         std::fs::write(&live, conf).map_err(io_err(format!("writing {}", live.display())))?;
@@ -166,6 +167,58 @@ fn lay_out(prefix: &Path) -> Result<()> {
         std::fs::create_dir_all(&path).map_err(io_err(format!("creating {}", path.display())))?;
     }
     Ok(())
+}
+
+/// Started as root, nginx runs its workers as `nobody` unless the
+/// configuration names a `user`; they then read the prefix's Lua and
+/// static files. A prefix under a directory others cannot enter (a 0700
+/// `mktemp -d`, a home directory) would make every request fail with 500
+/// "module not found": say so before starting instead.
+fn workers_can_reach(prefix: &Path, conf: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let names_user = conf.lines().any(|line| {
+        let code = line.split('#').next().unwrap_or("");
+        code.split_whitespace().next() == Some("user")
+    });
+    if !root || names_user {
+        return Ok(());
+    }
+    let full = prefix
+        .canonicalize()
+        .map_err(io_err(format!("resolving {}", prefix.display())))?;
+    match closed_to_others(&full)? {
+        None => Ok(()),
+        Some((dir, mode)) => Err(Error::Rejected {
+            runtime: "nginx",
+            message: format!(
+                "started as root, nginx runs its workers as `nobody`, which cannot enter {} \
+                 (mode {mode:04o}), so they could not read {}; \
+                 use a work directory under one others may enter (`chmod o+x {}`), \
+                 or run gatefold as another user",
+                dir.display(),
+                full.display(),
+                dir.display()
+            ),
+        }),
+    }
+}
+
+/// The first of `dir` and its ancestors that other users cannot enter,
+/// with its permission bits.
+fn closed_to_others(dir: &Path) -> Result<Option<(PathBuf, u32)>> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in dir.ancestors() {
+        let mode = std::fs::metadata(d)
+            .map_err(io_err(format!("reading {}", d.display())))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o001 == 0 {
+            return Ok(Some((d.to_path_buf(), mode)));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `conf` has a `daemon off;` line (a daemonizing master would
@@ -296,7 +349,25 @@ impl std::fmt::Debug for NginxInstance {
 
 #[cfg(test)]
 mod tests {
-    use super::runs_in_foreground;
+    use super::{closed_to_others, runs_in_foreground};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A work folder inside a 0700 folder (what `mktemp -d` makes) is
+    /// found, and named, not the folder below it.
+    #[test]
+    fn a_folder_others_cannot_enter_is_found() {
+        let outer = std::env::temp_dir().join(format!("gf-closed-{}", std::process::id()));
+        let inner = outer.join("work");
+        std::fs::create_dir_all(&inner).unwrap();
+        let mode = |m| std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(m));
+        mode(0o755).unwrap();
+        assert_eq!(closed_to_others(&inner).unwrap(), None);
+        mode(0o700).unwrap();
+        let found = closed_to_others(&inner).unwrap();
+        mode(0o755).unwrap();
+        std::fs::remove_dir_all(&outer).unwrap();
+        assert_eq!(found, Some((outer.clone(), 0o700)));
+    }
 
     #[test]
     fn daemon_off_is_recognized_outside_comments_only() {

@@ -50,6 +50,7 @@ mod model;
 pub use model::tls_key_file;
 mod render;
 mod routing;
+mod underscore;
 
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
@@ -133,7 +134,7 @@ impl Target for Nginx {
     }
 
     fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
-        underscore_conditions(ir)
+        underscore::refusals(ir)
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
@@ -270,44 +271,6 @@ impl Target for Nginx {
         }
         Output::new(TargetKind::Nginx, ir, files)
     }
-}
-
-/// A `match` header condition whose name holds `_` is refused: nginx drops
-/// such header lines before any configuration reads them
-/// (`ignore_invalid_headers`), so the condition could never hold, where the
-/// spec compares the header as sent.
-fn underscore_conditions(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
-    use gatefold_compiler::diag::{Diagnostic, Diagnostics};
-    let mut out = Diagnostics::new();
-    for r in &ir.routes {
-        for name in r.matcher.conditions.headers.keys() {
-            if !name.as_str().contains('_') {
-                continue;
-            }
-            let loc = ir
-                .sources
-                .routes
-                .get(&r.id)
-                .copied()
-                .unwrap_or(gatefold_compiler::ir::Loc {
-                    file: 0,
-                    line: 1,
-                    col: 1,
-                });
-            out.push(
-                Diagnostic::error(
-                    "unsupported-feature",
-                    gatefold_compiler::target::span_of(loc),
-                    format!(
-                        "target `nginx` cannot match header `{name}` of route `{}`: nginx drops request header lines whose name holds `_` before any configuration reads them",
-                        r.id
-                    ),
-                )
-                .with_help("name a header without `_` in `match`, or route by another condition for the nginx target"),
-            );
-        }
-    }
-    out
 }
 
 fn file(path: &str, text: String, description: &str) -> OutputFile {

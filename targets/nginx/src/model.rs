@@ -175,6 +175,16 @@ fn entry_location(name: &str) -> Vec<Word> {
 /// What the one `location /` rewrites every URI to (see [`entry_location`]).
 const ENTRY_PREFIX: &str = "gf-";
 
+/// `proxy_ignore_headers` with every `X-Accel-*` header nginx would act on.
+const IGNORED_UPSTREAM_HEADERS: [&str; 6] = [
+    "proxy_ignore_headers",
+    "X-Accel-Redirect",
+    "X-Accel-Expires",
+    "X-Accel-Limit-Rate",
+    "X-Accel-Buffering",
+    "X-Accel-Charset",
+];
+
 /// A directive from raw words: `dr(["proxy_http_version", "1.1"])`.
 pub fn dr<const N: usize>(words: [&str; N]) -> Item {
     Item::d(words.iter().map(|w| raw(*w)).collect())
@@ -456,6 +466,11 @@ impl Builder<'_> {
             dr(["recursive_error_pages", "on"]),
             dr(["proxy_http_version", "1.1"]),
             dr(["proxy_intercept_errors", "off"]),
+            // An upstream must not steer nginx: `X-Accel-Redirect` would
+            // serve an internal location (the routes' own), the others
+            // change buffering, rate and caching. The spec passes an
+            // upstream's headers through and acts on none of them.
+            dr(IGNORED_UPSTREAM_HEADERS),
             // Every map and route adds variables: room for them all.
             dr(["variables_hash_max_size", "65536"]),
             dr(["variables_hash_bucket_size", "128"]),
@@ -1409,13 +1424,14 @@ impl Builder<'_> {
                 raw("200"),
                 raw(format!("{ttl}s")),
             ]),
-            dr([
-                "proxy_ignore_headers",
-                "Cache-Control",
-                "Expires",
-                "X-Accel-Expires",
-                "Vary",
-            ]),
+            // A location's list replaces the server-wide one: repeat it.
+            Item::d(
+                IGNORED_UPSTREAM_HEADERS
+                    .iter()
+                    .chain(&["Cache-Control", "Expires", "Vary"])
+                    .map(|w| raw(*w))
+                    .collect(),
+            ),
             Item::d(vec![raw("proxy_cache_bypass"), raw(format!("${skip}"))]),
             Item::d(vec![
                 raw("proxy_no_cache"),

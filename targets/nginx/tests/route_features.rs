@@ -67,3 +67,49 @@ fn a_header_condition_with_an_underscore_is_refused() {
         .spec_diagnostics(&compile(SPEC))
         .has_errors());
 }
+
+/// Every other place a spec reads a request header by name is refused the
+/// same way when the name holds `_`, at that place: the key of `key-auth`
+/// (never found: every request 401), a rate-limit key and a balance hash
+/// (every request would count as one client).
+#[test]
+fn every_header_read_with_an_underscore_is_refused_where_it_is_named() {
+    let spec = r#"gatefold: 1
+upstreams:
+  u: { targets: [{ url: "http://127.0.0.1:9001" }], balance: hash-header:x_user }
+consumers:
+  c: { credentials: { key: { env: K } } }
+apis:
+  a:
+    upstream: u
+    policies:
+      - key-auth: { in: header, name: x_api_key }
+      - rate-limit: { requests: 3, per: 1m, key: header:x_tenant }
+    routes:
+      r: { path: /r }
+"#;
+    let ir = compile(spec);
+    let diags = Nginx::default().spec_diagnostics(&ir);
+    let messages: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    for (name, place) in [
+        ("x_api_key", "the key of policy"),
+        ("x_tenant", "the key of policy"),
+        ("x_user", "upstream `u`"),
+    ] {
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains(&format!("`{name}`")) && m.contains(place)),
+            "{name}: {messages:#?}"
+        );
+    }
+    assert!(diags.iter().all(|d| d.span.is_some()));
+    let dashed = spec.replace('_', "-");
+    let left: Vec<String> = Nginx::default()
+        .spec_diagnostics(&compile(&dashed))
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(left.is_empty(), "{left:#?}");
+}
