@@ -233,15 +233,15 @@ fn form_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
+            // Two hex digits exactly: `from_str_radix` alone would take
+            // `%+1` as byte 1 (it accepts a sign).
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ASCII digits");
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 2;
             }
             b => out.push(b),
         }
@@ -339,5 +339,8 @@ mod tests {
         assert_eq!(query_param(q, "e").as_deref(), Some("é"));
         assert_eq!(query_param(q, "missing"), None);
         assert_eq!(query_param("flag", "flag").as_deref(), Some(""));
+        // A sign is not a hex digit: kept as written, `+` still a space.
+        assert_eq!(query_param("x=%+1&y=%-1", "x").as_deref(), Some("% 1"));
+        assert_eq!(query_param("x=%+1&y=%-1", "y").as_deref(), Some("%-1"));
     }
 }
