@@ -35,9 +35,10 @@ local function b64decode(s)
   return table.concat(out)
 end
 
--- jwt: tokens are verified here, as the reference gateway does (base64url,
--- JSON, HMAC-SHA256 in Lua since Envoy's Lua has no HMAC; RS256 and ES256
--- through Envoy's importPublicKey/verifySignature). Envoy's jwt_authn is
+-- jwt: tokens are verified here, as the reference gateway does: the token,
+-- its JSON and claims by the core shared with NGINX (`JWT_CORE`, from
+-- gatefold-lua-script), HMAC-SHA256 in Lua since Envoy's Lua has no HMAC,
+-- RS256 and ES256 through Envoy's importPublicKey/verifySignature. Envoy's jwt_authn is
 -- not used: it also reads an `access_token` query parameter, refuses the
 -- scheme `bearer` in lower case and claims of other types than it expects
 -- (a numeric `sub`, a fractional `iat`), and cannot take an HMAC secret or
@@ -111,158 +112,6 @@ local function hmac_sha256(key, msg)
   return sha256(table.concat(opad) .. sha256(table.concat(ipad) .. msg))
 end
 
--- base64url without padding, as JWS writes it; nil when malformed (a
--- character outside the alphabet, a length no encoding has, or trailing
--- bits that are not zero).
-local b64url_index = {}
-do
-  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-  for i = 1, 64 do b64url_index[chars:byte(i)] = i - 1 end
-end
-
-local function b64url_decode(s)
-  if #s % 4 == 1 then return nil end
-  local out, acc, nbits = {}, 0, 0
-  for i = 1, #s do
-    local v = b64url_index[s:byte(i)]
-    if v == nil then return nil end
-    acc = acc * 64 + v
-    nbits = nbits + 6
-    if nbits >= 8 then
-      nbits = nbits - 8
-      out[#out + 1] = string.char(math.floor(acc / 2 ^ nbits))
-      acc = acc % 2 ^ nbits
-    end
-  end
-  if acc ~= 0 then return nil end
-  return table.concat(out)
-end
-
--- JSON: objects are tables, arrays tables with the JSON_ARRAY metatable,
--- null is JSON_NULL. nil when the text is not one JSON value.
-local JSON_ARRAY = {}
-local JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
-
-local json_value
-
-local function skip_ws(s, i)
-  return s:find("[^ \t\r\n]", i) or #s + 1
-end
-
-local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
-
-local function utf8_char(c)
-  if c < 0x80 then return string.char(c) end
-  if c < 0x800 then return string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64) end
-  if c < 0x10000 then
-    return string.char(0xE0 + math.floor(c / 4096), 0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
-  end
-  return string.char(0xF0 + math.floor(c / 262144), 0x80 + math.floor(c / 4096) % 64,
-    0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
-end
-
-local function json_string(s, i)
-  -- s:sub(i, i) == '"'
-  local out = {}
-  i = i + 1
-  while true do
-    local j = s:find('[%z\1-\31"\\]', i)
-    if not j then return nil end
-    out[#out + 1] = s:sub(i, j - 1)
-    local c = s:sub(j, j)
-    if c == '"' then return table.concat(out), j + 1 end
-    if c ~= "\\" then return nil end -- a control character
-    local e = s:sub(j + 1, j + 1)
-    if escapes[e] then
-      out[#out + 1] = escapes[e]
-      i = j + 2
-    elseif e == "u" then
-      local hex = s:match("^%x%x%x%x", j + 2)
-      if not hex then return nil end
-      local code = tonumber(hex, 16)
-      i = j + 6
-      if code >= 0xD800 and code <= 0xDBFF then
-        local low = s:match("^\\u(%x%x%x%x)", i)
-        low = low and tonumber(low, 16)
-        if not low or low < 0xDC00 or low > 0xDFFF then return nil end
-        code = 0x10000 + (code - 0xD800) * 1024 + (low - 0xDC00)
-        i = i + 6
-      elseif code >= 0xDC00 and code <= 0xDFFF then
-        return nil
-      end
-      out[#out + 1] = utf8_char(code)
-    else
-      return nil
-    end
-  end
-end
-
-json_value = function(s, i, depth)
-  if depth > 64 then return nil end
-  i = skip_ws(s, i)
-  local c = s:sub(i, i)
-  if c == "{" then
-    local obj = {}
-    i = skip_ws(s, i + 1)
-    if s:sub(i, i) == "}" then return obj, i + 1 end
-    while true do
-      if s:sub(i, i) ~= '"' then return nil end
-      local k
-      k, i = json_string(s, i)
-      if not k then return nil end
-      i = skip_ws(s, i)
-      if s:sub(i, i) ~= ":" then return nil end
-      local v
-      v, i = json_value(s, i + 1, depth + 1)
-      if v == nil then return nil end
-      obj[k] = v
-      i = skip_ws(s, i)
-      local d = s:sub(i, i)
-      if d == "}" then return obj, i + 1 end
-      if d ~= "," then return nil end
-      i = skip_ws(s, i + 1)
-    end
-  elseif c == "[" then
-    local arr = setmetatable({}, JSON_ARRAY)
-    i = skip_ws(s, i + 1)
-    if s:sub(i, i) == "]" then return arr, i + 1 end
-    while true do
-      local v
-      v, i = json_value(s, i, depth + 1)
-      if v == nil then return nil end
-      arr[#arr + 1] = v
-      i = skip_ws(s, i)
-      local d = s:sub(i, i)
-      if d == "]" then return arr, i + 1 end
-      if d ~= "," then return nil end
-      i = i + 1
-    end
-  elseif c == '"' then
-    return json_string(s, i)
-  elseif s:sub(i, i + 3) == "true" then
-    return true, i + 4
-  elseif s:sub(i, i + 4) == "false" then
-    return false, i + 5
-  elseif s:sub(i, i + 3) == "null" then
-    return JSON_NULL, i + 4
-  end
-  local int = s:match("^-?%d+", i)
-  if not int or int:match("^-?0%d") then return nil end
-  local j = i + #int
-  local frac = s:match("^%.%d+", j)
-  if frac then j = j + #frac end
-  local exp = s:match("^[eE][-+]?%d+", j)
-  if exp then j = j + #exp end
-  return tonumber(s:sub(i, j - 1)), j
-end
-
-local function json_decode(s)
-  if s == nil then return nil end
-  local v, i = json_value(s, 1, 0)
-  if v == nil or skip_ws(s, i) <= #s then return nil end
-  return v
-end
-
 -- key -> consumer, "user:password" -> consumer, from the generated data.
 local by_key, by_basic = {}, {}
 for name, c in pairs(CONSUMERS) do
@@ -278,44 +127,60 @@ end
 
 local windows = {}
 
--- Compact JSON for claims that are not strings, as serde_json writes it
--- (object keys sorted, as its map keeps them).
-local json_escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function to_json(v)
-  local t = type(v)
-  if t == "string" then
-    return '"' .. v:gsub('[%z\1-\31"\\]', function(c)
-      return json_escapes[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
-  elseif t == "number" then
-    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
-    return tostring(v)
-  elseif t == "boolean" then
-    return tostring(v)
-  elseif v == JSON_NULL then
-    return "null"
-  elseif getmetatable(v) == JSON_ARRAY then
-    local parts = {}
-    for _, x in ipairs(v) do parts[#parts + 1] = to_json(x) end
-    return "[" .. table.concat(parts, ",") .. "]"
-  elseif t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = to_json(k) .. ":" .. to_json(v[k]) end
-    return "{" .. table.concat(parts, ",") .. "}"
-  end
-  return "null"
-end
-
 -- The DER of a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), or nil.
 local function pem_der(pem)
   local body = pem and pem:match("%-%-%-%-%-BEGIN PUBLIC KEY%-%-%-%-%-(.-)%-%-%-%-%-END PUBLIC KEY%-%-%-%-%-")
   if not body then return nil end
   return b64decode((body:gsub("%s", "")))
+end
+
+-- A DER element at i: its tag and the bounds of its content, or nil.
+local function der_at(s, i)
+  local tag, len = s:byte(i), s:byte(i + 1)
+  if not tag or not len then return nil end
+  local a = i + 2
+  if len >= 128 then
+    local n = len - 128
+    if n < 1 or n > 3 then return nil end
+    len = 0
+    for k = 0, n - 1 do
+      local c = s:byte(a + k)
+      if not c then return nil end
+      len = len * 256 + c
+    end
+    a = a + n
+  end
+  local b = a + len - 1
+  if b > #s then return nil end
+  return tag, a, b
+end
+
+-- Whether a SubjectPublicKeyInfo holds a key the reference gateway takes
+-- for the algorithm: RS256 an RSA key of at most 4096 bits (the `rsa`
+-- crate's limit), ES256 a P-256 key. Envoy's importPublicKey takes any
+-- type, and its verifySignature any algorithm the key has.
+local RSA_OID = "\6\9\42\134\72\134\247\13\1\1\1"
+local EC_P256 = "\6\7\42\134\72\206\61\2\1\6\8\42\134\72\206\61\3\1\7"
+local function key_fits(der, alg)
+  local t, a = der_at(der, 1)
+  if t ~= 0x30 then return false end
+  local t2, a2, b2 = der_at(der, a)
+  if t2 ~= 0x30 then return false end
+  local algid = der:sub(a2, b2)
+  local t3, a3 = der_at(der, b2 + 1)
+  if t3 ~= 0x03 then return false end
+  if alg == "ES256" then return algid == EC_P256 end
+  if algid:sub(1, #RSA_OID) ~= RSA_OID then return false end
+  -- The BIT STRING: a byte of unused bits, then RSAPublicKey { n, e }.
+  local t4, a4 = der_at(der, a3 + 1)
+  if t4 ~= 0x30 then return false end
+  local t5, a5, b5 = der_at(der, a4)
+  if t5 ~= 0x02 then return false end
+  local n = der:sub(a5, b5):gsub("^%z+", "")
+  if n == "" then return false end
+  local top, bits = n:byte(1), 0
+  while top > 0 do bits, top = bits + 1, math.floor(top / 2) end
+  return (#n - 1) * 8 + bits <= 4096
 end
 
 -- Each jwt policy's key, read once at start-up: the HMAC secret's bytes,
@@ -325,7 +190,8 @@ for _, j in pairs(JWT) do
     local v = os.getenv(j.secret_env)
     if v and v ~= "" then j.secret = v end
   else
-    j.der = pem_der(j.pem or os.getenv(j.pem_env))
+    local der = pem_der(j.pem or os.getenv(j.pem_env))
+    if der and key_fits(der, j.alg) then j.der = der end
   end
 end
 
@@ -349,53 +215,23 @@ local function same_bytes(a, b)
   return diff == 0
 end
 
--- The token's claims when `token` is valid for jwt policy `j`, else nil:
--- signed with the policy's one algorithm and key, `exp` and `nbf` (numbers
--- when present) met with the leeway, `iss` and `aud` as configured.
-local function jwt_claims(h, j, token)
-  local hb, pb, sb = token:match("^([^.]*)%.([^.]*)%.([^.]*)$")
-  if not hb then return nil end
-  local header = json_decode(b64url_decode(hb))
-  if type(header) ~= "table" or getmetatable(header) == JSON_ARRAY or header.alg ~= j.alg then
-    return nil
-  end
-  local sig = b64url_decode(sb)
-  if not sig then return nil end
-  local signed = hb .. "." .. pb
-  if j.alg == "HS256" then
-    if not j.secret or not same_bytes(hmac_sha256(j.secret, signed), sig) then return nil end
-  else
-    if not j.der then return nil end
+-- The signature check `JWT_CORE.check` asks for (the token, its JSON and
+-- claims are the shared core's, as on NGINX): HS256 by the HMAC above,
+-- RS256 and ES256 by Envoy's verifySignature.
+local function verifier(h)
+  return function(j, signed, sig)
+    if j.alg == "HS256" then
+      return j.secret ~= nil and same_bytes(hmac_sha256(j.secret, signed), sig)
+    end
+    if not j.der then return false end
     if j.alg == "ES256" then
-      if #sig ~= 64 then return nil end
+      if #sig ~= 64 then return false end
       sig = ecdsa_der(sig)
     end
     local key = h:importPublicKey(j.der, #j.der):get()
-    if not key then return nil end
-    local ok = h:verifySignature("sha256", key, sig, #sig, signed, #signed)
-    if not ok then return nil end
+    if not key then return false end
+    return h:verifySignature("sha256", key, sig, #sig, signed, #signed) and true or false
   end
-  local claims = json_decode(b64url_decode(pb))
-  if type(claims) ~= "table" or getmetatable(claims) == JSON_ARRAY or claims == JSON_NULL then
-    return nil
-  end
-  local now = os.time()
-  local exp, nbf = claims.exp, claims.nbf
-  if exp ~= nil and (type(exp) ~= "number" or now >= exp + j.leeway) then return nil end
-  if nbf ~= nil and (type(nbf) ~= "number" or now + j.leeway < nbf) then return nil end
-  if j.iss and claims.iss ~= j.iss then return nil end
-  if j.aud then
-    local aud, ok = claims.aud, false
-    if type(aud) == "string" then
-      ok = j.aud[aud] == true
-    elseif type(aud) == "table" and getmetatable(aud) == JSON_ARRAY then
-      for _, a in ipairs(aud) do
-        if type(a) == "string" and j.aud[a] then ok = true end
-      end
-    end
-    if not ok then return nil end
-  end
-  return claims
 end
 
 -- The value of `authorization` when it is visible ASCII and its scheme
@@ -612,12 +448,10 @@ function envoy_on_request(h)
         local decoded = b64 and b64decode(b64)
         if decoded and by_basic[decoded] then consumer, admitted = by_basic[decoded], true end
       elseif m.kind == "jwt" then
-        local token = credential(hdrs, "bearer")
-        claims = token and jwt_claims(h, JWT[m.id], token)
-        if claims then
-          admitted, by_jwt = true, m
-          local c = claims[m.claim]
-          if type(c) == "string" and CONSUMERS[c] then consumer = c end
+        local ok, c, headers = JWT_CORE.check(JWT[m.id], hdrs:get("authorization"), os.time(), verifier(h))
+        if ok then
+          admitted, by_jwt, claims = true, m, headers
+          if c and CONSUMERS[c] then consumer = c end
         end
       end
       if admitted then break end
@@ -652,17 +486,9 @@ function envoy_on_request(h)
       end
     end
     if by_jwt then
-      local names = {}
-      for claim in pairs(by_jwt.claims) do names[#names + 1] = claim end
-      table.sort(names)
-      for _, claim in ipairs(names) do
-        local v = claims[claim]
-        if v ~= nil then
-          if type(v) ~= "string" then v = to_json(v) end
-          -- What is no header value (a line break) is left out.
-          if not v:find("[%z\1-\8\10-\31\127]") then hdrs:add(by_jwt.claims[claim], v) end
-        end
-      end
+      -- The admitting token's claims, in claim order; what is no header
+      -- value (a line break) was left out by the core.
+      for _, pair in ipairs(claims) do hdrs:add(pair[1], pair[2]) end
     end
   end
 

@@ -226,13 +226,24 @@ pub fn script(ir: &Ir) -> String {
     }
     out.push_str("}\n\n");
     out.push_str(&jwt_table(ir));
+    if ir
+        .policies
+        .values()
+        .any(|p| matches!(p.policy, Policy::Jwt(_)))
+    {
+        // Token, JSON and claims as the NGINX target reads them.
+        out.push_str("local JWT_CORE = (function()\n");
+        out.push_str(gatefold_lua_script::JWT);
+        out.push_str("end)()\n\n");
+    }
     out.push_str(SCRIPT);
     out
 }
 
 /// `JWT`: per `jwt` policy (by id) its one algorithm, its key (the PEM
 /// text of a key file, or the name of the variable holding the secret or
-/// the PEM: never a secret's value), issuer, audiences and leeway.
+/// the PEM: never a secret's value), issuer, audiences, leeway, consumer
+/// claim and claim headers (the fields `gatefold_lua_script::JWT` reads).
 fn jwt_table(ir: &Ir) -> String {
     let mut out = String::from("JWT = {\n");
     for (id, inst) in &ir.policies {
@@ -256,7 +267,7 @@ fn jwt_table(ir: &Ir) -> String {
             format!("leeway = {}", j.leeway.millis as f64 / 1000.0),
         ];
         if let Some(iss) = &j.issuer {
-            fields.push(format!("iss = {}", lua_string(iss)));
+            fields.push(format!("issuer = {}", lua_string(iss)));
         }
         if !j.audiences.is_empty() {
             let aud: Vec<String> = j
@@ -264,8 +275,19 @@ fn jwt_table(ir: &Ir) -> String {
                 .iter()
                 .map(|a| format!("[{}] = true", lua_string(a)))
                 .collect();
-            fields.push(format!("aud = {{ {} }}", aud.join(", ")));
+            fields.push(format!("audiences = {{ {} }}", aud.join(", ")));
         }
+        fields.push(format!(
+            "consumer_claim = {}",
+            lua_string(&j.consumer_claim)
+        ));
+        // Claim -> header, in claim order (the order headers are added).
+        let claims: Vec<String> = j
+            .claims_to_headers
+            .iter()
+            .map(|(c, h)| format!("{{ {}, {} }}", lua_string(c), lua_string(h.as_str())))
+            .collect();
+        fields.push(format!("claims = {{ {} }}", claims.join(", ")));
         out.push_str(&format!(
             "  [{}] = {{ {} }},\n",
             lua_string(&id.to_string()),

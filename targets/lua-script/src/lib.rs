@@ -53,6 +53,13 @@
 //!
 //! Every string from the spec reaches the Lua source as an escaped quoted
 //! string ([`lua::string`]); the output depends only on its inputs.
+//!
+//! # Beside scripts
+//!
+//! [`JWT`] is the other Lua two hosts share: `jwt` verification (token,
+//! JSON as serde_json reads and writes it, jsonwebtoken's header and claim
+//! types), so NGINX and Envoy decide a token the same way and only the
+//! signature check is each host's own.
 
 #![forbid(unsafe_code)]
 
@@ -74,6 +81,13 @@ pub enum Host {
     /// `streamInfo():dynamicMetadata()`.
     Envoy,
 }
+
+/// `jwt` verification without a host API: a chunk returning a module
+/// whose `check(p, authorization, now, verify)` gives `true, consumer,
+/// headers` or `false`; `verify(p, signing_input, signature)` is the
+/// host's signature check. Also `decode`/`encode` (JSON as serde_json) and
+/// `b64url` (base64url as the `base64` crate's URL_SAFE_NO_PAD).
+pub const JWT: &str = include_str!("lua/jwt.lua");
 
 const RUNTIME: &str = include_str!("lua/runtime.lua");
 const CASE_TABLES: &str = include_str!("lua/case.lua");

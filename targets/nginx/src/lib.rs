@@ -247,7 +247,12 @@ impl Target for Nginx {
             files.push(file(
                 "lua/gatefold/jwt.lua",
                 lua::JWT.to_string(),
-                "jwt verification: token, header and claims as the spec reads them, signatures by libcrypto",
+                "jwt verification: signatures by libcrypto",
+            ));
+            files.push(file(
+                "lua/gatefold/jwt_core.lua",
+                lua::JWT_CORE.to_string(),
+                "jwt verification: token, header and claims as the spec reads them",
             ));
         }
         if model.redirects {

@@ -65,8 +65,13 @@ pub fn upstreams(ir: &Ir) -> String {
     out
 }
 
-/// `lua/gatefold/jwt.lua`: token verification (libcrypto through the FFI).
+/// `lua/gatefold/jwt.lua`: signatures by libcrypto through the FFI, the
+/// rest from `lua/gatefold/jwt_core.lua` ([`JWT_CORE`]).
 pub const JWT: &str = include_str!("../lua/jwt.lua");
+
+/// `lua/gatefold/jwt_core.lua`: token, JSON and claims, shared with the
+/// Envoy target (`gatefold_lua_script::JWT`).
+pub const JWT_CORE: &str = gatefold_lua_script::JWT;
 
 /// A `jwt` policy's settings for `gatefold/jwt.lua`: secrets and public
 /// keys from the environment by name; a public key from a file as its PEM
