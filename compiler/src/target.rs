@@ -565,9 +565,12 @@ pub fn gap_diagnostics(gaps: &[Gap], ir: &ValidIr) -> Diagnostics {
             "see `gatefold capabilities`; remove the policy for this target or use `native`"
                 .to_string()
         };
-        // Under an error nothing is written, so nothing is "left out".
+        // Under an error nothing is written, so nothing is "left out"; an
+        // approximated policy is written, only not exactly.
         let d = if g.error {
             Diagnostic::error("unsupported-policy", span, message)
+        } else if matches!(g.support, Support::Approximate { .. }) {
+            Diagnostic::warning("unsupported-policy", span, message)
         } else {
             Diagnostic::warning(
                 "unsupported-policy",

@@ -15,6 +15,8 @@ struct TestTarget {
     unsupported: Vec<PolicyKind>,
     /// `rate-limit` windows other than a second or a minute are approximated.
     approximates_odd_windows: bool,
+    /// Kinds carried out only approximately.
+    approximated: Vec<PolicyKind>,
 }
 
 const ODD_WINDOW: FieldSupport = FieldSupport {
@@ -33,6 +35,10 @@ impl Target for TestTarget {
     fn support(&self, kind: PolicyKind) -> Support {
         if self.unsupported.contains(&kind) {
             Support::Unsupported
+        } else if self.approximated.contains(&kind) {
+            Support::Approximate {
+                note: "entries expire early",
+            }
         } else {
             Support::Builtin
         }
@@ -85,6 +91,7 @@ fn target(unsupported: &[PolicyKind]) -> TestTarget {
     TestTarget {
         unsupported: unsupported.to_vec(),
         approximates_odd_windows: false,
+        approximated: Vec::new(),
     }
 }
 
@@ -131,6 +138,33 @@ fn an_unsupported_advisory_kind_warns_unless_strict() {
     assert!(strict[0].error);
 }
 
+/// An advisory kind a target only approximates is written, with a warning
+/// saying how it differs, never that it is left out; one it cannot carry
+/// out at all is left out, and the warning says so.
+#[test]
+fn an_approximated_kind_is_not_said_to_be_left_out() {
+    let ir = ir();
+    let approximating = TestTarget {
+        approximated: vec![PolicyKind::Cache],
+        ..target(&[])
+    };
+    let text = format!(
+        "{:?}",
+        gap_diagnostics(&check(&approximating, &ir, &Options::default()), &ir)
+    );
+    assert!(
+        text.contains("only approximates it: entries expire early"),
+        "{text}"
+    );
+    assert!(!text.contains("left out"), "{text}");
+    let lacking = target(&[PolicyKind::Cache]);
+    let text = format!(
+        "{:?}",
+        gap_diagnostics(&check(&lacking, &ir, &Options::default()), &ir)
+    );
+    assert!(text.contains("it is left out"), "{text}");
+}
+
 /// Support per field and value: an approximated rate-limit window is a gap
 /// naming the field, an error because rate limits are security kinds; an
 /// exact window is no gap at all.
@@ -138,8 +172,8 @@ fn an_unsupported_advisory_kind_warns_unless_strict() {
 fn field_gaps_name_the_field_and_fail_closed_for_security_kinds() {
     let ir = ir();
     let t = TestTarget {
-        unsupported: Vec::new(),
         approximates_odd_windows: true,
+        ..target(&[])
     };
     let gaps = check(&t, &ir, &Options::default());
     assert_eq!(gaps.len(), 1, "{gaps:?}");
