@@ -3,6 +3,7 @@
 # Not a test.
 #
 #   bench/routing.sh      # DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=3 by default
+#   TARGETS=envoy bench/routing.sh   # one target only (default: "nginx envoy")
 #
 # For each of nginx and Envoy: compiles `bench/gen_spec.py 10000` and a
 # one-route spec (a catch-all proxy route, the same gateway policy), times
@@ -18,6 +19,7 @@ ROOT=$(pwd)
 
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
+TARGETS=${TARGETS:-nginx envoy}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 UP_PORT=19400
@@ -117,7 +119,7 @@ rps() {
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$1" | awk '/^Requests\/sec:/ {print $2}'
 }
 
-for target in nginx envoy; do
+for target in $TARGETS; do
   echo "== $target"
   t0=$(now)
   "$BIN" compile "$WORK/big.yaml" --target $target --out "$WORK/$target-big" >/dev/null

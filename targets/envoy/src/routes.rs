@@ -797,10 +797,18 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
         );
     }
     if ctx.lua {
-        if let Some(md) = lua::route_metadata(ir, r, preflight, true) {
-            route.metadata = Some(Metadata {
-                filter_metadata: BTreeMap::from([(lua::FILTER.to_string(), md)]),
-            });
+        match lua::route_metadata(ir, r, preflight, true) {
+            Some(md) => {
+                route.metadata = Some(Metadata {
+                    filter_metadata: BTreeMap::from([(lua::FILTER.to_string(), md)]),
+                })
+            }
+            // The policy filter acts only on what the metadata names.
+            None => {
+                route
+                    .typed_per_filter_config
+                    .insert(lua::FILTER.into(), Any::LuaDisabled { disabled: true });
+            }
         }
     }
     crate::script::decorate(ir, r, route, preflight);

@@ -61,10 +61,14 @@ pub fn filter() -> NamedConfig {
 /// are answered at phase 2). `policy_filter`: the policy filter
 /// is in the chain (its route metadata learns that a script follows).
 pub fn decorate(ir: &ValidIr, r: &IrRoute, route: &mut Route, preflight: bool) {
-    if preflight {
-        return;
-    }
-    let Some((id, s)) = script_of(ir, r) else {
+    let script = if preflight { None } else { script_of(ir, r) };
+    let Some((id, s)) = script else {
+        if needed(ir) {
+            // The filter's default does nothing: don't enter it.
+            route
+                .typed_per_filter_config
+                .insert(FILTER.into(), Any::LuaDisabled { disabled: true });
+        }
         return;
     };
     if let Some(md) = route.metadata.as_mut() {
