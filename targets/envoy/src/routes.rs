@@ -125,6 +125,14 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
 /// `last` can match, or in `on_no_match`. A lookup is one walk down a trie
 /// plus the bucket's entries, instead of every entry of the virtual host.
 /// Without any literal first segment the plain list is kept.
+///
+/// The same again one level down, in the same map: a key `/seg/sub` per
+/// literal second segment, holding that pair's groups, the groups of `seg`
+/// whose second segment can be anything, and the any-segment groups; the
+/// longest key wins, so `/seg` keeps the paths no `/seg/sub` key covers.
+/// A key `/seg/sub` also prefixes `/seg/subway`, where only groups that
+/// take any second segment can match, and they are all in its bucket.
+/// Skipped for a first segment whose copies would more than double it.
 fn arrange(
     paths: &[PathGroup],
     groups: Vec<Vec<Route>>,
@@ -140,18 +148,48 @@ fn arrange(
         all.push(last);
         return (all, None);
     }
+    // Second level, per first segment `l`: a key `/l/m` per literal second
+    // segment `m`, holding the groups `/l/m...`, those of `l` whose second
+    // segment can be anything, and the any-segment groups.
+    let mut seconds: BTreeMap<(&str, &str), Vec<Route>> = paths
+        .iter()
+        .filter_map(|g| Some((first_literal(&g.pattern)?, second_literal(&g.pattern)?)))
+        .map(|k| (k, Vec::new()))
+        .collect();
     let mut any: Vec<Route> = Vec::new();
     for (g, routes) in paths.iter().zip(groups) {
-        match first_literal(&g.pattern) {
-            Some(l) => buckets.entry(l).or_default().extend(routes),
-            None => {
-                for b in buckets.values_mut() {
+        match (first_literal(&g.pattern), second_literal(&g.pattern)) {
+            (Some(l), Some(m)) => {
+                if let Some(b) = seconds.get_mut(&(l, m)) {
+                    b.extend(routes.iter().cloned());
+                }
+                buckets.entry(l).or_default().extend(routes);
+            }
+            (Some(l), None) => {
+                for ((_, _), b) in seconds
+                    .range_mut((l, "")..)
+                    .take_while(|((f, _), _)| *f == l)
+                {
+                    b.extend(routes.iter().cloned());
+                }
+                buckets.entry(l).or_default().extend(routes);
+            }
+            (None, _) => {
+                for b in buckets.values_mut().chain(seconds.values_mut()) {
                     b.extend(routes.iter().cloned());
                 }
                 any.extend(routes);
             }
         }
     }
+    // A second level pays when its buckets are smaller than their first
+    // segment's; copies of groups that take any second segment must not
+    // multiply the config (an api of templates beside many literals).
+    let mut copies: BTreeMap<&str, usize> = BTreeMap::new();
+    for ((l, _), b) in &seconds {
+        *copies.entry(l).or_default() += b.len();
+    }
+    seconds.retain(|(l, _), _| copies[l] <= 2 * buckets[l].len());
     let list = |mut routes: Vec<Route>| {
         routes.push(last.clone());
         OnMatch {
@@ -161,9 +199,16 @@ fn arrange(
             },
         }
     };
+    // Envoy takes the longest key that prefixes the path: `/l/m` before
+    // `/l` (and `/l/mm` before `/l/m` for `/l/mm`).
     let map = buckets
         .into_iter()
         .map(|(l, routes)| (format!("/{l}"), list(routes)))
+        .chain(
+            seconds
+                .into_iter()
+                .map(|((l, m), routes)| (format!("/{l}/{m}"), list(routes))),
+        )
         .collect();
     let matcher = Matcher {
         matcher_tree: MatcherTree {
@@ -183,6 +228,14 @@ fn arrange(
 fn first_literal(p: &PathPattern) -> Option<&str> {
     match p.segments.first() {
         Some(Segment::Literal(l)) => Some(l),
+        _ => None,
+    }
+}
+
+/// The second segment of a pattern whose first two are literal.
+fn second_literal(p: &PathPattern) -> Option<&str> {
+    match p.segments.get(..2) {
+        Some([Segment::Literal(_), Segment::Literal(m)]) => Some(m),
         _ => None,
     }
 }

@@ -99,7 +99,15 @@ pub fn exchange(stream: &mut (impl Read + Write), request: &Request) -> Result<R
     loop {
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                data.extend_from_slice(&buf[..n]);
+                // Done once the framing says so: a server that waits for
+                // the client to close first (Envoy's delayed close, 1 s)
+                // must not cost a second per request.
+                if complete(&data, &request.method) {
+                    break;
+                }
+            }
             // A reset after the response (the unread body) still leaves
             // the response: parse what came.
             Err(e) if !data.is_empty() => {
@@ -110,6 +118,39 @@ pub fn exchange(stream: &mut (impl Read + Write), request: &Request) -> Result<R
         }
     }
     parse(&data, &request.method)
+}
+
+/// Whether `data` holds a whole final response whose end its framing
+/// marks (no body, a content-length, or a last chunk); a response read to
+/// the connection's end, or an interim 1xx, is not complete before it.
+fn complete(data: &[u8], method: &str) -> bool {
+    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&data[..end]);
+    let mut lines = head.split("\r\n");
+    let status: u16 = match lines.next().and_then(|l| l.split(' ').nth(1)?.parse().ok()) {
+        Some(s) => s,
+        None => return false,
+    };
+    if status < 200 {
+        return false;
+    }
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .collect();
+    let rest = &data[end + 4..];
+    if method == "HEAD" || status == 204 || status == 304 {
+        return true;
+    }
+    if joined(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return dechunk(rest).is_some();
+    }
+    match joined(&headers, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) => rest.len() >= n,
+        None => false,
+    }
 }
 
 /// Parses one response; `method` decides whether it has a body (HEAD).
