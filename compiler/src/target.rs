@@ -427,11 +427,7 @@ pub fn feature_diagnostics(gaps: &[FeatureGap], ir: &ValidIr) -> Diagnostics {
         let Some(first) = g.routes.first() else {
             continue;
         };
-        let span = span_of(ir.sources.routes.get(first).copied().unwrap_or(Loc {
-            file: 0,
-            line: 1,
-            col: 1,
-        }));
+        let span = span_of(ir.sources.routes.get(first).copied().unwrap_or(Loc::START));
         let routes = match g.routes.len() {
             1 => format!("route `{first}`"),
             n => format!("route `{first}` and {} more", n - 1),
@@ -529,11 +525,13 @@ pub fn span_of(loc: Loc) -> Span {
 pub fn gap_diagnostics(gaps: &[Gap], ir: &ValidIr) -> Diagnostics {
     let mut out = Diagnostics::new();
     for g in gaps {
-        let span = span_of(ir.sources.policies.get(&g.policy).copied().unwrap_or(Loc {
-            file: 0,
-            line: 1,
-            col: 1,
-        }));
+        let span = span_of(
+            ir.sources
+                .policies
+                .get(&g.policy)
+                .copied()
+                .unwrap_or(Loc::START),
+        );
         let what = match (g.field, g.value) {
             (None, _) => format!("`{}`", g.policy.kind),
             (Some(f), None) => format!("`{}` option `{f}`", g.policy.kind),

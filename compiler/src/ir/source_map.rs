@@ -17,6 +17,16 @@ pub struct Loc {
     pub col: u32,
 }
 
+impl Loc {
+    /// The start of the first file: where a diagnostic points when the
+    /// source map has no place for what it is about.
+    pub const START: Loc = Loc {
+        file: 0,
+        line: 1,
+        col: 1,
+    };
+}
+
 impl From<(u32, u32, u32)> for Loc {
     fn from((file, line, col): (u32, u32, u32)) -> Loc {
         Loc { file, line, col }

@@ -371,11 +371,12 @@ pub fn condition_diagnostics(ir: &ValidIr) -> Diagnostics {
     let view = DispatchView::new(ir);
     let mut refuse = |r: RouteIx, why: String| {
         let route = &ir.routes[r];
-        let loc = ir.sources.routes.get(&route.id).copied().unwrap_or(Loc {
-            file: 0,
-            line: 1,
-            col: 1,
-        });
+        let loc = ir
+            .sources
+            .routes
+            .get(&route.id)
+            .copied()
+            .unwrap_or(Loc::START);
         out.push(
             Diagnostic::error(
                 "unsupported-feature",

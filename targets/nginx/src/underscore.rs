@@ -18,11 +18,7 @@ pub fn refusals(ir: &ValidIr) -> Diagnostics {
         if !name.contains('_') {
             return;
         }
-        let loc = loc.copied().unwrap_or(Loc {
-            file: 0,
-            line: 1,
-            col: 1,
-        });
+        let loc = loc.copied().unwrap_or(Loc::START);
         out.push(
             Diagnostic::error(
                 "unsupported-feature",
