@@ -110,14 +110,44 @@ impl Launch {
     }
 }
 
-/// A loopback address with a port that was free a moment ago (bound to
-/// port 0 and released): for compiling an output that must name its port.
+/// A loopback address with a port that was free a moment ago: for
+/// compiling an output that must name its port before the runtime binds
+/// it. The port comes from below the kernel's ephemeral range (where
+/// port 0 binds and outgoing connections take their local port), so no
+/// other process's connection can take it in the meantime; only one that
+/// names the same port itself could. Port 0 when that range is too small.
 pub fn free_addr() -> Result<SocketAddr> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u16 = 10_000;
+    if low > FLOOR + 1_000 {
+        let span = u64::from(low - FLOOR);
+        for attempt in 0..64u64 {
+            let port = FLOOR + (scatter(attempt) % span) as u16;
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return l.local_addr().map_err(io_err("reading a bound address"));
+            }
+        }
+    }
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err("binding 127.0.0.1:0"))?;
     listener
         .local_addr()
         .map_err(io_err("reading a bound address"))
+}
+
+/// A number that differs between calls, threads and processes (a port
+/// pick, not a secret): the standard library's randomly keyed hasher.
+fn scatter(attempt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u64(attempt);
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// The files a target's output expects its runner to write from secrets

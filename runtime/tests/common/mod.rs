@@ -38,13 +38,10 @@ fn answer(mut stream: TcpStream, body: &str) {
     );
 }
 
-/// A loopback port free right now (bound to port 0 and released).
+/// A loopback port free right now, from outside the ephemeral range
+/// ([`gatefold_runtime::launch::free_addr`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    gatefold_runtime::launch::free_addr().unwrap().port()
 }
 
 /// A loopback address on a free port.

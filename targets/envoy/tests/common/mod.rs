@@ -54,12 +54,10 @@ pub fn envoy() -> Envoy {
     Envoy::locate().expect("Envoy is installed (scripts/install-runtimes.sh)")
 }
 
-/// A free port on 127.0.0.1 (bound, read back, released).
+/// A free port on 127.0.0.1, from outside the ephemeral range
+/// (`gatefold_runtime::launch::free_addr`).
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    gatefold_runtime::launch::free_addr().unwrap()
 }
 
 /// A scratch directory removed on drop.

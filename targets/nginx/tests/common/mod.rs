@@ -86,10 +86,10 @@ pub fn check_output(output: &Output) {
     }
 }
 
-/// A free port on 127.0.0.1.
+/// A free port on 127.0.0.1, from outside the ephemeral range
+/// (`gatefold_runtime::launch::free_addr`).
 pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    gatefold_runtime::launch::free_addr().unwrap()
 }
 
 /// What the echo upstream received.
