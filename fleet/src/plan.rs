@@ -200,7 +200,7 @@ pub fn plan(fleet: &Fleet, desired: Desired, settings: &Settings) -> Plan {
         let gw = &fleet.gateways[&name];
         let client = provider::for_gateway(gw, settings);
         let running = match &client {
-            Ok(c) => c.running(),
+            Ok(c) => read(c.as_ref(), &config),
             Err(e) => Err(clone_err(e)),
         };
         let changes = match &running {
@@ -217,6 +217,19 @@ pub fn plan(fleet: &Fleet, desired: Desired, settings: &Settings) -> Plan {
         }
     });
     Plan { gateways }
+}
+
+/// What a gateway runs: only its hash when that shows it in sync (no
+/// diff to show, and reading and parsing a large config from each of many
+/// gateways is what a no-change plan would spend its time on), else the
+/// whole config for the semantic diff.
+fn read(client: &dyn Provider, desired: &ValidIr) -> Result<Running, provider::Error> {
+    if let Some(hash) = client.running_hash()? {
+        if hash == desired.hash.as_str() {
+            return Ok(Running { hash, ir: None });
+        }
+    }
+    client.running()
 }
 
 /// A copy of a provider error for a second place (the plan keeps both
