@@ -123,7 +123,9 @@ pub fn apply(path: &Path, yes: bool, common: &Common) -> ExitCode {
         if common.format == Format::Text {
             eprintln!("nothing to apply: every gateway is in sync");
         }
-        return ExitCode::SUCCESS;
+        // Still a summary, so its last line always names every gateway's
+        // end state (here `in sync`; nothing is sent to any gateway).
+        return print_summary(&apply::apply(&fleet, &plan, None, &|_| {}), common.format);
     }
     if !yes && !confirm() {
         return refuse(

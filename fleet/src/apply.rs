@@ -135,6 +135,9 @@ pub fn apply(
     revision: Option<String>,
     report: &(dyn Fn(&Event) + Sync),
 ) -> Summary {
+    if plan.count(State::Unknown) > 0 {
+        return not_started(fleet, plan, report);
+    }
     let mut ends: BTreeMap<String, (usize, Outcome)> = BTreeMap::new();
     let mut failed = false;
     for (w, wave) in fleet.waves.iter().enumerate() {
@@ -162,8 +165,12 @@ pub fn apply(
     }
     if failed {
         match fleet.on_failure {
-            OnFailure::Rollback => roll_back(plan, &mut ends, report),
+            OnFailure::Rollback => roll_back(plan, &mut ends, report, |_| true),
             OnFailure::Halt => {
+                // Finished gateways stay; one that failed after its switch
+                // (its verify, or an answer lost) is in no known state, so
+                // it goes back like under `rollback`.
+                roll_back(plan, &mut ends, report, |o| !o.end.is_ok());
                 for (_, o) in ends.values_mut() {
                     if o.end == End::Applied {
                         o.end = End::LeftChanged("on-failure: halt".into());
@@ -185,6 +192,41 @@ pub fn apply(
     Summary {
         command: "apply",
         ok: !failed,
+        gateways,
+    }
+}
+
+/// The summary of an apply that does not start because the plan could
+/// not read some gateway: that wave would fail for certain, and every
+/// change before it would only be made to be undone. Nothing is touched.
+fn not_started(fleet: &Fleet, plan: &Plan, report: &(dyn Fn(&Event) + Sync)) -> Summary {
+    let mut gateways = Vec::new();
+    for (w, wave) in fleet.waves.iter().enumerate() {
+        for g in wave.iter().filter_map(|g| plan.get(g)) {
+            let end = match (&g.running, g.state()) {
+                (Err(e), _) => {
+                    report(&Event {
+                        wave: w + 1,
+                        gateway: g.name.clone(),
+                        step: Step::Failed,
+                        detail: Some(e.to_string()),
+                    });
+                    End::Failed(e.to_string())
+                }
+                (Ok(_), State::InSync) => End::InSync,
+                (Ok(_), _) => End::Skipped,
+            };
+            gateways.push(GatewayEnd {
+                gateway: g.name.clone(),
+                wave: w + 1,
+                end,
+                failure: None,
+            });
+        }
+    }
+    Summary {
+        command: "apply",
+        ok: false,
         gateways,
     }
 }
@@ -256,8 +298,15 @@ fn one(
         Action::Apply,
     );
     if let Err(e) = client.switch(&staged, &running.hash, &manifest) {
-        // An unanswered switch may have taken: it counts as touched.
-        let touched = matches!(e, Error::Unreachable(_));
+        let touched = match &e {
+            // The gateway said no: nothing changed there.
+            Error::Conflict { .. } | Error::Rejected(_) => false,
+            // No answer: it may have taken, or may still take.
+            Error::Unreachable(_) => true,
+            // An error answered (a 5xx from a proxy in front, say) may come
+            // after the change took: what runs now tells.
+            _ => !matches!(client.running(), Ok(now) if now.hash == running.hash),
+        };
         return fail(&e, touched, Some(restore));
     }
     event(Step::Verify, None);
@@ -273,15 +322,17 @@ fn one(
     }
 }
 
-/// Puts back every gateway this run touched, in parallel.
+/// Puts back every gateway this run touched that `which` picks, in
+/// parallel.
 fn roll_back(
     plan: &Plan,
     ends: &mut BTreeMap<String, (usize, Outcome)>,
     report: &(dyn Fn(&Event) + Sync),
+    which: impl Fn(&Outcome) -> bool,
 ) {
     let todo: Vec<(String, usize, Manifest)> = ends
         .iter()
-        .filter(|(_, (_, o))| o.touched)
+        .filter(|(_, (_, o))| o.touched && which(o))
         .filter_map(|(n, (w, o))| Some((n.clone(), *w, o.restore.clone()?)))
         .collect();
     let results = each(todo, PARALLEL, |(name, wave, restore)| {

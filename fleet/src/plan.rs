@@ -8,7 +8,9 @@ use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::diff::{self, Change};
 use gatefold_compiler::ir::ValidIr;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How many gateways are read (or changed) at once.
 pub const PARALLEL: usize = 16;
@@ -196,15 +198,21 @@ fn render_fleet(fleet: &Fleet, diags: &Diagnostics) -> String {
 /// Asks every gateway what it runs (in parallel) and diffs it against
 /// what the fleet wants there.
 pub fn plan(fleet: &Fleet, desired: Desired, settings: &Settings) -> Plan {
+    let seen = Seen::default();
     let gateways = each(desired.configs, PARALLEL, |(name, config)| {
         let gw = &fleet.gateways[&name];
         let client = provider::for_gateway(gw, settings);
         let running = match &client {
-            Ok(c) => c.running(),
+            Ok(c) => read(c.as_ref(), &config, &seen),
             Err(e) => Err(clone_err(e)),
         };
         let changes = match &running {
-            Ok(Running { ir: Some(old), .. }) => diff::diff(old, &config),
+            Ok(Running { ir: Some(old), .. }) => {
+                let key = (old.hash.to_string(), config.hash.to_string());
+                once(&seen.diffs, key)
+                    .get_or_init(|| diff::diff(old, &config))
+                    .clone()
+            }
             _ => Vec::new(),
         };
         GatewayPlan {
@@ -217,6 +225,64 @@ pub fn plan(fleet: &Fleet, desired: Desired, settings: &Settings) -> Plan {
         }
     });
     Plan { gateways }
+}
+
+/// What a gateway runs: only its hash when that shows it in sync (no
+/// diff to show, and reading and parsing a large config from each of many
+/// gateways is what a no-change plan would spend its time on), else the
+/// whole config for the semantic diff.
+/// Many gateways of a fleet run the same config: it is read and parsed
+/// from the first of them, and diffed once.
+fn read(client: &dyn Provider, desired: &ValidIr, seen: &Seen) -> Result<Running, provider::Error> {
+    let Some(hash) = client.running_hash()? else {
+        return client.running();
+    };
+    if hash == desired.hash.as_str() {
+        return Ok(Running { hash, ir: None });
+    }
+    let mut mine = None;
+    let cell = once(&seen.configs, hash.clone());
+    let cached = cell.get_or_init(|| {
+        let read = client.running();
+        let ir = match &read {
+            Ok(Running {
+                hash: h,
+                ir: Some(ir),
+            }) if *h == hash => Some(ir.clone()),
+            _ => None,
+        };
+        mine = Some(read);
+        ir
+    });
+    match (mine, cached) {
+        (Some(read), _) => read,
+        (None, Some(ir)) => Ok(Running {
+            hash,
+            ir: Some(ir.clone()),
+        }),
+        // The first reader of this hash found something else: read again.
+        (None, None) => client.running(),
+    }
+}
+
+/// What one plan has read and computed, by content hash: a running config
+/// (by its hash), a diff (by the running and desired hashes).
+#[derive(Default)]
+struct Seen {
+    configs: Cells<String, Option<ValidIr>>,
+    diffs: Cells<(String, String), Vec<Change>>,
+}
+
+type Cells<K, V> = Mutex<HashMap<K, Arc<OnceLock<V>>>>;
+
+/// The cell for `key`: the first caller fills it, the others wait for it.
+fn once<K: Eq + Hash, V>(cells: &Cells<K, V>, key: K) -> Arc<OnceLock<V>> {
+    cells
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
 }
 
 /// A copy of a provider error for a second place (the plan keeps both

@@ -1,11 +1,13 @@
-//! Shared by the fleet tests: running the `gatefold` binary, and contract
-//! fakes of the admin APIs that cannot run here (Kong, Cloudflare).
+//! Shared by the fleet tests: running the `gatefold` binary, contract
+//! fakes of the admin APIs that cannot run here (Kong, Cloudflare), and
+//! reference gateways run as real processes (`reference`).
 
 #![allow(dead_code)]
 
 pub mod cloudflare;
 pub mod http;
 pub mod kong;
+pub mod reference;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

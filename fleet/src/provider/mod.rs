@@ -59,6 +59,13 @@ pub enum Error {
 pub trait Provider: Send + Sync {
     /// What the gateway runs now.
     fn running(&self) -> Result<Running, Error>;
+    /// The hash of what the gateway runs, when it can tell it more cheaply
+    /// than [`Provider::running`] (which reads the whole config); `None`
+    /// when it cannot. A plan reads no config from a gateway whose hash
+    /// says it is in sync.
+    fn running_hash(&self) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
     /// The manifest of the last apply there; `None` when gatefold never
     /// applied there.
     fn manifest(&self) -> Result<Option<Manifest>, Error>;

@@ -94,6 +94,11 @@ impl Provider for Reference {
         })
     }
 
+    fn running_hash(&self) -> Result<Option<String>, Error> {
+        // `GET /status` names the running config's hash in a few bytes.
+        self.status_hash().map(Some)
+    }
+
     fn manifest(&self) -> Result<Option<Manifest>, Error> {
         let r = self.http.send("/manifest", |c, u| c.get(u))?;
         if r.status() == StatusCode::NOT_FOUND {
