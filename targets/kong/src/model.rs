@@ -194,13 +194,6 @@ pub enum PluginConfig {
         add: TransformList,
         append: TransformList,
     },
-    RequestTermination {
-        status_code: u16,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        body: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content_type: Option<String>,
-    },
     /// `pre-function` / `post-function`: Lua chunks per phase (each returns
     /// the function Kong calls per request).
     Functions {

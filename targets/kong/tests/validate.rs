@@ -105,7 +105,8 @@ fn the_petstore_like_config_is_valid() {
         "cors",
         "request-transformer",
         "response-transformer",
-        "request-termination",
+        "pre-function",
+        "post-function",
     ] {
         assert!(
             names.iter().any(|x| x == n),
@@ -179,4 +180,28 @@ apis:
         2,
         "{names:?}"
     );
+}
+
+#[test]
+fn lua_security_kinds_and_mocks_are_valid_serverless_plugins() {
+    let names = assert_valid(&text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080, policies: [{ ip-filter: { allow: [10.0.0.0/8] } }] }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    policies: [{ rate-limit: { requests: 5, per: 1m, key: "header:x-tenant" } }]
+    routes:
+      one: { path: /one, policies: [{ request-size-limit: { max: 1KiB } }] }
+      two: { path: /two, policies: [{ mock: { status: 204, headers: { x-a: b } } }] }
+"#,
+    ))));
+    // Global ones shared by most routes, route-scoped ones for the others.
+    assert!(
+        names.iter().filter(|n| *n == "pre-function").count() >= 2,
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "post-function"), "{names:?}");
 }
