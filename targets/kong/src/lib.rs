@@ -6,9 +6,11 @@
 //! active health checks, routes for the expressions router with priorities
 //! in the IR's order ([`routing`]), consumers with key-auth and basic-auth
 //! credentials as vault references and ACL groups, and the bundled OSS
-//! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`,
-//! `response-transformer` and `request-termination`, and scripts as Lua in
-//! `post-function` ([`gatefold_lua_script`]). A policy instance
+//! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`
+//! and `response-transformer`; `ip-filter`, the body limit, `rate-limit`,
+//! `mock` and scripts as Lua in `pre-function` / `post-function`, placed
+//! in the spec's phase order (`functions`; scripts from
+//! [`gatefold_lua_script`]). A bundled-plugin policy instance
 //! that covers every route is one global plugin; otherwise one plugin per
 //! route whose chain holds it. Everything else is declared unsupported or
 //! approximate, so `check` refuses it (security kinds always).
@@ -21,6 +23,7 @@ mod plugins;
 pub mod routing;
 mod script;
 
+use gatefold_compiler::ir::lowered::Destination;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{Balance, OriginHost, PolicyKind, Secret, TargetKind, ValidIr};
 use gatefold_compiler::target::{
@@ -51,6 +54,8 @@ impl Target for Kong {
             | PolicyKind::Acl
             | PolicyKind::Cors
             | PolicyKind::RequestHeaders
+            // Service timeouts (a service per upstream and timeout pair).
+            | PolicyKind::Timeout
             | PolicyKind::Native => Support::Builtin,
             // Lua in pre-function / post-function, placed in the spec's
             // phase order (see `functions`).
@@ -69,7 +74,6 @@ impl Target for Kong {
             | PolicyKind::Redirect
             | PolicyKind::Rewrite
             | PolicyKind::Cache
-            | PolicyKind::Timeout
             | PolicyKind::Retry
             | PolicyKind::TrafficSplit
             | PolicyKind::Mirror => Support::Unsupported,
@@ -193,30 +197,65 @@ fn millis(d: gatefold_compiler::ir::values::Duration) -> u64 {
     d.millis
 }
 
-fn services(ir: &ValidIr) -> Vec<Service> {
+/// The timeouts (connect, read, in ms) an upstream's base service has:
+/// the upstream's `timeouts`, else the baseline's.
+fn base_timeouts(ir: &ValidIr, u: &gatefold_compiler::ir::Upstream) -> (u64, u64) {
     let base = &ir.gateway.baseline.timeouts;
-    ir.upstreams
-        .iter()
-        .map(|(name, u)| {
-            let t = u.timeouts.as_ref();
-            let connect = t.and_then(|t| t.connect).unwrap_or(base.connect);
-            let read = t.and_then(|t| t.read).unwrap_or(base.read);
-            let tls = u.targets.first().is_some_and(|s| s.url.tls);
-            Service {
-                name: name.to_string(),
-                protocol: if tls { "https" } else { "http" },
-                host: name.to_string(),
-                port: if tls { 443 } else { 80 },
-                connect_timeout: millis(connect),
-                read_timeout: millis(read),
-                write_timeout: millis(read),
-                // Kong retries 5 times by default; the spec retries only
-                // with a `retry` policy, which this target refuses.
-                retries: 0,
-                tags: vec![tag(format!("upstream/{name}"))],
-            }
-        })
-        .collect()
+    let t = u.timeouts.as_ref();
+    (
+        millis(t.and_then(|t| t.connect).unwrap_or(base.connect)),
+        millis(t.and_then(|t| t.read).unwrap_or(base.read)),
+    )
+}
+
+/// The Kong service a destination is sent through: Kong has timeouts per
+/// service, not per route, so a route whose `timeout` gives other values
+/// than its upstream's goes through a service of its own for that pair,
+/// `UPSTREAM.timeout-CONNECTms-READms` (upstream names hold no `.`, so it
+/// cannot clash with one).
+pub(crate) fn service_name(ir: &ValidIr, d: &Destination) -> String {
+    let pair = (millis(d.connect_timeout), millis(d.read_timeout));
+    match ir.upstreams.get(&d.upstream) {
+        Some(u) if base_timeouts(ir, u) != pair => {
+            format!("{}.timeout-{}ms-{}ms", d.upstream, pair.0, pair.1)
+        }
+        _ => d.upstream.to_string(),
+    }
+}
+
+fn services(ir: &ValidIr) -> Vec<Service> {
+    let mut out = Vec::new();
+    for (name, u) in &ir.upstreams {
+        let base = base_timeouts(ir, u);
+        let mut pairs: std::collections::BTreeSet<(u64, u64)> = ir
+            .routes
+            .iter()
+            .filter_map(|r| r.lowered.proxy.as_ref())
+            .flat_map(|p| p.destinations())
+            .filter(|d| &d.upstream == name)
+            .map(|d| (millis(d.connect_timeout), millis(d.read_timeout)))
+            .collect();
+        pairs.remove(&base);
+        let tls = u.targets.first().is_some_and(|s| s.url.tls);
+        let service = |service: String, (connect, read): (u64, u64)| Service {
+            name: service,
+            protocol: if tls { "https" } else { "http" },
+            host: name.to_string(),
+            port: if tls { 443 } else { 80 },
+            connect_timeout: connect,
+            read_timeout: read,
+            write_timeout: read,
+            // Kong retries 5 times by default; the spec retries only
+            // with a `retry` policy, which this target refuses.
+            retries: 0,
+            tags: vec![tag(format!("upstream/{name}"))],
+        };
+        out.push(service(name.to_string(), base));
+        for p in pairs {
+            out.push(service(format!("{name}.timeout-{}ms-{}ms", p.0, p.1), p));
+        }
+    }
+    out
 }
 
 fn upstreams(ir: &ValidIr) -> Vec<Upstream> {

@@ -9,6 +9,7 @@
 //! index`, so the first matching gatefold route wins.
 
 use crate::model::{Route, ServiceRef};
+use gatefold_compiler::ir::lowered::ProxyPlan;
 use gatefold_compiler::ir::{HostPattern, Matcher, Segment, ValidIr};
 
 /// A route per IR route, in IR order.
@@ -24,9 +25,15 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
             protocols: vec!["http", "https"],
             strip_path: false,
             preserve_host: false,
-            service: r.upstream.as_ref().map(|u| ServiceRef {
-                name: u.to_string(),
-            }),
+            service: match &r.lowered.proxy {
+                Some(ProxyPlan::Single(d)) => Some(ServiceRef {
+                    name: crate::service_name(ir, d),
+                }),
+                // traffic-split is refused for Kong.
+                _ => r.upstream.as_ref().map(|u| ServiceRef {
+                    name: u.to_string(),
+                }),
+            },
             tags: vec![crate::tag(format_args!("route/{}", r.id))],
         })
         .collect()

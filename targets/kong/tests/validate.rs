@@ -205,3 +205,45 @@ apis:
     );
     assert!(names.iter().any(|n| n == "post-function"), "{names:?}");
 }
+
+#[test]
+fn a_route_timeout_is_a_service_with_those_timeouts() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }], timeouts: { connect: 2s } } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one: { path: /one }
+      slow: { path: /slow, policies: [{ timeout: { read: 90s } }] }
+"#,
+    )));
+    assert_valid(&yaml);
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let services = doc["services"].as_array().unwrap();
+    let routes = doc["routes"].as_array().unwrap();
+    let service_of = |route: &str| {
+        let r = routes.iter().find(|r| r["name"] == route).unwrap();
+        let name = r["service"]["name"].as_str().unwrap();
+        services.iter().find(|s| s["name"] == name).unwrap().clone()
+    };
+    // The route's read timeout, the upstream's connect timeout; the other
+    // route keeps the upstream's service and the baseline read timeout.
+    let slow = service_of("a.slow");
+    assert_eq!(
+        (
+            slow["connect_timeout"].as_u64(),
+            slow["read_timeout"].as_u64()
+        ),
+        (Some(2000), Some(90000)),
+        "{yaml}"
+    );
+    assert_eq!(slow["host"], "u");
+    let one = service_of("a.one");
+    assert_eq!(one["name"], "u");
+    assert_eq!(one["connect_timeout"].as_u64(), Some(2000));
+    assert_ne!(one["read_timeout"].as_u64(), Some(90000));
+}
