@@ -60,6 +60,22 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
     scope("post-function", post, &mut out);
+    // The 405 fallbacks answer before any other plugin runs.
+    for f in crate::routing::fallbacks(ir) {
+        out.push(Plugin {
+            name: "pre-function",
+            route: Some(f.name),
+            config: PluginConfig::Functions {
+                access: vec![format!(
+                    "-- gatefold: no route takes the method (405)\nreturn function()\n  return kong.response.exit(405, '{{\"error\":\"method not allowed\"}}', {{ [\"content-type\"] = \"application/json\", [\"allow\"] = {} }})\nend\n",
+                    s(&f.allow)
+                )],
+                header_filter: Vec::new(),
+                body_filter: Vec::new(),
+            },
+            tags: vec![crate::tag("dispatch/405")],
+        });
+    }
     out
 }
 

@@ -244,3 +244,54 @@ apis: { a: { upstream: u, routes: { one: { path: /one } } } }
     );
     assert!(gatefold_target_kong::chain_diagnostics(&ir).has_errors());
 }
+
+#[test]
+fn a_path_whose_method_no_route_takes_gets_405_with_allow_below_every_route() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      list: { path: /items, methods: [GET] }
+      add: { path: /items, methods: [POST] }
+      any: { path: /open }
+"#,
+    )));
+    let doc: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let routes = doc["routes"].as_array().unwrap();
+    let fallback: Vec<&serde_json::Value> = routes
+        .iter()
+        .filter(|r| r["name"].as_str().unwrap().starts_with("gatefold-405-"))
+        .collect();
+    // /open takes every method: one fallback, for /items, below the routes.
+    assert_eq!(fallback.len(), 1, "{yaml}");
+    assert_eq!(fallback[0]["expression"], r##"http.path == r#"/items"#"##);
+    let lowest_real = routes
+        .iter()
+        .filter(|r| !r["name"].as_str().unwrap().starts_with("gatefold-405-"))
+        .map(|r| r["priority"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert!(fallback[0]["priority"].as_u64().unwrap() < lowest_real);
+    let name = fallback[0]["name"].as_str().unwrap();
+    let pre = function_config(&yaml, "pre-function", name);
+    let out = run_lua(&format!(
+        r#"
+local st = S.request({{ method = "DELETE", path = "/items", ip = "127.0.0.1", headers = {{}} }})
+assert(S.phases({}))
+local hs = {{}}
+for _, kv in ipairs(st.res_headers) do hs[#hs + 1] = kv[1] .. "=" .. kv[2] end
+table.sort(hs)
+print(st.status .. " " .. st.body .. " " .. table.concat(hs, " "))
+"#,
+        lua_phase(&pre, "access")
+    ));
+    assert_eq!(
+        out.trim(),
+        r#"405 {"error":"method not allowed"} allow=GET, POST content-type=application/json"#
+    );
+}
