@@ -27,8 +27,8 @@ use gatefold_compiler::ir::lowered::Destination;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{Balance, OriginHost, PolicyKind, Secret, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, FieldSupport, ModelSupport, Options, Output,
-    OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, Feature, FieldSupport, ModelSupport, Options,
+    Output, OutputFile, RelPath, Support, Target,
 };
 use model::*;
 
@@ -144,6 +144,14 @@ impl Target for Kong {
             _ => {}
         }
         out
+    }
+
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // The route's `preserve_host`.
+            Feature::PreserveHost => Support::Builtin,
+            Feature::Conditions => Support::Unsupported,
+        }
     }
 
     fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {

@@ -28,7 +28,8 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
             priority: below + count - i as u64,
             protocols: vec!["http", "https"],
             strip_path: false,
-            preserve_host: false,
+            // Kong then sends the client's `host` as received.
+            preserve_host: r.lowered.preserve_host,
             service: match &r.lowered.proxy {
                 Some(ProxyPlan::Single(d)) => Some(ServiceRef {
                     name: crate::service_name(ir, d),

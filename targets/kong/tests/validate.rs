@@ -247,3 +247,34 @@ apis:
     assert_eq!(one["connect_timeout"].as_u64(), Some(2000));
     assert_ne!(one["read_timeout"].as_u64(), Some(90000));
 }
+
+#[test]
+fn preserve_host_is_the_routes_preserve_host() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    preserve-host: true
+    routes:
+      kept: { path: /kept }
+      not: { path: /not, preserve-host: false }
+"#,
+    )));
+    assert_valid(&yaml);
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let of = |name: &str| {
+        doc["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["preserve_host"]
+            .clone()
+    };
+    assert_eq!(of("a.kept"), true, "{yaml}");
+    assert_eq!(of("a.not"), false, "{yaml}");
+}
