@@ -28,7 +28,7 @@
 use crate::model::{Plugin, PluginConfig};
 use crate::routing::route_name;
 use gatefold_compiler::ir::policy::{IpFilter, MockBody, Policy, RateKey, RateLimit};
-use gatefold_compiler::ir::{PolicyId, PolicyKind, Route, ValidIr};
+use gatefold_compiler::ir::{PolicyId, PolicyKind, Route, Segment, UpstreamPath, ValidIr};
 use gatefold_lua_script::lua::string as s;
 
 /// The shared dict rate-limit counters live in: Kong's own (12 MiB,
@@ -338,6 +338,12 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         f.ids.push(id.to_string());
         f.access.push(mock(m));
     }
+    if let Some(chunk) = upstream_path(r) {
+        if let Some(id) = r.policy_id(PolicyKind::Rewrite) {
+            f.ids.push(id.to_string());
+        }
+        f.access.push(chunk);
+    }
     // A route that always answers at phase 9 never reads a body; every
     // other one checks a body without content-length as it is read.
     if r.policy_id(PolicyKind::Mock).is_none() {
@@ -345,6 +351,71 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         f.access.push(body_limit(r.lowered.max_body.0));
     }
     f
+}
+
+/// Phase 10's path (`rewrite`, `strip-base-path`): the route's lowered
+/// upstream path from the request path, set with
+/// `kong.service.request.set_path` (Kong keeps the query).
+fn upstream_path(r: &Route) -> Option<String> {
+    let body = match &r.lowered.upstream_path {
+        UpstreamPath::Keep => return None,
+        UpstreamPath::Prefix { strip, add } => {
+            let opt = |v: &Option<String>| v.as_deref().map_or("nil".to_string(), s);
+            format!(
+                r#"local STRIP, ADD = {}, {}
+return function()
+  local p = kong.request.get_path()
+  local rest = p
+  if STRIP and STRIP ~= "/" and p:sub(1, #STRIP) == STRIP then
+    local left = p:sub(#STRIP + 1)
+    if left == "" or left:sub(1, 1) == "/" then rest = left end
+  end
+  local out = ((ADD and ADD ~= "/") and ADD or "") .. rest
+  if out == "" then out = "/" end
+  kong.service.request.set_path(out)
+end
+"#,
+                opt(strip),
+                opt(add)
+            )
+        }
+        UpstreamPath::Template(t) => {
+            // A param is the request's segment at its place in the route's path.
+            let at = |name: &str| {
+                r.matcher
+                    .path
+                    .segments
+                    .iter()
+                    .position(|x| matches!(x, Segment::Param(p) if p.as_str() == name))
+                    .map(|i| i + 1)
+            };
+            let parts: Vec<String> = t
+                .segments
+                .iter()
+                .map(|x| match x {
+                    Segment::Literal(l) => s(&format!("/{l}")),
+                    Segment::Param(p) => at(p.as_str()).map_or_else(|| s("/"), |i| i.to_string()),
+                })
+                .collect();
+            format!(
+                r#"local PARTS = {{ {} }}
+return function()
+  local segs = {{}}
+  for x in (kong.request.get_path():sub(2) .. "/"):gmatch("([^/]*)/") do segs[#segs + 1] = x end
+  local out = {{}}
+  for _, x in ipairs(PARTS) do
+    if type(x) == "number" then out[#out + 1] = "/" .. (segs[x] or "") else out[#out + 1] = x end
+  end
+  local path = table.concat(out)
+  if path == "" then path = "/" end
+  kong.service.request.set_path(path)
+end
+"#,
+                parts.join(", ")
+            )
+        }
+    };
+    Some(format!("-- gatefold: the upstream path (phase 10)\n{body}"))
 }
 
 fn rate_limit(id: &PolicyId, l: &RateLimit, cap: u64) -> String {
@@ -488,6 +559,25 @@ pub fn conflicts(
                     .with_help("remove `baseline.client-address` for the Kong target, or this policy"),
                 );
             }
+        }
+    }
+    for r in &ir.routes {
+        // A prefix rewrite applies to the path a request script set, which
+        // the rewrite chunk (reading the request's path) would not see.
+        let script_sets_path = matches!(
+            policy(ir, r, PolicyKind::Script),
+            Some((_, Policy::Script(sc))) if sc.request.is_some()
+        );
+        if script_sets_path && matches!(r.lowered.upstream_path, UpstreamPath::Prefix { .. }) {
+            let id = r.policy_id(PolicyKind::Script).expect("a script");
+            out.push(
+                Diagnostic::error(
+                    "unsupported-policy",
+                    at(id),
+                    format!("target `kong` cannot apply the prefix rewrite (`rewrite` or `strip-base-path`) of route `{}` to the path its request script `{id}` sets", r.id),
+                )
+                .with_help("for the Kong target, change the path in the script only, or use a whole-path `rewrite`"),
+            );
         }
     }
     for r in &ir.routes {

@@ -61,6 +61,7 @@ impl Target for Kong {
             // phase order (see `functions`).
             PolicyKind::Script
             | PolicyKind::Mock
+            | PolicyKind::Rewrite
             | PolicyKind::IpFilter
             | PolicyKind::RequestSizeLimit
             | PolicyKind::RateLimit => Support::Emulated,
@@ -72,7 +73,6 @@ impl Target for Kong {
             PolicyKind::Jwt
             | PolicyKind::Deprecation
             | PolicyKind::Redirect
-            | PolicyKind::Rewrite
             | PolicyKind::Cache
             | PolicyKind::Retry
             | PolicyKind::TrafficSplit

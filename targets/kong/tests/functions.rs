@@ -295,3 +295,41 @@ print(st.status .. " " .. st.body .. " " .. table.concat(hs, " "))
         r#"405 {"error":"method not allowed"} allow=GET, POST content-type=application/json"#
     );
 }
+
+#[test]
+fn strip_base_path_and_rewrites_set_the_upstream_path() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  pets:
+    upstream: u
+    base-path: /pets
+    strip-base-path: true
+    routes:
+      one: { path: "/{id}" }
+      all: { path: / }
+  b:
+    upstream: u
+    routes:
+      files: { path: "/files/*", policies: [{ rewrite: { strip-prefix: /files, add-prefix: /static } }] }
+      item: { path: "/v1/{kind}/{id}", policies: [{ rewrite: { path: "/items/{id}/{kind}" } }] }
+"#,
+    )));
+    let path_of = |route: &str, path: &str| {
+        let post = function_config(&yaml, "post-function", route);
+        run_lua(&format!(
+            "local st = S.request({{ method = \"GET\", path = {path:?}, ip = \"127.0.0.1\", headers = {{}} }})\nassert(not S.phases({}))\nprint(st.upstream_path)",
+            lua_phase(&post, "access")
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(path_of("pets.one", "/pets/7"), "/7");
+    assert_eq!(path_of("pets.all", "/pets"), "/");
+    assert_eq!(path_of("b.files", "/files/a/b.css"), "/static/a/b.css");
+    assert_eq!(path_of("b.files", "/files"), "/static");
+    assert_eq!(path_of("b.item", "/v1/cats/3"), "/items/3/cats");
+}
