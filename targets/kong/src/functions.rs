@@ -206,7 +206,60 @@ fn pre_config(ir: &ValidIr, r: &Route) -> Functions {
         f.ids.push(id.to_string());
         f.header_filter.push(RATE_HEADERS.to_string());
     }
+    if let Some((id, Policy::Deprecation(d))) = policy(ir, r, PolicyKind::Deprecation) {
+        f.ids.push(id.to_string());
+        f.header_filter.push(deprecation_headers(d));
+    }
     f
+}
+
+/// The headers phase 7 promised, on every response made after it (the
+/// post-function marks the request when it passes phase 7).
+fn deprecation_headers(d: &gatefold_compiler::ir::policy::Deprecation) -> String {
+    let since = d.since.map_or(0, |x| x.days_since_epoch() * 86_400);
+    let mut sets = vec![format!(
+        "    kong.response.set_header(\"deprecation\", {})",
+        s(&format!("@{since}"))
+    )];
+    if let Some(sunset) = d.sunset {
+        sets.push(format!(
+            "    kong.response.set_header(\"sunset\", {})",
+            s(&http_date(sunset.days_since_epoch()))
+        ));
+    }
+    if let Some(link) = &d.link {
+        sets.push(format!(
+            "    kong.response.set_header(\"link\", {})",
+            s(&format!("<{link}>; rel=\"deprecation\""))
+        ));
+    }
+    format!(
+        "-- gatefold: deprecation headers promised at phase 7\nreturn function()\n  if kong.ctx.shared.gatefold_deprecation then\n{}\n  end\nend\n",
+        sets.join("\n")
+    )
+}
+
+/// `Sun, 06 Nov 1994 00:00:00 GMT` for a day counted from 1970-01-01.
+fn http_date(days: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} 00:00:00 GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
 }
 
 /// Sets the headers phase 6 promised (stored by the rate-limit chunk).
@@ -326,6 +379,13 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
     if let Some((id, Policy::RateLimit(l))) = policy(ir, r, PolicyKind::RateLimit) {
         f.ids.push(id.to_string());
         f.access.push(rate_limit(id, l, cap));
+    }
+    if let Some((id, _)) = policy(ir, r, PolicyKind::Deprecation) {
+        f.ids.push(id.to_string());
+        f.access.push(
+            "-- gatefold: deprecation (phase 7) passed\nreturn function()\n  kong.ctx.shared.gatefold_deprecation = true\nend\n"
+                .to_string(),
+        );
     }
     if let Some((id, Policy::Script(sc))) = policy(ir, r, PolicyKind::Script) {
         f.ids.push(id.to_string());

@@ -62,6 +62,7 @@ impl Target for Kong {
             PolicyKind::Script
             | PolicyKind::Mock
             | PolicyKind::Rewrite
+            | PolicyKind::Deprecation
             | PolicyKind::IpFilter
             | PolicyKind::RequestSizeLimit
             | PolicyKind::RateLimit => Support::Emulated,
@@ -71,7 +72,6 @@ impl Target for Kong {
             // Planned (docs/kong.md): jwt, redirect, rewrite, timeout,
             // retry, traffic-split, cache, deprecation.
             PolicyKind::Jwt
-            | PolicyKind::Deprecation
             | PolicyKind::Redirect
             | PolicyKind::Cache
             | PolicyKind::Retry

@@ -333,3 +333,53 @@ apis:
     assert_eq!(path_of("b.files", "/files"), "/static");
     assert_eq!(path_of("b.item", "/v1/cats/3"), "/items/3/cats");
 }
+
+#[test]
+fn deprecation_headers_go_on_responses_after_phase_7_only() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      old:
+        path: /old
+        policies:
+          - rate-limit: { requests: 1, per: 1m, key: global }
+          - deprecation: { since: "2025-01-01", sunset: "2026-06-30", link: "https://docs.example.com/v2" }
+"#,
+    )));
+    let pre = function_config(&yaml, "pre-function", "a.old");
+    let post = function_config(&yaml, "post-function", "a.old");
+    let out = run_lua(&format!(
+        r#"
+local pre_access, pre_header, post_access = {}, {}, {}
+for _ = 1, 2 do
+  local st = S.request({{ method = "GET", path = "/old", ip = "127.0.0.1", headers = {{}} }})
+  if not S.phases(pre_access) and not S.phases(post_access) then S.upstream(200, {{}}, "ok") end
+  S.phases(pre_header)
+  local hs = {{}}
+  for _, kv in ipairs(st.res_headers) do if not kv[1]:find("^x%-") then hs[#hs + 1] = kv[1] .. "=" .. kv[2] end end
+  table.sort(hs)
+  print(st.status .. " " .. table.concat(hs, " "))
+end
+"#,
+        lua_phase(&pre, "access"),
+        lua_phase(&pre, "header_filter"),
+        lua_phase(&post, "access"),
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#"200 deprecation=@1735689600 link=<https://docs.example.com/v2>; rel="deprecation" sunset=Tue, 30 Jun 2026 00:00:00 GMT"#,
+        "{out}"
+    );
+    // Refused at phase 6: no deprecation headers, as in the spec.
+    assert_eq!(
+        lines[1], "429 content-type=application/json retry-after=60",
+        "{out}"
+    );
+}
