@@ -404,6 +404,10 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         }
         f.access.push(chunk);
     }
+    if let Some((id, Policy::TrafficSplit(ts))) = policy(ir, r, PolicyKind::TrafficSplit) {
+        f.ids.push(id.to_string());
+        f.access.push(traffic_split(ir, ts));
+    }
     // A route that always answers at phase 9 never reads a body; every
     // other one checks a body without content-length as it is read.
     if r.policy_id(PolicyKind::Mock).is_none() {
@@ -476,6 +480,81 @@ end
         }
     };
     Some(format!("-- gatefold: the upstream path (phase 10)\n{body}"))
+}
+
+/// Phase 12's choice of upstream: the first `header-match` whose header's
+/// first value is exactly its value, else a weighted random choice
+/// (`math.random(total)`), as the reference gateway picks; the request then
+/// goes to that Kong upstream with its scheme through the route's service.
+fn traffic_split(ir: &ValidIr, ts: &gatefold_compiler::ir::policy::TrafficSplit) -> String {
+    let scheme = |u: &gatefold_compiler::ir::Name| {
+        let tls = ir
+            .upstreams
+            .get(u)
+            .and_then(|x| x.targets.first())
+            .is_some_and(|t| t.url.tls);
+        if tls {
+            "\"https\""
+        } else {
+            "\"http\""
+        }
+    };
+    let matches: Vec<String> = ts
+        .header_match
+        .iter()
+        .map(|m| {
+            format!(
+                "{{ {}, {}, {}, {} }}",
+                s(m.name.as_str()),
+                s(&m.value),
+                s(m.upstream.as_str()),
+                scheme(&m.upstream)
+            )
+        })
+        .collect();
+    let weighted: Vec<String> = ts
+        .to
+        .iter()
+        .filter(|w| w.weight > 0)
+        .map(|w| {
+            format!(
+                "{{ {}, {}, {} }}",
+                w.weight,
+                s(w.upstream.as_str()),
+                scheme(&w.upstream)
+            )
+        })
+        .collect();
+    let total: u64 = ts.to.iter().map(|w| u64::from(w.weight)).sum();
+    format!(
+        r#"-- gatefold: traffic-split (phase 12)
+local MATCH = {{ {} }}
+local WEIGHTED = {{ {} }}
+local TOTAL = {total}
+return function()
+  local up, scheme
+  for _, m in ipairs(MATCH) do
+    if kong.request.get_header(m[1]) == m[2] then up, scheme = m[3], m[4]; break end
+  end
+  if not up then
+    local n = math.random(TOTAL)
+    for _, w in ipairs(WEIGHTED) do
+      n = n - w[1]
+      if n <= 0 then up, scheme = w[2], w[3]; break end
+    end
+  end
+  local ok, err = kong.service.set_upstream(up)
+  if not ok then
+    kong.log.err("gatefold: traffic-split: ", err)
+    {bad}
+  end
+  kong.service.request.set_scheme(scheme)
+end
+"#,
+        matches.join(", "),
+        weighted.join(", "),
+        bad = exit(502, "bad gateway"),
+    )
 }
 
 fn rate_limit(id: &PolicyId, l: &RateLimit, cap: u64) -> String {

@@ -69,13 +69,16 @@ impl Target for Kong {
             PolicyKind::ResponseHeaders => Support::Approximate {
                 note: RESPONSE_ON_REFUSALS,
             },
+            // Lua choosing the Kong upstream (see `functions`).
+            PolicyKind::TrafficSplit => Support::Approximate {
+                note: "every destination is called with the first destination's timeouts: Kong sets timeouts per service, and the split picks the Kong upstream within the route's service",
+            },
             // Planned (docs/kong.md): jwt, redirect, rewrite, timeout,
             // retry, traffic-split, cache, deprecation.
             PolicyKind::Jwt
             | PolicyKind::Redirect
             | PolicyKind::Cache
             | PolicyKind::Retry
-            | PolicyKind::TrafficSplit
             | PolicyKind::Mirror => Support::Unsupported,
         }
     }

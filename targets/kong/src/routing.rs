@@ -34,8 +34,12 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
                 Some(ProxyPlan::Single(d)) => Some(ServiceRef {
                     name: crate::service_name(ir, d),
                 }),
-                // traffic-split is refused for Kong.
-                _ => r.upstream.as_ref().map(|u| ServiceRef {
+                // traffic-split: through the first destination's service;
+                // the post-function picks the Kong upstream.
+                Some(ProxyPlan::Split { to, .. }) => to.first().map(|d| ServiceRef {
+                    name: crate::service_name(ir, d),
+                }),
+                None => r.upstream.as_ref().map(|u| ServiceRef {
                     name: u.to_string(),
                 }),
             },

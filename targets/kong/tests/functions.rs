@@ -383,3 +383,43 @@ end
         "{out}"
     );
 }
+
+#[test]
+fn traffic_split_picks_the_kong_upstream_by_header_then_weight() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams:
+  pets: { targets: [{ url: "http://127.0.0.1:9001" }] }
+  pets-v2: { targets: [{ url: "https://127.0.0.1:9002" }] }
+apis:
+  a:
+    routes:
+      one:
+        path: /one
+        policies:
+          - traffic-split:
+              header-match: [{ name: x-canary, value: always, upstream: pets-v2 }]
+              to: [{ upstream: pets, weight: 1 }, { upstream: pets-v2, weight: 0 }]
+"#,
+    )));
+    let doc: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let route = &doc["routes"][0];
+    // The first destination's service (header matches are named first).
+    assert_eq!(route["service"]["name"], "pets-v2", "{yaml}");
+    let post = function_config(&yaml, "post-function", "a.one");
+    let out = run_lua(&format!(
+        r#"
+local access = {}
+for _, h in ipairs({{ {{ {{ "x-canary", "always" }} }}, {{ {{ "x-canary", "no" }} }}, {{}} }}) do
+  local st = S.request({{ method = "GET", path = "/one", ip = "127.0.0.1", headers = h }})
+  assert(not S.phases(access))
+  print(st.upstream_name .. " " .. st.scheme)
+end
+"#,
+        lua_phase(&post, "access")
+    ));
+    // A weight of 0 is never picked.
+    assert_eq!(out, "pets-v2 https\npets http\npets http\n");
+}

@@ -99,7 +99,10 @@ S.kong = {
     get_consumer = function() return state.consumer and { username = state.consumer } or nil end,
   },
   service = {
+    -- The Kong upstream (entity) the balancer then picks a target of.
+    set_upstream = function(h) state.upstream_name = h; return true end,
     request = {
+      set_scheme = function(sc) state.scheme = sc end,
       set_header = function(n, v) set(state.headers, n:lower(), v) end,
       clear_header = function(n) set(state.headers, n:lower(), nil) end,
       set_path = function(p) state.upstream_path = p end,
