@@ -39,6 +39,7 @@ pub const CONFIG: &str = "kong.yaml";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Kong;
 
+const CORS_PREFLIGHT: &str = "Kong's cors answers a preflight 200, not 204, and only on a route whose methods take OPTIONS (the router matches the method first): a preflight to a route of other methods gets the 405 route's answer";
 const RESPONSE_ON_REFUSALS: &str =
     "response-transformer also runs on Kong's own refusals of the route (401, 403), which the spec answers without these headers";
 
@@ -52,7 +53,6 @@ impl Target for Kong {
             PolicyKind::KeyAuth
             | PolicyKind::BasicAuth
             | PolicyKind::Acl
-            | PolicyKind::Cors
             | PolicyKind::RequestHeaders
             // Service timeouts (a service per upstream and timeout pair).
             | PolicyKind::Timeout
@@ -69,6 +69,7 @@ impl Target for Kong {
             PolicyKind::ResponseHeaders => Support::Approximate {
                 note: RESPONSE_ON_REFUSALS,
             },
+            PolicyKind::Cors => Support::Approximate { note: CORS_PREFLIGHT },
             // Lua choosing the Kong upstream (see `functions`).
             PolicyKind::TrafficSplit => Support::Approximate {
                 note: "every destination is called with the first destination's timeouts: Kong sets timeouts per service, and the split picks the Kong upstream within the route's service",
