@@ -60,15 +60,22 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
     scope("post-function", post, &mut out);
-    // The 405 fallbacks answer before any other plugin runs.
-    for f in crate::routing::fallbacks(ir) {
+    // The 405 answers, one per `allow` set on the service its fallback
+    // routes go through (a service-scoped plugin: the routes have none of
+    // their own), before any other plugin runs.
+    let allows: std::collections::BTreeSet<String> = crate::routing::fallbacks(ir)
+        .into_iter()
+        .map(|f| f.allow)
+        .collect();
+    for allow in allows {
         out.push(Plugin {
             name: "pre-function",
-            route: Some(f.name),
+            route: None,
+            service: Some(crate::routing::fallback_service(&allow)),
             config: PluginConfig::Functions {
                 access: vec![format!(
                     "-- gatefold: no route takes the method (405)\nreturn function()\n  return kong.response.exit(405, '{{\"error\":\"method not allowed\"}}', {{ [\"content-type\"] = \"application/json\", [\"allow\"] = {} }})\nend\n",
-                    s(&f.allow)
+                    s(&allow)
                 )],
                 header_filter: Vec::new(),
                 body_filter: Vec::new(),
@@ -84,18 +91,17 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
 /// of a name wins). Ties go to the earliest route, so the output is
 /// deterministic. Tagged with the instances each carries out.
 fn scope(name: &'static str, configs: Vec<(&Route, Functions)>, out: &mut Vec<Plugin>) {
-    let mut counts: Vec<(&Functions, usize)> = Vec::new();
-    for (_, f) in &configs {
-        match counts.iter_mut().find(|(g, _)| *g == f) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((f, 1)),
-        }
+    // Count per config (hashed: 10,000 routes may have as many configs),
+    // remembering where each first appears.
+    let mut counts: std::collections::HashMap<&Functions, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, (_, f)) in configs.iter().enumerate() {
+        counts.entry(f).or_insert((0, i)).0 += 1;
     }
-    // max_by_key keeps the last maximum: reversed, the first.
+    // The most shared config; ties go to the one appearing first.
     let Some(global) = counts
         .iter()
-        .rev()
-        .max_by_key(|(_, n)| *n)
+        .max_by_key(|(_, (n, first))| (*n, std::cmp::Reverse(*first)))
         .map(|(f, _)| (*f).clone())
     else {
         return;
@@ -112,6 +118,7 @@ fn scope(name: &'static str, configs: Vec<(&Route, Functions)>, out: &mut Vec<Pl
             scoped.push(Plugin {
                 name,
                 route: Some(route_name(&r.id)),
+                service: None,
                 tags: tags(f.ids.iter()),
                 config: f.config(),
             });
@@ -120,6 +127,7 @@ fn scope(name: &'static str, configs: Vec<(&Route, Functions)>, out: &mut Vec<Pl
     out.push(Plugin {
         name,
         route: None,
+        service: None,
         config: global.config(),
         tags: global_tags,
     });
@@ -132,7 +140,7 @@ fn tags<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<String> {
 }
 
 /// The chunks of one serverless plugin, by phase, and what they carry out.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 struct Functions {
     access: Vec<String>,
     header_filter: Vec<String>,
@@ -202,8 +210,10 @@ fn pre_config(ir: &ValidIr, r: &Route) -> Functions {
         exit(413, "payload too large")
     ));
     f.access.push(body);
-    if let Some((id, _)) = policy(ir, r, PolicyKind::RateLimit) {
-        f.ids.push(id.to_string());
+    // The same chunk for every rate-limit instance (it reads what the
+    // post-function's count stored), so routes of different limits can
+    // share one pre-function.
+    if r.policy_id(PolicyKind::RateLimit).is_some() {
         f.header_filter.push(RATE_HEADERS.to_string());
     }
     if let Some((id, Policy::Deprecation(d))) = policy(ir, r, PolicyKind::Deprecation) {

@@ -267,6 +267,26 @@ fn services(ir: &ValidIr) -> Vec<Service> {
             out.push(service(format!("{name}.timeout-{}ms-{}ms", p.0, p.1), p));
         }
     }
+    // The 405 routes' services: Kong requires a host, which is never
+    // contacted (the service's pre-function answers).
+    let allows: std::collections::BTreeSet<String> = routing::fallbacks(ir)
+        .into_iter()
+        .map(|f| f.allow)
+        .collect();
+    let base = &ir.gateway.baseline.timeouts;
+    for allow in allows {
+        out.push(Service {
+            name: routing::fallback_service(&allow),
+            protocol: "http",
+            host: "gatefold-405.invalid".to_string(),
+            port: 80,
+            connect_timeout: millis(base.connect),
+            read_timeout: millis(base.read),
+            write_timeout: millis(base.read),
+            retries: 0,
+            tags: vec![tag("dispatch/405")],
+        });
+    }
     out
 }
 

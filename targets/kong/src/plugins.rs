@@ -32,6 +32,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
             out.push(Plugin {
                 name,
                 route: None,
+                service: None,
                 config,
                 tags,
             });
@@ -40,6 +41,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
                 out.push(Plugin {
                     name,
                     route: Some(route_name(r)),
+                    service: None,
                     config: config.clone(),
                     tags: tags.clone(),
                 });

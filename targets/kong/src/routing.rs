@@ -54,11 +54,20 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
             protocols: vec!["http", "https"],
             strip_path: false,
             preserve_host: false,
-            service: None,
+            service: Some(ServiceRef {
+                name: fallback_service(&f.allow),
+            }),
             tags: vec![crate::tag("dispatch/405")],
         });
     }
     out
+}
+
+/// The service of the 405 routes answering with `allow` (`GET, POST` ->
+/// `gatefold-405.GET.POST`; upstream names hold no `.`). Never called: its
+/// pre-function answers first.
+pub fn fallback_service(allow: &str) -> String {
+    format!("gatefold-405.{}", allow.replace(", ", "."))
 }
 
 /// A route taking the requests whose host and path some routes take but

@@ -277,8 +277,17 @@ apis:
         .min()
         .unwrap();
     assert!(fallback[0]["priority"].as_u64().unwrap() < lowest_real);
-    let name = fallback[0]["name"].as_str().unwrap();
-    let pre = function_config(&yaml, "pre-function", name);
+    // Its service's pre-function (Kong runs a service's plugin on a route
+    // without its own) answers.
+    let service = &fallback[0]["service"]["name"];
+    assert_eq!(service, "gatefold-405.GET.POST", "{yaml}");
+    let pre = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "pre-function" && &p["service"] == service)
+        .unwrap_or_else(|| panic!("no pre-function on {service}:\n{yaml}"))["config"]
+        .clone();
     let out = run_lua(&format!(
         r#"
 local st = S.request({{ method = "DELETE", path = "/items", ip = "127.0.0.1", headers = {{}} }})
