@@ -6,25 +6,29 @@
 //! active health checks, routes for the expressions router with priorities
 //! in the IR's order ([`routing`]), consumers with key-auth and basic-auth
 //! credentials as vault references and ACL groups, and the bundled OSS
-//! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`,
-//! `response-transformer` and `request-termination`, and scripts as Lua in
-//! `post-function` ([`gatefold_lua_script`]). A policy instance
+//! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`
+//! and `response-transformer`; `ip-filter`, the body limit, `rate-limit`,
+//! `mock` and scripts as Lua in `pre-function` / `post-function`, placed
+//! in the spec's phase order (`functions`; scripts from
+//! [`gatefold_lua_script`]). A bundled-plugin policy instance
 //! that covers every route is one global plugin; otherwise one plugin per
 //! route whose chain holds it. Everything else is declared unsupported or
 //! approximate, so `check` refuses it (security kinds always).
 
 #![forbid(unsafe_code)]
 
+mod functions;
 pub mod model;
 mod plugins;
 pub mod routing;
 mod script;
 
-use gatefold_compiler::ir::policy::{MockBody, Policy};
+use gatefold_compiler::ir::lowered::Destination;
+use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{Balance, OriginHost, PolicyKind, Secret, TargetKind, ValidIr};
 use gatefold_compiler::target::{
-    language_1_1_unsupported, language_1_1_uses, FieldSupport, ModelSupport, Options, Output,
-    OutputFile, RelPath, Support, Target,
+    language_1_1_unsupported, language_1_1_uses, Feature, FieldSupport, ModelSupport, Options,
+    Output, OutputFile, RelPath, Support, Target,
 };
 use model::*;
 
@@ -35,10 +39,7 @@ pub const CONFIG: &str = "kong.yaml";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Kong;
 
-/// Why each refused kind is refused; shared with docs/kong.md.
-const IP_ORDER: &str = "Kong runs ip-restriction (priority 990) after cors and the authentication plugins (2000, 1250, 1100), and OSS Kong cannot reorder plugins, so a denied address without credentials would get 401 instead of 403";
-const SIZE_ORDER: &str = "Kong runs request-size-limiting (priority 951) after the authentication plugins, so an oversized request without credentials would get 401 instead of 413";
-const RATE_SCOPE: &str = "Kong's rate-limiting counts per route and service, not per policy instance, so a limit shared by several routes would allow more requests";
+const CORS_PREFLIGHT: &str = "Kong's cors answers a preflight 200, not 204, and only on a route whose methods take OPTIONS (the router matches the method first): a preflight to a route of other methods gets the 405 route's answer";
 const RESPONSE_ON_REFUSALS: &str =
     "response-transformer also runs on Kong's own refusals of the route (401, 403), which the spec answers without these headers";
 
@@ -52,49 +53,39 @@ impl Target for Kong {
             PolicyKind::KeyAuth
             | PolicyKind::BasicAuth
             | PolicyKind::Acl
-            | PolicyKind::Cors
             | PolicyKind::RequestHeaders
-            | PolicyKind::Mock
+            // Service timeouts (a service per upstream and timeout pair).
+            | PolicyKind::Timeout
             | PolicyKind::Native => Support::Builtin,
-            // Generated Lua in post-function (see `script`).
-            PolicyKind::Script => Support::Emulated,
+            // Lua in pre-function / post-function, placed in the spec's
+            // phase order (see `functions`).
+            PolicyKind::Script
+            | PolicyKind::Mock
+            | PolicyKind::Rewrite
+            | PolicyKind::Deprecation
+            | PolicyKind::IpFilter
+            | PolicyKind::RequestSizeLimit
+            | PolicyKind::RateLimit => Support::Emulated,
             PolicyKind::ResponseHeaders => Support::Approximate {
                 note: RESPONSE_ON_REFUSALS,
             },
-            PolicyKind::IpFilter => Support::Approximate { note: IP_ORDER },
-            PolicyKind::RequestSizeLimit => Support::Approximate { note: SIZE_ORDER },
-            PolicyKind::RateLimit => Support::Approximate { note: RATE_SCOPE },
+            PolicyKind::Cors => Support::Approximate { note: CORS_PREFLIGHT },
+            // Lua choosing the Kong upstream (see `functions`).
+            PolicyKind::TrafficSplit => Support::Approximate {
+                note: "every destination is called with the first destination's timeouts: Kong sets timeouts per service, and the split picks the Kong upstream within the route's service",
+            },
             // Planned (docs/kong.md): jwt, redirect, rewrite, timeout,
             // retry, traffic-split, cache, deprecation.
             PolicyKind::Jwt
-            | PolicyKind::Deprecation
             | PolicyKind::Redirect
-            | PolicyKind::Rewrite
             | PolicyKind::Cache
-            | PolicyKind::Timeout
             | PolicyKind::Retry
-            | PolicyKind::TrafficSplit
             | PolicyKind::Mirror => Support::Unsupported,
         }
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
         vec![
-            FieldSupport {
-                kind: PolicyKind::Mock,
-                field: "headers",
-                value: None,
-                // request-termination has no response headers option.
-                support: Support::Unsupported,
-            },
-            FieldSupport {
-                kind: PolicyKind::Mock,
-                field: "body",
-                value: Some("empty"),
-                // Kong strings are at least one character long; without a
-                // body request-termination answers its own JSON message.
-                support: Support::Unsupported,
-            },
             FieldSupport {
                 kind: PolicyKind::RequestHeaders,
                 field: "set",
@@ -141,14 +132,6 @@ impl Target for Kong {
                         .filter_map(|(f, v)| pick(f, v)),
                 );
             }
-            Policy::Mock(m) => {
-                if !m.headers.is_empty() {
-                    out.extend(pick("headers", None));
-                }
-                if m.body == MockBody::Empty {
-                    out.extend(pick("body", Some("empty")));
-                }
-            }
             Policy::RequestHeaders(t) => {
                 let templated = t
                     .set
@@ -167,6 +150,14 @@ impl Target for Kong {
         out
     }
 
+    fn feature(&self, feature: Feature) -> Support {
+        match feature {
+            // The route's `preserve_host`.
+            Feature::PreserveHost => Support::Builtin,
+            Feature::Conditions => Support::Unsupported,
+        }
+    }
+
     fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
         chain_diagnostics(ir)
     }
@@ -178,7 +169,10 @@ impl Target for Kong {
             routes: routing::routes(ir),
             upstreams: upstreams(ir),
             consumers: consumers(ir),
-            plugins: plugins::plugins(ir),
+            plugins: plugins::plugins(ir)
+                .into_iter()
+                .chain(functions::plugins(ir))
+                .collect(),
         };
         let mut text = String::from(
             "# Generated by gatefold; do not edit.\n# Needs Kong 3.x started with router_flavor = expressions.\n",
@@ -215,30 +209,85 @@ fn millis(d: gatefold_compiler::ir::values::Duration) -> u64 {
     d.millis
 }
 
-fn services(ir: &ValidIr) -> Vec<Service> {
+/// The timeouts (connect, read, in ms) an upstream's base service has:
+/// the upstream's `timeouts`, else the baseline's.
+fn base_timeouts(ir: &ValidIr, u: &gatefold_compiler::ir::Upstream) -> (u64, u64) {
     let base = &ir.gateway.baseline.timeouts;
-    ir.upstreams
-        .iter()
-        .map(|(name, u)| {
-            let t = u.timeouts.as_ref();
-            let connect = t.and_then(|t| t.connect).unwrap_or(base.connect);
-            let read = t.and_then(|t| t.read).unwrap_or(base.read);
-            let tls = u.targets.first().is_some_and(|s| s.url.tls);
-            Service {
-                name: name.to_string(),
-                protocol: if tls { "https" } else { "http" },
-                host: name.to_string(),
-                port: if tls { 443 } else { 80 },
-                connect_timeout: millis(connect),
-                read_timeout: millis(read),
-                write_timeout: millis(read),
-                // Kong retries 5 times by default; the spec retries only
-                // with a `retry` policy, which this target refuses.
-                retries: 0,
-                tags: vec![tag(format!("upstream/{name}"))],
-            }
-        })
-        .collect()
+    let t = u.timeouts.as_ref();
+    (
+        millis(t.and_then(|t| t.connect).unwrap_or(base.connect)),
+        millis(t.and_then(|t| t.read).unwrap_or(base.read)),
+    )
+}
+
+/// The Kong service a destination is sent through: Kong has timeouts per
+/// service, not per route, so a route whose `timeout` gives other values
+/// than its upstream's goes through a service of its own for that pair,
+/// `UPSTREAM.timeout-CONNECTms-READms` (upstream names hold no `.`, so it
+/// cannot clash with one).
+pub(crate) fn service_name(ir: &ValidIr, d: &Destination) -> String {
+    let pair = (millis(d.connect_timeout), millis(d.read_timeout));
+    match ir.upstreams.get(&d.upstream) {
+        Some(u) if base_timeouts(ir, u) != pair => {
+            format!("{}.timeout-{}ms-{}ms", d.upstream, pair.0, pair.1)
+        }
+        _ => d.upstream.to_string(),
+    }
+}
+
+fn services(ir: &ValidIr) -> Vec<Service> {
+    let mut out = Vec::new();
+    for (name, u) in &ir.upstreams {
+        let base = base_timeouts(ir, u);
+        let mut pairs: std::collections::BTreeSet<(u64, u64)> = ir
+            .routes
+            .iter()
+            .filter_map(|r| r.lowered.proxy.as_ref())
+            .flat_map(|p| p.destinations())
+            .filter(|d| &d.upstream == name)
+            .map(|d| (millis(d.connect_timeout), millis(d.read_timeout)))
+            .collect();
+        pairs.remove(&base);
+        let tls = u.targets.first().is_some_and(|s| s.url.tls);
+        let service = |service: String, (connect, read): (u64, u64)| Service {
+            name: service,
+            protocol: if tls { "https" } else { "http" },
+            host: name.to_string(),
+            port: if tls { 443 } else { 80 },
+            connect_timeout: connect,
+            read_timeout: read,
+            write_timeout: read,
+            // Kong retries 5 times by default; the spec retries only
+            // with a `retry` policy, which this target refuses.
+            retries: 0,
+            tags: vec![tag(format!("upstream/{name}"))],
+        };
+        out.push(service(name.to_string(), base));
+        for p in pairs {
+            out.push(service(format!("{name}.timeout-{}ms-{}ms", p.0, p.1), p));
+        }
+    }
+    // The 405 routes' services: Kong requires a host, which is never
+    // contacted (the service's pre-function answers).
+    let allows: std::collections::BTreeSet<String> = routing::fallbacks(ir)
+        .into_iter()
+        .map(|f| f.allow)
+        .collect();
+    let base = &ir.gateway.baseline.timeouts;
+    for allow in allows {
+        out.push(Service {
+            name: routing::fallback_service(&allow),
+            protocol: "http",
+            host: "gatefold-405.invalid".to_string(),
+            port: 80,
+            connect_timeout: millis(base.connect),
+            read_timeout: millis(base.read),
+            write_timeout: millis(base.read),
+            retries: 0,
+            tags: vec![tag("dispatch/405")],
+        });
+    }
+    out
 }
 
 fn upstreams(ir: &ValidIr) -> Vec<Upstream> {
@@ -375,6 +424,7 @@ pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
         }
     }
     script::conflicts(ir, &mut out, origin);
+    functions::conflicts(ir, &mut out, origin);
     for r in &ir.routes {
         let Some(auth) = &r.lowered.auth else {
             continue;

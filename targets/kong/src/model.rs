@@ -147,6 +147,9 @@ pub struct Plugin {
     pub name: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Scoped to a service (the 405 answers), by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     pub config: PluginConfig,
     /// `gatefold:POLICY-ID` (`/` written `:`): the IR instance this plugin carries out.
     pub tags: Vec<String>,
@@ -193,13 +196,6 @@ pub enum PluginConfig {
         replace: TransformList,
         add: TransformList,
         append: TransformList,
-    },
-    RequestTermination {
-        status_code: u16,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        body: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content_type: Option<String>,
     },
     /// `pre-function` / `post-function`: Lua chunks per phase (each returns
     /// the function Kong calls per request).

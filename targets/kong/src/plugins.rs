@@ -8,16 +8,14 @@
 
 use crate::model::{Plugin, PluginConfig, TransformList};
 use crate::routing::route_name;
-use gatefold_compiler::ir::policy::{
-    Acl, CorsOrigin, HeaderTransform, KeyLocation, MockBody, Policy,
-};
+use gatefold_compiler::ir::policy::{Acl, CorsOrigin, HeaderTransform, KeyLocation, Policy};
 use gatefold_compiler::ir::{PolicyId, PolicyKind, RouteId, ValidIr};
 
 /// Every plugin, instances in id order, routes in IR order.
 pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     let mut out = Vec::new();
     for (id, instance) in &ir.policies {
-        let Some((name, config)) = plugin(ir, id, &instance.policy) else {
+        let Some((name, config)) = plugin(&instance.policy) else {
             continue;
         };
         let holders: Vec<&RouteId> = ir
@@ -34,6 +32,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
             out.push(Plugin {
                 name,
                 route: None,
+                service: None,
                 config,
                 tags,
             });
@@ -42,6 +41,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
                 out.push(Plugin {
                     name,
                     route: Some(route_name(r)),
+                    service: None,
                     config: config.clone(),
                     tags: tags.clone(),
                 });
@@ -63,7 +63,7 @@ fn is_global(ir: &ValidIr, id: &PolicyId, holders: usize) -> bool {
 
 /// The Kong plugin carrying out `policy`; `None` for kinds this target
 /// leaves out (`check` has refused or warned about them) and `native`.
-fn plugin(ir: &ValidIr, id: &PolicyId, policy: &Policy) -> Option<(&'static str, PluginConfig)> {
+fn plugin(policy: &Policy) -> Option<(&'static str, PluginConfig)> {
     let p = match policy {
         Policy::KeyAuth(k) => (
             "key-auth",
@@ -125,23 +125,8 @@ fn plugin(ir: &ValidIr, id: &PolicyId, policy: &Policy) -> Option<(&'static str,
         ),
         Policy::RequestHeaders(t) => ("request-transformer", transformer(t)),
         Policy::ResponseHeaders(t) => ("response-transformer", transformer(t)),
-        Policy::Mock(m) => {
-            let (body, content_type) = match &m.body {
-                MockBody::Text(t) => (Some(t.clone()), Some("text/plain; charset=utf-8")),
-                MockBody::Json(v) => (Some(v.to_string()), Some("application/json")),
-                // Refused by `policy_fields`.
-                MockBody::Empty => (None, None),
-            };
-            (
-                "request-termination",
-                PluginConfig::RequestTermination {
-                    status_code: m.status,
-                    body,
-                    content_type: content_type.map(str::to_string),
-                },
-            )
-        }
-        Policy::Script(s) => ("post-function", crate::script::config(ir, id, s)),
+        // mock, script, ip-filter, rate-limit and request-size-limit are
+        // Lua in pre-function / post-function (`functions`).
         _ => return None,
     };
     debug_assert!(matches!(
@@ -152,8 +137,6 @@ fn plugin(ir: &ValidIr, id: &PolicyId, policy: &Policy) -> Option<(&'static str,
             | PolicyKind::Cors
             | PolicyKind::RequestHeaders
             | PolicyKind::ResponseHeaders
-            | PolicyKind::Mock
-            | PolicyKind::Script
     ));
     Some(p)
 }

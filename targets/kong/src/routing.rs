@@ -9,27 +9,102 @@
 //! index`, so the first matching gatefold route wins.
 
 use crate::model::{Route, ServiceRef};
-use gatefold_compiler::ir::{HostPattern, Matcher, Segment, ValidIr};
+use gatefold_compiler::dispatch::DispatchView;
+use gatefold_compiler::ir::lowered::ProxyPlan;
+use gatefold_compiler::ir::{HostPattern, Matcher, PathPattern, Segment, ValidIr};
 
-/// A route per IR route, in IR order.
+/// A route per IR route, in IR order, then the 405 fallbacks below them.
 pub fn routes(ir: &ValidIr) -> Vec<Route> {
+    let fallbacks = fallbacks(ir);
+    let below = fallbacks.len() as u64;
     let count = ir.routes.len() as u64;
-    ir.routes
+    let mut out: Vec<Route> = ir
+        .routes
         .iter()
         .enumerate()
         .map(|(i, r)| Route {
             name: route_name(&r.id),
             expression: expression(&r.matcher),
-            priority: count - i as u64,
+            priority: below + count - i as u64,
+            protocols: vec!["http", "https"],
+            strip_path: false,
+            // Kong then sends the client's `host` as received.
+            preserve_host: r.lowered.preserve_host,
+            service: match &r.lowered.proxy {
+                Some(ProxyPlan::Single(d)) => Some(ServiceRef {
+                    name: crate::service_name(ir, d),
+                }),
+                // traffic-split: through the first destination's service;
+                // the post-function picks the Kong upstream.
+                Some(ProxyPlan::Split { to, .. }) => to.first().map(|d| ServiceRef {
+                    name: crate::service_name(ir, d),
+                }),
+                None => r.upstream.as_ref().map(|u| ServiceRef {
+                    name: u.to_string(),
+                }),
+            },
+            tags: vec![crate::tag(format_args!("route/{}", r.id))],
+        })
+        .collect();
+    for (k, f) in fallbacks.into_iter().enumerate() {
+        out.push(Route {
+            name: f.name,
+            expression: f.expression,
+            priority: below - k as u64,
             protocols: vec!["http", "https"],
             strip_path: false,
             preserve_host: false,
-            service: r.upstream.as_ref().map(|u| ServiceRef {
-                name: u.to_string(),
+            service: Some(ServiceRef {
+                name: fallback_service(&f.allow),
             }),
-            tags: vec![crate::tag(format_args!("route/{}", r.id))],
-        })
-        .collect()
+            tags: vec![crate::tag("dispatch/405")],
+        });
+    }
+    out
+}
+
+/// The service of the 405 routes answering with `allow` (`GET, POST` ->
+/// `gatefold-405.GET.POST`; upstream names hold no `.`). Never called: its
+/// pre-function answers first.
+pub fn fallback_service(allow: &str) -> String {
+    format!("gatefold-405.{}", allow.replace(", ", "."))
+}
+
+/// A route taking the requests whose host and path some routes take but
+/// whose method none does, answered 405 with `allow` by its pre-function.
+pub struct Fallback {
+    pub name: String,
+    pub expression: String,
+    /// The `allow` header: the path group's methods.
+    pub allow: String,
+}
+
+/// One fallback per path group with methods no route takes, from the
+/// dispatch view: classes in precedence order (exact hosts, wildcards,
+/// then host-less), groups in precedence order, so the first fallback
+/// matching a request is the group the spec consults. Every class holds
+/// the routes of the classes after it that take its hosts, so a later
+/// class's fallback never answers for a path an earlier class's groups
+/// take; Kong's priorities put all of them below every real route, which
+/// is the spec's "no route takes the method" case.
+pub fn fallbacks(ir: &ValidIr) -> Vec<Fallback> {
+    let view = DispatchView::new(ir);
+    let mut out = Vec::new();
+    for class in view.classes() {
+        for g in &class.paths {
+            let Some(allow) = g.allow else { continue };
+            let mut expression = path(&g.pattern);
+            if let Some(h) = &class.host {
+                expression = format!("{expression} && {}", host(h));
+            }
+            out.push(Fallback {
+                name: format!("gatefold-405-{}", out.len() + 1),
+                expression,
+                allow: allow.to_string(),
+            });
+        }
+    }
+    out
 }
 
 /// The Kong name of a gatefold route: `API.ROUTE`.
@@ -41,17 +116,9 @@ pub fn route_name(id: &gatefold_compiler::ir::RouteId) -> String {
 /// Strings are raw literals (`r#"..."#`): path literals and host names
 /// hold neither `"` nor `#`, so nothing needs escaping.
 pub fn expression(m: &Matcher) -> String {
-    let mut parts = vec![path(m)];
+    let mut parts = vec![path(&m.path)];
     if !m.hosts.is_empty() {
-        let hosts: Vec<String> = m
-            .hosts
-            .iter()
-            .map(|h| match h {
-                HostPattern::Exact(n) => format!("http.host == r#\"{n}\"#"),
-                HostPattern::Wildcard(suffix) => format!("http.host =^ r#\"{suffix}\"#"),
-            })
-            .collect();
-        parts.push(any(hosts));
+        parts.push(any(m.hosts.iter().map(host).collect()));
     }
     if let Some(methods) = &m.methods {
         let methods: Vec<String> = methods
@@ -63,6 +130,13 @@ pub fn expression(m: &Matcher) -> String {
     parts.join(" && ")
 }
 
+fn host(h: &HostPattern) -> String {
+    match h {
+        HostPattern::Exact(n) => format!("http.host == r#\"{n}\"#"),
+        HostPattern::Wildcard(suffix) => format!("http.host =^ r#\"{suffix}\"#"),
+    }
+}
+
 fn any(alternatives: Vec<String>) -> String {
     if alternatives.len() == 1 {
         alternatives.into_iter().next().expect("one")
@@ -71,8 +145,7 @@ fn any(alternatives: Vec<String>) -> String {
     }
 }
 
-fn path(m: &Matcher) -> String {
-    let p = &m.path;
+fn path(p: &PathPattern) -> String {
     let literal: Option<String> = p
         .segments
         .iter()

@@ -5,13 +5,12 @@
 //! phase: in `access` after authentication, ACL and rate limiting (phases
 //! 4 to 6), as phase 8 must; in `header_filter` after
 //! response-transformer, as phase 13 wants the response script after
-//! `response-headers`. Two plugins the spec runs after phase 8 run before
-//! it in Kong, request-transformer (phase 10) and request-termination
-//! (`mock`, phase 9), so [`conflicts`] refuses a route holding a script
-//! with either (pre-function, priority 1,000,000, would run the script
-//! before authentication, which is worse).
+//! `response-headers`. The same post-function answers a `mock` after the
+//! script (see `functions`). request-transformer (phase 10) runs before
+//! it in Kong, so [`conflicts`] refuses a route holding a request script
+//! and `request-headers` (pre-function, priority 1,000,000, would run the
+//! script before authentication, which is worse).
 
-use crate::model::PluginConfig;
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::script::Side;
@@ -19,8 +18,10 @@ use gatefold_compiler::ir::{Loc, PolicyId, PolicyKind, Script, ValidIr};
 use gatefold_compiler::target::span_of;
 use gatefold_lua_script::{body_filter_chunk, emit_chunk, pass_chunk, Host, Places};
 
-/// The post-function config carrying `s` out.
-pub fn config(ir: &ValidIr, id: &PolicyId, s: &Script) -> PluginConfig {
+/// The chunks carrying `s` out in the route's post-function: the access
+/// chunk (the request script, or the pass chunk marking phase 8 passed),
+/// then the header_filter and body_filter chunks of the response side.
+pub fn chunks(ir: &ValidIr, id: &PolicyId, s: &Script) -> (String, Vec<String>, Vec<String>) {
     let places = Places::of(ir, id);
     let access = match &s.request {
         Some(p) => emit_chunk(p, Side::Request, Host::Kong, &places),
@@ -34,11 +35,7 @@ pub fn config(ir: &ValidIr, id: &PolicyId, s: &Script) -> PluginConfig {
         ),
         None => (Vec::new(), Vec::new()),
     };
-    PluginConfig::Functions {
-        access: vec![access],
-        header_filter,
-        body_filter,
-    }
+    (access, header_filter, body_filter)
 }
 
 /// Routes whose chain holds a script and a plugin Kong would run on the
@@ -55,23 +52,17 @@ pub fn conflicts(ir: &ValidIr, out: &mut Diagnostics, origin: Loc) {
         else {
             continue;
         };
-        let clash = r.chain.iter().find(|id| match id.kind {
-            PolicyKind::Mock => true,
-            PolicyKind::RequestHeaders => script.request.is_some(),
-            _ => false,
-        });
-        let Some(other) = clash else { continue };
-        let (plugin, why) = if other.kind == PolicyKind::Mock {
-            (
-                "request-termination",
-                "the mock would answer before the script runs (phase 8) and the response script would not see its answer",
-            )
-        } else {
-            (
-                "request-transformer",
-                "the request script would see and could undo the headers phase 10 sets",
-            )
+        // The mock is answered in the same post-function, after the script.
+        if script.request.is_none() {
+            continue;
+        }
+        let Some(other) = r.policy_id(PolicyKind::RequestHeaders) else {
+            continue;
         };
+        let (plugin, why) = (
+            "request-transformer",
+            "the request script would see and could undo the headers phase 10 sets",
+        );
         let loc = ir.sources.policies.get(sid).copied().unwrap_or(origin);
         out.push(
             Diagnostic::error(

@@ -9,18 +9,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-/// The `luajit` binary, found as the launcher finds it.
-fn luajit() -> std::path::PathBuf {
-    gatefold_runtime::lua::Luajit::locate()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .binary()
-        .to_path_buf()
-}
-
-const STANDIN: &str = include_str!("lua/kong_pdk_standin.lua");
 
 const SPEC: &str = r#"
 gatefold: 1
@@ -47,59 +35,21 @@ apis:
       items: { path: /items }
 "#;
 
-/// The post-function plugin's config.
+/// The post-function plugin's config (the route's, else the global one).
 fn functions() -> Value {
-    let yaml = text(&emit(&compile(SPEC)));
-    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
-    let plugins = doc["plugins"].as_array().expect("plugins");
-    let p = plugins
-        .iter()
-        .find(|p| p["name"] == "post-function")
-        .unwrap_or_else(|| panic!("no post-function plugin:\n{yaml}"));
-    p["config"].clone()
+    function_config(&text(&emit(&compile(SPEC))), "post-function", "a.items")
 }
 
-fn lua_str(s: &str) -> String {
-    gatefold_lua_script::lua::string(s)
-}
-
-/// Runs `body` (Lua using `S`, `access`, `header_filter`, `body_filter`)
-/// under luajit; its stdout.
+/// Runs `body` (Lua using `S`, `access`, `header_filter`, `body_filter`:
+/// the post-function's lists of functions) under luajit; its stdout.
 fn run(body: &str) -> String {
     let c = functions();
-    let one = |phase: &str| {
-        lua_str(
-            c[phase][0]
-                .as_str()
-                .unwrap_or_else(|| panic!("{phase}: {c}")),
-        )
-    };
-    let src = format!(
-        "local S = (function()\n{STANDIN}\nend)()\nlocal access = S.load({})\nlocal header_filter = S.load({})\nlocal body_filter = S.load({})\n{body}",
-        one("access"),
-        one("header_filter"),
-        one("body_filter")
-    );
-    let mut child = Command::new(luajit())
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("luajit runs (scripts/install-runtimes.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(src.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "luajit failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_lua(&format!(
+        "local access = {}\nlocal header_filter = {}\nlocal body_filter = {}\n{body}",
+        lua_phase(&c, "access"),
+        lua_phase(&c, "header_filter"),
+        lua_phase(&c, "body_filter")
+    ))
 }
 
 /// Lua printing the state after a request: status, body, headers, logs.
@@ -126,10 +76,10 @@ fn a_request_goes_on_with_its_changes_and_ctx_reaches_the_response() {
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=ACME",
   headers = {{ {{ "X-Version", "2" }} }} }})
-assert(not S.phase(access))
+assert(not S.phases(access))
 S.upstream(503, {{ {{ "content-type", "text/plain" }} }}, "down")
-S.phase(header_filter)
-S.phase(body_filter)
+S.phases(header_filter)
+S.phases(body_filter)
 show(st)
 "#
     ));
@@ -150,9 +100,9 @@ fn respond_ends_the_request_and_the_response_script_does_not_run() {
     let out = run(&format!(
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", headers = {{}} }})
-assert(S.phase(access), "respond() ends the request")
-S.phase(header_filter)
-S.phase(body_filter)
+assert(S.phases(access), "respond() ends the request")
+S.phases(header_filter)
+S.phases(body_filter)
 show(st)
 "#
     ));
@@ -171,7 +121,7 @@ fn a_failing_request_script_answers_500_and_logs_its_spec_position() {
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=boom",
   headers = {{ {{ "x-version", "2" }} }} }})
-assert(S.phase(access))
+assert(S.phases(access))
 show(st)
 "#
     ));
@@ -193,10 +143,10 @@ fn a_failing_response_script_replaces_the_response_with_500() {
     let out = run(&format!(
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=a", headers = {{}} }})
-assert(not S.phase(access))
+assert(not S.phases(access))
 S.upstream(200, {{ {{ "x-fail", "yes" }}, {{ "x-request-id", "abc" }}, {{ "content-length", "5" }} }}, "hello")
-S.phase(header_filter)
-S.phase(body_filter)
+S.phases(header_filter)
+S.phases(body_filter)
 show(st)
 "#
     ));
@@ -215,28 +165,11 @@ show(st)
 
 #[test]
 fn every_chunk_passes_luajit_bytecode_listing() {
-    let c = functions();
-    for phase in ["access", "header_filter", "body_filter"] {
-        let src = c[phase][0].as_str().unwrap();
-        let path =
-            std::env::temp_dir().join(format!("gatefold-kong-{}-{phase}.lua", std::process::id()));
-        std::fs::write(&path, src).unwrap();
-        let out = Command::new(luajit())
-            .arg("-bl")
-            .arg(&path)
-            .output()
-            .expect("luajit runs");
-        let _ = std::fs::remove_file(&path);
-        assert!(
-            out.status.success(),
-            "{phase}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert_chunks_compile(&text(&emit(&compile(SPEC))));
 }
 
 #[test]
-fn a_script_with_a_mock_or_request_headers_on_its_route_is_refused() {
+fn a_script_with_request_headers_on_its_route_is_refused_but_a_mock_is_not() {
     let spec = r#"
 gatefold: 1
 gateway: { name: g, listen: 8080 }
@@ -254,13 +187,10 @@ apis:
     let ir = compile(spec);
     let diags = gatefold_target_kong::chain_diagnostics(&ir);
     let messages: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
-    assert_eq!(messages.len(), 2, "{messages:#?}");
+    // The mock is answered in the same post-function, after the script.
+    assert_eq!(messages.len(), 1, "{messages:#?}");
     assert!(
         messages[0].contains("route `a.one`") && messages[0].contains("request-transformer"),
-        "{messages:#?}"
-    );
-    assert!(
-        messages[1].contains("route `a.two`") && messages[1].contains("request-termination"),
         "{messages:#?}"
     );
 }

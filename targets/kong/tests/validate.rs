@@ -105,7 +105,8 @@ fn the_petstore_like_config_is_valid() {
         "cors",
         "request-transformer",
         "response-transformer",
-        "request-termination",
+        "pre-function",
+        "post-function",
     ] {
         assert!(
             names.iter().any(|x| x == n),
@@ -179,4 +180,101 @@ apis:
         2,
         "{names:?}"
     );
+}
+
+#[test]
+fn lua_security_kinds_and_mocks_are_valid_serverless_plugins() {
+    let names = assert_valid(&text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080, policies: [{ ip-filter: { allow: [10.0.0.0/8] } }] }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    policies: [{ rate-limit: { requests: 5, per: 1m, key: "header:x-tenant" } }]
+    routes:
+      one: { path: /one, policies: [{ request-size-limit: { max: 1KiB } }] }
+      two: { path: /two, policies: [{ mock: { status: 204, headers: { x-a: b } } }] }
+"#,
+    ))));
+    // Global ones shared by most routes, route-scoped ones for the others.
+    assert!(
+        names.iter().filter(|n| *n == "pre-function").count() >= 2,
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "post-function"), "{names:?}");
+}
+
+#[test]
+fn a_route_timeout_is_a_service_with_those_timeouts() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }], timeouts: { connect: 2s } } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one: { path: /one }
+      slow: { path: /slow, policies: [{ timeout: { read: 90s } }] }
+"#,
+    )));
+    assert_valid(&yaml);
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let services = doc["services"].as_array().unwrap();
+    let routes = doc["routes"].as_array().unwrap();
+    let service_of = |route: &str| {
+        let r = routes.iter().find(|r| r["name"] == route).unwrap();
+        let name = r["service"]["name"].as_str().unwrap();
+        services.iter().find(|s| s["name"] == name).unwrap().clone()
+    };
+    // The route's read timeout, the upstream's connect timeout; the other
+    // route keeps the upstream's service and the baseline read timeout.
+    let slow = service_of("a.slow");
+    assert_eq!(
+        (
+            slow["connect_timeout"].as_u64(),
+            slow["read_timeout"].as_u64()
+        ),
+        (Some(2000), Some(90000)),
+        "{yaml}"
+    );
+    assert_eq!(slow["host"], "u");
+    let one = service_of("a.one");
+    assert_eq!(one["name"], "u");
+    assert_eq!(one["connect_timeout"].as_u64(), Some(2000));
+    assert_ne!(one["read_timeout"].as_u64(), Some(90000));
+}
+
+#[test]
+fn preserve_host_is_the_routes_preserve_host() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    preserve-host: true
+    routes:
+      kept: { path: /kept }
+      not: { path: /not, preserve-host: false }
+"#,
+    )));
+    assert_valid(&yaml);
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let of = |name: &str| {
+        doc["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["preserve_host"]
+            .clone()
+    };
+    assert_eq!(of("a.kept"), true, "{yaml}");
+    assert_eq!(of("a.not"), false, "{yaml}");
 }

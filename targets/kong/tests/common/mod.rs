@@ -95,3 +95,107 @@ apis:
     routes:
       home: { path: /, policies: [{ mock: { body: "docs\n" } }] }
 "#;
+
+/// The config of the `name` plugin (`pre-function`, `post-function`) that
+/// Kong runs on `route`: the route's own, else the global one.
+pub fn function_config(yaml: &str, name: &str, route: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    let plugins = doc["plugins"].as_array().expect("plugins");
+    let of = |p: &&serde_json::Value| p["name"] == name;
+    plugins
+        .iter()
+        .filter(of)
+        .find(|p| p["route"] == route)
+        .or_else(|| plugins.iter().filter(of).find(|p| p.get("route").is_none()))
+        .unwrap_or_else(|| panic!("no {name} for {route}:\n{yaml}"))["config"]
+        .clone()
+}
+
+/// A Lua expression: the list of functions `S.load` makes of `config`'s
+/// chunks for `phase` (empty when it has none).
+pub fn lua_phase(config: &serde_json::Value, phase: &str) -> String {
+    let chunks: Vec<String> = config[phase]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "S.load({})",
+                gatefold_lua_script::lua::string(c.as_str().unwrap())
+            )
+        })
+        .collect();
+    format!("{{ {} }}", chunks.join(", "))
+}
+
+/// The `luajit` binary, found as the launcher finds it.
+pub fn luajit() -> std::path::PathBuf {
+    gatefold_runtime::lua::Luajit::locate()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .binary()
+        .to_path_buf()
+}
+
+/// The Kong PDK stand-in (tests/lua/kong_pdk_standin.lua).
+pub const STANDIN: &str = include_str!("../lua/kong_pdk_standin.lua");
+
+/// Runs `body` under luajit after `local S = <the stand-in>`; its stdout.
+pub fn run_lua(body: &str) -> String {
+    use std::io::Write;
+    let src = format!("local S = (function()\n{STANDIN}\nend)()\n{body}");
+    let mut child = std::process::Command::new(luajit())
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("luajit runs (scripts/install-runtimes.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(src.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "luajit failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every chunk of every pre-function / post-function in `yaml` passes
+/// `luajit -bl` (the bytecode listing: it compiles).
+pub fn assert_chunks_compile(yaml: &str) {
+    let doc: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    let mut n = 0;
+    for p in doc["plugins"].as_array().into_iter().flatten() {
+        if p["name"] != "pre-function" && p["name"] != "post-function" {
+            continue;
+        }
+        for (phase, list) in p["config"].as_object().unwrap() {
+            for (i, c) in list.as_array().unwrap().iter().enumerate() {
+                let path = std::env::temp_dir().join(format!(
+                    "gatefold-kong-{}-{n}-{phase}-{i}.lua",
+                    std::process::id()
+                ));
+                n += 1;
+                std::fs::write(&path, c.as_str().unwrap()).unwrap();
+                let out = std::process::Command::new(luajit())
+                    .arg("-bl")
+                    .arg(&path)
+                    .output()
+                    .expect("luajit runs");
+                let _ = std::fs::remove_file(&path);
+                assert!(
+                    out.status.success(),
+                    "{} {phase}[{i}]: {}",
+                    p["name"],
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    assert!(n > 0, "no chunks in:\n{yaml}");
+}

@@ -1,10 +1,14 @@
 -- A STAND-IN for Kong's PDK, NOT Kong: just enough of `kong.request`,
 -- `kong.client`, `kong.service.request`, `kong.response`, `kong.ctx` and
--- `kong.log` to run gatefold's emitted post-function Lua under plain
--- luajit in the tests, plus a loader that gives a chunk only the globals
--- Kong's `untrusted_lua = sandbox` mode gives (no set/getmetatable, no
--- string.rep, no load, io, os or require). State is one request at a time,
--- as in a Kong worker.
+-- `kong.log` to run gatefold's emitted pre-function and post-function Lua
+-- under plain luajit in the tests, plus a loader that gives a chunk only
+-- the globals Kong's `untrusted_lua = sandbox` mode gives (no
+-- set/getmetatable, no string.rep, no load, io, os or require; `ngx` in
+-- full, kong/tools/sandbox/init.lua). Of `ngx` it has what the chunks use:
+-- `ngx.now()` (a clock the test sets) and the shared dict
+-- `kong_rate_limiting_counters` (`get`, and `incr` with init and init_ttl
+-- as lua-nginx-module documents it, entries expiring on that clock).
+-- State is one request at a time, as in a Kong worker.
 local S = {}
 local state
 
@@ -28,19 +32,77 @@ end
 -- Ends the phase as kong.response.exit does (Kong stops the request there).
 local EXIT = {}
 
+-- The first value of a header, as kong.request.get_header gives it.
+local function first(list, name)
+  name = name:lower()
+  for _, kv in ipairs(list) do
+    if kv[1]:lower() == name then return kv[2] end
+  end
+  return nil
+end
+
+-- nginx keeps a request body over client_body_buffer_size (Kong: 8k) in a
+-- file; kong.request.get_raw_body(max) reads such a file only up to max.
+local BODY_BUFFER = 8192
+
+-- ngx.shared.DICT: values with an expiry on the test's clock.
+local function dict()
+  local d = { items = {} }
+  local function live(k)
+    local it = d.items[k]
+    if it and it.expires and it.expires <= S.clock then d.items[k] = nil; return nil end
+    return it
+  end
+  function d:get(k) local it = live(k); return it and it.value end
+  function d:incr(k, v, init, ttl)
+    local it = live(k)
+    if not it then
+      if init == nil then return nil, "not found" end
+      it = { value = init, expires = ttl and ttl > 0 and S.clock + ttl or nil }
+      d.items[k] = it
+    end
+    it.value = it.value + v
+    return it.value
+  end
+  return d
+end
+
+S.clock = 0
+S.ngx = {
+  now = function() return S.clock end,
+  shared = { kong_rate_limiting_counters = dict() },
+}
+
 S.kong = {
   request = {
     get_method = function() return state.method end,
     get_path = function() return state.path end,
     get_raw_query = function() return state.query or "" end,
     get_headers = function() return lower_keys(state.headers) end,
+    get_header = function(n) return first(state.headers, n) end,
+    get_raw_body = function(max)
+      local b = state.req_body or ""
+      if #b > BODY_BUFFER then
+        if not max or max < 0 then return nil, "request body did not fit into client body buffer" end
+        if max > 0 and #b > max then
+          return nil, ("request body file too big: %d > %d"):format(#b, max)
+        end
+      end
+      state.body_read = true
+      return b
+    end,
   },
   client = {
+    -- The TCP peer (realip_remote_addr); no trusted_ips in these tests.
+    get_ip = function() return state.ip end,
     get_forwarded_ip = function() return state.ip end,
     get_consumer = function() return state.consumer and { username = state.consumer } or nil end,
   },
   service = {
+    -- The Kong upstream (entity) the balancer then picks a target of.
+    set_upstream = function(h) state.upstream_name = h; return true end,
     request = {
+      set_scheme = function(sc) state.scheme = sc end,
       set_header = function(n, v) set(state.headers, n:lower(), v) end,
       clear_header = function(n) set(state.headers, n:lower(), nil) end,
       set_path = function(p) state.upstream_path = p end,
@@ -96,9 +158,9 @@ function S.load(src)
     _VERSION = _VERSION, assert = assert, error = error, ipairs = ipairs, next = next,
     pairs = pairs, pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
     type = type, unpack = unpack, xpcall = xpcall, math = math, string = string_,
-    table = table, kong = S.kong,
+    table = table, kong = S.kong, ngx = S.ngx,
   }
-  local chunk = assert(loadstring(src, "=post-function"))
+  local chunk = assert(loadstring(src, "=function"))
   setfenv(chunk, env)
   local f = chunk()
   assert(type(f) == "function", "the chunk returns the per-request function")
@@ -111,6 +173,15 @@ function S.phase(f)
   if ok then return false end
   if err == EXIT then return true end
   error(err, 0)
+end
+
+-- Runs the functions of one plugin's phase in order, as Kong does; true
+-- when one ended the request.
+function S.phases(list)
+  for _, f in ipairs(list) do
+    if S.phase(f) then return true end
+  end
+  return false
 end
 
 return S
