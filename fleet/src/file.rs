@@ -637,7 +637,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/fleet.yaml");
         let fleet = Fleet::load(&path).map_err(|r| r.render()).expect("loads");
         // "*" is every gateway no earlier wave names.
-        assert_eq!(fleet.waves, [vec!["canary"], vec!["eu-1", "us-1"]]);
+        assert_eq!(
+            fleet.waves,
+            [vec!["canary"], vec!["envoy-1", "eu-1", "nginx-1", "us-1"]]
+        );
         assert_eq!(fleet.on_failure, OnFailure::Rollback);
         let apis = |g: &str| fleet.apis_for(&fleet.gateways[g]).expect("deploy given");
         assert_eq!(
@@ -645,6 +648,11 @@ mod tests {
             BTreeSet::from(["hello".into(), "pets".into()])
         );
         assert_eq!(apis("us-1"), BTreeSet::from(["hello".into()]));
+        assert_eq!(apis("envoy-1"), BTreeSet::from(["hello".into()]));
+        let ProviderConfig::Nginx { listen, .. } = &fleet.gateways["nginx-1"].provider else {
+            panic!("nginx")
+        };
+        assert_eq!(listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:8184"));
     }
 
     #[test]
