@@ -245,3 +245,34 @@ fn a_config_nginx_refuses_leaves_the_old_one_serving() {
     let out = run(&["drift", fleet]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
+
+/// Rolling back the first apply puts back the config gatefold found (one
+/// it never applied there) byte for byte, and returns only once nginx
+/// serves it again: the rollback's verify waits for the version the
+/// restored files declare, so the next request already sees it.
+#[test]
+fn rolling_back_the_first_apply_restores_the_config_found_there() {
+    let dir = scratch("nginx-first-rollback");
+    let prefix = dir.join("nginx");
+    let listen = free_port();
+    let _nginx = boot(&prefix, &example().replace("[rex, tom]", "[boot]"), listen);
+    let boot_files = managed(&prefix);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, example()).unwrap();
+    let fleet = fleet_file(&dir, &spec, &prefix, listen);
+    let fleet = fleet.to_str().unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(get(listen, "localhost", "/pets").1.contains("tom"));
+
+    let out = run(&["rollback", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(managed(&prefix), boot_files, "not back byte for byte");
+    let body = get(listen, "localhost", "/pets").1;
+    assert!(
+        body.contains("boot"),
+        "served before the reload took: {body}"
+    );
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}

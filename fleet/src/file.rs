@@ -652,7 +652,10 @@ mod tests {
         let ProviderConfig::Nginx { listen, .. } = &fleet.gateways["nginx-1"].provider else {
             panic!("nginx")
         };
-        assert_eq!(listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:8184"));
+        assert_eq!(
+            listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8184")
+        );
     }
 
     #[test]

@@ -110,6 +110,12 @@ impl Runtime for Files {
         }
     }
 
+    /// The listeners file's `version_info`.
+    fn declared(&self, set: &Set) -> Option<String> {
+        let lds: serde_json::Value = serde_json::from_slice(set.get(LDS)?).ok()?;
+        lds["version_info"].as_str().map(str::to_string)
+    }
+
     fn check(&self, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
         let envoy = gatefold_runtime::Envoy::locate().map_err(|e| Error::Failed(e.to_string()))?;
         let read = |p: &str| {

@@ -56,6 +56,9 @@ pub(crate) trait Runtime: Send + Sync {
     fn check(&self, dir: &Path, ir: &ValidIr) -> Result<(), Error>;
     /// Makes the running gateway load the files now in place.
     fn activate(&self) -> Result<(), Error>;
+    /// The version a file set says it serves, when it says one (a config
+    /// gatefold compiled does; one written by hand may not).
+    fn declared(&self, set: &Set) -> Option<String>;
     /// The hash of the config the running gateway serves; `ir`: the config
     /// expected (where to ask may depend on it).
     fn served(&self, ir: Option<&ValidIr>) -> Result<String, Error>;
@@ -287,15 +290,33 @@ impl<R: Runtime> ConfigDir<R> {
     pub(crate) fn verify(&self, hash: &str) -> Result<(), Error> {
         let deadline = Instant::now() + self.settings.timeout.max(Duration::from_secs(5));
         if hash.starts_with(FOREIGN) {
-            // A set gatefold did not write says nothing of its version:
-            // the files are the ones wanted, and the gateway answers.
-            let on_disk = self.read()?.hash();
+            // A set the manifest does not name: the files are the ones
+            // wanted, and the gateway serves the version they declare
+            // (when they declare one), else at least answers.
+            let set = read_set(&self.dir, self.runtime.managed())?;
+            let on_disk = format!("{FOREIGN}{}", hex(&set_hash(&set)));
             if on_disk != hash {
                 return Err(Error::Verify(format!(
                     "its files are {on_disk}, not {hash}"
                 )));
             }
-            return self.runtime.served(None).map(|_| ());
+            let Some(declared) = self.runtime.declared(&set) else {
+                return self.runtime.served(None).map(|_| ());
+            };
+            let ir = self.load_ir(&declared);
+            loop {
+                let answer = self.runtime.served(ir.as_ref());
+                match answer {
+                    Ok(seen) if seen == declared => return Ok(()),
+                    Ok(seen) if Instant::now() >= deadline => {
+                        return Err(Error::Verify(format!(
+                            "its files declare {declared}; it serves {seen}"
+                        )))
+                    }
+                    Err(e) if Instant::now() >= deadline => return Err(e),
+                    _ => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
         }
         let ir = self.load_ir(hash);
         loop {

@@ -65,6 +65,23 @@ impl Files {
     }
 }
 
+impl Files {
+    /// The address of the version server in the `nginx.conf` on disk.
+    fn version_listen(&self) -> Option<SocketAddr> {
+        let conf = std::fs::read_to_string(self.dir.join(gatefold_runtime::nginx::CONF)).ok()?;
+        let at = conf.find(&format!("server_name {VERSION_HOST};"))?;
+        let before = &conf[..at];
+        let listen = before.rfind("listen \"")? + "listen \"".len();
+        let end = before[listen..].find('"')?;
+        let word = &before[listen..listen + end];
+        word.parse::<SocketAddr>().ok().or_else(|| {
+            word.parse::<u16>()
+                .ok()
+                .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        })
+    }
+}
+
 impl Runtime for Files {
     fn emit(&self, ir: &ValidIr) -> Set {
         files::output_set(gatefold_target_nginx::Nginx::default().emit(ir, &self.options()))
@@ -72,6 +89,16 @@ impl Runtime for Files {
 
     fn managed(&self) -> &'static [&'static str] {
         &["conf", "lua"]
+    }
+
+    /// The hash the version server of `conf/nginx.conf` answers.
+    fn declared(&self, set: &Set) -> Option<String> {
+        let conf = std::str::from_utf8(set.get(gatefold_runtime::nginx::CONF)?).ok()?;
+        let at = conf.find(&format!("location = {VERSION_PATH}"))?;
+        let rest = &conf[at..];
+        let ret = rest.find("return 200 \"")? + "return 200 \"".len();
+        let end = rest[ret..].find('"')?;
+        Some(rest[ret..ret + end].to_string())
     }
 
     fn check(&self, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
@@ -129,11 +156,11 @@ impl Runtime for Files {
         let listen = match (self.listen, ir) {
             (Some(a), _) => a,
             (None, Some(ir)) => SocketAddr::from(([127, 0, 0, 1], ir.gateway.listen)),
-            (None, None) => {
-                return Err(Error::Failed(
+            (None, None) => self.version_listen().ok_or_else(|| {
+                Error::Failed(
                     "which port nginx listens on is unknown: give the gateway `listen:` in the fleet file".into(),
-                ))
-            }
+                )
+            })?,
         };
         let url = format!("http://{}{VERSION_PATH}", files::reach(listen));
         let r = self
