@@ -237,3 +237,48 @@ fn envoy_plan_apply_drift_and_rollback() {
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert_ne!(managed(&prefix), boot_files);
 }
+
+/// A staged config that `envoy --mode validate` refuses (its TLS key is
+/// read from an environment variable that is not set): nothing is
+/// switched, the old config keeps serving, and the output names the
+/// refusal.
+#[test]
+fn a_config_envoy_refuses_leaves_the_old_one_serving() {
+    let dir = scratch("envoy-refused");
+    let work = dir.join("envoy");
+    let listen = free_port();
+    let _envoy = boot(&work, &example(), listen);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, example()).unwrap();
+    let fleet = fleet_file(&dir, &spec, &work, listen);
+    let fleet = fleet.to_str().unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let before = managed(&work);
+    let version = versions(&work).0;
+
+    std::fs::copy(
+        repo().join("targets/reference/tests/keys/tls-server.pem"),
+        dir.join("tls-server.pem"),
+    )
+    .unwrap();
+    let unset = "GF_FLEET_ENVOY_TEST_KEY_NEVER_SET";
+    std::fs::write(
+        &spec,
+        example().replace(
+            "  listen: 8080\n",
+            &format!("  listen: 8080\n  tls:\n    listen: 8443\n    certificates:\n      - {{ cert: {{ file: tls-server.pem }}, key: {{ env: {unset} }} }}\n"),
+        ),
+    )
+    .unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    let all = both(&out);
+    assert!(all.contains("envoy --mode validate"), "{all}");
+    assert!(all.contains(unset), "{all}");
+    assert_eq!(managed(&work), before, "a refused config changed files");
+    assert_eq!(versions(&work).0, version);
+    assert!(get(listen, "localhost", "/pets").1.contains("tom"));
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
