@@ -9,6 +9,7 @@ use gatefold_compiler::front::decode::{did_you_mean, Cx, Fields};
 use gatefold_compiler::front::yaml::{self, Node, Value};
 use gatefold_compiler::source::{FileId, SourceFile, Sources, Span};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// A fleet file, decoded and checked.
@@ -64,13 +65,24 @@ pub enum ProviderConfig {
         admin: String,
         token: Option<EnvRef>,
     },
-    /// An nginx whose config directory is on this host.
+    /// An nginx whose prefix directory is on this host.
     Nginx {
         config_dir: PathBuf,
+        /// A shell command that makes nginx load its files (`reload:`).
         reload: Option<String>,
+        /// Where the config serves plain HTTP (`listen:`); default: every
+        /// address on the spec's `gateway.listen`.
+        listen: Option<SocketAddr>,
     },
     /// An Envoy with file-based dynamic config on this host.
-    Envoy { config_dir: PathBuf },
+    Envoy {
+        config_dir: PathBuf,
+        /// Its admin API's URL (`admin:`); default: the address Envoy
+        /// wrote to `admin.address` in the config directory.
+        admin: Option<String>,
+        /// As for nginx.
+        listen: Option<SocketAddr>,
+    },
     /// Kong's Admin API (DB-less).
     Kong {
         admin: String,
@@ -316,8 +328,8 @@ fn string_map(cx: &mut Cx<'_>, node: &Node, what: &str, example: &str) -> BTreeM
 fn provider_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "reference" | "kong" => &["provider", "labels", "admin", "token"],
-        "nginx" => &["provider", "labels", "config-dir", "reload"],
-        "envoy" => &["provider", "labels", "config-dir"],
+        "nginx" => &["provider", "labels", "config-dir", "reload", "listen"],
+        "envoy" => &["provider", "labels", "config-dir", "admin", "listen"],
         _ => &["provider", "labels", "account", "token", "script", "api"],
     }
 }
@@ -366,9 +378,15 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
                 ),
                 None => None,
             },
+            listen: listen(cx, &f)?,
         },
         "envoy" => ProviderConfig::Envoy {
             config_dir: base.join(text(cx, "config-dir", "config-dir: /srv/gw/envoy")?),
+            admin: match f.get("admin") {
+                Some(_) => Some(admin(cx, "admin: http://127.0.0.1:9901")?),
+                None => None,
+            },
+            listen: listen(cx, &f)?,
         },
         _ => ProviderConfig::Cloudflare {
             account: required_env(cx, &f, &what, "account")?,
@@ -386,6 +404,28 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             },
         },
     })
+}
+
+/// The optional `listen: 127.0.0.1:8080`; `Some(None)` when absent, `None`
+/// after an error.
+fn listen(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Option<SocketAddr>> {
+    let Some(node) = f.get("listen") else {
+        return Some(None);
+    };
+    let example = "listen: 127.0.0.1:8080";
+    let text = cx.str(node, "`listen`", example)?;
+    match text.parse::<SocketAddr>() {
+        Ok(a) => Some(Some(a)),
+        Err(_) => {
+            cx.error(
+                "invalid-address",
+                node.span,
+                format!("`{text}` is not an address and port"),
+                format!("write it like `{example}`"),
+            );
+            None
+        }
+    }
 }
 
 /// The Cloudflare API's base URL when the fleet file names none.
@@ -597,7 +637,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/fleet.yaml");
         let fleet = Fleet::load(&path).map_err(|r| r.render()).expect("loads");
         // "*" is every gateway no earlier wave names.
-        assert_eq!(fleet.waves, [vec!["canary"], vec!["eu-1", "us-1"]]);
+        assert_eq!(
+            fleet.waves,
+            [vec!["canary"], vec!["envoy-1", "eu-1", "nginx-1", "us-1"]]
+        );
         assert_eq!(fleet.on_failure, OnFailure::Rollback);
         let apis = |g: &str| fleet.apis_for(&fleet.gateways[g]).expect("deploy given");
         assert_eq!(
@@ -605,6 +648,14 @@ mod tests {
             BTreeSet::from(["hello".into(), "pets".into()])
         );
         assert_eq!(apis("us-1"), BTreeSet::from(["hello".into()]));
+        assert_eq!(apis("envoy-1"), BTreeSet::from(["hello".into()]));
+        let ProviderConfig::Nginx { listen, .. } = &fleet.gateways["nginx-1"].provider else {
+            panic!("nginx")
+        };
+        assert_eq!(
+            listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8184")
+        );
     }
 
     #[test]

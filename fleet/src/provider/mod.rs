@@ -2,9 +2,12 @@
 //! to stage, check, switch, verify and revert a config there.
 
 pub mod cloudflare;
+pub mod envoy;
+pub mod files;
 mod http;
 pub mod kong;
 pub mod md5;
+pub mod nginx;
 pub mod reference;
 
 use crate::file::{Gateway, ProviderConfig};
@@ -138,8 +141,26 @@ pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider
             };
             Ok(Box::new(reference::Reference::new(admin, token, settings)?))
         }
-        ProviderConfig::Nginx { .. } => Err(Error::Planned("nginx")),
-        ProviderConfig::Envoy { .. } => Err(Error::Planned("envoy")),
+        ProviderConfig::Nginx {
+            config_dir,
+            reload,
+            listen,
+        } => Ok(Box::new(nginx::Nginx::new(
+            config_dir,
+            reload.clone(),
+            *listen,
+            settings,
+        )?)),
+        ProviderConfig::Envoy {
+            config_dir,
+            admin,
+            listen,
+        } => Ok(Box::new(envoy::Envoy::new(
+            config_dir,
+            admin.clone(),
+            *listen,
+            settings,
+        ))),
         ProviderConfig::Kong { admin, token } => {
             let token = match token {
                 Some(t) => Some(t.read().map_err(Error::Failed)?),

@@ -5,7 +5,9 @@
 //! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.json`
 //! and `dynamic/cds.json`, paths relative to the directory Envoy runs in,
 //! `dynamic` watched so an atomic rename reloads them), plus those two
-//! files. [`Layout::Static`]: one `bootstrap.yaml` with everything in
+//! files, each with `version_info` set to the IR's content hash, which
+//! Envoy's admin API reports (`/config_dump`): how a fleet sync knows what
+//! runs. [`Layout::Static`]: one `bootstrap.yaml` with everything in
 //! `static_resources`.
 //!
 //! Native Envoy features carry routing (virtual hosts per host class of
@@ -198,12 +200,14 @@ impl Target for Envoy {
                     cds_config: source(CDS),
                 });
                 let lds = Resources {
+                    version_info: ir.hash.to_string(),
                     resources: listeners
                         .into_iter()
                         .map(|l| Any::Listener(Box::new(l)))
                         .collect(),
                 };
                 let cds = Resources {
+                    version_info: ir.hash.to_string(),
                     resources: clusters
                         .into_iter()
                         .map(|c| Any::Cluster(Box::new(c)))

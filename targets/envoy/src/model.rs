@@ -135,9 +135,12 @@ pub struct StaticResources {
     pub clusters: Vec<Cluster>,
 }
 
-/// An LDS or CDS file: `resources: [...]`, each an [`Any`].
+/// An LDS or CDS file: `resources: [...]`, each an [`Any`], and the
+/// version Envoy reports for them in its admin API's `/config_dump` (the
+/// IR's content hash: what gatefold's fleet sync verifies).
 #[derive(Clone, Debug, Serialize)]
 pub struct Resources {
+    pub version_info: String,
     pub resources: Vec<Any>,
 }
 

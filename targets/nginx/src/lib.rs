@@ -75,6 +75,12 @@ pub struct Nginx {
     pub mode: Mode,
 }
 
+/// The reserved host name (`.invalid`, RFC 2606) of the server that
+/// answers which config runs, for loopback clients only.
+pub const VERSION_HOST: &str = "gatefold-version.invalid";
+/// Where that server answers the config's content hash (`sha256:...`).
+pub const VERSION_PATH: &str = "/.gatefold/version";
+
 /// Absolute paths of the Lua module and the NDK it needs (Debian's).
 pub const LUA_MODULES: [&str; 2] = [
     "/usr/lib/nginx/modules/ndk_http_module.so",

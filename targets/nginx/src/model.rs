@@ -760,12 +760,13 @@ impl Builder<'_> {
         let Some(tls) = &self.ir.gateway.tls else {
             let mut body = vec![Item::d(vec![
                 raw("listen"),
-                Word::Lit(plain),
+                Word::Lit(plain.clone()),
                 raw("default_server"),
             ])];
             body.push(dr(["server_name", "_"]));
             body.extend(locations);
             out.push(Item::b(vec![raw("server")], body));
+            out.push(self.version_server(&plain));
             return out;
         };
         let (tls_addr, tls_port) = match options.listen_tls {
@@ -774,7 +775,7 @@ impl Builder<'_> {
         };
         let mut body = vec![Item::d(vec![
             raw("listen"),
-            Word::Lit(plain),
+            Word::Lit(plain.clone()),
             raw("default_server"),
         ])];
         body.push(dr(["server_name", "_"]));
@@ -843,7 +844,40 @@ impl Builder<'_> {
             body.extend(locations.clone());
             out.push(Item::b(vec![raw("server")], body).note(format!("TLS, certificate {i}")));
         }
+        out.push(self.version_server(&plain));
         out
+    }
+
+    /// The server answering which config this is (the IR's content hash)
+    /// at [`crate::VERSION_PATH`], for `gatefold apply` (verify) and
+    /// `gatefold drift`: on the plain listener, reached only with the
+    /// reserved host name [`crate::VERSION_HOST`] (`.invalid` is never a
+    /// real host, RFC 2606), and only from loopback clients.
+    fn version_server(&self, listen: &str) -> Item {
+        Item::b(
+            vec![raw("server")],
+            vec![
+                Item::d(vec![raw("listen"), Word::Lit(listen.to_string())]),
+                Item::d(vec![raw("server_name"), raw(crate::VERSION_HOST)]),
+                dr(["allow", "127.0.0.1"]),
+                dr(["allow", "::1"]),
+                dr(["deny", "all"]),
+                dr(["access_log", "off"]),
+                Item::b(
+                    vec![raw("location"), raw("="), raw(crate::VERSION_PATH)],
+                    vec![
+                        dr(["default_type", "text/plain"]),
+                        Item::d(vec![
+                            raw("return"),
+                            raw("200"),
+                            Word::Val(self.ir.hash.to_string()),
+                        ]),
+                    ],
+                ),
+                Item::b(vec![raw("location"), raw("/")], vec![dr(["return", "404"])]),
+            ],
+        )
+        .note("which config this is, for gatefold's fleet sync: loopback clients only")
     }
 
     /// A variable set when the request's host is not covered by the

@@ -1,0 +1,278 @@
+//! Fleet sync to a real nginx on loopback: the test starts nginx on a
+//! prefix directory with a config gatefold compiled but never applied
+//! there, then drives `gatefold plan | apply | drift | rollback` as a user
+//! runs them. nginx is stopped when the test ends (the runtime's instance
+//! stops its process group on drop).
+
+mod support;
+
+use gatefold_compiler::target::{Options, Target};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use support::{both, gatefold, json, repo, scratch, text, LIMIT};
+
+fn example() -> String {
+    std::fs::read_to_string(repo().join("examples/fleet/spec/gatefold.yaml")).unwrap()
+}
+
+/// A loopback port free a moment ago (nginx's listen address is in its
+/// config, so the port is chosen before nginx starts).
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET path` with `host`: status and body.
+fn get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// Polls `GET path` until its body holds `want` (a reload is asynchronous).
+fn wait_for(addr: SocketAddr, path: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (_, body) = get(addr, "localhost", path);
+        if body.contains(want) || std::time::Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// nginx serving `spec` from `prefix`, compiled by gatefold but never
+/// applied by the fleet (no manifest): what runs before the first apply.
+fn boot(prefix: &Path, spec: &str, listen: SocketAddr) -> gatefold_runtime::NginxInstance {
+    let spec_path = prefix.with_extension("boot.yaml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let compiled = gatefold_compiler::compile_path(&spec_path);
+    let ir = compiled.ir.expect("the boot spec compiles");
+    let out = gatefold_target_nginx::Nginx::default().emit(
+        &ir,
+        &Options {
+            listen: Some(listen),
+            ..Options::default()
+        },
+    );
+    for f in &out.files {
+        let at = prefix.join(f.path.as_str());
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, &f.bytes).unwrap();
+    }
+    let conf = std::fs::read_to_string(prefix.join("conf/nginx.conf")).unwrap();
+    gatefold_runtime::Nginx::locate()
+        .unwrap()
+        .start(prefix, &conf, &[listen])
+        .unwrap()
+}
+
+/// The files gatefold manages in the prefix (`conf/`, `lua/`), by path.
+fn managed(prefix: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for d in ["conf", "lua"] {
+        walk(&prefix.join(d), &mut out);
+    }
+    out
+}
+
+fn fleet_file(dir: &Path, spec: &Path, prefix: &Path, listen: SocketAddr) -> PathBuf {
+    let s = format!(
+        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n    nginx-1: {{ provider: nginx, config-dir: {}, listen: \"{listen}\" }}\n",
+        spec.display(),
+        prefix.display()
+    );
+    let path = dir.join("fleet.yaml");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    gatefold(args, &[], &[])
+}
+
+/// Plan, apply and verify, no false changes, a spec change with its
+/// semantic diff, a hand edit shown as drift, and a rollback that puts the
+/// files back byte for byte, on a real nginx.
+#[test]
+fn nginx_plan_apply_drift_and_rollback() {
+    let dir = scratch("nginx-cycle");
+    let prefix = dir.join("nginx");
+    let listen = free_port();
+    let _nginx = boot(&prefix, &example().replace("[rex, tom]", "[boot]"), listen);
+    let boot_files = managed(&prefix);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, example()).unwrap();
+    let fleet = fleet_file(&dir, &spec, &prefix, listen);
+    let fleet = fleet.to_str().unwrap();
+
+    // Never applied: changes, by the hash of its files.
+    let out = run(&["plan", fleet, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let plan = json(&out);
+    assert_eq!(plan["gateways"][0]["state"], "changes", "{plan}");
+    assert!(
+        plan["gateways"][0]["running-hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("files:"),
+        "{plan}"
+    );
+    let first = plan["gateways"][0]["desired-hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // nginx serves the new config, and says which one it is, to loopback
+    // clients asking with the reserved host name only.
+    assert!(get(listen, "localhost", "/pets").1.contains("tom"));
+    assert_eq!(
+        get(listen, "gatefold-version.invalid", "/.gatefold/version"),
+        (200, first.clone())
+    );
+    let (status, body) = get(listen, "localhost", "/.gatefold/version");
+    assert_eq!(
+        status, 404,
+        "the version path is no route of the spec: {body}"
+    );
+    assert!(!body.contains("sha256"), "{body}");
+    assert!(prefix.join(".gatefold/manifest.json").is_file());
+
+    let out = run(&["plan", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+
+    // A spec change: exit 2 with the route's semantic diff, then applied.
+    let first_files = managed(&prefix);
+    std::fs::write(&spec, example().replace("[rex, tom]", "[rex, tom, kit]")).unwrap();
+    let out = run(&["plan", fleet]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("pets.list") && plan.contains("kit"), "{plan}");
+    assert!(!plan.contains("hello.hello"), "only pets changed:\n{plan}");
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(get(listen, "localhost", "/pets").1.contains("kit"));
+
+    // A hand edit of the config dir: drift, and rollback refuses it.
+    let conf = prefix.join("conf/nginx.conf");
+    let applied = std::fs::read(&conf).unwrap();
+    let mut edited = applied.clone();
+    edited.extend_from_slice(b"# edited by hand\n");
+    std::fs::write(&conf, &edited).unwrap();
+    let out = run(&["drift", fleet, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let report = json(&out);
+    assert_eq!(report["gateways"][0]["state"], "drift", "{report}");
+    let out = run(&["rollback", fleet, "--yes"]);
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(std::fs::read(&conf).unwrap(), edited);
+
+    // Undo the edit, then roll back: the files of the first apply, byte
+    // for byte, and nginx serves them again.
+    std::fs::write(&conf, &applied).unwrap();
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = run(&["rollback", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(managed(&prefix), first_files, "not back byte for byte");
+    let body = wait_for(listen, "/pets", "tom");
+    assert!(!body.contains("kit"), "{body}");
+    assert_eq!(
+        get(listen, "gatefold-version.invalid", "/.gatefold/version").1,
+        first
+    );
+    let out = run(&["plan", fleet]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_ne!(managed(&prefix), boot_files);
+}
+
+/// A staged config that `nginx -t` refuses (an upstream host that does
+/// not resolve): nothing is switched, the old config keeps serving, and
+/// the output names the refusal.
+#[test]
+fn a_config_nginx_refuses_leaves_the_old_one_serving() {
+    let dir = scratch("nginx-refused");
+    let prefix = dir.join("nginx");
+    let listen = free_port();
+    let _nginx = boot(&prefix, &example(), listen);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, example()).unwrap();
+    let fleet = fleet_file(&dir, &spec, &prefix, listen);
+    let fleet = fleet.to_str().unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let before = managed(&prefix);
+
+    let spec_text = example().replace(
+        "apis:\n",
+        "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
+    );
+    std::fs::write(&spec, spec_text).unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    let all = both(&out);
+    assert!(all.contains("nginx -t"), "{all}");
+    assert!(all.contains("gatefold-nowhere.invalid"), "{all}");
+    assert_eq!(managed(&prefix), before, "a refused config changed files");
+    assert!(get(listen, "localhost", "/pets").1.contains("tom"));
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// Rolling back the first apply puts back the config gatefold found (one
+/// it never applied there) byte for byte, and returns only once nginx
+/// serves it again: the rollback's verify waits for the version the
+/// restored files declare, so the next request already sees it.
+#[test]
+fn rolling_back_the_first_apply_restores_the_config_found_there() {
+    let dir = scratch("nginx-first-rollback");
+    let prefix = dir.join("nginx");
+    let listen = free_port();
+    let _nginx = boot(&prefix, &example().replace("[rex, tom]", "[boot]"), listen);
+    let boot_files = managed(&prefix);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, example()).unwrap();
+    let fleet = fleet_file(&dir, &spec, &prefix, listen);
+    let fleet = fleet.to_str().unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(get(listen, "localhost", "/pets").1.contains("tom"));
+
+    let out = run(&["rollback", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(managed(&prefix), boot_files, "not back byte for byte");
+    let body = get(listen, "localhost", "/pets").1;
+    assert!(
+        body.contains("boot"),
+        "served before the reload took: {body}"
+    );
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
