@@ -9,7 +9,7 @@ mod support;
 use gatefold_compiler::target::{Options, Target};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use support::{both, gatefold, json, repo, scratch, text, LIMIT};
 
@@ -20,10 +20,7 @@ fn example() -> String {
 /// A loopback port free a moment ago (Envoy's listen address is in its
 /// config, so the port is chosen before Envoy starts).
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    gatefold_runtime::launch::free_addr().unwrap()
 }
 
 /// `GET path` with `host`: status and body.
