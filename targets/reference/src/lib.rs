@@ -3,6 +3,18 @@
 
 #![forbid(unsafe_code)]
 
+/// A line on stderr for the operator. Unlike `eprintln!`, a closed or
+/// broken stderr (a supervisor that stopped reading it) never panics: the
+/// line is lost and the gateway keeps serving. A panic there would have
+/// left a config swapped in without its history or fleet manifest.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod gateway;
 pub mod script;
 

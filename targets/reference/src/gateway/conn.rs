@@ -177,7 +177,7 @@ impl Backoff {
 
     /// After a failed accept: logs it and sleeps.
     pub async fn failed(&mut self, what: &str, e: &std::io::Error) {
-        eprintln!(
+        crate::say!(
             "gatefold: accepting a connection ({what}) failed: {e}; retrying in {}ms",
             self.wait.as_millis()
         );

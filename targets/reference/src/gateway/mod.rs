@@ -288,7 +288,7 @@ impl Shared {
                 self.metrics
                     .reloads_ok
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                eprintln!(
+                crate::say!(
                     "gatefold: serving config {} ({} routes)",
                     rt.ir.hash.short(),
                     rt.routes.len()
@@ -442,7 +442,7 @@ impl Gateway {
                                         .await
                                 }
                                 Some(Err(e)) => {
-                                    eprintln!("gatefold: worker {n} cannot listen (tls): {e}")
+                                    crate::say!("gatefold: worker {n} cannot listen (tls): {e}")
                                 }
                                 None => {}
                             }
@@ -460,7 +460,7 @@ impl Gateway {
                                     )
                                     .await
                                 }
-                                Err(e) => eprintln!("gatefold: worker {n} cannot listen: {e}"),
+                                Err(e) => crate::say!("gatefold: worker {n} cannot listen: {e}"),
                             }
                         };
                         tokio::join!(plain, tls);
@@ -535,7 +535,7 @@ async fn bind_admin(addr: SocketAddr, fallback: bool) -> Result<TcpListener, Str
                 .await
                 .map_err(|e| format!("cannot listen on {free} (admin): {e}"))?;
             let got = l.local_addr().map_err(|e| e.to_string())?;
-            eprintln!(
+            crate::say!(
                 "gatefold: {addr} (the admin API's default) is taken; serving the admin API on {got} instead (choose with --admin)"
             );
             Ok(l)
@@ -663,7 +663,7 @@ async fn serve(
     tokio::select! {
         _ = slots.acquire_many(all) => {}
         _ = tokio::time::sleep(drain) => {
-            eprintln!("gatefold: drain timeout; closing the connections left");
+            crate::say!("gatefold: drain timeout; closing the connections left");
         }
     }
     if let Some(f) = flusher {
@@ -751,7 +751,7 @@ pub fn run(ir: ValidIr, opts: Options) -> Result<(), String> {
     rt.block_on(async move {
         let gw = Gateway::start(ir, opts).await?;
         let rt = gw.shared.runtime.load();
-        eprintln!(
+        crate::say!(
             "gatefold: serving {} routes (config {}) on http://{}",
             rt.routes.len(),
             rt.ir.hash.short(),
@@ -759,13 +759,13 @@ pub fn run(ir: ValidIr, opts: Options) -> Result<(), String> {
         );
         drop(rt);
         if let Some(a) = gw.tls_addr {
-            eprintln!("gatefold: serving TLS on https://{a}");
+            crate::say!("gatefold: serving TLS on https://{a}");
         }
         if let Some(a) = gw.admin_addr {
-            eprintln!("gatefold: admin API on http://{a}");
+            crate::say!("gatefold: admin API on http://{a}");
         }
         wait_for_stop().await;
-        eprintln!("gatefold: stopping; draining in-flight requests");
+        crate::say!("gatefold: stopping; draining in-flight requests");
         gw.shutdown().await;
         Ok(())
     })

@@ -158,7 +158,7 @@ pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<
         };
         match outcome {
             Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(errors))) => eprintln!(
+            Ok(Ok(Err(errors))) => crate::say!(
                 "gatefold: {} changed but cannot be loaded; still serving the last good config:\n  {}",
                 src.path.display(),
                 errors.join("\n  ")
@@ -168,14 +168,14 @@ pub async fn run(src: Source, shared: Arc<Shared>, mut stopped: watch::Receiver<
                     .metrics
                     .reloads_failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                eprintln!(
+                crate::say!(
                     "gatefold: {} changed but does not compile; still serving the last good config:\n{diagnostics}",
                     src.path.display()
                 );
             }
             // The next look sees the newer files and waits for them to settle.
             Ok(Err(NotLoaded::Moving)) => continue,
-            Err(e) => eprintln!("gatefold: reload failed: {e}"),
+            Err(e) => crate::say!("gatefold: reload failed: {e}"),
         }
         settle.done(now);
     }

@@ -71,9 +71,10 @@ impl ScriptPolicy {
             .site
             .and_then(|s| self.sites.get(s.0 as usize))
             .unwrap_or(&self.place);
-        eprintln!(
+        crate::say!(
             "gatefold: {side} script of `{}` failed at {at}: {}",
-            self.id, f.reason
+            self.id,
+            f.reason
         );
     }
 }
@@ -152,7 +153,7 @@ impl Host for RequestHost<'_> {
         self.set_path = Some(path.to_string());
     }
     fn log(&mut self, message: &str) {
-        eprintln!("gatefold: script `{}`: {message}", self.id);
+        crate::say!("gatefold: script `{}`: {message}", self.id);
     }
 }
 
@@ -188,7 +189,7 @@ impl Host for ResponseHost<'_> {
     }
     fn set_path(&mut self, _path: &str) {}
     fn log(&mut self, message: &str) {
-        eprintln!("gatefold: script `{}`: {message}", self.id);
+        crate::say!("gatefold: script `{}`: {message}", self.id);
     }
 }
 

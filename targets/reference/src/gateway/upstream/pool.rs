@@ -94,9 +94,10 @@ impl Pool {
             let n = t.successes.fetch_add(1, Ordering::Relaxed) + 1;
             if !t.is_healthy() && n >= h.healthy_after {
                 t.healthy.store(true, Ordering::Relaxed);
-                eprintln!(
+                crate::say!(
                     "gatefold: upstream {} target {} is healthy again",
-                    self.name, t.label
+                    self.name,
+                    t.label
                 );
             }
         } else {
@@ -126,9 +127,10 @@ impl Pool {
         if t.is_healthy() && n >= threshold {
             t.healthy.store(false, Ordering::Relaxed);
             t.successes.store(0, Ordering::Relaxed);
-            eprintln!(
+            crate::say!(
                 "gatefold: upstream {} target {} is unhealthy",
-                self.name, t.label
+                self.name,
+                t.label
             );
         }
     }
