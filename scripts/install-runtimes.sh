@@ -10,6 +10,9 @@
 #   workerd 1.20261117.1 (Cloudflare Workers)  npm `workerd`, into
 #                                              .tools/workerd (no root; needs
 #                                              Node.js and npm)
+#   wrangler 4.86.0 (`wrangler deploy           npm `wrangler`, into
+#   --dry-run` checks the Cloudflare output)   .tools/wrangler (no root;
+#                                              Node.js 20+ and npm)
 #
 # apt runs only when a package is missing, so a non-root user who already
 # has the packages passes. Prints one summary line; on failure, a clear
@@ -29,6 +32,10 @@ ENVOY_LINK="$TOOLS/bin/envoy"
 WORKERD_VERSION=1.20261117.1
 WORKERD_DIR="$TOOLS/workerd"
 WORKERD_LINK="$TOOLS/bin/workerd"
+# The newest wrangler that runs on Node.js 20 (later ones need 22).
+WRANGLER_VERSION=4.86.0
+WRANGLER_DIR="$TOOLS/wrangler"
+WRANGLER_LINK="$TOOLS/bin/wrangler"
 
 started=$SECONDS
 log="$(mktemp -t gatefold-install-runtimes.XXXXXX)"
@@ -121,4 +128,29 @@ if [[ "$(workerd_version)" != "$WORKERD_VERSION" ]]; then
   workerd_note="installed"
 fi
 
-echo "runtimes: nginx $nginx_version + lua/ndk/njs, luajit2, openssl, curl ($apt_note); envoy $ENVOY_VERSION at .tools/bin/envoy ($envoy_note); workerd $WORKERD_VERSION at .tools/bin/workerd ($workerd_note); $((SECONDS - started))s"
+# --- wrangler from npm -------------------------------------------------------
+# Only for checking the Cloudflare target's output (`wrangler deploy
+# --dry-run`, offline, in targets/cloudflare/tests/wrangler.rs); it brings
+# its own workerd, which nothing here runs.
+wrangler_version() {
+  [[ -x "$WRANGLER_LINK" ]] || return 0
+  node -p "require('$WRANGLER_DIR/node_modules/wrangler/package.json').version" 2>/dev/null || true
+}
+
+wrangler_note="present"
+if [[ "$(wrangler_version)" != "$WRANGLER_VERSION" ]]; then
+  command -v npm >/dev/null || fail "npm not found: wrangler installs from npm (Debian: apt-get install nodejs npm)"
+  node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  ((node_major >= 20)) || fail "wrangler $WRANGLER_VERSION needs Node.js 20 or later, node is $(node --version 2>/dev/null || echo missing)"
+  rm -rf "$WRANGLER_DIR" "$WRANGLER_LINK"
+  mkdir -p "$WRANGLER_DIR" "$TOOLS/bin"
+  npm install --prefix "$WRANGLER_DIR" --no-audit --no-fund --no-save "wrangler@$WRANGLER_VERSION" >"$log" 2>&1 ||
+    fail "npm install wrangler@$WRANGLER_VERSION failed"
+  [[ -f "$WRANGLER_DIR/node_modules/wrangler/bin/wrangler.js" ]] || fail "wrangler installed but $WRANGLER_DIR/node_modules/wrangler/bin/wrangler.js is missing"
+  ln -sfn "../wrangler/node_modules/wrangler/bin/wrangler.js" "$WRANGLER_LINK"
+  WRANGLER_SEND_METRICS=false WRANGLER_HIDE_BANNER=true "$WRANGLER_LINK" --version >"$log" 2>&1 || fail "$WRANGLER_LINK does not run"
+  [[ "$(wrangler_version)" == "$WRANGLER_VERSION" ]] || fail "$WRANGLER_DIR does not hold wrangler $WRANGLER_VERSION"
+  wrangler_note="installed"
+fi
+
+echo "runtimes: nginx $nginx_version + lua/ndk/njs, luajit2, openssl, curl ($apt_note); envoy $ENVOY_VERSION at .tools/bin/envoy ($envoy_note); workerd $WORKERD_VERSION at .tools/bin/workerd ($workerd_note); wrangler $WRANGLER_VERSION at .tools/bin/wrangler ($wrangler_note); $((SECONDS - started))s"

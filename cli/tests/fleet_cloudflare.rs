@@ -59,7 +59,8 @@ fn cloudflare_plan_apply_drift_and_rollback() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert_eq!(cf.uploads(), 3);
     let uploaded = text(&cf.script("pets-edge").unwrap());
-    assert!(uploaded.contains("name=\"metadata\""), "{uploaded}");
+    // The modules as downloaded, then the settings the metadata set.
+    assert!(uploaded.contains("\"compatibility_date\""), "{uploaded}");
     assert!(uploaded.contains("gatefold-manifest.json"), "{uploaded}");
 
     let out = run(&["plan", fleet]);
@@ -133,4 +134,98 @@ fn a_500_mid_wave_rolls_back_the_other_worker_byte_for_byte() {
         "edge-a not back byte for byte"
     );
     assert_eq!(b.script("edge").unwrap(), b_before);
+}
+
+const KEY: &str = "pets-key-5d1f0c77e2";
+
+/// A spec with a secret binding and a rate limit (the Durable Object).
+fn guarded(limit: bool) -> String {
+    let rate = if limit {
+        "      - rate-limit: { requests: 10, per: 1m, key: consumer }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"gatefold: 1
+gateway: {{ name: pets }}
+upstreams:
+  pets: {{ targets: [{{ url: "http://127.0.0.1:9001" }}] }}
+consumers:
+  acme: {{ credentials: {{ key: {{ env: PETS_KEY }} }} }}
+apis:
+  pets:
+    base-path: /pets
+    upstream: pets
+    policies:
+      - key-auth: {{ in: header, name: x-api-key }}
+{rate}    routes:
+      list: {{ path: /, methods: [GET] }}
+"#
+    )
+}
+
+/// Secrets are set from the environment through the secrets endpoint (and
+/// never printed); the Durable Object class is created by a migration on
+/// the first upload, not again on the next, and deleted when the rate
+/// limits go; a missing secret refuses the apply before any upload.
+#[test]
+fn secrets_from_the_environment_and_durable_object_migrations() {
+    let dir = scratch("cf-secrets");
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, guarded(true)).unwrap();
+    let cf = FakeCloudflareApi::start(ACCOUNT, TOKEN);
+    let fleet = fleet_file(&dir, &spec, &[("edge", cf.url(), "pets")], "");
+    let fleet = fleet.to_str().unwrap();
+    let with_key = |args: &[&str]| {
+        gatefold(
+            args,
+            &[
+                ("CF_API_TOKEN", TOKEN),
+                ("CF_ACCOUNT_ID", ACCOUNT),
+                ("PETS_KEY", KEY),
+            ],
+            &[TOKEN, KEY],
+        )
+    };
+
+    // Without PETS_KEY in the environment: refused, nothing uploaded.
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(both(&out).contains("PETS_KEY"), "{}", both(&out));
+    assert_eq!(cf.uploads(), 0);
+    assert!(cf.script("pets").is_none());
+
+    let out = with_key(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(cf.secret("pets", "PETS_KEY").as_deref(), Some(KEY));
+    assert_eq!(
+        cf.migrations("pets"),
+        (Some("v1".into()), vec!["GatefoldRateLimit".into()])
+    );
+    // The settings (what drift and rollback read) never hold the value.
+    assert!(!text(&cf.script("pets").unwrap()).contains(KEY));
+
+    // A change that keeps the class: no second migration (the fake refuses
+    // one: precondition 10079, or the class existing, 10074).
+    std::fs::write(&spec, guarded(true).replace("10,", "20,")).unwrap();
+    let out = with_key(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(cf.migrations("pets").0.as_deref(), Some("v1"));
+
+    // Rate limits gone: the class is deleted by the next tag.
+    std::fs::write(&spec, guarded(false)).unwrap();
+    let out = with_key(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(cf.migrations("pets"), (Some("v2".into()), vec![]));
+    let out = with_key(&["plan", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+
+    // Rollback brings the rate limit back: the class is made again.
+    let out = with_key(&["rollback", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        cf.migrations("pets"),
+        (Some("v3".into()), vec!["GatefoldRateLimit".into()])
+    );
+    assert_eq!(cf.secret("pets", "PETS_KEY").as_deref(), Some(KEY));
 }

@@ -23,6 +23,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// More header lines (name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -31,6 +33,7 @@ impl Response {
             status,
             content_type: "application/json; charset=utf-8".into(),
             body: v.to_string().into_bytes(),
+            headers: Vec::new(),
         }
     }
 }
@@ -93,10 +96,14 @@ fn serve(conn: TcpStream, handler: &(dyn Fn(&Request) -> Option<Response> + Send
         _ => "Status",
     };
     let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n{}\r\n",
         resp.status,
         resp.content_type,
-        if resp.status == 304 { 0 } else { resp.body.len() }
+        if resp.status == 304 { 0 } else { resp.body.len() },
+        resp.headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect::<String>()
     )
     .into_bytes();
     if resp.status != 304 {

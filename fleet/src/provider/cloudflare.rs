@@ -1,11 +1,24 @@
 //! A Cloudflare Worker through the Workers API (base URL `api:`, Cloudflare's
-//! by default): the Cloudflare target's module Worker is uploaded with
-//! `PUT /accounts/{account}/workers/scripts/{script}` as multipart/form-data
-//! (a `metadata` part: `main_module`, `compatibility_date`, bindings with
-//! the rate limits' Durable Object class, `keep_bindings` so secrets set
-//! with `wrangler secret put` stay), and read back with
-//! `GET /accounts/{account}/workers/scripts/{script}` (the modules as
-//! uploaded, multipart).
+//! by default). The endpoints, as wrangler and Cloudflare's API reference
+//! use them:
+//!
+//! - `PUT /accounts/{account}/workers/scripts/{script}`: the upload, as
+//!   multipart/form-data: a `metadata` part (`main_module`,
+//!   `compatibility_date`, `bindings` with the rate limits' Durable Object
+//!   class, `keep_bindings` so that secret bindings stay across uploads,
+//!   `migrations` `{ old_tag, new_tag, steps }` creating or deleting that
+//!   class when the upload adds or removes it) and one part per module;
+//! - `GET .../scripts/{script}/content/v2`: the modules as deployed
+//!   (multipart, the entry module named by the `cf-entrypoint` header; the
+//!   metadata is not part of it);
+//! - `GET .../scripts/{script}/settings`: the bindings and compatibility
+//!   date deployed (secret values never come back);
+//! - `GET .../workers/scripts`: the account's scripts, each with its
+//!   Durable Object `migration_tag`;
+//! - `PUT .../scripts/{script}/secrets` `{ name, text, type: "secret_text" }`:
+//!   one secret binding; the values come only from gatefold's environment
+//!   (the variable named as the binding) and are never printed;
+//! - `DELETE .../scripts/{script}`.
 //!
 //! The manifest travels as one more module, `gatefold-manifest.json`: the
 //! manifest, the IR applied (for the semantic diff), the IR before it (for
@@ -22,6 +35,7 @@ use super::{Error, Provider, Running, Settings, Staged};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{self, Target};
+use gatefold_target_cloudflare::{RATE_LIMIT_BINDING, WORKER};
 use reqwest::blocking::Response;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -34,14 +48,19 @@ pub const CARRIER: &str = "gatefold-manifest.json";
 pub const ABSENT: &str = "cloudflare:none";
 /// The prefix of the hash of a Worker gatefold did not upload.
 pub const FOREIGN: &str = "cloudflare:sha256:";
+/// Binding types an upload keeps from the version before it: the secrets
+/// (set through the secrets endpoint, which an upload must not drop).
+const KEPT: [&str; 2] = ["secret_text", "secret_key"];
 
 /// One Worker script of one account.
 pub struct Cloudflare {
     http: Http,
-    /// `/accounts/{account}/workers/scripts/{script}`.
-    path: String,
+    /// `/accounts/{account}/workers/scripts`.
+    scripts: String,
+    /// The script's name.
+    script: String,
     /// The first read (the plan's): the compare-and-swap baseline and what
-    /// an apply's rollback uploads again, byte for byte.
+    /// an apply's rollback uploads again, its modules byte for byte.
     planned: OnceLock<Seen>,
     staged: Mutex<Vec<ValidIr>>,
 }
@@ -49,11 +68,28 @@ pub struct Cloudflare {
 #[derive(Clone, Debug)]
 struct Seen {
     hash: String,
-    /// The upload as read back (content type, body); `None`: no script.
-    upload: Option<(String, Vec<u8>)>,
+    /// The modules deployed; `None`: no script.
+    download: Option<Download>,
+    /// The deployed settings (bindings, compatibility date), read for the
+    /// plan only: what a rollback during the apply uploads again.
+    settings: Option<Value>,
     record: Option<Record>,
     /// The carrier's manifest even when the Worker was changed since.
     manifest: Option<Manifest>,
+}
+
+/// A script's modules as `content/v2` gives them.
+#[derive(Clone, Debug)]
+struct Download {
+    entrypoint: String,
+    modules: Vec<Module>,
+}
+
+#[derive(Clone, Debug)]
+struct Module {
+    name: String,
+    content_type: String,
+    body: Vec<u8>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -77,44 +113,65 @@ impl Cloudflare {
     ) -> Result<Cloudflare, Error> {
         Ok(Cloudflare {
             http: Http::new(api, Some(token), settings)?,
-            path: format!("/accounts/{account}/workers/scripts/{script}"),
+            scripts: format!("/accounts/{account}/workers/scripts"),
+            script: script.to_string(),
             planned: OnceLock::new(),
             staged: Mutex::new(Vec::new()),
         })
     }
 
+    /// `/accounts/{account}/workers/scripts/{script}` and `rest` after it.
+    fn path(&self, rest: &str) -> String {
+        format!("{}/{}{rest}", self.scripts, self.script)
+    }
+
     fn read(&self) -> Result<Seen, Error> {
-        let r = self.http.send(&self.path, |c, u| c.get(u))?;
+        let r = self.http.send(&self.path("/content/v2"), |c, u| c.get(u))?;
         if r.status() == StatusCode::NOT_FOUND {
             return Ok(Seen {
                 hash: ABSENT.into(),
-                upload: None,
+                download: None,
+                settings: None,
                 record: None,
                 manifest: None,
             });
         }
         let r = ok(r)?;
-        let ctype = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (ctype, entrypoint) = (header("content-type"), header("cf-entrypoint"));
+        if entrypoint.is_empty() {
+            return Err(Error::Failed(
+                "the Workers API sent the script's modules without a `cf-entrypoint` header".into(),
+            ));
+        }
         let body = r
             .bytes()
-            .map_err(|e| Error::Unreachable(format!("{}: {e}", self.http.base())))?
-            .to_vec();
-        let parts = multipart::parse(&ctype, &body).map_err(Error::Failed)?;
-        let worker = parts
+            .map_err(|e| Error::Unreachable(format!("{}: {e}", self.http.base())))?;
+        let modules: Vec<Module> = multipart::parse(&ctype, &body)
+            .map_err(Error::Failed)?
+            .into_iter()
+            .map(|p| Module {
+                name: p.name,
+                content_type: p.content_type,
+                body: p.body,
+            })
+            .collect();
+        let worker = modules
             .iter()
-            .find(|p| p.name == gatefold_target_cloudflare::WORKER)
-            .map(|p| sha256(&p.body))
+            .find(|m| m.name == entrypoint)
+            .map(|m| sha256(&m.body))
             .unwrap_or_default();
-        let record: Option<Record> = parts
+        let record: Option<Record> = modules
             .iter()
-            .find(|p| p.name == CARRIER)
-            .map(|p| {
-                serde_json::from_slice(&p.body).map_err(|e| {
+            .find(|m| m.name == CARRIER)
+            .map(|m| {
+                serde_json::from_slice(&m.body).map_err(|e| {
                     Error::Failed(format!(
                         "the Worker's `{CARRIER}` is not one gatefold wrote: {e}"
                     ))
@@ -122,39 +179,136 @@ impl Cloudflare {
             })
             .transpose()?;
         let manifest = record.as_ref().map(|r| r.manifest.clone());
-        let upload = Some((ctype, body));
+        let download = Some(Download {
+            entrypoint: entrypoint.clone(),
+            modules,
+        });
         match record {
-            Some(r) if r.worker_sha256 == worker => Ok(Seen {
+            Some(r) if r.worker_sha256 == worker && entrypoint == WORKER => Ok(Seen {
                 hash: r.manifest.hash.clone(),
-                upload,
+                download,
+                settings: None,
                 record: Some(r),
                 manifest,
             }),
             _ => Ok(Seen {
                 hash: format!("{FOREIGN}{worker}"),
-                upload,
+                download,
+                settings: None,
                 record: None,
                 manifest,
             }),
         }
     }
 
-    fn upload(&self, ctype: &str, body: &[u8]) -> Result<(), Error> {
-        let r = self.http.send(&self.path, |c, u| {
-            c.put(u).header("content-type", ctype).body(body.to_vec())
+    /// The script's Durable Object migration tag, from the account's
+    /// script list.
+    fn migration_tag(&self) -> Result<Option<String>, Error> {
+        let r = ok(self.http.send(&self.scripts, |c, u| c.get(u))?)?;
+        let list = result(r)?;
+        Ok(list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["id"].as_str() == Some(self.script.as_str()))
+            .and_then(|s| s["migration_tag"].as_str())
+            .filter(|t| !t.is_empty())
+            .map(str::to_string))
+    }
+
+    /// The `migrations` an upload needs so that the Worker's own Durable
+    /// Object class exists exactly when `want` names it: created when
+    /// added, deleted (its counters with it) when removed. `None`: none.
+    fn migrations(&self, want: Option<&str>) -> Result<Option<Value>, Error> {
+        let step = match (want, own_class(self.deployed_settings()?.as_ref())) {
+            (Some(class), None) => json!({ "new_sqlite_classes": [class] }),
+            (None, Some(class)) => json!({ "deleted_classes": [class] }),
+            _ => return Ok(None),
+        };
+        let tag = self.migration_tag()?;
+        let mut m = json!({ "new_tag": next_tag(tag.as_deref()), "steps": [step] });
+        if let Some(tag) = tag {
+            m["old_tag"] = json!(tag);
+        }
+        Ok(Some(m))
+    }
+
+    /// The settings deployed now (`result` of `GET .../settings`); `None`
+    /// when there is no script.
+    fn deployed_settings(&self) -> Result<Option<Value>, Error> {
+        let r = self.http.send(&self.path("/settings"), |c, u| c.get(u))?;
+        if r.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(result(ok(r)?)?))
+    }
+
+    fn upload(&self, metadata: &Value, modules: &[Module]) -> Result<(), Error> {
+        let (ctype, body) = form(metadata, modules);
+        let r = self.http.send(&self.path(""), |c, u| {
+            c.put(u).header("content-type", &ctype).body(body.clone())
         })?;
         ok(r).map(|_| ())
     }
 
-    /// Uploads `ir`'s Worker with `record`'s other fields.
+    /// Uploads `ir`'s Worker with `record`'s other fields, then sets its
+    /// secrets from the environment.
     fn put(
         &self,
         ir: &ValidIr,
         manifest: &Manifest,
         previous_ir: Option<String>,
     ) -> Result<(), Error> {
-        let (ctype, body) = render(ir, manifest, previous_ir)?;
-        self.upload(&ctype, &body)
+        let secrets = secret_values(ir)?;
+        let (mut metadata, modules) = render(ir, manifest, previous_ir)?;
+        let class = gatefold_target_cloudflare::durable_object_class(ir);
+        if let Some(m) = self.migrations(class)? {
+            metadata["migrations"] = m;
+        }
+        self.upload(&metadata, &modules)?;
+        for (name, text) in &secrets {
+            let body = json!({ "name": name, "text": text, "type": "secret_text" });
+            ok(self
+                .http
+                .send(&self.path("/secrets"), |c, u| c.put(u).json(&body))?)
+            .map_err(|e| match e {
+                // Never the value: only the binding's name.
+                Error::Rejected(m) => Error::Rejected(format!("secret `{name}`: {m}")),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Uploads `seen` again: its modules byte for byte, with the settings
+    /// the plan read (secret bindings kept from the version before).
+    fn restore(&self, seen: &Seen) -> Result<(), Error> {
+        let (Some(download), Some(settings)) = (&seen.download, &seen.settings) else {
+            return Err(Error::Failed(
+                "the plan did not read the Worker's settings to restore".into(),
+            ));
+        };
+        let bindings: Vec<Value> = settings["bindings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| !KEPT.contains(&b["type"].as_str().unwrap_or_default()))
+            .cloned()
+            .collect();
+        let mut metadata = json!({
+            "main_module": download.entrypoint,
+            "bindings": bindings,
+            "keep_bindings": KEPT,
+        });
+        for key in ["compatibility_date", "compatibility_flags", "tags"] {
+            if !settings[key].is_null() {
+                metadata[key] = settings[key].clone();
+            }
+        }
+        if let Some(m) = self.migrations(own_class(Some(settings)).as_deref())? {
+            metadata["migrations"] = m;
+        }
+        self.upload(&metadata, &download.modules)
     }
 
     fn staged_ir(&self, hash: &str) -> Result<ValidIr, Error> {
@@ -175,85 +329,148 @@ fn sha256(b: &[u8]) -> String {
         .collect()
 }
 
-/// The multipart upload for `ir`: content type and body.
+/// The Worker's own Durable Object class bound in `settings` (one of
+/// another script has a `script_name`).
+fn own_class(settings: Option<&Value>) -> Option<String> {
+    settings?["bindings"]
+        .as_array()?
+        .iter()
+        .find(|b| {
+            b["type"] == "durable_object_namespace"
+                && b["name"] == RATE_LIMIT_BINDING
+                && b["script_name"].is_null()
+        })
+        .and_then(|b| b["class_name"].as_str())
+        .map(str::to_string)
+}
+
+/// The tag after `tag`: `v1` first, `vN` then `vN+1`; another tool's tag
+/// gets `-gatefold-1` (then counts up the same way).
+fn next_tag(tag: Option<&str>) -> String {
+    let Some(tag) = tag else {
+        return "v1".into();
+    };
+    let digits = tag.len() - tag.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, n) = tag.split_at(tag.len() - digits);
+    match n.parse::<u64>() {
+        Ok(n) if stem == "v" || stem.ends_with("-gatefold-") => format!("{stem}{}", n + 1),
+        _ => format!("{tag}-gatefold-1"),
+    }
+}
+
+/// The values of `ir`'s secret bindings, each from the environment
+/// variable of its name; a missing one refuses the deploy (the Worker
+/// would serve without it), naming the variable, never a value.
+fn secret_values(ir: &ValidIr) -> Result<Vec<(String, String)>, Error> {
+    let names = gatefold_target_cloudflare::secret_bindings(ir);
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| std::env::var_os(n.as_str()).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
+        return Err(Error::Rejected(format!(
+            "the Worker's secret bindings {} are not set in gatefold's environment (each is read from the variable of its name and set with the Workers secrets API)",
+            list.join(", ")
+        )));
+    }
+    names
+        .into_iter()
+        .map(|n| match std::env::var(&n) {
+            Ok(v) => Ok((n, v)),
+            Err(_) => Err(Error::Rejected(format!(
+                "the environment variable `{n}` is not valid UTF-8"
+            ))),
+        })
+        .collect()
+}
+
+/// The upload for `ir`: its metadata (without migrations) and modules.
 fn render(
     ir: &ValidIr,
     manifest: &Manifest,
     previous_ir: Option<String>,
-) -> Result<(String, Vec<u8>), Error> {
+) -> Result<(Value, Vec<Module>), Error> {
     let out = gatefold_target_cloudflare::Cloudflare.emit(ir, &target::Options::default());
-    let file = |name: &str| {
-        out.files
-            .iter()
-            .find(|f| f.path.as_str() == name)
-            .map(|f| f.bytes.clone())
-            .ok_or_else(|| Error::Failed(format!("the Cloudflare target wrote no `{name}`")))
-    };
-    let worker = file(gatefold_target_cloudflare::WORKER)?;
-    let wrangler = String::from_utf8(file(gatefold_target_cloudflare::WRANGLER)?)
-        .map_err(|_| Error::Failed("wrangler.toml is not UTF-8".into()))?;
+    let worker = out
+        .files
+        .iter()
+        .find(|f| f.path.as_str() == WORKER)
+        .map(|f| f.bytes.clone())
+        .ok_or_else(|| Error::Failed(format!("the Cloudflare target wrote no `{WORKER}`")))?;
     let record = Record {
         manifest: manifest.clone(),
         ir: ir.to_json(),
         previous_ir,
         worker_sha256: sha256(&worker),
     };
-    let mut metadata = json!({
-        "main_module": gatefold_target_cloudflare::WORKER,
+    let bindings: Vec<Value> = gatefold_target_cloudflare::durable_object_class(ir)
+        .map(|class| {
+            json!({ "type": "durable_object_namespace", "name": RATE_LIMIT_BINDING, "class_name": class })
+        })
+        .into_iter()
+        .collect();
+    let metadata = json!({
+        "main_module": WORKER,
         "compatibility_date": gatefold_target_cloudflare::COMPATIBILITY_DATE,
-        "bindings": [],
-        // Secrets set with `wrangler secret put` stay across uploads.
-        "keep_bindings": ["secret_text", "secret_key"],
+        "bindings": bindings,
+        "keep_bindings": KEPT,
         "tags": ["gatefold"],
     });
-    if let Some((name, class)) = durable_object(&wrangler) {
-        metadata["bindings"] =
-            json!([{ "type": "durable_object_namespace", "name": name, "class_name": class }]);
-    }
-    let boundary = format!("gatefold-{}", &record.worker_sha256[..24]);
-    let parts: [(&str, &str, Vec<u8>); 3] = [
-        (
-            "metadata",
-            "application/json",
-            metadata.to_string().into_bytes(),
-        ),
-        (
-            gatefold_target_cloudflare::WORKER,
-            "application/javascript+module",
-            worker,
-        ),
-        (
-            CARRIER,
-            "application/json",
-            serde_json::to_vec(&record).expect("record serializes"),
-        ),
+    let modules = vec![
+        Module {
+            name: WORKER.into(),
+            content_type: "application/javascript+module".into(),
+            body: worker,
+        },
+        Module {
+            name: CARRIER.into(),
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&record).expect("record serializes"),
+        },
     ];
+    Ok((metadata, modules))
+}
+
+/// multipart/form-data of `metadata` and `modules`: content type, body.
+fn form(metadata: &Value, modules: &[Module]) -> (String, Vec<u8>) {
+    let meta = Module {
+        name: "metadata".into(),
+        content_type: "application/json".into(),
+        body: metadata.to_string().into_bytes(),
+    };
+    let mut digest = Sha256::new();
+    for m in std::iter::once(&meta).chain(modules) {
+        digest.update(&m.body);
+    }
+    let boundary: String = digest.finalize()[..12]
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    let boundary = format!("gatefold-{boundary}");
     let mut body = Vec::new();
-    for (name, ctype, bytes) in parts {
+    for m in std::iter::once(&meta).chain(modules) {
         body.extend_from_slice(
             format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: {ctype}\r\n\r\n"
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"; filename=\"{n}\"\r\nContent-Type: {t}\r\n\r\n",
+                n = m.name,
+                t = m.content_type
             )
             .as_bytes(),
         );
-        body.extend_from_slice(&bytes);
+        body.extend_from_slice(&m.body);
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Ok((format!("multipart/form-data; boundary={boundary}"), body))
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The rate limits' Durable Object binding in the target's wrangler.toml:
-/// `(name, class_name)`.
-fn durable_object(wrangler: &str) -> Option<(String, String)> {
-    let section = wrangler.split("[[durable_objects.bindings]]").nth(1)?;
-    let value = |key: &str| {
-        section.lines().find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
-        })
-    };
-    Some((value("name")?, value("class_name")?))
+/// The `result` of an answer in Cloudflare's envelope.
+fn result(r: Response) -> Result<Value, Error> {
+    let v: Value = r
+        .json()
+        .map_err(|e| Error::Failed(format!("the Workers API answered no JSON envelope: {e}")))?;
+    Ok(v["result"].clone())
 }
 
 /// The answer when it is a 2xx; otherwise an error with the envelope's
@@ -291,7 +508,10 @@ fn ok(r: Response) -> Result<Response, Error> {
 
 impl Provider for Cloudflare {
     fn running(&self) -> Result<Running, Error> {
-        let seen = self.read()?;
+        let mut seen = self.read()?;
+        if seen.download.is_some() {
+            seen.settings = self.deployed_settings()?;
+        }
         let _ = self.planned.set(seen.clone());
         let ir = match &seen.record {
             Some(r) => Some(ValidIr::from_json(&r.ir).map_err(|e| {
@@ -333,14 +553,14 @@ impl Provider for Cloudflare {
         .filter(|g| g.error)
         .map(|g| format!("`{}`", g.policy.kind))
         .collect();
-        if gaps.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Rejected(format!(
+        if !gaps.is_empty() {
+            return Err(Error::Rejected(format!(
                 "the Cloudflare target cannot carry out {}",
                 gaps.join(", ")
-            )))
+            )));
         }
+        // Before anything is uploaded: every secret is at hand.
+        secret_values(&ir).map(|_| ())
     }
 
     fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
@@ -356,7 +576,30 @@ impl Provider for Cloudflare {
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {
-        super::serving(&self.read()?.hash, hash)
+        super::serving(&self.read()?.hash, hash)?;
+        // The secrets the new Worker reads are bound (values are never
+        // read back; their names are).
+        if let Ok(ir) = self.staged_ir(hash) {
+            let settings = self.deployed_settings()?.unwrap_or_default();
+            let bound: Vec<&str> = settings["bindings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|b| KEPT.contains(&b["type"].as_str().unwrap_or_default()))
+                .filter_map(|b| b["name"].as_str())
+                .collect();
+            let unbound: Vec<String> = gatefold_target_cloudflare::secret_bindings(&ir)
+                .into_iter()
+                .filter(|n| !bound.contains(&n.as_str()))
+                .collect();
+            if !unbound.is_empty() {
+                return Err(Error::Verify(format!(
+                    "the Worker has no secret binding {}",
+                    unbound.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
@@ -364,11 +607,12 @@ impl Provider for Cloudflare {
         if super::reverted_already(&now.hash, expect, back_to)? {
             return Ok(());
         }
-        // In the run that changed it: the upload the plan read, byte for byte.
+        // In the run that changed it: the modules the plan read, byte for
+        // byte, with the settings it read.
         if let Some(p) = self.planned.get().filter(|p| p.hash == back_to) {
-            return match &p.upload {
-                Some((ctype, body)) => self.upload(ctype, body),
-                None => ok(self.http.send(&self.path, |c, u| c.delete(u))?).map(|_| ()),
+            return match &p.download {
+                Some(_) => self.restore(p),
+                None => ok(self.http.send(&self.path(""), |c, u| c.delete(u))?).map(|_| ()),
             };
         }
         let previous = now.record.and_then(|r| r.previous_ir).ok_or_else(|| {

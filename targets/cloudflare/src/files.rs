@@ -27,7 +27,7 @@ fn quoted(s: &str) -> String {
 }
 
 /// The secret binding names the Worker reads (`env.NAME`), sorted.
-fn secrets(ir: &ValidIr) -> Vec<String> {
+pub(crate) fn secrets(ir: &ValidIr) -> Vec<String> {
     // Public keys read from the environment are bindings too.
     let (secrets, public_keys) = required_secrets(ir);
     let mut names: Vec<String> = secrets
@@ -140,6 +140,6 @@ const gateway :Workerd.Worker = (
     )
 }
 
-fn rate_limited(ir: &ValidIr) -> bool {
+pub(crate) fn rate_limited(ir: &ValidIr) -> bool {
     ir.policies.keys().any(|p| p.kind == PolicyKind::RateLimit)
 }

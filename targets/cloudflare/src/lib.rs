@@ -37,6 +37,20 @@ pub const WRANGLER: &str = "wrangler.toml";
 pub const CAPNP: &str = "config.capnp";
 /// The compatibility date the Worker is written for.
 pub const COMPATIBILITY_DATE: &str = "2025-01-01";
+pub use emit::{RATE_LIMIT_BINDING, RATE_LIMIT_CLASS};
+
+/// The secret bindings the Worker reads as `env.NAME` (each bound from the
+/// environment variable of the same name), sorted: what a deploy must set.
+pub fn secret_bindings(ir: &ValidIr) -> Vec<String> {
+    files::secrets(ir)
+}
+
+/// The Durable Object class the Worker exports and binds as
+/// [`RATE_LIMIT_BINDING`], when the spec has rate limits: a deploy binds it
+/// and, on the first deploy, creates the class with a migration.
+pub fn durable_object_class(ir: &ValidIr) -> Option<&'static str> {
+    files::rate_limited(ir).then_some(RATE_LIMIT_CLASS)
+}
 
 /// The Cloudflare Workers back end.
 #[derive(Debug, Default, Clone, Copy)]
