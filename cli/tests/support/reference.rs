@@ -157,6 +157,7 @@ pub fn forward(admin: SocketAddr, req: &Request) -> Response {
         status,
         content_type,
         body,
+        headers: Vec::new(),
     }
 }
 
