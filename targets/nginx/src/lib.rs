@@ -50,6 +50,7 @@ mod model;
 pub use model::tls_key_file;
 mod render;
 mod routing;
+mod script;
 
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::{PolicyKind, TargetKind, ValidIr};
@@ -100,7 +101,9 @@ impl Target for Nginx {
             // Fixed windows in a lua_shared_dict: limit_req is a leaky bucket.
             K::RateLimit => Support::Emulated,
             K::Deprecation => Support::Builtin,
-            K::Script => Support::Unsupported,
+            // Lua from gatefold-lua-script: phase 8 in access.lua, the
+            // response script in the route's header filter (script.rs).
+            K::Script => Support::Emulated,
             K::Mock | K::Redirect => Support::Builtin,
             K::RequestHeaders | K::ResponseHeaders => Support::Builtin,
             K::Rewrite | K::Timeout => Support::Builtin,
@@ -254,6 +257,13 @@ impl Target for Nginx {
                 "lua/gatefold/redirect.lua",
                 lua::REDIRECT.to_string(),
                 "the answer of `redirect`: location with the request's query, empty body",
+            ));
+        }
+        for (path, text) in script::files(ir) {
+            files.push(file(
+                &path,
+                text,
+                "a route's script: phase 8 (access.lua) and the response script (header filter)",
             ));
         }
         if model.lua {

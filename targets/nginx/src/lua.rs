@@ -315,6 +315,9 @@ end
                 map(&h.add)
             );
         }
+        if r.script {
+            out.push_str(" script = true,");
+        }
         if let Some(a) = &r.answer {
             let _ = write!(out, " answer = {},", s(a));
         }

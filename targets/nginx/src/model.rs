@@ -48,10 +48,10 @@ impl Word {
     }
 }
 
-fn raw(s: impl Into<String>) -> Word {
+pub(crate) fn raw(s: impl Into<String>) -> Word {
     Word::Raw(s.into())
 }
-fn gen(s: impl Into<String>) -> Word {
+pub(crate) fn gen(s: impl Into<String>) -> Word {
     Word::Gen(s.into())
 }
 
@@ -221,6 +221,8 @@ pub struct LuaRoute {
     /// The health-checked upstream the route calls: its name, or the
     /// variable a traffic-split sets to `gf_up_NAME`.
     pub health: Option<HealthOf>,
+    /// The route holds a script (`lua/gatefold/scripts/rN.lua`).
+    pub script: bool,
 }
 
 /// Which upstream's health a route checks before proxying.
@@ -230,7 +232,9 @@ pub enum HealthOf {
     SplitVar(String),
 }
 
-const NEEDS_LUA: [PolicyKind; 5] = [
+const NEEDS_LUA: [PolicyKind; 6] = [
+    // Phase 8 runs in access.lua (script.rs).
+    PolicyKind::Script,
     PolicyKind::KeyAuth,
     PolicyKind::BasicAuth,
     PolicyKind::Jwt,
@@ -1149,6 +1153,7 @@ impl Builder<'_> {
             if query_key_auth(ir, route) {
                 body.push(Item::d(vec![raw("set"), raw("$gf_query_gone"), empty()]));
             }
+            body.extend(crate::script::route_items(ir, i, route));
             body.push(dr(["access_by_lua_file", "lua/gatefold/access.lua"]));
             let add_headers = match policy(PolicyKind::RequestHeaders) {
                 Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
@@ -1170,6 +1175,7 @@ impl Builder<'_> {
                     headers: add_headers,
                     answer: has_answer.then(|| format!("@{answer_loc}")),
                     health,
+                    script: crate::script::script_of(ir, route).is_some(),
                 },
             );
         } else if has_answer {
@@ -1300,7 +1306,10 @@ impl Builder<'_> {
         }
         // The answer of mock/redirect, after the checks (phase 9), then phase 13.
         if has_answer {
-            let ans = self.answer(i, route, &headers, &deprecation, response.as_ref());
+            let mut ans = self.answer(i, route, &headers, &deprecation, response.as_ref());
+            if let Some((_, s)) = crate::script::script_of(ir, route) {
+                ans.extend(crate::script::filter_items(ir, i, s));
+            }
             self.locations.push(Item::b(
                 vec![raw("location"), raw(format!("@{answer_loc}"))],
                 ans,
@@ -1715,8 +1724,14 @@ impl Builder<'_> {
                 ]));
             }
         }
+        // A request script may set the path phase 10 starts from.
+        let from = if crate::script::sets_path(self.ir, route) {
+            "$gf_spath"
+        } else {
+            "$gf_path"
+        };
         let target = match &route.lowered.upstream_path {
-            UpstreamPath::Keep => "$gf_path".to_string(),
+            UpstreamPath::Keep => from.to_string(),
             UpstreamPath::Prefix { strip, add } => {
                 let strip = strip
                     .as_deref()
@@ -1736,9 +1751,9 @@ impl Builder<'_> {
                     add_v.clone()
                 };
                 let var = self.map(
-                    format!("prefix {strip} {add}"),
+                    format!("prefix {strip} {add} {from}"),
                     "path",
-                    raw("$gf_path"),
+                    raw(from),
                     vec![
                         (gen(format!("~(?s)^{re}\\z")), gen(whole)),
                         (
@@ -1746,7 +1761,7 @@ impl Builder<'_> {
                             gen(format!("{add_v}${{gf_rest}}")),
                         ),
                     ],
-                    raw("$gf_path"),
+                    raw(from),
                 );
                 format!("${var}")
             }
