@@ -259,7 +259,15 @@ impl Target for Nginx {
                 "the answer of `redirect`: location with the request's query, empty body",
             ));
         }
-        for (path, text) in script::files(ir) {
+        let scripts = script::files(ir, &model);
+        if !scripts.is_empty() {
+            files.push(file(
+                "lua/gatefold/promised.lua",
+                script::PROMISED.to_string(),
+                "the header filter of routes with a script: their promised response headers, then the response script",
+            ));
+        }
+        for (path, text) in scripts {
             files.push(file(
                 &path,
                 text,

@@ -315,7 +315,7 @@ end
                 map(&h.add)
             );
         }
-        if r.script {
+        if r.script.is_some() {
             out.push_str(" script = true,");
         }
         if let Some(a) = &r.answer {

@@ -12,9 +12,25 @@ local H = {}
 local ngx, type, concat = ngx, type, table.concat
 local BODY = '{"error":"script failed"}'
 
-local function joined(v)
-  if type(v) == "table" then return concat(v, ", ") end
+-- ngx.header and ngx.req.set_header drop a header set to "": an empty
+-- value is written as one space, which is an empty value on the wire (RFC
+-- 9110 5.5: whitespace around a value is not part of it; nginx trims it
+-- from what it reads, so " " is never a value it read).
+local function sent(v)
+  if v == "" then return " " end
   return v
+end
+local function unspace(v)
+  if v == " " then return "" end
+  return v
+end
+local function joined(v)
+  if type(v) == "table" then
+    local t = {}
+    for i = 1, #v do t[i] = unspace(v[i]) end
+    return concat(t, ", ")
+  end
+  return unspace(v)
 end
 
 function H.begin(side) end
@@ -27,7 +43,7 @@ function H.req_header(name) return joined(ngx.req.get_headers()[name]) end
 function H.res_header(name) return joined(ngx.resp.get_headers()[name]) end
 function H.status() return ngx.status end
 function H.set_header(side, name, value)
-  if side == "request" then ngx.req.set_header(name, value) else ngx.header[name] = value end
+  if side == "request" then ngx.req.set_header(name, sent(value)) else ngx.header[name] = sent(value) end
 end
 function H.remove_header(side, name)
   if side == "request" then ngx.req.clear_header(name) else ngx.header[name] = nil end
@@ -61,7 +77,7 @@ function H.log(msg) ngx.log(ngx.NOTICE, msg) end
 function H.log_error(msg) ngx.log(ngx.ERR, msg) end
 function H.respond(status, body, headers)
   ngx.status = status
-  for _, kv in ipairs(headers) do ngx.header[kv[1]] = kv[2] end
+  for _, kv in ipairs(headers) do ngx.header[kv[1]] = sent(kv[2]) end
   if body ~= "" then ngx.print(body) end
   return ngx.exit(status)
 end
