@@ -138,6 +138,7 @@ end
 
 -- Phase 4: any one method admits (key-auth, basic-auth, jwt: in that order).
 local consumer
+local deferred = false
 if route.auth then
     local admitted, claims = false, nil
     for _, id in ipairs(route.auth) do
@@ -154,7 +155,10 @@ if route.auth then
     -- Credentials never reach the upstream.
     for _, id in ipairs(route.auth) do
         local p = cfg.policies[id]
-        if p.kind == "key" and p.location == "header" then
+        if route.script and (p.kind == "basic" or p.kind == "key" and p.location == "header") then
+            -- The script (phase 8) still reads it: removed after it.
+            deferred = true
+        elseif p.kind == "key" and p.location == "header" then
             ngx.req.clear_header(p.name)
         elseif p.kind == "key" then
             local kept = {}
@@ -248,6 +252,27 @@ if route.rate then
     var.gf_rl_reset = reset
     if count > p.requests then
         return stop(429, "too many requests", { ["Retry-After"] = reset })
+    end
+end
+
+-- Phase 8: the route's script (gatefold/scripts/rN.lua); respond() or a
+-- failure ends the request there. Then, at phase 10, the credentials it
+-- could still read.
+if route.script then
+    ngx.ctx.gatefold_consumer = consumer
+    require("gatefold.scripts.r" .. var.gf_route_index).request()
+    if var.gf_script_passed ~= "1" then
+        return
+    end
+    if deferred then
+        for _, id in ipairs(route.auth) do
+            local p = cfg.policies[id]
+            if p.kind == "key" and p.location == "header" then
+                ngx.req.clear_header(p.name)
+            elseif p.kind == "basic" and basic_credential() then
+                ngx.req.clear_header("authorization")
+            end
+        end
     end
 end
 

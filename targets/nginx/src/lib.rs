@@ -50,6 +50,7 @@ mod model;
 pub use model::tls_key_file;
 mod render;
 mod routing;
+mod script;
 mod underscore;
 
 use gatefold_compiler::ir::policy::Policy;
@@ -107,7 +108,9 @@ impl Target for Nginx {
             // Fixed windows in a lua_shared_dict: limit_req is a leaky bucket.
             K::RateLimit => Support::Emulated,
             K::Deprecation => Support::Builtin,
-            K::Script => Support::Unsupported,
+            // Lua from gatefold-lua-script: phase 8 in access.lua, the
+            // response script in the route's header filter (script.rs).
+            K::Script => Support::Emulated,
             K::Mock | K::Redirect => Support::Builtin,
             K::RequestHeaders | K::ResponseHeaders => Support::Builtin,
             K::Rewrite | K::Timeout => Support::Builtin,
@@ -266,6 +269,21 @@ impl Target for Nginx {
                 "lua/gatefold/redirect.lua",
                 lua::REDIRECT.to_string(),
                 "the answer of `redirect`: location with the request's query, empty body",
+            ));
+        }
+        let scripts = script::files(ir, &model);
+        if !scripts.is_empty() {
+            files.push(file(
+                "lua/gatefold/promised.lua",
+                script::PROMISED.to_string(),
+                "the header filter of routes with a script: their promised response headers, then the response script",
+            ));
+        }
+        for (path, text) in scripts {
+            files.push(file(
+                &path,
+                text,
+                "a route's script: phase 8 (access.lua) and the response script (header filter)",
             ));
         }
         if model.lua {

@@ -320,6 +320,9 @@ end
                 map(&h.add)
             );
         }
+        if r.script.is_some() {
+            out.push_str(" script = true,");
+        }
         if let Some(a) = &r.answer {
             let _ = write!(out, " answer = {},", s(a));
         }

@@ -4,6 +4,7 @@
 
 use crate::escape;
 use crate::routing::{self, Dispatch};
+use crate::script::{Promise, When};
 use gatefold_compiler::ir::policy::{
     Cors, CorsOrigin, HeaderTransform, MockBody, Policy, Redirect, RedirectLocation, RedirectPath,
 };
@@ -48,10 +49,10 @@ impl Word {
     }
 }
 
-fn raw(s: impl Into<String>) -> Word {
+pub(crate) fn raw(s: impl Into<String>) -> Word {
     Word::Raw(s.into())
 }
-fn gen(s: impl Into<String>) -> Word {
+pub(crate) fn gen(s: impl Into<String>) -> Word {
     Word::Gen(s.into())
 }
 
@@ -231,6 +232,9 @@ pub struct LuaRoute {
     /// The health-checked upstream the route calls: its name, or the
     /// variable a traffic-split sets to `gf_up_NAME`.
     pub health: Option<HealthOf>,
+    /// The route holds a script (`lua/gatefold/scripts/rN.lua`): the
+    /// response headers its header filter adds.
+    pub script: Option<crate::script::Promises>,
 }
 
 /// Which upstream's health a route checks before proxying.
@@ -240,7 +244,9 @@ pub enum HealthOf {
     SplitVar(String),
 }
 
-const NEEDS_LUA: [PolicyKind; 5] = [
+const NEEDS_LUA: [PolicyKind; 6] = [
+    // Phase 8 runs in access.lua (script.rs).
+    PolicyKind::Script,
     PolicyKind::KeyAuth,
     PolicyKind::BasicAuth,
     PolicyKind::Jwt,
@@ -1107,6 +1113,13 @@ impl Builder<'_> {
         let mut checks = Vec::new(); // rewrite-phase refusals, in phase order
         let mut headers = self.common_headers(); // add_header lines
         let mut hide = BTreeSet::new(); // proxy_hide_header names
+                                        // A route with a script adds its response headers in Lua instead
+                                        // (script.rs): these, in the order add_header would add them.
+        let scripted = crate::script::script_of(ir, route).is_some();
+        let mut promised = Vec::new();
+        if ir.gateway.baseline.request_id {
+            promised.push(Promise::var("x-request-id", "gf_request_id", When::Always));
+        }
         let stoppable = route_needs_lua(ir, route)
             || policy(PolicyKind::IpFilter).is_some()
             || route.lowered.max_body.0 > 0;
@@ -1134,6 +1147,7 @@ impl Builder<'_> {
             ] {
                 if let Some(var) = var {
                     headers.push(dr(["add_header", name, var, "always"]));
+                    promised.push(Promise::var(name, var, When::Always));
                     if name != "vary" {
                         hide.insert(name.to_string());
                     }
@@ -1186,6 +1200,7 @@ impl Builder<'_> {
                 ] {
                     body.push(Item::d(vec![raw("set"), raw(v), empty()]));
                     headers.push(dr(["add_header", h, v, "always"]));
+                    promised.push(Promise::var(h, v, When::Always));
                     hide.insert(h.to_string());
                 }
             }
@@ -1198,6 +1213,7 @@ impl Builder<'_> {
             if query_key_auth(ir, route) {
                 body.push(Item::d(vec![raw("set"), raw("$gf_query_gone"), empty()]));
             }
+            body.extend(crate::script::route_items(ir, route));
             body.push(dr(["access_by_lua_file", "lua/gatefold/access.lua"]));
             let add_headers = match policy(PolicyKind::RequestHeaders) {
                 Some(Policy::RequestHeaders(h)) if !h.add.is_empty() => Some(h.clone()),
@@ -1219,6 +1235,7 @@ impl Builder<'_> {
                     headers: add_headers,
                     answer: has_answer.then(|| format!("@{answer_loc}")),
                     health,
+                    script: scripted.then(Default::default),
                 },
             );
         } else if has_answer {
@@ -1245,15 +1262,39 @@ impl Builder<'_> {
         };
         for (name, value) in &deprecation {
             hide.insert(name.clone());
-            let name: HeaderName = name.parse().expect("a header name");
-            late_headers.push(self.late_header(&name, value, gated));
+            promised.push(Promise::lit(name, value, false, When::Live));
+            if !scripted {
+                let name: HeaderName = name.parse().expect("a header name");
+                late_headers.push(self.late_header(&name, value, gated));
+            }
         }
         if let Some(h) = &response {
             for name in h.remove.iter().chain(h.set.keys()) {
                 hide.insert(name.to_string());
             }
-            for (name, value) in h.set.iter().chain(h.add.iter()) {
-                late_headers.push(self.late_header(name, value.as_str(), gated));
+            for name in &h.remove {
+                promised.push(Promise::gone(name.as_str(), When::Passed));
+            }
+            for (name, value) in h.set.iter() {
+                promised.push(Promise::lit(
+                    name.as_str(),
+                    value.as_str(),
+                    false,
+                    When::Passed,
+                ));
+            }
+            for (name, value) in h.add.iter() {
+                promised.push(Promise::lit(
+                    name.as_str(),
+                    value.as_str(),
+                    true,
+                    When::Passed,
+                ));
+            }
+            if !scripted {
+                for (name, value) in h.set.iter().chain(h.add.iter()) {
+                    late_headers.push(self.late_header(name, value.as_str(), gated));
+                }
             }
         }
         // A route that answers itself (mock, redirect) never proxies.
@@ -1275,8 +1316,11 @@ impl Builder<'_> {
         }
         // add_header is inherited all or nothing: a route with headers of
         // its own repeats the server's request id.
-        let own_headers = headers.len() > self.common_headers().len() || !late_headers.is_empty();
-        if own_headers {
+        let own_headers =
+            scripted || headers.len() > self.common_headers().len() || !late_headers.is_empty();
+        if scripted {
+            body.extend(crate::script::filter_items(i, "header"));
+        } else if own_headers {
             body.extend(headers.iter().cloned());
             body.extend(late_headers.iter().cloned());
         }
@@ -1295,8 +1339,12 @@ impl Builder<'_> {
                     continue;
                 }
                 let mut err = vec![dr(["default_type", "application/json"])];
-                err.extend(headers.iter().cloned());
-                err.extend(late_headers.iter().cloned());
+                if scripted {
+                    err.extend(crate::script::filter_items(i, "header"));
+                } else {
+                    err.extend(headers.iter().cloned());
+                    err.extend(late_headers.iter().cloned());
+                }
                 err.push(Item::d(vec![
                     raw("return"),
                     raw(code.to_string()),
@@ -1324,6 +1372,9 @@ impl Builder<'_> {
                 ]));
             }
         }
+        if let Some(p) = self.lua_routes.get_mut(&i).and_then(|l| l.script.as_mut()) {
+            p.route = promised.clone();
+        }
         let note = format!("route {}: {}", route.id, d.describe(i));
         if ipf.is_some() || cors.is_some() {
             // nginx checks content-length against the location a rewrite
@@ -1349,7 +1400,14 @@ impl Builder<'_> {
         }
         // The answer of mock/redirect, after the checks (phase 9), then phase 13.
         if has_answer {
-            let ans = self.answer(i, route, &headers, &deprecation, response.as_ref());
+            let ans = self.answer(
+                i,
+                route,
+                &headers,
+                &promised,
+                &deprecation,
+                response.as_ref(),
+            );
             self.locations.push(Item::b(
                 vec![raw("location"), raw(format!("@{answer_loc}"))],
                 ans,
@@ -1765,8 +1823,14 @@ impl Builder<'_> {
                 ]));
             }
         }
+        // A request script may set the path phase 10 starts from.
+        let from = if crate::script::sets_path(self.ir, route) {
+            "$gf_spath"
+        } else {
+            "$gf_path"
+        };
         let target = match &route.lowered.upstream_path {
-            UpstreamPath::Keep => "$gf_path".to_string(),
+            UpstreamPath::Keep => from.to_string(),
             UpstreamPath::Prefix { strip, add } => {
                 let strip = strip
                     .as_deref()
@@ -1786,9 +1850,9 @@ impl Builder<'_> {
                     add_v.clone()
                 };
                 let var = self.map(
-                    format!("prefix {strip} {add}"),
+                    format!("prefix {strip} {add} {from}"),
                     "path",
-                    raw("$gf_path"),
+                    raw(from),
                     vec![
                         (gen(format!("~(?s)^{re}\\z")), gen(whole)),
                         (
@@ -1796,7 +1860,7 @@ impl Builder<'_> {
                             gen(format!("{add_v}${{gf_rest}}")),
                         ),
                     ],
-                    raw("$gf_path"),
+                    raw(from),
                 );
                 format!("${var}")
             }
@@ -1906,18 +1970,23 @@ impl Builder<'_> {
         target
     }
 
+    /// The location of a mock's or redirect's answer: `headers` the
+    /// route's add_header lines, or on a route with a script `scripted`
+    /// the headers its Lua adds (`Always` ones go first here).
     fn answer(
         &mut self,
         i: usize,
         route: &Route,
         headers: &[Item],
+        scripted: &[Promise],
         promised: &[(String, String)],
         response: Option<&HeaderTransform>,
     ) -> Vec<Item> {
         let ir = self.ir;
         let mut out = Vec::new();
-        let mut own: Vec<(String, String)> = Vec::new(); // (name, value) of the answer
-                                                         // A redirect: whether `to` has a query, and its `#fragment`.
+        // The answer's own headers, each added once.
+        let mut own: Vec<Promise> = Vec::new();
+        // A redirect: whether `to` has a query, and its `#fragment`.
         let mut redirect: Option<(bool, Option<String>)> = None;
         let mut content_type: Option<String> = None;
         let (status, body_word): (u16, Option<Word>) = match (
@@ -1940,7 +2009,7 @@ impl Builder<'_> {
                     if k.as_str() == "content-type" {
                         content_type = Some(v.as_str().to_string());
                     } else {
-                        own.push((k.to_string(), v.as_str().to_string()));
+                        own.push(Promise::lit(k.as_str(), v.as_str(), false, When::Passed));
                     }
                 }
                 (m.status, Some(Word::Val(body)))
@@ -2053,22 +2122,24 @@ impl Builder<'_> {
         };
         // Promised headers replace the answer's own.
         for (k, v) in promised {
-            own.retain(|(o, _)| o != k);
-            own.push((k.clone(), v.clone()));
+            own.retain(|o| &o.name != k);
+            own.push(Promise::lit(k, v, false, When::Live));
         }
         // Phase 13 over the answer's own headers: remove, set, add.
         if let Some(h) = response {
-            own.retain(|(k, _)| {
-                !h.remove.iter().any(|r| r.as_str() == k) && !h.set.keys().any(|s| s.as_str() == k)
+            own.retain(|o| {
+                !h.remove.iter().any(|r| r.as_str() == o.name)
+                    && !h.set.keys().any(|s| s.as_str() == o.name)
             });
             if h.remove.iter().any(|r| r.as_str() == "content-type") {
                 content_type = None;
             }
-            for (k, v) in h.set.iter().chain(h.add.iter()) {
+            let set = h.set.iter().map(|kv| (kv, false));
+            for ((k, v), append) in set.chain(h.add.iter().map(|kv| (kv, true))) {
                 if k.as_str() == "content-type" && content_type.is_none() {
                     content_type = Some(v.as_str().to_string());
                 } else {
-                    own.push((k.to_string(), v.as_str().to_string()));
+                    own.push(Promise::lit(k.as_str(), v.as_str(), append, When::Passed));
                 }
             }
         }
@@ -2082,14 +2153,26 @@ impl Builder<'_> {
                 },
             ]),
         );
-        out.extend(headers.iter().cloned());
-        for (k, v) in own {
-            out.push(Item::d(vec![
-                raw("add_header"),
-                Word::Lit(k),
-                Word::Val(v),
-                raw("always"),
-            ]));
+        if let Some(p) = self.lua_routes.get_mut(&i).and_then(|l| l.script.as_mut()) {
+            p.answer = scripted
+                .iter()
+                .filter(|p| p.when == When::Always)
+                .cloned()
+                .chain(own)
+                .collect();
+            out.extend(crate::script::filter_items(i, "answer"));
+        } else {
+            out.extend(headers.iter().cloned());
+            for p in own {
+                if let crate::script::Value::Lit(v) = p.value {
+                    out.push(Item::d(vec![
+                        raw("add_header"),
+                        Word::Lit(p.name),
+                        Word::Val(v),
+                        raw("always"),
+                    ]));
+                }
+            }
         }
         match redirect {
             // nginx's `return 3xx` writes an HTML body and cannot append
