@@ -552,7 +552,7 @@ pub fn gap_diagnostics(gaps: &[Gap], ir: &ValidIr) -> Diagnostics {
         );
         let help = if g.policy.kind == PolicyKind::Script {
             message = format!(
-                "target `{}` cannot run `script` yet (policy `{}`{routes}): scripts run on the reference gateway, Envoy, Kong and Cloudflare so far",
+                "target `{}` cannot run `script` yet (policy `{}`{routes}): scripts run on the reference gateway, nginx, Envoy, Kong and Cloudflare so far",
                 g.target, g.policy
             );
             "serve this spec with the reference gateway (`gatefold serve`), or express the script with other policy kinds or `native` for this target"

@@ -243,9 +243,9 @@ fn outside_quotes(text: &str) -> String {
 }
 
 /// kitchen-sink as written is refused for nginx, fail closed, for exactly
-/// what nginx cannot carry out: `script` (nginx does not run scripts yet)
-/// and a `native` nginx entry (verbatim text). Its main file without those
-/// passes `nginx -t` and `luajit -bl`, and serves.
+/// what nginx cannot carry out: a `native` nginx entry (verbatim text). Its
+/// main file without it passes `nginx -t` and `luajit -bl` (the scripts'
+/// Lua included), and serves, its tenant-routing script too.
 #[test]
 fn kitchen_sink_is_refused_for_script_native_and_otherwise_serves() {
     let examples =
@@ -265,7 +265,7 @@ fn kitchen_sink_is_refused_for_script_native_and_otherwise_serves() {
         .collect();
     refused.sort();
     refused.dedup();
-    assert_eq!(refused, ["native.nginx", "script"], "{gaps:?}");
+    assert_eq!(refused, ["native.nginx"], "{gaps:?}");
 
     let text = std::fs::read_to_string(examples.join("gatefold.yaml")).unwrap();
     // Without jwt: `reports` authenticates by key instead (its acl needs
@@ -280,8 +280,9 @@ fn kitchen_sink_is_refused_for_script_native_and_otherwise_serves() {
         })
         .map(|l| {
             // nginx resolves upstream names at start-up, and this machine
-            // resolves no names: the reports upstream by address.
-            l.replace("policies: [tenant-routing]", "policies: []")
+            // resolves no names: the reports upstream by address. The
+            // reports api admits admins, so a key reaches its script.
+            l.replace("acl: { allow: [reporting] }", "acl: { allow: [admins] }")
                 .replace("reports.internal.example", "127.0.0.1")
                 .replace("- service-token", "- api-key")
                 + "\n"
@@ -289,7 +290,7 @@ fn kitchen_sink_is_refused_for_script_native_and_otherwise_serves() {
         .collect();
     for gone in [
         "- service-token",
-        "tenant-routing]",
+        "acl: { allow: [reporting] }",
         "proxy_buffering",
         "reports.internal.example",
     ] {
@@ -317,8 +318,30 @@ fn kitchen_sink_is_refused_for_script_native_and_otherwise_serves() {
     let Some(ir) = compiled.ir.as_ref() else {
         panic!("{}", compiled.render());
     };
-    check_output(&emit(ir, &Options::default()));
-    let ng = run(ir, &[]);
+    let output = emit(ir, &Options::default());
+    assert!(
+        output
+            .files
+            .iter()
+            .any(|f| f.path.as_str().ends_with("promised.lua")),
+        "the scripted route's Lua is emitted"
+    );
+    check_output(&output);
+    let ng = run(ir, &[("ALICE_API_KEY", "alice-key-for-tests")]);
+    // Through the tenant-routing script: no tenant, its own 400.
+    let r = get(
+        ng.addr,
+        "/reports/daily",
+        &[
+            ("host", "reports.example.com"),
+            ("x-api-key", "alice-key-for-tests"),
+        ],
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, r#"{"error":"tenant required"}"#),
+        "{r:?}"
+    );
     let r = get(ng.addr, "/healthz", &[]);
     assert_eq!(
         (r.status, r.body.as_str()),

@@ -30,12 +30,11 @@ scenarios: `routing/match-conditions`, `routing/preserve-host`.)
 - `408 request timeout`: it depends on the target's client-body timeout,
   which is runtime configuration (30 s in the reference gateway), not the
   spec: too slow for the suite.
-- `script` on nginx and Envoy: they refuse scripts at compile
-  (`target::check`) until they are wired to the Lua emitter (planned); the
-  `scripts/` scenarios run on the reference gateway and Cloudflare
-  (workerd). Kong runs the Lua emitter's output, checked under luajit
-  against the reference evaluator (`targets/lua-script/tests`) and against
-  a Kong-PDK stand-in (`targets/kong/tests/script.rs`).
+- `script` on Kong: Kong cannot run here; it runs the Lua emitter's
+  output, checked under luajit against the reference evaluator
+  (`targets/lua-script/tests`) and against a Kong-PDK stand-in
+  (`targets/kong/tests/script.rs`). The `scripts/` scenarios run on every
+  other target.
 - `native`: not portable by definition; each target's own tests hold it.
 - What an *invalid* `host` gets (empty, with userinfo `a@b`, with quotes
   or spaces, a trailing dot): the language does not say (the reference
