@@ -170,15 +170,17 @@ fn the_capability_matrix_in_docs_is_generated() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["reference"]["kinds"]["mock"], "built-in");
     assert_eq!(v["reference"]["kinds"]["script"], "built-in");
-    assert_eq!(v["nginx"]["kinds"]["script"], "unsupported");
+    assert_eq!(v["nginx"]["kinds"]["script"], "emulated");
+    assert_eq!(v["kong"]["kinds"]["jwt"], "unsupported");
     assert!(v["reference"]["fields"].is_array());
 }
 
-/// `script` is refused at compile time by a target that cannot run it
-/// (fail closed: it is never emitted and left for the gateway to skip),
-/// and a compile writes a manifest beside the files.
+/// What a target cannot carry out is refused at compile time, at its
+/// place (kitchen-sink's `native` nginx entry, verbatim text nginx will
+/// not take), nothing is written, and a compile writes a manifest beside
+/// the files.
 #[test]
-fn compile_refuses_script_and_writes_a_manifest() {
+fn compile_refuses_what_a_target_cannot_carry_out_and_writes_a_manifest() {
     let dir = scratch("fail-closed");
     let o = gatefold(&[
         "compile",
@@ -190,10 +192,15 @@ fn compile_refuses_script_and_writes_a_manifest() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains("cannot run `script` yet"), "{err}");
-    assert!(err.contains("route/reports."), "{err}");
-    assert!(!dir.join("ks/nginx.conf").exists());
-    // The reference gateway runs scripts: the same spec compiles for it.
+    assert!(
+        err.contains("cannot carry it out: `native` option `nginx`"),
+        "{err}"
+    );
+    assert!(err.contains("route/catalog.export/native"), "{err}");
+    assert!(!err.contains("script"), "nginx runs scripts: {err}");
+    assert!(!dir.join("ks/conf/nginx.conf").exists());
+    assert!(!dir.join("ks").exists());
+    // The reference gateway carries out everything: it compiles there.
     let o = gatefold(&[
         "compile",
         "examples/kitchen-sink",
@@ -400,16 +407,16 @@ fn diff_exits_by_outcome() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// Fail closed: `script`, which nginx does not run yet, is an error at the
-/// policy's place with or without `--strict` (it used to be left out with a
-/// warning), and nothing is written.
+/// Fail closed: `jwt`, which the Kong target does not carry out, is an
+/// error at the policy's place with or without `--strict` (never left out
+/// with a warning), and nothing is written.
 #[test]
 fn strict_turns_unsupported_policies_into_errors() {
     let dir = scratch("strict");
     let spec = dir.join("spec.yaml");
     std::fs::write(
         &spec,
-        "gatefold: 1\napis:\n  a:\n    routes:\n      r:\n        path: /\n        policies:\n          - mock: { body: ok }\n          - script: { response: 'res.setHeader(\"x-a\", \"1\");' }\n",
+        "gatefold: 1\napis:\n  a:\n    routes:\n      r:\n        path: /\n        policies:\n          - mock: { body: ok }\n          - jwt: { algorithms: [HS256], secret: { env: S } }\n",
     )
     .unwrap();
     let spec_arg = spec.to_str().unwrap();
@@ -419,7 +426,7 @@ fn strict_turns_unsupported_policies_into_errors() {
             "compile",
             spec_arg,
             "--target",
-            "nginx",
+            "kong",
             "--out",
             out.to_str().unwrap(),
         ];
@@ -432,13 +439,13 @@ fn strict_turns_unsupported_policies_into_errors() {
         assert!(
             err.contains("error")
                 && err
-                    .contains("cannot run `script` yet (policy `route/a.r/script` on route `a.r`)"),
+                    .contains("cannot carry it out: `jwt` (policy `route/a.r/jwt` on route `a.r`)"),
             "{err}"
         );
         assert!(err.contains(&format!("{}:9:13", spec.display())), "{err}");
         // Nothing is written, so the error must not say the policy "is left out".
-        assert!(!err.contains("left out"), "{err}");
-        assert!(!out.join("gatefold.ir.json").exists());
+        assert!(!err.contains("it is left out"), "{err}");
+        assert!(!out.exists());
     }
 }
 
