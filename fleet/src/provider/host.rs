@@ -261,13 +261,14 @@ impl SshTarget {
         let rest = url
             .strip_prefix("ssh://")
             .ok_or_else(|| format!("`{url}` does not begin with ssh://"))?;
-        let (authority, path) =
-            match rest.find('/') {
-                Some(at) => (&rest[..at], &rest[at..]),
-                None => return Err(format!(
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => {
+                return Err(format!(
                     "`{url}` names no directory after the host: write ssh://user@host/srv/gw/nginx"
-                )),
-            };
+                ))
+            }
+        };
         let (user, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u.to_string()), h),
             None => (None, authority),

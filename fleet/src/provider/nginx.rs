@@ -59,10 +59,7 @@ impl Nginx {
         };
         let files = Files {
             dir: dir.to_path_buf(),
-            binary: match ssh {
-                Some(_) => Some("nginx".to_string()),
-                None => None,
-            },
+            binary: ssh.map(|_| "nginx".to_string()),
             reload,
             listen,
             timeout,
