@@ -722,6 +722,40 @@ mod tests {
     }
 
     #[test]
+    fn an_ssh_config_dir_is_remote_and_takes_ssh_options() {
+        let fleet = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    n: { provider: nginx, config-dir: \"ssh://ops@gw.example:2222/srv/it's\", ssh-options: [-i, /k] }\n",
+        )
+        .expect("loads");
+        let ProviderConfig::Nginx {
+            config_dir, ssh, ..
+        } = &fleet.gateways["n"].provider
+        else {
+            panic!("nginx")
+        };
+        // The remote path, not joined to the fleet file's directory.
+        assert_eq!(config_dir, Path::new("/srv/it's"));
+        let ssh = ssh.as_ref().expect("remote");
+        assert_eq!(ssh.user.as_deref(), Some("ops"));
+        assert_eq!((ssh.host.as_str(), ssh.port), ("gw.example", Some(2222)));
+        assert_eq!(ssh.options, ["-i", "/k"]);
+
+        let err = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    n: { provider: nginx, config-dir: \"ssh://-oProxyCommand=x/srv\" }\n",
+        )
+        .expect_err("refused");
+        assert!(
+            err.contains("invalid-ssh-url") && err.contains(":5:"),
+            "{err}"
+        );
+        let err = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    n: { provider: nginx, config-dir: /srv/x, ssh-options: [-v] }\n",
+        )
+        .expect_err("refused");
+        assert!(err.contains("ssh-options-without-ssh"), "{err}");
+    }
+
+    #[test]
     fn defaults_one_wave_of_everyone_and_every_api() {
         let fleet = load(
             "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    b: { provider: reference, admin: \"http://127.0.0.1:1\" }\n    a: { provider: reference, admin: \"http://127.0.0.1:2/\" }\n",
