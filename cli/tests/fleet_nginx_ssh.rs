@@ -149,7 +149,6 @@ impl Sshd {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = &mut sshd;
         sshd
     }
 }
@@ -244,10 +243,24 @@ fn run(args: &[&str]) -> std::process::Output {
     gatefold(args, &[], &[])
 }
 
-/// No `touch PWNED` ran anywhere a hostile name could have been expanded.
+/// No `touch PWNED` ran anywhere a hostile name could have been expanded:
+/// the remote login's directories, or anywhere under the scratch folder
+/// (the steps `cd` into the prefix and its `.gatefold/`).
 fn no_injection(dir: &Path) {
+    fn walk(d: &Path) {
+        assert!(
+            !d.join("PWNED").exists(),
+            "a path ran as a command in {d:?}"
+        );
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(&e.path());
+            }
+        }
+    }
+    walk(dir);
     let home = std::env::var("HOME").unwrap_or_default();
-    for d in [dir.to_path_buf(), PathBuf::from(home), PathBuf::from("/")] {
+    for d in [PathBuf::from(home), PathBuf::from("/")] {
         assert!(
             !d.join("PWNED").exists(),
             "a path ran as a command in {d:?}"

@@ -7,7 +7,8 @@
 //! a tar stream on stdin (written with GNU tar's long-name entries) and as
 //! `path NUL size NUL bytes` records on stdout; every path or user string
 //! in a remote command is single-quoted ([`quote`]). `ssh` runs with
-//! `BatchMode=yes` (never a password prompt) and a connect timeout; exit
+//! `BatchMode=yes` (never a password prompt), a connect timeout and
+//! keepalives (a silent connection ends the step); exit
 //! status 255 (ssh's own failure: refused, timed out, host key) is
 //! reported as unreachable.
 
@@ -338,6 +339,9 @@ impl Ssh {
                 "ConnectTimeout={}",
                 self.connect_timeout.as_secs().max(1)
             ))
+            // A connection that goes silent (host gone mid-step) ends
+            // within about 15 s instead of hanging the run.
+            .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"])
             .args(&self.target.options);
         if let Some(p) = self.target.port {
             c.arg("-p").arg(p.to_string());
