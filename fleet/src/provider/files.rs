@@ -1,5 +1,7 @@
-//! A gateway whose config is a set of files in a directory on this host
-//! (nginx, Envoy), and how gatefold changes it:
+//! A gateway whose config is a set of files in a directory (nginx,
+//! Envoy), on this host or, for nginx, on another one over SSH (the file
+//! and command primitives are [`super::host::Host`]'s), and how gatefold
+//! changes it:
 //!
 //! * **stage**: the target's files for the new config are written into
 //!   `DIR/.gatefold/staged/<hash>/`, a directory laid out like `DIR`;
