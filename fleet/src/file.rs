@@ -65,9 +65,14 @@ pub enum ProviderConfig {
         admin: String,
         token: Option<EnvRef>,
     },
-    /// An nginx whose prefix directory is on this host.
+    /// An nginx whose prefix directory is on this host, or on another one
+    /// reached with `ssh` (`config-dir: ssh://user@host:port/path`).
     Nginx {
+        /// The prefix directory (on the remote host when `ssh` is set).
         config_dir: PathBuf,
+        /// Where the directory is when it is remote, with the options
+        /// given to `ssh` (`ssh-options:`).
+        ssh: Option<crate::provider::host::SshTarget>,
         /// A shell command that makes nginx load its files (`reload:`).
         reload: Option<String>,
         /// Where the config serves plain HTTP (`listen:`); default: every
@@ -328,7 +333,14 @@ fn string_map(cx: &mut Cx<'_>, node: &Node, what: &str, example: &str) -> BTreeM
 fn provider_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "reference" | "kong" => &["provider", "labels", "admin", "token"],
-        "nginx" => &["provider", "labels", "config-dir", "reload", "listen"],
+        "nginx" => &[
+            "provider",
+            "labels",
+            "config-dir",
+            "reload",
+            "listen",
+            "ssh-options",
+        ],
         "envoy" => &["provider", "labels", "config-dir", "admin", "listen"],
         _ => &["provider", "labels", "account", "token", "script", "api"],
     }
@@ -369,17 +381,22 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             admin: admin(cx, "admin: http://127.0.0.1:8001")?,
             token: optional_env(cx, &f, "token"),
         },
-        "nginx" => ProviderConfig::Nginx {
-            config_dir: base.join(text(cx, "config-dir", "config-dir: /srv/gw/nginx")?),
-            reload: match f.get("reload") {
-                Some(n) => Some(
-                    cx.str(n, "`reload`", "nginx -p /srv/gw/nginx -s reload")?
-                        .to_string(),
-                ),
-                None => None,
-            },
-            listen: listen(cx, &f)?,
-        },
+        "nginx" => {
+            let dir = text(cx, "config-dir", "config-dir: /srv/gw/nginx")?;
+            let (config_dir, ssh) = nginx_dir(cx, &f, &base, &dir)?;
+            ProviderConfig::Nginx {
+                config_dir,
+                ssh,
+                reload: match f.get("reload") {
+                    Some(n) => Some(
+                        cx.str(n, "`reload`", "nginx -p /srv/gw/nginx -s reload")?
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+                listen: listen(cx, &f)?,
+            }
+        }
         "envoy" => ProviderConfig::Envoy {
             config_dir: base.join(text(cx, "config-dir", "config-dir: /srv/gw/envoy")?),
             admin: match f.get("admin") {
@@ -404,6 +421,52 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             },
         },
     })
+}
+
+/// nginx's `config-dir`: a path on this host (relative to the fleet
+/// file), or `ssh://[user@]host[:port]/path` with the optional
+/// `ssh-options: [-i, key]` given to `ssh`.
+fn nginx_dir(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    base: &std::path::Path,
+    dir: &str,
+) -> Option<(PathBuf, Option<crate::provider::host::SshTarget>)> {
+    let options_node = f.get("ssh-options");
+    let example = "ssh-options: [-i, /home/ops/.ssh/gatefold]";
+    if !dir.starts_with("ssh://") {
+        if let Some(node) = options_node {
+            cx.error(
+                "ssh-options-without-ssh",
+                node.span,
+                "`ssh-options` is given but `config-dir` is a local directory".to_string(),
+                "write `config-dir: ssh://user@host/path`, or leave `ssh-options` out".to_string(),
+            );
+            return None;
+        }
+        return Some((base.join(dir), None));
+    }
+    let span = f.get("config-dir").map(|n| n.span).unwrap_or(f.span);
+    let (mut target, path) = match crate::provider::host::SshTarget::parse(dir) {
+        Ok(x) => x,
+        Err(message) => {
+            cx.error(
+                "invalid-ssh-url",
+                span,
+                message,
+                "write it like `config-dir: ssh://ops@gw1.example:22/srv/gw/nginx`".to_string(),
+            );
+            return None;
+        }
+    };
+    if let Some(node) = options_node {
+        for o in cx.list(node, "`ssh-options`", example).unwrap_or_default() {
+            target
+                .options
+                .push(cx.str(o, "an ssh option", "-i")?.to_string());
+        }
+    }
+    Some((path, Some(target)))
 }
 
 /// The optional `listen: 127.0.0.1:8080`; `Some(None)` when absent, `None`
@@ -656,6 +719,40 @@ mod tests {
             listen.map(|a| a.to_string()).as_deref(),
             Some("127.0.0.1:8184")
         );
+    }
+
+    #[test]
+    fn an_ssh_config_dir_is_remote_and_takes_ssh_options() {
+        let fleet = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    n: { provider: nginx, config-dir: \"ssh://ops@gw.example:2222/srv/it's\", ssh-options: [-i, /k] }\n",
+        )
+        .expect("loads");
+        let ProviderConfig::Nginx {
+            config_dir, ssh, ..
+        } = &fleet.gateways["n"].provider
+        else {
+            panic!("nginx")
+        };
+        // The remote path, not joined to the fleet file's directory.
+        assert_eq!(config_dir, Path::new("/srv/it's"));
+        let ssh = ssh.as_ref().expect("remote");
+        assert_eq!(ssh.user.as_deref(), Some("ops"));
+        assert_eq!((ssh.host.as_str(), ssh.port), ("gw.example", Some(2222)));
+        assert_eq!(ssh.options, ["-i", "/k"]);
+
+        let err = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    n: { provider: nginx, config-dir: \"ssh://-oProxyCommand=x/srv\" }\n",
+        )
+        .expect_err("refused");
+        assert!(
+            err.contains("invalid-ssh-url") && err.contains(":5:"),
+            "{err}"
+        );
+        let err = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    n: { provider: nginx, config-dir: /srv/x, ssh-options: [-v] }\n",
+        )
+        .expect_err("refused");
+        assert!(err.contains("ssh-options-without-ssh"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! (`envoy --admin-address-path admin.address`).
 
 use super::files::{self, ConfigDir, Runtime, Set};
+use super::host::{Host, Local};
 use super::http::Http;
 use super::{Error, Provider, Running, Settings, Staged};
 use crate::manifest::Manifest;
@@ -56,7 +57,7 @@ impl Envoy {
             listen,
             settings: settings.clone(),
         };
-        Envoy(ConfigDir::new(dir, files, settings))
+        Envoy(ConfigDir::new(dir, Box::new(Local), files, settings))
     }
 }
 
@@ -116,7 +117,7 @@ impl Runtime for Files {
         lds["version_info"].as_str().map(str::to_string)
     }
 
-    fn check(&self, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
+    fn check(&self, _host: &dyn Host, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
         let envoy = gatefold_runtime::Envoy::locate().map_err(|e| Error::Failed(e.to_string()))?;
         let read = |p: &str| {
             std::fs::read_to_string(dir.join(p))
@@ -136,11 +137,11 @@ impl Runtime for Files {
     }
 
     /// Envoy watches `dynamic/`: the renames are the reload.
-    fn activate(&self) -> Result<(), Error> {
+    fn activate(&self, _host: &dyn Host) -> Result<(), Error> {
         Ok(())
     }
 
-    fn served(&self, _ir: Option<&ValidIr>) -> Result<String, Error> {
+    fn served(&self, _host: &dyn Host, _ir: Option<&ValidIr>) -> Result<String, Error> {
         let http = self.admin()?;
         let r = http.send("/config_dump", |c, u| c.get(u))?;
         if !r.status().is_success() {

@@ -1,5 +1,7 @@
-//! A gateway whose config is a set of files in a directory on this host
-//! (nginx, Envoy), and how gatefold changes it:
+//! A gateway whose config is a set of files in a directory (nginx,
+//! Envoy), on this host or, for nginx, on another one over SSH (the file
+//! and command primitives are [`super::host::Host`]'s), and how gatefold
+//! changes it:
 //!
 //! * **stage**: the target's files for the new config are written into
 //!   `DIR/.gatefold/staged/<hash>/`, a directory laid out like `DIR`;
@@ -22,6 +24,7 @@
 //! (a hand edit, another tool, never applied) its hash is
 //! `files:<sha256 of the set>`, which shows as drift.
 
+use super::host::Host;
 use super::{Error, Running, Settings, Staged};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
@@ -53,15 +56,15 @@ pub(crate) trait Runtime: Send + Sync {
         0
     }
     /// Checks the set staged in `dir` (for `ir`) with the gateway's checker.
-    fn check(&self, dir: &Path, ir: &ValidIr) -> Result<(), Error>;
+    fn check(&self, host: &dyn Host, dir: &Path, ir: &ValidIr) -> Result<(), Error>;
     /// Makes the running gateway load the files now in place.
-    fn activate(&self) -> Result<(), Error>;
+    fn activate(&self, host: &dyn Host) -> Result<(), Error>;
     /// The version a file set says it serves, when it says one (a config
     /// gatefold compiled does; one written by hand may not).
     fn declared(&self, set: &Set) -> Option<String>;
     /// The hash of the config the running gateway serves; `ir`: the config
     /// expected (where to ask may depend on it).
-    fn served(&self, ir: Option<&ValidIr>) -> Result<String, Error>;
+    fn served(&self, host: &dyn Host, ir: Option<&ValidIr>) -> Result<String, Error>;
 }
 
 /// The record of the last apply, `.gatefold/manifest.json`.
@@ -76,6 +79,7 @@ struct Record {
 /// A config directory and the runtime reading it.
 pub(crate) struct ConfigDir<R> {
     dir: PathBuf,
+    host: Box<dyn Host>,
     runtime: R,
     settings: Settings,
     /// Configs staged in this run.
@@ -102,14 +106,16 @@ fn hex(hash: &str) -> &str {
     hash.strip_prefix("sha256:").unwrap_or(hash)
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::Failed(format!("{what}: {e}"))
-}
-
 impl<R: Runtime> ConfigDir<R> {
-    pub(crate) fn new(dir: &Path, runtime: R, settings: &Settings) -> ConfigDir<R> {
+    pub(crate) fn new(
+        dir: &Path,
+        host: Box<dyn Host>,
+        runtime: R,
+        settings: &Settings,
+    ) -> ConfigDir<R> {
         ConfigDir {
             dir: dir.to_path_buf(),
+            host,
             runtime,
             settings: settings.clone(),
             staged: Mutex::new(Vec::new()),
@@ -129,14 +135,14 @@ impl<R: Runtime> ConfigDir<R> {
     }
 
     fn read(&self) -> Result<Seen, Error> {
-        if !self.dir.is_dir() {
+        if !self.host.is_dir(&self.dir)? {
             return Err(Error::Unreachable(format!(
                 "{} is not a directory",
-                self.dir.display()
+                self.host.name(&self.dir)
             )));
         }
-        let files = set_hash(&read_set(&self.dir, self.runtime.managed())?);
-        let record = read_record(&self.state().join("manifest.json"))?;
+        let files = set_hash(&self.read_set(&self.dir)?);
+        let record = self.read_record(&self.state().join("manifest.json"))?;
         Ok(Seen { files, record })
     }
 
@@ -150,68 +156,75 @@ impl<R: Runtime> ConfigDir<R> {
         {
             return Some(ir.clone());
         }
-        let text = std::fs::read_to_string(self.ir_path(hash)).ok()?;
+        let bytes = self.host.read(&self.ir_path(hash)).ok()??;
+        let text = String::from_utf8(bytes).ok()?;
         ValidIr::from_json(&text)
             .ok()
             .filter(|ir| ir.hash.as_str() == hash)
+    }
+
+    fn read_set(&self, root: &Path) -> Result<Set, Error> {
+        self.host.read_set(root, self.runtime.managed())
+    }
+
+    fn read_record(&self, path: &Path) -> Result<Option<Record>, Error> {
+        match self.host.read(path)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::Failed(format!(
+                    "{} is not a manifest gatefold wrote: {e}",
+                    self.host.name(path)
+                ))
+            }),
+            None => Ok(None),
+        }
     }
 
     /// Moves the managed files of `from` (laid out like the config
     /// directory) into place, in [`Runtime::rank`] order, then removes the
     /// managed files `from` lacks.
     fn install(&self, from: &Path) -> Result<(), Error> {
-        let managed = self.runtime.managed();
-        let new = read_set(from, managed)?;
-        let old = read_set(&self.dir, managed)?;
-        let mut order: Vec<&String> = new.keys().collect();
-        order.sort_by_key(|p| (self.runtime.rank(p), p.as_str()));
-        for path in order {
-            let to = self.dir.join(path);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(io(format!("creating {}", parent.display())))?;
-            }
-            std::fs::rename(from.join(path), &to)
-                .map_err(io(format!("moving {} into place", to.display())))?;
-        }
-        for path in old.keys().filter(|p| !new.contains_key(*p)) {
-            let at = self.dir.join(path);
-            std::fs::remove_file(&at).map_err(io(format!("removing {}", at.display())))?;
-        }
-        Ok(())
+        let new = self.read_set(from)?;
+        let old = self.read_set(&self.dir)?;
+        let mut order: Vec<&str> = new.keys().map(String::as_str).collect();
+        order.sort_by_key(|p| (self.runtime.rank(p), *p));
+        let remove: Vec<&str> = old
+            .keys()
+            .filter(|p| !new.contains_key(*p))
+            .map(String::as_str)
+            .collect();
+        self.host.install(from, &self.dir, &order, &remove)
     }
 
     /// Keeps the set in place (and its record) in `.gatefold/previous/`.
     fn keep_previous(&self) -> Result<(), Error> {
         let tmp = self.state().join("previous.tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        write_set(
-            &tmp.join("set"),
-            &read_set(&self.dir, self.runtime.managed())?,
-        )?;
+        self.host.remove_all(&tmp)?;
+        self.host
+            .write_set(&tmp.join("set"), &self.read_set(&self.dir)?)?;
         let record = self.state().join("manifest.json");
-        if record.exists() {
-            std::fs::copy(&record, tmp.join("manifest.json"))
-                .map_err(io(format!("copying {}", record.display())))?;
+        if let Some(bytes) = self.host.read(&record)? {
+            self.host
+                .write_atomically(&tmp.join("manifest.json"), &bytes)?;
         }
         let previous = self.state().join("previous");
-        let _ = std::fs::remove_dir_all(&previous);
-        std::fs::rename(&tmp, &previous).map_err(io(format!("writing {}", previous.display())))
+        self.host.remove_all(&previous)?;
+        self.host.rename(&tmp, &previous)
     }
 
     fn write_record(&self, record: &Record) -> Result<(), Error> {
         let text = serde_json::to_string_pretty(record).expect("record serializes") + "\n";
-        write_atomically(&self.state().join("manifest.json"), text.as_bytes())
+        self.host
+            .write_atomically(&self.state().join("manifest.json"), text.as_bytes())
     }
 
     /// Removes IR files no record names any more.
     fn prune_irs(&self, keep: &[Option<&str>]) {
         let keep: Vec<PathBuf> = keep.iter().flatten().map(|h| self.ir_path(h)).collect();
-        if let Ok(entries) = std::fs::read_dir(self.state().join("ir")) {
-            for e in entries.flatten() {
-                if !keep.contains(&e.path()) {
-                    let _ = std::fs::remove_file(e.path());
-                }
+        let dir = self.state().join("ir");
+        for name in self.host.list(&dir).unwrap_or_default() {
+            let path = dir.join(name);
+            if !keep.contains(&path) {
+                let _ = self.host.remove_all(&path);
             }
         }
     }
@@ -233,9 +246,8 @@ impl<R: Runtime> ConfigDir<R> {
 
     pub(crate) fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
         let dir = self.stage_dir(desired.hash.as_str());
-        let _ = std::fs::remove_dir_all(&dir);
         let set = self.runtime.emit(desired);
-        write_set(&dir, &set)?;
+        self.host.write_set(&dir, &set)?;
         self.staged
             .lock()
             .expect("staged lock")
@@ -250,7 +262,8 @@ impl<R: Runtime> ConfigDir<R> {
         let ir = self
             .load_ir(&staged.hash)
             .ok_or_else(|| Error::Failed(format!("{} was not staged", staged.hash)))?;
-        self.runtime.check(&self.stage_dir(&staged.hash), &ir)
+        self.runtime
+            .check(self.host.as_ref(), &self.stage_dir(&staged.hash), &ir)
     }
 
     pub(crate) fn switch(
@@ -271,20 +284,21 @@ impl<R: Runtime> ConfigDir<R> {
                 .load_ir(&staged.hash)
                 .ok_or_else(|| Error::Failed(format!("{} was not staged", staged.hash)))?;
             let from = self.stage_dir(&staged.hash);
-            let files = set_hash(&read_set(&from, self.runtime.managed())?);
+            let files = set_hash(&self.read_set(&from)?);
             self.keep_previous()?;
             // The IR first: the record naming it is the commit point.
-            write_atomically(&self.ir_path(&staged.hash), ir.to_json().as_bytes())?;
+            self.host
+                .write_atomically(&self.ir_path(&staged.hash), ir.to_json().as_bytes())?;
             self.install(&from)?;
             self.write_record(&Record {
                 manifest: manifest.clone(),
                 files,
             })?;
-            let _ = std::fs::remove_dir_all(&from);
+            let _ = self.host.remove_all(&from);
             self.prune_irs(&[Some(&manifest.hash), manifest.previous.as_deref()]);
         }
         // Also when an earlier attempt moved the files: load them.
-        self.runtime.activate()
+        self.runtime.activate(self.host.as_ref())
     }
 
     pub(crate) fn verify(&self, hash: &str) -> Result<(), Error> {
@@ -293,7 +307,7 @@ impl<R: Runtime> ConfigDir<R> {
             // A set the manifest does not name: the files are the ones
             // wanted, and the gateway serves the version they declare
             // (when they declare one), else at least answers.
-            let set = read_set(&self.dir, self.runtime.managed())?;
+            let set = self.read_set(&self.dir)?;
             let on_disk = format!("{FOREIGN}{}", hex(&set_hash(&set)));
             if on_disk != hash {
                 return Err(Error::Verify(format!(
@@ -301,11 +315,11 @@ impl<R: Runtime> ConfigDir<R> {
                 )));
             }
             let Some(declared) = self.runtime.declared(&set) else {
-                return self.runtime.served(None).map(|_| ());
+                return self.runtime.served(self.host.as_ref(), None).map(|_| ());
             };
             let ir = self.load_ir(&declared);
             loop {
-                let answer = self.runtime.served(ir.as_ref());
+                let answer = self.runtime.served(self.host.as_ref(), ir.as_ref());
                 match answer {
                     Ok(seen) if seen == declared => return Ok(()),
                     Ok(seen) if Instant::now() >= deadline => {
@@ -320,7 +334,7 @@ impl<R: Runtime> ConfigDir<R> {
         }
         let ir = self.load_ir(hash);
         loop {
-            let answer = self.runtime.served(ir.as_ref());
+            let answer = self.runtime.served(self.host.as_ref(), ir.as_ref());
             match &answer {
                 Ok(seen) if seen == hash => return Ok(()),
                 _ if Instant::now() >= deadline => {
@@ -344,15 +358,15 @@ impl<R: Runtime> ConfigDir<R> {
             return Ok(());
         }
         let previous = self.state().join("previous");
-        if !previous.is_dir() {
+        if !self.host.is_dir(&previous)? {
             return Err(Error::Failed(format!(
                 "no earlier config is kept in {}",
-                previous.display()
+                self.host.name(&previous)
             )));
         }
-        let set = read_set(&previous.join("set"), self.runtime.managed())?;
+        let set = self.read_set(&previous.join("set"))?;
         let files = set_hash(&set);
-        let before = read_record(&previous.join("manifest.json"))?;
+        let before = self.read_record(&previous.join("manifest.json"))?;
         let kept = Seen {
             files: files.clone(),
             record: before,
@@ -365,87 +379,23 @@ impl<R: Runtime> ConfigDir<R> {
         }
         // Copies: `previous/` stays whole until the next apply.
         let from = self.state().join("staged").join("rollback");
-        let _ = std::fs::remove_dir_all(&from);
-        write_set(&from, &set)?;
+        self.host.write_set(&from, &set)?;
         self.install(&from)?;
-        let _ = std::fs::remove_dir_all(&from);
+        let _ = self.host.remove_all(&from);
         let record = self.state().join("manifest.json");
         if manifest.hash == back_to {
             self.write_record(&Record {
                 manifest: manifest.clone(),
                 files,
             })?;
-        } else if previous.join("manifest.json").exists() {
+        } else if let Some(text) = self.host.read(&previous.join("manifest.json"))? {
             // The record as it was, byte for byte.
-            let text = std::fs::read(previous.join("manifest.json"))
-                .map_err(io(format!("reading {}", previous.display())))?;
-            write_atomically(&record, &text)?;
+            self.host.write_atomically(&record, &text)?;
         } else {
-            let _ = std::fs::remove_file(&record);
+            self.host.remove_all(&record)?;
         }
-        self.runtime.activate()
+        self.runtime.activate(self.host.as_ref())
     }
-}
-
-fn read_record(path: &Path) -> Result<Option<Record>, Error> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            Error::Failed(format!(
-                "{} is not a manifest gatefold wrote: {e}",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Failed(format!("reading {}: {e}", path.display()))),
-    }
-}
-
-/// The managed files under `root`: regular files at or below each of
-/// `managed`, names beginning with `.` left out (temporary files).
-pub(crate) fn read_set(root: &Path, managed: &[&str]) -> Result<Set, Error> {
-    fn walk(root: &Path, rel: &str, out: &mut Set) -> Result<(), Error> {
-        let path = root.join(rel);
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::Failed(format!("reading {}: {e}", path.display()))),
-        };
-        if meta.is_file() {
-            let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
-            out.insert(rel.to_string(), bytes);
-        } else if meta.is_dir() {
-            let mut names: Vec<String> = std::fs::read_dir(&path)
-                .map_err(io(format!("reading {}", path.display())))?
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .filter(|n| !n.starts_with('.'))
-                .collect();
-            names.sort();
-            for n in names {
-                walk(root, &format!("{rel}/{n}"), out)?;
-            }
-        }
-        Ok(())
-    }
-    let mut out = Set::new();
-    for m in managed {
-        walk(root, m, &mut out)?;
-    }
-    Ok(out)
-}
-
-/// Writes `set` under `root`.
-fn write_set(root: &Path, set: &Set) -> Result<(), Error> {
-    std::fs::create_dir_all(root).map_err(io(format!("creating {}", root.display())))?;
-    for (path, bytes) in set {
-        let to = root.join(path);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(io(format!("creating {}", parent.display())))?;
-        }
-        std::fs::write(&to, bytes).map_err(io(format!("writing {}", to.display())))?;
-    }
-    Ok(())
 }
 
 /// `sha256:` of every path and its contents, in path order.
@@ -463,17 +413,6 @@ pub(crate) fn set_hash(set: &Set) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
-}
-
-/// Writes `bytes` beside `path`, then renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
-    }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("writing {}", path.display())))
 }
 
 /// The output files of a target, by path.

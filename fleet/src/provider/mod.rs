@@ -4,6 +4,7 @@
 pub mod cloudflare;
 pub mod envoy;
 pub mod files;
+pub mod host;
 mod http;
 pub mod kong;
 pub mod md5;
@@ -143,10 +144,12 @@ pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider
         }
         ProviderConfig::Nginx {
             config_dir,
+            ssh,
             reload,
             listen,
         } => Ok(Box::new(nginx::Nginx::new(
             config_dir,
+            ssh.as_ref(),
             reload.clone(),
             *listen,
             settings,

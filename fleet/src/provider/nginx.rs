@@ -8,8 +8,14 @@
 //! conf/nginx.conf -s reload`), verified by asking nginx which config it
 //! serves: the nginx target's version server ([`VERSION_HOST`],
 //! [`VERSION_PATH`]), which answers loopback clients only.
+//!
+//! The prefix may be on another host (`config-dir: ssh://user@host/path`):
+//! the same steps then run there through the `ssh` client (see
+//! [`super::host`]), `nginx` being the one on the remote `PATH`, and the
+//! version server is asked through `ssh -W` from that host's loopback.
 
 use super::files::{self, ConfigDir, Runtime, Set};
+use super::host::{quote, Host, Local, Ssh, SshTarget};
 use super::{Error, Provider, Running, Settings, Staged};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
@@ -17,7 +23,7 @@ use gatefold_compiler::target::{Options, Target};
 use gatefold_target_nginx::{VERSION_HOST, VERSION_PATH};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 /// An nginx prefix directory and how to reload the nginx serving it.
 pub struct Nginx(ConfigDir<Files>);
@@ -25,34 +31,40 @@ pub struct Nginx(ConfigDir<Files>);
 /// The nginx side of the file handling.
 pub(crate) struct Files {
     dir: PathBuf,
+    /// The nginx binary: located here for a local prefix; `nginx` on the
+    /// remote `PATH` over SSH.
+    binary: Option<String>,
     reload: Option<String>,
     listen: Option<SocketAddr>,
-    client: reqwest::blocking::Client,
+    timeout: Duration,
 }
 
 impl Nginx {
-    /// nginx on the prefix `dir`; `reload`: a shell command that makes it
-    /// load its files (default `nginx -s reload` on the prefix); `listen`:
-    /// where the config serves plain HTTP (default: every address on the
-    /// spec's `gateway.listen`).
+    /// nginx on the prefix `dir`, on this host or (`ssh`) on another one;
+    /// `reload`: a shell command that makes it load its files, run in
+    /// `dir` on that host (default `nginx -s reload` on the prefix);
+    /// `listen`: where the config serves plain HTTP (default: every
+    /// address on the spec's `gateway.listen`).
     pub fn new(
         dir: &Path,
+        ssh: Option<&SshTarget>,
         reload: Option<String>,
         listen: Option<SocketAddr>,
         settings: &Settings,
     ) -> Result<Nginx, Error> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(settings.timeout.min(std::time::Duration::from_secs(5)))
-            .no_proxy()
-            .build()
-            .map_err(|e| Error::Failed(format!("cannot make an HTTP client: {e}")))?;
+        let timeout = settings.timeout.min(Duration::from_secs(5));
+        let host: Box<dyn Host> = match ssh {
+            Some(t) => Box::new(Ssh::new(t.clone(), timeout)),
+            None => Box::new(Local),
+        };
         let files = Files {
             dir: dir.to_path_buf(),
+            binary: ssh.map(|_| "nginx".to_string()),
             reload,
             listen,
-            client,
+            timeout,
         };
-        Ok(Nginx(ConfigDir::new(dir, files, settings)))
+        Ok(Nginx(ConfigDir::new(dir, host, files, settings)))
     }
 }
 
@@ -63,12 +75,25 @@ impl Files {
             ..Options::default()
         }
     }
-}
 
-impl Files {
-    /// The address of the version server in the `nginx.conf` on disk.
-    fn version_listen(&self) -> Option<SocketAddr> {
-        let conf = std::fs::read_to_string(self.dir.join(gatefold_runtime::nginx::CONF)).ok()?;
+    /// The nginx binary as a shell word.
+    fn binary(&self) -> Result<String, Error> {
+        match &self.binary {
+            Some(b) => Ok(quote(b)),
+            None => {
+                let nginx =
+                    gatefold_runtime::Nginx::locate().map_err(|e| Error::Failed(e.to_string()))?;
+                Ok(quote(&nginx.binary().to_string_lossy()))
+            }
+        }
+    }
+
+    /// The address of the version server in the `nginx.conf` in place.
+    fn version_listen(&self, host: &dyn Host) -> Option<SocketAddr> {
+        let bytes = host
+            .read(&self.dir.join(gatefold_runtime::nginx::CONF))
+            .ok()??;
+        let conf = String::from_utf8(bytes).ok()?;
         let at = conf.find(&format!("server_name {VERSION_HOST};"))?;
         let before = &conf[..at];
         let listen = before.rfind("listen \"")? + "listen \"".len();
@@ -101,78 +126,63 @@ impl Runtime for Files {
         Some(rest[ret..ret + end].to_string())
     }
 
-    fn check(&self, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
-        let nginx = gatefold_runtime::Nginx::locate().map_err(|e| Error::Failed(e.to_string()))?;
-        let conf = std::fs::read_to_string(dir.join(gatefold_runtime::nginx::CONF))
-            .map_err(|e| Error::Failed(format!("reading the staged nginx.conf: {e}")))?;
+    fn check(&self, host: &dyn Host, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
         // The staged set is its own prefix: `-t` reads its includes and
         // Lua paths there, never the files nginx runs.
-        nginx.check(dir, &conf).map_err(|e| match e {
-            gatefold_runtime::Error::Rejected { message, .. } => {
-                Error::Rejected(format!("nginx -t: {message}"))
-            }
-            e => Error::Failed(e.to_string()),
-        })
+        let script = format!(
+            "mkdir -p logs tmp && {} -t -q -p {} -c {}",
+            self.binary()?,
+            quote(&format!("{}/", dir.display())),
+            gatefold_runtime::nginx::CONF
+        );
+        host.run(dir, &script, "nginx -t")
+            .map(|_| ())
+            .map_err(|e| match e {
+                Error::Failed(m) => Error::Rejected(m),
+                e => e,
+            })
     }
 
-    fn activate(&self) -> Result<(), Error> {
-        let mut cmd = match &self.reload {
-            Some(line) => {
-                let mut c = Command::new("sh");
-                c.arg("-c").arg(line);
-                c
-            }
+    fn activate(&self, host: &dyn Host) -> Result<(), Error> {
+        match &self.reload {
+            Some(line) => host.run(&self.dir, line, line),
             None => {
-                let nginx =
-                    gatefold_runtime::Nginx::locate().map_err(|e| Error::Failed(e.to_string()))?;
-                let mut c = Command::new(nginx.binary());
-                c.arg("-p")
-                    .arg(format!("{}/", self.dir.display()))
-                    .args(["-c", gatefold_runtime::nginx::CONF, "-e", "stderr"])
-                    .args(["-s", "reload"]);
-                c
+                let script = format!(
+                    "{} -p {} -c {} -e stderr -s reload",
+                    self.binary()?,
+                    quote(&format!("{}/", self.dir.display())),
+                    gatefold_runtime::nginx::CONF
+                );
+                host.run(&self.dir, &script, "nginx -s reload")
             }
-        };
-        let what = self
-            .reload
-            .clone()
-            .unwrap_or_else(|| "nginx -s reload".to_string());
-        let out = cmd
-            .current_dir(&self.dir)
-            .output()
-            .map_err(|e| Error::Failed(format!("running `{what}`: {e}")))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Failed(format!(
-                "`{what}` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
         }
+        .map(|_| ())
     }
 
-    fn served(&self, ir: Option<&ValidIr>) -> Result<String, Error> {
+    fn served(&self, host: &dyn Host, ir: Option<&ValidIr>) -> Result<String, Error> {
         let listen = match (self.listen, ir) {
             (Some(a), _) => a,
             (None, Some(ir)) => SocketAddr::from(([127, 0, 0, 1], ir.gateway.listen)),
-            (None, None) => self.version_listen().ok_or_else(|| {
+            (None, None) => self.version_listen(host).ok_or_else(|| {
                 Error::Failed(
                     "which port nginx listens on is unknown: give the gateway `listen:` in the fleet file".into(),
                 )
             })?,
         };
-        let url = format!("http://{}{VERSION_PATH}", files::reach(listen));
-        let r = self
-            .client
-            .get(&url)
-            .header("host", VERSION_HOST)
-            .send()
-            .map_err(|e| Error::Unreachable(format!("{url}: {}", e.without_url())))?;
-        let status = r.status();
-        let text = r.text().unwrap_or_default();
-        if status.is_success() {
-            Ok(text.trim().to_string())
+        let addr = files::reach(listen);
+        let url = format!("http://{addr}{VERSION_PATH}");
+        let request = format!(
+            "GET {VERSION_PATH} HTTP/1.1\r\nhost: {VERSION_HOST}\r\nconnection: close\r\n\r\n"
+        );
+        let answer = host.exchange(addr, request.as_bytes(), self.timeout)?;
+        let text = String::from_utf8_lossy(&answer);
+        let status = text
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .ok_or_else(|| Error::Unreachable(format!("{url}: no HTTP answer")))?;
+        let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        if status == "200" {
+            Ok(body.trim().to_string())
         } else {
             Err(Error::Verify(format!(
                 "{url} (host {VERSION_HOST}) answered {status}: is it a config gatefold compiled?"
