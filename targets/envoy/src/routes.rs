@@ -129,10 +129,11 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
 /// The same again one level down, in the same map: a key `/seg/sub` per
 /// literal second segment, holding that pair's groups, the groups of `seg`
 /// whose second segment can be anything, and the any-segment groups; the
-/// longest key wins, so `/seg` keeps the paths no `/seg/sub` key covers.
-/// A key `/seg/sub` also prefixes `/seg/subway`, where only groups that
-/// take any second segment can match, and they are all in its bucket.
-/// Skipped for a first segment whose copies would more than double it.
+/// longest key wins, so `/seg` keeps the paths no `/seg/sub` key covers,
+/// and holds only the groups such paths can match. A key `/seg/sub` also
+/// prefixes `/seg/subway`, where only groups that take any second segment
+/// can match, and they are all in its bucket. Skipped for a first segment
+/// whose copies would more than double its entries.
 fn arrange(
     paths: &[PathGroup],
     groups: Vec<Vec<Route>>,
@@ -150,21 +151,46 @@ fn arrange(
     }
     // Second level, per first segment `l`: a key `/l/m` per literal second
     // segment `m`, holding the groups `/l/m...`, those of `l` whose second
-    // segment can be anything, and the any-segment groups.
-    let mut seconds: BTreeMap<(&str, &str), Vec<Route>> = paths
-        .iter()
-        .filter_map(|g| Some((first_literal(&g.pattern)?, second_literal(&g.pattern)?)))
-        .map(|k| (k, Vec::new()))
+    // segment can be anything, and the any-segment groups; `/l` then keeps
+    // only the latter two (a path a `/l/m...` group can match always has a
+    // longer key). Worth it for `l` when the copies of the latter two do
+    // not more than double its entries (an api of templates beside many
+    // literal second segments keeps one level).
+    let (mut pairs, mut l_any, mut any_n) = (BTreeMap::new(), BTreeMap::new(), 0usize);
+    for (g, routes) in paths.iter().zip(&groups) {
+        match (first_literal(&g.pattern), second_literal(&g.pattern)) {
+            (Some(l), Some(m)) => *pairs.entry((l, m)).or_insert(0usize) += routes.len(),
+            (Some(l), None) => *l_any.entry(l).or_insert(0usize) += routes.len(),
+            (None, _) => any_n += routes.len(),
+        }
+    }
+    let leveled: BTreeSet<&str> = buckets
+        .keys()
+        .copied()
+        .filter(|l| {
+            let shared = l_any.get(l).copied().unwrap_or(0) + any_n;
+            let own: Vec<usize> = pairs
+                .iter()
+                .filter(|((f, _), _)| f == l)
+                .map(|(_, n)| *n)
+                .collect();
+            let one = own.iter().sum::<usize>() + shared;
+            let two = one + own.len() * shared;
+            !own.is_empty() && two <= 2 * one
+        })
+        .collect();
+    let mut seconds: BTreeMap<(&str, &str), Vec<Route>> = pairs
+        .keys()
+        .filter(|(l, _)| leveled.contains(l))
+        .map(|k| (*k, Vec::new()))
         .collect();
     let mut any: Vec<Route> = Vec::new();
     for (g, routes) in paths.iter().zip(groups) {
         match (first_literal(&g.pattern), second_literal(&g.pattern)) {
-            (Some(l), Some(m)) => {
-                if let Some(b) = seconds.get_mut(&(l, m)) {
-                    b.extend(routes.iter().cloned());
-                }
-                buckets.entry(l).or_default().extend(routes);
+            (Some(l), Some(m)) if leveled.contains(l) => {
+                seconds.entry((l, m)).or_default().extend(routes);
             }
+            (Some(l), Some(_)) => buckets.entry(l).or_default().extend(routes),
             (Some(l), None) => {
                 for ((_, _), b) in seconds
                     .range_mut((l, "")..)
@@ -182,14 +208,6 @@ fn arrange(
             }
         }
     }
-    // A second level pays when its buckets are smaller than their first
-    // segment's; copies of groups that take any second segment must not
-    // multiply the config (an api of templates beside many literals).
-    let mut copies: BTreeMap<&str, usize> = BTreeMap::new();
-    for ((l, _), b) in &seconds {
-        *copies.entry(l).or_default() += b.len();
-    }
-    seconds.retain(|(l, _), _| copies[l] <= 2 * buckets[l].len());
     let list = |mut routes: Vec<Route>| {
         routes.push(last.clone());
         OnMatch {
