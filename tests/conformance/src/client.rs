@@ -89,7 +89,10 @@ pub fn send(addr: SocketAddr, request: &Request) -> Result<Response, String> {
 }
 
 /// Writes the request on `stream` and reads the response.
-pub fn exchange(stream: &mut (impl Read + Write), request: &Request) -> Result<Response, String> {
+pub fn exchange(
+    stream: &mut (impl Read + Write + Timed),
+    request: &Request,
+) -> Result<Response, String> {
     // A gateway may answer (413, 401) and close before reading a large
     // body: a failed write is not an error while a response can be read.
     let _ = stream.write_all(&encode(request));
@@ -101,10 +104,14 @@ pub fn exchange(stream: &mut (impl Read + Write), request: &Request) -> Result<R
             Ok(0) => break,
             Ok(n) => {
                 data.extend_from_slice(&buf[..n]);
-                // Done once the framing says so: a server that waits for
-                // the client to close first (Envoy's delayed close, 1 s)
-                // must not cost a second per request.
+                // Done once the framing says so, after a short grace for
+                // the server to close: a server finishes a request (a
+                // cache entry written, say) before it closes, and the next
+                // request may count on that; a server that waits for the
+                // client to close first (Envoy's delayed close, 1 s) costs
+                // the grace, not a second.
                 if complete(&data, &request.method) {
+                    drain_until_close(stream, CLOSE_GRACE);
                     break;
                 }
             }
@@ -118,6 +125,35 @@ pub fn exchange(stream: &mut (impl Read + Write), request: &Request) -> Result<R
         }
     }
     parse(&data, &request.method)
+}
+
+/// How long a complete response's connection is given to close.
+const CLOSE_GRACE: Duration = Duration::from_millis(150);
+
+/// A stream whose reads can be given a time limit.
+pub trait Timed {
+    /// Each read from now on waits at most `limit`.
+    fn limit_reads(&self, limit: Duration);
+}
+
+impl Timed for TcpStream {
+    fn limit_reads(&self, limit: Duration) {
+        let _ = self.set_read_timeout(Some(limit));
+    }
+}
+
+/// Reads (and drops) what follows until the server closes or `grace`
+/// passes.
+fn drain_until_close(stream: &mut (impl Read + Timed), grace: Duration) {
+    stream.limit_reads(grace);
+    let deadline = std::time::Instant::now() + grace;
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Whether `data` holds a whole final response whose end its framing

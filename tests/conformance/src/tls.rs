@@ -3,7 +3,7 @@
 //! the gateway presented, as the pseudo-header `:tls-certificate` (`a` or
 //! `b`) of the response.
 
-use crate::client::{exchange, Response};
+use crate::client::{exchange, Response, Timed};
 use crate::scenario::Request;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -91,4 +91,10 @@ pub fn send(
         .headers
         .push((":tls-certificate".into(), which.to_string()));
     Ok(response)
+}
+
+impl Timed for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn limit_reads(&self, limit: Duration) {
+        let _ = self.sock.set_read_timeout(Some(limit));
+    }
 }
