@@ -18,8 +18,7 @@
 use super::files::{self, ConfigDir, Runtime, Set};
 use super::host::{Host, Local};
 use super::http::Http;
-use super::{Error, Provider, Running, Settings, Staged};
-use crate::manifest::Manifest;
+use super::{Error, Provider, Settings};
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{Options, Target};
 use gatefold_target_envoy::{BOOTSTRAP, CDS, DYNAMIC_DIR, LDS};
@@ -30,9 +29,6 @@ use std::path::{Path, PathBuf};
 /// to its work directory, when the fleet file gives no `admin`.
 pub const ADMIN_ADDRESS: &str = "admin.address";
 
-/// An Envoy work directory and its admin API.
-pub struct Envoy(ConfigDir<Files>);
-
 /// The Envoy side of the file handling.
 pub(crate) struct Files {
     dir: PathBuf,
@@ -41,24 +37,22 @@ pub(crate) struct Files {
     settings: Settings,
 }
 
-impl Envoy {
-    /// Envoy working in `dir`; `admin`: its admin API's URL (default: the
-    /// address in `dir/admin.address`); `listen`: where the config serves
-    /// plain HTTP (default: every address on the spec's `gateway.listen`).
-    pub fn new(
-        dir: &Path,
-        admin: Option<String>,
-        listen: Option<SocketAddr>,
-        settings: &Settings,
-    ) -> Envoy {
-        let files = Files {
-            dir: dir.to_path_buf(),
-            admin,
-            listen,
-            settings: settings.clone(),
-        };
-        Envoy(ConfigDir::new(dir, Box::new(Local), files, settings))
-    }
+/// Envoy working in `dir`; `admin`: its admin API's URL (default: the
+/// address in `dir/admin.address`); `listen`: where the config serves
+/// plain HTTP (default: every address on the spec's `gateway.listen`).
+pub fn provider(
+    dir: &Path,
+    admin: Option<String>,
+    listen: Option<SocketAddr>,
+    settings: &Settings,
+) -> Box<dyn Provider> {
+    let files = Files {
+        dir: dir.to_path_buf(),
+        admin,
+        listen,
+        settings: settings.clone(),
+    };
+    Box::new(ConfigDir::new(dir, Box::new(Local), files, settings))
 }
 
 impl Files {
@@ -163,30 +157,6 @@ impl Runtime for Files {
         } else {
             format!("listeners {lds}, clusters {cds}")
         })
-    }
-}
-
-impl Provider for Envoy {
-    fn running(&self) -> Result<Running, Error> {
-        self.0.running()
-    }
-    fn manifest(&self) -> Result<Option<Manifest>, Error> {
-        self.0.manifest()
-    }
-    fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
-        self.0.stage(desired)
-    }
-    fn check(&self, staged: &Staged) -> Result<(), Error> {
-        self.0.check(staged)
-    }
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
-        self.0.switch(staged, expect, manifest)
-    }
-    fn verify(&self, hash: &str) -> Result<(), Error> {
-        self.0.verify(hash)
-    }
-    fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
-        self.0.revert(expect, back_to, manifest)
     }
 }
 

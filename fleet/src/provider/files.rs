@@ -25,7 +25,7 @@
 //! `files:<sha256 of the set>`, which shows as drift.
 
 use super::host::Host;
-use super::{Error, Running, Settings, Staged};
+use super::{Error, Provider, Running, Settings, Staged};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
 use serde::{Deserialize, Serialize};
@@ -228,8 +228,12 @@ impl<R: Runtime> ConfigDir<R> {
             }
         }
     }
+}
 
-    pub(crate) fn running(&self) -> Result<Running, Error> {
+/// The steps every config-directory gateway takes; only the files, the
+/// checker and the way to ask what it serves ([`Runtime`]) differ.
+impl<R: Runtime> Provider for ConfigDir<R> {
+    fn running(&self) -> Result<Running, Error> {
         let seen = self.read()?;
         let hash = seen.hash();
         let ir = if hash.starts_with(FOREIGN) {
@@ -240,11 +244,11 @@ impl<R: Runtime> ConfigDir<R> {
         Ok(Running { hash, ir })
     }
 
-    pub(crate) fn manifest(&self) -> Result<Option<Manifest>, Error> {
+    fn manifest(&self) -> Result<Option<Manifest>, Error> {
         Ok(self.read()?.record.map(|r| r.manifest))
     }
 
-    pub(crate) fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
+    fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
         let dir = self.stage_dir(desired.hash.as_str());
         let set = self.runtime.emit(desired);
         self.host.write_set(&dir, &set)?;
@@ -258,7 +262,7 @@ impl<R: Runtime> ConfigDir<R> {
         })
     }
 
-    pub(crate) fn check(&self, staged: &Staged) -> Result<(), Error> {
+    fn check(&self, staged: &Staged) -> Result<(), Error> {
         let ir = self
             .load_ir(&staged.hash)
             .ok_or_else(|| Error::Failed(format!("{} was not staged", staged.hash)))?;
@@ -266,12 +270,7 @@ impl<R: Runtime> ConfigDir<R> {
             .check(self.host.as_ref(), &self.stage_dir(&staged.hash), &ir)
     }
 
-    pub(crate) fn switch(
-        &self,
-        staged: &Staged,
-        expect: &str,
-        manifest: &Manifest,
-    ) -> Result<(), Error> {
+    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
         let now = self.read()?.hash();
         if now != staged.hash {
             if now != expect {
@@ -301,7 +300,7 @@ impl<R: Runtime> ConfigDir<R> {
         self.runtime.activate(self.host.as_ref())
     }
 
-    pub(crate) fn verify(&self, hash: &str) -> Result<(), Error> {
+    fn verify(&self, hash: &str) -> Result<(), Error> {
         let deadline = Instant::now() + self.settings.timeout.max(Duration::from_secs(5));
         if hash.starts_with(FOREIGN) {
             // A set the manifest does not name: the files are the ones
@@ -348,12 +347,7 @@ impl<R: Runtime> ConfigDir<R> {
         }
     }
 
-    pub(crate) fn revert(
-        &self,
-        expect: &str,
-        back_to: &str,
-        manifest: &Manifest,
-    ) -> Result<(), Error> {
+    fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
         if super::reverted_already(&self.read()?.hash(), expect, back_to)? {
             return Ok(());
         }

@@ -147,23 +147,17 @@ pub fn for_gateway(gw: &Gateway, settings: &Settings) -> Result<Box<dyn Provider
             ssh,
             reload,
             listen,
-        } => Ok(Box::new(nginx::Nginx::new(
-            config_dir,
-            ssh.as_ref(),
-            reload.clone(),
-            *listen,
-            settings,
-        )?)),
+        } => nginx::provider(config_dir, ssh.as_ref(), reload.clone(), *listen, settings),
         ProviderConfig::Envoy {
             config_dir,
             admin,
             listen,
-        } => Ok(Box::new(envoy::Envoy::new(
+        } => Ok(envoy::provider(
             config_dir,
             admin.clone(),
             *listen,
             settings,
-        ))),
+        )),
         ProviderConfig::Kong { admin, token } => {
             let token = match token {
                 Some(t) => Some(t.read().map_err(Error::Failed)?),

@@ -16,17 +16,13 @@
 
 use super::files::{self, ConfigDir, Runtime, Set};
 use super::host::{quote, Host, Local, Ssh, SshTarget};
-use super::{Error, Provider, Running, Settings, Staged};
-use crate::manifest::Manifest;
+use super::{Error, Provider, Settings};
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{Options, Target};
 use gatefold_target_nginx::{VERSION_HOST, VERSION_PATH};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// An nginx prefix directory and how to reload the nginx serving it.
-pub struct Nginx(ConfigDir<Files>);
 
 /// The nginx side of the file handling.
 pub(crate) struct Files {
@@ -39,33 +35,31 @@ pub(crate) struct Files {
     timeout: Duration,
 }
 
-impl Nginx {
-    /// nginx on the prefix `dir`, on this host or (`ssh`) on another one;
-    /// `reload`: a shell command that makes it load its files, run in
-    /// `dir` on that host (default `nginx -s reload` on the prefix);
-    /// `listen`: where the config serves plain HTTP (default: every
-    /// address on the spec's `gateway.listen`).
-    pub fn new(
-        dir: &Path,
-        ssh: Option<&SshTarget>,
-        reload: Option<String>,
-        listen: Option<SocketAddr>,
-        settings: &Settings,
-    ) -> Result<Nginx, Error> {
-        let timeout = settings.timeout.min(Duration::from_secs(5));
-        let host: Box<dyn Host> = match ssh {
-            Some(t) => Box::new(Ssh::new(t.clone(), timeout)),
-            None => Box::new(Local),
-        };
-        let files = Files {
-            dir: dir.to_path_buf(),
-            binary: ssh.map(|_| "nginx".to_string()),
-            reload,
-            listen,
-            timeout,
-        };
-        Ok(Nginx(ConfigDir::new(dir, host, files, settings)))
-    }
+/// nginx on the prefix `dir`, on this host or (`ssh`) on another one;
+/// `reload`: a shell command that makes it load its files, run in
+/// `dir` on that host (default `nginx -s reload` on the prefix);
+/// `listen`: where the config serves plain HTTP (default: every
+/// address on the spec's `gateway.listen`).
+pub fn provider(
+    dir: &Path,
+    ssh: Option<&SshTarget>,
+    reload: Option<String>,
+    listen: Option<SocketAddr>,
+    settings: &Settings,
+) -> Result<Box<dyn Provider>, Error> {
+    let timeout = settings.timeout.min(Duration::from_secs(5));
+    let host: Box<dyn Host> = match ssh {
+        Some(t) => Box::new(Ssh::new(t.clone(), timeout)),
+        None => Box::new(Local),
+    };
+    let files = Files {
+        dir: dir.to_path_buf(),
+        binary: ssh.map(|_| "nginx".to_string()),
+        reload,
+        listen,
+        timeout,
+    };
+    Ok(Box::new(ConfigDir::new(dir, host, files, settings)))
 }
 
 impl Files {
@@ -188,29 +182,5 @@ impl Runtime for Files {
                 "{url} (host {VERSION_HOST}) answered {status}: is it a config gatefold compiled?"
             )))
         }
-    }
-}
-
-impl Provider for Nginx {
-    fn running(&self) -> Result<Running, Error> {
-        self.0.running()
-    }
-    fn manifest(&self) -> Result<Option<Manifest>, Error> {
-        self.0.manifest()
-    }
-    fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
-        self.0.stage(desired)
-    }
-    fn check(&self, staged: &Staged) -> Result<(), Error> {
-        self.0.check(staged)
-    }
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
-        self.0.switch(staged, expect, manifest)
-    }
-    fn verify(&self, hash: &str) -> Result<(), Error> {
-        self.0.verify(hash)
-    }
-    fn revert(&self, expect: &str, back_to: &str, manifest: &Manifest) -> Result<(), Error> {
-        self.0.revert(expect, back_to, manifest)
     }
 }
