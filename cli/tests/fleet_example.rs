@@ -100,10 +100,30 @@ fn serve(quickstart: &Path) -> (Guard, SocketAddr) {
     (child, admin)
 }
 
+/// A running `gatefold up`: stopped with SIGTERM when dropped, so that it
+/// stops its nginx or Envoy too (a SIGKILL would leave them running).
+struct Up(Guard);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let child = &mut self.0 .0;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + LIMIT;
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 /// `gatefold up` on the quickstart for `target` in `work`, as the README
 /// starts nginx and Envoy.
-fn up(quickstart: &Path, target: &str, listen: SocketAddr, work: &Path) -> Guard {
-    start(
+fn up(quickstart: &Path, target: &str, listen: SocketAddr, work: &Path) -> Up {
+    Up(start(
         &[
             "up",
             quickstart.to_str().unwrap(),
@@ -116,7 +136,7 @@ fn up(quickstart: &Path, target: &str, listen: SocketAddr, work: &Path) -> Guard
         ],
         "Ctrl-C",
     )
-    .0
+    .0)
 }
 
 /// `GET path`: status and body.
