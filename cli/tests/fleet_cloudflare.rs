@@ -5,7 +5,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use support::cloudflare::FakeCloudflareApi;
-use support::{both, gatefold, json, repo, scratch, text};
+use support::gateways::example;
+use support::{both, gatefold, json, scratch, text};
 
 const TOKEN: &str = "cf-api-token-93b7aa";
 const ACCOUNT: &str = "acc0123456789";
@@ -32,10 +33,6 @@ fn run(args: &[&str]) -> std::process::Output {
         &[("CF_API_TOKEN", TOKEN), ("CF_ACCOUNT_ID", ACCOUNT)],
         &[TOKEN],
     )
-}
-
-fn example() -> String {
-    std::fs::read_to_string(repo().join("examples/fleet/spec/gatefold.yaml")).unwrap()
 }
 
 /// Plan, apply (a 429 and a 500 retried), in sync, a change with its

@@ -8,36 +8,10 @@ mod support;
 
 use gatefold_compiler::target::{Options, Target};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use support::{both, gatefold, json, repo, scratch, text, LIMIT};
-
-fn example() -> String {
-    std::fs::read_to_string(repo().join("examples/fleet/spec/gatefold.yaml")).unwrap()
-}
-
-/// A loopback port free a moment ago (Envoy's listen address is in its
-/// config, so the port is chosen before Envoy starts).
-fn free_port() -> SocketAddr {
-    gatefold_runtime::launch::free_addr().unwrap()
-}
-
-/// `GET path` with `host`: status and body.
-fn get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    (status, body.to_string())
-}
+use support::gateways::{example, free_port, get, wait_for};
+use support::{both, gatefold, json, repo, scratch, text};
 
 /// The `version_info` of the listeners and clusters Envoy loaded (the
 /// clusters' is empty: the example spec has none), from
@@ -80,18 +54,6 @@ fn dechunk(body: &str) -> String {
         rest = &after[n + 2..];
     }
     out
-}
-
-/// Polls `GET path` until its body holds `want` (Envoy reloads on its own when the files are renamed).
-fn wait_for(addr: SocketAddr, path: &str, want: &str) -> String {
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let (_, body) = get(addr, "localhost", path);
-        if body.contains(want) || std::time::Instant::now() > deadline {
-            return body;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// Envoy working in `work` on `spec`, compiled by gatefold but never

@@ -5,8 +5,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use support::gateways::example;
 use support::kong::{kong_hash, FakeKongAdmin};
-use support::{both, gatefold, json, repo, scratch};
+use support::{both, gatefold, json, scratch};
 
 /// The Admin API token; it must never be printed.
 const TOKEN: &str = "kong-admin-token-8d2e41";
@@ -33,10 +34,6 @@ fn fleet_file(dir: &Path, spec: &Path, gateways: &[(&str, String)], rest: &str) 
 
 fn run(args: &[&str]) -> std::process::Output {
     gatefold(args, &[("KONG_TOKEN", TOKEN)], &[TOKEN])
-}
-
-fn example() -> String {
-    std::fs::read_to_string(repo().join("examples/fleet/spec/gatefold.yaml")).unwrap()
 }
 
 /// Plan, apply, no false changes, a spec change with its semantic diff,

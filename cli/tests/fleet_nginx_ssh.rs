@@ -8,27 +8,19 @@
 
 mod support;
 
-use gatefold_compiler::target::{Options, Target};
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{both, gatefold, json, repo, scratch, text, LIMIT};
+use support::gateways::{
+    example, free_port, get, nginx_boot as boot, nginx_managed as managed, wait_for,
+};
+use support::{both, gatefold, json, scratch, text, LIMIT};
 
 /// A prefix name with a quote, spaces and `$( )`: quoted wrongly anywhere
 /// in a remote command, it breaks the step or runs `touch`. (No `;`: the
 /// Lua module path nginx is given splits on it, whoever quotes it.)
 const HOSTILE: &str = "it's a $(touch PWNED) dir";
-
-fn example() -> String {
-    std::fs::read_to_string(repo().join("examples/fleet/spec/gatefold.yaml")).unwrap()
-}
-
-fn free_port() -> SocketAddr {
-    gatefold_runtime::launch::free_addr().unwrap()
-}
 
 /// `sshd -D` on 127.0.0.1, killed on drop.
 struct Sshd {
@@ -151,79 +143,6 @@ impl Sshd {
         }
         sshd
     }
-}
-
-/// `GET path` with `host`: status and body.
-fn get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    (status, body.to_string())
-}
-
-/// Polls `GET path` until its body holds `want` (a reload is asynchronous).
-fn wait_for(addr: SocketAddr, path: &str, want: &str) -> String {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let (_, body) = get(addr, "localhost", path);
-        if body.contains(want) || Instant::now() > deadline {
-            return body;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// nginx serving `spec` from `prefix`, compiled by gatefold but never
-/// applied by the fleet (no manifest).
-fn boot(prefix: &Path, spec: &str, listen: SocketAddr) -> gatefold_runtime::NginxInstance {
-    let spec_path = prefix.with_extension("boot.yaml");
-    std::fs::write(&spec_path, spec).unwrap();
-    let compiled = gatefold_compiler::compile_path(&spec_path);
-    let ir = compiled.ir.expect("the boot spec compiles");
-    let out = gatefold_target_nginx::Nginx::default().emit(
-        &ir,
-        &Options {
-            listen: Some(listen),
-            ..Options::default()
-        },
-    );
-    for f in &out.files {
-        let at = prefix.join(f.path.as_str());
-        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-        std::fs::write(at, &f.bytes).unwrap();
-    }
-    let conf = std::fs::read_to_string(prefix.join("conf/nginx.conf")).unwrap();
-    gatefold_runtime::Nginx::locate()
-        .unwrap()
-        .start(prefix, &conf, &[listen])
-        .unwrap()
-}
-
-/// The files gatefold manages in the prefix (`conf/`, `lua/`), by path.
-fn managed(prefix: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for d in ["conf", "lua"] {
-        walk(&prefix.join(d), &mut out);
-    }
-    out
 }
 
 fn fleet_file(dir: &Path, spec: &Path, prefix: &Path, listen: SocketAddr, sshd: &Sshd) -> String {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cloudflare;
+pub mod gateways;
 pub mod http;
 pub mod kong;
 pub mod reference;
