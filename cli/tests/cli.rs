@@ -176,15 +176,27 @@ fn the_capability_matrix_in_docs_is_generated() {
 }
 
 /// What a target cannot carry out is refused at compile time, at its
-/// place (kitchen-sink's `native` nginx entry, verbatim text nginx will
-/// not take), nothing is written, and a compile writes a manifest beside
-/// the files.
+/// place (a `native` nginx directive outside the subset nginx takes, in a
+/// copy of kitchen-sink), nothing is written, and a compile writes a
+/// manifest beside the files.
 #[test]
 fn compile_refuses_what_a_target_cannot_carry_out_and_writes_a_manifest() {
     let dir = scratch("fail-closed");
+    let spec = dir.join("spec");
+    std::fs::create_dir_all(spec.join("keys")).unwrap();
+    for f in ["language-1-1.yaml", "keys/jwt-rs256.pub"] {
+        std::fs::copy(repo().join("examples/kitchen-sink").join(f), spec.join(f)).unwrap();
+    }
+    let main = std::fs::read_to_string(repo().join("examples/kitchen-sink/gatefold.yaml")).unwrap();
+    let hostile = main.replace(
+        r#"directives: ["proxy_buffering off;"]"#,
+        r#"directives: ["proxy_buffering off;", "return 200 hi;"]"#,
+    );
+    assert_ne!(main, hostile, "kitchen-sink changed");
+    std::fs::write(spec.join("gatefold.yaml"), hostile).unwrap();
     let o = gatefold(&[
         "compile",
-        "examples/kitchen-sink",
+        spec.to_str().unwrap(),
         "--target",
         "nginx",
         "--out",
@@ -193,10 +205,11 @@ fn compile_refuses_what_a_target_cannot_carry_out_and_writes_a_manifest() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
-        err.contains("cannot carry it out: `native` option `nginx`"),
+        err.contains("nginx directive `return` is not in the subset"),
         "{err}"
     );
     assert!(err.contains("route/catalog.export/native"), "{err}");
+    assert!(err.contains("gatefold.yaml:"), "at its place: {err}");
     assert!(!err.contains("script"), "nginx runs scripts: {err}");
     assert!(!dir.join("ks/conf/nginx.conf").exists());
     assert!(!dir.join("ks").exists());

@@ -47,6 +47,7 @@
 pub mod escape;
 mod lua;
 mod model;
+mod native;
 pub use model::tls_key_file;
 mod render;
 mod routing;
@@ -128,7 +129,7 @@ impl Target for Nginx {
             // subrequest before the next request on a connection.
             K::Mirror => Support::Unsupported,
             // `native` for other targets is ignored; an `nginx` entry is
-            // refused per field (see `policy_fields`).
+            // checked against a subset of directives (native.rs).
             K::Native => Support::Builtin,
         }
     }
@@ -143,25 +144,18 @@ impl Target for Nginx {
     }
 
     fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
-        underscore::refusals(ir)
+        let mut out = underscore::refusals(ir);
+        out.extend(native::refusals(ir));
+        out
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
-        vec![
-            FieldSupport {
-                kind: PolicyKind::RequestHeaders,
-                field: "add",
-                value: None,
-                support: Support::Emulated,
-            },
-            // Verbatim nginx text would bypass every escaping rule.
-            FieldSupport {
-                kind: PolicyKind::Native,
-                field: "nginx",
-                value: None,
-                support: Support::Unsupported,
-            },
-        ]
+        vec![FieldSupport {
+            kind: PolicyKind::RequestHeaders,
+            field: "add",
+            value: None,
+            support: Support::Emulated,
+        }]
         .into_iter()
         // Every language 1.1 form is carried out: redirect parts by
         // redirect.lua, cors wildcards by maps, `retry` `on: reset` as
@@ -192,9 +186,6 @@ impl Target for Nginx {
             Policy::Redirect(_) | Policy::Cors(_) => newer.collect(),
             Policy::RequestHeaders(h) if !h.add.is_empty() => {
                 pick("add", None).into_iter().collect()
-            }
-            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Nginx) => {
-                pick("nginx", None).into_iter().collect()
             }
             _ => Vec::new(),
         }

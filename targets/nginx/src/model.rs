@@ -1372,6 +1372,8 @@ impl Builder<'_> {
                 ]));
             }
         }
+        // `native` nginx directives: last, so they tune what the route set up.
+        body.extend(crate::native::items(ir, route));
         if let Some(p) = self.lua_routes.get_mut(&i).and_then(|l| l.script.as_mut()) {
             p.route = promised.clone();
         }
