@@ -348,8 +348,13 @@ pub trait Target {
 }
 
 /// A language feature of routes rather than of a policy kind (language
-/// 1.1). Every target must carry out each one a spec uses exactly: a route
-/// whose `match` were ignored would take requests meant for another route.
+/// 1.1). A target that cannot carry out one a spec uses refuses the spec:
+/// a route whose `match` were ignored would take requests meant for
+/// another route. One that carries it out with a declared difference
+/// (`Approximate`) compiles with a warning: both features read only what
+/// the client sends (headers, query, host), so a difference changes which
+/// of the routes the client could reach anyway a given request takes,
+/// never what the client can reach.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Feature {
@@ -385,8 +390,8 @@ impl fmt::Display for Feature {
     }
 }
 
-/// A route-level feature a target cannot carry out exactly: always an
-/// error (fail closed).
+/// A route-level feature a target cannot carry out exactly: an error
+/// (fail closed), or a warning when the target declares it approximate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct FeatureGap {
@@ -420,7 +425,8 @@ pub fn check_features(target: &dyn Target, ir: &ValidIr) -> Vec<FeatureGap> {
         .collect()
 }
 
-/// Feature gaps as errors, at the first route using each feature.
+/// Feature gaps at the first route using each feature: errors, warnings
+/// for the approximated ones (see [`Feature`]).
 pub fn feature_diagnostics(gaps: &[FeatureGap], ir: &ValidIr) -> Diagnostics {
     let mut out = Diagnostics::new();
     for g in gaps {
@@ -432,12 +438,15 @@ pub fn feature_diagnostics(gaps: &[FeatureGap], ir: &ValidIr) -> Diagnostics {
             1 => format!("route `{first}`"),
             n => format!("route `{first}` and {} more", n - 1),
         };
-        let how = match g.support {
-            Support::Approximate { note } => format!("only approximates it ({note})"),
-            _ => "cannot carry it out yet".to_string(),
+        let (how, diagnostic): (String, fn(_, _, String) -> Diagnostic) = match g.support {
+            Support::Approximate { note } => (
+                format!("only approximates it ({note})"),
+                Diagnostic::warning,
+            ),
+            _ => ("cannot carry it out yet".to_string(), Diagnostic::error),
         };
         out.push(
-            Diagnostic::error(
+            diagnostic(
                 "unsupported-feature",
                 span,
                 format!("target `{}` {how}: `{}` ({routes})", g.target, g.feature),

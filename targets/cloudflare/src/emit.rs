@@ -29,6 +29,7 @@ const PROXY: &str = include_str!("js/proxy.js");
 const RATE_LIMIT: &str = include_str!("js/ratelimit.js");
 const JWT: &str = include_str!("js/jwt.js");
 const SCRIPT: &str = include_str!("js/script.js");
+const CONDITIONS: &str = include_str!("js/conditions.js");
 
 /// The Durable Object class counting rate limits, and its binding.
 pub const RATE_LIMIT_CLASS: &str = "GatefoldRateLimit";
@@ -223,6 +224,7 @@ struct Uses {
     rate: bool,
     jwt: bool,
     script: bool,
+    conditions: bool,
 }
 
 fn jwt(j: &gatefold_compiler::ir::policy::Jwt) -> Value {
@@ -335,6 +337,22 @@ fn route_js(
         format!("pat: {}", segments(&r.matcher.path)),
         format!("maxBody: {}", r.lowered.max_body.0),
     ];
+    let c = &r.matcher.conditions;
+    if !c.is_empty() {
+        uses.conditions = true;
+        let pairs = |m: Vec<(&str, &str)>| {
+            m.into_iter()
+                .map(|(k, v)| json!([k, v]))
+                .collect::<Vec<_>>()
+        };
+        fields.push(format!(
+            "cond: {}",
+            json!({
+                "h": pairs(c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+                "q": pairs(c.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+            })
+        ));
+    }
     let mut request_scripts = Vec::new();
     let mut response_script = None;
     for (id, inst) in ir.chain(r) {
@@ -645,6 +663,7 @@ pub fn worker(ir: &ValidIr) -> String {
         (proxied, PROXY),
         (uses.rate, RATE_LIMIT),
         (uses.script, SCRIPT),
+        (uses.conditions, CONDITIONS),
     ];
     for (used, text) in pieces {
         if used {

@@ -165,9 +165,10 @@ impl Target for Cloudflare {
 
     fn feature(&self, feature: Feature) -> Support {
         match feature {
-            // A Worker sees repeated header lines joined into one value,
-            // so "the first field line" of a condition cannot be read.
-            Feature::Conditions => Support::Unsupported,
+            // Evaluated per candidate by the compiled router (js/conditions.js).
+            Feature::Conditions => Support::Approximate {
+                note: "a Worker sees a header sent on several lines as one value, its lines joined by `, `: a header condition compares that whole value, not the first line",
+            },
             // fetch() sends the host of the URL it is given.
             Feature::PreserveHost => Support::Unsupported,
         }
@@ -176,15 +177,17 @@ impl Target for Cloudflare {
     fn spec_diagnostics(&self, ir: &ValidIr) -> Diagnostics {
         let mut out = Diagnostics::new();
         for (name, u) in &ir.upstreams {
+            // Advisory (availability, not who is answered): a warning, as
+            // for an advisory policy kind the target lacks.
             if u.health.is_some() {
                 let loc = ir.sources.upstreams.get(name).copied();
                 out.push(
-                    Diagnostic::error(
+                    Diagnostic::warning(
                         "unsupported-health-check",
-                        span_of(loc.unwrap_or(gatefold_compiler::ir::Loc { file: 0, line: 1, col: 1 })),
-                        format!("target `cloudflare` cannot carry out active health checks (upstream `{name}`): a Worker runs only while it serves a request"),
+                        span_of(loc.unwrap_or(gatefold_compiler::ir::Loc::START)),
+                        format!("target `cloudflare` leaves out the active health checks of upstream `{name}`: a Worker runs only while it serves a request, so it balances over every target, up or not"),
                     )
-                    .with_help("remove `health` for this target (Cloudflare Load Balancing can check origins in front of the Worker), or pick a target that carries it out"),
+                    .with_help("check origins with Cloudflare Load Balancing in front of the Worker, or remove `health` for this target"),
                 );
             }
         }
@@ -192,7 +195,7 @@ impl Target for Cloudflare {
             out.push(
                 Diagnostic::error(
                     "unsupported-tls",
-                    span_of(gatefold_compiler::ir::Loc { file: 0, line: 1, col: 1 }),
+                    span_of(gatefold_compiler::ir::Loc::START),
                     "target `cloudflare` does not serve the spec's TLS listener: Cloudflare terminates TLS with its own managed certificates (SNI, redirect to https and 421 are the zone's settings)".to_string(),
                 )
                 .with_help("remove `gateway.tls` for this target and use the zone's Edge Certificates and \"Always Use HTTPS\""),

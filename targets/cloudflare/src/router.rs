@@ -4,8 +4,9 @@
 //! class's function `switch`es on the path's first segment to the path
 //! groups that can take it, tried in the view's precedence order, and
 //! returns the first group whose pattern takes the path: its method
-//! groups (`[mask, route]`, first match) and its 405 `allow`. No route
-//! list is scanned.
+//! groups (`[mask, route]`, or `[mask, route, 1]` for a route with
+//! `match` conditions; the first that admits the request) and its 405
+//! `allow`. No route list is scanned.
 
 use gatefold_compiler::dispatch::{DispatchView, HostClass, MethodSet, PathGroup};
 use gatefold_compiler::ir::{HostPattern, Method, PathPattern, Segment, ValidIr};
@@ -56,7 +57,11 @@ fn group_data(g: &PathGroup) -> String {
     let methods: Vec<String> = g
         .methods
         .iter()
-        .map(|mg| format!("[{}, {}]", mask(mg.methods), mg.route))
+        .map(|mg| {
+            // A third element marks a route with `match` conditions.
+            let cond = if mg.conditional { ", 1" } else { "" };
+            format!("[{}, {}{cond}]", mask(mg.methods), mg.route)
+        })
         .collect();
     let allow = match g.allow {
         Some(a) => js_str(&a.to_string()),

@@ -6,7 +6,7 @@ use crate::echo::{Echo, Got};
 use crate::scenario::{
     host_key, Deviation, Expect, Placeholders, Request, Scenario, ScenarioFile, UpstreamExpect,
 };
-use gatefold_compiler::target::{check, check_features, Options, Support, Target};
+use gatefold_compiler::target::{check, check_features, Feature, Options, Support, Target};
 use gatefold_runtime::launch::{free_addr, secret_files, Launch, Launched};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -89,6 +89,13 @@ impl Env {
 
 /// Whether `target` declares `(kind, field, value)` approximate, and its note.
 pub fn declared_approximate(target: &dyn Target, d: &Deviation) -> Option<&'static str> {
+    if let Some(f) = Feature::ALL.into_iter().find(|f| f.as_str() == d.kind) {
+        // A route feature (`match`).
+        return match target.feature(f) {
+            Support::Approximate { note } if d.field.is_none() => Some(note),
+            _ => None,
+        };
+    }
     let Some(kind) = gatefold_compiler::ir::PolicyKind::ALL
         .into_iter()
         .find(|k| k.as_str() == d.kind)
@@ -184,6 +191,7 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
         .chain(
             check_features(target, ir)
                 .iter()
+                .filter(|g| !matches!(g.support, Support::Approximate { .. }))
                 .map(|g| format!("`{}`", g.feature)),
         )
         .chain(
@@ -203,10 +211,19 @@ pub fn run(file: &ScenarioFile, target: &dyn Target, env: &Env) -> Outcome {
     // out: the scenario (about that kind) cannot hold, and the target says
     // so at compile time, so it counts as refused there (`--strict` makes
     // it an error).
+    // Likewise what a target's own checks leave out with a warning (the
+    // active health checks a Worker cannot run).
     let mut left_out: Vec<String> = gaps
         .iter()
         .filter(|g| g.support == Support::Unsupported)
         .map(|g| format!("`{}` left out", g.policy.kind))
+        .chain(
+            target
+                .spec_diagnostics(ir)
+                .iter()
+                .filter(|d| d.severity == gatefold_compiler::diag::Severity::Warning)
+                .map(|d| format!("`{}` left out", d.code)),
+        )
         .collect();
     left_out.dedup();
     if !left_out.is_empty() {

@@ -197,7 +197,7 @@ async function pipeline(request, S) {
     const asked = request.headers.get("access-control-request-method");
     if (asked !== null && TOKEN.test(asked)) {
       const bit = methodBit(asked);
-      const g = group.m.find((mg) => (mg[0] & bit) !== 0);
+      const g = group.m.find((mg) => (mg[0] & bit) !== 0 && meets(mg, request, S));
       if (g !== undefined && R[g[1]].cors) {
         found = R[g[1]];
         S.preflight = true;
@@ -206,16 +206,40 @@ async function pipeline(request, S) {
   }
   if (found === null) {
     if (group === null) return early(errorResponse(404, "no route"), S);
-    const bit = methodBit(method);
-    const g = group.m.find((mg) => (mg[0] & bit) !== 0);
-    if (g === undefined) {
+    const picked = pick(group, methodBit(method), request, S);
+    if (picked === null) return early(errorResponse(404, "no route"), S);
+    if (typeof picked === "string") {
       const resp = errorResponse(405, "method not allowed");
-      resp.headers.set("allow", group.allow || "");
+      resp.headers.set("allow", picked);
       return early(resp, S);
     }
-    found = R[g[1]];
+    found = picked;
   }
   return runRoute(found, request, S);
+}
+
+// Whether a method group admits this request: unconditional (`[mask,
+// route]`), or its route's `match` conditions hold (`[mask, route, 1]`).
+function meets(mg, request, S) {
+  return mg.length < 3 || conditionsHold(R[mg[1]].cond, request, S);
+}
+
+// The path group's answer for a method bit, as the dispatch view's
+// `dispatch_with`: the first group holding the method that admits the
+// request (a route), else the 405's `allow` (a string), or null (404)
+// when the group has conditional routes and none admits the request.
+function pick(group, bit, request, S) {
+  let allowed = 0;
+  let conditional = false;
+  for (const mg of group.m) {
+    const ok = meets(mg, request, S);
+    if (ok && (mg[0] & bit) !== 0) return R[mg[1]];
+    if (mg.length >= 3) conditional = true;
+    if (ok) allowed |= mg[0];
+  }
+  if (!conditional) return group.allow || "";
+  if (allowed === 0) return null;
+  return METHODS.filter((_, i) => (allowed & (1 << i)) !== 0).join(", ");
 }
 
 async function runRoute(route, request, S) {
