@@ -536,6 +536,8 @@ fn local_replies() -> LocalReplyConfig {
     let flags = |f: &[&'static str]| AccessLogFilter::ResponseFlagFilter { flags: f.to_vec() };
     LocalReplyConfig {
         mappers: vec![
+            // A path its prefix-map key's entries all miss (routes.rs).
+            mapper(flags(&["NR"]), Some(404), "no route"),
             mapper(flags(&["UH"]), Some(503), "no healthy upstream"),
             mapper(flags(&["UT"]), Some(504), "upstream timeout"),
             mapper(

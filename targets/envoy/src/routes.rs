@@ -208,15 +208,16 @@ fn arrange(
             }
         }
     }
-    let list = |mut routes: Vec<Route>| {
-        routes.push(last.clone());
-        OnMatch {
-            action: NamedConfig {
-                name: "routes".into(),
-                typed_config: Any::RouteList { routes },
-            },
-        }
+    let list = |routes: Vec<Route>| OnMatch {
+        action: NamedConfig {
+            name: "routes".into(),
+            typed_config: Any::RouteList { routes },
+        },
     };
+    // A path a key's entries all miss gets Envoy's own "no route" (NR),
+    // which the local reply config answers as `last` would: one answer
+    // instead of a copy of `last` per key (10,000 copies at 10,000 routes).
+    any.push(last);
     // Envoy takes the longest key that prefixes the path: `/l/m` before
     // `/l` (and `/l/mm` before `/l/m` for `/l/mm`).
     let map = buckets
