@@ -37,8 +37,9 @@ fn examples_validate() {
     }
 }
 
-/// kitchen-sink without its `script` (which Envoy does not run yet; only
-/// the reference gateway does): everything else compiles, validates and serves.
+/// kitchen-sink compiles, validates and serves on Envoy, its
+/// tenant-routing script included. One change: the reports upstream by
+/// address, so Envoy's DNS lookups never leave the machine in a test.
 #[test]
 fn kitchen_sink_validates() {
     let examples =
@@ -51,19 +52,21 @@ fn kitchen_sink_validates() {
     )
     .unwrap();
     let text = std::fs::read_to_string(examples.join("gatefold.yaml")).unwrap();
-    let without = text.replace("policies: [tenant-routing]", "policies: []");
-    assert_ne!(
-        text, without,
-        "kitchen-sink no longer attaches tenant-routing that way"
+    let local = text.replace("reports.internal.example", "127.0.0.1");
+    assert_ne!(text, local, "kitchen-sink no longer names that upstream");
+    assert!(
+        local.contains("policies: [tenant-routing]"),
+        "the script is kept"
     );
-    std::fs::write(dir.0.join("gatefold.yaml"), without).unwrap();
+    std::fs::write(dir.0.join("gatefold.yaml"), local).unwrap();
     let compiled = gatefold_compiler::compile_path(&dir.0.join("gatefold.yaml"));
     let Some(ir) = compiled.ir else {
         panic!("{}", compiled.render())
     };
     validate(&ir);
     // And it serves: a route answering itself, from anywhere (its
-    // `disable: [ip-filter]`), and the JSON 404.
+    // `disable: [ip-filter]`), the JSON 404, and the scripted reports
+    // route, whose service token is checked before its script runs.
     let gw = serve_ir(&ir);
     let health = get(gw.addr, "/healthz", &[]);
     assert_eq!(health.status, 200);
@@ -72,6 +75,15 @@ fn kitchen_sink_validates() {
     assert_eq!(
         (none.status, none.json()),
         (404, serde_json::json!({ "error": "no route" }))
+    );
+    let reports = get(
+        gw.addr,
+        "/reports/daily",
+        &[("host", "reports.example.com")],
+    );
+    assert_eq!(
+        (reports.status, reports.json()),
+        (401, serde_json::json!({ "error": "unauthorized" }))
     );
 }
 
