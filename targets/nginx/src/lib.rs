@@ -236,6 +236,11 @@ impl Target for Nginx {
                 "the upstreams with `health`: checks and targets",
             ));
         }
+        files.push(file(
+            "lua/gatefold/miss.lua",
+            lua::miss(&model.misses, !model.conditions.is_empty()),
+            "the 405 `allow` or 404 of a request no route takes",
+        ));
         if !model.conditions.is_empty() {
             files.push(file(
                 "lua/gatefold/conditions.lua",

@@ -150,6 +150,35 @@ pub fn conditions(sets: &[gatefold_compiler::ir::Conditions]) -> String {
     out
 }
 
+/// `lua/gatefold/miss.lua`: the answer when no route of a bucket takes
+/// host, method and path: 405 with `allow` (the methods, in order, of the
+/// routes that take host and path), else 404.
+pub fn miss(
+    buckets: &[Vec<(gatefold_compiler::ir::Method, Vec<String>)>],
+    conditions: bool,
+) -> String {
+    let mut out = String::from(include_str!("../lua/miss.lua"));
+    let _ = writeln!(out, "\nlocal conditions = {conditions}\nlocal buckets = {{");
+    for methods in buckets {
+        out.push_str("    {");
+        for (m, res) in methods {
+            let _ = write!(out, " {{ {}, {{", s(m.as_str()));
+            for re in res {
+                let _ = write!(out, " {},", s(re));
+            }
+            out.push_str(" } },");
+        }
+        out.push_str(
+            " },
+",
+        );
+    }
+    out.push_str(
+        "}\n\nreturn { answer = function(k) return answer(buckets[k + 1], conditions) end }\n",
+    );
+    out
+}
+
 /// `lua/gatefold/redirect.lua`.
 pub const REDIRECT: &str = include_str!("../lua/redirect.lua");
 

@@ -216,6 +216,11 @@ pub struct Model {
     /// Per route index: what the Lua access phase does there.
     #[serde(skip)]
     pub lua_routes: BTreeMap<usize, LuaRoute>,
+    /// Per bucket, what `miss.lua` tests for a 405's `allow`: the methods
+    /// in `allow` order, each with the regexes (over `"$host $gf_path"`,
+    /// after `$gf_conds ` with conditions) of the routes taking it.
+    #[serde(skip)]
+    pub misses: Vec<Vec<(gatefold_compiler::ir::Method, Vec<String>)>>,
 }
 
 /// A route's work in the Lua access phase.
@@ -283,12 +288,14 @@ struct Builder<'a> {
     made: BTreeMap<String, String>,
     counter: usize,
     locations: Vec<Item>,
-    /// The named locations answering 405, one per bucket.
+    /// The exact locations answering a bucket's misses (405 or 404).
     entries: Vec<Item>,
     /// The entries of the map from the path's first segment to the bucket's
     /// target variable.
     bucket_entries: Vec<Item>,
     lua_routes: BTreeMap<usize, LuaRoute>,
+    /// What `miss.lua` tests, per bucket (see [`Model::misses`]).
+    misses: Vec<Vec<(gatefold_compiler::ir::Method, Vec<String>)>>,
     /// Whether some route has `match` conditions.
     conditions: bool,
 }
@@ -334,6 +341,7 @@ impl Model {
             entries: Vec::new(),
             bucket_entries: Vec::new(),
             lua_routes: BTreeMap::new(),
+            misses: Vec::new(),
             conditions: false,
         };
         let dispatch = routing::dispatch(ir);
@@ -373,6 +381,7 @@ impl Model {
                 .values()
                 .any(|p| matches!(p.policy, Policy::Redirect(_))),
             lua_routes: b.lua_routes,
+            misses: b.misses,
         }
     }
 }
@@ -622,48 +631,31 @@ impl Builder<'_> {
                     &format!("{pre}$host $gf_method $gf_path"),
                     &v("route"),
                     entries,
-                    empty(),
+                    raw(format!("gf_miss_b{k}")),
                 )
                 .note(note),
             );
-            // 405: the union of the methods of the routes taking host and path.
-            let mut sources = String::new();
-            for (method, res) in &b.allow {
-                let method = method.as_str();
-                let var = v(&format!("allow_{method}"));
-                sources.push_str(&var);
-                let entries = res
+            // A miss (no route takes host, method and path) is answered by
+            // miss.lua: 405 with the union of the methods of the routes
+            // taking host and path, else 404. In Lua rather than a map per
+            // method: nginx gives every request a zeroed slot for every
+            // variable of the configuration, and those maps (four per
+            // bucket) were most of them at 10,000 routes.
+            self.misses.push(
+                b.allow
                     .iter()
-                    .map(|re| (gen(re.clone()), gen(format!(", {method}"))))
-                    .collect();
-                self.maps.push(map_item(
-                    &format!("{pre}$host $gf_path"),
-                    &var,
-                    entries,
-                    empty(),
-                ));
-            }
-            let (src, allow_entries) = if sources.is_empty() {
-                ("$gf_dollar".to_string(), Vec::new())
-            } else {
-                (sources, vec![(gen("~^, (?<gf_a>.*)$"), raw("$gf_a"))])
-            };
-            self.maps
-                .push(map_item(&src, &v("allow"), allow_entries, empty()));
-            self.maps.push(map_item(
-                &v("allow"),
-                &v("miss"),
-                vec![(gen("~."), raw(format!("gf_405_b{k}")))],
-                raw("gf_404"),
-            ));
-            self.maps.push(map_item(
-                &v("route"),
-                &v("main"),
-                vec![(gen("~."), raw(v("route")))],
-                raw(v("miss")),
-            ));
+                    .map(|(m, res)| {
+                        (
+                            *m,
+                            res.iter()
+                                .map(|re| re.trim_start_matches('~').to_string())
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            );
             let target = if b.preflight.is_empty() {
-                v("main")
+                v("route")
             } else {
                 let entries = b
                     .preflight
@@ -678,13 +670,13 @@ impl Builder<'_> {
                     &v("pre_route"),
                     &v("pre"),
                     vec![(gen("~."), raw(v("pre_route")))],
-                    raw(v("main")),
+                    raw(v("route")),
                 ));
                 self.maps.push(map_item(
                     "$gf_method|$http_origin|$http_access_control_request_method",
                     &v("target"),
                     vec![(gen("~^OPTIONS\\|.+\\|.+$"), raw(v("pre")))],
-                    raw(v("main")),
+                    raw(v("route")),
                 ));
                 v("target")
             };
@@ -695,24 +687,20 @@ impl Builder<'_> {
             };
             self.bucket_entries.push(entry);
             // Reached by a rewrite: nginx would check the body size again.
-            let mut miss405 = vec![
+            // `add_header` skips the empty `allow` of a 404.
+            let mut miss = vec![
                 dr(["default_type", "application/json"]),
                 dr(["client_max_body_size", "0"]),
+                Item::d(vec![raw("set"), raw("$gf_allow"), Word::Lit(String::new())]),
             ];
-            miss405.extend(self.common_headers());
-            miss405.push(Item::d(vec![
-                raw("add_header"),
-                raw("allow"),
-                raw(v("allow")),
-                raw("always"),
-            ]));
-            miss405.push(Item::d(vec![
-                raw("return"),
-                raw("405"),
-                Word::Val(json_error("method not allowed")),
+            miss.extend(self.common_headers());
+            miss.push(dr(["add_header", "allow", "$gf_allow", "always"]));
+            miss.push(Item::d(vec![
+                raw("content_by_lua"),
+                Word::Lit(format!("return require(\"gatefold.miss\").answer({k})")),
             ]));
             self.entries
-                .push(Item::b(entry_location(&format!("gf_405_b{k}")), miss405));
+                .push(Item::b(entry_location(&format!("gf_miss_b{k}")), miss));
         }
         // The method as the client sent it: nginx's own 405 for TRACE goes
         // through error_page, which turns `$request_method` into GET.
@@ -970,17 +958,6 @@ impl Builder<'_> {
         ));
         body.append(&mut self.entries);
         let common = self.common_headers();
-        let mut miss404 = vec![
-            dr(["default_type", "application/json"]),
-            dr(["client_max_body_size", "0"]),
-        ];
-        miss404.extend(common.clone());
-        miss404.push(Item::d(vec![
-            raw("return"),
-            raw("404"),
-            Word::Val(json_error("no route")),
-        ]));
-        body.push(Item::b(entry_location("gf_404"), miss404));
         for (code, name, message) in ERRORS {
             let mut err = vec![dr(["default_type", "application/json"])];
             err.extend(common.clone());

@@ -28,14 +28,22 @@ fn output_is_deterministic() {
     }
 }
 
-/// Every spec loads the Lua module (path normalization); a spec without
-/// authentication, acl or rate-limit runs no Lua access phase.
+/// Every spec loads the Lua module (path normalization, and the 404/405
+/// of a request no route takes); a spec without authentication, acl or
+/// rate-limit runs no Lua access phase.
 #[test]
 fn lua_access_phase_only_when_needed() {
     let ir = compile_path("examples/quickstart");
     let out = emit(&ir, &Options::default());
     let paths: Vec<&str> = out.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(paths, ["conf/nginx.conf", "lua/gatefold/path.lua"]);
+    assert_eq!(
+        paths,
+        [
+            "conf/nginx.conf",
+            "lua/gatefold/path.lua",
+            "lua/gatefold/miss.lua"
+        ]
+    );
     let text = conf(&out);
     assert!(text.contains("load_module \"/usr/lib/nginx/modules/ngx_http_lua_module.so\";"));
     assert!(!text.contains("access_by_lua") && !text.contains("lua_shared_dict"));
