@@ -124,3 +124,59 @@ impl SavedPlan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::GatewayPlan;
+    use crate::provider::{Error, Running};
+    use std::sync::Arc;
+
+    fn plan(gateways: &[(&str, &str)]) -> Plan {
+        let spec = "gatefold: 1\napis:\n  a:\n    routes:\n      r: { path: /, policies: [ { mock: { status: 204 } } ] }\n";
+        let desired = Arc::new(
+            gatefold_compiler::compile_str("s.yaml", spec)
+                .ir
+                .expect("compiles"),
+        );
+        Plan {
+            gateways: gateways
+                .iter()
+                .map(|(name, running)| GatewayPlan {
+                    name: name.to_string(),
+                    provider: "reference",
+                    desired: desired.clone(),
+                    client: Err(Error::Planned("none here")),
+                    running: Ok(Running {
+                        hash: running.to_string(),
+                        ir: None,
+                    }),
+                    changes: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_reads_back_and_matches_only_the_same_fleet_in_the_same_state() {
+        let then = plan(&[("a", "sha256:1"), ("b", "sha256:1")]);
+        let saved = SavedPlan::from_json(&SavedPlan::of(&then).to_json()).expect("reads");
+        assert_eq!(saved, SavedPlan::of(&then));
+        assert!(saved.differences(&then).is_empty());
+        // b was edited; c joined the fleet and a left it.
+        let now = plan(&[("b", "sha256:2"), ("c", "sha256:1")]);
+        let differences = saved.differences(&now).join("\n");
+        assert!(
+            differences.contains("`b` changed since the saved plan")
+                && differences.contains("`c` is in the fleet but not in the saved plan")
+                && differences.contains("`a` of the saved plan is no longer in the fleet"),
+            "{differences}"
+        );
+    }
+
+    #[test]
+    fn another_format_is_refused() {
+        let err = SavedPlan::from_json(r#"{"format": 2, "gateways": []}"#).expect_err("refused");
+        assert!(err.contains("format 2 is not supported"), "{err}");
+    }
+}
