@@ -13,9 +13,12 @@
 #   single    the same apply on a fleet of one gateway
 #   ratio     apply / single (goal: < 3x for 50 gateways)
 #
-# plus the CPU time of the gatefold process itself (user + system) for the
-# fleet apply, which tells gatefold's own cost from the gateways' (they run
-# on the same machine, so their loading of the config shares its cores).
+# plus the CPU time (user + system) of the gatefold process itself for the
+# fleet apply and for the single apply, and that of the 50 gateways during
+# the fleet apply (from /proc), which tells gatefold's own cost from the
+# gateways' (they run on the same machine, so their loading of the config
+# shares its cores).
+# GATEFOLD_BIN picks the binary (to compare two builds in one session).
 # Only reference gateways: the nginx and Envoy providers are not in this
 # run (see docs/performance.md). Everything listens on 127.0.0.1 and is
 # stopped on exit.
@@ -100,11 +103,20 @@ run_ms() {
   echo $(((end - start) / 1000000))
 }
 
+# CPU time (user + system, ms) the fleet's gateways (not gateway 0) have
+# used so far, from /proc/PID/stat (fields 14 and 15, in clock ticks).
+gateways_cpu() {
+  local hz
+  hz=$(getconf CLK_TCK)
+  for p in "${PIDS[@]:1}"; do cat "/proc/$p/stat"; done |
+    awk -v hz="$hz" '{ t += $14 + $15 } END { printf "%d\n", t * 1000 / hz }'
+}
+
 median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # One spec, both versions ($1 and $2 are files): prints a table row.
 measure() {
-  local label=$1 v1=$2 v2=$3 plans=() applies=() singles=() cpus=() r
+  local label=$1 v1=$2 v2=$3 plans=() applies=() singles=() cpus=() gws=() scpus=() r g0
   # Start from version 1 everywhere.
   cp "$v1" "$WORK/spec.yaml"
   EXPECT=0 run_ms apply "$WORK/fleet.yaml" --yes > /dev/null
@@ -112,17 +124,22 @@ measure() {
   for r in $(seq 1 "$ROUNDS"); do
     plans+=("$(EXPECT=0 run_ms plan "$WORK/fleet.yaml")")
     if [ $((r % 2)) = 1 ]; then cp "$v2" "$WORK/spec.yaml"; else cp "$v1" "$WORK/spec.yaml"; fi
+    g0=$(gateways_cpu)
     applies+=("$(EXPECT=0 run_ms apply "$WORK/fleet.yaml" --yes)")
     cpus+=("$(cat "$WORK/cpu")")
+    gws+=("$(($(gateways_cpu) - g0))")
     grep -q "apply: ok" "$WORK/out" || { cat "$WORK/out"; exit 1; }
     singles+=("$(EXPECT=0 run_ms apply "$WORK/single.yaml" --yes)")
+    scpus+=("$(cat "$WORK/cpu")")
   done
-  local p a s c
+  local p a s c gw sc
   p=$(echo "${plans[*]}" | median)
   a=$(echo "${applies[*]}" | median)
   s=$(echo "${singles[*]}" | median)
   c=$(echo "${cpus[*]}" | median)
-  printf '| %s | %s ms | %s ms | %s ms | %s ms | %s |\n' "$label" "$p" "$a" "$c" "$s" \
+  gw=$(echo "${gws[*]}" | median)
+  sc=$(echo "${scpus[*]}" | median)
+  printf '| %s | %s ms | %s ms | %s ms | %s ms | %s ms | %s ms | %s |\n' "$label" "$p" "$a" "$c" "$gw" "$s" "$sc" \
     "$(awk -v a="$a" -v s="$s" 'BEGIN { printf "%.1fx", a / s }')"
 }
 
@@ -139,7 +156,7 @@ python3 bench/gen_spec.py "$ROUTES" > "$WORK/big1.yaml"
 sed 's/x-served-by: gatefold/x-served-by: gatefold-2/' "$WORK/big1.yaml" > "$WORK/big2.yaml"
 
 echo "== $GATEWAYS gateways, medians of $ROUNDS rounds ($(nproc) cores)"
-echo "| spec | no-change plan | apply, all changed | gatefold CPU of that apply | single-gateway apply | ratio |"
-echo "|---|---|---|---|---|---|"
+echo "| spec | no-change plan | apply, all changed | gatefold CPU of that apply | gateways' CPU of that apply | single-gateway apply | gatefold CPU of that apply | ratio |"
+echo "|---|---|---|---|---|---|---|---|"
 measure "2 routes" "$WORK/small1.yaml" "$WORK/small2.yaml"
 measure "$ROUTES routes" "$WORK/big1.yaml" "$WORK/big2.yaml"

@@ -12,6 +12,7 @@ use gatefold_fleet::drift::{self, DriftState};
 use gatefold_fleet::file::Fleet;
 use gatefold_fleet::plan::{self, Desired, Plan, State};
 use gatefold_fleet::provider::Settings;
+use gatefold_fleet::saved::SavedPlan;
 use gatefold_fleet::{lock, manifest, rollback};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -88,14 +89,25 @@ fn print_plan(plan: &Plan, format: Format) {
     }
 }
 
-/// `gatefold plan FLEET`.
-pub fn plan(path: &Path, common: &Common) -> ExitCode {
+/// `gatefold plan FLEET [--out FILE]`.
+pub fn plan(path: &Path, out: Option<&Path>, common: &Common) -> ExitCode {
     let (fleet, desired) = match load(path, common.format) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let plan = plan::plan(&fleet, desired, &common.settings());
     print_plan(&plan, common.format);
+    if let Some(out) = out {
+        if let Err(e) = std::fs::write(out, SavedPlan::of(&plan).to_json()) {
+            super::report_global(
+                common.format,
+                "cannot-write",
+                format!("cannot write the plan to `{}`: {e}", out.display()),
+                "check the path and its permissions",
+            );
+            return ExitCode::from(super::INTERNAL_ERROR);
+        }
+    }
     if plan.count(State::Unknown) > 0 {
         ExitCode::from(super::USER_ERROR)
     } else if plan.pending() {
@@ -105,8 +117,12 @@ pub fn plan(path: &Path, common: &Common) -> ExitCode {
     }
 }
 
-/// `gatefold apply FLEET [--yes]`.
-pub fn apply(path: &Path, yes: bool, common: &Common) -> ExitCode {
+/// `gatefold apply FLEET [--yes] [--plan FILE]`.
+pub fn apply(path: &Path, yes: bool, saved: Option<&Path>, common: &Common) -> ExitCode {
+    let saved = match saved.map(read_saved).transpose() {
+        Ok(s) => s,
+        Err(msg) => return refuse(common.format, "bad-saved-plan", msg),
+    };
     let (fleet, desired) = match load(path, common.format) {
         Ok(x) => x,
         Err(code) => return code,
@@ -119,6 +135,21 @@ pub fn apply(path: &Path, yes: bool, common: &Common) -> ExitCode {
     };
     let plan = plan::plan(&fleet, desired, &common.settings());
     print_plan(&plan, common.format);
+    if let Some(saved) = &saved {
+        // Checked under the lock, so nothing gatefold does changes it
+        // before the switches (each still a compare-and-swap).
+        let differences = saved.differences(&plan);
+        if !differences.is_empty() {
+            return refuse(
+                common.format,
+                "plan-changed",
+                format!(
+                    "the saved plan is not what applying would do now; nothing was changed:\n  {}",
+                    differences.join("\n  ")
+                ),
+            );
+        }
+    }
     if !plan.pending() {
         if common.format == Format::Text {
             eprintln!("nothing to apply: every gateway is in sync");
@@ -127,11 +158,12 @@ pub fn apply(path: &Path, yes: bool, common: &Common) -> ExitCode {
         // end state (here `in sync`; nothing is sent to any gateway).
         return print_summary(&apply::apply(&fleet, &plan, None, &|_| {}), common.format);
     }
-    if !yes && !confirm() {
+    // A saved plan was the confirmation: it is applied as it was reviewed.
+    if saved.is_none() && !yes && !confirm() {
         return refuse(
             common.format,
             "not-confirmed",
-            "apply changes gateways: confirm on a terminal, or pass --yes".into(),
+            "apply changes gateways: confirm on a terminal, pass --yes, or apply a saved plan (--plan)".into(),
         );
     }
     let revision = manifest::revision(&fleet.spec);
@@ -202,6 +234,13 @@ pub fn drift(path: &Path, common: &Common) -> ExitCode {
 fn refuse(format: Format, code: &'static str, msg: String) -> ExitCode {
     super::report_global(format, code, msg, "see `gatefold apply --help`");
     ExitCode::from(super::USER_ERROR)
+}
+
+/// A saved plan file, or why it cannot be used.
+fn read_saved(path: &Path) -> Result<SavedPlan, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the saved plan `{}`: {e}", path.display()))?;
+    SavedPlan::from_json(&text).map_err(|e| format!("`{}`: {e}", path.display()))
 }
 
 /// Asks on the terminal; `false` when there is none to ask on.

@@ -129,6 +129,9 @@ enum Command {
     Plan {
         #[command(flatten)]
         args: FleetArgs,
+        /// Also save the plan to this file, for `gatefold apply --plan`.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Apply the plan wave by wave (stage, check, switch, verify per
     /// gateway); on a failure roll back or halt per `rollout.on-failure`.
@@ -138,6 +141,11 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Apply this saved plan (`gatefold plan --out`), without asking:
+        /// refused, touching nothing, when any gateway no longer runs what
+        /// the plan saw or the fleet now wants something else there.
+        #[arg(long)]
+        plan: Option<PathBuf>,
     },
     /// Whether each gateway runs what gatefold last applied there.
     /// Exit 0 no drift, 2 drift, 1 when a gateway cannot be asked.
@@ -232,8 +240,10 @@ fn main() -> ExitCode {
             format,
         } => explain::run(&spec, route.as_deref(), format),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
-        Command::Plan { args } => fleet::plan(&args.fleet, &args.common()),
-        Command::Apply { args, yes } => fleet::apply(&args.fleet, yes, &args.common()),
+        Command::Plan { args, out } => fleet::plan(&args.fleet, out.as_deref(), &args.common()),
+        Command::Apply { args, yes, plan } => {
+            fleet::apply(&args.fleet, yes, plan.as_deref(), &args.common())
+        }
         Command::Drift { args } => fleet::drift(&args.fleet, &args.common()),
         Command::Rollback { args, gateway, yes } => {
             fleet::rollback(&args.fleet, gateway.as_deref(), yes, &args.common())

@@ -5,11 +5,12 @@
 
 use crate::file::{Fleet, OnFailure};
 use crate::manifest::{Action, Manifest};
-use crate::parallel::each;
-use crate::plan::{GatewayPlan, Plan, State, PARALLEL};
-use crate::provider::{Error, Provider};
+use crate::parallel::{each, once, Cells};
+use crate::plan::{clone_err, GatewayPlan, Plan, State, PARALLEL};
+use crate::provider::{Error, Provider, Staged};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Something that happened during an apply, for live progress.
 #[derive(Clone, Debug, Serialize)]
@@ -140,6 +141,7 @@ pub fn apply(
     }
     let mut ends: BTreeMap<String, (usize, Outcome)> = BTreeMap::new();
     let mut failed = false;
+    let staging = Staging::default();
     for (w, wave) in fleet.waves.iter().enumerate() {
         let wave_no = w + 1;
         if failed {
@@ -156,7 +158,8 @@ pub fn apply(
         }
         let members: Vec<&GatewayPlan> = wave.iter().filter_map(|g| plan.get(g)).collect();
         let outcomes = each(members, PARALLEL, |g| {
-            (g.name.clone(), one(g, wave_no, revision.as_deref(), report))
+            let o = one(g, wave_no, revision.as_deref(), &staging, report);
+            (g.name.clone(), o)
         });
         for (name, o) in outcomes {
             failed |= !o.end.is_ok();
@@ -231,11 +234,44 @@ fn not_started(fleet: &Fleet, plan: &Plan, report: &(dyn Fn(&Event) + Sync)) -> 
     }
 }
 
+/// Configs staged and checked once for every gateway whose provider
+/// stages alike ([`Provider::stages_alike`]), by provider kind and hash.
+#[derive(Default)]
+struct Staging {
+    staged: Cells<(&'static str, String), Result<Arc<Staged>, Error>>,
+    checked: Cells<(&'static str, String), Result<(), Error>>,
+}
+
+impl Staging {
+    fn stage(&self, client: &dyn Provider, g: &GatewayPlan) -> Result<Arc<Staged>, Error> {
+        if !client.stages_alike() {
+            return client.stage(&g.desired).map(Arc::new);
+        }
+        let key = (g.provider, g.desired.hash.to_string());
+        match once(&self.staged, key).get_or_init(|| client.stage(&g.desired).map(Arc::new)) {
+            Ok(s) => Ok(s.clone()),
+            Err(e) => Err(clone_err(e)),
+        }
+    }
+
+    fn check(&self, client: &dyn Provider, g: &GatewayPlan, staged: &Staged) -> Result<(), Error> {
+        if !client.stages_alike() {
+            return client.check(staged);
+        }
+        let key = (g.provider, staged.hash.clone());
+        match once(&self.checked, key).get_or_init(|| client.check(staged)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(clone_err(e)),
+        }
+    }
+}
+
 /// One gateway: stage, check, switch, verify.
 fn one(
     g: &GatewayPlan,
     wave: usize,
     revision: Option<&str>,
+    staging: &Staging,
     report: &(dyn Fn(&Event) + Sync),
 ) -> Outcome {
     let event = |step, detail: Option<String>| {
@@ -282,12 +318,12 @@ fn one(
         )
     });
     event(Step::Stage, None);
-    let staged = match client.stage(&g.desired) {
+    let staged = match staging.stage(client, g) {
         Ok(s) => s,
         Err(e) => return fail(&e, false, None),
     };
     event(Step::Check, None);
-    if let Err(e) = client.check(&staged) {
+    if let Err(e) = staging.check(client, g, &staged) {
         return fail(&e, false, None);
     }
     event(Step::Switch, None);
@@ -348,7 +384,7 @@ fn roll_back(
         let g = plan.get(&name).expect("planned");
         let result = match &g.client {
             Ok(c) => revert(c.as_ref(), g, &restore),
-            Err(e) => Err(crate::plan::clone_err(e)),
+            Err(e) => Err(clone_err(e)),
         };
         match &result {
             Ok(()) => event(Step::Reverted, None),
@@ -368,7 +404,7 @@ fn roll_back(
 
 /// Back from the new config to the one the plan saw, then verified.
 fn revert(client: &dyn Provider, g: &GatewayPlan, restore: &Manifest) -> Result<(), Error> {
-    let before = g.running.as_ref().map_err(crate::plan::clone_err)?;
+    let before = g.running.as_ref().map_err(clone_err)?;
     client.revert(g.desired.hash.as_str(), &before.hash, restore)?;
     client.verify(&before.hash)
 }
@@ -385,6 +421,7 @@ mod tests {
     use crate::provider::{Running, Staged};
     use gatefold_compiler::ir::ValidIr;
     use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
     /// What a fake gateway does wrong.
@@ -398,16 +435,20 @@ mod tests {
     }
 
     /// A fake gateway: a running hash, its history and a manifest.
+    /// It stages alike (as the reference gateway does) and counts, with
+    /// the other fakes of its run, how often it was asked to stage.
     struct FakeGateway {
         state: Mutex<(String, Vec<String>, Option<Manifest>)>,
         fault: Fault,
+        stages: Arc<AtomicUsize>,
     }
 
     impl FakeGateway {
-        fn new(hash: &str, fault: Fault) -> FakeGateway {
+        fn new(hash: &str, fault: Fault, stages: Arc<AtomicUsize>) -> FakeGateway {
             FakeGateway {
                 state: Mutex::new((hash.to_string(), Vec::new(), None)),
                 fault,
+                stages,
             }
         }
     }
@@ -423,6 +464,7 @@ mod tests {
             Ok(self.state.lock().unwrap().2.clone())
         }
         fn stage(&self, desired: &ValidIr) -> Result<Staged, Error> {
+            self.stages.fetch_add(1, Ordering::SeqCst);
             Ok(Staged {
                 hash: desired.hash.to_string(),
                 body: String::new(),
@@ -430,6 +472,9 @@ mod tests {
         }
         fn check(&self, _: &Staged) -> Result<(), Error> {
             Ok(())
+        }
+        fn stages_alike(&self) -> bool {
+            true
         }
         fn switch(&self, staged: &Staged, expect: &str, m: &Manifest) -> Result<(), Error> {
             let mut s = self.state.lock().unwrap();
@@ -473,8 +518,9 @@ mod tests {
             .expect("compiles")
     }
 
-    /// Applies to gateways `(name, fault)` in the given waves.
-    fn run(gateways: &[(&str, Fault)], waves: &[&[&str]]) -> (Summary, Vec<String>) {
+    /// Applies to gateways `(name, fault)` in the given waves: the summary,
+    /// the hash each ends on, and how many times a config was staged.
+    fn run(gateways: &[(&str, Fault)], waves: &[&[&str]]) -> (Summary, Vec<String>, usize) {
         let fleet = Fleet {
             path: "fleet.yaml".into(),
             spec: "s.yaml".into(),
@@ -486,11 +532,12 @@ mod tests {
                 .collect(),
             on_failure: OnFailure::Rollback,
         };
-        let fakes: Vec<std::sync::Arc<FakeGateway>> = gateways
+        let stages = Arc::new(AtomicUsize::new(0));
+        let fakes: Vec<Arc<FakeGateway>> = gateways
             .iter()
-            .map(|(_, f)| std::sync::Arc::new(FakeGateway::new("sha256:old", *f)))
+            .map(|(_, f)| Arc::new(FakeGateway::new("sha256:old", *f, stages.clone())))
             .collect();
-        struct Shared(std::sync::Arc<FakeGateway>);
+        struct Shared(Arc<FakeGateway>);
         impl Provider for Shared {
             fn running(&self) -> Result<Running, Error> {
                 self.0.running()
@@ -503,6 +550,9 @@ mod tests {
             }
             fn check(&self, s: &Staged) -> Result<(), Error> {
                 self.0.check(s)
+            }
+            fn stages_alike(&self) -> bool {
+                self.0.stages_alike()
             }
             fn switch(&self, s: &Staged, e: &str, m: &Manifest) -> Result<(), Error> {
                 self.0.switch(s, e, m)
@@ -521,7 +571,7 @@ mod tests {
                 .map(|((name, _), fake)| GatewayPlan {
                     name: name.to_string(),
                     provider: "fake",
-                    desired: desired(),
+                    desired: Arc::new(desired()),
                     client: Ok(Box::new(Shared(fake.clone()))),
                     running: fake.running(),
                     changes: Vec::new(),
@@ -533,7 +583,7 @@ mod tests {
             .iter()
             .map(|f| f.state.lock().unwrap().0.clone())
             .collect();
-        (summary, hashes)
+        (summary, hashes, stages.load(Ordering::SeqCst))
     }
 
     fn ends(s: &Summary) -> Vec<(String, End)> {
@@ -545,7 +595,7 @@ mod tests {
 
     #[test]
     fn a_gateway_changed_since_the_plan_is_not_overwritten() {
-        let (summary, hashes) = run(
+        let (summary, hashes, _) = run(
             &[
                 ("a", Fault::None),
                 ("b", Fault::ChangedSincePlan),
@@ -567,7 +617,7 @@ mod tests {
 
     #[test]
     fn a_verify_failing_after_the_switch_rolls_that_gateway_back_too() {
-        let (summary, hashes) = run(
+        let (summary, hashes, _) = run(
             &[("a", Fault::None), ("b", Fault::VerifyFails)],
             &[&["a", "b"]],
         );
@@ -584,5 +634,29 @@ mod tests {
             summary.render()
         );
         assert_eq!(hashes, ["sha256:old", "sha256:old"]);
+    }
+
+    #[test]
+    fn a_config_is_staged_once_for_gateways_that_stage_alike_and_each_still_swaps_its_own() {
+        let (summary, hashes, stages) = run(
+            &[
+                ("a", Fault::None),
+                ("b", Fault::ChangedSincePlan),
+                ("c", Fault::None),
+            ],
+            &[&["a", "b", "c"]],
+        );
+        // Three gateways, one config: staged (and checked) once.
+        assert_eq!(stages, 1);
+        // The shared staging does not share the compare-and-swap: b, edited
+        // since the plan, refuses; a and c took the switch and go back.
+        let ends = ends(&summary);
+        assert!(
+            matches!(&ends[1].1, End::Failed(why) if why.contains("changed since the plan")),
+            "{ends:?}"
+        );
+        assert_eq!(ends[0].1, End::RolledBack);
+        assert_eq!(ends[2].1, End::RolledBack);
+        assert_eq!(hashes, ["sha256:old", "sha256:edited", "sha256:old"]);
     }
 }

@@ -6,7 +6,8 @@
 //! compare-and-swap against what the plan saw, rolling back on failure;
 //! [`drift`] compares what runs with each gateway's [`manifest`];
 //! [`rollback`] returns gateways to the version before their last apply.
-//! [`lock`] keeps two applies off one fleet. There is no central state:
+//! [`lock`] keeps two applies off one fleet; [`saved`] is a plan saved
+//! for a later apply. There is no central state:
 //! git holds what is wanted, each gateway what it runs and its manifest.
 
 #![forbid(unsafe_code)]
@@ -20,3 +21,4 @@ mod parallel;
 pub mod plan;
 pub mod provider;
 pub mod rollback;
+pub mod saved;

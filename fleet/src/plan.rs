@@ -2,15 +2,14 @@
 //! semantic difference from what it runs.
 
 use crate::file::Fleet;
-use crate::parallel::each;
+use crate::parallel::{each, once, Cells};
 use crate::provider::{self, Provider, Running, Settings};
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::diff::{self, Change};
 use gatefold_compiler::ir::ValidIr;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How many gateways are read (or changed) at once.
 pub const PARALLEL: usize = 16;
@@ -20,8 +19,9 @@ pub struct GatewayPlan {
     pub name: String,
     /// The provider kind (`reference`, `nginx`, ...).
     pub provider: &'static str,
-    /// What the fleet wants it to run.
-    pub desired: ValidIr,
+    /// What the fleet wants it to run (shared by the gateways with the
+    /// same `deploy` selection).
+    pub desired: Arc<ValidIr>,
     /// Its client; `Err` when it cannot be made (a planned provider, a
     /// missing token).
     pub client: Result<Box<dyn Provider>, provider::Error>,
@@ -137,8 +137,9 @@ pub fn short(hash: &str) -> &str {
 
 /// The compiled spec, or the diagnostics (fleet file and spec) that stop it.
 pub struct Desired {
-    /// Per gateway, in wave order: its name and config.
-    pub configs: Vec<(String, ValidIr)>,
+    /// Per gateway, in wave order: its name and config. Gateways with the
+    /// same `deploy` selection share one config.
+    pub configs: Vec<(String, Arc<ValidIr>)>,
 }
 
 /// Compiles the fleet's spec and cuts it per gateway (`deploy`). Errors are
@@ -168,16 +169,28 @@ pub fn desired(fleet: &Fleet) -> Result<Desired, String> {
     if diags.has_errors() {
         return Err(render_fleet(fleet, &diags));
     }
+    // One config per distinct selection, not per gateway: cutting (and
+    // later staging and hashing) a large spec 50 times was most of what a
+    // fleet apply spent beyond a single-gateway one.
+    let whole = Arc::new(ir);
+    let mut cuts: BTreeMap<BTreeSet<String>, Arc<ValidIr>> = BTreeMap::new();
     let mut configs = Vec::new();
     for name in fleet.waves.iter().flatten() {
         let gw = &fleet.gateways[name];
         let config = match fleet.apis_for(gw) {
-            None => ir.clone(),
-            Some(apis) => ir.select_apis(&apis).map_err(|e| {
-                format!(
-                    "error: the part of the spec for gateway `{name}` is not a valid config: {e}\n"
-                )
-            })?,
+            None => whole.clone(),
+            Some(apis) => match cuts.get(&apis) {
+                Some(c) => c.clone(),
+                None => {
+                    let cut = Arc::new(whole.select_apis(&apis).map_err(|e| {
+                        format!(
+                            "error: the part of the spec for gateway `{name}` is not a valid config: {e}\n"
+                        )
+                    })?);
+                    cuts.insert(apis, cut.clone());
+                    cut
+                }
+            },
         };
         configs.push((name.clone(), config));
     }
@@ -269,20 +282,8 @@ fn read(client: &dyn Provider, desired: &ValidIr, seen: &Seen) -> Result<Running
 /// (by its hash), a diff (by the running and desired hashes).
 #[derive(Default)]
 struct Seen {
-    configs: Cells<String, Option<ValidIr>>,
+    configs: Cells<String, Option<Arc<ValidIr>>>,
     diffs: Cells<(String, String), Vec<Change>>,
-}
-
-type Cells<K, V> = Mutex<HashMap<K, Arc<OnceLock<V>>>>;
-
-/// The cell for `key`: the first caller fills it, the others wait for it.
-fn once<K: Eq + Hash, V>(cells: &Cells<K, V>, key: K) -> Arc<OnceLock<V>> {
-    cells
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_default()
-        .clone()
 }
 
 /// A copy of a provider error for a second place (the plan keeps both

@@ -523,7 +523,7 @@ impl Provider for Cloudflare {
         };
         Ok(Running {
             hash: seen.hash,
-            ir,
+            ir: ir.map(std::sync::Arc::new),
         })
     }
 

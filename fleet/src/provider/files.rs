@@ -241,7 +241,10 @@ impl<R: Runtime> Provider for ConfigDir<R> {
         } else {
             self.load_ir(&hash)
         };
-        Ok(Running { hash, ir })
+        Ok(Running {
+            hash,
+            ir: ir.map(std::sync::Arc::new),
+        })
     }
 
     fn manifest(&self) -> Result<Option<Manifest>, Error> {

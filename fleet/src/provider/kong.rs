@@ -365,7 +365,7 @@ impl Provider for Kong {
         };
         Ok(Running {
             hash: seen.hash,
-            ir,
+            ir: ir.map(std::sync::Arc::new),
         })
     }
 

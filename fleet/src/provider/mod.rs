@@ -14,6 +14,7 @@ pub mod reference;
 use crate::file::{Gateway, ProviderConfig};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a gateway runs now.
@@ -22,8 +23,9 @@ pub struct Running {
     /// The content hash of the running config.
     pub hash: String,
     /// The running config, for the semantic diff; `None` when the gateway
-    /// cannot show it (only its hash).
-    pub ir: Option<ValidIr>,
+    /// cannot show it (only its hash). Shared: gateways running the same
+    /// config share one copy of it.
+    pub ir: Option<Arc<ValidIr>>,
 }
 
 /// A config prepared for a gateway, not yet switched to.
@@ -77,6 +79,15 @@ pub trait Provider: Send + Sync {
     fn stage(&self, desired: &ValidIr) -> Result<Staged, Error>;
     /// Checks a staged config (the target's own checker where it has one).
     fn check(&self, staged: &Staged) -> Result<(), Error>;
+    /// Whether [`Provider::stage`] and [`Provider::check`] depend on the
+    /// config alone: not on the gateway, its files or its checker, nor
+    /// leave state in the provider that the switch reads. An apply then
+    /// stages and checks each config once per kind of provider and hands
+    /// the result to every such gateway. `false` (the default): each
+    /// gateway stages and checks its own.
+    fn stages_alike(&self) -> bool {
+        false
+    }
     /// Switches to `staged` atomically, only when the gateway still runs
     /// `expect`, recording `manifest` with it.
     fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error>;
