@@ -18,6 +18,15 @@
 #   D  TLS full handshake + request: `openssl s_time -new` (THREADS clients
 #      at once, HTTP/1.0 GET), which never resumes; connections per second
 #      and the gateway's CPU per connection. Same ECDSA P-256 certificate.
+#   E  a portable script: the tenant-routing script of
+#      ../shared/design/scripts.md (request and response side) on one route,
+#      the reference gateway evaluating it natively against nginx and Envoy
+#      running the Lua gatefold emits for it (`gatefold up --target
+#      nginx|envoy`).
+#
+# Profiles A and B also run on `gatefold up --target nginx` and `--target
+# envoy` (the same spec without its TLS listener), beside the hand-written
+# nginx: what the compiled configurations cost against both.
 #
 # For each run it also reports the gateway's CPU time per request (user +
 # system, from /proc), which the machine's other load disturbs much less than
@@ -40,6 +49,11 @@ REF_ADMIN=19101
 NGX_PORT=19200
 REF_TLS_PORT=19110
 NGX_TLS_PORT=19210
+UPNGX_PORT=19400     # gatefold up --target nginx, profiles A and B
+UPENV_PORT=19500     # gatefold up --target envoy, profiles A and B
+REF_S_PORT=19120     # profile E: the reference gateway, scripted spec
+UPNGX_S_PORT=19410   # profile E: nginx
+UPENV_S_PORT=19510   # profile E: Envoy
 WORK=$(mktemp -d /tmp/gatefold-bench.XXXXXX)
 PIDS=()
 
@@ -51,15 +65,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need_apt=()
-command -v wrk >/dev/null || need_apt+=(wrk)
-{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || need_apt+=(nginx-light)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "== installing ${need_apt[*]}"
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt-get install -y -qq wrk >/dev/null
 fi
+# nginx with its Lua module and Envoy, as `gatefold up` runs them.
+scripts/install-runtimes.sh
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # GATEFOLD_BIN measures another build (e.g. the code before a change, for a
@@ -142,6 +155,50 @@ REF_PID=$!
 PIDS+=($REF_PID)
 wait_port $REF_PORT
 wait_port $REF_TLS_PORT
+
+# --- profile E's spec: one route with the tenant-routing script --------------
+cat >"$WORK/script.yaml" <<YAML
+gatefold: 1
+gateway: { name: bench-script }
+upstreams:
+  up: { targets: [{ url: http://127.0.0.1:$UP_PORT }] }
+apis:
+  scripted:
+    base-path: /s
+    upstream: up
+    routes:
+      all:
+        path: /*
+        policies:
+          - script:
+              request: |
+                const v = req.header("x-version");
+                if (v === "2") { req.setHeader("x-upstream-version", "2"); }
+                const tenant = req.query("tenant");
+                if (!tenant) { return respond(400, { error: "tenant required" }); }
+                ctx.tenant = tenant.toLowerCase();
+              response: |
+                res.setHeader("x-tenant", ctx.tenant ?? "none");
+                if (res.status >= 500) { res.setHeader("cache-control", "no-store"); }
+YAML
+"$BIN" serve "$WORK/script.yaml" --listen 127.0.0.1:$REF_S_PORT --admin 127.0.0.1:19121 \
+  >"$WORK/ref-s-access.log" 2>"$WORK/ref-s.err" &
+REF_S_PID=$!
+PIDS+=($REF_S_PID)
+
+# --- the compiled targets: gatefold up --target nginx|envoy ------------------
+# Profiles A and B from bench.yaml without its TLS listener (C and D stay
+# between the reference and the hand-written nginx).
+sed '/^  tls:/,/^      - { cert/d' "$WORK/bench.yaml" >"$WORK/bench-plain.yaml"
+grep -q tls "$WORK/bench-plain.yaml" && { echo "bench-plain.yaml kept its tls" >&2; exit 1; }
+up() { # up TARGET SPEC PORT LOG -> pid
+  "$BIN" up "$2" --target "$1" --listen 127.0.0.1:"$3" >"$WORK/$4.out" 2>"$WORK/$4.err" &
+  echo $!
+}
+UPNGX_PID=$(up nginx "$WORK/bench-plain.yaml" $UPNGX_PORT upngx); PIDS+=($UPNGX_PID)
+UPENV_PID=$(up envoy "$WORK/bench-plain.yaml" $UPENV_PORT upenv); PIDS+=($UPENV_PID)
+UPNGX_S_PID=$(up nginx "$WORK/script.yaml" $UPNGX_S_PORT upngx-s); PIDS+=($UPNGX_S_PID)
+UPENV_S_PID=$(up envoy "$WORK/script.yaml" $UPENV_S_PORT upenv-s); PIDS+=($UPENV_S_PID)
 
 # --- nginx with the same routes and policies ---------------------------------
 # Request id as the baseline defines it (keep a well-formed incoming one),
@@ -226,12 +283,35 @@ done
 for port in $REF_TLS_PORT $NGX_TLS_PORT; do
   test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/tls.pem" "https://localhost:$port/a/x")" = 200
 done
+# `gatefold up` starts its runtime after compiling: wait for each port (a
+# slow start, not a failure).
+for port in $UPNGX_PORT $UPENV_PORT $REF_S_PORT $UPNGX_S_PORT $UPENV_S_PORT; do
+  wait_port "$port" || wait_port "$port" || wait_port "$port" || {
+    tail -n 20 "$WORK"/up*.err >&2; exit 1; }
+done
+for port in $UPNGX_PORT $UPENV_PORT; do
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/a/x")" = 200
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/b/x")" = 401
+  test "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $BENCH_KEY" "http://127.0.0.1:$port/b/x")" = 200
+done
+# Profile E: the script ran (its header) alike on the three, and refuses
+# a request without a tenant.
+for port in $REF_S_PORT $UPNGX_S_PORT $UPENV_S_PORT; do
+  got=$(curl -s -D - -o /dev/null -H "x-version: 2" "http://127.0.0.1:$port/s/x?tenant=Acme" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-tenant" {print $2}')
+  test "$got" = acme || { echo "profile E on port $port: x-tenant '$got'" >&2; exit 1; }
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/s/x")" = 400
+done
 
-# CPU time (user + system, in clock ticks) of a process and its children
-# (nginx's workers are children of its master).
+# CPU time (user + system, in clock ticks) of a process and all its
+# descendants (nginx's workers are children of its master, which is a
+# child of `gatefold up`).
+descendants() {
+  local p
+  for p in $(pgrep -P "$1" 2>/dev/null); do echo "$p"; descendants "$p"; done
+}
 cpu_ticks() {
   local total=0 pid
-  for pid in "$@" $(pgrep -P "$1" 2>/dev/null); do
+  for pid in "$1" $(descendants "$1"); do
     [ -r /proc/$pid/stat ] || continue
     total=$((total + $(awk '{print $14 + $15}' /proc/$pid/stat)))
   done
@@ -278,19 +358,37 @@ measure_full_handshake() {
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-declare -A RESULT
-for profile in A B C D; do
-  path=/a/bench; hdr=(); scheme=http; ref_port=$REF_PORT; ngx_port=$NGX_PORT
+declare -A RESULT PORT PID
+# Which gateways each profile runs, first the one the others are compared to.
+GATEWAYS_A="ref ngx upngx upenv"
+GATEWAYS_B="ref ngx upngx upenv"
+GATEWAYS_C="ref ngx"
+GATEWAYS_D="ref ngx"
+GATEWAYS_E="ref upngx upenv"
+declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy")
+for profile in A B C D E; do
+  path=/a/bench; hdr=(); scheme=http
+  PORT=([ref]=$REF_PORT [ngx]=$NGX_PORT [upngx]=$UPNGX_PORT [upenv]=$UPENV_PORT)
+  PID=([ref]=$REF_PID [ngx]=$NGX_PID [upngx]=$UPNGX_PID [upenv]=$UPENV_PID)
   if [ $profile = B ]; then path=/b/bench; hdr=(-H "x-api-key: $BENCH_KEY"); fi
   if [ $profile = C ] || [ $profile = D ]; then
-    hdr=(-H "connection: close"); scheme=https; ref_port=$REF_TLS_PORT; ngx_port=$NGX_TLS_PORT
+    hdr=(-H "connection: close"); scheme=https
+    PORT=([ref]=$REF_TLS_PORT [ngx]=$NGX_TLS_PORT)
   fi
-  : >"$WORK/ref$profile.runs"; : >"$WORK/ngx$profile.runs"
+  if [ $profile = E ]; then
+    path="/s/bench?tenant=Acme"; hdr=(-H "x-version: 2")
+    PORT=([ref]=$REF_S_PORT [upngx]=$UPNGX_S_PORT [upenv]=$UPENV_S_PORT)
+    PID=([ref]=$REF_S_PID [upngx]=$UPNGX_S_PID [upenv]=$UPENV_S_PID)
+  fi
+  var=GATEWAYS_$profile
+  read -r -a gws <<<"${!var}"
+  for gw in "${gws[@]}"; do : >"$WORK/$gw$profile.runs"; done
   for round in $(seq 1 "$ROUNDS"); do
-    order="ref ngx"; [ $((round % 2)) = 0 ] && order="ngx ref"
-    for gw in $order; do
-      port=$ref_port; pid=$REF_PID
-      [ $gw = ngx ] && { port=$ngx_port; pid=$NGX_PID; }
+    # Alternate the order each round: no gateway always runs first.
+    order=("${gws[@]}")
+    [ $((round % 2)) = 0 ] && order=($(printf '%s\n' "${gws[@]}" | tac))
+    for gw in "${order[@]}"; do
+      port=${PORT[$gw]}; pid=${PID[$gw]}
       # localhost: the name the certificate covers (profile C); /etc/hosts maps it to 127.0.0.1.
       if [ $profile = D ]; then
         m=$(measure_full_handshake "$port" "$pid")
@@ -301,24 +399,32 @@ for profile in A B C D; do
       echo "$m" >>"$WORK/$gw$profile.runs"
     done
   done
-  for gw in ref ngx; do
+  for gw in "${gws[@]}"; do
     runs="$WORK/$gw$profile.runs"
     RESULT[$gw$profile]="$(awk '{print $1}' "$runs" | median) $(awk '{print $2}' "$runs" | median) $(awk '{print $3}' "$runs" | median)"
   done
 done
 
-printf '\n%-40s %12s %10s %14s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms" "CPU us/req"
-for profile in A B C D; do
+printf '\n%-48s %12s %10s %14s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms" "CPU us/req"
+for profile in A B C D E; do
   name="A plain proxy"; [ $profile = B ] && name="B key-auth+rate-limit+header"
   [ $profile = C ] && name="C TLS resumed handshake+request"
   [ $profile = D ] && name="D TLS full handshake+request"
+  [ $profile = E ] && name="E tenant-routing script"
+  var=GATEWAYS_$profile
+  read -r -a gws <<<"${!var}"
+  for gw in "${gws[@]}"; do
+    read -r rps p99 cpu <<<"${RESULT[$gw$profile]}"
+    printf '%-48s %12s %10s %14s\n' "$name: ${LABEL[$gw]}" "$rps" "$p99" "$cpu"
+  done
+  # Ratios against the reference (A-D: also the hand-written nginx's row).
   read -r rrps rp99 rcpu <<<"${RESULT[ref$profile]}"
-  read -r nrps np99 ncpu <<<"${RESULT[ngx$profile]}"
-  printf '%-40s %12s %10s %14s\n' "$name: reference" "$rrps" "$rp99" "$rcpu"
-  printf '%-40s %12s %10s %14s\n' "$name: nginx" "$nrps" "$np99" "$ncpu"
-  awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" -v rc="$rcpu" -v nc="$ncpu" \
-    'BEGIN { p = (np + 0 > 0) ? sprintf("%9.2fx", rp / np) : sprintf("%10s", "-");
-             printf "%-40s %11.2fx %s %13.2fx\n", "  reference / nginx", r/n, p, rc/nc }'
+  for gw in "${gws[@]:1}"; do
+    read -r nrps np99 ncpu <<<"${RESULT[$gw$profile]}"
+    awk -v r="$rrps" -v n="$nrps" -v rp="$rp99" -v np="$np99" -v rc="$rcpu" -v nc="$ncpu" -v l="  reference / ${LABEL[$gw]}" \
+      'BEGIN { p = (np + 0 > 0) ? sprintf("%9.2fx", rp / np) : sprintf("%10s", "-");
+               printf "%-48s %11.2fx %s %13.2fx\n", l, r/n, p, rc/nc }'
+  done
 done
 
 # --- RSS with 1,000 routes ----------------------------------------------------
