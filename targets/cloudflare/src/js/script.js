@@ -222,6 +222,8 @@ function scQuery(S, name) {
   if (S.query === null) return null;
   const want = String(name);
   for (const pair of S.query.split("&")) {
+    // Empty pairs (`&&`, a trailing `&`) are skipped, as URLSearchParams does.
+    if (pair === "") continue;
     const eq = pair.indexOf("=");
     if (scFormDecode(eq < 0 ? pair : pair.slice(0, eq)) === want) {
       return scFormDecode(eq < 0 ? "" : pair.slice(eq + 1));

@@ -623,11 +623,14 @@ function R.query(name)
   name = tostr(name)
   local q = H.raw_query()
   if q == nil then return N end
+  -- Empty pairs (`&&`, a trailing `&`) are skipped, as URLSearchParams does.
   for pair in (q .. "&"):gmatch("([^&]*)&") do
-    local key, val = pair, ""
-    local eq = sfind(pair, "=", 1, true)
-    if eq then key, val = ssub(pair, 1, eq - 1), ssub(pair, eq + 1) end
-    if form_decode(key) == name then return form_decode(val) end
+    if pair ~= "" then
+      local key, val = pair, ""
+      local eq = sfind(pair, "=", 1, true)
+      if eq then key, val = ssub(pair, 1, eq - 1), ssub(pair, eq + 1) end
+      if form_decode(key) == name then return form_decode(val) end
+    end
   end
   return N
 end
