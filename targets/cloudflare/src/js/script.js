@@ -130,6 +130,8 @@ function scLen(t, site) {
 function scIndex(t, i, site) {
   if (t === undefined || t === null) throw new ScriptFail(site, "cannot index " + scKind(t));
   if (t instanceof ScObj) return scGet(t, String(i));
+  // A canonical array index string ("1", not "01" or "1.0") reads item 1.
+  if (typeof i === "string" && /^(0|[1-9][0-9]{0,14})$/.test(i)) i = Number(i);
   if (typeof i !== "number" || !Number.isInteger(i) || i < 0) return undefined;
   if (Array.isArray(t)) return i < t.length ? t[i] : undefined;
   if (typeof t === "string") return i < t.length ? scWf(t[i]) : undefined;

@@ -395,7 +395,18 @@ function R.prop(t, key, k)
   return U
 end
 
+-- A canonical array index string ("0", "12"; not "01", "1.0" or " 1")
+-- indexes a list or a string as its number, as in JavaScript.
+local function canonical_index(t, i)
+  if type(i) == "string" and (tag(t) == LIST or type(t) == "string") and #i < 16
+    and (i == "0" or sfind(i, "^[1-9]%d*$")) then
+    return tonumber(i)
+  end
+  return i
+end
+
 function R.idx(t, i, k)
+  i = canonical_index(t, i)
   if type(i) ~= "number" then
     if t == U or t == N then fail(k, "cannot index " .. kind(t)) end
     if tag(t) == OBJ then return prop(t, tostr(i)) end

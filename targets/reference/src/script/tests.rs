@@ -277,3 +277,23 @@ fn the_cost_bound_is_never_exceeded_by_a_program_that_compiled() {
     let err = run(&starved, &mut FakeHost::default(), &mut Vars::new()).unwrap_err();
     assert!(err.reason.contains("cost bound"), "{}", err.reason);
 }
+
+#[test]
+fn a_canonical_index_string_indexes_lists_and_strings_as_in_javascript() {
+    // The compiler refuses a string index it can see; one from a mixed
+    // list is only known at run time, where JavaScript reads `l["1"]` as
+    // `l[1]` and any other string (`"01"`, `"1.0"`, `" 1"`, `"-0"`) as a
+    // missing property.
+    for (key, want) in [
+        ("\"1\"", "b|y"),
+        ("\"0\"", "a|x"),
+        ("\"01\"", "undefined|undefined"),
+        ("\"1.0\"", "undefined|undefined"),
+        ("\" 1\"", "undefined|undefined"),
+        ("\"-0\"", "undefined|undefined"),
+        ("\"x\"", "undefined|undefined"),
+    ] {
+        let expr = format!("`${{[\"a\", \"b\"][[{key}, 1][0]]}}|${{\"xy\"[[{key}, 1][0]]}}`");
+        assert_eq!(show(&expr), want, "{expr}");
+    }
+}
