@@ -62,6 +62,11 @@ function H.log_error(msg) h:logErr(msg) end
 function H.respond(status, body, headers)
   local out = { [":status"] = tostring(status) }
   for _, kv in ipairs(headers) do out[kv[1]] = kv[2] end
+  -- Envoy removes content-type from a local reply with an empty body;
+  -- envoy_on_response of the script filter puts this one back.
+  if body == "" and out["content-type"] then
+    h:streamInfo():dynamicMetadata():set(NS, "content_type", out["content-type"])
+  end
   h:respond(out, body)
 end
 local function kept(name)
