@@ -216,7 +216,8 @@ function scFormDecode(s) {
       out.push(b);
     }
   }
-  return new TextDecoder().decode(new Uint8Array(out));
+  // ignoreBOM: a leading U+FEFF is part of the value, not a byte-order mark.
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(new Uint8Array(out));
 }
 
 // The first value of a query parameter, or null.
