@@ -51,6 +51,8 @@ const CASES: &[Case] = &[
     req("index-by-string", r#"const ks = ["1", "01", "1.0", " 1", "0", "-0", "x"]; const l = ["a", "b"]; for (const k of ks) { log(`${l[k]}|${"xy"[k]}`); }"#),
     req("templates", r#"log(`${1}-${null}-${undefined}-${[1, [2, 3]]}-${true}-${0.5}`); log(`plain`);"#),
     req("json-body", r#"return respond(200, { a: [1, "x\n\"\u0001/é", null, undefined], b: parseInt("x"), c: { d: true }, e: undefined, a: 2, f: 1 / 0 });"#),
+    // JSON.stringify's key order: array indexes ascending, then as written.
+    req("json-key-order", r#"return respond(200, { b: 1, "10": 2, a: 3, "2": 4, "01": 5, "0": 6, b: 7, "4294967295": 8, "-1": 9, n: { z: 1, "1": 2 } });"#),
     req("text-body-and-headers", r#"respond(201, 12.5, { "Retry-After": 60, "Content-Type": "text/csv", "x-a": "1", "X-A": "2" });"#),
     req("empty-body", r#"log("before"); respond(parseInt("404")); log("after");"#),
     req("list-body", r#"respond(200, [1, "two", null]);"#),

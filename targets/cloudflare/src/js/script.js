@@ -243,17 +243,18 @@ function scStatus(v, site) {
   return n;
 }
 
-// JSON of a respond() body: keys in written order (a duplicate keeps the
-// first place, the last value), `undefined` members left out.
+// JSON of a respond() body: keys in JavaScript's order (array indexes
+// ascending, then the rest where first written; a duplicate keeps the first
+// place, the last value), `undefined` members left out.
 function scJson(v) {
   if (v === undefined || v === null) return "null";
   if (Array.isArray(v)) return "[" + v.map((x) => scJson(x)).join(",") + "]";
   if (v instanceof ScObj) {
-    const seen = new Set();
+    const isIndex = (k) => /^(0|[1-9][0-9]{0,9})$/.test(k) && Number(k) < 4294967295;
+    const keys = [...new Set(v.e.map(([k]) => k))];
+    const ordered = keys.filter(isIndex).sort((a, b) => Number(a) - Number(b)).concat(keys.filter((k) => !isIndex(k)));
     const out = [];
-    for (const [k] of v.e) {
-      if (seen.has(k)) continue;
-      seen.add(k);
+    for (const k of ordered) {
       const x = scGet(v, k);
       if (x !== undefined) out.push(JSON.stringify(k) + ":" + scJson(x));
     }
