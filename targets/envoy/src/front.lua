@@ -14,6 +14,10 @@
 --   on as `x-forwarded-host`, and `x-forwarded-for` gets the peer appended
 --   (Envoy's own XFF handling is off: `skip_xff_append`).
 --
+-- * with `SCRIPTS` (the spec has a `script`), the client's `host`,
+--   `x-forwarded-for` and `x-forwarded-host` are kept in the dynamic
+--   metadata `gatefold.front` (`client`) for scripts' `req.header()`;
+--
 -- * each distinct `match` condition of the spec (`CONDITIONS`, generated
 --   before this text: `{ kind, name, value }`) that holds is marked with
 --   the header `gatefold-cond-N` (a client's copy is removed first), which
@@ -125,6 +129,15 @@ local function mark_conditions(headers, query)
   end
 end
 
+-- Every line of a header, joined by ", ", or nil.
+local function all(headers, name)
+  local n = headers:getNumValues(name)
+  if n == 0 then return nil end
+  local vals = {}
+  for i = 0, n - 1 do vals[#vals + 1] = headers:getAtIndex(name, i) end
+  return table.concat(vals, ", ")
+end
+
 -- nil when the request goes on, else the status to answer.
 local function front(h)
   local headers = h:headers()
@@ -133,6 +146,15 @@ local function front(h)
   if misdirected(authority) then return 421 end
   if authority == nil or authority == "" or authority:find(",", 1, true) then
     return 400
+  end
+  if SCRIPTS then
+    -- The client's values of the headers changed below: a script's
+    -- `req.header()` reads the request as received (the script host reads
+    -- them from here).
+    local client = { ["x-forwarded-for"] = all(headers, "x-forwarded-for"),
+      ["x-forwarded-host"] = all(headers, "x-forwarded-host") }
+    if authority ~= NO_HOST then client.host = authority end
+    h:streamInfo():dynamicMetadata():set("gatefold.front", "client", client)
   end
   local full = headers:get(":path") or ""
   local raw, query = full:match("^([^?]*)(.*)$")

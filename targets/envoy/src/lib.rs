@@ -431,6 +431,7 @@ fn hcm(
         typed_config: Any::Lua {
             default_source_code: DataSource::InlineString(lua::front_script(
                 cert_names,
+                uses(PolicyKind::Script),
                 &ctx.conditions.lua(),
             )),
         },

@@ -26,9 +26,11 @@ const FRONT: &str = include_str!("front.lua");
 
 /// The front filter's script (path normalization, host checks, forwarding
 /// headers, `match` conditions; see its header) after `CERT_NAMES`: on a
-/// TLS filter chain the names its certificate covers, else `nil`; and
-/// `CONDITIONS` (`conditions`, from [`crate::conditions::ConditionTable::lua`]).
-pub fn front_script(cert_names: Option<&[String]>, conditions: &str) -> String {
+/// TLS filter chain the names its certificate covers, else `nil`;
+/// `SCRIPTS`: whether the spec has a `script` (the front filter then keeps
+/// the client's forwarding headers for `req.header()`); and `CONDITIONS`
+/// (`conditions`, from [`crate::conditions::ConditionTable::lua`]).
+pub fn front_script(cert_names: Option<&[String]>, scripts: bool, conditions: &str) -> String {
     let names = match cert_names {
         None => "nil".to_string(),
         Some(names) => {
@@ -36,7 +38,7 @@ pub fn front_script(cert_names: Option<&[String]>, conditions: &str) -> String {
             format!("{{ {} }}", list.join(", "))
         }
     };
-    format!("CERT_NAMES = {names}\n{conditions}\n{FRONT}")
+    format!("CERT_NAMES = {names}\nSCRIPTS = {scripts}\n{conditions}\n{FRONT}")
 }
 
 /// The host Envoy gives an HTTP/1.0 request without one (the front filter

@@ -162,6 +162,9 @@ function envoy_on_response(h)
     -- The script answered (or failed): no phase 13.
     local hs = h:headers()
     for _, name in ipairs(PHASE13) do hs:remove(name) end
+    -- Envoy drops content-type from a local reply without a body; the
+    -- answer's own (H.respond kept it here) goes back on.
+    if m.content_type then hs:replace("content-type", m.content_type) end
     return
   end
   if not (m and m.passed) or not response then return end

@@ -47,8 +47,12 @@ const CASES: &[Case] = &[
     req("trim-and-search", "log(\"\u{a0} a b \u{feff}\".trim()); log(\"\u{85}x\".trim().length); log(\"abc\".includes(\"bc\")); log(\"abc\".includes(\"\")); log(\"abc\".startsWith(\"ab\")); log(\"abc\".endsWith(\"b\")); log(\"abc\".endsWith(\"\")); log(\"\u{e9}t\u{e9}\".startsWith(\"\u{e9}\"));"),
     req("case", "log(\"ABC def\".toLowerCase()); log(\"abc\".toUpperCase()); log(\"\u{c0}B\".toLowerCase()); log(\"stra\u{df}e\".toUpperCase()); log(\"\u{130}\".toLowerCase().length); log(\"\u{3a3}\u{391}\u{3a3}\".toLowerCase()); log(\"\u{1f600}A\".toLowerCase());"),
     req("lists-and-objects", r#"log(["a", "b"].includes("b")); log([1, 2].includes("1")); log([parseInt("x")].includes(parseInt("y"))); const o = { "1": "one", k: "v", k: "w" }; log(o.k); log(o.missing); log([1][5]); log([1, 2, 3].length); const u = [o, "s", [1]]; log(u[0][1]); log(u[0]["k"]); log(u[1].foo); log(u[2].foo); log(u[1][0]); const w = [{ length: 7 }, 5, true]; log(w[0].length); log(w[1].length); log(w[2].length);"#),
+    // A string known only at run time indexes a list or a string when it is a canonical index.
+    req("index-by-string", r#"const ks = ["1", "01", "1.0", " 1", "0", "-0", "x"]; const l = ["a", "b"]; for (const k of ks) { log(`${l[k]}|${"xy"[k]}`); }"#),
     req("templates", r#"log(`${1}-${null}-${undefined}-${[1, [2, 3]]}-${true}-${0.5}`); log(`plain`);"#),
     req("json-body", r#"return respond(200, { a: [1, "x\n\"\u0001/é", null, undefined], b: parseInt("x"), c: { d: true }, e: undefined, a: 2, f: 1 / 0 });"#),
+    // JSON.stringify's key order: array indexes ascending, then as written.
+    req("json-key-order", r#"return respond(200, { b: 1, "10": 2, a: 3, "2": 4, "01": 5, "0": 6, b: 7, "4294967295": 8, "-1": 9, n: { z: 1, "1": 2 } });"#),
     req("text-body-and-headers", r#"respond(201, 12.5, { "Retry-After": 60, "Content-Type": "text/csv", "x-a": "1", "X-A": "2" });"#),
     req("empty-body", r#"log("before"); respond(parseInt("404")); log("after");"#),
     req("list-body", r#"respond(200, [1, "two", null]);"#),
@@ -61,6 +65,19 @@ const CASES: &[Case] = &[
             r.consumer = Some("alice");
             r.query = None;
         },
+    },
+    Case {
+        name: "query-empty-pairs",
+        request: Some(r#"log(req.query("")); log(req.query("q")); log(req.query("e"));"#),
+        response: None,
+        // Empty pairs are skipped (URLSearchParams); `=v` has the empty name.
+        setup: |r| r.query = Some("&&q=1&"),
+    },
+    Case {
+        name: "query-empty-name",
+        request: Some(r#"log(req.query(""));"#),
+        response: None,
+        setup: |r| r.query = Some("a&=v"),
     },
     req("api-writes", r#"req.setHeader("X-Upstream-Version", "v" + req.header("x-version")); log(req.header("x-upstream-version")); req.removeHeader("x-tags"); log(req.header("x-tags")); req.setHeader("x-multi", "one"); log(req.header("x-multi")); req.setPath("/v2" + req.path); log(req.path);"#),
     req("ctx", r#"ctx.a = 1; ctx.b = "x"; ctx.b = null; ctx.c = [1, 2]; ctx.d = undefined; ctx.e = { a: 1 }; log(ctx.a === "1"); log(ctx.b); log(ctx.missing);"#),

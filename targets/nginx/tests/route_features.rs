@@ -71,7 +71,8 @@ fn a_header_condition_with_an_underscore_is_refused() {
 /// Every other place a spec reads a request header by name is refused the
 /// same way when the name holds `_`, at that place: the key of `key-auth`
 /// (never found: every request 401), a rate-limit key and a balance hash
-/// (every request would count as one client).
+/// (every request would count as one client), a script's `req.header()`
+/// with the name written as a string (always `null`).
 #[test]
 fn every_header_read_with_an_underscore_is_refused_where_it_is_named() {
     let spec = r#"gatefold: 1
@@ -85,17 +86,21 @@ apis:
     policies:
       - key-auth: { in: header, name: x_api_key }
       - rate-limit: { requests: 3, per: 1m, key: header:x_tenant }
+      - script:
+          request: |
+            if (req.query("q") !== null) { req.setHeader("x-seen", req.header("X_Seen") ?? "none"); }
     routes:
       r: { path: /r }
 "#;
     let ir = compile(spec);
     let diags = Nginx::default().spec_diagnostics(&ir);
     let messages: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
-    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert_eq!(messages.len(), 4, "{messages:#?}");
     for (name, place) in [
         ("x_api_key", "the key of policy"),
         ("x_tenant", "the key of policy"),
         ("x_user", "upstream `u`"),
+        ("x_seen", "`req.header()` in policy"),
     ] {
         assert!(
             messages

@@ -130,6 +130,8 @@ function scLen(t, site) {
 function scIndex(t, i, site) {
   if (t === undefined || t === null) throw new ScriptFail(site, "cannot index " + scKind(t));
   if (t instanceof ScObj) return scGet(t, String(i));
+  // A canonical array index string ("1", not "01" or "1.0") reads item 1.
+  if (typeof i === "string" && /^(0|[1-9][0-9]{0,14})$/.test(i)) i = Number(i);
   if (typeof i !== "number" || !Number.isInteger(i) || i < 0) return undefined;
   if (Array.isArray(t)) return i < t.length ? t[i] : undefined;
   if (typeof t === "string") return i < t.length ? scWf(t[i]) : undefined;
@@ -214,7 +216,8 @@ function scFormDecode(s) {
       out.push(b);
     }
   }
-  return new TextDecoder().decode(new Uint8Array(out));
+  // ignoreBOM: a leading U+FEFF is part of the value, not a byte-order mark.
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(new Uint8Array(out));
 }
 
 // The first value of a query parameter, or null.
@@ -222,6 +225,8 @@ function scQuery(S, name) {
   if (S.query === null) return null;
   const want = String(name);
   for (const pair of S.query.split("&")) {
+    // Empty pairs (`&&`, a trailing `&`) are skipped, as URLSearchParams does.
+    if (pair === "") continue;
     const eq = pair.indexOf("=");
     if (scFormDecode(eq < 0 ? pair : pair.slice(0, eq)) === want) {
       return scFormDecode(eq < 0 ? "" : pair.slice(eq + 1));
@@ -238,17 +243,18 @@ function scStatus(v, site) {
   return n;
 }
 
-// JSON of a respond() body: keys in written order (a duplicate keeps the
-// first place, the last value), `undefined` members left out.
+// JSON of a respond() body: keys in JavaScript's order (array indexes
+// ascending, then the rest where first written; a duplicate keeps the first
+// place, the last value), `undefined` members left out.
 function scJson(v) {
   if (v === undefined || v === null) return "null";
   if (Array.isArray(v)) return "[" + v.map((x) => scJson(x)).join(",") + "]";
   if (v instanceof ScObj) {
-    const seen = new Set();
+    const isIndex = (k) => /^(0|[1-9][0-9]{0,9})$/.test(k) && Number(k) < 4294967295;
+    const keys = [...new Set(v.e.map(([k]) => k))];
+    const ordered = keys.filter(isIndex).sort((a, b) => Number(a) - Number(b)).concat(keys.filter((k) => !isIndex(k)));
     const out = [];
-    for (const [k] of v.e) {
-      if (seen.has(k)) continue;
-      seen.add(k);
+    for (const k of ordered) {
       const x = scGet(v, k);
       if (x !== undefined) out.push(JSON.stringify(k) + ":" + scJson(x));
     }

@@ -39,7 +39,16 @@ function H.consumer()
   return m and m.consumer or nil
 end
 function H.raw_query() local _, q = split_path(); return q end
-function H.req_header(name) return all(h:headers(), name) end
+-- Headers the front filter (gatefold.front) rewrites before any script:
+-- the script reads the client's values, which it kept.
+local FRONT = { host = true, ["x-forwarded-for"] = true, ["x-forwarded-host"] = true }
+function H.req_header(name)
+  if FRONT[name] then
+    local f = h:streamInfo():dynamicMetadata():get("gatefold.front")
+    if f and f.client then return f.client[name] end
+  end
+  return all(h:headers(), name)
+end
 function H.res_header(name) return all(h:headers(), name) end
 function H.status() return tonumber(h:headers():get(":status")) end
 function H.set_header(side, name, value) h:headers():replace(name, value) end
@@ -62,6 +71,11 @@ function H.log_error(msg) h:logErr(msg) end
 function H.respond(status, body, headers)
   local out = { [":status"] = tostring(status) }
   for _, kv in ipairs(headers) do out[kv[1]] = kv[2] end
+  -- Envoy removes content-type from a local reply with an empty body;
+  -- envoy_on_response of the script filter puts this one back.
+  if body == "" and out["content-type"] then
+    h:streamInfo():dynamicMetadata():set(NS, "content_type", out["content-type"])
+  end
   h:respond(out, body)
 end
 local function kept(name)

@@ -78,7 +78,16 @@ function H.log_error(msg) ngx.log(ngx.ERR, msg) end
 function H.respond(status, body, headers)
   ngx.status = status
   for _, kv in ipairs(headers) do ngx.header[kv[1]] = sent(kv[2]) end
-  if body ~= "" then ngx.print(body) end
+  if body ~= "" then
+    ngx.print(body)
+  else
+    -- With nothing sent, ngx.exit(404) would answer nginx's own error
+    -- page: send the empty answer's headers first. Assigning content-type
+    -- (nil when the answer has none) keeps nginx's default_type off it.
+    if ngx.header["content-type"] == nil then ngx.header["content-type"] = nil end
+    ngx.header["content-length"] = 0
+    ngx.send_headers()
+  end
   return ngx.exit(status)
 end
 

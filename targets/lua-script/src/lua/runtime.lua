@@ -395,7 +395,18 @@ function R.prop(t, key, k)
   return U
 end
 
+-- A canonical array index string ("0", "12"; not "01", "1.0" or " 1")
+-- indexes a list or a string as its number, as in JavaScript.
+local function canonical_index(t, i)
+  if type(i) == "string" and (tag(t) == LIST or type(t) == "string") and #i < 16
+    and (i == "0" or sfind(i, "^[1-9]%d*$")) then
+    return tonumber(i)
+  end
+  return i
+end
+
 function R.idx(t, i, k)
+  i = canonical_index(t, i)
   if type(i) ~= "number" then
     if t == U or t == N then fail(k, "cannot index " .. kind(t)) end
     if tag(t) == OBJ then return prop(t, tostr(i)) end
@@ -533,6 +544,15 @@ local function jstr(s)
     return ESC[c] or sfmt("\\u%04x", sbyte(c))
   end) .. '"'
 end
+-- The number a key names when it is a canonical array index ("0", "7";
+-- not "07" or "-1"; below 2^32 - 1), else nil.
+local function array_index(key)
+  if key == "0" then return 0 end
+  if #key > 10 or not sfind(key, "^[1-9]%d*$") then return nil end
+  local n = tonumber(key)
+  if n < 4294967295 then return n end
+  return nil
+end
 local function json(v, out)
   local t = type(v)
   if v == U or v == N then out[#out + 1] = "null"
@@ -549,21 +569,31 @@ local function json(v, out)
     out[#out + 1] = "]"
   else
     out[#out + 1] = "{"
-    local first, seen = true, {}
+    -- JavaScript's key order: array indexes ascending, then the other keys
+    -- where first written.
+    local indexes, names, seen = {}, {}, {}
     for i = 1, #v do
       local key = v[i][1]
       if not seen[key] then
         seen[key] = true
-        local val = prop(v, key)
-        if val ~= U then
-          if not first then out[#out + 1] = "," end
-          first = false
-          out[#out + 1] = jstr(key)
-          out[#out + 1] = ":"
-          json(val, out)
-        end
+        local n = array_index(key)
+        if n then indexes[#indexes + 1] = n else names[#names + 1] = key end
       end
     end
+    table.sort(indexes)
+    local first = true
+    local function member(key)
+      local val = prop(v, key)
+      if val ~= U then
+        if not first then out[#out + 1] = "," end
+        first = false
+        out[#out + 1] = jstr(key)
+        out[#out + 1] = ":"
+        json(val, out)
+      end
+    end
+    for _, n in ipairs(indexes) do member(sfmt("%.0f", n)) end
+    for _, key in ipairs(names) do member(key) end
     out[#out + 1] = "}"
   end
 end
@@ -623,11 +653,14 @@ function R.query(name)
   name = tostr(name)
   local q = H.raw_query()
   if q == nil then return N end
+  -- Empty pairs (`&&`, a trailing `&`) are skipped, as URLSearchParams does.
   for pair in (q .. "&"):gmatch("([^&]*)&") do
-    local key, val = pair, ""
-    local eq = sfind(pair, "=", 1, true)
-    if eq then key, val = ssub(pair, 1, eq - 1), ssub(pair, eq + 1) end
-    if form_decode(key) == name then return form_decode(val) end
+    if pair ~= "" then
+      local key, val = pair, ""
+      local eq = sfind(pair, "=", 1, true)
+      if eq then key, val = ssub(pair, 1, eq - 1), ssub(pair, eq + 1) end
+      if form_decode(key) == name then return form_decode(val) end
+    end
   end
   return N
 end

@@ -496,7 +496,25 @@ fn prop(fields: &[(String, Value)], key: &str) -> Value {
         .map_or(Value::Undefined, |(_, v)| v.clone())
 }
 
+/// A string that is a canonical array index (`"0"`, `"12"`, not `"01"`,
+/// `"1.0"` or `" 1"`) as its number: JavaScript reads `list["1"]` as
+/// `list[1]`. Lists and strings are far shorter than 15 digits can count.
+fn canonical_index(s: &str) -> Option<f64> {
+    let canonical = s == "0"
+        || (s.len() < 16
+            && s.starts_with(|c: char| ('1'..='9').contains(&c))
+            && s.bytes().all(|b| b.is_ascii_digit()));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
 fn index_of(t: &Value, i: &Value) -> Result<Value, Failure> {
+    let i = match (t, i) {
+        (Value::List(_) | Value::Str(_), Value::Str(s)) => match canonical_index(s) {
+            Some(n) => &Value::Num(n),
+            None => return Ok(Value::Undefined),
+        },
+        _ => i,
+    };
     let Value::Num(n) = i else {
         return match t {
             Value::Undefined | Value::Null => Err(fail(format!("cannot index {}", kind(t)))),

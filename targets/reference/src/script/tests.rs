@@ -277,3 +277,38 @@ fn the_cost_bound_is_never_exceeded_by_a_program_that_compiled() {
     let err = run(&starved, &mut FakeHost::default(), &mut Vars::new()).unwrap_err();
     assert!(err.reason.contains("cost bound"), "{}", err.reason);
 }
+
+#[test]
+fn a_canonical_index_string_indexes_lists_and_strings_as_in_javascript() {
+    // The compiler refuses a string index it can see; one from a mixed
+    // list is only known at run time, where JavaScript reads `l["1"]` as
+    // `l[1]` and any other string (`"01"`, `"1.0"`, `" 1"`, `"-0"`) as a
+    // missing property.
+    for (key, want) in [
+        ("\"1\"", "b|y"),
+        ("\"0\"", "a|x"),
+        ("\"01\"", "undefined|undefined"),
+        ("\"1.0\"", "undefined|undefined"),
+        ("\" 1\"", "undefined|undefined"),
+        ("\"-0\"", "undefined|undefined"),
+        ("\"x\"", "undefined|undefined"),
+    ] {
+        let expr = format!("`${{[\"a\", \"b\"][[{key}, 1][0]]}}|${{\"xy\"[[{key}, 1][0]]}}`");
+        assert_eq!(show(&expr), want, "{expr}");
+    }
+}
+
+#[test]
+fn a_json_body_lists_array_index_keys_first_as_javascript_does() {
+    let mut host = FakeHost::default();
+    let src = r#"return respond(200, { b: 1, "10": 2, a: 3, "2": 4, "01": 5, "0": 6, b: 7, "4294967295": 8 });"#;
+    let Ok(Outcome::Respond(answer)) = run_on(src, &mut host) else {
+        panic!("{src}: no answer");
+    };
+    // JSON.stringify's order: "0", "2", "10" ascending, then the rest where
+    // first written ("4294967295" is past the last array index).
+    assert_eq!(
+        String::from_utf8(answer.body).unwrap(),
+        r#"{"0":6,"2":4,"10":2,"b":7,"a":3,"01":5,"4294967295":8}"#
+    );
+}

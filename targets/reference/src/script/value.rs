@@ -297,9 +297,38 @@ pub fn slice_utf16(s: &str, start: usize, end: usize) -> String {
     String::from_utf16_lossy(&units[start..end])
 }
 
-/// JSON.stringify of a value (respond bodies): keys in written order, a
-/// later duplicate replacing the earlier in place, `undefined` members
-/// left out, non-finite numbers as `null`.
+/// An object's keys in JavaScript's property order: array indexes
+/// (`"0"`, `"7"`, not `"07"` or `"-1"`) ascending, then the other keys in
+/// the order they were first written.
+fn json_key_order(fields: &[(String, Value)]) -> Vec<&String> {
+    let mut keys: Vec<&String> = Vec::with_capacity(fields.len());
+    for (k, _) in fields {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    // A stable sort: the non-index keys keep their written order.
+    keys.sort_by_key(|k| array_index(k).map_or(u64::MAX, u64::from));
+    keys
+}
+
+/// The index a key names when it is a canonical array index (below 2^32 - 1).
+fn array_index(k: &str) -> Option<u32> {
+    let canonical = k == "0"
+        || (k.len() <= 10
+            && !k.starts_with('0')
+            && k.bytes().all(|b| b.is_ascii_digit())
+            && !k.is_empty());
+    canonical
+        .then(|| k.parse::<u32>().ok())
+        .flatten()
+        .filter(|n| *n != u32::MAX)
+}
+
+/// JSON.stringify of a value (respond bodies): keys in JavaScript's order
+/// (array indexes first, ascending, then as written), a later duplicate
+/// replacing the earlier in place, `undefined` members left out,
+/// non-finite numbers as `null`.
 pub fn to_json(v: &Value, out: &mut String) {
     match v {
         Value::Undefined | Value::Null => out.push_str("null"),
@@ -320,16 +349,13 @@ pub fn to_json(v: &Value, out: &mut String) {
         Value::Obj(fields) => {
             out.push('{');
             let mut first = true;
-            for (i, (k, val)) in fields.iter().enumerate() {
+            for k in json_key_order(fields) {
                 // JS keeps the first position and the last value.
-                if fields[..i].iter().any(|(k2, _)| k2 == k) {
-                    continue;
-                }
                 let val = fields
                     .iter()
                     .rev()
                     .find(|(k2, _)| k2 == k)
-                    .map_or(val, |(_, v)| v);
+                    .map_or(&Value::Undefined, |(_, v)| v);
                 if matches!(val, Value::Undefined) {
                     continue;
                 }

@@ -206,9 +206,10 @@ fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The first value of `name` in a query string, decoded as
-/// `URLSearchParams` does (`+` is a space, `%XX` a byte, bad escapes kept).
+/// `URLSearchParams` does (`+` is a space, `%XX` a byte, bad escapes kept,
+/// empty pairs such as `&&` skipped, so the name `""` is not found there).
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
+    query.split('&').filter(|p| !p.is_empty()).find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let found = if plain(k) {
             k == name
@@ -340,6 +341,10 @@ mod tests {
         assert_eq!(query_param(q, "e").as_deref(), Some("é"));
         assert_eq!(query_param(q, "missing"), None);
         assert_eq!(query_param("flag", "flag").as_deref(), Some(""));
+        // Empty pairs are skipped; `=x` is a pair with an empty name.
+        assert_eq!(query_param("&&a=1&", ""), None);
+        assert_eq!(query_param("", ""), None);
+        assert_eq!(query_param("&=x", "").as_deref(), Some("x"));
         // A sign is not a hex digit: kept as written, `+` still a space.
         assert_eq!(query_param("x=%+1&y=%-1", "x").as_deref(), Some("% 1"));
         assert_eq!(query_param("x=%+1&y=%-1", "y").as_deref(), Some("%-1"));
