@@ -278,3 +278,38 @@ apis:
     assert_eq!(of("a.kept"), true, "{yaml}");
     assert_eq!(of("a.not"), false, "{yaml}");
 }
+
+#[test]
+fn jwt_is_a_valid_pre_function() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+consumers: { acme: { groups: [gold] } }
+apis:
+  a:
+    upstream: u
+    policies:
+      - jwt: { algorithms: [HS256], secret: { env: JWT_SECRET }, claims-to-headers: { sub: x-user } }
+      - acl: { allow: [gold] }
+    routes:
+      one: { path: /one }
+      two: { path: /two, policies: [{ jwt: { algorithms: [ES256], public-key: { env: ES_PEM } } }] }
+"#,
+    )));
+    let names = assert_valid(&yaml);
+    assert!(names.iter().any(|n| n == "acl"), "{names:?}");
+    // Each route's phase 4 is in its pre-function.
+    for route in ["a.one", "a.two"] {
+        let pre = function_config(&yaml, "pre-function", route);
+        assert!(
+            pre["access"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c.as_str().unwrap().starts_with("-- gatefold: jwt ")),
+            "{route}: {pre}"
+        );
+    }
+}

@@ -3,11 +3,14 @@
 -- `kong.log` to run gatefold's emitted pre-function and post-function Lua
 -- under plain luajit in the tests, plus a loader that gives a chunk only
 -- the globals Kong's `untrusted_lua = sandbox` mode gives (no
--- set/getmetatable, no string.rep, no load, io, os or require; `ngx` in
--- full, kong/tools/sandbox/init.lua). Of `ngx` it has what the chunks use:
+-- set/getmetatable, no bit, no string.rep, no load, io or os; `require`
+-- only of the modules kong.conf's `untrusted_lua_sandbox_requires` lists;
+-- `ngx` in full, kong/tools/sandbox/init.lua). Of `ngx` it has what the chunks use:
 -- `ngx.now()` (a clock the test sets) and the shared dict
 -- `kong_rate_limiting_counters` (`get`, and `incr` with init and init_ttl
--- as lua-nginx-module documents it, entries expiring on that clock).
+-- as lua-nginx-module documents it, entries expiring on that clock) and
+-- `ngx.req.set_header` / `clear_header`. Also `kong.vault.get` of env
+-- references and `kong.client.load_consumer` / `authenticate`.
 -- State is one request at a time, as in a Kong worker.
 local S = {}
 local state
@@ -70,8 +73,32 @@ end
 S.clock = 0
 S.ngx = {
   now = function() return S.clock end,
+  update_time = function() end,
   shared = { kong_rate_limiting_counters = dict() },
+  -- As lua-nginx-module sets request headers: a string replaces ("" removes);
+  -- a table replaces with its first value ("" only clears) and adds the
+  -- others as they are.
+  req = {
+    clear_header = function(n) set(state.headers, n:lower(), nil) end,
+    set_header = function(n, v)
+      n = n:lower()
+      if type(v) ~= "table" then v = { v } end
+      set(state.headers, n, nil)
+      for i, x in ipairs(v) do
+        if not (i == 1 and x == "") then state.headers[#state.headers + 1] = { n, x } end
+      end
+    end,
+  },
 }
+
+-- What `untrusted_lua_sandbox_requires` allows (name -> true) and the
+-- modules `require` then gives (the tests set both).
+S.requires = {}
+S.modules = {}
+-- Kong's environment, read by the env vault (name upper-cased, `-` as `_`).
+S.env = {}
+-- The consumers Kong holds (username -> true).
+S.consumers = {}
 
 S.kong = {
   request = {
@@ -97,6 +124,25 @@ S.kong = {
     get_ip = function() return state.ip end,
     get_forwarded_ip = function() return state.ip end,
     get_consumer = function() return state.consumer and { username = state.consumer } or nil end,
+    load_consumer = function(name, by_username)
+      assert(by_username, "by username")
+      if S.consumers[name] then return { id = "id-" .. name, username = name } end
+      return nil
+    end,
+    authenticate = function(consumer, credential)
+      assert(consumer or credential, "consumer and credential can't both be nil")
+      state.consumer = consumer and consumer.username
+      state.credential = credential
+    end,
+  },
+  vault = {
+    get = function(ref)
+      local name = ref:match("^{vault://env/(.+)}$")
+      if not name then return nil, "not an env vault reference" end
+      local v = S.env[name:upper():gsub("-", "_")]
+      if v == nil then return nil, "no value" end
+      return v
+    end,
   },
   service = {
     -- The Kong upstream (entity) the balancer then picks a target of.
@@ -125,11 +171,18 @@ S.kong = {
     end,
   },
   ctx = { shared = {}, plugin = {} },
+  -- Kong's log functions join their arguments, each through tostring.
   log = {
-    notice = function(m) state.logs[#state.logs + 1] = "notice: " .. m end,
-    err = function(m) state.logs[#state.logs + 1] = "err: " .. m end,
+    notice = function(...) state.logs[#state.logs + 1] = "notice: " .. S.join(...) end,
+    err = function(...) state.logs[#state.logs + 1] = "err: " .. S.join(...) end,
   },
 }
+
+function S.join(...)
+  local t = {}
+  for i = 1, select("#", ...) do t[i] = tostring((select(i, ...))) end
+  return table.concat(t)
+end
 
 -- A new request (clears the per-request ctx as Kong does).
 function S.request(r)
@@ -159,6 +212,10 @@ function S.load(src)
     pairs = pairs, pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
     type = type, unpack = unpack, xpcall = xpcall, math = math, string = string_,
     table = table, kong = S.kong, ngx = S.ngx,
+    require = function(name)
+      if not S.requires[name] then error(("require '%s' not allowed within sandbox"):format(name), 2) end
+      return S.modules[name]
+    end,
   }
   local chunk = assert(loadstring(src, "=function"))
   setfenv(chunk, env)

@@ -1,0 +1,270 @@
+//! `jwt` on Kong: the pre-function's phase-4 chunk (the shared jwt core,
+//! signatures by lua-resty-openssl) run under luajit against the Kong PDK
+//! stand-in (tests/lua/kong_pdk_standin.lua, not Kong) with lua-resty-openssl
+//! stood in by libcrypto through the FFI (tests/lua/resty_openssl_standin.lua,
+//! not lua-resty-openssl), with real HS256, RS256 and ES256 tokens (the
+//! reference gateway's test keys): valid, expired, wrong signature, issuer
+//! and audience, claims copied to headers over the client's copies, the
+//! consumer a claim names, and phase 1 before phase 4.
+
+mod common;
+
+use common::*;
+
+const SPEC: &str = r#"
+gatefold: 1
+gateway:
+  name: g
+  listen: 8080
+  policies: [{ ip-filter: { deny: [10.9.9.9] } }]
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+consumers: { acme: { groups: [gold] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      hs:
+        path: /hs
+        policies:
+          - jwt:
+              algorithms: [HS256]
+              secret: { env: JWT_SECRET }
+              issuer: https://issuer.example
+              audiences: [orders]
+              claims-to-headers: { sub: x-user-id, tenant: x-tenant }
+              leeway: 30s
+          - cors: { origins: [https://app.example] }
+      rs:
+        path: /rs
+        policies: [{ jwt: { algorithms: [RS256], public-key: { env: RS_PEM } } }]
+      es:
+        path: /es
+        policies: [{ jwt: { algorithms: [ES256], public-key: { env: ES_PEM } } }]
+"#;
+
+fn key(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../reference/tests/keys")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const OPENSSL: &str = include_str!("lua/resty_openssl_standin.lua");
+
+/// Lua running requests through route `route`'s pre-function (where phase
+/// 4 is) and post-function; `go(req)` prints the status, the consumer, the
+/// authenticated groups and the request's `x-*` headers as the upstream
+/// would get them. `allow` is `untrusted_lua_sandbox_requires`.
+fn run(route: &str, allow: bool, calls: &str) -> String {
+    let yaml = text(&emit(&compile(SPEC)));
+    let pre = function_config(&yaml, "pre-function", route);
+    let post = function_config(&yaml, "post-function", route);
+    let allow = if allow {
+        r#"S.requires = { ["resty.openssl.hmac"] = true, ["resty.openssl.pkey"] = true }"#
+    } else {
+        ""
+    };
+    run_lua(&format!(
+        r#"
+local O = (function() {OPENSSL} end)()
+S.modules = {{ ["resty.openssl.hmac"] = O.hmac, ["resty.openssl.pkey"] = O.pkey }}
+{allow}
+S.env = {{ JWT_SECRET = "s3cret", RS_PEM = {rs_pub}, ES_PEM = {es_pub} }}
+S.consumers = {{ acme = true }}
+S.clock = 1000000
+local RS_KEY, ES_KEY = {rs_priv}, {es_priv}
+local function token(alg, header, claims, key)
+  local input = O.b64url(header) .. "." .. O.b64url(claims)
+  local sig
+  if alg == "HS256" then sig = O.hs256(key, input) else sig = O.sign(alg, key, input) end
+  return "Bearer " .. input .. "." .. O.b64url(sig)
+end
+local pre_access, post_access = {pre}, {post}
+local function go(req)
+  local st = S.request(req)
+  local exited = S.phases(pre_access)
+  if not exited then exited = S.phases(post_access) end
+  local hs = {{}}
+  for _, kv in ipairs(st.headers) do
+    if kv[1]:sub(1, 2) == "x-" then hs[#hs + 1] = kv[1] .. "=" .. kv[2] end
+  end
+  local groups = S.kong.ctx.shared.authenticated_groups
+  print(tostring(st.status or 200) .. " consumer=" .. tostring(st.consumer)
+    .. " groups=" .. (groups and "{{}}" or "nil") .. " " .. table.concat(hs, " ")
+    .. (exited and (" " .. st.body) or "") .. " logs=" .. table.concat(st.logs, "|"))
+end
+{calls}
+"#,
+        pre = lua_phase(&pre, "access"),
+        post = lua_phase(&post, "access"),
+        rs_pub = gatefold_lua_script::lua::string(&key("rs256-public.pem")),
+        es_pub = gatefold_lua_script::lua::string(&key("es256-public.pem")),
+        rs_priv = gatefold_lua_script::lua::string(&key("rs256-private.pem")),
+        es_priv = gatefold_lua_script::lua::string(&key("es256-private.pem")),
+    ))
+}
+
+const HS: &str = r#"'{"alg":"HS256","typ":"JWT"}'"#;
+
+fn hs(claims: &str, secret: &str) -> String {
+    format!(
+        r#"token("HS256", {HS}, {}, {secret:?})"#,
+        gatefold_lua_script::lua::string(claims)
+    )
+}
+
+fn call(path: &str, ip: &str, auth: Option<&str>, extra: &str) -> String {
+    let auth = auth.map_or(String::new(), |a| format!("{{ \"authorization\", {a} }}, "));
+    format!(
+        "go({{ method = \"GET\", path = {path:?}, ip = {ip:?}, headers = {{ {auth}{extra} }} }})"
+    )
+}
+
+#[test]
+fn hs256_tokens_are_decided_as_the_spec_says() {
+    let good = r#"{"iss":"https://issuer.example","aud":["x","orders"],"sub":"acme","tenant":{"id":7},"exp":1000010}"#;
+    let calls = [
+        // Valid: the consumer `sub` names; claims over the client's copies.
+        call(
+            "/hs",
+            "10.0.0.1",
+            Some(&hs(good, "s3cret")),
+            r#"{ "x-user-id", "spoofed" }, { "x-tenant", "t" }, { "x-other", "kept" }"#,
+        ),
+        // Expired beyond the 30 s leeway; within it.
+        call("/hs", "10.0.0.1", Some(&hs(r#"{"iss":"https://issuer.example","aud":"orders","exp":999969}"#, "s3cret")), ""),
+        call("/hs", "10.0.0.1", Some(&hs(r#"{"iss":"https://issuer.example","aud":"orders","exp":999971}"#, "s3cret")), ""),
+        // Another secret's signature.
+        call("/hs", "10.0.0.1", Some(&hs(good, "other")), ""),
+        // Wrong issuer; no audience of ours.
+        call("/hs", "10.0.0.1", Some(&hs(r#"{"iss":"https://evil.example","aud":"orders"}"#, "s3cret")), ""),
+        call("/hs", "10.0.0.1", Some(&hs(r#"{"iss":"https://issuer.example","aud":"billing"}"#, "s3cret")), ""),
+        // A subject naming no consumer: admitted with no consumer (and no
+        // groups, so acl `allow` refuses and `deny` admits); the client's
+        // x-tenant is removed though the token has no `tenant` to copy.
+        call(
+            "/hs",
+            "10.0.0.1",
+            Some(&hs(r#"{"iss":"https://issuer.example","aud":"orders","sub":"nobody"}"#, "s3cret")),
+            r#"{ "x-tenant", "t" }"#,
+        ),
+        // `alg: none` and no token at all.
+        r#"go({ method = "GET", path = "/hs", ip = "10.0.0.1", headers = { { "authorization", "Bearer " .. O.b64url('{"alg":"none"}') .. "." .. O.b64url('{}') .. "." } } })"#.to_string(),
+        call("/hs", "10.0.0.1", None, ""),
+        // Phase 1 first: a denied address without a token is 403, not 401.
+        call("/hs", "10.9.9.9", None, ""),
+        // A CORS preflight is cors's to answer (phase 2): phase 4 lets it by.
+        r#"go({ method = "OPTIONS", path = "/hs", ip = "10.0.0.1", headers = { { "origin", "https://app.example" }, { "access-control-request-method", "GET" } } })"#.to_string(),
+    ];
+    let out = run("a.hs", true, &calls.join("\n"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 11, "{out}");
+    assert_eq!(
+        lines[0],
+        r#"200 consumer=acme groups=nil x-other=kept x-user-id=acme x-tenant={"id":7} logs="#,
+        "{out}"
+    );
+    let unauthorized = r#"401 consumer=nil groups=nil  {"error":"unauthorized"} logs="#;
+    assert_eq!(lines[1], unauthorized, "expired: {out}");
+    assert!(
+        lines[2].starts_with("200 consumer=nil groups={}"),
+        "within the leeway: {out}"
+    );
+    for (i, what) in [
+        (3, "signature"),
+        (4, "issuer"),
+        (5, "audience"),
+        (7, "alg none"),
+        (8, "no token"),
+    ] {
+        assert_eq!(lines[i], unauthorized, "{what}: {out}");
+    }
+    assert_eq!(
+        lines[6], "200 consumer=nil groups={} x-user-id=nobody logs=",
+        "{out}"
+    );
+    assert!(
+        lines[9].starts_with(r#"403 consumer=nil groups=nil  {"error":"forbidden"}"#),
+        "{out}"
+    );
+    assert!(
+        lines[10].starts_with("200 consumer=nil groups=nil"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rs256_and_es256_signatures_are_checked_with_the_key_from_the_vault() {
+    let claims = r#"{"sub":"acme"}"#;
+    let tok = |alg: &str, key: &str| {
+        format!(
+            r#"token("{alg}", '{{"alg":"{alg}"}}', {}, {key})"#,
+            gatefold_lua_script::lua::string(claims)
+        )
+    };
+    let tampered = |t: String| format!("({t}):sub(1, -3) .. \"AA\"");
+    let rs = [
+        call("/rs", "10.0.0.1", Some(&tok("RS256", "RS_KEY")), ""),
+        call(
+            "/rs",
+            "10.0.0.1",
+            Some(&tampered(tok("RS256", "RS_KEY"))),
+            "",
+        ),
+        // An ES256 token on the RS256 route: the wrong `alg`.
+        call("/rs", "10.0.0.1", Some(&tok("ES256", "ES_KEY")), ""),
+    ];
+    let out = run("a.rs", true, &rs.join("\n"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("200 consumer=acme"), "{out}");
+    assert!(lines[1].starts_with("401"), "{out}");
+    assert!(lines[2].starts_with("401"), "{out}");
+    let es = [
+        call("/es", "10.0.0.1", Some(&tok("ES256", "ES_KEY")), ""),
+        call("/es", "10.0.0.1", Some(&tampered(tok("ES256", "ES_KEY"))), ""),
+        // A signature that is not 64 bytes (DER instead of r||s).
+        call(
+            "/es",
+            "10.0.0.1",
+            Some(&format!(
+                "\"Bearer \" .. O.b64url('{{\"alg\":\"ES256\"}}') .. \".\" .. O.b64url({}) .. \".\" .. O.b64url(string.rep(\"A\", 70))",
+                gatefold_lua_script::lua::string(claims)
+            )),
+            "",
+        ),
+    ];
+    let out = run("a.es", true, &es.join("\n"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("200 consumer=acme"), "{out}");
+    assert!(lines[1].starts_with("401"), "{out}");
+    assert!(lines[2].starts_with("401"), "{out}");
+}
+
+#[test]
+fn without_the_sandbox_allowing_lua_resty_openssl_every_token_is_refused_and_logged() {
+    let good = r#"{"iss":"https://issuer.example","aud":"orders","sub":"acme"}"#;
+    let out = run(
+        "a.hs",
+        false,
+        &call("/hs", "10.0.0.1", Some(&hs(good, "s3cret")), ""),
+    );
+    assert!(out.starts_with("401"), "{out}");
+    assert!(
+        out.contains("needs resty.openssl.hmac in kong.conf's untrusted_lua_sandbox_requires"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_config_names_the_sandbox_requirement_and_its_lua_compiles() {
+    let yaml = text(&emit(&compile(SPEC)));
+    assert!(
+        yaml.contains(
+            "# and untrusted_lua_sandbox_requires = resty.openssl.hmac,resty.openssl.pkey\n"
+        ),
+        "{yaml}"
+    );
+    // The secret is a vault reference, never its value.
+    assert!(yaml.contains("{vault://env/JWT_SECRET}"), "{yaml}");
+    assert_chunks_compile(&yaml);
+}
