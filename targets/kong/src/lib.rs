@@ -20,6 +20,7 @@
 mod functions;
 mod jwt;
 pub mod model;
+mod native;
 mod plugins;
 pub mod routing;
 mod script;
@@ -86,21 +87,13 @@ impl Target for Kong {
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
-        vec![
-            FieldSupport {
-                kind: PolicyKind::RequestHeaders,
-                field: "set",
-                value: Some("with $("),
-                // request-transformer evaluates `$(...)` as a Lua template.
-                support: Support::Unsupported,
-            },
-            FieldSupport {
-                kind: PolicyKind::Native,
-                field: "kong",
-                value: None,
-                support: Support::Unsupported,
-            },
-        ]
+        vec![FieldSupport {
+            kind: PolicyKind::RequestHeaders,
+            field: "set",
+            value: Some("with $("),
+            // request-transformer evaluates `$(...)` as a Lua template.
+            support: Support::Unsupported,
+        }]
         .into_iter()
         // Language 1.1 cors forms (wildcard origins, `*` methods/headers,
         // credentials with any origin) are not emitted yet: refused.
@@ -143,9 +136,6 @@ impl Target for Kong {
                     out.extend(pick("set", Some("with $(")));
                 }
             }
-            Policy::Native(n) if n.per_target.contains_key(&TargetKind::Kong) => {
-                out.extend(pick("kong", None));
-            }
             _ => {}
         }
         out
@@ -173,6 +163,7 @@ impl Target for Kong {
             plugins: plugins::plugins(ir)
                 .into_iter()
                 .chain(functions::plugins(ir))
+                .chain(native::plugins(ir))
                 .collect(),
         };
         let mut text = String::from(
@@ -197,6 +188,17 @@ impl Target for Kong {
         };
         Output::new(TargetKind::Kong, ir, vec![file])
     }
+}
+
+/// The plugins `native: { kong: { plugins: [...] } }` passes through
+/// (logs, metrics, traces, `correlation-id`; see docs/kong.md).
+pub fn native_plugins() -> impl Iterator<Item = &'static str> {
+    native::accepted()
+}
+
+/// The Kong 3.15 `config` schema a `native.kong` plugin is checked against.
+pub fn native_schema(name: &str) -> Option<serde_json::Value> {
+    native::schema(name)
 }
 
 /// The tag naming what gatefold entity an entity comes from, e.g.
@@ -433,6 +435,9 @@ pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
             );
         }
     }
+    // `native.kong` plugins outside the accepted set, or whose config
+    // breaks the plugin's schema.
+    out.extend(native::refusals(ir, origin));
     script::conflicts(ir, &mut out, origin);
     functions::conflicts(ir, &mut out, origin);
     for r in &ir.routes {
