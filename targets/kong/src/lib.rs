@@ -7,10 +7,12 @@
 //! in the IR's order ([`routing`]), consumers with key-auth and basic-auth
 //! credentials as vault references and ACL groups, and the bundled OSS
 //! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`
-//! and `response-transformer`; `ip-filter`, the body limit, `rate-limit`,
-//! `mock` and scripts as Lua in `pre-function` / `post-function`, placed
-//! in the spec's phase order (`functions`; scripts from
-//! [`gatefold_lua_script`]). A bundled-plugin policy instance
+//! and `response-transformer`; `ip-filter`, the body limit, `jwt`
+//! (`jwt`), `rate-limit`, `mock` and scripts as Lua in `pre-function` /
+//! `post-function`, placed in the spec's phase order (`functions`; scripts
+//! and the jwt core from [`gatefold_lua_script`]); `native.kong` plugins
+//! that only observe, checked against their schemas (`native`). A
+//! bundled-plugin policy instance
 //! that covers every route is one global plugin; otherwise one plugin per
 //! route whose chain holds it. Everything else is declared unsupported or
 //! approximate, so `check` refuses it (security kinds always).
@@ -77,8 +79,7 @@ impl Target for Kong {
             PolicyKind::TrafficSplit => Support::Approximate {
                 note: "every destination is called with the first destination's timeouts: Kong sets timeouts per service, and the split picks the Kong upstream within the route's service",
             },
-            // Planned (docs/kong.md): jwt, redirect, rewrite, timeout,
-            // retry, traffic-split, cache, deprecation.
+            // Planned (docs/kong.md): redirect, retry, cache.
             PolicyKind::Redirect
             | PolicyKind::Cache
             | PolicyKind::Retry
