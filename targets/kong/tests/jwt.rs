@@ -268,3 +268,90 @@ fn the_config_names_the_sandbox_requirement_and_its_lua_compiles() {
     assert!(yaml.contains("{vault://env/JWT_SECRET}"), "{yaml}");
     assert_chunks_compile(&yaml);
 }
+
+#[test]
+fn a_public_key_file_is_compiled_in_and_verifies_es256() {
+    // The spec's folder holds the key, as the spec requires.
+    let dir = std::env::temp_dir().join(format!("gatefold-kong-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("es.pub"), key("es256-public.pem")).unwrap();
+    std::fs::write(
+        dir.join("gatefold.yaml"),
+        r#"gatefold: 1
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      es: { path: /es, policies: [{ jwt: { algorithms: [ES256], public-key: { file: es.pub } } }] }
+"#,
+    )
+    .unwrap();
+    let compiled = gatefold_compiler::compile_path(&dir.join("gatefold.yaml"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ir = compiled.ir.expect("the spec compiles");
+    let yaml = text(&emit(&ir));
+    let pre = function_config(&yaml, "pre-function", "a.es");
+    let out = run_lua(&format!(
+        r#"
+local O = (function() {OPENSSL} end)()
+S.modules = {{ ["resty.openssl.pkey"] = O.pkey }}
+S.requires = {{ ["resty.openssl.pkey"] = true }}
+local access = {access}
+local input = O.b64url('{{"alg":"ES256"}}') .. "." .. O.b64url('{{"sub":"x"}}')
+for _, t in ipairs({{ input .. "." .. O.b64url(O.sign("ES256", {es_priv}, input)), input .. ".AAAA" }}) do
+  local st = S.request({{ method = "GET", path = "/es", ip = "10.0.0.1", headers = {{ {{ "authorization", "Bearer " .. t }} }} }})
+  S.phases(access)
+  print(tostring(st.status or 200))
+end
+"#,
+        access = lua_phase(&pre, "access"),
+        es_priv = gatefold_lua_script::lua::string(&key("es256-private.pem")),
+    ));
+    // No vault involved (S.env is empty): the PEM is in the chunk.
+    assert_eq!(out, "200\n401\n", "{out}");
+    assert!(yaml.contains("BEGIN PUBLIC KEY"), "{yaml}");
+}
+
+#[test]
+fn the_core_under_the_sandbox_shims_reads_as_the_core_with_luajits_own_bit() {
+    // The chunk's shims (metatables, `bit`, `string.rep` in plain Lua) and
+    // the core, run in the sandbox's globals, against the core as NGINX
+    // runs it, over base64url and JSON inputs that reach every shimmed
+    // function (multi-byte UTF-8 escapes, bad final bits, floats).
+    let yaml = text(&emit(&compile(SPEC)));
+    let pre = function_config(&yaml, "pre-function", "a.hs");
+    let chunk = pre["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .find(|c| c.starts_with("-- gatefold: jwt "))
+        .unwrap();
+    let sandboxed = format!(
+        "{}return core\n",
+        &chunk[..chunk.find("local P = {").unwrap()]
+    );
+    let out = run_lua(&format!(
+        r#"
+local shimmed = S.run_sandboxed({sandboxed})
+local plain = (function() {core} end)()
+local inputs = {{ "", "QQ", "QR", "QUI", "QUJD", "_-8", "4pyTIMOgIGxhIG1vZGU", "8J-YgA", "a", "====", "ab=" }}
+local json = {{ '{{"a":"\\u00e9\\u4e2d\\ud83d\\ude00"}}', '[1.5e300,-0,2.5e3,"x"]', '{{"n":18446744073709551616}}', '"\\u0000"' }}
+local differ = 0
+for _, s in ipairs(inputs) do
+  if shimmed.b64url(s) ~= plain.b64url(s) then differ = differ + 1; print("b64url", s) end
+end
+for _, s in ipairs(json) do
+  local a, b = shimmed.decode(s), plain.decode(s)
+  local ea, eb = a and shimmed.encode(a), b and plain.encode(b)
+  if ea ~= eb then differ = differ + 1; print("json", s, ea, eb) end
+  if not ea then differ = differ + 1; print("unread", s) end
+end
+print("differ=" .. differ)
+"#,
+        sandboxed = gatefold_lua_script::lua::string(&sandboxed),
+        core = gatefold_lua_script::JWT,
+    ));
+    assert_eq!(out, "differ=0\n", "{out}");
+}

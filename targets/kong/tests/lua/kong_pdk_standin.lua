@@ -203,6 +203,13 @@ end
 -- Loads a config string as Kong's sandbox does; returns the function the
 -- chunk returns (Kong calls it per request).
 function S.load(src)
+  local f = S.run_sandboxed(src)
+  assert(type(f) == "function", "the chunk returns the per-request function")
+  return f
+end
+
+-- Runs a chunk once with the sandbox's globals; what it returns.
+function S.run_sandboxed(src)
   local string_ = {}
   for k, v in pairs(string) do
     if k ~= "rep" and k ~= "dump" then string_[k] = v end
@@ -219,9 +226,7 @@ function S.load(src)
   }
   local chunk = assert(loadstring(src, "=function"))
   setfenv(chunk, env)
-  local f = chunk()
-  assert(type(f) == "function", "the chunk returns the per-request function")
-  return f
+  return chunk()
 end
 
 -- Runs a phase function; true when it ended the request with exit().
