@@ -9,7 +9,8 @@
 //!   phase 1 (`ip-filter`, 403), phase 3 (a `content-length` over the
 //!   route's body limit, 413; `request-size-limit` or the baseline
 //!   `max-body`), both before cors (2000) and authentication (1250, 1100),
-//!   as the spec orders them, then phase 4's `jwt` (`crate::jwt`). A CORS preflight skips phase 3 on a route
+//!   as the spec orders them, then phase 4 when Kong's plugins cannot carry it out
+//!   (`jwt`, or a choice of methods: `crate::auth`). A CORS preflight skips phase 3 on a route
 //!   with `cors`, which answers it at phase 2. Its `header_filter` adds
 //!   the `x-ratelimit-*` headers phase 6 promised before response-transformer
 //!   (800) runs, as the spec adds promised headers before phase 13.
@@ -210,10 +211,11 @@ fn pre_config(ir: &ValidIr, r: &Route) -> Functions {
         exit(413, "payload too large")
     ));
     f.access.push(body);
-    if let Some((id, Policy::Jwt(j))) = policy(ir, r, PolicyKind::Jwt) {
-        f.ids.push(id.to_string());
-        let cors = r.policy_id(PolicyKind::Cors).is_some();
-        f.access.push(crate::jwt::chunk(ir, id, j, cors));
+    let cors = r.policy_id(PolicyKind::Cors).is_some();
+    if let Some(chunk) = crate::auth::chunk(ir, r, cors) {
+        let methods = r.lowered.auth.iter().flat_map(|a| a.methods.iter());
+        f.ids.extend(methods.map(|id| id.to_string()));
+        f.access.push(chunk);
     }
     // The same chunk for every rate-limit instance (it reads what the
     // post-function's count stored), so routes of different limits can

@@ -70,8 +70,10 @@ local string = (function()
 end)()
 "#;
 
-/// The access chunk of one route's `jwt` instance.
-pub fn chunk(ir: &ValidIr, id: &PolicyId, j: &Jwt, cors: bool) -> String {
+/// The Lua defining `jwt_check()` for one `jwt` instance: true, the
+/// consumer claim's value and the claim headers (in claim order), or
+/// false; and `JWT_CLAIMS`, the `{ claim, header }` pairs.
+pub fn prelude(id: &PolicyId, j: &Jwt) -> String {
     let (alg, key) = match &j.key {
         JwtKey::Hs256 { secret } => (
             "HS256",
@@ -96,26 +98,13 @@ pub fn chunk(ir: &ValidIr, id: &PolicyId, j: &Jwt, cors: bool) -> String {
         .iter()
         .map(|(c, h)| format!("{{ {}, {} }}", s(c), s(h.as_str())))
         .collect();
-    let consumers: Vec<String> = ir
-        .consumers
-        .keys()
-        .map(|c| format!("[{}] = true", s(c.as_str())))
-        .collect();
-    let preflight = if cors {
-        // Kong's cors answers a preflight at phase 2 (cors handler.lua:
-        // OPTIONS with an origin and access-control-request-method).
-        "  if kong.request.get_method() == \"OPTIONS\" and (kong.request.get_header(\"origin\") or \"\") ~= \"\"\n     and kong.request.get_header(\"access-control-request-method\") then\n    return\n  end\n"
-    } else {
-        ""
-    };
     format!(
-        r#"-- gatefold: jwt {idq} (phase 4): the shared core, signatures by lua-resty-openssl
-{SHIMS}local core = (function()
+        r#"{SHIMS}local core = (function()
 {core}end)()
 local P = {{ id = {idq}, alg = "{alg}", issuer = {issuer}, audiences = {audiences},
   consumer_claim = {claim}, claims = {{ {claims} }}, leeway = {leeway} }}
+local JWT_CLAIMS = P.claims
 local KEY = {key}
-local CONSUMERS = {{ {consumers} }}
 local MODULE = "{module}"
 local lib_ok, lib = pcall(require, MODULE)
 local byte = string.byte
@@ -174,38 +163,9 @@ local function verify(p, msg, sig)
   return key:verify(sig, msg, "sha256", nil, {{ ecdsa_use_raw = true }}) == true
 end
 
-return function()
-{preflight}  ngx.update_time()
-  local ok, name, headers = core.check(P, kong.request.get_header("authorization"), ngx.now(), verify)
-  if not ok then
-    {unauthorized}
-  end
-  -- The consumer the claim names, if it names one of the spec's; acl then
-  -- reads its groups. None: no groups (acl `allow` refuses, `deny` admits).
-  if name and CONSUMERS[name] then
-    local c, err = kong.client.load_consumer(name, true)
-    if not c or c.username ~= name then
-      kong.log.err("gatefold: jwt ", P.id, ": consumer ", name, " not loaded: ", err)
-      {unauthorized}
-    end
-    kong.client.authenticate(c, nil)
-  else
-    kong.ctx.shared.authenticated_groups = {{}}
-  end
-  -- The token goes on; client copies of claim headers never do. Then the
-  -- claims, in claim order (a leading "" clears; the values after it are
-  -- added as they are, an empty one too, as the NGINX target sends them).
-  for _, pair in ipairs(P.claims) do ngx.req.clear_header(pair[2]) end
-  local values, order = {{}}, {{}}
-  for _, pair in ipairs(headers) do
-    if not values[pair[1]] then
-      values[pair[1]] = {{}}
-      order[#order + 1] = pair[1]
-    end
-    local v = values[pair[1]]
-    v[#v + 1] = pair[2]
-  end
-  for _, n in ipairs(order) do ngx.req.set_header(n, {{ "", unpack(values[n]) }}) end
+local function jwt_check()
+  ngx.update_time()
+  return core.check(P, kong.request.get_header("authorization"), ngx.now(), verify)
 end
 "#,
         idq = s(&id.to_string()),
@@ -213,9 +173,7 @@ end
         claim = s(&j.consumer_claim),
         claims = claims.join(", "),
         leeway = j.leeway.millis as f64 / 1000.0,
-        consumers = consumers.join(", "),
         module = module(&j.key),
-        unauthorized = crate::functions::exit(401, "unauthorized"),
     )
 }
 

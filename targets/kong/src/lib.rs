@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod functions;
 mod jwt;
 pub mod model;
@@ -393,11 +394,10 @@ fn consumers(ir: &ValidIr) -> Vec<Consumer> {
 /// What [`check`](gatefold_compiler::target::check) cannot see, because it
 /// looks at one policy at a time: `gateway.tls` (not emitted yet), an
 /// upstream with `retries` (not a
-/// policy instance; see below), and a route with two or more
-/// authentication methods. The spec admits a request any one of them
-/// authenticates; Kong runs every authentication plugin on the route and
-/// refuses unless all pass (an `anonymous` consumer could express "any",
-/// which is planned). Errors, one per upstream or route; the target's
+/// policy instance; see below), `native.kong` entries, and routes whose
+/// Lua phase 4 (`auth`: jwt, or a choice of methods, which Kong's own
+/// plugins would all require) meets a query key or a request script.
+/// Errors, one per upstream, policy or route; the target's
 /// [`Target::spec_diagnostics`], so every place that compiles for Kong
 /// adds them to the gaps.
 pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
@@ -441,28 +441,6 @@ pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
     out.extend(native::refusals(ir, origin));
     script::conflicts(ir, &mut out, origin);
     functions::conflicts(ir, &mut out, origin);
-    for r in &ir.routes {
-        let Some(auth) = &r.lowered.auth else {
-            continue;
-        };
-        if auth.methods.len() < 2 {
-            continue;
-        }
-        let first = &auth.methods[0];
-        let loc = ir.sources.policies.get(first).copied().unwrap_or(origin);
-        let names: Vec<String> = auth.methods.iter().map(|m| format!("`{m}`")).collect();
-        out.push(
-            Diagnostic::error(
-                "unsupported-policy",
-                span_of(loc),
-                format!(
-                    "target `kong` cannot carry out a choice of authentication methods on route `{}` ({}): Kong requires every authentication plugin on a route to pass, the spec any one",
-                    r.id,
-                    names.join(", ")
-                ),
-            )
-            .with_help("keep one authentication method on this route for the Kong target"),
-        );
-    }
+    auth::conflicts(ir, &mut out, origin);
     out
 }

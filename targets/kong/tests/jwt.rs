@@ -5,7 +5,9 @@
 //! not lua-resty-openssl), with real HS256, RS256 and ES256 tokens (the
 //! reference gateway's test keys): valid, expired, wrong signature, issuer
 //! and audience, claims copied to headers over the client's copies, the
-//! consumer a claim names, and phase 1 before phase 4.
+//! consumer a claim names, and phase 1 before phase 4; and a route with a
+//! choice of key-auth, basic-auth and jwt, whose phase 4 is the same Lua
+//! (Kong's own plugins would require all of them).
 
 mod common;
 
@@ -326,7 +328,7 @@ fn the_core_under_the_sandbox_shims_reads_as_the_core_with_luajits_own_bit() {
         .unwrap()
         .iter()
         .map(|c| c.as_str().unwrap())
-        .find(|c| c.starts_with("-- gatefold: jwt "))
+        .find(|c| c.starts_with("-- gatefold: authentication (phase 4)"))
         .unwrap();
     let sandboxed = format!(
         "{}return core\n",
@@ -354,4 +356,121 @@ print("differ=" .. differ)
         core = gatefold_lua_script::JWT,
     ));
     assert_eq!(out, "differ=0\n", "{out}");
+}
+
+const CHOICE: &str = r#"
+gatefold: 1
+gateway:
+  name: g
+  listen: 8080
+  policies: [{ ip-filter: { deny: [10.9.9.9] } }]
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+consumers:
+  acme: { credentials: { key: { env: ACME_KEY } } }
+  staff: { groups: [admins], credentials: { basic: { user: carol, password: { env: CAROL_PASSWORD } } } }
+apis:
+  a:
+    upstream: u
+    policies:
+      - key-auth: { in: header, name: x-api-key }
+      - basic-auth: { realm: kitchen staff }
+      - jwt: { algorithms: [HS256], secret: { env: JWT_SECRET }, claims-to-headers: { sub: x-sub } }
+    routes:
+      any: { path: /any }
+"#;
+
+#[test]
+fn a_choice_of_methods_admits_on_any_one_in_order_and_removes_the_credentials() {
+    let yaml = text(&emit(&compile(CHOICE)));
+    assert_chunks_compile(&yaml);
+    // Kong's own key-auth and basic-auth would each be required: not used.
+    let doc: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    for p in doc["plugins"].as_array().unwrap() {
+        assert!(
+            p["name"] != "key-auth" && p["name"] != "basic-auth",
+            "{yaml}"
+        );
+    }
+    let pre = function_config(&yaml, "pre-function", "a.any");
+    let b64 = |s: &str| {
+        use std::fmt::Write;
+        // Standard base64 with padding, as clients send basic credentials.
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b = s.as_bytes();
+        let mut out = String::new();
+        for c in b.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    let _ = write!(out, "=");
+                }
+            }
+        }
+        out
+    };
+    let out = run_lua(&format!(
+        r#"
+local O = (function() {OPENSSL} end)()
+S.modules = {{ ["resty.openssl.hmac"] = O.hmac }}
+S.requires = {{ ["resty.openssl.hmac"] = true }}
+S.env = {{ ACME_KEY = "k-acme", CAROL_PASSWORD = "pw", JWT_SECRET = "s3cret" }}
+S.consumers = {{ acme = true, staff = true }}
+local access = {access}
+local input = O.b64url('{{"alg":"HS256"}}') .. "." .. O.b64url('{{"sub":"staff"}}')
+local TOKEN = "Bearer " .. input .. "." .. O.b64url(O.hs256("s3cret", input))
+local function go(ip, headers)
+  local st = S.request({{ method = "GET", path = "/any", ip = ip, headers = headers }})
+  local exited = S.phases(access)
+  local hs = {{}}
+  for _, kv in ipairs(st.headers) do hs[#hs + 1] = kv[1] .. "=" .. kv[2] end
+  local www = ""
+  for _, kv in ipairs(st.res_headers) do if kv[1] == "www-authenticate" then www = " " .. kv[2] end end
+  print(tostring(st.status or 200) .. " consumer=" .. tostring(st.consumer) .. www .. " [" .. table.concat(hs, " ") .. "]")
+end
+go("10.0.0.1", {{ {{ "x-api-key", "k-acme" }}, {{ "authorization", TOKEN }} }})
+go("10.0.0.1", {{ {{ "x-api-key", "wrong" }}, {{ "authorization", "Basic {carol}" }} }})
+go("10.0.0.1", {{ {{ "authorization", "Basic {carol_bad}" }} }})
+go("10.0.0.1", {{ {{ "authorization", TOKEN }}, {{ "x-sub", "spoofed" }} }})
+go("10.0.0.1", {{}})
+go("10.9.9.9", {{}})
+"#,
+        access = lua_phase(&pre, "access"),
+        carol = b64("carol:pw"),
+        carol_bad = b64("carol:px"),
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    // key-auth is tried first: its consumer, its header removed, the token
+    // (not checked) forwarded and no claim header set.
+    assert!(
+        lines[0].starts_with("200 consumer=acme [authorization=Bearer "),
+        "{out}"
+    );
+    assert!(
+        !lines[0].contains("x-api-key") && !lines[0].contains("x-sub"),
+        "{out}"
+    );
+    // A wrong key, then basic-auth admits; the authorization header goes.
+    assert_eq!(lines[1], "200 consumer=staff []", "{out}");
+    // A wrong password and nothing else: 401 announcing the realm.
+    assert_eq!(
+        lines[2],
+        r#"401 consumer=nil Basic realm="kitchen staff" [authorization=Basic Y2Fyb2w6cHg=]"#,
+        "{out}"
+    );
+    // The token admits: its consumer, its claim over the client's copy.
+    assert!(
+        lines[3].starts_with("200 consumer=staff [authorization=Bearer "),
+        "{out}"
+    );
+    assert!(lines[3].ends_with(" x-sub=staff]"), "{out}");
+    assert_eq!(
+        lines[4], r#"401 consumer=nil Basic realm="kitchen staff" []"#,
+        "{out}"
+    );
+    // Phase 1 first.
+    assert!(lines[5].starts_with("403"), "{out}");
 }

@@ -311,11 +311,10 @@ apis:
     for route in ["a.one", "a.two"] {
         let pre = function_config(&yaml, "pre-function", route);
         assert!(
-            pre["access"]
-                .as_array()
+            pre["access"].as_array().unwrap().iter().any(|c| c
+                .as_str()
                 .unwrap()
-                .iter()
-                .any(|c| c.as_str().unwrap().starts_with("-- gatefold: jwt ")),
+                .starts_with("-- gatefold: authentication (phase 4): ")),
             "{route}: {pre}"
         );
     }

@@ -74,6 +74,28 @@ S.clock = 0
 S.ngx = {
   now = function() return S.clock end,
   update_time = function() end,
+  -- As nginx's ngx_decode_base64 reads: the characters before the first
+  -- `=` (or the end), all of the standard alphabet, not 4n+1 of them; the
+  -- rest ignored.
+  decode_base64 = function(s)
+    local A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local eq = s:find("=", 1, true)
+    local body = eq and s:sub(1, eq - 1) or s
+    if #body % 4 == 1 then return nil end
+    local out, acc, bits = {}, 0, 0
+    for i = 1, #body do
+      local v = A:find(body:sub(i, i), 1, true)
+      if not v then return nil end
+      acc = acc * 64 + (v - 1)
+      bits = bits + 6
+      if bits >= 8 then
+        bits = bits - 8
+        out[#out + 1] = string.char(math.floor(acc / 2 ^ bits) % 256)
+        acc = acc % 2 ^ bits
+      end
+    end
+    return table.concat(out)
+  end,
   shared = { kong_rate_limiting_counters = dict() },
   -- As lua-nginx-module sets request headers: a string replaces ("" removes);
   -- a table replaces with its first value ("" only clears) and adds the
