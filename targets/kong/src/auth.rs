@@ -51,8 +51,12 @@ pub fn chunk(ir: &ValidIr, r: &Route, cors: bool) -> Option<String> {
     for (id, p) in &list {
         match p {
             Policy::KeyAuth(k) => {
-                // Query keys are refused here (`conflicts`).
-                debug_assert_eq!(k.location, KeyLocation::Header);
+                // Query keys are refused here (`conflicts`); were one
+                // here, it would admit nobody (fail closed).
+                let read = match k.location {
+                    KeyLocation::Header => "kong.request.get_header(KEY_NAME)",
+                    KeyLocation::Query => "nil",
+                };
                 let refs: Vec<String> = ir
                     .consumers
                     .iter()
@@ -76,13 +80,13 @@ local function key_check()
       if v and v ~= "" then keys[v] = kr[1] end
     end
   end
-  local k = kong.request.get_header(KEY_NAME)
+  local k = {read}
   local c = k and keys[k]
   return c ~= nil, c
 end
 "#,
                     name = s(&k.name),
-                    refs = refs.join(", ")
+                    refs = refs.join(", "),
                 ));
                 checks.push("key_check");
                 clear.push("  ngx.req.clear_header(KEY_NAME)\n".to_string());
