@@ -171,7 +171,8 @@ fn the_capability_matrix_in_docs_is_generated() {
     assert_eq!(v["reference"]["kinds"]["mock"], "built-in");
     assert_eq!(v["reference"]["kinds"]["script"], "built-in");
     assert_eq!(v["nginx"]["kinds"]["script"], "emulated");
-    assert_eq!(v["kong"]["kinds"]["jwt"], "unsupported");
+    assert_eq!(v["kong"]["kinds"]["jwt"], "emulated");
+    assert_eq!(v["kong"]["kinds"]["retry"], "unsupported");
     assert!(v["reference"]["fields"].is_array());
 }
 
@@ -420,16 +421,16 @@ fn diff_exits_by_outcome() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// Fail closed: `jwt`, which the Kong target does not carry out, is an
-/// error at the policy's place with or without `--strict` (never left out
-/// with a warning), and nothing is written.
+/// Fail closed: `retry`, which the Kong target does not carry out (not
+/// an advisory kind), is an error at the policy's place with or without
+/// `--strict` (never left out with a warning), and nothing is written.
 #[test]
 fn strict_turns_unsupported_policies_into_errors() {
     let dir = scratch("strict");
     let spec = dir.join("spec.yaml");
     std::fs::write(
         &spec,
-        "gatefold: 1\napis:\n  a:\n    routes:\n      r:\n        path: /\n        policies:\n          - mock: { body: ok }\n          - jwt: { algorithms: [HS256], secret: { env: S } }\n",
+        "gatefold: 1\nupstreams: { u: { targets: [{ url: \"http://127.0.0.1:9\" }] } }\napis:\n  a:\n    upstream: u\n    routes:\n      r:\n        path: /\n        policies:\n          - retry: { attempts: 1 }\n",
     )
     .unwrap();
     let spec_arg = spec.to_str().unwrap();
@@ -451,11 +452,12 @@ fn strict_turns_unsupported_policies_into_errors() {
         assert_eq!(o.status.code(), Some(1), "strict={strict}: {err}");
         assert!(
             err.contains("error")
-                && err
-                    .contains("cannot carry it out: `jwt` (policy `route/a.r/jwt` on route `a.r`)"),
+                && err.contains(
+                    "cannot carry it out: `retry` (policy `route/a.r/retry` on route `a.r`)"
+                ),
             "{err}"
         );
-        assert!(err.contains(&format!("{}:9:13", spec.display())), "{err}");
+        assert!(err.contains(&format!("{}:10:13", spec.display())), "{err}");
         // Nothing is written, so the error must not say the policy "is left out".
         assert!(!err.contains("it is left out"), "{err}");
         assert!(!out.exists());

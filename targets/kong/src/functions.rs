@@ -6,10 +6,11 @@
 //! spec's place:
 //!
 //! - `pre-function` (priority 1,000,000, before every other plugin):
-//!   phase 1 (`ip-filter`, 403) and phase 3 (a `content-length` over the
+//!   phase 1 (`ip-filter`, 403), phase 3 (a `content-length` over the
 //!   route's body limit, 413; `request-size-limit` or the baseline
 //!   `max-body`), both before cors (2000) and authentication (1250, 1100),
-//!   as the spec orders them. A CORS preflight skips phase 3 on a route
+//!   as the spec orders them, then phase 4 when Kong's plugins cannot carry it out
+//!   (`jwt`, or a choice of methods: `crate::auth`). A CORS preflight skips phase 3 on a route
 //!   with `cors`, which answers it at phase 2. Its `header_filter` adds
 //!   the `x-ratelimit-*` headers phase 6 promised before response-transformer
 //!   (800) runs, as the spec adds promised headers before phase 13.
@@ -166,7 +167,7 @@ fn policy<'a>(ir: &'a ValidIr, r: &Route, kind: PolicyKind) -> Option<(&'a Polic
 
 /// The JSON error answer `kong.response.exit` sends: the reference
 /// gateway's `{"error":"..."}` with `content-type: application/json`.
-fn exit(status: u16, message: &str) -> String {
+pub(crate) fn exit(status: u16, message: &str) -> String {
     format!(
         "return kong.response.exit({status}, {}, {{ [\"content-type\"] = \"application/json\" }})",
         s(&format!(
@@ -210,6 +211,12 @@ fn pre_config(ir: &ValidIr, r: &Route) -> Functions {
         exit(413, "payload too large")
     ));
     f.access.push(body);
+    let cors = r.policy_id(PolicyKind::Cors).is_some();
+    if let Some(chunk) = crate::auth::chunk(ir, r, cors) {
+        let methods = r.lowered.auth.iter().flat_map(|a| a.methods.iter());
+        f.ids.extend(methods.map(|id| id.to_string()));
+        f.access.push(chunk);
+    }
     // The same chunk for every rate-limit instance (it reads what the
     // post-function's count stored), so routes of different limits can
     // share one pre-function.

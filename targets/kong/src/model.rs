@@ -197,6 +197,9 @@ pub enum PluginConfig {
         add: TransformList,
         append: TransformList,
     },
+    /// A `native.kong` plugin's config, checked against its schema
+    /// (`native`).
+    Native(serde_json::Value),
     /// `pre-function` / `post-function`: Lua chunks per phase (each returns
     /// the function Kong calls per request).
     Functions {

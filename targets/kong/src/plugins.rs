@@ -18,10 +18,12 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
         let Some((name, config)) = plugin(&instance.policy) else {
             continue;
         };
+        // Phase 4 in Lua (`auth`) replaces Kong's key-auth and basic-auth.
+        let lua_auth = matches!(id.kind, PolicyKind::KeyAuth | PolicyKind::BasicAuth);
         let holders: Vec<&RouteId> = ir
             .routes
             .iter()
-            .filter(|r| r.chain.contains(id))
+            .filter(|r| r.chain.contains(id) && !(lua_auth && crate::auth::in_lua(r)))
             .map(|r| &r.id)
             .collect();
         if holders.is_empty() {

@@ -34,7 +34,12 @@ fn plugin_schema(name: &str) -> Value {
             })
             .collect(),
     };
-    load(schemas().join(format!("plugins/{file}.json")))
+    let path = schemas().join(format!("plugins/{file}.json"));
+    if path.exists() {
+        return load(path);
+    }
+    // `native.kong` plugins: the schemas the target embeds (schemas/).
+    load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{file}.json")))
 }
 
 /// Keys of `value` that `schema` does not declare, as JSON paths.
@@ -42,8 +47,10 @@ fn undeclared(schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
+            // A map's keys are declared by `additionalProperties`.
+            let extra = schema.get("additionalProperties").filter(|s| s.is_object());
             for (k, v) in map {
-                match props.and_then(|p| p.get(k)) {
+                match props.and_then(|p| p.get(k)).or(extra) {
                     Some(s) => undeclared(s, v, &format!("{at}.{k}"), out),
                     None => out.push(format!("{at}.{k}")),
                 }
@@ -277,4 +284,66 @@ apis:
     };
     assert_eq!(of("a.kept"), true, "{yaml}");
     assert_eq!(of("a.not"), false, "{yaml}");
+}
+
+#[test]
+fn jwt_is_a_valid_pre_function() {
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+consumers: { acme: { groups: [gold] } }
+apis:
+  a:
+    upstream: u
+    policies:
+      - jwt: { algorithms: [HS256], secret: { env: JWT_SECRET }, claims-to-headers: { sub: x-user } }
+      - acl: { allow: [gold] }
+    routes:
+      one: { path: /one }
+      two: { path: /two, policies: [{ jwt: { algorithms: [ES256], public-key: { env: ES_PEM } } }] }
+"#,
+    )));
+    let names = assert_valid(&yaml);
+    assert!(names.iter().any(|n| n == "acl"), "{names:?}");
+    // Each route's phase 4 is in its pre-function.
+    for route in ["a.one", "a.two"] {
+        let pre = function_config(&yaml, "pre-function", route);
+        assert!(
+            pre["access"].as_array().unwrap().iter().any(|c| c
+                .as_str()
+                .unwrap()
+                .starts_with("-- gatefold: authentication (phase 4): ")),
+            "{route}: {pre}"
+        );
+    }
+}
+
+#[test]
+fn native_plugins_are_valid_for_kong_and_their_schemas() {
+    let names = assert_valid(&text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway:
+  name: g
+  listen: 8080
+  policies:
+    - native:
+        kong:
+          plugins:
+            - { name: correlation-id, config: { header_name: x-request-id, generator: uuid } }
+            - { name: http-log, config: { http_endpoint: "{vault://env/LOG_URL}", headers: { x-a: b }, timeout: 5000 } }
+            - { name: tcp-log, config: { host: logs.internal, port: 5140 } }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one: { path: /one }
+"#,
+    ))));
+    for n in ["correlation-id", "http-log", "tcp-log"] {
+        assert!(names.iter().any(|x| x == n), "{n}: {names:?}");
+    }
 }

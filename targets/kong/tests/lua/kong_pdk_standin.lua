@@ -3,11 +3,14 @@
 -- `kong.log` to run gatefold's emitted pre-function and post-function Lua
 -- under plain luajit in the tests, plus a loader that gives a chunk only
 -- the globals Kong's `untrusted_lua = sandbox` mode gives (no
--- set/getmetatable, no string.rep, no load, io, os or require; `ngx` in
--- full, kong/tools/sandbox/init.lua). Of `ngx` it has what the chunks use:
+-- set/getmetatable, no bit, no string.rep, no load, io or os; `require`
+-- only of the modules kong.conf's `untrusted_lua_sandbox_requires` lists;
+-- `ngx` in full, kong/tools/sandbox/init.lua). Of `ngx` it has what the chunks use:
 -- `ngx.now()` (a clock the test sets) and the shared dict
 -- `kong_rate_limiting_counters` (`get`, and `incr` with init and init_ttl
--- as lua-nginx-module documents it, entries expiring on that clock).
+-- as lua-nginx-module documents it, entries expiring on that clock) and
+-- `ngx.req.set_header` / `clear_header`. Also `kong.vault.get` of env
+-- references and `kong.client.load_consumer` / `authenticate`.
 -- State is one request at a time, as in a Kong worker.
 local S = {}
 local state
@@ -70,8 +73,54 @@ end
 S.clock = 0
 S.ngx = {
   now = function() return S.clock end,
+  update_time = function() end,
+  -- As nginx's ngx_decode_base64 reads: the characters before the first
+  -- `=` (or the end), all of the standard alphabet, not 4n+1 of them; the
+  -- rest ignored.
+  decode_base64 = function(s)
+    local A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local eq = s:find("=", 1, true)
+    local body = eq and s:sub(1, eq - 1) or s
+    if #body % 4 == 1 then return nil end
+    local out, acc, bits = {}, 0, 0
+    for i = 1, #body do
+      local v = A:find(body:sub(i, i), 1, true)
+      if not v then return nil end
+      acc = acc * 64 + (v - 1)
+      bits = bits + 6
+      if bits >= 8 then
+        bits = bits - 8
+        out[#out + 1] = string.char(math.floor(acc / 2 ^ bits) % 256)
+        acc = acc % 2 ^ bits
+      end
+    end
+    return table.concat(out)
+  end,
   shared = { kong_rate_limiting_counters = dict() },
+  -- As lua-nginx-module sets request headers: a string replaces ("" removes);
+  -- a table replaces with its first value ("" only clears) and adds the
+  -- others as they are.
+  req = {
+    clear_header = function(n) set(state.headers, n:lower(), nil) end,
+    set_header = function(n, v)
+      n = n:lower()
+      if type(v) ~= "table" then v = { v } end
+      set(state.headers, n, nil)
+      for i, x in ipairs(v) do
+        if not (i == 1 and x == "") then state.headers[#state.headers + 1] = { n, x } end
+      end
+    end,
+  },
 }
+
+-- What `untrusted_lua_sandbox_requires` allows (name -> true) and the
+-- modules `require` then gives (the tests set both).
+S.requires = {}
+S.modules = {}
+-- Kong's environment, read by the env vault (name upper-cased, `-` as `_`).
+S.env = {}
+-- The consumers Kong holds (username -> true).
+S.consumers = {}
 
 S.kong = {
   request = {
@@ -97,6 +146,25 @@ S.kong = {
     get_ip = function() return state.ip end,
     get_forwarded_ip = function() return state.ip end,
     get_consumer = function() return state.consumer and { username = state.consumer } or nil end,
+    load_consumer = function(name, by_username)
+      assert(by_username, "by username")
+      if S.consumers[name] then return { id = "id-" .. name, username = name } end
+      return nil
+    end,
+    authenticate = function(consumer, credential)
+      assert(consumer or credential, "consumer and credential can't both be nil")
+      state.consumer = consumer and consumer.username
+      state.credential = credential
+    end,
+  },
+  vault = {
+    get = function(ref)
+      local name = ref:match("^{vault://env/(.+)}$")
+      if not name then return nil, "not an env vault reference" end
+      local v = S.env[name:upper():gsub("-", "_")]
+      if v == nil then return nil, "no value" end
+      return v
+    end,
   },
   service = {
     -- The Kong upstream (entity) the balancer then picks a target of.
@@ -125,11 +193,18 @@ S.kong = {
     end,
   },
   ctx = { shared = {}, plugin = {} },
+  -- Kong's log functions join their arguments, each through tostring.
   log = {
-    notice = function(m) state.logs[#state.logs + 1] = "notice: " .. m end,
-    err = function(m) state.logs[#state.logs + 1] = "err: " .. m end,
+    notice = function(...) state.logs[#state.logs + 1] = "notice: " .. S.join(...) end,
+    err = function(...) state.logs[#state.logs + 1] = "err: " .. S.join(...) end,
   },
 }
+
+function S.join(...)
+  local t = {}
+  for i = 1, select("#", ...) do t[i] = tostring((select(i, ...))) end
+  return table.concat(t)
+end
 
 -- A new request (clears the per-request ctx as Kong does).
 function S.request(r)
@@ -150,6 +225,13 @@ end
 -- Loads a config string as Kong's sandbox does; returns the function the
 -- chunk returns (Kong calls it per request).
 function S.load(src)
+  local f = S.run_sandboxed(src)
+  assert(type(f) == "function", "the chunk returns the per-request function")
+  return f
+end
+
+-- Runs a chunk once with the sandbox's globals; what it returns.
+function S.run_sandboxed(src)
   local string_ = {}
   for k, v in pairs(string) do
     if k ~= "rep" and k ~= "dump" then string_[k] = v end
@@ -159,12 +241,14 @@ function S.load(src)
     pairs = pairs, pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
     type = type, unpack = unpack, xpcall = xpcall, math = math, string = string_,
     table = table, kong = S.kong, ngx = S.ngx,
+    require = function(name)
+      if not S.requires[name] then error(("require '%s' not allowed within sandbox"):format(name), 2) end
+      return S.modules[name]
+    end,
   }
   local chunk = assert(loadstring(src, "=function"))
   setfenv(chunk, env)
-  local f = chunk()
-  assert(type(f) == "function", "the chunk returns the per-request function")
-  return f
+  return chunk()
 end
 
 -- Runs a phase function; true when it ended the request with exit().
