@@ -44,7 +44,13 @@ fn example_copy(tag: &str) -> Scratch {
     for f in ["gatefold.yaml", "make-test-cert.sh"] {
         std::fs::copy(from.join(f), to.join(f)).unwrap();
     }
-    let made = Command::new(to.join("make-test-cert.sh")).status().unwrap();
+    // Through `bash`, not exec'd itself: a test forking in another thread
+    // while this copy's file was still open for writing would hold it
+    // open in the child, and exec would fail with "Text file busy".
+    let made = Command::new("bash")
+        .arg(to.join("make-test-cert.sh"))
+        .status()
+        .unwrap();
     assert!(made.success(), "make-test-cert.sh failed (needs openssl)");
     Scratch(to)
 }
