@@ -297,6 +297,101 @@ pub enum Expr {
     },
 }
 
+/// Calls `f` on every expression of `body`, nested ones included (an
+/// operand after the expression holding it), statement by statement and
+/// into `if` and `for ... of` bodies: for a back end that looks for one
+/// kind of expression (a header read) without a walk of its own.
+pub fn visit_exprs(body: &[Stmt], f: &mut dyn FnMut(&Expr)) {
+    for s in body {
+        let (exprs, nested): (Vec<&Expr>, [&[Stmt]; 2]) = match s {
+            Stmt::Set { value, .. }
+            | Stmt::SetCtx { value, .. }
+            | Stmt::Eval { value }
+            | Stmt::Log { message: value }
+            | Stmt::SetPath { path: value, .. } => (vec![value], [&[], &[]]),
+            Stmt::SetHeader { name, value, .. } => (vec![name, value], [&[], &[]]),
+            Stmt::RemoveHeader { name, .. } => (vec![name], [&[], &[]]),
+            Stmt::If {
+                test,
+                then,
+                otherwise,
+            } => (vec![test], [then, otherwise]),
+            Stmt::ForOf { list, body, .. } => (vec![list], [body, &[]]),
+            Stmt::Return => (Vec::new(), [&[], &[]]),
+            Stmt::Respond {
+                status,
+                body,
+                headers,
+                ..
+            } => (
+                std::iter::once(status)
+                    .chain(body.iter())
+                    .chain(headers.iter())
+                    .collect(),
+                [&[], &[]],
+            ),
+        };
+        for e in exprs {
+            e.visit(f);
+        }
+        for b in nested {
+            visit_exprs(b, f);
+        }
+    }
+}
+
+impl Expr {
+    /// Calls `f` on this expression, then on each one inside it.
+    pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Undefined
+            | Expr::Null
+            | Expr::Bool(_)
+            | Expr::Num(_)
+            | Expr::Str(_)
+            | Expr::Local(_)
+            | Expr::Ctx(_)
+            | Expr::Req(_)
+            | Expr::Status => {}
+            Expr::Header { name: x, .. }
+            | Expr::Query(x)
+            | Expr::Unary { arg: x, .. }
+            | Expr::Length { target: x, .. }
+            | Expr::Prop { target: x, .. } => x.visit(f),
+            Expr::Template(xs) | Expr::List(xs) => xs.iter().for_each(|x| x.visit(f)),
+            Expr::Object(fields) => fields.iter().for_each(|(_, x)| x.visit(f)),
+            Expr::Binary { left, right, .. } | Expr::Logical { left, right, .. } => {
+                left.visit(f);
+                right.visit(f);
+            }
+            Expr::Cond {
+                test,
+                then,
+                otherwise,
+            } => {
+                test.visit(f);
+                then.visit(f);
+                otherwise.visit(f);
+            }
+            Expr::Call { target, args, .. } => {
+                target.visit(f);
+                args.iter().for_each(|x| x.visit(f));
+            }
+            Expr::Index { target, index, .. } => {
+                target.visit(f);
+                index.visit(f);
+            }
+            Expr::ParseInt { arg, radix } => {
+                arg.visit(f);
+                if let Some(r) = radix {
+                    r.visit(f);
+                }
+            }
+        }
+    }
+}
+
 impl Program {
     /// The cost bound of a statement list, saturating.
     pub fn cost_of(body: &[Stmt]) -> u64 {

@@ -9,7 +9,7 @@
 
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::policy::{KeyLocation, RateKey};
-use gatefold_compiler::ir::script::{Expr, Side, Stmt};
+use gatefold_compiler::ir::script::{visit_exprs, Expr, Side, Stmt};
 use gatefold_compiler::ir::{Balance, HeaderName, Loc, Policy, ValidIr};
 use gatefold_compiler::target::span_of;
 
@@ -102,98 +102,15 @@ pub fn refusals(ir: &ValidIr) -> Diagnostics {
 /// string (a computed name is only known at run time, where nginx reads
 /// `null` for a name with `_`).
 fn request_header_reads(body: &[Stmt], out: &mut Vec<String>) {
-    for s in body {
-        match s {
-            Stmt::Set { value, .. }
-            | Stmt::SetCtx { value, .. }
-            | Stmt::Eval { value }
-            | Stmt::Log { message: value }
-            | Stmt::SetPath { path: value, .. } => expr_reads(value, out),
-            Stmt::SetHeader { name, value, .. } => {
-                expr_reads(name, out);
-                expr_reads(value, out);
-            }
-            Stmt::RemoveHeader { name, .. } => expr_reads(name, out),
-            Stmt::If {
-                test,
-                then,
-                otherwise,
-            } => {
-                expr_reads(test, out);
-                request_header_reads(then, out);
-                request_header_reads(otherwise, out);
-            }
-            Stmt::ForOf { list, body, .. } => {
-                expr_reads(list, out);
-                request_header_reads(body, out);
-            }
-            Stmt::Return => {}
-            Stmt::Respond {
-                status,
-                body,
-                headers,
-                ..
-            } => {
-                expr_reads(status, out);
-                body.iter()
-                    .chain(headers.iter())
-                    .for_each(|e| expr_reads(e, out));
-            }
-        }
-    }
-}
-
-fn expr_reads(e: &Expr, out: &mut Vec<String>) {
-    match e {
-        Expr::Header {
+    visit_exprs(body, &mut |e| {
+        if let Expr::Header {
             side: Side::Request,
             name,
-        } => {
+        } = e
+        {
             if let Expr::Str(n) = name.as_ref() {
                 out.push(n.to_ascii_lowercase());
             }
-            expr_reads(name, out);
         }
-        Expr::Header { name, .. } | Expr::Query(name) => expr_reads(name, out),
-        Expr::Template(parts) | Expr::List(parts) => parts.iter().for_each(|p| expr_reads(p, out)),
-        Expr::Object(fields) => fields.iter().for_each(|(_, v)| expr_reads(v, out)),
-        Expr::Unary { arg, .. } => expr_reads(arg, out),
-        Expr::Binary { left, right, .. } | Expr::Logical { left, right, .. } => {
-            expr_reads(left, out);
-            expr_reads(right, out);
-        }
-        Expr::Cond {
-            test,
-            then,
-            otherwise,
-        } => {
-            expr_reads(test, out);
-            expr_reads(then, out);
-            expr_reads(otherwise, out);
-        }
-        Expr::Call { target, args, .. } => {
-            expr_reads(target, out);
-            args.iter().for_each(|a| expr_reads(a, out));
-        }
-        Expr::Length { target, .. } | Expr::Prop { target, .. } => expr_reads(target, out),
-        Expr::Index { target, index, .. } => {
-            expr_reads(target, out);
-            expr_reads(index, out);
-        }
-        Expr::ParseInt { arg, radix } => {
-            expr_reads(arg, out);
-            if let Some(r) = radix {
-                expr_reads(r, out);
-            }
-        }
-        Expr::Undefined
-        | Expr::Null
-        | Expr::Bool(_)
-        | Expr::Num(_)
-        | Expr::Str(_)
-        | Expr::Local(_)
-        | Expr::Ctx(_)
-        | Expr::Req(_)
-        | Expr::Status => {}
-    }
+    });
 }
