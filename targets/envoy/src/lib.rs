@@ -288,6 +288,7 @@ fn listeners(ir: &ValidIr, options: &Options) -> Vec<Listener> {
     let ctx = routes::Ctx {
         ir,
         lua: lua::needed(ir),
+        scripts: script::needed(ir),
         hoisted: Vec::new(),
         conditions: &conditions,
     };

@@ -29,6 +29,8 @@ pub struct Ctx<'a> {
     pub ir: &'a ValidIr,
     /// The Lua filter is in the chain.
     pub lua: bool,
+    /// The script filter is in the chain (some route has a script).
+    pub scripts: bool,
     /// `response-headers` instances the virtual host carries for every
     /// route of it ([`hoist`]): route entries leave them out.
     pub hoisted: Vec<PolicyId>,
@@ -56,6 +58,7 @@ pub fn virtual_hosts(ctx: &Ctx) -> Vec<VirtualHost> {
         let ctx = Ctx {
             ir,
             lua: ctx.lua,
+            scripts: ctx.scripts,
             hoisted: hoisted.iter().map(|(id, _)| id.clone()).collect(),
             conditions: ctx.conditions,
         };
@@ -884,7 +887,7 @@ fn decorate(ctx: &Ctx, r: &IrRoute, route: &mut Route, preflight: bool) {
             }
         }
     }
-    crate::script::decorate(ir, r, route, preflight);
+    crate::script::decorate(ir, r, route, preflight, ctx.scripts);
 }
 
 pub fn clamp_u32(n: u64) -> u32 {

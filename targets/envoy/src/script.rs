@@ -58,12 +58,12 @@ pub fn filter() -> NamedConfig {
 }
 
 /// Gives a route entry its scripts (not a preflight's entry: preflights
-/// are answered at phase 2). `policy_filter`: the policy filter
-/// is in the chain (its route metadata learns that a script follows).
-pub fn decorate(ir: &ValidIr, r: &IrRoute, route: &mut Route, preflight: bool) {
+/// are answered at phase 2). `filter`: the script filter is in the chain
+/// ([`needed`], computed once by the caller: it reads every route).
+pub fn decorate(ir: &ValidIr, r: &IrRoute, route: &mut Route, preflight: bool, filter: bool) {
     let script = if preflight { None } else { script_of(ir, r) };
     let Some((id, s)) = script else {
-        if needed(ir) {
+        if filter {
             // The filter's default does nothing: don't enter it.
             route
                 .typed_per_filter_config

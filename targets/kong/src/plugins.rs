@@ -9,21 +9,31 @@
 use crate::model::{Plugin, PluginConfig, TransformList};
 use crate::routing::route_name;
 use gatefold_compiler::ir::policy::{Acl, CorsOrigin, HeaderTransform, KeyLocation, Policy};
-use gatefold_compiler::ir::{PolicyId, PolicyKind, RouteId, ValidIr};
+use gatefold_compiler::ir::{PolicyId, PolicyKind, Route as IrRoute, RouteId, ValidIr};
+use std::collections::BTreeMap;
 
 /// Every plugin, instances in id order, routes in IR order.
 pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     let mut out = Vec::new();
+    // The routes holding each instance, in IR order, from one pass over
+    // the routes (a pass per instance was quadratic at 10,000 routes).
+    let mut holding: BTreeMap<&PolicyId, Vec<&IrRoute>> = BTreeMap::new();
+    for r in &ir.routes {
+        for id in &r.chain {
+            holding.entry(id).or_default().push(r);
+        }
+    }
     for (id, instance) in &ir.policies {
         let Some((name, config)) = plugin(&instance.policy) else {
             continue;
         };
         // Phase 4 in Lua (`auth`) replaces Kong's key-auth and basic-auth.
         let lua_auth = matches!(id.kind, PolicyKind::KeyAuth | PolicyKind::BasicAuth);
-        let holders: Vec<&RouteId> = ir
-            .routes
-            .iter()
-            .filter(|r| r.chain.contains(id) && !(lua_auth && crate::auth::in_lua(r)))
+        let holders: Vec<&RouteId> = holding
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|r| !(lua_auth && crate::auth::in_lua(r)))
             .map(|r| &r.id)
             .collect();
         if holders.is_empty() {
