@@ -17,10 +17,11 @@ fn json_reads_and_writes_as_serde_json() {
     let mut all: Vec<&[u8]> = JSON_CASES.to_vec();
     all.extend(nesting.iter().map(Vec::as_slice));
     let list: Vec<String> = all.iter().map(|c| format!("\"{}\"", hex(c))).collect();
-    // jwt.js's functions, then a driver: each case as bytes through the
-    // same UTF-8 check and parser as a token's part, then the encoder.
+    // jwt.js's functions (with core.js's `UTF8`, which they use), then a
+    // driver: each case as bytes through the same UTF-8 check and parser
+    // as a token's part, then the encoder.
     let program = format!(
-        "{}\nfor (const h of [{}]) {{\n\
+        "const UTF8 = new TextEncoder();\n{}\nfor (const h of [{}]) {{\n\
            const bytes = Uint8Array.from(h.match(/../g) || [], (x) => parseInt(x, 16));\n\
            let text = null;\n\
            try {{ text = new TextDecoder('utf-8', {{ fatal: true }}).decode(bytes); }} catch (e) {{}}\n\

@@ -23,17 +23,7 @@ function consumerIndex(env) {
 
 function percentDecode(s) {
   if (!s.includes("%")) return s;
-  const bytes = [];
-  for (let i = 0; i < s.length; i++) {
-    const h = s.substr(i + 1, 2);
-    if (s[i] === "%" && /^[0-9A-Fa-f]{2}$/.test(h)) {
-      bytes.push(parseInt(h, 16));
-      i += 2;
-    } else {
-      bytes.push(...new TextEncoder().encode(s[i]));
-    }
-  }
-  return new TextDecoder().decode(new Uint8Array(bytes));
+  return new TextDecoder().decode(percentBytes(s, false));
 }
 
 function queryParam(query, name) {

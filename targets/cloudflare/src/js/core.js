@@ -18,6 +18,34 @@ function errorResponse(status, message) {
   });
 }
 
+const UTF8 = new TextEncoder();
+
+// The bytes of `s` (UTF-8) with each `%XX` decoded; a `%` without two hex
+// digits stays itself. `plus`: `+` is a space (forms, URLSearchParams).
+// One decoder for key-auth's query key, `match` conditions and scripts'
+// req.query(), which differ only in `+` and in how they read the bytes.
+function percentBytes(s, plus) {
+  const raw = UTF8.encode(s);
+  const out = new Uint8Array(raw.length);
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i];
+    if (plus && b === 0x2b) {
+      out[n++] = 0x20;
+    } else if (b === 0x25 && i + 2 < raw.length && isHex(raw[i + 1]) && isHex(raw[i + 2])) {
+      out[n++] = parseInt(String.fromCharCode(raw[i + 1], raw[i + 2]), 16);
+      i += 2;
+    } else {
+      out[n++] = b;
+    }
+  }
+  return out.subarray(0, n);
+}
+
+function isHex(b) {
+  return (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+}
+
 function isUnreserved(c) {
   return /^[A-Za-z0-9\-._~]$/.test(c);
 }

@@ -1,6 +1,5 @@
 // ---- jwt (phase 6): a bearer token verified with WebCrypto ----
-
-const UTF8 = new TextEncoder();
+// (`UTF8`, a TextEncoder, is core.js's.)
 
 function b64url(s) {
   if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;

@@ -203,21 +203,8 @@ function scLog(id, m) {
 // `+` in `%XX` escapes decoded as bytes, then UTF-8 (lossy), as
 // URLSearchParams decodes a query.
 function scFormDecode(s) {
-  const raw = new TextEncoder().encode(s);
-  const out = [];
-  for (let i = 0; i < raw.length; i++) {
-    const b = raw[i];
-    if (b === 0x2b) {
-      out.push(0x20);
-    } else if (b === 0x25 && i + 2 < raw.length && /^[0-9A-Fa-f]{2}$/.test(String.fromCharCode(raw[i + 1], raw[i + 2]))) {
-      out.push(parseInt(String.fromCharCode(raw[i + 1], raw[i + 2]), 16));
-      i += 2;
-    } else {
-      out.push(b);
-    }
-  }
   // ignoreBOM: a leading U+FEFF is part of the value, not a byte-order mark.
-  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(new Uint8Array(out));
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(percentBytes(s, true));
 }
 
 // The first value of a query parameter, or null.
