@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+source bench/lib.sh
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-20}
@@ -42,15 +43,6 @@ else
   cargo build --quiet --release -p gatefold
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
 fi
-
-wait_port() {
-  for _ in $(seq 1 600); do
-    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
 
 mkdir -p "$WORK/up" "$WORK/chain" "$WORK/min"
 cat >"$WORK/up/nginx.conf" <<NGX
@@ -126,19 +118,6 @@ test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CHAIN_PORT/pet
 test "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $ACME_API_KEY" "http://127.0.0.1:$CHAIN_PORT/pets/1")" = 200
 test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MIN_PORT/pets/1")" = 200
 
-descendants() {
-  local p
-  for p in $(pgrep -P "$1" 2>/dev/null); do echo "$p"; descendants "$p"; done
-}
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$1" $(descendants "$1"); do
-    [ -r /proc/$pid/stat ] || continue
-    total=$((total + $(awk '{print $14 + $15}' /proc/$pid/stat)))
-  done
-  echo "$total"
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 measure() { # URL PID [wrk args] -> "req/s cpu_us_per_request"
   local url=$1 pid=$2; shift 2
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null
@@ -152,7 +131,6 @@ measure() { # URL PID [wrk args] -> "req/s cpu_us_per_request"
   n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
   echo "$rps $(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * us / n}')"
 }
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
 : >"$WORK/chain.runs"; : >"$WORK/min.runs"

@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+source bench/lib.sh
 REQUESTS=${REQUESTS:-2000}
 WARMUP=${WARMUP:-200}
 UP_PORT=${UP_PORT:-19300}
@@ -35,14 +36,6 @@ if [ -z "${BIN:-}" ]; then
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
 fi
 
-wait_port() {
-  for _ in $(seq 1 600); do
-    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
 
 cat >"$WORK/upstream.py" <<'PY'
 import asyncio, sys
@@ -123,14 +116,14 @@ export BENCH_KEY=bench-key-0123456789
 
 python3 "$WORK/upstream.py" $UP_PORT &
 PIDS+=($!)
-wait_port $UP_PORT
+wait_port $UP_PORT 60
 
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
   "$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$GW_PORT --admin 127.0.0.1:$ADMIN_PORT \
   >/dev/null 2>"$WORK/gw.err" &
 GW_PID=$!
 PIDS+=($GW_PID)
-wait_port $GW_PORT
+wait_port $GW_PORT 60
 
 measure() {
   local name=$1 path=$2 extra=${3:-}

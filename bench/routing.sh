@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+source bench/lib.sh
 
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
@@ -55,14 +56,6 @@ fi
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
-wait_port() {
-  for _ in $(seq 1 1200); do
-    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
 
 # Until an HTTP request on port $1 gets an answer (a listening socket alone
 # is not enough: nginx's master binds before its workers serve).
@@ -89,7 +82,7 @@ http {
 }
 NGX
 "$NGINX" -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf"
-wait_port $UP_PORT
+wait_port $UP_PORT 60
 
 # --- the two specs -----------------------------------------------------------
 export BENCH_KEY=bench-key-0123456789
@@ -113,7 +106,6 @@ YAML
 # everything before it.
 PATH_BIG=/api199/r46/7
 
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 rps() {
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$1" >/dev/null
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$1" | awk '/^Requests\/sec:/ {print $2}'

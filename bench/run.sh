@@ -36,6 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+source bench/lib.sh
 
 DURATION=${DURATION:-10s}
 # Rounds per gateway and profile, alternating which goes first; the median
@@ -85,14 +86,6 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
 fi
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
 
 # --- the upstream: nginx answering 200 with a small body ---------------------
 mkdir -p "$WORK/nginx-up" "$WORK/nginx-gw"
@@ -286,8 +279,7 @@ done
 # `gatefold up` starts its runtime after compiling: wait for each port (a
 # slow start, not a failure).
 for port in $UPNGX_PORT $UPENV_PORT $REF_S_PORT $UPNGX_S_PORT $UPENV_S_PORT; do
-  wait_port "$port" || wait_port "$port" || wait_port "$port" || {
-    tail -n 20 "$WORK"/up*.err >&2; exit 1; }
+  wait_port "$port" 60 || { tail -n 20 "$WORK"/up*.err >&2; exit 1; }
 done
 for port in $UPNGX_PORT $UPENV_PORT; do
   test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/a/x")" = 200
@@ -301,23 +293,6 @@ for port in $REF_S_PORT $UPNGX_S_PORT $UPENV_S_PORT; do
   test "$got" = acme || { echo "profile E on port $port: x-tenant '$got'" >&2; exit 1; }
   test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/s/x")" = 400
 done
-
-# CPU time (user + system, in clock ticks) of a process and all its
-# descendants (nginx's workers are children of its master, which is a
-# child of `gatefold up`).
-descendants() {
-  local p
-  for p in $(pgrep -P "$1" 2>/dev/null); do echo "$p"; descendants "$p"; done
-}
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$1" $(descendants "$1"); do
-    [ -r /proc/$pid/stat ] || continue
-    total=$((total + $(awk '{print $14 + $15}' /proc/$pid/stat)))
-  done
-  echo "$total"
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # wrk's summary -> "req/s p99_ms cpu_us_per_request"
 measure() {
@@ -357,7 +332,6 @@ measure_full_handshake() {
 }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 declare -A RESULT PORT PID
 # Which gateways each profile runs, first the one the others are compared to.
 GATEWAYS_A="ref ngx upngx upenv"
