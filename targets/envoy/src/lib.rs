@@ -432,7 +432,7 @@ fn hcm(
         typed_config: Any::Lua {
             default_source_code: DataSource::InlineString(lua::front_script(
                 cert_names,
-                uses(PolicyKind::Script),
+                ctx.scripts,
                 &ctx.conditions.lua(),
             )),
         },
@@ -451,7 +451,7 @@ fn hcm(
             },
         });
     }
-    if script::needed(ir) {
+    if ctx.scripts {
         filters.push(script::filter());
     }
     filters.push(NamedConfig {
