@@ -12,19 +12,10 @@ const TOKEN: &str = "cf-api-token-93b7aa";
 const ACCOUNT: &str = "acc0123456789";
 
 fn fleet_file(dir: &Path, spec: &Path, gateways: &[(&str, String, &str)], rest: &str) -> PathBuf {
-    let mut s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n",
-        spec.display()
-    );
-    for (name, api, script) in gateways {
-        s.push_str(&format!(
-            "    {name}: {{ provider: cloudflare, api: \"{api}\", account: {{ env: CF_ACCOUNT_ID }}, token: {{ env: CF_API_TOKEN }}, script: {script} }}\n"
-        ));
-    }
-    s.push_str(rest);
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
-    path
+    let lines = gateways.iter().map(|(name, api, script)| {
+        format!("{name}: {{ provider: cloudflare, api: \"{api}\", account: {{ env: CF_ACCOUNT_ID }}, token: {{ env: CF_API_TOKEN }}, script: {script} }}")
+    });
+    support::write_fleet(dir, spec, lines, rest)
 }
 
 fn run(args: &[&str]) -> std::process::Output {

@@ -97,14 +97,11 @@ fn managed(work: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn fleet_file(dir: &Path, spec: &Path, work: &Path, listen: SocketAddr) -> PathBuf {
-    let s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n    envoy-1: {{ provider: envoy, config-dir: {}, listen: \"{listen}\" }}\n",
-        spec.display(),
+    let gateway = format!(
+        "envoy-1: {{ provider: envoy, config-dir: {}, listen: \"{listen}\" }}",
         work.display()
     );
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
-    path
+    support::write_fleet(dir, spec, [gateway], "")
 }
 
 fn run(args: &[&str]) -> std::process::Output {

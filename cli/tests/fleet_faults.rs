@@ -56,18 +56,12 @@ fn url(addr: SocketAddr) -> String {
 
 /// A fleet file of reference gateways (name, admin URL), `rest` appended.
 fn fleet_file(dir: &Path, spec: &Path, gateways: &[(&str, String)], rest: &str) -> String {
-    let mut s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n",
-        spec.display()
-    );
-    for (name, admin) in gateways {
-        s.push_str(&format!(
-            "    {name}: {{ provider: reference, admin: \"{admin}\", token: {{ env: FLEET_TOKEN }} }}\n"
-        ));
-    }
-    s.push_str(rest);
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
+    let lines = gateways.iter().map(|(name, admin)| {
+        format!(
+            "{name}: {{ provider: reference, admin: \"{admin}\", token: {{ env: FLEET_TOKEN }} }}"
+        )
+    });
+    let path = support::write_fleet(dir, spec, lines, rest);
     path.to_str().unwrap().to_string()
 }
 

@@ -17,19 +17,10 @@ const BOOT: &str = r#"{"_format_version":"3.0","services":[{"name":"legacy","hos
 
 /// A fleet file of Kong gateways (name, admin URL), `rest` appended.
 fn fleet_file(dir: &Path, spec: &Path, gateways: &[(&str, String)], rest: &str) -> PathBuf {
-    let mut s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n",
-        spec.display()
-    );
-    for (name, admin) in gateways {
-        s.push_str(&format!(
-            "    {name}: {{ provider: kong, admin: \"{admin}\", token: {{ env: KONG_TOKEN }} }}\n"
-        ));
-    }
-    s.push_str(rest);
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
-    path
+    let lines = gateways.iter().map(|(name, admin)| {
+        format!("{name}: {{ provider: kong, admin: \"{admin}\", token: {{ env: KONG_TOKEN }} }}")
+    });
+    support::write_fleet(dir, spec, lines, rest)
 }
 
 fn run(args: &[&str]) -> std::process::Output {

@@ -14,14 +14,11 @@ use support::gateways::{
 use support::{both, gatefold, json, scratch, text};
 
 fn fleet_file(dir: &Path, spec: &Path, prefix: &Path, listen: SocketAddr) -> PathBuf {
-    let s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n    nginx-1: {{ provider: nginx, config-dir: {}, listen: \"{listen}\" }}\n",
-        spec.display(),
+    let gateway = format!(
+        "nginx-1: {{ provider: nginx, config-dir: {}, listen: \"{listen}\" }}",
         prefix.display()
     );
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
-    path
+    support::write_fleet(dir, spec, [gateway], "")
 }
 
 fn run(args: &[&str]) -> std::process::Output {

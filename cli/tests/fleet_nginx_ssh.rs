@@ -147,14 +147,12 @@ impl Sshd {
 
 fn fleet_file(dir: &Path, spec: &Path, prefix: &Path, listen: SocketAddr, sshd: &Sshd) -> String {
     let options: Vec<String> = sshd.options.iter().map(|o| format!("{o:?}")).collect();
-    let s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n    nginx-1:\n      provider: nginx\n      config-dir: {:?}\n      listen: \"{listen}\"\n      ssh-options: [{}]\n",
-        spec.display(),
+    let gateway = format!(
+        "nginx-1:\n  provider: nginx\n  config-dir: {:?}\n  listen: \"{listen}\"\n  ssh-options: [{}]",
         format!("ssh://{}@127.0.0.1:{}{}", user(), sshd.port, prefix.display()),
         options.join(", ")
     );
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = support::write_fleet(dir, spec, [gateway], "");
     path.to_str().unwrap().to_string()
 }
 

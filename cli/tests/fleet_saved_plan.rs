@@ -21,18 +21,13 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn fleet_file(dir: &Path, spec: &Path, gateways: &[(&str, &Gateway)]) -> String {
-    let mut s = format!(
-        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n",
-        spec.display()
-    );
-    for (name, g) in gateways {
-        s.push_str(&format!(
-            "    {name}: {{ provider: reference, admin: \"http://{}\", token: {{ env: FLEET_TOKEN }} }}\n",
+    let lines = gateways.iter().map(|(name, g)| {
+        format!(
+            "{name}: {{ provider: reference, admin: \"http://{}\", token: {{ env: FLEET_TOKEN }} }}",
             g.admin
-        ));
-    }
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, s).unwrap();
+        )
+    });
+    let path = support::write_fleet(dir, spec, lines, "");
     path.to_str().unwrap().to_string()
 }
 

@@ -17,6 +17,30 @@ use std::time::Duration;
 /// How long anything may take on a loaded machine: generous.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
+/// Writes `dir/fleet.yaml` for `spec`: each of `gateways` is one
+/// gateway's YAML (`name: { provider: ... }`, or a block of lines),
+/// indented under `gateways:`; `rest` follows (waves, on-failure).
+pub fn write_fleet(
+    dir: &Path,
+    spec: &Path,
+    gateways: impl IntoIterator<Item = String>,
+    rest: &str,
+) -> PathBuf {
+    let mut s = format!(
+        "gatefold: 1\nfleet:\n  spec: {}\n  gateways:\n",
+        spec.display()
+    );
+    for g in gateways {
+        for line in g.lines() {
+            s.push_str(&format!("    {line}\n"));
+        }
+    }
+    s.push_str(rest);
+    let path = dir.join("fleet.yaml");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
 /// `gatefold ARGS` with `env` set; fails the test when any of `secrets`
 /// appears in stdout or stderr.
 pub fn gatefold(args: &[&str], env: &[(&str, &str)], secrets: &[&str]) -> Output {
