@@ -10,7 +10,7 @@ use gatefold_compiler::target::{Options, Target};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use support::gateways::{example, free_port, get, wait_for};
+use support::gateways::{example, free_port, get, never_applied_plan, wait_for};
 use support::{both, gatefold, json, repo, scratch, text};
 
 /// The `version_info` of the listeners and clusters Envoy loaded (the
@@ -124,21 +124,7 @@ fn envoy_plan_apply_drift_and_rollback() {
     let fleet = fleet.to_str().unwrap();
 
     // Never applied: changes, by the hash of its files.
-    let out = run(&["plan", fleet, "--format", "json"]);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
-    let plan = json(&out);
-    assert_eq!(plan["gateways"][0]["state"], "changes", "{plan}");
-    assert!(
-        plan["gateways"][0]["running-hash"]
-            .as_str()
-            .unwrap()
-            .starts_with("files:"),
-        "{plan}"
-    );
-    let first = plan["gateways"][0]["desired-hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = never_applied_plan(&run(&["plan", fleet, "--format", "json"]));
 
     let out = run(&["apply", fleet, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));

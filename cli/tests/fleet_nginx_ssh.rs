@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::gateways::{
-    example, free_port, get, nginx_boot as boot, nginx_managed as managed, wait_for,
+    example, free_port, get, never_applied_plan, nginx_boot as boot, nginx_managed as managed,
+    wait_for,
 };
 use support::{both, gatefold, json, scratch, text, LIMIT};
 
@@ -199,20 +200,7 @@ fn nginx_over_ssh_plan_apply_drift_and_rollback() {
     std::fs::write(&spec, example()).unwrap();
     let fleet = fleet_file(&dir, &spec, &prefix, listen, &sshd);
 
-    let out = run(&["plan", &fleet, "--format", "json"]);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
-    let plan = json(&out);
-    assert!(
-        plan["gateways"][0]["running-hash"]
-            .as_str()
-            .unwrap()
-            .starts_with("files:"),
-        "{plan}"
-    );
-    let first = plan["gateways"][0]["desired-hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = never_applied_plan(&run(&["plan", &fleet, "--format", "json"]));
 
     let out = run(&["apply", &fleet, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));

@@ -2,7 +2,7 @@
 //! port, plain HTTP requests, and an nginx prefix booted on a config
 //! gatefold compiled but never applied (what runs before a first apply).
 
-use super::{repo, LIMIT};
+use super::{both, json, repo, LIMIT};
 use gatefold_compiler::target::{Options, Target};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -94,4 +94,24 @@ pub fn nginx_managed(prefix: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         walk(&prefix.join(d), &mut out);
     }
     out
+}
+
+/// `plan --format json` of a one-gateway fleet never applied there: exit
+/// 2, the gateway has changes, its running config known by the hash of its
+/// files only; the hash it should run.
+pub fn never_applied_plan(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(2), "{}", both(out));
+    let plan = json(out);
+    assert_eq!(plan["gateways"][0]["state"], "changes", "{plan}");
+    assert!(
+        plan["gateways"][0]["running-hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("files:"),
+        "{plan}"
+    );
+    plan["gateways"][0]["desired-hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
