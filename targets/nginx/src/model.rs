@@ -641,19 +641,8 @@ impl Builder<'_> {
             // method: nginx gives every request a zeroed slot for every
             // variable of the configuration, and those maps (four per
             // bucket) were most of them at 10,000 routes.
-            self.misses.push(
-                b.allow
-                    .iter()
-                    .map(|(m, res)| {
-                        (
-                            *m,
-                            res.iter()
-                                .map(|re| re.trim_start_matches('~').to_string())
-                                .collect(),
-                        )
-                    })
-                    .collect(),
-            );
+            self.misses
+                .push(b.allow.iter().map(|(m, res)| (*m, res.clone())).collect());
             let target = if b.preflight.is_empty() {
                 v("route")
             } else {

@@ -43,8 +43,9 @@ pub struct Bucket {
     pub first: Option<String>,
     /// `(regex over "$host $method $gf_path", route index)`, in IR order.
     pub routes: Vec<(String, usize)>,
-    /// Per method (in `allow` order): regexes over `"$host $gf_path"` of the
-    /// routes with that method.
+    /// Per method (in `allow` order): PCRE patterns over `"$host $gf_path"`
+    /// of the routes with that method (for `miss.lua`'s `ngx.re`, so
+    /// without a `map`'s `~`).
     pub allow: BTreeMap<Method, Vec<String>>,
     /// Over `"$host $acrm $gf_path"`: `pre_rN` for routes with cors, else
     /// none; cut after the last route with cors (the rest would answer none).
@@ -121,7 +122,7 @@ pub fn dispatch(ir: &Ir) -> Dispatch {
                     b.allow
                         .entry(*method)
                         .or_default()
-                        .push(format!("~(?s)^{flag}{host} {path}\\z"));
+                        .push(format!("(?s)^{flag}{host} {path}\\z"));
                 }
             }
             if cors {
