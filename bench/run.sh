@@ -3,6 +3,7 @@
 # policies, measured in the same run on this machine. Not a test.
 #
 #   bench/run.sh        # DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=3 by default
+#   PROFILES="C D" bench/run.sh   # only these profiles
 #
 # Installs wrk and nginx (Debian packages) when missing, builds gatefold in
 # release mode, starts an upstream (nginx answering `200 ok`), the reference
@@ -14,7 +15,11 @@
 #      `connection: close`, so every request pays a handshake. wrk keeps the
 #      TLS session of a connection slot (SSL_clear), so it resumes it: both
 #      gateways allow resumption (nginx: shared session cache and tickets;
-#      the reference: rustls' defaults, a session cache and tickets).
+#      the reference: a session cache and one ticket per connection).
+#      The reference puts the SHA-256 suites first for a client preferring
+#      AES-GCM (as Go's crypto/tls does); nginx follows the client's order
+#      (OpenSSL's: AES-256-GCM-SHA384 first), so C and D also run against a
+#      second nginx server set to the reference's choice ("AES-128 first").
 #   D  TLS full handshake + request: `openssl s_time -new` (THREADS clients
 #      at once, HTTP/1.0 GET), which never resumes; connections per second
 #      and the gateway's CPU per connection. Same ECDSA P-256 certificate.
@@ -42,6 +47,8 @@ DURATION=${DURATION:-10s}
 # Rounds per gateway and profile, alternating which goes first; the median
 # is reported (a shared 2-core machine is noisy).
 ROUNDS=${ROUNDS:-3}
+# PROFILES="C D" runs only those (the memory and reload figures still run).
+PROFILES=${PROFILES:-A B C D E}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 UP_PORT=19000
@@ -50,6 +57,7 @@ REF_ADMIN=19101
 NGX_PORT=19200
 REF_TLS_PORT=19110
 NGX_TLS_PORT=19210
+NGX_TLS128_PORT=19211  # profiles C and D: nginx choosing the suites as the reference does
 UPNGX_PORT=19400     # gatefold up --target nginx, profiles A and B
 UPENV_PORT=19500     # gatefold up --target envoy, profiles A and B
 REF_S_PORT=19120     # profile E: the reference gateway, scripted spec
@@ -244,6 +252,8 @@ http {
     }
   }
   # Profiles C and D: resumption allowed as the reference allows it.
+  # nginx follows the client's suite order (wrk's and s_time's OpenSSL:
+  # AES-256-GCM-SHA384 first), as Debian's default config does.
   server {
     listen 127.0.0.1:$NGX_TLS_PORT ssl reuseport;
     ssl_certificate $WORK/tls.pem;
@@ -260,11 +270,32 @@ http {
     add_header X-Request-ID \$req_id always;
     location /a/ { proxy_pass http://up; }
   }
+  # The same, choosing suites as the reference does for an AES client:
+  # a SHA-256 key schedule (TLS_AES_128_GCM_SHA256) first.
+  server {
+    listen 127.0.0.1:$NGX_TLS128_PORT ssl reuseport;
+    ssl_certificate $WORK/tls.pem;
+    ssl_certificate_key $WORK/tls.key;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$proxy_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Host \$http_host;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Request-ID \$req_id;
+    add_header X-Request-ID \$req_id always;
+    location /a/ { proxy_pass http://up; }
+  }
 }
 NGX
 "$NGINX" -p "$WORK/nginx-gw" -c "$WORK/nginx-gw/nginx.conf"
 wait_port $NGX_PORT
 wait_port $NGX_TLS_PORT
+wait_port $NGX_TLS128_PORT
 NGX_PID=$(cat "$WORK/nginx-gw/nginx.pid")
 
 # Both answer the same before anything is measured.
@@ -273,7 +304,7 @@ for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
   test "$(curl -s -o /dev/null -w '%{http_code}' "${url/\/a\//\/b\/}")" = 401
   test "$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $BENCH_KEY" "${url/\/a\//\/b\/}")" = 200
 done
-for port in $REF_TLS_PORT $NGX_TLS_PORT; do
+for port in $REF_TLS_PORT $NGX_TLS_PORT $NGX_TLS128_PORT; do
   test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/tls.pem" "https://localhost:$port/a/x")" = 200
 done
 # `gatefold up` starts its runtime after compiling: wait for each port (a
@@ -336,18 +367,19 @@ declare -A RESULT PORT PID
 # Which gateways each profile runs, first the one the others are compared to.
 GATEWAYS_A="ref ngx upngx upenv"
 GATEWAYS_B="ref ngx upngx upenv"
-GATEWAYS_C="ref ngx"
-GATEWAYS_D="ref ngx"
+GATEWAYS_C="ref ngx ngx128"
+GATEWAYS_D="ref ngx ngx128"
 GATEWAYS_E="ref upngx upenv"
-declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy")
-for profile in A B C D E; do
+declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [ngx128]="nginx, AES-128 first" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy")
+for profile in $PROFILES; do
   path=/a/bench; hdr=(); scheme=http
   PORT=([ref]=$REF_PORT [ngx]=$NGX_PORT [upngx]=$UPNGX_PORT [upenv]=$UPENV_PORT)
   PID=([ref]=$REF_PID [ngx]=$NGX_PID [upngx]=$UPNGX_PID [upenv]=$UPENV_PID)
   if [ $profile = B ]; then path=/b/bench; hdr=(-H "x-api-key: $BENCH_KEY"); fi
   if [ $profile = C ] || [ $profile = D ]; then
     hdr=(-H "connection: close"); scheme=https
-    PORT=([ref]=$REF_TLS_PORT [ngx]=$NGX_TLS_PORT)
+    PORT=([ref]=$REF_TLS_PORT [ngx]=$NGX_TLS_PORT [ngx128]=$NGX_TLS128_PORT)
+    PID[ngx128]=$NGX_PID
   fi
   if [ $profile = E ]; then
     path="/s/bench?tenant=Acme"; hdr=(-H "x-version: 2")
@@ -380,7 +412,7 @@ for profile in A B C D E; do
 done
 
 printf '\n%-48s %12s %10s %14s\n' "profile / gateway (median of $ROUNDS)" "req/s" "p99 ms" "CPU us/req"
-for profile in A B C D E; do
+for profile in $PROFILES; do
   name="A plain proxy"; [ $profile = B ] && name="B key-auth+rate-limit+header"
   [ $profile = C ] && name="C TLS resumed handshake+request"
   [ $profile = D ] && name="D TLS full handshake+request"

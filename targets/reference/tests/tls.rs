@@ -121,20 +121,34 @@ async fn connect(
     roots: &[&str],
     alpn: &[&[u8]],
 ) -> TlsStream<TcpStream> {
+    let mut cfg = client_config(roots, rustls::crypto::ring::default_provider());
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    connect_with(addr, sni, Arc::new(cfg)).await
+}
+
+/// A client config trusting `roots`, with `provider`'s cipher suites in
+/// its order (the order the client offers them).
+fn client_config(roots: &[&str], provider: rustls::crypto::CryptoProvider) -> rustls::ClientConfig {
     let mut store = rustls::RootCertStore::empty();
     for pem in roots {
         for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             store.add(c.unwrap()).unwrap();
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(store)
-        .with_no_client_auth();
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        .with_no_client_auth()
+}
+
+/// A TLS connection asking for `sni` with the client config `cfg`.
+async fn connect_with(
+    addr: SocketAddr,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> TlsStream<TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(cfg);
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(sni.to_string()).unwrap();
     tokio::time::timeout(EXCHANGE_LIMIT, connector.connect(name, tcp))
@@ -465,4 +479,89 @@ apis:
         Some("http://a.example.com:8080/new/x")
     );
     gw.gw.shutdown().await;
+}
+
+/// A GET with `connection: close` read to the end (which also reads the
+/// tickets the server sent after the handshake); the stream is returned
+/// for its connection state.
+async fn get_and_close(mut s: TlsStream<TcpStream>, host: &str) -> (String, TlsStream<TcpStream>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let req = format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        // A close without close_notify is the server's to send; what came
+        // before it is the answer.
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let text = tokio::time::timeout(EXCHANGE_LIMIT, exchange)
+        .await
+        .expect("an answer in time");
+    (text, s)
+}
+
+#[tokio::test]
+async fn the_gateway_picks_sha256_suites_for_aes_clients_and_chacha_for_clients_preferring_it() {
+    let s = setup("suites", false).await;
+    let roots = [s.a.as_str()];
+    let suite = |s: &TlsStream<TcpStream>| s.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    // rustls' own order, as OpenSSL's: AES-256-GCM-SHA384 first. The
+    // gateway's order wins for a client preferring AES-GCM.
+    let aes256_first = rustls::crypto::ring::default_provider();
+    assert_eq!(
+        aes256_first.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "the client offers AES-256 first"
+    );
+    let conn = connect_with(
+        s.tls,
+        "a.example.com",
+        Arc::new(client_config(&roots, aes256_first)),
+    )
+    .await;
+    assert_eq!(suite(&conn), rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let (text, _) = get_and_close(conn, "a.example.com").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+
+    // A client offering ChaCha20 first (one without AES hardware) gets it.
+    let mut chacha_first = rustls::crypto::ring::default_provider();
+    chacha_first
+        .cipher_suites
+        .sort_by_key(|c| c.suite() != rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
+    let conn = connect_with(
+        s.tls,
+        "a.example.com",
+        Arc::new(client_config(&roots, chacha_first)),
+    )
+    .await;
+    assert_eq!(
+        suite(&conn),
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+    );
+}
+
+#[tokio::test]
+async fn a_client_resumes_its_session_with_the_one_ticket_each_connection_brings() {
+    let s = setup("resume", false).await;
+    let cfg = Arc::new(client_config(
+        &[s.a.as_str()],
+        rustls::crypto::ring::default_provider(),
+    ));
+    let kind = |s: &TlsStream<TcpStream>| s.get_ref().1.handshake_kind();
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let conn = connect_with(s.tls, "a.example.com", cfg.clone()).await;
+        kinds.push(kind(&conn));
+        let (text, conn) = get_and_close(conn, "a.example.com").await;
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert_eq!(
+            conn.get_ref().1.tls13_tickets_received(),
+            1,
+            "one ticket per connection"
+        );
+    }
+    use rustls::HandshakeKind::{Full, Resumed};
+    // Each resumption spends the ticket and brings the next.
+    assert_eq!(kinds, [Some(Full), Some(Resumed), Some(Resumed)]);
 }
