@@ -277,14 +277,14 @@ fn a_refused_config_and_an_unreachable_host_change_nothing() {
 
     let refused = example().replace(
         "apis:\n",
-        "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
+        "upstreams:\n  busy:\n    targets:\n      - url: http://127.0.0.1:9\n\napis:\n  busy:\n    upstream: busy\n    routes:\n      all:\n        path: /busy\n        methods: [GET]\n        policies:\n          - native: { nginx: { directives: [\"proxy_busy_buffers_size 1m;\"] } }\n",
     );
     std::fs::write(&spec, &refused).unwrap();
     let out = run(&["apply", &fleet, "--yes"]);
     assert_ne!(out.status.code(), Some(0), "{}", both(&out));
     let all = both(&out);
     assert!(all.contains("nginx -t"), "{all}");
-    assert!(all.contains("gatefold-nowhere.invalid"), "{all}");
+    assert!(all.contains("proxy_busy_buffers_size"), "{all}");
     assert_eq!(managed(&prefix), before, "a refused config changed files");
     assert!(get(listen, "localhost", "/pets").1.contains("tom"));
     let out = run(&["drift", &fleet]);
