@@ -274,6 +274,13 @@ fn the_config_includes_the_resolver_file_only_for_names() {
     assert!(text.contains("proxy_ssl_name \"nowhere.invalid\";"));
     // The same on another machine: only the spec decides the bytes.
     assert_eq!(text, conf(&emit(&ir, &Options::default())));
+    // http-only mode includes it too, and its header says what to write.
+    let http = conf(&emit_http_only(&ir));
+    assert!(gatefold_runtime::nginx::includes_resolver(&http), "{http}");
+    assert!(
+        http.contains("write the prefix's\n# resolver.conf (`resolver ADDRESS;`"),
+        "{http}"
+    );
 
     let addresses = compile(&with_upstream(
         &mock_free_spec(),
@@ -284,6 +291,7 @@ fn the_config_includes_the_resolver_file_only_for_names() {
     let text = conf(&emit(&addresses, &Options::default()));
     assert!(!gatefold_runtime::nginx::includes_resolver(&text));
     assert!(!text.contains("resolver"), "{text}");
+    assert!(!conf(&emit_http_only(&addresses)).contains("resolver"));
 }
 
 fn mock_free_spec() -> String {
