@@ -298,6 +298,29 @@ fn mock_free_spec() -> String {
     "gatefold: 1\nupstreams:\n  a: { targets: [{ url: \"http://127.0.0.1:9\" }] }\n  l: { targets: [{ url: \"http://localhost:9\" }] }\napis:\n  main:\n    upstream: a\n    routes:\n      r: { path: /r }\n      l: { path: /l, upstream: l }\n".to_string()
 }
 
+/// http-only mode, included into a user's own `http` block as its header
+/// says, passes `nginx -t` once the user wrote `resolver.conf` (and not
+/// before: the include names the file nginx needs).
+#[test]
+fn http_only_mode_runs_with_the_resolver_file_the_user_writes() {
+    let echo = Echo::start();
+    let out = emit_http_only(&compile(&spec(&echo)));
+    let dir = tempfile::tempdir().unwrap();
+    write(&out, dir.path());
+    let main = format!(
+        "daemon off;\npid logs/nginx.pid;\nerror_log logs/error.log;\n{}\nevents {{}}\nhttp {{\n    include http.conf;\n}}\n",
+        gatefold_target_nginx::LUA_MODULES
+            .iter()
+            .map(|m| format!("load_module {m};\n"))
+            .collect::<String>()
+    );
+    let nginx = Nginx::locate().unwrap();
+    let err = nginx.check(dir.path(), &main).unwrap_err().to_string();
+    assert!(err.contains("resolver.conf"), "{err}");
+    std::fs::write(dir.path().join("resolver.conf"), "resolver 127.0.0.1;\n").unwrap();
+    nginx.check(dir.path(), &main).unwrap();
+}
+
 /// Without a DNS server to ask, a config that resolves names is not
 /// started half-working: the check fails and says what to do.
 #[test]
