@@ -410,8 +410,9 @@ fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
 }
 
 /// Whether `up` gets Lua's active health checks: it has `health` and every
-/// target is an address (the Lua balancer and checks connect to addresses;
-/// nginx resolves names only at start-up).
+/// target is an address (the Lua balancer and checks connect to
+/// addresses, and nginx resolves no name for Lua; see [`crate::dns`] for
+/// how a name is reached).
 pub fn health_checked(up: &Upstream) -> bool {
     up.health.is_some()
         && up
