@@ -13,7 +13,10 @@
 //! uses) is compiled and reloaded: nginx `-t` then SIGHUP, workerd by restart, Envoy by atomic
 //! rename, the reference gateway in process; a spec that does not compile
 //! or a config the runtime refuses keeps the last good one serving.
-//! Secrets are read from the environment by the runtime.
+//! Secrets are read from the environment by the runtime. An nginx config
+//! that resolves upstream host names per request gets the machine's DNS
+//! servers (from `/etc/resolv.conf`) in its prefix's `resolver.conf`,
+//! written by the launcher before each start and reload.
 
 use crate::targets;
 use gatefold_compiler::diag::Diagnostics;

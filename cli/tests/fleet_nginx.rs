@@ -111,9 +111,9 @@ fn nginx_plan_apply_drift_and_rollback() {
     assert_ne!(managed(&prefix), boot_files);
 }
 
-/// A staged config that `nginx -t` refuses (an upstream host that does
-/// not resolve): nothing is switched, the old config keeps serving, and
-/// the output names the refusal.
+/// A staged config that `nginx -t` refuses (a `native` buffer size that
+/// only nginx checks against its other buffers): nothing is switched, the
+/// old config keeps serving, and the output names the refusal.
 #[test]
 fn a_config_nginx_refuses_leaves_the_old_one_serving() {
     let dir = scratch("nginx-refused");
@@ -130,15 +130,50 @@ fn a_config_nginx_refuses_leaves_the_old_one_serving() {
 
     let spec_text = example().replace(
         "apis:\n",
-        "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
+        "upstreams:\n  busy:\n    targets:\n      - url: http://127.0.0.1:9\n\napis:\n  busy:\n    upstream: busy\n    routes:\n      all:\n        path: /busy\n        methods: [GET]\n        policies:\n          - native: { nginx: { directives: [\"proxy_busy_buffers_size 1m;\"] } }\n",
     );
     std::fs::write(&spec, spec_text).unwrap();
     let out = run(&["apply", fleet, "--yes"]);
     assert_ne!(out.status.code(), Some(0), "{}", both(&out));
     let all = both(&out);
     assert!(all.contains("nginx -t"), "{all}");
-    assert!(all.contains("gatefold-nowhere.invalid"), "{all}");
+    assert!(all.contains("proxy_busy_buffers_size"), "{all}");
     assert_eq!(managed(&prefix), before, "a refused config changed files");
+    assert!(get(listen, "localhost", "/pets").1.contains("tom"));
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// A spec whose upstream is a host name that resolves nowhere applies
+/// (nginx resolves it per request): the provider writes the prefix's
+/// `resolver.conf` from this host's `/etc/resolv.conf`, outside the files
+/// it manages (so drift sees none), and the route answers 502 `bad
+/// gateway` while the others serve.
+#[test]
+fn a_host_name_upstream_applies_with_the_hosts_resolver() {
+    let dir = scratch("nginx-resolver");
+    let prefix = dir.join("nginx");
+    let listen = free_port();
+    let _nginx = boot(&prefix, &example(), listen);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(
+        &spec,
+        example().replace(
+            "apis:\n",
+            "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
+        ),
+    )
+    .unwrap();
+    let fleet = fleet_file(&dir, &spec, &prefix, listen);
+    let fleet = fleet.to_str().unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let resolver = std::fs::read_to_string(prefix.join("resolver.conf")).unwrap();
+    assert!(resolver.starts_with("resolver "), "{resolver}");
+    assert_eq!(
+        get(listen, "localhost", "/gone"),
+        (502, r#"{"error":"bad gateway"}"#.to_string())
+    );
     assert!(get(listen, "localhost", "/pets").1.contains("tom"));
     let out = run(&["drift", fleet]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));

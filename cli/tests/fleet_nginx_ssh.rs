@@ -220,8 +220,15 @@ fn nginx_over_ssh_plan_apply_drift_and_rollback() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 
     // A spec change: exit 2 with the route's semantic diff, then applied.
+    // Its new upstream is a host name, resolved per request with the DNS
+    // servers of the remote host's /etc/resolv.conf (`resolver.conf`,
+    // written over SSH); it resolves nowhere, so its route answers 502.
     let first_files = managed(&prefix);
-    std::fs::write(&spec, example().replace("[rex, tom]", "[rex, tom, kit]")).unwrap();
+    let changed = example().replace("[rex, tom]", "[rex, tom, kit]").replace(
+        "apis:\n",
+        "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
+    );
+    std::fs::write(&spec, changed).unwrap();
     let out = run(&["plan", &fleet]);
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     let plan = text(&out.stdout);
@@ -230,6 +237,9 @@ fn nginx_over_ssh_plan_apply_drift_and_rollback() {
     let out = run(&["apply", &fleet, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(get(listen, "localhost", "/pets").1.contains("kit"));
+    let resolver = std::fs::read_to_string(prefix.join("resolver.conf")).unwrap();
+    assert!(resolver.starts_with("resolver "), "{resolver}");
+    assert_eq!(get(listen, "localhost", "/gone").0, 502);
 
     // A hand edit on the remote host: drift.
     let conf = prefix.join("conf/nginx.conf");
@@ -277,14 +287,14 @@ fn a_refused_config_and_an_unreachable_host_change_nothing() {
 
     let refused = example().replace(
         "apis:\n",
-        "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
+        "upstreams:\n  busy:\n    targets:\n      - url: http://127.0.0.1:9\n\napis:\n  busy:\n    upstream: busy\n    routes:\n      all:\n        path: /busy\n        methods: [GET]\n        policies:\n          - native: { nginx: { directives: [\"proxy_busy_buffers_size 1m;\"] } }\n",
     );
     std::fs::write(&spec, &refused).unwrap();
     let out = run(&["apply", &fleet, "--yes"]);
     assert_ne!(out.status.code(), Some(0), "{}", both(&out));
     let all = both(&out);
     assert!(all.contains("nginx -t"), "{all}");
-    assert!(all.contains("gatefold-nowhere.invalid"), "{all}");
+    assert!(all.contains("proxy_busy_buffers_size"), "{all}");
     assert_eq!(managed(&prefix), before, "a refused config changed files");
     assert!(get(listen, "localhost", "/pets").1.contains("tom"));
     let out = run(&["drift", &fleet]);

@@ -497,6 +497,75 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
     stop(&mut reference);
 }
 
+/// `gatefold up examples/kitchen-sink --target nginx` starts although its
+/// `reporting` upstream, `reports.internal.example`, resolves nowhere (nginx
+/// resolves it per request, from the `resolver.conf` `up` writes), and
+/// serves kitchen-sink's routes as `--target reference` does.
+#[test]
+#[cfg(unix)]
+fn up_nginx_serves_kitchen_sink_with_an_unresolvable_upstream() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kitchen-sink");
+    // The reference gateway loads only with every consumer's secret set.
+    let env = [
+        ("ALICE_API_KEY", "alice-key"),
+        ("ALICE_PASSWORD", "alice-pass"),
+        ("BOB_API_KEY", "bob-key"),
+        ("BOB_API_KEY_NEXT", "bob-next"),
+        ("CAROL_PASSWORD", "carol-pass"),
+    ];
+    let work = |kind: &str| work_dir("up-kitchen-sink", kind);
+    let (nginx_work, reference_work) = (work("nginx"), work("reference"));
+    let mut nginx = up(
+        &spec,
+        "nginx",
+        "127.0.0.1:0",
+        &["--work", &nginx_work],
+        &env,
+    );
+    let resolver = std::fs::read_to_string(Path::new(&nginx_work).join("resolver.conf")).unwrap();
+    assert!(resolver.starts_with("resolver "), "{resolver}");
+    let mut reference = up(
+        &spec,
+        "reference",
+        "127.0.0.1:0",
+        &["--work", &reference_work],
+        &env,
+    );
+    let compared = ["content-type", "x-brew", "www-authenticate"];
+    let cases: &[(&str, &[&str])] = &[
+        ("/healthz", &["host: localhost"]),
+        ("/reports/daily?tenant=acme", &["host: reports.example.com"]),
+        (
+            "/catalog/teapot",
+            &["host: api.example.com", "x-api-key: alice-key"],
+        ),
+        ("/catalog/teapot", &["host: api.example.com"]),
+        ("/nowhere", &["host: localhost"]),
+    ];
+    for (path, headers) in cases {
+        let mut head = format!("GET {path} HTTP/1.1\r\n");
+        for h in *headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        let a = ask(nginx.listen, &head, b"", &compared);
+        let b = ask(reference.listen, &head, b"", &compared);
+        assert_eq!(
+            a, b,
+            "{path} {headers:?}: nginx (left) and the reference (right) differ"
+        );
+    }
+    let teapot =
+        "GET /catalog/teapot HTTP/1.1\r\nhost: api.example.com\r\nx-api-key: alice-key\r\n";
+    assert_eq!(ask(nginx.listen, teapot, b"", &[]).0, 418);
+    stop(&mut nginx);
+    stop(&mut reference);
+    assert!(
+        hello(nginx.listen).is_none(),
+        "nothing serves after the stop"
+    );
+}
+
 /// `gatefold up SPEC --target cloudflare --watch` runs the Worker in
 /// workerd on the asked port, serves a changed spec after restarting it,
 /// and leaves nothing serving after SIGTERM.

@@ -29,6 +29,13 @@ pub const CONF: &str = "conf/nginx.conf";
 /// Where a candidate configuration is written to be checked before it
 /// replaces [`CONF`], relative to the prefix.
 const CANDIDATE: &str = "conf/nginx.conf.candidate";
+/// The file holding the `resolver` directive, relative to the prefix: a
+/// configuration that resolves upstream host names per request includes
+/// it (`include ../resolver.conf;`, the nginx target's `RESOLVER_FILE`),
+/// and [`Nginx::check`] writes it from the machine's `/etc/resolv.conf`.
+pub const RESOLVER_FILE: &str = "resolver.conf";
+/// Where the machine's DNS servers are listed.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// An nginx binary.
 #[derive(Debug, Clone)]
@@ -37,6 +44,9 @@ pub struct Nginx {
     /// Variables added to the master's environment (secrets the
     /// configuration reads through `env` and `os.getenv`).
     env: BTreeMap<String, String>,
+    /// The DNS servers written to [`RESOLVER_FILE`] instead of
+    /// `/etc/resolv.conf`'s (see [`Nginx::with_resolver`]).
+    resolver: Option<Vec<SocketAddr>>,
 }
 
 impl Nginx {
@@ -51,7 +61,16 @@ impl Nginx {
         Nginx {
             binary: binary.into(),
             env: BTreeMap::new(),
+            resolver: None,
         }
+    }
+
+    /// The same binary, asking `servers` (UDP, in this order) for the
+    /// upstream host names a configuration resolves per request, instead
+    /// of the DNS servers `/etc/resolv.conf` names.
+    pub fn with_resolver(mut self, servers: Vec<SocketAddr>) -> Nginx {
+        self.resolver = Some(servers);
+        self
     }
 
     /// The same binary, started with `vars` added to its environment.
@@ -71,8 +90,14 @@ impl Nginx {
     /// `prefix/tmp` (for temp paths such as `tmp/proxy`).
     /// nginx does not check Lua inside `*_by_lua_block`: see
     /// [`crate::Luajit`].
+    ///
+    /// When `conf` includes [`RESOLVER_FILE`], it is written first from
+    /// `/etc/resolv.conf` (an error says so when that names no DNS server).
     pub fn check(&self, prefix: &Path, conf: &str) -> Result<()> {
         lay_out(prefix)?;
+        if includes_resolver(conf) {
+            write_resolver(prefix, self.resolver.as_deref())?;
+        }
         let candidate = prefix.join(CANDIDATE);
         std::fs::write(&candidate, conf)
             .map_err(io_err(format!("writing {}", candidate.display())))?;
@@ -167,6 +192,73 @@ fn lay_out(prefix: &Path) -> Result<()> {
         std::fs::create_dir_all(&path).map_err(io_err(format!("creating {}", path.display())))?;
     }
     Ok(())
+}
+
+/// Whether `conf` includes the prefix's [`RESOLVER_FILE`] (a line
+/// `include ../resolver.conf;` outside comments).
+pub fn includes_resolver(conf: &str) -> bool {
+    let include = format!("../{RESOLVER_FILE};");
+    conf.lines().any(|line| {
+        let code = line.split('#').next().unwrap_or("");
+        code.split_whitespace().collect::<Vec<_>>() == ["include", include.as_str()]
+    })
+}
+
+/// The `resolver` directive for the DNS servers `resolv_conf` (the text of
+/// an `/etc/resolv.conf`) lists, in its order; `None` when it lists none
+/// nginx can use (an IPv6 address with a zone, `fe80::1%eth0`, is
+/// skipped: nginx takes none). `ipv6=off`: names resolve to IPv4
+/// addresses only, since nginx, unlike the system resolver, does not fall
+/// back to another address of a name when one cannot be reached.
+pub fn resolver_directive(resolv_conf: &str) -> Option<String> {
+    let servers: Vec<String> = resolv_conf
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then_some(())?;
+            match words.next()?.parse::<std::net::IpAddr>().ok()? {
+                std::net::IpAddr::V4(a) => Some(a.to_string()),
+                std::net::IpAddr::V6(a) => Some(format!("[{a}]")),
+            }
+        })
+        .collect();
+    directive(&servers)
+}
+
+/// `resolver SERVERS ipv6=off;`, or `None` without a server.
+fn directive(servers: &[String]) -> Option<String> {
+    (!servers.is_empty()).then(|| format!("resolver {} ipv6=off;\n", servers.join(" ")))
+}
+
+/// Writes `prefix/resolver.conf`: `servers`, else from `/etc/resolv.conf`.
+fn write_resolver(prefix: &Path, servers: Option<&[SocketAddr]>) -> Result<()> {
+    let directive = match servers {
+        Some(servers) => directive(
+            &servers
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>(),
+        ),
+        None => resolver_directive(&std::fs::read_to_string(RESOLV_CONF).unwrap_or_default()),
+    };
+    let directive = directive.ok_or_else(|| Error::Failed {
+        runtime: "nginx",
+        what: no_nameserver(RESOLV_CONF),
+        log: None,
+        tail: String::new(),
+    })?;
+    let path = prefix.join(RESOLVER_FILE);
+    std::fs::write(&path, directive).map_err(io_err(format!("writing {}", path.display())))
+}
+
+/// What is wrong when the configuration resolves upstream host names per
+/// request and `resolv_conf` (where it was read) names no DNS server.
+pub fn no_nameserver(resolv_conf: &str) -> String {
+    format!(
+        "the configuration resolves upstream host names per request (it includes {RESOLVER_FILE}), \
+         and {resolv_conf} names no DNS server to ask: add a `nameserver ADDRESS` line there, \
+         or give the upstream targets as IP addresses"
+    )
 }
 
 /// Started as root, nginx runs its workers as `nobody` unless the
@@ -349,7 +441,7 @@ impl std::fmt::Debug for NginxInstance {
 
 #[cfg(test)]
 mod tests {
-    use super::{closed_to_others, runs_in_foreground};
+    use super::{closed_to_others, includes_resolver, resolver_directive, runs_in_foreground};
     use std::os::unix::fs::PermissionsExt;
 
     /// A work folder inside a 0700 folder (what `mktemp -d` makes) is
@@ -367,6 +459,39 @@ mod tests {
         mode(0o755).unwrap();
         std::fs::remove_dir_all(&outer).unwrap();
         assert_eq!(found, Some((outer.clone(), 0o700)));
+    }
+
+    /// Every usable `nameserver`, in order, IPv6 in brackets; comments,
+    /// other keywords and addresses nginx cannot take left out.
+    #[test]
+    fn the_resolver_lists_the_machines_nameservers() {
+        let text = "# generated\nsearch example.internal\nnameserver 10.0.0.2\n\
+                    nameserver   2001:db8::53 \nnameserver fe80::1%eth0\n;nameserver 10.9.9.9\n\
+                    options ndots:5\nnameserver 127.0.0.53\n";
+        assert_eq!(
+            resolver_directive(text).as_deref(),
+            Some("resolver 10.0.0.2 [2001:db8::53] 127.0.0.53 ipv6=off;\n")
+        );
+    }
+
+    /// No server to ask is `None` (the caller's clear error), not a
+    /// `resolver` line nginx would refuse.
+    #[test]
+    fn no_nameserver_gives_no_resolver() {
+        assert_eq!(resolver_directive(""), None);
+        assert_eq!(
+            resolver_directive("search example.internal\nnameserver fe80::1%eth0\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_resolver_include_is_recognized_outside_comments_only() {
+        assert!(includes_resolver(
+            "http {\n    include ../resolver.conf;\n}\n"
+        ));
+        assert!(!includes_resolver("    # include ../resolver.conf;\n"));
+        assert!(!includes_resolver("    include resolver.conf;\n"));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! serves: the nginx target's version server ([`VERSION_HOST`],
 //! [`VERSION_PATH`]), which answers loopback clients only.
 //!
+//! A config that resolves upstream host names per request includes the
+//! prefix's `resolver.conf` (outside `conf/`: the machine's, not the
+//! config's): it is written from that host's `/etc/resolv.conf` into the
+//! staged set before `nginx -t` and into the prefix before each reload.
+//!
 //! The prefix may be on another host (`config-dir: ssh://user@host/path`):
 //! the same steps then run there through the `ssh` client (see
 //! [`super::host`]), `nginx` being the one on the remote `PATH`, and the
@@ -82,6 +87,23 @@ impl Files {
         }
     }
 
+    /// Writes `prefix/resolver.conf` from the host's `/etc/resolv.conf`
+    /// when the `conf/nginx.conf` under `prefix` includes it.
+    fn write_resolver(&self, host: &dyn Host, prefix: &Path) -> Result<(), Error> {
+        use gatefold_runtime::nginx::{includes_resolver, resolver_directive, RESOLVER_FILE};
+        let conf = host.read(&prefix.join(gatefold_runtime::nginx::CONF))?;
+        let conf = conf.as_deref().map(String::from_utf8_lossy);
+        if !conf.is_some_and(|c| includes_resolver(&c)) {
+            return Ok(());
+        }
+        let resolv = Path::new("/etc/resolv.conf");
+        let text = host.read(resolv)?.unwrap_or_default();
+        let directive = resolver_directive(&String::from_utf8_lossy(&text)).ok_or_else(|| {
+            Error::Rejected(gatefold_runtime::nginx::no_nameserver(&host.name(resolv)))
+        })?;
+        host.write_atomically(&prefix.join(RESOLVER_FILE), directive.as_bytes())
+    }
+
     /// The address of the version server in the `nginx.conf` in place.
     fn version_listen(&self, host: &dyn Host) -> Option<SocketAddr> {
         let bytes = host
@@ -123,6 +145,7 @@ impl Runtime for Files {
     fn check(&self, host: &dyn Host, dir: &Path, _ir: &ValidIr) -> Result<(), Error> {
         // The staged set is its own prefix: `-t` reads its includes and
         // Lua paths there, never the files nginx runs.
+        self.write_resolver(host, dir)?;
         let script = format!(
             "mkdir -p logs tmp && {} -t -q -p {} -c {}",
             self.binary()?,
@@ -138,6 +161,7 @@ impl Runtime for Files {
     }
 
     fn activate(&self, host: &dyn Host) -> Result<(), Error> {
+        self.write_resolver(host, &self.dir)?;
         match &self.reload {
             Some(line) => host.run(&self.dir, line, line),
             None => {

@@ -14,6 +14,10 @@
 //!   redirects; `access.lua` and `config.lua` only when some route needs
 //!   the access phase (see [`needs_lua`]). Loaded relative to the prefix.
 //!
+//! * `resolver.conf` (not written here): when an upstream's one target is
+//!   a host name, nginx resolves it per request (see [`dns`]) with the
+//!   `resolver` directive this file holds, which whoever starts nginx writes
+//!   (`gatefold up` from `/etc/resolv.conf`); `conf/nginx.conf` includes it.
 //! * `conf/tls/cert-N.pem`: certificate chains (public), with `gateway.tls`.
 //!   Private keys are never compiled in: a key the spec reads from a file is
 //!   referenced by its absolute path; a key in an environment variable must
@@ -44,10 +48,12 @@
 
 #![forbid(unsafe_code)]
 
+mod dns;
 pub mod escape;
 mod lua;
 mod model;
 mod native;
+pub use dns::{resolves_names, RESOLVER_FILE};
 pub use model::tls_key_file;
 mod render;
 mod routing;
@@ -146,6 +152,7 @@ impl Target for Nginx {
     fn spec_diagnostics(&self, ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
         let mut out = underscore::refusals(ir);
         out.extend(native::refusals(ir));
+        out.extend(dns::warnings(ir));
         out
     }
 

@@ -198,6 +198,9 @@ pub struct Model {
     hash: String,
     modules: Vec<&'static str>,
     env: Vec<String>,
+    /// Whether the config includes the prefix's `resolver.conf` (see
+    /// [`crate::dns`]).
+    resolver: bool,
     /// The directives inside `http {}`, rendered line by line with
     /// [`Word::render`] (see `render.rs` for why not by a template loop).
     http: String,
@@ -363,6 +366,7 @@ impl Model {
             hash: ir.hash.to_string(),
             modules: crate::LUA_MODULES.to_vec(),
             env: env.into_iter().collect(),
+            resolver: crate::dns::uses_resolver(ir),
             http: {
                 let mut text = String::with_capacity(lines.len() * 48);
                 for l in &lines {
@@ -406,8 +410,9 @@ fn route_needs_lua(ir: &Ir, r: &Route) -> bool {
 }
 
 /// Whether `up` gets Lua's active health checks: it has `health` and every
-/// target is an address (the Lua balancer and checks connect to addresses;
-/// nginx resolves names only at start-up).
+/// target is an address (the Lua balancer and checks connect to
+/// addresses, and nginx resolves no name for Lua; see [`crate::dns`] for
+/// how a name is reached).
 pub fn health_checked(up: &Upstream) -> bool {
     up.health.is_some()
         && up
@@ -542,6 +547,21 @@ impl Builder<'_> {
         if lua {
             out.push(dr(["lua_shared_dict", "gf_rate", "16m"]));
         }
+        if crate::dns::uses_resolver(self.ir) {
+            // The machine's DNS servers: not the spec's, so not compiled in.
+            out.push(
+                dr(["include", &format!("../{}", crate::dns::RESOLVER_FILE)]).note(format!(
+                    "host names of upstreams, resolved per request: PREFIX/{} holds `resolver ADDRESS ...;` (gatefold up writes it from /etc/resolv.conf)",
+                    crate::dns::RESOLVER_FILE
+                )),
+            );
+            // The reference gateway bounds resolving and connecting by
+            // `connect`; so does each here (routes repeat it when theirs differs).
+            out.push(Item::d(vec![
+                raw("resolver_timeout"),
+                raw(time(self.ir.gateway.baseline.timeouts.connect.millis)),
+            ]));
+        }
         if self.ir.upstreams.values().any(health_checked) {
             out.push(dr(["lua_shared_dict", "gf_health", "1m"]));
             out.push(
@@ -566,9 +586,26 @@ impl Builder<'_> {
         out
     }
 
+    /// What `proxy_pass` names for upstream `name`: its `upstream {}`
+    /// block, or (resolved per request, see [`crate::dns`]) its target's
+    /// `host:port`.
+    fn dest(&self, name: &gatefold_compiler::ir::Name) -> String {
+        let up = &self.ir.upstreams[name];
+        if crate::dns::per_request(up) {
+            let url = &up.targets[0].url;
+            format!("{}:{}", url.host, url.port)
+        } else {
+            format!("gf_up_{name}")
+        }
+    }
+
     fn upstreams(&mut self) -> Vec<Item> {
         let mut out = Vec::new();
         for (name, up) in &self.ir.upstreams {
+            if crate::dns::per_request(up) {
+                // No block: nginx would resolve its name at start-up.
+                continue;
+            }
             let mut body = Vec::new();
             match &up.balance {
                 Balance::RoundRobin => {}
@@ -1681,7 +1718,7 @@ impl Builder<'_> {
         // The upstream (a variable for a split) and the host header it gets.
         let (upstream, host_word) = match plan {
             ProxyPlan::Single(_) => (
-                format!("gf_up_{}", dest.upstream),
+                self.dest(&dest.upstream),
                 Word::Lit(authority(&dest.upstream)),
             ),
             ProxyPlan::Split { policy, to } => {
@@ -1690,7 +1727,7 @@ impl Builder<'_> {
                     .iter()
                     .map(|d| {
                         (
-                            gen(format!("~^gf_up_{}$", d.upstream)),
+                            gen(format!("~^{}$", escape::regex(&self.dest(&d.upstream)))),
                             Word::Lit(authority(&d.upstream)),
                         )
                     })
@@ -1726,6 +1763,12 @@ impl Builder<'_> {
                 raw("proxy_connect_timeout"),
                 raw(time(dest.connect_timeout.millis)),
             ]));
+            if crate::dns::uses_resolver(self.ir) {
+                out.push(Item::d(vec![
+                    raw("resolver_timeout"),
+                    raw(time(dest.connect_timeout.millis)),
+                ]));
+            }
         }
         if dest.read_timeout != base.read {
             out.push(Item::d(vec![
@@ -1898,10 +1941,7 @@ impl Builder<'_> {
                 let bp = (u64::from(w.weight) * 10_000 + total / 2) / total;
                 format!("{}.{:02}%", bp / 100, bp % 100)
             };
-            body.push(Item::d(vec![
-                raw(share),
-                raw(format!("gf_up_{}", w.upstream)),
-            ]));
+            body.push(Item::d(vec![raw(share), raw(self.dest(&w.upstream))]));
         }
         self.maps.push(
             Item::b(
@@ -1927,7 +1967,7 @@ impl Builder<'_> {
                     Item::d(vec![raw("default"), raw(target.clone())]),
                     Item::d(vec![
                         gen(format!("~(?s)^{}\\z", escape::regex(&m.value))),
-                        raw(format!("gf_up_{}", m.upstream)),
+                        raw(self.dest(&m.upstream)),
                     ]),
                 ],
             ));

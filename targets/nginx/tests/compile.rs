@@ -279,20 +279,16 @@ fn kitchen_sink_compiles_and_serves() {
             !(t == "- service-token" && l.starts_with("    - "))
         })
         .map(|l| {
-            // nginx resolves upstream names at start-up, and this machine
-            // resolves no names: the reports upstream by address. The
-            // reports api admits admins, so a key reaches its script.
+            // The reports api admits admins, so a key reaches its script.
             l.replace("acl: { allow: [reporting] }", "acl: { allow: [admins] }")
-                .replace("reports.internal.example", "127.0.0.1")
                 .replace("- service-token", "- api-key")
                 + "\n"
         })
         .collect();
-    for gone in [
-        "- service-token",
-        "acl: { allow: [reporting] }",
-        "reports.internal.example",
-    ] {
+    // Its upstream keeps its name, `reports.internal.example`, which
+    // resolves nowhere (RFC 2606): nginx resolves it per request.
+    assert!(without.contains("https://reports.internal.example:8443"));
+    for gone in ["- service-token", "acl: { allow: [reporting] }"] {
         assert!(
             text.contains(gone) && !without.contains(gone),
             "kitchen-sink changed: {gone}"
@@ -339,6 +335,21 @@ fn kitchen_sink_compiles_and_serves() {
     assert_eq!(
         (r.status, r.body.as_str()),
         (400, r#"{"error":"tenant required"}"#),
+        "{r:?}"
+    );
+    // With a tenant, on to the upstream whose name does not resolve: the
+    // spec's 502, through the response script (phase 13).
+    let r = get(
+        ng.addr,
+        "/reports/daily?tenant=Acme",
+        &[
+            ("host", "reports.example.com"),
+            ("x-api-key", "alice-key-for-tests"),
+        ],
+    );
+    assert_eq!(
+        (r.status, r.body.as_str(), r.header("x-tenant")),
+        (502, r#"{"error":"bad gateway"}"#, Some("acme")),
         "{r:?}"
     );
     let r = get(ng.addr, "/healthz", &[]);
