@@ -60,6 +60,16 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     }
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
+    // The script runtime, once: the global pre-function's rewrite runs on
+    // every request (see `crate::script`).
+    if let Some(chunk) = crate::script::runtime_chunk(ir) {
+        let global = out
+            .iter_mut()
+            .find(|p| p.name == "pre-function" && p.route.is_none() && p.service.is_none());
+        if let Some(PluginConfig::Functions { rewrite, .. }) = global.map(|p| &mut p.config) {
+            rewrite.push(chunk);
+        }
+    }
     scope("post-function", post, &mut out);
     // The 405 answers, one per `allow` set on the service its fallback
     // routes go through (a service-scoped plugin: the routes have none of
@@ -74,6 +84,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
             route: None,
             service: Some(crate::routing::fallback_service(&allow)),
             config: PluginConfig::Functions {
+                rewrite: Vec::new(),
                 access: vec![format!(
                     "-- gatefold: no route takes the method (405)\nreturn function()\n  return kong.response.exit(405, '{{\"error\":\"method not allowed\"}}', {{ [\"content-type\"] = \"application/json\", [\"allow\"] = {} }})\nend\n",
                     s(&allow)
@@ -152,6 +163,7 @@ struct Functions {
 impl Functions {
     fn config(self) -> PluginConfig {
         PluginConfig::Functions {
+            rewrite: Vec::new(),
             access: self.access,
             header_filter: self.header_filter,
             body_filter: self.body_filter,
