@@ -309,3 +309,102 @@ show(st)
     // The response script does not run on the refusal.
     assert!(!out.contains("x-tenant"), "{out}");
 }
+
+/// Paths a request script sets, then phase 10 (as the conformance
+/// scenario scripts/setpath-then-phase-10.yaml, without its route holding
+/// `request-headers`, which Kong refuses beside a request script).
+const SET_PATH: &str = r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  based:
+    base-path: /svc
+    strip-base-path: true
+    upstream: u
+    routes:
+      moved:
+        path: /m/*
+        policies:
+          - script:
+              request: |
+                req.setHeader("x-saw", req.path);
+                req.setPath("/svc/new" + req.path.slice(6));
+      kept:
+        path: /k/*
+        policies: [{ script: { request: 'req.setHeader("x-s", "1");' } }]
+  plain:
+    upstream: u
+    routes:
+      prefix:
+        path: /p/*
+        policies:
+          - rewrite: { strip-prefix: /p, add-prefix: /q }
+          - script: { request: 'req.setPath("/p/set" + req.path.slice(2));' }
+      outside:
+        path: /o/*
+        policies:
+          - rewrite: { strip-prefix: /o, add-prefix: /q }
+          - script: { request: 'req.setPath("/elsewhere");' }
+      template:
+        path: "/t/{id}"
+        policies:
+          - rewrite: { path: "/items/{id}" }
+          - script: { request: 'req.setPath("/elsewhere");' }
+"#;
+
+#[test]
+fn a_prefix_rewrite_applies_to_the_path_a_request_script_set() {
+    let out = run_spec(
+        SET_PATH,
+        r#"
+local function go(route, path)
+  local st = S.request({ method = "GET", path = path, ip = "127.0.0.1", headers = {} })
+  S.run("rewrite")
+  assert(not S.run("access", route), "the request goes on")
+  local saw = ""
+  for _, kv in ipairs(st.headers) do if kv[1] == "x-saw" then saw = " saw " .. kv[2] end end
+  print(route .. " " .. path .. " -> " .. tostring(st.upstream_path) .. saw)
+end
+go("based.moved", "/svc/m/abc")
+go("based.kept", "/svc/k/x")
+go("plain.prefix", "/p/a/b")
+go("plain.outside", "/o/a")
+go("plain.template", "/t/42")
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            // strip-base-path on the path the script set; the script saw
+            // the request's path.
+            "based.moved /svc/m/abc -> /new/abc saw /svc/m/abc",
+            // No path set: the request's path is stripped.
+            "based.kept /svc/k/x -> /k/x",
+            "plain.prefix /p/a/b -> /q/set/a/b",
+            // A set path outside the prefix keeps it whole; the prefix is added.
+            "plain.outside /o/a -> /q/elsewhere",
+            // A whole-path template replaces the set path, with the
+            // request's params.
+            "plain.template /t/42 -> /items/42",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn the_path_chunks_of_a_scripted_prefix_route_are_these() {
+    let yaml = text(&emit(&compile(SET_PATH)));
+    let post = function_config(&yaml, "post-function", "plain.prefix");
+    let access: Vec<&str> = post["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    insta::assert_snapshot!(
+        "kong_setpath_then_prefix_rewrite",
+        access.join("\n-- ----\n")
+    );
+}
