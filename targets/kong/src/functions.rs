@@ -60,15 +60,17 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     }
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
-    // The script runtime, once: the global pre-function's rewrite runs on
-    // every request (see `crate::script`).
-    if let Some(chunk) = crate::script::runtime_chunk(ir) {
-        let global = out
-            .iter_mut()
-            .find(|p| p.name == "pre-function" && p.route.is_none() && p.service.is_none());
-        if let Some(PluginConfig::Functions { rewrite, .. }) = global.map(|p| &mut p.config) {
-            rewrite.push(chunk);
-        }
+    // The script runtime and the jwt core, once: the global pre-function's
+    // rewrite runs on every request (see `crate::script`).
+    let shared: Vec<String> = crate::script::runtime_chunk(ir)
+        .into_iter()
+        .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk))
+        .collect();
+    let global = out
+        .iter_mut()
+        .find(|p| p.name == "pre-function" && p.route.is_none() && p.service.is_none());
+    if let Some(PluginConfig::Functions { rewrite, .. }) = global.map(|p| &mut p.config) {
+        rewrite.extend(shared);
     }
     scope("post-function", post, &mut out);
     // The 405 answers, one per `allow` set on the service its fallback
