@@ -242,8 +242,9 @@ pub struct Handed<'a> {
     /// handed over.
     pub runtime: &'a str,
     /// Lua statements run instead when `runtime` gives nil, ending the
-    /// call (a `return` last): the request side answers 500, the response
-    /// side returns (its request never passed phase 8).
+    /// call (a `return` last). Kong's: the request side answers 500 and
+    /// logs why, the response side returns (its request never passed
+    /// phase 8).
     pub missing: &'a str,
 }
 
