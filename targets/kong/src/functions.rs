@@ -60,6 +60,18 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     }
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
+    // The script runtime and the jwt core, once: the global pre-function's
+    // rewrite runs on every request (see `crate::script`).
+    let shared: Vec<String> = crate::script::runtime_chunk(ir)
+        .into_iter()
+        .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk))
+        .collect();
+    let global = out
+        .iter_mut()
+        .find(|p| p.name == "pre-function" && p.route.is_none() && p.service.is_none());
+    if let Some(PluginConfig::Functions { rewrite, .. }) = global.map(|p| &mut p.config) {
+        rewrite.extend(shared);
+    }
     scope("post-function", post, &mut out);
     // The 405 answers, one per `allow` set on the service its fallback
     // routes go through (a service-scoped plugin: the routes have none of
@@ -74,6 +86,7 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
             route: None,
             service: Some(crate::routing::fallback_service(&allow)),
             config: PluginConfig::Functions {
+                rewrite: Vec::new(),
                 access: vec![format!(
                     "-- gatefold: no route takes the method (405)\nreturn function()\n  return kong.response.exit(405, '{{\"error\":\"method not allowed\"}}', {{ [\"content-type\"] = \"application/json\", [\"allow\"] = {} }})\nend\n",
                     s(&allow)
@@ -152,6 +165,7 @@ struct Functions {
 impl Functions {
     fn config(self) -> PluginConfig {
         PluginConfig::Functions {
+            rewrite: Vec::new(),
             access: self.access,
             header_filter: self.header_filter,
             body_filter: self.body_filter,
@@ -435,8 +449,11 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
 }
 
 /// Phase 10's path (`rewrite`, `strip-base-path`): the route's lowered
-/// upstream path from the request path, set with
-/// `kong.service.request.set_path` (Kong keeps the query).
+/// upstream path, set with `kong.service.request.set_path` (Kong keeps the
+/// query). A prefix rewrite starts from the path a request script set
+/// (the Kong adapter keeps it in `kong.ctx.shared.gatefold_script_path`),
+/// else the request's; a whole-path template replaces either, its params
+/// from the request's path.
 fn upstream_path(r: &Route) -> Option<String> {
     let body = match &r.lowered.upstream_path {
         UpstreamPath::Keep => return None,
@@ -445,7 +462,7 @@ fn upstream_path(r: &Route) -> Option<String> {
             format!(
                 r#"local STRIP, ADD = {}, {}
 return function()
-  local p = kong.request.get_path()
+  local p = kong.ctx.shared.gatefold_script_path or kong.request.get_path()
   local rest = p
   if STRIP and STRIP ~= "/" and p:sub(1, #STRIP) == STRIP then
     local left = p:sub(#STRIP + 1)
@@ -715,25 +732,6 @@ pub fn conflicts(
                     .with_help("remove `baseline.client-address` for the Kong target, or this policy"),
                 );
             }
-        }
-    }
-    for r in &ir.routes {
-        // A prefix rewrite applies to the path a request script set, which
-        // the rewrite chunk (reading the request's path) would not see.
-        let script_sets_path = matches!(
-            policy(ir, r, PolicyKind::Script),
-            Some((_, Policy::Script(sc))) if sc.request.is_some()
-        );
-        if script_sets_path && matches!(r.lowered.upstream_path, UpstreamPath::Prefix { .. }) {
-            let id = r.policy_id(PolicyKind::Script).expect("a script");
-            out.push(
-                Diagnostic::error(
-                    "unsupported-policy",
-                    at(id),
-                    format!("target `kong` cannot apply the prefix rewrite (`rewrite` or `strip-base-path`) of route `{}` to the path its request script `{id}` sets", r.id),
-                )
-                .with_help("for the Kong target, change the path in the script only, or use a whole-path `rewrite`"),
-            );
         }
     }
     for r in &ir.routes {

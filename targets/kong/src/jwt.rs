@@ -17,10 +17,17 @@
 //!
 //! Kong's sandbox (`untrusted_lua = sandbox`) gives neither `ffi`,
 //! `setmetatable`, `getmetatable` nor (in older releases) `bit` and
-//! `string.rep`: the chunk defines what the core uses of them in plain Lua
-//! (see [`SHIMS`]), and requires `resty.openssl.hmac` or
-//! `resty.openssl.pkey`, which kong.conf must allow
-//! (`untrusted_lua_sandbox_requires`, docs/kong.md).
+//! `string.rep`: the core's chunk defines what the core uses of them in
+//! plain Lua (see [`SHIMS`]); the route's chunk requires
+//! `resty.openssl.hmac` or `resty.openssl.pkey`, which kong.conf must
+//! allow (`untrusted_lua_sandbox_requires`, docs/kong.md).
+//!
+//! The core (22 KB) is in the config once, as the script runtime is (see
+//! `crate::script`): [`core_chunk`] is a `rewrite` chunk of the global
+//! pre-function, which Kong runs on every request, handing the core over
+//! in `kong.ctx.shared`; each route's phase-4 chunk ([`prelude`]) holds
+//! only its policy, key and signature check, and refuses every token
+//! (logged) were the core not handed over.
 
 use gatefold_compiler::ir::policy::{Jwt, JwtKey, PublicKey};
 use gatefold_compiler::ir::{PolicyId, ValidIr};
@@ -70,9 +77,34 @@ local string = (function()
 end)()
 "#;
 
+/// Where a request's phase-4 chunk finds the core [`core_chunk`] handed over.
+const CORE: &str = "kong.ctx.shared.gatefold_jwt_core";
+
+/// Whether a route's phase 4 checks a `jwt` (in Lua): the core is needed.
+pub fn used(ir: &ValidIr) -> bool {
+    ir.routes.iter().any(|r| {
+        r.lowered
+            .auth
+            .iter()
+            .flat_map(|a| a.methods.iter())
+            .any(|m| m.kind == gatefold_compiler::ir::PolicyKind::Jwt)
+    })
+}
+
+/// The global pre-function's `rewrite` chunk holding the jwt core (under
+/// the sandbox shims), built once per worker and config and handed to
+/// each request in `kong.ctx.shared`.
+pub fn core_chunk() -> String {
+    format!(
+        "-- gatefold: the jwt core, built once per worker and config; every request\n-- gets it in kong.ctx.shared for its route's phase-4 chunk\n{SHIMS}local core = (function()\n{}end)()\nreturn function()\n  {CORE} = core\nend\n",
+        gatefold_lua_script::JWT
+    )
+}
+
 /// The Lua defining `jwt_check()` for one `jwt` instance: true, the
 /// consumer claim's value and the claim headers (in claim order), or
-/// false; and `JWT_CLAIMS`, the `{ claim, header }` pairs.
+/// false; and `JWT_CLAIMS`, the `{ claim, header }` pairs. It runs the
+/// core [`core_chunk`] handed over.
 pub fn prelude(id: &PolicyId, j: &Jwt) -> String {
     let (alg, key) = match &j.key {
         JwtKey::Hs256 { secret } => (
@@ -99,9 +131,7 @@ pub fn prelude(id: &PolicyId, j: &Jwt) -> String {
         .map(|(c, h)| format!("{{ {}, {} }}", s(c), s(h.as_str())))
         .collect();
     format!(
-        r#"{SHIMS}local core = (function()
-{core}end)()
-local P = {{ id = {idq}, alg = "{alg}", issuer = {issuer}, audiences = {audiences},
+        r#"local P = {{ id = {idq}, alg = "{alg}", issuer = {issuer}, audiences = {audiences},
   consumer_claim = {claim}, claims = {{ {claims} }}, leeway = {leeway} }}
 local JWT_CLAIMS = P.claims
 local KEY = {key}
@@ -164,12 +194,16 @@ local function verify(p, msg, sig)
 end
 
 local function jwt_check()
+  local core = {CORE}
+  if not core then
+    kong.log.err("gatefold: jwt ", P.id, ": no jwt core in kong.ctx.shared (the global pre-function's rewrite chunk hands it over)")
+    return false
+  end
   ngx.update_time()
   return core.check(P, kong.request.get_header("authorization"), ngx.now(), verify)
 end
 "#,
         idq = s(&id.to_string()),
-        core = gatefold_lua_script::JWT,
         claim = s(&j.consumer_claim),
         claims = claims.join(", "),
         leeway = j.leeway.millis as f64 / 1000.0,

@@ -204,6 +204,8 @@ pub enum PluginConfig {
     /// the function Kong calls per request).
     Functions {
         #[serde(skip_serializing_if = "Vec::is_empty")]
+        rewrite: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         access: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         header_filter: Vec<String>,

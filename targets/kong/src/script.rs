@@ -10,28 +10,100 @@
 //! it in Kong, so [`conflicts`] refuses a route holding a request script
 //! and `request-headers` (pre-function, priority 1,000,000, would run the
 //! script before authentication, which is worse).
+//!
+//! The runtime (about 60 KB of Lua, more with the case tables) is in the
+//! config once, not once per route: [`runtime_chunk`] is the global
+//! pre-function's `rewrite` chunk. Kong loads a serverless chunk once per
+//! worker and config and keeps the function it returns (its upvalues
+//! with it: pre-function/_handler.lua); its `rewrite` phase runs the
+//! global plugins only, whatever plugins the route has (kong/init.lua,
+//! `execute_global_plugins_iterator`), so it runs on every request, before
+//! any route's `access`. It hands the runtime over in `kong.ctx.shared`
+//! (a table per request), where each route's chunks ([`chunks`]) read it.
+//! A route chunk without it fails closed: the request side answers 500
+//! `{"error":"script failed"}` and logs why.
 
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::script::Side;
 use gatefold_compiler::ir::{Loc, PolicyId, PolicyKind, Script, ValidIr};
 use gatefold_compiler::target::span_of;
-use gatefold_lua_script::{body_filter_chunk, emit_chunk, pass_chunk, Host, Places};
+use gatefold_lua_script::lua::string as s;
+use gatefold_lua_script::{
+    bound_body_filter_chunk, bound_pass_chunk, emit_bound_chunk, Handed, Host, Places,
+};
+
+/// Where a request's chunks find the runtime the rewrite chunk handed over.
+const RUNTIME: &str = "kong.ctx.shared.gatefold_script_runtime";
+
+/// The scripts the routes run.
+fn used(ir: &ValidIr) -> impl Iterator<Item = &Script> {
+    let ids: std::collections::BTreeSet<&PolicyId> =
+        ir.routes.iter().flat_map(|r| r.chain.iter()).collect();
+    ids.into_iter()
+        .filter_map(|id| match &ir.policies.get(id)?.policy {
+            Policy::Script(sc) => Some(sc),
+            _ => None,
+        })
+}
+
+/// The global pre-function's `rewrite` chunk when a route runs a script:
+/// the runtime built once per worker and config (with the case tables when
+/// a script needs them), handed to each request in `kong.ctx.shared`.
+pub fn runtime_chunk(ir: &ValidIr) -> Option<String> {
+    let mut any = false;
+    let mut case = false;
+    for sc in used(ir) {
+        any = true;
+        case |= sc
+            .request
+            .iter()
+            .chain(sc.response.iter())
+            .any(gatefold_lua_script::uses_case);
+    }
+    any.then(|| {
+        format!(
+            "-- gatefold: the script runtime, built once per worker and config; every\n-- request gets it in kong.ctx.shared for its route's script chunks\nlocal R = (function()\n{}end)()\nreturn function()\n  {RUNTIME} = R\nend\n",
+            gatefold_lua_script::runtime_chunk(Host::Kong, case)
+        )
+    })
+}
 
 /// The chunks carrying `s` out in the route's post-function: the access
 /// chunk (the request script, or the pass chunk marking phase 8 passed),
 /// then the header_filter and body_filter chunks of the response side.
-pub fn chunks(ir: &ValidIr, id: &PolicyId, s: &Script) -> (String, Vec<String>, Vec<String>) {
+/// Each reads the runtime [`runtime_chunk`] handed over.
+pub fn chunks(ir: &ValidIr, id: &PolicyId, sc: &Script) -> (String, Vec<String>, Vec<String>) {
     let places = Places::of(ir, id);
-    let access = match &s.request {
-        Some(p) => emit_chunk(p, Side::Request, Host::Kong, &places),
-        // The response script runs only on requests that passed phase 8.
-        None => pass_chunk(Host::Kong),
+    // Without the runtime the request side fails closed; the response
+    // side then has nothing to do (its request never passed phase 8).
+    let missing = format!(
+        "    kong.log.err({})\n    {}",
+        s(&format!(
+            "gatefold: script `{id}` ({}) did not run: no script runtime in kong.ctx.shared (the global pre-function's rewrite chunk hands it over)",
+            places.policy
+        )),
+        crate::functions::exit(500, "script failed")
+    );
+    let request = Handed {
+        runtime: RUNTIME,
+        missing: &missing,
     };
-    let (header_filter, body_filter) = match &s.response {
+    let access = match &sc.request {
+        Some(p) => emit_bound_chunk(p, Side::Request, &places, request),
+        // The response script runs only on requests that passed phase 8.
+        None => bound_pass_chunk(request),
+    };
+    let response = Handed {
+        runtime: RUNTIME,
+        missing: "    return",
+    };
+    let (header_filter, body_filter) = match &sc.response {
         Some(p) => (
-            vec![emit_chunk(p, Side::Response, Host::Kong, &places)],
-            body_filter_chunk(Host::Kong).into_iter().collect(),
+            vec![emit_bound_chunk(p, Side::Response, &places, response)],
+            bound_body_filter_chunk(Host::Kong, RUNTIME)
+                .into_iter()
+                .collect(),
         ),
         None => (Vec::new(), Vec::new()),
     };

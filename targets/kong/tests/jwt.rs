@@ -59,8 +59,6 @@ const OPENSSL: &str = include_str!("lua/resty_openssl_standin.lua");
 /// would get them. `allow` is `untrusted_lua_sandbox_requires`.
 fn run(route: &str, allow: bool, calls: &str) -> String {
     let yaml = text(&emit(&compile(SPEC)));
-    let pre = function_config(&yaml, "pre-function", route);
-    let post = function_config(&yaml, "post-function", route);
     let allow = if allow {
         r#"S.requires = { ["resty.openssl.hmac"] = true, ["resty.openssl.pkey"] = true }"#
     } else {
@@ -81,11 +79,11 @@ local function token(alg, header, claims, key)
   if alg == "HS256" then sig = O.hs256(key, input) else sig = O.sign(alg, key, input) end
   return "Bearer " .. input .. "." .. O.b64url(sig)
 end
-local pre_access, post_access = {pre}, {post}
+S.configure({plugins})
 local function go(req)
   local st = S.request(req)
-  local exited = S.phases(pre_access)
-  if not exited then exited = S.phases(post_access) end
+  S.run("rewrite")
+  local exited = S.run("access", {route})
   local hs = {{}}
   for _, kv in ipairs(st.headers) do
     if kv[1]:sub(1, 2) == "x-" then hs[#hs + 1] = kv[1] .. "=" .. kv[2] end
@@ -97,8 +95,8 @@ local function go(req)
 end
 {calls}
 "#,
-        pre = lua_phase(&pre, "access"),
-        post = lua_phase(&post, "access"),
+        plugins = lua_plugins(&yaml),
+        route = gatefold_lua_script::lua::string(route),
         rs_pub = gatefold_lua_script::lua::string(&key("rs256-public.pem")),
         es_pub = gatefold_lua_script::lua::string(&key("es256-public.pem")),
         rs_priv = gatefold_lua_script::lua::string(&key("rs256-private.pem")),
@@ -258,6 +256,32 @@ fn without_the_sandbox_allowing_lua_resty_openssl_every_token_is_refused_and_log
 }
 
 #[test]
+fn the_core_is_in_the_config_once_and_without_it_every_token_is_refused() {
+    let yaml = text(&emit(&compile(SPEC)));
+    // Three jwt routes (each a pre-function of its own), one core: its
+    // first line.
+    let first = gatefold_lua_script::JWT.lines().next().unwrap();
+    assert_eq!(yaml.matches(first).count(), 1, "{yaml}");
+    // As if the global pre-function were gone: no rewrite phase.
+    let good = r#"{"iss":"https://issuer.example","aud":"orders","sub":"acme"}"#;
+    let out = run(
+        "a.hs",
+        true,
+        &format!(
+            r#"local st = S.request({{ method = "GET", path = "/hs", ip = "10.0.0.1", headers = {{ {{ "authorization", {} }} }} }})
+assert(S.run("access", "a.hs"))
+print(st.status .. " " .. table.concat(st.logs, "|"))"#,
+            hs(good, "s3cret")
+        ),
+    );
+    assert!(out.starts_with("401 "), "{out}");
+    assert!(
+        out.contains("err: gatefold: jwt route/a.hs/jwt: no jwt core in kong.ctx.shared"),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_config_names_the_sandbox_requirement_and_its_lua_compiles() {
     let yaml = text(&emit(&compile(SPEC)));
     assert!(
@@ -293,21 +317,21 @@ apis:
     let _ = std::fs::remove_dir_all(&dir);
     let ir = compiled.ir.expect("the spec compiles");
     let yaml = text(&emit(&ir));
-    let pre = function_config(&yaml, "pre-function", "a.es");
     let out = run_lua(&format!(
         r#"
 local O = (function() {OPENSSL} end)()
 S.modules = {{ ["resty.openssl.pkey"] = O.pkey }}
 S.requires = {{ ["resty.openssl.pkey"] = true }}
-local access = {access}
+S.configure({plugins})
 local input = O.b64url('{{"alg":"ES256"}}') .. "." .. O.b64url('{{"sub":"x"}}')
 for _, t in ipairs({{ input .. "." .. O.b64url(O.sign("ES256", {es_priv}, input)), input .. ".AAAA" }}) do
   local st = S.request({{ method = "GET", path = "/es", ip = "10.0.0.1", headers = {{ {{ "authorization", "Bearer " .. t }} }} }})
-  S.phases(access)
+  S.run("rewrite")
+  S.run("access", "a.es")
   print(tostring(st.status or 200))
 end
 "#,
-        access = lua_phase(&pre, "access"),
+        plugins = lua_plugins(&yaml),
         es_priv = gatefold_lua_script::lua::string(&key("es256-private.pem")),
     ));
     // No vault involved (S.env is empty): the PEM is in the chunk.
@@ -322,17 +346,25 @@ fn the_core_under_the_sandbox_shims_reads_as_the_core_with_luajits_own_bit() {
     // runs it, over base64url and JSON inputs that reach every shimmed
     // function (multi-byte UTF-8 escapes, bad final bits, floats).
     let yaml = text(&emit(&compile(SPEC)));
-    let pre = function_config(&yaml, "pre-function", "a.hs");
-    let chunk = pre["access"]
+    // The global pre-function's rewrite chunk holding the core.
+    let doc: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let chunk = doc["plugins"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c.as_str().unwrap())
-        .find(|c| c.starts_with("-- gatefold: authentication (phase 4)"))
-        .unwrap();
+        .filter(|p| p["name"] == "pre-function" && p.get("route").is_none())
+        .flat_map(|p| {
+            p["config"]["rewrite"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .find(|c| c.starts_with("-- gatefold: the jwt core"))
+        .expect("the jwt core in the global pre-function's rewrite");
     let sandboxed = format!(
         "{}return core\n",
-        &chunk[..chunk.find("local P = {").unwrap()]
+        &chunk[..chunk.find("return function()").unwrap()]
     );
     let out = run_lua(&format!(
         r#"
@@ -391,7 +423,6 @@ fn a_choice_of_methods_admits_on_any_one_in_order_and_removes_the_credentials() 
             "{yaml}"
         );
     }
-    let pre = function_config(&yaml, "pre-function", "a.any");
     let b64 = |s: &str| {
         use std::fmt::Write;
         // Standard base64 with padding, as clients send basic credentials.
@@ -419,12 +450,13 @@ S.modules = {{ ["resty.openssl.hmac"] = O.hmac }}
 S.requires = {{ ["resty.openssl.hmac"] = true }}
 S.env = {{ ACME_KEY = "k-acme", CAROL_PASSWORD = "pw", JWT_SECRET = "s3cret" }}
 S.consumers = {{ acme = true, staff = true }}
-local access = {access}
+S.configure({plugins})
 local input = O.b64url('{{"alg":"HS256"}}') .. "." .. O.b64url('{{"sub":"staff"}}')
 local TOKEN = "Bearer " .. input .. "." .. O.b64url(O.hs256("s3cret", input))
 local function go(ip, headers)
   local st = S.request({{ method = "GET", path = "/any", ip = ip, headers = headers }})
-  local exited = S.phases(access)
+  S.run("rewrite")
+  S.run("access", "a.any")
   local hs = {{}}
   for _, kv in ipairs(st.headers) do hs[#hs + 1] = kv[1] .. "=" .. kv[2] end
   local www = ""
@@ -438,7 +470,7 @@ go("10.0.0.1", {{ {{ "authorization", TOKEN }}, {{ "x-sub", "spoofed" }} }})
 go("10.0.0.1", {{}})
 go("10.9.9.9", {{}})
 "#,
-        access = lua_phase(&pre, "access"),
+        plugins = lua_plugins(&yaml),
         carol = b64("carol:pw"),
         carol_bad = b64("carol:px"),
     ));

@@ -3,12 +3,15 @@
 //! sandbox Kong gives such code: upstream headers and path set, respond()
 //! ending the request, ctx carried from request to response, and a run-time
 //! failure on either side answering 500 {"error":"script failed"} with the
-//! failing operation's spec position logged.
+//! failing operation's spec position logged. Each request goes through
+//! the phases as Kong's runloop runs the serverless plugins (the stand-in's
+//! `S.run`: `rewrite` only the global ones, later phases the most specific
+//! of each name), since the runtime the route chunks use is handed over by
+//! the global pre-function's `rewrite` in `kong.ctx.shared`.
 
 mod common;
 
 use common::*;
-use serde_json::Value;
 
 const SPEC: &str = r#"
 gatefold: 1
@@ -35,21 +38,17 @@ apis:
       items: { path: /items }
 "#;
 
-/// The post-function plugin's config (the route's, else the global one).
-fn functions() -> Value {
-    function_config(&text(&emit(&compile(SPEC))), "post-function", "a.items")
+/// Runs `body` (Lua using `S`, configured with `spec`'s pre-function and
+/// post-function plugins: `S.run(PHASE, ROUTE)` runs a phase as Kong
+/// would) under luajit; its stdout.
+fn run_spec(spec: &str, body: &str) -> String {
+    let yaml = text(&emit(&compile(spec)));
+    run_lua(&format!("S.configure({})\n{body}", lua_plugins(&yaml)))
 }
 
-/// Runs `body` (Lua using `S`, `access`, `header_filter`, `body_filter`:
-/// the post-function's lists of functions) under luajit; its stdout.
+/// [`run_spec`] on `SPEC`.
 fn run(body: &str) -> String {
-    let c = functions();
-    run_lua(&format!(
-        "local access = {}\nlocal header_filter = {}\nlocal body_filter = {}\n{body}",
-        lua_phase(&c, "access"),
-        lua_phase(&c, "header_filter"),
-        lua_phase(&c, "body_filter")
-    ))
+    run_spec(SPEC, body)
 }
 
 /// Lua printing the state after a request: status, body, headers, logs.
@@ -76,10 +75,11 @@ fn a_request_goes_on_with_its_changes_and_ctx_reaches_the_response() {
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=ACME",
   headers = {{ {{ "X-Version", "2" }} }} }})
-assert(not S.phases(access))
+S.run("rewrite")
+assert(not S.run("access", "a.items"))
 S.upstream(503, {{ {{ "content-type", "text/plain" }} }}, "down")
-S.phases(header_filter)
-S.phases(body_filter)
+S.run("header_filter", "a.items")
+S.run("body_filter", "a.items")
 show(st)
 "#
     ));
@@ -100,9 +100,10 @@ fn respond_ends_the_request_and_the_response_script_does_not_run() {
     let out = run(&format!(
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", headers = {{}} }})
-assert(S.phases(access), "respond() ends the request")
-S.phases(header_filter)
-S.phases(body_filter)
+S.run("rewrite")
+assert(S.run("access", "a.items"), "respond() ends the request")
+S.run("header_filter", "a.items")
+S.run("body_filter", "a.items")
 show(st)
 "#
     ));
@@ -121,7 +122,8 @@ fn a_failing_request_script_answers_500_and_logs_its_spec_position() {
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=boom",
   headers = {{ {{ "x-version", "2" }} }} }})
-assert(S.phases(access))
+S.run("rewrite")
+assert(S.run("access", "a.items"))
 show(st)
 "#
     ));
@@ -143,10 +145,11 @@ fn a_failing_response_script_replaces_the_response_with_500() {
     let out = run(&format!(
         r#"{SHOW}
 local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=a", headers = {{}} }})
-assert(not S.phases(access))
+S.run("rewrite")
+assert(not S.run("access", "a.items"))
 S.upstream(200, {{ {{ "x-fail", "yes" }}, {{ "x-request-id", "abc" }}, {{ "content-length", "5" }} }}, "hello")
-S.phases(header_filter)
-S.phases(body_filter)
+S.run("header_filter", "a.items")
+S.run("body_filter", "a.items")
 show(st)
 "#
     ));
@@ -192,5 +195,216 @@ apis:
     assert!(
         messages[0].contains("route `a.one`") && messages[0].contains("request-transformer"),
         "{messages:#?}"
+    );
+}
+
+/// Routes with plugins of their own, a request script using the case
+/// tables and a response-only script.
+const ROUTES: &str = r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one:
+        path: /one
+        policies:
+          - ip-filter: { deny: [10.9.9.9] }
+          - script:
+              request: 'ctx.who = "one"; req.setHeader("x-script", "one");'
+              response: 'res.setHeader("x-who", ctx.who ?? "none");'
+      two:
+        path: /two
+        policies: [{ script: { request: 'req.setHeader("x-script", "two".toUpperCase());' } }]
+      three:
+        path: /three
+        policies: [{ script: { response: 'res.setHeader("x-three", "yes");' } }]
+      four: { path: /four }
+"#;
+
+#[test]
+fn the_runtime_is_in_the_config_once_and_every_scripted_route_gets_it() {
+    let yaml = text(&emit(&compile(ROUTES)));
+    // The runtime's first line, once for three scripted routes.
+    let first = gatefold_lua_script::runtime().lines().next().unwrap();
+    assert_eq!(yaml.matches(first).count(), 1, "{yaml}");
+    // The case tables too, though only one script needs them.
+    assert_eq!(
+        yaml.matches("-- Unicode case mappings").count(),
+        1,
+        "{yaml}"
+    );
+    // a.one has a pre-function of its own (the ip-filter), which Kong runs
+    // instead of the global one in access: its runtime comes from the
+    // global one's rewrite, which Kong runs on every request.
+    let own = function_config(&yaml, "pre-function", "a.one");
+    assert!(own.get("rewrite").is_none(), "{own}");
+    let out = run_spec(
+        ROUTES,
+        &format!(
+            r#"{SHOW}
+local function go(route, path, ip)
+  local st = S.request({{ method = "GET", path = path, ip = ip or "127.0.0.1", headers = {{}} }})
+  S.run("rewrite")
+  if not S.run("access", route) then S.upstream(200, {{}}, "ok") end
+  S.run("header_filter", route)
+  S.run("body_filter", route)
+  print("== " .. route)
+  show(st)
+end
+go("a.one", "/one")
+go("a.one", "/one", "10.9.9.9")
+go("a.two", "/two")
+go("a.three", "/three")
+go("a.four", "/four")
+"#
+        ),
+    );
+    let of = |route: &str, n: usize| -> String {
+        out.split("== ")
+            .filter(|b| b.starts_with(route))
+            .nth(n)
+            .unwrap_or_else(|| panic!("no {route}: {out}"))
+            .to_string()
+    };
+    let one = of("a.one", 0);
+    assert!(one.contains("status 200"), "{one}");
+    assert!(one.contains("req x-script: one"), "{one}");
+    assert!(one.contains("res x-who: one"), "{one}");
+    // Its own pre-function ran in access.
+    let denied = of("a.one", 1);
+    assert!(denied.contains("status 403"), "{denied}");
+    assert!(of("a.two", 0).contains("req x-script: TWO"), "{out}");
+    // The response-only script ran: the pass chunk marked phase 8.
+    assert!(of("a.three", 0).contains("res x-three: yes"), "{out}");
+    let four = of("a.four", 0);
+    assert!(
+        four.contains("status 200") && !four.contains("x-"),
+        "{four}"
+    );
+    assert!(!out.contains("log err"), "{out}");
+}
+
+#[test]
+fn a_script_chunk_run_without_the_runtime_answers_500_and_says_why() {
+    // As if the global pre-function were gone: no rewrite phase.
+    let out = run(&format!(
+        r#"{SHOW}
+local st = S.request({{ method = "GET", path = "/items", ip = "127.0.0.1", query = "tenant=a", headers = {{}} }})
+assert(S.run("access", "a.items"), "the request side ends the request")
+S.run("header_filter", "a.items")
+S.run("body_filter", "a.items")
+show(st)
+"#
+    ));
+    assert!(out.contains("status 500"), "{out}");
+    assert!(out.contains(r#"body {"error":"script failed"}"#), "{out}");
+    assert!(
+        out.contains("log err: gatefold: script `api/a/script` (test.yaml:")
+            && out.contains("no script runtime in kong.ctx.shared"),
+        "{out}"
+    );
+    // The response script does not run on the refusal.
+    assert!(!out.contains("x-tenant"), "{out}");
+}
+
+/// Paths a request script sets, then phase 10 (as the conformance
+/// scenario scripts/setpath-then-phase-10.yaml, without its route holding
+/// `request-headers`, which Kong refuses beside a request script).
+const SET_PATH: &str = r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  based:
+    base-path: /svc
+    strip-base-path: true
+    upstream: u
+    routes:
+      moved:
+        path: /m/*
+        policies:
+          - script:
+              request: |
+                req.setHeader("x-saw", req.path);
+                req.setPath("/svc/new" + req.path.slice(6));
+      kept:
+        path: /k/*
+        policies: [{ script: { request: 'req.setHeader("x-s", "1");' } }]
+  plain:
+    upstream: u
+    routes:
+      prefix:
+        path: /p/*
+        policies:
+          - rewrite: { strip-prefix: /p, add-prefix: /q }
+          - script: { request: 'req.setPath("/p/set" + req.path.slice(2));' }
+      outside:
+        path: /o/*
+        policies:
+          - rewrite: { strip-prefix: /o, add-prefix: /q }
+          - script: { request: 'req.setPath("/elsewhere");' }
+      template:
+        path: "/t/{id}"
+        policies:
+          - rewrite: { path: "/items/{id}" }
+          - script: { request: 'req.setPath("/elsewhere");' }
+"#;
+
+#[test]
+fn a_prefix_rewrite_applies_to_the_path_a_request_script_set() {
+    let out = run_spec(
+        SET_PATH,
+        r#"
+local function go(route, path)
+  local st = S.request({ method = "GET", path = path, ip = "127.0.0.1", headers = {} })
+  S.run("rewrite")
+  assert(not S.run("access", route), "the request goes on")
+  local saw = ""
+  for _, kv in ipairs(st.headers) do if kv[1] == "x-saw" then saw = " saw " .. kv[2] end end
+  print(route .. " " .. path .. " -> " .. tostring(st.upstream_path) .. saw)
+end
+go("based.moved", "/svc/m/abc")
+go("based.kept", "/svc/k/x")
+go("plain.prefix", "/p/a/b")
+go("plain.outside", "/o/a")
+go("plain.template", "/t/42")
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            // strip-base-path on the path the script set; the script saw
+            // the request's path.
+            "based.moved /svc/m/abc -> /new/abc saw /svc/m/abc",
+            // No path set: the request's path is stripped.
+            "based.kept /svc/k/x -> /k/x",
+            "plain.prefix /p/a/b -> /q/set/a/b",
+            // A set path outside the prefix keeps it whole; the prefix is added.
+            "plain.outside /o/a -> /q/elsewhere",
+            // A whole-path template replaces the set path, with the
+            // request's params.
+            "plain.template /t/42 -> /items/42",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn the_path_chunks_of_a_scripted_prefix_route_are_these() {
+    let yaml = text(&emit(&compile(SET_PATH)));
+    let post = function_config(&yaml, "post-function", "plain.prefix");
+    let access: Vec<&str> = post["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    insta::assert_snapshot!(
+        "kong_setpath_then_prefix_rewrite",
+        access.join("\n-- ----\n")
     );
 }

@@ -21,11 +21,15 @@
 //! # Wiring a host
 //!
 //! - **Kong** (`post-function`, which runs after authentication, ACL and
-//!   rate limiting): `config.access = [emit_chunk(request) or pass_chunk]`,
-//!   `config.header_filter = [emit_chunk(response)]`,
-//!   `config.body_filter = [body_filter_chunk]`. Kong caches the returned
-//!   function and calls it per request; the runtime uses only what Kong's
-//!   `untrusted_lua = sandbox` allows.
+//!   rate limiting): the runtime once per configuration, [`runtime_chunk`]
+//!   in the global `pre-function`'s `rewrite` (Kong runs only global
+//!   plugins there, on every request), handing `R` to the request in
+//!   `kong.ctx.shared`; each route's `config.access = [emit_bound_chunk(request)
+//!   or bound_pass_chunk]`, `config.header_filter = [emit_bound_chunk(response)]`,
+//!   `config.body_filter = [bound_body_filter_chunk]`, reading it from
+//!   there. Kong caches the function a chunk returns and calls it per
+//!   request; the runtime uses only what Kong's `untrusted_lua = sandbox`
+//!   allows.
 //! - **NGINX**: load each chunk once, in `init_by_lua_block`, into a table
 //!   (`gatefold_scripts["ID:request"] = (function() CHUNK end)()`); call it
 //!   from `access_by_lua_block` (request side, or the pass chunk) and
@@ -188,35 +192,136 @@ pub fn emit_chunk(p: &Program, side: Side, host: Host, places: &Places) -> Strin
 
 /// [`emit_chunk`] with a prelude of the caller's ([`prelude_with`]).
 pub fn emit_chunk_with(prelude: &str, p: &Program, side: Side, places: &Places) -> String {
-    let side = match side {
-        Side::Request => "request",
-        Side::Response => "response",
-    };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "-- gatefold: {side} script of policy {} (generated; do not edit)",
-        lua::string(&places.id)
-    );
+    let mut out = header(side, places);
     out.push_str("local R = (function()\n");
     out.push_str(prelude);
     out.push_str("end)()\n");
-    if emit::uses_case(&p.body) {
+    if uses_case(p) {
         out.push_str("R.case = (function()\n");
         out.push_str(CASE_TABLES);
         out.push_str("end)()\n");
     }
     let _ = writeln!(out, "local P = ({})(R)", program(p));
-    let sites: Vec<String> = places.sites.iter().map(|s| lua::string(s)).collect();
-    let _ = writeln!(out, "local S = {{{}}}", sites.join(", "));
+    out.push_str(&sites(places));
     let _ = writeln!(
         out,
-        "return function(...) return R.run(P, \"{side}\", {}, S, {}, {}, ...) end",
+        "return function(...) {} end",
+        run_call(p, side, places)
+    );
+    out
+}
+
+/// Whether `p` calls `toLowerCase` or `toUpperCase`: the runtime it runs
+/// on then needs the Unicode case tables ([`case_tables`]).
+pub fn uses_case(p: &Program) -> bool {
+    emit::uses_case(&p.body)
+}
+
+/// The runtime alone, for a host that loads it once (per worker and
+/// configuration) and hands it to the chunks of [`emit_bound_chunk`]:
+/// Lua statements ending in `return R`, the prelude of `host` with the
+/// case tables set as `R.case` when `case` (when any program run on it
+/// [`uses_case`]). `R.H` is the adapter.
+pub fn runtime_chunk(host: Host, case: bool) -> String {
+    let mut out = String::from("local R = (function()\n");
+    out.push_str(prelude(host));
+    out.push_str("end)()\n");
+    if case {
+        out.push_str("R.case = (function()\n");
+        out.push_str(CASE_TABLES);
+        out.push_str("end)()\n");
+    }
+    out.push_str("return R\n");
+    out
+}
+
+/// How a chunk of a shared runtime ([`runtime_chunk`]) finds it per call.
+#[derive(Copy, Clone, Debug)]
+pub struct Handed<'a> {
+    /// A Lua expression giving the runtime `R`, or nil when it was not
+    /// handed over.
+    pub runtime: &'a str,
+    /// Lua statements run instead when `runtime` gives nil, ending the
+    /// call (a `return` last). Kong's: the request side answers 500 and
+    /// logs why, the response side returns (its request never passed
+    /// phase 8).
+    pub missing: &'a str,
+}
+
+/// One side of a script on a runtime loaded elsewhere and handed over per
+/// call ([`Handed`]): [`emit_chunk`] without the prelude, so the chunk
+/// holds only the program, its failure sites and its places. The program
+/// is bound to the first runtime it is handed, and bound again when handed
+/// another (a new configuration's); then the outcome is as [`emit_chunk`]'s.
+pub fn emit_bound_chunk(p: &Program, side: Side, places: &Places, handed: Handed<'_>) -> String {
+    let mut out = header(side, places);
+    let _ = writeln!(out, "local PROGRAM = {}", program(p));
+    out.push_str(&sites(places));
+    out.push_str("local bound, P\nreturn function(...)\n");
+    out.push_str(&fetch(handed));
+    out.push_str("  if R ~= bound then bound, P = R, PROGRAM(R) end\n");
+    let _ = writeln!(out, "  {}\nend", run_call(p, side, places));
+    out
+}
+
+/// [`pass_chunk`] on a handed runtime ([`Handed`]).
+pub fn bound_pass_chunk(handed: Handed<'_>) -> String {
+    format!(
+        "-- gatefold: phase 8 passed (the response script runs)\nreturn function(...)\n{}  return R.pass(...)\nend\n",
+        fetch(handed)
+    )
+}
+
+/// [`body_filter_chunk`] on a handed runtime (`runtime` as in [`Handed`]):
+/// nothing when it was not handed over (no script ran, none failed).
+pub fn bound_body_filter_chunk(host: Host, runtime: &str) -> Option<String> {
+    match host {
+        Host::Envoy => None,
+        _ => Some(format!(
+            "-- gatefold: the body of a response whose script failed\nreturn function()\n  local R = {runtime}\n  if R then return R.H.body_filter() end\nend\n"
+        )),
+    }
+}
+
+/// The first line of a script chunk: what it is.
+fn header(side: Side, places: &Places) -> String {
+    format!(
+        "-- gatefold: {} script of policy {} (generated; do not edit)\n",
+        side_name(side),
+        lua::string(&places.id)
+    )
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Request => "request",
+        Side::Response => "response",
+    }
+}
+
+/// `local S = { sites }`: the failure sites' spec positions.
+fn sites(places: &Places) -> String {
+    let sites: Vec<String> = places.sites.iter().map(|s| lua::string(s)).collect();
+    format!("local S = {{{}}}\n", sites.join(", "))
+}
+
+/// The call running `P` (bound to `R`) on one side, as a return statement.
+fn run_call(p: &Program, side: Side, places: &Places) -> String {
+    format!(
+        "return R.run(P, \"{}\", {}, S, {}, {}, ...)",
+        side_name(side),
         p.cost,
         lua::string(&places.policy),
         lua::string(&places.id)
-    );
-    out
+    )
+}
+
+/// `local R = <handed runtime>`, or the missing statements.
+fn fetch(h: Handed<'_>) -> String {
+    format!(
+        "  local R = {}\n  if not R then\n{}\n  end\n",
+        h.runtime, h.missing
+    )
 }
 
 /// The chunk for phase 8 of a policy with only a response script: marks

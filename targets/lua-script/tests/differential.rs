@@ -267,7 +267,29 @@ fn every_host_chunk_passes_luajit_bytecode_listing() {
             check_bytecode(&b);
         }
         check_bytecode(gatefold_lua_script::prelude(host));
+        check_bytecode(&gatefold_lua_script::runtime_chunk(host, true));
     }
+    // A shared runtime's chunks (Kong's).
+    let handed = gatefold_lua_script::Handed {
+        runtime: "kong.ctx.shared.rt",
+        missing: "    return",
+    };
+    check_bytecode(&gatefold_lua_script::emit_bound_chunk(
+        &p,
+        Side::Request,
+        &places,
+        handed,
+    ));
+    check_bytecode(&gatefold_lua_script::emit_bound_chunk(
+        &r,
+        Side::Response,
+        &places,
+        handed,
+    ));
+    check_bytecode(&gatefold_lua_script::bound_pass_chunk(handed));
+    check_bytecode(
+        &gatefold_lua_script::bound_body_filter_chunk(Host::Kong, handed.runtime).unwrap(),
+    );
 }
 
 #[test]

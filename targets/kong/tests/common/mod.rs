@@ -128,6 +128,36 @@ pub fn lua_phase(config: &serde_json::Value, phase: &str) -> String {
     format!("{{ {} }}", chunks.join(", "))
 }
 
+/// A Lua expression: the pre-function and post-function plugins of
+/// `yaml` for `S.configure`, their chunks loaded (`S.load`) per phase.
+pub fn lua_plugins(yaml: &str) -> String {
+    let doc: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    let opt = |v: &serde_json::Value| {
+        v.as_str()
+            .map_or("nil".to_string(), gatefold_lua_script::lua::string)
+    };
+    let plugins: Vec<String> = doc["plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == "pre-function" || p["name"] == "post-function")
+        .map(|p| {
+            let phases: Vec<String> = ["rewrite", "access", "header_filter", "body_filter"]
+                .iter()
+                .map(|ph| format!("{ph} = {}", lua_phase(&p["config"], ph)))
+                .collect();
+            format!(
+                "{{ name = {}, route = {}, service = {}, {} }}",
+                opt(&p["name"]),
+                opt(&p["route"]),
+                opt(&p["service"]),
+                phases.join(", ")
+            )
+        })
+        .collect();
+    format!("{{ {} }}", plugins.join(",\n"))
+}
+
 /// The `luajit` binary, found as the launcher finds it.
 pub fn luajit() -> std::path::PathBuf {
     gatefold_runtime::lua::Luajit::locate()

@@ -11,7 +11,10 @@
 -- as lua-nginx-module documents it, entries expiring on that clock) and
 -- `ngx.req.set_header` / `clear_header`. Also `kong.vault.get` of env
 -- references and `kong.client.load_consumer` / `authenticate`.
--- State is one request at a time, as in a Kong worker.
+-- State is one request at a time, as in a Kong worker; `kong.ctx.shared`
+-- is a new table per request. With `S.configure` it also runs a
+-- request's phases through the pre-function and post-function plugins
+-- as Kong's runloop picks them (`S.run`).
 local S = {}
 local state
 
@@ -249,6 +252,48 @@ function S.run_sandboxed(src)
   local chunk = assert(loadstring(src, "=function"))
   setfenv(chunk, env)
   return chunk()
+end
+
+-- The serverless plugins of a config, as Kong's runloop runs them
+-- (kong/init.lua, kong/runloop/plugins_iterator.lua): a list of
+-- { name = "pre-function" | "post-function", route = NAME or nil,
+-- service = NAME or nil, rewrite = { f, ... }, access = ...,
+-- header_filter = ..., body_filter = ... }, each chunk loaded (S.load)
+-- once, as Kong loads a config's chunks once per worker.
+S.plugins = {}
+S.PRIORITY = { ["pre-function"] = 1000000, ["post-function"] = -1000 }
+function S.configure(plugins) S.plugins = plugins end
+
+-- The plugins Kong runs in `phase` on a request to `route` (through
+-- `service`): in `rewrite` only the global ones (no route is known yet;
+-- execute_global_plugins_iterator), whatever plugins the route has; in
+-- later phases, of each name, the most specific (the route's, else the
+-- service's, else the global one: lookup_cfg). Highest priority first.
+local function chosen(phase, route, service)
+  local best = {}
+  for _, p in ipairs(S.plugins) do
+    local rank
+    if not p.route and not p.service then rank = 1
+    elseif phase == "rewrite" then rank = nil
+    elseif p.route then rank = p.route == route and 3 or nil
+    else rank = p.service == service and 2 or nil end
+    if rank and (not best[p.name] or best[p.name].rank < rank) then
+      best[p.name] = { rank = rank, plugin = p }
+    end
+  end
+  local list = {}
+  for _, b in pairs(best) do list[#list + 1] = b.plugin end
+  table.sort(list, function(a, b) return S.PRIORITY[a.name] > S.PRIORITY[b.name] end)
+  return list
+end
+
+-- Runs `phase` of the configured plugins on a request to `route`; true
+-- when one ended the request.
+function S.run(phase, route, service)
+  for _, p in ipairs(chosen(phase, route, service)) do
+    if S.phases(p[phase] or {}) then return true end
+  end
+  return false
 end
 
 -- Runs a phase function; true when it ended the request with exit().

@@ -34,7 +34,11 @@ function H.remove_header(side, name)
   if side == "request" then kong.service.request.clear_header(name)
   else kong.response.clear_header(name) end
 end
-function H.set_path(p) kong.service.request.set_path(p) end
+-- Kept for phase 10: a prefix rewrite or strip-base-path applies to it.
+function H.set_path(p)
+  kong.service.request.set_path(p)
+  kong.ctx.shared.gatefold_script_path = p
+end
 function H.ctx_load()
   local c = kong.ctx.shared.gatefold_script_ctx
   if not c then

@@ -772,4 +772,8 @@ function R.pass(...)
   H.pass()
 end
 
+-- The adapter, for a host's chunks that share one runtime loaded once
+-- (Kong's body_filter chunk calls R.H.body_filter()).
+R.H = H
+
 return R
