@@ -504,6 +504,30 @@ fn up_nginx_answers_petstore_as_the_reference_does() {
 #[test]
 #[cfg(unix)]
 fn up_nginx_serves_kitchen_sink_with_an_unresolvable_upstream() {
+    let work = work_dir("up-kitchen-sink", "nginx");
+    kitchen_sink_serves_as_on_the_reference("nginx", &work, || {
+        let resolver = std::fs::read_to_string(Path::new(&work).join("resolver.conf")).unwrap();
+        assert!(resolver.starts_with("resolver "), "{resolver}");
+    });
+}
+
+/// `gatefold up examples/kitchen-sink --target cloudflare` runs the whole
+/// example in workerd (with warnings for what a Worker approximates or
+/// leaves out) and serves its routes as `--target reference` does.
+#[test]
+#[cfg(unix)]
+fn up_cloudflare_serves_kitchen_sink() {
+    let work = work_dir("up-kitchen-sink", "cloudflare");
+    kitchen_sink_serves_as_on_the_reference("cloudflare", &work, || {
+        assert!(Path::new(&work).join("worker.js").exists());
+    });
+}
+
+/// Runs kitchen-sink with `up` on `target` (work dir `work`, checked by
+/// `started`) and on the reference, and compares their answers to a
+/// request of each kind of route: a mock, a scripted route to an upstream
+/// that resolves nowhere, an authenticated route, a refusal, a 404.
+fn kitchen_sink_serves_as_on_the_reference(target: &str, work: &str, started: impl FnOnce()) {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kitchen-sink");
     // The reference gateway loads only with every consumer's secret set.
     let env = [
@@ -513,17 +537,9 @@ fn up_nginx_serves_kitchen_sink_with_an_unresolvable_upstream() {
         ("BOB_API_KEY_NEXT", "bob-next"),
         ("CAROL_PASSWORD", "carol-pass"),
     ];
-    let work = |kind: &str| work_dir("up-kitchen-sink", kind);
-    let (nginx_work, reference_work) = (work("nginx"), work("reference"));
-    let mut nginx = up(
-        &spec,
-        "nginx",
-        "127.0.0.1:0",
-        &["--work", &nginx_work],
-        &env,
-    );
-    let resolver = std::fs::read_to_string(Path::new(&nginx_work).join("resolver.conf")).unwrap();
-    assert!(resolver.starts_with("resolver "), "{resolver}");
+    let reference_work = work_dir("up-kitchen-sink", &format!("reference-for-{target}"));
+    let mut running = up(&spec, target, "127.0.0.1:0", &["--work", work], &env);
+    started();
     let mut reference = up(
         &spec,
         "reference",
@@ -548,20 +564,20 @@ fn up_nginx_serves_kitchen_sink_with_an_unresolvable_upstream() {
             head.push_str(h);
             head.push_str("\r\n");
         }
-        let a = ask(nginx.listen, &head, b"", &compared);
+        let a = ask(running.listen, &head, b"", &compared);
         let b = ask(reference.listen, &head, b"", &compared);
         assert_eq!(
             a, b,
-            "{path} {headers:?}: nginx (left) and the reference (right) differ"
+            "{path} {headers:?}: {target} (left) and the reference (right) differ"
         );
     }
     let teapot =
         "GET /catalog/teapot HTTP/1.1\r\nhost: api.example.com\r\nx-api-key: alice-key\r\n";
-    assert_eq!(ask(nginx.listen, teapot, b"", &[]).0, 418);
-    stop(&mut nginx);
+    assert_eq!(ask(running.listen, teapot, b"", &[]).0, 418);
+    stop(&mut running);
     stop(&mut reference);
     assert!(
-        hello(nginx.listen).is_none(),
+        hello(running.listen).is_none(),
         "nothing serves after the stop"
     );
 }

@@ -400,6 +400,9 @@ fn route_js(
             json!({ "methods": methods, "challenge": challenge })
         ));
     }
+    if r.lowered.preserve_host {
+        fields.push("keepHost: true".to_string());
+    }
     match &r.lowered.upstream_path {
         UpstreamPath::Keep => {}
         UpstreamPath::Prefix { strip, add } => {

@@ -169,8 +169,10 @@ impl Target for Cloudflare {
             Feature::Conditions => Support::Approximate {
                 note: "a Worker sees a header sent on several lines as one value, its lines joined by `, `: a header condition compares that whole value, not the first line",
             },
-            // fetch() sends the host of the URL it is given.
-            Feature::PreserveHost => Support::Unsupported,
+            // The Worker sets the client's host on its fetch() (js/proxy.js).
+            Feature::PreserveHost => Support::Approximate {
+                note: "the Worker sets the client's host on its fetch(); Cloudflare sends a `host` a Worker sets only when it is a host of the Worker's own zone (a Worker route's host is), so a request that reached the Worker on its workers.dev address goes upstream with the target's host; workerd (`gatefold up`) always sends the target's host. `x-forwarded-host` carries the client's host either way",
+            },
         }
     }
 

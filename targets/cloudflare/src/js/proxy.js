@@ -141,6 +141,9 @@ async function proxy(route, request, S, up) {
   let left = dest.retry ? dest.retry.attempts : 0;
   const on = dest.retry ? dest.retry.on : [];
   const idempotent = IDEMPOTENT.includes(request.method);
+  // preserve-host: the client's host, unless phase 10 set one (see the
+  // capability note: Cloudflare decides whether the origin gets it).
+  if (route.keepHost && !h.has("host")) h.set("host", S.host);
   const hostSet = h.has("host");
   const tried = [];
   let failure = "other";
