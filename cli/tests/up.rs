@@ -523,6 +523,18 @@ fn up_cloudflare_serves_kitchen_sink() {
     });
 }
 
+/// `gatefold up examples/kitchen-sink --target envoy` serves its routes as
+/// `--target reference` does (Envoy resolves `reports.internal.example`
+/// when a request needs it).
+#[test]
+#[cfg(unix)]
+fn up_envoy_serves_kitchen_sink() {
+    let work = work_dir("up-kitchen-sink", "envoy");
+    kitchen_sink_serves_as_on_the_reference("envoy", &work, || {
+        assert!(Path::new(&work).join("envoy.log").exists());
+    });
+}
+
 /// Runs kitchen-sink with `up` on `target` (work dir `work`, checked by
 /// `started`) and on the reference, and compares their answers to a
 /// request of each kind of route: a mock, a scripted route to an upstream
