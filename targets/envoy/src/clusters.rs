@@ -4,10 +4,20 @@
 use crate::model::*;
 use gatefold_compiler::ir::policy::{Mirror, Policy};
 use gatefold_compiler::ir::{Balance, Destination, Ir, Name, OriginHost, Upstream};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Trusted roots for `https://` upstreams (Debian's bundle).
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The cluster metadata namespace of gatefold's own keys.
+pub const METADATA: &str = "gatefold";
+
+/// The key under [`METADATA`] that is `true` on a cluster with active
+/// health checks. A request its load balancer finds no host for (response
+/// flag UH) is then the spec's 503 `no healthy upstream`; on any other
+/// cluster no host means none was resolved (a host name that does not
+/// resolve), which the spec answers as an unreachable upstream, 502.
+pub const HEALTH_CHECKED: &str = "health_checked";
 
 /// The cluster a destination calls: the upstream's name, with the connect
 /// timeout when it is not the upstream's own.
@@ -130,6 +140,12 @@ fn cluster(name: &Name, connect_ms: u64, up: &Upstream) -> Cluster {
                     OriginHost::Ip(_) => None,
                 }),
             })),
+        }),
+        metadata: up.health.is_some().then(|| Metadata {
+            filter_metadata: BTreeMap::from([(
+                METADATA.to_string(),
+                serde_json::json!({ HEALTH_CHECKED: true }),
+            )]),
         }),
     }
 }

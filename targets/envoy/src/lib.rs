@@ -514,8 +514,9 @@ fn hcm(
 }
 
 /// Envoy's own error answers rewritten to the spec's JSON bodies. Matched
-/// by response flags and response code details, never by status alone, so
-/// a `mock` answering 403 or 503 keeps its own body.
+/// by response flags, response code details and (for no host, UH) the
+/// cluster's metadata, never by status alone, so a `mock` answering 403
+/// or 503 keeps its own body.
 fn local_replies() -> LocalReplyConfig {
     let mapper = |filter: AccessLogFilter, status: Option<u16>, message: &str| ResponseMapper {
         filter,
@@ -527,7 +528,7 @@ fn local_replies() -> LocalReplyConfig {
         },
         headers_to_add: Vec::new(),
     };
-    let details = |expr: &str| {
+    let cel = |expr: &str| {
         AccessLogFilter::ExtensionFilter(NamedConfig {
             name: "envoy.access_loggers.extension_filters.cel".into(),
             typed_config: Any::CelFilter {
@@ -540,25 +541,40 @@ fn local_replies() -> LocalReplyConfig {
         mappers: vec![
             // A path its prefix-map key's entries all miss (routes.rs).
             mapper(flags(&["NR"]), Some(404), "no route"),
-            mapper(flags(&["UH"]), Some(503), "no healthy upstream"),
+            // No host to send to (UH): 503 where health checks took the
+            // targets out, else (no name resolved) the 502 below.
+            mapper(
+                AccessLogFilter::AndFilter {
+                    filters: vec![
+                        flags(&["UH"]),
+                        cel(&format!(
+                            "xds.cluster_metadata.filter_metadata['{}']['{}'] == true",
+                            clusters::METADATA,
+                            clusters::HEALTH_CHECKED
+                        )),
+                    ],
+                },
+                Some(503),
+                "no healthy upstream",
+            ),
             mapper(flags(&["UT"]), Some(504), "upstream timeout"),
             mapper(
-                flags(&["UF", "UC", "URX", "UR", "UO", "LR"]),
+                flags(&["UF", "UC", "URX", "UR", "UO", "LR", "UH"]),
                 Some(502),
                 "bad gateway",
             ),
             mapper(
-                details("response.code_details.startsWith('rbac_access_denied')"),
+                cel("response.code_details.startsWith('rbac_access_denied')"),
                 Some(403),
                 "forbidden",
             ),
             mapper(
-                details("response.code_details == 'request_payload_too_large'"),
+                cel("response.code_details == 'request_payload_too_large'"),
                 Some(413),
                 "payload too large",
             ),
             mapper(
-                details("response.code_details.startsWith('http1.') || response.code_details == 'path_normalization_failed' || response.code_details.startsWith('codec_error')"),
+                cel("response.code_details.startsWith('http1.') || response.code_details == 'path_normalization_failed' || response.code_details.startsWith('codec_error')"),
                 Some(400),
                 "bad request",
             ),

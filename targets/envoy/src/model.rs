@@ -277,8 +277,14 @@ pub struct SubstitutionFormat {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessLogFilter {
-    ResponseFlagFilter { flags: Vec<&'static str> },
+    ResponseFlagFilter {
+        flags: Vec<&'static str>,
+    },
     ExtensionFilter(NamedConfig),
+    /// Every one of `filters` matches.
+    AndFilter {
+        filters: Vec<AccessLogFilter>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -358,7 +364,8 @@ pub struct Route {
     pub gateway_answer: bool,
 }
 
-/// Route metadata, read by the Lua filter as `metadata():get(...)`.
+/// Route metadata, read by the Lua filter as `metadata():get(...)`;
+/// cluster metadata, read by the local-reply mappers' CEL filters.
 #[derive(Clone, Debug, Serialize)]
 pub struct Metadata {
     pub filter_metadata: BTreeMap<String, serde_json::Value>,
@@ -588,6 +595,8 @@ pub struct Cluster {
     pub health_checks: Vec<HealthCheck>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport_socket: Option<NamedConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Clone, Debug, Serialize)]

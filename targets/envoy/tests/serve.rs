@@ -172,3 +172,56 @@ fn petstore_authenticates_limits_and_authorizes() {
     assert_eq!(status.status, 200);
     assert_eq!(status.header("x-ratelimit-limit"), None);
 }
+
+/// Envoy answers a request its cluster has no host for (response flag UH)
+/// in two ways, told apart by the cluster: where health checks took every
+/// target out, 503 `no healthy upstream`; where no target's name resolved
+/// (no host at all, no health checks), 502 `bad gateway` as for any
+/// unreachable upstream. Both in one configuration, so one set of
+/// local-reply mappers must tell them apart; a `mock` answering 503 keeps
+/// its own body.
+#[test]
+fn no_host_is_503_after_health_checks_and_502_for_an_unresolved_name() {
+    let sick = Upstream::start("sick");
+    sick.healthy
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let gw = serve(&format!(
+        r#"
+gatefold: 1
+upstreams:
+  sick: {{ targets: [{{ url: "{}" }}], health: {{ path: /healthz, interval: 1s, timeout: 1s, unhealthy-after: 1 }} }}
+  nowhere: {{ targets: [{{ url: "http://nowhere.invalid:8080" }}] }}
+apis:
+  main:
+    upstream: nowhere
+    routes:
+      nowhere: {{ path: /nowhere }}
+      sick: {{ path: /sick, upstream: sick }}
+      busy: {{ path: /busy, policies: [{{ mock: {{ status: 503, body: "busy\n" }} }}] }}
+"#,
+        sick.url()
+    ));
+    let nowhere = get(gw.addr, "/nowhere", &[]);
+    assert_eq!(
+        (nowhere.status, nowhere.json()),
+        (502, serde_json::json!({ "error": "bad gateway" }))
+    );
+    assert_eq!(nowhere.header("content-type"), Some("application/json"));
+    // Targets start healthy: poll until the first failed check takes the
+    // one target out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let sick_reply = loop {
+        let r = get(gw.addr, "/sick", &[]);
+        if r.status != 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        (sick_reply.status, sick_reply.json()),
+        (503, serde_json::json!({ "error": "no healthy upstream" }))
+    );
+    let busy = get(gw.addr, "/busy", &[]);
+    assert_eq!((busy.status, busy.text()), (503, "busy\n".to_string()));
+    assert_eq!(get(gw.addr, "/nowhere", &[]).status, 502);
+}

@@ -37,28 +37,35 @@ fn examples_validate() {
     }
 }
 
-/// kitchen-sink compiles, validates and serves on Envoy, its
-/// tenant-routing script included. One change: the reports upstream by
-/// address, so Envoy's DNS lookups never leave the machine in a test.
+/// kitchen-sink compiles, validates and serves on Envoy as written, its
+/// tenant-routing script included. Its `reporting` upstream,
+/// `reports.internal.example`, resolves nowhere: Envoy resolves it at run
+/// time (the cluster is left without a host), starts, and the reports
+/// route answers 502 as for any unreachable upstream.
 #[test]
 fn kitchen_sink_validates() {
     let examples =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kitchen-sink");
     let dir = Scratch::new("kitchen-sink");
     std::fs::create_dir_all(dir.0.join("keys")).unwrap();
+    // The example's key file, with this crate's test key in it: the
+    // example's private key is nowhere, and the reports route needs a
+    // token it verifies.
     std::fs::copy(
-        examples.join("keys/jwt-rs256.pub"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/rs256-public.pem"),
         dir.0.join("keys/jwt-rs256.pub"),
     )
     .unwrap();
     let text = std::fs::read_to_string(examples.join("gatefold.yaml")).unwrap();
-    let local = text.replace("reports.internal.example", "127.0.0.1");
-    assert_ne!(text, local, "kitchen-sink no longer names that upstream");
     assert!(
-        local.contains("policies: [tenant-routing]"),
+        text.contains("url: https://reports.internal.example:8443"),
+        "kitchen-sink no longer names that upstream"
+    );
+    assert!(
+        text.contains("policies: [tenant-routing]"),
         "the script is kept"
     );
-    std::fs::write(dir.0.join("gatefold.yaml"), local).unwrap();
+    std::fs::write(dir.0.join("gatefold.yaml"), &text).unwrap();
     let compiled = gatefold_compiler::compile_path(&dir.0.join("gatefold.yaml"));
     let Some(ir) = compiled.ir else {
         panic!("{}", compiled.render())
@@ -66,7 +73,8 @@ fn kitchen_sink_validates() {
     validate(&ir);
     // And it serves: a route answering itself, from anywhere (its
     // `disable: [ip-filter]`), the JSON 404, and the scripted reports
-    // route, whose service token is checked before its script runs.
+    // route, whose service token is checked before its script runs and
+    // whose upstream is then found unreachable.
     let gw = serve_ir(&ir);
     let health = get(gw.addr, "/healthz", &[]);
     assert_eq!(health.status, 200);
@@ -76,15 +84,39 @@ fn kitchen_sink_validates() {
         (none.status, none.json()),
         (404, serde_json::json!({ "error": "no route" }))
     );
-    let reports = get(
-        gw.addr,
-        "/reports/daily",
-        &[("host", "reports.example.com")],
-    );
+    let reports = "/reports/daily?tenant=acme";
+    let host = ("host", "reports.example.com");
+    let anonymous = get(gw.addr, reports, &[host]);
     assert_eq!(
-        (reports.status, reports.json()),
+        (anonymous.status, anonymous.json()),
         (401, serde_json::json!({ "error": "unauthorized" }))
     );
+    let bearer = format!("Bearer {}", service_token());
+    let unreachable = get(gw.addr, reports, &[host, ("authorization", &bearer)]);
+    assert_eq!(
+        (unreachable.status, unreachable.json()),
+        (502, serde_json::json!({ "error": "bad gateway" }))
+    );
+}
+
+/// A token kitchen-sink's `service-token` accepts (signed with the key
+/// the test puts in its key file), naming the `nightly-reports` consumer.
+fn service_token() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": "https://auth.example.com/",
+        "aud": "kitchen-sink",
+        "sub": "nightly-reports",
+        "tenant": "acme",
+        "exp": now + 600,
+    });
+    let pem = include_bytes!("../../reference/tests/keys/rs256-private.pem");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
 /// One spec per kind Envoy carries, each on a route of its own.
