@@ -147,8 +147,7 @@ fn a_config_nginx_refuses_leaves_the_old_one_serving() {
 /// A spec whose upstream is a host name that resolves nowhere applies
 /// (nginx resolves it per request): the provider writes the prefix's
 /// `resolver.conf` from this host's `/etc/resolv.conf`, outside the files
-/// it manages (so drift sees none), and the route answers 502 `bad
-/// gateway` while the others serve.
+/// it manages (so drift sees none), and the other routes serve.
 #[test]
 fn a_host_name_upstream_applies_with_the_hosts_resolver() {
     let dir = scratch("nginx-resolver");
@@ -170,10 +169,9 @@ fn a_host_name_upstream_applies_with_the_hosts_resolver() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let resolver = std::fs::read_to_string(prefix.join("resolver.conf")).unwrap();
     assert!(resolver.starts_with("resolver "), "{resolver}");
-    assert_eq!(
-        get(listen, "localhost", "/gone"),
-        (502, r#"{"error":"bad gateway"}"#.to_string())
-    );
+    // `/gone` is not asked: nginx would send its DNS query to this host's
+    // server, off the machine (targets/nginx/tests/dns.rs answers it from
+    // a DNS server on loopback instead).
     assert!(get(listen, "localhost", "/pets").1.contains("tom"));
     let out = run(&["drift", fleet]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));

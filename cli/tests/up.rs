@@ -548,6 +548,11 @@ fn kitchen_sink_serves_as_on_the_reference(target: &str, work: &str, started: im
         ("BOB_API_KEY", "bob-key"),
         ("BOB_API_KEY_NEXT", "bob-next"),
         ("CAROL_PASSWORD", "carol-pass"),
+        // Envoy resolves `reports.internal.example` at start: ask a
+        // loopback port where nothing answers, never a DNS server off the
+        // machine (nginx and the reference resolve only for a request to
+        // that route, which no case sends).
+        ("GATEFOLD_DNS", "127.0.0.1:9"),
     ];
     let reference_work = work_dir("up-kitchen-sink", &format!("reference-for-{target}"));
     let mut running = up(&spec, target, "127.0.0.1:0", &["--work", work], &env);

@@ -56,6 +56,9 @@ pub struct Envoy {
     /// Variables added to Envoy's environment (secrets its configuration
     /// reads).
     env: BTreeMap<String, String>,
+    /// The DNS servers c-ares asks instead of the machine's (see
+    /// [`Envoy::with_resolver`]).
+    resolver: Option<Vec<SocketAddr>>,
 }
 
 impl Envoy {
@@ -70,7 +73,38 @@ impl Envoy {
         Envoy {
             binary: binary.into(),
             env: BTreeMap::new(),
+            resolver: None,
         }
+    }
+
+    /// `config` with its DNS clusters asking [`Envoy::with_resolver`]'s or
+    /// `GATEFOLD_DNS`'s servers, if any; else as it is.
+    fn asking_resolver(&self, config: &EnvoyConfig) -> Result<EnvoyConfig> {
+        let Some(servers) = self.resolver()? else {
+            return Ok(config.clone());
+        };
+        let ask = |text: &String| crate::dns::envoy_clusters_asking(text, &servers);
+        Ok(EnvoyConfig {
+            bootstrap: ask(&config.bootstrap)?,
+            lds: config.lds.clone(),
+            cds: config.cds.as_ref().map(ask).transpose()?,
+        })
+    }
+
+    /// The DNS servers to ask instead of the machine's, if any.
+    fn resolver(&self) -> Result<Option<Vec<SocketAddr>>> {
+        match &self.resolver {
+            Some(servers) => Ok(Some(servers.clone())),
+            None => crate::dns::from_env(),
+        }
+    }
+
+    /// The same binary, resolving upstream host names (`STRICT_DNS`
+    /// clusters) by asking `servers`, instead of `GATEFOLD_DNS`'s or the
+    /// machine's ([`crate::dns`]).
+    pub fn with_resolver(mut self, servers: Vec<SocketAddr>) -> Envoy {
+        self.resolver = Some(servers);
+        self
     }
 
     /// The same binary, started with `vars` added to its environment.
@@ -90,6 +124,8 @@ impl Envoy {
     /// the bootstrap with them placed in `static_resources`. Works in the
     /// scratch directory `work/.check`, apart from the watched one.
     pub fn check(&self, work: &Path, config: &EnvoyConfig) -> Result<()> {
+        // Validation resolves the DNS clusters' names too.
+        let config = &self.asking_resolver(config)?;
         let scratch = work.join(".check");
         let dynamic = scratch.join(DYNAMIC_DIR);
         std::fs::create_dir_all(&dynamic)
@@ -163,6 +199,8 @@ impl Envoy {
         ready_on: &[SocketAddr],
     ) -> Result<EnvoyInstance> {
         self.check(work, config)?;
+        let original = config;
+        let config = &self.asking_resolver(config)?;
         let dynamic = work.join(DYNAMIC_DIR);
         std::fs::create_dir_all(&dynamic)
             .map_err(io_err(format!("creating {}", dynamic.display())))?;
@@ -204,9 +242,9 @@ impl Envoy {
         let mut instance = EnvoyInstance {
             envoy: self.clone(),
             work: work.to_path_buf(),
-            bootstrap: config.bootstrap.clone(),
-            lds: config.lds.clone(),
-            cds: config.cds.clone(),
+            bootstrap: original.bootstrap.clone(),
+            lds: original.lds.clone(),
+            cds: original.cds.clone(),
             log,
             admin: None,
             group,
@@ -392,11 +430,14 @@ impl EnvoyInstance {
             cds: cds.map(str::to_string).or_else(|| self.cds.clone()),
         };
         self.envoy.check(&self.work, &candidate)?;
-        for (contents, path, stat) in [
-            (cds, CDS_PATH, "cluster_manager.cds"),
-            (lds, LDS_PATH, "listener_manager.lds"),
+        let asked = self.envoy.asking_resolver(&candidate)?;
+        for (given, contents, path, stat) in [
+            (cds, &asked.cds, CDS_PATH, "cluster_manager.cds"),
+            (lds, &asked.lds, LDS_PATH, "listener_manager.lds"),
         ] {
-            let Some(contents) = contents else { continue };
+            let (Some(_), Some(contents)) = (given, contents) else {
+                continue;
+            };
             let before = self.update_counts(stat)?;
             replace_atomically(&self.work.join(path), contents)?;
             let mut after = before;

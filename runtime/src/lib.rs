@@ -12,6 +12,7 @@
 //! `docs/runtimes.md`).
 
 mod admin;
+pub mod dns;
 pub mod envoy;
 pub mod launch;
 mod locate;

@@ -230,7 +230,8 @@ fn directive(servers: &[String]) -> Option<String> {
     (!servers.is_empty()).then(|| format!("resolver {} ipv6=off;\n", servers.join(" ")))
 }
 
-/// Writes `prefix/resolver.conf`: `servers`, else from `/etc/resolv.conf`.
+/// Writes `prefix/resolver.conf`: `servers`, else `GATEFOLD_DNS`'s
+/// ([`crate::dns`]), else from `/etc/resolv.conf`.
 fn write_resolver(prefix: &Path, servers: Option<&[SocketAddr]>) -> Result<()> {
     let directive = match servers {
         Some(servers) => directive(
@@ -239,7 +240,15 @@ fn write_resolver(prefix: &Path, servers: Option<&[SocketAddr]>) -> Result<()> {
                 .map(SocketAddr::to_string)
                 .collect::<Vec<_>>(),
         ),
-        None => resolver_directive(&std::fs::read_to_string(RESOLV_CONF).unwrap_or_default()),
+        None => match crate::dns::from_env()? {
+            Some(servers) => directive(
+                &servers
+                    .iter()
+                    .map(SocketAddr::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+            None => resolver_directive(&std::fs::read_to_string(RESOLV_CONF).unwrap_or_default()),
+        },
     };
     let directive = directive.ok_or_else(|| Error::Failed {
         runtime: "nginx",
