@@ -1122,6 +1122,8 @@ impl Builder<'_> {
         let mut promised = Vec::new();
         if ir.gateway.baseline.request_id {
             promised.push(Promise::var("x-request-id", "gf_request_id", When::Always));
+            // The gateway's id replaces one the upstream answers with.
+            hide.insert("x-request-id".to_string());
         }
         let stoppable = route_needs_lua(ir, route)
             || policy(PolicyKind::IpFilter).is_some()
