@@ -52,28 +52,45 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
         .filter(|id| id.kind == PolicyKind::RateLimit)
         .count() as u64;
     let cap = (KEY_BUDGET / limits.max(1)).max(1_000);
+    let table = crate::conditions::ConditionTable::new(ir);
+    let clear = table.clear_chunk();
     let mut pre = Vec::new();
     let mut post = Vec::new();
     for r in &ir.routes {
-        pre.push((r, pre_config(ir, r)));
+        let mut f = pre_config(ir, r);
+        if let Some(c) = &clear {
+            f.access.insert(0, c.clone());
+        }
+        pre.push((r, f));
         post.push((r, post_config(ir, r, cap)));
     }
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
+    // Kong runs only global plugins before it routes: the `match` markers.
+    if let Some(chunk) = table.rewrite_chunk() {
+        crate::conditions::add_rewrite(&mut out, chunk);
+    }
     scope("post-function", post, &mut out);
     // The 405 answers, one per `allow` set on the service its fallback
     // routes go through (a service-scoped plugin: the routes have none of
     // their own), before any other plugin runs.
-    let allows: std::collections::BTreeSet<String> = crate::routing::fallbacks(ir)
-        .into_iter()
-        .map(|f| f.allow)
-        .collect();
+    let fallbacks = crate::routing::fallbacks(ir);
+    // A group with `match` conditions answers by the conditions that hold:
+    // a pre-function of the fallback route's own.
+    out.extend(
+        fallbacks
+            .iter()
+            .filter_map(crate::conditions::fallback_plugin),
+    );
+    let allows: std::collections::BTreeSet<String> =
+        fallbacks.into_iter().map(|f| f.allow).collect();
     for allow in allows {
         out.push(Plugin {
             name: "pre-function",
             route: None,
             service: Some(crate::routing::fallback_service(&allow)),
             config: PluginConfig::Functions {
+                rewrite: Vec::new(),
                 access: vec![format!(
                     "-- gatefold: no route takes the method (405)\nreturn function()\n  return kong.response.exit(405, '{{\"error\":\"method not allowed\"}}', {{ [\"content-type\"] = \"application/json\", [\"allow\"] = {} }})\nend\n",
                     s(&allow)
@@ -152,6 +169,7 @@ struct Functions {
 impl Functions {
     fn config(self) -> PluginConfig {
         PluginConfig::Functions {
+            rewrite: Vec::new(),
             access: self.access,
             header_filter: self.header_filter,
             body_filter: self.body_filter,

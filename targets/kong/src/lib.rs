@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod conditions;
 mod functions;
 mod jwt;
 pub mod model;
@@ -147,7 +148,9 @@ impl Target for Kong {
         match feature {
             // The route's `preserve_host`.
             Feature::PreserveHost => Support::Builtin,
-            Feature::Conditions => Support::Unsupported,
+            // Evaluated exactly by the global pre-function before Kong
+            // routes; routes require its markers (`conditions`).
+            Feature::Conditions => Support::Emulated,
         }
     }
 
@@ -436,6 +439,7 @@ pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
             );
         }
     }
+    conditions::refusals(ir, &mut out);
     // `native.kong` plugins outside the accepted set, or whose config
     // breaks the plugin's schema.
     out.extend(native::refusals(ir, origin));

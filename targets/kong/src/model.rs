@@ -203,6 +203,9 @@ pub enum PluginConfig {
     /// `pre-function` / `post-function`: Lua chunks per phase (each returns
     /// the function Kong calls per request).
     Functions {
+        /// Run before Kong routes; global plugins only (`match` markers).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rewrite: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         access: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -347,3 +347,31 @@ apis:
         assert!(names.iter().any(|x| x == n), "{n}: {names:?}");
     }
 }
+
+#[test]
+fn match_conditions_are_valid_with_hostile_values() {
+    // The markers' rewrite chunk, the route expressions, and the 405
+    // routes' own pre-functions; values with ATC and Lua syntax in them.
+    let yaml = text(&emit(&compile(
+        r##"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      v2:
+        path: /items/*
+        methods: [GET]
+        match:
+          headers: { x-version: "\"# || true ]] \\" }
+          query: { "a\"#b": "r#\"x\"#" }
+      items: { path: /items/*, methods: [PUT] }
+"##,
+    )));
+    let names = assert_valid(&yaml);
+    assert!(names.iter().any(|n| n == "pre-function"), "{names:?}");
+    assert!(yaml.contains("rewrite:"), "{yaml}");
+    assert_chunks_compile(&yaml);
+}
