@@ -19,7 +19,7 @@
 //!   `kong_rate_limiting_counters` shared dict, keyed by policy instance),
 //!   phase 8 (the request script), phase 9 (`mock`, answered here rather
 //!   than by request-termination, priority 2, which would answer before
-//!   phases 6 and 8), and last a body without `content-length`, read after
+//!   phases 6 and 8; `redirect`, see `crate::redirect`), and last a body without `content-length`, read after
 //!   phases 4 to 9 passed and refused with 413 over the limit.
 //!
 //! Kong runs one plugin of a name per request, the most specific, so each
@@ -433,6 +433,10 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         f.ids.push(id.to_string());
         f.access.push(mock(m));
     }
+    if let Some((id, Policy::Redirect(red))) = policy(ir, r, PolicyKind::Redirect) {
+        f.ids.push(id.to_string());
+        f.access.push(crate::redirect::chunk(ir, r, red));
+    }
     if let Some(chunk) = upstream_path(r) {
         if let Some(id) = r.policy_id(PolicyKind::Rewrite) {
             f.ids.push(id.to_string());
@@ -443,9 +447,12 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         f.ids.push(id.to_string());
         f.access.push(traffic_split(ir, ts));
     }
-    // A route that always answers at phase 9 never reads a body; every
-    // other one checks a body without content-length as it is read.
-    if r.policy_id(PolicyKind::Mock).is_none() {
+    // A route that always answers at phase 9 (mock, redirect) never reads
+    // a body; every other one checks a body without content-length as it
+    // is read.
+    let answers =
+        r.policy_id(PolicyKind::Mock).is_some() || r.policy_id(PolicyKind::Redirect).is_some();
+    if !answers {
         f.ids.push("baseline/max-body".to_string());
         f.access.push(body_limit(r.lowered.max_body.0));
     }

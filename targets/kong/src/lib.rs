@@ -8,7 +8,8 @@
 //! credentials as vault references and ACL groups, and the bundled OSS
 //! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`
 //! and `response-transformer`; `ip-filter`, the body limit, `jwt`
-//! (`jwt`), `rate-limit`, `mock` and scripts as Lua in `pre-function` /
+//! (`jwt`), `rate-limit`, `mock`, `redirect` ([`redirect`]), `match`
+//! conditions ([`conditions`]) and scripts as Lua in `pre-function` /
 //! `post-function`, placed in the spec's phase order (`functions`; scripts
 //! and the jwt core from [`gatefold_lua_script`]); `native.kong` plugins
 //! that only observe, checked against their schemas (`native`). A
@@ -26,6 +27,7 @@ mod jwt;
 pub mod model;
 mod native;
 mod plugins;
+mod redirect;
 pub mod routing;
 mod script;
 
@@ -72,7 +74,8 @@ impl Target for Kong {
             | PolicyKind::IpFilter
             | PolicyKind::Jwt
             | PolicyKind::RequestSizeLimit
-            | PolicyKind::RateLimit => Support::Emulated,
+            | PolicyKind::RateLimit
+            | PolicyKind::Redirect => Support::Emulated,
             PolicyKind::ResponseHeaders => Support::Approximate {
                 note: RESPONSE_ON_REFUSALS,
             },
@@ -81,9 +84,8 @@ impl Target for Kong {
             PolicyKind::TrafficSplit => Support::Approximate {
                 note: "every destination is called with the first destination's timeouts: Kong sets timeouts per service, and the split picks the Kong upstream within the route's service",
             },
-            // Planned (docs/kong.md): redirect, retry, cache.
-            PolicyKind::Redirect
-            | PolicyKind::Cache
+            // Planned (docs/kong.md): retry, cache.
+            PolicyKind::Cache
             | PolicyKind::Retry
             | PolicyKind::Mirror => Support::Unsupported,
         }

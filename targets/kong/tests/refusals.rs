@@ -46,8 +46,8 @@ fn security_kinds_done_in_lua_are_accepted() {
 #[test]
 fn unsupported_behaviour_kinds_are_refused() {
     assert_eq!(
-        refused("{ redirect: { to: /elsewhere } }"),
-        vec![(PolicyKind::Redirect, None)]
+        refused("{ retry: { attempts: 2 } }"),
+        vec![(PolicyKind::Retry, None)]
     );
 }
 
@@ -64,6 +64,8 @@ fn templated_request_headers_are_refused() {
 fn accepted_kinds_pass() {
     assert!(refused("{ key-auth: { in: query, name: apikey } }").is_empty());
     assert!(refused("{ mock: { body: hi } }").is_empty());
+    // Lua at phase 9 (tests/redirect.rs).
+    assert!(refused("{ redirect: { to: /elsewhere } }").is_empty());
 }
 
 #[test]

@@ -375,3 +375,23 @@ apis:
     assert!(yaml.contains("rewrite:"), "{yaml}");
     assert_chunks_compile(&yaml);
 }
+
+#[test]
+fn redirects_are_valid_post_functions() {
+    let yaml = text(&emit(&compile(
+        r##"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      to: { path: "/go/{id}", policies: [{ redirect: { to: "https://x.example/{id}?a=\"]]#b", status: 307 } }] }
+      parts: { path: /v1/*, policies: [{ redirect: { scheme: https, host: new.example.com, port: 8443, replace-prefix: /v2 } }] }
+"##,
+    )));
+    let names = assert_valid(&yaml);
+    assert!(names.iter().any(|n| n == "post-function"), "{names:?}");
+    assert_chunks_compile(&yaml);
+}
