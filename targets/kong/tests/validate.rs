@@ -395,3 +395,28 @@ apis:
     assert!(names.iter().any(|n| n == "post-function"), "{names:?}");
     assert_chunks_compile(&yaml);
 }
+
+#[test]
+fn retry_services_are_valid() {
+    // Services per upstream, timeouts and retries.
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams:
+  u: { targets: [{ url: "http://127.0.0.1:9001" }], retries: { attempts: 10, on: [connect-failure, 502] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one: { path: /one }
+      two: { path: /two, policies: [{ timeout: { read: 1s } }, { retry: { attempts: 0 } }] }
+"#,
+    )));
+    assert_valid(&yaml);
+    assert!(
+        yaml.contains("name: u.timeout-5000ms-1000ms.retries-0"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("retries: 10"), "{yaml}");
+}
