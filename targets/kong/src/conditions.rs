@@ -181,8 +181,12 @@ pub fn add_rewrite(plugins: &mut Vec<crate::model::Plugin>, chunk: String) {
     match global {
         Some(Plugin {
             config: PluginConfig::Functions { rewrite, .. },
+            tags,
             ..
-        }) => rewrite.push(chunk),
+        }) => {
+            rewrite.push(chunk);
+            tags.push(crate::tag("dispatch/match"));
+        }
         _ => plugins.push(Plugin {
             name: "pre-function",
             route: None,
@@ -215,11 +219,7 @@ pub fn fallback_plugin(f: &crate::routing::Fallback) -> Option<crate::model::Plu
         .map(|(methods, needs)| {
             let names: Vec<String> = methods.methods().map(|m| s(m.as_str())).collect();
             let needs: Vec<String> = needs.iter().map(|n| n.to_string()).collect();
-            format!(
-                "{{ {{ {} }}, {{ {} }} }}",
-                names.join(", "),
-                needs.join(", ")
-            )
+            format!("{{ {}, {} }}", table(&names), table(&needs))
         })
         .collect();
     let order: Vec<String> = Method::ALL.iter().map(|m| s(m.as_str())).collect();
@@ -294,5 +294,14 @@ pub fn refusals(
                 .with_help("name a header of letters, digits and `-` in `match` for the Kong target"),
             );
         }
+    }
+}
+
+/// A Lua list of `items` (already Lua expressions): `{ a, b }`, or `{}`.
+pub(crate) fn table(items: &[String]) -> String {
+    if items.is_empty() {
+        "{}".to_string()
+    } else {
+        format!("{{ {} }}", items.join(", "))
     }
 }

@@ -30,7 +30,7 @@ pub fn chunk(ir: &ValidIr, r: &Route, red: &Redirect) -> String {
     let mut fields = vec![
         format!("status = {}", red.status.code()),
         format!("pattern = {}", s(&lua_pattern(path))),
-        format!("names = {{ {} }}", names.join(", ")),
+        format!("names = {}", crate::conditions::table(&names)),
     ];
     if let Some(key) = query_key(ir, r) {
         fields.push(format!("key = {}", s(&key)));
