@@ -19,7 +19,7 @@
 //!   `kong_rate_limiting_counters` shared dict, keyed by policy instance),
 //!   phase 8 (the request script), phase 9 (`mock`, answered here rather
 //!   than by request-termination, priority 2, which would answer before
-//!   phases 6 and 8), and last a body without `content-length`, read after
+//!   phases 6 and 8; `redirect`, see `crate::redirect`), and last a body without `content-length`, read after
 //!   phases 4 to 9 passed and refused with 413 over the limit.
 //!
 //! Kong runs one plugin of a name per request, the most specific, so each
@@ -52,34 +52,46 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
         .filter(|id| id.kind == PolicyKind::RateLimit)
         .count() as u64;
     let cap = (KEY_BUDGET / limits.max(1)).max(1_000);
+    let table = crate::conditions::ConditionTable::new(ir);
+    let clear = table.clear_chunk();
     let mut pre = Vec::new();
     let mut post = Vec::new();
     for r in &ir.routes {
-        pre.push((r, pre_config(ir, r)));
+        let mut f = pre_config(ir, r);
+        if let Some(c) = &clear {
+            f.access.insert(0, c.clone());
+        }
+        pre.push((r, f));
         post.push((r, post_config(ir, r, cap)));
     }
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
-    // The script runtime and the jwt core, once: the global pre-function's
-    // rewrite runs on every request (see `crate::script`).
-    let shared: Vec<String> = crate::script::runtime_chunk(ir)
+    // Kong runs only global plugins before it routes, on every request:
+    // the global pre-function's rewrite holds the script runtime and the
+    // jwt core, once (see `crate::script`), and the `match` markers.
+    let shared = crate::script::runtime_chunk(ir)
         .into_iter()
-        .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk))
-        .collect();
-    let global = out
-        .iter_mut()
-        .find(|p| p.name == "pre-function" && p.route.is_none() && p.service.is_none());
-    if let Some(PluginConfig::Functions { rewrite, .. }) = global.map(|p| &mut p.config) {
-        rewrite.extend(shared);
+        .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk));
+    for chunk in shared {
+        crate::conditions::add_rewrite(&mut out, chunk, None);
+    }
+    if let Some(chunk) = table.rewrite_chunk() {
+        crate::conditions::add_rewrite(&mut out, chunk, Some("dispatch/match"));
     }
     scope("post-function", post, &mut out);
     // The 405 answers, one per `allow` set on the service its fallback
     // routes go through (a service-scoped plugin: the routes have none of
     // their own), before any other plugin runs.
-    let allows: std::collections::BTreeSet<String> = crate::routing::fallbacks(ir)
-        .into_iter()
-        .map(|f| f.allow)
-        .collect();
+    let fallbacks = crate::routing::fallbacks(ir);
+    // A group with `match` conditions answers by the conditions that hold:
+    // a pre-function of the fallback route's own.
+    out.extend(
+        fallbacks
+            .iter()
+            .filter_map(crate::conditions::fallback_plugin),
+    );
+    let allows: std::collections::BTreeSet<String> =
+        fallbacks.into_iter().map(|f| f.allow).collect();
     for allow in allows {
         out.push(Plugin {
             name: "pre-function",
@@ -429,6 +441,10 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         f.ids.push(id.to_string());
         f.access.push(mock(m));
     }
+    if let Some((id, Policy::Redirect(red))) = policy(ir, r, PolicyKind::Redirect) {
+        f.ids.push(id.to_string());
+        f.access.push(crate::redirect::chunk(ir, r, red));
+    }
     if let Some(chunk) = upstream_path(r) {
         if let Some(id) = r.policy_id(PolicyKind::Rewrite) {
             f.ids.push(id.to_string());
@@ -439,9 +455,12 @@ fn post_config(ir: &ValidIr, r: &Route, cap: u64) -> Functions {
         f.ids.push(id.to_string());
         f.access.push(traffic_split(ir, ts));
     }
-    // A route that always answers at phase 9 never reads a body; every
-    // other one checks a body without content-length as it is read.
-    if r.policy_id(PolicyKind::Mock).is_none() {
+    // A route that always answers at phase 9 (mock, redirect) never reads
+    // a body; every other one checks a body without content-length as it
+    // is read.
+    let answers =
+        r.policy_id(PolicyKind::Mock).is_some() || r.policy_id(PolicyKind::Redirect).is_some();
+    if !answers {
         f.ids.push("baseline/max-body".to_string());
         f.access.push(body_limit(r.lowered.max_body.0));
     }

@@ -8,7 +8,8 @@
 //! credentials as vault references and ACL groups, and the bundled OSS
 //! plugins `key-auth`, `basic-auth`, `acl`, `cors`, `request-transformer`
 //! and `response-transformer`; `ip-filter`, the body limit, `jwt`
-//! (`jwt`), `rate-limit`, `mock` and scripts as Lua in `pre-function` /
+//! (`jwt`), `rate-limit`, `mock`, `redirect` ([`redirect`]), `match`
+//! conditions ([`conditions`]) and scripts as Lua in `pre-function` /
 //! `post-function`, placed in the spec's phase order (`functions`; scripts
 //! and the jwt core from [`gatefold_lua_script`]); `native.kong` plugins
 //! that only observe, checked against their schemas (`native`). A
@@ -20,11 +21,14 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod conditions;
 mod functions;
 mod jwt;
 pub mod model;
 mod native;
 mod plugins;
+mod redirect;
+mod retry;
 pub mod routing;
 mod script;
 
@@ -59,8 +63,11 @@ impl Target for Kong {
             | PolicyKind::BasicAuth
             | PolicyKind::Acl
             | PolicyKind::RequestHeaders
-            // Service timeouts (a service per upstream and timeout pair).
+            // Service timeouts and retries (a service per upstream,
+            // timeouts and retries); `retry` fields that differ are
+            // declared approximate (`retry`).
             | PolicyKind::Timeout
+            | PolicyKind::Retry
             | PolicyKind::Native => Support::Builtin,
             // Lua in pre-function / post-function, placed in the spec's
             // phase order (see `functions`).
@@ -71,31 +78,47 @@ impl Target for Kong {
             | PolicyKind::IpFilter
             | PolicyKind::Jwt
             | PolicyKind::RequestSizeLimit
-            | PolicyKind::RateLimit => Support::Emulated,
+            | PolicyKind::RateLimit
+            | PolicyKind::Redirect => Support::Emulated,
             PolicyKind::ResponseHeaders => Support::Approximate {
                 note: RESPONSE_ON_REFUSALS,
             },
             PolicyKind::Cors => Support::Approximate { note: CORS_PREFLIGHT },
             // Lua choosing the Kong upstream (see `functions`).
             PolicyKind::TrafficSplit => Support::Approximate {
-                note: "every destination is called with the first destination's timeouts: Kong sets timeouts per service, and the split picks the Kong upstream within the route's service",
+                note: "every destination is called with the first destination's timeouts and retries: Kong sets them per service, and the split picks the Kong upstream within the route's service",
             },
-            // Planned (docs/kong.md): redirect, retry, cache.
-            PolicyKind::Redirect
-            | PolicyKind::Cache
-            | PolicyKind::Retry
-            | PolicyKind::Mirror => Support::Unsupported,
+            // Planned (docs/kong.md): cache.
+            PolicyKind::Cache | PolicyKind::Mirror => Support::Unsupported,
         }
     }
 
     fn fields(&self) -> Vec<FieldSupport> {
-        vec![FieldSupport {
-            kind: PolicyKind::RequestHeaders,
-            field: "set",
-            value: Some("with $("),
-            // request-transformer evaluates `$(...)` as a Lua template.
-            support: Support::Unsupported,
-        }]
+        vec![
+            FieldSupport {
+                kind: PolicyKind::RequestHeaders,
+                field: "set",
+                value: Some("with $("),
+                // request-transformer evaluates `$(...)` as a Lua template.
+                support: Support::Unsupported,
+            },
+            FieldSupport {
+                kind: PolicyKind::Retry,
+                field: "attempts",
+                value: Some(retry::ATTEMPTS_VALUE),
+                support: Support::Approximate {
+                    note: retry::ATTEMPTS,
+                },
+            },
+            FieldSupport {
+                kind: PolicyKind::Retry,
+                field: "on",
+                value: Some(retry::STATUS_VALUES),
+                support: Support::Approximate {
+                    note: retry::STATUSES,
+                },
+            },
+        ]
         .into_iter()
         // Language 1.1 cors forms (wildcard origins, `*` methods/headers,
         // credentials with any origin) are not emitted yet: refused.
@@ -138,6 +161,16 @@ impl Target for Kong {
                     out.extend(pick("set", Some("with $(")));
                 }
             }
+            Policy::Retry(r) => {
+                for note in retry::differences(r) {
+                    let (field, value) = if note == retry::STATUSES {
+                        ("on", retry::STATUS_VALUES)
+                    } else {
+                        ("attempts", retry::ATTEMPTS_VALUE)
+                    };
+                    out.extend(pick(field, Some(value)));
+                }
+            }
             _ => {}
         }
         out
@@ -147,7 +180,9 @@ impl Target for Kong {
         match feature {
             // The route's `preserve_host`.
             Feature::PreserveHost => Support::Builtin,
-            Feature::Conditions => Support::Unsupported,
+            // Evaluated exactly by the global pre-function before Kong
+            // routes; routes require its markers (`conditions`).
+            Feature::Conditions => Support::Emulated,
         }
     }
 
@@ -223,63 +258,86 @@ fn millis(d: gatefold_compiler::ir::values::Duration) -> u64 {
     d.millis
 }
 
-/// The timeouts (connect, read, in ms) an upstream's base service has:
-/// the upstream's `timeouts`, else the baseline's.
-fn base_timeouts(ir: &ValidIr, u: &gatefold_compiler::ir::Upstream) -> (u64, u64) {
+/// What a Kong service fixes for the requests sent through it: connect
+/// and read timeouts (ms) and `retries`.
+type ServiceKey = (u64, u64, u32);
+
+/// The key of an upstream's base service: the upstream's `timeouts`, else
+/// the baseline's, and its `retries`.
+fn base_key(ir: &ValidIr, u: &gatefold_compiler::ir::Upstream) -> ServiceKey {
     let base = &ir.gateway.baseline.timeouts;
     let t = u.timeouts.as_ref();
     (
         millis(t.and_then(|t| t.connect).unwrap_or(base.connect)),
         millis(t.and_then(|t| t.read).unwrap_or(base.read)),
+        retry::kong_retries(u.retries.as_ref()),
     )
 }
 
-/// The Kong service a destination is sent through: Kong has timeouts per
-/// service, not per route, so a route whose `timeout` gives other values
-/// than its upstream's goes through a service of its own for that pair,
-/// `UPSTREAM.timeout-CONNECTms-READms` (upstream names hold no `.`, so it
-/// cannot clash with one).
+/// The key of the service a destination needs.
+fn destination_key(d: &Destination) -> ServiceKey {
+    (
+        millis(d.connect_timeout),
+        millis(d.read_timeout),
+        retry::kong_retries(d.retry.as_ref()),
+    )
+}
+
+/// The name of upstream `upstream`'s service for `key`: the upstream's own
+/// name for its base key, else with what differs appended,
+/// `UPSTREAM.timeout-CONNECTms-READms` and / or `.retries-N` (upstream
+/// names hold no `.`, so it cannot clash with one).
+fn keyed_name(upstream: &str, base: ServiceKey, key: ServiceKey) -> String {
+    let mut name = upstream.to_string();
+    if (key.0, key.1) != (base.0, base.1) {
+        name.push_str(&format!(".timeout-{}ms-{}ms", key.0, key.1));
+    }
+    if key.2 != base.2 {
+        name.push_str(&format!(".retries-{}", key.2));
+    }
+    name
+}
+
+/// The Kong service a destination is sent through: Kong has timeouts and
+/// retries per service, not per route, so a route whose effective
+/// timeouts or retries (its `timeout` and `retry`, else the upstream's)
+/// differ from its upstream's goes through a service of its own for them.
 pub(crate) fn service_name(ir: &ValidIr, d: &Destination) -> String {
-    let pair = (millis(d.connect_timeout), millis(d.read_timeout));
     match ir.upstreams.get(&d.upstream) {
-        Some(u) if base_timeouts(ir, u) != pair => {
-            format!("{}.timeout-{}ms-{}ms", d.upstream, pair.0, pair.1)
-        }
-        _ => d.upstream.to_string(),
+        Some(u) => keyed_name(d.upstream.as_str(), base_key(ir, u), destination_key(d)),
+        None => d.upstream.to_string(),
     }
 }
 
 fn services(ir: &ValidIr) -> Vec<Service> {
     let mut out = Vec::new();
     for (name, u) in &ir.upstreams {
-        let base = base_timeouts(ir, u);
-        let mut pairs: std::collections::BTreeSet<(u64, u64)> = ir
+        let base = base_key(ir, u);
+        let mut keys: std::collections::BTreeSet<ServiceKey> = ir
             .routes
             .iter()
             .filter_map(|r| r.lowered.proxy.as_ref())
             .flat_map(|p| p.destinations())
             .filter(|d| &d.upstream == name)
-            .map(|d| (millis(d.connect_timeout), millis(d.read_timeout)))
+            .map(destination_key)
             .collect();
-        pairs.remove(&base);
+        keys.remove(&base);
         let tls = u.targets.first().is_some_and(|s| s.url.tls);
-        let service = |service: String, (connect, read): (u64, u64)| Service {
-            name: service,
+        let service = |key: ServiceKey| Service {
+            name: keyed_name(name.as_str(), base, key),
             protocol: if tls { "https" } else { "http" },
             host: name.to_string(),
             port: if tls { 443 } else { 80 },
-            connect_timeout: connect,
-            read_timeout: read,
-            write_timeout: read,
-            // Kong retries 5 times by default; the spec retries only
-            // with a `retry` policy, which this target refuses.
-            retries: 0,
+            connect_timeout: key.0,
+            read_timeout: key.1,
+            write_timeout: key.1,
+            // Kong retries 5 times by default; the spec only with a
+            // `retry` policy or the upstream's `retries` (see `retry`).
+            retries: key.2,
             tags: vec![tag(format!("upstream/{name}"))],
         };
-        out.push(service(name.to_string(), base));
-        for p in pairs {
-            out.push(service(format!("{name}.timeout-{}ms-{}ms", p.0, p.1), p));
-        }
+        out.push(service(base));
+        out.extend(keys.into_iter().map(service));
     }
     // The 405 routes' services: Kong requires a host, which is never
     // contacted (the service's pre-function answers).
@@ -393,8 +451,8 @@ fn consumers(ir: &ValidIr) -> Vec<Consumer> {
 
 /// What [`check`](gatefold_compiler::target::check) cannot see, because it
 /// looks at one policy at a time: `gateway.tls` (not emitted yet), an
-/// upstream with `retries` (not a
-/// policy instance; see below), `native.kong` entries, and routes whose
+/// upstream's `retries` (not a policy instance; warnings where Kong
+/// retries otherwise, see `retry`), `native.kong` entries, and routes whose
 /// Lua phase 4 (`auth`: jwt, or a choice of methods, which Kong's own
 /// plugins would all require) meets a query key or a request script.
 /// Errors, one per upstream, policy or route; the target's
@@ -421,21 +479,24 @@ pub fn chain_diagnostics(ir: &ValidIr) -> gatefold_compiler::diag::Diagnostics {
             .with_help("remove `gateway.tls` for the Kong target, or terminate TLS in front of Kong"),
         );
     }
-    // Kong retries a service on connection errors and timeouts only, never
-    // on an answer's status, so an upstream's `retries` is refused.
+    // An upstream's `retries` is the base service's `retries`: Kong
+    // retries on its own conditions, never on an answer's status (see
+    // `retry`). Warnings: retry is not a security kind.
     for (name, u) in &ir.upstreams {
-        if u.retries.is_some() {
-            let loc = ir.sources.upstreams.get(name).copied().unwrap_or(origin);
+        let Some(r) = &u.retries else { continue };
+        let loc = ir.sources.upstreams.get(name).copied().unwrap_or(origin);
+        for note in retry::differences(r) {
             out.push(
-                Diagnostic::error(
+                Diagnostic::warning(
                     "unsupported-policy",
                     span_of(loc),
-                    format!("target `kong` cannot carry out `retries` of upstream `{name}`: Kong retries on connection errors and timeouts only, not on answer statuses"),
+                    format!("target `kong` only approximates `retries` of upstream `{name}`: {note}"),
                 )
-                .with_help("remove `retries` from this upstream for the Kong target"),
+                .with_help("see `gatefold capabilities`; give this upstream's routes a `retry` policy Kong carries out exactly (`attempts: 0`), or accept the difference"),
             );
         }
     }
+    conditions::refusals(ir, &mut out);
     // `native.kong` plugins outside the accepted set, or whose config
     // breaks the plugin's schema.
     out.extend(native::refusals(ir, origin));

@@ -203,6 +203,8 @@ pub enum PluginConfig {
     /// `pre-function` / `post-function`: Lua chunks per phase (each returns
     /// the function Kong calls per request).
     Functions {
+        /// Run before Kong routes, on every request; global plugins only
+        /// (the script runtime, the jwt core, `match` markers).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         rewrite: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -6,16 +6,20 @@
 //! `regex_priority` keeps a method-less route ahead of a later one with
 //! methods. The expressions router evaluates the matching routes by
 //! `priority` only (highest first): each route gets `priority = count -
-//! index`, so the first matching gatefold route wins.
+//! index`, so the first matching gatefold route wins. That order already
+//! puts routes with more `match` conditions first where paths tie, so
+//! conditions only add predicates ([`crate::conditions`]).
 
+use crate::conditions::ConditionTable;
 use crate::model::{Route, ServiceRef};
-use gatefold_compiler::dispatch::DispatchView;
+use gatefold_compiler::dispatch::{DispatchView, MethodSet};
 use gatefold_compiler::ir::lowered::ProxyPlan;
 use gatefold_compiler::ir::{HostPattern, Matcher, PathPattern, Segment, ValidIr};
 
 /// A route per IR route, in IR order, then the 405 fallbacks below them.
 pub fn routes(ir: &ValidIr) -> Vec<Route> {
     let fallbacks = fallbacks(ir);
+    let table = ConditionTable::new(ir);
     let below = fallbacks.len() as u64;
     let count = ir.routes.len() as u64;
     let mut out: Vec<Route> = ir
@@ -24,7 +28,7 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
         .enumerate()
         .map(|(i, r)| Route {
             name: route_name(&r.id),
-            expression: expression(&r.matcher),
+            expression: expression(&r.matcher, &table),
             priority: below + count - i as u64,
             protocols: vec!["http", "https"],
             strip_path: false,
@@ -77,6 +81,11 @@ pub struct Fallback {
     pub expression: String,
     /// The `allow` header: the path group's methods.
     pub allow: String,
+    /// When some route of the group has `match` conditions, the answer
+    /// depends on which hold: each group's methods with the condition
+    /// markers it requires (none for an unconditional one), in the
+    /// group's order. Empty otherwise.
+    pub choices: Vec<(MethodSet, Vec<usize>)>,
 }
 
 /// One fallback per path group with methods no route takes, from the
@@ -89,6 +98,7 @@ pub struct Fallback {
 /// is the spec's "no route takes the method" case.
 pub fn fallbacks(ir: &ValidIr) -> Vec<Fallback> {
     let view = DispatchView::new(ir);
+    let table = ConditionTable::new(ir);
     let mut out = Vec::new();
     for class in view.classes() {
         for g in &class.paths {
@@ -97,10 +107,22 @@ pub fn fallbacks(ir: &ValidIr) -> Vec<Fallback> {
             if let Some(h) = &class.host {
                 expression = format!("{expression} && {}", host(h));
             }
+            let choices = if g.methods.iter().any(|m| m.conditional) {
+                g.methods
+                    .iter()
+                    .map(|m| {
+                        let c = &ir.routes[m.route].matcher.conditions;
+                        (m.methods, table.numbers(c))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             out.push(Fallback {
                 name: format!("gatefold-405-{}", out.len() + 1),
                 expression,
                 allow: allow.to_string(),
+                choices,
             });
         }
     }
@@ -112,10 +134,12 @@ pub fn route_name(id: &gatefold_compiler::ir::RouteId) -> String {
     id.to_string()
 }
 
-/// An ATC expression: path, and hosts and methods when the route has them.
-/// Strings are raw literals (`r#"..."#`): path literals and host names
-/// hold neither `"` nor `#`, so nothing needs escaping.
-pub fn expression(m: &Matcher) -> String {
+/// An ATC expression: path, and hosts, methods and the markers of its
+/// `match` conditions when the route has them. Strings are raw literals
+/// (`r#"..."#`): path literals, host names and method names hold neither
+/// `"` nor `#`, so nothing needs escaping; condition values never reach
+/// the expression (see [`crate::conditions`]).
+pub fn expression(m: &Matcher, table: &ConditionTable) -> String {
     let mut parts = vec![path(&m.path)];
     if !m.hosts.is_empty() {
         parts.push(any(m.hosts.iter().map(host).collect()));
@@ -127,6 +151,7 @@ pub fn expression(m: &Matcher) -> String {
             .collect();
         parts.push(any(methods));
     }
+    parts.extend(table.predicates(&m.conditions));
     parts.join(" && ")
 }
 

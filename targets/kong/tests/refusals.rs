@@ -44,10 +44,23 @@ fn security_kinds_done_in_lua_are_accepted() {
 }
 
 #[test]
-fn unsupported_behaviour_kinds_are_refused() {
+fn a_retry_that_retries_is_approximate_not_refused() {
+    // Kong's service `retries` (tests/retry.rs): a warning per field that
+    // differs, never an error (retry is not a security kind).
+    assert!(refused("{ retry: { attempts: 2, on: [connect-failure, 502] } }").is_empty());
+    let ir = compile(&spec(
+        "{ retry: { attempts: 2, on: [connect-failure, 502] } }",
+    ));
+    let fields: Vec<_> = gaps(&ir)
+        .into_iter()
+        .map(|g| (g.policy.kind, g.field, g.value))
+        .collect();
     assert_eq!(
-        refused("{ redirect: { to: /elsewhere } }"),
-        vec![(PolicyKind::Redirect, None)]
+        fields,
+        vec![
+            (PolicyKind::Retry, Some("attempts"), Some("over 0")),
+            (PolicyKind::Retry, Some("on"), Some("500, 502, 503, 504")),
+        ]
     );
 }
 
@@ -64,6 +77,8 @@ fn templated_request_headers_are_refused() {
 fn accepted_kinds_pass() {
     assert!(refused("{ key-auth: { in: query, name: apikey } }").is_empty());
     assert!(refused("{ mock: { body: hi } }").is_empty());
+    // Lua at phase 9 (tests/redirect.rs).
+    assert!(refused("{ redirect: { to: /elsewhere } }").is_empty());
 }
 
 #[test]
@@ -97,8 +112,9 @@ fn a_choice_of_methods_with_a_query_key_or_a_request_script_is_refused() {
 }
 
 #[test]
-fn upstream_retries_are_refused() {
-    // Kong retries on connection errors only; the spec also on statuses.
+fn upstream_retries_are_warnings() {
+    // Kong retries on connection errors and timeouts only, never on an
+    // answer's status; the spec also on statuses: declared, not refused.
     let ir = compile(
         r#"
 gatefold: 1
@@ -107,5 +123,13 @@ upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }], retries: { attemp
 apis: { a: { upstream: u, routes: { one: { path: /one } } } }
 "#,
     );
-    assert!(Kong.spec_diagnostics(&ir).has_errors());
+    let d = Kong.spec_diagnostics(&ir);
+    assert!(!d.has_errors(), "{d:?}");
+    let messages: Vec<&str> = d.iter().map(|x| x.message.as_str()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains("upstream `u`")
+            && messages[0].contains("never retries on an answer's status"),
+        "{messages:?}"
+    );
 }

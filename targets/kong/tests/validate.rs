@@ -347,3 +347,198 @@ apis:
         assert!(names.iter().any(|x| x == n), "{n}: {names:?}");
     }
 }
+
+#[test]
+fn match_conditions_are_valid_with_hostile_values() {
+    // The markers' rewrite chunk, the route expressions, and the 405
+    // routes' own pre-functions; values with ATC and Lua syntax in them.
+    let yaml = text(&emit(&compile(
+        r##"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      v2:
+        path: /items/*
+        methods: [GET]
+        match:
+          headers: { x-version: "\"# || true ]] \\" }
+          query: { "a\"#b": "r#\"x\"#" }
+      items: { path: /items/*, methods: [PUT] }
+"##,
+    )));
+    let names = assert_valid(&yaml);
+    assert!(names.iter().any(|n| n == "pre-function"), "{names:?}");
+    assert!(yaml.contains("rewrite:"), "{yaml}");
+    assert_chunks_compile(&yaml);
+}
+
+#[test]
+fn redirects_are_valid_post_functions() {
+    let yaml = text(&emit(&compile(
+        r##"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      to: { path: "/go/{id}", policies: [{ redirect: { to: "https://x.example/{id}?a=\"]]#b", status: 307 } }] }
+      parts: { path: /v1/*, policies: [{ redirect: { scheme: https, host: new.example.com, port: 8443, replace-prefix: /v2 } }] }
+"##,
+    )));
+    let names = assert_valid(&yaml);
+    assert!(names.iter().any(|n| n == "post-function"), "{names:?}");
+    assert_chunks_compile(&yaml);
+}
+
+#[test]
+fn retry_services_are_valid() {
+    // Services per upstream, timeouts and retries.
+    let yaml = text(&emit(&compile(
+        r#"
+gatefold: 1
+gateway: { name: g, listen: 8080 }
+upstreams:
+  u: { targets: [{ url: "http://127.0.0.1:9001" }], retries: { attempts: 10, on: [connect-failure, 502] } }
+apis:
+  a:
+    upstream: u
+    routes:
+      one: { path: /one }
+      two: { path: /two, policies: [{ timeout: { read: 1s } }, { retry: { attempts: 0 } }] }
+"#,
+    )));
+    assert_valid(&yaml);
+    assert!(
+        yaml.contains("name: u.timeout-5000ms-1000ms.retries-0"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("retries: 10"), "{yaml}");
+}
+
+/// The conformance scenarios Kong's routing, redirects and retries are
+/// checked on (tests/conformance/scenarios; Kong cannot run here): each
+/// spec, with the suite's fixed stand-ins for its echo upstreams, either
+/// is refused (the snapshot says why) or compiles to a config that passes
+/// Kong's schemas and whose Lua compiles; the entities that carry it out
+/// are a reviewed snapshot per scenario, so a change shows up as a diff.
+#[test]
+fn conformance_scenarios_compile_to_valid_reviewed_entities() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/scenarios");
+    let mut n = 0;
+    for group in ["routing", "redirects", "upstreams"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(group))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let doc: Value =
+                serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut spec = doc["spec"].as_str().expect("a spec").to_string();
+            // As the suite's dummy placeholders (scenario.rs).
+            for (name, port) in [("echo", 1), ("echo2", 2), ("closed", 3)] {
+                spec = spec
+                    .replace(
+                        &format!("{{{{{name}-host}}}}"),
+                        &format!("127.0.0.1:{port}"),
+                    )
+                    .replace(
+                        &format!("{{{{{name}}}}}"),
+                        &format!("http://127.0.0.1:{port}"),
+                    );
+            }
+            let name = format!("{group}_{}", path.file_stem().unwrap().to_string_lossy());
+            insta::assert_snapshot!(name, entities(&spec));
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} scenarios");
+}
+
+/// The Kong entities of a spec, condensed: routes (expression, priority,
+/// service), services (timeouts, retries), plugins (scope, tags, and of
+/// each Lua chunk its head: the comment and the constants before the
+/// code); or why Kong refuses it.
+fn entities(spec: &str) -> String {
+    use gatefold_compiler::target::Target;
+    let ir = compile(spec);
+    let mut refusals: Vec<String> = gaps(&ir)
+        .into_iter()
+        .filter(|g| g.error)
+        .map(|g| format!("{} {:?} {:?}", g.policy, g.field, g.support))
+        .collect();
+    refusals.extend(
+        gatefold_target_kong::Kong
+            .spec_diagnostics(&ir)
+            .iter()
+            .filter(|d| d.severity == gatefold_compiler::diag::Severity::Error)
+            .map(|d| d.message.clone()),
+    );
+    if !refusals.is_empty() {
+        return format!("refused:\n{}\n", refusals.join("\n"));
+    }
+    let yaml = text(&emit(&ir));
+    assert_valid(&yaml);
+    if yaml.contains("-function") {
+        assert_chunks_compile(&yaml);
+    }
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let mut out = String::new();
+    for r in doc["routes"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "route {} priority={} service={} preserve_host={}\n  {}\n",
+            r["name"].as_str().unwrap(),
+            r["priority"],
+            r["service"]["name"].as_str().unwrap_or("-"),
+            r["preserve_host"],
+            r["expression"].as_str().unwrap()
+        ));
+    }
+    for s in doc["services"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "service {} -> {} connect={} read={} retries={}\n",
+            s["name"].as_str().unwrap(),
+            s["host"].as_str().unwrap(),
+            s["connect_timeout"],
+            s["read_timeout"],
+            s["retries"]
+        ));
+    }
+    for p in doc["plugins"].as_array().into_iter().flatten() {
+        let scope = match (p["route"].as_str(), p["service"].as_str()) {
+            (Some(r), _) => format!("route {r}"),
+            (_, Some(s)) => format!("service {s}"),
+            _ => "global".to_string(),
+        };
+        out.push_str(&format!(
+            "plugin {} {scope} tags={}\n",
+            p["name"].as_str().unwrap(),
+            p["tags"]
+        ));
+        let cfg = &p["config"];
+        let lua = p["name"] == "pre-function" || p["name"] == "post-function";
+        for (key, value) in cfg.as_object().into_iter().flatten() {
+            if !lua {
+                out.push_str(&format!("  {key}: {value}\n"));
+                continue;
+            }
+            for chunk in value.as_array().into_iter().flatten() {
+                out.push_str(&format!("  {key}:\n"));
+                for line in chunk.as_str().unwrap().lines() {
+                    if line.starts_with("local function") || line.starts_with("return function") {
+                        break;
+                    }
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+    }
+    out
+}

@@ -93,8 +93,10 @@ Cells:
 **Every target built into the CLI that runs here is run by the suite**
 (reference, nginx, Envoy, and Cloudflare in workerd). Kong cannot run on this machine: it is listed
 as `pending` in `tests/conformance/src/targets.rs`, and its output is
-checked against Kong's published schemas in `targets/kong/tests` instead
-(per-scenario Kong entity snapshots are planned). A runnable target that
+checked against Kong's published schemas in `targets/kong/tests` instead;
+there the specs of the `routing`, `redirects` and `upstreams` scenarios
+compile to configs that pass those schemas, whose Lua compiles, and whose
+entities are reviewed snapshots (`targets/kong/tests/validate.rs`). A runnable target that
 does not pass the suite yet would be listed there too.
 
 A new target is one line in `tests/conformance/src/targets.rs` (and its

@@ -206,8 +206,12 @@ pub fn assert_chunks_compile(yaml: &str) {
         }
         for (phase, list) in p["config"].as_object().unwrap() {
             for (i, c) in list.as_array().unwrap().iter().enumerate() {
+                // Unique in the process: tests run on parallel threads.
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let path = std::env::temp_dir().join(format!(
-                    "gatefold-kong-{}-{n}-{phase}-{i}.lua",
+                    "gatefold-kong-{}-{unique}-{phase}-{i}.lua",
                     std::process::id()
                 ));
                 n += 1;

@@ -9,7 +9,7 @@
 -- `ngx.now()` (a clock the test sets) and the shared dict
 -- `kong_rate_limiting_counters` (`get`, and `incr` with init and init_ttl
 -- as lua-nginx-module documents it, entries expiring on that clock) and
--- `ngx.req.set_header` / `clear_header`. Also `kong.vault.get` of env
+-- `ngx.req.set_header` / `clear_header`, `ngx.var.request_uri`. Also `kong.vault.get` of env
 -- references and `kong.client.load_consumer` / `authenticate`.
 -- State is one request at a time, as in a Kong worker; `kong.ctx.shared`
 -- is a new table per request. With `S.configure` it also runs a
@@ -130,6 +130,8 @@ S.kong = {
     get_method = function() return state.method end,
     get_path = function() return state.path end,
     get_raw_query = function() return state.query or "" end,
+    -- The listener's scheme (ngx.var.scheme).
+    get_scheme = function() return state.listener_scheme or "http" end,
     get_headers = function() return lower_keys(state.headers) end,
     get_header = function(n) return first(state.headers, n) end,
     get_raw_body = function(max)
@@ -215,6 +217,10 @@ function S.request(r)
   state.headers = state.headers or {}
   state.res_headers = state.res_headers or {}
   state.logs = {}
+  -- ngx.var.request_uri: the request line's target as received.
+  S.ngx.var = {
+    request_uri = state.request_uri or (state.path .. (state.query and ("?" .. state.query) or "")),
+  }
   S.kong.ctx.shared = {}
   S.kong.ctx.plugin = {}
   return state

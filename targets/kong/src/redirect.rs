@@ -1,0 +1,238 @@
+//! `redirect` (phase 9): Lua in the route's `post-function`, after the rate
+//! limit and the request script, as the spec orders them. Kong's bundled
+//! `redirect` plugin (priority 779) takes one fixed `location` (or the
+//! request's path and query on it): no route parameters, no part-wise
+//! forms, no 400 for an unsafe location, no removal of a query key.
+//!
+//! With `to`, `{param}` takes the route's parameter and the request's query
+//! string is appended (`&` when `to` has a query), then `to`'s fragment.
+//! With parts (`scheme`, `host`, `port`, `path` / `replace-prefix`), the
+//! request's own URL with those parts replaced: scheme of the listener
+//! (`kong.request.get_scheme`), host and port of the client's `host`
+//! header, Kong's normalized path, the query. A parameter or a kept path
+//! that would make the location's path start with `//` or `/\` is answered
+//! 400 `{"error":"bad request"}`, and so is a `host` that is not a plain
+//! name or address when it would be written. The query is the request's
+//! as received (`ngx.var.request_uri`, not `ngx.var.args`, which Kong's
+//! key-auth rewrites with `+` as `%20` when it removes a key), without the
+//! route's query key-auth parameter.
+
+use gatefold_compiler::ir::policy::{
+    KeyLocation, Policy, Redirect, RedirectLocation, RedirectPath, RedirectTo,
+};
+use gatefold_compiler::ir::{PathPattern, PolicyKind, Route, Segment, ValidIr};
+use gatefold_lua_script::lua::string as s;
+
+/// The phase 9 chunk of route `r`'s redirect.
+pub fn chunk(ir: &ValidIr, r: &Route, red: &Redirect) -> String {
+    let path = &r.matcher.path;
+    let names: Vec<String> = path.params().map(s).collect();
+    let mut fields = vec![
+        format!("status = {}", red.status.code()),
+        format!("pattern = {}", s(&lua_pattern(path))),
+        format!("names = {}", crate::conditions::table(&names)),
+    ];
+    if let Some(key) = query_key(ir, r) {
+        fields.push(format!("key = {}", s(&key)));
+    }
+    match &red.location {
+        RedirectLocation::To(to) => {
+            let mut template = to.path.clone();
+            if let Some(q) = &to.query {
+                template.push('?');
+                template.push_str(q);
+            }
+            let origin = RedirectTo {
+                path: String::new(),
+                query: None,
+                fragment: None,
+                ..to.clone()
+            };
+            fields.push(format!("origin = {}", s(&origin.to_string())));
+            fields.push(format!("template = {}", s(&template)));
+            fields.push(format!("has_query = {}", to.query.is_some()));
+            fields.push(format!(
+                "fragment = {}",
+                s(&to
+                    .fragment
+                    .as_ref()
+                    .map_or(String::new(), |f| format!("#{f}")))
+            ));
+        }
+        RedirectLocation::Parts(p) => {
+            fields.push("parts = true".to_string());
+            fields.push(format!("segments = {}", path.segments.len()));
+            if let Some(scheme) = p.scheme {
+                fields.push(format!("scheme = {}", s(scheme.as_str())));
+                fields.push(format!("scheme_port = {}", scheme.default_port()));
+            }
+            if let Some(h) = &p.host {
+                fields.push(format!("host = {}", s(h)));
+            }
+            if let Some(port) = p.port {
+                fields.push(format!("port = {port}"));
+            }
+            match &p.path {
+                None => {}
+                Some(RedirectPath::Template(t)) => fields.push(format!("template = {}", s(t))),
+                Some(RedirectPath::ReplacePrefix(x)) => {
+                    fields.push(format!("replace_prefix = {}", s(x.trim_end_matches('/'))))
+                }
+            }
+        }
+    }
+    format!(
+        "-- gatefold: redirect (phase 9)\nlocal R = {{\n  {}\n}}\n{LOCATION}",
+        fields.join(",\n  ")
+    )
+}
+
+/// The query parameter a `key-auth` of the route's chain reads its key
+/// from, if any: removed from the `location`.
+fn query_key(ir: &ValidIr, r: &Route) -> Option<String> {
+    let id = r.policy_id(PolicyKind::KeyAuth)?;
+    match &ir.policies.get(id)?.policy {
+        Policy::KeyAuth(k) if k.location == KeyLocation::Query => Some(k.name.to_string()),
+        _ => None,
+    }
+}
+
+/// A Lua pattern matching what `path` matches (a prefix's tail left
+/// unchecked: the route matched already), each `{param}` a capture.
+fn lua_pattern(path: &PathPattern) -> String {
+    let mut out = String::from("^");
+    for seg in &path.segments {
+        out.push('/');
+        match seg {
+            Segment::Literal(l) => {
+                for c in l.chars() {
+                    if "^$()%.[]*+-?".contains(c) {
+                        out.push('%');
+                    }
+                    out.push(c);
+                }
+            }
+            Segment::Param(_) => out.push_str("([^/]+)"),
+        }
+    }
+    if !path.prefix {
+        if path.segments.is_empty() {
+            out.push('/');
+        }
+        out.push('$');
+    }
+    out
+}
+
+/// The per-request function, reading `R`.
+const LOCATION: &str = r#"local function fill(template, params)
+  return (template:gsub("{([^}]*)}", function(name) return params[name] end))
+end
+-- Whether a path starts like a network-path reference (`//host`),
+-- counting `\` as `/` as browsers do.
+local function network_path(p)
+  return p:match("^[/\\][/\\]") ~= nil
+end
+-- Kong's normalized path has percent-decoded bytes (a space, UTF-8):
+-- written back encoded, as the request had them.
+local function enc(x)
+  return (x:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@/%%]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+-- Whether a request's host (without port) is a plain DNS name, IPv4 or
+-- bracketed IPv6 address, safe to write into a location.
+local function plain_host(host)
+  local v6 = host:match("^%[(.*)%]$")
+  if v6 then return v6:find(":", 1, true) ~= nil and v6:match("^[%x:.]+$") ~= nil end
+  return host:match("^[%w%._-]+$") ~= nil
+end
+-- The rest of `path` after the first `n` segments, with its leading `/`.
+local function prefix_tail(path, n)
+  local tail = path
+  for _ = 1, n do
+    local after = tail:sub(1, 1) == "/" and tail:sub(2) or tail
+    local i = after:find("/", 1, true)
+    tail = i and after:sub(i) or ""
+  end
+  return tail
+end
+-- The request's query as received, without the key-auth parameter
+-- (every `KEY=...` pair); nil when there is none or nothing is left.
+local function query()
+  local q = (ngx.var.request_uri or ""):match("%?(.*)$")
+  if not q or not R.key then return q end
+  local kept = {}
+  for part in (q .. "&"):gmatch("([^&]*)&") do
+    if (part:match("^([^=]*)") or part) ~= R.key then kept[#kept + 1] = part end
+  end
+  if #kept == 0 then return nil end
+  return table.concat(kept, "&")
+end
+local function location(path)
+  local caps = { path:match(R.pattern) }
+  local raw, coded = {}, {}
+  for i, name in ipairs(R.names) do
+    raw[name] = caps[i]
+    coded[name] = caps[i] and enc(caps[i])
+  end
+  local q = query()
+  if not R.parts then
+    if network_path(R.origin .. fill(R.template, raw)) then return nil end
+    local out = R.origin .. fill(R.template, coded)
+    if q then out = out .. (R.has_query and "&" or "?") .. q end
+    return out .. R.fragment
+  end
+  local kept
+  if R.template then
+    kept = fill(R.template, raw)
+    path = fill(R.template, coded)
+  elseif R.replace_prefix then
+    local tail = prefix_tail(path, R.segments)
+    kept = R.replace_prefix .. tail
+    path = R.replace_prefix .. enc(tail)
+  else
+    kept = path
+    path = enc(path)
+  end
+  if kept == "" then kept, path = "/", "/" end
+  if kept:sub(1, 1) ~= "/" or network_path(kept) then return nil end
+  -- The client's host as it came (HTTP/2's :authority is nginx's host).
+  local authority = kong.request.get_header("host")
+  if not authority then return nil end
+  local req_host
+  if authority:sub(1, 1) == "[" then
+    local close = authority:find("]", 1, true)
+    req_host = close and authority:sub(1, close) or authority
+  else
+    req_host = authority:match("^(.*):") or authority
+  end
+  if not plain_host(req_host) then return nil end
+  local req_port = nil
+  local rest = authority:sub(#req_host + 1)
+  if rest ~= "" then
+    local digits = rest:match("^:%+?(%d+)$")
+    req_port = digits and tonumber(digits)
+    if not req_port or req_port > 65535 then return nil end
+  end
+  local scheme, default = R.scheme, R.scheme_port
+  if not scheme then
+    scheme = kong.request.get_scheme()
+    default = scheme == "https" and 443 or 80
+  end
+  -- A new scheme has its own default port; the request's would be the
+  -- old scheme's.
+  local port = R.port
+  if not port and not R.scheme then port = req_port end
+  local out = scheme .. "://" .. (R.host or req_host)
+  if port and port ~= default then out = out .. ":" .. string.format("%d", port) end
+  out = out .. path
+  if q then out = out .. "?" .. q end
+  return out
+end
+return function()
+  local l = location(kong.request.get_path())
+  if not l then
+    return kong.response.exit(400, '{"error":"bad request"}', { ["content-type"] = "application/json" })
+  end
+  return kong.response.exit(R.status, "", { ["location"] = l })
+end
+"#;
