@@ -68,6 +68,7 @@
 //! sets are disjoint, as described above; targets that do not implement
 //! conditions refuse specs with them ([`crate::target::Feature`]).
 
+pub mod conditions;
 mod methods;
 pub mod relations;
 #[cfg(test)]

@@ -9,58 +9,26 @@
 
 use crate::lua::lua_string;
 use crate::model::HeaderMatcher;
-use gatefold_compiler::ir::{Conditions, Ir};
-use std::collections::BTreeMap;
+use gatefold_compiler::dispatch::conditions::Condition;
+pub use gatefold_compiler::dispatch::conditions::ConditionTable;
+use gatefold_compiler::ir::Conditions;
 
-/// One condition: a header's first line, or a query parameter's first
-/// occurrence (both percent-decoded), equal to a value.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Condition {
-    Header { name: String, value: String },
-    Query { name: String, value: String },
-}
-
-/// The spec's distinct conditions, numbered from 1.
-#[derive(Debug, Default)]
-pub struct ConditionTable {
-    numbers: BTreeMap<Condition, usize>,
-}
-
-/// The internal header marking that condition `n` holds.
-fn marker(n: usize) -> String {
-    format!("gatefold-cond-{n}")
-}
-
-fn each(c: &Conditions) -> impl Iterator<Item = Condition> + '_ {
-    let headers = c.headers.iter().map(|(k, v)| Condition::Header {
-        name: k.as_str().to_ascii_lowercase(),
-        value: v.as_str().to_string(),
-    });
-    let query = c.query.iter().map(|(k, v)| Condition::Query {
-        name: k.as_str().to_string(),
-        value: v.as_str().to_string(),
-    });
-    headers.chain(query)
-}
-
-impl ConditionTable {
-    pub fn new(ir: &Ir) -> ConditionTable {
-        let mut numbers = BTreeMap::new();
-        for r in &ir.routes {
-            for c in each(&r.matcher.conditions) {
-                let next = numbers.len() + 1;
-                numbers.entry(c).or_insert(next);
-            }
-        }
-        ConditionTable { numbers }
-    }
-
+/// What the Envoy target writes from the spec's condition table.
+pub trait EnvoyConditions {
     /// Header matchers requiring every one of `c` to hold.
-    pub fn matchers(&self, c: &Conditions) -> Vec<HeaderMatcher> {
-        each(c)
-            .filter_map(|c| self.numbers.get(&c))
+    fn matchers(&self, c: &Conditions) -> Vec<HeaderMatcher>;
+    /// The internal headers, for the route configuration to remove.
+    fn markers(&self) -> Vec<String>;
+    /// `CONDITIONS` for the front filter: `{ kind, name, value }` by number.
+    fn lua(&self) -> String;
+}
+
+impl EnvoyConditions for ConditionTable {
+    fn matchers(&self, c: &Conditions) -> Vec<HeaderMatcher> {
+        self.numbers(c)
+            .into_iter()
             .map(|n| HeaderMatcher {
-                name: marker(*n),
+                name: ConditionTable::marker(n),
                 string_match: None,
                 present_match: Some(true),
                 invert_match: None,
@@ -68,20 +36,16 @@ impl ConditionTable {
             .collect()
     }
 
-    /// The internal headers, for the route configuration to remove.
-    pub fn markers(&self) -> Vec<String> {
-        let mut n: Vec<usize> = self.numbers.values().copied().collect();
-        n.sort_unstable();
-        n.into_iter().map(marker).collect()
+    fn markers(&self) -> Vec<String> {
+        self.by_number()
+            .into_iter()
+            .map(|(n, _)| ConditionTable::marker(n))
+            .collect()
     }
 
-    /// `CONDITIONS` for the front filter: `{ kind, name, value }` by number.
-    pub fn lua(&self) -> String {
-        let mut by_number: Vec<(&usize, &Condition)> =
-            self.numbers.iter().map(|(c, n)| (n, c)).collect();
-        by_number.sort();
+    fn lua(&self) -> String {
         let mut out = String::from("CONDITIONS = {\n");
-        for (_, c) in by_number {
+        for (_, c) in self.by_number() {
             let (kind, name, value) = match c {
                 Condition::Header { name, value } => ("h", name, value),
                 Condition::Query { name, value } => ("q", name, value),

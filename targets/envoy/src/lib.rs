@@ -31,6 +31,7 @@ pub mod model;
 mod routes;
 mod script;
 
+use crate::conditions::EnvoyConditions;
 use gatefold_compiler::diag::Diagnostics;
 use gatefold_compiler::ir::policy::Policy;
 use gatefold_compiler::ir::tls::TlsKey;

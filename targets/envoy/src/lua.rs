@@ -29,7 +29,7 @@ const FRONT: &str = include_str!("front.lua");
 /// TLS filter chain the names its certificate covers, else `nil`;
 /// `SCRIPTS`: whether the spec has a `script` (the front filter then keeps
 /// the client's forwarding headers for `req.header()`); and `CONDITIONS`
-/// (`conditions`, from [`crate::conditions::ConditionTable::lua`]).
+/// (`conditions`, from [`crate::conditions::EnvoyConditions::lua`]).
 pub fn front_script(cert_names: Option<&[String]>, scripts: bool, conditions: &str) -> String {
     let names = match cert_names {
         None => "nil".to_string(),

@@ -11,7 +11,7 @@
 //! not with every entry of a 10,000-route spec.
 
 use crate::clusters::{cluster_name, mirror_cluster_name};
-use crate::conditions::ConditionTable;
+use crate::conditions::{ConditionTable, EnvoyConditions};
 use crate::lua;
 use crate::model::*;
 use gatefold_compiler::diag::{Diagnostic, Diagnostics};

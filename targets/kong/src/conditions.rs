@@ -17,63 +17,26 @@
 //! pre-function's first access chunk removes them before anything else
 //! reads the request.
 
-use gatefold_compiler::ir::{Conditions, Ir};
+use gatefold_compiler::dispatch::conditions::Condition;
+pub use gatefold_compiler::dispatch::conditions::ConditionTable;
+use gatefold_compiler::ir::Conditions;
 use gatefold_lua_script::lua::string as s;
-use std::collections::BTreeMap;
 
-/// One condition: a header's first line, or a query parameter's first
-/// occurrence (both as the spec compares them), equal to a value.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Condition {
-    Header { name: String, value: String },
-    Query { name: String, value: String },
-}
-
-/// The spec's distinct conditions, numbered from 1 in IR route order.
-#[derive(Debug, Default)]
-pub struct ConditionTable {
-    numbers: BTreeMap<Condition, usize>,
-}
-
-/// The internal request header marking that condition `n` holds.
-pub fn marker(n: usize) -> String {
-    format!("gatefold-cond-{n}")
-}
-
-fn each(c: &Conditions) -> impl Iterator<Item = Condition> + '_ {
-    let headers = c.headers.iter().map(|(k, v)| Condition::Header {
-        name: k.as_str().to_ascii_lowercase(),
-        value: v.as_str().to_string(),
-    });
-    let query = c.query.iter().map(|(k, v)| Condition::Query {
-        name: k.as_str().to_string(),
-        value: v.as_str().to_string(),
-    });
-    headers.chain(query)
-}
-
-impl ConditionTable {
-    pub fn new(ir: &Ir) -> ConditionTable {
-        let mut numbers = BTreeMap::new();
-        for r in &ir.routes {
-            for c in each(&r.matcher.conditions) {
-                let next = numbers.len() + 1;
-                numbers.entry(c).or_insert(next);
-            }
-        }
-        ConditionTable { numbers }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.numbers.is_empty()
-    }
-
+/// What the Kong target writes from the spec's condition table.
+pub trait KongConditions {
     /// The numbers of the markers `c` requires, ascending.
-    pub fn numbers(&self, c: &Conditions) -> Vec<usize> {
-        let mut out: Vec<usize> = each(c)
-            .filter_map(|c| self.numbers.get(&c))
-            .copied()
-            .collect();
+    fn sorted_numbers(&self, c: &Conditions) -> Vec<usize>;
+    /// The ATC predicates requiring every condition of `c`.
+    fn predicates(&self, c: &Conditions) -> Vec<String>;
+    /// The global pre-function's `rewrite` chunk setting the markers.
+    fn rewrite_chunk(&self) -> Option<String>;
+    /// The chunk removing the markers before anything else reads them.
+    fn clear_chunk(&self) -> Option<String>;
+}
+
+impl KongConditions for ConditionTable {
+    fn sorted_numbers(&self, c: &Conditions) -> Vec<usize> {
+        let mut out = self.numbers(c);
         out.sort_unstable();
         out
     }
@@ -82,8 +45,8 @@ impl ConditionTable {
     /// has none). Field names are Kong's `http.headers.` plus the header
     /// name lower-cased with `-` as `_` (`ngx.req.get_headers` finds
     /// `gatefold-cond-1` under `gatefold_cond_1`).
-    pub fn predicates(&self, c: &Conditions) -> Vec<String> {
-        self.numbers(c)
+    fn predicates(&self, c: &Conditions) -> Vec<String> {
+        self.sorted_numbers(c)
             .into_iter()
             .map(|n| format!("http.headers.gatefold_cond_{n} == \"1\""))
             .collect()
@@ -91,14 +54,12 @@ impl ConditionTable {
 
     /// The global pre-function's `rewrite` chunk: sets the marker of each
     /// condition that holds, removes the others (and so any client copy).
-    pub fn rewrite_chunk(&self) -> Option<String> {
+    fn rewrite_chunk(&self) -> Option<String> {
         if self.is_empty() {
             return None;
         }
-        let mut by_number: Vec<(usize, &Condition)> =
-            self.numbers.iter().map(|(c, n)| (*n, c)).collect();
-        by_number.sort_unstable();
-        let rows: Vec<String> = by_number
+        let rows: Vec<String> = self
+            .by_number()
             .iter()
             .map(|(_, c)| match c {
                 Condition::Header { name, value } => {
@@ -160,13 +121,13 @@ end
 
     /// The first access chunk of every pre-function: the markers are the
     /// gateway's own, never sent upstream.
-    pub fn clear_chunk(&self) -> Option<String> {
+    fn clear_chunk(&self) -> Option<String> {
         if self.is_empty() {
             return None;
         }
         Some(format!(
             "-- gatefold: the `match` markers stay in Kong\nlocal COUNT = {}\nreturn function()\n  for n = 1, COUNT do kong.service.request.clear_header(\"gatefold-cond-\" .. n) end\nend\n",
-            self.numbers.len()
+            self.len()
         ))
     }
 }

@@ -26,6 +26,7 @@
 //! route gets one of each holding all its chunks in phase order; when every
 //! route's config is the same, that is one global plugin instead.
 
+use crate::conditions::KongConditions;
 use crate::model::{Plugin, PluginConfig};
 use crate::routing::route_name;
 use gatefold_compiler::ir::policy::{IpFilter, MockBody, Policy, RateKey, RateLimit};

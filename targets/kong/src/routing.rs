@@ -10,7 +10,7 @@
 //! puts routes with more `match` conditions first where paths tie, so
 //! conditions only add predicates ([`crate::conditions`]).
 
-use crate::conditions::ConditionTable;
+use crate::conditions::{ConditionTable, KongConditions};
 use crate::model::{Route, ServiceRef};
 use gatefold_compiler::dispatch::{DispatchView, MethodSet};
 use gatefold_compiler::ir::lowered::ProxyPlan;
@@ -112,7 +112,7 @@ pub fn fallbacks(ir: &ValidIr) -> Vec<Fallback> {
                     .iter()
                     .map(|m| {
                         let c = &ir.routes[m.route].matcher.conditions;
-                        (m.methods, table.numbers(c))
+                        (m.methods, table.sorted_numbers(c))
                     })
                     .collect()
             } else {
