@@ -115,6 +115,9 @@ pub fn exchange(
                     break;
                 }
             }
+            // A signal (a runtime's child exiting) interrupted the read:
+            // nothing was lost, read again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // A reset after the response (the unread body) still leaves
             // the response: parse what came.
             Err(e) if !data.is_empty() => {
@@ -150,6 +153,7 @@ fn drain_until_close(stream: &mut (impl Read + Timed), grace: Duration) {
     let mut buf = [0u8; 4096];
     while std::time::Instant::now() < deadline {
         match stream.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
