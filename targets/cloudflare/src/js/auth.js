@@ -23,7 +23,8 @@ function consumerIndex(env) {
 
 function percentDecode(s) {
   if (!s.includes("%")) return s;
-  return new TextDecoder().decode(percentBytes(s, false));
+  // ignoreBOM keeps a leading U+FEFF: it is part of the credential.
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(percentBytes(s, false));
 }
 
 function queryParam(query, name) {
@@ -74,7 +75,8 @@ function tryMethod(m, request, S, index) {
   let text;
   try {
     const bin = atob(b64);
-    text = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    // ignoreBOM keeps a leading U+FEFF: it is part of the user name.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
   } catch (e) {
     return false;
   }

@@ -171,7 +171,9 @@ function jsonPart(s) {
   if (bytes === null) return null;
   let text;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    // ignoreBOM keeps a leading U+FEFF, which JSON then refuses, as the
+    // spec's parser does.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch (e) {
     return null;
   }
