@@ -61,9 +61,10 @@ export class GatefoldRateLimit extends DurableObject {
   }
 }
 
-// The object of each policy instance by its id, derived once per isolate
-// (idFromName hashes the name); a stub belongs to the request that made
-// it, so each request gets its own.
+// The object of each policy instance: policy id -> [namespace, object id],
+// the id derived once per isolate and binding (idFromName hashes the
+// name); a stub belongs to the request that made it, so each request gets
+// its own.
 const rateLimitIds = new Map();
 
 async function rateLimit(r, request, S) {
@@ -73,12 +74,12 @@ async function rateLimit(r, request, S) {
   else if (r.key[0] === "header" && request.headers.get(r.key[1]) !== null) key = "t:" + request.headers.get(r.key[1]);
   else key = "i:" + S.client;
   const ns = S.env.GATEFOLD_RATE_LIMIT;
-  let id = rateLimitIds.get(r.id);
-  if (id === undefined) {
-    id = ns.idFromName(r.id);
-    rateLimitIds.set(r.id, id);
+  let known = rateLimitIds.get(r.id);
+  if (known === undefined || known[0] !== ns) {
+    known = [ns, ns.idFromName(r.id)];
+    rateLimitIds.set(r.id, known);
   }
-  const answer = await ns.get(id).hit(key, r.per);
+  const answer = await ns.get(known[1]).hit(key, r.per);
   const sp = answer.indexOf(" ");
   const count = Number(answer.slice(0, sp));
   const leftMs = Number(answer.slice(sp + 1));
