@@ -152,4 +152,6 @@ printf '\n%-44s %12s %16s\n' "Worker (median of $ROUNDS)" "req/s" "CPU us/reques
 printf '%-44s %12s %16s\n' "petstore chain (gatefold up cloudflare)" "$crps" "$ccpu"
 printf '%-44s %12s %16s\n' "minimal proxy Worker" "$mrps" "$mcpu"
 awk -v c="$ccpu" -v m="$mcpu" 'BEGIN { printf "%-44s %29.1f\n", "the chain on top of forwarding (us/request)", c - m }'
-echo "bundle: $(stat -c %s "$(ls -d /tmp/gatefold-up-cloudflare-*/worker.js 2>/dev/null | head -1)" 2>/dev/null || echo '?') bytes of worker.js"
+# This run's Worker: `gatefold up` works in $TMPDIR/gatefold-up-cloudflare-PID
+# (older runs leave theirs behind).
+echo "bundle: $(stat -c %s "${TMPDIR:-/tmp}/gatefold-up-cloudflare-$CHAIN_UP/worker.js" 2>/dev/null || echo '?') bytes of worker.js"

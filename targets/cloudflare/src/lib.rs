@@ -83,8 +83,11 @@ impl Target for Cloudflare {
             PolicyKind::Retry => Support::Approximate {
                 note: "fetch() does not tell a refused connection from a reset one: every failed fetch counts as a connect failure (retried for any method when `connect-failure` is listed), `reset` never matches",
             },
-            // Counted by one Durable Object per policy instance, in its
-            // transactional storage (not per isolate): the spec's limit.
+            // Counted by one Durable Object per policy instance (not per
+            // isolate): counts held in its memory and each written to its
+            // transactional storage before the answer leaves, so an
+            // evicted or restarted object goes on from them: the spec's
+            // limit.
             PolicyKind::RateLimit => Support::Emulated,
             // WebCrypto (crypto.subtle) verifies HS256, RS256 and ES256.
             PolicyKind::Jwt => Support::Emulated,

@@ -153,8 +153,10 @@ async function proxy(route, request, S, up) {
       return tried.length === 0 ? errorResponse(503, "no healthy upstream") : failureResponse(failure);
     }
     const t = UP[dest.upstream].targets[i];
-    const headers = new Headers(h);
-    if (!hostSet) headers.set("host", t.authority);
+    // `h` itself goes (fetch() copies it): no copy per attempt. The
+    // target's host is set for this attempt only, so the next pick (a
+    // hash on a header) sees the headers as before.
+    if (!hostSet) h.set("host", t.authority);
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), dest.read);
     const key = dest.upstream + i;
@@ -163,7 +165,7 @@ async function proxy(route, request, S, up) {
     try {
       resp = await fetch(t.base + target, {
         method: request.method,
-        headers,
+        headers: h,
         // fetch() refuses a body on GET and HEAD (declared).
         body: body !== null && body.byteLength > 0 && !NO_BODY.includes(request.method) ? body : null,
         redirect: "manual",
@@ -174,6 +176,7 @@ async function proxy(route, request, S, up) {
       failure = ctl.signal.aborted ? "timeout" : "connect";
     } finally {
       clearTimeout(timer);
+      if (!hostSet) h.delete("host");
       inFlight.set(key, inFlight.get(key) - 1);
     }
     tried.push(i);

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Where the Cloudflare Worker's CPU goes, without the network's noise: the
+# petstore chain's worker.js (as bench/cloudflare_cpu.sh compiles it) runs
+# in workerd with a harness added that, inside ONE request, builds N
+# requests and answers each with the chain, upstream fetch() replaced by a
+# Response made in JavaScript. The CPU of workerd over those N, per
+# request, for three loops:
+#
+#   minimal   the minimal proxy Worker's body (URL parse + fetch)
+#   chain     the chain, its Durable Object replaced by a stub answering at once
+#   chain+DO  the chain with its real rate-limit Durable Object (an RPC per request)
+#
+#   bench/cloudflare_chain_loop.sh   # N=5000 ROUNDS=3 by default
+#
+# The differences are the chain's own cost and the Durable Object call's;
+# the HTTP server and client (the same for every Worker) are left out,
+# so these are smaller than bench/cloudflare_cpu.sh's figures. Not a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+source bench/lib.sh
+N=${N:-5000}
+ROUNDS=${ROUNDS:-3}
+PORT=19630
+WORKERD=${GATEFOLD_WORKERD:-$ROOT/.tools/bin/workerd}
+if [ -n "${GATEFOLD_BIN:-}" ]; then
+  BIN="$GATEFOLD_BIN"
+else
+  cargo build --quiet --release -p gatefold
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+fi
+WORK=$(mktemp -d /tmp/gatefold-cfloop.XXXXXX)
+PID=
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+
+# The chain of bench/cloudflare_cpu.sh (its upstream is never reached).
+mkdir -p "$WORK/spec"
+cat >"$WORK/spec/gatefold.yaml" <<YAML
+gatefold: 1
+gateway: { name: cfloop }
+upstreams:
+  pets: { targets: [{ url: http://127.0.0.1:9 }] }
+consumers:
+  acme: { credentials: { key: { env: ACME_API_KEY } } }
+apis:
+  pets:
+    base-path: /pets
+    upstream: pets
+    policies:
+      - key-auth: { in: header, name: x-api-key }
+      - rate-limit: { requests: 1000000000, per: 1m, key: consumer }
+      - request-headers: { set: { x-gateway: gatefold } }
+      - response-headers: { set: { x-served-by: gatefold } }
+    routes:
+      all: { path: /* }
+YAML
+"$BIN" compile "$WORK/spec" --target cloudflare --out "$WORK/out" >/dev/null
+sed -i "s/address = \"[^\"]*\"/address = \"127.0.0.1:$PORT\"/" "$WORK/out/config.capnp"
+
+# The Worker's own default export goes; the harness's replaces it.
+python3 - "$WORK/out/worker.js" <<'PY'
+import sys
+path = sys.argv[1]
+src = open(path).read()
+start = src.index("export default {")
+end = src.index("\n};\n", start) + 4
+harness = r'''
+// ---- bench harness (bench/cloudflare_chain_loop.sh) ----
+globalThis.fetch = async () =>
+  new Response("ok\n", { status: 200, headers: { "content-type": "text/plain", "content-length": "3" } });
+const STUB_DO = { idFromName: (n) => n, get: () => ({ hit: async () => "1 1000" }) };
+export default {
+  async fetch(req, env, ctx) {
+    const q = new URL(req.url).searchParams;
+    const n = Number(q.get("n"));
+    const mode = q.get("mode");
+    const e = mode === "chain" ? Object.assign({}, env, { GATEFOLD_RATE_LIMIT: STUB_DO }) : env;
+    let ok = 0;
+    for (let i = 0; i < n; i++) {
+      const r = new Request("http://127.0.0.1/pets/1", {
+        headers: { host: "127.0.0.1", "x-api-key": env.ACME_API_KEY, "user-agent": "bench", accept: "*/*" },
+      });
+      let resp;
+      if (mode === "minimal") {
+        const url = new URL(r.url);
+        resp = await fetch("http://127.0.0.1:9" + url.pathname + url.search, r);
+      } else {
+        resp = await handle(r, e, ctx);
+      }
+      if (resp.status === 200) ok++;
+      await resp.arrayBuffer();
+    }
+    return new Response(String(ok));
+  },
+};
+'''
+open(path, "w").write(src[:start] + src[end:] + harness)
+PY
+
+export ACME_API_KEY=acme-key-0123456789
+(cd "$WORK/out" && exec "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
+PID=$!
+wait_port $PORT
+
+loop() { # MODE -> CPU us per request
+  curl -s "http://127.0.0.1:$PORT/?n=500&mode=$1" >/dev/null
+  local before after got
+  before=$(cpu_ticks $PID)
+  got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
+  after=$(cpu_ticks $PID)
+  [ "$got" = "$N" ] || { echo "$1: $got of $N answered 200" >&2; tail -5 "$WORK/workerd.log" >&2; exit 1; }
+  awk -v t=$((after - before)) -v us="$TICK_US" -v n="$N" 'BEGIN {printf "%.1f", t * us / n}'
+}
+
+echo "== $N requests per loop, $ROUNDS rounds (workerd CPU us/request)"
+for mode in minimal chain chain+DO; do : >"$WORK/$mode.runs"; done
+for round in $(seq 1 "$ROUNDS"); do
+  line="   round $round:"
+  for mode in minimal chain chain+DO; do
+    m=$(loop "${mode/+DO/do}")
+    echo "$m" >>"$WORK/$mode.runs"
+    line="$line $mode $m"
+  done
+  echo "$line"
+done
+med() { median <"$WORK/$1.runs"; }
+printf '\n%-44s %10s\n' "loop (median of $ROUNDS)" "us/request"
+printf '%-44s %10s\n' "minimal proxy" "$(med minimal)" "chain, Durable Object stubbed" "$(med chain)" "chain with its Durable Object" "$(med chain+DO)"
+awk -v m="$(med minimal)" -v c="$(med chain)" -v d="$(med chain+DO)" 'BEGIN {
+  printf "%-44s %10.1f\n%-44s %10.1f\n", "the chain on top of the minimal body", c - m, "the Durable Object call", d - c }'
