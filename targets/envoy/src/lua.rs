@@ -11,7 +11,7 @@ use gatefold_compiler::ir::policy::{
     Acl, Cors, CorsOrigin, JwtKey, KeyAuth, KeyLocation, PublicKey, RateKey, Redirect,
     RedirectLocation, RedirectParts, RedirectPath, RedirectTo,
 };
-use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret, Segment};
+use gatefold_compiler::ir::{Ir, Method, PathPattern, PolicyKind, Route, Secret};
 use serde_json::{json, Map, Value};
 
 /// The filter's name; route metadata for it lives under this key.
@@ -101,7 +101,10 @@ pub fn lua_redirect(p: &Policy) -> bool {
 fn parts_config(r: &Redirect, parts: &RedirectParts, path: &PathPattern) -> Value {
     let mut m = Map::new();
     m.insert("status".into(), r.status.code().to_string().into());
-    m.insert("pattern".into(), lua_pattern(path).into());
+    m.insert(
+        "pattern".into(),
+        gatefold_lua_script::lua::path_pattern(path).into(),
+    );
     m.insert("names".into(), json!(path.params().collect::<Vec<_>>()));
     m.insert("parts".into(), true.into());
     m.insert("segments".into(), path.segments.len().into());
@@ -130,33 +133,6 @@ fn parts_config(r: &Redirect, parts: &RedirectParts, path: &PathPattern) -> Valu
     Value::Object(m)
 }
 
-/// A Lua pattern matching what `path` matches (a prefix's tail left
-/// unchecked: the route matched already), each `{param}` a capture.
-fn lua_pattern(path: &PathPattern) -> String {
-    let mut out = String::from("^");
-    for s in &path.segments {
-        out.push('/');
-        match s {
-            Segment::Literal(l) => {
-                for c in l.chars() {
-                    if "^$()%.[]*+-?".contains(c) {
-                        out.push('%');
-                    }
-                    out.push(c);
-                }
-            }
-            Segment::Param(_) => out.push_str("([^/]+)"),
-        }
-    }
-    if !path.prefix {
-        if path.segments.is_empty() {
-            out.push('/');
-        }
-        out.push('$');
-    }
-    out
-}
-
 fn redirect_config(r: &Redirect, to: &RedirectTo, path: &PathPattern) -> Value {
     let mut template = to.path.clone();
     if let Some(q) = &to.query {
@@ -172,7 +148,7 @@ fn redirect_config(r: &Redirect, to: &RedirectTo, path: &PathPattern) -> Value {
     };
     json!({
         "status": r.status.code().to_string(),
-        "pattern": lua_pattern(path),
+        "pattern": gatefold_lua_script::lua::path_pattern(path),
         "names": path.params().collect::<Vec<_>>(),
         "origin": origin.to_string(),
         "template": template,

@@ -20,7 +20,7 @@
 use gatefold_compiler::ir::policy::{
     KeyLocation, Policy, Redirect, RedirectLocation, RedirectPath, RedirectTo,
 };
-use gatefold_compiler::ir::{PathPattern, PolicyKind, Route, Segment, ValidIr};
+use gatefold_compiler::ir::{PolicyKind, Route, ValidIr};
 use gatefold_lua_script::lua::string as s;
 
 /// The phase 9 chunk of route `r`'s redirect.
@@ -29,7 +29,10 @@ pub fn chunk(ir: &ValidIr, r: &Route, red: &Redirect) -> String {
     let names: Vec<String> = path.params().map(s).collect();
     let mut fields = vec![
         format!("status = {}", red.status.code()),
-        format!("pattern = {}", s(&lua_pattern(path))),
+        format!(
+            "pattern = {}",
+            s(&gatefold_lua_script::lua::path_pattern(path))
+        ),
         format!("names = {}", crate::conditions::table(&names)),
     ];
     if let Some(key) = query_key(ir, r) {
@@ -95,33 +98,6 @@ fn query_key(ir: &ValidIr, r: &Route) -> Option<String> {
         Policy::KeyAuth(k) if k.location == KeyLocation::Query => Some(k.name.to_string()),
         _ => None,
     }
-}
-
-/// A Lua pattern matching what `path` matches (a prefix's tail left
-/// unchecked: the route matched already), each `{param}` a capture.
-fn lua_pattern(path: &PathPattern) -> String {
-    let mut out = String::from("^");
-    for seg in &path.segments {
-        out.push('/');
-        match seg {
-            Segment::Literal(l) => {
-                for c in l.chars() {
-                    if "^$()%.[]*+-?".contains(c) {
-                        out.push('%');
-                    }
-                    out.push(c);
-                }
-            }
-            Segment::Param(_) => out.push_str("([^/]+)"),
-        }
-    }
-    if !path.prefix {
-        if path.segments.is_empty() {
-            out.push('/');
-        }
-        out.push('$');
-    }
-    out
 }
 
 /// The per-request function, reading `R`.

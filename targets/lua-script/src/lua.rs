@@ -34,6 +34,36 @@ pub fn number(n: f64) -> String {
     }
 }
 
+/// A Lua pattern matching what `path` matches (a prefix's tail left
+/// unchecked: the route matched already), each `{param}` a capture, its
+/// literals with Lua's magic characters escaped. The redirect code of the
+/// Envoy and Kong targets binds route parameters with it.
+pub fn path_pattern(path: &gatefold_compiler::ir::PathPattern) -> String {
+    use gatefold_compiler::ir::Segment;
+    let mut out = String::from("^");
+    for seg in &path.segments {
+        out.push('/');
+        match seg {
+            Segment::Literal(l) => {
+                for c in l.chars() {
+                    if "^$()%.[]*+-?".contains(c) {
+                        out.push('%');
+                    }
+                    out.push(c);
+                }
+            }
+            Segment::Param(_) => out.push_str("([^/]+)"),
+        }
+    }
+    if !path.prefix {
+        if path.segments.is_empty() {
+            out.push('/');
+        }
+        out.push('$');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
