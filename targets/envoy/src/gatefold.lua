@@ -272,74 +272,21 @@ local function fill(template, params)
   return (template:gsub("{([^}]*)}", function(name) return params[name] end))
 end
 
--- Whether a location starts like a network-path reference (`//host`),
--- counting `\` as `/` as browsers do.
-local function network_path(location)
-  return location:match("^[/\\][/\\]") ~= nil
-end
-
--- Whether a request's host (without port) is a plain DNS name, IPv4 or
--- bracketed IPv6 address, safe to write into a location.
-local function plain_host(host)
-  local v6 = host:match("^%[(.*)%]$")
-  if v6 then return v6:find(":", 1, true) ~= nil and v6:match("^[%x:.]+$") ~= nil end
-  return host:match("^[%w%._-]+$") ~= nil
-end
-
--- The rest of `path` after the first `n` segments, with its leading `/`.
-local function prefix_tail(path, n)
-  local tail = path
-  for _ = 1, n do
-    local after = tail:sub(1, 1) == "/" and tail:sub(2) or tail
-    local i = after:find("/", 1, true)
-    tail = i and after:sub(i) or ""
-  end
-  return tail
-end
-
 -- A part-wise redirect's location (language 1.1): the request's URL with
 -- the given parts replaced (scheme of the listener, host and port from the
 -- client's host, the normalized path, the query). nil when it would be
--- unsafe or cannot be built.
+-- unsafe or cannot be built. `LOC` is gatefold_lua_script::LOCATION, put
+-- before this script when a route redirects.
 local function parts_location(h, hdrs, r, path, query, params)
   if r.template then
     path = fill(r.template, params)
   elseif r.replace_prefix then
-    path = r.replace_prefix .. prefix_tail(path, r.segments)
+    path = r.replace_prefix .. LOC.prefix_tail(path, r.segments)
     if path == "" then path = "/" end
   end
-  if path:sub(1, 1) ~= "/" or network_path(path) then return nil end
   -- The client's host as it came: the front filter copied it here.
-  local authority = hdrs:get("x-forwarded-host")
-  if not authority then return nil end
-  local req_host
-  if authority:sub(1, 1) == "[" then
-    local close = authority:find("]", 1, true)
-    req_host = close and authority:sub(1, close) or authority
-  else
-    req_host = authority:match("^(.*):") or authority
-  end
-  if not plain_host(req_host) then return nil end
-  local req_port = nil
-  local rest = authority:sub(#req_host + 1)
-  if rest ~= "" then
-    local digits = rest:match("^:%+?(%d+)$")
-    req_port = digits and tonumber(digits)
-    if not req_port or req_port > 65535 then return nil end
-  end
-  local scheme, default = r.scheme, r.scheme_port
-  if not scheme then
-    if h:connection():ssl() then scheme, default = "https", 443 else scheme, default = "http", 80 end
-  end
-  -- A new scheme has its own default port; the request's would be the
-  -- old scheme's.
-  local port = r.port
-  if not port and not r.scheme then port = req_port end
-  local location = scheme .. "://" .. (r.host or req_host)
-  if port and port ~= default then location = location .. ":" .. string.format("%d", port) end
-  location = location .. path
-  if query then location = location .. "?" .. query end
-  return location
+  local listener = h:connection():ssl() and "https" or "http"
+  return LOC.parts(r, listener, hdrs:get("x-forwarded-host"), path, query)
 end
 
 local function client_ip(h)
@@ -558,7 +505,7 @@ function envoy_on_request(h)
       -- `to` as the spec writes it: params filled in, the request's query
       -- appended, a path on this host left relative.
       location = redirect.origin .. fill(redirect.template, params)
-      if network_path(location) then
+      if LOC.network_path(location) then
         location = nil
       else
         if query then

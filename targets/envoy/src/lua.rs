@@ -110,7 +110,6 @@ fn parts_config(r: &Redirect, parts: &RedirectParts, path: &PathPattern) -> Valu
     m.insert("segments".into(), path.segments.len().into());
     if let Some(scheme) = parts.scheme {
         m.insert("scheme".into(), scheme.as_str().into());
-        m.insert("scheme_port".into(), scheme.default_port().into());
     }
     if let Some(host) = &parts.host {
         m.insert("host".into(), host.clone().into());
@@ -212,6 +211,12 @@ pub fn script(ir: &Ir) -> String {
         // Token, JSON and claims as the NGINX target reads them.
         out.push_str("local JWT_CORE = (function()\n");
         out.push_str(gatefold_lua_script::JWT);
+        out.push_str("end)()\n\n");
+    }
+    if ir.policies.values().any(|p| lua_redirect(&p.policy)) {
+        // A redirect's location, built as every Lua target builds it.
+        out.push_str("local LOC = (function()\n");
+        out.push_str(gatefold_lua_script::LOCATION);
         out.push_str("end)()\n\n");
     }
     out.push_str(SCRIPT);

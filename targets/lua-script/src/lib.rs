@@ -93,6 +93,14 @@ pub enum Host {
 /// `b64url` (base64url as the `base64` crate's URL_SAFE_NO_PAD).
 pub const JWT: &str = include_str!("lua/jwt.lua");
 
+/// A part-wise `redirect`'s `location` without a host API: a chunk
+/// returning a module whose `parts(r, listener, authority, path, query)`
+/// gives the location or nil (answer 400), with the helpers it is made of
+/// (`network_path`, `prefix_tail`, `plain_host`, `authority`). The NGINX,
+/// Envoy and Kong targets all use it, so they build the same location as
+/// the reference gateway.
+pub const LOCATION: &str = include_str!("lua/location.lua");
+
 const RUNTIME: &str = include_str!("lua/runtime.lua");
 const CASE_TABLES: &str = include_str!("lua/case.lua");
 

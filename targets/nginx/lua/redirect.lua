@@ -9,8 +9,10 @@
 -- parts the spec gives replaced: scheme of the listener, host and port of
 -- the `host` header, the path (`$gf_location`: kept, from a template, or
 -- with a prefix replaced), the query. A path that would start like another
--- host's (`//`, `/\`) or a host that is not a plain name is answered 400.
+-- host's (`//`, `/\`) or a host that is not a plain name is answered 400
+-- (lua/gatefold/location.lua, the module the Lua targets share).
 local var = ngx.var
+local L = require("gatefold.location")
 local how = var.gf_redirect
 local location = var.gf_location
 local mode = var.gf_rd_mode
@@ -40,146 +42,28 @@ local function bad_request()
     return ngx.exit(ngx.HTTP_OK)
 end
 
--- The rest of `path` after the first `n` segments, with its leading `/`:
--- `/v1/*` (n = 1) on `/v1/a/b` gives `/a/b`, on `/v1` gives ``.
-local function prefix_tail(path, n)
-    local tail = path
-    for _ = 1, n do
-        local after = tail:sub(1, 1) == "/" and tail:sub(2) or tail
-        local slash = after:find("/", 1, true)
-        tail = slash and after:sub(slash) or ""
-    end
-    return tail
-end
-
-local function network_path(s)
-    return s:find("^[/\\][/\\]") ~= nil
-end
-
--- The number of 16-bit groups in `part` (colon-separated hex groups, the
--- last may be a dotted IPv4 address when `v4` allows), or nil.
-local function groups(part, v4)
-    if part == "" then
-        return 0
-    end
-    local items = {}
-    for g in (part .. ":"):gmatch("([^:]*):") do
-        items[#items + 1] = g
-    end
-    local n = 0
-    for i, g in ipairs(items) do
-        if i == #items and v4 and g:find(".", 1, true) then
-            local q = { g:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
-            if #q ~= 4 then
-                return nil
-            end
-            for _, x in ipairs(q) do
-                if #x > 3 or tonumber(x) > 255 or (#x > 1 and x:sub(1, 1) == "0") then
-                    return nil
-                end
-            end
-            n = n + 2
-        elseif g:find("^%x%x?%x?%x?$") then
-            n = n + 1
-        else
-            return nil
-        end
-    end
-    return n
-end
-
--- Whether s is an IPv6 address as Rust's Ipv6Addr parses it.
-local function ipv6(s)
-    local dc = s:find("::", 1, true)
-    if not dc then
-        return groups(s, true) == 8
-    end
-    if s:find("::", dc + 1, true) then
-        return false
-    end
-    local head, tail = groups(s:sub(1, dc - 1), false), groups(s:sub(dc + 2), true)
-    return head ~= nil and tail ~= nil and head + tail <= 7
-end
-
--- A plain DNS name, IPv4 address or bracketed IPv6 address.
-local function plain_host(h)
-    local v6 = h:match("^%[(.*)%]$")
-    if v6 then
-        return ipv6(v6)
-    end
-    return h ~= "" and h:find("^[%w._-]+$") ~= nil
-end
-
--- `:PORT` as Rust's u16::from_str reads PORT (an optional `+`, digits).
-local function port_of(rest)
-    local digits = rest:match("^:%+?(%d+)$")
-    local n = digits and tonumber(digits)
-    if not n or n > 65535 then
-        return nil
-    end
-    return n
-end
-
 if mode == "keep" or mode == "template" or mode == "prefix" then
     local path = location
     if mode == "prefix" then
-        path = var.gf_rd_prefix:gsub("/+$", "") .. prefix_tail(var.gf_path, tonumber(var.gf_rd_segments))
+        path = var.gf_rd_prefix:gsub("/+$", "") .. L.prefix_tail(var.gf_path, tonumber(var.gf_rd_segments))
         if path == "" then
             path = "/"
         end
     end
-    if path:sub(1, 1) ~= "/" or network_path(path) then
-        return bad_request()
+    local function given(v)
+        if v == nil or v == "" then
+            return nil
+        end
+        return v
     end
+    local parts = {
+        scheme = given(var.gf_rd_scheme),
+        host = given(var.gf_rd_host),
+        port = tonumber(var.gf_rd_port or ""),
+    }
     -- The request line's authority (absolute form), else `host`.
-    local authority = var.gf_client_host
-    if authority == "" then
-        authority = nil
-    end
-    if not authority then
-        return bad_request()
-    end
-    local host = authority
-    if host:sub(1, 1) == "[" then
-        local close = host:find("]", 1, true)
-        if close then
-            host = host:sub(1, close)
-        end
-    else
-        host = host:match("^(.*):[^:]*$") or host
-    end
-    if not plain_host(host) then
-        return bad_request()
-    end
-    local rest = authority:sub(#host + 1)
-    local req_port
-    if rest ~= "" then
-        req_port = port_of(rest)
-        if not req_port then
-            return bad_request()
-        end
-    end
-    local given = var.gf_rd_scheme
-    local scheme = (given ~= nil and given ~= "") and given or (var.https == "on" and "https" or "http")
-    local port = tonumber(var.gf_rd_port or "")
-    if not port and (given == nil or given == "") then
-        port = req_port
-    end
-    local new_host = var.gf_rd_host
-    if new_host == nil or new_host == "" then
-        new_host = host
-    end
-    location = scheme .. "://" .. new_host
-    if port and port ~= (scheme == "https" and 443 or 80) then
-        location = location .. ":" .. port
-    end
-    location = location .. path
-    local q = query()
-    if q then
-        location = location .. "?" .. q
-    end
-    -- http's HeaderValue refuses control characters: so does the reference.
-    if location:find("[%z\1-\8\10-\31\127]") then
+    location = L.parts(parts, var.https == "on" and "https" or "http", var.gf_client_host, path, query())
+    if not location then
         return bad_request()
     end
 else

@@ -273,6 +273,11 @@ impl Target for Nginx {
                 lua::REDIRECT.to_string(),
                 "the answer of `redirect`: location with the request's query, empty body",
             ));
+            files.push(file(
+                "lua/gatefold/location.lua",
+                gatefold_lua_script::LOCATION.to_string(),
+                "a part-wise redirect's location, as every Lua target builds it",
+            ));
         }
         let scripts = script::files(ir, &model);
         if !scripts.is_empty() {

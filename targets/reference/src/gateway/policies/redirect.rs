@@ -123,44 +123,69 @@ impl RedirectPolicy {
                         path
                     }
                 };
-                // Even after an authority, a path that starts like another
-                // host's is refused: the rule is the same for every form.
-                if !path.starts_with('/') || network_path(&path) {
-                    return None;
-                }
-                let authority = ctx.host.as_deref()?;
-                let req_host = host_without_port(authority);
-                if !plain_host(req_host) {
-                    return None;
-                }
-                let req_port = match &authority[req_host.len()..] {
-                    "" => None,
-                    p => Some(p.strip_prefix(':')?.parse::<u16>().ok()?),
-                };
                 let over_tls = req.extensions.get::<OverTls>().is_some();
-                let scheme = p.scheme.unwrap_or(if over_tls {
+                let listener = if over_tls {
                     RedirectScheme::Https
                 } else {
                     RedirectScheme::Http
-                });
-                // A new scheme has its own default port; the request's
-                // would be the old scheme's.
-                let port = p.port.or(if p.scheme.is_none() { req_port } else { None });
-                let host = p.host.as_deref().unwrap_or(req_host);
-                let mut location = format!("{}://{host}", scheme.as_str());
-                if let Some(port) = port.filter(|port| *port != scheme.default_port()) {
-                    location.push(':');
-                    location.push_str(&port.to_string());
-                }
-                location.push_str(&path);
-                if let Some(q) = &ctx.query {
-                    location.push('?');
-                    location.push_str(q);
-                }
-                Some(location)
+                };
+                parts_location(
+                    p,
+                    listener,
+                    ctx.host.as_deref(),
+                    &path,
+                    ctx.query.as_deref(),
+                )
             }
         }
     }
+}
+
+/// A part-wise redirect's `location`: the request's URL (the `listener`'s
+/// scheme, the client's `authority` with its port, `path`, `query`) with
+/// the parts `p` gives replaced (its `path` is already in `path`). `None`
+/// when the answer must be 400: a path that is not absolute or starts
+/// like another host's, an authority that is not a plain host and port,
+/// or a location no header value can hold. The Lua targets build the same
+/// (`gatefold_lua_script::LOCATION`, tested against this).
+pub fn parts_location(
+    p: &RedirectParts,
+    listener: RedirectScheme,
+    authority: Option<&str>,
+    path: &str,
+    query: Option<&str>,
+) -> Option<String> {
+    // Even after an authority, a path that starts like another host's is
+    // refused: the rule is the same for every form.
+    if !path.starts_with('/') || network_path(path) {
+        return None;
+    }
+    let authority = authority?;
+    let req_host = host_without_port(authority);
+    if !plain_host(req_host) {
+        return None;
+    }
+    let req_port = match &authority[req_host.len()..] {
+        "" => None,
+        p => Some(p.strip_prefix(':')?.parse::<u16>().ok()?),
+    };
+    let scheme = p.scheme.unwrap_or(listener);
+    // A new scheme has its own default port; the request's would be the
+    // old scheme's.
+    let port = p.port.or(if p.scheme.is_none() { req_port } else { None });
+    let host = p.host.as_deref().unwrap_or(req_host);
+    let mut location = format!("{}://{host}", scheme.as_str());
+    if let Some(port) = port.filter(|port| *port != scheme.default_port()) {
+        location.push(':');
+        location.push_str(&port.to_string());
+    }
+    location.push_str(path);
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    HeaderValue::from_str(&location).ok()?;
+    Some(location)
 }
 
 /// The rest of `path` after the segments a prefix route's pattern matched,
