@@ -290,6 +290,12 @@ fn detach(
 ) -> Detached {
     let mut source_map = SourceMap {
         files: sources.iter().map(|(_, f)| f.spec_path.clone()).collect(),
+        tls_keys: spec
+            .gateway
+            .iter()
+            .flat_map(|g| g.tls.iter())
+            .flat_map(|t| t.key_spans.iter().map(|s| resolve::loc(*s)))
+            .collect(),
         ..SourceMap::default()
     };
     for d in &spec.upstreams {

@@ -22,6 +22,8 @@ pub struct TlsAst {
     pub tls: Tls,
     /// The `cert` value of each certificate, same order.
     pub cert_spans: Vec<Span>,
+    /// The `key` value of each certificate, same order.
+    pub key_spans: Vec<Span>,
 }
 
 const EXAMPLE: &str = "tls: { listen: 8443, certificates: [{ cert: { file: certs/api.pem }, key: { env: API_TLS_KEY } }] }";
@@ -72,12 +74,14 @@ pub fn decode(cx: &mut Cx<'_>, node: &Node, plain: u16) -> Option<TlsAst> {
     });
     let mut certificates = Vec::new();
     let mut cert_spans = Vec::new();
+    let mut key_spans = Vec::new();
     let mut all_ok = items.is_some();
     for item in items.unwrap_or_default() {
         match certificate(cx, item) {
-            Some((c, span)) => {
+            Some((c, span, key_span)) => {
                 certificates.push(c);
                 cert_spans.push(span);
+                key_spans.push(key_span);
             }
             None => all_ok = false,
         }
@@ -92,11 +96,13 @@ pub fn decode(cx: &mut Cx<'_>, node: &Node, plain: u16) -> Option<TlsAst> {
             redirect_http: redirect_http?,
         },
         cert_spans,
+        key_spans,
     })
 }
 
-/// One `{ cert: { file }, key: { env } | { file } }`.
-fn certificate(cx: &mut Cx<'_>, node: &Node) -> Option<(TlsCertificate, Span)> {
+/// One `{ cert: { file }, key: { env } | { file } }`, with where its
+/// `cert` file and its `key` are written.
+fn certificate(cx: &mut Cx<'_>, node: &Node) -> Option<(TlsCertificate, Span, Span)> {
     let example = "{ cert: { file: certs/api.pem }, key: { env: API_TLS_KEY } }";
     let f = cx.fields(node, "a tls certificate", &["cert", "key"], example)?;
     let cert = cx.required(
@@ -107,6 +113,7 @@ fn certificate(cx: &mut Cx<'_>, node: &Node) -> Option<(TlsCertificate, Span)> {
     );
     let key = cx.required(&f, "key", "a tls certificate", "key: { env: API_TLS_KEY }");
     let (cert, key) = (cert?, key?);
+    let key_span = key.span;
     let chain = cert_chain(cx, cert);
     let key = private_key(cx, key);
     let ((pem, ders, file_span), (key, key_pem)) = (chain?, key?);
@@ -160,6 +167,7 @@ fn certificate(cx: &mut Cx<'_>, node: &Node) -> Option<(TlsCertificate, Span)> {
             key,
         },
         file_span,
+        key_span,
     ))
 }
 

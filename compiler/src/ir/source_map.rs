@@ -66,6 +66,10 @@ pub struct SourceMap {
     /// so a failing script is logged at its place in the spec.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scripts: BTreeMap<PolicyId, Vec<Loc>>,
+    /// Where each `gateway.tls` certificate's `key` is written, in
+    /// certificate order (for targets that cannot read a key file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_keys: Vec<Loc>,
 }
 
 impl SourceMap {

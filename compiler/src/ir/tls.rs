@@ -58,6 +58,39 @@ impl Tls {
         let by_name = sni.and_then(|s| self.certificates.iter().position(|c| c.covers(s)));
         by_name.or((!self.certificates.is_empty()).then_some(0))
     }
+
+    /// The names each certificate is picked for by a lookup of the SNI
+    /// name (exact, then `*.rest`), in certificate order: its names that no
+    /// earlier certificate's name already covers, without repeats. For
+    /// back ends that map SNI names to certificates (a name an earlier
+    /// certificate covers is that certificate's, as [`Tls::pick`] says).
+    pub fn sni_owners(&self) -> Vec<Vec<&str>> {
+        let mut earlier: Vec<&str> = Vec::new();
+        let mut out = Vec::new();
+        for cert in &self.certificates {
+            let mut own: Vec<&str> = Vec::new();
+            for n in &cert.names {
+                let taken = earlier.iter().any(|e| name_covers_name(e, n))
+                    || own.iter().any(|o| o.eq_ignore_ascii_case(n));
+                if !taken {
+                    own.push(n);
+                }
+            }
+            earlier.extend(cert.names.iter().map(String::as_str));
+            out.push(own);
+        }
+        out
+    }
+}
+
+/// Whether certificate name `name` covers every host certificate name
+/// `other` covers: the same name, or `*.x` and a name one label below x.
+pub fn name_covers_name(name: &str, other: &str) -> bool {
+    match (name.strip_prefix("*."), other.strip_prefix("*.")) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, Some(_)) => false,
+        (_, None) => name_covers(name, other),
+    }
 }
 
 /// A certificate name covers a host as TLS clients check it (RFC 6125):
@@ -102,5 +135,36 @@ mod tests {
         assert_eq!(tls.pick(Some("other.test")), Some(0));
         assert_eq!(tls.pick(None), Some(0));
         assert!(tls.certificates[0].covers("a.example.com:8443"));
+    }
+
+    #[test]
+    fn an_sni_name_belongs_to_the_first_certificate_covering_it() {
+        let cert = |names: &[&str]| TlsCertificate {
+            chain: String::new(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            key: TlsKey::Env("K".into()),
+        };
+        let tls = Tls {
+            listen: 8443,
+            certificates: vec![
+                cert(&["*.example.com", "a.example.org", "a.example.org"]),
+                cert(&[
+                    "api.example.com",
+                    "*.example.com",
+                    "b.example.org",
+                    "x.a.example.org",
+                ]),
+                cert(&["*.example.org", "a.example.org"]),
+            ],
+            redirect_http: false,
+        };
+        assert_eq!(
+            tls.sni_owners(),
+            vec![
+                vec!["*.example.com", "a.example.org"],
+                vec!["b.example.org", "x.a.example.org"],
+                vec!["*.example.org"],
+            ]
+        );
     }
 }

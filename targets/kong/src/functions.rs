@@ -70,6 +70,11 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     // Kong runs only global plugins before it routes, on every request:
     // the global pre-function's rewrite holds the script runtime and the
     // jwt core, once (see `crate::script`), and the `match` markers.
+    // With `gateway.tls`, first of all: the plain listener's 308 and the
+    // TLS listener's 421 come before any other answer (`crate::tls`).
+    if let Some(chunk) = crate::tls::rewrite_chunk(ir) {
+        crate::conditions::add_rewrite(&mut out, chunk, Some("gateway/tls"));
+    }
     let shared = crate::script::runtime_chunk(ir)
         .into_iter()
         .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk));

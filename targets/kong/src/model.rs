@@ -18,6 +18,32 @@ pub struct Config {
     pub consumers: Vec<Consumer>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<Plugin>,
+    /// The TLS listener's certificates (`gateway.tls`), with their SNIs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
+}
+
+/// A certificate chain and its key, served for its SNIs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Certificate {
+    /// A UUID derived from the gateway's name, the certificate's place
+    /// and its chain: decK's file format requires an id, and a
+    /// deterministic one keeps the output the same for the same spec.
+    pub id: String,
+    /// The chain, PEM (public), as read at compile time.
+    pub cert: String,
+    /// A vault reference, never the key.
+    pub key: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snis: Vec<Sni>,
+    pub tags: Vec<String>,
+}
+
+/// A server name Kong serves a certificate for (`*.x` one label, or `*`:
+/// any name no other SNI takes).
+#[derive(Clone, Debug, Serialize)]
+pub struct Sni {
+    pub name: String,
 }
 
 /// A Kong service: where matched requests go (one per gatefold upstream).

@@ -431,7 +431,7 @@ apis:
 fn conformance_scenarios_compile_to_valid_reviewed_entities() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/scenarios");
     let mut n = 0;
-    for group in ["routing", "redirects", "upstreams"] {
+    for group in ["routing", "redirects", "upstreams", "tls"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(group))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -455,20 +455,31 @@ fn conformance_scenarios_compile_to_valid_reviewed_entities() {
                     );
             }
             let name = format!("{group}_{}", path.file_stem().unwrap().to_string_lossy());
-            insta::assert_snapshot!(name, entities(&spec));
+            let ir = if doc["tls"] == true {
+                // The suite's two certificates (tests/conformance/src/tls.rs).
+                let (ir, _) = compile_with_certs(&name, &[CERT_A, CERT_B], &spec);
+                ir
+            } else {
+                compile(&spec)
+            };
+            insta::assert_snapshot!(name, entities(&ir));
             n += 1;
         }
     }
     assert!(n >= 20, "only {n} scenarios");
 }
 
+/// The names of the conformance suite's certificates `a` and `b`.
+const CERT_A: (&str, &[&str]) = ("a", &["tls.example.test", "*.wild.example.test"]);
+const CERT_B: (&str, &[&str]) = ("b", &["other.example.test"]);
+
 /// The Kong entities of a spec, condensed: routes (expression, priority,
-/// service), services (timeouts, retries), plugins (scope, tags, and of
-/// each Lua chunk its head: the comment and the constants before the
-/// code); or why Kong refuses it.
-fn entities(spec: &str) -> String {
+/// service), services (timeouts, retries), certificates (key, SNIs, not
+/// the chain), plugins (scope, tags, and of each Lua chunk its head: the
+/// comment and the constants before the code); or why Kong refuses it.
+fn entities(ir: &gatefold_compiler::ir::ValidIr) -> String {
     use gatefold_compiler::target::Target;
-    let ir = compile(spec);
+    let ir = ir.clone();
     let mut refusals: Vec<String> = gaps(&ir)
         .into_iter()
         .filter(|g| g.error)
@@ -511,6 +522,19 @@ fn entities(spec: &str) -> String {
             s["retries"]
         ));
     }
+    for c in doc["certificates"].as_array().into_iter().flatten() {
+        let snis: Vec<&str> = c["snis"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        out.push_str(&format!(
+            "certificate {} key={} snis={snis:?}\n",
+            c["tags"],
+            c["key"].as_str().unwrap()
+        ));
+    }
     for p in doc["plugins"].as_array().into_iter().flatten() {
         let scope = match (p["route"].as_str(), p["service"].as_str()) {
             (Some(r), _) => format!("route {r}"),
@@ -541,4 +565,117 @@ fn entities(spec: &str) -> String {
         }
     }
     out
+}
+
+/// `gateway.tls` as examples/tls has it, with the key in a variable (Kong
+/// reads keys through its env vault): a valid config whose certificate is
+/// the chain read at compile time; reviewed with the chain elided.
+#[test]
+fn the_tls_example_with_an_env_key_is_valid() {
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/tls/gatefold.yaml"),
+    )
+    .unwrap();
+    let spec = example.replace("key: { file: certs/api.key }", "key: { env: API_TLS_KEY }");
+    assert_ne!(spec, example, "examples/tls names its key file as expected");
+    let (ir, chains) = compile_with_certs(
+        "example",
+        &[("api", &["localhost", "api.example.test"])],
+        &spec,
+    );
+    let yaml = text(&emit(&ir));
+    assert_valid(&yaml);
+    assert_chunks_compile(&yaml);
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    let cert = &doc["certificates"][0];
+    assert_eq!(cert["cert"].as_str(), Some(chains[0].as_str()));
+    let id = cert["id"].as_str().unwrap().to_string();
+    let shown = yaml.replace(&id, "<id>");
+    // The chain as YAML writes it (a block scalar under `cert:`), elided.
+    let block = format!("- cert: |\n{}", indent(&chains[0]));
+    assert!(
+        shown.contains(&block),
+        "the chain as a block scalar:\n{shown}"
+    );
+    let shown = shown.replace(&block, "- cert: <chain of certs/api.pem>\n");
+    insta::assert_snapshot!("tls_example_env_key", tls_parts(&shown));
+}
+
+/// Three certificates whose names overlap: each SNI is the first covering
+/// certificate's, the first also takes `*`.
+#[test]
+fn overlapping_certificates_are_valid_and_own_their_names() {
+    let (ir, _) = compile_with_certs(
+        "overlap",
+        &[
+            ("a", &["tls.example.test", "*.wild.example.test"]),
+            (
+                "b",
+                &[
+                    "other.example.test",
+                    "x.wild.example.test",
+                    "tls.example.test",
+                ],
+            ),
+            ("c", &["*.example.test", "other.example.test"]),
+        ],
+        r#"
+gatefold: 1
+gateway:
+  name: g
+  tls:
+    listen: 8443
+    certificates:
+      - { cert: { file: certs/a.pem }, key: { env: TLS_KEY_A } }
+      - { cert: { file: certs/b.pem }, key: { env: TLS_KEY_B } }
+      - { cert: { file: certs/c.pem }, key: { env: TLS_KEY_C } }
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:9001" }] } }
+apis:
+  main: { upstream: u, routes: { all: { path: /* } } }
+"#,
+    );
+    let yaml = text(&emit(&ir));
+    assert_valid(&yaml);
+    insta::assert_snapshot!("tls_overlapping_certificates", entities(&ir));
+}
+
+/// The header's comment lines, the `certificates` section, and the global
+/// pre-function's tls chunk up to its code.
+fn tls_parts(yaml: &str) -> String {
+    let mut out = String::new();
+    for l in yaml.lines().take_while(|l| l.starts_with('#')) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    let mut lines = yaml.lines().skip_while(|l| *l != "certificates:");
+    if let Some(head) = lines.next() {
+        out.push_str(head);
+        out.push('\n');
+        for l in lines.take_while(|l| l.starts_with(' ') || l.starts_with('-')) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    let doc: Value = serde_yaml::from_str(yaml).unwrap();
+    for p in doc["plugins"].as_array().into_iter().flatten() {
+        for chunk in p["config"]["rewrite"].as_array().into_iter().flatten() {
+            let chunk = chunk.as_str().unwrap();
+            if chunk.starts_with("-- gatefold: gateway.tls") {
+                for line in chunk
+                    .lines()
+                    .take_while(|l| !l.starts_with("local function"))
+                {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `text` with each line indented as serde_yaml writes a block scalar in a
+/// top-level list item.
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
 }

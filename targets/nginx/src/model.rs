@@ -823,7 +823,11 @@ impl Builder<'_> {
             let names: Vec<&String> = cert
                 .names
                 .iter()
-                .filter(|n| !earlier.iter().any(|e| covers(e, n)))
+                .filter(|n| {
+                    !earlier
+                        .iter()
+                        .any(|e| gatefold_compiler::ir::tls::name_covers_name(e, n))
+                })
                 .collect();
             earlier.extend(cert.names.iter().map(String::as_str));
             if i > 0 && names.is_empty() {
@@ -2246,15 +2250,6 @@ fn deprecation_headers(d: &gatefold_compiler::ir::policy::Deprecation) -> Vec<(S
 /// the prefix, mode 0600, before starting nginx: keys are never compiled in.
 pub fn tls_key_file(i: usize) -> String {
     format!("keys/cert-{i}.key")
-}
-
-/// Whether TLS name `name` covers every host `other` covers.
-fn covers(name: &str, other: &str) -> bool {
-    match (name.strip_prefix("*."), other.strip_prefix("*.")) {
-        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        (None, Some(_)) => false,
-        (_, None) => gatefold_compiler::ir::tls::name_covers(name, other),
-    }
 }
 
 /// The variables a cors instance's headers read.

@@ -94,9 +94,10 @@ Cells:
 (reference, nginx, Envoy, and Cloudflare in workerd). Kong cannot run on this machine: it is listed
 as `pending` in `tests/conformance/src/targets.rs`, and its output is
 checked against Kong's published schemas in `targets/kong/tests` instead;
-there the specs of the `routing`, `redirects` and `upstreams` scenarios
-compile to configs that pass those schemas, whose Lua compiles, and whose
-entities are reviewed snapshots (`targets/kong/tests/validate.rs`). A runnable target that
+there the specs of the `routing`, `redirects`, `upstreams` and `tls`
+scenarios compile to configs that pass those schemas, whose Lua compiles,
+and whose entities are reviewed snapshots (or are refused, the snapshot
+saying why) (`targets/kong/tests/validate.rs`). A runnable target that
 does not pass the suite yet would be listed there too.
 
 A new target is one line in `tests/conformance/src/targets.rs` (and its

@@ -23,6 +23,6 @@ pub fn all() -> Vec<Box<dyn Target>> {
 pub fn pending() -> Vec<Box<dyn Target>> {
     // Kong cannot run here: its artifacts are checked against Kong's
     // schemas in targets/kong/tests, with entity snapshots of the routing,
-    // redirects and upstreams scenarios (targets/kong/tests/validate.rs).
+    // redirects, upstreams and tls scenarios (targets/kong/tests/validate.rs).
     vec![Box::new(gatefold_target_kong::Kong)]
 }

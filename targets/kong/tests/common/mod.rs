@@ -233,3 +233,38 @@ pub fn assert_chunks_compile(yaml: &str) {
     }
     assert!(n > 0, "no chunks in:\n{yaml}");
 }
+
+/// A folder for a spec with `gateway.tls`: `certs/NAME.pem` (and
+/// `certs/NAME.key`) for each `(NAME, SAN names)`, self-signed and made
+/// now (no key is committed), and `gatefold.yaml` holding `spec`. Returns
+/// the IR and each certificate's PEM chain, in the order given.
+pub fn compile_with_certs(
+    test: &str,
+    certs: &[(&str, &[&str])],
+    spec: &str,
+) -> (ValidIr, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("gatefold-kong-tls-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    let mut chains = Vec::new();
+    for (name, sans) in certs {
+        let sans: Vec<String> = sans.iter().map(|n| n.to_string()).collect();
+        let c = rcgen::generate_simple_self_signed(sans).unwrap();
+        let pem = c.cert.pem();
+        std::fs::write(dir.join(format!("certs/{name}.pem")), &pem).unwrap();
+        std::fs::write(
+            dir.join(format!("certs/{name}.key")),
+            c.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        chains.push(pem);
+    }
+    let path = dir.join("gatefold.yaml");
+    std::fs::write(&path, spec).unwrap();
+    let compiled = gatefold_compiler::compile_path(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    match compiled.ir {
+        Some(ir) => (ir, chains),
+        None => panic!("the test spec does not compile:\n{}", compiled.render()),
+    }
+}

@@ -9,7 +9,8 @@
 -- `ngx.now()` (a clock the test sets) and the shared dict
 -- `kong_rate_limiting_counters` (`get`, and `incr` with init and init_ttl
 -- as lua-nginx-module documents it, entries expiring on that clock) and
--- `ngx.req.set_header` / `clear_header`, `ngx.var.request_uri`. Also `kong.vault.get` of env
+-- `ngx.req.set_header` / `clear_header`, `ngx.var.request_uri`, `host`,
+-- `https` and `ssl_server_name`. Also `kong.vault.get` of env
 -- references and `kong.client.load_consumer` / `authenticate`.
 -- State is one request at a time, as in a Kong worker; `kong.ctx.shared`
 -- is a new table per request. With `S.configure` it also runs a
@@ -217,9 +218,16 @@ function S.request(r)
   state.headers = state.headers or {}
   state.res_headers = state.res_headers or {}
   state.logs = {}
-  -- ngx.var.request_uri: the request line's target as received.
+  -- ngx.var.request_uri: the request line's target as received; host:
+  -- nginx's $host (the host header lower-cased, without its port); https
+  -- ("on" on the TLS listener) and ssl_server_name (the SNI name, nil
+  -- without one), as nginx sets them.
+  local host = first(state.headers, "host")
   S.ngx.var = {
     request_uri = state.request_uri or (state.path .. (state.query and ("?" .. state.query) or "")),
+    host = host and (host:lower():gsub(":%d+$", "")) or "",
+    https = state.listener_scheme == "https" and "on" or "",
+    ssl_server_name = state.sni,
   }
   S.kong.ctx.shared = {}
   S.kong.ctx.plugin = {}
