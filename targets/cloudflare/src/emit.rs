@@ -581,6 +581,26 @@ fn script_instance(ir: &ValidIr, id: &PolicyId, s: &Script, name: &str) -> Strin
     out
 }
 
+/// `text` with each line that ends in `//@TAG` kept (without the tag)
+/// when TAG is on, else dropped: a piece's hook for a kind the spec may not
+/// use (a spec without `cache` carries no cache branch).
+fn with_tags(text: &str, tags: &[(&str, bool)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        match body.rsplit_once(" //@") {
+            Some((code, tag)) if tags.iter().any(|(t, _)| *t == tag) => {
+                if tags.iter().any(|(t, on)| *t == tag && *on) {
+                    out.push_str(code);
+                    out.push('\n');
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// The whole Worker module.
 pub fn worker(ir: &ValidIr) -> String {
     let mut uses = Uses::default();
@@ -687,8 +707,12 @@ pub fn worker(ir: &ValidIr) -> String {
     }
     out.push('\n');
     out.push_str(&router(ir));
+    let tags = [
+        ("cache", uses.cache && proxied),
+        ("mirror", uses.mirror && proxied),
+    ];
     out.push('\n');
-    out.push_str(CORE);
+    out.push_str(&with_tags(CORE, &tags));
     let (client, needs_ip) = client_address(&base.client_address);
     out.push('\n');
     out.push_str(&client);
@@ -712,7 +736,7 @@ pub fn worker(ir: &ValidIr) -> String {
     for (used, text) in pieces {
         if used {
             out.push('\n');
-            out.push_str(text);
+            out.push_str(&with_tags(text, &tags));
         }
     }
     out

@@ -77,6 +77,9 @@ fn small_spec_worker_snapshot() {
     assert!(!js.contains("function corsFilter("));
     assert!(!js.contains("function ipAllowed("));
     assert!(!js.contains("function redirectResponse("));
+    // No cache or mirror hook either, and no hook tag left in the text.
+    assert!(!js.contains("route.cache") && !js.contains("route.mirror"));
+    assert!(!js.contains("//@"));
     // The secret is a binding name, never a value.
     assert!(js.contains(r#""keys":["ACME_KEY"]"#));
     node_check(&js);
@@ -350,6 +353,7 @@ fn cache_keys_store_and_serve_as_the_spec_says() {
     let ir = compile(CACHED);
     let js = file(&ir, WORKER);
     assert!(js.contains("function cacheKey(") && !js.contains("function mirrorCopy("));
+    assert!(js.contains("if (route.cache) return late(await cached(") && !js.contains("//@"));
     node_check(&js);
     let script = r#"
 const store = new Map();
@@ -546,6 +550,7 @@ apis:
     );
     let js = file(&ir, WORKER);
     assert!(js.contains("function mirrorCopy(") && !js.contains("function cacheKey("));
+    assert!(js.contains("if (route.mirror) mirrorCopy(") && !js.contains("route.cache"));
     assert!(
         js.contains(r#""timeout":3000"#),
         "connect + read of the shadow"

@@ -7,6 +7,15 @@ const CACHE_MAX_ENTRY = 1 << 20;
 const CACHE_HEADERS = "x-gatefold-headers";
 const CACHE_EXPIRES = "x-gatefold-expires";
 
+// Phase 11 around phase 12: a stored answer (a hit skips phase 12, not
+// phase 13), else the upstream's, stored when it may be.
+async function cached(route, request, S, up) {
+  const key = await cacheKey(route.cache, request, S);
+  const hit = key === null ? null : await cacheLookup(key);
+  if (hit !== null) return hit;
+  return cacheStore(route.cache, key, await proxy(route, request, S, up), S);
+}
+
 // The key of a request for policy `c`, as a GET Request the Cache API
 // takes, or null when the method is not cached. The key's text is the
 // spec's (method, host, path and query as received, the consumer, the
