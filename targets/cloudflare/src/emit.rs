@@ -30,6 +30,8 @@ const RATE_LIMIT: &str = include_str!("js/ratelimit.js");
 const JWT: &str = include_str!("js/jwt.js");
 const SCRIPT: &str = include_str!("js/script.js");
 const CONDITIONS: &str = include_str!("js/conditions.js");
+const CACHE: &str = include_str!("js/cache.js");
+const MIRROR: &str = include_str!("js/mirror.js");
 
 /// The Durable Object class counting rate limits, and its binding.
 pub const RATE_LIMIT_CLASS: &str = "GatefoldRateLimit";
@@ -225,6 +227,8 @@ struct Uses {
     jwt: bool,
     script: bool,
     conditions: bool,
+    cache: bool,
+    mirror: bool,
 }
 
 fn jwt(j: &gatefold_compiler::ir::policy::Jwt) -> Value {
@@ -259,7 +263,7 @@ fn jwt(j: &gatefold_compiler::ir::policy::Jwt) -> Value {
 }
 
 /// The data one policy instance becomes, when its kind has a runtime piece.
-fn instance(id: &PolicyId, policy: &Policy, uses: &mut Uses) -> Option<Value> {
+fn instance(ir: &ValidIr, id: &PolicyId, policy: &Policy, uses: &mut Uses) -> Option<Value> {
     Some(match policy {
         Policy::IpFilter(f) => {
             uses.ip_filter = true;
@@ -306,6 +310,34 @@ fn instance(id: &PolicyId, policy: &Policy, uses: &mut Uses) -> Option<Value> {
                 "key": key,
             })
         }
+        Policy::Cache(c) => {
+            uses.cache = true;
+            json!({
+                "id": id.to_string(),
+                "ttl": c.ttl.millis,
+                "methods": c.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+                "vary": c.vary.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
+            })
+        }
+        Policy::Mirror(m) => {
+            uses.mirror = true;
+            // The mirror upstream's own timeouts, else the baseline's:
+            // one deadline for the whole exchange, as fetch() has no
+            // connect phase.
+            let base = &ir.gateway.baseline.timeouts;
+            let own = ir
+                .upstreams
+                .get(&m.upstream)
+                .and_then(|u| u.timeouts.as_ref());
+            let connect = own.and_then(|t| t.connect).unwrap_or(base.connect);
+            let read = own.and_then(|t| t.read).unwrap_or(base.read);
+            json!({
+                "id": id.to_string(),
+                "upstream": m.upstream.as_str(),
+                "percent": m.percent,
+                "timeout": connect.millis + read.millis,
+            })
+        }
         _ => return None,
     })
 }
@@ -322,6 +354,8 @@ fn field(policy: &Policy) -> Option<&'static str> {
         Policy::RequestHeaders(_) => "reqh",
         Policy::ResponseHeaders(_) => "resph",
         Policy::RateLimit(_) => "rate",
+        Policy::Cache(_) => "cache",
+        Policy::Mirror(_) => "mirror",
         _ => return None,
     })
 }
@@ -547,6 +581,26 @@ fn script_instance(ir: &ValidIr, id: &PolicyId, s: &Script, name: &str) -> Strin
     out
 }
 
+/// `text` with each line that ends in `//@TAG` kept (without the tag)
+/// when TAG is on, else dropped: a piece's hook for a kind the spec may not
+/// use (a spec without `cache` carries no cache branch).
+fn with_tags(text: &str, tags: &[(&str, bool)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        match body.rsplit_once(" //@") {
+            Some((code, tag)) if tags.iter().any(|(t, _)| *t == tag) => {
+                if tags.iter().any(|(t, on)| *t == tag && *on) {
+                    out.push_str(code);
+                    out.push('\n');
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// The whole Worker module.
 pub fn worker(ir: &ValidIr) -> String {
     let mut uses = Uses::default();
@@ -574,7 +628,7 @@ pub fn worker(ir: &ValidIr) -> String {
             names.insert(id, name);
             continue;
         }
-        if let Some(value) = instance(id, &inst.policy, &mut uses) {
+        if let Some(value) = instance(ir, id, &inst.policy, &mut uses) {
             let name = format!("P{i}");
             let _ = writeln!(out, "const {name} = {value};");
             names.insert(id, name);
@@ -588,11 +642,16 @@ pub fn worker(ir: &ValidIr) -> String {
     let _ = writeln!(out, "const R = [\n  {}\n];", routes.join(",\n  "));
     let proxied = ir.routes.iter().any(|r| r.lowered.proxy.is_some());
     if proxied {
+        // The routes' destinations and the mirrors' upstreams.
         let used: BTreeSet<&str> = ir
             .routes
             .iter()
             .filter_map(|r| r.lowered.proxy.as_ref())
             .flat_map(|p| p.destinations().iter().map(|d| d.upstream.as_str()))
+            .chain(ir.policies.values().filter_map(|p| match &p.policy {
+                Policy::Mirror(m) => Some(m.upstream.as_str()),
+                _ => None,
+            }))
             .collect();
         let ups: serde_json::Map<String, Value> = ir
             .upstreams
@@ -648,8 +707,12 @@ pub fn worker(ir: &ValidIr) -> String {
     }
     out.push('\n');
     out.push_str(&router(ir));
+    let tags = [
+        ("cache", uses.cache && proxied),
+        ("mirror", uses.mirror && proxied),
+    ];
     out.push('\n');
-    out.push_str(CORE);
+    out.push_str(&with_tags(CORE, &tags));
     let (client, needs_ip) = client_address(&base.client_address);
     out.push('\n');
     out.push_str(&client);
@@ -667,11 +730,13 @@ pub fn worker(ir: &ValidIr) -> String {
         (uses.rate, RATE_LIMIT),
         (uses.script, SCRIPT),
         (uses.conditions, CONDITIONS),
+        (uses.cache && proxied, CACHE),
+        (uses.mirror && proxied, MIRROR),
     ];
     for (used, text) in pieces {
         if used {
             out.push('\n');
-            out.push_str(text);
+            out.push_str(&with_tags(text, &tags));
         }
     }
     out

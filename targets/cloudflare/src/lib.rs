@@ -35,6 +35,9 @@ pub const WORKER: &str = "worker.js";
 pub const WRANGLER: &str = "wrangler.toml";
 /// The workerd configuration for local runs (`workerd serve config.capnp`).
 pub const CAPNP: &str = "config.capnp";
+/// The Cache API's in-memory store for local runs in workerd, written
+/// (and bound in [`CAPNP`]) when the spec has `cache`.
+pub const CACHE_SERVICE: &str = "workerd-cache.js";
 /// The compatibility date the Worker is written for.
 pub const COMPATIBILITY_DATE: &str = "2025-01-01";
 pub use emit::{RATE_LIMIT_BINDING, RATE_LIMIT_CLASS};
@@ -91,9 +94,15 @@ impl Target for Cloudflare {
             PolicyKind::RateLimit => Support::Emulated,
             // WebCrypto (crypto.subtle) verifies HS256, RS256 and ES256.
             PolicyKind::Jwt => Support::Emulated,
-            // Advisory: left out with a warning. Planned: the Cache API,
-            // and mirror as a ctx.waitUntil(fetch()).
-            PolicyKind::Cache | PolicyKind::Mirror => Support::Unsupported,
+            // The Workers Cache API (js/cache.js); under workerd, the
+            // cache service of config.capnp.
+            PolicyKind::Cache => Support::Approximate {
+                note: "the Workers Cache API: one store per Cloudflare data centre, shared by the Worker's isolates there (not per gateway instance), which may evict an entry before its ttl (a miss, the upstream answers); it works on a route or custom domain of a zone, not on workers.dev; a `vary` header sent on several lines is keyed as its lines joined by `, `. Kept exactly: the key, what is stored (200s without set-cookie, no-store or private), the ttl, the upstream's own headers on a hit, phase 13 on hits",
+            },
+            // A copy sent under ctx.waitUntil(fetch()) (js/mirror.js), after
+            // the body was read whole, bounded by the mirror upstream's
+            // timeouts and 64 copies under way per policy and isolate.
+            PolicyKind::Mirror => Support::Emulated,
             // JavaScript emitted from the script IR, with the IR's bounds
             // and checks (js/script.js).
             PolicyKind::Script => Support::Emulated,
@@ -216,11 +225,14 @@ impl Target for Cloudflare {
             bytes: text.into_bytes(),
             description: what.to_string(),
         };
-        let files = vec![
+        let mut files = vec![
             file(WORKER, worker, "the Worker (ES module): compiled router, policies, fetch() to upstreams"),
             file(WRANGLER, files::wrangler_toml(ir), "wrangler configuration: `wrangler deploy` (secrets listed as required; set them with `wrangler secret put`)"),
             file(CAPNP, files::config_capnp(ir, options), "workerd configuration for local runs: `workerd serve config.capnp` (secrets bound from the environment; outbound fetch to local addresses allowed)"),
         ];
+        if files::cached(ir) {
+            files.push(file(CACHE_SERVICE, files::CACHE_SERVICE_JS.to_string(), "workerd only (config.capnp): the Cache API's store for local runs, entries in memory; on Cloudflare the data centre's cache"));
+        }
         Output::new(TargetKind::Cloudflare, ir, files)
     }
 }

@@ -77,6 +77,9 @@ fn small_spec_worker_snapshot() {
     assert!(!js.contains("function corsFilter("));
     assert!(!js.contains("function ipAllowed("));
     assert!(!js.contains("function redirectResponse("));
+    // No cache or mirror hook either, and no hook tag left in the text.
+    assert!(!js.contains("route.cache") && !js.contains("route.mirror"));
+    assert!(!js.contains("//@"));
     // The secret is a binding name, never a value.
     assert!(js.contains(r#""keys":["ACME_KEY"]"#));
     node_check(&js);
@@ -323,6 +326,259 @@ Date.now = () => now;
         [
             "1/55000 2/55000 3/55000 1/55000 4/54000 2/54000 1/54000 1/54000 2/54000 1/54000",
             "k:i:1 k:i:2 window",
+        ]
+    );
+}
+
+/// A spec with `cache` (and a consumer) for the cache tests below.
+const CACHED: &str = r#"
+gatefold: 1
+upstreams:
+  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
+apis:
+  main:
+    upstream: a
+    policies: [{ cache: { ttl: 2s, vary: [accept-language] } }]
+    routes: { all: { path: /* } }
+"#;
+
+/// The Cache API as the Worker uses it, against a stand-in of
+/// `caches.default` (a Map keyed by URL): the key holds the method, the
+/// host (any case), the path and query as received, the consumer and the
+/// `vary` headers; only storable 200s are put, as a copy whose only cache
+/// header is the ttl, and a hit gives back the upstream's own headers
+/// and body until the ttl ends.
+#[test]
+fn cache_keys_store_and_serve_as_the_spec_says() {
+    let ir = compile(CACHED);
+    let js = file(&ir, WORKER);
+    assert!(js.contains("function cacheKey(") && !js.contains("function mirrorCopy("));
+    assert!(js.contains("if (route.cache) return late(await cached(") && !js.contains("//@"));
+    node_check(&js);
+    let script = r#"
+const store = new Map();
+globalThis.caches = { default: {
+  put: async (k, r) => { store.set(k.url, { status: r.status, headers: [...r.headers], body: new Uint8Array(await r.arrayBuffer()) }); },
+  match: async (k) => { const e = store.get(k.url); return e ? new Response(e.body, { status: e.status, headers: e.headers }) : undefined; },
+} };
+let now = 1000000;
+Date.now = () => now;
+const c = P0;
+const req = (m, url, h) => new Request(url, { method: m, headers: h || {} });
+const S = (host, raw, query, consumer) => ({ host, rawPath: raw, query, consumer: consumer || null, ctx: { waitUntil: (p) => pending.push(p) } });
+let pending = [];
+(async () => {
+  const out = [];
+  const key = async (m, url, h, s) => { const k = await cacheKey(c, req(m, url, h), s); return k === null ? "null" : k.url; };
+  const base = await key("GET", "http://a.test/x?y=1", {}, S("a.test", "/x", "y=1"));
+  out.push(base.startsWith("http://a.test/.gatefold-cache/") && base.length === "http://a.test/.gatefold-cache/".length + 64);
+  out.push(base === await key("GET", "http://a.test/x?y=1", {}, S("A.Test", "/x", "y=1")));
+  const others = [
+    await key("HEAD", "http://a.test/x?y=1", {}, S("a.test", "/x", "y=1")),
+    await key("GET", "http://a.test/x?y=2", {}, S("a.test", "/x", "y=2")),
+    await key("GET", "http://a.test//x?y=1", {}, S("a.test", "//x", "y=1")),
+    await key("GET", "http://b.test/x?y=1", {}, S("b.test", "/x", "y=1")),
+    await key("GET", "http://a.test/x?y=1", {}, S("a.test", "/x", "y=1", "acme")),
+    await key("GET", "http://a.test/x?y=1", { "accept-language": "fr" }, S("a.test", "/x", "y=1")),
+  ];
+  out.push(new Set([base, ...others]).size === 7);
+  out.push(await key("GET", "http://a.test/x?y=1", { "cache-control": "no-cache", "x-other": "1" }, S("a.test", "/x", "y=1")) === base);
+  out.push(await key("POST", "http://a.test/x?y=1", {}, S("a.test", "/x", "y=1")));
+  // Stored: a 200 whose own headers say not to keep it at all.
+  const s = S("a.test", "/x", "y=1");
+  const k = await cacheKey(c, req("GET", "http://a.test/x?y=1"), s);
+  out.push(String(await cacheLookup(k)));
+  const up = new Response("hello", { status: 200, headers: { "cache-control": "max-age=0", expires: "Thu, 01 Jan 1970 00:00:00 GMT", etag: '"e1"', "x-a": "é1" } });
+  const passed = cacheStore(c, k, up, s);
+  out.push(await passed.text());
+  await Promise.all(pending);
+  const [stored] = store.values();
+  out.push(stored.headers.map(([n]) => n).sort().join(","));
+  out.push(stored.headers.find(([n]) => n === "cache-control")[1]);
+  const hit = await cacheLookup(k);
+  out.push(hit.status + " " + [...hit.headers].map(([n, v]) => n + "=" + v).join(";") + " " + (await hit.text()));
+  now += 1999;
+  out.push(String((await cacheLookup(k)) !== null));
+  now += 1;
+  out.push(String(await cacheLookup(k)));
+  // Not stored: set-cookie, no-store, private (in a list, any case), a non-200.
+  store.clear();
+  pending = [];
+  for (const [status, headers] of [[200, { "set-cookie": "a=1" }], [200, { "cache-control": "no-store" }], [200, { "cache-control": "public, Private" }], [500, {}], [404, {}]]) {
+    const r = cacheStore(c, k, new Response("x", { status, headers }), s);
+    await r.text();
+  }
+  await Promise.all(pending);
+  out.push("stored " + store.size);
+  // A body over 1 MiB goes to the client whole and is not stored.
+  const big = cacheStore(c, k, new Response(new Uint8Array((1 << 20) + 1)), s);
+  out.push((await big.arrayBuffer()).byteLength);
+  await Promise.all(pending);
+  out.push("stored " + store.size);
+  // HEAD: no body, stored with its headers.
+  const kh = await cacheKey(c, req("HEAD", "http://a.test/h"), S("a.test", "/h", null));
+  cacheStore(c, kh, new Response(null, { status: 200, headers: { "x-h": "1" } }), s);
+  await Promise.all(pending);
+  const head = await cacheLookup(kh);
+  out.push(head.headers.get("x-h"));
+  console.log(out.join("\n"));
+})();
+"#;
+    let got = node_eval(&js, script);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "true",
+            "true",
+            "true",
+            "true",
+            "null",
+            "null",
+            "hello",
+            "cache-control,x-gatefold-expires,x-gatefold-headers",
+            "public, max-age=2",
+            // (A Response made from a string gets a content-type.)
+            "200 cache-control=max-age=0;content-type=text/plain;charset=UTF-8;etag=\"e1\";expires=Thu, 01 Jan 1970 00:00:00 GMT;x-a=é1 hello",
+            "true",
+            "null",
+            "stored 0",
+            "1048577",
+            "stored 0",
+            "1",
+        ]
+    );
+}
+
+/// The cache service of config.capnp (workerd's `cacheApiOutbound`), as
+/// workerd calls it: a PUT of the serialized response (with a length or
+/// chunked) is kept for its cache-control lifetime (s-maxage first) and
+/// answered to a GET with `cf-cache-status: HIT`, else MISS; set-cookie,
+/// no-store, private or no lifetime is not stored (413); namespaces
+/// (`caches.open`) are apart; PURGE deletes.
+#[test]
+fn workerd_cache_service_keeps_entries_for_their_lifetime() {
+    use gatefold_target_cloudflare::CACHE_SERVICE;
+    let ir = compile(CACHED);
+    let capnp = file(&ir, CAPNP);
+    assert!(capnp.contains("cacheApiOutbound = \"cache\""), "{capnp}");
+    assert!(
+        capnp.contains("esModule = embed \"workerd-cache.js\""),
+        "{capnp}"
+    );
+    let module = file(&ir, CACHE_SERVICE);
+    node_check(&module);
+    let program = module.replace("export default {", "const service = {")
+        + r#"
+let now = 5000;
+Date.now = () => now;
+const putIn = (url, text, ns) => service.fetch(new Request(url, { method: "PUT", body: text, headers: ns ? { "cf-cache-namespace": ns } : {} })).then((r) => r.status);
+const get = async (url, ns) => {
+  const r = await service.fetch(new Request(url, { headers: ns ? { "cf-cache-namespace": ns } : {} }));
+  return r.headers.get("cf-cache-status") + " " + r.status + (r.headers.get("cf-cache-status") === "HIT" ? " " + r.headers.get("x-a") + " " + (await r.text()) : "");
+};
+(async () => {
+  const out = [];
+  out.push(await putIn("http://k/1", "HTTP/1.1 200 OK\r\ncache-control: public, max-age=2\r\nx-a: 1\r\ncontent-length: 5\r\n\r\nhello"));
+  out.push(await get("http://k/1"));
+  out.push(await get("http://k/1", "other"));
+  out.push(await putIn("http://k/2", "HTTP/1.1 200 OK\r\ncache-control: max-age=100, s-maxage=1\r\ntransfer-encoding: chunked\r\nx-a: 2\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+  out.push(await get("http://k/2"));
+  for (const h of ["set-cookie: a=1\r\ncache-control: max-age=9", "cache-control: no-store, max-age=9", "cache-control: private, max-age=9", "x-a: 3"]) {
+    out.push(await putIn("http://k/3", "HTTP/1.1 200 OK\r\n" + h + "\r\n\r\nx"));
+  }
+  out.push(await get("http://k/3"));
+  now += 1000;
+  out.push(await get("http://k/1") + " | " + await get("http://k/2"));
+  now += 1000;
+  out.push(await get("http://k/1"));
+  await putIn("http://k/4", "HTTP/1.1 200 OK\r\ncache-control: max-age=9\r\n\r\n");
+  const purge = () => service.fetch(new Request("http://k/4", { method: "PURGE" })).then((r) => r.status);
+  out.push((await purge()) + " " + (await purge()) + " " + (await get("http://k/4")));
+  console.log(out.join("\n"));
+})();
+"#;
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", &program])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "204",
+            "HIT 200 1 hello",
+            "MISS 504",
+            "204",
+            "HIT 200 2 abcde",
+            "413",
+            "413",
+            "413",
+            "413",
+            "MISS 504",
+            "HIT 200 1 hello | MISS 504",
+            "MISS 504",
+            "200 404 MISS 504",
+        ]
+    );
+}
+
+/// mirror: a copy of the upstream request (method, path and query after
+/// phase 10, headers, body) to a target of the mirror upstream with that
+/// target's host, under ctx.waitUntil; percent 0 sends none, and no more
+/// than 64 copies per policy are under way (further ones are skipped).
+#[test]
+fn mirror_copies_the_upstream_request_within_its_bounds() {
+    let ir = compile(
+        r#"
+gatefold: 1
+upstreams:
+  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
+  shadow: { targets: [{ url: "http://127.0.0.1:9002" }], timeouts: { connect: 1s, read: 2s } }
+apis:
+  main:
+    upstream: a
+    policies: [{ mirror: { upstream: shadow } }]
+    routes: { all: { path: /* } }
+"#,
+    );
+    let js = file(&ir, WORKER);
+    assert!(js.contains("function mirrorCopy(") && !js.contains("function cacheKey("));
+    assert!(js.contains("if (route.mirror) mirrorCopy(") && !js.contains("route.cache"));
+    assert!(
+        js.contains(r#""timeout":3000"#),
+        "connect + read of the shadow"
+    );
+    node_check(&js);
+    let script = r#"
+const sent = [];
+let answer = () => new Promise(() => {});
+globalThis.fetch = (url, init) => { sent.push([init.method, url, init.headers.get("host"), init.headers.get("x-b"), init.body === null ? "-" : init.body.byteLength]); return answer(); };
+const waited = [];
+const S = { ctx: { waitUntil: (p) => waited.push(p) } };
+const m = P0;
+const h = new Headers({ "x-b": "1" });
+mirrorCopy(m, "POST", "/p?q=1", h, new Uint8Array(3), S);
+h.set("x-b", "changed after");
+mirrorCopy({ ...m, percent: 0 }, "GET", "/none", h, null, S);
+mirrorCopy(m, "GET", "/g", new Headers({ host: "set.by.phase10" }), null, S);
+for (let i = 0; i < 70; i++) mirrorCopy(m, "GET", "/n" + i, new Headers(), null, S);
+console.log(sent.slice(0, 2).map((s) => s.join(" ")).join("\n"));
+console.log(sent.length + " " + waited.length);
+"#;
+    let got = node_eval(&js, script);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "POST http://127.0.0.1:9002/p?q=1 127.0.0.1:9002 1 3",
+            "GET http://127.0.0.1:9002/g set.by.phase10  -",
+            "64 64",
         ]
     );
 }

@@ -198,3 +198,37 @@ fn a_durable_object_without_its_migration_is_refused() {
     let err = dry_run(&dir).expect_err("refused");
     assert!(err.contains("no `migrations`"), "{err}");
 }
+
+/// `cache` and `mirror`: the Worker uses `caches.default` and
+/// `ctx.waitUntil` only (no binding to declare); the workerd cache service
+/// written beside it is for local runs and stays out of the bundle.
+#[test]
+fn wrangler_accepts_a_spec_with_cache_and_mirror() {
+    let dir = emit(
+        "cache-mirror",
+        r#"
+gatefold: 1
+upstreams:
+  web: { targets: [{ url: "http://127.0.0.1:9001" }] }
+  shadow: { targets: [{ url: "http://127.0.0.1:9002" }] }
+apis:
+  site:
+    upstream: web
+    policies:
+      - cache: { ttl: 30s, vary: [accept-language] }
+      - mirror: { upstream: shadow, percent: 10 }
+    routes:
+      all: { path: /* }
+"#,
+    );
+    assert!(dir
+        .join(gatefold_target_cloudflare::CACHE_SERVICE)
+        .is_file());
+    dry_run(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let bundle = std::fs::read_to_string(dir.join("bundle").join(WORKER)).unwrap();
+    assert!(bundle.contains("caches.default"), "the Cache API is used");
+    assert!(
+        !bundle.contains("cf-cache-namespace"),
+        "no cache service in the bundle"
+    );
+}

@@ -14,16 +14,13 @@ pub struct Row {
 
 /// What the suite does not cover yet, and why (listed in the document).
 const NOT_YET: &str = "\
-## Planned: language 1.1
+## Language 1.1
 
-These exist in the issue's coverage list but not in the language yet; their
-scenarios come with the language change:
-
-- redirects built from request parts;
-- request mirroring.
-
-(Header and query `match` conditions and `preserve-host` have their
-scenarios: `routing/match-conditions`, `routing/preserve-host`.)
+Its forms have their scenarios: header and query `match` conditions and
+`preserve-host` (`routing/match-conditions`, `routing/preserve-host`),
+redirects built from the request (`redirects/built-from-the-request`),
+cors wildcards (`cors/wildcards-and-credentials`) and request mirroring
+(`upstreams/mirror`).
 
 ## Not covered, and why
 

@@ -210,6 +210,7 @@ async function pipeline(request, S) {
     return early(errorResponse(400, "bad request"), S);
   }
   S.path = path;
+  S.rawPath = rawPath; //@cache
   S.query = query;
   S.host = host;
   S.scheme = request.url.startsWith("https:") ? "https" : "http";
@@ -307,6 +308,7 @@ async function runRoute(route, request, S) {
     return resp.status === 400 ? early(resp, S) : late(resp, route, S);
   }
   if (!route.proxy) return late(errorResponse(502, "bad gateway"), route, S);
+  if (route.cache) return late(await cached(route, request, S, up), route, S); //@cache
   return late(await proxy(route, request, S, up), route, S);
 }
 

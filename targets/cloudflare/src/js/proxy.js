@@ -145,6 +145,7 @@ async function proxy(route, request, S, up) {
   // capability note: Cloudflare decides whether the origin gets it).
   if (route.keepHost && !h.has("host")) h.set("host", S.host);
   const hostSet = h.has("host");
+  if (route.mirror) mirrorCopy(route.mirror, request.method, target, h, body, S); //@mirror
   const tried = [];
   let failure = "other";
   for (;;) {
