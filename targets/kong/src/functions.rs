@@ -68,8 +68,9 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     let mut out = Vec::new();
     scope("pre-function", pre, &mut out);
     // Kong runs only global plugins before it routes, on every request:
-    // the global pre-function's rewrite holds the script runtime and the
-    // jwt core, once (see `crate::script`), and the `match` markers.
+    // the global pre-function's rewrite holds the script runtime, the
+    // jwt core and the redirect location module, once (see
+    // `crate::script`), and the `match` markers.
     // With `gateway.tls`, first of all: the plain listener's 308 and the
     // TLS listener's 421 come before any other answer (`crate::tls`).
     if let Some(chunk) = crate::tls::rewrite_chunk(ir) {
@@ -77,7 +78,8 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     }
     let shared = crate::script::runtime_chunk(ir)
         .into_iter()
-        .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk));
+        .chain(crate::jwt::used(ir).then(crate::jwt::core_chunk))
+        .chain(crate::redirect::location_chunk(ir));
     for chunk in shared {
         crate::conditions::add_rewrite(&mut out, chunk, None);
     }

@@ -67,7 +67,6 @@ pub fn chunk(ir: &ValidIr, r: &Route, red: &Redirect) -> String {
             fields.push(format!("segments = {}", path.segments.len()));
             if let Some(scheme) = p.scheme {
                 fields.push(format!("scheme = {}", s(scheme.as_str())));
-                fields.push(format!("scheme_port = {}", scheme.default_port()));
             }
             if let Some(h) = &p.host {
                 fields.push(format!("host = {}", s(h)));
@@ -85,7 +84,7 @@ pub fn chunk(ir: &ValidIr, r: &Route, red: &Redirect) -> String {
         }
     }
     format!(
-        "-- gatefold: redirect (phase 9)\nlocal R = {{\n  {}\n}}\n{LOCATION}",
+        "-- gatefold: redirect (phase 9)\nlocal R = {{\n  {}\n}}\n{ANSWER}",
         fields.join(",\n  ")
     )
 }
@@ -100,36 +99,36 @@ fn query_key(ir: &ValidIr, r: &Route) -> Option<String> {
     }
 }
 
-/// The per-request function, reading `R`.
-const LOCATION: &str = r#"local function fill(template, params)
+/// Where the global pre-function's rewrite hands each request the
+/// location module.
+const HANDED: &str = "kong.ctx.shared.gatefold_location";
+
+/// The global pre-function's `rewrite` chunk when a route redirects:
+/// `gatefold_lua_script::LOCATION` (how every Lua target builds a
+/// part-wise location) built once per worker and config, handed to each
+/// request in `kong.ctx.shared`, so the routes' chunks do not each carry
+/// a copy.
+pub fn location_chunk(ir: &ValidIr) -> Option<String> {
+    ir.routes
+        .iter()
+        .any(|r| r.policy_id(PolicyKind::Redirect).is_some())
+        .then(|| {
+            format!(
+                "-- gatefold: the redirect location module, built once per worker and config;\n-- every request gets it in kong.ctx.shared for its route's redirect chunk\nlocal L = (function()\n{}end)()\nreturn function()\n  {HANDED} = L\nend\n",
+                gatefold_lua_script::LOCATION
+            )
+        })
+}
+
+/// The per-request function, reading `R`, and `L` from [`location_chunk`].
+const ANSWER: &str = r#"local L
+local function fill(template, params)
   return (template:gsub("{([^}]*)}", function(name) return params[name] end))
-end
--- Whether a path starts like a network-path reference (`//host`),
--- counting `\` as `/` as browsers do.
-local function network_path(p)
-  return p:match("^[/\\][/\\]") ~= nil
 end
 -- Kong's normalized path has percent-decoded bytes (a space, UTF-8):
 -- written back encoded, as the request had them.
 local function enc(x)
   return (x:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@/%%]", function(c) return string.format("%%%02X", c:byte()) end))
-end
--- Whether a request's host (without port) is a plain DNS name, IPv4 or
--- bracketed IPv6 address, safe to write into a location.
-local function plain_host(host)
-  local v6 = host:match("^%[(.*)%]$")
-  if v6 then return v6:find(":", 1, true) ~= nil and v6:match("^[%x:.]+$") ~= nil end
-  return host:match("^[%w%._-]+$") ~= nil
-end
--- The rest of `path` after the first `n` segments, with its leading `/`.
-local function prefix_tail(path, n)
-  local tail = path
-  for _ = 1, n do
-    local after = tail:sub(1, 1) == "/" and tail:sub(2) or tail
-    local i = after:find("/", 1, true)
-    tail = i and after:sub(i) or ""
-  end
-  return tail
 end
 -- The request's query as received, without the key-auth parameter
 -- (every `KEY=...` pair); nil when there is none or nothing is left.
@@ -152,7 +151,7 @@ local function location(path)
   end
   local q = query()
   if not R.parts then
-    if network_path(R.origin .. fill(R.template, raw)) then return nil end
+    if L.network_path(R.origin .. fill(R.template, raw)) then return nil end
     local out = R.origin .. fill(R.template, coded)
     if q then out = out .. (R.has_query and "&" or "?") .. q end
     return out .. R.fragment
@@ -162,7 +161,7 @@ local function location(path)
     kept = fill(R.template, raw)
     path = fill(R.template, coded)
   elseif R.replace_prefix then
-    local tail = prefix_tail(path, R.segments)
+    local tail = L.prefix_tail(path, R.segments)
     kept = R.replace_prefix .. tail
     path = R.replace_prefix .. enc(tail)
   else
@@ -170,41 +169,16 @@ local function location(path)
     path = enc(path)
   end
   if kept == "" then kept, path = "/", "/" end
-  if kept:sub(1, 1) ~= "/" or network_path(kept) then return nil end
+  if kept:sub(1, 1) ~= "/" or L.network_path(kept) then return nil end
   -- The client's host as it came (HTTP/2's :authority is nginx's host).
-  local authority = kong.request.get_header("host")
-  if not authority then return nil end
-  local req_host
-  if authority:sub(1, 1) == "[" then
-    local close = authority:find("]", 1, true)
-    req_host = close and authority:sub(1, close) or authority
-  else
-    req_host = authority:match("^(.*):") or authority
-  end
-  if not plain_host(req_host) then return nil end
-  local req_port = nil
-  local rest = authority:sub(#req_host + 1)
-  if rest ~= "" then
-    local digits = rest:match("^:%+?(%d+)$")
-    req_port = digits and tonumber(digits)
-    if not req_port or req_port > 65535 then return nil end
-  end
-  local scheme, default = R.scheme, R.scheme_port
-  if not scheme then
-    scheme = kong.request.get_scheme()
-    default = scheme == "https" and 443 or 80
-  end
-  -- A new scheme has its own default port; the request's would be the
-  -- old scheme's.
-  local port = R.port
-  if not port and not R.scheme then port = req_port end
-  local out = scheme .. "://" .. (R.host or req_host)
-  if port and port ~= default then out = out .. ":" .. string.format("%d", port) end
-  out = out .. path
-  if q then out = out .. "?" .. q end
-  return out
+  return L.parts(R, kong.request.get_scheme(), kong.request.get_header("host"), path, q)
 end
 return function()
+  L = kong.ctx.shared.gatefold_location
+  if not L then
+    kong.log.err("gatefold: redirect: no location module in kong.ctx.shared (the global pre-function's rewrite chunk hands it over)")
+    return kong.response.exit(500, '{"error":"internal error"}', { ["content-type"] = "application/json" })
+  end
   local l = location(kong.request.get_path())
   if not l then
     return kong.response.exit(400, '{"error":"bad request"}', { ["content-type"] = "application/json" })

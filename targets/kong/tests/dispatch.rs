@@ -146,6 +146,16 @@ impl Parser<'_> {
 
 /// Runs `chunks` (a Lua list expression) on a request; prints its headers
 /// as `name=value` lines, then `status allow body` when it answered.
+/// The items of a Lua list expression `{ a, b }`.
+fn inner(list: &str) -> &str {
+    list.trim()
+        .strip_prefix('{')
+        .and_then(|l| l.strip_suffix('}'))
+        .unwrap()
+        .trim()
+        .trim_end_matches(',')
+}
+
 fn lua(
     chunks: &str,
     method: &str,
@@ -299,10 +309,18 @@ fn replay(name: &str) -> (usize, Vec<String>) {
                 answer.strip_suffix(" nil").unwrap_or(answer).to_string()
             }
             Some(route) if route["service"].is_null() => {
-                // A route answering itself (mock, redirect): its
-                // post-function, the route's own else the global one.
+                // A route answering itself (mock, redirect): the global
+                // pre-function's rewrite (it hands over the redirect
+                // location module), then its post-function, the route's
+                // own else the global one.
                 let post = function_config(&yaml, "post-function", route["name"].as_str().unwrap());
-                let out = lua(&lua_phase(&post, "access"), method, path, query, &after);
+                let access = lua_phase(&post, "access");
+                let items: Vec<&str> = [inner(&rewrite), inner(&access)]
+                    .into_iter()
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                let both = format!("{{ {} }}", items.join(", "));
+                let out = lua(&both, method, path, query, &headers);
                 let answer = out
                     .lines()
                     .find_map(|l| l.strip_prefix("A "))

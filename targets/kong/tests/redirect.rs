@@ -32,25 +32,28 @@ apis:
       moved: { path: /moved, policies: [{ redirect: { to: "https://partner.example.net/new" } }] }
 "##;
 
-/// `status location body` for each request, through route `route`'s
-/// post-function access chunks.
+/// `status location body` for each request, through the phases as Kong's
+/// runloop runs the serverless plugins (the stand-in's `S.run`): the
+/// global pre-function's `rewrite` hands over the location module, then
+/// route `route`'s access chunks answer.
 fn answers(route: &str, reqs: &[&str]) -> Vec<String> {
     let yaml = text(&emit(&compile(SPEC)));
-    let post = function_config(&yaml, "post-function", route);
     let calls: Vec<String> = reqs.iter().map(|r| format!("go({r})")).collect();
     let out = run_lua(&format!(
         r#"
-local access = {}
+S.configure({})
 local function go(req)
   req.method = req.method or "GET"
   req.headers = req.headers or {{ {{ "host", "old.example.com:8080" }} }}
   local st = S.request(req)
-  S.phases(access)
+  S.run("rewrite")
+  S.run("access", {})
   print(tostring(st.status) .. " " .. tostring(S.kong.response.get_headers()["location"]) .. " " .. tostring(st.body))
 end
 {}
 "#,
-        lua_phase(&post, "access"),
+        lua_plugins(&yaml),
+        gatefold_lua_script::lua::string(route),
         calls.join("\n")
     ));
     out.lines().map(str::to_string).collect()
@@ -253,4 +256,21 @@ fn redirect_chunks_compile_and_validate() {
         !chunks.contains("a body without content-length"),
         "{chunks}"
     );
+}
+
+#[test]
+fn without_the_global_rewrite_a_redirect_fails_closed() {
+    // As if the global pre-function were gone: no location module handed
+    // over, so no location is built from the request.
+    let yaml = text(&emit(&compile(SPEC)));
+    let out = run_lua(&format!(
+        r#"
+S.configure({})
+local st = S.request({{ method = "GET", path = "/secure/x", headers = {{ {{ "host", "old.example.com" }} }} }})
+S.run("access", "a.https")
+print(tostring(st.status) .. " " .. tostring(S.kong.response.get_headers()["location"]))
+"#,
+        lua_plugins(&yaml)
+    ));
+    assert_eq!(out.trim(), "500 nil");
 }
