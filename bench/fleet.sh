@@ -19,9 +19,12 @@
 # gateways' (they run on the same machine, so their loading of the config
 # shares its cores).
 # GATEFOLD_BIN picks the binary (to compare two builds in one session).
-# Only reference gateways: the nginx and Envoy providers are not in this
-# run (see docs/performance.md). Everything listens on 127.0.0.1 and is
-# stopped on exit.
+# RUNTIMES="nginx envoy" (the default; "" for none) adds one nginx and one
+# Envoy (`gatefold up --work DIR`, the config directories the nginx and
+# envoy providers change) to the fleet, beside the reference gateways;
+# each is also applied alone (`single nginx`, `single envoy`), so the
+# table shows what one of them costs. Everything listens on 127.0.0.1 and
+# is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,12 +32,19 @@ ROOT=$(pwd)
 GATEWAYS=${GATEWAYS:-50}
 ROUNDS=${ROUNDS:-3}
 ROUTES=${ROUTES:-5000}
+RUNTIMES=${RUNTIMES-nginx envoy}
 BIN=${GATEFOLD_BIN:-$ROOT/target/release/gatefold}
 TOKEN=bench-fleet-token
 WORK=$(mktemp -d /tmp/gatefold-fleet-bench.XXXXXX)
+# nginx started as root serves from workers running as `nobody`: they
+# read the work directories (mktemp makes them 0700).
+chmod 755 "$WORK"
 PIDS=()
 
+UPS=()
+
 cleanup() {
+  for p in "${UPS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -76,12 +86,40 @@ admin_of() {
 echo "== starting $GATEWAYS reference gateways (+1 for the single-gateway fleet)"
 for i in $(seq 0 "$GATEWAYS"); do start "$i"; done
 
-# fleet.yaml: gateways 1..N; single.yaml: gateway 0.
+# One nginx and one Envoy on the boot spec for the fleet, and another of
+# each for its single-gateway fleet, each in a work directory of its own
+# (`gatefold up --work`), as examples/fleet/README.md starts them.
+port=19700
+RUNTIME_LINES=()
+# up NAME TARGET: starts it; prints its fleet entry.
+up() {
+  local name=$1 rt=$2 n=0
+  port=$((port + 1))
+  BENCH_KEY=bench-key "$BIN" up "$WORK/boot.yaml" --target "$rt" --listen "127.0.0.1:$port" \
+    --work "$WORK/$name" > /dev/null 2> "$WORK/$name.log" &
+  UPS+=($!)
+  until curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/up"; do
+    n=$((n + 1))
+    [ $n -gt 600 ] && { echo "$name never answered:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  ENTRY="    $name: { provider: $rt, config-dir: $WORK/$name, listen: \"127.0.0.1:$port\" }"
+}
+for rt in $RUNTIMES; do
+  echo "== starting $rt (gatefold up) for the fleet and for its single-gateway fleet"
+  up "$rt-1" "$rt"
+  RUNTIME_LINES+=("$ENTRY")
+  up "$rt-0" "$rt"
+  printf 'gatefold: 1\nfleet:\n  spec: spec.yaml\n  gateways:\n%s\n' "$ENTRY" > "$WORK/single-$rt.yaml"
+done
+
+# fleet.yaml: gateways 1..N and the runtimes; single.yaml: gateway 0.
 {
   printf 'gatefold: 1\nfleet:\n  spec: spec.yaml\n  gateways:\n'
   for i in $(seq 1 "$GATEWAYS"); do
     printf '    gw%s: { provider: reference, admin: "%s", token: { env: FLEET_TOKEN } }\n' "$i" "$(admin_of "$i")"
   done
+  for l in "${RUNTIME_LINES[@]}"; do printf '%s\n' "$l"; done
 } > "$WORK/fleet.yaml"
 printf 'gatefold: 1\nfleet:\n  spec: spec.yaml\n  gateways:\n    gw0: { provider: reference, admin: "%s", token: { env: FLEET_TOKEN } }\n' \
   "$(admin_of 0)" > "$WORK/single.yaml"
@@ -121,6 +159,10 @@ measure() {
   cp "$v1" "$WORK/spec.yaml"
   EXPECT=0 run_ms apply "$WORK/fleet.yaml" --yes > /dev/null
   EXPECT=0 run_ms apply "$WORK/single.yaml" --yes > /dev/null
+  for rt in $RUNTIMES; do
+    EXPECT=0 run_ms apply "$WORK/single-$rt.yaml" --yes > /dev/null
+    rm -f "$WORK/single-$rt.ms"
+  done
   for r in $(seq 1 "$ROUNDS"); do
     plans+=("$(EXPECT=0 run_ms plan "$WORK/fleet.yaml")")
     if [ $((r % 2)) = 1 ]; then cp "$v2" "$WORK/spec.yaml"; else cp "$v1" "$WORK/spec.yaml"; fi
@@ -131,6 +173,9 @@ measure() {
     grep -q "apply: ok" "$WORK/out" || { cat "$WORK/out"; exit 1; }
     singles+=("$(EXPECT=0 run_ms apply "$WORK/single.yaml" --yes)")
     scpus+=("$(cat "$WORK/cpu")")
+    for rt in $RUNTIMES; do
+      echo "$(EXPECT=0 run_ms apply "$WORK/single-$rt.yaml" --yes)" >> "$WORK/single-$rt.ms"
+    done
   done
   local p a s c gw sc
   p=$(echo "${plans[*]}" | median)
@@ -139,7 +184,11 @@ measure() {
   c=$(echo "${cpus[*]}" | median)
   gw=$(echo "${gws[*]}" | median)
   sc=$(echo "${scpus[*]}" | median)
-  printf '| %s | %s ms | %s ms | %s ms | %s ms | %s ms | %s ms | %s |\n' "$label" "$p" "$a" "$c" "$gw" "$s" "$sc" \
+  local singles_rt="" rt
+  for rt in $RUNTIMES; do
+    singles_rt="$singles_rt $(median < "$WORK/single-$rt.ms") ms |"
+  done
+  printf '| %s | %s ms | %s ms | %s ms | %s ms | %s ms | %s ms |%s %s |\n' "$label" "$p" "$a" "$c" "$gw" "$s" "$sc" "$singles_rt" \
     "$(awk -v a="$a" -v s="$s" 'BEGIN { printf "%.1fx", a / s }')"
 }
 
@@ -156,7 +205,10 @@ python3 bench/gen_spec.py "$ROUTES" > "$WORK/big1.yaml"
 sed 's/x-served-by: gatefold/x-served-by: gatefold-2/' "$WORK/big1.yaml" > "$WORK/big2.yaml"
 
 echo "== $GATEWAYS gateways, medians of $ROUNDS rounds ($(nproc) cores)"
-echo "| spec | no-change plan | apply, all changed | gatefold CPU of that apply | gateways' CPU of that apply | single-gateway apply | gatefold CPU of that apply | ratio |"
-echo "|---|---|---|---|---|---|---|---|"
+heads="" rules=""
+for rt in $RUNTIMES; do heads="$heads single $rt apply |"; rules="$rules---|"; done
+echo "== the fleet: $GATEWAYS reference gateways${RUNTIMES:+ and one each of: $RUNTIMES}"
+echo "| spec | no-change plan | apply, all changed | gatefold CPU of that apply | reference gateways' CPU of that apply | single-gateway apply (reference) | gatefold CPU of that apply |$heads ratio (fleet / single reference) |"
+echo "|---|---|---|---|---|---|---|$rules---|"
 measure "2 routes" "$WORK/small1.yaml" "$WORK/small2.yaml"
 measure "$ROUTES routes" "$WORK/big1.yaml" "$WORK/big2.yaml"

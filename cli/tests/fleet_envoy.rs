@@ -14,7 +14,7 @@ use support::gateways::{example, free_port, get, never_applied_plan, wait_for};
 use support::{both, gatefold, json, repo, scratch, text};
 
 /// The `version_info` of the listeners and clusters Envoy loaded (the
-/// clusters' is empty: the example spec has none), from
+/// clusters' is empty when a spec has none, as the example), from
 /// its admin API (`/config_dump`).
 fn versions(work: &Path) -> (String, String) {
     let admin: SocketAddr = std::fs::read_to_string(work.join("admin.address"))
@@ -223,4 +223,46 @@ fn a_config_envoy_refuses_leaves_the_old_one_serving() {
     assert!(get(listen, "localhost", "/pets").1.contains("tom"));
     let out = run(&["drift", fleet]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// A spec change that leaves the clusters as they are (here a mock's
+/// body): Envoy keeps its clusters' version then (it records a CDS
+/// version only when a cluster changes), and the apply still verifies
+/// and serves the change; a change of the clusters moves their version.
+#[test]
+fn a_change_that_leaves_the_clusters_alone_is_applied_and_verified() {
+    let dir = scratch("envoy-same-clusters");
+    let work = dir.join("envoy");
+    let listen = free_port();
+    let spec_of = |word: &str, port: u16| {
+        format!(
+            "gatefold: 1\ngateway: {{ name: g, listen: 8080 }}\nupstreams:\n  u: {{ targets: [{{ url: \"http://127.0.0.1:{port}\" }}] }}\napis:\n  a:\n    upstream: u\n    routes:\n      proxied: {{ path: /p }}\n      word: {{ path: /w, policies: [{{ mock: {{ json: {{ word: {word} }} }} }}] }}\n"
+        )
+    };
+    let _envoy = boot(&work, &spec_of("boot", 9), listen);
+    let spec = dir.join("spec.yaml");
+    std::fs::write(&spec, spec_of("one", 9)).unwrap();
+    let fleet = fleet_file(&dir, &spec, &work, listen);
+    let fleet = fleet.to_str().unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(get(listen, "localhost", "/w").1.contains("one"));
+    let (listeners, clusters) = versions(&work);
+    assert!(clusters.starts_with("clusters:sha256:"), "{clusters}");
+
+    std::fs::write(&spec, spec_of("two", 9)).unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(get(listen, "localhost", "/w").1.contains("two"));
+    let (after, same) = versions(&work);
+    assert_ne!(after, listeners);
+    assert_eq!(same, clusters, "no cluster changed");
+    let out = run(&["drift", fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+
+    // Another upstream port: the clusters change, and so does their version.
+    std::fs::write(&spec, spec_of("two", 10)).unwrap();
+    let out = run(&["apply", fleet, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_ne!(versions(&work).1, clusters);
 }

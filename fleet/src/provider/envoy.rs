@@ -9,9 +9,13 @@
 //! files), switched by renaming the clusters, then the listeners, into the
 //! watched directory (Envoy reloads on the rename; the bootstrap is read
 //! only when Envoy starts), verified through the admin API: `/config_dump`
-//! reports the `version_info` of the LDS and CDS files it loaded, which the
-//! Envoy target sets to the IR's hash (the clusters' only when there are
-//! clusters). The admin API is the fleet file's
+//! reports the `version_info` of the LDS and CDS files it loaded; Envoy
+//! records a file's version only when the update changed one of its
+//! resources. The Envoy target sets the listeners' to the IR's hash (and
+//! names the route config after it, so every new config changes the
+//! listeners) and the clusters' to a hash of the clusters, so Envoy serves
+//! a config when its listeners' version is the config's and its clusters'
+//! is the one of `dynamic/cds.json` in place. The admin API is the fleet file's
 //! `admin`, else the address Envoy wrote to `DIR/admin.address`
 //! (`envoy --admin-address-path admin.address`).
 
@@ -71,6 +75,15 @@ impl Files {
             }
         };
         Http::new(&base, None, &self.settings)
+    }
+}
+
+impl Files {
+    /// The `version_info` of the clusters file in place (`dynamic/cds.json`).
+    fn placed_clusters_version(&self) -> Option<String> {
+        let text = std::fs::read(self.dir.join(CDS)).ok()?;
+        let cds: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        cds["version_info"].as_str().map(str::to_string)
     }
 }
 
@@ -147,15 +160,20 @@ impl Runtime for Files {
         let dump: serde_json::Value = r
             .json()
             .map_err(|e| Error::Failed(format!("/config_dump is not JSON: {e}")))?;
-        // The listeners' version: their file is renamed after the
-        // clusters', and Envoy reports no clusters' version while a config
-        // has none (a spec of mocks only).
+        // The listeners' version (their file is renamed after the
+        // clusters'), when the clusters are the ones in place. Envoy
+        // reports no clusters' version while a config has none (a spec of
+        // mocks only).
         let lds = version_of(&dump, "ListenersConfigDump").unwrap_or_default();
         let cds = version_of(&dump, "ClustersConfigDump").unwrap_or_default();
-        Ok(if cds.is_empty() || lds == cds {
+        let placed = self.placed_clusters_version();
+        Ok(if cds.is_empty() || Some(&cds) == placed.as_ref() {
             lds
         } else {
-            format!("listeners {lds}, clusters {cds}")
+            format!(
+                "listeners {lds}, clusters {cds} (dynamic/cds.json holds {})",
+                placed.as_deref().unwrap_or("no version")
+            )
         })
     }
 }

@@ -5,9 +5,9 @@
 //! `127.0.0.1` port 0; listeners and clusters read from `dynamic/lds.json`
 //! and `dynamic/cds.json`, paths relative to the directory Envoy runs in,
 //! `dynamic` watched so an atomic rename reloads them), plus those two
-//! files, each with `version_info` set to the IR's content hash, which
-//! Envoy's admin API reports (`/config_dump`): how a fleet sync knows what
-//! runs. [`Layout::Static`]: one `bootstrap.yaml` with everything in
+//! files, the listeners' `version_info` set to the IR's content hash and
+//! the clusters' to a hash of the clusters, which Envoy's admin API reports
+//! (`/config_dump`): how a fleet sync knows what runs. [`Layout::Static`]: one `bootstrap.yaml` with everything in
 //! `static_resources`.
 //!
 //! Native Envoy features carry routing (virtual hosts per host class of
@@ -207,12 +207,13 @@ impl Target for Envoy {
                         .map(|l| Any::Listener(Box::new(l)))
                         .collect(),
                 };
+                let resources: Vec<Any> = clusters
+                    .into_iter()
+                    .map(|c| Any::Cluster(Box::new(c)))
+                    .collect();
                 let cds = Resources {
-                    version_info: ir.hash.to_string(),
-                    resources: clusters
-                        .into_iter()
-                        .map(|c| Any::Cluster(Box::new(c)))
-                        .collect(),
+                    version_info: clusters_version(&resources),
+                    resources,
                 };
                 vec![
                     file(BOOTSTRAP, yaml(&bootstrap, ir), "Envoy bootstrap: admin on 127.0.0.1 (port 0) and file-based LDS/CDS; run Envoy in this folder"),
@@ -243,6 +244,22 @@ fn runtime_settings() -> LayeredRuntime {
 /// `.json` extension) reads about six times faster than YAML, and whose
 /// strings are always quoted (a YAML 1.1 parser reads a plain `yes` as a
 /// boolean).
+/// The clusters file's `version_info`: `clusters:sha256:<hex>` of the
+/// clusters themselves, not the IR's hash. Envoy keeps the version it
+/// has when an update changes no cluster (it records a CDS version only
+/// when a cluster was added, changed or removed), so a spec change that
+/// leaves the clusters alone must not expect a new one; a fleet sync
+/// compares Envoy's clusters version with this file's.
+fn clusters_version(resources: &[Any]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(json(&resources).as_bytes());
+    let mut out = String::from("clusters:sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     let mut s = serde_json::to_string(value).expect("Envoy config serializes");
     s.push('\n');
@@ -497,7 +514,12 @@ fn hcm(
             always_set_request_id_in_response: baseline.request_id,
             local_reply_config: Some(local_replies()),
             route_config: RouteConfiguration {
-                name: "gatefold".into(),
+                // The config's hash: every new config changes the
+                // listeners, so Envoy records the listeners file's new
+                // `version_info` (it keeps the old one when an update
+                // changes no listener, say a change of an upstream's
+                // targets alone), which a fleet sync verifies.
+                name: format!("gatefold {}", ir.hash),
                 // Virtual-host response headers (hoisted, see
                 // routes::hoist) first, then the route's own: so a route
                 // entry can remove them (its 404 and 405 answers).
