@@ -591,13 +591,14 @@ fn the_tls_example_with_an_env_key_is_valid() {
     assert_eq!(cert["cert"].as_str(), Some(chains[0].as_str()));
     let id = cert["id"].as_str().unwrap().to_string();
     let shown = yaml.replace(&id, "<id>");
-    // The chain as YAML writes it (a block scalar under `cert:`), elided.
-    let block = format!("- cert: |\n{}", indent(&chains[0]));
+    // The chain as YAML writes it (a block scalar under `cert:`, after
+    // the certificate's `id`), elided.
+    let block = format!("  cert: |\n{}", indent(&chains[0]));
     assert!(
         shown.contains(&block),
         "the chain as a block scalar:\n{shown}"
     );
-    let shown = shown.replace(&block, "- cert: <chain of certs/api.pem>\n");
+    let shown = shown.replace(&block, "  cert: <chain of certs/api.pem>\n");
     insta::assert_snapshot!("tls_example_env_key", tls_parts(&shown));
 }
 
