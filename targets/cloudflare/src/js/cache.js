@@ -96,35 +96,11 @@ function cacheStore(c, key, resp, S) {
   }
   const [client, mine] = resp.body.tee();
   S.ctx.waitUntil(
-    readUpTo(mine, CACHE_MAX_ENTRY).then((body) => (body === null ? undefined : put(body))),
+    // Past CACHE_MAX_ENTRY, or when the body fails, nothing is stored.
+    readStream(mine, CACHE_MAX_ENTRY).then(
+      (body) => (body === TOO_LARGE ? undefined : put(body)),
+      () => {},
+    ),
   );
   return new Response(client, resp);
-}
-
-// A stream read whole into bytes, or null past `max` bytes or on an error.
-async function readUpTo(stream, max) {
-  const reader = stream.getReader();
-  const chunks = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > max) {
-        await reader.cancel().catch(() => {});
-        return null;
-      }
-      chunks.push(value);
-    }
-  } catch (e) {
-    return null;
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }

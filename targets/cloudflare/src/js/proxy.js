@@ -22,7 +22,13 @@ function stripHopByHop(h) {
 // The body, read whole (bounded by the route's limit): TOO_LARGE past it.
 async function readBody(request, max) {
   if (request.body === null) return null;
-  const reader = request.body.getReader();
+  return readStream(request.body, max);
+}
+
+// A stream read whole into bytes; TOO_LARGE past `max` bytes (the rest is
+// cancelled). A failing read throws.
+async function readStream(stream, max) {
+  const reader = stream.getReader();
   const chunks = [];
   let total = 0;
   for (;;) {
