@@ -108,6 +108,15 @@ pub fn name_covers(name: &str, host: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A certificate naming `names` (no chain: only its names matter here).
+    fn cert(names: &[&str]) -> TlsCertificate {
+        TlsCertificate {
+            chain: String::new(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            key: TlsKey::Env("K".into()),
+        }
+    }
+
     #[test]
     fn a_wildcard_name_covers_exactly_one_label() {
         assert!(name_covers("*.example.com", "api.example.com"));
@@ -121,11 +130,6 @@ mod tests {
 
     #[test]
     fn the_first_certificate_is_the_default() {
-        let cert = |names: &[&str]| TlsCertificate {
-            chain: String::new(),
-            names: names.iter().map(|n| n.to_string()).collect(),
-            key: TlsKey::Env("K".into()),
-        };
         let tls = Tls {
             listen: 8443,
             certificates: vec![cert(&["a.example.com"]), cert(&["*.example.org"])],
@@ -139,11 +143,6 @@ mod tests {
 
     #[test]
     fn an_sni_name_belongs_to_the_first_certificate_covering_it() {
-        let cert = |names: &[&str]| TlsCertificate {
-            chain: String::new(),
-            names: names.iter().map(|n| n.to_string()).collect(),
-            key: TlsKey::Env("K".into()),
-        };
         let tls = Tls {
             listen: 8443,
             certificates: vec![
