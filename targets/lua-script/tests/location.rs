@@ -88,8 +88,10 @@ fn every_lua_target_builds_the_reference_gateways_location() {
                 for path in PATHS {
                     for query in QUERIES {
                         expected.push(
-                            parts_location(&p, listener, *authority, path, *query)
-                                .unwrap_or_else(|| "<400>".to_string()),
+                            parts_location(&p, listener, *authority, path, *query).map_or_else(
+                                || "<400>".to_string(),
+                                |v| String::from_utf8(v.as_bytes().to_vec()).unwrap(),
+                            ),
                         );
                         program.push_str(&format!(
                             "show(L.parts({{ scheme = {}, host = {}, port = {} }}, {}, {}, {}, {}))\n",

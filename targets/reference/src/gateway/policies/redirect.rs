@@ -81,7 +81,8 @@ impl RedirectPolicy {
 
     /// The `location` for this request, or `None` when it would be unsafe
     /// or cannot be built (answered 400).
-    fn location(&self, req: &request::Parts, ctx: &Ctx) -> Option<String> {
+    /// The `location` header, or `None` when the answer must be 400.
+    fn location(&self, req: &request::Parts, ctx: &Ctx) -> Option<HeaderValue> {
         let params: Vec<_> = self
             .route_path
             .matches(&ctx.path)
@@ -107,7 +108,7 @@ impl RedirectPolicy {
                     location.push_str(q);
                 }
                 location.push_str(fragment);
-                Some(location)
+                HeaderValue::from_str(&location).ok()
             }
             Target::Parts(p) => {
                 let path = match &p.path {
@@ -146,15 +147,16 @@ impl RedirectPolicy {
 /// the parts `p` gives replaced (its `path` is already in `path`). `None`
 /// when the answer must be 400: a path that is not absolute or starts
 /// like another host's, an authority that is not a plain host and port,
-/// or a location no header value can hold. The Lua targets build the same
-/// (`gatefold_lua_script::LOCATION`, tested against this).
+/// or a location no header value can hold (a control character). The Lua
+/// targets build the same (`gatefold_lua_script::LOCATION`, tested against
+/// this).
 pub fn parts_location(
     p: &RedirectParts,
     listener: RedirectScheme,
     authority: Option<&str>,
     path: &str,
     query: Option<&str>,
-) -> Option<String> {
+) -> Option<HeaderValue> {
     // Even after an authority, a path that starts like another host's is
     // refused: the rule is the same for every form.
     if !path.starts_with('/') || network_path(path) {
@@ -184,8 +186,7 @@ pub fn parts_location(
         location.push('?');
         location.push_str(q);
     }
-    HeaderValue::from_str(&location).ok()?;
-    Some(location)
+    HeaderValue::from_str(&location).ok()
 }
 
 /// The rest of `path` after the segments a prefix route's pattern matched,
@@ -254,13 +255,8 @@ impl PhaseHooks for RedirectPolicy {
             return Flow::Stop(respond::bad_request());
         };
         let mut resp = respond::empty(self.status);
-        match HeaderValue::from_str(&location) {
-            Ok(v) => {
-                resp.headers_mut().insert(LOCATION, v);
-                Flow::Answer(resp)
-            }
-            Err(_) => Flow::Stop(respond::bad_request()),
-        }
+        resp.headers_mut().insert(LOCATION, location);
+        Flow::Answer(resp)
     }
 }
 
