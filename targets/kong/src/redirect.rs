@@ -84,8 +84,11 @@ pub fn chunk(ir: &ValidIr, r: &Route, red: &Redirect) -> String {
         }
     }
     format!(
-        "-- gatefold: redirect (phase 9)\nlocal R = {{\n  {}\n}}\n{ANSWER}",
-        fields.join(",\n  ")
+        "-- gatefold: redirect (phase 9)\nlocal R = {{\n  {}\n}}\n{LOCATION_OF}return function()\n  L = {HANDED}\n  if not L then\n    kong.log.err({})\n    {}\n  end\n  local l = location(kong.request.get_path())\n  if not l then\n    {}\n  end\n  return kong.response.exit(R.status, \"\", {{ [\"location\"] = l }})\nend\n",
+        fields.join(",\n  "),
+        s("gatefold: redirect: no location module in kong.ctx.shared (the global pre-function's rewrite chunk hands it over)"),
+        crate::functions::exit(500, "internal error"),
+        crate::functions::exit(400, "bad request"),
     )
 }
 
@@ -120,8 +123,9 @@ pub fn location_chunk(ir: &ValidIr) -> Option<String> {
         })
 }
 
-/// The per-request function, reading `R`, and `L` from [`location_chunk`].
-const ANSWER: &str = r#"local L
+/// `location(path)`, reading `R`, and `L` from [`location_chunk`] (set per
+/// request by the function [`chunk`] returns).
+const LOCATION_OF: &str = r#"local L
 local function fill(template, params)
   return (template:gsub("{([^}]*)}", function(name) return params[name] end))
 end
@@ -172,17 +176,5 @@ local function location(path)
   if kept:sub(1, 1) ~= "/" or L.network_path(kept) then return nil end
   -- The client's host as it came (HTTP/2's :authority is nginx's host).
   return L.parts(R, kong.request.get_scheme(), kong.request.get_header("host"), path, q)
-end
-return function()
-  L = kong.ctx.shared.gatefold_location
-  if not L then
-    kong.log.err("gatefold: redirect: no location module in kong.ctx.shared (the global pre-function's rewrite chunk hands it over)")
-    return kong.response.exit(500, '{"error":"internal error"}', { ["content-type"] = "application/json" })
-  end
-  local l = location(kong.request.get_path())
-  if not l then
-    return kong.response.exit(400, '{"error":"bad request"}', { ["content-type"] = "application/json" })
-  end
-  return kong.response.exit(R.status, "", { ["location"] = l })
 end
 "#;
