@@ -75,26 +75,23 @@ pub fn certificates(ir: &ValidIr) -> Vec<Certificate> {
         .collect()
 }
 
-/// A UUID (version 8, RFC 9562: custom) from two 64-bit FNV-1a hashes of
-/// the gateway's name, the certificate's place and its chain.
+/// A UUID (version 8, RFC 9562: custom) from the SHA-256 of the gateway's
+/// name, the certificate's place and its chain.
 fn id(gateway: &str, i: usize, chain: &str) -> String {
-    let fnv = |seed: u64| {
-        let text = format!("gatefold:{gateway}:certificate:{i}:{chain}");
-        text.bytes().fold(seed, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
-    };
-    let hi = fnv(0xcbf2_9ce4_8422_2325);
-    let lo = fnv(0x8422_2325_cbf2_9ce4);
-    let hi = (hi & !0xf000) | 0x8000;
-    let lo = (lo & !(0xc000_u64 << 48)) | (0x8000_u64 << 48);
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("gatefold:{gateway}:certificate:{i}:{chain}"));
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
     )
 }
 
