@@ -588,14 +588,16 @@ fn with_tags(text: &str, tags: &[(&str, bool)]) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches('\n');
-        match body.rsplit_once(" //@") {
-            Some((code, tag)) if tags.iter().any(|(t, _)| *t == tag) => {
-                if tags.iter().any(|(t, on)| *t == tag && *on) {
-                    out.push_str(code);
-                    out.push('\n');
-                }
+        let tagged = body
+            .rsplit_once(" //@")
+            .and_then(|(code, tag)| Some((code, tags.iter().find(|(t, _)| *t == tag)?.1)));
+        match tagged {
+            Some((code, true)) => {
+                out.push_str(code);
+                out.push('\n');
             }
-            _ => out.push_str(line),
+            Some((_, false)) => {}
+            None => out.push_str(line),
         }
     }
     out
