@@ -8,6 +8,13 @@
 //! returning freed pages at once, and committing arena memory only when it
 //! is touched, keeps a 100,000-route compile's peak RSS under 200 MB (it
 //! was 210-228 MB with the defaults; `docs/performance.md`).
+//!
+//! Every command runs without transparent huge pages. With them, a fault
+//! in a fresh region zeroes 2 MiB at once (and may compact memory first),
+//! and freed memory returned to the system is faulted in again the same
+//! way: on this project's VMs half a 10,000-route compile's time, and half
+//! a gateway's config load, went to `clear_page_erms` (docs/performance.md,
+//! "Stop 14").
 
 #![allow(unsafe_code)]
 
@@ -18,6 +25,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc.h (the same in mimalloc v2 and v3; the sys crate names neither).
 const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Turns transparent huge pages off for this process (and the processes
+/// it starts). Call first thing in `main`; a kernel without the setting
+/// leaves things as they are.
+pub fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process's memory
+    // map; it reads no pointer. A failure (old kernel) changes nothing.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
 
 /// Tunes the allocator for a short batch run: freed memory goes back to
 /// the system at once. Call before the work starts.

@@ -221,6 +221,7 @@ const USER_ERROR: u8 = 1;
 const INTERNAL_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
+    alloc::without_huge_pages();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. } | Command::Up { .. }) {
         alloc::for_batch_run();
