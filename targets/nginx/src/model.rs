@@ -14,10 +14,10 @@ use gatefold_compiler::ir::{
 };
 use gatefold_compiler::target::Options;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One word of a directive.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "k", content = "v", rename_all = "kebab-case")]
 pub enum Word {
     /// A token gatefold generated (keyword, number, name): written bare.
@@ -57,7 +57,7 @@ pub(crate) fn gen(s: impl Into<String>) -> Word {
 }
 
 /// A directive or a block.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Item {
     note: Option<String>,
     words: Vec<Word>,
@@ -289,6 +289,8 @@ struct Builder<'a> {
     maps: Vec<Item>,
     /// Dedupes maps by what they compute: key -> variable.
     made: BTreeMap<String, String>,
+    /// Shared 502/504 answers by their content -> named location.
+    answers: HashMap<Vec<Item>, String>,
     counter: usize,
     locations: Vec<Item>,
     /// The exact locations answering a bucket's misses (405 or 404).
@@ -339,6 +341,7 @@ impl Model {
             ir,
             maps: Vec::new(),
             made: BTreeMap::new(),
+            answers: HashMap::new(),
             counter: 0,
             locations: Vec::new(),
             entries: Vec::new(),
@@ -1363,12 +1366,11 @@ impl Builder<'_> {
                 // alike, and every named location costs (nginx looks named
                 // locations up by a linear scan, and each one costs at
                 // start-up).
-                let key = format!("answer {err:?}");
-                let loc = match self.made.get(&key) {
+                let loc = match self.answers.get(&err) {
                     Some(loc) => loc.clone(),
                     None => {
                         let loc = format!("@{}", self.fresh(&format!("{code}_")));
-                        self.made.insert(key, loc.clone());
+                        self.answers.insert(err.clone(), loc.clone());
                         self.locations
                             .push(Item::b(vec![raw("location"), raw(loc.clone())], err));
                         loc
