@@ -1168,13 +1168,14 @@ impl Builder<'_> {
         }
         // Phase 3: body size, by content-length (chunked bodies: client_max_body_size).
         let max = route.lowered.max_body.0;
-        let big = self.map(
-            format!("big {max}"),
-            "big",
-            raw("$content_length"),
-            vec![(gen(format!("~{}", escape::greater_than(max))), raw("1"))],
-            empty(),
-        );
+        let dedupe = format!("big {max}");
+        // The pattern only for a new map: one per distinct limit, not per route.
+        let entries = if self.made.contains_key(&dedupe) {
+            Vec::new()
+        } else {
+            vec![(gen(format!("~{}", escape::greater_than(max))), raw("1"))]
+        };
+        let big = self.map(dedupe, "big", raw("$content_length"), entries, empty());
         // A route reached at its exact location (no ip-filter or cors
         // before phase 3) has its content-length checked by nginx itself
         // when the rewrite finds it (client_max_body_size, answered by
