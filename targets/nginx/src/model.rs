@@ -867,6 +867,9 @@ impl Builder<'_> {
                 gatefold_compiler::ir::tls::TlsKey::Env(_) => format!("../{}", tls_key_file(i)),
             };
             body.push(Item::d(vec![raw("ssl_certificate_key"), Word::Lit(key)]));
+            // TLS 1.2 and 1.3, as the reference gateway, Envoy and Kong
+            // serve: nginx 1.22's default leaves 1.3 out.
+            body.push(dr(["ssl_protocols", "TLSv1.2", "TLSv1.3"]));
             body.push(refuse(&misdirected, 421, "misdirected request"));
             body.extend(locations.clone());
             out.push(Item::b(vec![raw("server")], body).note(format!("TLS, certificate {i}")));

@@ -40,6 +40,12 @@ fn make_cert(dir: &Path, name: &str, cn: &str, sans: &str) {
 
 /// The CN of the certificate served for `sni` and the status of `GET /hello`.
 fn served(port: u16, sni: &str) -> (String, String) {
+    let (cn, code, _) = served_with(port, sni, &[]);
+    (cn, code)
+}
+
+/// [`served`] with more curl arguments, and the TLS version negotiated.
+fn served_with(port: u16, sni: &str, args: &[&str]) -> (String, String, String) {
     let out = Command::new("curl")
         .args([
             "-sk",
@@ -51,6 +57,7 @@ fn served(port: u16, sni: &str) -> (String, String) {
             "--resolve",
         ])
         .arg(format!("{sni}:{port}:127.0.0.1"))
+        .args(args)
         .arg(format!("https://{sni}:{port}/hello"))
         .output()
         .unwrap();
@@ -64,7 +71,18 @@ fn served(port: u16, sni: &str) -> (String, String) {
         })
         .unwrap_or("?")
         .to_string();
-    (cn, String::from_utf8_lossy(&out.stdout).to_string())
+    // "* SSL connection using TLSv1.3 / TLS_AES_256_GCM_SHA384"
+    let version = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("* SSL connection using "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    (
+        cn,
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        version,
+    )
 }
 
 #[test]
@@ -124,6 +142,20 @@ apis:
     // a.b.w.test: no name covers it (`*.` is one label): the default.
     assert_eq!(served(tls.port(), "a.b.w.test").0, "first");
     assert_eq!(served(tls.port(), "other.test").0, "first");
+    // TLS 1.3 by every certificate's server (nginx 1.22 alone offers at
+    // most 1.2), and 1.2 still for a client that goes no higher.
+    for sni in ["a.test", "b.test"] {
+        assert_eq!(served_with(tls.port(), sni, &[]).2, "TLSv1.3", "{sni}");
+        assert_eq!(
+            served_with(tls.port(), sni, &["--tls-max", "1.2"]),
+            (
+                if sni == "a.test" { "first" } else { "second" }.into(),
+                "200".into(),
+                "TLSv1.2".into()
+            ),
+            "{sni}"
+        );
+    }
     let r = get(ng.addr, "/hello?x=1", &[("host", "b.test")]);
     assert_eq!(r.status, 308);
     assert_eq!(
