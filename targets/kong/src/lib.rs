@@ -34,6 +34,7 @@ mod retry;
 pub mod routing;
 mod script;
 mod tls;
+mod yaml;
 
 use gatefold_compiler::ir::lowered::Destination;
 use gatefold_compiler::ir::policy::Policy;
@@ -231,7 +232,7 @@ impl Target for Kong {
         // one untagged enum, so no YAML tag appears, and its fields keep
         // their declared order (deterministic; no intermediate JSON tree,
         // which at 10,000 routes doubled the memory).
-        text.push_str(&serde_yaml::to_string(&config).expect("Kong config serializes as YAML"));
+        yaml::write(&mut text, &config);
         let file = OutputFile {
             path: RelPath::new(CONFIG).expect("a relative path"),
             bytes: text.into_bytes(),
@@ -239,6 +240,15 @@ impl Target for Kong {
         };
         Output::new(TargetKind::Kong, ir, vec![file])
     }
+}
+
+/// `config` as kong.yaml writes it after its header comments: YAML whose
+/// every string reads back as the same string in YAML 1.1 and 1.2 readers
+/// (`yaml`).
+pub fn to_yaml(config: &model::Config) -> String {
+    let mut text = String::new();
+    yaml::write(&mut text, config);
+    text
 }
 
 /// The plugins `native: { kong: { plugins: [...] } }` passes through

@@ -31,6 +31,7 @@ pub struct Certificate {
     /// deterministic one keeps the output the same for the same spec.
     pub id: String,
     /// The chain, PEM (public), as read at compile time.
+    #[serde(serialize_with = "crate::yaml::block")]
     pub cert: String,
     /// A vault reference, never the key.
     pub key: String,
@@ -231,13 +232,25 @@ pub enum PluginConfig {
     Functions {
         /// Run before Kong routes, on every request; global plugins only
         /// (the script runtime, the jwt core, `match` markers).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            skip_serializing_if = "Vec::is_empty",
+            serialize_with = "crate::yaml::blocks"
+        )]
         rewrite: Vec<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            skip_serializing_if = "Vec::is_empty",
+            serialize_with = "crate::yaml::blocks"
+        )]
         access: Vec<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            skip_serializing_if = "Vec::is_empty",
+            serialize_with = "crate::yaml::blocks"
+        )]
         header_filter: Vec<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            skip_serializing_if = "Vec::is_empty",
+            serialize_with = "crate::yaml::blocks"
+        )]
         body_filter: Vec<String>,
     },
 }

@@ -322,6 +322,15 @@ fn check(schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
             out.push(format!("`{at}` must be at least {min} characters"));
         }
     }
+    // Kong reads kong.yaml with lyaml, which makes a Lua string of a
+    // scalar with the C string functions: it would end at the first NUL,
+    // whatever the YAML spelling (seen with lyaml 6.2.8, the one Kong
+    // bundles).
+    if value.as_str().is_some_and(|s| s.contains('\0')) {
+        out.push(format!(
+            "`{at}` holds a NUL character, where Kong's YAML reader (lyaml) would cut the string: leave it out"
+        ));
+    }
     if schema.get("x-encrypted").is_some() {
         if let Some(s) = value.as_str() {
             if !(s.starts_with("{vault://") && s.ends_with('}')) {
@@ -349,6 +358,15 @@ fn check(schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
             let extra = schema.get("additionalProperties").filter(|s| s.is_object());
             for (k, v) in map {
                 let path = format!("{at}.{k}");
+                // As for values (a key `<<`, which lyaml takes for a merge
+                // key however it is quoted, the spec's own reader takes for
+                // one too, so it never gets here).
+                if k.contains('\0') {
+                    out.push(format!(
+                        "`{at}` has a key with a NUL character, where Kong's YAML reader (lyaml) would cut it: rename it"
+                    ));
+                    continue;
+                }
                 if k.ends_with("_by_lua") {
                     out.push(format!(
                         "`{path}` runs Lua, which gatefold does not check: leave it out"

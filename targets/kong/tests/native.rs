@@ -205,6 +205,16 @@ fn configs_that_break_the_plugins_schema_are_refused() {
             "[{ name: zipkin, enabled: false }]",
             "takes only `name` and `config`",
         ),
+        // What Kong's YAML reader (lyaml) cannot read back, however
+        // kong.yaml spells it: a NUL cuts the string.
+        (
+            r#"[{ name: http-log, config: { http_endpoint: "{vault://env/U}", headers: { x-a: "a\0b" } } }]"#,
+            "`config.headers.x-a` holds a NUL character",
+        ),
+        (
+            r#"[{ name: http-log, config: { http_endpoint: "{vault://env/U}", headers: { "x\0": b } } }]"#,
+            "`config.headers` has a key with a NUL character",
+        ),
     ] {
         let m = refusal(plugins);
         assert!(m.contains(want), "{plugins}: {m}");
