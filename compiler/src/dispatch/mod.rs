@@ -69,6 +69,7 @@
 //! conditions refuse specs with them ([`crate::target::Feature`]).
 
 pub mod conditions;
+mod index;
 mod methods;
 pub mod relations;
 #[cfg(test)]
@@ -77,6 +78,7 @@ mod tests;
 pub use methods::MethodSet;
 
 use crate::ir::{HostPattern, Ir, Method, PathPattern, PolicyKind, Segment, ValidIr};
+use index::LeadIndex;
 use std::collections::{HashMap, HashSet};
 
 /// A route: its index in [`crate::ir::Ir::routes`].
@@ -340,9 +342,15 @@ impl HostClass {
         let patterns = closure(ir, &routes);
         // Stable: among equal precedence, groups keep IR order (they never
         // share a path: their intersection would be a group before both).
+        // Cached: a prefix's precedence allocates its literal prefix.
         let mut order: Vec<usize> = (0..patterns.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(patterns[i].0.precedence()));
-        let index = RouteIndex::new(ir, &routes);
+        order.sort_by_cached_key(|&i| std::cmp::Reverse(patterns[i].0.precedence()));
+        // The class's routes by leading literals, to find each group's
+        // covering routes without scanning the whole class.
+        let mut index = LeadIndex::default();
+        for &r in &routes {
+            index.push(&ir.routes[r].matcher.path, r);
+        }
         let mut class = HostClass {
             host,
             routes,
@@ -352,7 +360,8 @@ impl HostClass {
         };
         for i in order {
             let (pattern, synthesized) = &patterns[i];
-            let group = PathGroup::new(ir, pattern.clone(), *synthesized, &index, has_cors);
+            let candidates = index.covering(pattern);
+            let group = PathGroup::new(ir, pattern.clone(), *synthesized, candidates, has_cors);
             let at = class.paths.len() as u32;
             match first_literal(pattern) {
                 Some(l) => class.by_first.entry(l.to_string()).or_default().push(at),
@@ -386,17 +395,20 @@ impl HostClass {
 }
 
 impl PathGroup {
+    /// The group of `pattern`; `candidates`, in IR order, must include
+    /// every route of the class that takes all its paths (others are
+    /// skipped).
     fn new(
         ir: &Ir,
         pattern: PathPattern,
         synthesized: bool,
-        index: &RouteIndex,
+        candidates: impl Iterator<Item = RouteIx>,
         has_cors: &[bool],
     ) -> PathGroup {
         let mut left = MethodSet::ANY;
         let mut taken = MethodSet::EMPTY;
         let mut methods = Vec::new();
-        for r in index.candidates(&pattern) {
+        for r in candidates {
             let m = &ir.routes[r].matcher;
             if !relations::path_within(&pattern, &m.path) {
                 continue;
@@ -501,49 +513,6 @@ fn first_literal(p: &PathPattern) -> Option<&str> {
     }
 }
 
-/// A class's routes by first literal segment, in IR order, so a group's
-/// covering routes are found without scanning the whole class.
-struct RouteIndex {
-    by_first: HashMap<String, Vec<RouteIx>>,
-    any_first: Vec<RouteIx>,
-}
-
-impl RouteIndex {
-    fn new(ir: &Ir, routes: &[RouteIx]) -> RouteIndex {
-        let mut index = RouteIndex {
-            by_first: HashMap::new(),
-            any_first: Vec::new(),
-        };
-        for &r in routes {
-            match first_literal(&ir.routes[r].matcher.path) {
-                Some(l) => index.by_first.entry(l.to_string()).or_default().push(r),
-                None => index.any_first.push(r),
-            }
-        }
-        index
-    }
-
-    /// Routes that might take every path of `p`, in IR order: a route with
-    /// a literal first segment covers only patterns with that literal first.
-    fn candidates<'a>(&'a self, p: &PathPattern) -> impl Iterator<Item = RouteIx> + 'a {
-        let bucket = first_literal(p)
-            .and_then(|l| self.by_first.get(l))
-            .map_or(&[][..], Vec::as_slice);
-        merge(bucket, &self.any_first)
-    }
-}
-
-/// Two ascending lists as one ascending sequence.
-fn merge<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
-    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
-    std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some(x), Some(y)) if x < y => a.next().copied(),
-        (_, Some(_)) => b.next().copied(),
-        (Some(_), None) => a.next().copied(),
-        (None, None) => None,
-    })
-}
-
 /// Upper bound on the groups synthesized per class, so that templates
 /// overlapping in many ways cannot take unbounded time. Past it the view
 /// stops adding intersections; see [`closure`].
@@ -555,34 +524,29 @@ const MAX_SYNTHESIZED: usize = 4096;
 fn closure(ir: &Ir, routes: &[RouteIx]) -> Vec<(PathPattern, bool)> {
     let mut shapes: HashSet<PathPattern> = HashSet::new();
     let mut out: Vec<(PathPattern, bool)> = Vec::new();
-    let mut by_first: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut any_first: Vec<usize> = Vec::new();
+    // Positions in `out`, growing with it.
+    let mut index = LeadIndex::default();
     let mut add = |p: PathPattern,
                    synthesized: bool,
                    out: &mut Vec<(PathPattern, bool)>,
-                   by_first: &mut HashMap<String, Vec<usize>>,
-                   any_first: &mut Vec<usize>| {
+                   index: &mut LeadIndex| {
         if !shapes.insert(erase(&p)) {
             return;
         }
-        match first_literal(&p) {
-            Some(l) => by_first.entry(l.to_string()).or_default().push(out.len()),
-            None => any_first.push(out.len()),
-        }
+        index.push(&p, out.len());
         out.push((p, synthesized));
     };
     for &r in routes {
         let p = ir.routes[r].matcher.path.clone();
-        add(p, false, &mut out, &mut by_first, &mut any_first);
+        add(p, false, &mut out, &mut index);
     }
     let mut synthesized = 0;
     let mut k = 0;
     while k < out.len() {
-        // Earlier patterns that could overlap pattern k.
-        let earlier: Vec<usize> = match first_literal(&out[k].0) {
-            Some(l) => merge(by_first.get(l).map_or(&[][..], Vec::as_slice), &any_first)
-                .take_while(|&j| j < k)
-                .collect(),
+        // Earlier patterns that could overlap pattern k, in order: skipping
+        // the others skips only pairs that add nothing.
+        let earlier: Vec<usize> = match index.overlapping(&out[k].0) {
+            Some(js) => js.take_while(|&j| j < k).collect(),
             None => (0..k).collect(),
         };
         for j in earlier {
@@ -595,7 +559,7 @@ fn closure(ir: &Ir, routes: &[RouteIx]) -> Vec<(PathPattern, bool)> {
             }
             if let Some(i) = relations::path_intersection(a, b) {
                 let before = out.len();
-                add(i, true, &mut out, &mut by_first, &mut any_first);
+                add(i, true, &mut out, &mut index);
                 synthesized += out.len() - before;
             }
         }
