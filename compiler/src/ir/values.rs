@@ -120,9 +120,9 @@ impl fmt::Display for Duration {
         let m = self.millis;
         match m {
             0 => write!(f, "0s"),
-            _ if m % 3_600_000 == 0 => write!(f, "{}h", m / 3_600_000),
-            _ if m % 60_000 == 0 => write!(f, "{}m", m / 60_000),
-            _ if m % 1_000 == 0 => write!(f, "{}s", m / 1_000),
+            _ if m.is_multiple_of(3_600_000) => write!(f, "{}h", m / 3_600_000),
+            _ if m.is_multiple_of(60_000) => write!(f, "{}m", m / 60_000),
+            _ if m.is_multiple_of(1_000) => write!(f, "{}s", m / 1_000),
             _ => write!(f, "{m}ms"),
         }
     }
@@ -358,7 +358,8 @@ impl FromStr for Date {
         let year: u16 = s[0..4].parse().map_err(|_| bad())?;
         let month: u8 = s[5..7].parse().map_err(|_| bad())?;
         let day: u8 = s[8..10].parse().map_err(|_| bad())?;
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let leap =
+            year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
         let days = match month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,

@@ -656,7 +656,7 @@ pub struct Int64Range {
 
 /// A protobuf duration as Envoy's YAML writes it: `1.5s`.
 pub fn duration(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{}.{:03}s", millis / 1000, millis % 1000)

@@ -45,8 +45,9 @@ pub const COUNTERS: &str = "kong_rate_limiting_counters";
 /// evicted (the dict evicts least recently used entries first).
 const KEY_BUDGET: u64 = 60_000;
 
-/// The pre-function and post-function plugins of every route.
-pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
+/// The pre-function and post-function plugins of every route, and the
+/// 405 answers of the `fallbacks` ([`crate::routing::fallbacks`]).
+pub fn plugins(ir: &ValidIr, fallbacks: &[crate::routing::Fallback]) -> Vec<Plugin> {
     let limits = ir
         .policies
         .keys()
@@ -90,7 +91,6 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
     // The 405 answers, one per `allow` set on the service its fallback
     // routes go through (a service-scoped plugin: the routes have none of
     // their own), before any other plugin runs.
-    let fallbacks = crate::routing::fallbacks(ir);
     // A group with `match` conditions answers by the conditions that hold:
     // a pre-function of the fallback route's own.
     out.extend(
@@ -98,18 +98,18 @@ pub fn plugins(ir: &ValidIr) -> Vec<Plugin> {
             .iter()
             .filter_map(crate::conditions::fallback_plugin),
     );
-    let allows: std::collections::BTreeSet<String> =
-        fallbacks.into_iter().map(|f| f.allow).collect();
+    let allows: std::collections::BTreeSet<&str> =
+        fallbacks.iter().map(|f| f.allow.as_str()).collect();
     for allow in allows {
         out.push(Plugin {
             name: "pre-function",
             route: None,
-            service: Some(crate::routing::fallback_service(&allow)),
+            service: Some(crate::routing::fallback_service(allow)),
             config: PluginConfig::Functions {
                 rewrite: Vec::new(),
                 access: vec![format!(
                     "-- gatefold: no route takes the method (405)\nreturn function()\n  return kong.response.exit(405, '{{\"error\":\"method not allowed\"}}', {{ [\"content-type\"] = \"application/json\", [\"allow\"] = {} }})\nend\n",
-                    s(&allow)
+                    s(allow)
                 )],
                 header_filter: Vec::new(),
                 body_filter: Vec::new(),

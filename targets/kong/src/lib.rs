@@ -195,15 +195,18 @@ impl Target for Kong {
     }
 
     fn emit(&self, ir: &ValidIr, _options: &Options) -> Output {
+        // The 405 fallbacks come from the dispatch view, the costliest
+        // thing to build here: once, for the services, routes and plugins.
+        let fallbacks = routing::fallbacks(ir);
         let config = Config {
             _format_version: "3.0",
-            services: services(ir),
-            routes: routing::routes(ir),
+            services: services(ir, &fallbacks),
+            routes: routing::routes(ir, &fallbacks),
             upstreams: upstreams(ir),
             consumers: consumers(ir),
             plugins: plugins::plugins(ir)
                 .into_iter()
-                .chain(functions::plugins(ir))
+                .chain(functions::plugins(ir, &fallbacks))
                 .chain(native::plugins(ir))
                 .collect(),
             certificates: tls::certificates(ir),
@@ -333,7 +336,7 @@ pub(crate) fn service_name(ir: &ValidIr, d: &Destination) -> String {
     }
 }
 
-fn services(ir: &ValidIr) -> Vec<Service> {
+fn services(ir: &ValidIr, fallbacks: &[routing::Fallback]) -> Vec<Service> {
     let mut out = Vec::new();
     for (name, u) in &ir.upstreams {
         let base = base_key(ir, u);
@@ -365,14 +368,12 @@ fn services(ir: &ValidIr) -> Vec<Service> {
     }
     // The 405 routes' services: Kong requires a host, which is never
     // contacted (the service's pre-function answers).
-    let allows: std::collections::BTreeSet<String> = routing::fallbacks(ir)
-        .into_iter()
-        .map(|f| f.allow)
-        .collect();
+    let allows: std::collections::BTreeSet<&str> =
+        fallbacks.iter().map(|f| f.allow.as_str()).collect();
     let base = &ir.gateway.baseline.timeouts;
     for allow in allows {
         out.push(Service {
-            name: routing::fallback_service(&allow),
+            name: routing::fallback_service(allow),
             protocol: "http",
             host: "gatefold-405.invalid".to_string(),
             port: 80,

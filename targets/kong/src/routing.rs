@@ -17,8 +17,7 @@ use gatefold_compiler::ir::lowered::ProxyPlan;
 use gatefold_compiler::ir::{HostPattern, Matcher, PathPattern, Segment, ValidIr};
 
 /// A route per IR route, in IR order, then the 405 fallbacks below them.
-pub fn routes(ir: &ValidIr) -> Vec<Route> {
-    let fallbacks = fallbacks(ir);
+pub fn routes(ir: &ValidIr, fallbacks: &[Fallback]) -> Vec<Route> {
     let table = ConditionTable::new(ir);
     let below = fallbacks.len() as u64;
     let count = ir.routes.len() as u64;
@@ -50,10 +49,10 @@ pub fn routes(ir: &ValidIr) -> Vec<Route> {
             tags: vec![crate::tag(format_args!("route/{}", r.id))],
         })
         .collect();
-    for (k, f) in fallbacks.into_iter().enumerate() {
+    for (k, f) in fallbacks.iter().enumerate() {
         out.push(Route {
-            name: f.name,
-            expression: f.expression,
+            name: f.name.clone(),
+            expression: f.expression.clone(),
             priority: below - k as u64,
             protocols: vec!["http", "https"],
             strip_path: false,

@@ -439,7 +439,7 @@ fn health_checked_route(ir: &Ir, r: &Route) -> bool {
 
 /// `5s`, `250ms`: nginx's time units.
 fn time(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
