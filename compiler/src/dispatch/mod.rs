@@ -378,19 +378,9 @@ impl HostClass {
         let first = path.get(1..).unwrap_or("").split('/').next().unwrap_or("");
         let bucket = self.by_first.get(first).map_or(&[][..], Vec::as_slice);
         // Both lists are in precedence order: merge them.
-        let (mut a, mut b) = (bucket.iter().peekable(), self.any_first.iter().peekable());
-        loop {
-            let i = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x < y => a.next(),
-                (_, Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, None) => return None,
-            };
-            let g = &self.paths[*i? as usize];
-            if g.pattern.is_match(path) {
-                return Some(g);
-            }
-        }
+        index::merge(bucket.iter(), self.any_first.iter())
+            .map(|&i| &self.paths[i as usize])
+            .find(|g| g.pattern.is_match(path))
     }
 }
 
