@@ -452,13 +452,14 @@ impl Builder<'_> {
         format!("gf_{stem}{}", self.counter)
     }
 
-    /// A map (made once per `dedupe` key) and its variable.
+    /// A map (made once per `dedupe` key) and its variable. `entries` is
+    /// called only for a new map: most keys repeat on every route.
     fn map(
         &mut self,
         dedupe: String,
         stem: &str,
         source: Word,
-        entries: Vec<(Word, Word)>,
+        entries: impl FnOnce() -> Vec<(Word, Word)>,
         default: Word,
     ) -> String {
         if let Some(v) = self.made.get(&dedupe) {
@@ -466,7 +467,7 @@ impl Builder<'_> {
         }
         let var = self.fresh(stem);
         let mut body = vec![Item::d(vec![raw("default"), default])];
-        body.extend(entries.into_iter().map(|(k, v)| Item::d(vec![k, v])));
+        body.extend(entries().into_iter().map(|(k, v)| Item::d(vec![k, v])));
         self.maps.push(Item::b(
             vec![raw("map"), source, raw(format!("${var}"))],
             body,
@@ -1171,14 +1172,13 @@ impl Builder<'_> {
         }
         // Phase 3: body size, by content-length (chunked bodies: client_max_body_size).
         let max = route.lowered.max_body.0;
-        let dedupe = format!("big {max}");
-        // The pattern only for a new map: one per distinct limit, not per route.
-        let entries = if self.made.contains_key(&dedupe) {
-            Vec::new()
-        } else {
-            vec![(gen(format!("~{}", escape::greater_than(max))), raw("1"))]
-        };
-        let big = self.map(dedupe, "big", raw("$content_length"), entries, empty());
+        let big = self.map(
+            format!("big {max}"),
+            "big",
+            raw("$content_length"),
+            || vec![(gen(format!("~{}", escape::greater_than(max))), raw("1"))],
+            empty(),
+        );
         // A route reached at its exact location (no ip-filter or cors
         // before phase 3) has its content-length checked by nginx itself
         // when the rewrite finds it (client_max_body_size, answered by
@@ -1491,27 +1491,31 @@ impl Builder<'_> {
             format!("cache-skip {}", methods.join(",")),
             "cacheskip",
             raw("$gf_method"),
-            methods.iter().map(|m| (gen(*m), empty())).collect(),
+            || methods.iter().map(|m| (gen(*m), empty())).collect(),
             raw("1"),
         );
         let nostore = self.map(
             "cache-nostore".to_string(),
             "nostore",
             raw("$upstream_http_cache_control"),
-            vec![(
-                gen("~*(?:^|,)[ \t]*(?:no-store|private)[ \t]*(?:,|$)"),
-                raw("1"),
-            )],
+            || {
+                vec![(
+                    gen("~*(?:^|,)[ \t]*(?:no-store|private)[ \t]*(?:,|$)"),
+                    raw("1"),
+                )]
+            },
             empty(),
         );
         let big = self.map(
             "cache-big".to_string(),
             "cachebig",
             raw("$upstream_http_content_length"),
-            vec![(
-                gen(format!("~{}", escape::greater_than(CACHE_MAX_ENTRY_BYTES))),
-                raw("1"),
-            )],
+            || {
+                vec![(
+                    gen(format!("~{}", escape::greater_than(CACHE_MAX_ENTRY_BYTES))),
+                    raw("1"),
+                )]
+            },
             empty(),
         );
         let mut key = "$gf_method\n$gf_cache_host\n$request_uri\n$gf_consumer".to_string();
@@ -1578,7 +1582,7 @@ impl Builder<'_> {
             format!("late {name} {value}"),
             "late",
             raw("$gf_stop"),
-            vec![(gen("~."), empty())],
+            || vec![(gen("~."), empty())],
             Word::Val(value.to_string()),
         );
         Item::d(vec![
@@ -1660,7 +1664,7 @@ impl Builder<'_> {
             format!("cors {id} origin"),
             "cors",
             raw("$http_origin"),
-            entries,
+            || entries,
             empty(),
         );
         let when = |this: &mut Self, what: &str, value: Option<Word>| -> Option<String> {
@@ -1671,7 +1675,7 @@ impl Builder<'_> {
                     format!("cors {id} {what}"),
                     "cors",
                     raw(format!("${origin}")),
-                    vec![(gen("~."), value)],
+                    || vec![(gen("~."), value)],
                     empty()
                 )
             ))
@@ -1748,7 +1752,7 @@ impl Builder<'_> {
                     format!("split-host {policy}"),
                     "splithost",
                     raw(var.clone()),
-                    entries,
+                    || entries,
                     empty(),
                 );
                 (var, raw(format!("${host}")))
@@ -1876,13 +1880,15 @@ impl Builder<'_> {
                     format!("prefix {strip} {add} {from}"),
                     "path",
                     raw(from),
-                    vec![
-                        (gen(format!("~(?s)^{re}\\z")), gen(whole)),
-                        (
-                            gen(format!("~(?s)^{re}(?<gf_rest>/.*)\\z")),
-                            gen(format!("{add_v}${{gf_rest}}")),
-                        ),
-                    ],
+                    || {
+                        vec![
+                            (gen(format!("~(?s)^{re}\\z")), gen(whole)),
+                            (
+                                gen(format!("~(?s)^{re}(?<gf_rest>/.*)\\z")),
+                                gen(format!("{add_v}${{gf_rest}}")),
+                            ),
+                        ]
+                    },
                     raw(from),
                 );
                 format!("${var}")
@@ -1907,7 +1913,7 @@ impl Builder<'_> {
                     format!("template {i}"),
                     "path",
                     raw("$gf_path"),
-                    vec![(gen(re), gen(value))],
+                    || vec![(gen(re), gen(value))],
                     raw("$gf_path"),
                 );
                 format!("${var}")
@@ -2059,7 +2065,7 @@ impl Builder<'_> {
                         format!("redirect {i}"),
                         "loc",
                         raw("$gf_path"),
-                        vec![(gen(re), gen(value))],
+                        || vec![(gen(re), gen(value))],
                         empty(),
                     );
                     // A parameter must not make a local redirect point at
@@ -2068,10 +2074,12 @@ impl Builder<'_> {
                         format!("redirect-bad {i}"),
                         "bad",
                         raw(format!("${var}")),
-                        vec![
-                            (gen("~^[/\\\\][/\\\\]"), raw("1")),
-                            (gen("~[\\x00-\\x1f\\x7f]"), raw("1")),
-                        ],
+                        || {
+                            vec![
+                                (gen("~^[/\\\\][/\\\\]"), raw("1")),
+                                (gen("~[\\x00-\\x1f\\x7f]"), raw("1")),
+                            ]
+                        },
                         empty(),
                     );
                     out.push(refuse(&format!("${bad}"), 400, "bad request"));
@@ -2111,7 +2119,7 @@ impl Builder<'_> {
                                 format!("redirect {i}"),
                                 "loc",
                                 raw("$gf_path"),
-                                vec![(gen(re), gen(value))],
+                                || vec![(gen(re), gen(value))],
                                 empty(),
                             );
                             raw(format!("${var}"))
