@@ -29,6 +29,18 @@ struct Sshd {
     port: u16,
     /// Options for `ssh` (the fleet file's `ssh-options`).
     options: Vec<String>,
+    /// sshd's log (`-e`, level INFO: one line per login).
+    log: PathBuf,
+}
+
+impl Sshd {
+    /// The logins sshd has accepted so far.
+    fn logins(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    }
 }
 
 impl Drop for Sshd {
@@ -79,7 +91,7 @@ impl Sshd {
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowTcpForwarding yes\nLogLevel ERROR\n",
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowTcpForwarding yes\nLogLevel INFO\n",
             d = dir.display()
         );
         std::fs::write(dir.join("sshd_config"), config).unwrap();
@@ -112,6 +124,7 @@ impl Sshd {
             child,
             port,
             options,
+            log: dir.join("sshd.log"),
         };
         // Ready once a login runs a command.
         let deadline = Instant::now() + LIMIT;
@@ -230,13 +243,25 @@ fn nginx_over_ssh_plan_apply_drift_and_rollback() {
         "upstreams:\n  gone:\n    targets:\n      - url: http://gatefold-nowhere.invalid:80\n\napis:\n  gone:\n    upstream: gone\n    routes:\n      all: { path: /gone, methods: [GET] }\n",
     );
     std::fs::write(&spec, changed).unwrap();
+    let logins = sshd.logins();
     let out = run(&["plan", &fleet]);
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    // Each run's steps share one connection: one login per run.
+    assert_eq!(
+        sshd.logins(),
+        logins + 1,
+        "the plan logged in more than once"
+    );
     let plan = text(&out.stdout);
     assert!(plan.contains("pets.list") && plan.contains("kit"), "{plan}");
     assert!(!plan.contains("hello.hello"), "only pets changed:\n{plan}");
     let out = run(&["apply", &fleet, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        sshd.logins(),
+        logins + 2,
+        "the apply logged in more than once"
+    );
     assert!(get(listen, "localhost", "/pets").1.contains("kit"));
     let resolver = std::fs::read_to_string(prefix.join("resolver.conf")).unwrap();
     assert!(resolver.starts_with("resolver "), "{resolver}");

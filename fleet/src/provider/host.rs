@@ -18,6 +18,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// File and command primitives on the host holding a config directory.
@@ -311,16 +313,109 @@ impl SshTarget {
 }
 
 /// A host reached with the `ssh` client.
+///
+/// The steps of one run share one SSH connection: the first command starts
+/// a master (`ControlMaster`) whose socket lives in a private directory of
+/// this process, and every later `ssh` runs as a session over it. A login
+/// costs a key exchange and an authentication (about 0.4 s to loopback
+/// here); an apply makes dozens of steps per gateway. A client whose
+/// master has gone (timed out, killed) connects on its own, as without
+/// one. Skipped when `ssh-options` set any `Control…` option: the user's
+/// own multiplexing wins.
 pub(crate) struct Ssh {
     target: SshTarget,
     connect_timeout: Duration,
+    /// `None` when the user's options manage multiplexing themselves.
+    mux: Option<Mutex<Mux>>,
 }
+
+/// The shared connection's state: its socket's directory, and whether a
+/// master was started there (once; a failed start is not retried, later
+/// commands connect on their own and report the failure themselves).
+struct Mux {
+    dir: PathBuf,
+    started: Option<bool>,
+}
+
+/// How long an idle master stays after its last session: a bound on what
+/// is left behind when this process is killed before it closes it.
+const MUX_PERSIST_SECONDS: u32 = 60;
 
 impl Ssh {
     pub(crate) fn new(target: SshTarget, connect_timeout: Duration) -> Ssh {
+        let managed = target
+            .options
+            .iter()
+            .any(|o| o.to_ascii_lowercase().contains("control"));
+        let mux = (!managed).then(|| {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            // Short: a Unix socket path is at most 107 bytes, and ssh's
+            // `%C` adds 40.
+            let dir = std::env::temp_dir().join(format!(
+                "gf-ssh-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            Mutex::new(Mux { dir, started: None })
+        });
         Ssh {
             target,
             connect_timeout,
+            mux,
+        }
+    }
+
+    /// The `ControlPath` option of the shared connection, starting its
+    /// master first if none was tried yet; `None` without one. A master
+    /// that ssh itself could not start (exit 255: refused, timed out, host
+    /// key) is the host being unreachable, reported as the command's
+    /// failure rather than waited for a second time.
+    fn control_path(&self) -> Result<Option<String>, Error> {
+        let Some(mux) = self.mux.as_ref() else {
+            return Ok(None);
+        };
+        let mut mux = mux.lock().unwrap_or_else(|e| e.into_inner());
+        let path = format!("ControlPath={}/%C", mux.dir.display());
+        if mux.started.is_none() {
+            let started = self.start_master(&mux.dir, &path);
+            mux.started = Some(started.as_ref().is_ok_and(|s| *s));
+            started?;
+        }
+        Ok(mux.started.unwrap_or(false).then_some(path))
+    }
+
+    /// `ssh -fN` as a master on a socket in `dir` (made private first);
+    /// whether it started. Its output goes to a file, not a pipe: the
+    /// backgrounded master keeps what it was given open, and a pipe would
+    /// never reach its end.
+    fn start_master(&self, dir: &Path, control_path: &str) -> Result<bool, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        if std::fs::DirBuilder::new().mode(0o700).create(dir).is_err() {
+            return Ok(false);
+        }
+        let log_path = dir.join("master.log");
+        let Ok(log) = std::fs::File::create(&log_path) else {
+            return Ok(false);
+        };
+        let mut c = self.command();
+        c.args(["-o", "ControlMaster=yes", "-o", control_path])
+            .arg("-o")
+            .arg(format!("ControlPersist={MUX_PERSIST_SECONDS}"))
+            .args(["-f", "-N", "--"])
+            .arg(self.destination())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        match c.status() {
+            Ok(s) if s.success() => Ok(true),
+            Ok(s) if s.code() == Some(255) => Err(Error::Unreachable(format!(
+                "ssh {}: {}",
+                self.name(Path::new("")),
+                std::fs::read_to_string(&log_path)
+                    .unwrap_or_default()
+                    .trim()
+            ))),
+            _ => Ok(false),
         }
     }
 
@@ -329,6 +424,16 @@ impl Ssh {
             Some(u) => format!("{u}@{}", self.target.host),
             None => self.target.host.clone(),
         }
+    }
+
+    /// `ssh` with this host's options, as a session of the shared
+    /// connection when there is one.
+    fn session(&self) -> Result<Command, Error> {
+        let mut c = self.command();
+        if let Some(path) = self.control_path()? {
+            c.args(["-o", "ControlMaster=no", "-o", &path]);
+        }
+        Ok(c)
     }
 
     fn command(&self) -> Command {
@@ -351,7 +456,7 @@ impl Ssh {
 
     /// Runs `script` remotely under `sh -c`, `input` on its stdin.
     fn shell(&self, script: &str, input: &[u8], what: &str) -> Result<Vec<u8>, Error> {
-        let mut c = self.command();
+        let mut c = self.session()?;
         c.arg("--")
             .arg(self.destination())
             .arg(format!("sh -c {}", quote(script)));
@@ -542,7 +647,7 @@ impl Host for Ssh {
         // `ssh -W`: sshd opens the connection on the gateway host, so a
         // loopback address is that host's loopback, where the version
         // server answers.
-        let mut c = self.command();
+        let mut c = self.session()?;
         c.arg("-W")
             .arg(addr.to_string())
             .arg("--")
@@ -552,6 +657,29 @@ impl Host for Ssh {
                 Error::Failed(m) => Error::Unreachable(m),
                 e => e,
             })
+    }
+}
+
+impl Drop for Ssh {
+    /// Closes the shared connection (`ssh -O exit`) and removes its
+    /// directory.
+    fn drop(&mut self) {
+        let Some(mux) = self.mux.take() else {
+            return;
+        };
+        let mux = mux.into_inner().unwrap_or_else(|e| e.into_inner());
+        if mux.started == Some(true) {
+            let mut c = self.command();
+            c.arg("-o")
+                .arg(format!("ControlPath={}/%C", mux.dir.display()))
+                .args(["-O", "exit", "--"])
+                .arg(self.destination())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = c.status();
+        }
+        let _ = std::fs::remove_dir_all(&mux.dir);
     }
 }
 

@@ -5,9 +5,11 @@
 use gatefold_compiler::ir::TargetKind;
 use gatefold_conformance::matrix::{document, Row};
 use gatefold_conformance::run::{declared_approximate, run, Env, Outcome};
-use gatefold_conformance::scenario::{load_all, scenarios_dir, Placeholders};
+use gatefold_conformance::scenario::{load_all, scenarios_dir, Placeholders, ScenarioFile};
 use gatefold_conformance::targets;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -96,42 +98,7 @@ fn every_scenario_on_every_target() {
         .collect();
     let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance");
     let kinds: Vec<TargetKind> = all.iter().map(|t| t.kind()).collect();
-    // One thread per target, each with its own echo upstreams (a target is
-    // not `Sync`: each thread makes its own).
-    let columns: Vec<Vec<Outcome>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = kinds
-            .iter()
-            .map(|kind| {
-                let (files, scratch) = (&files, scratch.clone());
-                scope.spawn(move || {
-                    let t = targets::all()
-                        .into_iter()
-                        .find(|t| t.kind() == *kind)
-                        .expect("the target");
-                    let env = Env::new(scratch).expect("echo upstreams start");
-                    files
-                        .iter()
-                        .map(|f| {
-                            let started = std::time::Instant::now();
-                            let outcome = run(f, t.as_ref(), &env);
-                            eprintln!(
-                                "{:<10} {:<50} {} ({} ms)",
-                                t.kind(),
-                                f.id,
-                                outcome.cell(),
-                                started.elapsed().as_millis()
-                            );
-                            outcome
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a target's thread"))
-            .collect()
-    });
+    let columns = run_all(&files, &kinds, &scratch);
     let mut failures = Vec::new();
     let mut rows = Vec::new();
     for (i, f) in files.iter().enumerate() {
@@ -173,4 +140,66 @@ fn every_scenario_on_every_target() {
         committed == text,
         "docs/conformance.md is stale: rerun with GATEFOLD_BLESS=1 (cargo test -p gatefold-conformance) and review the diff"
     );
+}
+
+/// Scenario runs at once (`GATEFOLD_CONFORMANCE_JOBS` overrides). Most of a
+/// run is waiting for a runtime to start, answer and stop, so more runs than
+/// cores keep the cores busy; one thread per target left the suite waiting
+/// on Envoy, the slowest to start, long after the other columns were done.
+fn jobs() -> usize {
+    std::env::var("GATEFOLD_CONFORMANCE_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4)
+}
+
+/// Runs every file on every target of `kinds`; the outcomes per target, in
+/// the order of `files`. Worker threads take the next (scenario, target)
+/// pair from one shared queue; each has its own echo upstreams and its own
+/// targets (a target is not `Sync`), and runs one scenario at a time, as the
+/// upstreams' counters expect.
+fn run_all(files: &[ScenarioFile], kinds: &[TargetKind], scratch: &Path) -> Vec<Vec<Outcome>> {
+    // Scenario-major order, so every target's runs are spread over the
+    // whole suite rather than one target's all at the end.
+    let pairs: Vec<(usize, usize)> = (0..files.len())
+        .flat_map(|f| (0..kinds.len()).map(move |k| (f, k)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Vec<Option<Outcome>>>> =
+        Mutex::new(vec![vec![None; files.len()]; kinds.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs().min(pairs.len()) {
+            scope.spawn(|| {
+                let targets = targets::all();
+                let env = Env::new(scratch.to_path_buf()).expect("echo upstreams start");
+                while let Some(&(f, k)) = pairs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let t = targets
+                        .iter()
+                        .find(|t| t.kind() == kinds[k])
+                        .expect("the target");
+                    let started = std::time::Instant::now();
+                    let outcome = run(&files[f], t.as_ref(), &env);
+                    eprintln!(
+                        "{:<10} {:<50} {} ({} ms)",
+                        kinds[k],
+                        files[f].id,
+                        outcome.cell(),
+                        started.elapsed().as_millis()
+                    );
+                    done.lock().unwrap()[k][f] = Some(outcome);
+                }
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|column| {
+            column
+                .into_iter()
+                .map(|o| o.expect("every pair ran"))
+                .collect()
+        })
+        .collect()
 }
