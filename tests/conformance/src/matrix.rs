@@ -67,8 +67,9 @@ runs it (CI runs it through `scripts/test.sh`, which installs nginx,
 Envoy and workerd first, see `docs/runtimes.md`). `GATEFOLD_CONFORMANCE_ONLY=WORD`
 runs the scenarios whose id contains WORD;
 `GATEFOLD_CONFORMANCE_TARGETS=reference,nginx` runs only those targets
-(both skip the check of this file). `GATEFOLD_BLESS=1` rewrites this file
-from the results.
+(both skip the check of this file). `GATEFOLD_CONFORMANCE_JOBS=N` runs N
+scenarios at once (default 4). `GATEFOLD_BLESS=1` rewrites this file from
+the results.
 
 This file is generated: a test fails when it differs from what the suite
 finds, and when the targets the suite runs differ from the capability
