@@ -101,10 +101,16 @@ apis:
     let r = put_config(admin, needs_secret, None).await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("NOT_SET_ANYWHERE"), "{}", r.text());
-    // A compiled IR; a hand-edited one is refused.
+    // A compiled IR; a hand-edited one is refused. `GET /config` answers a pushed IR as it was pushed (here indented),
+    // not serialized again.
     let ir = compile(&mock_spec("four")).to_json();
-    assert_eq!(put_config(admin, &ir, None).await.status, 200);
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&ir).unwrap())
+            .unwrap();
+    assert_ne!(pretty, ir);
+    assert_eq!(put_config(admin, &pretty, None).await.status, 200);
     assert_eq!(gw.get("/").await.text(), "four");
+    assert_eq!(get(admin, "/config").await.text(), pretty);
     let r = put_config(admin, &ir.replace("four", "evil"), None).await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("hash"), "{}", r.text());
@@ -115,6 +121,11 @@ apis:
         200
     );
     assert_eq!(gw.get("/").await.text(), "two");
+    // A config rolled back to is serialized (it came as a spec).
+    assert_eq!(
+        get(admin, "/config").await.text(),
+        gw.gw.shared().runtime.load().ir.to_json()
+    );
     assert_eq!(
         send(admin, "POST", "/rollback", &[], None).await.status,
         200

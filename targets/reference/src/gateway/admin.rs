@@ -153,7 +153,18 @@ fn is_loopback_host(host: &str) -> bool {
 /// A pushed config: a compiled IR (JSON with `format` and `hash`) or a spec.
 /// Errors come as messages plus the compiler's JSON diagnostics.
 pub fn parse_config(text: &str) -> Result<ValidIr, (Vec<String>, Value)> {
-    if text.trim_start().starts_with('{') && claims_to_be_ir(text) {
+    parse_config_as(text, is_ir_text(text))
+}
+
+/// Whether a pushed config is an IR (JSON with `format` and `hash`), not a
+/// spec.
+fn is_ir_text(text: &str) -> bool {
+    text.trim_start().starts_with('{') && claims_to_be_ir(text)
+}
+
+/// [`parse_config`] once [`is_ir_text`] has been asked.
+fn parse_config_as(text: &str, ir: bool) -> Result<ValidIr, (Vec<String>, Value)> {
+    if ir {
         return ValidIr::from_json(text).map_err(|e| (vec![e], json!([])));
     }
     let compiled = gatefold_compiler::compile_str("config.yaml", text);
@@ -173,7 +184,18 @@ pub fn parse_config(text: &str) -> Result<ValidIr, (Vec<String>, Value)> {
 /// valid or not; a spec written as JSON has neither). Read without
 /// building the document: parsing a large IR as a `Value` first, then
 /// again as an IR, was a quarter of a fleet push's cost on the gateway.
+/// gatefold writes `format` and `hash` first: a text that begins with them
+/// makes the claim without being read through (a malformed rest is then
+/// the IR parser's error to report).
 fn claims_to_be_ir(text: &str) -> bool {
+    if let Some(rest) = text.trim_start().strip_prefix("{\"format\":") {
+        if rest
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .starts_with(",\"hash\":")
+        {
+            return true;
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Claims {
         #[allow(dead_code)]
@@ -227,7 +249,7 @@ async fn handle(
         }
         (Method::GET, "/config") => {
             let rt = shared.runtime.load();
-            let mut r = respond::with_body(StatusCode::OK, Bytes::from(rt.ir.to_json()));
+            let mut r = respond::with_body(StatusCode::OK, rt.json());
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
@@ -395,8 +417,18 @@ async fn put_config(
     // spawns health checks): off the async workers, under the apply lock.
     let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        match worker.load_and_apply_if(expect.as_deref(), manifest, || parse_config(&text)) {
-            Ok(Ok(rt)) => Ok(rt),
+        let pushed_ir = is_ir_text(&text);
+        match worker.load_and_apply_if(expect.as_deref(), manifest, || {
+            parse_config_as(&text, pushed_ir)
+        }) {
+            Ok(Ok(rt)) => {
+                // A pushed IR is answered back as it came: `GET /config`
+                // need not serialize it again.
+                if pushed_ir {
+                    rt.keep_json(Bytes::from(text));
+                }
+                Ok(rt)
+            }
             Ok(Err(Refused::Conflict(running))) => Err(PutFailed::Conflict(running)),
             Ok(Err(Refused::Invalid(errors))) => Err(PutFailed::Invalid(errors, json!([]))),
             Err((errors, diagnostics)) => {
@@ -445,6 +477,12 @@ mod tests {
         let as_json = r#"{"gatefold": 1, "apis": {"a": {"routes": {"r": {"path": "/", "policies": [{"mock": {"status": 204}}]}}}}}"#;
         assert!(!claims_to_be_ir(as_json));
         assert_eq!(parse_config(as_json).expect("compiles").hash, ir.hash);
+        // Cut short, it still claims to be an IR (its first keys say so) and
+        // is refused as one, not compiled as a spec.
+        let cut = &text[..text.len() / 2];
+        assert!(claims_to_be_ir(cut));
+        let (errors, _) = parse_config(cut).expect_err("refused");
+        assert!(!errors.is_empty());
         // An IR whose content was edited is refused for its hash.
         let edited = text.replace("204", "205");
         let (errors, _) = parse_config(&edited).expect_err("refused");
