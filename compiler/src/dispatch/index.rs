@@ -11,7 +11,7 @@
 //! is another literal.
 
 use crate::ir::{PathPattern, Segment};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Ascending entry numbers (route indices, or pattern positions) by their
 /// pattern's leading literals. Entries are pushed in ascending order.

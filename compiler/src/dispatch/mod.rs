@@ -79,7 +79,7 @@ pub use methods::MethodSet;
 
 use crate::ir::{HostPattern, Ir, Method, PathPattern, PolicyKind, Segment, ValidIr};
 use index::LeadIndex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// A route: its index in [`crate::ir::Ir::routes`].
 pub type RouteIx = usize;
@@ -512,7 +512,8 @@ const MAX_SYNTHESIZED: usize = 4096;
 /// names, in IR order), then the intersections of patterns that overlap
 /// without one covering the other, until no new one appears.
 fn closure(ir: &Ir, routes: &[RouteIx]) -> Vec<(PathPattern, bool)> {
-    let mut shapes: HashSet<PathPattern> = HashSet::new();
+    // FxHash: keyed by the config's own patterns, built and dropped here.
+    let mut shapes: rustc_hash::FxHashSet<PathPattern> = Default::default();
     let mut out: Vec<(PathPattern, bool)> = Vec::new();
     // Positions in `out`, growing with it.
     let mut index = LeadIndex::default();

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ir::ValidIr;
+use std::collections::HashSet;
 
 fn compile(yaml: &str) -> ValidIr {
     let c = crate::compile_str("spec.yaml", yaml);
