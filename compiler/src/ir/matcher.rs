@@ -241,27 +241,44 @@ impl FromStr for PathPattern {
     }
 }
 
-impl fmt::Display for PathPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl PathPattern {
+    /// Writes the pattern as the spec spells it, piece by piece without the
+    /// formatting machinery: the IR holds one per route, and its JSON and
+    /// hash are written on every compile and every gateway load.
+    fn write_text<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
         for s in &self.segments {
+            w.write_char('/')?;
             match s {
-                Segment::Literal(l) => write!(f, "/{l}")?,
-                Segment::Param(p) => write!(f, "/{{{p}}}")?,
+                Segment::Literal(l) => w.write_str(l)?,
+                Segment::Param(p) => {
+                    w.write_char('{')?;
+                    w.write_str(p)?;
+                    w.write_char('}')?;
+                }
             }
         }
         if self.prefix {
-            f.write_str("/*")
+            w.write_str("/*")
         } else if self.segments.is_empty() {
-            f.write_str("/")
+            w.write_char('/')
         } else {
             Ok(())
         }
     }
 }
 
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_text(f)
+    }
+}
+
 impl Serialize for PathPattern {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // One string, escaped once (`collect_str` escapes each piece).
+        let mut text = String::with_capacity(64);
+        let _ = self.write_text(&mut text);
+        s.serialize_str(&text)
     }
 }
 impl<'de> Deserialize<'de> for PathPattern {

@@ -338,9 +338,19 @@ pub struct RouteId {
     pub route: Name,
 }
 
+impl RouteId {
+    /// `API.ROUTE`, written without the formatting machinery (see
+    /// [`PathPattern`]'s `Serialize`).
+    pub(crate) fn write_text<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
+        w.write_str(self.api.as_str())?;
+        w.write_char('.')?;
+        w.write_str(self.route.as_str())
+    }
+}
+
 impl fmt::Display for RouteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.api, self.route)
+        self.write_text(f)
     }
 }
 
@@ -359,7 +369,9 @@ impl std::str::FromStr for RouteId {
 
 impl Serialize for RouteId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut text = String::with_capacity(48);
+        let _ = self.write_text(&mut text);
+        s.serialize_str(&text)
     }
 }
 impl<'de> Deserialize<'de> for RouteId {
