@@ -341,6 +341,19 @@ struct Mux {
 /// is left behind when this process is killed before it closes it.
 const MUX_PERSIST_SECONDS: u32 = 60;
 
+/// The longest directory a master's socket fits in (see [`Ssh::new`]).
+const MUX_DIR_MAX: usize = 107 - 41 - 17;
+
+/// `name` under `tmp`, or under /tmp when that would be too long for a
+/// socket path.
+fn mux_dir(tmp: &Path, name: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    if dir.as_os_str().len() > MUX_DIR_MAX {
+        return Path::new("/tmp").join(name);
+    }
+    dir
+}
+
 impl Ssh {
     pub(crate) fn new(target: SshTarget, connect_timeout: Duration) -> Ssh {
         let managed = target
@@ -349,13 +362,15 @@ impl Ssh {
             .any(|o| o.to_ascii_lowercase().contains("control"));
         let mux = (!managed).then(|| {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
-            // Short: a Unix socket path is at most 107 bytes, and ssh's
-            // `%C` adds 40.
-            let dir = std::env::temp_dir().join(format!(
+            // A Unix socket path holds at most 107 bytes; ssh adds `/%C`
+            // (41) and, while binding, a 17-byte suffix. A long `TMPDIR`
+            // gives way to /tmp, whose path always fits.
+            let name = format!(
                 "gf-ssh-{}-{}",
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
+            );
+            let dir = mux_dir(&std::env::temp_dir(), &name);
             Mutex::new(Mux { dir, started: None })
         });
         Ssh {
@@ -748,6 +763,18 @@ fn tar(set: &Set) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masters_socket_directory_fits_a_socket_path() {
+        let short = mux_dir(Path::new("/tmp"), "gf-ssh-123-0");
+        assert_eq!(short, Path::new("/tmp/gf-ssh-123-0"));
+        let long_tmp = format!("/home/ops/{}", "deep/".repeat(12));
+        let dir = mux_dir(Path::new(&long_tmp), "gf-ssh-123-0");
+        assert_eq!(dir, Path::new("/tmp/gf-ssh-123-0"));
+        // The socket ssh binds while creating it: the directory, `/`, the
+        // 40-character `%C` and a 17-character temporary suffix.
+        assert!(dir.as_os_str().len() + 1 + 40 + 17 <= 107);
+    }
 
     #[test]
     fn quoting_keeps_a_hostile_string_one_word() {
