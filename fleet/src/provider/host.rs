@@ -345,10 +345,12 @@ const MUX_PERSIST_SECONDS: u32 = 60;
 const MUX_DIR_MAX: usize = 107 - 41 - 17;
 
 /// `name` under `tmp`, or under /tmp when that would be too long for a
-/// socket path.
+/// socket path or hold what ssh reads specially in an option (a space ends
+/// the value, `%` starts a token).
 fn mux_dir(tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.join(name);
-    if dir.as_os_str().len() > MUX_DIR_MAX {
+    let text = dir.to_string_lossy();
+    if text.len() > MUX_DIR_MAX || text.contains(|c: char| c.is_whitespace() || c == '%') {
         return Path::new("/tmp").join(name);
     }
     dir
@@ -774,6 +776,12 @@ mod tests {
         // The socket ssh binds while creating it: the directory, `/`, the
         // 40-character `%C` and a 17-character temporary suffix.
         assert!(dir.as_os_str().len() + 1 + 40 + 17 <= 107);
+        for odd in ["/home/o ps/tmp", "/tmp/100%"] {
+            assert_eq!(
+                mux_dir(Path::new(odd), "gf-ssh-123-0"),
+                Path::new("/tmp/gf-ssh-123-0")
+            );
+        }
     }
 
     #[test]
