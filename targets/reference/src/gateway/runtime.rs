@@ -389,9 +389,9 @@ impl Runtime {
     }
 
     /// The IR's JSON text: the text it was pushed as ([`Runtime::keep_json`]),
-    /// else serialized once, on the first ask. A fleet's plan asks every
-    /// gateway whose hash differs for it (the semantic diff); serializing a
-    /// 5,000-route IR again was a sixth of a gateway's CPU in a fleet apply.
+    /// else serialized once, on the first ask. A fleet's plan asks for it
+    /// (the semantic diff) once per running hash; serializing a 5,000-route
+    /// IR again was a sixth of the gateway's CPU in a single-gateway apply.
     pub fn json(&self) -> bytes::Bytes {
         self.json
             .get_or_init(|| bytes::Bytes::from(self.ir.to_json()))
