@@ -52,27 +52,19 @@ impl Attachment {
     }
 }
 
-impl Attachment {
-    /// `gateway`, `api/API` or `route/API.ROUTE`, written without the
-    /// formatting machinery (see [`PolicyId`]'s `Serialize`).
-    fn write_text<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
-        match self {
-            Attachment::Gateway => w.write_str("gateway"),
-            Attachment::Api(a) => {
-                w.write_str("api/")?;
-                w.write_str(a.as_str())
-            }
-            Attachment::Route(r) => {
-                w.write_str("route/")?;
-                r.write_text(w)
-            }
-        }
-    }
-}
-
 impl fmt::Display for Attachment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_text(f)
+        match self {
+            Attachment::Gateway => f.write_str("gateway"),
+            Attachment::Api(a) => {
+                f.write_str("api/")?;
+                f.write_str(a.as_str())
+            }
+            Attachment::Route(r) => {
+                f.write_str("route/")?;
+                fmt::Display::fmt(r, f)
+            }
+        }
     }
 }
 
@@ -89,17 +81,11 @@ pub struct PolicyId {
     pub kind: PolicyKind,
 }
 
-impl PolicyId {
-    fn write_text<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
-        self.attachment.write_text(w)?;
-        w.write_char('/')?;
-        w.write_str(self.kind.as_str())
-    }
-}
-
 impl fmt::Display for PolicyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_text(f)
+        fmt::Display::fmt(&self.attachment, f)?;
+        f.write_str("/")?;
+        f.write_str(self.kind.as_str())
     }
 }
 
@@ -123,11 +109,7 @@ impl std::str::FromStr for PolicyId {
 
 impl Serialize for PolicyId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // One string, escaped once (`collect_str` escapes each piece): the
-        // IR names every policy instance, several times each.
-        let mut text = String::with_capacity(64);
-        let _ = self.write_text(&mut text);
-        s.serialize_str(&text)
+        super::serialize_display(self, s)
     }
 }
 impl<'de> Deserialize<'de> for PolicyId {

@@ -241,44 +241,34 @@ impl FromStr for PathPattern {
     }
 }
 
-impl PathPattern {
-    /// Writes the pattern as the spec spells it, piece by piece without the
-    /// formatting machinery: the IR holds one per route, and its JSON and
-    /// hash are written on every compile and every gateway load.
-    fn write_text<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Piece by piece, no `write!`: the IR holds one pattern per route,
+        // written on every compile and every gateway load.
         for s in &self.segments {
-            w.write_char('/')?;
+            f.write_str("/")?;
             match s {
-                Segment::Literal(l) => w.write_str(l)?,
+                Segment::Literal(l) => f.write_str(l)?,
                 Segment::Param(p) => {
-                    w.write_char('{')?;
-                    w.write_str(p)?;
-                    w.write_char('}')?;
+                    f.write_str("{")?;
+                    f.write_str(p)?;
+                    f.write_str("}")?;
                 }
             }
         }
         if self.prefix {
-            w.write_str("/*")
+            f.write_str("/*")
         } else if self.segments.is_empty() {
-            w.write_char('/')
+            f.write_str("/")
         } else {
             Ok(())
         }
     }
 }
 
-impl fmt::Display for PathPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_text(f)
-    }
-}
-
 impl Serialize for PathPattern {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // One string, escaped once (`collect_str` escapes each piece).
-        let mut text = String::with_capacity(64);
-        let _ = self.write_text(&mut text);
-        s.serialize_str(&text)
+        super::serialize_display(self, s)
     }
 }
 impl<'de> Deserialize<'de> for PathPattern {

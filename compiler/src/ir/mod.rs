@@ -338,20 +338,22 @@ pub struct RouteId {
     pub route: Name,
 }
 
-impl RouteId {
-    /// `API.ROUTE`, written without the formatting machinery (see
-    /// [`PathPattern`]'s `Serialize`).
-    pub(crate) fn write_text<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
-        w.write_str(self.api.as_str())?;
-        w.write_char('.')?;
-        w.write_str(self.route.as_str())
+impl fmt::Display for RouteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.api.as_str())?;
+        f.write_str(".")?;
+        f.write_str(self.route.as_str())
     }
 }
 
-impl fmt::Display for RouteId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_text(f)
-    }
+/// Serializes `value` as one string: written out in full, then escaped
+/// once. `collect_str` escapes each piece a `Display` writes, and the IR
+/// holds route ids, policy ids and path patterns by the thousand.
+fn serialize_display<S: Serializer>(value: &impl fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    use fmt::Write as _;
+    let mut text = String::with_capacity(64);
+    let _ = write!(text, "{value}");
+    s.serialize_str(&text)
 }
 
 impl std::str::FromStr for RouteId {
@@ -369,9 +371,7 @@ impl std::str::FromStr for RouteId {
 
 impl Serialize for RouteId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut text = String::with_capacity(48);
-        let _ = self.write_text(&mut text);
-        s.serialize_str(&text)
+        serialize_display(self, s)
     }
 }
 impl<'de> Deserialize<'de> for RouteId {
