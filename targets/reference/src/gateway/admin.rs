@@ -153,16 +153,10 @@ fn is_loopback_host(host: &str) -> bool {
 /// A pushed config: a compiled IR (JSON with `format` and `hash`) or a spec.
 /// Errors come as messages plus the compiler's JSON diagnostics.
 pub fn parse_config(text: &str) -> Result<ValidIr, (Vec<String>, Value)> {
-    parse_config_as(text, is_ir_text(text))
+    parse_config_as(text, claims_to_be_ir(text))
 }
 
-/// Whether a pushed config is an IR (JSON with `format` and `hash`), not a
-/// spec.
-fn is_ir_text(text: &str) -> bool {
-    text.trim_start().starts_with('{') && claims_to_be_ir(text)
-}
-
-/// [`parse_config`] once [`is_ir_text`] has been asked.
+/// [`parse_config`] once [`claims_to_be_ir`] has been asked.
 fn parse_config_as(text: &str, ir: bool) -> Result<ValidIr, (Vec<String>, Value)> {
     if ir {
         return ValidIr::from_json(text).map_err(|e| (vec![e], json!([])));
@@ -188,7 +182,11 @@ fn parse_config_as(text: &str, ir: bool) -> Result<ValidIr, (Vec<String>, Value)
 /// makes the claim without being read through (a malformed rest is then
 /// the IR parser's error to report).
 fn claims_to_be_ir(text: &str) -> bool {
-    if let Some(rest) = text.trim_start().strip_prefix("{\"format\":") {
+    let text = text.trim_start();
+    if !text.starts_with('{') {
+        return false;
+    }
+    if let Some(rest) = text.strip_prefix("{\"format\":") {
         if rest
             .trim_start_matches(|c: char| c.is_ascii_digit())
             .starts_with(",\"hash\":")
@@ -417,7 +415,7 @@ async fn put_config(
     // spawns health checks): off the async workers, under the apply lock.
     let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let pushed_ir = is_ir_text(&text);
+        let pushed_ir = claims_to_be_ir(&text);
         match worker.load_and_apply_if(expect.as_deref(), manifest, || {
             parse_config_as(&text, pushed_ir)
         }) {
