@@ -329,12 +329,26 @@ pub(crate) struct Ssh {
     mux: Option<Mutex<Mux>>,
 }
 
-/// The shared connection's state: its socket's directory, and whether a
-/// master was started there (once; a failed start is not retried, later
-/// commands connect on their own and report the failure themselves).
+/// The shared connection: its socket's directory and its master.
 struct Mux {
     dir: PathBuf,
-    started: Option<bool>,
+    master: Master,
+}
+
+/// A master is started once; a failed start is not retried (later commands
+/// connect on their own and report their failures themselves).
+#[derive(Clone, Copy, PartialEq)]
+enum Master {
+    NotTried,
+    Running,
+    Failed,
+}
+
+impl Mux {
+    /// The `ControlPath` option naming the master's socket.
+    fn control_path(&self) -> String {
+        format!("ControlPath={}/%C", self.dir.display())
+    }
 }
 
 /// How long an idle master stays after its last session: a bound on what
@@ -373,7 +387,10 @@ impl Ssh {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             );
             let dir = mux_dir(&std::env::temp_dir(), &name);
-            Mutex::new(Mux { dir, started: None })
+            Mutex::new(Mux {
+                dir,
+                master: Master::NotTried,
+            })
         });
         Ssh {
             target,
@@ -392,13 +409,16 @@ impl Ssh {
             return Ok(None);
         };
         let mut mux = mux.lock().unwrap_or_else(|e| e.into_inner());
-        let path = format!("ControlPath={}/%C", mux.dir.display());
-        if mux.started.is_none() {
+        let path = mux.control_path();
+        if mux.master == Master::NotTried {
             let started = self.start_master(&mux.dir, &path);
-            mux.started = Some(started.as_ref().is_ok_and(|s| *s));
+            mux.master = match started {
+                Ok(true) => Master::Running,
+                _ => Master::Failed,
+            };
             started?;
         }
-        Ok(mux.started.unwrap_or(false).then_some(path))
+        Ok((mux.master == Master::Running).then_some(path))
     }
 
     /// `ssh -fN` as a master on a socket in `dir` (made private first);
@@ -685,10 +705,10 @@ impl Drop for Ssh {
             return;
         };
         let mux = mux.into_inner().unwrap_or_else(|e| e.into_inner());
-        if mux.started == Some(true) {
+        if mux.master == Master::Running {
             let mut c = self.command();
             c.arg("-o")
-                .arg(format!("ControlPath={}/%C", mux.dir.display()))
+                .arg(mux.control_path())
                 .args(["-O", "exit", "--"])
                 .arg(self.destination())
                 .stdin(Stdio::null())
