@@ -567,7 +567,7 @@ fn erase(p: &PathPattern) -> PathPattern {
             .segments
             .iter()
             .map(|s| match s {
-                Segment::Param(_) => Segment::Param(String::new()),
+                Segment::Param(_) => Segment::Param(Default::default()),
                 l => l.clone(),
             })
             .collect(),

@@ -6,7 +6,8 @@ use super::lowered::{LowerInput, UpstreamPath};
 use super::policy::{Acl, Policy, PolicyKind};
 use super::source_map::Loc;
 use super::{Ir, Name, RouteId};
-use std::collections::{BTreeSet, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::BTreeSet;
 
 /// The first broken promise of `ir`, in words.
 pub(super) fn check(ir: &Ir) -> Result<(), String> {
@@ -69,8 +70,10 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
         upstreams: &ir.upstreams,
         policies: &ir.policies,
     };
-    let mut used = HashSet::new();
-    let mut ids = HashSet::new();
+    // FxHash: the keys are the IR's own ids, and a large IR has them by
+    // the ten thousand.
+    let mut used = FxHashSet::default();
+    let mut ids = FxHashSet::default();
     for r in &ir.routes {
         let id = &r.id;
         if !ids.insert(id) {

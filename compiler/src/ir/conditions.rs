@@ -166,9 +166,7 @@ impl Serialize for QueryText {
 }
 impl<'de> Deserialize<'de> for QueryText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        super::deserialize_from_str(d)
     }
 }
 

@@ -114,9 +114,7 @@ impl Serialize for PolicyId {
 }
 impl<'de> Deserialize<'de> for PolicyId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        super::deserialize_from_str(d)
     }
 }
 

@@ -3,18 +3,21 @@
 
 use super::conditions::Conditions;
 use super::values::Method;
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-/// One segment of a path pattern.
+/// One segment of a path pattern. Its text is kept inline up to 24 bytes
+/// (`CompactString`), as almost every segment is: a pattern per route, and
+/// the dispatch view copies them, so no allocation per segment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Segment {
     /// Matches exactly this text (compared byte for byte, as sent).
-    Literal(String),
+    Literal(CompactString),
     /// `{name}`: matches one non-empty segment and binds it to `name`.
-    Param(String),
+    Param(CompactString),
 }
 
 /// What kind of path a route matches, which decides precedence.
@@ -218,16 +221,16 @@ impl FromStr for PathPattern {
                             "`{s}`: `{name}` is not a parameter name (letters, digits, `_`)"
                         ));
                     }
-                    if segments.contains(&Segment::Param(name.to_string())) {
+                    if segments.contains(&Segment::Param(name.into())) {
                         return Err(format!("`{s}` uses the parameter `{{{name}}}` twice"));
                     }
-                    segments.push(Segment::Param(name.to_string()));
+                    segments.push(Segment::Param(name.into()));
                 } else if part.contains('*') {
                     return Err(format!("`{s}`: `*` may only end a path, as `/*` (a prefix); v1 has no other wildcards or regex"));
                 } else if !part.chars().all(is_literal_char) {
                     return Err(format!("`{s}`: `{part}` holds characters a path may not hold unencoded; percent-encode them"));
                 } else {
-                    segments.push(Segment::Literal(part.to_string()));
+                    segments.push(Segment::Literal(part.into()));
                 }
             }
         }
@@ -273,9 +276,7 @@ impl Serialize for PathPattern {
 }
 impl<'de> Deserialize<'de> for PathPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        super::deserialize_from_str(d)
     }
 }
 
@@ -376,9 +377,7 @@ impl Serialize for HostPattern {
 }
 impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        super::deserialize_from_str(d)
     }
 }
 

@@ -97,9 +97,12 @@ pub struct Ir {
     /// Hash of the meaning: gateway, upstreams, consumers and routes.
     pub hash: ContentHash,
     pub gateway: Gateway,
+    #[serde(deserialize_with = "deserialize_sorted_map")]
     pub upstreams: BTreeMap<Name, Upstream>,
+    #[serde(deserialize_with = "deserialize_sorted_map")]
     pub consumers: BTreeMap<Name, Consumer>,
     /// Every policy instance some route's chain uses, by id.
+    #[serde(deserialize_with = "deserialize_sorted_map")]
     pub policies: BTreeMap<PolicyId, PolicyInstance>,
     /// In match precedence order; see the module docs.
     pub routes: Vec<Route>,
@@ -285,9 +288,7 @@ impl Serialize for OriginUrl {
 }
 impl<'de> Deserialize<'de> for OriginUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        deserialize_from_str(d)
     }
 }
 
@@ -356,6 +357,61 @@ fn serialize_display<S: Serializer>(value: &impl fmt::Display, s: S) -> Result<S
     s.serialize_str(&text)
 }
 
+/// Deserializes a map that the IR writes in key order: the entries are
+/// collected and the tree built in one pass (`BTreeMap::from_iter` sorts,
+/// which costs one comparison per entry on sorted input), not inserted one
+/// by one with a search from the root each time. As with inserting, a key
+/// written twice keeps its last value; unsorted input is sorted.
+pub(crate) fn deserialize_sorted_map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> serde::de::Visitor<'de>
+        for Entries<K, V>
+    {
+        type Value = BTreeMap<K, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries.into_iter().collect())
+        }
+    }
+    d.deserialize_map(Entries(std::marker::PhantomData))
+}
+
+/// Deserializes a value written as one string through its `FromStr`,
+/// reading the string where the parser holds it: no `String` per value,
+/// and an IR holds route ids, policy ids and path patterns by the
+/// ten thousand. Accepts what `String` accepts.
+pub(crate) fn deserialize_from_str<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    struct Parsed<T>(std::marker::PhantomData<T>);
+    impl<T: std::str::FromStr<Err = String>> serde::de::Visitor<'_> for Parsed<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            text.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Parsed(std::marker::PhantomData))
+}
+
 impl std::str::FromStr for RouteId {
     type Err = String;
     fn from_str(s: &str) -> Result<RouteId, String> {
@@ -376,9 +432,7 @@ impl Serialize for RouteId {
 }
 impl<'de> Deserialize<'de> for RouteId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        deserialize_from_str(d)
     }
 }
 
@@ -499,6 +553,33 @@ impl std::ops::Deref for ValidIr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A map built in one pass reads as one inserted key by key: any key
+    /// order, the last of a repeated key, and a non-string key refused.
+    #[test]
+    fn sorted_maps_read_as_inserted_maps() {
+        #[derive(Deserialize)]
+        struct M(#[serde(deserialize_with = "deserialize_sorted_map")] BTreeMap<Name, u32>);
+        let m: M = serde_json::from_str(r#"{"b":1,"a":2,"c":3,"a":4}"#).unwrap();
+        let inserted: BTreeMap<Name, u32> =
+            serde_json::from_str(r#"{"b":1,"a":2,"c":3,"a":4}"#).unwrap();
+        assert_eq!(m.0, inserted);
+        assert_eq!(m.0.get(&"a".parse::<Name>().unwrap()), Some(&4));
+        assert!(serde_json::from_str::<M>(r#"{"a b":1}"#).is_err());
+        assert!(serde_json::from_str::<M>(r#"[1]"#).is_err());
+    }
+
+    /// Ids parsed in place take escaped strings as `String` did, and say
+    /// what is wrong with a bad one.
+    #[test]
+    fn ids_parse_in_place() {
+        let id: RouteId = serde_json::from_str(r#""pets.get\u002dpet""#).unwrap();
+        assert_eq!(id.to_string(), "pets.get-pet");
+        let e = serde_json::from_str::<RouteId>(r#""nodot""#).unwrap_err();
+        assert!(e.to_string().contains("is not a route"), "{e}");
+        let e = serde_json::from_str::<RouteId>("7").unwrap_err();
+        assert!(e.to_string().contains("expected a string"), "{e}");
+    }
 
     /// An origin host says whether it is a name to resolve or an address,
     /// and is written back as it reads in a URL (IPv6 in brackets).

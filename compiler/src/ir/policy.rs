@@ -801,9 +801,7 @@ impl Serialize for RedirectTo {
 }
 impl<'de> Deserialize<'de> for RedirectTo {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        super::deserialize_from_str(d)
     }
 }
 

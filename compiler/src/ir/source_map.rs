@@ -56,10 +56,14 @@ pub struct SourceMap {
     /// it, a single file by its name), so the IR does not depend on how the
     /// spec path was typed.
     pub files: Vec<String>,
+    #[serde(deserialize_with = "super::deserialize_sorted_map")]
     pub routes: BTreeMap<RouteId, Loc>,
     /// Where each policy instance's options are written.
+    #[serde(deserialize_with = "super::deserialize_sorted_map")]
     pub policies: BTreeMap<PolicyId, Loc>,
+    #[serde(deserialize_with = "super::deserialize_sorted_map")]
     pub upstreams: BTreeMap<Name, Loc>,
+    #[serde(deserialize_with = "super::deserialize_sorted_map")]
     pub consumers: BTreeMap<Name, Loc>,
     /// For each `script` policy instance, the spec position of each of its
     /// run-time failure sites ([`super::script::Site`] indexes this list),

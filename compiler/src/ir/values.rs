@@ -13,8 +13,7 @@ macro_rules! string_serde {
     (@de $t:ty) => {
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
+                super::deserialize_from_str(d)
             }
         }
     };

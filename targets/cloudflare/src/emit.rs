@@ -178,8 +178,8 @@ fn segments(p: &PathPattern) -> Value {
     p.segments
         .iter()
         .map(|s| match s {
-            Segment::Literal(l) => json!(["l", l]),
-            Segment::Param(n) => json!(["p", n]),
+            Segment::Literal(l) => json!(["l", l.as_str()]),
+            Segment::Param(n) => json!(["p", n.as_str()]),
         })
         .collect()
 }

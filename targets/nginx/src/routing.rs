@@ -213,7 +213,7 @@ fn segments_regex(p: &PathPattern, capture: bool) -> (String, Vec<String>) {
             Segment::Literal(l) => out.push_str(&escape::regex(l)),
             Segment::Param(name) if capture => {
                 out.push_str(&format!("(?<gf_p{}>[^/]+)", names.len()));
-                names.push(name.clone());
+                names.push(name.to_string());
             }
             Segment::Param(_) => out.push_str("[^/]+"),
         }
