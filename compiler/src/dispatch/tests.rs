@@ -784,3 +784,58 @@ fn the_index_misses_no_candidate() {
         same_as_unindexed(&format!("synth seed {seed}"), &ir);
     }
 }
+
+/// A reload keeps its view only when a new one would come out the same:
+/// `same_input` holds when only policies, upstreams or their options
+/// change, and fails for any change of what a route takes or of its
+/// `cors`.
+#[test]
+fn a_view_is_kept_only_for_the_same_routing() {
+    let routes = |x: &str, methods: &str, extra: &str| {
+        spec(&format!(
+            "  a:\n    base-path: /a\n    upstream: up\n{extra}    routes:\n      r: {{ path: {x}, methods: [{methods}] }}\n      s: {{ path: \"/y/{{id}}\" }}\n"
+        ))
+    };
+    let before = routes("/x", "GET", "");
+    let same = [
+        routes(
+            "/x",
+            "GET",
+            "    policies:\n      - request-headers: { set: { x-a: \"1\" } }\n",
+        ),
+        routes(
+            "/x",
+            "GET",
+            "    policies:\n      - rate-limit: { requests: 5, per: 1m }\n",
+        ),
+        routes("/x", "GET", "    preserve-host: true\n"),
+    ];
+    for after in &same {
+        assert!(DispatchView::same_input(&before, after));
+        assert_eq!(
+            format!("{:?}", DispatchView::new(&before)),
+            format!("{:?}", DispatchView::new(after)),
+            "same_input held for different views"
+        );
+    }
+    let different = [
+        ("a path", routes("/z", "GET", "")),
+        ("a method", routes("/x", "POST", "")),
+        ("a host", routes("/x", "GET", "    hosts: [a.example.com]\n")),
+        ("a condition", routes("/x, match: { headers: { x-v: \"2\" } }", "GET", "")),
+        (
+            "cors",
+            routes("/x", "GET", "    policies:\n      - cors: { origins: [\"https://app.example\"] }\n"),
+        ),
+        (
+            "a route",
+            spec("  a:\n    base-path: /a\n    upstream: up\n    routes:\n      r: { path: /x, methods: [GET] }\n"),
+        ),
+    ];
+    for (what, after) in &different {
+        assert!(
+            !DispatchView::same_input(&before, after),
+            "same_input held across a change of {what}"
+        );
+    }
+}

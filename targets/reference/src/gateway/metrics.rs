@@ -104,7 +104,7 @@ impl RouteMetrics {
 pub struct Metrics {
     /// Shards per route: one per worker, and one for other threads.
     shards: usize,
-    routes: Mutex<HashMap<String, Arc<RouteMetrics>>>,
+    routes: Mutex<HashMap<Arc<str>, Arc<RouteMetrics>>>,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub access_log_dropped: AtomicU64,
@@ -139,19 +139,22 @@ impl Metrics {
         }
     }
 
-    /// The counters of a route id, created on first use.
-    pub fn route(&self, id: &str) -> Arc<RouteMetrics> {
-        self.routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(id.to_string())
+    /// The counters of a route id, created on first use. A reload finds
+    /// most of its routes here already: looked up without a new key.
+    pub fn route(&self, id: &Arc<str>) -> Arc<RouteMetrics> {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = routes.get(&**id) {
+            return m.clone();
+        }
+        routes
+            .entry(id.clone())
             .or_insert_with(|| Arc::new(RouteMetrics::new(self.shards)))
             .clone()
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self, health: &[TargetHealth]) -> String {
-        let routes: BTreeMap<String, Arc<RouteMetrics>> = self
+        let routes: BTreeMap<Arc<str>, Arc<RouteMetrics>> = self
             .routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -71,7 +71,9 @@ pub struct Runtime {
     pub ir: Arc<ValidIr>,
     /// Host, path and method to a route, 405 allow sets and preflights:
     /// the compiler's projection, so the gateway computes none of it.
-    pub view: DispatchView,
+    /// Shared with the next config when that routes the same
+    /// ([`DispatchView::same_input`]).
+    pub view: Arc<DispatchView>,
     pub routes: Vec<RouteRt>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub request_id: bool,
@@ -143,6 +145,7 @@ impl Runtime {
         let baseline = &ir.gateway.baseline;
         let mut limiters: HashMap<PolicyId, Arc<FixedWindow>> = HashMap::new();
         let mut caches: HashMap<PolicyId, Arc<ResponseCache>> = HashMap::new();
+        let mut transforms = headers::Shared::default();
         let mut routes = Vec::with_capacity(ir.routes.len());
         for route in &ir.routes {
             let id: Arc<str> = route.id.to_string().into();
@@ -250,9 +253,9 @@ impl Runtime {
                         Ok(r) => policies.push(Box::new(r)),
                         Err(e) => fail(e),
                     },
-                    IrPolicy::RequestHeaders(c) => policies.push(Box::new(
-                        headers::RequestHeaders(headers::Transform::new(c)),
-                    )),
+                    IrPolicy::RequestHeaders(c) => {
+                        policies.push(Box::new(headers::RequestHeaders(transforms.shared(pid, c))))
+                    }
                     // The lowered upstream path, below.
                     IrPolicy::Rewrite(_) => {}
                     IrPolicy::Cache(c) => {
@@ -294,7 +297,7 @@ impl Runtime {
                         _ => fail(format!("mirror upstream `{}` is unknown", c.upstream)),
                     },
                     IrPolicy::ResponseHeaders(c) => policies.push(Box::new(
-                        headers::ResponseHeaders(headers::Transform::new(c)),
+                        headers::ResponseHeaders(transforms.shared(pid, c)),
                     )),
                     // Configuration for other targets; nothing here for this one.
                     IrPolicy::Native(_) => {}
@@ -373,14 +376,18 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let view = match env.previous {
+            Some(p) if DispatchView::same_input(&p.ir, &ir) => p.view.clone(),
+            _ => Arc::new(DispatchView::new(&ir)),
+        };
         Ok(Runtime {
-            view: DispatchView::new(&ir),
+            view,
             routes,
             pools,
             request_id: baseline.request_id,
             server_header: baseline.server_header,
             loaded_at: env.clock.now(),
-            no_route: env.metrics.route(super::metrics::NO_ROUTE),
+            no_route: env.metrics.route(&Arc::from(super::metrics::NO_ROUTE)),
             tls,
             limiters,
             ir: Arc::new(ir),

@@ -7,7 +7,10 @@ use crate::gateway::ir_http;
 use crate::gateway::phases::{PhaseHooks, UpstreamRequest};
 use gatefold_compiler::ir;
 use gatefold_compiler::ir::policy::HeaderTransform;
+use gatefold_compiler::ir::PolicyId;
 use http::{response, HeaderMap, HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct Transform {
     remove: Vec<HeaderName>,
@@ -19,6 +22,23 @@ fn pairs(map: &ir::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     map.iter()
         .map(|(k, v)| (ir_http::name(k), ir_http::value(v)))
         .collect()
+}
+
+/// One [`Transform`] per policy instance, for every route whose chain has
+/// it: a gateway-level header policy is in every route's chain.
+#[derive(Default)]
+pub struct Shared(HashMap<PolicyId, Arc<Transform>>);
+
+impl Shared {
+    /// The transform of instance `id`, built the first time it comes.
+    pub fn shared(&mut self, id: &PolicyId, cfg: &HeaderTransform) -> Arc<Transform> {
+        if let Some(t) = self.0.get(id) {
+            return t.clone();
+        }
+        let t = Arc::new(Transform::new(cfg));
+        self.0.insert(id.clone(), t.clone());
+        t
+    }
 }
 
 impl Transform {
@@ -44,7 +64,7 @@ impl Transform {
 }
 
 /// `request-headers`.
-pub struct RequestHeaders(pub Transform);
+pub struct RequestHeaders(pub Arc<Transform>);
 
 impl PhaseHooks for RequestHeaders {
     fn upstream_request(&self, up: &mut UpstreamRequest, _ctx: &Ctx) {
@@ -53,7 +73,7 @@ impl PhaseHooks for RequestHeaders {
 }
 
 /// `response-headers`.
-pub struct ResponseHeaders(pub Transform);
+pub struct ResponseHeaders(pub Arc<Transform>);
 
 impl PhaseHooks for ResponseHeaders {
     fn response_filter(&self, resp: &mut response::Parts, _ctx: &Ctx) {
