@@ -273,10 +273,10 @@ fn a_verify_failing_after_the_switch_rolls_that_gateway_back_even_on_halt() {
         }
         let r = forward(real, req);
         if r.status == 200 {
-            match (req.method.as_str(), req.path.as_str()) {
-                ("PUT", "/config") => lies.store(true, Ordering::SeqCst),
-                ("POST", "/rollback") => lies.store(false, Ordering::SeqCst),
-                _ => {}
+            if req.is_switch() {
+                lies.store(true, Ordering::SeqCst);
+            } else if (req.method.as_str(), req.path.as_str()) == ("POST", "/rollback") {
+                lies.store(false, Ordering::SeqCst);
             }
         }
         Some(r)
@@ -318,7 +318,7 @@ fn a_switch_that_times_out_after_taking_is_rolled_back() {
     let front = Server::start(move |req: &Request| {
         let r = forward(real, req);
         // Hold the answer to every switch (retries included).
-        (req.method != "PUT").then_some(r)
+        (!req.is_switch()).then_some(r)
     });
     let fleet = fleet_file(&dir, &spec, &[("a", url(a.admin)), ("b", front.url())], "");
     let out = run(&[
@@ -342,6 +342,53 @@ fn a_switch_that_times_out_after_taking_is_rolled_back() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A change goes to a reference gateway as its changes from what the plan
+/// saw there (`PATCH /config`); a gateway that does not take them (one from
+/// before `PATCH`, answering 405) gets the whole config. Both end on the
+/// new config, with no drift.
+#[test]
+fn changes_go_as_changes_and_whole_to_a_gateway_without_patch() {
+    let (dir, boot, spec) = setup("changes");
+    let a = Gateway::start(&boot, WITH_KEY);
+    let b = Gateway::start(&boot, WITH_KEY);
+    let switches = |real: SocketAddr, patch: bool| {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let kept = seen.clone();
+        let front = Server::start(move |req: &Request| {
+            if req.is_switch() {
+                kept.lock().unwrap().push(req.method.clone());
+                if req.method == "PATCH" && !patch {
+                    return Some(Response::json(
+                        405,
+                        &serde_json::json!({ "error": "method not allowed" }),
+                    ));
+                }
+            }
+            Some(forward(real, req))
+        });
+        (front, seen)
+    };
+    let (front_a, seen_a) = switches(a.admin, true);
+    let (front_b, seen_b) = switches(b.admin, false);
+    let fleet = fleet_file(
+        &dir,
+        &spec,
+        &[("a", front_a.url()), ("b", front_b.url())],
+        "",
+    );
+    let new = desired_hash(&fleet, "a");
+    let out = run(&["apply", &fleet, "--yes", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(a.hash(), new);
+    assert_eq!(b.hash(), new);
+    assert_eq!(*seen_a.lock().unwrap(), ["PATCH"]);
+    assert_eq!(*seen_b.lock().unwrap(), ["PATCH", "PUT"]);
+    let out = run(&["drift", &fleet]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    logs_clean(&[&a, &b]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A 500 answered after the gateway took the config (a forwarder passes
 /// every switch on and answers 500 whatever the gateway said): gatefold
 /// cannot take the 500 as "nothing changed"; it finds the gateway on the
@@ -355,7 +402,7 @@ fn a_500_after_the_switch_took_is_rolled_back_not_left_on_the_new_config() {
     let real = b.admin;
     let front = Server::start(move |req: &Request| {
         let r = forward(real, req);
-        if req.method == "PUT" {
+        if req.is_switch() {
             return Some(Response::json(
                 500,
                 &serde_json::json!({ "ok": false, "errors": ["the proxy in front failed"] }),
@@ -391,7 +438,7 @@ fn an_edit_between_plan_and_switch_is_refused_and_kept() {
     let (real, held) = (a.admin, gate.clone());
     let seen = std::sync::Mutex::new(seen);
     let front = Server::start(move |req: &Request| {
-        if req.method == "PUT" {
+        if req.is_switch() {
             let _ = seen.lock().unwrap().send(());
             held.wait();
         }
@@ -447,7 +494,7 @@ fn a_killed_apply_leaves_whole_configs_and_the_next_apply_converges() {
     let (real, stalling) = (b.admin, stall.clone());
     let front = Server::start(move |req: &Request| {
         let r = forward(real, req);
-        if req.method == "PUT" && stalling.load(Ordering::SeqCst) {
+        if req.is_switch() && stalling.load(Ordering::SeqCst) {
             let _ = took.lock().unwrap().send(r.status);
             return None;
         }

@@ -7,7 +7,7 @@ use crate::file::{Fleet, OnFailure};
 use crate::manifest::{Action, Manifest};
 use crate::parallel::{each, once, Cells};
 use crate::plan::{clone_err, GatewayPlan, Plan, State, PARALLEL};
-use crate::provider::{Error, Provider, Staged};
+use crate::provider::{Error, Provider, Running, Staged};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -240,6 +240,8 @@ fn not_started(fleet: &Fleet, plan: &Plan, report: &(dyn Fn(&Event) + Sync)) -> 
 struct Staging {
     staged: Cells<(&'static str, String), Result<Arc<Staged>, Error>>,
     checked: Cells<(&'static str, String), Result<(), Error>>,
+    /// [`Provider::changes`] by provider kind, running and desired hash.
+    changes: Cells<(&'static str, String, String), Option<Arc<String>>>,
 }
 
 impl Staging {
@@ -252,6 +254,21 @@ impl Staging {
             Ok(s) => Ok(s.clone()),
             Err(e) => Err(clone_err(e)),
         }
+    }
+
+    /// The changes to send instead of the whole config, when the plan read
+    /// the running config and the provider sends changes.
+    fn changes(
+        &self,
+        client: &dyn Provider,
+        g: &GatewayPlan,
+        running: &Running,
+    ) -> Option<Arc<String>> {
+        let from = running.ir.as_ref()?;
+        let key = (g.provider, running.hash.clone(), g.desired.hash.to_string());
+        once(&self.changes, key)
+            .get_or_init(|| client.changes(from, &g.desired).map(Arc::new))
+            .clone()
     }
 
     fn check(&self, client: &dyn Provider, g: &GatewayPlan, staged: &Staged) -> Result<(), Error> {
@@ -333,7 +350,11 @@ fn one(
         revision.map(str::to_string),
         Action::Apply,
     );
-    if let Err(e) = client.switch(&staged, &running.hash, &manifest) {
+    let switched = match staging.changes(client, g, running) {
+        Some(changes) => client.switch_changes(&staged, &changes, &running.hash, &manifest),
+        None => client.switch(&staged, &running.hash, &manifest),
+    };
+    if let Err(e) = switched {
         let touched = match &e {
             // The gateway said no: nothing changed there.
             Error::Conflict { .. } | Error::Rejected(_) => false,

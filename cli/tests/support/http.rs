@@ -18,6 +18,14 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Request {
+    /// A fleet switch on a reference gateway's admin API: the whole config
+    /// (`PUT /config`) or its changes (`PATCH /config`).
+    pub fn is_switch(&self) -> bool {
+        self.path == "/config" && matches!(self.method.as_str(), "PUT" | "PATCH")
+    }
+}
+
 /// An answer; `None` from a handler: never answer (a timeout).
 pub struct Response {
     pub status: u16,

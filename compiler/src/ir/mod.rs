@@ -56,6 +56,7 @@
 
 mod check;
 pub mod conditions;
+pub mod delta;
 pub mod diff;
 mod hash;
 pub mod instance;
@@ -511,6 +512,12 @@ impl ValidIr {
     pub fn from_json(text: &str) -> Result<ValidIr, String> {
         let ir: Ir =
             serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))?;
+        Self::from_parsed(ir)
+    }
+
+    /// [`ValidIr::from_json`] for an IR already read (or made from another
+    /// by [`delta::IrDelta::apply`]): the same checks.
+    pub fn from_parsed(ir: Ir) -> Result<ValidIr, String> {
         if ir.format != IR_FORMAT {
             return Err(format!(
                 "IR format {} is not supported (this gatefold reads format {IR_FORMAT}); recompile the spec",

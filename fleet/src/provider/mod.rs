@@ -91,6 +91,26 @@ pub trait Provider: Send + Sync {
     /// Switches to `staged` atomically, only when the gateway still runs
     /// `expect`, recording `manifest` with it.
     fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error>;
+    /// `desired` as its changes from `running`, in a form the gateway
+    /// takes instead of the whole config; `None` (the default) when the
+    /// provider sends whole configs. An apply asks once per pair of
+    /// configs and hands the result to [`Provider::switch_changes`].
+    fn changes(&self, _running: &ValidIr, _desired: &ValidIr) -> Option<String> {
+        None
+    }
+    /// [`Provider::switch`], sending `changes` (from
+    /// [`Provider::changes`], made from the config `expect` names) instead
+    /// of the whole config; the whole of `staged` when the gateway cannot
+    /// take them.
+    fn switch_changes(
+        &self,
+        staged: &Staged,
+        _changes: &str,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        self.switch(staged, expect, manifest)
+    }
     /// Whether the gateway now serves `hash`.
     fn verify(&self, hash: &str) -> Result<(), Error>;
     /// Goes back to the config before the running one, only when the

@@ -1,11 +1,13 @@
 //! The reference gateway (`gatefold serve`) through its admin API:
 //! `GET /config` and `GET /status` for what runs, `GET /manifest` for the
-//! last apply, `PUT /config` and `POST /rollback` as compare-and-swaps
+//! last apply, `PUT /config` (or `PATCH /config` with the changes from
+//! the running config) and `POST /rollback` as compare-and-swaps
 //! (`if-match`) carrying the manifest (`gatefold-manifest`).
 
 use super::http::Http;
 use super::{Error, Provider, Running, Settings, Staged};
 use crate::manifest::Manifest;
+use gatefold_compiler::ir::delta::IrDelta;
 use gatefold_compiler::ir::ValidIr;
 use reqwest::blocking::Response;
 use reqwest::StatusCode;
@@ -34,6 +36,18 @@ impl Reference {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| Error::Failed("`GET /status` has no `config_hash`".into()))
+    }
+
+    /// The answer to a switch to `hash`: a 412 naming `hash` as running
+    /// is an earlier attempt that went through but whose answer was lost.
+    fn switched(&self, r: Response, expect: &str, hash: &str) -> Result<(), Error> {
+        if r.status() == StatusCode::PRECONDITION_FAILED {
+            return match self.conflict(r, expect) {
+                Error::Conflict { running, .. } if running == hash => Ok(()),
+                e => Err(e),
+            };
+        }
+        ok(r).map(|_| ())
     }
 
     /// A compare-and-swap answered 412: the running hash it names.
@@ -142,14 +156,39 @@ impl Provider for Reference {
                 .header("content-type", "application/json")
                 .body(staged.body.clone())
         })?;
-        if r.status() == StatusCode::PRECONDITION_FAILED {
-            return match self.conflict(r, expect) {
-                // An earlier attempt went through but its answer was lost.
-                Error::Conflict { running, .. } if running == staged.hash => Ok(()),
-                e => Err(e),
-            };
+        self.switched(r, expect, &staged.hash)
+    }
+
+    fn changes(&self, running: &ValidIr, desired: &ValidIr) -> Option<String> {
+        // A change to a large config is a small part of it: the gateway
+        // then reads, and the network carries, only that part.
+        Some(serde_json::to_string(&IrDelta::between(running, desired)).expect("changes serialize"))
+    }
+
+    fn switch_changes(
+        &self,
+        staged: &Staged,
+        changes: &str,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        let line = manifest.to_line();
+        let r = self.http.send("/config", |c, u| {
+            c.patch(u)
+                .header("if-match", expect)
+                .header("gatefold-manifest", &line)
+                .header("content-type", "application/json")
+                .body(changes.to_string())
+        })?;
+        match r.status() {
+            // A gateway from before `PATCH /config`, or one that could not
+            // make the config from the changes: the whole config, which
+            // also names the reason when it is the config that is refused.
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST => {
+                self.switch(staged, expect, manifest)
+            }
+            _ => self.switched(r, expect, &staged.hash),
         }
-        ok(r).map(|_| ())
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {

@@ -141,6 +141,62 @@ apis:
     );
 }
 
+/// `PATCH /config`: a compiled IR as its changes from the running one (what
+/// `gatefold apply` sends). Applied when they make the IR they name from
+/// the running config; 412 when another config runs; 400, nothing changed,
+/// when they do not make that IR or are not changes at all.
+#[tokio::test]
+async fn admin_takes_a_config_as_its_changes() {
+    use gatefold_compiler::ir::delta::IrDelta;
+    let gw = gateway(&mock_spec("one")).await;
+    let admin = gw.admin();
+    let one = gw.gw.shared().runtime.load().ir.clone();
+    let two = compile(&mock_spec("two"));
+    let three = compile(&mock_spec("three"));
+    let changes = |d: &IrDelta| serde_json::to_string(d).unwrap();
+    let patch = |headers: Vec<(&'static str, String)>, body: String| async move {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        send(admin, "PATCH", "/config", &h, Some(&body)).await
+    };
+    // Changes for another config: 412 naming the running one.
+    let r = patch(vec![], changes(&IrDelta::between(&two, &three))).await;
+    assert_eq!(r.status, 412, "{}", r.text());
+    assert_eq!(r.json()["config_hash"], one.hash.as_str());
+    // Changes that make another IR than they name.
+    let mut forged = IrDelta::between(&one, &two);
+    forged.hash = three.hash.clone();
+    let r = patch(vec![], changes(&forged)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("does not match its hash"), "{}", r.text());
+    // `if-match` naming another config than the changes apply to.
+    let right = changes(&IrDelta::between(&one, &two));
+    let r = patch(vec![("if-match", two.hash.to_string())], right.clone()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = patch(vec![], mock_spec("two")).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not the changes"), "{}", r.text());
+    assert_eq!(gw.get("/").await.text(), "one");
+    // The right changes: served, recorded, and `GET /config` is the IR.
+    let manifest = r#"{"hash":"x","action":"apply"}"#.to_string();
+    let r = patch(
+        vec![
+            ("if-match", one.hash.to_string()),
+            ("gatefold-manifest", manifest),
+        ],
+        right,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["config_hash"], two.hash.as_str());
+    assert_eq!(gw.get("/").await.text(), "two");
+    assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
+    assert_eq!(get(admin, "/config").await.text(), two.to_json());
+    // And it rolls back as any config does.
+    let r = send(admin, "POST", "/rollback", &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gw.get("/").await.text(), "one");
+}
+
 /// Fleet sync's compare-and-swap: `if-match` names the config the caller
 /// saw; another one running is 412 with its hash and nothing changes. The
 /// manifest header is recorded with a change and kept by a push without it.

@@ -6,6 +6,7 @@
 //! | `GET /status` | version, config hash, loaded-at, uptime, routes, rollback depth |
 //! | `GET /config` | the running IR (`gatefold.ir.json`) |
 //! | `PUT /config` | a spec (YAML) or a compiled IR (JSON): validated, loaded, swapped in atomically; 400 with diagnostics when it is bad (the old config keeps serving) |
+//! | `PATCH /config` | a compiled IR as its changes from the running one (`IrDelta`, what `gatefold apply` sends): made into the whole IR, checked and swapped in as `PUT` does; 412 when the gateway runs another config than the one they apply to, 400 when they do not make the IR they name |
 //! | `POST /rollback` | back to the config before the running one; 409 when there is none |
 //! | `GET /manifest` | what the last fleet apply recorded (`gatefold apply`); 404 when none has |
 //!
@@ -35,6 +36,7 @@ use super::policies::auth::constant_time_eq as auth_eq;
 use super::respond;
 use super::{Body, Refused, Shared};
 use bytes::Bytes;
+use gatefold_compiler::ir::delta::IrDelta;
 use gatefold_compiler::ir::{ContentHash, ValidIr};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -252,7 +254,8 @@ async fn handle(
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         }
-        (Method::PUT, "/config") => put_config(&shared, uploads, req).await,
+        (Method::PUT, "/config") => put_config(&shared, uploads, req, Push::Whole).await,
+        (Method::PATCH, "/config") => put_config(&shared, uploads, req, Push::Changes).await,
         (Method::POST, "/rollback") => {
             let SwapHeaders { expect, manifest } = match swap_headers(&req) {
                 Ok(h) => h,
@@ -361,6 +364,16 @@ fn too_large() -> Response<Body> {
     )
 }
 
+/// What a config push carries.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Push {
+    /// `PUT /config`: a spec or a compiled IR.
+    Whole,
+    /// `PATCH /config`: an IR as its changes from the running one
+    /// ([`IrDelta`]).
+    Changes,
+}
+
 /// Why `PUT /config` changed nothing.
 enum PutFailed {
     /// The gateway runs another config than `if-match` named.
@@ -373,6 +386,7 @@ async fn put_config(
     shared: &Arc<Shared>,
     uploads: &tokio::sync::Mutex<()>,
     req: Request<Incoming>,
+    push: Push,
 ) -> Response<Body> {
     // Refused before a byte of it is read when the length says so.
     let declared = req
@@ -411,14 +425,47 @@ async fn put_config(
             &json!({ "ok": false, "errors": ["the config is not UTF-8 text"] }),
         );
     };
+    let bad = |msg: String| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "ok": false, "errors": [msg] }),
+        )
+    };
+    // Changes are read here (they are small): the config they apply to is
+    // their compare-and-swap when `if-match` does not name it.
+    let (changes, expect) = match push {
+        Push::Whole => (None, expect),
+        Push::Changes => {
+            let changes: IrDelta = match serde_json::from_str(&text) {
+                Ok(c) => c,
+                Err(e) => return bad(format!("not the changes of a gatefold IR: {e}")),
+            };
+            let expect = match expect {
+                Some(e) if e != changes.base.as_str() => {
+                    return bad(format!(
+                        "`if-match` names config {e}, but the changes apply to {}",
+                        changes.base
+                    ))
+                }
+                _ => changes.base.to_string(),
+            };
+            (Some(changes), Some(expect))
+        }
+    };
     // Compiling and building take a while for large configs (and building
     // spawns health checks): off the async workers, under the apply lock.
     let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let pushed_ir = claims_to_be_ir(&text);
-        match worker.load_and_apply_if(expect.as_deref(), manifest, || {
-            parse_config_as(&text, pushed_ir)
-        }) {
+        let pushed_ir = changes.is_none() && claims_to_be_ir(&text);
+        let load = || match changes {
+            // Under the lock, after the compare-and-swap: the running
+            // config is the one the changes are for.
+            Some(c) => c
+                .apply(&worker.runtime.load().ir)
+                .map_err(|e| (vec![e], json!([]))),
+            None => parse_config_as(&text, pushed_ir),
+        };
+        match worker.load_and_apply_if(expect.as_deref(), manifest, load) {
             Ok(Ok(rt)) => {
                 // A pushed IR is answered back as it came: `GET /config`
                 // need not serialize it again.

@@ -1,0 +1,265 @@
+//! A compiled IR written as its changes from another: what `gatefold
+//! apply` sends a reference gateway that runs the other (`PATCH /config`),
+//! so that neither the network nor the gateway carries the routes that did
+//! not change. The result is checked as a whole IR is (its content hash
+//! recomputed, [`super::ValidIr`]'s promises checked), so a delta either
+//! makes exactly the IR it names or is refused.
+
+use super::{
+    Consumer, ContentHash, Gateway, Ir, Name, PolicyId, PolicyInstance, Route, SourceMap, Upstream,
+    ValidIr, IR_FORMAT,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The changes from the IR `base` to the IR `hash`. A part left out is the
+/// base's as it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IrDelta {
+    pub format: u32,
+    /// The IR the changes apply to.
+    pub base: ContentHash,
+    /// The IR they make.
+    pub hash: ContentHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<BTreeMap<Name, Upstream>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<BTreeMap<Name, Consumer>>,
+    /// Policy instances new or changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set_policies: BTreeMap<PolicyId, PolicyInstance>,
+    /// Policy instances gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_policies: Vec<PolicyId>,
+    /// Every route of the new IR, in order: runs of the base's routes
+    /// kept as they are, and the routes new or changed.
+    pub routes: Vec<RoutePart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<SourceMap>,
+}
+
+/// A stretch of the new IR's routes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutePart {
+    /// `[from, count]`: the base's routes `from..from + count`.
+    Keep([usize; 2]),
+    /// A route the base does not have as it is.
+    Route(Box<Route>),
+}
+
+impl IrDelta {
+    /// The changes that make `target` from `base`.
+    pub fn between(base: &Ir, target: &Ir) -> IrDelta {
+        fn changed<T: PartialEq + Clone>(old: &T, new: &T) -> Option<T> {
+            (old != new).then(|| new.clone())
+        }
+        let at: HashMap<_, _> = base
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.id, i))
+            .collect();
+        let mut routes: Vec<RoutePart> = Vec::new();
+        for r in &target.routes {
+            let kept = at.get(&r.id).copied().filter(|&i| base.routes[i] == *r);
+            match (kept, routes.last_mut()) {
+                (Some(i), Some(RoutePart::Keep([from, count]))) if *from + *count == i => {
+                    *count += 1
+                }
+                (Some(i), _) => routes.push(RoutePart::Keep([i, 1])),
+                (None, _) => routes.push(RoutePart::Route(Box::new(r.clone()))),
+            }
+        }
+        IrDelta {
+            format: IR_FORMAT,
+            base: base.hash.clone(),
+            hash: target.hash.clone(),
+            gateway: changed(&base.gateway, &target.gateway),
+            upstreams: changed(&base.upstreams, &target.upstreams),
+            consumers: changed(&base.consumers, &target.consumers),
+            set_policies: target
+                .policies
+                .iter()
+                .filter(|(id, p)| base.policies.get(*id) != Some(*p))
+                .map(|(id, p)| (id.clone(), p.clone()))
+                .collect(),
+            remove_policies: base
+                .policies
+                .keys()
+                .filter(|id| !target.policies.contains_key(*id))
+                .cloned()
+                .collect(),
+            routes,
+            sources: changed(&base.sources, &target.sources),
+        }
+    }
+
+    /// The IR these changes make from `base`, checked as a loaded IR is;
+    /// an error when `base` is not the IR they are for, or when the result
+    /// is not the IR they name.
+    pub fn apply(self, base: &Ir) -> Result<ValidIr, String> {
+        if self.format != IR_FORMAT {
+            return Err(format!(
+                "IR format {} is not supported (this gatefold reads format {IR_FORMAT}); send the whole config",
+                self.format
+            ));
+        }
+        if self.base != base.hash {
+            return Err(format!(
+                "the changes are for config {}, not the running {}; send the whole config",
+                self.base, base.hash
+            ));
+        }
+        let mut policies = base.policies.clone();
+        for id in &self.remove_policies {
+            policies.remove(id);
+        }
+        policies.extend(self.set_policies);
+        let mut routes = Vec::with_capacity(base.routes.len());
+        for part in self.routes {
+            match part {
+                RoutePart::Keep([from, count]) => {
+                    let kept = from
+                        .checked_add(count)
+                        .and_then(|end| base.routes.get(from..end))
+                        .ok_or_else(|| {
+                            format!(
+                                "the changes keep routes {from}..{from}+{count}, but the running config has {}",
+                                base.routes.len()
+                            )
+                        })?;
+                    routes.extend_from_slice(kept);
+                }
+                RoutePart::Route(r) => routes.push(*r),
+            }
+        }
+        ValidIr::from_parsed(Ir {
+            format: IR_FORMAT,
+            hash: self.hash,
+            gateway: self.gateway.unwrap_or_else(|| base.gateway.clone()),
+            upstreams: self.upstreams.unwrap_or_else(|| base.upstreams.clone()),
+            consumers: self.consumers.unwrap_or_else(|| base.consumers.clone()),
+            policies,
+            routes,
+            sources: self.sources.unwrap_or_else(|| base.sources.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"gatefold: 1
+gateway: { name: t }
+upstreams:
+  up: { targets: [{ url: http://127.0.0.1:9 }] }
+  other: { targets: [{ url: http://127.0.0.1:10 }] }
+apis:
+  a:
+    base-path: /a
+    upstream: up
+    policies:
+      - response-headers: { set: { x-served-by: one } }
+    routes:
+      r1: { path: /x }
+      r2: { path: "/y/{id}", methods: [GET] }
+      r3: { path: /z/* }
+"#;
+
+    fn compile(yaml: &str) -> ValidIr {
+        let c = crate::compile_str("spec.yaml", yaml);
+        match c.ir {
+            Some(ir) => ir,
+            None => panic!("{}", c.render()),
+        }
+    }
+
+    /// The delta, through its JSON, as the gateway reads it.
+    fn sent(base: &Ir, target: &Ir) -> IrDelta {
+        let text = serde_json::to_string(&IrDelta::between(base, target)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn the_changes_make_the_target_from_the_base() {
+        let base = compile(SPEC);
+        let variants = [
+            ("nothing", SPEC.to_string()),
+            (
+                "a policy's option",
+                SPEC.replace("x-served-by: one", "x-served-by: two"),
+            ),
+            (
+                "a route added",
+                SPEC.replace("      r3:", "      r0: { path: /w }\n      r3:"),
+            ),
+            (
+                "a route removed",
+                SPEC.replace("      r2: { path: \"/y/{id}\", methods: [GET] }\n", ""),
+            ),
+            (
+                "a route's upstream",
+                SPEC.replace("r1: { path: /x }", "r1: { path: /x, upstream: other }"),
+            ),
+            ("the gateway", SPEC.replace("name: t", "name: u")),
+            ("an upstream", SPEC.replace("127.0.0.1:10", "127.0.0.1:11")),
+            ("the source lines", format!("# a comment\n{SPEC}")),
+            (
+                "a policy removed",
+                SPEC.replace(
+                    "    policies:\n      - response-headers: { set: { x-served-by: one } }\n",
+                    "",
+                ),
+            ),
+        ];
+        for (what, yaml) in variants {
+            let target = compile(&yaml);
+            let made = sent(&base, &target)
+                .apply(&base)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(made.ir() == target.ir(), "{what}: another IR came out");
+        }
+        // Unchanged routes go as one run, not one by one.
+        let policy = compile(&SPEC.replace("x-served-by: one", "x-served-by: two"));
+        let d = IrDelta::between(&base, &policy);
+        assert_eq!(d.routes, vec![RoutePart::Keep([0, base.routes.len()])]);
+        assert_eq!(d.set_policies.len(), 1);
+        assert!(d.gateway.is_none() && d.upstreams.is_none() && d.sources.is_none());
+    }
+
+    #[test]
+    fn changes_for_another_config_or_that_make_another_are_refused() {
+        let base = compile(SPEC);
+        let target = compile(&SPEC.replace("x-served-by: one", "x-served-by: two"));
+        let other = compile(&SPEC.replace("name: t", "name: u"));
+        let e = sent(&base, &target).apply(&other).unwrap_err();
+        assert!(e.contains("not the running"), "{e}");
+        // Changes that make something else than the IR they name.
+        let mut forged = sent(&base, &target);
+        forged.set_policies = other.policies.clone();
+        let e = forged.apply(&base).unwrap_err();
+        assert!(e.contains("does not match its hash"), "{e}");
+        for keep in [
+            [0, base.routes.len() + 1],
+            [usize::MAX, 2],
+            [base.routes.len(), 1],
+        ] {
+            let mut bad = sent(&base, &target);
+            bad.routes = vec![RoutePart::Keep(keep)];
+            let e = bad.apply(&base).unwrap_err();
+            assert!(e.contains("keep routes"), "{keep:?}: {e}");
+        }
+        let mut old = sent(&base, &target);
+        old.format = IR_FORMAT - 1;
+        assert!(old.apply(&base).unwrap_err().contains("format"));
+        assert!(serde_json::from_str::<IrDelta>(
+            r#"{"format":3,"base":"x","hash":"y","routes":[],"extra":1}"#
+        )
+        .is_err());
+    }
+}
