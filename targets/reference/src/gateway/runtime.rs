@@ -99,6 +99,13 @@ pub struct BuildEnv<'a> {
     pub previous: Option<&'a Runtime>,
 }
 
+/// Whether `text` is route id `id` written out (`api.route`).
+fn names(text: &str, id: &gatefold_compiler::ir::RouteId) -> bool {
+    text.strip_prefix(id.api.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        == Some(id.route.as_str())
+}
+
 impl Runtime {
     /// Builds a runtime, or every reason it cannot be (a missing secret, an
     /// unusable key, a policy this gateway does not run).
@@ -147,9 +154,22 @@ impl Runtime {
         let mut caches: HashMap<PolicyId, Arc<ResponseCache>> = HashMap::new();
         let mut transforms = headers::Shared::default();
         let mut routes = Vec::with_capacity(ir.routes.len());
-        for route in &ir.routes {
-            let id: Arc<str> = route.id.to_string().into();
-            let metrics = env.metrics.route(&id);
+        for (at, route) in ir.routes.iter().enumerate() {
+            // A reload mostly keeps its routes where they were: the id and
+            // counters of the route there, when it is this one, without a
+            // new string or a lookup by name.
+            let kept = env
+                .previous
+                .and_then(|p| p.routes.get(at))
+                .filter(|r| names(&r.id, &route.id));
+            let (id, metrics) = match kept {
+                Some(r) => (r.id.clone(), r.metrics.clone()),
+                None => {
+                    let id: Arc<str> = route.id.to_string().into();
+                    let metrics = env.metrics.route(&id);
+                    (id, metrics)
+                }
+            };
             let mut policies: Vec<Box<dyn PhaseHooks>> = Vec::new();
             let mut after_body = None;
             let mut cache = None;
