@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # User-space instructions one reference gateway spends on a fleet apply of
-# a large spec (parse and check the pushed IR, build the runtime, answer the
-# plan's GET /config and the verify's GET /status), counted by valgrind's
-# callgrind, so two versions compare on a shared, noisy machine. This is
-# the per-gateway cost that bench/fleet.sh's 50 gateways pay on two cores.
-# Not a test.
+# a large spec (make and check the new IR from the changes `gatefold apply`
+# sends, or parse and check a whole pushed IR with gatefold before stop 16;
+# build the runtime; answer the plan's GET /config and the verify's
+# GET /status), counted by valgrind's callgrind, so two versions compare on
+# a shared, noisy machine. This is the per-gateway cost that
+# bench/fleet.sh's 50 gateways pay on two cores (all but one of them
+# without the GET /config, which the plan asks of one gateway per running
+# config). Not a test.
 #
 #   bench/gateway_load.sh                  # ROUTES=5000 ROUNDS=4
 #   GATEFOLD_BIN=/path/to/gatefold bench/gateway_load.sh

@@ -6,8 +6,8 @@
 //! makes exactly the IR it names or is refused.
 
 use super::{
-    Consumer, ContentHash, Gateway, Ir, Name, PolicyId, PolicyInstance, Route, SourceMap, Upstream,
-    ValidIr, IR_FORMAT,
+    Consumer, ContentHash, Gateway, Ir, Name, PolicyId, PolicyInstance, Route, RouteMeanings,
+    SourceMap, Upstream, ValidIr, IR_FORMAT,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -102,6 +102,18 @@ impl IrDelta {
     /// an error when `base` is not the IR they are for, or when the result
     /// is not the IR they name.
     pub fn apply(self, base: &Ir) -> Result<ValidIr, String> {
+        self.apply_keeping(base, None).map(|(ir, _)| ir)
+    }
+
+    /// [`IrDelta::apply`], given the base's routes as the hash read them
+    /// (`base_meanings`, from [`ValidIr::from_json_keeping`] or an earlier
+    /// apply): the routes kept are hashed from there, not written again.
+    /// Gives the new IR's routes as the hash read them, for the next.
+    pub fn apply_keeping(
+        self,
+        base: &Ir,
+        base_meanings: Option<&RouteMeanings>,
+    ) -> Result<(ValidIr, RouteMeanings), String> {
         if self.format != IR_FORMAT {
             return Err(format!(
                 "IR format {} is not supported (this gatefold reads format {IR_FORMAT}); send the whole config",
@@ -120,6 +132,8 @@ impl IrDelta {
         }
         policies.extend(self.set_policies);
         let mut routes = Vec::with_capacity(base.routes.len());
+        // For each new route, the base route it is (when kept).
+        let mut from_base: Vec<Option<usize>> = Vec::with_capacity(base.routes.len());
         for part in self.routes {
             match part {
                 RoutePart::Keep([from, count]) => {
@@ -133,11 +147,15 @@ impl IrDelta {
                             )
                         })?;
                     routes.extend_from_slice(kept);
+                    from_base.extend((from..from + count).map(Some));
                 }
-                RoutePart::Route(r) => routes.push(*r),
+                RoutePart::Route(r) => {
+                    routes.push(*r);
+                    from_base.push(None);
+                }
             }
         }
-        ValidIr::from_parsed(Ir {
+        let ir = Ir {
             format: IR_FORMAT,
             hash: self.hash,
             gateway: self.gateway.unwrap_or_else(|| base.gateway.clone()),
@@ -146,7 +164,8 @@ impl IrDelta {
             policies,
             routes,
             sources: self.sources.unwrap_or_else(|| base.sources.clone()),
-        })
+        };
+        ValidIr::from_parsed_keeping(ir, base_meanings.map(|m| (m, from_base.as_slice())))
     }
 }
 
@@ -230,6 +249,55 @@ apis:
         assert_eq!(d.routes, vec![RoutePart::Keep([0, base.routes.len()])]);
         assert_eq!(d.set_policies.len(), 1);
         assert!(d.gateway.is_none() && d.upstreams.is_none() && d.sources.is_none());
+    }
+
+    /// Hashing the kept routes from the base's JSON gives the hash (and
+    /// the JSON) hashing everything gives, generation after generation.
+    #[test]
+    fn kept_routes_hash_from_the_base_json_as_written_anew() {
+        let base = compile(SPEC);
+        let (loaded, mut meanings) = ValidIr::from_json_keeping(&base.to_json()).unwrap();
+        assert!(loaded.ir() == base.ir());
+        let mut running = loaded;
+        for (n, yaml) in [
+            SPEC.replace("x-served-by: one", "x-served-by: two"),
+            SPEC.replace("      r3:", "      r0: { path: /w }\n      r3:"),
+            SPEC.replace("      r1: { path: /x }\n", ""),
+            format!("# moved\n{}", SPEC.replace("name: t", "name: u")),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let target = compile(yaml);
+            let (made, kept) = sent(&running, &target)
+                .apply_keeping(&running, Some(&meanings))
+                .unwrap_or_else(|e| panic!("generation {n}: {e}"));
+            assert!(made.ir() == target.ir(), "generation {n}");
+            let (hash, fresh) = ContentHash::compute_keeping(&made, None);
+            assert_eq!(hash, ContentHash::of(&made), "generation {n}");
+            assert_eq!(format!("{kept:?}"), format!("{fresh:?}"), "generation {n}");
+            (running, meanings) = (made, kept);
+        }
+        // Meanings of another IR make the hash differ: refused, not taken.
+        let other = compile(&SPEC.replace("/z/*", "/q/*"));
+        let (_, wrong) = ValidIr::from_json_keeping(&other.to_json()).unwrap();
+        let target = compile(&SPEC.replace("x-served-by: one", "x-served-by: two"));
+        let e = sent(&base, &target)
+            .apply_keeping(&base, Some(&wrong))
+            .unwrap_err();
+        assert!(e.contains("does not match its hash"), "{e}");
+    }
+
+    /// The routes' JSON hashed after the rest gives every example's hash
+    /// (the examples hold every policy kind, TLS, scripts, conditions).
+    #[test]
+    fn kept_json_hashes_as_the_ir_on_the_examples() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for name in ["kitchen-sink", "petstore", "quickstart", "fleet/spec"] {
+            let c = crate::compile_path(&root.join(name));
+            let ir = c.ir.unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(ContentHash::compute_keeping(&ir, None).0, ir.hash, "{name}");
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub mod tls;
 pub mod values;
 
 pub use conditions::{Conditions, QueryText};
-pub use hash::ContentHash;
+pub use hash::{ContentHash, RouteMeanings};
 pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
@@ -518,13 +518,43 @@ impl ValidIr {
     /// [`ValidIr::from_json`] for an IR already read (or made from another
     /// by [`delta::IrDelta::apply`]): the same checks.
     pub fn from_parsed(ir: Ir) -> Result<ValidIr, String> {
+        Self::check_hashed(ir, ContentHash::of)
+    }
+
+    /// [`ValidIr::from_json`], also giving each route's JSON as the hash
+    /// read it, for an IR made from this one by changes
+    /// ([`delta::IrDelta::apply_keeping`]).
+    pub fn from_json_keeping(text: &str) -> Result<(ValidIr, RouteMeanings), String> {
+        let ir: Ir =
+            serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))?;
+        Self::from_parsed_keeping(ir, None)
+    }
+
+    /// [`ValidIr::from_parsed`] with the routes' JSON kept, reusing
+    /// `reuse` as [`ContentHash::compute_keeping`] does.
+    pub(crate) fn from_parsed_keeping(
+        ir: Ir,
+        reuse: Option<(&RouteMeanings, &[Option<usize>])>,
+    ) -> Result<(ValidIr, RouteMeanings), String> {
+        let mut kept = None;
+        let ir = Self::check_hashed(ir, |ir| {
+            let (hash, meanings) = ContentHash::compute_keeping(ir, reuse);
+            kept = Some(meanings);
+            hash
+        })?;
+        Ok((ir, kept.unwrap_or_default()))
+    }
+
+    /// The checks of [`ValidIr::from_json`], with the content hash
+    /// computed by `hash`.
+    fn check_hashed(ir: Ir, hash: impl FnOnce(&Ir) -> ContentHash) -> Result<ValidIr, String> {
         if ir.format != IR_FORMAT {
             return Err(format!(
                 "IR format {} is not supported (this gatefold reads format {IR_FORMAT}); recompile the spec",
                 ir.format
             ));
         }
-        let actual = ContentHash::of(&ir);
+        let actual = hash(&ir);
         if actual != ir.hash {
             return Err(format!(
                 "the IR's content does not match its hash ({} != {}): it was edited after compilation; recompile the spec instead",

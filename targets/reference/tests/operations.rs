@@ -191,10 +191,15 @@ async fn admin_takes_a_config_as_its_changes() {
     assert_eq!(gw.get("/").await.text(), "two");
     assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
     assert_eq!(get(admin, "/config").await.text(), two.to_json());
+    // Changes to a config made from changes (whose routes' JSON the
+    // gateway kept for the hash).
+    let r = patch(vec![], changes(&IrDelta::between(&two, &three))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gw.get("/").await.text(), "three");
     // And it rolls back as any config does.
     let r = send(admin, "POST", "/rollback", &[], None).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(gw.get("/").await.text(), "one");
+    assert_eq!(gw.get("/").await.text(), "two");
 }
 
 /// Fleet sync's compare-and-swap: `if-match` names the config the caller

@@ -457,13 +457,23 @@ async fn put_config(
     let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let pushed_ir = changes.is_none() && claims_to_be_ir(&text);
-        let load = || match changes {
-            // Under the lock, after the compare-and-swap: the running
-            // config is the one the changes are for.
-            Some(c) => c
-                .apply(&worker.runtime.load().ir)
-                .map_err(|e| (vec![e], json!([]))),
-            None => parse_config_as(&text, pushed_ir),
+        // The routes' JSON as the hash read it, kept with the runtime for
+        // the changes that may come next.
+        let mut meanings = None;
+        let load = || {
+            let loaded = match changes {
+                // Under the lock, after the compare-and-swap: the running
+                // config is the one the changes are for.
+                Some(c) => {
+                    let running = worker.runtime.load();
+                    c.apply_keeping(&running.ir, running.meanings())
+                }
+                None if pushed_ir => ValidIr::from_json_keeping(&text),
+                None => return parse_config_as(&text, false),
+            };
+            let (ir, kept) = loaded.map_err(|e| (vec![e], json!([])))?;
+            meanings = Some(kept);
+            Ok(ir)
         };
         match worker.load_and_apply_if(expect.as_deref(), manifest, load) {
             Ok(Ok(rt)) => {
@@ -471,6 +481,9 @@ async fn put_config(
                 // need not serialize it again.
                 if pushed_ir {
                     rt.keep_json(Bytes::from(text));
+                }
+                if let Some(m) = meanings {
+                    rt.keep_meanings(m);
                 }
                 Ok(rt)
             }

@@ -25,7 +25,8 @@ use super::upstream::pool::Pool;
 use gatefold_compiler::dispatch::DispatchView;
 use gatefold_compiler::ir::policy::Retry;
 use gatefold_compiler::ir::{
-    Destination, Phase, Policy as IrPolicy, PolicyId, ProxyPlan as LoweredPlan, ValidIr,
+    Destination, Phase, Policy as IrPolicy, PolicyId, ProxyPlan as LoweredPlan, RouteMeanings,
+    ValidIr,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Runtime {
     limiters: HashMap<PolicyId, Arc<FixedWindow>>,
     /// The IR as `GET /config` answers it ([`Runtime::json`]).
     json: std::sync::OnceLock<bytes::Bytes>,
+    /// [`Runtime::meanings`].
+    meanings: std::sync::OnceLock<Arc<RouteMeanings>>,
 }
 
 /// What building a runtime needs from the gateway.
@@ -412,6 +415,7 @@ impl Runtime {
             limiters,
             ir: Arc::new(ir),
             json: std::sync::OnceLock::new(),
+            meanings: std::sync::OnceLock::new(),
         })
     }
 
@@ -430,6 +434,19 @@ impl Runtime {
     /// when it already has one.
     pub fn keep_json(&self, text: bytes::Bytes) {
         let _ = self.json.set(text);
+    }
+
+    /// Each route's JSON as the content hash read it when this runtime's
+    /// IR was checked, when kept ([`Runtime::keep_meanings`]): changes to
+    /// this config (`PATCH /config`) hash the routes they keep from it.
+    pub fn meanings(&self) -> Option<&RouteMeanings> {
+        self.meanings.get().map(|m| &**m)
+    }
+
+    /// Keeps the routes' JSON the content hash read for this runtime's IR;
+    /// nothing when it already has them.
+    pub fn keep_meanings(&self, meanings: RouteMeanings) {
+        let _ = self.meanings.set(Arc::new(meanings));
     }
 
     /// Every target's health, for metrics and status.
