@@ -13,20 +13,10 @@ use std::io::Write as _;
 #[serde(transparent)]
 pub struct ContentHash(String);
 
-/// The part of the IR that is meaning. Field order is fixed and every map
-/// is ordered, so its JSON is canonical.
-#[derive(Serialize)]
-struct Meaning<'a> {
-    format: u32,
-    gateway: &'a Gateway,
-    upstreams: &'a BTreeMap<Name, Upstream>,
-    consumers: &'a BTreeMap<Name, Consumer>,
-    policies: Instances<'a>,
-    routes: &'a [Route],
-}
-
-/// [`Meaning`] without its routes: serialized, the same bytes as the
-/// start of [`Meaning`]'s JSON up to its closing brace.
+/// The part of the IR that is meaning, but its routes. Field order is
+/// fixed and every map is ordered, so its JSON is canonical; the hash reads
+/// the JSON object of these fields and `routes` (last), written by
+/// [`Head::before_routes`] and then the routes.
 #[derive(Serialize)]
 struct Head<'a> {
     format: u32,
@@ -34,6 +24,16 @@ struct Head<'a> {
     upstreams: &'a BTreeMap<Name, Upstream>,
     consumers: &'a BTreeMap<Name, Consumer>,
     policies: Instances<'a>,
+}
+
+impl Head<'_> {
+    /// The meaning's JSON up to its routes: `{...,"routes":`.
+    fn before_routes(&self) -> Vec<u8> {
+        let mut json = serde_json::to_vec(self).expect("IR serializes");
+        json.pop(); // the closing brace
+        json.extend_from_slice(b",\"routes\":");
+        json
+    }
 }
 
 /// Each route's canonical JSON as the content hash reads it, in route
@@ -102,21 +102,22 @@ impl ContentHash {
         policies: &BTreeMap<PolicyId, PolicyInstance>,
         routes: &[Route],
     ) -> ContentHash {
-        let meaning = Meaning {
+        let head = Head {
             format: IR_FORMAT,
             gateway,
             upstreams,
             consumers,
             policies: Instances(policies),
-            routes,
         };
         let mut hasher = Sha256::new();
+        hasher.update(head.before_routes());
         // serde_json writes a few bytes at a time; feeding the hasher whole
         // buffers instead is several times cheaper.
         let mut out = std::io::BufWriter::with_capacity(1 << 16, HashWriter(&mut hasher));
-        serde_json::to_writer(&mut out, &meaning).expect("IR serializes");
+        serde_json::to_writer(&mut out, routes).expect("IR serializes");
         out.flush().expect("hashing cannot fail");
         drop(out);
+        hasher.update(b"}");
         Self::from_digest(hasher)
     }
 
@@ -128,17 +129,14 @@ impl ContentHash {
         ir: &Ir,
         reuse: Option<(&RouteMeanings, &[Option<usize>])>,
     ) -> (ContentHash, RouteMeanings) {
-        let mut head = serde_json::to_vec(&Head {
+        let head = Head {
             format: IR_FORMAT,
             gateway: &ir.gateway,
             upstreams: &ir.upstreams,
             consumers: &ir.consumers,
             policies: Instances(&ir.policies),
-        })
-        .expect("IR serializes");
-        // `{...}` becomes `{...,"routes":[`: Meaning's JSON up to its routes.
-        head.pop();
-        head.extend_from_slice(b",\"routes\":[");
+        }
+        .before_routes();
         let mut kept = RouteMeanings {
             text: Vec::with_capacity(
                 reuse.map_or(ir.routes.len() * 256, |(m, _)| m.text.len() + 1024),
@@ -158,6 +156,7 @@ impl ContentHash {
         }
         let mut hasher = Sha256::new();
         hasher.update(&head);
+        hasher.update(b"[");
         hasher.update(&kept.text);
         hasher.update(b"]}");
         (Self::from_digest(hasher), kept)
