@@ -10,7 +10,7 @@ use crate::manifest::Manifest;
 use gatefold_compiler::ir::delta::IrDelta;
 use gatefold_compiler::ir::ValidIr;
 use reqwest::blocking::Response;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 /// A reference gateway's admin API.
 pub struct Reference {
@@ -36,6 +36,25 @@ impl Reference {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| Error::Failed("`GET /status` has no `config_hash`".into()))
+    }
+
+    /// `body` to `/config` as a compare-and-swap against `expect`,
+    /// recording `manifest`: `PUT` a whole config, `PATCH` its changes.
+    fn send_config(
+        &self,
+        method: Method,
+        body: &str,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<Response, Error> {
+        let line = manifest.to_line();
+        self.http.send("/config", |c, u| {
+            c.request(method.clone(), u)
+                .header("if-match", expect)
+                .header("gatefold-manifest", &line)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        })
     }
 
     /// The answer to a switch to `hash`: a 412 naming `hash` as running
@@ -148,14 +167,7 @@ impl Provider for Reference {
     }
 
     fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
-        let line = manifest.to_line();
-        let r = self.http.send("/config", |c, u| {
-            c.put(u)
-                .header("if-match", expect)
-                .header("gatefold-manifest", &line)
-                .header("content-type", "application/json")
-                .body(staged.body.clone())
-        })?;
+        let r = self.send_config(Method::PUT, &staged.body, expect, manifest)?;
         self.switched(r, expect, &staged.hash)
     }
 
@@ -172,14 +184,7 @@ impl Provider for Reference {
         expect: &str,
         manifest: &Manifest,
     ) -> Result<(), Error> {
-        let line = manifest.to_line();
-        let r = self.http.send("/config", |c, u| {
-            c.patch(u)
-                .header("if-match", expect)
-                .header("gatefold-manifest", &line)
-                .header("content-type", "application/json")
-                .body(changes.to_string())
-        })?;
+        let r = self.send_config(Method::PATCH, changes, expect, manifest)?;
         match r.status() {
             // A gateway from before `PATCH /config`, or one that could not
             // make the config from the changes: the whole config, which
