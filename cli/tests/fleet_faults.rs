@@ -344,23 +344,26 @@ fn a_switch_that_times_out_after_taking_is_rolled_back() {
 
 /// A change goes to a reference gateway as its changes from what the plan
 /// saw there (`PATCH /config`); a gateway that does not take them (one from
-/// before `PATCH`, answering 405) gets the whole config. Both end on the
-/// new config, with no drift.
+/// before `PATCH`, answering 405, or one that cannot make the config from
+/// them, 422) gets the whole config. All end on the new config, with no
+/// drift.
 #[test]
 fn changes_go_as_changes_and_whole_to_a_gateway_without_patch() {
     let (dir, boot, spec) = setup("changes");
     let a = Gateway::start(&boot, WITH_KEY);
     let b = Gateway::start(&boot, WITH_KEY);
-    let switches = |real: SocketAddr, patch: bool| {
+    let c = Gateway::start(&boot, WITH_KEY);
+    // `refuse`: what the gateway answers a `PATCH` with instead of taking it.
+    let switches = |real: SocketAddr, refuse: Option<u16>| {
         let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let kept = seen.clone();
         let front = Server::start(move |req: &Request| {
             if req.is_switch() {
                 kept.lock().unwrap().push(req.method.clone());
-                if req.method == "PATCH" && !patch {
+                if let Some(status) = refuse.filter(|_| req.method == "PATCH") {
                     return Some(Response::json(
-                        405,
-                        &serde_json::json!({ "error": "method not allowed" }),
+                        status,
+                        &serde_json::json!({ "ok": false, "errors": ["not taken"] }),
                     ));
                 }
             }
@@ -368,12 +371,17 @@ fn changes_go_as_changes_and_whole_to_a_gateway_without_patch() {
         });
         (front, seen)
     };
-    let (front_a, seen_a) = switches(a.admin, true);
-    let (front_b, seen_b) = switches(b.admin, false);
+    let (front_a, seen_a) = switches(a.admin, None);
+    let (front_b, seen_b) = switches(b.admin, Some(405));
+    let (front_c, seen_c) = switches(c.admin, Some(422));
     let fleet = fleet_file(
         &dir,
         &spec,
-        &[("a", front_a.url()), ("b", front_b.url())],
+        &[
+            ("a", front_a.url()),
+            ("b", front_b.url()),
+            ("c", front_c.url()),
+        ],
         "",
     );
     let new = desired_hash(&fleet, "a");
@@ -381,11 +389,13 @@ fn changes_go_as_changes_and_whole_to_a_gateway_without_patch() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert_eq!(a.hash(), new);
     assert_eq!(b.hash(), new);
+    assert_eq!(c.hash(), new);
     assert_eq!(*seen_a.lock().unwrap(), ["PATCH"]);
     assert_eq!(*seen_b.lock().unwrap(), ["PATCH", "PUT"]);
+    assert_eq!(*seen_c.lock().unwrap(), ["PATCH", "PUT"]);
     let out = run(&["drift", &fleet]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    logs_clean(&[&a, &b]);
+    logs_clean(&[&a, &b, &c]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -20,6 +20,10 @@ pub struct IrDelta {
     pub format: u32,
     /// The IR the changes apply to.
     pub base: ContentHash,
+    /// Its source map's digest ([`ContentHash::of_json`]): the source map
+    /// is not in the content hash, and two gateways may run one config
+    /// compiled from specs laid out differently.
+    pub base_sources: ContentHash,
     /// The IR they make.
     pub hash: ContentHash,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +81,7 @@ impl IrDelta {
         IrDelta {
             format: IR_FORMAT,
             base: base.hash.clone(),
+            base_sources: ContentHash::of_json(&base.sources),
             hash: target.hash.clone(),
             gateway: changed(&base.gateway, &target.gateway),
             upstreams: changed(&base.upstreams, &target.upstreams),
@@ -126,14 +131,22 @@ impl IrDelta {
                 self.base, base.hash
             ));
         }
+        if ContentHash::of_json(&base.sources) != self.base_sources {
+            return Err(
+                "the running config's source map is not the one the changes apply to (the same config compiled from a spec laid out otherwise); send the whole config"
+                    .to_string(),
+            );
+        }
         let mut policies = base.policies.clone();
         for id in &self.remove_policies {
             policies.remove(id);
         }
         policies.extend(self.set_policies);
         let mut routes = Vec::with_capacity(base.routes.len());
-        // For each new route, the base route it is (when kept).
+        // For each new route, the base route it is (when kept). A base
+        // route is kept once at most: a small body never makes a large IR.
         let mut from_base: Vec<Option<usize>> = Vec::with_capacity(base.routes.len());
+        let mut taken = vec![false; base.routes.len()];
         for part in self.routes {
             match part {
                 RoutePart::Keep([from, count]) => {
@@ -146,6 +159,12 @@ impl IrDelta {
                                 base.routes.len()
                             )
                         })?;
+                    if let Some(twice) = (from..from + count).find(|&i| taken[i]) {
+                        return Err(format!(
+                            "the changes keep route {twice} of the running config twice"
+                        ));
+                    }
+                    taken[from..from + count].fill(true);
                     routes.extend_from_slice(kept);
                     from_base.extend((from..from + count).map(Some));
                 }
@@ -166,6 +185,7 @@ impl IrDelta {
             sources: self.sources.unwrap_or_else(|| base.sources.clone()),
         };
         ValidIr::from_parsed_keeping(ir, base_meanings.map(|m| (m, from_base.as_slice())))
+            .map_err(|e| format!("the changes do not make the config they name: {e}"))
     }
 }
 
@@ -312,6 +332,16 @@ apis:
         forged.set_policies = other.policies.clone();
         let e = forged.apply(&base).unwrap_err();
         assert!(e.contains("does not match its hash"), "{e}");
+        let mut twice = sent(&base, &target);
+        twice.routes = vec![RoutePart::Keep([0, 2]), RoutePart::Keep([1, 2])];
+        let e = twice.apply(&base).unwrap_err();
+        assert!(e.contains("route 1 of the running config twice"), "{e}");
+        // The same config from a spec laid out otherwise: its source map
+        // is not the one the changes carry on from.
+        let moved = compile(&format!("# moved\n{SPEC}"));
+        assert_eq!(moved.hash, base.hash);
+        let e = sent(&base, &target).apply(&moved).unwrap_err();
+        assert!(e.contains("source map"), "{e}");
         for keep in [
             [0, base.routes.len() + 1],
             [usize::MAX, 2],
@@ -326,7 +356,7 @@ apis:
         old.format = IR_FORMAT - 1;
         assert!(old.apply(&base).unwrap_err().contains("format"));
         assert!(serde_json::from_str::<IrDelta>(
-            r#"{"format":3,"base":"x","hash":"y","routes":[],"extra":1}"#
+            r#"{"format":3,"base":"x","base-sources":"z","hash":"y","routes":[],"extra":1}"#
         )
         .is_err());
     }

@@ -162,6 +162,17 @@ impl ContentHash {
         (Self::from_digest(hasher), kept)
     }
 
+    /// `sha256:<hex>` of `value`'s JSON: a digest of a part of the IR the
+    /// content hash leaves out (the source map).
+    pub fn of_json(value: &impl Serialize) -> ContentHash {
+        let mut hasher = Sha256::new();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, HashWriter(&mut hasher));
+        serde_json::to_writer(&mut out, value).expect("IR serializes");
+        out.flush().expect("hashing cannot fail");
+        drop(out);
+        Self::from_digest(hasher)
+    }
+
     fn from_digest(hasher: Sha256) -> ContentHash {
         let digest = hasher.finalize();
         let mut hex = String::with_capacity(7 + 64);

@@ -381,7 +381,8 @@ where
             self,
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
-            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            // A hint is the input's word: at most a page's worth up front.
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
             while let Some(entry) = map.next_entry()? {
                 entries.push(entry);
             }

@@ -186,12 +186,13 @@ impl Provider for Reference {
     ) -> Result<(), Error> {
         let r = self.send_config(Method::PATCH, changes, expect, manifest)?;
         match r.status() {
-            // A gateway from before `PATCH /config`, or one that could not
-            // make the config from the changes: the whole config, which
-            // also names the reason when it is the config that is refused.
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST => {
-                self.switch(staged, expect, manifest)
-            }
+            // A gateway from before `PATCH /config` (404, 405), or one that
+            // could not make the config from the changes (422: its source
+            // map differs, say): the whole config. A 400 is the config
+            // refused (a secret missing there): reported, not sent again.
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::UNPROCESSABLE_ENTITY => self.switch(staged, expect, manifest),
             _ => self.switched(r, expect, &staged.hash),
         }
     }

@@ -143,7 +143,7 @@ apis:
 
 /// `PATCH /config`: a compiled IR as its changes from the running one (what
 /// `gatefold apply` sends). Applied when they make the IR they name from
-/// the running config; 412 when another config runs; 400, nothing changed,
+/// the running config; 412 when another config runs; 422, nothing changed,
 /// when they do not make that IR or are not changes at all.
 #[tokio::test]
 async fn admin_takes_a_config_as_its_changes() {
@@ -166,14 +166,14 @@ async fn admin_takes_a_config_as_its_changes() {
     let mut forged = IrDelta::between(&one, &two);
     forged.hash = three.hash.clone();
     let r = patch(vec![], changes(&forged)).await;
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("does not match its hash"), "{}", r.text());
     // `if-match` naming another config than the changes apply to.
     let right = changes(&IrDelta::between(&one, &two));
     let r = patch(vec![("if-match", two.hash.to_string())], right.clone()).await;
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 422, "{}", r.text());
     let r = patch(vec![], mock_spec("two")).await;
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("not the changes"), "{}", r.text());
     assert_eq!(gw.get("/").await.text(), "one");
     // The right changes: served, recorded, and `GET /config` is the IR.

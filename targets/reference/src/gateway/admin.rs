@@ -6,7 +6,7 @@
 //! | `GET /status` | version, config hash, loaded-at, uptime, routes, rollback depth |
 //! | `GET /config` | the running IR (`gatefold.ir.json`) |
 //! | `PUT /config` | a spec (YAML) or a compiled IR (JSON): validated, loaded, swapped in atomically; 400 with diagnostics when it is bad (the old config keeps serving) |
-//! | `PATCH /config` | a compiled IR as its changes from the running one (`IrDelta`, what `gatefold apply` sends): made into the whole IR, checked and swapped in as `PUT` does; 412 when the gateway runs another config than the one they apply to, 400 when they do not make the IR they name |
+//! | `PATCH /config` | a compiled IR as its changes from the running one (`IrDelta`, what `gatefold apply` sends): made into the whole IR, checked and swapped in as `PUT` does; 412 when the gateway runs another config than the one they apply to; 422 (nothing changed, the whole config may be sent) when they are not changes, name another base than `if-match`, or do not make the IR they name here; 400 when the IR they make is refused as `PUT` would refuse it |
 //! | `POST /rollback` | back to the config before the running one; 409 when there is none |
 //! | `GET /manifest` | what the last fleet apply recorded (`gatefold apply`); 404 when none has |
 //!
@@ -380,6 +380,18 @@ enum PutFailed {
     Conflict(ContentHash),
     /// The config is bad: messages and the compiler's JSON diagnostics.
     Invalid(Vec<String>, Value),
+    /// `PATCH /config`: the changes make no config here (not changes,
+    /// for another config, or not making the IR they name): 422, and the
+    /// whole config may still be sent.
+    Unusable(String),
+}
+
+/// Why loading a pushed config failed.
+enum LoadFailed {
+    /// As [`PutFailed::Invalid`].
+    Invalid(Vec<String>, Value),
+    /// As [`PutFailed::Unusable`].
+    Unusable(String),
 }
 
 async fn put_config(
@@ -425,61 +437,63 @@ async fn put_config(
             &json!({ "ok": false, "errors": ["the config is not UTF-8 text"] }),
         );
     };
-    let bad = |msg: String| {
-        json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({ "ok": false, "errors": [msg] }),
-        )
-    };
-    // Changes are read here (they are small): the config they apply to is
-    // their compare-and-swap when `if-match` does not name it.
-    let (changes, expect) = match push {
-        Push::Whole => (None, expect),
-        Push::Changes => {
-            let changes: IrDelta = match serde_json::from_str(&text) {
-                Ok(c) => c,
-                Err(e) => return bad(format!("not the changes of a gatefold IR: {e}")),
-            };
-            let expect = match expect {
-                Some(e) if e != changes.base.as_str() => {
-                    return bad(format!(
-                        "`if-match` names config {e}, but the changes apply to {}",
-                        changes.base
-                    ))
-                }
-                _ => changes.base.to_string(),
-            };
-            (Some(changes), Some(expect))
-        }
-    };
     // Compiling and building take a while for large configs (and building
     // spawns health checks): off the async workers, under the apply lock.
     let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
+        // Changes carry the config they apply to: their compare-and-swap
+        // when `if-match` does not name it.
+        let (changes, expect) = match push {
+            Push::Whole => (None, expect),
+            Push::Changes => {
+                let changes: IrDelta = serde_json::from_str(&text).map_err(|e| {
+                    PutFailed::Unusable(format!("not the changes of a gatefold IR: {e}"))
+                })?;
+                if let Some(e) = expect.as_deref().filter(|e| *e != changes.base.as_str()) {
+                    return Err(PutFailed::Unusable(format!(
+                        "`if-match` names config {e}, but the changes apply to {}",
+                        changes.base
+                    )));
+                }
+                let expect = changes.base.to_string();
+                (Some(changes), Some(expect))
+            }
+        };
         let pushed_ir = changes.is_none() && claims_to_be_ir(&text);
         // The routes' JSON as the hash read it, kept with the runtime for
         // the changes that may come next.
         let mut meanings = None;
+        // What ran before, read under the apply lock: a push of the config
+        // already running leaves that runtime (and its source map) as it is.
+        let mut before = None;
         let load = || {
+            before = Some(worker.runtime.load_full());
             let loaded = match changes {
                 // Under the lock, after the compare-and-swap: the running
                 // config is the one the changes are for.
                 Some(c) => {
                     let running = worker.runtime.load();
                     c.apply_keeping(&running.ir, running.meanings())
+                        .map_err(LoadFailed::Unusable)
                 }
-                None if pushed_ir => ValidIr::from_json_keeping(&text),
-                None => return parse_config_as(&text, false),
+                None if pushed_ir => ValidIr::from_json_keeping(&text)
+                    .map_err(|e| LoadFailed::Invalid(vec![e], json!([]))),
+                None => {
+                    return parse_config_as(&text, false)
+                        .map_err(|(e, d)| LoadFailed::Invalid(e, d))
+                }
             };
-            let (ir, kept) = loaded.map_err(|e| (vec![e], json!([])))?;
+            let (ir, kept) = loaded?;
             meanings = Some(kept);
             Ok(ir)
         };
         match worker.load_and_apply_if(expect.as_deref(), manifest, load) {
             Ok(Ok(rt)) => {
                 // A pushed IR is answered back as it came: `GET /config`
-                // need not serialize it again.
-                if pushed_ir {
+                // need not serialize it again. Not onto the runtime that
+                // was already running: the text may hold another source map.
+                let swapped = !before.is_some_and(|b| Arc::ptr_eq(&b, &rt));
+                if pushed_ir && swapped {
                     rt.keep_json(Bytes::from(text));
                 }
                 if let Some(m) = meanings {
@@ -489,13 +503,15 @@ async fn put_config(
             }
             Ok(Err(Refused::Conflict(running))) => Err(PutFailed::Conflict(running)),
             Ok(Err(Refused::Invalid(errors))) => Err(PutFailed::Invalid(errors, json!([]))),
-            Err((errors, diagnostics)) => {
+            Err(LoadFailed::Invalid(errors, diagnostics)) => {
                 worker
                     .metrics
                     .reloads_failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Err(PutFailed::Invalid(errors, diagnostics))
             }
+            // Nothing was loaded: not a failed reload.
+            Err(LoadFailed::Unusable(why)) => Err(PutFailed::Unusable(why)),
         }
     })
     .await;
@@ -505,6 +521,10 @@ async fn put_config(
             &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
         ),
         Ok(Err(PutFailed::Conflict(running))) => conflict(&running),
+        Ok(Err(PutFailed::Unusable(why))) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({ "ok": false, "errors": [why] }),
+        ),
         Ok(Err(PutFailed::Invalid(errors, diagnostics))) => json_response(
             StatusCode::BAD_REQUEST,
             &json!({ "ok": false, "errors": errors, "diagnostics": diagnostics }),
