@@ -150,23 +150,23 @@ impl IrDelta {
         for part in self.routes {
             match part {
                 RoutePart::Keep([from, count]) => {
-                    let kept = from
+                    let end = from
                         .checked_add(count)
-                        .and_then(|end| base.routes.get(from..end))
+                        .filter(|&end| end <= base.routes.len())
                         .ok_or_else(|| {
                             format!(
                                 "the changes keep routes {from}..{from}+{count}, but the running config has {}",
                                 base.routes.len()
                             )
                         })?;
-                    if let Some(twice) = (from..from + count).find(|&i| taken[i]) {
+                    if let Some(twice) = (from..end).find(|&i| taken[i]) {
                         return Err(format!(
                             "the changes keep route {twice} of the running config twice"
                         ));
                     }
-                    taken[from..from + count].fill(true);
-                    routes.extend_from_slice(kept);
-                    from_base.extend((from..from + count).map(Some));
+                    taken[from..end].fill(true);
+                    routes.extend_from_slice(&base.routes[from..end]);
+                    from_base.extend((from..end).map(Some));
                 }
                 RoutePart::Route(r) => {
                     routes.push(*r);

@@ -511,9 +511,11 @@ impl ValidIr {
     /// upstreams and the consumers. (The hash alone can be recomputed by
     /// anyone.)
     pub fn from_json(text: &str) -> Result<ValidIr, String> {
-        let ir: Ir =
-            serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))?;
-        Self::from_parsed(ir)
+        Self::from_parsed(Self::read(text)?)
+    }
+
+    fn read(text: &str) -> Result<Ir, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))
     }
 
     /// [`ValidIr::from_json`] for an IR already read (or made from another
@@ -526,9 +528,7 @@ impl ValidIr {
     /// read it, for an IR made from this one by changes
     /// ([`delta::IrDelta::apply_keeping`]).
     pub fn from_json_keeping(text: &str) -> Result<(ValidIr, RouteMeanings), String> {
-        let ir: Ir =
-            serde_json::from_str(text).map_err(|e| format!("not a gatefold IR file: {e}"))?;
-        Self::from_parsed_keeping(ir, None)
+        Self::from_parsed_keeping(Self::read(text)?, None)
     }
 
     /// [`ValidIr::from_parsed`] with the routes' JSON kept, reusing

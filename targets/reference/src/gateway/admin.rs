@@ -467,15 +467,13 @@ async fn put_config(
         // already running leaves that runtime (and its source map) as it is.
         let mut before = None;
         let load = || {
-            before = Some(worker.runtime.load_full());
+            // Under the lock, after the compare-and-swap: the running
+            // config is the one the changes are for.
+            let running = before.insert(worker.runtime.load_full());
             let loaded = match changes {
-                // Under the lock, after the compare-and-swap: the running
-                // config is the one the changes are for.
-                Some(c) => {
-                    let running = worker.runtime.load();
-                    c.apply_keeping(&running.ir, running.meanings())
-                        .map_err(LoadFailed::Unusable)
-                }
+                Some(c) => c
+                    .apply_keeping(&running.ir, running.meanings())
+                    .map_err(LoadFailed::Unusable),
                 None if pushed_ir => ValidIr::from_json_keeping(&text)
                     .map_err(|e| LoadFailed::Invalid(vec![e], json!([]))),
                 None => {

@@ -139,14 +139,12 @@ impl Metrics {
         }
     }
 
-    /// The counters of a route id, created on first use. A reload finds
-    /// most of its routes here already: looked up without a new key.
+    /// The counters of a route id, created on first use. Keyed by the
+    /// route's own id string: a lookup allocates no key.
     pub fn route(&self, id: &Arc<str>) -> Arc<RouteMetrics> {
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = routes.get(&**id) {
-            return m.clone();
-        }
-        routes
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .entry(id.clone())
             .or_insert_with(|| Arc::new(RouteMetrics::new(self.shards)))
             .clone()
