@@ -132,6 +132,17 @@ pub fn compile_path_with(path: &Path, limits: &Limits) -> Compiled {
     compile_sources_with(sources, |id| dirs[id.0 as usize].clone(), limits)
 }
 
+/// A spec that must compile, for this crate's tests: its IR, or a panic
+/// with the rendered diagnostics.
+#[cfg(test)]
+pub(crate) fn compile_valid(yaml: &str) -> ValidIr {
+    let c = compile_str("spec.yaml", yaml);
+    match c.ir {
+        Some(ir) => ir,
+        None => panic!("{}", c.render()),
+    }
+}
+
 /// Compiles one in-memory file (tests, fuzzing, benchmarks, a config sent
 /// to a running gateway) under [`Limits::from_env`]. Files it names (JWT
 /// public keys) are looked up relative to the current directory, and must

@@ -5,13 +5,7 @@ use super::*;
 use crate::ir::ValidIr;
 use std::collections::HashSet;
 
-fn compile(yaml: &str) -> ValidIr {
-    let c = crate::compile_str("spec.yaml", yaml);
-    match c.ir {
-        Some(ir) => ir,
-        None => panic!("{}", c.render()),
-    }
-}
+use crate::compile_valid as compile;
 
 fn spec(apis: &str) -> ValidIr {
     compile(&format!(

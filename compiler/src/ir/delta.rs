@@ -210,13 +210,7 @@ apis:
       r3: { path: /z/* }
 "#;
 
-    fn compile(yaml: &str) -> ValidIr {
-        let c = crate::compile_str("spec.yaml", yaml);
-        match c.ir {
-            Some(ir) => ir,
-            None => panic!("{}", c.render()),
-        }
-    }
+    use crate::compile_valid as compile;
 
     /// The delta, through its JSON, as the gateway reads it.
     fn sent(base: &Ir, target: &Ir) -> IrDelta {
