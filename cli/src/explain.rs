@@ -39,6 +39,7 @@ pub fn run(spec: &Path, only: Option<&str>, format: Format) -> ExitCode {
         .routes
         .iter()
         .filter(|r| wanted.as_ref().is_none_or(|w| &r.id == w))
+        .map(|r| &**r)
         .collect();
     if let (Some(w), true) = (&wanted, routes.is_empty()) {
         let help = match closest_route(&w.to_string(), &names) {

@@ -22,6 +22,7 @@ use ir::{ContentHash, Ir, SourceMap, ValidIr, IR_FORMAT};
 use source::{SourceFile, Sources};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The outcome of compiling a spec: the IR when there were no errors, and
 /// every diagnostic (warnings included) either way.
@@ -385,12 +386,13 @@ fn detach(
 
 /// Lowers each route (in place, in the same buffer) and seals the IR.
 fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
+    let index = ir::PolicyIndex::new(&d.policies);
     let lower = ir::lowered::LowerInput {
         gateway: &gateway,
         upstreams: &d.upstreams,
-        policies: &d.policies,
+        policies: &index,
     };
-    let routes: Vec<ir::Route> = d
+    let routes: Vec<Arc<ir::Route>> = d
         .routes
         .into_iter()
         .map(|u| {
@@ -400,7 +402,7 @@ fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
                 u.strip_base.as_deref(),
             );
             lowered.preserve_host = u.preserve_host;
-            u.route.lowered(lowered)
+            Arc::new(u.route.lowered(lowered))
         })
         .collect();
     let hash = ContentHash::compute(&gateway, &d.upstreams, &d.consumers, &d.policies, &routes);

@@ -130,7 +130,10 @@ fn auth_groups_list_methods_and_realm() {
 fn an_edited_lowering_is_refused() {
     use gatefold_compiler::ir::{ContentHash, Ir};
     let mut raw: Ir = serde_json::from_str(&ir().to_json()).unwrap();
-    raw.routes[0].lowered.max_body.0 += 1;
+    std::sync::Arc::make_mut(&mut raw.routes[0])
+        .lowered
+        .max_body
+        .0 += 1;
     raw.hash = ContentHash::of(&raw);
     let err = ValidIr::from_json(&serde_json::to_string(&raw).unwrap()).unwrap_err();
     assert!(err.contains("lowered meaning"), "{err}");

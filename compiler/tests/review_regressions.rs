@@ -347,11 +347,14 @@ fn route_for<'i>(
     method: Method,
     path: &str,
 ) -> Option<&'i gatefold_compiler::ir::Route> {
-    ir.routes.iter().find(|r| {
-        r.matcher.matches_host(Some(host))
-            && r.matcher.matches_method(method)
-            && r.matcher.path.matches(path).is_some()
-    })
+    ir.routes
+        .iter()
+        .find(|r| {
+            r.matcher.matches_host(Some(host))
+                && r.matcher.matches_method(method)
+                && r.matcher.path.matches(path).is_some()
+        })
+        .map(|r| &**r)
 }
 
 /// `ValidIr::from_json` checks what back ends rely on, not only the hash:

@@ -175,7 +175,10 @@ impl DispatchView {
             && a.routes
                 .iter()
                 .zip(&b.routes)
-                .all(|(x, y)| x.matcher == y.matcher && cors(x) == cors(y))
+                // A route kept by a reload is the same allocation.
+                .all(|(x, y)| {
+                    std::sync::Arc::ptr_eq(x, y) || (x.matcher == y.matcher && cors(x) == cors(y))
+                })
     }
 
     fn of(ir: &Ir) -> DispatchView {

@@ -5,7 +5,7 @@
 use super::lowered::{LowerInput, UpstreamPath};
 use super::policy::{Acl, Policy, PolicyKind};
 use super::source_map::Loc;
-use super::{Ir, Name, RouteId};
+use super::{Ir, Name, PolicyIndex, RouteId};
 use rustc_hash::FxHashSet;
 use std::collections::BTreeSet;
 
@@ -65,14 +65,17 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
     if ir.sources.policies.len() != ir.policies.len() {
         return Err("the source map names policies the IR does not have".to_string());
     }
+    let index = PolicyIndex::of(ir);
     let lower = LowerInput {
         gateway: &ir.gateway,
         upstreams: &ir.upstreams,
-        policies: &ir.policies,
+        policies: &index,
     };
     // FxHash: the keys are the IR's own ids, and a large IR has them by
-    // the ten thousand.
-    let mut used = FxHashSet::default();
+    // the ten thousand. The instances used are counted by where their ids
+    // sit in `ir.policies` (found by the lookup each needs anyway): a
+    // pointer hashes in a step, an id's strings do not.
+    let mut used: FxHashSet<*const super::PolicyId> = FxHashSet::default();
     let mut ids = FxHashSet::default();
     for r in &ir.routes {
         let id = &r.id;
@@ -91,17 +94,17 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
             }
         }
         for pid in &r.chain {
-            if !ir.policies.contains_key(pid) {
+            let Some((defined, _)) = index.get_key_value(pid) else {
                 return Err(format!(
                     "route `{id}` runs policy `{pid}`, which the IR does not define"
                 ));
-            }
+            };
             if !pid.attachment.covers(id) {
                 return Err(format!(
                     "route `{id}` runs policy `{pid}`, which is attached elsewhere"
                 ));
             }
-            used.insert(pid);
+            used.insert(defined);
         }
         let answers = r.chain.iter().any(|p| {
             matches!(
@@ -142,7 +145,11 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
             ));
         }
     }
-    if let Some(pid) = ir.policies.keys().find(|p| !used.contains(p)) {
+    if let Some(pid) = ir
+        .policies
+        .keys()
+        .find(|p| !used.contains(&(*p as *const super::PolicyId)))
+    {
         return Err(format!("policy `{pid}` is in no route's chain"));
     }
     // A place for every route: as many entries as routes (whose ids are

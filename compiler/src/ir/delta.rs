@@ -11,6 +11,7 @@ use super::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The changes from the IR `base` to the IR `hash`. A part left out is the
 /// base's as it is.
@@ -75,7 +76,7 @@ impl IrDelta {
                     *count += 1
                 }
                 (Some(i), _) => routes.push(RoutePart::Keep([i, 1])),
-                (None, _) => routes.push(RoutePart::Route(Box::new(r.clone()))),
+                (None, _) => routes.push(RoutePart::Route(Box::new(Route::clone(r)))),
             }
         }
         IrDelta {
@@ -131,7 +132,11 @@ impl IrDelta {
                 self.base, base.hash
             ));
         }
-        if ContentHash::of_json(&base.sources) != self.base_sources {
+        let base_sources = match base_meanings.and_then(|m| m.sources.clone()) {
+            Some(known) => known,
+            None => ContentHash::of_json(&base.sources),
+        };
+        if base_sources != self.base_sources {
             return Err(
                 "the running config's source map is not the one the changes apply to (the same config compiled from a spec laid out otherwise); send the whole config"
                     .to_string(),
@@ -169,11 +174,12 @@ impl IrDelta {
                     from_base.extend((from..end).map(Some));
                 }
                 RoutePart::Route(r) => {
-                    routes.push(*r);
+                    routes.push(Arc::new(*r));
                     from_base.push(None);
                 }
             }
         }
+        let sources_kept = self.sources.is_none();
         let ir = Ir {
             format: IR_FORMAT,
             hash: self.hash,
@@ -184,8 +190,13 @@ impl IrDelta {
             routes,
             sources: self.sources.unwrap_or_else(|| base.sources.clone()),
         };
-        ValidIr::from_parsed_keeping(ir, base_meanings.map(|m| (m, from_base.as_slice())))
-            .map_err(|e| format!("the changes do not make the config they name: {e}"))
+        let (ir, mut meanings) =
+            ValidIr::from_parsed_keeping(ir, base_meanings.map(|m| (m, from_base.as_slice())))
+                .map_err(|e| format!("the changes do not make the config they name: {e}"))?;
+        if sources_kept {
+            meanings.sources = Some(base_sources);
+        }
+        Ok((ir, meanings))
     }
 }
 
@@ -263,6 +274,14 @@ apis:
         assert_eq!(d.routes, vec![RoutePart::Keep([0, base.routes.len()])]);
         assert_eq!(d.set_policies.len(), 1);
         assert!(d.gateway.is_none() && d.upstreams.is_none() && d.sources.is_none());
+        // A kept route is the running config's own, not a copy (a reload
+        // then tells it unchanged by identity).
+        let made = d.apply(&base).unwrap();
+        assert!(made
+            .routes
+            .iter()
+            .zip(&base.routes)
+            .all(|(m, b)| Arc::ptr_eq(m, b)));
     }
 
     /// Hashing the kept routes from the base's JSON gives the hash (and
@@ -289,7 +308,17 @@ apis:
             assert!(made.ir() == target.ir(), "generation {n}");
             let (hash, fresh) = ContentHash::compute_keeping(&made, None);
             assert_eq!(hash, ContentHash::of(&made), "generation {n}");
-            assert_eq!(format!("{kept:?}"), format!("{fresh:?}"), "generation {n}");
+            // The source map's digest goes on only with the source map.
+            let kept_sources = running.sources == made.sources;
+            let digest = kept_sources.then(|| ContentHash::of_json(&made.sources));
+            assert_eq!(kept.sources, digest, "generation {n}");
+            let mut routes_only = kept.clone();
+            routes_only.sources = None;
+            assert_eq!(
+                format!("{routes_only:?}"),
+                format!("{fresh:?}"),
+                "generation {n}"
+            );
             (running, meanings) = (made, kept);
         }
         // Meanings of another IR make the hash differ: refused, not taken.

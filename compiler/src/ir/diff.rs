@@ -129,7 +129,7 @@ pub fn diff(old: &Ir, new: &Ir) -> Vec<Change> {
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| (&r.id, (i, r)))
+        .map(|(i, r)| (&r.id, (i, &**r)))
         .collect();
     let new_ids: BTreeSet<&RouteId> = new.routes.iter().map(|r| &r.id).collect();
     // `preserve-host` is the one lowered field the spec writes directly.
@@ -201,7 +201,7 @@ fn precedence(new: &Ir, old_routes: &HashMap<&RouteId, (usize, &super::Route)>) 
     let common: Vec<(usize, &super::Route, &super::Route)> = new
         .routes
         .iter()
-        .filter_map(|r| old_routes.get(&r.id).map(|(i, o)| (*i, *o, r)))
+        .filter_map(|r| old_routes.get(&r.id).map(|(i, o)| (*i, *o, &**r)))
         .collect();
     let olds: Vec<usize> = common.iter().map(|c| c.0).collect();
     let kept = longest_increasing(&olds);

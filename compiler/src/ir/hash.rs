@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
+use std::sync::Arc;
 
 /// `sha256:<hex>` over the canonical JSON of everything but the source map.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -46,6 +47,9 @@ pub struct RouteMeanings {
     text: Vec<u8>,
     /// Where each route's JSON ends in `text`.
     ends: Vec<usize>,
+    /// [`ContentHash::of_json`] of the IR's source map, when known: changes
+    /// that keep the source map carry it over instead of hashing it again.
+    pub(crate) sources: Option<ContentHash>,
 }
 
 impl RouteMeanings {
@@ -100,7 +104,7 @@ impl ContentHash {
         upstreams: &BTreeMap<Name, Upstream>,
         consumers: &BTreeMap<Name, Consumer>,
         policies: &BTreeMap<PolicyId, PolicyInstance>,
-        routes: &[Route],
+        routes: &[Arc<Route>],
     ) -> ContentHash {
         let head = Head {
             format: IR_FORMAT,
@@ -142,6 +146,7 @@ impl ContentHash {
                 reuse.map_or(ir.routes.len() * 256, |(m, _)| m.text.len() + 1024),
             ),
             ends: Vec::with_capacity(ir.routes.len()),
+            sources: None,
         };
         for (i, route) in ir.routes.iter().enumerate() {
             if i > 0 {

@@ -5,7 +5,7 @@
 
 use super::policy::{Policy, Retry, Rewrite};
 use super::values::{ByteSize, Duration, Name};
-use super::{Baseline, Gateway, PathPattern, PolicyId, PolicyInstance, Timeouts, Upstream};
+use super::{Baseline, Gateway, PathPattern, PolicyId, Timeouts, Upstream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -147,7 +147,7 @@ pub struct AuthGroup {
 pub(crate) struct LowerInput<'a> {
     pub gateway: &'a Gateway,
     pub upstreams: &'a BTreeMap<Name, Upstream>,
-    pub policies: &'a BTreeMap<PolicyId, PolicyInstance>,
+    pub policies: &'a super::PolicyIndex<'a>,
 }
 
 impl LowerInput<'_> {

@@ -59,6 +59,7 @@ pub mod conditions;
 pub mod delta;
 pub mod diff;
 mod hash;
+mod index;
 pub mod instance;
 pub mod lowered;
 pub mod matcher;
@@ -72,6 +73,7 @@ pub mod values;
 
 pub use conditions::{Conditions, QueryText};
 pub use hash::{ContentHash, RouteMeanings};
+pub use index::PolicyIndex;
 pub use instance::{Attachment, PolicyId, PolicyInstance, Provenance};
 pub use lowered::{AuthGroup, Destination, Lowered, ProxyPlan, UpstreamPath};
 pub use matcher::{HostPattern, Matcher, PathKind, PathPattern, Segment};
@@ -86,6 +88,7 @@ pub use values::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 /// Version of the IR format; bumped when its meaning or shape changes.
 pub const IR_FORMAT: u32 = 3;
@@ -106,7 +109,7 @@ pub struct Ir {
     #[serde(deserialize_with = "deserialize_sorted_map")]
     pub policies: BTreeMap<PolicyId, PolicyInstance>,
     /// In match precedence order; see the module docs.
-    pub routes: Vec<Route>,
+    pub routes: Vec<Arc<Route>>,
     pub sources: SourceMap,
 }
 
@@ -467,7 +470,7 @@ impl Route {
 
 impl Ir {
     pub fn route(&self, id: &RouteId) -> Option<&Route> {
-        self.routes.iter().find(|r| &r.id == id)
+        self.routes.iter().find(|r| &r.id == id).map(|r| &**r)
     }
 
     /// A route's chain with each instance, in execution order.

@@ -58,7 +58,7 @@ pub fn plugins(ir: &ValidIr, fallbacks: &[crate::routing::Fallback]) -> Vec<Plug
     let clear = table.clear_chunk();
     let mut pre = Vec::new();
     let mut post = Vec::new();
-    for r in &ir.routes {
+    for r in ir.routes.iter().map(|r| &**r) {
         let mut f = pre_config(ir, r);
         if let Some(c) = &clear {
             f.access.insert(0, c.clone());

@@ -25,8 +25,8 @@ use super::upstream::pool::Pool;
 use gatefold_compiler::dispatch::DispatchView;
 use gatefold_compiler::ir::policy::Retry;
 use gatefold_compiler::ir::{
-    Destination, Phase, Policy as IrPolicy, PolicyId, ProxyPlan as LoweredPlan, RouteMeanings,
-    ValidIr,
+    Destination, Phase, Policy as IrPolicy, PolicyId, PolicyIndex, ProxyPlan as LoweredPlan,
+    RouteMeanings, ValidIr,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -156,6 +156,7 @@ impl Runtime {
         let mut limiters: HashMap<PolicyId, Arc<FixedWindow>> = HashMap::new();
         let mut caches: HashMap<PolicyId, Arc<ResponseCache>> = HashMap::new();
         let mut transforms = headers::Shared::default();
+        let index = PolicyIndex::of(&ir);
         let mut routes = Vec::with_capacity(ir.routes.len());
         for (at, route) in ir.routes.iter().enumerate() {
             // A reload mostly keeps its routes where they were: the id and
@@ -180,7 +181,7 @@ impl Runtime {
             let mut response_script = None;
             let lowered = &route.lowered;
             let mut fail = |e: String| errors.push(format!("route {}: {e}", route.id));
-            for (pid, instance) in ir.chain(route) {
+            for (pid, instance) in index.chain(route) {
                 let p = &instance.policy;
                 if after_body.is_none() && p.kind().phase() >= Phase::RequestSizeLimit {
                     after_body = Some(policies.len());
@@ -200,7 +201,7 @@ impl Runtime {
                         }
                         let mut methods: Vec<Box<dyn Authenticator>> = Vec::new();
                         for m in &group.methods {
-                            match ir.policies.get(m).map(|i| &i.policy) {
+                            match index.get(m).map(|i| &i.policy) {
                                 Some(IrPolicy::KeyAuth(c)) => {
                                     match KeyAuthMethod::new(c, consumers.clone()) {
                                         Ok(m) => methods.push(Box::new(m)),
@@ -277,7 +278,7 @@ impl Runtime {
                         Err(e) => fail(e),
                     },
                     IrPolicy::RequestHeaders(c) => {
-                        policies.push(Box::new(headers::RequestHeaders(transforms.shared(pid, c))))
+                        policies.push(Box::new(headers::RequestHeaders(transforms.shared(c))))
                     }
                     // The lowered upstream path, below.
                     IrPolicy::Rewrite(_) => {}
@@ -319,9 +320,9 @@ impl Runtime {
                         }
                         _ => fail(format!("mirror upstream `{}` is unknown", c.upstream)),
                     },
-                    IrPolicy::ResponseHeaders(c) => policies.push(Box::new(
-                        headers::ResponseHeaders(transforms.shared(pid, c)),
-                    )),
+                    IrPolicy::ResponseHeaders(c) => {
+                        policies.push(Box::new(headers::ResponseHeaders(transforms.shared(c))))
+                    }
                     // Configuration for other targets; nothing here for this one.
                     IrPolicy::Native(_) => {}
                 }
@@ -357,7 +358,7 @@ impl Runtime {
                     let split = match plan {
                         LoweredPlan::Single(_) => Ok(None),
                         LoweredPlan::Split { policy, to } => {
-                            match ir.policies.get(policy).map(|i| &i.policy) {
+                            match index.get(policy).map(|i| &i.policy) {
                                 Some(IrPolicy::TrafficSplit(s)) => Split::new(s, |n| {
                                     to.iter()
                                         .position(|d| d.upstream.as_str() == n)

@@ -7,9 +7,9 @@ use crate::gateway::ir_http;
 use crate::gateway::phases::{PhaseHooks, UpstreamRequest};
 use gatefold_compiler::ir;
 use gatefold_compiler::ir::policy::HeaderTransform;
-use gatefold_compiler::ir::PolicyId;
 use http::{response, HeaderMap, HeaderName, HeaderValue};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 pub struct Transform {
@@ -25,19 +25,23 @@ fn pairs(map: &ir::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 /// One [`Transform`] per policy instance, for every route whose chain has
-/// it: a gateway-level header policy is in every route's chain.
+/// it: a gateway-level header policy is in every route's chain. Keyed by
+/// where the instance's options sit in the IR being built (`'ir`), one per
+/// instance: a pointer hashes in a step, a policy id's strings do not.
 #[derive(Default)]
-pub struct Shared(HashMap<PolicyId, Arc<Transform>>);
+pub struct Shared<'ir>(
+    FxHashMap<*const HeaderTransform, Arc<Transform>>,
+    PhantomData<&'ir HeaderTransform>,
+);
 
-impl Shared {
-    /// The transform of instance `id`, built the first time it comes.
-    pub fn shared(&mut self, id: &PolicyId, cfg: &HeaderTransform) -> Arc<Transform> {
-        if let Some(t) = self.0.get(id) {
-            return t.clone();
-        }
-        let t = Arc::new(Transform::new(cfg));
-        self.0.insert(id.clone(), t.clone());
-        t
+impl<'ir> Shared<'ir> {
+    /// The transform of the instance whose options are `cfg`, built the
+    /// first time it comes.
+    pub fn shared(&mut self, cfg: &'ir HeaderTransform) -> Arc<Transform> {
+        self.0
+            .entry(cfg as *const HeaderTransform)
+            .or_insert_with(|| Arc::new(Transform::new(cfg)))
+            .clone()
     }
 }
 
