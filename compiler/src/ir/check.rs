@@ -75,8 +75,9 @@ pub(super) fn check(ir: &Ir) -> Result<(), String> {
     // the ten thousand. The instances used are counted by where their ids
     // sit in `ir.policies` (found by the lookup each needs anyway): a
     // pointer hashes in a step, an id's strings do not.
-    let mut used: FxHashSet<*const super::PolicyId> = FxHashSet::default();
-    let mut ids = FxHashSet::default();
+    let mut used: FxHashSet<*const super::PolicyId> =
+        FxHashSet::with_capacity_and_hasher(ir.policies.len(), Default::default());
+    let mut ids = FxHashSet::with_capacity_and_hasher(ir.routes.len(), Default::default());
     for r in &ir.routes {
         let id = &r.id;
         if !ids.insert(id) {

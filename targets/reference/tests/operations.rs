@@ -202,6 +202,55 @@ async fn admin_takes_a_config_as_its_changes() {
     assert_eq!(gw.get("/").await.text(), "two");
 }
 
+/// A reload keeps a kept route's proxy plan only while its upstream's
+/// pool is the one it had: changes that move an upstream's target send
+/// that upstream's routes to the new target at once, and the routes of an
+/// upstream left as it was keep their plan (the same one, shared).
+#[tokio::test]
+async fn changes_that_move_an_upstream_reach_its_new_target() {
+    use gatefold_compiler::ir::delta::IrDelta;
+    let (a, b, c) = (
+        Upstream::start("a").await,
+        Upstream::start("b").await,
+        Upstream::start("c").await,
+    );
+    let spec = |first: &Upstream| {
+        format!(
+            "gatefold: 1
+upstreams:
+  one: {{ targets: [{{ url: {} }}] }}
+  two: {{ targets: [{{ url: {} }}] }}
+apis:
+  x:
+    routes:
+      r1: {{ path: /one, upstream: one }}
+      r2: {{ path: /two, upstream: two }}
+",
+            first.url(),
+            c.url()
+        )
+    };
+    let gw = gateway(&spec(&a)).await;
+    let upstream_of = |r: Resp| r.header("x-upstream").unwrap_or_default().to_string();
+    assert_eq!(upstream_of(gw.get("/one").await), "a");
+    assert_eq!(upstream_of(gw.get("/two").await), "c");
+    let plan_of = |id: &str| {
+        let rt = gw.gw.shared().runtime.load_full();
+        let r = rt.routes.iter().find(|r| &*r.id == id).unwrap();
+        r.proxy.clone().unwrap()
+    };
+    let (one_before, two_before) = (plan_of("x.r1"), plan_of("x.r2"));
+    let base = gw.gw.shared().runtime.load().ir.clone();
+    let moved = compile(&spec(&b));
+    let body = serde_json::to_string(&IrDelta::between(&base, &moved)).unwrap();
+    let r = send(gw.admin(), "PATCH", "/config", &[], Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_of(gw.get("/one").await), "b");
+    assert_eq!(upstream_of(gw.get("/two").await), "c");
+    assert!(!Arc::ptr_eq(&plan_of("x.r1"), &one_before));
+    assert!(Arc::ptr_eq(&plan_of("x.r2"), &two_before));
+}
+
 /// Fleet sync's compare-and-swap: `if-match` names the config the caller
 /// saw; another one running is 412 with its hash and nothing changes. The
 /// manifest header is recorded with a change and kept by a push without it.
