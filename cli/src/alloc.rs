@@ -2,7 +2,9 @@
 //!
 //! For `serve` and `up` mimalloc is a measured throughput gain over glibc's
 //! allocator (per-request buffers and headers), and its default of keeping
-//! freed pages for 10 ms before returning them saves system calls. A
+//! freed pages for 10 ms before returning them saves system calls; the
+//! fleet commands (`plan`, `apply`, `drift`, `rollback`) keep that default
+//! too, for their many threads and connections. A
 //! one-shot command (`compile`, `validate`, `explain`, `diff`) instead frees
 //! the spec's definitions in bulk midway and then builds the IR and output:
 //! returning freed pages at once, and committing arena memory only when it
