@@ -3,8 +3,9 @@
 //! For `serve` and `up` mimalloc is a measured throughput gain over glibc's
 //! allocator (per-request buffers and headers), and its default of keeping
 //! freed pages for 10 ms before returning them saves system calls; the
-//! fleet commands (`plan`, `apply`, `drift`, `rollback`) keep that default
-//! too, for their many threads and connections. A
+//! fleet commands (`plan`, `apply`, `drift`, `rollback`) go back to that
+//! default once the spec is compiled, for their many threads and
+//! connections ([`for_network_phase`]). A
 //! one-shot command (`compile`, `validate`, `explain`, `diff`) instead frees
 //! the spec's definitions in bulk midway and then builds the IR and output:
 //! returning freed pages at once, and committing arena memory only when it
@@ -48,5 +49,17 @@ pub fn for_batch_run() {
     unsafe {
         libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
         libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
+/// After a batch run's compile, for work that frees and reuses memory all
+/// along (a fleet command's threads and connections to many gateways):
+/// freed pages are kept 10 ms again, mimalloc's default. Returned at once
+/// they were faulted in again and again (a 50-gateway apply of a 2-route
+/// spec: 34 ms of CPU instead of 41; docs/performance.md).
+pub fn for_network_phase() {
+    // SAFETY: as in `for_batch_run`.
+    unsafe {
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 10);
     }
 }

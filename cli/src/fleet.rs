@@ -59,7 +59,10 @@ fn load(path: &Path, format: Format) -> Result<(Fleet, Desired), ExitCode> {
         }
     };
     match plan::desired(&fleet) {
-        Ok(d) => Ok((fleet, d)),
+        Ok(d) => {
+            crate::alloc::for_network_phase();
+            Ok((fleet, d))
+        }
         Err(text) => {
             match format {
                 Format::Text => eprint!("{text}"),

@@ -223,19 +223,7 @@ const INTERNAL_ERROR: u8 = 3;
 fn main() -> ExitCode {
     alloc::without_huge_pages();
     let cli = Cli::parse();
-    // Not for the fleet commands either: their threads and connections
-    // to many gateways free and reuse memory all along, and returning it
-    // at once made them fault it in again (a 50-gateway apply of a
-    // 2-route spec: 45 ms instead of 53-64; docs/performance.md).
-    if !matches!(
-        cli.command,
-        Command::Serve { .. }
-            | Command::Up { .. }
-            | Command::Plan { .. }
-            | Command::Apply { .. }
-            | Command::Drift { .. }
-            | Command::Rollback { .. }
-    ) {
+    if !matches!(cli.command, Command::Serve { .. } | Command::Up { .. }) {
         alloc::for_batch_run();
     }
     match cli.command {

@@ -384,7 +384,10 @@ fn detach(
     }
 }
 
-/// Lowers each route (in place, in the same buffer) and seals the IR.
+/// Lowers each route and seals the IR. Each route is an allocation of its
+/// own (`Arc`: an IR made from changes shares the running one's routes),
+/// so the buffer of the routes being lowered is alive until the last is
+/// lowered, and is then given back.
 fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
     let index = ir::PolicyIndex::new(&d.policies);
     let lower = ir::lowered::LowerInput {
@@ -392,7 +395,7 @@ fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
         upstreams: &d.upstreams,
         policies: &index,
     };
-    let routes: Vec<Arc<ir::Route>> = d
+    let mut routes: Vec<Arc<ir::Route>> = d
         .routes
         .into_iter()
         .map(|u| {
@@ -405,6 +408,9 @@ fn build_ir(gateway: ir::Gateway, d: Detached) -> Ir {
             Arc::new(u.route.lowered(lowered))
         })
         .collect();
+    // The collect reused the old buffer, many times larger than the
+    // pointers it now holds: without this it stays with the IR.
+    routes.shrink_to_fit();
     let hash = ContentHash::compute(&gateway, &d.upstreams, &d.consumers, &d.policies, &routes);
     Ir {
         format: IR_FORMAT,

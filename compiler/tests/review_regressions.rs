@@ -410,6 +410,17 @@ fn an_ir_file_must_still_be_valid_once_resealed() {
         "not in phase order",
     );
     refused(
+        "an instance no route runs",
+        &|v| {
+            let mut inst = v["policies"]["api/pets/cors"].clone();
+            inst["attachment"] = serde_json::json!({ "api": "other" });
+            v["policies"]["api/other/cors"] = inst;
+            let at = v["sources"]["policies"]["api/pets/cors"].clone();
+            v["sources"]["policies"]["api/other/cors"] = at;
+        },
+        "policy `api/other/cors` is in no route's chain",
+    );
+    refused(
         "a source map without a route",
         &|v| {
             let id = v["routes"][0]["id"].as_str().unwrap().to_string();

@@ -115,6 +115,10 @@ impl IrDelta {
     /// (`base_meanings`, from [`ValidIr::from_json_keeping`] or an earlier
     /// apply): the routes kept are hashed from there, not written again.
     /// Gives the new IR's routes as the hash read them, for the next.
+    /// `base_meanings` must be `base`'s own: the source map's digest they
+    /// may carry is taken as `base`'s (meanings of another IR with the
+    /// same hash and another source map would let changes made for that
+    /// one through).
     pub fn apply_keeping(
         self,
         base: &Ir,
@@ -329,6 +333,31 @@ apis:
             .apply_keeping(&base, Some(&wrong))
             .unwrap_err();
         assert!(e.contains("does not match its hash"), "{e}");
+    }
+
+    /// The source map's digest carried from one generation to the next is
+    /// what changes are checked against: changes made for the same config
+    /// laid out otherwise (the same hash, another source map) are refused.
+    #[test]
+    fn the_carried_source_map_digest_refuses_changes_for_another_layout() {
+        let (running, meanings) = ValidIr::from_json_keeping(&compile(SPEC).to_json()).unwrap();
+        let two = SPEC.replace("x-served-by: one", "x-served-by: two");
+        let (made, kept) = sent(&running, &compile(&two))
+            .apply_keeping(&running, Some(&meanings))
+            .unwrap();
+        assert_eq!(kept.sources, Some(ContentHash::of_json(&made.sources)));
+        let moved = compile(&format!("# moved\n{two}"));
+        assert_eq!(moved.hash, made.hash);
+        let three = compile(&format!("# moved\n{}", two.replace("name: t", "name: u")));
+        let e = sent(&moved, &three)
+            .apply_keeping(&made, Some(&kept))
+            .unwrap_err();
+        assert!(e.contains("source map"), "{e}");
+        // Made for this layout, the same change goes through.
+        let three_here = compile(&two.replace("name: t", "name: u"));
+        sent(&made, &three_here)
+            .apply_keeping(&made, Some(&kept))
+            .unwrap();
     }
 
     /// The routes' JSON hashed after the rest gives every example's hash

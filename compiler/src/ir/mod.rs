@@ -455,9 +455,9 @@ pub struct Route {
     /// execution order, one per kind.
     pub chain: Vec<PolicyId>,
     /// The route's effective meaning beyond the chain, ready to emit.
-    /// Boxed: it is made last, and a route without it fits in the place
-    /// of the route being lowered, so lowering 100,000 routes needs no
-    /// second buffer of routes (see `compile_sources_with`).
+    /// Boxed: it is made last, from the route's other parts
+    /// (`resolve::RouteParts`), which are smaller without it while the
+    /// compiler holds 100,000 of them.
     pub lowered: Box<Lowered>,
 }
 
