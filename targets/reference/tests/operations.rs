@@ -251,6 +251,68 @@ apis:
     assert!(Arc::ptr_eq(&plan_of("x.r2"), &two_before));
 }
 
+/// A reload keeps only plain proxy plans: a route with a mirror or a
+/// traffic split gets its plan made again (the mirror's and the split's
+/// options come from their instances), while the dispatch view and a plain
+/// route's plan are the ones before when only a gateway-level header
+/// changed.
+#[tokio::test]
+async fn changes_keep_plain_plans_and_the_view_but_not_mirrors_or_splits() {
+    use gatefold_compiler::ir::delta::IrDelta;
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let spec = |served: &str| {
+        format!(
+            "gatefold: 1
+gateway:
+  policies:
+    - response-headers: {{ set: {{ x-served-by: {served} }} }}
+upstreams:
+  one: {{ targets: [{{ url: {} }}] }}
+  two: {{ targets: [{{ url: {} }}] }}
+apis:
+  x:
+    routes:
+      plain: {{ path: /plain, upstream: one }}
+      copied: {{ path: /copied, upstream: one, policies: [{{ mirror: {{ upstream: two }} }}] }}
+      split:
+        path: /split
+        policies:
+          - traffic-split:
+              to: [{{ upstream: one, weight: 1 }}, {{ upstream: two, weight: 0 }}]
+",
+            a.url(),
+            b.url()
+        )
+    };
+    let gw = gateway(&spec("first")).await;
+    let before = gw.gw.shared().runtime.load_full();
+    let plan_of = |rt: &gatefold_target_reference::gateway::runtime::Runtime, id: &str| {
+        let r = rt.routes.iter().find(|r| &*r.id == id).unwrap();
+        r.proxy.clone().unwrap()
+    };
+    let body =
+        serde_json::to_string(&IrDelta::between(&before.ir, &compile(&spec("second")))).unwrap();
+    let r = send(gw.admin(), "PATCH", "/config", &[], Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = gw.gw.shared().runtime.load_full();
+    assert!(Arc::ptr_eq(&before.view, &after.view));
+    assert!(Arc::ptr_eq(
+        &plan_of(&before, "x.plain"),
+        &plan_of(&after, "x.plain")
+    ));
+    for id in ["x.copied", "x.split"] {
+        assert!(
+            !Arc::ptr_eq(&plan_of(&before, id), &plan_of(&after, id)),
+            "{id}"
+        );
+    }
+    for path in ["/plain", "/copied", "/split"] {
+        let r = gw.get(path).await;
+        assert_eq!(r.header("x-upstream"), Some("a"), "{path}");
+        assert_eq!(r.header("x-served-by"), Some("second"), "{path}");
+    }
+}
+
 /// Fleet sync's compare-and-swap: `if-match` names the config the caller
 /// saw; another one running is 412 with its hash and nothing changes. The
 /// manifest header is recorded with a change and kept by a push without it.
