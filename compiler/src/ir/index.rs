@@ -20,7 +20,7 @@ impl<'a> PolicyIndex<'a> {
     }
 
     pub fn get(&self, id: &PolicyId) -> Option<&'a PolicyInstance> {
-        self.0.get(id).map(|(_, v)| *v)
+        self.get_key_value(id).map(|(_, v)| v)
     }
 
     /// The id as the IR holds it (one place per instance) and the instance.

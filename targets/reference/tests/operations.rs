@@ -202,13 +202,31 @@ async fn admin_takes_a_config_as_its_changes() {
     assert_eq!(gw.get("/").await.text(), "two");
 }
 
+/// Route `id`'s proxy plan in `rt`.
+fn plan_of(
+    rt: &gatefold_target_reference::gateway::runtime::Runtime,
+    id: &str,
+) -> Arc<gatefold_target_reference::gateway::runtime::ProxyPlan> {
+    let r = rt.routes.iter().find(|r| &*r.id == id).unwrap();
+    r.proxy.clone().unwrap()
+}
+
+/// Sends the gateway `yaml`'s IR as its changes from the running one
+/// (`PATCH /config`), which it must take.
+async fn patch_to(gw: &Gw, yaml: &str) {
+    use gatefold_compiler::ir::delta::IrDelta;
+    let running = gw.gw.shared().runtime.load_full();
+    let body = serde_json::to_string(&IrDelta::between(&running.ir, &compile(yaml))).unwrap();
+    let r = send(gw.admin(), "PATCH", "/config", &[], Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// A reload keeps a kept route's proxy plan only while its upstream's
 /// pool is the one it had: changes that move an upstream's target send
 /// that upstream's routes to the new target at once, and the routes of an
 /// upstream left as it was keep their plan (the same one, shared).
 #[tokio::test]
 async fn changes_that_move_an_upstream_reach_its_new_target() {
-    use gatefold_compiler::ir::delta::IrDelta;
     let (a, b, c) = (
         Upstream::start("a").await,
         Upstream::start("b").await,
@@ -234,21 +252,19 @@ apis:
     let upstream_of = |r: Resp| r.header("x-upstream").unwrap_or_default().to_string();
     assert_eq!(upstream_of(gw.get("/one").await), "a");
     assert_eq!(upstream_of(gw.get("/two").await), "c");
-    let plan_of = |id: &str| {
-        let rt = gw.gw.shared().runtime.load_full();
-        let r = rt.routes.iter().find(|r| &*r.id == id).unwrap();
-        r.proxy.clone().unwrap()
-    };
-    let (one_before, two_before) = (plan_of("x.r1"), plan_of("x.r2"));
-    let base = gw.gw.shared().runtime.load().ir.clone();
-    let moved = compile(&spec(&b));
-    let body = serde_json::to_string(&IrDelta::between(&base, &moved)).unwrap();
-    let r = send(gw.admin(), "PATCH", "/config", &[], Some(&body)).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let before = gw.gw.shared().runtime.load_full();
+    patch_to(&gw, &spec(&b)).await;
     assert_eq!(upstream_of(gw.get("/one").await), "b");
     assert_eq!(upstream_of(gw.get("/two").await), "c");
-    assert!(!Arc::ptr_eq(&plan_of("x.r1"), &one_before));
-    assert!(Arc::ptr_eq(&plan_of("x.r2"), &two_before));
+    let after = gw.gw.shared().runtime.load_full();
+    assert!(!Arc::ptr_eq(
+        &plan_of(&after, "x.r1"),
+        &plan_of(&before, "x.r1")
+    ));
+    assert!(Arc::ptr_eq(
+        &plan_of(&after, "x.r2"),
+        &plan_of(&before, "x.r2")
+    ));
 }
 
 /// A reload keeps only plain proxy plans: a route with a mirror or a
@@ -258,7 +274,6 @@ apis:
 /// changed.
 #[tokio::test]
 async fn changes_keep_plain_plans_and_the_view_but_not_mirrors_or_splits() {
-    use gatefold_compiler::ir::delta::IrDelta;
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let spec = |served: &str| {
         format!(
@@ -286,14 +301,7 @@ apis:
     };
     let gw = gateway(&spec("first")).await;
     let before = gw.gw.shared().runtime.load_full();
-    let plan_of = |rt: &gatefold_target_reference::gateway::runtime::Runtime, id: &str| {
-        let r = rt.routes.iter().find(|r| &*r.id == id).unwrap();
-        r.proxy.clone().unwrap()
-    };
-    let body =
-        serde_json::to_string(&IrDelta::between(&before.ir, &compile(&spec("second")))).unwrap();
-    let r = send(gw.admin(), "PATCH", "/config", &[], Some(&body)).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    patch_to(&gw, &spec("second")).await;
     let after = gw.gw.shared().runtime.load_full();
     assert!(Arc::ptr_eq(&before.view, &after.view));
     assert!(Arc::ptr_eq(

@@ -161,13 +161,14 @@ impl Runtime {
         let index = PolicyIndex::of(&ir);
         let mut routes = Vec::with_capacity(ir.routes.len());
         for (at, route) in ir.routes.iter().enumerate() {
-            // A reload mostly keeps its routes where they were: the id and
-            // counters of the route there, when it is this one, without a
-            // new string or a lookup by name.
-            let kept = env
+            // A reload mostly keeps its routes where they were: the
+            // previous runtime's route in this place, and its IR route.
+            let before = env
                 .previous
-                .and_then(|p| p.routes.get(at))
-                .filter(|r| names(&r.id, &route.id));
+                .and_then(|p| Some((p.routes.get(at)?, p.ir.routes.get(at)?)));
+            // The id and counters of the route there, when it is this one,
+            // without a new string or a lookup by name.
+            let kept = before.map(|(r, _)| r).filter(|r| names(&r.id, &route.id));
             let (id, metrics) = match kept {
                 Some(r) => (r.id.clone(), r.metrics.clone()),
                 None => {
@@ -353,25 +354,21 @@ impl Runtime {
                     retry: d.retry.clone(),
                 })
             };
-            // The same route in the same place, sent to one upstream whose
-            // pool is the previous one (a changed upstream gets a new pool)
-            // with no mirror: the plan it had is the plan it gets. Most
-            // routes of a reload; building them anew was a quarter of it.
-            let kept_plan = env
-                .previous
-                .filter(|p| p.ir.routes.get(at).is_some_and(|r| Arc::ptr_eq(r, route)))
-                .and_then(|p| p.routes.get(at)?.proxy.as_ref())
+            // The same route in the same place (its chain and lowered plan
+            // as they were), sent to one upstream (no split) whose pool is
+            // the previous one (a changed upstream gets a new pool), with
+            // no mirror: the plan it had is the plan it gets. Most routes
+            // of a reload; building them anew was a quarter of it.
+            let kept_plan = before
+                .filter(|(_, r)| Arc::ptr_eq(r, route))
+                .and_then(|(old, _)| old.proxy.as_ref())
                 .filter(|old| {
-                    let Some(LoweredPlan::Single(d)) = &lowered.proxy else {
+                    let (Some(LoweredPlan::Single(d)), [dest], None) =
+                        (&lowered.proxy, old.dests.as_slice(), &mirror)
+                    else {
                         return false;
                     };
-                    let [dest] = old.dests.as_slice() else {
-                        return false;
-                    };
-                    mirror.is_none()
-                        && old.mirror.is_none()
-                        && old.split.is_none()
-                        && Arc::ptr_eq(&dest.tls, &env.tls)
+                    Arc::ptr_eq(&dest.tls, &env.tls)
                         && pools
                             .get(d.upstream.as_str())
                             .is_some_and(|pool| Arc::ptr_eq(pool, &dest.pool))
