@@ -1,7 +1,7 @@
 //! Fleet sync to a Cloudflare Worker, against `FakeCloudflareApi` (a
 //! contract fake of the Workers API), driven by the CLI.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use support::cloudflare::FakeCloudflareApi;

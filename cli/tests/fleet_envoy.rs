@@ -4,7 +4,7 @@
 //! drift | rollback` as a user runs them. Envoy is stopped when the test
 //! ends (the runtime's instance stops its process group on drop).
 
-mod support;
+use crate::support;
 
 use gatefold_compiler::target::{Options, Target};
 use std::collections::BTreeMap;

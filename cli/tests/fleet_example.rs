@@ -6,7 +6,7 @@
 //! Worker are added to it the way a user adds them, pointed at the
 //! contract fakes (neither runs here).
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -13,7 +13,7 @@
 //! cycle, a refusal in wave 2 with rollback, and the lock are in
 //! `fleet.rs`; 500s on Kong and Cloudflare in their own files.
 
-mod support;
+use crate::support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

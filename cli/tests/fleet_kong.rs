@@ -2,7 +2,7 @@
 //! Kong's Admin API; Kong cannot run here), driven by
 //! `gatefold plan | apply | drift | rollback` as a user runs them.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use support::gateways::example;

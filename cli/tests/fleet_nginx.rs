@@ -4,7 +4,7 @@
 //! runs them. nginx is stopped when the test ends (the runtime's instance
 //! stops its process group on drop).
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! swap, reload, verify, rollback) goes through the `ssh` client. sshd and
 //! nginx are stopped when the test ends (guards kill them on drop).
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

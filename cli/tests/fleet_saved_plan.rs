@@ -3,7 +3,7 @@
 //! touching no gateway, when one no longer runs what the plan saw or the
 //! spec now wants something else.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

@@ -5,7 +5,7 @@
 //! without having recorded it: no rollback history, the fleet manifest of
 //! the apply before (a false drift).
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! Envoy must be installed (the test command runs
 //! scripts/install-runtimes.sh): a missing Envoy fails.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Instant;

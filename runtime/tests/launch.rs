@@ -5,7 +5,7 @@
 //! reloaded (a bad output keeps the old one serving), and stopped with no
 //! process left. nginx and Envoy must be installed (scripts/install-runtimes.sh).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! LuaJIT as the checker of generated Lua (nginx -t does not look inside
 //! `*_by_lua_block`).
 
-mod common;
+use crate::common;
 
 use gatefold_runtime::{Error, Luajit};
 

@@ -2,7 +2,7 @@
 //! private prefix and free loopback ports. nginx must be installed (the
 //! test command runs scripts/install-runtimes.sh): a missing nginx fails.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Instant;

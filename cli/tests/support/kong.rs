@@ -25,7 +25,6 @@ struct State {
     config: String,
     posts: u32,
     fail_posts: u32,
-    stall_posts: bool,
     token: Option<String>,
 }
 
@@ -47,7 +46,6 @@ impl FakeKongAdmin {
             config: config.to_string(),
             posts: 0,
             fail_posts: 0,
-            stall_posts: false,
             token: token.map(str::to_string),
         }));
         // The repository's copy of ../shared/reference/kong (a fresh clone
@@ -83,11 +81,6 @@ impl FakeKongAdmin {
     pub fn fail_posts(&self, n: u32) {
         self.state.lock().unwrap().fail_posts = n;
     }
-
-    /// Never answers posts.
-    pub fn stall_posts(&self) {
-        self.state.lock().unwrap().stall_posts = true;
-    }
 }
 
 fn handle(state: &Mutex<State>, schema: &jsonschema::Validator, req: &Request) -> Option<Response> {
@@ -112,9 +105,6 @@ fn handle(state: &Mutex<State>, schema: &jsonschema::Validator, req: &Request) -
         ("GET", "/config") => Response::json(200, &json!({ "config": s.config })),
         ("POST", "/config") => {
             s.posts += 1;
-            if s.stall_posts {
-                return None;
-            }
             if s.fail_posts > 0 {
                 s.fail_posts -= 1;
                 return Some(Response::json(

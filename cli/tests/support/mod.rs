@@ -2,8 +2,6 @@
 //! fakes of the admin APIs that cannot run here (Kong, Cloudflare), and
 //! reference gateways run as real processes (`reference`).
 
-#![allow(dead_code)]
-
 pub mod cloudflare;
 pub mod gateways;
 pub mod http;

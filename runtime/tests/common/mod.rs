@@ -1,8 +1,6 @@
 //! Shared helpers of the runtime tests: a tiny HTTP upstream, a client,
 //! free ports, private directories and process checks over /proc.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

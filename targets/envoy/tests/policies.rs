@@ -1,7 +1,7 @@
 //! One small spec per policy kind, served by real Envoy: what the client
 //! gets and what the upstream received.
 
-mod common;
+use crate::common;
 
 use common::*;
 

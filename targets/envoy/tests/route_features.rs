@@ -4,7 +4,7 @@
 //! suite serves both (`routing/match-conditions`, `routing/preserve-host`).
 //! What this target refuses in conditions is refused at compile time.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{check_features, Feature, Target};

@@ -1,7 +1,7 @@
 //! Real Envoy serving compiled specs on 127.0.0.1 free ports, with an echo
 //! upstream: statuses, headers, bodies and what the upstream received.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! the target emits shows up as a diff here. Also: the same IR gives the
 //! same bytes (deterministic output).
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::Options;

@@ -2,7 +2,7 @@
 //! unknown fields rejected: the bootstrap, and (as the runtime does) its
 //! LDS/CDS resources placed in `static_resources`; the static layout too.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::Options;

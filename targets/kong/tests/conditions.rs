@@ -3,7 +3,7 @@
 //! stand-in, not Kong), route expressions require the markers, and the 405
 //! routes count only the routes whose conditions hold.
 
-mod common;
+use crate::common;
 
 use common::*;
 

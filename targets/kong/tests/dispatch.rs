@@ -11,7 +11,7 @@
 //! scenario's. Not Kong: the evaluator knows only what the target emits,
 //! and Kong's own path normalization and 404 body are not modelled.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -7,7 +7,7 @@
 //! answers are the reference gateway's: 403, 413, 429 with `retry-after`
 //! and `x-ratelimit-*`, mock answers with headers and an empty body.
 
-mod common;
+use crate::common;
 
 use common::*;
 

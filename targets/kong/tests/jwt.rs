@@ -9,7 +9,7 @@
 //! choice of key-auth, basic-auth and jwt, whose phase 4 is the same Lua
 //! (Kong's own plugins would require all of them).
 
-mod common;
+use crate::common;
 
 use common::*;
 

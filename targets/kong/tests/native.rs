@@ -4,7 +4,7 @@
 //! schema are refused at the policy's place with the reason and a help
 //! line.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::Target;

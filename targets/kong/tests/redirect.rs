@@ -3,7 +3,7 @@
 //! hostile requests (an open redirect through a parameter or the kept
 //! path, a host that is no host, a query key that must not leak).
 
-mod common;
+use crate::common;
 
 use common::*;
 

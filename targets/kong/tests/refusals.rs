@@ -1,7 +1,7 @@
 //! Kinds the Kong target cannot carry out exactly are refused before
 //! anything is written (security kinds always), naming the policy.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::ir::PolicyKind;

@@ -2,7 +2,7 @@
 //! service per upstream, timeouts and retries, so routes sharing an
 //! upstream but retrying differently go through different services.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::ir::PolicyKind;

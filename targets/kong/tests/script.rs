@@ -9,7 +9,7 @@
 //! of each name), since the runtime the route chunks use is handed over by
 //! the global pre-function's `rewrite` in `kong.ctx.shared`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,7 +4,7 @@
 //! the plain listener) run under luajit against the Kong PDK stand-in (not
 //! Kong), on the spec's cases.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! The schemas are copies of ../shared/reference/kong (see
 //! tests/schemas/README.md).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

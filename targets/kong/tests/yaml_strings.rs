@@ -8,7 +8,7 @@
 //! plain is one that no YAML 1.1 or 1.2 resolver takes for anything but
 //! that string.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::Target;

@@ -3,7 +3,7 @@
 //! headers, paths, logs, ctx and failure sites, case by case (the
 //! JavaScript-vs-Lua traps and every run-time failure path).
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::ir::script::Side;

@@ -2,7 +2,7 @@
 //! under luajit, against the reference gateway's `parts_location` on the
 //! same inputs: the same location, or both a 400.
 
-mod common;
+use crate::common;
 
 use common::run_lua;
 use gatefold_compiler::ir::policy::{RedirectParts, RedirectScheme};

@@ -3,7 +3,7 @@
 //! headers as later phases see them (a header a jwt wrote, not the
 //! client's copy).
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! What the nginx target writes: runnable files that nginx and LuaJIT
 //! accept, deterministic, with every user string kept as data.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{check, Options};

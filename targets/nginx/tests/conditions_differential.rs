@@ -4,7 +4,7 @@
 //! with `+`, broken escapes, without `=`) sent to both over real sockets
 //! get the same answer.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

@@ -4,7 +4,7 @@
 //! cases, with ports, odd labels; asked methods and headers) sent to both
 //! over real sockets get the same status and CORS headers.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

@@ -5,7 +5,7 @@
 //! UDP responder on loopback), so what resolves does not depend on the
 //! machine.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::diag::Severity;

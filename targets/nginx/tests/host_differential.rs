@@ -3,7 +3,7 @@
 //! always, taken from the request line's authority in absolute form, else
 //! from the `host` header, as sent (case and port kept).
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

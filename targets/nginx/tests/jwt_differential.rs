@@ -4,7 +4,7 @@
 //! both, over real sockets, get the same status, and when admitted the
 //! upstream gets the same claim headers.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

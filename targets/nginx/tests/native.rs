@@ -3,7 +3,7 @@
 //! anything else is refused at the policy's place, before any file is
 //! written.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

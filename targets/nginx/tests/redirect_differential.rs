@@ -3,7 +3,7 @@
 //! paths that would point at another host, queries) sent to both over real
 //! sockets get the same status and `location`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

@@ -1,7 +1,7 @@
 //! 10,000 routes (bench/gen_spec.py 10000): compile time and `nginx -t`.
 //! Run: cargo test --release -p gatefold-target-nginx --test scale -- --ignored --nocapture
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::{Options, Target};

@@ -1,7 +1,7 @@
 //! Real nginx on 127.0.0.1 serving compiled specs in front of an echo
 //! upstream: statuses, headers and what the upstream received.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::*;

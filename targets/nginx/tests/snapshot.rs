@@ -1,6 +1,6 @@
 //! The generated configuration of a small spec, reviewed as a snapshot.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::Options;

@@ -1,7 +1,7 @@
 //! `gateway.tls`: certificates picked by SNI as the spec says, keys never
 //! compiled in, and the plain listener's redirect to https.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gatefold_compiler::target::Options;

@@ -2,7 +2,7 @@
 //! nginx would follow `X-Accel-Redirect` into any location of the config
 //! (a mock, or a route's internal location past its checks).
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Write};

@@ -3,7 +3,7 @@
 //! upstream `read` timeout the upstream's; bodies stream, and a refused
 //! request's body is not read.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::sync::atomic::{AtomicU64, Ordering};

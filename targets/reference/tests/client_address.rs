@@ -3,7 +3,7 @@
 //! loopback addresses (127.0.0.2 is the trusted proxy, 127.0.0.3 a client
 //! that talks to the gateway directly).
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::Ipv4Addr;

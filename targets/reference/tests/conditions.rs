@@ -1,7 +1,7 @@
 //! Language 1.1 over real sockets: route conditions (`match`) and
 //! `preserve-host` (policy-spec "Conditions", "What is sent upstream").
 
-mod common;
+use crate::common;
 use common::*;
 
 fn conditions_spec(v1: &Upstream, v2: &Upstream) -> String {

@@ -3,7 +3,7 @@
 //! origin (the request's origin, never `*`), `expose` on preflights; and
 //! `retry` `on: reset`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::SocketAddr;

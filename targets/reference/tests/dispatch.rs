@@ -2,7 +2,7 @@
 //! with copied wildcard and host-less routes, 405 allow sets where patterns
 //! overlap only in part, and preflights routed by the asked method.
 
-mod common;
+use crate::common;
 
 use common::*;
 

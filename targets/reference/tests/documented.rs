@@ -4,7 +4,7 @@
 //! refusals), the cache key, deprecation defaults, health checks, jwt
 //! options, mock headers, and attachment at run time.
 
-mod common;
+use crate::common;
 use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! nothing; and a mirror that never answers, or is not there at all,
 //! neither delays nor fails the request.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Operating the gateway: the admin API, hot swaps under load, `--watch`,
 //! graceful shutdown, the access log, and hostile clients.
 
-mod common;
+use crate::common;
 use common::*;
 use gatefold_target_reference::gateway::watch::Source;
 use gatefold_target_reference::gateway::{Gateway, Options};

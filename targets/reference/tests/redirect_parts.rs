@@ -6,7 +6,7 @@
 //! `host` making `location` point at another host, or a query-string API
 //! key leaking into it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Matching, precedence, the gateway's own answers, and what is sent
 //! upstream (policy-spec "Matching" and "What is sent upstream").
 
-mod common;
+use crate::common;
 use common::*;
 use serde_json::json;
 

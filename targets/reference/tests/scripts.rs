@@ -4,7 +4,7 @@
 //! carries from one to the other, and a script failing at run time answers
 //! 500 `{"error":"script failed"}` on either side.
 
-mod common;
+use crate::common;
 use common::*;
 
 fn script_spec(up: &Upstream) -> String {

@@ -1,7 +1,7 @@
 //! Authentication, authorization, ip-filter, rate limits, size limits and
 //! the response cache (policy-spec phases 1-6 and 11).
 
-mod common;
+use crate::common;
 use base64::Engine;
 use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};

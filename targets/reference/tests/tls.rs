@@ -4,7 +4,7 @@
 //! not cover, `redirect-http`, and certificates swapped by `PUT /config`
 //! without dropping open connections.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -2,7 +2,7 @@
 //! and reused, whatever the response body's framing, and one the upstream
 //! has closed while idle is not used again.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -2,7 +2,7 @@
 //! gateway's 502/503/504 (policy-spec "upstreams", `retry`, `timeout`,
 //! `traffic-split`).
 
-mod common;
+use crate::common;
 use common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;

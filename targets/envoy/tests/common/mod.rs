@@ -1,7 +1,6 @@
 //! Shared helpers for the Envoy target's tests: compile a spec, check its
 //! output with `envoy --mode validate`, run it on real Envoy on 127.0.0.1
 //! free ports, an echo upstream and a small HTTP/1.1 client (std only).
-#![allow(dead_code)]
 
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{check, Options, Output, Target};
@@ -92,7 +91,7 @@ impl Drop for Scratch {
 /// A running gateway: Envoy serving a spec on a free port.
 pub struct Gateway {
     pub addr: SocketAddr,
-    pub envoy: EnvoyInstance,
+    _envoy: EnvoyInstance,
     _dir: Scratch,
 }
 
@@ -116,7 +115,7 @@ pub fn serve_ir(ir: &ValidIr) -> Gateway {
         .unwrap_or_else(|e| panic!("Envoy does not start: {e}"));
     Gateway {
         addr,
-        envoy,
+        _envoy: envoy,
         _dir: dir,
     }
 }
@@ -276,7 +275,6 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub healthy: Arc<AtomicBool>,
-    pub name: String,
     stop: Arc<AtomicBool>,
 }
 
@@ -309,7 +307,6 @@ impl Upstream {
             addr,
             hits,
             healthy,
-            name: name.to_string(),
             stop,
         }
     }

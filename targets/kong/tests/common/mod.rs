@@ -1,5 +1,3 @@
-#![allow(dead_code)]
-
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{check, Gap, Options, Output, Target};
 use gatefold_target_kong::Kong;

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! Running emitted Lua under `luajit`, and the reference evaluator on the
 //! same programs, for the differential tests.
 

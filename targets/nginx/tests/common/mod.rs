@@ -1,13 +1,11 @@
 //! Shared helpers: compile a spec to nginx, check it (`nginx -t`, `luajit
 //! -bl`), run real nginx on a free loopback port with an echo upstream, and
 //! a small HTTP/1.1 client. Everything stops when dropped.
-#![allow(dead_code)]
 
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{check, Options, Output, Target};
 use gatefold_runtime::{Luajit, Nginx, NginxInstance};
 use gatefold_target_nginx::{Mode, Nginx as NginxTarget};
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -95,7 +93,6 @@ pub fn free_addr() -> SocketAddr {
 /// What the echo upstream received.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub method: String,
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -180,7 +177,7 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Vec<Received>>>) {
             return;
         }
         let mut parts = line.trim_end().splitn(3, ' ');
-        let method = parts.next().unwrap_or("").to_string();
+        let _method = parts.next();
         let target = parts.next().unwrap_or("").to_string();
         let mut headers = Vec::new();
         loop {
@@ -206,7 +203,6 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Vec<Received>>>) {
             return;
         }
         seen.lock().unwrap().push(Received {
-            method,
             target,
             headers,
             body,
@@ -333,6 +329,8 @@ fn parse(raw: &[u8]) -> Resp {
 pub struct Running {
     pub addr: SocketAddr,
     pub instance: Option<NginxInstance>,
+    /// The prefix: held until nginx has stopped, then removed.
+    #[allow(dead_code)]
     pub dir: tempfile::TempDir,
 }
 
@@ -383,8 +381,6 @@ pub fn run_with(
 pub fn with_upstream(spec: &str, from: &str, echo: &Echo) -> String {
     spec.replace(from, &format!("http://{}", echo.addr))
 }
-
-pub type Headers = BTreeMap<String, String>;
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};

@@ -1,6 +1,5 @@
 //! Shared helpers for the socket tests: upstreams the tests start on
 //! 127.0.0.1, a gateway on a free port with a manual clock, and a client.
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use gatefold_compiler::ir::ValidIr;
@@ -38,7 +37,6 @@ pub const T0: u64 = 1_800_000_000;
 /// the `host` each one was asked with is kept in `health_hosts` (when the
 /// answer is sent).
 pub struct Upstream {
-    pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub healthy: Arc<AtomicBool>,
@@ -49,12 +47,6 @@ pub struct Upstream {
 impl Upstream {
     pub async fn start(name: &str) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Upstream::serve(name, listener)
-    }
-
-    /// Serves on an address that was used before (a restarted target).
-    pub async fn start_on(name: &str, addr: SocketAddr) -> Upstream {
-        let listener = TcpListener::bind(addr).await.unwrap();
         Upstream::serve(name, listener)
     }
 
@@ -95,7 +87,6 @@ impl Upstream {
             }
         });
         Upstream {
-            name: name.to_string(),
             addr,
             hits,
             healthy,
