@@ -321,9 +321,15 @@ fn one(
         (Ok(c), Ok(r)) => (c.as_ref(), r),
         (Err(e), _) | (_, Err(e)) => return fail(e, false, None),
     };
-    let previous = match client.manifest() {
-        Ok(p) => p,
-        Err(e) => return fail(&e, false, None),
+    // The manifest the plan read with the running config's hash, where the
+    // gateway tells both at once (a config changed since is refused by the
+    // switch's compare-and-swap).
+    let previous = match &running.manifest {
+        Some(seen) => seen.clone(),
+        None => match client.manifest() {
+            Ok(p) => p,
+            Err(e) => return fail(&e, false, None),
+        },
     };
     // A gateway never applied to gets a manifest naming what it ran.
     let restore = previous.unwrap_or_else(|| {
@@ -479,6 +485,7 @@ mod tests {
             Ok(Running {
                 hash: self.state.lock().unwrap().0.clone(),
                 ir: None,
+                manifest: None,
             })
         }
         fn manifest(&self) -> Result<Option<Manifest>, Error> {
@@ -542,6 +549,22 @@ mod tests {
     /// Applies to gateways `(name, fault)` in the given waves: the summary,
     /// the hash each ends on, and how many times a config was staged.
     fn run(gateways: &[(&str, Fault)], waves: &[&[&str]]) -> (Summary, Vec<String>, usize) {
+        let (summary, fakes) = run_seen(gateways, waves, None);
+        let hashes = fakes
+            .iter()
+            .map(|f| f.state.lock().unwrap().0.clone())
+            .collect();
+        let stages = fakes.first().map_or(0, |f| f.stages.load(Ordering::SeqCst));
+        (summary, hashes, stages)
+    }
+
+    /// [`run`], with the plan having read `seen` as each gateway's manifest
+    /// (as a reference gateway's status tells it): the summary and the fakes.
+    fn run_seen(
+        gateways: &[(&str, Fault)],
+        waves: &[&[&str]],
+        seen: Option<Option<Manifest>>,
+    ) -> (Summary, Vec<Arc<FakeGateway>>) {
         let fleet = Fleet {
             path: "fleet.yaml".into(),
             spec: "s.yaml".into(),
@@ -594,17 +617,16 @@ mod tests {
                     provider: "fake",
                     desired: Arc::new(desired()),
                     client: Ok(Box::new(Shared(fake.clone()))),
-                    running: fake.running(),
+                    running: fake.running().map(|r| Running {
+                        manifest: seen.clone(),
+                        ..r
+                    }),
                     changes: Vec::new(),
                 })
                 .collect(),
         };
         let summary = apply(&fleet, &plan, None, &|_| {});
-        let hashes = fakes
-            .iter()
-            .map(|f| f.state.lock().unwrap().0.clone())
-            .collect();
-        (summary, hashes, stages.load(Ordering::SeqCst))
+        (summary, fakes)
     }
 
     fn ends(s: &Summary) -> Vec<(String, End)> {
@@ -634,6 +656,22 @@ mod tests {
         assert_eq!(ends[2], ("c".into(), End::Skipped));
         // b keeps the operator's edit; a is back; c never touched.
         assert_eq!(hashes, ["sha256:old", "sha256:edited", "sha256:old"]);
+    }
+
+    #[test]
+    fn the_manifest_the_plan_read_is_the_one_a_rollback_restores() {
+        // The fake's own manifest (none) is not what the plan saw: a
+        // rollback restoring the plan's shows the apply did not read again.
+        let seen = Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply);
+        let (summary, fakes) = run_seen(
+            &[("a", Fault::VerifyFails)],
+            &[&["a"]],
+            Some(Some(seen.clone())),
+        );
+        assert_eq!(ends(&summary)[0].1, End::RolledBack);
+        let state = fakes[0].state.lock().unwrap();
+        assert_eq!(state.0, "sha256:old");
+        assert_eq!(state.2.as_ref(), Some(&seen));
     }
 
     #[test]

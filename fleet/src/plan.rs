@@ -243,39 +243,57 @@ pub fn plan(fleet: &Fleet, desired: Desired, settings: &Settings) -> Plan {
 /// What a gateway runs: only its hash when that shows it in sync (no
 /// diff to show, and reading and parsing a large config from each of many
 /// gateways is what a no-change plan would spend its time on), else the
-/// whole config for the semantic diff.
+/// whole config for the semantic diff. The manifest comes along where the
+/// hash's read tells it.
 /// Many gateways of a fleet run the same config: it is read and parsed
 /// from the first of them, and diffed once.
 fn read(client: &dyn Provider, desired: &ValidIr, seen: &Seen) -> Result<Running, provider::Error> {
-    let Some(hash) = client.running_hash()? else {
+    let Some(head) = client.head()? else {
         return client.running();
     };
-    if hash == desired.hash.as_str() {
-        return Ok(Running { hash, ir: None });
+    if head.hash == desired.hash.as_str() {
+        return Ok(Running {
+            hash: head.hash,
+            ir: None,
+            manifest: head.manifest,
+        });
     }
     let mut mine = None;
-    let cell = once(&seen.configs, hash.clone());
+    let cell = once(&seen.configs, head.hash.clone());
     let cached = cell.get_or_init(|| {
         let read = client.running();
         let ir = match &read {
             Ok(Running {
                 hash: h,
                 ir: Some(ir),
-            }) if *h == hash => Some(ir.clone()),
+                ..
+            }) if *h == head.hash => Some(ir.clone()),
             _ => None,
         };
         mine = Some(read);
         ir
     });
-    match (mine, cached) {
-        (Some(read), _) => read,
-        (None, Some(ir)) => Ok(Running {
-            hash,
+    let running = match (mine, cached) {
+        (Some(read), _) => read?,
+        (None, Some(ir)) => Running {
+            hash: head.hash.clone(),
             ir: Some(ir.clone()),
-        }),
+            manifest: None,
+        },
         // The first reader of this hash found something else: read again.
-        (None, None) => client.running(),
-    }
+        (None, None) => client.running()?,
+    };
+    // The manifest belongs to the config the head named: kept only when
+    // the config read is that one (a change in between: apply reads it).
+    let manifest = if running.hash == head.hash {
+        head.manifest
+    } else {
+        None
+    };
+    Ok(Running {
+        manifest,
+        ..running
+    })
 }
 
 /// What one plan has read and computed, by content hash: a running config

@@ -150,6 +150,7 @@ mod tests {
                     running: Ok(Running {
                         hash: running.to_string(),
                         ir: None,
+                        manifest: None,
                     }),
                     changes: Vec::new(),
                 })

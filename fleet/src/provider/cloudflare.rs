@@ -524,6 +524,7 @@ impl Provider for Cloudflare {
         Ok(Running {
             hash: seen.hash,
             ir: ir.map(std::sync::Arc::new),
+            manifest: None,
         })
     }
 

@@ -244,6 +244,7 @@ impl<R: Runtime> Provider for ConfigDir<R> {
         Ok(Running {
             hash,
             ir: ir.map(std::sync::Arc::new),
+            manifest: None,
         })
     }
 

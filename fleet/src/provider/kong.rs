@@ -366,6 +366,7 @@ impl Provider for Kong {
         Ok(Running {
             hash: seen.hash,
             ir: ir.map(std::sync::Arc::new),
+            manifest: None,
         })
     }
 

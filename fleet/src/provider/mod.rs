@@ -26,6 +26,21 @@ pub struct Running {
     /// cannot show it (only its hash). Shared: gateways running the same
     /// config share one copy of it.
     pub ir: Option<Arc<ValidIr>>,
+    /// The manifest of the last apply, when the read that found what runs
+    /// brought it along ([`Head`]): `Some(None)` when gatefold never
+    /// applied there, `None` when not read (apply then asks
+    /// [`Provider::manifest`]).
+    pub manifest: Option<Option<Manifest>>,
+}
+
+/// A cheap read of what a gateway runs ([`Provider::head`]).
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// The content hash of the running config.
+    pub hash: String,
+    /// The manifest of the last apply, when the same read tells it (as in
+    /// [`Running::manifest`]).
+    pub manifest: Option<Option<Manifest>>,
 }
 
 /// A config prepared for a gateway, not yet switched to.
@@ -65,11 +80,12 @@ pub enum Error {
 pub trait Provider: Send + Sync {
     /// What the gateway runs now.
     fn running(&self) -> Result<Running, Error>;
-    /// The hash of what the gateway runs, when it can tell it more cheaply
-    /// than [`Provider::running`] (which reads the whole config); `None`
-    /// when it cannot. A plan reads no config from a gateway whose hash
-    /// says it is in sync.
-    fn running_hash(&self) -> Result<Option<String>, Error> {
+    /// The hash of what the gateway runs (and the manifest, where the same
+    /// read tells it), when it can tell it more cheaply than
+    /// [`Provider::running`] (which reads the whole config); `None` when
+    /// it cannot. A plan reads no config from a gateway whose hash says it
+    /// is in sync, and an apply no manifest the plan has read.
+    fn head(&self) -> Result<Option<Head>, Error> {
         Ok(None)
     }
     /// The manifest of the last apply there; `None` when gatefold never

@@ -1,16 +1,17 @@
 //! The reference gateway (`gatefold serve`) through its admin API:
-//! `GET /config` and `GET /status` for what runs, `GET /manifest` for the
-//! last apply, `PUT /config` (or `PATCH /config` with the changes from
+//! `GET /config` and `GET /status` for what runs (the status also names
+//! the last apply's manifest), `GET /manifest` for that manifest alone, `PUT /config` (or `PATCH /config` with the changes from
 //! the running config) and `POST /rollback` as compare-and-swaps
 //! (`if-match`) carrying the manifest (`gatefold-manifest`).
 
 use super::http::Http;
-use super::{Error, Provider, Running, Settings, Staged};
+use super::{Error, Head, Provider, Running, Settings, Staged};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::delta::IrDelta;
 use gatefold_compiler::ir::ValidIr;
 use reqwest::blocking::Response;
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 /// A reference gateway's admin API.
 pub struct Reference {
@@ -29,13 +30,13 @@ impl Reference {
         })
     }
 
-    fn status_hash(&self) -> Result<String, Error> {
+    fn status(&self) -> Result<Value, Error> {
         let r = self.http.send("/status", |c, u| c.get(u))?;
-        let v = json(ok(r)?)?;
-        v["config_hash"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| Error::Failed("`GET /status` has no `config_hash`".into()))
+        json(ok(r)?)
+    }
+
+    fn status_hash(&self) -> Result<String, Error> {
+        config_hash(&self.status()?)
     }
 
     /// `body` to `/config` as a compare-and-swap against `expect`,
@@ -108,6 +109,13 @@ fn ok(r: Response) -> Result<Response, Error> {
     }
 }
 
+fn config_hash(status: &Value) -> Result<String, Error> {
+    status["config_hash"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Failed("`GET /status` has no `config_hash`".into()))
+}
+
 fn json(r: Response) -> Result<serde_json::Value, Error> {
     r.json()
         .map_err(|e| Error::Failed(format!("the admin API answered something not JSON: {e}")))
@@ -124,12 +132,28 @@ impl Provider for Reference {
         Ok(Running {
             hash: ir.hash.to_string(),
             ir: Some(std::sync::Arc::new(ir)),
+            manifest: None,
         })
     }
 
-    fn running_hash(&self) -> Result<Option<String>, Error> {
-        // `GET /status` names the running config's hash in a few bytes.
-        self.status_hash().map(Some)
+    fn head(&self) -> Result<Option<Head>, Error> {
+        // `GET /status` names the running config's hash, and the manifest
+        // recorded with it, in a few hundred bytes.
+        let v = self.status()?;
+        let manifest = match v.get("manifest") {
+            // A gateway from before `/status` carried it.
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(m) => Some(Some(serde_json::from_value(m.clone()).map_err(|e| {
+                Error::Failed(format!(
+                    "the gateway's manifest is not one gatefold wrote: {e}"
+                ))
+            })?)),
+        };
+        Ok(Some(Head {
+            hash: config_hash(&v)?,
+            manifest,
+        }))
     }
 
     fn manifest(&self) -> Result<Option<Manifest>, Error> {

@@ -328,9 +328,11 @@ apis:
 async fn admin_compare_and_swap_and_manifest() {
     let gw = gateway(&mock_spec("one")).await;
     let admin = gw.admin();
-    let one = get(admin, "/status").await.json()["config_hash"].clone();
+    let status = get(admin, "/status").await.json();
+    let one = status["config_hash"].clone();
     let one = one.as_str().unwrap();
     assert_eq!(get(admin, "/manifest").await.status, 404);
+    assert!(status["manifest"].is_null(), "{status}");
     let manifest = r#"{"hash":"x","action":"apply"}"#;
     let swap = |expect: &'static str| [("if-match", expect), ("gatefold-manifest", manifest)];
     // A stale expectation: refused, the running hash named, nothing changed.
@@ -352,6 +354,13 @@ async fn admin_compare_and_swap_and_manifest() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(gw.get("/").await.text(), "two");
     assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
+    // The status names the manifest with the config it came with.
+    let status = get(admin, "/status").await.json();
+    assert_eq!(
+        status["manifest"],
+        serde_json::json!({"hash": "x", "action": "apply"})
+    );
+    assert_eq!(status["config_hash"], r.json()["config_hash"]);
     // A rollback expecting the old config is refused the same way.
     let r = send(admin, "POST", "/rollback", &[("if-match", one)], None).await;
     assert_eq!(r.status, 412);

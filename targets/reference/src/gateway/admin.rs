@@ -234,7 +234,12 @@ async fn handle(
     let method = req.method().clone();
     match (method, path.as_str()) {
         (Method::GET, "/status") => {
-            let rt = shared.runtime.load();
+            // The manifest too, read with the config it belongs to: a fleet
+            // plan learns both in one round trip.
+            let (rt, manifest) = shared.served();
+            let manifest = manifest
+                .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+                .unwrap_or(Value::Null);
             json_response(
                 StatusCode::OK,
                 &json!({
@@ -244,6 +249,7 @@ async fn handle(
                     "uptime_seconds": shared.started.elapsed().as_secs(),
                     "routes": rt.routes.len(),
                     "rollback_depth": shared.history_len(),
+                    "manifest": manifest,
                 }),
             )
         }

@@ -173,7 +173,7 @@ impl Shared {
     /// hash) changes nothing. On error the running config stays.
     pub fn apply(&self, ir: ValidIr) -> Result<Arc<Runtime>, Vec<String>> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.apply_locked(ir)
+        self.apply_locked(ir, None)
     }
 
     /// Loads a config (compiling a spec, say) and applies it under the same
@@ -186,7 +186,7 @@ impl Shared {
     ) -> Result<Result<Arc<Runtime>, Vec<String>>, E> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let ir = load()?;
-        Ok(self.apply_locked(ir))
+        Ok(self.apply_locked(ir, None))
     }
 
     /// [`Shared::load_and_apply`] as a compare-and-swap: refused with
@@ -204,11 +204,7 @@ impl Shared {
             return Ok(Err(conflict));
         }
         let ir = load()?;
-        let applied = self.apply_locked(ir).map_err(Refused::Invalid);
-        if applied.is_ok() {
-            self.record(manifest);
-        }
-        Ok(applied)
+        Ok(self.apply_locked(ir, manifest).map_err(Refused::Invalid))
     }
 
     /// [`Shared::rollback`] as a compare-and-swap, recording `manifest` (see
@@ -222,9 +218,7 @@ impl Shared {
         if let Some(conflict) = self.conflict(expect) {
             return Err(conflict);
         }
-        let rt = self.rollback_locked().map_err(Refused::Invalid)?;
-        self.record(manifest);
-        Ok(rt)
+        self.rollback_locked(manifest).map_err(Refused::Invalid)
     }
 
     /// The manifest the last fleet apply recorded, if any.
@@ -233,6 +227,14 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The running config with the manifest recorded with it: a pair no
+    /// change is halfway through (a change swaps the config and records
+    /// its manifest under the manifest's lock, taken here too).
+    pub fn served(&self) -> (Arc<Runtime>, Option<Arc<str>>) {
+        let manifest = self.manifest.lock().unwrap_or_else(|e| e.into_inner());
+        (self.runtime.load_full(), manifest.clone())
     }
 
     fn conflict(&self, expect: Option<&str>) -> Option<Refused> {
@@ -249,12 +251,19 @@ impl Shared {
         }
     }
 
-    fn apply_locked(&self, ir: ValidIr) -> Result<Arc<Runtime>, Vec<String>> {
+    /// Applies `ir`, recording `manifest` (when given) with it; also when
+    /// `ir` already runs.
+    fn apply_locked(
+        &self,
+        ir: ValidIr,
+        manifest: Option<Arc<str>>,
+    ) -> Result<Arc<Runtime>, Vec<String>> {
         let current = self.runtime.load_full();
         if current.ir.hash == ir.hash {
+            self.record(manifest);
             return Ok(current);
         }
-        let rt = self.swap_in(ir, &current)?;
+        let rt = self.swap_in(ir, &current, manifest)?;
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         h.push(current.ir.clone());
         if h.len() > HISTORY {
@@ -266,25 +275,38 @@ impl Shared {
     /// Goes back to the config before the running one.
     pub fn rollback(&self) -> Result<Arc<Runtime>, Vec<String>> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.rollback_locked()
+        self.rollback_locked(None)
     }
 
-    fn rollback_locked(&self) -> Result<Arc<Runtime>, Vec<String>> {
+    fn rollback_locked(&self, manifest: Option<Arc<str>>) -> Result<Arc<Runtime>, Vec<String>> {
         let current = self.runtime.load_full();
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let Some(previous) = h.last().cloned() else {
             return Err(vec!["there is no earlier config to roll back to".into()]);
         };
-        let rt = self.swap_in((*previous).clone(), &current)?;
+        let rt = self.swap_in((*previous).clone(), &current, manifest)?;
         h.pop();
         Ok(rt)
     }
 
-    fn swap_in(&self, ir: ValidIr, current: &Arc<Runtime>) -> Result<Arc<Runtime>, Vec<String>> {
+    /// Builds a runtime for `ir` and serves it, recording `manifest` (when
+    /// given) in the same step as [`Shared::served`] reads them.
+    fn swap_in(
+        &self,
+        ir: ValidIr,
+        current: &Arc<Runtime>,
+        manifest: Option<Arc<str>>,
+    ) -> Result<Arc<Runtime>, Vec<String>> {
         match self.build(ir, Some(current)) {
             Ok(rt) => {
                 let rt = Arc::new(rt);
-                self.runtime.store(rt.clone());
+                {
+                    let mut recorded = self.manifest.lock().unwrap_or_else(|e| e.into_inner());
+                    self.runtime.store(rt.clone());
+                    if let Some(m) = manifest {
+                        *recorded = Some(m);
+                    }
+                }
                 self.metrics
                     .reloads_ok
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
