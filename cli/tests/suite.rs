@@ -3,6 +3,10 @@
 //! small and quick to link (each binary links every dependency again).
 //! A new `tests/NAME.rs` is added as `mod NAME;` below; the workspace test
 //! `every_test_file_is_compiled` fails if it is not.
+//!
+//! Shared by every file here: `serve_admin_port` holds 127.0.0.1:9901 (the
+//! admin API's default) once it runs, so every other `gatefold serve` in
+//! these tests names its own `--admin` port.
 
 mod support;
 

@@ -329,3 +329,88 @@ pub fn changing(plan: &Plan) -> BTreeSet<String> {
         .map(|g| g.name.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Action, Manifest};
+    use crate::provider::{Error, Head, Staged};
+
+    /// A gateway whose status names `head` and whose config read finds
+    /// `config` (another hash when it changed between the two reads).
+    struct Gateway {
+        head: Head,
+        config: &'static str,
+    }
+
+    impl Provider for Gateway {
+        fn running(&self) -> Result<Running, Error> {
+            Ok(Running {
+                hash: self.config.into(),
+                ir: None,
+                manifest: None,
+            })
+        }
+        fn head(&self) -> Result<Option<Head>, Error> {
+            Ok(Some(self.head.clone()))
+        }
+        fn manifest(&self) -> Result<Option<Manifest>, Error> {
+            unreachable!("the plan reads no manifest of its own")
+        }
+        fn stage(&self, _: &ValidIr) -> Result<Staged, Error> {
+            unreachable!()
+        }
+        fn check(&self, _: &Staged) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn switch(&self, _: &Staged, _: &str, _: &Manifest) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn verify(&self, _: &str) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn revert(&self, _: &str, _: &str, _: &Manifest) -> Result<(), Error> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn the_manifest_read_with_the_hash_stays_only_with_that_config() {
+        let desired = gatefold_compiler::compile_str(
+            "s.yaml",
+            "gatefold: 1\napis:\n  a:\n    routes:\n      r: { path: /, policies: [ { mock: { status: 204 } } ] }\n",
+        )
+        .ir
+        .expect("compiles");
+        let m = Manifest::new("sha256:old", None, None, Action::Apply);
+        let head = |hash: &str| Head {
+            hash: hash.into(),
+            manifest: Some(Some(m.clone())),
+        };
+        // In sync: the status alone, manifest and all.
+        let synced = Gateway {
+            head: head(desired.hash.as_str()),
+            config: "unread",
+        };
+        let r = read(&synced, &desired, &Seen::default()).unwrap();
+        assert_eq!(r.manifest, Some(Some(m.clone())));
+        // Behind: the config read is the one the status named.
+        let behind = Gateway {
+            head: head("sha256:old"),
+            config: "sha256:old",
+        };
+        let r = read(&behind, &desired, &Seen::default()).unwrap();
+        assert_eq!(
+            (r.hash.as_str(), r.manifest),
+            ("sha256:old", Some(Some(m.clone())))
+        );
+        // Changed between the two reads: the manifest was another config's,
+        // so apply is left to read it.
+        let moved = Gateway {
+            head: head("sha256:old"),
+            config: "sha256:newer",
+        };
+        let r = read(&moved, &desired, &Seen::default()).unwrap();
+        assert_eq!((r.hash.as_str(), r.manifest), ("sha256:newer", None));
+    }
+}

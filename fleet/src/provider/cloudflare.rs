@@ -524,7 +524,8 @@ impl Provider for Cloudflare {
         Ok(Running {
             hash: seen.hash,
             ir: ir.map(std::sync::Arc::new),
-            manifest: None,
+            // Read with the Worker it travels in: apply asks no more.
+            manifest: Some(seen.manifest),
         })
     }
 

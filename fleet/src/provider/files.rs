@@ -244,7 +244,8 @@ impl<R: Runtime> Provider for ConfigDir<R> {
         Ok(Running {
             hash,
             ir: ir.map(std::sync::Arc::new),
-            manifest: None,
+            // Read with the files it describes: apply asks no more.
+            manifest: Some(seen.record.map(|r| r.manifest)),
         })
     }
 

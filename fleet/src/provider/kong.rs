@@ -366,7 +366,8 @@ impl Provider for Kong {
         Ok(Running {
             hash: seen.hash,
             ir: ir.map(std::sync::Arc::new),
-            manifest: None,
+            // Read with the config it travels in: apply asks no more.
+            manifest: Some(seen.manifest),
         })
     }
 

@@ -109,6 +109,18 @@ fn ok(r: Response) -> Result<Response, Error> {
     }
 }
 
+/// The manifest a `GET /status` answer names (see [`Head::manifest`]).
+fn manifest_in_status(status: &Value) -> Option<Option<Manifest>> {
+    match status.get("manifest") {
+        Some(Value::Null) => Some(None),
+        // Not one this gatefold reads (another tool's, a newer one's): left
+        // to apply's own `GET /manifest`, which says so for this gateway
+        // alone. Absent: a gateway from before `/status` named it.
+        Some(m) => serde_json::from_value::<Manifest>(m.clone()).ok().map(Some),
+        None => None,
+    }
+}
+
 fn config_hash(status: &Value) -> Result<String, Error> {
     status["config_hash"]
         .as_str()
@@ -140,19 +152,9 @@ impl Provider for Reference {
         // `GET /status` names the running config's hash, and the manifest
         // recorded with it, in a few hundred bytes.
         let v = self.status()?;
-        let manifest = match v.get("manifest") {
-            // A gateway from before `/status` carried it.
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(m) => Some(Some(serde_json::from_value(m.clone()).map_err(|e| {
-                Error::Failed(format!(
-                    "the gateway's manifest is not one gatefold wrote: {e}"
-                ))
-            })?)),
-        };
         Ok(Some(Head {
             hash: config_hash(&v)?,
-            manifest,
+            manifest: manifest_in_status(&v),
         }))
     }
 
@@ -244,5 +246,29 @@ impl Provider for Reference {
             ));
         }
         ok(r).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Action;
+    use serde_json::json;
+
+    #[test]
+    fn the_status_manifest_is_taken_only_when_it_is_one_gatefold_reads() {
+        let m = Manifest::new("sha256:a", Some("sha256:z"), None, Action::Apply);
+        let with =
+            |v: Value| manifest_in_status(&json!({ "config_hash": "sha256:a", "manifest": v }));
+        assert_eq!(with(serde_json::to_value(&m).unwrap()), Some(Some(m)));
+        // Never applied there.
+        assert_eq!(with(Value::Null), Some(None));
+        // Another tool's object: apply asks `GET /manifest` itself.
+        assert_eq!(with(json!({ "hash": "x", "action": "apply" })), None);
+        // A gateway from before the status named it.
+        assert_eq!(
+            manifest_in_status(&json!({ "config_hash": "sha256:a" })),
+            None
+        );
     }
 }

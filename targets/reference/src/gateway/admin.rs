@@ -237,21 +237,28 @@ async fn handle(
             // The manifest too, read with the config it belongs to: a fleet
             // plan learns both in one round trip.
             let (rt, manifest) = shared.served();
-            let manifest = manifest
-                .and_then(|m| serde_json::from_str::<Value>(&m).ok())
-                .unwrap_or(Value::Null);
-            json_response(
-                StatusCode::OK,
-                &json!({
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "config_hash": rt.ir.hash,
-                    "loaded_at": rfc3339(rt.loaded_at),
-                    "uptime_seconds": shared.started.elapsed().as_secs(),
-                    "routes": rt.routes.len(),
-                    "rollback_depth": shared.history_len(),
-                    "manifest": manifest,
-                }),
-            )
+            let mut status = json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "config_hash": rt.ir.hash,
+                "loaded_at": rfc3339(rt.loaded_at),
+                "uptime_seconds": shared.started.elapsed().as_secs(),
+                "routes": rt.routes.len(),
+                "rollback_depth": shared.history_len(),
+                "manifest": null,
+            });
+            if let Some(m) = manifest {
+                // Recorded only once checked to be a JSON object; were it
+                // not, the key is left out (ask `GET /manifest`), never null.
+                match serde_json::from_str::<Value>(&m) {
+                    Ok(m) => status["manifest"] = m,
+                    Err(_) => {
+                        if let Some(o) = status.as_object_mut() {
+                            o.remove("manifest");
+                        }
+                    }
+                }
+            }
+            json_response(StatusCode::OK, &status)
         }
         (Method::GET, "/config") => {
             let rt = shared.runtime.load();
