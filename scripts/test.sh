@@ -19,11 +19,11 @@ mkdir -p "$logs"
 summary=()
 started=$SECONDS
 
-# A fresh run writes about 4.5 GB (debug build 2.7, fuzz build 1.1,
+# A fresh run writes about 4 GB (debug build 2.7, fuzz build 0.7,
 # runtimes 0.5); a full disk shows up as the linker dying of a "Bus error".
 free_kb=$(df -Pk "$target_dir" | awk 'NR == 2 { print $4 }')
 if [ "${free_kb:-0}" -lt $((5 * 1024 * 1024)) ]; then
-  echo "!! only $((free_kb / 1024)) MB free for $target_dir; a fresh run needs about 4.5 GB"
+  echo "!! only $((free_kb / 1024)) MB free for $target_dir; a fresh run needs about 4 GB"
 fi
 
 # step NAME COMMAND...: runs COMMAND with its output in $logs/NAME.log.
