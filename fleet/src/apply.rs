@@ -324,12 +324,9 @@ fn one(
     // The manifest the plan read with the running config's hash, where the
     // gateway tells both at once (a config changed since is refused by the
     // switch's compare-and-swap).
-    let previous = match &running.manifest {
-        Some(seen) => seen.clone(),
-        None => match client.manifest() {
-            Ok(p) => p,
-            Err(e) => return fail(&e, false, None),
-        },
+    let previous = match running.manifest_from(client) {
+        Ok(p) => p,
+        Err(e) => return fail(&e, false, None),
     };
     // A gateway never applied to gets a manifest naming what it ran.
     let restore = previous.unwrap_or_else(|| {

@@ -56,7 +56,8 @@ pub fn drift(fleet: &Fleet, desired: Desired, settings: &Settings) -> Vec<Gatewa
         };
         let read = || -> Result<_, provider::Error> {
             let client = provider::for_gateway(&fleet.gateways[&name], settings)?;
-            Ok((client.manifest()?, client.running()?))
+            let running = client.running()?;
+            Ok((running.manifest_from(client.as_ref())?, running))
         };
         let (manifest, running): (Option<Manifest>, _) = match read() {
             Ok(x) => x,

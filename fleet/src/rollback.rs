@@ -48,7 +48,8 @@ fn one(
     settings: &Settings,
 ) -> Result<(), Error> {
     let client = provider::for_gateway(&fleet.gateways[name], settings)?;
-    let Some(m) = client.manifest()? else {
+    let running = client.running()?;
+    let Some(m) = running.manifest_from(client.as_ref())? else {
         return Err(Error::Failed(
             "gatefold never applied here: nothing to roll back to".into(),
         ));
@@ -58,7 +59,6 @@ fn one(
             "its last apply records no earlier version (rolled back already?)".into(),
         ));
     };
-    let running = client.running()?;
     if running.hash != m.hash {
         return Err(Error::Failed(format!(
             "it has drifted (runs {}, gatefold applied {}): see `gatefold drift`, then apply",

@@ -33,6 +33,17 @@ pub struct Running {
     pub manifest: Option<Option<Manifest>>,
 }
 
+impl Running {
+    /// The manifest of the last apply there: the one read with this, else
+    /// asked of `client`.
+    pub fn manifest_from(&self, client: &dyn Provider) -> Result<Option<Manifest>, Error> {
+        match &self.manifest {
+            Some(seen) => Ok(seen.clone()),
+            None => client.manifest(),
+        }
+    }
+}
+
 /// A cheap read of what a gateway runs ([`Provider::head`]).
 #[derive(Clone, Debug)]
 pub struct Head {

@@ -1,8 +1,9 @@
 //! The reference gateway (`gatefold serve`) through its admin API:
 //! `GET /config` and `GET /status` for what runs (the status also names
-//! the last apply's manifest), `GET /manifest` for that manifest alone, `PUT /config` (or `PATCH /config` with the changes from
-//! the running config) and `POST /rollback` as compare-and-swaps
-//! (`if-match`) carrying the manifest (`gatefold-manifest`).
+//! the last apply's manifest), `GET /manifest` for that manifest alone,
+//! `PUT /config` (or `PATCH /config` with the changes from the running
+//! config) and `POST /rollback` as compare-and-swaps (`if-match`)
+//! carrying the manifest (`gatefold-manifest`).
 
 use super::http::Http;
 use super::{Error, Head, Provider, Running, Settings, Staged};

@@ -244,19 +244,16 @@ async fn handle(
                 "uptime_seconds": shared.started.elapsed().as_secs(),
                 "routes": rt.routes.len(),
                 "rollback_depth": shared.history_len(),
-                "manifest": null,
             });
+            // `null`: none recorded. One is recorded only once checked to be
+            // a JSON object; were it not, the key is left out (ask
+            // `GET /manifest`), never `null`.
+            let manifest = match manifest {
+                None => Some(Value::Null),
+                Some(m) => serde_json::from_str(&m).ok(),
+            };
             if let Some(m) = manifest {
-                // Recorded only once checked to be a JSON object; were it
-                // not, the key is left out (ask `GET /manifest`), never null.
-                match serde_json::from_str::<Value>(&m) {
-                    Ok(m) => status["manifest"] = m,
-                    Err(_) => {
-                        if let Some(o) = status.as_object_mut() {
-                            o.remove("manifest");
-                        }
-                    }
-                }
+                status["manifest"] = m;
             }
             json_response(StatusCode::OK, &status)
         }
