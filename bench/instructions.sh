@@ -12,7 +12,10 @@
 # (A: plain proxy, B: key-auth + rate-limit + one header; access log on,
 # to /dev/null). For each profile one keep-alive client connection sends
 # WARMUP requests, the counters are zeroed, REQUESTS more are sent, and the
-# instructions counted in between are divided by REQUESTS.
+# instructions counted in between are divided by REQUESTS. Then the same
+# for profile A through `bench/hyper-floor` (hyper's HTTP/1 server and client
+# passing requests through, nothing else): what the reference adds to
+# hyper's own cost is the difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -138,3 +141,14 @@ measure() {
 }
 measure "A-plain-proxy" /a/x
 measure "B-key-auth-rate-limit-header" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
+kill $GW_PID; wait $GW_PID 2>/dev/null || true
+
+CARGO_TARGET_DIR="$ROOT/target/hyper-floor" cargo build --quiet --release \
+  --manifest-path bench/hyper-floor/Cargo.toml
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
+  "$ROOT/target/hyper-floor/release/hyper-floor" 127.0.0.1:$GW_PORT 127.0.0.1:$UP_PORT \
+  >/dev/null 2>"$WORK/floor.err" &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_port $GW_PORT 60
+measure "A-hyper-floor" /a/x

@@ -35,7 +35,10 @@
 #
 # Profiles A and B also run on `gatefold up --target nginx` and `--target
 # envoy` (the same spec without its TLS listener), beside the hand-written
-# nginx: what the compiled configurations cost against both.
+# nginx: what the compiled configurations cost against both. Profile A also
+# runs `bench/hyper-floor`: hyper's HTTP/1 server and client passing requests
+# through with nothing else, shaped as the reference runs them (the floor
+# under the reference's cost while it speaks HTTP through hyper).
 #
 # For each run it also reports the gateway's CPU time per request (user +
 # system, from /proc), which the machine's other load disturbs much less than
@@ -67,6 +70,7 @@ UPENV_PORT=19500     # gatefold up --target envoy, profiles A and B
 REF_S_PORT=19120     # profile E: the reference gateway, scripted spec
 UPNGX_S_PORT=19410   # profile E: nginx
 UPENV_S_PORT=19510   # profile E: Envoy
+FLOOR_PORT=19600     # profile A: bench/hyper-floor
 WORK=$(mktemp -d /tmp/gatefold-bench.XXXXXX)
 PIDS=()
 
@@ -97,6 +101,11 @@ else
   cargo build --quiet --release -p gatefold
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
 fi
+# Not a workspace member: its own lock file and target folder.
+echo "== building bench/hyper-floor (release)"
+CARGO_TARGET_DIR="$ROOT/target/hyper-floor" cargo build --quiet --release \
+  --manifest-path bench/hyper-floor/Cargo.toml
+FLOOR_BIN="$ROOT/target/hyper-floor/release/hyper-floor"
 
 
 # --- the upstream: nginx answering 200 with a small body ---------------------
@@ -160,6 +169,11 @@ REF_PID=$!
 PIDS+=($REF_PID)
 wait_port $REF_PORT
 wait_port $REF_TLS_PORT
+
+# --- profile A's floor: hyper passing requests through ---------------------
+"$FLOOR_BIN" 127.0.0.1:$FLOOR_PORT 127.0.0.1:$UP_PORT >/dev/null 2>"$WORK/floor.err" &
+FLOOR_PID=$!
+PIDS+=($FLOOR_PID)
 
 # --- profile E's spec: one route with the tenant-routing script --------------
 cat >"$WORK/script.yaml" <<YAML
@@ -305,6 +319,8 @@ wait_port $NGX_TLS128_PORT
 NGX_PID=$(cat "$WORK/nginx-gw/nginx.pid")
 
 # Both answer the same before anything is measured.
+wait_port $FLOOR_PORT
+test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOOR_PORT/a/x")" = 200
 for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
   test "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200
   test "$(curl -s -o /dev/null -w '%{http_code}' "${url/\/a\//\/b\/}")" = 401
@@ -370,17 +386,18 @@ measure_full_handshake() {
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
 declare -A RESULT PORT PID
-# Which gateways each profile runs, first the one the others are compared to.
-GATEWAYS_A="ref ngx upngx upenv"
-GATEWAYS_B="ref ngx upngx upenv"
-GATEWAYS_C="ref ngx ngx128"
-GATEWAYS_D="ref ngx ngx128"
-GATEWAYS_E="ref upngx upenv"
-declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [ngx128]="nginx, AES-128 first" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy")
+# Which gateways each profile runs, first the one the others are compared to
+# (GATEWAYS_A="ref ngx floor" bench/run.sh runs fewer).
+GATEWAYS_A=${GATEWAYS_A:-"ref ngx upngx upenv floor"}
+GATEWAYS_B=${GATEWAYS_B:-"ref ngx upngx upenv"}
+GATEWAYS_C=${GATEWAYS_C:-"ref ngx ngx128"}
+GATEWAYS_D=${GATEWAYS_D:-"ref ngx ngx128"}
+GATEWAYS_E=${GATEWAYS_E:-"ref upngx upenv"}
+declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [ngx128]="nginx, AES-128 first" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy" [floor]="hyper floor (bench/hyper-floor)")
 for profile in $PROFILES; do
   path=/a/bench; hdr=(); scheme=http
-  PORT=([ref]=$REF_PORT [ngx]=$NGX_PORT [upngx]=$UPNGX_PORT [upenv]=$UPENV_PORT)
-  PID=([ref]=$REF_PID [ngx]=$NGX_PID [upngx]=$UPNGX_PID [upenv]=$UPENV_PID)
+  PORT=([ref]=$REF_PORT [ngx]=$NGX_PORT [upngx]=$UPNGX_PORT [upenv]=$UPENV_PORT [floor]=$FLOOR_PORT)
+  PID=([ref]=$REF_PID [ngx]=$NGX_PID [upngx]=$UPNGX_PID [upenv]=$UPENV_PID [floor]=$FLOOR_PID)
   if [ $profile = B ]; then path=/b/bench; hdr=(-H "x-api-key: $BENCH_KEY"); fi
   if [ $profile = C ] || [ $profile = D ]; then
     hdr=(-H "connection: close"); scheme=https

@@ -11,9 +11,11 @@
 use super::Body;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -120,14 +122,80 @@ impl Limits {
 macro_rules! drive {
     ($conn:expr, $closing:expr) => {{
         let mut c = std::pin::pin!($conn);
-        tokio::select! {
-            _ = c.as_mut() => {}
-            _ = $closing => {
-                c.as_mut().graceful_shutdown();
-                let _ = c.await;
-            }
+        let closing = std::pin::pin!($closing);
+        if !$crate::gateway::conn::UntilClosing::new(c.as_mut(), closing).await {
+            c.as_mut().graceful_shutdown();
+            let _ = c.await;
         }
     }};
+}
+
+/// Drives a connection until it ends (`true`) or `closing` resolves
+/// (`false`). `closing` is polled only when something it waits on woke the
+/// task, not on every wake-up of the connection: a request wakes its
+/// connection's task several times, and polling the shutdown signal and
+/// limits each time was about 1,500 instructions per request.
+pub struct UntilClosing<'a, C, S> {
+    conn: Pin<&'a mut C>,
+    closing: Pin<&'a mut S>,
+    /// The waker `closing` was last polled with; `None` before the first poll.
+    woken: Option<Arc<ClosingWaker>>,
+}
+
+impl<'a, C, S> UntilClosing<'a, C, S> {
+    pub fn new(conn: Pin<&'a mut C>, closing: Pin<&'a mut S>) -> Self {
+        UntilClosing {
+            conn,
+            closing,
+            woken: None,
+        }
+    }
+}
+
+/// Wakes the task and notes that it was `closing` that woke it.
+struct ClosingWaker {
+    woken: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for ClosingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+impl<C: Future, S: Future> Future for UntilClosing<'_, C, S> {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let this = &mut *self;
+        let due = match &this.woken {
+            None => true,
+            Some(w) => w.woken.swap(false, Ordering::Acquire) || !w.task.will_wake(cx.waker()),
+        };
+        if due {
+            let w = Arc::new(ClosingWaker {
+                woken: AtomicBool::new(false),
+                task: cx.waker().clone(),
+            });
+            let waker = Waker::from(w.clone());
+            this.woken = Some(w);
+            if this
+                .closing
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+            {
+                return Poll::Ready(false);
+            }
+        }
+        this.conn.as_mut().poll(cx).map(|_| true)
+    }
 }
 
 /// Resolves when a connection should be asked to close: the gateway stops,
@@ -195,5 +263,65 @@ impl Default for Backoff {
 impl Default for Activity {
     fn default() -> Activity {
         Activity::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A connection that wakes its task `left` times before it ends.
+    struct Busy<'a> {
+        left: &'a Cell<u32>,
+    }
+
+    impl Future for Busy<'_> {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            match self.left.get() {
+                0 => Poll::Ready(()),
+                n => {
+                    self.left.set(n - 1);
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    /// Counts its polls and resolves once `stopped` says so.
+    async fn counted(polls: &Cell<u32>, mut stopped: watch::Receiver<bool>) {
+        let mut stop = std::pin::pin!(stopped.wait_for(|s| *s));
+        std::future::poll_fn(|cx| {
+            polls.set(polls.get() + 1);
+            stop.as_mut().poll(cx).map(|_| ())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn closing_is_polled_only_when_it_woke_the_task() {
+        let (stop, stopped) = watch::channel(false);
+        let (left, polls) = (Cell::new(100), Cell::new(0));
+        let mut conn = std::pin::pin!(Busy { left: &left });
+        let closing = std::pin::pin!(counted(&polls, stopped));
+        let ended = UntilClosing::new(conn.as_mut(), closing).await;
+        assert!(ended, "the connection ended first");
+        assert_eq!(polls.get(), 1, "100 wake-ups of the connection alone");
+
+        let (left, polls) = (Cell::new(u32::MAX), Cell::new(0));
+        let (stop2, stopped2) = watch::channel(false);
+        drop(stop);
+        let mut conn = std::pin::pin!(Busy { left: &left });
+        let closing = std::pin::pin!(counted(&polls, stopped2));
+        let until = UntilClosing::new(conn.as_mut(), closing);
+        let stopper = async {
+            tokio::task::yield_now().await;
+            stop2.send_replace(true);
+        };
+        let (ended, ()) = tokio::join!(until, stopper);
+        assert!(!ended, "closing resolved first");
+        assert!(polls.get() <= 3, "polled {} times", polls.get());
     }
 }
