@@ -73,13 +73,18 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// Adds the headers earlier phases promised: each replaces the response's
-/// own, except `vary`, which is added to.
-fn apply_promised(h: &mut HeaderMap, promised: &HeaderMap) {
+/// Adds the request id and the headers earlier phases promised: each
+/// replaces the response's own, except `vary`, which is added to.
+fn apply_promised(h: &mut HeaderMap, ctx: &Ctx) {
+    // Kept out of `promised`, which then stays empty (unallocated) on most
+    // requests.
+    if let Some(id) = &ctx.request_id {
+        h.insert(X_REQUEST_ID.clone(), id.clone());
+    }
     // One map operation per value: a name's values come one after another,
     // and the first `insert` replaces what the response had.
     let mut previous: Option<&HeaderName> = None;
-    for (k, v) in promised {
+    for (k, v) in &ctx.promised {
         if k != VARY && previous != Some(k) {
             h.insert(k.clone(), v.clone());
         } else {
@@ -91,7 +96,7 @@ fn apply_promised(h: &mut HeaderMap, promised: &HeaderMap) {
 
 /// A response made before phase 9: promised headers only.
 fn early(mut resp: Response<Body>, ctx: &Ctx) -> Response<Body> {
-    apply_promised(resp.headers_mut(), &ctx.promised);
+    apply_promised(resp.headers_mut(), ctx);
     resp
 }
 
@@ -99,7 +104,7 @@ fn early(mut resp: Response<Body>, ctx: &Ctx) -> Response<Body> {
 /// script that failed replaces the response with 500 `{"error":"script failed"}`.
 fn late(resp: Response<Body>, route: &RouteRt, ctx: &Ctx) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
-    apply_promised(&mut parts.headers, &ctx.promised);
+    apply_promised(&mut parts.headers, ctx);
     for p in &route.policies {
         p.response_filter(&mut parts, ctx);
     }
@@ -133,9 +138,7 @@ pub async fn handle(
     };
     let mut ctx = Ctx::new(peer, client, Instant::now());
     if rt.request_id {
-        let id = request_id(&head.headers);
-        ctx.promised.insert(X_REQUEST_ID.clone(), id.clone());
-        ctx.request_id = Some(id);
+        ctx.request_id = Some(request_id(&head.headers));
     }
     let method = head.method.clone();
     let (route, mut resp) = pipeline(&rt, &shared, &mut head, body, &mut ctx).await;
