@@ -329,14 +329,15 @@ fn one(
         Err(e) => return fail(&e, false, None),
     };
     // A gateway never applied to gets a manifest naming what it ran.
-    let restore = previous.unwrap_or_else(|| {
+    let never_applied = || {
         Manifest::new(
             &running.hash,
             None,
             revision.map(str::to_string),
             Action::Rollback,
         )
-    });
+    };
+    let restore = previous.unwrap_or_else(never_applied);
     event(Step::Stage, None);
     let staged = match staging.stage(client, g) {
         Ok(s) => s,
@@ -357,18 +358,28 @@ fn one(
         Some(changes) => client.switch_changes(&staged, &changes, &running.hash, &manifest),
         None => client.switch(&staged, &running.hash, &manifest),
     };
-    if let Err(e) = switched {
-        let touched = match &e {
-            // The gateway said no: nothing changed there.
-            Error::Conflict { .. } | Error::Rejected(_) => false,
-            // No answer: it may have taken, or may still take.
-            Error::Unreachable(_) => true,
-            // An error answered (a 5xx from a proxy in front, say) may come
-            // after the change took: what runs now tells.
-            _ => !matches!(client.running(), Ok(now) if now.hash == running.hash),
-        };
-        return fail(&e, touched, Some(restore));
-    }
+    let switched = match switched {
+        Ok(s) => s,
+        Err(e) => {
+            let touched = match &e {
+                // The gateway said no: nothing changed there.
+                Error::Conflict { .. } | Error::Rejected(_) => false,
+                // No answer: it may have taken, or may still take.
+                Error::Unreachable(_) => true,
+                // An error answered (a 5xx from a proxy in front, say) may come
+                // after the change took: what runs now tells.
+                _ => !matches!(client.running(), Ok(now) if now.hash == running.hash),
+            };
+            return fail(&e, touched, Some(restore));
+        }
+    };
+    // What the switch replaced, where it tells: the plan's read may be older
+    // (someone applied and rolled back to the same config since, which the
+    // compare-and-swap cannot see).
+    let restore = match switched.replaced {
+        Some(replaced) => replaced.unwrap_or_else(never_applied),
+        None => restore,
+    };
     event(Step::Verify, None);
     if let Err(e) = client.verify(&staged.hash) {
         return fail(&e, true, Some(restore));
@@ -442,7 +453,7 @@ mod tests {
     use super::*;
     use crate::file::{Fleet, OnFailure};
     use crate::plan::GatewayPlan;
-    use crate::provider::{Running, Staged};
+    use crate::provider::{Running, Staged, Switched};
     use gatefold_compiler::ir::ValidIr;
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -456,6 +467,10 @@ mod tests {
         ChangedSincePlan,
         /// It takes the switch but keeps serving the old config.
         VerifyFails,
+        /// As `VerifyFails`, and between the plan and the switch someone
+        /// applied and rolled back to the same config: the hash is the
+        /// plan's, the manifest theirs. Its switch tells what it replaced.
+        ReappliedSincePlan,
     }
 
     /// A fake gateway: a running hash, its history and a manifest.
@@ -501,10 +516,13 @@ mod tests {
         fn stages_alike(&self) -> bool {
             true
         }
-        fn switch(&self, staged: &Staged, expect: &str, m: &Manifest) -> Result<(), Error> {
+        fn switch(&self, staged: &Staged, expect: &str, m: &Manifest) -> Result<Switched, Error> {
             let mut s = self.state.lock().unwrap();
             if self.fault == Fault::ChangedSincePlan {
                 s.0 = "sha256:edited".into();
+            }
+            if self.fault == Fault::ReappliedSincePlan {
+                s.2 = Some(theirs());
             }
             if s.0 != expect {
                 return Err(Error::Conflict {
@@ -514,12 +532,15 @@ mod tests {
             }
             let old = std::mem::replace(&mut s.0, staged.hash.clone());
             s.1.push(old);
-            s.2 = Some(m.clone());
-            Ok(())
+            let replaced = s.2.replace(m.clone());
+            Ok(Switched {
+                replaced: (self.fault == Fault::ReappliedSincePlan).then_some(replaced),
+            })
         }
         fn verify(&self, hash: &str) -> Result<(), Error> {
             let s = self.state.lock().unwrap();
-            if self.fault == Fault::VerifyFails && s.1.len() == 1 && s.0 == hash {
+            let fails = matches!(self.fault, Fault::VerifyFails | Fault::ReappliedSincePlan);
+            if fails && s.1.len() == 1 && s.0 == hash {
                 return Err(Error::Verify("serves the old config".into()));
             }
             Ok(())
@@ -534,6 +555,12 @@ mod tests {
             s.2 = Some(m.clone());
             Ok(())
         }
+    }
+
+    /// The manifest of someone else's apply and rollback to the config the
+    /// plan saw ([`Fault::ReappliedSincePlan`]).
+    fn theirs() -> Manifest {
+        Manifest::new("sha256:old", Some("sha256:theirs"), None, Action::Rollback)
     }
 
     fn desired() -> ValidIr {
@@ -595,7 +622,7 @@ mod tests {
             fn stages_alike(&self) -> bool {
                 self.0.stages_alike()
             }
-            fn switch(&self, s: &Staged, e: &str, m: &Manifest) -> Result<(), Error> {
+            fn switch(&self, s: &Staged, e: &str, m: &Manifest) -> Result<Switched, Error> {
                 self.0.switch(s, e, m)
             }
             fn verify(&self, h: &str) -> Result<(), Error> {
@@ -669,6 +696,23 @@ mod tests {
         let state = fakes[0].state.lock().unwrap();
         assert_eq!(state.0, "sha256:old");
         assert_eq!(state.2.as_ref(), Some(&seen));
+    }
+
+    #[test]
+    fn the_manifest_the_switch_replaced_is_the_one_a_rollback_restores() {
+        // Between the plan and the switch someone applied and rolled back
+        // to the same config: the compare-and-swap passes, and the rollback
+        // puts back their manifest, not the older one the plan read.
+        let seen = Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply);
+        let (summary, fakes) = run_seen(
+            &[("a", Fault::ReappliedSincePlan)],
+            &[&["a"]],
+            Some(Some(seen)),
+        );
+        assert_eq!(ends(&summary)[0].1, End::RolledBack);
+        let state = fakes[0].state.lock().unwrap();
+        assert_eq!(state.0, "sha256:old");
+        assert_eq!(state.2.as_ref(), Some(&theirs()));
     }
 
     #[test]

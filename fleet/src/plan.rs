@@ -334,7 +334,7 @@ pub fn changing(plan: &Plan) -> BTreeSet<String> {
 mod tests {
     use super::*;
     use crate::manifest::{Action, Manifest};
-    use crate::provider::{Error, Head, Staged};
+    use crate::provider::{Error, Head, Staged, Switched};
 
     /// A gateway whose status names `head` and whose config read finds
     /// `config` (another hash when it changed between the two reads).
@@ -363,7 +363,7 @@ mod tests {
         fn check(&self, _: &Staged) -> Result<(), Error> {
             unreachable!()
         }
-        fn switch(&self, _: &Staged, _: &str, _: &Manifest) -> Result<(), Error> {
+        fn switch(&self, _: &Staged, _: &str, _: &Manifest) -> Result<Switched, Error> {
             unreachable!()
         }
         fn verify(&self, _: &str) -> Result<(), Error> {

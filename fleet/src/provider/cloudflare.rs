@@ -31,7 +31,7 @@
 //! since the plan (docs/fleet.md names the window).
 
 use super::http::Http;
-use super::{Error, Provider, Running, Settings, Staged};
+use super::{Error, Provider, Running, Settings, Staged, Switched};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
 use gatefold_compiler::target::{self, Target};
@@ -565,7 +565,12 @@ impl Provider for Cloudflare {
         secret_values(&ir).map(|_| ())
     }
 
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
+    fn switch(
+        &self,
+        staged: &Staged,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<Switched, Error> {
         let now = self.read()?;
         if now.hash != expect {
             return Err(Error::Conflict {
@@ -574,7 +579,10 @@ impl Provider for Cloudflare {
             });
         }
         let ir = self.staged_ir(&staged.hash)?;
-        self.put(&ir, manifest, now.record.map(|r| r.ir))
+        self.put(&ir, manifest, now.record.map(|r| r.ir))?;
+        Ok(Switched {
+            replaced: Some(now.manifest),
+        })
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {

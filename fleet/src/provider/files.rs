@@ -25,7 +25,7 @@
 //! `files:<sha256 of the set>`, which shows as drift.
 
 use super::host::Host;
-use super::{Error, Provider, Running, Settings, Staged};
+use super::{Error, Provider, Running, Settings, Staged, Switched};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::ValidIr;
 use serde::{Deserialize, Serialize};
@@ -275,8 +275,16 @@ impl<R: Runtime> Provider for ConfigDir<R> {
             .check(self.host.as_ref(), &self.stage_dir(&staged.hash), &ir)
     }
 
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
-        let now = self.read()?.hash();
+    fn switch(
+        &self,
+        staged: &Staged,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<Switched, Error> {
+        let seen = self.read()?;
+        let now = seen.hash();
+        // Files an earlier attempt moved already replaced what we would name.
+        let replaced = (now != staged.hash).then(|| seen.record.map(|r| r.manifest));
         if now != staged.hash {
             if now != expect {
                 return Err(Error::Conflict {
@@ -302,7 +310,8 @@ impl<R: Runtime> Provider for ConfigDir<R> {
             self.prune_irs(&[Some(&manifest.hash), manifest.previous.as_deref()]);
         }
         // Also when an earlier attempt moved the files: load them.
-        self.runtime.activate(self.host.as_ref())
+        self.runtime.activate(self.host.as_ref())?;
+        Ok(Switched { replaced })
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {

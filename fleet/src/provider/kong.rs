@@ -18,7 +18,7 @@
 //! between that read and the post is not seen (docs/fleet.md).
 
 use super::http::{Auth, Http};
-use super::{md5, Error, Provider, Running, Settings, Staged};
+use super::{md5, Error, Provider, Running, Settings, Staged, Switched};
 use crate::manifest::Manifest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -410,7 +410,12 @@ impl Provider for Kong {
         }
     }
 
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
+    fn switch(
+        &self,
+        staged: &Staged,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<Switched, Error> {
         let before = self.still(expect)?;
         let ir = self.staged_ir(&staged.hash)?;
         let previous = match &before.record {
@@ -422,7 +427,10 @@ impl Provider for Kong {
             ir: ir.to_json(),
             previous: Some(previous),
         };
-        self.post(&render(&ir, &record)?)
+        self.post(&render(&ir, &record)?)?;
+        Ok(Switched {
+            replaced: Some(before.manifest),
+        })
     }
 
     fn verify(&self, hash: &str) -> Result<(), Error> {

@@ -54,6 +54,16 @@ pub struct Head {
     pub manifest: Option<Option<Manifest>>,
 }
 
+/// What a switch found where it switched.
+#[derive(Clone, Debug, Default)]
+pub struct Switched {
+    /// The manifest the switch replaced, as the gateway held it when it
+    /// switched (what a rollback of this apply restores): `Some(None)`
+    /// when no apply had recorded one there, `None` when the switch could
+    /// not tell (the manifest the plan read stands in).
+    pub replaced: Option<Option<Manifest>>,
+}
+
 /// A config prepared for a gateway, not yet switched to.
 #[derive(Clone, Debug)]
 pub struct Staged {
@@ -117,7 +127,8 @@ pub trait Provider: Send + Sync {
     }
     /// Switches to `staged` atomically, only when the gateway still runs
     /// `expect`, recording `manifest` with it.
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error>;
+    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest)
+        -> Result<Switched, Error>;
     /// `desired` as its changes from `running`, in a form the gateway
     /// takes instead of the whole config; `None` (the default) when the
     /// provider sends whole configs. An apply asks once per pair of
@@ -135,7 +146,7 @@ pub trait Provider: Send + Sync {
         _changes: &str,
         expect: &str,
         manifest: &Manifest,
-    ) -> Result<(), Error> {
+    ) -> Result<Switched, Error> {
         self.switch(staged, expect, manifest)
     }
     /// Whether the gateway now serves `hash`.

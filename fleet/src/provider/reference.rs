@@ -6,7 +6,7 @@
 //! carrying the manifest (`gatefold-manifest`).
 
 use super::http::Http;
-use super::{Error, Head, Provider, Running, Settings, Staged};
+use super::{Error, Head, Provider, Running, Settings, Staged, Switched};
 use crate::manifest::Manifest;
 use gatefold_compiler::ir::delta::IrDelta;
 use gatefold_compiler::ir::ValidIr;
@@ -60,15 +60,20 @@ impl Reference {
     }
 
     /// The answer to a switch to `hash`: a 412 naming `hash` as running
-    /// is an earlier attempt that went through but whose answer was lost.
-    fn switched(&self, r: Response, expect: &str, hash: &str) -> Result<(), Error> {
+    /// is an earlier attempt that went through but whose answer was lost
+    /// (what it replaced is not told again). A success names the manifest
+    /// it replaced, read under the gateway's apply lock.
+    fn switched(&self, r: Response, expect: &str, hash: &str) -> Result<Switched, Error> {
         if r.status() == StatusCode::PRECONDITION_FAILED {
             return match self.conflict(r, expect) {
-                Error::Conflict { running, .. } if running == hash => Ok(()),
+                Error::Conflict { running, .. } if running == hash => Ok(Switched::default()),
                 e => Err(e),
             };
         }
-        ok(r).map(|_| ())
+        let answer = ok(r)?.json::<Value>().ok();
+        Ok(Switched {
+            replaced: answer.and_then(|a| manifest_named(&a, "replaced_manifest")),
+        })
     }
 
     /// A compare-and-swap answered 412: the running hash it names.
@@ -110,13 +115,16 @@ fn ok(r: Response) -> Result<Response, Error> {
     }
 }
 
-/// The manifest a `GET /status` answer names (see [`Head::manifest`]).
-fn manifest_in_status(status: &Value) -> Option<Option<Manifest>> {
-    match status.get("manifest") {
+/// The manifest an answer names under `key`: `manifest` in `GET /status`
+/// (see [`Head::manifest`]), `replaced_manifest` in a switch's answer (see
+/// [`Switched::replaced`]).
+fn manifest_named(answer: &Value, key: &str) -> Option<Option<Manifest>> {
+    match answer.get(key) {
         Some(Value::Null) => Some(None),
         // Not one this gatefold reads (another tool's, a newer one's): left
         // to apply's own `GET /manifest`, which says so for this gateway
-        // alone. Absent: a gateway from before `/status` named it.
+        // alone, or to the plan's. Absent: a gateway from before the
+        // answer named it.
         Some(m) => serde_json::from_value::<Manifest>(m.clone()).ok().map(Some),
         None => None,
     }
@@ -155,7 +163,7 @@ impl Provider for Reference {
         let v = self.status()?;
         Ok(Some(Head {
             hash: config_hash(&v)?,
-            manifest: manifest_in_status(&v),
+            manifest: manifest_named(&v, "manifest"),
         }))
     }
 
@@ -193,7 +201,12 @@ impl Provider for Reference {
         true
     }
 
-    fn switch(&self, staged: &Staged, expect: &str, manifest: &Manifest) -> Result<(), Error> {
+    fn switch(
+        &self,
+        staged: &Staged,
+        expect: &str,
+        manifest: &Manifest,
+    ) -> Result<Switched, Error> {
         let r = self.send_config(Method::PUT, &staged.body, expect, manifest)?;
         self.switched(r, expect, &staged.hash)
     }
@@ -210,7 +223,7 @@ impl Provider for Reference {
         changes: &str,
         expect: &str,
         manifest: &Manifest,
-    ) -> Result<(), Error> {
+    ) -> Result<Switched, Error> {
         let r = self.send_config(Method::PATCH, changes, expect, manifest)?;
         match r.status() {
             // A gateway from before `PATCH /config` (404, 405), or one that
@@ -259,8 +272,12 @@ mod tests {
     #[test]
     fn the_status_manifest_is_taken_only_when_it_is_one_gatefold_reads() {
         let m = Manifest::new("sha256:a", Some("sha256:z"), None, Action::Apply);
-        let with =
-            |v: Value| manifest_in_status(&json!({ "config_hash": "sha256:a", "manifest": v }));
+        let with = |v: Value| {
+            manifest_named(
+                &json!({ "config_hash": "sha256:a", "manifest": v }),
+                "manifest",
+            )
+        };
         assert_eq!(with(serde_json::to_value(&m).unwrap()), Some(Some(m)));
         // Never applied there.
         assert_eq!(with(Value::Null), Some(None));
@@ -268,7 +285,7 @@ mod tests {
         assert_eq!(with(json!({ "hash": "x", "action": "apply" })), None);
         // A gateway from before the status named it.
         assert_eq!(
-            manifest_in_status(&json!({ "config_hash": "sha256:a" })),
+            manifest_named(&json!({ "config_hash": "sha256:a" }), "manifest"),
             None
         );
     }

@@ -348,10 +348,16 @@ async fn admin_compare_and_swap_and_manifest() {
     assert_eq!(r.json()["config_hash"], one);
     assert_eq!(gw.get("/").await.text(), "one");
     assert_eq!(get(admin, "/manifest").await.status, 404);
-    // The right one: swapped, manifest recorded.
+    // The right one: swapped, manifest recorded; it replaced none.
     let headers = [("if-match", one), ("gatefold-manifest", manifest)];
     let r = send(admin, "PUT", "/config", &headers, Some(&mock_spec("two"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json().get("replaced_manifest"),
+        Some(&serde_json::Value::Null),
+        "{}",
+        r.text()
+    );
     assert_eq!(gw.get("/").await.text(), "two");
     assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
     // The status names the manifest with the config it came with.
@@ -365,10 +371,13 @@ async fn admin_compare_and_swap_and_manifest() {
     let r = send(admin, "POST", "/rollback", &[("if-match", one)], None).await;
     assert_eq!(r.status, 412);
     assert_eq!(gw.get("/").await.text(), "two");
-    // A push by hand (no manifest) keeps the recorded manifest: drift.
+    // A push by hand (no manifest) keeps the recorded manifest: drift. Its
+    // answer names the manifest it found (what a fleet rollback restores).
+    let r = put_config(admin, &mock_spec("three"), None).await;
+    assert_eq!(r.status, 200);
     assert_eq!(
-        put_config(admin, &mock_spec("three"), None).await.status,
-        200
+        r.json()["replaced_manifest"],
+        serde_json::json!({"hash": "x", "action": "apply"})
     );
     assert_eq!(get(admin, "/manifest").await.json()["action"], "apply");
     // A manifest that is not a JSON object is refused before anything.

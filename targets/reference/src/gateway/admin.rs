@@ -476,10 +476,14 @@ async fn put_config(
         // What ran before, read under the apply lock: a push of the config
         // already running leaves that runtime (and its source map) as it is.
         let mut before = None;
+        // The manifest this change replaces, read under the same lock: what
+        // a fleet apply puts back if its verify fails.
+        let mut replaced = None;
         let load = || {
             // Under the lock, after the compare-and-swap: the running
             // config is the one the changes are for.
             let running = before.insert(worker.runtime.load_full());
+            replaced = Some(worker.manifest());
             let loaded = match changes {
                 Some(c) => c
                     .apply_keeping(&running.ir, running.meanings())
@@ -507,7 +511,7 @@ async fn put_config(
                 if let Some(m) = meanings {
                     rt.keep_meanings(m);
                 }
-                Ok(rt)
+                Ok((rt, replaced.flatten()))
             }
             Ok(Err(Refused::Conflict(running))) => Err(PutFailed::Conflict(running)),
             Ok(Err(Refused::Invalid(errors))) => Err(PutFailed::Invalid(errors, json!([]))),
@@ -524,10 +528,20 @@ async fn put_config(
     })
     .await;
     match outcome {
-        Ok(Ok(rt)) => json_response(
-            StatusCode::OK,
-            &json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() }),
-        ),
+        Ok(Ok((rt, replaced))) => {
+            let mut answer =
+                json!({ "ok": true, "config_hash": rt.ir.hash, "routes": rt.routes.len() });
+            // `null`: no apply had recorded a manifest. Left out when the
+            // recorded one does not parse (it always should).
+            let replaced = match replaced {
+                None => Some(Value::Null),
+                Some(m) => serde_json::from_str::<Value>(&m).ok(),
+            };
+            if let Some(m) = replaced {
+                answer["replaced_manifest"] = m;
+            }
+            json_response(StatusCode::OK, &answer)
+        }
         Ok(Err(PutFailed::Conflict(running))) => conflict(&running),
         Ok(Err(PutFailed::Unusable(why))) => json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
