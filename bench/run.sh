@@ -101,11 +101,30 @@ else
   cargo build --quiet --release -p gatefold
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
 fi
-# Not a workspace member: its own lock file and target folder.
-echo "== building bench/hyper-floor (release)"
-CARGO_TARGET_DIR="$ROOT/target/hyper-floor" cargo build --quiet --release \
-  --manifest-path bench/hyper-floor/Cargo.toml
-FLOOR_BIN="$ROOT/target/hyper-floor/release/hyper-floor"
+# Which gateways each profile runs, first the one the others are compared to
+# (GATEWAYS_A="ref ngx floor" bench/run.sh runs fewer).
+GATEWAYS_A=${GATEWAYS_A:-"ref ngx upngx upenv floor"}
+GATEWAYS_B=${GATEWAYS_B:-"ref ngx upngx upenv"}
+GATEWAYS_C=${GATEWAYS_C:-"ref ngx ngx128"}
+GATEWAYS_D=${GATEWAYS_D:-"ref ngx ngx128"}
+GATEWAYS_E=${GATEWAYS_E:-"ref upngx upenv"}
+for profile in $PROFILES; do
+  var=GATEWAYS_$profile
+  case " ${!var} " in
+    " ref "*) ;;
+    *) echo "GATEWAYS_$profile must list ref first: the others are compared to it" >&2; exit 2 ;;
+  esac
+done
+# The hyper floor runs only where profile A lists it.
+FLOOR=no
+case " $PROFILES " in *" A "*) case " $GATEWAYS_A " in *" floor "*) FLOOR=yes ;; esac ;; esac
+if [ $FLOOR = yes ]; then
+  # Not a workspace member: its own lock file and target folder.
+  echo "== building bench/hyper-floor (release)"
+  CARGO_TARGET_DIR="$ROOT/target/hyper-floor" cargo build --quiet --release \
+    --manifest-path bench/hyper-floor/Cargo.toml
+  FLOOR_BIN="$ROOT/target/hyper-floor/release/hyper-floor"
+fi
 
 
 # --- the upstream: nginx answering 200 with a small body ---------------------
@@ -171,9 +190,12 @@ wait_port $REF_PORT
 wait_port $REF_TLS_PORT
 
 # --- profile A's floor: hyper passing requests through ---------------------
-"$FLOOR_BIN" 127.0.0.1:$FLOOR_PORT 127.0.0.1:$UP_PORT >/dev/null 2>"$WORK/floor.err" &
-FLOOR_PID=$!
-PIDS+=($FLOOR_PID)
+FLOOR_PID=
+if [ $FLOOR = yes ]; then
+  "$FLOOR_BIN" 127.0.0.1:$FLOOR_PORT 127.0.0.1:$UP_PORT >/dev/null 2>"$WORK/floor.err" &
+  FLOOR_PID=$!
+  PIDS+=($FLOOR_PID)
+fi
 
 # --- profile E's spec: one route with the tenant-routing script --------------
 cat >"$WORK/script.yaml" <<YAML
@@ -319,8 +341,10 @@ wait_port $NGX_TLS128_PORT
 NGX_PID=$(cat "$WORK/nginx-gw/nginx.pid")
 
 # Both answer the same before anything is measured.
-wait_port $FLOOR_PORT
-test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOOR_PORT/a/x")" = 200
+if [ $FLOOR = yes ]; then
+  wait_port $FLOOR_PORT
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOOR_PORT/a/x")" = 200
+fi
 for url in "http://127.0.0.1:$REF_PORT/a/x" "http://127.0.0.1:$NGX_PORT/a/x"; do
   test "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200
   test "$(curl -s -o /dev/null -w '%{http_code}' "${url/\/a\//\/b\/}")" = 401
@@ -386,13 +410,6 @@ measure_full_handshake() {
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
 declare -A RESULT PORT PID
-# Which gateways each profile runs, first the one the others are compared to
-# (GATEWAYS_A="ref ngx floor" bench/run.sh runs fewer).
-GATEWAYS_A=${GATEWAYS_A:-"ref ngx upngx upenv floor"}
-GATEWAYS_B=${GATEWAYS_B:-"ref ngx upngx upenv"}
-GATEWAYS_C=${GATEWAYS_C:-"ref ngx ngx128"}
-GATEWAYS_D=${GATEWAYS_D:-"ref ngx ngx128"}
-GATEWAYS_E=${GATEWAYS_E:-"ref upngx upenv"}
 declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [ngx128]="nginx, AES-128 first" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy" [floor]="hyper floor (bench/hyper-floor)")
 for profile in $PROFILES; do
   path=/a/bench; hdr=(); scheme=http

@@ -377,6 +377,10 @@ fn one(
     // (someone applied and rolled back to the same config since, which the
     // compare-and-swap cannot see).
     let restore = match switched.replaced {
+        // Our own manifest: an earlier attempt of this switch took (its
+        // answer lost) and the config was put back by hand since, keeping
+        // the manifest. What it replaced is not known here any more.
+        Some(Some(m)) if m == manifest => restore,
         Some(replaced) => replaced.unwrap_or_else(never_applied),
         None => restore,
     };
@@ -471,6 +475,10 @@ mod tests {
         /// applied and rolled back to the same config: the hash is the
         /// plan's, the manifest theirs. Its switch tells what it replaced.
         ReappliedSincePlan,
+        /// As `VerifyFails`, and it holds this apply's own manifest when
+        /// switched (an earlier attempt took, then the config was put back
+        /// by hand); its switch tells that as what it replaced.
+        HoldsOurManifest,
     }
 
     /// A fake gateway: a running hash, its history and a manifest.
@@ -524,6 +532,9 @@ mod tests {
             if self.fault == Fault::ReappliedSincePlan {
                 s.2 = Some(theirs());
             }
+            if self.fault == Fault::HoldsOurManifest {
+                s.2 = Some(m.clone());
+            }
             if s.0 != expect {
                 return Err(Error::Conflict {
                     expected: expect.into(),
@@ -533,13 +544,20 @@ mod tests {
             let old = std::mem::replace(&mut s.0, staged.hash.clone());
             s.1.push(old);
             let replaced = s.2.replace(m.clone());
+            let tells = matches!(
+                self.fault,
+                Fault::ReappliedSincePlan | Fault::HoldsOurManifest
+            );
             Ok(Switched {
-                replaced: (self.fault == Fault::ReappliedSincePlan).then_some(replaced),
+                replaced: tells.then_some(replaced),
             })
         }
         fn verify(&self, hash: &str) -> Result<(), Error> {
             let s = self.state.lock().unwrap();
-            let fails = matches!(self.fault, Fault::VerifyFails | Fault::ReappliedSincePlan);
+            let fails = matches!(
+                self.fault,
+                Fault::VerifyFails | Fault::ReappliedSincePlan | Fault::HoldsOurManifest
+            );
             if fails && s.1.len() == 1 && s.0 == hash {
                 return Err(Error::Verify("serves the old config".into()));
             }
@@ -713,6 +731,20 @@ mod tests {
         let state = fakes[0].state.lock().unwrap();
         assert_eq!(state.0, "sha256:old");
         assert_eq!(state.2.as_ref(), Some(&theirs()));
+    }
+
+    #[test]
+    fn a_switch_naming_our_own_manifest_as_replaced_leaves_the_plans_to_restore() {
+        let seen = Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply);
+        let (summary, fakes) = run_seen(
+            &[("a", Fault::HoldsOurManifest)],
+            &[&["a"]],
+            Some(Some(seen.clone())),
+        );
+        assert_eq!(ends(&summary)[0].1, End::RolledBack);
+        let state = fakes[0].state.lock().unwrap();
+        assert_eq!(state.0, "sha256:old");
+        assert_eq!(state.2.as_ref(), Some(&seen));
     }
 
     #[test]

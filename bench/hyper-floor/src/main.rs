@@ -9,8 +9,9 @@
 //!
 //!     hyper-floor LISTEN UPSTREAM [WORKERS]
 //!
-//! A benchmark tool, not part of gatefold: `bench/hyper_floor.sh` builds and
-//! runs it beside nginx and the reference gateway.
+//! A benchmark tool, not part of gatefold: `bench/run.sh` (profile A) and
+//! `bench/instructions.sh` build and run it beside nginx and the reference
+//! gateway.
 
 use hyper::body::Incoming;
 use hyper::client::conn::http1 as client;
@@ -93,8 +94,10 @@ async fn serve_client(stream: TcpStream, upstream: SocketAddr) {
         let sender = sender.clone();
         async move {
             let mut s = sender.borrow_mut().take().expect("one request at a time");
-            s.ready().await?;
-            let res: Result<Response<Incoming>, hyper::Error> = s.send_request(req).await;
+            let res: Result<Response<Incoming>, hyper::Error> = match s.ready().await {
+                Ok(()) => s.send_request(req).await,
+                Err(e) => Err(e),
+            };
             *sender.borrow_mut() = Some(s);
             res
         }
