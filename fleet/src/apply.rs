@@ -700,20 +700,27 @@ mod tests {
         assert_eq!(hashes, ["sha256:old", "sha256:edited", "sha256:old"]);
     }
 
+    /// The manifest the plan read in the rollback tests below.
+    fn planned() -> Manifest {
+        Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply)
+    }
+
+    /// One gateway with `fault` (its verify fails), the plan having read
+    /// [`planned`]: it is rolled back to the old config; the manifest it
+    /// is left with.
+    fn restored_manifest(fault: Fault) -> Option<Manifest> {
+        let (summary, fakes) = run_seen(&[("a", fault)], &[&["a"]], Some(Some(planned())));
+        assert_eq!(ends(&summary)[0].1, End::RolledBack);
+        let state = fakes[0].state.lock().unwrap();
+        assert_eq!(state.0, "sha256:old");
+        state.2.clone()
+    }
+
     #[test]
     fn the_manifest_the_plan_read_is_the_one_a_rollback_restores() {
         // The fake's own manifest (none) is not what the plan saw: a
         // rollback restoring the plan's shows the apply did not read again.
-        let seen = Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply);
-        let (summary, fakes) = run_seen(
-            &[("a", Fault::VerifyFails)],
-            &[&["a"]],
-            Some(Some(seen.clone())),
-        );
-        assert_eq!(ends(&summary)[0].1, End::RolledBack);
-        let state = fakes[0].state.lock().unwrap();
-        assert_eq!(state.0, "sha256:old");
-        assert_eq!(state.2.as_ref(), Some(&seen));
+        assert_eq!(restored_manifest(Fault::VerifyFails), Some(planned()));
     }
 
     #[test]
@@ -721,30 +728,12 @@ mod tests {
         // Between the plan and the switch someone applied and rolled back
         // to the same config: the compare-and-swap passes, and the rollback
         // puts back their manifest, not the older one the plan read.
-        let seen = Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply);
-        let (summary, fakes) = run_seen(
-            &[("a", Fault::ReappliedSincePlan)],
-            &[&["a"]],
-            Some(Some(seen)),
-        );
-        assert_eq!(ends(&summary)[0].1, End::RolledBack);
-        let state = fakes[0].state.lock().unwrap();
-        assert_eq!(state.0, "sha256:old");
-        assert_eq!(state.2.as_ref(), Some(&theirs()));
+        assert_eq!(restored_manifest(Fault::ReappliedSincePlan), Some(theirs()));
     }
 
     #[test]
     fn a_switch_naming_our_own_manifest_as_replaced_leaves_the_plans_to_restore() {
-        let seen = Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply);
-        let (summary, fakes) = run_seen(
-            &[("a", Fault::HoldsOurManifest)],
-            &[&["a"]],
-            Some(Some(seen.clone())),
-        );
-        assert_eq!(ends(&summary)[0].1, End::RolledBack);
-        let state = fakes[0].state.lock().unwrap();
-        assert_eq!(state.0, "sha256:old");
-        assert_eq!(state.2.as_ref(), Some(&seen));
+        assert_eq!(restored_manifest(Fault::HoldsOurManifest), Some(planned()));
     }
 
     #[test]
