@@ -9,6 +9,9 @@
 #   minimal   the minimal proxy Worker's body (URL parse + fetch)
 #   chain     the chain, its Durable Object replaced by a stub answering at once
 #   chain+DO  the chain with its real rate-limit Durable Object (an RPC per request)
+#   chain+nop the chain calling the same object's `nop()` instead of `hit()`:
+#             the RPC without the object's own work (its count and storage
+#             write), which tells the RPC's cost from the counting's
 #
 #   bench/cloudflare_chain_loop.sh   # N=5000 ROUNDS=3 by default
 #
@@ -69,12 +72,26 @@ harness = r'''
 globalThis.fetch = async () =>
   new Response("ok\n", { status: 200, headers: { "content-type": "text/plain", "content-length": "3" } });
 const STUB_DO = { idFromName: (n) => n, get: () => ({ hit: async () => "1 1000" }) };
+// The real object, its `hit` answered by an empty method over the same RPC.
+GatefoldRateLimit.prototype.nop = function () { return "1 1000"; };
+const nopDo = (ns) => ({
+  idFromName: (n) => ns.idFromName(n),
+  get: (id) => {
+    const stub = ns.get(id);
+    return { hit: () => stub.nop() };
+  },
+});
 export default {
   async fetch(req, env, ctx) {
     const q = new URL(req.url).searchParams;
     const n = Number(q.get("n"));
     const mode = q.get("mode");
-    const e = mode === "chain" ? Object.assign({}, env, { GATEFOLD_RATE_LIMIT: STUB_DO }) : env;
+    const e =
+      mode === "chain"
+        ? Object.assign({}, env, { GATEFOLD_RATE_LIMIT: STUB_DO })
+        : mode === "nop"
+          ? Object.assign({}, env, { GATEFOLD_RATE_LIMIT: nopDo(env.GATEFOLD_RATE_LIMIT) })
+          : env;
     let ok = 0;
     for (let i = 0; i < n; i++) {
       const r = new Request("http://127.0.0.1/pets/1", {
@@ -113,11 +130,11 @@ loop() { # MODE -> CPU us per request
 }
 
 echo "== $N requests per loop, $ROUNDS rounds (workerd CPU us/request)"
-for mode in minimal chain chain+DO; do : >"$WORK/$mode.runs"; done
+for mode in minimal chain chain+nop chain+DO; do : >"$WORK/$mode.runs"; done
 for round in $(seq 1 "$ROUNDS"); do
   line="   round $round:"
-  for mode in minimal chain chain+DO; do
-    m=$(loop "${mode/+DO/do}")
+  for mode in minimal chain chain+nop chain+DO; do
+    m=$(loop "$(case $mode in chain+DO) echo do ;; chain+nop) echo nop ;; *) echo $mode ;; esac)")
     echo "$m" >>"$WORK/$mode.runs"
     line="$line $mode $m"
   done
@@ -125,6 +142,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 med() { median <"$WORK/$1.runs"; }
 printf '\n%-44s %10s\n' "loop (median of $ROUNDS)" "us/request"
-printf '%-44s %10s\n' "minimal proxy" "$(med minimal)" "chain, Durable Object stubbed" "$(med chain)" "chain with its Durable Object" "$(med chain+DO)"
-awk -v m="$(med minimal)" -v c="$(med chain)" -v d="$(med chain+DO)" 'BEGIN {
-  printf "%-44s %10.1f\n%-44s %10.1f\n", "the chain on top of the minimal body", c - m, "the Durable Object call", d - c }'
+printf '%-44s %10s\n' "minimal proxy" "$(med minimal)" "chain, Durable Object stubbed" "$(med chain)" \
+  "chain, the object's empty method" "$(med chain+nop)" "chain with its Durable Object" "$(med chain+DO)"
+awk -v m="$(med minimal)" -v c="$(med chain)" -v o="$(med chain+nop)" -v d="$(med chain+DO)" 'BEGIN {
+  printf "%-44s %10.1f\n%-44s %10.1f\n", "the chain on top of the minimal body", c - m, "the Durable Object call", d - c
+  printf "%-44s %10.1f\n%-44s %10.1f\n", "  of which the RPC (empty method)", o - c, "  of which the object counting and storing", d - o }'
