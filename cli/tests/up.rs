@@ -631,6 +631,57 @@ fn up_cloudflare_serves_in_workerd_reloads_and_stops() {
     assert!(hello(listen).is_none(), "nothing serves after the stop");
 }
 
+/// The Worker's rate limit under concurrent requests in workerd: each gets
+/// a count of its own from the counting object, so of 40 at once against a
+/// limit of 10, exactly 10 pass, with `remaining` 9 down to 0, once each.
+#[test]
+#[cfg(unix)]
+fn up_cloudflare_counts_concurrent_requests_exactly() {
+    let spec = "gatefold: 1\napis:\n  main:\n    policies: [{ rate-limit: { requests: 10, per: 1m } }]\n    routes:\n      hello: { path: /hello, policies: [{ mock: { body: ok } }] }\n";
+    let dir = spec_dir("cloudflare-limit", spec);
+    let work = dir.join("work");
+    let running = up(
+        &dir,
+        "cloudflare",
+        "127.0.0.1:0",
+        &["--work", work.to_str().unwrap()],
+        &[],
+    );
+    let listen = running.listen;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(40));
+    let askers: Vec<_> = (0..40)
+        .map(|_| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                ask(
+                    listen,
+                    "GET /hello HTTP/1.1\r\nhost: localhost\r\n",
+                    b"",
+                    &["x-ratelimit-remaining"],
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Vec<String>, String)> =
+        askers.into_iter().map(|a| a.join().unwrap()).collect();
+    let passed: Vec<&(u16, Vec<String>, String)> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .collect();
+    let refused = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 429)
+        .count();
+    assert_eq!((passed.len(), refused), (10, 30), "{answers:?}");
+    let mut remaining: Vec<String> = passed.iter().map(|(_, h, _)| h.join(",")).collect();
+    remaining.sort();
+    let expected: Vec<String> = (0..10)
+        .map(|n| format!("x-ratelimit-remaining: {n}"))
+        .collect();
+    assert_eq!(remaining, expected, "{answers:?}");
+}
+
 /// Without workerd, `up --target cloudflare` says where it looked and how
 /// to install it.
 #[test]
