@@ -25,6 +25,7 @@ WARMUP=${WARMUP:-200}
 UP_PORT=${UP_PORT:-19300}
 GW_PORT=${GW_PORT:-19310}
 ADMIN_PORT=${ADMIN_PORT:-19311}
+ports_free $UP_PORT $GW_PORT $ADMIN_PORT
 WORK=$(mktemp -d /tmp/gatefold-instr.XXXXXX)
 PIDS=()
 cleanup() {

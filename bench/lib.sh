@@ -13,6 +13,20 @@ wait_port() {
 
 # Every descendant of process $1 (nginx's workers are children of its
 # master, which is a child of `gatefold up`).
+# Exits when any of the given ports already has a listener on loopback: a
+# gateway left from another run, listening with SO_REUSEPORT as these do,
+# would silently share the port and its requests (and not its CPU figures).
+ports_free() {
+  local p busy=""
+  for p in "$@"; do
+    if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then busy="$busy $p"; fi
+  done
+  if [ -n "$busy" ]; then
+    echo "ports already in use:$busy (a gateway from another run?); stop it first" >&2
+    exit 1
+  fi
+}
+
 descendants() {
   local p
   for p in $(pgrep -P "$1" 2>/dev/null); do echo "$p"; descendants "$p"; done

@@ -71,6 +71,8 @@ REF_S_PORT=19120     # profile E: the reference gateway, scripted spec
 UPNGX_S_PORT=19410   # profile E: nginx
 UPENV_S_PORT=19510   # profile E: Envoy
 FLOOR_PORT=19600     # profile A: bench/hyper-floor
+ports_free $UP_PORT $REF_PORT $REF_ADMIN $NGX_PORT $REF_TLS_PORT $NGX_TLS_PORT $NGX_TLS128_PORT \
+  $UPNGX_PORT $UPENV_PORT $REF_S_PORT $UPNGX_S_PORT $UPENV_S_PORT $FLOOR_PORT 19121 19300 19301
 WORK=$(mktemp -d /tmp/gatefold-bench.XXXXXX)
 PIDS=()
 
