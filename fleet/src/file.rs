@@ -398,7 +398,10 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             }
         }
         "envoy" => ProviderConfig::Envoy {
-            config_dir: base.join(text(cx, "config-dir", "config-dir: /srv/gw/envoy")?),
+            config_dir: {
+                let dir = text(cx, "config-dir", "config-dir: /srv/gw/envoy")?;
+                base.join(envoy_dir(cx, &f, dir)?)
+            },
             admin: match f.get("admin") {
                 Some(_) => Some(admin(cx, "admin: http://127.0.0.1:9901")?),
                 None => None,
@@ -421,6 +424,25 @@ fn gateway(cx: &mut Cx<'_>, name: &str, node: &Node) -> Option<ProviderConfig> {
             },
         },
     })
+}
+
+/// Envoy's `config-dir`: a path on this host. Envoy on another host is
+/// planned, not built: an `ssh://` directory is refused by name rather
+/// than read as a local path.
+fn envoy_dir(cx: &mut Cx<'_>, f: &Fields<'_>, dir: String) -> Option<String> {
+    if !dir.starts_with("ssh://") {
+        return Some(dir);
+    }
+    let span = f.get("config-dir").map(|n| n.span).unwrap_or(f.span);
+    cx.error(
+        "planned",
+        span,
+        "fleet sync to Envoy on another host (`config-dir: ssh://...`) is planned, not built yet"
+            .to_string(),
+        "give a directory on this host, or use the nginx provider, which reaches other hosts over ssh"
+            .to_string(),
+    );
+    None
 }
 
 /// nginx's `config-dir`: a path on this host (relative to the fleet
@@ -753,6 +775,18 @@ mod tests {
         )
         .expect_err("refused");
         assert!(err.contains("ssh-options-without-ssh"), "{err}");
+    }
+
+    #[test]
+    fn envoy_on_another_host_is_refused_as_planned() {
+        let err = load(
+            "gatefold: 1\nfleet:\n  spec: s.yaml\n  gateways:\n    e: { provider: envoy, config-dir: \"ssh://ops@gw.example/srv/envoy\" }\n",
+        )
+        .expect_err("refused");
+        assert!(
+            err.contains("planned, not built yet") && err.contains(":5:"),
+            "{err}"
+        );
     }
 
     #[test]
