@@ -9,14 +9,17 @@
 //! | `PATCH /config` | a compiled IR as its changes from the running one (`IrDelta`, what `gatefold apply` sends): made into the whole IR, checked and swapped in as `PUT` does; 412 when the gateway runs another config than the one they apply to; 422 (nothing changed, the whole config may be sent) when they are not changes, name another base than `if-match`, or do not make the IR they name here; 400 when the IR they make is refused as `PUT` would refuse it |
 //! | `POST /rollback` | back to the config before the running one; 409 when there is none |
 //! | `GET /manifest` | what the last fleet apply recorded (`gatefold apply`); 404 when none has |
+//! | `GET /metrics` | Prometheus text |
 //!
-//! `PUT /config` and `POST /rollback` are compare-and-swaps when they carry
+//! A successful `PUT` or `PATCH /config` answers `replaced_manifest`: the
+//! manifest recorded before it, read under the apply lock (`null`: none).
+//!
+//! `PUT`/`PATCH /config` and `POST /rollback` are compare-and-swaps when they carry
 //! `if-match: <config hash>`: 412 with the running `config_hash` when the
 //! gateway runs another config. With `gatefold-manifest: <JSON object>`
 //! (at most [`MAX_MANIFEST_BYTES`]), a successful change records it as the
 //! manifest, under the same lock as the swap; without one the manifest
 //! stays, so a config pushed by hand shows as drift against it.
-//! | `GET /metrics` | Prometheus text |
 //!
 //! With a token set, every endpoint but `/healthz` needs
 //! `authorization: Bearer <token>` (scheme in any case). Without one (the
