@@ -222,7 +222,16 @@ const INTERNAL_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
     alloc::without_huge_pages();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` print and succeed. A command line
+            // that does not parse is a user error (1), not clap's 2, which
+            // here means "differences found" (`diff`, `plan`, `drift`).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { USER_ERROR } else { 0 });
+        }
+    };
     if !matches!(cli.command, Command::Serve { .. } | Command::Up { .. }) {
         alloc::for_batch_run();
     }

@@ -27,6 +27,31 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A command line the CLI cannot parse is a user error (exit 1) with the
+/// usage on stderr, never 2, which means "differences found"; `--help` and
+/// `--version` succeed.
+#[test]
+fn usage_errors_exit_1_and_help_succeeds() {
+    for args in [
+        &["validate", "--bogus", "examples/quickstart"][..],
+        &["diff", "examples/quickstart"][..],
+        &["no-such-command"][..],
+    ] {
+        let o = gatefold(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("Usage:"),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    for args in [&["--help"][..], &["diff", "--help"][..], &["--version"][..]] {
+        let o = gatefold(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        assert!(!o.stdout.is_empty(), "{args:?}");
+    }
+}
+
 #[test]
 fn examples_validate() {
     for e in [
