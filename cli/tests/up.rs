@@ -14,16 +14,29 @@ use std::time::{Duration, Instant};
 /// How long anything may take: generous, for a loaded machine.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// A child killed (and reaped) when dropped: a failed assertion leaves no
-/// gateway running.
+/// A child stopped (and reaped) when dropped: a failed assertion leaves no
+/// gateway running. SIGTERM first, so that `gatefold up` stops the runtime
+/// it started (SIGKILL would leave nginx, Envoy or workerd behind); SIGKILL
+/// when it has not exited within a few seconds.
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
         }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -640,7 +653,7 @@ fn up_cloudflare_counts_concurrent_requests_exactly() {
     let spec = "gatefold: 1\napis:\n  main:\n    policies: [{ rate-limit: { requests: 10, per: 1m } }]\n    routes:\n      hello: { path: /hello, policies: [{ mock: { body: ok } }] }\n";
     let dir = spec_dir("cloudflare-limit", spec);
     let work = dir.join("work");
-    let running = up(
+    let mut running = up(
         &dir,
         "cloudflare",
         "127.0.0.1:0",
@@ -680,6 +693,7 @@ fn up_cloudflare_counts_concurrent_requests_exactly() {
         .map(|n| format!("x-ratelimit-remaining: {n}"))
         .collect();
     assert_eq!(remaining, expected, "{answers:?}");
+    stop(&mut running);
 }
 
 /// Without workerd, `up --target cloudflare` says where it looked and how
