@@ -86,6 +86,10 @@ pub(crate) struct ConfigDir<R> {
     staged: Mutex<Vec<ValidIr>>,
 }
 
+/// Answers in a row, each on a new connection, that must name the new
+/// config before verify says it is served.
+const SERVED_IN_A_ROW: usize = 3;
+
 /// What the directory holds now.
 struct Seen {
     files: String,
@@ -346,17 +350,31 @@ impl<R: Runtime> Provider for ConfigDir<R> {
             }
         }
         let ir = self.load_ir(hash);
+        // After a reload, a worker of the old config may still take a new
+        // connection for a moment (nginx's old workers keep the listening
+        // socket until they act on their QUIT): one answer naming the new
+        // config is not yet all of them serving it.
+        let mut in_a_row = 0;
         loop {
             let answer = self.runtime.served(self.host.as_ref(), ir.as_ref());
             match &answer {
-                Ok(seen) if seen == hash => return Ok(()),
+                Ok(seen) if seen == hash => {
+                    in_a_row += 1;
+                    if in_a_row == SERVED_IN_A_ROW {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 _ if Instant::now() >= deadline => {
                     return match answer {
                         Ok(seen) => super::serving(&seen, hash),
                         Err(e) => Err(e),
                     }
                 }
-                _ => std::thread::sleep(Duration::from_millis(100)),
+                _ => {
+                    in_a_row = 0;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
     }
