@@ -11,8 +11,6 @@ wait_port() {
   return 1
 }
 
-# Every descendant of process $1 (nginx's workers are children of its
-# master, which is a child of `gatefold up`).
 # Exits when any of the given ports already has a listener on loopback: a
 # gateway left from another run, listening with SO_REUSEPORT as these do,
 # would silently share the port and its requests (and not its CPU figures).
@@ -27,6 +25,8 @@ ports_free() {
   fi
 }
 
+# Every descendant of process $1 (nginx's workers are children of its
+# master, which is a child of `gatefold up`).
 descendants() {
   local p
   for p in $(pgrep -P "$1" 2>/dev/null); do echo "$p"; descendants "$p"; done
