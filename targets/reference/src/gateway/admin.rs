@@ -479,14 +479,15 @@ async fn put_config(
         // What ran before, read under the apply lock: a push of the config
         // already running leaves that runtime (and its source map) as it is.
         let mut before = None;
-        // The manifest this change replaces, read under the same lock: what
-        // a fleet apply puts back if its verify fails.
+        // The manifest this change replaces, read with the running config:
+        // what a fleet apply puts back if its verify fails.
         let mut replaced = None;
         let load = || {
             // Under the lock, after the compare-and-swap: the running
             // config is the one the changes are for.
-            let running = before.insert(worker.runtime.load_full());
-            replaced = Some(worker.manifest());
+            let (running, manifest) = worker.served();
+            let running = before.insert(running);
+            replaced = manifest;
             let loaded = match changes {
                 Some(c) => c
                     .apply_keeping(&running.ir, running.meanings())
@@ -514,7 +515,7 @@ async fn put_config(
                 if let Some(m) = meanings {
                     rt.keep_meanings(m);
                 }
-                Ok((rt, replaced.flatten()))
+                Ok((rt, replaced))
             }
             Ok(Err(Refused::Conflict(running))) => Err(PutFailed::Conflict(running)),
             Ok(Err(Refused::Invalid(errors))) => Err(PutFailed::Invalid(errors, json!([]))),
