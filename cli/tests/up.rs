@@ -20,14 +20,22 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// when it has not exited within a few seconds.
 struct Guard(Child);
 
+impl Guard {
+    /// Sends SIGTERM; whether it was delivered.
+    fn terminate(&self) -> bool {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if !matches!(self.0.try_wait(), Ok(None)) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if !matches!(self.0.try_wait(), Ok(None)) {
@@ -154,11 +162,7 @@ fn up(dir: &Path, target: &str, listen: &str, args: &[&str], env: &[(&str, &str)
 
 /// Sends SIGTERM and waits for a clean exit.
 fn stop(up: &mut Up) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &up.child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(up.child.terminate());
     let mut exit = None;
     eventually("gatefold up exits on SIGTERM", || {
         exit = up.child.0.try_wait().unwrap();
