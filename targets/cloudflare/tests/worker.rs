@@ -284,6 +284,10 @@ r.text().then((t) => console.log(r.status + " " + t));"#,
 /// zero, so the limit stays exact; a new window starts every key at zero,
 /// in memory and in storage. Storage is a Map here, as the object sees it
 /// (gets and the window reset awaited, counts written without awaiting).
+/// It lends at most what is left, at most an eighth of it (one when fewer
+/// than 16 are left), and nothing once the limit is reached; `hit`, which
+/// Workers before leases call, still counts one. Counts given back leave
+/// the key's count, in the lending window only.
 #[test]
 fn rate_limit_object_keeps_exact_counts_across_a_restart() {
     let ir = compile(
@@ -306,16 +310,27 @@ let now = 60000 * 20 + 5000;
 Date.now = () => now;
 (async () => {
   const out = [];
-  const hit = async (o, key) => { const [n, left] = (await o.hit(key, 60000)).split(" "); out.push(n + "/" + left); };
+  const lend = async (o, key, limit, want) => {
+    const [grant, n, left] = (await o.lease(key, 60000, limit, want)).split(" ");
+    out.push(grant + ":" + n + "/" + left);
+  };
   const a = new GatefoldRateLimit({ storage }, {});
-  await hit(a, "i:1"); await hit(a, "i:1"); await hit(a, "i:1"); await hit(a, "i:2");
+  await lend(a, "i:1", 5, 1); await lend(a, "i:1", 5, 1); await lend(a, "i:1", 5, 1); await lend(a, "i:2", 5, 1);
   const b = new GatefoldRateLimit({ storage }, {});
   now += 1000;
-  await hit(b, "i:1"); await hit(b, "i:2"); await hit(b, "i:3");
+  await lend(b, "i:1", 5, 1); await lend(b, "i:2", 5, 1); await lend(b, "i:3", 5, 1);
+  await lend(b, "i:1", 5, 1); await lend(b, "i:1", 5, 1);
+  out.push("|");
+  await lend(b, "i:4", 100, 64); await lend(b, "i:4", 100, 64); await lend(b, "i:4", 100, 3);
+  await lend(b, "i:5", 10, 5); await lend(b, "i:5", 10, 5);
+  out.push("|");
   now += 60000;
-  await hit(b, "i:1");
+  await lend(b, "i:1", 5, 1);
   const c = new GatefoldRateLimit({ storage }, {});
-  await hit(c, "i:1"); await hit(c, "i:2");
+  await lend(c, "i:1", 5, 1); await lend(c, "i:2", 5, 1);
+  out.push("hit:" + (await c.hit("i:2", 60000)));
+  out.push("back:" + (await c.giveBack("i:1", 60000, 20, 1)) + " back:" + (await c.giveBack("i:1", 60000, 21, 5)));
+  await lend(c, "i:1", 5, 1);
   console.log(out.join(" "));
   console.log([...store.keys()].sort().join(" "));
 })();
@@ -324,10 +339,128 @@ Date.now = () => now;
     assert_eq!(
         got.lines().collect::<Vec<_>>(),
         [
-            "1/55000 2/55000 3/55000 1/55000 4/54000 2/54000 1/54000 1/54000 2/54000 1/54000",
+            "1:1/55000 1:2/55000 1:3/55000 1:1/55000 1:4/54000 1:2/54000 1:1/54000 1:5/54000 0:5/54000 \
+             | 12:12/54000 11:23/54000 3:26/54000 1:1/54000 1:2/54000 \
+             | 1:1/54000 1:2/54000 1:1/54000 hit:2 54000 back:0 back:2 1:1/54000",
             "k:i:1 k:i:2 window",
         ]
     );
+}
+
+/// The Worker's side of the rate limit: a busy isolate borrows counts in
+/// growing loans (one call to the object for many requests) and spends them
+/// one per request; the `x-ratelimit-remaining` values run down one by one
+/// as the reference's do, exactly `requests` pass, and once the object has
+/// none left the refusals need no call for a moment. Concurrent requests
+/// each borrow their own counts: exactly the limit passes too. Counts
+/// given back are lent again, and an isolate that stops spending gives its
+/// unspent counts back. A loan is twice the last when that went within
+/// 100 ms, as large within a second, else one count.
+#[test]
+fn rate_limit_worker_spends_lent_counts_and_admits_exactly_the_limit() {
+    let ir = compile(
+        r#"
+gatefold: 1
+upstreams:
+  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
+apis:
+  main: { upstream: a, policies: [{ rate-limit: { requests: 200, per: 1m } }], routes: { all: { path: /* } } }
+  other: { upstream: a, policies: [{ rate-limit: { requests: 7, per: 1m } }], routes: { all: { path: /o/* } } }
+  idle: { upstream: a, policies: [{ rate-limit: { requests: 1000, per: 1m } }], routes: { all: { path: /i/* } } }
+"#,
+    );
+    let script = r#"
+const store = new Map();
+const storage = { get: async (k) => store.get(k), put: (k, v) => { store.set(k, v); return Promise.resolve(); }, deleteAll: async () => store.clear() };
+let calls = 0;
+const objects = new Map();
+const ns = {
+  idFromName: (n) => n,
+  get: (id) => {
+    if (!objects.has(id)) objects.set(id, new GatefoldRateLimit({ storage }, {}));
+    const o = objects.get(id);
+    return { lease: async (...a) => { calls++; return o.lease(...a); }, giveBack: async (...a) => o.giveBack(...a) };
+  },
+};
+let t = 60000 * 30 + 1000;
+Date.now = () => t;
+const one = async (r, client, ctx) => {
+  const S = { env: { GATEFOLD_RATE_LIMIT: ns }, ctx, consumer: null, client, promised: [] };
+  const refused = await rateLimit(r, { headers: new Headers() }, S);
+  const h = Object.fromEntries(S.promised);
+  return (refused ? refused.status : 200) + ":" + h["x-ratelimit-remaining"] + ":" + h["x-ratelimit-reset"];
+};
+(async () => {
+  const r = R.find((x) => x.id === "main.all").rate;
+  const seen = [];
+  for (let i = 0; i < 230; i++) seen.push(await one(r, "10.0.0.1"));
+  const passed = seen.filter((s) => s.startsWith("200:")).length;
+  const remaining = seen.slice(0, 200).map((s) => s.split(":")[1]).join(",");
+  const expected = Array.from({ length: 200 }, (_, i) => String(199 - i)).join(",");
+  console.log("passed " + passed + " in order " + (remaining === expected));
+  console.log("refused " + seen.slice(200).filter((s) => s === "429:0:59").length);
+  console.log("calls " + calls);
+  const before = calls;
+  await one(r, "10.0.0.1");
+  console.log("refusal calls " + (calls - before));
+  const o = R.find((x) => x.id === "other.all").rate;
+  const all = await Promise.all(Array.from({ length: 30 }, () => one(o, "10.0.0.2")));
+  console.log("concurrent passed " + all.filter((s) => s.startsWith("200:")).length + " remaining " +
+    all.filter((s) => s.startsWith("200:")).map((s) => s.split(":")[1]).sort().join(","));
+  // Counts another isolate gives back are lent again once the refusals
+  // that needed no call are over.
+  const refusedAfter = await one(o, "10.0.0.2");
+  await objects.get(o.id).giveBack("i:10.0.0.2", 60000, Math.floor(t / 60000), 2);
+  const early = calls;
+  const held = await one(o, "10.0.0.2");
+  const heldCalls = calls - early;
+  t += 600;
+  const again = await one(o, "10.0.0.2");
+  console.log("given back: " + refusedAfter.split(":")[0] + ", " + held.split(":")[0] + " with " + heldCalls + " calls, then " + again.split(":")[0]);
+  // An isolate that stops spending gives its unspent counts back.
+  const pending = [];
+  const ctx = { waitUntil: (p) => pending.push(p) };
+  const i = R.find((x) => x.id === "idle.all").rate;
+  for (let k = 0; k < 20; k++) await one(i, "10.0.0.3", ctx);
+  const lent = store.get("k:i:10.0.0.3");
+  t += 1000;
+  await Promise.all(pending);
+  console.log("lent " + (lent > 20) + " watches " + pending.length + " after idle " + store.get("k:i:10.0.0.3"));
+  console.log("next " + (await one(i, "10.0.0.3", ctx)));
+  // An isolate that spent its last loan within a second asks for as many
+  // again, after longer for one.
+  const counted = async () => (await objects.get(i.id).lease("i:10.0.0.4", 60000, 1000, 0)).split(" ")[1];
+  for (let k = 0; k < 3; k++) await one(i, "10.0.0.4");
+  t += 500;
+  await one(i, "10.0.0.4");
+  const steady = await counted();
+  t += 1500;
+  await one(i, "10.0.0.4");
+  await one(i, "10.0.0.4");
+  console.log("steady " + steady + " " + (await counted()));
+})();
+"#;
+    let got = node_eval(&file(&ir, WORKER), script);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "passed 200 in order true", "{got}");
+    assert_eq!(lines[1], "refused 30", "{got}");
+    let calls: usize = lines[2].strip_prefix("calls ").unwrap().parse().unwrap();
+    assert!(
+        (2..=60).contains(&calls),
+        "230 requests took {calls} calls to the object: {got}"
+    );
+    assert_eq!(lines[3], "refusal calls 0", "{got}");
+    assert_eq!(
+        lines[4], "concurrent passed 7 remaining 0,1,2,3,4,5,6",
+        "{got}"
+    );
+    assert_eq!(
+        lines[5], "given back: 429, 429 with 0 calls, then 200",
+        "{got}"
+    );
+    assert_eq!(lines[6], "lent true watches 1 after idle 20", "{got}");
+    assert_eq!(lines[7], "next 200:979:58", "{got}");
+    assert_eq!(lines[8], "steady 5 6", "{got}");
 }
 
 /// A spec with `cache` (and a consumer) for the cache tests below.

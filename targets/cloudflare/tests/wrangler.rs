@@ -21,30 +21,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// wrangler: `$GATEFOLD_WRANGLER`, the project's `.tools/bin/wrangler`,
-/// then `PATH`. Missing is a failure, never a skip.
-fn wrangler() -> PathBuf {
-    if let Some(path) = std::env::var_os("GATEFOLD_WRANGLER") {
-        return PathBuf::from(path);
-    }
-    let tools = repo().join(".tools/bin/wrangler");
-    if tools.exists() {
-        return tools;
-    }
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("wrangler"))
-                .find(|c| c.exists())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "wrangler not found ($GATEFOLD_WRANGLER unset, no {}, none on PATH): run scripts/install-runtimes.sh (npm install --prefix .tools/wrangler wrangler@4.86.0)",
-                tools.display()
-            )
-        })
-}
-
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gatefold-wrangler-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -73,7 +49,7 @@ fn dry_run(dir: &Path) -> Result<String, String> {
     let home = dir.join("home");
     let outdir = dir.join("bundle");
     std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new(wrangler())
+    let out = Command::new(crate::tool("wrangler", "GATEFOLD_WRANGLER"))
         .args(["deploy", "--dry-run", "--outdir"])
         .arg(&outdir)
         .current_dir(dir)
