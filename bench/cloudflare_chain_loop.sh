@@ -7,23 +7,38 @@
 # request, for three loops:
 #
 #   minimal   the minimal proxy Worker's body (URL parse + fetch)
-#   chain     the chain, its Durable Object replaced by a stub answering at once
-#   chain+DO  the chain with its real rate-limit Durable Object (an RPC per request)
-#   chain+nop the chain calling the same object's `nop()` instead of `hit()`:
-#             the RPC without the object's own work (its count and storage
-#             write), which tells the RPC's cost from the counting's
+#   chain     the chain, its Durable Object replaced by a stub lending at
+#             once all the counts asked for
+#   chain+DO  the chain with its real rate-limit Durable Object (one call
+#             per loan of counts, see js/ratelimit.js)
+#   chain+nop the chain calling the same object's `nop()` instead of
+#             `lease()`, which lends one count: an RPC per request without
+#             the object's own work, as every request called it before
+#             loans (the RPC's own cost)
 #
 #   bench/cloudflare_chain_loop.sh   # N=5000 ROUNDS=3 by default
+#   COUNT=instructions bench/cloudflare_chain_loop.sh
 #
-# The differences are the chain's own cost and the Durable Object call's;
+# COUNT=instructions runs workerd under valgrind's callgrind and reports
+# instructions per request instead (N=1000 ROUNDS=1 by default): a figure
+# that holds still on a noisy machine where the CPU times move by half
+# from run to run (about 50 times slower; V8's compiled code is counted
+# as it runs).
+#
+# The goal's figure is chain+DO less minimal (the chain on top of the
+# minimal body); chain+DO less chain is what the object's loans cost.
 # the HTTP server and client (the same for every Worker) are left out,
 # so these are smaller than bench/cloudflare_cpu.sh's figures. Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 source bench/lib.sh
-N=${N:-5000}
-ROUNDS=${ROUNDS:-3}
+COUNT=${COUNT:-cpu}
+case $COUNT in
+  cpu) N=${N:-5000} ROUNDS=${ROUNDS:-3} UNIT="workerd CPU us/request" ;;
+  instructions) N=${N:-1000} ROUNDS=${ROUNDS:-1} UNIT="workerd instructions/request" ;;
+  *) echo "COUNT is cpu or instructions, not $COUNT" >&2; exit 2 ;;
+esac
 PORT=19630
 WORKERD=${GATEFOLD_WORKERD:-$ROOT/.tools/bin/workerd}
 if [ -n "${GATEFOLD_BIN:-}" ]; then
@@ -71,14 +86,18 @@ harness = r'''
 // ---- bench harness (bench/cloudflare_chain_loop.sh) ----
 globalThis.fetch = async () =>
   new Response("ok\n", { status: 200, headers: { "content-type": "text/plain", "content-length": "3" } });
-const STUB_DO = { idFromName: (n) => n, get: () => ({ hit: async () => "1 1000" }) };
-// The real object, its `hit` answered by an empty method over the same RPC.
-GatefoldRateLimit.prototype.nop = function () { return "1 1000"; };
+const STUB_DO = {
+  idFromName: (n) => n,
+  get: () => ({ lease: async (key, perMs, limit, want) => want + " " + want + " 60000 1" }),
+};
+// The real object, its `lease` answered by an empty method over the same
+// RPC, lending one count: a call per request.
+GatefoldRateLimit.prototype.nop = function () { return "1 1 60000 1"; };
 const nopDo = (ns) => ({
   idFromName: (n) => ns.idFromName(n),
   get: (id) => {
     const stub = ns.get(id);
-    return { hit: () => stub.nop() };
+    return { lease: () => stub.nop() };
   },
 });
 export default {
@@ -115,21 +134,47 @@ open(path, "w").write(src[:start] + src[end:] + harness)
 PY
 
 export ACME_API_KEY=acme-key-0123456789
-(cd "$WORK/out" && exec "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
-PID=$!
-wait_port $PORT
+if [ "$COUNT" = instructions ]; then
+  (cd "$WORK/out" && exec valgrind --tool=callgrind --smc-check=all-non-file \
+    --callgrind-out-file="$WORK/callgrind.out" "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
+  PID=$!
+  wait_port $PORT 300
+else
+  (cd "$WORK/out" && exec "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
+  PID=$!
+  wait_port $PORT
+fi
 
-loop() { # MODE -> CPU us per request
-  curl -s "http://127.0.0.1:$PORT/?n=500&mode=$1" >/dev/null
-  local before after got
-  before=$(cpu_ticks $PID)
-  got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
-  after=$(cpu_ticks $PID)
-  [ "$got" = "$N" ] || { echo "$1: $got of $N answered 200" >&2; tail -5 "$WORK/workerd.log" >&2; exit 1; }
-  awk -v t=$((after - before)) -v us="$TICK_US" -v n="$N" 'BEGIN {printf "%.1f", t * us / n}'
+# Instructions since the last zeroing: callgrind_control dumps them to a
+# new file whose `totals:` line has the count.
+instructions() {
+  rm -f "$WORK"/callgrind.out.*
+  callgrind_control -d "$PID" >/dev/null
+  awk '/^totals:/ {print $2}' "$WORK"/callgrind.out.*
 }
 
-echo "== $N requests per loop, $ROUNDS rounds (workerd CPU us/request)"
+loop() { # MODE -> CPU us (or instructions) per request
+  curl -s "http://127.0.0.1:$PORT/?n=500&mode=$1" >/dev/null
+  local before after got
+  if [ "$COUNT" = instructions ]; then
+    callgrind_control -z "$PID" >/dev/null
+    got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
+    after=$(instructions)
+    before=0
+  else
+    before=$(cpu_ticks $PID)
+    got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
+    after=$(cpu_ticks $PID)
+  fi
+  [ "$got" = "$N" ] || { echo "$1: $got of $N answered 200" >&2; tail -5 "$WORK/workerd.log" >&2; exit 1; }
+  if [ "$COUNT" = instructions ]; then
+    awk -v t=$((after - before)) -v n="$N" 'BEGIN {printf "%.0f", t / n}'
+  else
+    awk -v t=$((after - before)) -v us="$TICK_US" -v n="$N" 'BEGIN {printf "%.1f", t * us / n}'
+  fi
+}
+
+echo "== $N requests per loop, $ROUNDS rounds ($UNIT)"
 for mode in minimal chain chain+nop chain+DO; do : >"$WORK/$mode.runs"; done
 for round in $(seq 1 "$ROUNDS"); do
   line="   round $round:"
@@ -141,9 +186,9 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "$line"
 done
 med() { median <"$WORK/$1.runs"; }
-printf '\n%-44s %10s\n' "loop (median of $ROUNDS)" "us/request"
+printf '\n%-44s %10s\n' "loop (median of $ROUNDS)" "$UNIT"
 printf '%-44s %10s\n' "minimal proxy" "$(med minimal)" "chain, Durable Object stubbed" "$(med chain)" \
-  "chain, the object's empty method" "$(med chain+nop)" "chain with its Durable Object" "$(med chain+DO)"
+  "chain, an empty call per request" "$(med chain+nop)" "chain with its Durable Object" "$(med chain+DO)"
 awk -v m="$(med minimal)" -v c="$(med chain)" -v o="$(med chain+nop)" -v d="$(med chain+DO)" 'BEGIN {
-  printf "%-44s %10.1f\n%-44s %10.1f\n", "the chain on top of the minimal body", c - m, "the Durable Object call", d - c
-  printf "%-44s %10.1f\n%-44s %10.1f\n", "  of which the RPC (empty method)", o - c, "  of which the object counting and storing", d - o }'
+  printf "%-44s %10.1f\n%-44s %10.1f\n", "the chain on top of the minimal body", d - m, "  of which the object'"'"'s loans", d - c
+  printf "%-44s %10.1f\n", "an RPC per request instead (empty method)", o - c }'
