@@ -89,8 +89,11 @@ impl Target for Cloudflare {
             // Counted by one Durable Object per policy instance (not per
             // isolate): counts held in its memory and each written to its
             // transactional storage before the answer leaves, so an
-            // evicted or restarted object goes on from them: the spec's
-            // limit.
+            // evicted or restarted object goes on from them. It lends
+            // counts to isolates (js/ratelimit.js): never more than the
+            // limit is admitted in a window; which isolate's requests get
+            // the counts near the limit is the platform's (the README's
+            // "Rate limits: counts lent to isolates").
             PolicyKind::RateLimit => Support::Emulated,
             // WebCrypto (crypto.subtle) verifies HS256, RS256 and ES256.
             PolicyKind::Jwt => Support::Emulated,
