@@ -278,6 +278,17 @@ r.text().then((t) => console.log(r.status + " " + t));"#,
     assert_eq!(got, expected);
 }
 
+/// A Durable Object's storage for the rate-limit tests, as the object sees
+/// it: `store`, a Map, holds what was put.
+const FAKE_STORAGE: &str = r#"
+const store = new Map();
+const storage = {
+  get: async (k) => store.get(k),
+  put: (k, v) => { store.set(k, v); return Promise.resolve(); },
+  deleteAll: async () => { store.clear(); },
+};
+"#;
+
 /// The rate limit's Durable Object counts in memory but writes every count
 /// to its storage: an object started again mid-window (evicted, moved,
 /// restarted) goes on from the stored counts, key by key, instead of from
@@ -299,13 +310,8 @@ apis:
   main: { upstream: a, policies: [{ rate-limit: { requests: 5, per: 1m } }], routes: { all: { path: /* } } }
 "#,
     );
-    let script = r#"
-const store = new Map();
-const storage = {
-  get: async (k) => store.get(k),
-  put: (k, v) => { store.set(k, v); return Promise.resolve(); },
-  deleteAll: async () => { store.clear(); },
-};
+    let script = FAKE_STORAGE.to_string()
+        + r#"
 let now = 60000 * 20 + 5000;
 Date.now = () => now;
 (async () => {
@@ -335,7 +341,7 @@ Date.now = () => now;
   console.log([...store.keys()].sort().join(" "));
 })();
 "#;
-    let got = node_eval(&file(&ir, WORKER), script);
+    let got = node_eval(&file(&ir, WORKER), &script);
     assert_eq!(
         got.lines().collect::<Vec<_>>(),
         [
@@ -369,9 +375,8 @@ apis:
   idle: { upstream: a, policies: [{ rate-limit: { requests: 1000, per: 1m } }], routes: { all: { path: /i/* } } }
 "#,
     );
-    let script = r#"
-const store = new Map();
-const storage = { get: async (k) => store.get(k), put: (k, v) => { store.set(k, v); return Promise.resolve(); }, deleteAll: async () => store.clear() };
+    let script = FAKE_STORAGE.to_string()
+        + r#"
 let calls = 0;
 const objects = new Map();
 const ns = {
@@ -440,7 +445,7 @@ const one = async (r, client, ctx) => {
   console.log("steady " + steady + " " + (await counted()));
 })();
 "#;
-    let got = node_eval(&file(&ir, WORKER), script);
+    let got = node_eval(&file(&ir, WORKER), &script);
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines[0], "passed 200 in order true", "{got}");
     assert_eq!(lines[1], "refused 30", "{got}");
