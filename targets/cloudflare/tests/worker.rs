@@ -289,6 +289,32 @@ const storage = {
 };
 "#;
 
+/// The rate-limit objects behind a fake namespace (`ns`; the object of a
+/// policy: `objects.get(rateLimitObject(r, ns))`), answering after
+/// `delayMs` of timer when it is not 0; `calls` counts the loans asked
+/// for. `one(r, client, ctx)` runs the Worker's `rateLimit` for one
+/// request: "STATUS:REMAINING:RESET".
+const FAKE_OBJECTS: &str = r#"
+let calls = 0;
+let delayMs = 0;
+const later = (f) => (delayMs === 0 ? Promise.resolve().then(f) : new Promise((ok) => setTimeout(ok, delayMs)).then(f));
+const objects = new Map();
+const ns = {
+  idFromName: (n) => n,
+  get: (id) => {
+    if (!objects.has(id)) objects.set(id, new GatefoldRateLimit({ storage }, {}));
+    const o = objects.get(id);
+    return { lease: (...a) => later(() => { calls++; return o.lease(...a); }), giveBack: (...a) => later(() => o.giveBack(...a)) };
+  },
+};
+const one = async (r, client, ctx) => {
+  const S = { env: { GATEFOLD_RATE_LIMIT: ns }, ctx, consumer: null, client, promised: [] };
+  const refused = await rateLimit(r, { headers: new Headers() }, S);
+  const h = Object.fromEntries(S.promised);
+  return (refused ? refused.status : 200) + ":" + h["x-ratelimit-remaining"] + ":" + h["x-ratelimit-reset"];
+};
+"#;
+
 /// The rate limit's Durable Object counts in memory but writes every count
 /// to its storage: an object started again mid-window (evicted, moved,
 /// restarted) goes on from the stored counts, key by key, instead of from
@@ -298,7 +324,8 @@ const storage = {
 /// It lends at most what is left, at most an eighth of it (one when fewer
 /// than 16 are left), and nothing once the limit is reached; `hit`, which
 /// Workers before leases call, still counts one. Counts given back leave
-/// the key's count, in the lending window only.
+/// the key's count, in the lending window only. An object whose clock is
+/// behind the stored window lends nothing and keeps that window's counts.
 #[test]
 fn rate_limit_object_keeps_exact_counts_across_a_restart() {
     let ir = compile(
@@ -337,6 +364,12 @@ Date.now = () => now;
   out.push("hit:" + (await c.hit("i:2", 60000)));
   out.push("back:" + (await c.giveBack("i:1", 60000, 20, 1)) + " back:" + (await c.giveBack("i:1", 60000, 21, 5)));
   await lend(c, "i:1", 5, 1);
+  out.push("|");
+  const d = new GatefoldRateLimit({ storage }, {});
+  now -= 60000;
+  await lend(d, "i:1", 5, 1);
+  now += 60000;
+  await lend(d, "i:1", 5, 1);
   console.log(out.join(" "));
   console.log([...store.keys()].sort().join(" "));
 })();
@@ -347,7 +380,8 @@ Date.now = () => now;
         [
             "1:1/55000 1:2/55000 1:3/55000 1:1/55000 1:4/54000 1:2/54000 1:1/54000 1:5/54000 0:5/54000 \
              | 12:12/54000 11:23/54000 3:26/54000 1:1/54000 1:2/54000 \
-             | 1:1/54000 1:2/54000 1:1/54000 hit:2 54000 back:0 back:2 1:1/54000",
+             | 1:1/54000 1:2/54000 1:1/54000 hit:2 54000 back:0 back:2 1:1/54000 \
+             | 0:5/54000 1:2/54000",
             "k:i:1 k:i:2 window",
         ]
     );
@@ -376,25 +410,10 @@ apis:
 "#,
     );
     let script = FAKE_STORAGE.to_string()
+        + FAKE_OBJECTS
         + r#"
-let calls = 0;
-const objects = new Map();
-const ns = {
-  idFromName: (n) => n,
-  get: (id) => {
-    if (!objects.has(id)) objects.set(id, new GatefoldRateLimit({ storage }, {}));
-    const o = objects.get(id);
-    return { lease: async (...a) => { calls++; return o.lease(...a); }, giveBack: async (...a) => o.giveBack(...a) };
-  },
-};
 let t = 60000 * 30 + 1000;
 Date.now = () => t;
-const one = async (r, client, ctx) => {
-  const S = { env: { GATEFOLD_RATE_LIMIT: ns }, ctx, consumer: null, client, promised: [] };
-  const refused = await rateLimit(r, { headers: new Headers() }, S);
-  const h = Object.fromEntries(S.promised);
-  return (refused ? refused.status : 200) + ":" + h["x-ratelimit-remaining"] + ":" + h["x-ratelimit-reset"];
-};
 (async () => {
   const r = R.find((x) => x.id === "main.all").rate;
   const seen = [];
@@ -415,7 +434,7 @@ const one = async (r, client, ctx) => {
   // Counts another isolate gives back are lent again once the refusals
   // that needed no call are over.
   const refusedAfter = await one(o, "10.0.0.2");
-  await objects.get(o.id).giveBack("i:10.0.0.2", 60000, Math.floor(t / 60000), 2);
+  await objects.get(rateLimitObject(o, ns)).giveBack("i:10.0.0.2", 60000, Math.floor(t / 60000), 2);
   const early = calls;
   const held = await one(o, "10.0.0.2");
   const heldCalls = calls - early;
@@ -430,11 +449,11 @@ const one = async (r, client, ctx) => {
   const lent = store.get("k:i:10.0.0.3");
   t += 1000;
   await Promise.all(pending);
-  console.log("lent " + (lent > 20) + " watches " + pending.length + " after idle " + store.get("k:i:10.0.0.3"));
+  console.log("lent " + (lent > 20) + " after idle " + store.get("k:i:10.0.0.3"));
   console.log("next " + (await one(i, "10.0.0.3", ctx)));
   // An isolate that spent its last loan within a second asks for as many
   // again, after longer for one.
-  const counted = async () => (await objects.get(i.id).lease("i:10.0.0.4", 60000, 1000, 0)).split(" ")[1];
+  const counted = async () => (await objects.get(rateLimitObject(i, ns)).lease("i:10.0.0.4", 60000, 1000, 0)).split(" ")[1];
   for (let k = 0; k < 3; k++) await one(i, "10.0.0.4");
   t += 500;
   await one(i, "10.0.0.4");
@@ -463,9 +482,59 @@ const one = async (r, client, ctx) => {
         lines[5], "given back: 429, 429 with 0 calls, then 200",
         "{got}"
     );
-    assert_eq!(lines[6], "lent true watches 1 after idle 20", "{got}");
+    assert_eq!(lines[6], "lent true after idle 20", "{got}");
     assert_eq!(lines[7], "next 200:979:58", "{got}");
     assert_eq!(lines[8], "steady 5 6", "{got}");
+}
+
+/// A busy isolate whose object answers only after a round trip (5 ms
+/// here, a request every millisecond) asks for its next loan before it
+/// runs out, in the background: its requests seldom wait for the object,
+/// and it calls it far less than once per request. What it did not spend
+/// goes back once it is idle: the object's count is what was admitted.
+#[test]
+fn rate_limit_busy_isolate_borrows_ahead_of_need() {
+    let ir = compile(
+        r#"
+gatefold: 1
+upstreams:
+  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
+apis:
+  main: { upstream: a, policies: [{ rate-limit: { requests: 100000, per: 1h } }], routes: { all: { path: /* } } }
+"#,
+    );
+    let script = FAKE_STORAGE.to_string()
+        + FAKE_OBJECTS
+        + r#"
+delayMs = 5;
+(async () => {
+  const r = R.find((x) => x.id === "main.all").rate;
+  const pending = [];
+  const ctx = { waitUntil: (p) => pending.push(p) };
+  const answers = [];
+  for (let i = 0; i < 400; i++) {
+    answers.push(one(r, "10.0.0.9", ctx));
+    await new Promise((ok) => setTimeout(ok, 1));
+  }
+  const got = await Promise.all(answers);
+  while (pending.length > 0) await pending.shift();
+  const o = objects.get(rateLimitObject(r, ns));
+  console.log(got.filter((s) => s.startsWith("200:")).length + " " + calls + " " + (await o.lease("i:10.0.0.9", r.per, r.requests, 0)).split(" ")[1]);
+})();
+"#;
+    let got = node_eval(&file(&ir, WORKER), &script);
+    let [passed, calls, count] = got
+        .split_whitespace()
+        .map(|n| n.parse::<u32>().unwrap())
+        .collect::<Vec<_>>()[..]
+    else {
+        panic!("{got}")
+    };
+    assert_eq!((passed, count), (400, 400), "{got}");
+    assert!(
+        calls <= 60,
+        "400 requests took {calls} calls to the object: {got}"
+    );
 }
 
 /// A spec with `cache` (and a consumer) for the cache tests below.

@@ -53,7 +53,7 @@ export default {
     const q = new URL(req.url).searchParams;
     const ns = env.GATEFOLD_RATE_LIMIT;
     if (q.has("count")) {
-      const answer = await ns.get(ns.idFromName("api/main/rate-limit")).lease("g", 60000, 1000000, 0);
+      const answer = await ns.get(ns.idFromName("api/main/rate-limit\n1000000/60000/global")).lease("g", 60000, 1000000, 0);
       return new Response(answer.split(" ")[1]);
     }
     let ok = 0;

@@ -6,18 +6,16 @@
 // no more than the spec's limit is ever admitted in a window, also when
 // the object is evicted or restarted mid-window.
 //
-// The object lends counts to isolates: an isolate that spent its last
-// loan within LEASE_FAST_MS asks for twice as many next time (at most
-// LEASE_MAX), within LEASE_STEADY_MS for as many, and one that is not that
-// busy asks for one at a time, as every isolate does when few are left
-// (the object lends at most an eighth of what is left). A busy isolate so calls the object once per many
-// requests instead of once per request. Every admission spends a count
-// the object lent and stored: never more than the limit is admitted.
-// Counts an isolate leaves unspent for LEASE_IDLE_MS go back to the
-// object to be lent again; until they do (or for the rest of the window
-// when an isolate is lost with them) a request on another isolate may be
-// refused before the limit is reached (docs: the Cloudflare target's
-// README).
+// The object lends counts to isolates, which admit requests on them
+// without a call: loans grow while an isolate spends them fast (see
+// nextSize), a busy isolate asks for the next in the background before it
+// runs out, and the object lends at most an eighth of what is left, so
+// the last counts go one per request. Every admission spends a count the
+// object lent and stored: never more than the limit is admitted. Counts
+// an isolate leaves unspent for LEASE_IDLE_MS go back to the object to be
+// lent again; until they do (or for the rest of the window when an
+// isolate is lost with them) a request on another isolate may be refused
+// before the limit is reached (docs: the Cloudflare target's README).
 
 import { DurableObject } from "cloudflare:workers";
 
@@ -45,7 +43,11 @@ export class GatefoldRateLimit extends DurableObject {
   lease(key, perMs, limit, want) {
     const now = Date.now();
     const n = this.held(key, perMs, now);
-    if (n < 0) return this.load(key, perMs).then(() => this.lease(key, perMs, limit, want));
+    if (n < 0) {
+      return this.load(key, perMs).then((ok) =>
+        ok ? this.lease(key, perMs, limit, want) : "0 " + limit + " " + (perMs - (now % perMs)) + " " + Math.floor(now / perMs),
+      );
+    }
     const left = limit - n;
     const grant = Math.max(0, Math.min(want, Math.max(1, Math.floor(left / 8)), left));
     if (grant > 0) this.store(key, n + grant);
@@ -59,7 +61,7 @@ export class GatefoldRateLimit extends DurableObject {
     const now = Date.now();
     if (Math.floor(now / perMs) !== w) return 0;
     const c = this.held(key, perMs, now);
-    if (c < 0) return this.load(key, perMs).then(() => this.giveBack(key, perMs, w, n));
+    if (c < 0) return this.load(key, perMs).then((ok) => (ok ? this.giveBack(key, perMs, w, n) : 0));
     const back = Math.min(n, c);
     this.store(key, c - back);
     return back;
@@ -71,7 +73,9 @@ export class GatefoldRateLimit extends DurableObject {
   hit(key, perMs) {
     const now = Date.now();
     const n = this.held(key, perMs, now);
-    if (n < 0) return this.load(key, perMs).then(() => this.hit(key, perMs));
+    if (n < 0) {
+      return this.load(key, perMs).then((ok) => (ok ? this.hit(key, perMs) : Number.MAX_SAFE_INTEGER + " " + (perMs - (now % perMs))));
+    }
     this.store(key, n + 1);
     return n + 1 + " " + (perMs - (now % perMs));
   }
@@ -91,12 +95,19 @@ export class GatefoldRateLimit extends DurableObject {
   // The window's state into memory: a new window drops the old counts
   // (stored and held); a window begun before a restart is read key by
   // key. Storage calls hold the input gate: no other call runs meanwhile.
+  // False, and nothing changed, when this clock is behind the window
+  // already stored (a restart on a host whose clock is behind, or a clock
+  // stepped back): that window's counts are kept and nothing is lent
+  // until the clock reaches it.
   async load(key, perMs) {
     const storage = this.ctx.storage;
     const window = Math.floor(Date.now() / perMs);
     if (this.window !== window) {
+      if (this.window !== null && this.window > window) return false;
+      const stored = await storage.get("window");
+      if (stored !== undefined && stored > window) return false;
       this.counts = new Map();
-      this.known = (await storage.get("window")) !== window;
+      this.known = stored !== window;
       if (this.known) {
         await storage.deleteAll();
         await storage.put("window", window);
@@ -106,19 +117,31 @@ export class GatefoldRateLimit extends DurableObject {
     if (!this.known && !this.counts.has(key)) {
       this.counts.set(key, (await storage.get("k:" + key)) || 0);
     }
+    return true;
   }
 }
 
-// The object of each policy instance: policy id -> [namespace, object id],
-// the id derived once per isolate and binding (idFromName hashes the
-// name); a stub belongs to the request that made it, so each request gets
-// its own.
+// The object of each policy instance and its options: [namespace, object
+// id] per policy id, the id derived once per isolate and binding
+// (idFromName hashes the name). The name holds the options, so changed
+// options count afresh, as the spec's reload does, and a deploy that
+// changes `per` never has two window lengths on one object. A stub
+// belongs to the request that made it, so each request gets its own.
 const rateLimitIds = new Map();
+
+function rateLimitObject(r, ns) {
+  let known = rateLimitIds.get(r.id);
+  if (known === undefined || known[0] !== ns) {
+    known = [ns, ns.idFromName(r.id + "\n" + r.requests + "/" + r.per + "/" + r.key.join(":"))];
+    rateLimitIds.set(r.id, known);
+  }
+  return known[1];
+}
 
 // A loan is at most this many counts.
 const LEASE_MAX = 256;
-// An isolate that spent its last loan within LEASE_FAST_MS asks for twice
-// as many, within LEASE_STEADY_MS as many again, else for one.
+// The next loan is twice the last when the isolate spent three quarters of
+// that within LEASE_FAST_MS, as large within LEASE_STEADY_MS, else half.
 const LEASE_FAST_MS = 100;
 const LEASE_STEADY_MS = 1000;
 // Counts an isolate has not spent for this long go back to the object.
@@ -127,26 +150,22 @@ const LEASE_IDLE_MS = 200;
 // long (counts other isolates give back may be lent again after it).
 const LEASE_RECHECK_MS = 500;
 // ctx.waitUntil lasts 30 s after the response: a watch for idle counts
-// ends before, and the next request that spends one starts another.
+// gives back what is left before, and the next spend starts another.
 const LEASE_WATCH_MS = 20000;
 // Past this many keys with loans in the isolate, the ended windows' go,
 // then all (their unspent counts with them: refused early, never
 // admitted twice).
 const LEASES_KEPT = 10000;
-// Per policy instance and key, in this isolate: the counts lent and not
-// spent yet (`left`), the key's count at the object once they were lent
-// (`count`), the window's number at the object (`w`) and its end by this
-// isolate's clock (`end`, early rather than late), the size and time of
-// the last loan (`size`, `at`), the time of the last spend (`used`), until
-// when refusals need no call (`refuseUntil`), and whether a watch gives
-// idle counts back (`watched`); `ns`, `object`, `key` and `per` address
-// the object.
+// Per policy instance and key, in this isolate (`id`: policy id and key):
+// the counts lent and not spent yet (`left`), the key's count at the
+// object once they were lent (`count`), the window's number at the object
+// (`w`) and its end by this isolate's clock (`end`, early rather than
+// late), the size of the last loan and when it came (`size`, `at`), the
+// last spend (`used`), until when refusals need no call (`refuseUntil`),
+// whether a loan is being asked for ahead of need (`refilling`) and
+// whether a watch gives idle counts back (`watched`); `ns`, `object`,
+// `key` and `per` address the object.
 const leases = new Map();
-// Per policy instance and key: loans under way in this isolate. While one
-// is, other requests ask for one count each (each request makes its own
-// call: workerd keeps I/O to the request that began it), so concurrent
-// requests do not each borrow a large loan.
-const asking = new Map();
 
 function remember(id, lease) {
   if (leases.size >= LEASES_KEPT && !leases.has(id)) {
@@ -170,76 +189,125 @@ async function rateLimit(r, request, S) {
   if (l !== undefined && l.ns === ns && l.end > now) {
     if (l.left > 0) return spend(r, S, l, now);
     if (l.refuseUntil > now) return rateAnswer(r, S, 0, l.end - now, true);
+  } else {
+    l = undefined;
   }
-  const busy = asking.get(id) || 0;
-  let want = 1;
-  if (busy === 0 && l !== undefined && now - l.at < LEASE_STEADY_MS) {
-    want = now - l.at < LEASE_FAST_MS ? Math.min(l.size * 2, LEASE_MAX) : l.size;
-  }
-  let known = rateLimitIds.get(r.id);
-  if (known === undefined || known[0] !== ns) {
-    known = [ns, ns.idFromName(r.id)];
-    rateLimitIds.set(r.id, known);
-  }
-  asking.set(id, busy + 1);
+  // No counts here: this request asks for some and waits. The loan that
+  // sizes the next ones is asked for by one request at a time; others
+  // meanwhile ask for the one count each needs (a request cannot wait on
+  // another's call: workerd keeps I/O and promises to the request that
+  // began them).
+  const sized = l === undefined || !l.refilling;
+  if (l !== undefined && sized) l.refilling = true;
   let answer;
   try {
-    answer = (await ns.get(known[1]).lease(key, r.per, r.requests, want)).split(" ");
+    answer = await borrow(r, ns, key, sized ? nextSize(l, now) : 1);
   } finally {
-    const n = asking.get(id) - 1;
-    if (n > 0) asking.set(id, n);
-    else asking.delete(id);
+    if (l !== undefined && sized) l.refilling = false;
   }
-  const grant = Number(answer[0]);
-  const leftMs = Number(answer[2]);
-  const w = Number(answer[3]);
-  // Other requests of this isolate may have been lent counts meanwhile:
-  // a loan of the same window joins theirs.
-  l = leases.get(id);
-  if (l === undefined || l.ns !== ns || l.w !== w) {
-    l = { ns, object: known[1], key, per: r.per, w, end: 0, left: 0, count: 0, size: 1, at: now, used: now, refuseUntil: 0, watched: false };
-    remember(id, l);
-  }
-  // `now` was read before the call: the end is early, never late.
-  l.end = Math.max(l.end, now + leftMs);
-  l.count = Math.max(l.count, Number(answer[1]));
-  if (grant === 0) {
-    // None left at the object, but a loan that came back meanwhile may
-    // still hold some here.
-    if (l.left > 0) return spend(r, S, l, now);
-    l.refuseUntil = now + LEASE_RECHECK_MS;
-    return rateAnswer(r, S, 0, leftMs, true);
-  }
-  l.left += grant;
-  l.at = now;
-  if (busy === 0) l.size = grant;
-  l.refuseUntil = 0;
-  return spend(r, S, l, now);
+  const after = Date.now();
+  l = merge(r, ns, key, id, answer, sized, now, after);
+  if (l.left > 0) return spend(r, S, l, after);
+  // None left at the object in this lease's window (not an answer of a
+  // window already over).
+  if (answer[0] === 0 && l.w === answer[3]) l.refuseUntil = after + LEASE_RECHECK_MS;
+  return rateAnswer(r, S, 0, Math.max(l.end - after, 0), true);
 }
 
-// Admits the request on one of the counts lent to this isolate.
+// The size of the next loan, from how fast the last went (see LEASE_FAST_MS).
+function nextSize(l, now) {
+  if (l === undefined) return 1;
+  const took = now - l.at;
+  if (took < LEASE_FAST_MS) return Math.min(l.size * 2, LEASE_MAX);
+  if (took < LEASE_STEADY_MS) return l.size;
+  return Math.max(1, l.size >> 1);
+}
+
+// One call to the object: [grant, count, ms left, window].
+async function borrow(r, ns, key, want) {
+  const parts = (await ns.get(rateLimitObject(r, ns)).lease(key, r.per, r.requests, want)).split(" ").map(Number);
+  // Anything but a whole number of counts lends none.
+  if (!Number.isInteger(parts[0]) || parts[0] < 1) parts[0] = 0;
+  return parts;
+}
+
+// A loan into this isolate's lease of the same window (other requests may
+// have been lent counts meanwhile), or a new lease for a new window. The
+// call left at `before`: the window's end by this clock is early, never
+// late. The lease it joined is returned.
+function merge(r, ns, key, id, answer, sized, before, after) {
+  const [grant, count, leftMs, w] = answer;
+  let l = leases.get(id);
+  if (l === undefined || l.ns !== ns || l.w !== w) {
+    // Counts of a window older than the lease held are no use: it is over.
+    if (l !== undefined && l.ns === ns && l.w > w) return l;
+    l = {
+      ns, object: rateLimitObject(r, ns), key, per: r.per, w, end: 0, left: 0, count: 0,
+      size: 1, at: after, used: after, refuseUntil: 0, refilling: false, watched: false,
+    };
+    remember(id, l);
+  }
+  l.end = Math.max(l.end, before + leftMs);
+  l.count = Math.max(l.count, count);
+  if (grant > 0) {
+    l.left += grant;
+    l.refuseUntil = 0;
+    if (sized) {
+      l.size = grant;
+      l.at = after;
+    }
+  }
+  return l;
+}
+
+// Admits the request on one of the counts lent to this isolate; when a
+// quarter of the last loan is left, asks for the next one in the
+// background (under ctx.waitUntil), so that a busy isolate's requests do
+// not wait for the object.
 function spend(r, S, l, now) {
   l.left -= 1;
   l.used = now;
-  if (l.left > 0 && !l.watched && S.ctx !== undefined) {
-    l.watched = true;
-    S.ctx.waitUntil(giveBackWhenIdle(l, now));
+  if (S.ctx !== undefined) {
+    if (l.left > 0 && !l.watched) {
+      l.watched = true;
+      S.ctx.waitUntil(giveBackWhenIdle(l, now));
+    }
+    // Only an isolate that has been lent several counts at once is busy
+    // enough: one that gets a count per request would call twice (the
+    // loan ahead, then its give-back when idle).
+    if (!l.refilling && l.size >= 4 && l.left <= l.size >> 2 && now - l.at < LEASE_STEADY_MS) {
+      l.refilling = true;
+      S.ctx.waitUntil(refill(r, l, nextSize(l, now)));
+    }
   }
   return rateAnswer(r, S, r.requests - l.count + l.left, l.end - now, false);
 }
 
+async function refill(r, l, want) {
+  const before = Date.now();
+  try {
+    const answer = await borrow(r, l.ns, l.key, want);
+    merge(r, l.ns, l.key, r.id + "\n" + l.key, answer, true, before, Date.now());
+  } catch {
+    // No loan: the next request without counts asks itself.
+  } finally {
+    l.refilling = false;
+  }
+}
+
 // Gives the counts of a loan back to the object once the isolate has not
-// spent one for LEASE_IDLE_MS, so that other isolates can be lent them:
-// without it, counts lent to an isolate that stops getting requests would
-// be refused to everyone until the window ends.
+// spent one for LEASE_IDLE_MS, or when the watch's time is up, so that
+// other isolates can be lent them: without it, counts lent to an isolate
+// that stops getting requests would be refused to everyone until the
+// window ends.
 async function giveBackWhenIdle(l, since) {
   let n = 0;
   try {
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, LEASE_IDLE_MS));
       const now = Date.now();
-      if (l.left === 0 || now >= l.end || now - since >= LEASE_WATCH_MS) break;
-      if (now - l.used >= LEASE_IDLE_MS) {
+      if (l.left === 0 || now >= l.end) break;
+      if (now - l.used >= LEASE_IDLE_MS || now - since >= LEASE_WATCH_MS) {
         // Out of this isolate's hands before the call: never spent twice.
         n = l.left;
         l.left = 0;
