@@ -292,11 +292,15 @@ const storage = {
 /// The rate-limit objects behind a fake namespace (`ns`; the object of a
 /// policy: `objects.get(rateLimitObject(r, ns))`), answering after
 /// `delayMs` of timer when it is not 0; `calls` counts the loans asked
-/// for. `one(r, client, ctx)` runs the Worker's `rateLimit` for one
+/// for. `hang = true`: the next loan is never answered (its request
+/// cancelled); `gate`, a promise: loans are made at once and answered when
+/// it settles. `one(r, client, ctx)` runs the Worker's `rateLimit` for one
 /// request: "STATUS:REMAINING:RESET".
 const FAKE_OBJECTS: &str = r#"
 let calls = 0;
 let delayMs = 0;
+let hang = false;
+let gate = null;
 const later = (f) => (delayMs === 0 ? Promise.resolve().then(f) : new Promise((ok) => setTimeout(ok, delayMs)).then(f));
 const objects = new Map();
 const ns = {
@@ -304,7 +308,19 @@ const ns = {
   get: (id) => {
     if (!objects.has(id)) objects.set(id, new GatefoldRateLimit({ storage }, {}));
     const o = objects.get(id);
-    return { lease: (...a) => later(() => { calls++; return o.lease(...a); }), giveBack: (...a) => later(() => o.giveBack(...a)) };
+    const lease = (...a) => {
+      if (hang) {
+        hang = false;
+        return new Promise(() => {});
+      }
+      if (gate !== null) {
+        calls++;
+        const answer = o.lease(...a);
+        return gate.then(() => answer);
+      }
+      return later(() => { calls++; return o.lease(...a); });
+    };
+    return { lease, giveBack: (...a) => later(() => o.giveBack(...a)) };
   },
 };
 const one = async (r, client, ctx) => {
@@ -395,7 +411,9 @@ Date.now = () => now;
 /// each borrow their own counts: exactly the limit passes too. Counts
 /// given back are lent again, and an isolate that stops spending gives its
 /// unspent counts back. A loan is twice the last when that went within
-/// 100 ms, as large within a second, else one count.
+/// 100 ms, as large within a second, else half. A loan never answered
+/// stops counting as under way after 2 s; an answer of a window already
+/// over is asked again.
 #[test]
 fn rate_limit_worker_spends_lent_counts_and_admits_exactly_the_limit() {
     let ir = compile(
@@ -462,6 +480,30 @@ Date.now = () => t;
   await one(i, "10.0.0.4");
   await one(i, "10.0.0.4");
   console.log("steady " + steady + " " + (await counted()));
+  // A sized loan never answered (its request cancelled) stops holding the
+  // others back after a while; the requests that found none meanwhile
+  // make the next loan larger.
+  const counted6 = async () => (await objects.get(rateLimitObject(i, ns)).lease("i:10.0.0.6", 60000, 1000, 0)).split(" ")[1];
+  await one(i, "10.0.0.6");
+  hang = true;
+  one(i, "10.0.0.6");
+  const meanwhile = await one(i, "10.0.0.6");
+  t += 2500;
+  await one(i, "10.0.0.6");
+  const c0 = calls;
+  const fifth = await one(i, "10.0.0.6");
+  console.log("lost ask: " + meanwhile.split(":")[0] + " " + fifth.split(":")[0] + " calls " + (calls - c0) + " count " + (await counted6()));
+  // An answer of the window before, arriving after this isolate has a
+  // lease of the next one with none left, is asked again.
+  t = 60000 * 32 - 10;
+  let open;
+  gate = new Promise((ok) => { open = ok; });
+  const a = one(i, "10.0.0.7");
+  gate = null;
+  t = 60000 * 32 + 10;
+  const b = await one(i, "10.0.0.7");
+  open();
+  console.log("straddle: " + (await a).split(":")[0] + " " + b.split(":")[0]);
 })();
 "#;
     let got = node_eval(&file(&ir, WORKER), &script);
@@ -485,6 +527,8 @@ Date.now = () => t;
     assert_eq!(lines[6], "lent true after idle 20", "{got}");
     assert_eq!(lines[7], "next 200:979:58", "{got}");
     assert_eq!(lines[8], "steady 5 6", "{got}");
+    assert_eq!(lines[9], "lost ask: 200 200 calls 0 count 4", "{got}");
+    assert_eq!(lines[10], "straddle: 200 200", "{got}");
 }
 
 /// A busy isolate whose object answers only after a round trip (5 ms

@@ -68,8 +68,9 @@ export class GatefoldRateLimit extends DurableObject {
   }
 
   // "COUNT MS" after counting one request, past the limit too: how
-  // Workers of gatefold before leases counted. Kept so that isolates still
-  // running one while a deploy rolls out count on the same object.
+  // Workers of gatefold before loans counted, on an object named by the
+  // policy id alone. Kept so that their isolates, while a deploy rolls
+  // out, still count (among themselves) instead of failing.
   hit(key, perMs) {
     const now = Date.now();
     const n = this.held(key, perMs, now);
@@ -150,8 +151,11 @@ const LEASE_IDLE_MS = 200;
 // long (counts other isolates give back may be lent again after it).
 const LEASE_RECHECK_MS = 500;
 // ctx.waitUntil lasts 30 s after the response: a watch for idle counts
-// gives back what is left before, and the next spend starts another.
+// ends before, and a spend in its last second starts the next.
 const LEASE_WATCH_MS = 20000;
+// A sized loan asked for longer ago than this is taken as lost (its
+// request cancelled): another request may ask.
+const LEASE_ASK_MS = 2000;
 // Past this many keys with loans in the isolate, the ended windows' go,
 // then all (their unspent counts with them: refused early, never
 // admitted twice).
@@ -162,9 +166,10 @@ const LEASES_KEPT = 10000;
 // (`w`) and its end by this isolate's clock (`end`, early rather than
 // late), the size of the last loan and when it came (`size`, `at`), the
 // last spend (`used`), until when refusals need no call (`refuseUntil`),
-// whether a loan is being asked for ahead of need (`refilling`) and
-// whether a watch gives idle counts back (`watched`); `ns`, `object`,
-// `key` and `per` address the object.
+// when the sized loan under way was asked for (`asked`, 0: none), whether
+// requests found none meanwhile (`short`) and when the watch that gives
+// idle counts back began (`watched`, 0: none); `ns`, `object`, `key` and
+// `per` address the object.
 const leases = new Map();
 
 function remember(id, lease) {
@@ -196,38 +201,61 @@ async function rateLimit(r, request, S) {
   // sizes the next ones is asked for by one request at a time; others
   // meanwhile ask for the one count each needs (a request cannot wait on
   // another's call: workerd keeps I/O and promises to the request that
-  // began them).
-  const sized = l === undefined || !l.refilling;
-  if (l !== undefined && sized) l.refilling = true;
-  let answer;
-  try {
-    answer = await borrow(r, ns, key, sized ? nextSize(l, now) : 1);
-  } finally {
-    if (l !== undefined && sized) l.refilling = false;
+  // began them) and mark the isolate short, so that its next loan is
+  // larger. An answer of a window already over is asked again once.
+  for (let attempt = 0; ; attempt++) {
+    const before = Date.now();
+    const sized = l === undefined || !asking(l, before);
+    if (l !== undefined) {
+      if (sized) l.asked = before;
+      else l.short = true;
+    }
+    let answer;
+    try {
+      answer = await borrow(r, ns, key, sized ? nextSize(l, before) : 1);
+    } finally {
+      if (l !== undefined && sized) l.asked = 0;
+    }
+    const after = Date.now();
+    l = merge(r, ns, key, id, answer, sized, before, after);
+    if (l.left > 0) return spend(r, S, l, after);
+    if (l.w > answer[3] && attempt === 0) continue;
+    // None left at the object in this lease's window.
+    if (l.w === answer[3]) l.refuseUntil = after + LEASE_RECHECK_MS;
+    return rateAnswer(r, S, 0, Math.max(l.end - after, 0), true);
   }
-  const after = Date.now();
-  l = merge(r, ns, key, id, answer, sized, now, after);
-  if (l.left > 0) return spend(r, S, l, after);
-  // None left at the object in this lease's window (not an answer of a
-  // window already over).
-  if (answer[0] === 0 && l.w === answer[3]) l.refuseUntil = after + LEASE_RECHECK_MS;
-  return rateAnswer(r, S, 0, Math.max(l.end - after, 0), true);
 }
 
-// The size of the next loan, from how fast the last went (see LEASE_FAST_MS).
+// Whether a sized loan is being asked for: a request cancelled while it
+// waited (its client gone) never clears `asked`, so an old one counts as
+// none.
+function asking(l, now) {
+  return l.asked !== 0 && now - l.asked < LEASE_ASK_MS;
+}
+
+// The size of the next loan, from how fast the last went (see
+// LEASE_FAST_MS); twice the last when requests found none while it was
+// asked for (the object's round trip is longer than what is left when
+// the isolate asks ahead).
 function nextSize(l, now) {
   if (l === undefined) return 1;
+  if (l.short) {
+    l.short = false;
+    return Math.min(l.size * 2, LEASE_MAX);
+  }
   const took = now - l.at;
   if (took < LEASE_FAST_MS) return Math.min(l.size * 2, LEASE_MAX);
   if (took < LEASE_STEADY_MS) return l.size;
   return Math.max(1, l.size >> 1);
 }
 
-// One call to the object: [grant, count, ms left, window].
+// One call to the object: [grant, count, ms left, window]. An answer
+// that is not four whole numbers fails the request (500), never admits it.
 async function borrow(r, ns, key, want) {
   const parts = (await ns.get(rateLimitObject(r, ns)).lease(key, r.per, r.requests, want)).split(" ").map(Number);
-  // Anything but a whole number of counts lends none.
-  if (!Number.isInteger(parts[0]) || parts[0] < 1) parts[0] = 0;
+  if (parts.length !== 4 || !parts.every(Number.isSafeInteger) || parts[0] < 0) {
+    throw new Error("rate limit: a malformed answer from the counting object");
+  }
   return parts;
 }
 
@@ -243,7 +271,7 @@ function merge(r, ns, key, id, answer, sized, before, after) {
     if (l !== undefined && l.ns === ns && l.w > w) return l;
     l = {
       ns, object: rateLimitObject(r, ns), key, per: r.per, w, end: 0, left: 0, count: 0,
-      size: 1, at: after, used: after, refuseUntil: 0, refilling: false, watched: false,
+      size: 1, at: after, used: after, refuseUntil: 0, asked: 0, short: false, watched: 0,
     };
     remember(id, l);
   }
@@ -268,15 +296,16 @@ function spend(r, S, l, now) {
   l.left -= 1;
   l.used = now;
   if (S.ctx !== undefined) {
-    if (l.left > 0 && !l.watched) {
-      l.watched = true;
+    // A watch near its end (see LEASE_WATCH_MS) is followed by a new one.
+    if (l.left > 0 && (l.watched === 0 || now - l.watched >= LEASE_WATCH_MS - 1000)) {
+      l.watched = now;
       S.ctx.waitUntil(giveBackWhenIdle(l, now));
     }
     // Only an isolate that has been lent several counts at once is busy
     // enough: one that gets a count per request would call twice (the
     // loan ahead, then its give-back when idle).
-    if (!l.refilling && l.size >= 4 && l.left <= l.size >> 2 && now - l.at < LEASE_STEADY_MS) {
-      l.refilling = true;
+    if (!asking(l, now) && l.size >= 4 && l.left <= l.size >> 2 && now - l.at < LEASE_STEADY_MS) {
+      l.asked = now;
       S.ctx.waitUntil(refill(r, l, nextSize(l, now)));
     }
   }
@@ -291,15 +320,16 @@ async function refill(r, l, want) {
   } catch {
     // No loan: the next request without counts asks itself.
   } finally {
-    l.refilling = false;
+    l.asked = 0;
   }
 }
 
 // Gives the counts of a loan back to the object once the isolate has not
-// spent one for LEASE_IDLE_MS, or when the watch's time is up, so that
-// other isolates can be lent them: without it, counts lent to an isolate
-// that stops getting requests would be refused to everyone until the
-// window ends.
+// spent one for LEASE_IDLE_MS, so that other isolates can be lent them:
+// without it, counts lent to an isolate that stops getting requests would
+// be refused to everyone until the window ends. A watch lasts
+// LEASE_WATCH_MS, then one more idle wait at most; a spend in its last
+// second starts the next watch.
 async function giveBackWhenIdle(l, since) {
   let n = 0;
   try {
@@ -307,16 +337,17 @@ async function giveBackWhenIdle(l, since) {
       await new Promise((resolve) => setTimeout(resolve, LEASE_IDLE_MS));
       const now = Date.now();
       if (l.left === 0 || now >= l.end) break;
-      if (now - l.used >= LEASE_IDLE_MS || now - since >= LEASE_WATCH_MS) {
+      if (now - l.used >= LEASE_IDLE_MS) {
         // Out of this isolate's hands before the call: never spent twice.
         n = l.left;
         l.left = 0;
         l.count -= n;
         break;
       }
+      if (now - since >= LEASE_WATCH_MS) break;
     }
   } finally {
-    l.watched = false;
+    if (l.watched === since) l.watched = 0;
   }
   if (n === 0) return;
   try {
