@@ -166,8 +166,9 @@ const LEASES_KEPT = 10000;
 // (`w`) and its end by this isolate's clock (`end`, early rather than
 // late), the size of the last loan and when it came (`size`, `at`), the
 // last spend (`used`), until when refusals need no call (`refuseUntil`),
-// when the sized loan under way was asked for (`asked`, 0: none), whether
-// requests found none meanwhile (`short`) and when the watch that gives
+// when the sized loan under way was asked for (`asked`, 0: none), when a
+// request last found none meanwhile (`short`, 0: not since the last
+// loan) and when the watch that gives
 // idle counts back began (`watched`, 0: none); `ns`, `object`, `key` and
 // `per` address the object.
 const leases = new Map();
@@ -208,13 +209,14 @@ async function rateLimit(r, request, S) {
     const sized = l === undefined || !asking(l, before);
     if (l !== undefined) {
       if (sized) l.asked = before;
-      else l.short = true;
+      else l.short = before;
     }
     let answer;
     try {
       answer = await borrow(r, ns, key, sized ? nextSize(l, before) : 1);
     } finally {
-      if (l !== undefined && sized) l.asked = 0;
+      // Unless a later ask took over (this one having counted as lost).
+      if (l !== undefined && sized && l.asked === before) l.asked = 0;
     }
     const after = Date.now();
     l = merge(r, ns, key, id, answer, sized, before, after);
@@ -239,8 +241,8 @@ function asking(l, now) {
 // the isolate asks ahead).
 function nextSize(l, now) {
   if (l === undefined) return 1;
-  if (l.short) {
-    l.short = false;
+  if (l.short !== 0 && now - l.short < LEASE_STEADY_MS) {
+    l.short = 0;
     return Math.min(l.size * 2, LEASE_MAX);
   }
   const took = now - l.at;
@@ -271,7 +273,7 @@ function merge(r, ns, key, id, answer, sized, before, after) {
     if (l !== undefined && l.ns === ns && l.w > w) return l;
     l = {
       ns, object: rateLimitObject(r, ns), key, per: r.per, w, end: 0, left: 0, count: 0,
-      size: 1, at: after, used: after, refuseUntil: 0, asked: 0, short: false, watched: 0,
+      size: 1, at: after, used: after, refuseUntil: 0, asked: 0, short: 0, watched: 0,
     };
     remember(id, l);
   }
@@ -306,13 +308,13 @@ function spend(r, S, l, now) {
     // loan ahead, then its give-back when idle).
     if (!asking(l, now) && l.size >= 4 && l.left <= l.size >> 2 && now - l.at < LEASE_STEADY_MS) {
       l.asked = now;
-      S.ctx.waitUntil(refill(r, l, nextSize(l, now)));
+      S.ctx.waitUntil(refill(r, l, nextSize(l, now), now));
     }
   }
   return rateAnswer(r, S, r.requests - l.count + l.left, l.end - now, false);
 }
 
-async function refill(r, l, want) {
+async function refill(r, l, want, asked) {
   const before = Date.now();
   try {
     const answer = await borrow(r, l.ns, l.key, want);
@@ -320,7 +322,7 @@ async function refill(r, l, want) {
   } catch {
     // No loan: the next request without counts asks itself.
   } finally {
-    l.asked = 0;
+    if (l.asked === asked) l.asked = 0;
   }
 }
 
