@@ -413,7 +413,8 @@ Date.now = () => now;
 /// unspent counts back. A loan is twice the last when that went within
 /// 100 ms, as large within a second, else half. A loan never answered
 /// stops counting as under way after 2 s; an answer of a window already
-/// over is asked again.
+/// over is asked again. Past `keysMax` distinct keys in a window, the
+/// object counts new keys together.
 #[test]
 fn rate_limit_worker_spends_lent_counts_and_admits_exactly_the_limit() {
     let ir = compile(
@@ -505,6 +506,17 @@ Date.now = () => t;
   const b = await one(i, "10.0.0.7");
   open();
   console.log("straddle: " + (await a).split(":")[0] + " " + b.split(":")[0]);
+  // Past keysMax distinct keys in a window, new keys share one count.
+  const e = new GatefoldRateLimit({ storage }, {});
+  e.keysMax = 2;
+  const loans = [];
+  for (const k of ["t:a", "t:b", "t:c", "t:d", "t:a"]) {
+    const [grant, n] = (await e.lease(k, 60000, 5, 1)).split(" ");
+    loans.push(grant + ":" + n);
+  }
+  const shared = store.get("k:o");
+  const back = await e.giveBack("t:d", 60000, Math.floor(t / 60000), 1);
+  console.log("overflow: " + loans.join(" ") + " shared " + shared + " back " + back + " " + store.get("k:o"));
 })();
 "#;
     let got = node_eval(&file(&ir, WORKER), &script);
@@ -530,6 +542,10 @@ Date.now = () => t;
     assert_eq!(lines[8], "steady 5 6", "{got}");
     assert_eq!(lines[9], "lost ask: 200 200 calls 0 count 5", "{got}");
     assert_eq!(lines[10], "straddle: 200 200", "{got}");
+    assert_eq!(
+        lines[11], "overflow: 1:1 1:1 1:1 1:2 1:2 shared 2 back 1 1",
+        "{got}"
+    );
 }
 
 /// A busy isolate whose object answers only after a round trip (5 ms

@@ -19,6 +19,10 @@
 
 import { DurableObject } from "cloudflare:workers";
 
+// The key that new keys share once a window has keysMax (real keys begin
+// with "g", "c:", "t:" or "i:").
+const OVERFLOW = "o";
+
 export class GatefoldRateLimit extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
@@ -29,6 +33,16 @@ export class GatefoldRateLimit extends DurableObject {
     this.window = null;
     this.counts = new Map();
     this.known = false;
+    // Distinct keys counted apart in a window; past them, new keys share
+    // one count (OVERFLOW): a flood of made-up keys (`header:` keys come
+    // from the client) is limited together, as the reference does, instead
+    // of growing the object's memory and storage.
+    this.keysMax = 100000;
+  }
+
+  // The key `key` is counted under in the current window.
+  counted(key) {
+    return this.counts.size >= this.keysMax && !this.counts.has(key) ? OVERFLOW : key;
   }
 
   // Lends up to `want` counts of `key` in the window, never past `limit`
@@ -42,15 +56,16 @@ export class GatefoldRateLimit extends DurableObject {
   // unstored count).
   lease(key, perMs, limit, want) {
     const now = Date.now();
-    const n = this.held(key, perMs, now);
+    const k = this.window === Math.floor(now / perMs) ? this.counted(key) : key;
+    const n = this.held(k, perMs, now);
     if (n < 0) {
-      return this.load(key, perMs).then((ok) =>
+      return this.load(k, perMs).then((ok) =>
         ok ? this.lease(key, perMs, limit, want) : "0 " + limit + " " + (perMs - (now % perMs)) + " " + Math.floor(now / perMs),
       );
     }
     const left = limit - n;
     const grant = Math.max(0, Math.min(want, Math.max(1, Math.floor(left / 8)), left));
-    if (grant > 0) this.store(key, n + grant);
+    if (grant > 0) this.store(k, n + grant);
     return grant + " " + (n + grant) + " " + (perMs - (now % perMs)) + " " + Math.floor(now / perMs);
   }
 
@@ -60,10 +75,11 @@ export class GatefoldRateLimit extends DurableObject {
   giveBack(key, perMs, w, n) {
     const now = Date.now();
     if (Math.floor(now / perMs) !== w) return 0;
-    const c = this.held(key, perMs, now);
-    if (c < 0) return this.load(key, perMs).then((ok) => (ok ? this.giveBack(key, perMs, w, n) : 0));
+    const k = this.window === w ? this.counted(key) : key;
+    const c = this.held(k, perMs, now);
+    if (c < 0) return this.load(k, perMs).then((ok) => (ok ? this.giveBack(key, perMs, w, n) : 0));
     const back = Math.min(n, c);
-    this.store(key, c - back);
+    this.store(k, c - back);
     return back;
   }
 
@@ -73,11 +89,12 @@ export class GatefoldRateLimit extends DurableObject {
   // out, still count (among themselves) instead of failing.
   hit(key, perMs) {
     const now = Date.now();
-    const n = this.held(key, perMs, now);
+    const k = this.window === Math.floor(now / perMs) ? this.counted(key) : key;
+    const n = this.held(k, perMs, now);
     if (n < 0) {
-      return this.load(key, perMs).then((ok) => (ok ? this.hit(key, perMs) : Number.MAX_SAFE_INTEGER + " " + (perMs - (now % perMs))));
+      return this.load(k, perMs).then((ok) => (ok ? this.hit(key, perMs) : Number.MAX_SAFE_INTEGER + " " + (perMs - (now % perMs))));
     }
-    this.store(key, n + 1);
+    this.store(k, n + 1);
     return n + 1 + " " + (perMs - (now % perMs));
   }
 
