@@ -278,6 +278,18 @@ r.text().then((t) => console.log(r.status + " " + t));"#,
     assert_eq!(got, expected);
 }
 
+/// A spec with upstream `a` and these `apis` (YAML lines under `apis:`).
+fn with_upstream_a(apis: &str) -> ValidIr {
+    compile(&format!(
+        "gatefold: 1\nupstreams:\n  a: {{ targets: [{{ url: \"http://127.0.0.1:9001\" }}] }}\napis:\n{apis}"
+    ))
+}
+
+/// `script` after the fake storage and objects below.
+fn with_fake_objects(script: &str) -> String {
+    format!("{FAKE_STORAGE}{FAKE_OBJECTS}{script}")
+}
+
 /// A Durable Object's storage for the rate-limit tests, as the object sees
 /// it: `store`, a Map, holds what was put.
 const FAKE_STORAGE: &str = r#"
@@ -344,12 +356,8 @@ const one = async (r, client, ctx) => {
 /// behind the stored window lends nothing and keeps that window's counts.
 #[test]
 fn rate_limit_object_keeps_exact_counts_across_a_restart() {
-    let ir = compile(
+    let ir = with_upstream_a(
         r#"
-gatefold: 1
-upstreams:
-  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
-apis:
   main: { upstream: a, policies: [{ rate-limit: { requests: 5, per: 1m } }], routes: { all: { path: /* } } }
 "#,
     );
@@ -417,20 +425,15 @@ Date.now = () => now;
 /// object counts new keys together.
 #[test]
 fn rate_limit_worker_spends_lent_counts_and_admits_exactly_the_limit() {
-    let ir = compile(
+    let ir = with_upstream_a(
         r#"
-gatefold: 1
-upstreams:
-  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
-apis:
   main: { upstream: a, policies: [{ rate-limit: { requests: 200, per: 1m } }], routes: { all: { path: /* } } }
   other: { upstream: a, policies: [{ rate-limit: { requests: 7, per: 1m } }], routes: { all: { path: /o/* } } }
   idle: { upstream: a, policies: [{ rate-limit: { requests: 1000, per: 1m } }], routes: { all: { path: /i/* } } }
 "#,
     );
-    let script = FAKE_STORAGE.to_string()
-        + FAKE_OBJECTS
-        + r#"
+    let script = with_fake_objects(
+        r#"
 let t = 60000 * 30 + 1000;
 Date.now = () => t;
 (async () => {
@@ -518,7 +521,8 @@ Date.now = () => t;
   const back = await e.giveBack("t:d", 60000, Math.floor(t / 60000), 1);
   console.log("overflow: " + loans.join(" ") + " shared " + shared + " back " + back + " " + store.get("k:o"));
 })();
-"#;
+"#,
+    );
     let got = node_eval(&file(&ir, WORKER), &script);
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines[0], "passed 200 in order true", "{got}");
@@ -555,18 +559,13 @@ Date.now = () => t;
 /// goes back once it is idle: the object's count is what was admitted.
 #[test]
 fn rate_limit_busy_isolate_borrows_ahead_of_need() {
-    let ir = compile(
+    let ir = with_upstream_a(
         r#"
-gatefold: 1
-upstreams:
-  a: { targets: [{ url: "http://127.0.0.1:9001" }] }
-apis:
   main: { upstream: a, policies: [{ rate-limit: { requests: 100000, per: 1h } }], routes: { all: { path: /* } } }
 "#,
     );
-    let script = FAKE_STORAGE.to_string()
-        + FAKE_OBJECTS
-        + r#"
+    let script = with_fake_objects(
+        r#"
 delayMs = 5;
 (async () => {
   const r = R.find((x) => x.id === "main.all").rate;
@@ -582,7 +581,8 @@ delayMs = 5;
   const o = objects.get(rateLimitObject(r, ns));
   console.log(got.filter((s) => s.startsWith("200:")).length + " " + calls + " " + (await o.lease("i:10.0.0.9", r.per, r.requests, 0)).split(" ")[1]);
 })();
-"#;
+"#,
+    );
     let got = node_eval(&file(&ir, WORKER), &script);
     let [passed, calls, count] = got
         .split_whitespace()
