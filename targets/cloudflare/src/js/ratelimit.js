@@ -40,9 +40,11 @@ export class GatefoldRateLimit extends DurableObject {
     this.keysMax = 100000;
   }
 
-  // The key `key` is counted under in the current window.
-  counted(key) {
-    return this.counts.size >= this.keysMax && !this.counts.has(key) ? OVERFLOW : key;
+  // The key `key` is counted under: itself, or OVERFLOW once the window
+  // in memory (when it is the current one) holds keysMax others.
+  counted(key, perMs, now) {
+    const full = this.window === Math.floor(now / perMs) && this.counts.size >= this.keysMax;
+    return full && !this.counts.has(key) ? OVERFLOW : key;
   }
 
   // Lends up to `want` counts of `key` in the window, never past `limit`
@@ -56,7 +58,7 @@ export class GatefoldRateLimit extends DurableObject {
   // unstored count).
   lease(key, perMs, limit, want) {
     const now = Date.now();
-    const k = this.window === Math.floor(now / perMs) ? this.counted(key) : key;
+    const k = this.counted(key, perMs, now);
     const n = this.held(k, perMs, now);
     if (n < 0) {
       return this.load(k, perMs).then((ok) =>
@@ -75,7 +77,7 @@ export class GatefoldRateLimit extends DurableObject {
   giveBack(key, perMs, w, n) {
     const now = Date.now();
     if (Math.floor(now / perMs) !== w) return 0;
-    const k = this.window === w ? this.counted(key) : key;
+    const k = this.counted(key, perMs, now);
     const c = this.held(k, perMs, now);
     if (c < 0) return this.load(k, perMs).then((ok) => (ok ? this.giveBack(key, perMs, w, n) : 0));
     const back = Math.min(n, c);
@@ -89,7 +91,7 @@ export class GatefoldRateLimit extends DurableObject {
   // out, still count (among themselves) instead of failing.
   hit(key, perMs) {
     const now = Date.now();
-    const k = this.window === Math.floor(now / perMs) ? this.counted(key) : key;
+    const k = this.counted(key, perMs, now);
     const n = this.held(k, perMs, now);
     if (n < 0) {
       return this.load(k, perMs).then((ok) => (ok ? this.hit(key, perMs) : Number.MAX_SAFE_INTEGER + " " + (perMs - (now % perMs))));
@@ -185,9 +187,9 @@ const LEASES_KEPT = 10000;
 // last spend (`used`), until when refusals need no call (`refuseUntil`),
 // when the sized loan under way was asked for (`asked`, 0: none), when a
 // request last found none meanwhile (`short`, 0: not since the last
-// loan) and when the watch that gives
-// idle counts back began (`watched`, 0: none); `ns`, `object`, `key` and
-// `per` address the object.
+// loan) and when the watch that gives idle counts back began (`watched`,
+// 0: none); `ns`, `object`, `key` and `per` address the object, `id` is
+// the lease's own in `leases`.
 const leases = new Map();
 
 function remember(id, lease) {
@@ -289,7 +291,7 @@ function merge(r, ns, key, id, answer, sized, before, after) {
     // Counts of a window older than the lease held are no use: it is over.
     if (l !== undefined && l.ns === ns && l.w > w) return l;
     l = {
-      ns, object: rateLimitObject(r, ns), key, per: r.per, w, end: 0, left: 0, count: 0,
+      ns, object: rateLimitObject(r, ns), key, id, per: r.per, w, end: 0, left: 0, count: 0,
       size: 1, at: after, used: after, refuseUntil: 0, asked: 0, short: 0, watched: 0,
     };
     remember(id, l);
@@ -335,7 +337,7 @@ async function refill(r, l, want, asked) {
   const before = Date.now();
   try {
     const answer = await borrow(r, l.ns, l.key, want);
-    merge(r, l.ns, l.key, r.id + "\n" + l.key, answer, true, before, Date.now());
+    merge(r, l.ns, l.key, l.id, answer, true, before, Date.now());
   } catch {
     // No loan: the next request without counts asks itself.
   } finally {
