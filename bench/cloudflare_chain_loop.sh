@@ -134,44 +134,36 @@ open(path, "w").write(src[:start] + src[end:] + harness)
 PY
 
 export ACME_API_KEY=acme-key-0123456789
+# What a loop is measured with: workerd's CPU ticks, or (COUNT=instructions)
+# its instructions under callgrind, zeroed before the loop and dumped after
+# it to a new file whose `totals:` line has the count.
 if [ "$COUNT" = instructions ]; then
-  (cd "$WORK/out" && exec valgrind --tool=callgrind --smc-check=all-non-file \
-    --callgrind-out-file="$WORK/callgrind.out" "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
-  PID=$!
-  wait_port $PORT 300
+  UNDER=(valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file="$WORK/callgrind.out")
+  STARTING=300 SCALE=1 FORMAT=%.0f
+  count_from() { callgrind_control -z "$PID" >/dev/null; echo 0; }
+  count_now() {
+    rm -f "$WORK"/callgrind.out.*
+    callgrind_control -d "$PID" >/dev/null
+    awk '/^totals:/ {print $2}' "$WORK"/callgrind.out.*
+  }
 else
-  (cd "$WORK/out" && exec "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
-  PID=$!
-  wait_port $PORT
+  UNDER=()
+  STARTING=30 SCALE=$TICK_US FORMAT=%.1f
+  count_from() { cpu_ticks "$PID"; }
+  count_now() { cpu_ticks "$PID"; }
 fi
-
-# Instructions since the last zeroing: callgrind_control dumps them to a
-# new file whose `totals:` line has the count.
-instructions() {
-  rm -f "$WORK"/callgrind.out.*
-  callgrind_control -d "$PID" >/dev/null
-  awk '/^totals:/ {print $2}' "$WORK"/callgrind.out.*
-}
+(cd "$WORK/out" && exec "${UNDER[@]}" "$WORKERD" serve config.capnp >"$WORK/workerd.log" 2>&1) &
+PID=$!
+wait_port $PORT $STARTING
 
 loop() { # MODE -> CPU us (or instructions) per request
   curl -s "http://127.0.0.1:$PORT/?n=500&mode=$1" >/dev/null
   local before after got
-  if [ "$COUNT" = instructions ]; then
-    callgrind_control -z "$PID" >/dev/null
-    got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
-    after=$(instructions)
-    before=0
-  else
-    before=$(cpu_ticks $PID)
-    got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
-    after=$(cpu_ticks $PID)
-  fi
+  before=$(count_from)
+  got=$(curl -s "http://127.0.0.1:$PORT/?n=$N&mode=$1")
+  after=$(count_now)
   [ "$got" = "$N" ] || { echo "$1: $got of $N answered 200" >&2; tail -5 "$WORK/workerd.log" >&2; exit 1; }
-  if [ "$COUNT" = instructions ]; then
-    awk -v t=$((after - before)) -v n="$N" 'BEGIN {printf "%.0f", t / n}'
-  else
-    awk -v t=$((after - before)) -v us="$TICK_US" -v n="$N" 'BEGIN {printf "%.1f", t * us / n}'
-  fi
+  awk -v t=$((after - before)) -v s="$SCALE" -v n="$N" -v f="$FORMAT" 'BEGIN {printf f, t * s / n}'
 }
 
 echo "== $N requests per loop, $ROUNDS rounds ($UNIT)"
