@@ -26,8 +26,8 @@ ROUNDS=${ROUNDS:-4}
 if [ -n "${GATEFOLD_BIN:-}" ]; then
   BIN="$GATEFOLD_BIN"
 else
-  cargo build --quiet --release -p gatefold
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+  cargo build --quiet --profile dist -p gatefold
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/dist/gatefold"
 fi
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/gatefold-gwload.XXXXXX)

@@ -6,7 +6,7 @@
 #
 #   bench/instructions.sh            # REQUESTS=2000 WARMUP=200
 #
-# Builds gatefold in release mode and starts, on 127.0.0.1, an upstream (a
+# Builds gatefold with its `dist` profile (release + LTO) and starts, on 127.0.0.1, an upstream (a
 # small Python server answering `200 ok` on keep-alive connections) and
 # `gatefold serve` under callgrind with the two profiles of bench/run.sh
 # (A: plain proxy, B: key-auth + rate-limit + one header; access log on,
@@ -36,8 +36,8 @@ trap cleanup EXIT
 
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 if [ -z "${BIN:-}" ]; then
-  cargo build --quiet --release -p gatefold
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+  cargo build --quiet --profile dist -p gatefold
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/dist/gatefold"
 fi
 
 

@@ -6,7 +6,7 @@
 #   PROFILES="C D" bench/run.sh   # only these profiles
 #
 # Installs wrk and nginx (Debian packages) when missing, builds gatefold in
-# release mode, starts an upstream (nginx answering `200 ok`), the reference
+# its `dist` profile (release + LTO), starts an upstream (nginx answering `200 ok`), the reference
 # gateway and an nginx gateway on 127.0.0.1, and runs wrk against each:
 #
 #   A  plain proxy
@@ -99,9 +99,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -n "${GATEFOLD_BIN:-}" ]; then
   BIN="$GATEFOLD_BIN"
 else
-  echo "== building gatefold (release)"
-  cargo build --quiet --release -p gatefold
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/gatefold"
+  echo "== building gatefold (dist: release + LTO)"
+  cargo build --quiet --profile dist -p gatefold
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/dist/gatefold"
 fi
 # Which gateways each profile runs, first the one the others are compared to
 # (GATEWAYS_A="ref ngx floor" bench/run.sh runs fewer).
