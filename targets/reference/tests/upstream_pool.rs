@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// An upstream that counts the connections it accepts. `/chunked` answers
-/// with a chunked body, anything else with a `content-length` one.
+/// with a chunked body, `/trickle` with a large one sent in pieces with
+/// pauses between them, anything else with a `content-length` one.
 async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -33,10 +34,10 @@ async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
             count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let svc = service_fn(|req: Request<Incoming>| async move {
-                    let body = if req.uri().path() == "/chunked" {
-                        Chunks(vec!["one ", "two"]).boxed()
-                    } else {
-                        Full::new(Bytes::from("one two")).boxed()
+                    let body = match req.uri().path() {
+                        "/chunked" => Chunks(vec!["one ", "two"]).boxed(),
+                        "/trickle" => trickle().boxed(),
+                        _ => Full::new(Bytes::from("one two")).boxed(),
                     };
                     Ok::<_, Infallible>(Response::new(body))
                 });
@@ -97,6 +98,43 @@ impl hyper::body::Body for Chunks {
     }
 }
 
+/// Bytes of the `/trickle` body: five pieces of 256 KiB, 30 ms apart.
+const TRICKLE_PIECES: u8 = 5;
+const TRICKLE_PIECE: usize = 256 * 1024;
+
+/// The `/trickle` body: each piece is a different letter, so a lost or
+/// reordered piece shows.
+fn trickle() -> Piped {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        for i in 0..TRICKLE_PIECES {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            let piece = Bytes::from(vec![b'a' + i; TRICKLE_PIECE]);
+            if tx.send(piece).await.is_err() {
+                return;
+            }
+        }
+    });
+    Piped(rx)
+}
+
+/// A body whose pieces come through a channel as a task sends them.
+struct Piped(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Piped {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|piece| piece.map(|b| Ok(Frame::data(b))))
+    }
+}
+
 fn spec(addr: SocketAddr) -> String {
     format!(
         "gatefold: 1
@@ -135,5 +173,32 @@ async fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
         assert_eq!((r.status, r.text().as_str()), (200, "one two"));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 10);
+    task.abort();
+}
+
+/// A response body that arrives in pieces, the upstream pausing between
+/// them, reaches the client whole, and its connection is used again: the
+/// pooled connection is driven by the request's task, which must be woken
+/// by each piece the upstream sends (a lost wake-up hangs the request).
+#[tokio::test]
+async fn a_body_the_upstream_sends_in_pieces_arrives_whole_on_a_reused_connection() {
+    let (addr, accepted, task) = counting_upstream().await;
+    let gw = gateway_with(&spec(addr), &[], |o| o.workers = 1).await;
+    let expected: String = (0..TRICKLE_PIECES)
+        .map(|i| char::from(b'a' + i).to_string().repeat(TRICKLE_PIECE))
+        .collect();
+    for _ in 0..3 {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(20), gw.get("/trickle"))
+            .await
+            .expect("the response came whole within 20 s");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.text() == expected,
+            "{} bytes, not the upstream's",
+            r.text().len()
+        );
+    }
+    assert_eq!(gw.get("/fixed").await.text(), "one two");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
     task.abort();
 }

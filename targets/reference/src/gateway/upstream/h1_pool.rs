@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -103,7 +103,13 @@ fn slot(addr: &str) -> usize {
 }
 
 /// The most recently used idle connection of `slot` that is still open.
-fn checkout(slot: usize, cx: &mut Context<'_>) -> Option<Box<Pooled>> {
+///
+/// The check polls each connection without waking anyone: the request is
+/// about to be handed to it, and hyper would wake the waker this poll left
+/// on its request channel, which would poll the whole request task once
+/// more for nothing (the exchange drives the connection right away).
+fn checkout(slot: usize) -> Option<Box<Pooled>> {
+    let cx = &mut Context::from_waker(Waker::noop());
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = &mut idle.slots.get_mut(slot)?.1;
@@ -171,16 +177,32 @@ pub async fn send(
 ) -> Result<Response<PooledBody>, SendError> {
     let slot = slot(addr);
     loop {
-        let reused = poll_fn(|cx| Poll::Ready(checkout(slot, cx))).await;
+        let reused = checkout(slot);
         let fresh = reused.is_none();
         let mut c = match reused {
             Some(c) => c,
             None => connect(addr, connect_limit).await?,
         };
         let mut exchange = std::pin::pin!(c.sender.try_send_request(req));
+        // The exchange ends only when the connection, driven here and
+        // nowhere else, hands it the response, so it is polled after each
+        // drive, without a waker of its own. hyper wakes the waker its
+        // connection left when it took the request, answered it and offered
+        // the body's bytes; left there, the task's own would poll the whole
+        // task once more per wake for nothing. So the connection is driven
+        // first without one, and with the task's waker only when the
+        // response has not come, to be woken by the upstream's bytes.
         let result = poll_fn(|cx| {
-            c.drive(cx);
-            exchange.as_mut().poll(cx)
+            let mut poll = |cx: &mut Context<'_>| {
+                c.drive(cx);
+                exchange
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+            };
+            match poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Pending => poll(cx),
+                done => done,
+            }
         })
         .await;
         match result {
@@ -222,15 +244,33 @@ impl HttpBody for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+        // The body's frames come only from the connection, driven here, so
+        // the body is asked without a waker of its own. hyper wakes, on
+        // each frame taken, the waker its connection left when it last
+        // offered one: a drive with the task's waker there would poll the
+        // whole task once more for nothing. So the connection is first
+        // driven without one (enough when the bytes are already read), and
+        // with the task's waker only when nothing came of it, to be woken
+        // by the upstream's next bytes.
         let this = &mut *self;
+        let mut ask = |inner: &mut Incoming| {
+            let frame = Pin::new(inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+            if let Poll::Ready(None) = frame {
+                this.ended = true;
+            }
+            frame
+        };
+        if let ready @ Poll::Ready(_) = ask(&mut this.inner) {
+            return ready;
+        }
         if let Some(c) = &mut this.conn {
+            c.drive(&mut Context::from_waker(Waker::noop()));
+            if let ready @ Poll::Ready(_) = ask(&mut this.inner) {
+                return ready;
+            }
             c.drive(cx);
         }
-        let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
-            this.ended = true;
-        }
-        frame
+        ask(&mut this.inner)
     }
 
     fn is_end_stream(&self) -> bool {
