@@ -187,11 +187,14 @@ pub async fn send(
         // The exchange ends only when the connection, driven here and
         // nowhere else, hands it the response, so it is polled after each
         // drive, without a waker of its own. hyper wakes the waker its
-        // connection left when it took the request, answered it and offered
-        // the body's bytes; left there, the task's own would poll the whole
-        // task once more per wake for nothing. So the connection is driven
-        // first without one, and with the task's waker only when the
-        // response has not come, to be woken by the upstream's bytes.
+        // connection left when it answered the exchange and offered the
+        // body's bytes; left there, the task's own would poll the whole task
+        // once more per wake for nothing. So once the request is written,
+        // the connection is driven first without one, and with the task's
+        // waker only when the response has not come, to be woken by the
+        // upstream's bytes. (The first drive writes the request: no answer
+        // is expected from it.)
+        let mut written = false;
         let result = poll_fn(|cx| {
             let mut poll = |cx: &mut Context<'_>| {
                 c.drive(cx);
@@ -199,10 +202,12 @@ pub async fn send(
                     .as_mut()
                     .poll(&mut Context::from_waker(Waker::noop()))
             };
-            match poll(&mut Context::from_waker(Waker::noop())) {
-                Poll::Pending => poll(cx),
-                done => done,
+            if std::mem::replace(&mut written, true) {
+                if let done @ Poll::Ready(_) = poll(&mut Context::from_waker(Waker::noop())) {
+                    return done;
+                }
             }
+            poll(cx)
         })
         .await;
         match result {
