@@ -188,7 +188,13 @@ pub async fn send(
             Some(c) => c,
             None => connect(addr, connect_limit).await?,
         };
-        let mut exchange = std::pin::pin!(c.sender.try_send_request(req));
+        // Outside tokio's cooperative budget: the answer arrives through a
+        // tokio oneshot, which, with the task's budget spent, says "not
+        // yet" and wakes the waker it was given, here none, so the request
+        // would wait for its read timeout. The drives around it keep the
+        // budget.
+        let mut exchange =
+            std::pin::pin!(tokio::task::unconstrained(c.sender.try_send_request(req)));
         // The exchange ends only when the connection, driven here and
         // nowhere else, hands it the response, so it is polled after each
         // drive, without a waker of its own. hyper wakes the waker its
@@ -302,5 +308,92 @@ impl Drop for PooledBody {
                 checkin(self.slot, c);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// An upstream on a thread: it reads one request head, and 50 ms later
+    /// answers with the head and half of a 10-byte body (the rest later),
+    /// so the body's channel is left full when the response is read.
+    fn slow_upstream() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello");
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = s.write_all(b"world");
+        });
+        addr
+    }
+
+    /// The exchange is polled without the task's waker, and tokio's
+    /// oneshot that carries hyper's answer says "not yet" (waking that
+    /// waker) when the task has spent its cooperative budget: the answer
+    /// must still be taken at once, whatever the task spent before (a
+    /// request used to wait for its read timeout when the budget ran out on
+    /// the read that brought the response).
+    #[test]
+    fn a_response_is_taken_at_once_whatever_budget_the_task_has_spent() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let slow: Vec<(usize, Duration)> = rt.block_on(async {
+            let tasks: Vec<_> = (0..=130)
+                .map(|spent| {
+                    tokio::spawn(async move {
+                        let addr = slow_upstream();
+                        let req = Request::builder()
+                            .uri("/")
+                            .header("host", "upstream")
+                            .body(crate::gateway::respond::empty_body())
+                            .unwrap();
+                        let mut sent = Box::pin(send(&addr, Duration::from_secs(1), req));
+                        // Connect and write the request.
+                        tokio::select! {
+                            _ = &mut sent => panic!("answered before the upstream did"),
+                            _ = tokio::time::sleep(Duration::from_millis(30)) => {}
+                        }
+                        // The answer arrives meanwhile.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        for _ in 0..spent {
+                            tokio::task::consume_budget().await;
+                        }
+                        let started = Instant::now();
+                        let answered = tokio::time::timeout(Duration::from_secs(2), sent).await;
+                        assert!(matches!(answered, Ok(Ok(_))), "spent {spent}: no answer");
+                        (spent, started.elapsed())
+                    })
+                })
+                .collect();
+            let mut slow = Vec::new();
+            for t in tasks {
+                let (spent, took) = t.await.unwrap();
+                if took > Duration::from_millis(500) {
+                    slow.push((spent, took));
+                }
+            }
+            slow
+        });
+        assert!(
+            slow.is_empty(),
+            "(budget spent, time to the answer): {slow:?}"
+        );
     }
 }
