@@ -58,6 +58,30 @@ impl Pooled {
         }
         self.conn.is_some()
     }
+
+    /// Drives the connection until `ask` (what the task waits for from it:
+    /// the exchange's answer, the response body's next frame) is ready, or
+    /// else leaves the task's waker where the upstream's next bytes wake it.
+    ///
+    /// `ask` progresses only when the connection is driven, here, so it is
+    /// asked after each drive without a waker of its own. hyper wakes the
+    /// waker a drive left when the answer or a frame is taken; the task's
+    /// own there would poll the whole task once more for nothing. So the
+    /// connection is first driven without one (enough when the bytes are
+    /// already read), and with the task's waker only when nothing came of it.
+    fn drive_for<T>(&mut self, cx: &mut Context<'_>, mut ask: impl FnMut() -> Poll<T>) -> Poll<T> {
+        self.drive(&mut unwoken());
+        if let ready @ Poll::Ready(_) = ask() {
+            return ready;
+        }
+        self.drive(cx);
+        ask()
+    }
+}
+
+/// A context that wakes no one, for polls the task follows up itself.
+fn unwoken() -> Context<'static> {
+    Context::from_waker(Waker::noop())
 }
 
 /// A target's `host:port` and its idle connections, oldest first.
@@ -109,7 +133,7 @@ fn slot(addr: &str) -> usize {
 /// on its request channel, which would poll the whole request task once
 /// more for nothing (the exchange drives the connection right away).
 fn checkout(slot: usize) -> Option<Box<Pooled>> {
-    let cx = &mut Context::from_waker(Waker::noop());
+    let cx = &mut unwoken();
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = &mut idle.slots.get_mut(slot)?.1;
@@ -195,30 +219,18 @@ pub async fn send(
         // budget.
         let mut exchange =
             std::pin::pin!(tokio::task::unconstrained(c.sender.try_send_request(req)));
-        // The exchange ends only when the connection, driven here and
-        // nowhere else, hands it the response, so it is polled after each
-        // drive, without a waker of its own. hyper wakes the waker its
-        // connection left when it answered the exchange and offered the
-        // body's bytes; left there, the task's own would poll the whole task
-        // once more per wake for nothing. So once the request is written,
-        // the connection is driven first without one, and with the task's
-        // waker only when the response has not come, to be woken by the
-        // upstream's bytes. (The first drive writes the request: no answer
-        // is expected from it.)
+        // Asked after each drive, without a waker (see `Pooled::drive_for`).
+        let mut answer = || exchange.as_mut().poll(&mut unwoken());
+        // The first drive writes the request: no answer can come of it, so
+        // it keeps the task's waker at once (one drive fewer per request).
         let mut written = false;
         let result = poll_fn(|cx| {
-            let mut poll = |cx: &mut Context<'_>| {
-                c.drive(cx);
-                exchange
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-            };
             if std::mem::replace(&mut written, true) {
-                if let done @ Poll::Ready(_) = poll(&mut Context::from_waker(Waker::noop())) {
-                    return done;
-                }
+                c.drive_for(cx, &mut answer)
+            } else {
+                c.drive(cx);
+                answer()
             }
-            poll(cx)
         })
         .await;
         match result {
@@ -260,33 +272,22 @@ impl HttpBody for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
-        // The body's frames come only from the connection, driven here, so
-        // the body is asked without a waker of its own. hyper wakes, on
-        // each frame taken, the waker its connection left when it last
-        // offered one: a drive with the task's waker there would poll the
-        // whole task once more for nothing. So the connection is first
-        // driven without one (enough when the bytes are already read), and
-        // with the task's waker only when nothing came of it, to be woken
-        // by the upstream's next bytes.
         let this = &mut *self;
-        let mut ask = |inner: &mut Incoming| {
-            let frame = Pin::new(inner).poll_frame(&mut Context::from_waker(Waker::noop()));
+        let mut frame = || {
+            let frame = Pin::new(&mut this.inner).poll_frame(&mut unwoken());
             if let Poll::Ready(None) = frame {
                 this.ended = true;
             }
             frame
         };
-        if let ready @ Poll::Ready(_) = ask(&mut this.inner) {
+        // A frame already read needs no drive.
+        if let ready @ Poll::Ready(_) = frame() {
             return ready;
         }
-        if let Some(c) = &mut this.conn {
-            c.drive(&mut Context::from_waker(Waker::noop()));
-            if let ready @ Poll::Ready(_) = ask(&mut this.inner) {
-                return ready;
-            }
-            c.drive(cx);
+        match &mut this.conn {
+            Some(c) => c.drive_for(cx, frame),
+            None => frame(),
         }
-        ask(&mut this.inner)
     }
 
     fn is_end_stream(&self) -> bool {
