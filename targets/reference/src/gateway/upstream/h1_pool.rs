@@ -5,12 +5,12 @@
 //!
 //! A connection is checked out for one exchange and goes back to the idle
 //! list when its response body has been read to the end (a body dropped
-//! half-read closes it). Idle connections are not polled; one is checked
-//! (polled once, which notices a close by the upstream) when it is taken
-//! again, and one idle for more than [`IDLE_FOR`] is closed instead (check-ins
-//! also close those, on every target, at most once per [`IDLE_FOR`]). A
-//! request that a reused connection turns down before writing anything is
-//! sent again on another one.
+//! half-read closes it). Idle connections are not polled: a close by the
+//! upstream is noticed by the next exchange's first drive, which reads
+//! before it writes, and a request that a reused connection turns down
+//! before writing anything is sent again on another one. One idle for more
+//! than [`IDLE_FOR`] is closed instead of reused (check-ins also close
+//! those, on every target, at most once per [`IDLE_FOR`]).
 
 use crate::gateway::Body;
 use http::{Request, Response};
@@ -126,20 +126,20 @@ fn slot(addr: &str) -> usize {
     })
 }
 
-/// The most recently used idle connection of `slot` that is still open.
+/// The most recently used idle connection of `slot` that has not idled too
+/// long.
 ///
-/// The check polls each connection without waking anyone: the request is
-/// about to be handed to it, and hyper would wake the waker this poll left
-/// on its request channel, which would poll the whole request task once
-/// more for nothing (the exchange drives the connection right away).
+/// It is not polled here: the exchange's first drive reads before it
+/// writes, so a close the upstream sent while the connection was idle is
+/// noticed then, and hyper hands the unwritten request back (`send` tries
+/// another connection). Polling here too cost a whole drive per request.
 fn checkout(slot: usize) -> Option<Box<Pooled>> {
-    let cx = &mut unwoken();
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = &mut idle.slots.get_mut(slot)?.1;
         let now = Instant::now();
-        while let Some(mut c) = list.pop() {
-            if now - c.idle_since < IDLE_FOR && c.drive(cx) && c.sender.is_ready() {
+        while let Some(c) = list.pop() {
+            if now - c.idle_since < IDLE_FOR && c.conn.is_some() && c.sender.is_ready() {
                 return Some(c);
             }
         }
