@@ -228,7 +228,10 @@ pub async fn forward(
         let sent = client::send(target, dest.connect, &dest.tls, req);
         let result = match &progress {
             None => timeout(dest.read, sent).await.map_err(|_| UpstreamTimedOut),
-            Some(p) => while_uploading(dest.read, p, sent).await,
+            // Boxed: this future is twice the size of the common case's, and
+            // every future around `forward` would carry it, copied whole at
+            // each level on every request (bench/instructions.sh).
+            Some(p) => Box::pin(while_uploading(dest.read, p, sent)).await,
         };
         match result {
             Ok(Ok(resp)) => {

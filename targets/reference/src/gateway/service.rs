@@ -147,7 +147,16 @@ pub async fn handle(
         ctx.request_id = Some(request_id(&head.headers));
     }
     let method = head.method.clone();
-    let (route, mut resp) = pipeline(&rt, &shared, &mut head, body, &mut ctx).await;
+    // The route is found by a plain function and its future awaited here:
+    // one future fewer around the request's (each level copies the one
+    // inside it when it starts).
+    let (route, mut resp) = match find_route(&rt, &mut head, &mut ctx) {
+        Found::Route(i) => (
+            Some(i),
+            run_route(&rt.routes[i], &shared, &mut head, body, &mut ctx).await,
+        ),
+        Found::Answer(resp) => (None, resp),
+    };
     if rt.server_header && !resp.headers().contains_key(SERVER) {
         resp.headers_mut().insert(
             SERVER,
@@ -208,18 +217,20 @@ fn host_well_formed(head: &request::Parts) -> bool {
     }
 }
 
-async fn pipeline(
-    rt: &Runtime,
-    shared: &Shared,
-    head: &mut request::Parts,
-    body: Incoming,
-    ctx: &mut Ctx,
-) -> (Option<usize>, Response<Body>) {
+/// What route lookup found.
+enum Found {
+    /// The index of the route that serves the request.
+    Route(usize),
+    /// The gateway's answer when no route does (400, 404, 405).
+    Answer(Response<Body>),
+}
+
+fn find_route(rt: &Runtime, head: &mut request::Parts, ctx: &mut Ctx) -> Found {
     let Ok(path) = rt.ir.gateway.baseline.path.normalize(head.uri.path()) else {
-        return (None, early(respond::bad_request(), ctx));
+        return Found::Answer(early(respond::bad_request(), ctx));
     };
     if !host_well_formed(head) {
-        return (None, early(respond::bad_request(), ctx));
+        return Found::Answer(early(respond::bad_request(), ctx));
     }
     ctx.path = path.into_owned();
     ctx.query = head.uri.query().map(str::to_string);
@@ -260,30 +271,26 @@ async fn pipeline(
             }
         }
     }
-    let i = match found {
-        Some(i) => i,
-        None => match rt
-            .view
-            .dispatch_with(host, &ctx.path, ir_method(&head.method), holds)
-        {
-            Dispatch::Route(i) => i,
-            Dispatch::MethodNotAllowed(allow) => {
-                let mut resp = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-                if let Ok(v) = HeaderValue::from_str(&allow.to_string()) {
-                    resp.headers_mut().insert(ALLOW, v);
-                }
-                return (None, early(resp, ctx));
+    if let Some(i) = found {
+        return Found::Route(i);
+    }
+    match rt
+        .view
+        .dispatch_with(host, &ctx.path, ir_method(&head.method), holds)
+    {
+        Dispatch::Route(i) => Found::Route(i),
+        Dispatch::MethodNotAllowed(allow) => {
+            let mut resp = respond::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            if let Ok(v) = HeaderValue::from_str(&allow.to_string()) {
+                resp.headers_mut().insert(ALLOW, v);
             }
-            Dispatch::NotFound => {
-                return (
-                    None,
-                    early(respond::error(StatusCode::NOT_FOUND, "no route"), ctx),
-                );
-            }
-        },
-    };
-    let route = &rt.routes[i];
-    (Some(i), run_route(route, shared, head, body, ctx).await)
+            Found::Answer(early(resp, ctx))
+        }
+        Dispatch::NotFound => Found::Answer(early(
+            respond::error(StatusCode::NOT_FOUND, "no route"),
+            ctx,
+        )),
+    }
 }
 
 async fn run_route(

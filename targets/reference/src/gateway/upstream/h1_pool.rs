@@ -210,7 +210,9 @@ pub async fn send(
         let fresh = reused.is_none();
         let mut c = match reused {
             Some(c) => c,
-            None => connect(addr, connect_limit).await?,
+            // Boxed: opening a connection is rare, and its future would
+            // otherwise be part of every request's.
+            None => Box::pin(connect(addr, connect_limit)).await?,
         };
         // Outside tokio's cooperative budget: the answer arrives through a
         // tokio oneshot, which, with the task's budget spent, says "not
