@@ -12,7 +12,7 @@ use super::runtime::{RouteRt, Runtime};
 use super::{Body, Shared};
 use gatefold_compiler::dispatch::Dispatch;
 use gatefold_compiler::ir::Method as IrMethod;
-use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, FORWARDED, HOST, ORIGIN, SERVER, VARY};
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, FORWARDED, HOST, ORIGIN, SERVER};
 use http::{
     request, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
 };
@@ -87,17 +87,7 @@ fn apply_promised(h: &mut HeaderMap, ctx: &Ctx) {
     if let Some(id) = &ctx.request_id {
         h.insert(X_REQUEST_ID.clone(), id.clone());
     }
-    // One map operation per value: a name's values come one after another,
-    // and the first `insert` replaces what the response had.
-    let mut previous: Option<&HeaderName> = None;
-    for (k, v) in &ctx.promised {
-        if k != VARY && previous != Some(k) {
-            h.insert(k.clone(), v.clone());
-        } else {
-            h.append(k.clone(), v.clone());
-        }
-        previous = Some(k);
-    }
+    ctx.promised.apply(h);
 }
 
 /// A response made before phase 9: promised headers only.
