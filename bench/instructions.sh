@@ -15,7 +15,15 @@
 # instructions counted in between are divided by REQUESTS. Then the same
 # for profile A through `bench/hyper-floor` (hyper's HTTP/1 server and client
 # passing requests through, nothing else): what the reference adds to
-# hyper's own cost is the difference.
+# hyper's own cost is the difference. Then nginx (one worker process) with
+# bench/run.sh's hand-written configuration for A and B (request id,
+# x-forwarded-*, a JSON access log, to /dev/null as the reference's), the
+# same way: its user-space instructions per request beside the reference's.
+#
+# Last, the system calls each makes per request (strace -c, the same
+# client, no valgrind): callgrind counts user space only, and a proxy's
+# kernel time goes with its system calls, so the two counts together are
+# what its CPU per request is made of, measured without a clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,6 +43,9 @@ cleanup() {
 trap cleanup EXIT
 
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
+command -v strace >/dev/null || { echo "needs strace" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "needs nginx (scripts/install-runtimes.sh installs it)" >&2; exit 1; }
 if [ -z "${BIN:-}" ]; then
   cargo build --quiet --profile dist -p gatefold
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/dist/gatefold"
@@ -153,3 +164,98 @@ GW_PID=$!
 PIDS+=($GW_PID)
 wait_port $GW_PORT 60
 measure "A-hyper-floor" /a/x
+kill $GW_PID; wait $GW_PID 2>/dev/null || true
+
+# --- nginx: bench/run.sh's configuration, one worker, in the foreground so
+# that valgrind and strace see the process that serves. ---------------------
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<NGX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  server_tokens off;
+  keepalive_requests 1000000;
+  log_format json escape=json '{"time":"\$time_iso8601","request_id":"\$req_id","client":"\$remote_addr",'
+    '"method":"\$request_method","host":"\$host","path":"\$uri","status":\$status,'
+    '"upstream":"\$upstream_addr","latency_ms":\$request_time}';
+  access_log /dev/null json;
+  map \$http_x_request_id \$req_id {
+    "~^[A-Za-z0-9._:-]{1,128}\$" \$http_x_request_id;
+    default \$request_id;
+  }
+  map \$http_x_api_key \$consumer { "$BENCH_KEY" bench; default ""; }
+  limit_req_zone \$consumer zone=perconsumer:10m rate=1000000000r/m;
+  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$GW_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$proxy_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Host \$http_host;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Request-ID \$req_id;
+    add_header X-Request-ID \$req_id always;
+    location /a/ { proxy_pass http://up; }
+    location /b/ {
+      if (\$consumer = "") { return 401 '{"error":"unauthorized"}'; }
+      limit_req zone=perconsumer burst=1000000 nodelay;
+      proxy_set_header X-Api-Key "";
+      proxy_set_header X-Bench "1";
+      proxy_set_header Connection "";
+      proxy_set_header Host \$proxy_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Request-ID \$req_id;
+      proxy_pass http://up;
+    }
+  }
+}
+NGX
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>"$WORK/nginx.err" &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_port $GW_PORT 60
+measure "A-nginx" /a/x
+measure "B-nginx" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
+kill $GW_PID; wait $GW_PID 2>/dev/null || true
+
+# --- system calls per request, each gateway running natively ---------------
+syscalls() {
+  local name=$1 path=$2 extra=${3:-}
+  python3 "$WORK/client.py" $GW_PORT "$path" "$WARMUP" "$extra"
+  strace -f -c -o "$WORK/strace.$name" -p $GW_PID 2>/dev/null &
+  local tracer=$!
+  sleep 1 # attached to every thread before the first request
+  python3 "$WORK/client.py" $GW_PORT "$path" "$REQUESTS" "$extra"
+  kill -INT $tracer; wait $tracer 2>/dev/null || true
+  # The summary's last line: `100.00 seconds usecs/call calls [errors] total`.
+  awk -v n="$REQUESTS" -v name="$name" '$NF == "total" { printf "%s: %.2f system calls per request\n", name, $4 / n }' "$WORK/strace.$name"
+}
+"$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$GW_PORT --admin 127.0.0.1:$ADMIN_PORT \
+  >/dev/null 2>"$WORK/gw-native.err" &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_port $GW_PORT 60
+syscalls "A-plain-proxy" /a/x
+syscalls "B-key-auth-rate-limit-header" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
+kill $GW_PID; wait $GW_PID 2>/dev/null || true
+"$ROOT/target/hyper-floor/release/hyper-floor" 127.0.0.1:$GW_PORT 127.0.0.1:$UP_PORT \
+  >/dev/null 2>"$WORK/floor-native.err" &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_port $GW_PORT 60
+syscalls "A-hyper-floor" /a/x
+kill $GW_PID; wait $GW_PID 2>/dev/null || true
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>"$WORK/nginx-native.err" &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_port $GW_PORT 60
+syscalls "A-nginx" /a/x
+syscalls "B-nginx" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
