@@ -15,6 +15,7 @@ pub mod clock;
 #[macro_use]
 mod conn;
 pub mod context;
+mod deadline;
 mod idle;
 pub mod ir_http;
 pub mod metrics;
@@ -457,6 +458,8 @@ impl Gateway {
                         .build()
                         .expect("a worker runtime");
                     rt.block_on(async move {
+                        // This worker's per-request deadlines.
+                        let sweeper = deadline::start_sweeper();
                         let tls = async {
                             match tls_listener.map(TcpListener::from_std) {
                                 Some(Ok(l)) => {
@@ -486,6 +489,7 @@ impl Gateway {
                             }
                         };
                         tokio::join!(plain, tls);
+                        sweeper.abort();
                     });
                     let _ = done.send(());
                 })
@@ -623,7 +627,9 @@ impl ConnSettings {
     /// The HTTP/1 server every listener (plain and TLS) serves with.
     fn h1_builder(&self) -> hyper::server::conn::http1::Builder {
         let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(TokioTimer::new())
+        // The header read timeout on the worker's deadlines: one per
+        // request, started as each head is awaited (`deadline` says why).
+        b.timer(deadline::WorkerTimer)
             .header_read_timeout(self.header_read_timeout)
             // One buffer per write instead of hyper's queue for `writev`:
             // fewer instructions per response (the upstream client does the

@@ -20,6 +20,7 @@
 
 use super::client_body::{ClientBody, ClientBodyError, Progress};
 use super::context::Ctx;
+use super::deadline::Sleep;
 use super::idle::IdleTimeout;
 use super::phases::UpstreamRequest;
 use super::policies::request_size_limit::RequestBody;
@@ -31,8 +32,10 @@ use gatefold_compiler::ir::policy::RetryOn;
 use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::time::timeout;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -227,7 +230,20 @@ pub async fn forward(
         let guard = dest.pool.begin(i);
         let sent = client::send(target, dest.connect, &dest.tls, req);
         let result = match &progress {
-            None => timeout(dest.read, sent).await.map_err(|_| UpstreamTimedOut),
+            None => {
+                // `read` on the worker's deadlines; polled in place rather
+                // than through a timeout combinator, which moved this large
+                // future twice more per request.
+                let mut sent = std::pin::pin!(sent);
+                let mut limit = Sleep::new(dest.read);
+                poll_fn(|cx| match sent.as_mut().poll(cx) {
+                    Poll::Ready(r) => Poll::Ready(Ok(r)),
+                    Poll::Pending => Pin::new(&mut limit)
+                        .poll(cx)
+                        .map(|()| Err(UpstreamTimedOut)),
+                })
+                .await
+            }
             // Boxed: this future is twice the size of the common case's, and
             // every future around `forward` would carry it, copied whole at
             // each level on every request (bench/instructions.sh).
