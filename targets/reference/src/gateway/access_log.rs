@@ -7,16 +7,36 @@
 //! batches out of order). The lock is held for one serialization; stdout is
 //! written a few times a second.
 
-use super::clock::{rfc3339, Clock};
-use serde::Serialize;
+use super::clock::{rfc3339_bytes, Clock};
+use serde::{Serialize, Serializer};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+
+/// A line's time, `2026-06-30T12:00:00.123Z`: written into the line as it
+/// is (no allocation, no escape check: its characters need none).
+#[derive(Default)]
+pub struct Stamp(Option<[u8; 24]>);
+
+impl Stamp {
+    fn as_str(&self) -> &str {
+        self.0
+            .as_ref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Serialize for Stamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// One access log line.
 #[derive(Serialize)]
 pub struct Line<'a> {
-    /// Set by [`AccessLog::write`] (leave it empty).
-    pub time: String,
+    /// Set by [`AccessLog::write`] (leave it default).
+    pub time: Stamp,
     pub request_id: Option<&'a str>,
     pub client: &'a str,
     pub method: &'a str,
@@ -99,6 +119,15 @@ impl JsonValue for str {
     }
 }
 
+impl JsonValue for Stamp {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'"');
+        out.extend_from_slice(self.as_str().as_bytes());
+        out.push(b'"');
+        Ok(())
+    }
+}
+
 impl JsonValue for &str {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         (**self).write_json(out)
@@ -167,7 +196,7 @@ impl AccessLog {
             AccessLog::Off => true,
             AccessLog::Stdout(buf) => {
                 let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
-                line.time = rfc3339(clock.now());
+                line.time = Stamp(Some(rfc3339_bytes(clock.now())));
                 if line.write_json(&mut b).is_err() {
                     return false;
                 }
@@ -180,7 +209,7 @@ impl AccessLog {
             }
             AccessLog::Memory(m) => {
                 let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
-                line.time = rfc3339(clock.now());
+                line.time = Stamp(Some(rfc3339_bytes(clock.now())));
                 let mut text = Vec::new();
                 match line.write_json(&mut text).map(|()| String::from_utf8(text)) {
                     Ok(Ok(text)) => {
@@ -238,7 +267,7 @@ mod tests {
     #[test]
     fn lines_are_what_serde_json_writes() {
         let mut line = Line {
-            time: "2026-06-30T12:00:00.123Z".into(),
+            time: Stamp(Some(*b"2026-06-30T12:00:00.123Z")),
             request_id: Some("id-1"),
             client: "127.0.0.1",
             method: "GET",

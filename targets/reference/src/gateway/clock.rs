@@ -53,8 +53,13 @@ impl Clock for ManualClock {
     }
 }
 
-/// `2026-06-30T12:00:00.123Z` for a time since the epoch (access log lines).
+/// `2026-06-30T12:00:00.123Z` for a time since the epoch.
 pub fn rfc3339(t: Duration) -> String {
+    String::from_utf8_lossy(&rfc3339_bytes(t)).into_owned()
+}
+
+/// [`rfc3339`] as bytes, made without an allocation (access log lines).
+pub fn rfc3339_bytes(t: Duration) -> [u8; 24] {
     thread_local! {
         /// The last second written on this thread and its `YYYY-MM-DDTHH:MM:SS`:
         /// a busy worker logs many lines per second, and formatting the date
@@ -71,13 +76,11 @@ pub fn rfc3339(t: Duration) -> String {
         }
     });
     let ms = t.subsec_millis();
-    let mut out = String::with_capacity(24);
-    out.push_str(std::str::from_utf8(&prefix).unwrap_or_default());
-    out.push('.');
-    for digit in [ms / 100, ms / 10 % 10, ms % 10] {
-        out.push(char::from(b'0' + digit as u8));
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    out[..19].copy_from_slice(&prefix);
+    for (at, digit) in [(20, ms / 100), (21, ms / 10 % 10), (22, ms % 10)] {
+        out[at] = b'0' + digit as u8;
     }
-    out.push('Z');
     out
 }
 

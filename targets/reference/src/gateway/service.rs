@@ -161,7 +161,7 @@ pub async fn handle(
     }
     if shared.access_log.enabled() {
         let mut line = Line {
-            time: String::new(),
+            time: Default::default(),
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
             client: ctx.client_text(),
             method: method.as_str(),
