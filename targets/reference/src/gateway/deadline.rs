@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 /// as are live, plus this many.
 const HEAP_SLACK: usize = 64;
 
+/// A live deadline (its time is in the heap).
 struct Entry {
-    at: Instant,
     generation: u64,
     waker: Waker,
 }
@@ -55,7 +55,6 @@ impl Deadlines {
         let generation = self.next_generation;
         self.next_generation += 1;
         let key = self.live.insert(Entry {
-            at,
             generation,
             waker: waker.clone(),
         });
@@ -81,13 +80,15 @@ impl Deadlines {
             self.live.remove(key);
         }
         if self.heap.len() > 2 * self.live.len() + HEAP_SLACK {
+            // From the heap, which holds every live deadline once: the
+            // slab's slots, empty ones included, stay as many as its
+            // busiest moment needed (a review measured a rebuild from them
+            // costing more than tokio's wheel after a burst of 50,000).
             let mut entries = std::mem::take(&mut self.heap).into_vec();
-            entries.clear();
-            entries.extend(
-                self.live
-                    .iter()
-                    .map(|(key, e)| Reverse((e.at, key, e.generation))),
-            );
+            let live = &self.live;
+            entries.retain(|&Reverse((_, key, generation))| {
+                live.get(key).is_some_and(|e| e.generation == generation)
+            });
             self.heap = BinaryHeap::from(entries);
         }
     }
@@ -118,27 +119,35 @@ thread_local! {
 /// on this thread use its timer.
 pub fn start_sweeper() -> tokio::task::JoinHandle<()> {
     static SETS: AtomicU64 = AtomicU64::new(0);
+    let id = SETS.fetch_add(1, Ordering::Relaxed);
     let set = Deadlines {
-        id: SETS.fetch_add(1, Ordering::Relaxed),
+        id,
         live: Slab::new(),
         heap: BinaryHeap::new(),
         next_generation: 0,
         sweeper: None,
         armed: None,
     };
-    DEADLINES.with(|d| *d.borrow_mut() = Some(set));
-    tokio::spawn(run_sweeper(Installed))
+    let replaced = DEADLINES.with(|d| d.borrow_mut().replace(set));
+    // One sweeper per thread: a second would drop the first's deadlines
+    // without waking them.
+    debug_assert!(replaced.is_none(), "a second sweeper on one thread");
+    tokio::spawn(run_sweeper(Installed(id)))
 }
 
 /// Held by the sweeper: when it ends, the thread's [`Sleep`]s go back to
-/// tokio's timer, and those waiting on the sweeper are woken (they then end
-/// as if their deadline had come: nothing would wake them any more).
-struct Installed;
+/// tokio's timer. Those waiting on the sweeper are woken, find their set
+/// gone and wait on tokio's timer for the rest of their time.
+struct Installed(u64);
 
 impl Drop for Installed {
     fn drop(&mut self) {
         let gone = DEADLINES
-            .try_with(|d| d.try_borrow_mut().ok().and_then(|mut d| d.take()))
+            .try_with(|d| {
+                let mut d = d.try_borrow_mut().ok()?;
+                // Only its own set (not one a later sweeper made).
+                d.take_if(|d| d.id == self.0)
+            })
             .ok()
             .flatten();
         if let Some(gone) = gone {
@@ -262,26 +271,32 @@ impl Future for Sleep {
                 key,
                 generation,
             } => {
-                let waiting = DEADLINES.with(|d| {
+                let listed = DEADLINES.with(|d| {
                     let mut d = d.borrow_mut();
-                    let Some(e) = d
-                        .as_mut()
-                        .filter(|d| d.id == set)
-                        .and_then(|d| d.get_mut(key, generation))
-                    else {
-                        // Swept (the deadline came), or the sweeper is gone.
-                        return false;
+                    let d = d.as_mut().filter(|d| d.id == set)?;
+                    let Some(e) = d.get_mut(key, generation) else {
+                        // Swept: the deadline came.
+                        return Some(false);
                     };
                     if !e.waker.will_wake(cx.waker()) {
                         e.waker = cx.waker().clone();
                     }
-                    true
+                    Some(true)
                 });
-                if waiting {
-                    Poll::Pending
-                } else {
-                    this.state = State::Done;
-                    Poll::Ready(())
+                match listed {
+                    Some(true) => Poll::Pending,
+                    Some(false) => {
+                        this.state = State::Done;
+                        Poll::Ready(())
+                    }
+                    // Its set is gone (the sweeper ended) or is another
+                    // thread's (the future moved): tokio's timer for the rest.
+                    None => {
+                        let mut sleep = Box::pin(tokio::time::sleep_until(this.at.into()));
+                        let polled = sleep.as_mut().poll(cx);
+                        this.state = State::Tokio(sleep);
+                        polled
+                    }
                 }
             }
         }
@@ -434,18 +449,68 @@ mod tests {
     }
 
     #[test]
-    fn when_the_sweeper_ends_its_waiting_sleeps_end_too() {
+    fn when_the_sweeper_ends_waiting_sleeps_keep_their_deadlines_on_tokios_timer() {
         runtime().block_on(async {
             let sweeper = start_sweeper();
-            let waiting = tokio::spawn(Sleep::new(Duration::from_secs(60)));
+            let start = Instant::now();
+            let waiting = tokio::spawn(Sleep::new(Duration::from_millis(300)));
             tokio::task::yield_now().await;
             sweeper.abort();
-            let ended = tokio::time::timeout(Duration::from_secs(5), waiting).await;
-            assert!(matches!(ended, Ok(Ok(()))));
+            waiting.await.unwrap();
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(300), "came early: {took:?}");
+            assert!(took < Duration::from_secs(5), "came late: {took:?}");
             // Later ones use tokio's timer.
             let start = Instant::now();
             Sleep::new(Duration::from_millis(10)).await;
             assert!(start.elapsed() >= Duration::from_millis(10));
+        });
+    }
+
+    #[test]
+    fn a_sleep_polled_on_another_thread_keeps_its_deadline() {
+        let rt = runtime();
+        let _in = rt.enter();
+        let _sweeper = start_sweeper();
+        let mut sleep = Box::pin(Sleep::new(Duration::from_millis(300)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        let start = Instant::now();
+        std::thread::spawn(move || runtime().block_on(sleep))
+            .join()
+            .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(150), "came early");
+    }
+
+    #[test]
+    fn rebuilding_the_list_after_a_burst_keeps_every_live_deadline() {
+        runtime().block_on(async {
+            let sweeper = start_sweeper();
+            let mut cx = Context::from_waker(Waker::noop());
+            // A burst leaves the slab large; the live ones are scattered.
+            let mut burst: Vec<_> = (0..10_000)
+                .map(|_| Box::pin(Sleep::new(Duration::from_secs(30))))
+                .collect();
+            for s in &mut burst {
+                assert!(s.as_mut().poll(&mut cx).is_pending());
+            }
+            let kept: Vec<_> = burst.drain(..).step_by(1000).collect();
+            drop(burst);
+            DEADLINES.with(|d| {
+                let d = d.borrow();
+                let d = d.as_ref().unwrap();
+                assert_eq!(d.live.len(), kept.len());
+                assert!(d.heap.len() <= 2 * kept.len() + HEAP_SLACK + 1);
+                let mut listed: Vec<usize> = d.heap.iter().map(|r| r.0 .1).collect();
+                listed.sort();
+                let mut live: Vec<usize> = d.live.iter().map(|(k, _)| k).collect();
+                live.sort();
+                for k in &live {
+                    assert!(listed.contains(k), "live deadline {k} left off the heap");
+                }
+            });
+            drop(kept);
+            sweeper.abort();
         });
     }
 }
