@@ -133,12 +133,34 @@ python3 "$WORK/upstream.py" $UP_PORT &
 PIDS+=($!)
 wait_port $UP_PORT 60
 
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
-  "$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$GW_PORT --admin 127.0.0.1:$ADMIN_PORT \
-  >/dev/null 2>"$WORK/gw.err" &
-GW_PID=$!
-PIDS+=($GW_PID)
-wait_port $GW_PORT 60
+# Starts a gateway (the command line given, stderr to $WORK/NAME.err) and
+# waits for it to listen; stop_gateway ends it.
+start_gateway() {
+  local name=$1
+  shift
+  "$@" >/dev/null 2>"$WORK/$name.err" &
+  GW_PID=$!
+  PIDS+=($GW_PID)
+  wait_port $GW_PORT 60
+}
+stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }
+CALLGRIND=(valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p")
+GATEFOLD=("$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$GW_PORT --admin 127.0.0.1:$ADMIN_PORT)
+FLOOR=("$ROOT/target/hyper-floor/release/hyper-floor" 127.0.0.1:$GW_PORT 127.0.0.1:$UP_PORT)
+# bench/run.sh's nginx, one worker, in the foreground so that valgrind and
+# strace see the process that serves.
+mkdir -p "$WORK/nginx"
+{
+  echo "worker_processes 1; master_process off; daemon off;"
+  echo "pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;"
+  echo "events { worker_connections 1024; }"
+  echo "http {"
+  nginx_gateway_http $UP_PORT /dev/null
+  nginx_gateway_server 127.0.0.1:$GW_PORT
+  echo "}"
+} >"$WORK/nginx/nginx.conf"
+NGINX_GW=("$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf")
+KEY_HEADER="x-api-key: $BENCH_KEY"$'\r\n'
 
 measure() {
   local name=$1 path=$2 extra=${3:-}
@@ -151,80 +173,21 @@ measure() {
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
   echo "$name: $((total / REQUESTS)) instructions per request ($total for $REQUESTS)"
 }
+start_gateway gw "${CALLGRIND[@]}" "${GATEFOLD[@]}"
 measure "A-plain-proxy" /a/x
-measure "B-key-auth-rate-limit-header" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
+measure "B-key-auth-rate-limit-header" /b/x "$KEY_HEADER"
+stop_gateway
 
 CARGO_TARGET_DIR="$ROOT/target/hyper-floor" cargo build --quiet --release \
   --manifest-path bench/hyper-floor/Cargo.toml
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
-  "$ROOT/target/hyper-floor/release/hyper-floor" 127.0.0.1:$GW_PORT 127.0.0.1:$UP_PORT \
-  >/dev/null 2>"$WORK/floor.err" &
-GW_PID=$!
-PIDS+=($GW_PID)
-wait_port $GW_PORT 60
+start_gateway floor "${CALLGRIND[@]}" "${FLOOR[@]}"
 measure "A-hyper-floor" /a/x
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
+stop_gateway
 
-# --- nginx: bench/run.sh's configuration, one worker, in the foreground so
-# that valgrind and strace see the process that serves. ---------------------
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<NGX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  server_tokens off;
-  keepalive_requests 1000000;
-  log_format json escape=json '{"time":"\$time_iso8601","request_id":"\$req_id","client":"\$remote_addr",'
-    '"method":"\$request_method","host":"\$host","path":"\$uri","status":\$status,'
-    '"upstream":"\$upstream_addr","latency_ms":\$request_time}';
-  access_log /dev/null json;
-  map \$http_x_request_id \$req_id {
-    "~^[A-Za-z0-9._:-]{1,128}\$" \$http_x_request_id;
-    default \$request_id;
-  }
-  map \$http_x_api_key \$consumer { "$BENCH_KEY" bench; default ""; }
-  limit_req_zone \$consumer zone=perconsumer:10m rate=1000000000r/m;
-  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$GW_PORT;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host \$proxy_host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Host \$http_host;
-    proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Request-ID \$req_id;
-    add_header X-Request-ID \$req_id always;
-    location /a/ { proxy_pass http://up; }
-    location /b/ {
-      if (\$consumer = "") { return 401 '{"error":"unauthorized"}'; }
-      limit_req zone=perconsumer burst=1000000 nodelay;
-      proxy_set_header X-Api-Key "";
-      proxy_set_header X-Bench "1";
-      proxy_set_header Connection "";
-      proxy_set_header Host \$proxy_host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Host \$http_host;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Request-ID \$req_id;
-      proxy_pass http://up;
-    }
-  }
-}
-NGX
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
-  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>"$WORK/nginx.err" &
-GW_PID=$!
-PIDS+=($GW_PID)
-wait_port $GW_PORT 60
+start_gateway nginx "${CALLGRIND[@]}" "${NGINX_GW[@]}"
 measure "A-nginx" /a/x
-measure "B-nginx" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
+measure "B-nginx" /b/x "$KEY_HEADER"
+stop_gateway
 
 # --- system calls per request, each gateway running natively ---------------
 syscalls() {
@@ -238,24 +201,13 @@ syscalls() {
   # The summary's last line: `100.00 seconds usecs/call calls [errors] total`.
   awk -v n="$REQUESTS" -v name="$name" '$NF == "total" { printf "%s: %.2f system calls per request\n", name, $4 / n }' "$WORK/strace.$name"
 }
-"$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$GW_PORT --admin 127.0.0.1:$ADMIN_PORT \
-  >/dev/null 2>"$WORK/gw-native.err" &
-GW_PID=$!
-PIDS+=($GW_PID)
-wait_port $GW_PORT 60
+start_gateway gw-native "${GATEFOLD[@]}"
 syscalls "A-plain-proxy" /a/x
-syscalls "B-key-auth-rate-limit-header" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
-"$ROOT/target/hyper-floor/release/hyper-floor" 127.0.0.1:$GW_PORT 127.0.0.1:$UP_PORT \
-  >/dev/null 2>"$WORK/floor-native.err" &
-GW_PID=$!
-PIDS+=($GW_PID)
-wait_port $GW_PORT 60
+syscalls "B-key-auth-rate-limit-header" /b/x "$KEY_HEADER"
+stop_gateway
+start_gateway floor-native "${FLOOR[@]}"
 syscalls "A-hyper-floor" /a/x
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>"$WORK/nginx-native.err" &
-GW_PID=$!
-PIDS+=($GW_PID)
-wait_port $GW_PORT 60
+stop_gateway
+start_gateway nginx-native "${NGINX_GW[@]}"
 syscalls "A-nginx" /a/x
-syscalls "B-nginx" /b/x "x-api-key: $BENCH_KEY"$'\r\n'
+syscalls "B-nginx" /b/x "$KEY_HEADER"

@@ -244,55 +244,15 @@ UPNGX_S_PID=$(up nginx "$WORK/script.yaml" $UPNGX_S_PORT upngx-s); PIDS+=($UPNGX
 UPENV_S_PID=$(up envoy "$WORK/script.yaml" $UPENV_S_PORT upenv-s); PIDS+=($UPENV_S_PID)
 
 # --- nginx with the same routes and policies ---------------------------------
-# Request id as the baseline defines it (keep a well-formed incoming one),
-# x-forwarded-*, hop-by-hop headers dropped, no server tokens, a JSON access
-# log. Profile B: the key checked against the consumer's (and not sent on),
-# limit_req set far above the offered load, one header added.
+# (bench/lib.sh: nginx_gateway_http and nginx_gateway_server.)
 cat >"$WORK/nginx-gw/nginx.conf" <<NGX
 worker_processes auto;
 pid $WORK/nginx-gw/nginx.pid;
 error_log $WORK/nginx-gw/error.log warn;
 events { worker_connections 4096; }
 http {
-  server_tokens off;
-  keepalive_requests 1000000;
-  log_format json escape=json '{"time":"\$time_iso8601","request_id":"\$req_id","client":"\$remote_addr",'
-    '"method":"\$request_method","host":"\$host","path":"\$uri","status":\$status,'
-    '"upstream":"\$upstream_addr","latency_ms":\$request_time}';
-  access_log $WORK/nginx-access.log json;
-  map \$http_x_request_id \$req_id {
-    "~^[A-Za-z0-9._:-]{1,128}\$" \$http_x_request_id;
-    default \$request_id;
-  }
-  map \$http_x_api_key \$consumer { "$BENCH_KEY" bench; default ""; }
-  limit_req_zone \$consumer zone=perconsumer:10m rate=1000000000r/m;
-  upstream up { server 127.0.0.1:$UP_PORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGX_PORT reuseport;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host \$proxy_host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Host \$http_host;
-    proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Request-ID \$req_id;
-    add_header X-Request-ID \$req_id always;
-    location /a/ { proxy_pass http://up; }
-    location /b/ {
-      if (\$consumer = "") { return 401 '{"error":"unauthorized"}'; }
-      limit_req zone=perconsumer burst=1000000 nodelay;
-      proxy_set_header X-Api-Key "";
-      proxy_set_header X-Bench "1";
-      # proxy_set_header in a location replaces the server's: repeat them.
-      proxy_set_header Connection "";
-      proxy_set_header Host \$proxy_host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Host \$http_host;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Request-ID \$req_id;
-      proxy_pass http://up;
-    }
-  }
+$(nginx_gateway_http $UP_PORT "$WORK/nginx-access.log")
+$(nginx_gateway_server "127.0.0.1:$NGX_PORT reuseport")
   # Profiles C and D: resumption allowed as the reference allows it.
   # nginx follows the client's suite order (wrk's and s_time's OpenSSL:
   # AES-256-GCM-SHA384 first), as Debian's default config does.
@@ -303,13 +263,7 @@ http {
     ssl_session_cache shared:SSL:10m;
     ssl_session_tickets on;
     ssl_protocols TLSv1.2 TLSv1.3;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host \$proxy_host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Host \$http_host;
-    proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Request-ID \$req_id;
+$(nginx_proxy_headers)
     add_header X-Request-ID \$req_id always;
     location /a/ { proxy_pass http://up; }
   }
@@ -324,13 +278,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_prefer_server_ciphers on;
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host \$proxy_host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Host \$http_host;
-    proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Request-ID \$req_id;
+$(nginx_proxy_headers)
     add_header X-Request-ID \$req_id always;
     location /a/ { proxy_pass http://up; }
   }
