@@ -122,7 +122,8 @@ impl JsonValue for str {
 impl JsonValue for Stamp {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.push(b'"');
-        out.extend_from_slice(self.as_str().as_bytes());
+        // Digits, `-`, `:`, `.`, `T` and `Z` only: no UTF-8 check either.
+        out.extend_from_slice(self.0.as_ref().map_or(&[][..], |b| &b[..]));
         out.push(b'"');
         Ok(())
     }
