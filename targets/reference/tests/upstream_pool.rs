@@ -202,3 +202,55 @@ async fn a_body_the_upstream_sends_in_pieces_arrives_whole_on_a_reused_connectio
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
     task.abort();
 }
+
+/// An upstream that answers every request on a connection with a chunked
+/// body followed by trailers.
+async fn trailers_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+                                      trailer: x-sum\r\n\r\n7\r\none two\r\n0\r\nx-sum: 7\r\n\r\n";
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted, task)
+}
+
+#[tokio::test]
+async fn a_connection_whose_response_ended_with_trailers_is_reused() {
+    let (addr, accepted, task) = trailers_upstream().await;
+    let gw = gateway_with(&spec(addr), &[], |o| o.workers = 1).await;
+    for te in [None, Some("trailers")] {
+        for _ in 0..5 {
+            let headers: Vec<(&str, &str)> = te.map(|t| ("te", t)).into_iter().collect();
+            let r = gw.send("GET", "/t", &headers, None).await;
+            assert_eq!((r.status, r.text().as_str()), (200, "one two"), "te {te:?}");
+        }
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream connection"
+    );
+    task.abort();
+}

@@ -259,7 +259,8 @@ pub async fn send(
 /// read, and gives the connection back once it has been read to the end.
 pub struct PooledBody {
     inner: Incoming,
-    /// Read to the end (a chunked body says so only by ending).
+    /// Read to the end (a chunked body says so only by ending, or by its
+    /// trailers).
     ended: bool,
     conn: Option<Box<Pooled>>,
     slot: usize,
@@ -277,8 +278,12 @@ impl HttpBody for PooledBody {
         let this = &mut *self;
         let mut frame = || {
             let frame = Pin::new(&mut this.inner).poll_frame(&mut unwoken());
-            if let Poll::Ready(None) = frame {
-                this.ended = true;
+            // Trailers are a body's last frame: a reader may stop there
+            // (hyper's server does) without asking for the end.
+            match &frame {
+                Poll::Ready(None) => this.ended = true,
+                Poll::Ready(Some(Ok(f))) if f.is_trailers() => this.ended = true,
+                _ => {}
             }
             frame
         };
