@@ -12,19 +12,23 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// An upstream that counts the connections it accepts. `/chunked` answers
-/// with a chunked body, `/trickle` with a large one sent in pieces with
-/// pauses between them, anything else with a `content-length` one.
-async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+/// An upstream on 127.0.0.1 that counts the connections it accepts and
+/// serves each with `serve`.
+async fn upstream<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -32,51 +36,60 @@ async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let svc = service_fn(|req: Request<Incoming>| async move {
-                    let body = match req.uri().path() {
-                        "/chunked" => Chunks(vec!["one ", "two"]).boxed(),
-                        "/trickle" => trickle().boxed(),
-                        _ => Full::new(Bytes::from("one two")).boxed(),
-                    };
-                    Ok::<_, Infallible>(Response::new(body))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (addr, accepted, task)
+}
+
+/// Reads from `stream` until a request head has ended: false when the
+/// connection closed first. What came after the head is kept in `buf`.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4);
+            return true;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// An upstream that counts the connections it accepts. `/chunked` answers
+/// with a chunked body, `/trickle` with a large one sent in pieces with
+/// pauses between them, anything else with a `content-length` one.
+async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+    upstream(|stream| async move {
+        let svc = service_fn(|req: Request<Incoming>| async move {
+            let body = match req.uri().path() {
+                "/chunked" => Chunks(vec!["one ", "two"]).boxed(),
+                "/trickle" => trickle().boxed(),
+                _ => Full::new(Bytes::from("one two")).boxed(),
+            };
+            Ok::<_, Infallible>(Response::new(body))
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    })
+    .await
 }
 
 /// An upstream that answers one request per connection and then closes it
 /// without saying so (no `connection: close`), as one whose keep-alive
 /// timeout ran out between two requests.
 async fn one_shot_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\none two")
-                    .await;
-            });
+    upstream(|mut stream| async move {
+        if read_head(&mut stream, &mut Vec::new()).await {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\none two")
+                .await;
         }
-    });
-    (addr, accepted, task)
+    })
+    .await
 }
 
 /// A body of ready pieces with no known length: sent chunked.
@@ -204,36 +217,20 @@ async fn a_body_the_upstream_sends_in_pieces_arrives_whole_on_a_reused_connectio
 }
 
 /// An upstream that answers every request on a connection with a chunked
-/// body followed by trailers.
+/// body followed by trailers (hyper's server sends trailers only to a
+/// client that asked with `te: trailers`, which the gateway never forwards).
 async fn trailers_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
-                                      trailer: x-sum\r\n\r\n7\r\none two\r\n0\r\nx-sum: 7\r\n\r\n";
-                        if stream.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
+    upstream(|mut stream| async move {
+        let mut buf = Vec::new();
+        while read_head(&mut stream, &mut buf).await {
+            let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+                          trailer: x-sum\r\n\r\n7\r\none two\r\n0\r\nx-sum: 7\r\n\r\n";
+            if stream.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
         }
-    });
-    (addr, accepted, task)
+    })
+    .await
 }
 
 #[tokio::test]
