@@ -10,8 +10,8 @@
 //! on tokio's timer until the earliest, wakes what is due and sleeps again.
 //! Starting a deadline is a slab insert and a heap push; ending one is a
 //! slab remove. The heap keeps ended ones until they reach its top, or
-//! until it holds twice as many as are live and is rebuilt from the live
-//! ones, so it stays within a constant of the live deadlines.
+//! until it holds twice as many as are live and is rebuilt without them,
+//! so it stays within a constant of the live deadlines.
 //!
 //! A worker starts its sweeper with [`start_sweeper`]. On a thread without
 //! one (the control plane, tests that poll by hand), [`Sleep`] uses tokio's
@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-/// Rebuilt from the live deadlines once it holds more than twice as many
-/// as are live, plus this many.
+/// The heap drops its ended deadlines once it holds more than twice as
+/// many as are live, plus this many.
 const HEAP_SLACK: usize = 64;
 
 /// A live deadline (its time is in the heap).
@@ -232,6 +232,15 @@ impl Sleep {
             state: State::Idle,
         }
     }
+
+    /// Waits for the deadline on tokio's timer from now on (no worker list
+    /// to be on).
+    fn on_tokio(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut sleep = Box::pin(tokio::time::sleep_until(self.at.into()));
+        let polled = sleep.as_mut().poll(cx);
+        self.state = State::Tokio(sleep);
+        polled
+    }
 }
 
 impl Future for Sleep {
@@ -258,12 +267,7 @@ impl Future for Sleep {
                         this.state = listed;
                         Poll::Pending
                     }
-                    None => {
-                        let mut sleep = Box::pin(tokio::time::sleep_until(this.at.into()));
-                        let polled = sleep.as_mut().poll(cx);
-                        this.state = State::Tokio(sleep);
-                        polled
-                    }
+                    None => this.on_tokio(cx),
                 }
             }
             &mut State::Listed {
@@ -291,12 +295,7 @@ impl Future for Sleep {
                     }
                     // Its set is gone (the sweeper ended) or is another
                     // thread's (the future moved): tokio's timer for the rest.
-                    None => {
-                        let mut sleep = Box::pin(tokio::time::sleep_until(this.at.into()));
-                        let polled = sleep.as_mut().poll(cx);
-                        this.state = State::Tokio(sleep);
-                        polled
-                    }
+                    None => this.on_tokio(cx),
                 }
             }
         }
