@@ -35,6 +35,15 @@ impl Promised {
         self.0.push((name, value));
     }
 
+    /// How many headers are promised.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Promises `value` for `name` beside what was promised for it before.
     pub fn append(&mut self, name: HeaderName, value: HeaderValue) {
         self.0.push((name, value));
@@ -78,8 +87,10 @@ pub struct Ctx {
     /// Request headers an authenticator asks to send upstream (jwt claims).
     pub auth_headers: Vec<(HeaderName, HeaderValue)>,
     /// Response headers that earlier phases promised: added to every response
-    /// made after they ran (CORS, `x-ratelimit-*`, deprecation).
+    /// made after they ran (CORS, deprecation).
     pub promised: Promised,
+    /// `rate-limit`'s response headers, added with the promised ones.
+    pub rate_headers: Option<super::policies::rate_limit::RateHeaders>,
     /// The upstream the request went to.
     pub upstream: Option<Arc<str>>,
     /// The target that served the request, for the access log.
@@ -111,6 +122,7 @@ impl Ctx {
             authenticated_by: None,
             auth_headers: Vec::new(),
             promised: Promised::default(),
+            rate_headers: None,
             upstream: None,
             target: None,
             cache_hit: false,

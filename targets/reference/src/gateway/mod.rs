@@ -16,6 +16,7 @@ pub mod clock;
 mod conn;
 pub mod context;
 mod deadline;
+pub mod decimal;
 mod idle;
 pub mod ir_http;
 pub mod metrics;

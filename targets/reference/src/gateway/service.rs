@@ -4,6 +4,7 @@
 use super::access_log::Line;
 use super::context::Ctx;
 use super::phases::{Flow, UpstreamRequest};
+use super::policies::rate_limit::RateHeaders;
 use super::policies::request_size_limit;
 use super::policies::script::ScriptFailed;
 use super::proxy::{self, strip_hop_by_hop};
@@ -82,10 +83,16 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// Adds the request id and the headers earlier phases promised: each
 /// replaces the response's own, except `vary`, which is added to.
 fn apply_promised(h: &mut HeaderMap, ctx: &Ctx) {
+    // One growth of the map at most, not one per header past its capacity.
+    let rate = ctx.rate_headers.as_ref().map_or(0, |_| RateHeaders::COUNT);
+    h.reserve(usize::from(ctx.request_id.is_some()) + rate + ctx.promised.len());
     // Kept out of `promised`, which then stays empty (unallocated) on most
     // requests.
     if let Some(id) = &ctx.request_id {
         h.insert(X_REQUEST_ID.clone(), id.clone());
+    }
+    if let Some(rate) = &ctx.rate_headers {
+        rate.write(h);
     }
     ctx.promised.apply(h);
 }
