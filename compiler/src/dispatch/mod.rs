@@ -398,7 +398,9 @@ impl HostClass {
     /// The group a normalized request path goes to: the first (in
     /// precedence order) whose pattern takes it. Allocates nothing.
     pub fn path_group(&self, path: &str) -> Option<&PathGroup> {
-        let first = path.get(1..).unwrap_or("").split('/').next().unwrap_or("");
+        let rest = path.get(1..).unwrap_or("");
+        // A byte loop, not `split('/')`: see `PathPattern::is_match`.
+        let first = &rest[..rest.bytes().position(|b| b == b'/').unwrap_or(rest.len())];
         let bucket = self.by_first.get(first).map_or(&[][..], Vec::as_slice);
         // Both lists are in precedence order: merge them.
         index::merge(bucket.iter(), self.any_first.iter())
