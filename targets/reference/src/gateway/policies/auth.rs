@@ -36,7 +36,10 @@ pub trait Authenticator: Send + Sync {
 #[derive(Default)]
 pub struct Consumers {
     pub by_name: HashMap<String, Arc<ConsumerRt>>,
-    pub by_key: HashMap<String, Arc<ConsumerRt>>,
+    /// Looked up with every request's key. Built once per config and only
+    /// read after (clients cannot fill it with colliding keys), so a
+    /// seeded fast hash does instead of SipHash.
+    pub by_key: hashbrown::HashMap<String, Arc<ConsumerRt>>,
     /// user -> (password, consumer)
     pub by_user: HashMap<String, (String, Arc<ConsumerRt>)>,
 }
