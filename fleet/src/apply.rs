@@ -578,7 +578,19 @@ mod tests {
     /// The manifest of someone else's apply and rollback to the config the
     /// plan saw ([`Fault::ReappliedSincePlan`]).
     fn theirs() -> Manifest {
-        Manifest::new("sha256:old", Some("sha256:theirs"), None, Action::Rollback)
+        at_fixed_time(Manifest::new(
+            "sha256:old",
+            Some("sha256:theirs"),
+            None,
+            Action::Rollback,
+        ))
+    }
+
+    /// A test manifest made twice (once for the fake, once for the
+    /// assertion) must compare equal even when a second ticks between.
+    fn at_fixed_time(mut m: Manifest) -> Manifest {
+        m.applied_at = "2026-01-01T00:00:00Z".into();
+        m
     }
 
     fn desired() -> ValidIr {
@@ -702,7 +714,12 @@ mod tests {
 
     /// The manifest the plan read in the rollback tests below.
     fn planned() -> Manifest {
-        Manifest::new("sha256:old", None, Some("abc123".into()), Action::Apply)
+        at_fixed_time(Manifest::new(
+            "sha256:old",
+            None,
+            Some("abc123".into()),
+            Action::Apply,
+        ))
     }
 
     /// One gateway with `fault` (its verify fails), the plan having read
