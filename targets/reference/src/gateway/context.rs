@@ -20,8 +20,8 @@ pub struct ConsumerRt {
 /// order they were promised.
 ///
 /// A list, not a `HeaderMap`: a request carries a handful at most, and a map
-/// hashed each name twice, once here and again into the response (800
-/// instructions per request with `rate-limit`'s three, bench/instructions.sh).
+/// hashed each name twice, once here and again into the response.
+/// (`rate-limit`'s headers are kept apart, as numbers: [`Ctx::rate_headers`].)
 #[derive(Default)]
 pub struct Promised(Vec<(HeaderName, HeaderValue)>);
 

@@ -1,10 +1,10 @@
 //! Header values of decimal numbers; the small ones without allocating.
 //!
 //! `HeaderValue::from(u64)` formats into a fresh allocation, and the value's
-//! first clone allocates again to share it. The numbers a response carries
-//! on every request (`x-ratelimit-reset`, `retry-after`, a small
-//! `x-ratelimit-limit`) are mostly below a thousand: those come from a table
-//! of static values, whose clones copy a pointer.
+//! first clone allocates again to share it. The numbers `rate-limit` puts
+//! on responses (`x-ratelimit-reset` and `retry-after`, and a small
+//! `x-ratelimit-limit` or `-remaining`) are mostly below a thousand: those
+//! come from a table of static values, whose clones copy a pointer.
 
 use http::HeaderValue;
 use std::fmt::Write;

@@ -13,8 +13,9 @@
 //! hooks it needs; a route runs only the policies in its chain, so a plain
 //! proxied route runs none. A [`Flow::Stop`] (a refusal, a preflight answer)
 //! skips phases 9-13; a [`Flow::Answer`] (mock, redirect) skips the proxy but
-//! goes through phase 13. Headers in [`Ctx::promised`] are added to every
-//! response made after the phase that promised them.
+//! goes through phase 13. Headers in [`Ctx::promised`] (and `rate-limit`'s,
+//! in [`Ctx::rate_headers`]) are added to every response made after the
+//! phase that promised them.
 
 use super::context::Ctx;
 use super::Body;

@@ -37,8 +37,9 @@ pub trait Authenticator: Send + Sync {
 pub struct Consumers {
     pub by_name: HashMap<String, Arc<ConsumerRt>>,
     /// Looked up with every request's key. Built once per config and only
-    /// read after (clients cannot fill it with colliding keys), so a
-    /// seeded fast hash does instead of SipHash.
+    /// read after, so clients cannot fill it with colliding keys and a fast
+    /// hash (foldhash) does instead of SipHash. (Neither made the lookup
+    /// constant-time: the key comparison stops at the first differing byte.)
     pub by_key: hashbrown::HashMap<String, Arc<ConsumerRt>>,
     /// user -> (password, consumer)
     pub by_user: HashMap<String, (String, Arc<ConsumerRt>)>,
