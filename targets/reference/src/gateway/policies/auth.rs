@@ -36,11 +36,12 @@ pub trait Authenticator: Send + Sync {
 #[derive(Default)]
 pub struct Consumers {
     pub by_name: HashMap<String, Arc<ConsumerRt>>,
-    /// Looked up with every request's key. Built once per config and only
-    /// read after, so clients cannot fill it with colliding keys and a fast
-    /// hash (foldhash) does instead of SipHash. (Neither made the lookup
-    /// constant-time: the key comparison stops at the first differing byte.)
-    pub by_key: hashbrown::HashMap<String, Arc<ConsumerRt>>,
+    /// Looked up with every request's key, by the key's digest: the table
+    /// compares digests, so how long a lookup takes says nothing about how
+    /// much of a guessed key matches a stored one. Built once per config and
+    /// only read after, so clients cannot fill it with colliding entries and
+    /// a fast hash (foldhash) does instead of SipHash.
+    pub by_key: hashbrown::HashMap<KeyDigest, Arc<ConsumerRt>>,
     /// user -> (password, consumer)
     pub by_user: HashMap<String, (String, Arc<ConsumerRt>)>,
 }
@@ -95,6 +96,18 @@ impl PhaseHooks for Authentication {
     }
 }
 
+/// The SHA-256 digest of an API key: what `Consumers::by_key` stores and
+/// compares in place of the key itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    pub fn of(key: &str) -> KeyDigest {
+        use sha2::{Digest, Sha256};
+        KeyDigest(Sha256::digest(key.as_bytes()).into())
+    }
+}
+
 /// Compares secrets without stopping at the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -121,13 +134,13 @@ pub fn build_consumers(
         c.by_name.insert(name.to_string(), rt.clone());
         for k in &def.keys {
             match resolve(secrets_src, k) {
-                Ok(v) => match c.by_key.get(&v) {
+                Ok(v) => match c.by_key.get(&KeyDigest::of(&v)) {
                     Some(other) if other.name != rt.name => errors.push(format!(
                         "consumers `{}` and `{name}` have the same key value; keys must identify one consumer",
                         other.name
                     )),
                     _ => {
-                        c.by_key.insert(v, rt.clone());
+                        c.by_key.insert(KeyDigest::of(&v), rt.clone());
                     }
                 },
                 Err(e) => errors.push(format!("consumer `{name}`: {e}")),
