@@ -11,6 +11,7 @@ use crate::gateway::respond;
 use http::header::WWW_AUTHENTICATE;
 use http::{request, HeaderValue};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 /// What one authentication method says about a request.
@@ -36,12 +37,12 @@ pub trait Authenticator: Send + Sync {
 #[derive(Default)]
 pub struct Consumers {
     pub by_name: HashMap<String, Arc<ConsumerRt>>,
-    /// Looked up with every request's key, by the key's digest: the table
-    /// compares digests, so how long a lookup takes says nothing about how
-    /// much of a guessed key matches a stored one. Built once per config and
-    /// only read after, so clients cannot fill it with colliding entries and
-    /// a fast hash (foldhash) does instead of SipHash.
-    pub by_key: hashbrown::HashMap<KeyDigest, Arc<ConsumerRt>>,
+    /// Looked up with every request's key, as a [`GuessedKey`]. Hashed with
+    /// SipHash under keys drawn at random per process (std's `RandomState`),
+    /// so where a key lands tells a client nothing, and candidates compared
+    /// in constant time, so how long a lookup takes says nothing about how
+    /// much of a guessed key matches a stored one.
+    pub by_key: hashbrown::HashMap<String, Arc<ConsumerRt>, RandomState>,
     /// user -> (password, consumer)
     pub by_user: HashMap<String, (String, Arc<ConsumerRt>)>,
 }
@@ -96,15 +97,20 @@ impl PhaseHooks for Authentication {
     }
 }
 
-/// The SHA-256 digest of an API key: what `Consumers::by_key` stores and
-/// compares in place of the key itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyDigest([u8; 32]);
+/// A key as a client sent it, to look up in [`Consumers::by_key`]: hashed
+/// as the stored `String`s are, compared with [`constant_time_eq`] (`==`
+/// on strings stops at the first byte that differs).
+pub struct GuessedKey<'a>(pub &'a str);
 
-impl KeyDigest {
-    pub fn of(key: &str) -> KeyDigest {
-        use sha2::{Digest, Sha256};
-        KeyDigest(Sha256::digest(key.as_bytes()).into())
+impl Hash for GuessedKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl hashbrown::Equivalent<String> for GuessedKey<'_> {
+    fn equivalent(&self, stored: &String) -> bool {
+        constant_time_eq(self.0.as_bytes(), stored.as_bytes())
     }
 }
 
@@ -134,13 +140,13 @@ pub fn build_consumers(
         c.by_name.insert(name.to_string(), rt.clone());
         for k in &def.keys {
             match resolve(secrets_src, k) {
-                Ok(v) => match c.by_key.get(&KeyDigest::of(&v)) {
+                Ok(v) => match c.by_key.get(&v) {
                     Some(other) if other.name != rt.name => errors.push(format!(
                         "consumers `{}` and `{name}` have the same key value; keys must identify one consumer",
                         other.name
                     )),
                     _ => {
-                        c.by_key.insert(KeyDigest::of(&v), rt.clone());
+                        c.by_key.insert(v, rt.clone());
                     }
                 },
                 Err(e) => errors.push(format!("consumer `{name}`: {e}")),

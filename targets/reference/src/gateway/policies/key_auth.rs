@@ -1,6 +1,6 @@
 //! `key-auth`: a consumer's key in a header or a query parameter.
 
-use super::auth::{Authenticator, Consumers, KeyDigest, Verdict};
+use super::auth::{Authenticator, Consumers, GuessedKey, Verdict};
 use crate::gateway::context::Ctx;
 use crate::gateway::phases::UpstreamRequest;
 use gatefold_compiler::ir::policy::{KeyAuth, KeyLocation};
@@ -74,7 +74,7 @@ impl Authenticator for KeyAuthMethod {
                 .map(Cow::Borrowed),
             Location::Query(name) => ctx.query.as_deref().and_then(|q| query_param(q, name)),
         };
-        match key.and_then(|k| self.consumers.by_key.get(&KeyDigest::of(&k))) {
+        match key.and_then(|k| self.consumers.by_key.get(&GuessedKey(&k))) {
             Some(c) => Verdict::Admit(Some(c.clone())),
             None => Verdict::Refuse,
         }
