@@ -202,15 +202,16 @@ pub async fn handle(
     resp
 }
 
+/// The request's `host` field, if it has one; `Err` when it is malformed.
 /// RFC 9112 3.2: an HTTP/1.1 request carries exactly one `host`; no
 /// request may carry two (which one would route it, which one the upstream
 /// would believe?).
-fn host_well_formed(head: &request::Parts) -> bool {
+fn host_field(head: &request::Parts) -> Result<Option<&HeaderValue>, ()> {
     let mut hosts = head.headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => false,
-        (None, _) => head.version != Version::HTTP_11,
-        (Some(_), None) => true,
+        (_, Some(_)) => Err(()),
+        (None, _) if head.version == Version::HTTP_11 => Err(()),
+        (host, None) => Ok(host),
     }
 }
 
@@ -226,21 +227,15 @@ fn find_route(rt: &Runtime, head: &mut request::Parts, ctx: &mut Ctx) -> Found {
     let Ok(path) = rt.ir.gateway.baseline.path.normalize(head.uri.path()) else {
         return Found::Answer(early(respond::bad_request(), ctx));
     };
-    if !host_well_formed(head) {
+    let Ok(host_field) = host_field(head) else {
         return Found::Answer(early(respond::bad_request(), ctx));
-    }
+    };
     ctx.path = path.into_owned();
     ctx.query = head.uri.query().map(str::to_string);
-    ctx.host = head
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            head.headers
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        });
+    ctx.host = match head.uri.authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => host_field.and_then(|h| h.to_str().ok()).map(str::to_string),
+    };
     let host = ctx.host.as_deref();
 
     // Whether the request meets a route's `match` conditions (asked only
