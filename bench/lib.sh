@@ -54,8 +54,9 @@ median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 # x-forwarded-*, hop-by-hop headers dropped, no server tokens, a JSON access
 # log buffered as the reference buffers its own (32 KiB, at least every
 # 200 ms; unbuffered, nginx makes a write(2) per request, measured at about
-# 4-5 us of system time per request, 12% of its CPU). Profile B: the key checked against the consumer's ($BENCH_KEY, not
-# sent on), limit_req set far above the offered load, one header added.
+# 4-5 us of system time per request, 12% of its CPU). Profile B: the key
+# checked against the consumer's ($BENCH_KEY, not sent on), limit_req set
+# far above the offered load, one header added.
 #
 #   nginx_gateway_http UPSTREAM_PORT ACCESS_LOG   # http-level settings
 #   nginx_gateway_server LISTEN                   # the server with /a/ and /b/

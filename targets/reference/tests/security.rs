@@ -106,8 +106,8 @@ async fn key_auth_in_header_and_query_removes_the_key() {
         .collect();
     assert_eq!(consumers[2], json!("alice"));
     assert_eq!(consumers[4], json!("bob"));
-    // Near misses of a stored key: the table compares digests, which share
-    // nothing with the key's prefix, case or length.
+    // Near misses of a stored key (prefix, extension, case, empty) are
+    // refused: keys are compared in full, in constant time.
     for near in ["bob-ke", "bob-kez", "bob-key2", "BOB-KEY", "bob-key\\", ""] {
         let r = gw
             .send("GET", "/keyed/x", &[("x-api-key", near)], None)

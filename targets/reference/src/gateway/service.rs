@@ -227,14 +227,14 @@ fn find_route(rt: &Runtime, head: &mut request::Parts, ctx: &mut Ctx) -> Found {
     let Ok(path) = rt.ir.gateway.baseline.path.normalize(head.uri.path()) else {
         return Found::Answer(early(respond::bad_request(), ctx));
     };
-    let Ok(host_field) = host_field(head) else {
+    let Ok(host_hdr) = host_field(head) else {
         return Found::Answer(early(respond::bad_request(), ctx));
     };
     ctx.path = path.into_owned();
     ctx.query = head.uri.query().map(str::to_string);
     ctx.host = match head.uri.authority() {
         Some(a) => Some(a.as_str().to_string()),
-        None => host_field.and_then(|h| h.to_str().ok()).map(str::to_string),
+        None => host_hdr.and_then(|h| h.to_str().ok()).map(str::to_string),
     };
     let host = ctx.host.as_deref();
 

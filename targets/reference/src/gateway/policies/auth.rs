@@ -114,12 +114,18 @@ impl hashbrown::Equivalent<String> for GuessedKey<'_> {
     }
 }
 
-/// Compares secrets without stopping at the first difference.
+/// Compares secrets without stopping at the first difference (a length
+/// that differs still returns at once).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // `black_box` keeps the optimizer from turning the fold into a loop
+    // that exits once the accumulator is nonzero.
+    a.iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
+        == 0
 }
 
 /// Indexes the consumers of a config by credential, reading every secret.
@@ -165,5 +171,30 @@ pub fn build_consumers(
         Ok(c)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"bob-key", b"bob-key"));
+        for other in [&b"Bob-key"[..], b"bob-kez", b"bob-ke", b"bob-key2", b""] {
+            assert!(!constant_time_eq(b"bob-key", other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_guessed_key_finds_exactly_its_stored_key() {
+        let mut t: hashbrown::HashMap<String, u8, RandomState> = Default::default();
+        t.insert("alice-key".into(), 1);
+        t.insert("bob-key".into(), 2);
+        assert_eq!(t.get(&GuessedKey("alice-key")), Some(&1));
+        assert_eq!(t.get(&GuessedKey("bob-key")), Some(&2));
+        assert_eq!(t.get(&GuessedKey("bob-kez")), None);
+        assert_eq!(t.get(&GuessedKey("")), None);
     }
 }
