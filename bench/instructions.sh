@@ -7,7 +7,9 @@
 #   bench/instructions.sh            # REQUESTS=2000 WARMUP=200
 #
 # Builds gatefold with its `dist` profile (release + LTO) and starts, on 127.0.0.1, an upstream (a
-# small Python server answering `200 ok` on keep-alive connections) and
+# small Python server answering `200 ok` on keep-alive connections, with
+# `server` and `connection: keep-alive` as nginx and most HTTP/1.1 servers
+# send them) and
 # `gatefold serve` under callgrind with the two profiles of bench/run.sh
 # (A: plain proxy, B: key-auth + rate-limit + one header; access log on,
 # to /dev/null). For each profile one keep-alive client connection sends
@@ -54,7 +56,7 @@ fi
 
 cat >"$WORK/upstream.py" <<'PY'
 import asyncio, sys
-RESP = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n"
+RESP = b"HTTP/1.1 200 OK\r\nserver: upstream\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n"
 async def serve(r, w):
     buf = b""
     while True:
