@@ -4,7 +4,7 @@
 # machine's other load, so it compares two versions of the code on a shared
 # machine. Not a test.
 #
-#   bench/instructions.sh            # REQUESTS=2000 WARMUP=200
+#   bench/instructions.sh            # REQUESTS=2000 WARMUP=200 CONNECTIONS=500
 #
 # Builds gatefold with its `dist` profile (release + LTO) and starts, on 127.0.0.1, an upstream (a
 # small Python server answering `200 ok` on keep-alive connections, with
@@ -14,7 +14,9 @@
 # (A: plain proxy, B: key-auth + rate-limit + one header; access log on,
 # to /dev/null). For each profile one keep-alive client connection sends
 # WARMUP requests, the counters are zeroed, REQUESTS more are sent, and the
-# instructions counted in between are divided by REQUESTS. Then the same
+# instructions counted in between are divided by REQUESTS; then, for A,
+# CONNECTIONS new connections of one request each (`connection: close`),
+# divided by CONNECTIONS. Then the same
 # for profile A through `bench/hyper-floor` (hyper's HTTP/1 server and client
 # passing requests through, nothing else): what the reference adds to
 # hyper's own cost is the difference. Then nginx (one worker process) with
@@ -32,6 +34,7 @@ ROOT=$(pwd)
 source bench/lib.sh
 REQUESTS=${REQUESTS:-2000}
 WARMUP=${WARMUP:-200}
+CONNECTIONS=${CONNECTIONS:-500}
 UP_PORT=${UP_PORT:-19300}
 GW_PORT=${GW_PORT:-19310}
 ADMIN_PORT=${ADMIN_PORT:-19311}
@@ -81,6 +84,19 @@ import socket, sys
 port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 extra = sys.argv[4] if len(sys.argv) > 4 else ""
 req = f"GET {path} HTTP/1.1\r\nhost: bench\r\n{extra}\r\n".encode()
+if len(sys.argv) > 5 and sys.argv[5] == "close":
+    # A new connection for each request, closed after its response.
+    req = req.replace(b"host: bench\r\n", b"host: bench\r\nconnection: close\r\n")
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(req)
+        buf = b""
+        while chunk := s.recv(65536):
+            buf += chunk
+        if not buf.startswith(b"HTTP/1.1 200"):
+            sys.exit("unexpected answer: " + buf[:80].decode("latin-1"))
+        s.close()
+    sys.exit(0)
 s = socket.create_connection(("127.0.0.1", port))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 buf = b""
@@ -175,9 +191,23 @@ measure() {
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
   echo "$name: $((total / REQUESTS)) instructions per request ($total for $REQUESTS)"
 }
+# The same for a new connection per request (`connection: close`): what
+# accepting, serving one request and closing cost together.
+measure_connections() {
+  local name=$1 path=$2
+  python3 "$WORK/client.py" $GW_PORT "$path" "$((WARMUP / 4))" "" close
+  callgrind_control -z $GW_PID >/dev/null 2>&1
+  python3 "$WORK/client.py" $GW_PORT "$path" "$CONNECTIONS" "" close
+  callgrind_control -d "$name" $GW_PID >/dev/null 2>&1
+  local f total
+  f=$(ls -t "$WORK"/cg.$GW_PID.* | head -1)
+  total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
+  echo "$name: $((total / CONNECTIONS)) instructions per connection ($total for $CONNECTIONS)"
+}
 start_gateway gw "${CALLGRIND[@]}" "${GATEFOLD[@]}"
 measure "A-plain-proxy" /a/x
 measure "B-key-auth-rate-limit-header" /b/x "$KEY_HEADER"
+measure_connections "A-plain-proxy-new-connections" /a/x
 stop_gateway
 
 CARGO_TARGET_DIR="$ROOT/target/hyper-floor" cargo build --quiet --release \
@@ -189,6 +219,7 @@ stop_gateway
 start_gateway nginx "${CALLGRIND[@]}" "${NGINX_GW[@]}"
 measure "A-nginx" /a/x
 measure "B-nginx" /b/x "$KEY_HEADER"
+measure_connections "A-nginx-new-connections" /a/x
 stop_gateway
 
 # --- system calls per request, each gateway running natively ---------------
