@@ -185,11 +185,16 @@ measure() {
   python3 "$WORK/client.py" $GW_PORT "$path" "$WARMUP" "$extra"
   callgrind_control -z $GW_PID >/dev/null 2>&1
   python3 "$WORK/client.py" $GW_PORT "$path" "$REQUESTS" "$extra"
+  report "$name" "$REQUESTS" request
+}
+# Dumps the counters since they were zeroed as NAME and prints them per
+# UNIT (N of them).
+report() {
+  local name=$1 n=$2 unit=$3 f total
   callgrind_control -d "$name" $GW_PID >/dev/null 2>&1
-  local f total
   f=$(ls -t "$WORK"/cg.$GW_PID.* | head -1)
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
-  echo "$name: $((total / REQUESTS)) instructions per request ($total for $REQUESTS)"
+  echo "$name: $((total / n)) instructions per $unit ($total for $n)"
 }
 # The same for a new connection per request (`connection: close`): what
 # accepting, serving one request and closing cost together.
@@ -198,11 +203,7 @@ measure_connections() {
   python3 "$WORK/client.py" $GW_PORT "$path" "$((WARMUP / 4))" "" close
   callgrind_control -z $GW_PID >/dev/null 2>&1
   python3 "$WORK/client.py" $GW_PORT "$path" "$CONNECTIONS" "" close
-  callgrind_control -d "$name" $GW_PID >/dev/null 2>&1
-  local f total
-  f=$(ls -t "$WORK"/cg.$GW_PID.* | head -1)
-  total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
-  echo "$name: $((total / CONNECTIONS)) instructions per connection ($total for $CONNECTIONS)"
+  report "$name" "$CONNECTIONS" connection
 }
 start_gateway gw "${CALLGRIND[@]}" "${GATEFOLD[@]}"
 measure "A-plain-proxy" /a/x
