@@ -129,13 +129,25 @@ async fn basic_auth_challenges_and_any_method_admits() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.upstream_header("authorization"), None);
-    let bad = basic("alice", "s3cret");
-    assert_eq!(
-        gw.send("GET", "/either/x", &[("authorization", &bad)], None)
-            .await
-            .status,
-        401
-    );
+    // Near misses of the password, an unknown user with alice's password,
+    // and the user name's case: all refused.
+    for (user, pw) in [
+        ("alice", "s3cret"),
+        ("alice", "s3cret:pw "),
+        ("alice", "S3cret:pw"),
+        ("alice", ""),
+        ("mallory", "s3cret:pw"),
+        ("Alice", "s3cret:pw"),
+    ] {
+        let bad = basic(user, pw);
+        assert_eq!(
+            gw.send("GET", "/either/x", &[("authorization", &bad)], None)
+                .await
+                .status,
+            401,
+            "{user}:{pw}"
+        );
+    }
     assert_eq!(
         gw.send("GET", "/either/x", &[("authorization", "Basic !!!")], None)
             .await

@@ -43,8 +43,9 @@ pub struct Consumers {
     /// in constant time, so how long a lookup takes says nothing about how
     /// much of a guessed key matches a stored one.
     pub by_key: hashbrown::HashMap<String, Arc<ConsumerRt>, RandomState>,
-    /// user -> (password, consumer)
-    pub by_user: HashMap<String, (String, Arc<ConsumerRt>)>,
+    /// user -> (SHA-256 of the password, consumer); see
+    /// [`super::basic_auth`] for why digests.
+    pub by_user: HashMap<String, (PasswordDigest, Arc<ConsumerRt>)>,
 }
 
 /// The phase-4 policy: every authentication method of a route's chain.
@@ -128,6 +129,29 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
+/// A basic-auth password as it is stored and compared: its SHA-256. Every
+/// digest has the same length, so a comparison takes as long whatever the
+/// presented password's length, and one for a user who does not exist
+/// can be made against a stand-in digest.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PasswordDigest([u8; 32]);
+
+impl PasswordDigest {
+    /// What an unknown user's password is compared with: all zeros, which
+    /// no known input hashes to.
+    pub const STAND_IN: PasswordDigest = PasswordDigest([0; 32]);
+
+    pub fn of(password: &str) -> PasswordDigest {
+        use sha2::Digest;
+        PasswordDigest(sha2::Sha256::digest(password.as_bytes()).into())
+    }
+
+    /// Whether two digests are equal, in constant time.
+    pub fn matches(&self, other: &PasswordDigest) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
+}
+
 /// Indexes the consumers of a config by credential, reading every secret.
 /// Fails (naming each variable) when a secret is unset or empty, or when two
 /// consumers turn out to share a key.
@@ -161,7 +185,8 @@ pub fn build_consumers(
         if let Some(b) = &def.basic {
             match resolve(secrets_src, &b.password) {
                 Ok(p) => {
-                    c.by_user.insert(b.user.clone(), (p, rt.clone()));
+                    c.by_user
+                        .insert(b.user.clone(), (PasswordDigest::of(&p), rt.clone()));
                 }
                 Err(e) => errors.push(format!("consumer `{name}`: {e}")),
             }
@@ -177,6 +202,20 @@ pub fn build_consumers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_digests_match_only_the_same_password() {
+        let stored = PasswordDigest::of("s3cret:pw");
+        assert!(stored.matches(&PasswordDigest::of("s3cret:pw")));
+        for other in ["s3cret", "s3cret:pw ", "S3cret:pw", ""] {
+            assert!(!stored.matches(&PasswordDigest::of(other)), "{other:?}");
+        }
+        // The stand-in an unknown user's password is compared with admits
+        // nothing, the empty password included.
+        for pw in ["", "s3cret:pw", "\0"] {
+            assert!(!PasswordDigest::STAND_IN.matches(&PasswordDigest::of(pw)));
+        }
+    }
 
     #[test]
     fn constant_time_eq_is_equality() {
