@@ -4,6 +4,7 @@
 #
 #   bench/run.sh        # DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=3 by default
 #   PROFILES="C D" bench/run.sh   # only these profiles
+#   WORKERS=1 bench/run.sh        # one worker per gateway instead of one per core
 #
 # Installs wrk and nginx (Debian packages) when missing, builds gatefold in
 # its `dist` profile (release + LTO), starts an upstream (nginx answering `200 ok`), the reference
@@ -57,6 +58,12 @@ ROUNDS=${ROUNDS:-3}
 # PROFILES="C D" runs only those (the memory and reload figures still run).
 PROFILES=${PROFILES:-A B C D E}
 CONNECTIONS=${CONNECTIONS:-50}
+# Worker threads of the reference and the floor and worker processes of the
+# hand-written nginx; one per core when unset. WORKERS=1 holds each gateway
+# to one core while wrk and the upstream have the other, which measures a
+# gateway's own cost more than the machine's scheduling (`gatefold up`'s
+# gateways keep their own defaults).
+WORKERS=${WORKERS:-}
 THREADS=${THREADS:-2}
 UP_PORT=19000
 REF_PORT=19100
@@ -184,7 +191,7 @@ apis:
       all: { path: /* }
 YAML
 export BENCH_KEY=bench-key-0123456789
-"$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$REF_PORT --admin 127.0.0.1:$REF_ADMIN \
+"$BIN" serve "$WORK/bench.yaml" --listen 127.0.0.1:$REF_PORT --admin 127.0.0.1:$REF_ADMIN ${WORKERS:+--workers $WORKERS} \
   >"$WORK/ref-access.log" 2>"$WORK/ref.err" &
 REF_PID=$!
 PIDS+=($REF_PID)
@@ -194,7 +201,7 @@ wait_port $REF_TLS_PORT
 # --- profile A's floor: hyper passing requests through ---------------------
 FLOOR_PID=
 if [ $FLOOR = yes ]; then
-  "$FLOOR_BIN" 127.0.0.1:$FLOOR_PORT 127.0.0.1:$UP_PORT >/dev/null 2>"$WORK/floor.err" &
+  "$FLOOR_BIN" 127.0.0.1:$FLOOR_PORT 127.0.0.1:$UP_PORT $WORKERS >/dev/null 2>"$WORK/floor.err" &
   FLOOR_PID=$!
   PIDS+=($FLOOR_PID)
 fi
@@ -246,7 +253,7 @@ UPENV_S_PID=$(up envoy "$WORK/script.yaml" $UPENV_S_PORT upenv-s); PIDS+=($UPENV
 # --- nginx with the same routes and policies ---------------------------------
 # (bench/lib.sh: nginx_gateway_http and nginx_gateway_server.)
 cat >"$WORK/nginx-gw/nginx.conf" <<NGX
-worker_processes auto;
+worker_processes ${WORKERS:-auto};
 pid $WORK/nginx-gw/nginx.pid;
 error_log $WORK/nginx-gw/error.log warn;
 events { worker_connections 4096; }
@@ -358,7 +365,7 @@ measure_full_handshake() {
     'BEGIN { printf "%.2f - %.1f\n", n / s, t * us / n }'
 }
 
-echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up)"
+echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (each run after a 2s warm-up), ${WORKERS:-one per core} worker(s) per gateway"
 declare -A RESULT PORT PID
 declare -A LABEL=([ref]=reference [ngx]="nginx (hand-written)" [ngx128]="nginx, AES-128 first" [upngx]="gatefold up nginx" [upenv]="gatefold up envoy" [floor]="hyper floor (bench/hyper-floor)")
 for profile in $PROFILES; do
