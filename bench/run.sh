@@ -59,9 +59,9 @@ ROUNDS=${ROUNDS:-3}
 PROFILES=${PROFILES:-A B C D E}
 CONNECTIONS=${CONNECTIONS:-50}
 # Worker threads of the reference and the floor and worker processes of the
-# hand-written nginx; one per core when unset. WORKERS=1 holds each gateway
-# to one core while wrk and the upstream have the other, which measures a
-# gateway's own cost more than the machine's scheduling (`gatefold up`'s
+# hand-written nginx; one per core when unset. WORKERS=1 gives each gateway
+# one worker, so a gateway can use one core's worth of CPU while wrk and the
+# upstream use the rest (nothing is pinned to a core; `gatefold up`'s
 # gateways keep their own defaults).
 WORKERS=${WORKERS:-}
 THREADS=${THREADS:-2}

@@ -130,10 +130,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A basic-auth password as it is stored and compared: its SHA-256. Every
-/// digest has the same length, so a comparison takes as long whatever the
-/// presented password's length, and one for a user who does not exist
-/// can be made against a stand-in digest.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// digest has the same length, so the comparison's time does not depend on
+/// the stored password's length, and a user who does not exist gets the
+/// same comparison, against a stand-in digest.
+// No `Debug`: a digest is not printed anywhere.
+#[derive(Clone, Copy)]
 pub struct PasswordDigest([u8; 32]);
 
 impl PasswordDigest {

@@ -1,9 +1,9 @@
 //! `basic-auth`: `authorization: Basic ...` with a consumer's user and password.
 //!
-//! Timing says neither whether a user exists nor how much of a password is
-//! right: the presented password is hashed (SHA-256) and its digest
-//! compared in constant time with the stored one, or with a stand-in when
-//! the user is unknown, so each refusal does the same work.
+//! How long a refusal takes depends only on what the client sent, not on
+//! whether the user exists nor on the stored password: the presented
+//! password is hashed (SHA-256) and its digest compared in constant time
+//! with the stored one, or with a stand-in when the user is unknown.
 
 use super::auth::{Authenticator, Consumers, PasswordDigest, Verdict};
 use crate::gateway::context::Ctx;
