@@ -1,7 +1,7 @@
 //! `basic-auth`: `authorization: Basic ...` with a consumer's user and password.
 //!
 //! How long a refusal takes depends only on what the client sent, not on
-//! whether the user exists nor on the stored password: the presented
+//! whether the user exists or on the stored password: the presented
 //! password is hashed (SHA-256) and its digest compared in constant time
 //! with the stored one, or with a stand-in when the user is unknown.
 
